@@ -1,0 +1,445 @@
+//! Typed configuration read once from the environment (and `.env` via dotenvy).
+//! Owns parsing and validation of every variable; nothing else in the crate reads `std::env`.
+//! Secrets are wrapped in [`Secret`] so `Debug` output never shows them.
+
+use std::{collections::BTreeMap, fmt, net::IpAddr, path::PathBuf};
+
+/// Exit code used for any configuration error (BSD `EX_CONFIG`, as SuperInsights 1.x uses for weak secrets).
+pub const EXIT_CONFIG: i32 = 78;
+
+/// Secret values that SuperInsights 1.x refuses in production (compared case-insensitively).
+const WEAK_SECRETS: &[&str] = &[
+    "change-me-in-production",
+    "replace-me",
+    "changeme",
+    "change-me",
+    "secret",
+    "password",
+];
+
+/// A configuration problem, always naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            var,
+            message: message.into(),
+        }
+    }
+}
+
+/// A string whose value must never be logged.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("(unset)")
+        } else {
+            f.write_str("(redacted)")
+        }
+    }
+}
+
+/// Where the primary data lives.
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    /// Embedded SQLite file (the default).
+    Sqlite {
+        path: PathBuf,
+        /// How long a writer waits for another process's lock before the store counts as unavailable.
+        busy_timeout_ms: u64,
+        /// `FULL` (fsync every commit, the default) or `NORMAL` (WAL: survives a process crash, not power loss).
+        synchronous: String,
+    },
+    /// MongoDB at this URI (credentials inside are redacted in Debug).
+    Mongo {
+        uri: Secret,
+        database: Option<String>,
+    },
+}
+
+/// Redis connection settings and the per-piece flags.
+#[derive(Clone, Debug, Default)]
+pub struct RedisConfig {
+    /// `None` when `REDIS_URL` is unset or `REDIS_ENABLED=false`.
+    pub url: Option<Secret>,
+    pub password: Secret,
+    pub db: u8,
+    /// Default TTL for cached entries, in seconds (`REDIS_TTL`, default 300).
+    pub ttl_secs: u64,
+    pub sessions: bool,
+    pub cache: bool,
+    pub rate_limits: bool,
+    pub job_queue: bool,
+}
+
+impl RedisConfig {
+    pub fn enabled(&self) -> bool {
+        self.url.is_some()
+    }
+}
+
+/// Ingestion pipeline tuning.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    pub spool_path: PathBuf,
+    /// Requests that may wait in the channel before handlers wait for room.
+    pub queue_capacity: usize,
+    /// Upper bound of items committed in one transaction (group commit).
+    pub max_commit_items: usize,
+    pub country_lookup: bool,
+    pub geoip_db_path: Option<PathBuf>,
+}
+
+/// The whole effective configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub production: bool,
+    pub host: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub store: StoreConfig,
+    pub redis: RedisConfig,
+    pub ingest: IngestConfig,
+    pub trust_proxy: bool,
+    pub public_url: Option<String>,
+    pub cors_allowed_origins: Vec<String>,
+    pub registration_enabled: bool,
+    pub session_secret: Secret,
+    pub jwt_access_secret: Secret,
+    pub jwt_refresh_secret: Secret,
+    pub session_samesite: String,
+    pub session_domain: Option<String>,
+    pub public_link_pepper: Secret,
+    /// Seconds SIGTERM waits for in-flight requests and the ingest drain.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// Reads variables from a map, so tests never touch the process environment.
+pub struct Env(BTreeMap<String, String>);
+
+impl Env {
+    /// The process environment, after loading `ENV_FILE` (default `.env`) when present.
+    pub fn from_process() -> Self {
+        let file = std::env::var("ENV_FILE").unwrap_or_else(|_| ".env".into());
+        let _ = dotenvy::from_filename(&file);
+        Self(std::env::vars().collect())
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The trimmed value, `None` when unset or empty.
+    fn get(&self, var: &str) -> Option<&str> {
+        self.0.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn string(&self, var: &str) -> Option<String> {
+        self.get(var).map(str::to_string)
+    }
+
+    /// Strict boolean: `true/false/1/0/yes/no/on/off` (any case); anything else is an error.
+    fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => parse_flag(v).ok_or_else(|| {
+                ConfigError::new(var, format!("expected true/false/1/0/yes/no, got {v:?}"))
+            }),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError::new(var, format!("not a valid number: {v:?}"))),
+        }
+    }
+}
+
+/// Parses a strict boolean flag value.
+pub fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Builds and validates the configuration. In production, weak secrets are an error.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let production = [env.get("NODE_ENV"), env.get("APP_ENV")]
+            .into_iter()
+            .flatten()
+            .any(|v| v.eq_ignore_ascii_case("production"));
+        let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or("./data"));
+        let host = env
+            .get("HOST")
+            .unwrap_or("0.0.0.0")
+            .parse()
+            .map_err(|_| ConfigError::new("HOST", "not an IP address"))?;
+        let port = env.number("PORT", 3000u16)?;
+
+        let store = match env.string("MONGODB_URI") {
+            Some(uri) => {
+                if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
+                    return Err(ConfigError::new(
+                        "MONGODB_URI",
+                        "must start with mongodb:// or mongodb+srv://",
+                    ));
+                }
+                StoreConfig::Mongo {
+                    uri: Secret::new(uri),
+                    database: env.string("MONGODB_DB"),
+                }
+            }
+            None => StoreConfig::Sqlite {
+                path: env
+                    .get("SQLITE_PATH")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| data_dir.join("superinsights.db")),
+                busy_timeout_ms: env.number("SQLITE_BUSY_TIMEOUT_MS", 5000u64)?,
+                synchronous: match env
+                    .get("SQLITE_SYNCHRONOUS")
+                    .unwrap_or("full")
+                    .to_ascii_lowercase()
+                    .as_str()
+                {
+                    s @ ("full" | "normal") => s.to_uppercase(),
+                    _ => {
+                        return Err(ConfigError::new(
+                            "SQLITE_SYNCHRONOUS",
+                            "must be full or normal",
+                        ));
+                    }
+                },
+            },
+        };
+
+        let redis_enabled = env.flag("REDIS_ENABLED", true)?;
+        let redis_url = env.string("REDIS_URL").filter(|_| redis_enabled);
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        let redis_db: u8 = env.number("REDIS_DB", 0u8)?;
+        if redis_db > 15 {
+            return Err(ConfigError::new("REDIS_DB", "must be between 0 and 15"));
+        }
+        let redis = RedisConfig {
+            url: redis_url.map(Secret::new),
+            password: Secret::new(env.string("REDIS_PASSWORD").unwrap_or_default()),
+            db: redis_db,
+            ttl_secs: env.number("REDIS_TTL", 300u64)?,
+            sessions: env.flag("SESSION_STORE_REDIS", false)?,
+            cache: env.flag("CACHE_REDIS", false)?,
+            rate_limits: env.flag("RATE_LIMIT_REDIS", false)?,
+            job_queue: env.flag("JOB_QUEUE_REDIS", false)?,
+        };
+
+        let ingest = IngestConfig {
+            spool_path: env
+                .get("INGEST_SPOOL_PATH")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("ingest-spool.ndjson")),
+            queue_capacity: env.number("INGEST_QUEUE_CAPACITY", 4096usize)?.max(1),
+            max_commit_items: env.number("INGEST_MAX_COMMIT_ITEMS", 10_000usize)?.max(100),
+            country_lookup: env.flag("COUNTRY_LOOKUP_ENABLED", true)?,
+            geoip_db_path: env.get("GEOIP_DB_PATH").map(PathBuf::from),
+        };
+
+        let public_url = env
+            .string("PUBLIC_URL")
+            .map(|u| u.trim_end_matches('/').to_string());
+        let cors_allowed_origins = match env.get("CORS_ALLOWED_ORIGINS") {
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => public_url.iter().cloned().collect(),
+        };
+        let session_samesite = env
+            .get("SESSION_SAMESITE")
+            .unwrap_or("lax")
+            .to_ascii_lowercase();
+        if !matches!(session_samesite.as_str(), "lax" | "strict" | "none") {
+            return Err(ConfigError::new(
+                "SESSION_SAMESITE",
+                "must be lax, strict or none",
+            ));
+        }
+
+        let config = Config {
+            production,
+            host,
+            port,
+            data_dir,
+            store,
+            redis,
+            ingest,
+            trust_proxy: env.flag("TRUST_PROXY", production)?,
+            public_url,
+            cors_allowed_origins,
+            registration_enabled: env.flag("REGISTRATION_ENABLED", true)?,
+            session_secret: Secret::new(
+                env.string("SESSION_SECRET")
+                    .unwrap_or_else(|| "change-me-in-production".into()),
+            ),
+            jwt_access_secret: Secret::new(env.string("JWT_ACCESS_SECRET").unwrap_or_default()),
+            jwt_refresh_secret: Secret::new(env.string("JWT_REFRESH_SECRET").unwrap_or_default()),
+            session_samesite,
+            session_domain: env.string("SESSION_DOMAIN"),
+            public_link_pepper: Secret::new(env.string("PUBLIC_LINK_PEPPER").unwrap_or_default()),
+            shutdown_timeout_secs: env.number("SHUTDOWN_TIMEOUT_SECS", 10u64)?,
+        };
+        if production {
+            config.check_production_secrets()?;
+        }
+        Ok(config)
+    }
+
+    /// SuperInsights 1.x's boot check: in production every secret must be set and not a known default.
+    fn check_production_secrets(&self) -> Result<(), ConfigError> {
+        let secrets = [
+            ("SESSION_SECRET", &self.session_secret),
+            ("JWT_ACCESS_SECRET", &self.jwt_access_secret),
+            ("JWT_REFRESH_SECRET", &self.jwt_refresh_secret),
+        ];
+        for (var, secret) in secrets {
+            if secret.is_empty() {
+                return Err(ConfigError::new(var, "must be set in production"));
+            }
+            if WEAK_SECRETS
+                .iter()
+                .any(|weak| secret.expose().eq_ignore_ascii_case(weak))
+            {
+                return Err(ConfigError::new(
+                    var,
+                    "is a known default; set a strong secret in production",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        (self.host, self.port).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_env(&Env::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_need_no_services() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.port, 3000);
+        assert!(
+            matches!(c.store, StoreConfig::Sqlite { ref path, .. } if path.ends_with("superinsights.db"))
+        );
+        assert!(!c.redis.enabled());
+        assert!(!c.production);
+        assert!(!c.trust_proxy);
+    }
+
+    #[test]
+    fn flags_are_strict_and_false_means_false() {
+        let c = config(&[
+            ("REDIS_URL", "redis://x"),
+            ("CACHE_REDIS", "false"),
+            ("RATE_LIMIT_REDIS", "YES"),
+        ])
+        .unwrap();
+        assert!(!c.redis.cache);
+        assert!(c.redis.rate_limits);
+        let err = config(&[("CACHE_REDIS", "maybe")]).unwrap_err();
+        assert_eq!(err.var, "CACHE_REDIS");
+    }
+
+    #[test]
+    fn redis_enabled_false_turns_redis_off() {
+        let c = config(&[("REDIS_URL", "redis://x"), ("REDIS_ENABLED", "0")]).unwrap();
+        assert!(!c.redis.enabled());
+    }
+
+    #[test]
+    fn production_rejects_weak_or_missing_secrets() {
+        let strong = [
+            ("NODE_ENV", "production"),
+            ("SESSION_SECRET", "a-long-random-value-1"),
+            ("JWT_ACCESS_SECRET", "a-long-random-value-2"),
+            ("JWT_REFRESH_SECRET", "a-long-random-value-3"),
+        ];
+        assert!(config(&strong).unwrap().production);
+        let mut weak = strong;
+        weak[1] = ("SESSION_SECRET", "Change-Me");
+        assert_eq!(config(&weak).unwrap_err().var, "SESSION_SECRET");
+        assert_eq!(config(&strong[..3]).unwrap_err().var, "JWT_REFRESH_SECRET");
+        let mut app_env = strong;
+        app_env[0] = ("APP_ENV", "production");
+        app_env[2] = ("JWT_ACCESS_SECRET", "secret");
+        assert_eq!(config(&app_env).unwrap_err().var, "JWT_ACCESS_SECRET");
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let c = config(&[
+            ("MONGODB_URI", "mongodb://user:hunter2@db/x"),
+            ("SESSION_SECRET", "hunter2"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn cors_allowlist_falls_back_to_public_url() {
+        let c = config(&[("PUBLIC_URL", "https://a.example/")]).unwrap();
+        assert_eq!(
+            c.cors_allowed_origins,
+            vec!["https://a.example".to_string()]
+        );
+    }
+}

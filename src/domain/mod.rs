@@ -1,0 +1,10 @@
+//! Plain types and pure logic shared by every layer: identifiers, the four analytics document
+//! kinds, timestamp parsing, error fingerprints, user-agent and bot detection, event drop rules.
+//! Nothing here performs IO.
+
+pub mod drop_rules;
+pub mod fingerprint;
+pub mod ids;
+pub mod model;
+pub mod timestamp;
+pub mod useragent;

@@ -1,0 +1,124 @@
+//! `AppError`: the one error type handlers return, and its single mapping to HTTP responses.
+//! Ingestion keeps SuperInsights 1.x's body shapes. A 5xx body says only "Internal server error"
+//! with the request id; the cause travels in a response extension and is logged once by the
+//! request-id middleware (`http::request_id`), inside the request's span.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+/// The largest ingestion body, in bytes (SuperInsights 1.x: 64 KiB).
+pub const MAX_INGEST_BYTES: usize = 65_536;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A client sent something invalid; `details` says what (ingestion's 400 shape).
+    #[error("validation failed: {0}")]
+    Validation(String),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("API key required")]
+    ApiKeyRequired,
+    #[error("invalid API key")]
+    InvalidApiKey,
+    #[error("not found")]
+    NotFound,
+    /// A dependency is down and nothing was accepted; the client should retry after `retry_after` s.
+    #[error("service unavailable: {cause}")]
+    Unavailable { cause: String, retry_after: u32 },
+    /// A bug or an unexpected failure; `cause` is logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The hidden cause of a 5xx response, for the request-id middleware to log.
+#[derive(Clone, Debug)]
+pub struct ErrorCause(pub String);
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::NotFound => AppError::NotFound,
+            crate::store::StoreError::Unavailable(cause) => AppError::Unavailable {
+                cause,
+                retry_after: 5,
+            },
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            AppError::Validation(details) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "Validation failed", "details": details}),
+            ),
+            AppError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "Payload too large", "maxBytes": MAX_INGEST_BYTES}),
+            ),
+            AppError::ApiKeyRequired => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "API key required"}),
+            ),
+            AppError::InvalidApiKey => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "Invalid API key"}),
+            ),
+            AppError::NotFound => (StatusCode::NOT_FOUND, json!({"error": "Not found"})),
+            AppError::Unavailable { retry_after, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "Service temporarily unavailable", "retryAfter": retry_after}),
+            ),
+            AppError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "Internal server error"}),
+            ),
+        };
+        let mut response = (status, Json(body)).into_response();
+        match self {
+            AppError::Unavailable { cause, retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                response.extensions_mut().insert(ErrorCause(cause));
+            }
+            AppError::Internal(cause) => {
+                response.extensions_mut().insert(ErrorCause(cause));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_the_cause_from_the_body() {
+        let r = AppError::Internal("db password wrong".into()).into_response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            r.extensions().get::<ErrorCause>().unwrap().0,
+            "db password wrong"
+        );
+    }
+
+    #[test]
+    fn unavailable_sets_retry_after() {
+        let r = AppError::Unavailable {
+            cause: "x".into(),
+            retry_after: 5,
+        }
+        .into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+    }
+}

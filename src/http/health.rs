@@ -1,0 +1,50 @@
+//! Liveness and readiness. `/healthz` answers without touching anything; `/readyz` pings the
+//! store (503 when it does not answer) and reports Redis and the spool, which never make the
+//! server unready: without them it degrades, it does not stop.
+
+use crate::state::AppState;
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let store =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.stores.admin.ping()).await;
+    let store_error = match store {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("ping timed out".to_string()),
+    };
+    let redis = match &state.redis {
+        None => json!({"configured": false}),
+        Some(r) => match r.ping().await {
+            Ok(()) => json!({"configured": true, "connected": true}),
+            Err(e) => json!({"configured": true, "connected": false, "error": e}),
+        },
+    };
+    let ready = store_error.is_none();
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "db": if ready { "connected" } else { "disconnected" },
+        "store": {"backend": state.stores.name, "ok": ready, "error": store_error},
+        "redis": redis,
+        "ingestSpool": {"pending": state.spool.has_pending()},
+    });
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(body),
+    )
+}

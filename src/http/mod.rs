@@ -1,0 +1,81 @@
+//! The HTTP surface: one router per area, composed here with the cross-cutting layers
+//! (request ids and error logging, CORS). Handlers stay thin: extract, call a service, answer.
+
+pub mod cors;
+pub mod health;
+pub mod ingest;
+pub mod pages;
+
+use crate::{error::ErrorCause, state::AppState};
+use axum::{
+    Json, Router,
+    extract::Request,
+    http::{HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::Instrument;
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(ingest::router())
+        .merge(pages::router())
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn new_request_id() -> String {
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| crate::domain::ids::random_hex(4));
+    format!("{prefix}-{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Gives every request an id (kept from a sane `X-Request-Id`, else generated), runs it inside a
+/// span carrying that id, logs the hidden cause of any 5xx once, and puts the id into 500 bodies.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id);
+    let span = tracing::debug_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
+    async move {
+        let mut response = next.run(request).await;
+        let status = response.status();
+        if let Some(ErrorCause(cause)) = response.extensions_mut().remove::<ErrorCause>() {
+            tracing::error!(request_id = %id, status = status.as_u16(), cause = %cause, "request failed");
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                let headers = std::mem::take(response.headers_mut());
+                response = (status, Json(json!({"error": "Internal server error", "requestId": id}))).into_response();
+                for (name, value) in headers.iter() {
+                    if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
+                        response.headers_mut().insert(name.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        tracing::debug!(status = status.as_u16(), "answered");
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}

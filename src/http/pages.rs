@@ -1,0 +1,87 @@
+//! Server-rendered pages (askama) and embedded static assets. Today: the landing page, the
+//! not-found page, and `/static/*`; account and dashboard pages join in later areas.
+
+use crate::{config::Config, state::AppState};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Static files compiled into the binary, so one file is the whole server.
+const STATIC_FILES: &[(&str, &str, &str)] = &[(
+    "css/app.css",
+    "text/css; charset=utf-8",
+    include_str!("../../static/css/app.css"),
+)];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(landing))
+        .route("/static/{*path}", get(static_file))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "landing.html")]
+struct LandingPage {
+    base_url: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    status: u16,
+    message: String,
+}
+
+async fn landing(State(config): State<Arc<Config>>) -> impl IntoResponse {
+    let base_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://localhost:{}", config.port));
+    LandingPage { base_url }
+}
+
+async fn static_file(Path(path): Path<String>) -> Response {
+    match STATIC_FILES.iter().find(|(p, _, _)| *p == path) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// 404 for anything unrouted: an HTML page for browsers, JSON otherwise.
+pub async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
+    if wants_html(&headers) {
+        let page = ErrorPage {
+            status: 404,
+            message: "This page does not exist.".into(),
+        };
+        (StatusCode::NOT_FOUND, page).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "Not found", "url": uri.path()})),
+        )
+            .into_response()
+    }
+}

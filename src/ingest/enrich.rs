@@ -1,0 +1,218 @@
+//! Request enrichment: the client IP (socket address, or `X-Forwarded-For` only behind a trusted
+//! proxy), the country (CDN header behind a trusted proxy, else an optional MaxMind-format file),
+//! and User-Agent facts (parsed once per distinct UA string, cached).
+
+use super::parse::RequestFacts;
+use crate::domain::{
+    model::Enrichment,
+    timestamp::now_ms,
+    useragent::{self, UserAgentInfo},
+};
+use axum::http::HeaderMap;
+use std::{collections::HashMap, net::IpAddr, path::Path, sync::Mutex};
+
+/// Headers CDNs and edge proxies set with the visitor's ISO country code.
+const COUNTRY_HEADERS: &[&str] = &[
+    "cf-ipcountry",
+    "x-vercel-ip-country",
+    "cloudfront-viewer-country",
+    "x-country-code",
+];
+
+/// Distinct User-Agent strings kept parsed; the cache is cleared when full.
+const UA_CACHE_LIMIT: usize = 2048;
+
+pub struct Enricher {
+    trust_proxy: bool,
+    country_lookup: bool,
+    geoip: Option<maxminddb::Reader<Vec<u8>>>,
+    ua_cache: Mutex<HashMap<String, UserAgentInfo>>,
+}
+
+impl Enricher {
+    /// `geoip_db` is a MaxMind-format (`.mmdb`) country or city database; it is read once, never downloaded.
+    pub fn new(
+        trust_proxy: bool,
+        country_lookup: bool,
+        geoip_db: Option<&Path>,
+    ) -> Result<Self, String> {
+        let geoip = match geoip_db.filter(|_| country_lookup) {
+            Some(path) => Some(
+                maxminddb::Reader::open_readfile(path)
+                    .map_err(|e| format!("GEOIP_DB_PATH {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            trust_proxy,
+            country_lookup,
+            geoip,
+            ua_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn has_geoip(&self) -> bool {
+        self.geoip.is_some()
+    }
+
+    /// The client's address: the socket peer, or, behind a trusted proxy, the address that proxy
+    /// appended to `X-Forwarded-For` (its right-most entry). IPv4-mapped IPv6 becomes IPv4.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let forwarded = self
+            .trust_proxy
+            .then(|| {
+                headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .last()
+            })
+            .flatten()
+            .and_then(|list| list.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+        forwarded.unwrap_or(peer).to_canonical()
+    }
+
+    /// ISO-3166 alpha-2 country of the client, when known.
+    pub fn country(&self, ip: IpAddr, headers: &HeaderMap) -> Option<String> {
+        if !self.country_lookup {
+            return None;
+        }
+        if self.trust_proxy {
+            let from_header = COUNTRY_HEADERS
+                .iter()
+                .filter_map(|h| headers.get(*h)?.to_str().ok())
+                .map(|v| v.trim().to_ascii_uppercase())
+                .find(|v| {
+                    v.len() == 2
+                        && v.bytes().all(|b| b.is_ascii_uppercase())
+                        && v != "XX"
+                        && v != "T1"
+                });
+            if from_header.is_some() {
+                return from_header;
+            }
+        }
+        let reader = self.geoip.as_ref()?;
+        let found = reader
+            .lookup(ip)
+            .ok()?
+            .decode::<maxminddb::geoip2::Country>()
+            .ok()??;
+        found
+            .country
+            .iso_code
+            .or(found.registered_country.iso_code)
+            .map(str::to_string)
+    }
+
+    /// Parsed User-Agent facts, cached by string.
+    pub fn user_agent(&self, ua: &str) -> UserAgentInfo {
+        if let Some(hit) = self.ua_cache.lock().expect("ua cache").get(ua) {
+            return hit.clone();
+        }
+        let info = useragent::parse(ua);
+        let mut cache = self.ua_cache.lock().expect("ua cache");
+        if cache.len() >= UA_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(ua.to_string(), info.clone());
+        info
+    }
+
+    /// Everything the server adds to the items of one request.
+    pub fn facts(&self, peer: IpAddr, headers: &HeaderMap) -> RequestFacts {
+        let ip = self.client_ip(peer, headers);
+        let ua = headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let user_agent = self.user_agent(ua);
+        RequestFacts {
+            enrichment: Enrichment {
+                ip: Some(ip.to_string()),
+                country: self.country(ip, headers),
+                is_bot: user_agent.is_bot,
+            },
+            user_agent,
+            now_ms: now_ms(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_the_proxy_is_trusted() {
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "1.2.3.4, 198.51.100.7")]);
+        let untrusted = Enricher::new(false, true, None).unwrap();
+        assert_eq!(untrusted.client_ip(peer, &h), peer);
+        let trusted = Enricher::new(true, true, None).unwrap();
+        assert_eq!(
+            trusted.client_ip(peer, &h).to_string(),
+            "198.51.100.7",
+            "the proxy-appended entry, not the spoofable first"
+        );
+        assert_eq!(
+            trusted.client_ip(peer, &headers(&[("x-forwarded-for", "garbage")])),
+            peer
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_canonical() {
+        let e = Enricher::new(false, true, None).unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.5".parse().unwrap();
+        assert_eq!(
+            e.client_ip(mapped, &HeaderMap::new()).to_string(),
+            "192.0.2.5"
+        );
+    }
+
+    #[test]
+    fn cdn_country_headers_only_behind_a_trusted_proxy() {
+        let ip: IpAddr = "192.0.2.5".parse().unwrap();
+        let h = headers(&[("cf-ipcountry", "de")]);
+        assert_eq!(
+            Enricher::new(true, true, None)
+                .unwrap()
+                .country(ip, &h)
+                .as_deref(),
+            Some("DE")
+        );
+        assert_eq!(
+            Enricher::new(false, true, None).unwrap().country(ip, &h),
+            None
+        );
+        assert_eq!(
+            Enricher::new(true, false, None).unwrap().country(ip, &h),
+            None,
+            "COUNTRY_LOOKUP_ENABLED=false"
+        );
+        assert_eq!(
+            Enricher::new(true, true, None)
+                .unwrap()
+                .country(ip, &headers(&[("cf-ipcountry", "XX")])),
+            None
+        );
+    }
+
+    #[test]
+    fn a_missing_geoip_file_is_a_clear_error() {
+        let err = Enricher::new(false, true, Some(Path::new("/nonexistent/x.mmdb")))
+            .err()
+            .unwrap();
+        assert!(err.contains("GEOIP_DB_PATH"), "{err}");
+    }
+}

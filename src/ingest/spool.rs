@@ -1,0 +1,365 @@
+//! The disk spool: where accepted batches go when the store cannot take them, and where they are
+//! replayed from once it can. One NDJSON line per batch, fsynced before the client hears 202.
+//!
+//! Every append and every drain holds an exclusive `flock` on `<spool>.lock`, so several server
+//! processes can share one spool and nothing appended during a drain is lost (SuperInsights 1.x
+//! could lose those). Replays use `EventWriter::write_once`, so a crash mid-drain never
+//! duplicates a batch. A line that fails [`MAX_ATTEMPTS`] times moves to `<spool>.dead.ndjson`
+//! (kept, never deleted) instead of being dropped.
+
+use crate::domain::model::WriteBatch;
+use crate::store::EventWriter;
+use serde::{Deserialize, Serialize};
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+/// Replay attempts before a line is moved to the dead-letter file.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+#[derive(Serialize, Deserialize)]
+struct SpoolLine {
+    #[serde(flatten)]
+    batch: WriteBatch,
+    #[serde(default)]
+    attempts: u32,
+}
+
+/// What one drain did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Batches written to the store (or found already written).
+    pub drained: usize,
+    /// Documents in the drained batches.
+    pub drained_docs: usize,
+    /// Lines left in the spool for a later drain.
+    pub requeued: usize,
+    /// Lines moved to the dead-letter file (poison or unreadable).
+    pub dead: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Spool {
+    path: PathBuf,
+}
+
+impl Spool {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sibling(&self, suffix: &str) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        self.path.with_file_name(name)
+    }
+
+    /// The file poison lines are moved to.
+    pub fn dead_letter_path(&self) -> PathBuf {
+        self.sibling(".dead")
+    }
+
+    /// Blocks until this process holds the spool lock; released when the file is dropped.
+    fn lock(&self) -> io::Result<File> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.sibling(".lock"))?;
+        lock.lock()?;
+        Ok(lock)
+    }
+
+    /// True when the spool holds anything (cheap; no lock).
+    pub fn has_pending(&self) -> bool {
+        fs::metadata(&self.path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+    }
+
+    /// Appends the batches durably (fsync) before returning.
+    pub async fn append(&self, batches: Vec<WriteBatch>) -> io::Result<()> {
+        let spool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut text = String::new();
+            for batch in batches {
+                text.push_str(&serde_json::to_string(&SpoolLine { batch, attempts: 0 })?);
+                text.push('\n');
+            }
+            let _lock = spool.lock()?;
+            append_durably(&spool.path, &text)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    /// Replays every spooled batch into `writer`. Stops early (keeping the rest) when the store
+    /// is unavailable again.
+    pub async fn drain(&self, writer: &dyn EventWriter) -> io::Result<DrainReport> {
+        let spool = self.clone();
+        let (lock, text) = tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let lock = spool.lock()?;
+            let text = match fs::read_to_string(&spool.path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e),
+            };
+            Ok((lock, text))
+        })
+        .await
+        .map_err(io::Error::other)??;
+
+        let mut report = DrainReport::default();
+        let mut keep = String::new();
+        let mut dead = String::new();
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        for line in lines.by_ref() {
+            let Ok(mut entry) = serde_json::from_str::<SpoolLine>(line) else {
+                tracing::error!(line = %truncate(line), "unreadable spool line moved to the dead-letter file");
+                dead.push_str(line);
+                dead.push('\n');
+                report.dead += 1;
+                continue;
+            };
+            match writer.write_once(&entry.batch).await {
+                Ok(_) => {
+                    report.drained += 1;
+                    report.drained_docs += entry.batch.docs.len();
+                }
+                Err(e) if e.is_unavailable() => {
+                    keep.push_str(line);
+                    keep.push('\n');
+                    report.requeued += 1;
+                    break;
+                }
+                Err(e) => {
+                    entry.attempts += 1;
+                    let text = serde_json::to_string(&entry).map_err(io::Error::other)?;
+                    if entry.attempts >= MAX_ATTEMPTS {
+                        tracing::error!(batch = %entry.batch.batch_id, error = %e, "spooled batch failed {MAX_ATTEMPTS} times; moved to the dead-letter file");
+                        dead.push_str(&text);
+                        dead.push('\n');
+                        report.dead += 1;
+                    } else {
+                        tracing::warn!(batch = %entry.batch.batch_id, attempts = entry.attempts, error = %e, "spooled batch failed; will retry");
+                        keep.push_str(&text);
+                        keep.push('\n');
+                        report.requeued += 1;
+                    }
+                }
+            }
+        }
+        for line in lines {
+            keep.push_str(line);
+            keep.push('\n');
+            report.requeued += 1;
+        }
+
+        let spool = self.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            if !dead.is_empty() {
+                append_durably(&spool.dead_letter_path(), &dead)?;
+            }
+            if keep.is_empty() {
+                match fs::remove_file(&spool.path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            } else {
+                let tmp = spool.sibling(".tmp");
+                let mut f = File::create(&tmp)?;
+                f.write_all(keep.as_bytes())?;
+                f.sync_all()?;
+                fs::rename(&tmp, &spool.path)?;
+            }
+            sync_dir(&spool.path);
+            drop(lock);
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(report)
+    }
+}
+
+fn append_durably(path: &Path, text: &str) -> io::Result<()> {
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_data()?;
+    Ok(())
+}
+
+/// Makes a rename or file creation durable.
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    let end = s.char_indices().nth(200).map(|(i, _)| i).unwrap_or(s.len());
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ids::DocId, model::Docs};
+    use crate::store::{StoreError, StoreResult, contract};
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    /// A writer that records batches and fails as told: a store stand-in for spool logic only.
+    #[derive(Default)]
+    struct Recorder {
+        stored: Mutex<Vec<DocId>>,
+        fail_with: Mutex<Option<StoreError>>,
+    }
+
+    #[async_trait]
+    impl EventWriter for Recorder {
+        async fn write(&self, _: &[WriteBatch]) -> StoreResult<()> {
+            unreachable!("the spool only replays")
+        }
+        async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
+            if let Some(e) = self.fail_with.lock().unwrap().clone() {
+                return Err(e);
+            }
+            let mut stored = self.stored.lock().unwrap();
+            if stored.contains(&batch.batch_id) {
+                return Ok(false);
+            }
+            stored.push(batch.batch_id);
+            Ok(true)
+        }
+    }
+
+    fn batch(n: usize) -> WriteBatch {
+        let docs = (0..n).map(|i| contract::event("e", i as i64)).collect();
+        contract::batch(DocId::new(), Docs::Events(docs))
+    }
+
+    #[tokio::test]
+    async fn lines_round_trip_and_a_full_drain_removes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("s.ndjson"));
+        let (a, b) = (batch(2), batch(3));
+        spool.append(vec![a.clone()]).await.unwrap();
+        spool.append(vec![b.clone()]).await.unwrap();
+        let text = fs::read_to_string(spool.path()).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            text.contains("\"channel\":\"events\"") && text.contains("\"attempts\":0"),
+            "{text}"
+        );
+
+        let w = Recorder::default();
+        let r = spool.drain(&w).await.unwrap();
+        assert_eq!(
+            r,
+            DrainReport {
+                drained: 2,
+                drained_docs: 5,
+                requeued: 0,
+                dead: 0
+            }
+        );
+        assert_eq!(*w.stored.lock().unwrap(), vec![a.batch_id, b.batch_id]);
+        assert!(!spool.path().exists());
+    }
+
+    #[tokio::test]
+    async fn unavailable_store_keeps_everything_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("s.ndjson"));
+        spool
+            .append(vec![batch(1), batch(1), batch(1)])
+            .await
+            .unwrap();
+        let w = Recorder::default();
+        *w.fail_with.lock().unwrap() = Some(StoreError::Unavailable("down".into()));
+        let r = spool.drain(&w).await.unwrap();
+        assert_eq!((r.drained, r.requeued, r.dead), (0, 3, 0));
+        assert!(
+            fs::read_to_string(spool.path())
+                .unwrap()
+                .contains("\"attempts\":0"),
+            "outages do not count as attempts"
+        );
+        *w.fail_with.lock().unwrap() = None;
+        assert_eq!(spool.drain(&w).await.unwrap().drained, 3);
+    }
+
+    #[tokio::test]
+    async fn poison_lines_go_to_the_dead_letter_file_after_five_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("s.ndjson"));
+        let poison = batch(1);
+        spool.append(vec![poison.clone()]).await.unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(spool.path())
+            .unwrap()
+            .write_all(b"{corrupt\n")
+            .unwrap();
+        let w = Recorder::default();
+        *w.fail_with.lock().unwrap() = Some(StoreError::Other("bad doc".into()));
+        for attempt in 1..MAX_ATTEMPTS {
+            let r = spool.drain(&w).await.unwrap();
+            assert_eq!(r.requeued, 1, "attempt {attempt}");
+            assert!(
+                fs::read_to_string(spool.path())
+                    .unwrap()
+                    .contains(&format!("\"attempts\":{attempt}"))
+            );
+        }
+        let r = spool.drain(&w).await.unwrap();
+        assert_eq!((r.requeued, r.dead), (0, 1));
+        assert!(!spool.path().exists());
+        let dead = fs::read_to_string(spool.dead_letter_path()).unwrap();
+        assert_eq!(
+            dead.lines().count(),
+            2,
+            "the corrupt line and the poison batch are both kept: {dead}"
+        );
+        assert!(dead.contains(&poison.batch_id.to_hex()));
+    }
+
+    #[tokio::test]
+    async fn appends_during_a_drain_are_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("s.ndjson"));
+        spool
+            .append((0..50).map(|_| batch(1)).collect())
+            .await
+            .unwrap();
+        let w = std::sync::Arc::new(Recorder::default());
+        let (s2, w2) = (spool.clone(), w.clone());
+        let drain = tokio::spawn(async move { s2.drain(&*w2).await.unwrap() });
+        let mut appended = 0;
+        for _ in 0..20 {
+            spool.append(vec![batch(1)]).await.unwrap();
+            appended += 1;
+        }
+        let first = drain.await.unwrap();
+        let second = spool.drain(&*w).await.unwrap();
+        assert_eq!(first.drained + second.drained, 50 + appended);
+        assert_eq!(w.stored.lock().unwrap().len(), 70);
+    }
+}

@@ -1,0 +1,14 @@
+//! SuperInsights (Rust): a self-hosted web analytics server, wire-compatible with SuperInsights 1.x.
+//! See ARCHITECTURE.md for how the modules fit together.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod runtime;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod store;

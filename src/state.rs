@@ -1,0 +1,111 @@
+//! Application state shared by every handler, and the sub-states handlers extract through
+//! `FromRef` so each handler sees only what it uses.
+
+use crate::{
+    config::Config,
+    ingest::{Ingestor, spool::Spool},
+    runtime::redis::RedisHandle,
+    store::Stores,
+};
+use axum::extract::FromRef;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub stores: Stores,
+    pub ingestor: Arc<Ingestor>,
+    pub redis: Option<RedisHandle>,
+    pub spool: Spool,
+    pub plan: Arc<BackendPlan>,
+}
+
+impl FromRef<AppState> for Arc<Ingestor> {
+    fn from_ref(s: &AppState) -> Self {
+        s.ingestor.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(s: &AppState) -> Self {
+        s.config.clone()
+    }
+}
+
+/// Which backend serves each piece, decided once from the configuration; printed by
+/// `check-config` and logged at startup, one line per piece.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BackendPlan {
+    pub pieces: Vec<(&'static str, String)>,
+}
+
+impl BackendPlan {
+    pub fn from_config(config: &Config) -> Self {
+        let store = match &config.store {
+            crate::config::StoreConfig::Sqlite { path, .. } => {
+                format!("sqlite ({})", path.display())
+            }
+            crate::config::StoreConfig::Mongo { .. } => "mongodb".to_string(),
+        };
+        let store_name = match &config.store {
+            crate::config::StoreConfig::Sqlite { .. } => "sqlite",
+            crate::config::StoreConfig::Mongo { .. } => "mongodb",
+        };
+        let redis = config.redis.enabled();
+        let on_redis = |flag: bool, redis_text: &str, fallback: String| {
+            if redis && flag {
+                format!("{redis_text} (falls back to {fallback} while redis is down)")
+            } else {
+                fallback
+            }
+        };
+        let pieces = vec![
+            ("store", store),
+            (
+                "sessions",
+                on_redis(
+                    config.redis.sessions,
+                    "redis in front of the store",
+                    store_name.to_string(),
+                ),
+            ),
+            (
+                "cache",
+                on_redis(config.redis.cache, "redis", "in-process".into()),
+            ),
+            (
+                "rate limits",
+                on_redis(config.redis.rate_limits, "redis", "in-process".into()),
+            ),
+            (
+                "job queue",
+                on_redis(
+                    config.redis.job_queue,
+                    "redis streams",
+                    format!("{store_name} + in-process worker"),
+                ),
+            ),
+            (
+                "ingest buffer",
+                format!(
+                    "bounded channel + group commit; disk spool at {}",
+                    config.ingest.spool_path.display()
+                ),
+            ),
+            (
+                "redis",
+                match &config.redis.url {
+                    Some(_) => format!("configured (db {})", config.redis.db),
+                    None => "not configured".into(),
+                },
+            ),
+        ];
+        Self { pieces }
+    }
+
+    pub fn log(&self) {
+        for (piece, backend) in &self.pieces {
+            tracing::info!("{piece}: {backend}");
+        }
+    }
+}

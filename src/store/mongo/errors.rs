@@ -1,0 +1,205 @@
+//! Maps MongoDB driver errors onto [`StoreError`] so that driver types never cross the port,
+//! and recognises the duplicate-key errors that the writer treats as "already stored".
+
+use crate::store::StoreError;
+use mongodb::error::{Error, ErrorKind, InsertManyError, WriteFailure};
+
+/// MongoDB's duplicate-key error code (E11000).
+pub(super) const DUPLICATE_KEY: i32 = 11000;
+
+/// Server codes meaning "not now, try again": state changes (stepdown, shutdown, not primary),
+/// network-level failures reported by a mongos, time limits and write-concern timeouts.
+const UNAVAILABLE_CODES: [i32; 15] = [
+    6, 7, 50, 64, 89, 91, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436,
+];
+
+/// Driver labels that mark an error as transient.
+const TRANSIENT_LABELS: [&str; 4] = [
+    "RetryableWriteError",
+    "TransientTransactionError",
+    "SystemOverloadedError",
+    "RetryableError",
+];
+
+/// The port error for a driver error: duplicate keys → `Conflict`; unreachable, shutting down or
+/// overloaded servers → `Unavailable`; everything else → `Other`.
+pub(super) fn map_err(e: Error) -> StoreError {
+    if let Some(message) = duplicate_key_message(&e) {
+        return StoreError::Conflict(message);
+    }
+    if is_unavailable(&e) {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Other(e.to_string())
+    }
+}
+
+fn is_unavailable(e: &Error) -> bool {
+    let by_kind = match e.kind.as_ref() {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. }
+        | ErrorKind::Shutdown => true,
+        ErrorKind::Command(c) => UNAVAILABLE_CODES.contains(&c.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(wc)) => {
+            UNAVAILABLE_CODES.contains(&wc.code)
+        }
+        ErrorKind::InsertMany(InsertManyError {
+            write_concern_error: Some(wc),
+            ..
+        }) => UNAVAILABLE_CODES.contains(&wc.code),
+        _ => false,
+    };
+    by_kind || TRANSIENT_LABELS.iter().any(|label| e.contains_label(label))
+}
+
+/// The server's message when `e` is (only) a duplicate-key violation.
+fn duplicate_key_message(e: &Error) -> Option<String> {
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) if c.code == DUPLICATE_KEY => Some(c.message.clone()),
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY => {
+            Some(w.message.clone())
+        }
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(errors),
+            write_concern_error: None,
+            ..
+        }) if !errors.is_empty() && errors.iter().all(|w| w.code == DUPLICATE_KEY) => {
+            errors.first().map(|w| w.message.clone())
+        }
+        _ => None,
+    }
+}
+
+/// True when `e` (from an unordered `insert_many`) reports nothing but duplicates of `_id`:
+/// every other document was inserted and the duplicates are already stored, so the write as a
+/// whole succeeded. A duplicate on any other unique index is a real failure.
+pub(super) fn only_id_duplicates(e: &Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(errors),
+            write_concern_error: None,
+            ..
+        }) => {
+            !errors.is_empty()
+                && errors
+                    .iter()
+                    .all(|w| w.code == DUPLICATE_KEY && names_id_index(&w.message))
+        }
+        ErrorKind::Write(WriteFailure::WriteError(w)) => {
+            w.code == DUPLICATE_KEY && names_id_index(&w.message)
+        }
+        _ => false,
+    }
+}
+
+/// The server says `E11000 duplicate key error collection: db.c index: _id_ dup key: {…}`; the
+/// driver drops the structured `keyPattern`, so the index name in the message is what we have.
+/// A message that names no index at all (some MongoDB-compatible servers) is read as `_id`,
+/// since the analytics collections carry no other unique index.
+fn names_id_index(message: &str) -> bool {
+    message.contains("index: _id_ ")
+        || message.ends_with("index: _id_")
+        || !message.contains("index:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::{doc, from_document};
+    use mongodb::error::CommandError;
+
+    fn insert_many_error(errors: &[(i32, &str)]) -> Error {
+        let write_errors: Vec<_> = errors
+            .iter()
+            .enumerate()
+            .map(|(i, (code, msg))| doc! {"index": i as i32, "code": code, "errmsg": *msg})
+            .collect();
+        let failure: InsertManyError = from_document(doc! {"writeErrors": write_errors}).unwrap();
+        Error::from(ErrorKind::InsertMany(failure))
+    }
+
+    fn command_error(code: i32, message: &str) -> Error {
+        let c: CommandError =
+            from_document(doc! {"code": code, "codeName": "X", "errmsg": message}).unwrap();
+        Error::from(ErrorKind::Command(c))
+    }
+
+    const ID_DUP: &str = "E11000 duplicate key error collection: si.events index: _id_ dup key: { _id: ObjectId('65ba3b00') }";
+    const EMAIL_DUP: &str = "E11000 duplicate key error collection: si.users index: email_1 dup key: { email: \"a@b.c\" }";
+
+    #[test]
+    fn duplicate_ids_in_an_unordered_insert_are_already_stored() {
+        let e = insert_many_error(&[(DUPLICATE_KEY, ID_DUP), (DUPLICATE_KEY, ID_DUP)]);
+        assert!(only_id_duplicates(&e));
+        assert!(matches!(map_err(e), StoreError::Conflict(_)));
+    }
+
+    #[test]
+    fn other_unique_indexes_and_other_write_errors_are_failures() {
+        assert!(!only_id_duplicates(&insert_many_error(&[(
+            DUPLICATE_KEY,
+            EMAIL_DUP
+        )])));
+        let mixed = insert_many_error(&[
+            (DUPLICATE_KEY, ID_DUP),
+            (2, "Document can't have $ prefixed field names"),
+        ]);
+        assert!(!only_id_duplicates(&mixed));
+        assert!(matches!(map_err(mixed), StoreError::Other(_)));
+    }
+
+    #[test]
+    fn duplicate_key_maps_to_conflict() {
+        assert_eq!(
+            map_err(command_error(DUPLICATE_KEY, EMAIL_DUP)),
+            StoreError::Conflict(EMAIL_DUP.into())
+        );
+        assert_eq!(
+            map_err(insert_many_error(&[(DUPLICATE_KEY, EMAIL_DUP)])),
+            StoreError::Conflict(EMAIL_DUP.into())
+        );
+    }
+
+    #[test]
+    fn network_and_stepdown_errors_are_unavailable() {
+        let io = Error::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        assert!(map_err(io).is_unavailable());
+        let timeout = Error::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "timed out",
+        ));
+        assert!(map_err(timeout).is_unavailable());
+        assert!(map_err(command_error(91, "ShutdownInProgress")).is_unavailable());
+        assert!(map_err(command_error(10107, "not primary")).is_unavailable());
+    }
+
+    #[test]
+    fn everything_else_is_other() {
+        assert!(matches!(
+            map_err(command_error(2, "BadValue")),
+            StoreError::Other(_)
+        ));
+        assert!(matches!(
+            map_err(Error::custom("boom")),
+            StoreError::Other(_)
+        ));
+    }
+
+    #[test]
+    fn id_index_is_recognised_in_messages() {
+        assert!(names_id_index(ID_DUP));
+        assert!(names_id_index(
+            "E11000 duplicate key error collection: a.b index: _id_"
+        ));
+        assert!(names_id_index("E11000 duplicate key error"));
+        assert!(!names_id_index(EMAIL_DUP));
+        assert!(!names_id_index(
+            "E11000 duplicate key error collection: a.b index: _id_x_1 dup key: {}"
+        ));
+    }
+}

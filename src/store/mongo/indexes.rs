@@ -1,0 +1,148 @@
+//! The MongoDB index definitions `migrate()` creates: SuperInsights 1.x's compound and unique
+//! indexes (same keys, so the default names match the ones Mongoose made in an existing
+//! database and re-creating them is a no-op), plus the few this port's queries need.
+//!
+//! Deliberately left out: SuperInsights' single-field indexes on `timestamp`, `sessionId`,
+//! `clientId`, `eventName`, … Every query here is scoped by `projectId`, so they would only cost
+//! ingest throughput.
+
+use super::docs::{
+    ERRORS, EVENTS, INGEST_BATCHES, MEMBERS, ORGANIZATIONS, PAGEVIEWS, PERFORMANCE, PROJECTS,
+    SETTINGS, USERS,
+};
+use mongodb::{
+    IndexModel,
+    bson::{Document, doc},
+    options::IndexOptions,
+};
+use std::time::Duration;
+
+/// How long `write_once` markers are kept: far longer than any spool replay can be delayed.
+const BATCH_MARKER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn plain(keys: Document) -> IndexModel {
+    IndexModel::builder().keys(keys).build()
+}
+
+fn unique(keys: Document) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().unique(true).build())
+        .build()
+}
+
+fn expiring(keys: Document, after: Duration) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().expire_after(after).build())
+        .build()
+}
+
+/// Every index, grouped by collection.
+pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
+    vec![
+        (
+            PAGEVIEWS,
+            vec![
+                plain(doc! {"projectId": 1, "timestamp": 1}),
+                plain(doc! {"projectId": 1, "deviceType": 1, "timestamp": 1}),
+                plain(doc! {"projectId": 1, "url": 1}),
+            ],
+        ),
+        (
+            EVENTS,
+            vec![
+                plain(doc! {"projectId": 1, "eventName": 1, "timestamp": 1}),
+                plain(doc! {"projectId": 1, "eventName": 1, "durationMs": 1, "timestamp": 1}),
+                // Not in SuperInsights 1.x: the newest events of a project (live feed, `recent`).
+                plain(doc! {"projectId": 1, "timestamp": 1}),
+            ],
+        ),
+        (
+            ERRORS,
+            vec![
+                plain(doc! {"projectId": 1, "fingerprint": 1, "timestamp": 1}),
+                // Not in SuperInsights 1.x, which scanned every error of a project for a time range.
+                plain(doc! {"projectId": 1, "timestamp": 1}),
+            ],
+        ),
+        (
+            PERFORMANCE,
+            vec![
+                plain(doc! {"projectId": 1, "timestamp": 1}),
+                plain(doc! {"projectId": 1, "deviceType": 1, "timestamp": 1}),
+                plain(doc! {"projectId": 1, "browser": 1, "timestamp": 1}),
+                plain(doc! {"projectId": 1, "clientId": 1, "timestamp": 1}),
+            ],
+        ),
+        (
+            PROJECTS,
+            vec![
+                unique(doc! {"publicApiKey": 1}),
+                unique(doc! {"secretApiKey": 1}),
+                plain(doc! {"saasOrgId": 1}),
+            ],
+        ),
+        (USERS, vec![unique(doc! {"email": 1})]),
+        (ORGANIZATIONS, vec![unique(doc! {"slug": 1})]),
+        (
+            MEMBERS,
+            vec![
+                unique(doc! {"orgId": 1, "userId": 1}),
+                plain(doc! {"userId": 1}),
+            ],
+        ),
+        (SETTINGS, vec![unique(doc! {"key": 1})]),
+        (
+            INGEST_BATCHES,
+            vec![expiring(doc! {"createdAt": 1}, BATCH_MARKER_TTL)],
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_keys_emails_slugs_memberships_and_settings_are_unique() {
+        let all = all();
+        let unique_keys: Vec<(&str, Vec<String>)> = all
+            .iter()
+            .flat_map(|(coll, models)| {
+                models
+                    .iter()
+                    .filter(|m| m.options.as_ref().and_then(|o| o.unique) == Some(true))
+                    .map(move |m| (*coll, m.keys.keys().cloned().collect()))
+            })
+            .collect();
+        for expected in [
+            (PROJECTS, vec!["publicApiKey"]),
+            (PROJECTS, vec!["secretApiKey"]),
+            (USERS, vec!["email"]),
+            (ORGANIZATIONS, vec!["slug"]),
+            (MEMBERS, vec!["orgId", "userId"]),
+            (SETTINGS, vec!["key"]),
+        ] {
+            let expected = (
+                expected.0,
+                expected.1.into_iter().map(String::from).collect::<Vec<_>>(),
+            );
+            assert!(
+                unique_keys.contains(&expected),
+                "missing unique index {expected:?}"
+            );
+        }
+        assert!(
+            all.iter()
+                .filter(|(c, _)| [PAGEVIEWS, EVENTS, ERRORS, PERFORMANCE].contains(c))
+                .all(|(_, models)| {
+                    models.iter().all(|m| {
+                        m.options.is_none()
+                            && m.keys.keys().next().map(String::as_str) == Some("projectId")
+                    })
+                }),
+            "analytics indexes are non-unique and scoped by projectId"
+        );
+    }
+}

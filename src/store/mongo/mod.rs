@@ -1,0 +1,661 @@
+//! MongoDB backend (mongodb 3.x driver): a thin adapter speaking SuperInsights 1.x's collections
+//! and field names, so an existing SuperInsights database can be served as is. Queries only; the
+//! behaviour lives in the ports' callers and is pinned by the shared contract suite.
+//!
+//! MongoDB standalone has no multi-document transactions, so writes are made safe to repeat
+//! instead of atomic: every analytics document carries a deterministic `_id` (its [`DocId`]) and
+//! duplicate-`_id` errors mean "already stored".
+
+mod docs;
+mod errors;
+mod indexes;
+
+use super::{
+    AccountStore, EventWriter, KeyKind, KeyMatch, NewProject, Organization, Project, ProjectStore,
+    StatsReader, StoreAdmin, StoreError, StoreResult, User, slugify,
+};
+use crate::domain::{
+    drop_rules::DropRules,
+    ids::{DocId, api_key, random_hex},
+    model::{Channel, WriteBatch},
+    timestamp::now_ms,
+};
+use async_trait::async_trait;
+use docs::{
+    INGEST_BATCHES, MEMBERS, ORGANIZATIONS, PROJECTS, SETTINGS, USERS, collection_of, date, oid,
+};
+use errors::{map_err, only_id_duplicates};
+use futures::TryStreamExt;
+use mongodb::{
+    Client, Collection, Database,
+    bson::{Bson, Document, doc},
+    options::ClientOptions,
+};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::RwLock,
+    time::Duration,
+};
+
+/// Server selection timeout used when the URI sets none: the driver's default (30 s) would make
+/// a down MongoDB hang startup instead of failing it.
+pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Database used when neither the configuration nor the URI names one.
+pub const DEFAULT_DATABASE: &str = "superinsights";
+
+/// Description SuperInsights 1.x gives the drop-rules GlobalSetting.
+const DROP_RULES_DESCRIPTION: &str = "Ingestion drop rules for events";
+
+/// Bound on the cache of known project ids (cleared when full; it only saves a round trip).
+const KNOWN_PROJECTS_MAX: usize = 10_000;
+
+/// The MongoDB implementation of every storage port.
+pub struct MongoStore {
+    db: Database,
+    /// Projects known to exist. Projects are soft-deleted, never removed, so an entry never goes
+    /// stale; it spares the ingest path one `find` per write.
+    known_projects: RwLock<HashSet<DocId>>,
+}
+
+/// Applies our defaults to parsed client options and returns the database name to use: the
+/// explicit `database`, else the URI's default database, else [`DEFAULT_DATABASE`].
+pub(crate) fn configure(options: &mut ClientOptions, database: Option<&str>) -> String {
+    if options.server_selection_timeout.is_none() {
+        options.server_selection_timeout = Some(DEFAULT_SERVER_SELECTION_TIMEOUT);
+    }
+    if options.app_name.is_none() {
+        options.app_name = Some("superinsights".into());
+    }
+    database
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .or(options.default_database.as_deref())
+        .unwrap_or(DEFAULT_DATABASE)
+        .to_string()
+}
+
+impl MongoStore {
+    /// Builds a client for `uri` without contacting the server (the driver connects lazily;
+    /// `migrate` and `ping` make the first round trips). The one exception is a `mongodb+srv`
+    /// URI, whose DNS records the driver resolves while parsing.
+    /// Errors: `Other` for a malformed URI, `Unavailable` when the SRV lookup fails.
+    pub async fn connect(uri: &str, database: Option<&str>) -> StoreResult<Self> {
+        let mut options = ClientOptions::parse(uri).await.map_err(map_err)?;
+        let database = configure(&mut options, database);
+        let client = Client::with_options(options).map_err(map_err)?;
+        Ok(Self {
+            db: client.database(&database),
+            known_projects: RwLock::new(HashSet::new()),
+        })
+    }
+
+    fn coll(&self, name: &str) -> Collection<Document> {
+        self.db.collection(name)
+    }
+
+    fn remember_project(&self, id: DocId) {
+        let mut known = self
+            .known_projects
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if known.len() >= KNOWN_PROJECTS_MAX {
+            known.clear();
+        }
+        known.insert(id);
+    }
+
+    /// `NotFound` unless every project the batches name exists (one `$in` query for the ones
+    /// not yet known).
+    async fn ensure_projects_exist(&self, batches: &[WriteBatch]) -> StoreResult<()> {
+        let unknown: HashSet<DocId> = {
+            let known = self
+                .known_projects
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            batches
+                .iter()
+                .map(|b| b.project_id)
+                .filter(|id| !known.contains(id))
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Bson> = unknown.iter().map(|id| Bson::ObjectId(oid(*id))).collect();
+        let found: Vec<Document> = self
+            .coll(PROJECTS)
+            .find(doc! {"_id": {"$in": ids}})
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        if found.len() < unknown.len() {
+            return Err(StoreError::NotFound);
+        }
+        for id in unknown {
+            self.remember_project(id);
+        }
+        Ok(())
+    }
+
+    /// Inserts every document of the batches, one unordered `insert_many` per collection.
+    /// Documents already stored (same `_id`) count as inserted.
+    async fn insert_docs(&self, batches: &[WriteBatch]) -> StoreResult<()> {
+        let mut by_collection: BTreeMap<&'static str, Vec<Document>> = BTreeMap::new();
+        for batch in batches {
+            by_collection
+                .entry(collection_of(batch.docs.channel()))
+                .or_default()
+                .extend(docs::analytics_docs(&batch.docs, batch.project_id));
+        }
+        for (name, documents) in by_collection {
+            if documents.is_empty() {
+                continue;
+            }
+            match self.coll(name).insert_many(documents).ordered(false).await {
+                Ok(_) => {}
+                Err(e) if only_id_duplicates(&e) => {}
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds each project's dropped-event count (`$inc`, so concurrent writers add up).
+    async fn add_dropped(&self, batches: &[WriteBatch]) -> StoreResult<()> {
+        let mut per_project: BTreeMap<DocId, i64> = BTreeMap::new();
+        for batch in batches.iter().filter(|b| b.dropped > 0) {
+            *per_project.entry(batch.project_id).or_default() += i64::from(batch.dropped);
+        }
+        for (project_id, dropped) in per_project {
+            self.coll(PROJECTS)
+                .update_one(
+                    doc! {"_id": oid(project_id)},
+                    doc! {"$inc": {"droppedEventsCount": dropped}},
+                )
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProjectStore for MongoStore {
+    async fn create_project(&self, new: NewProject) -> StoreResult<Project> {
+        let project = Project {
+            id: DocId::new(),
+            name: new.name.trim().to_string(),
+            icon: new.icon,
+            environment: new.environment,
+            public_api_key: api_key("pk_"),
+            secret_api_key: api_key("sk_"),
+            data_retention_days: 90,
+            org_id: new.org_id,
+            created_at: now_ms(),
+            deleted_at: None,
+        };
+        self.coll(PROJECTS)
+            .insert_one(docs::project_doc(&project))
+            .await
+            .map_err(map_err)?;
+        self.remember_project(project.id);
+        Ok(project)
+    }
+
+    async fn project(&self, id: DocId) -> StoreResult<Option<Project>> {
+        let found = self
+            .coll(PROJECTS)
+            .find_one(doc! {"_id": oid(id)})
+            .await
+            .map_err(map_err)?;
+        found.as_ref().map(docs::project_from_doc).transpose()
+    }
+
+    async fn projects_of_org(&self, org_id: DocId) -> StoreResult<Vec<Project>> {
+        // `deletedAt: null` also matches SuperInsights documents that lack the field.
+        let found: Vec<Document> = self
+            .coll(PROJECTS)
+            .find(doc! {"saasOrgId": oid(org_id), "deletedAt": Bson::Null})
+            .sort(doc! {"createdAt": -1, "_id": -1})
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        found.iter().map(docs::project_from_doc).collect()
+    }
+
+    async fn find_by_api_key(&self, key: &str) -> StoreResult<Option<KeyMatch>> {
+        let found = self
+            .coll(PROJECTS)
+            .find_one(doc! {"$or": [{"publicApiKey": key}, {"secretApiKey": key}], "deletedAt": Bson::Null})
+            .projection(doc! {"_id": 1, "publicApiKey": 1})
+            .await
+            .map_err(map_err)?;
+        let Some(found) = found else { return Ok(None) };
+        let project_id = docs::read_id(&found, PROJECTS, "_id")?;
+        let kind = if found.get_str("publicApiKey").ok() == Some(key) {
+            KeyKind::Public
+        } else {
+            KeyKind::Secret
+        };
+        Ok(Some(KeyMatch { project_id, kind }))
+    }
+
+    async fn drop_rules(&self, project_id: DocId) -> StoreResult<DropRules> {
+        let found = self
+            .coll(SETTINGS)
+            .find_one(doc! {"key": drop_rules_key(project_id)})
+            .projection(doc! {"value": 1})
+            .await
+            .map_err(map_err)?;
+        // Unreadable rules count as none, as in SuperInsights 1.x (and the SQLite backend).
+        Ok(found
+            .as_ref()
+            .and_then(|d| d.get_str("value").ok())
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default())
+    }
+
+    async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()> {
+        let value = serde_json::to_string(rules).map_err(|e| StoreError::Other(e.to_string()))?;
+        let now = date(now_ms());
+        // An upsert on the unique `key` (the server retries the duplicate-key race itself).
+        self.coll(SETTINGS)
+            .update_one(
+                doc! {"key": drop_rules_key(project_id)},
+                doc! {
+                    "$set": {"value": value, "type": "json", "description": DROP_RULES_DESCRIPTION, "updatedAt": now},
+                    "$setOnInsert": {"createdAt": now},
+                },
+            )
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+/// The GlobalSetting key SuperInsights 1.x uses for a project's drop rules.
+fn drop_rules_key(project_id: DocId) -> String {
+    format!("PROJECT:{project_id}:INGESTION_DROP_EVENTS_V1")
+}
+
+#[async_trait]
+impl AccountStore for MongoStore {
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        name: Option<&str>,
+        role: &str,
+    ) -> StoreResult<User> {
+        let user = User {
+            id: DocId::new(),
+            email: email.trim().to_lowercase(),
+            password_hash: password_hash.to_string(),
+            name: name.map(str::to_string),
+            role: role.to_string(),
+            created_at: now_ms(),
+        };
+        self.coll(USERS)
+            .insert_one(docs::user_doc(&user))
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("email already registered".into()),
+                other => other,
+            })?;
+        Ok(user)
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        // Emails are stored lower-cased (as saasbackend's schema does), so equality is enough.
+        let found = self
+            .coll(USERS)
+            .find_one(doc! {"email": email.trim().to_lowercase()})
+            .await
+            .map_err(map_err)?;
+        found.as_ref().map(docs::user_from_doc).transpose()
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        self.coll(USERS)
+            .count_documents(doc! {})
+            .await
+            .map_err(map_err)
+    }
+
+    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization> {
+        let base = slugify(name);
+        for attempt in 0..8 {
+            let slug = if attempt == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{}", random_hex(3))
+            };
+            let org = Organization {
+                id: DocId::new(),
+                name: name.trim().to_string(),
+                slug,
+                owner_user_id: owner,
+                status: "active".into(),
+                created_at: now_ms(),
+            };
+            let inserted = self
+                .coll(ORGANIZATIONS)
+                .insert_one(docs::org_doc(&org))
+                .await
+                .map_err(map_err);
+            match inserted {
+                Ok(_) => return Ok(org),
+                // The `_id` is fresh, so a duplicate can only be the slug: try another.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict(format!("no free slug for {name:?}")))
+    }
+
+    async fn add_member(&self, org: DocId, user: DocId, role: &str) -> StoreResult<()> {
+        let now = date(now_ms());
+        self.coll(MEMBERS)
+            .update_one(
+                doc! {"orgId": oid(org), "userId": oid(user)},
+                doc! {
+                    "$set": {"role": role, "status": "active", "updatedAt": now},
+                    "$setOnInsert": {"createdAt": now},
+                },
+            )
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>> {
+        let found = self
+            .coll(MEMBERS)
+            .find_one(doc! {"orgId": oid(org), "userId": oid(user), "status": "active"})
+            .projection(doc! {"role": 1})
+            .await
+            .map_err(map_err)?;
+        Ok(found.map(|d| d.get_str("role").unwrap_or("member").to_string()))
+    }
+
+    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>> {
+        // Two queries (memberships, then their organizations) rather than a `$lookup`: both are
+        // index hits, and the order and join stay readable here.
+        let members: Vec<Document> = self
+            .coll(MEMBERS)
+            .find(doc! {"userId": oid(user), "status": "active"})
+            .sort(doc! {"createdAt": 1, "orgId": 1})
+            .projection(doc! {"orgId": 1, "role": 1})
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let org_ids: Vec<Bson> = members
+            .iter()
+            .filter_map(|m| m.get("orgId").cloned())
+            .collect();
+        let orgs: Vec<Document> = self
+            .coll(ORGANIZATIONS)
+            .find(doc! {"_id": {"$in": org_ids}})
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        let mut orgs: HashMap<DocId, Organization> = orgs
+            .iter()
+            .map(|d| docs::org_from_doc(d).map(|o| (o.id, o)))
+            .collect::<StoreResult<_>>()?;
+        // Memberships of organizations that no longer exist are skipped, as an inner join would.
+        let mut out = Vec::with_capacity(members.len());
+        for member in &members {
+            let org_id = docs::read_id(member, MEMBERS, "orgId")?;
+            if let Some(org) = orgs.remove(&org_id) {
+                out.push((org, member.get_str("role").unwrap_or("member").to_string()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl EventWriter for MongoStore {
+    /// All or nothing as far as the contract can observe: an unknown project fails the call
+    /// before anything is written. A failure part-way through (server gone) may leave some
+    /// documents stored; retrying the same batches then completes the write without
+    /// duplicates, because every document's `_id` is fixed. Only the dropped-events counter is
+    /// not idempotent: it is added last, so a retry repeats it only if that last step failed
+    /// after the server applied it.
+    async fn write(&self, batches: &[WriteBatch]) -> StoreResult<()> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        self.ensure_projects_exist(batches).await?;
+        self.insert_docs(batches).await?;
+        self.add_dropped(batches).await
+    }
+
+    /// Exactly once in effect, without transactions. Order: look for the batch's marker
+    /// (`ingestbatches`, `_id` = batch id) → insert the documents (duplicates tolerated) → add
+    /// the dropped count → insert the marker.
+    /// - A crash before the marker is written leaves no marker, so the replay runs again; the
+    ///   documents it re-inserts are recognised by their `_id` and not duplicated. (The
+    ///   dropped-events counter is the exception: it may be added twice in that window.)
+    /// - Once the marker exists, every later replay returns `false` and writes nothing.
+    /// - Two replays racing each other both write the same documents; only the one whose
+    ///   marker insert wins returns `true`.
+    async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
+        let marker = oid(batch.batch_id);
+        let seen = self
+            .coll(INGEST_BATCHES)
+            .find_one(doc! {"_id": marker})
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(map_err)?;
+        if seen.is_some() {
+            return Ok(false);
+        }
+        let batches = std::slice::from_ref(batch);
+        self.ensure_projects_exist(batches).await?;
+        self.insert_docs(batches).await?;
+        self.add_dropped(batches).await?;
+        let inserted = self
+            .coll(INGEST_BATCHES)
+            .insert_one(doc! {
+                "_id": marker,
+                "projectId": oid(batch.project_id),
+                "channel": batch.docs.channel().as_str(),
+                "docs": i64::try_from(batch.docs.len()).unwrap_or(i64::MAX),
+                "createdAt": date(now_ms()),
+            })
+            .await
+            .map_err(map_err);
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl StatsReader for MongoStore {
+    async fn count(&self, project_id: DocId, channel: Channel) -> StoreResult<u64> {
+        self.coll(collection_of(channel))
+            .count_documents(doc! {"projectId": oid(project_id)})
+            .await
+            .map_err(map_err)
+    }
+
+    async fn recent(
+        &self,
+        project_id: DocId,
+        channel: Channel,
+        limit: u32,
+    ) -> StoreResult<Vec<serde_json::Value>> {
+        // MongoDB reads `limit(0)` as "no limit".
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Sorted on `timestamp` alone so the {projectId, timestamp} index serves it; a second
+        // sort key would force an in-memory sort of the project's whole collection.
+        let cursor = self
+            .coll(collection_of(channel))
+            .find(doc! {"projectId": oid(project_id)})
+            .sort(doc! {"timestamp": -1})
+            .limit(i64::from(limit))
+            .await
+            .map_err(map_err)?;
+        let found: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+        Ok(found.iter().map(docs::to_json).collect())
+    }
+
+    async fn dropped_events(&self, project_id: DocId) -> StoreResult<u64> {
+        let found = self
+            .coll(PROJECTS)
+            .find_one(doc! {"_id": oid(project_id)})
+            .projection(doc! {"droppedEventsCount": 1})
+            .await
+            .map_err(map_err)?;
+        let n = found
+            .as_ref()
+            .and_then(|d| docs::read_int(d, "droppedEventsCount"))
+            .unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl StoreAdmin for MongoStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        // createIndexes with an identical definition is a no-op, which makes this repeatable.
+        for (name, models) in indexes::all() {
+            self.coll(name)
+                .create_indexes(models)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.db
+            .run_command(doc! {"ping": 1})
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parsed(uri: &str) -> ClientOptions {
+        ClientOptions::parse(uri).await.expect("valid test URI")
+    }
+
+    #[tokio::test]
+    async fn a_uri_without_selection_timeout_gets_three_seconds() {
+        let mut options = parsed("mongodb://127.0.0.1:27017/analytics").await;
+        let db = configure(&mut options, None);
+        assert_eq!(
+            options.server_selection_timeout,
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(db, "analytics", "the URI's default database");
+        assert_eq!(options.app_name.as_deref(), Some("superinsights"));
+    }
+
+    #[tokio::test]
+    async fn an_explicit_selection_timeout_and_database_win() {
+        let mut options =
+            parsed("mongodb://127.0.0.1:27017/analytics?serverSelectionTimeoutMS=500").await;
+        let db = configure(&mut options, Some("other"));
+        assert_eq!(
+            options.server_selection_timeout,
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(db, "other");
+    }
+
+    #[tokio::test]
+    async fn the_database_defaults_to_superinsights() {
+        let mut options = parsed("mongodb://127.0.0.1:27017").await;
+        assert_eq!(configure(&mut options, Some("  ")), DEFAULT_DATABASE);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_uri_is_an_error_not_a_panic() {
+        assert!(matches!(
+            MongoStore::connect("http://nope", None).await,
+            Err(StoreError::Other(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_down_server_is_unavailable_quickly() {
+        // Port 1 on loopback refuses connections; connect itself must not touch the network.
+        let store =
+            MongoStore::connect("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", None)
+                .await
+                .expect("connect is lazy");
+        let started = std::time::Instant::now();
+        let err = store.ping().await.expect_err("nothing listens on port 1");
+        assert!(err.is_unavailable(), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            store
+                .count(DocId::new(), Channel::Events)
+                .await
+                .unwrap_err()
+                .is_unavailable()
+        );
+    }
+
+    #[test]
+    fn drop_rules_use_the_superinsights_setting_key() {
+        let id = DocId::parse("65ba3b00aaaaaaaaaaaaaaaa").unwrap();
+        assert_eq!(
+            drop_rules_key(id),
+            "PROJECT:65ba3b00aaaaaaaaaaaaaaaa:INGESTION_DROP_EVENTS_V1"
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a MongoDB server: set SUPERINSIGHTS_TEST_MONGODB_URI"]
+    async fn mongodb_passes_the_store_contract() {
+        let uri = std::env::var("SUPERINSIGHTS_TEST_MONGODB_URI").unwrap_or_default();
+        assert!(
+            !uri.trim().is_empty(),
+            "SUPERINSIGHTS_TEST_MONGODB_URI is not set: point it at a MongoDB server \
+             (e.g. mongodb://127.0.0.1:27017) to run the MongoDB contract suite"
+        );
+        let database = format!("si_contract_{}", random_hex(6));
+        let store = MongoStore::connect(&uri, Some(&database))
+            .await
+            .expect("connect");
+        let cleanup = store.db.clone();
+        // Run the suite in its own task so the throwaway database is dropped even when it fails.
+        let outcome = tokio::spawn(crate::store::contract::run_all(crate::store::Stores::new(
+            "mongodb", store,
+        )))
+        .await;
+        cleanup.drop().await.expect("drop the throwaway database");
+        if let Err(failure) = outcome {
+            std::panic::resume_unwind(failure.into_panic());
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! Embedded SQLite backend (sqlx). Owns the schema in `migrations/sqlite`, WAL mode and a busy
+//! timeout so several server processes can share one file. Analytics rows point at the project's
+//! compact integer key; everything above this module sees only [`DocId`]s.
+
+mod rows;
+
+use super::{
+    AccountStore, EventWriter, KeyKind, KeyMatch, NewProject, Organization, Project, ProjectStore,
+    StatsReader, StoreAdmin, StoreError, StoreResult, User, slugify,
+};
+use crate::domain::{
+    drop_rules::DropRules,
+    ids::{DocId, api_key, random_hex},
+    model::{Channel, WriteBatch},
+    timestamp::now_ms,
+};
+use async_trait::async_trait;
+use sqlx::{
+    Row, SqliteConnection,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+        SqliteSynchronous,
+    },
+};
+use std::{collections::HashMap, path::Path, sync::RwLock, time::Duration};
+
+/// Connection tuning taken from the configuration.
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    pub busy_timeout: Duration,
+    pub synchronous_full: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            synchronous_full: true,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Project id → integer key; a project's key never changes, so this never goes stale.
+    project_keys: RwLock<HashMap<DocId, i64>>,
+}
+
+/// Maps driver errors onto the port's error type.
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(db.message().to_string());
+            }
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|c| c & 0xff);
+            match primary {
+                // BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL, READONLY
+                Some(5 | 6 | 10 | 13 | 14 | 15 | 8) => StoreError::Unavailable(e.to_string()),
+                _ => StoreError::Other(e.to_string()),
+            }
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database file.
+    pub async fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .busy_timeout(options.busy_timeout)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .acquire_timeout(options.busy_timeout + Duration::from_secs(1))
+            .connect_with(connect)
+            .await
+            .map_err(map_err)?;
+        Ok(Self {
+            pool,
+            project_keys: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The integer key of a project, `NotFound` when it does not exist.
+    async fn project_key(&self, conn: &mut SqliteConnection, id: DocId) -> StoreResult<i64> {
+        if let Some(pk) = self.project_keys.read().expect("lock").get(&id) {
+            return Ok(*pk);
+        }
+        let pk: Option<i64> = sqlx::query_scalar("SELECT pk FROM projects WHERE id = ?")
+            .bind(id.to_hex())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let pk = pk.ok_or(StoreError::NotFound)?;
+        self.project_keys.write().expect("lock").insert(id, pk);
+        Ok(pk)
+    }
+
+    async fn insert_batches(
+        &self,
+        conn: &mut SqliteConnection,
+        batches: &[WriteBatch],
+    ) -> StoreResult<()> {
+        let mut keyed = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let pk = self.project_key(conn, batch.project_id).await?;
+            keyed.push((pk, batch));
+            if batch.dropped > 0 {
+                sqlx::query("UPDATE projects SET dropped_events = dropped_events + ? WHERE pk = ?")
+                    .bind(batch.dropped as i64)
+                    .bind(pk)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        rows::insert_all(conn, &keyed).await
+    }
+}
+
+fn project_from_row(r: &SqliteRow) -> StoreResult<Project> {
+    let id = |col: &str| -> StoreResult<DocId> {
+        let s: String = r.try_get(col).map_err(map_err)?;
+        DocId::parse(&s).ok_or_else(|| StoreError::Other(format!("bad id in projects.{col}: {s}")))
+    };
+    Ok(Project {
+        id: id("id")?,
+        name: r.try_get("name").map_err(map_err)?,
+        icon: r.try_get("icon").map_err(map_err)?,
+        environment: r.try_get("environment").map_err(map_err)?,
+        public_api_key: r.try_get("public_api_key").map_err(map_err)?,
+        secret_api_key: r.try_get("secret_api_key").map_err(map_err)?,
+        data_retention_days: r
+            .try_get::<i64, _>("data_retention_days")
+            .map_err(map_err)? as u32,
+        org_id: id("org_id")?,
+        created_at: r.try_get("created_at").map_err(map_err)?,
+        deleted_at: r.try_get("deleted_at").map_err(map_err)?,
+    })
+}
+
+fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
+    let id: String = r.try_get("id").map_err(map_err)?;
+    Ok(User {
+        id: DocId::parse(&id).ok_or_else(|| StoreError::Other(format!("bad user id {id}")))?,
+        email: r.try_get("email").map_err(map_err)?,
+        password_hash: r.try_get("password_hash").map_err(map_err)?,
+        name: r.try_get("name").map_err(map_err)?,
+        role: r.try_get("role").map_err(map_err)?,
+        created_at: r.try_get("created_at").map_err(map_err)?,
+    })
+}
+
+/// The GlobalSetting key SuperInsights 1.x uses for a project's drop rules.
+pub(crate) fn drop_rules_key(project_id: DocId) -> String {
+    format!("PROJECT:{project_id}:INGESTION_DROP_EVENTS_V1")
+}
+
+#[async_trait]
+impl ProjectStore for SqliteStore {
+    async fn create_project(&self, new: NewProject) -> StoreResult<Project> {
+        let now = now_ms();
+        let project = Project {
+            id: DocId::new(),
+            name: new.name.trim().to_string(),
+            icon: new.icon,
+            environment: new.environment,
+            public_api_key: api_key("pk_"),
+            secret_api_key: api_key("sk_"),
+            data_retention_days: 90,
+            org_id: new.org_id,
+            created_at: now,
+            deleted_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO projects (id, name, icon, environment, public_api_key, secret_api_key, \
+             data_retention_days, org_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(project.id.to_hex())
+        .bind(&project.name)
+        .bind(&project.icon)
+        .bind(&project.environment)
+        .bind(&project.public_api_key)
+        .bind(&project.secret_api_key)
+        .bind(project.data_retention_days as i64)
+        .bind(project.org_id.to_hex())
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(project)
+    }
+
+    async fn project(&self, id: DocId) -> StoreResult<Option<Project>> {
+        let row = sqlx::query("SELECT * FROM projects WHERE id = ?")
+            .bind(id.to_hex())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    async fn projects_of_org(&self, org_id: DocId) -> StoreResult<Vec<Project>> {
+        let rows = sqlx::query(
+            "SELECT * FROM projects WHERE org_id = ? AND deleted_at IS NULL ORDER BY created_at DESC, pk DESC",
+        )
+        .bind(org_id.to_hex())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn find_by_api_key(&self, key: &str) -> StoreResult<Option<KeyMatch>> {
+        let row = sqlx::query(
+            "SELECT id, public_api_key = ?1 AS is_public FROM projects \
+             WHERE (public_api_key = ?1 OR secret_api_key = ?1) AND deleted_at IS NULL LIMIT 1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.try_get("id").map_err(map_err)?;
+        let is_public: bool = row.try_get("is_public").map_err(map_err)?;
+        Ok(DocId::parse(&id).map(|project_id| KeyMatch {
+            project_id,
+            kind: if is_public {
+                KeyKind::Public
+            } else {
+                KeyKind::Secret
+            },
+        }))
+    }
+
+    async fn drop_rules(&self, project_id: DocId) -> StoreResult<DropRules> {
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM global_settings WHERE key = ?")
+                .bind(drop_rules_key(project_id))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(value
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    }
+
+    async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()> {
+        let value = serde_json::to_string(rules).map_err(|e| StoreError::Other(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO global_settings (key, value, type, description, updated_at) VALUES (?, ?, 'json', ?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(drop_rules_key(project_id))
+        .bind(value)
+        .bind("Ingestion drop rules for events")
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        name: Option<&str>,
+        role: &str,
+    ) -> StoreResult<User> {
+        let user = User {
+            id: DocId::new(),
+            email: email.trim().to_lowercase(),
+            password_hash: password_hash.to_string(),
+            name: name.map(str::to_string),
+            role: role.to_string(),
+            created_at: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.id.to_hex())
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.name)
+        .bind(&user.role)
+        .bind(user.created_at)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match map_err(e) {
+            StoreError::Conflict(_) => StoreError::Conflict("email already registered".into()),
+            other => other,
+        })?;
+        Ok(user)
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE email = ?")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization> {
+        let base = slugify(name);
+        for attempt in 0..8 {
+            let slug = if attempt == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{}", random_hex(3))
+            };
+            let org = Organization {
+                id: DocId::new(),
+                name: name.trim().to_string(),
+                slug,
+                owner_user_id: owner,
+                status: "active".into(),
+                created_at: now_ms(),
+            };
+            let result = sqlx::query(
+                "INSERT INTO organizations (id, name, slug, owner_user_id, status, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, 'active', ?, ?)",
+            )
+            .bind(org.id.to_hex())
+            .bind(&org.name)
+            .bind(&org.slug)
+            .bind(owner.to_hex())
+            .bind(org.created_at)
+            .bind(org.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err);
+            match result {
+                Ok(_) => return Ok(org),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict(format!("no free slug for {name:?}")))
+    }
+
+    async fn add_member(&self, org: DocId, user: DocId, role: &str) -> StoreResult<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO organization_members (org_id, user_id, role, status, created_at, updated_at) \
+             VALUES (?, ?, ?, 'active', ?, ?) ON CONFLICT (org_id, user_id) \
+             DO UPDATE SET role = excluded.role, status = 'active', updated_at = excluded.updated_at",
+        )
+        .bind(org.to_hex())
+        .bind(user.to_hex())
+        .bind(role)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT role FROM organization_members WHERE org_id = ? AND user_id = ? AND status = 'active'",
+        )
+        .bind(org.to_hex())
+        .bind(user.to_hex())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>> {
+        let rows = sqlx::query(
+            "SELECT o.*, m.role AS member_role FROM organization_members m JOIN organizations o ON o.id = m.org_id \
+             WHERE m.user_id = ? AND m.status = 'active' ORDER BY m.created_at, o.id",
+        )
+        .bind(user.to_hex())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    org_from_row(r)?,
+                    r.try_get::<String, _>("member_role").map_err(map_err)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+fn org_from_row(r: &SqliteRow) -> StoreResult<Organization> {
+    let id = |col: &str| -> StoreResult<DocId> {
+        let s: String = r.try_get(col).map_err(map_err)?;
+        DocId::parse(&s)
+            .ok_or_else(|| StoreError::Other(format!("bad id in organizations.{col}: {s}")))
+    };
+    Ok(Organization {
+        id: id("id")?,
+        name: r.try_get("name").map_err(map_err)?,
+        slug: r.try_get("slug").map_err(map_err)?,
+        owner_user_id: id("owner_user_id")?,
+        status: r.try_get("status").map_err(map_err)?,
+        created_at: r.try_get("created_at").map_err(map_err)?,
+    })
+}
+
+#[async_trait]
+impl EventWriter for SqliteStore {
+    async fn write(&self, batches: &[WriteBatch]) -> StoreResult<()> {
+        // IMMEDIATE takes the write lock up front, so the busy timeout covers the whole wait.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        self.insert_batches(&mut tx, batches).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let fresh = sqlx::query("INSERT INTO ingest_batches (batch_id, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(batch.batch_id.to_hex())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected()
+            == 1;
+        if !fresh {
+            return Ok(false);
+        }
+        self.insert_batches(&mut tx, std::slice::from_ref(batch))
+            .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl StatsReader for SqliteStore {
+    async fn count(&self, project_id: DocId, channel: Channel) -> StoreResult<u64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE project = (SELECT pk FROM projects WHERE id = ?)",
+            rows::table(channel)
+        );
+        let n: i64 = sqlx::query_scalar(&sql)
+            .bind(project_id.to_hex())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    async fn recent(
+        &self,
+        project_id: DocId,
+        channel: Channel,
+        limit: u32,
+    ) -> StoreResult<Vec<serde_json::Value>> {
+        let sql = format!(
+            "SELECT * FROM {} WHERE project = (SELECT pk FROM projects WHERE id = ?) ORDER BY ts DESC, rowid DESC LIMIT ?",
+            rows::table(channel)
+        );
+        let found = sqlx::query(&sql)
+            .bind(project_id.to_hex())
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(found.iter().map(|r| rows::to_json(r, project_id)).collect())
+    }
+
+    async fn dropped_events(&self, project_id: DocId) -> StoreResult<u64> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT dropped_events FROM projects WHERE id = ?")
+            .bind(project_id.to_hex())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+}
+
+#[async_trait]
+impl StoreAdmin for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_passes_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        crate::store::contract::run_all(crate::store::Stores::new("sqlite", store)).await;
+    }
+}

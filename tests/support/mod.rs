@@ -1,0 +1,236 @@
+//! Test harness: the real server on a real loopback port (in-process or as the real binary),
+//! a private `redis-server` per test, and fixtures. No sleeps for readiness: poll with a deadline.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::{
+    net::{SocketAddr, TcpListener as StdListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+use superinsights::{
+    config::{Config, Env},
+    startup,
+    state::AppState,
+    store::Project,
+};
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The server running inside the test process, on a real port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    /// A fresh server with its own data directory and extra environment.
+    pub async fn spawn(extra_env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = Self::spawn_in(dir.path(), extra_env).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// A server on an existing data directory (to share it with others).
+    pub async fn spawn_in(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        let data = data_dir.to_str().unwrap().to_string();
+        let mut pairs: Vec<(&str, &str)> = vec![("DATA_DIR", &data)];
+        pairs.extend_from_slice(extra_env);
+        let config = Config::from_env(&Env::from_pairs(pairs)).expect("test config");
+        let app = startup::build(config).await.expect("app builds");
+        let state = app.state.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(app.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            state,
+            data_dir: data_dir.to_path_buf(),
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            served: Some(served),
+            _dir: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A project (with its owner and workspace) created through the real store.
+    pub async fn project(&self) -> Project {
+        let email = format!("owner-{}@test.example", superinsights::domain::ids::random_hex(6));
+        superinsights::services::accounts::provision(&self.state.stores, &email, "password123", "user", "Test")
+            .await
+            .unwrap()
+            .project
+    }
+
+    /// POSTs JSON to a `/v1` channel with the key as a Bearer token.
+    pub async fn ingest(&self, channel: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/{channel}")))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, project: &Project, channel: superinsights::domain::model::Channel) -> u64 {
+        self.state.stores.stats.count(project.id, channel).await.unwrap()
+    }
+
+    /// Graceful shutdown, waiting for the drain.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A private redis-server on a free loopback port, killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self { port: free_port(), child: None, dir };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the server on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        eventually(Duration::from_secs(10), "redis-server accepts connections", async || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .await;
+    }
+
+    /// Kills the server (an outage).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The real `superinsights` binary as a child process.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub async fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_superinsights"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATA_DIR", data_dir)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("ENV_FILE", "/nonexistent")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let server = Self { child, addr };
+        let url = format!("http://{addr}/healthz");
+        eventually(Duration::from_secs(20), "server process answers /healthz", async || {
+            reqwest::get(&url).await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary with arguments and environment; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_superinsights"));
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("ENV_FILE", "/nonexistent").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
