@@ -12,18 +12,18 @@ use axum::{
     Json, Router,
     body::Body,
     extract::{ConnectInfo, Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
-    routing::{any, post},
+    routing::any,
 };
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use std::{net::SocketAddr, sync::Arc};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/{channel}", post(post_items))
-        .route("/v1/{*rest}", any(unknown_v1))
+    // One catch-all route: every /v1 path authenticates first (as in SuperInsights 1.x), then
+    // POSTs to a known channel ingest and anything else is a 404.
+    Router::new().route("/v1/{*path}", any(v1))
 }
 
 /// The key, in SuperInsights 1.x's priority order.
@@ -88,10 +88,11 @@ async fn read_limited(body: Body) -> Result<bytes::Bytes, AppError> {
     }
 }
 
-async fn post_items(
+async fn v1(
     State(ingestor): State<Arc<Ingestor>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(channel): Path<String>,
+    Path(path): Path<String>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -100,7 +101,10 @@ async fn post_items(
     let auth = ingestor
         .authenticate(api_key(&headers, &uri).as_deref())
         .await?;
-    let channel = Channel::parse(&channel).ok_or(AppError::NotFound)?;
+    let Some(channel) = Channel::parse(&path).filter(|_| method == Method::POST) else {
+        let body = Json(json!({"error": "Not found", "url": uri.path()}));
+        return Ok((StatusCode::NOT_FOUND, body).into_response());
+    };
     let bytes = read_limited(body).await?;
     let items = crate::ingest::parse::items(&bytes).map_err(|e| AppError::Validation(e.0))?;
     let facts = ingestor.enricher.facts(peer.ip(), &headers);
@@ -131,23 +135,6 @@ async fn post_items(
         )
             .into_response()
     })
-}
-
-/// Unknown `/v1` paths still require a valid key first (as in SuperInsights 1.x), then 404.
-async fn unknown_v1(
-    State(ingestor): State<Arc<Ingestor>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    check_declared_length(&headers)?;
-    ingestor
-        .authenticate(api_key(&headers, &uri).as_deref())
-        .await?;
-    Ok((
-        StatusCode::NOT_FOUND,
-        Json(json!({"error": "Not found", "url": uri.path()})),
-    )
-        .into_response())
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ impl Enricher {
                     .get_all("x-forwarded-for")
                     .iter()
                     .filter_map(|v| v.to_str().ok())
-                    .last()
+                    .next_back()
             })
             .flatten()
             .and_then(|list| list.rsplit(',').next())

@@ -62,7 +62,8 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
             ERRORS,
             vec![
                 plain(doc! {"projectId": 1, "fingerprint": 1, "timestamp": 1}),
-                // Not in SuperInsights 1.x, which scanned every error of a project for a time range.
+                // Not in SuperInsights 1.x (it scanned a project's errors for
+                // a time range).
                 plain(doc! {"projectId": 1, "timestamp": 1}),
             ],
         ),

@@ -232,7 +232,10 @@ impl ProjectStore for MongoStore {
     async fn find_by_api_key(&self, key: &str) -> StoreResult<Option<KeyMatch>> {
         let found = self
             .coll(PROJECTS)
-            .find_one(doc! {"$or": [{"publicApiKey": key}, {"secretApiKey": key}], "deletedAt": Bson::Null})
+            .find_one(doc! {
+                "$or": [{"publicApiKey": key}, {"secretApiKey": key}],
+                "deletedAt": Bson::Null,
+            })
             .projection(doc! {"_id": 1, "publicApiKey": 1})
             .await
             .map_err(map_err)?;
@@ -269,7 +272,12 @@ impl ProjectStore for MongoStore {
             .update_one(
                 doc! {"key": drop_rules_key(project_id)},
                 doc! {
-                    "$set": {"value": value, "type": "json", "description": DROP_RULES_DESCRIPTION, "updatedAt": now},
+                    "$set": {
+                        "value": value,
+                        "type": "json",
+                        "description": DROP_RULES_DESCRIPTION,
+                        "updatedAt": now,
+                    },
                     "$setOnInsert": {"createdAt": now},
                 },
             )

@@ -126,8 +126,12 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub async fn start() -> Self {
+        Self::start_on(free_port()).await
+    }
+
+    pub async fn start_on(port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut server = Self { port: free_port(), child: None, dir };
+        let mut server = Self { port, child: None, dir };
         server.restart().await;
         server
     }

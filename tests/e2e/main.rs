@@ -1,0 +1,10 @@
+//! End-to-end tests: the real server on a real loopback port, real SQLite files, real
+//! `redis-server` processes, and the real binary for CLI and signal handling.
+
+mod support;
+
+mod cli;
+mod ingest;
+mod outage;
+mod process;
+mod redis;
