@@ -54,12 +54,30 @@ pub fn parse(ua: &str) -> UserAgentInfo {
             device_type
         };
     UserAgentInfo {
-        browser: known(r.name),
+        browser: known(r.name).map(|b| browser_family(&b)),
         browser_version: known(r.version),
-        os: known(r.os),
+        os: known(r.os).map(|o| os_family(&o)),
         os_version: known(&r.os_version),
         device_type,
         is_bot: marker || r.category == "crawler",
+    }
+}
+
+/// The browser names the SuperInsights SDK reports (`IE` rather than woothee's long name).
+fn browser_family(name: &str) -> String {
+    match name {
+        "Internet Explorer" => "IE".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The OS families the SuperInsights SDK reports: Windows, Android, iOS, macOS, Linux.
+fn os_family(name: &str) -> String {
+    match name {
+        n if n.starts_with("Windows") => "Windows".into(),
+        "iPhone" | "iPad" | "iPod" | "iOS" => "iOS".into(),
+        "Mac OSX" | "Mac OS X" | "Mac" => "macOS".into(),
+        other => other.to_string(),
     }
 }
 
@@ -84,10 +102,30 @@ mod tests {
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
         );
         assert_eq!(phone.device_type, Some(DeviceType::Mobile));
+        assert_eq!(phone.os.as_deref(), Some("iOS"));
+        assert_eq!(phone.browser.as_deref(), Some("Safari"));
         let pad = parse(
             "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
         );
         assert_eq!(pad.device_type, Some(DeviceType::Tablet));
+    }
+
+    #[test]
+    fn names_match_what_the_sdk_reports() {
+        let win = parse(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        );
+        assert_eq!(
+            (win.browser.as_deref(), win.os.as_deref()),
+            (Some("Chrome"), Some("Windows"))
+        );
+        let mac = parse(
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+        );
+        assert_eq!(
+            (mac.browser.as_deref(), mac.os.as_deref()),
+            (Some("Safari"), Some("macOS"))
+        );
     }
 
     #[test]

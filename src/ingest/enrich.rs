@@ -208,6 +208,83 @@ mod tests {
         );
     }
 
+    /// Writes a minimal IPv4 MaxMind DB holding one network, mapped to `{"country":{"iso_code":iso}}`.
+    fn write_mmdb(path: &Path, network: [u8; 4], prefix: usize, iso: &str) {
+        let node_count = prefix as u32;
+        let data_pointer = node_count + 16; // data section offset 0
+        let mut out = Vec::new();
+        for depth in 0..prefix {
+            let bit = (network[depth / 8] >> (7 - depth % 8)) & 1;
+            let next = if depth + 1 == prefix {
+                data_pointer
+            } else {
+                depth as u32 + 1
+            };
+            let (left, right) = if bit == 0 {
+                (next, node_count)
+            } else {
+                (node_count, next)
+            };
+            out.extend_from_slice(&left.to_be_bytes()[1..]);
+            out.extend_from_slice(&right.to_be_bytes()[1..]);
+        }
+        out.extend_from_slice(&[0u8; 16]);
+        let string = |out: &mut Vec<u8>, s: &str| {
+            out.push(0x40 | s.len() as u8);
+            out.extend_from_slice(s.as_bytes());
+        };
+        let uint16 = |out: &mut Vec<u8>, v: u16| {
+            out.push(0xA0 | 2);
+            out.extend_from_slice(&v.to_be_bytes());
+        };
+        out.push(0xE1);
+        string(&mut out, "country");
+        out.push(0xE1);
+        string(&mut out, "iso_code");
+        string(&mut out, iso);
+        out.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
+        out.push(0xE0 | 9);
+        string(&mut out, "node_count");
+        out.push(0xC0 | 4);
+        out.extend_from_slice(&node_count.to_be_bytes());
+        string(&mut out, "record_size");
+        uint16(&mut out, 24);
+        string(&mut out, "ip_version");
+        uint16(&mut out, 4);
+        string(&mut out, "database_type");
+        string(&mut out, "Test-Country");
+        string(&mut out, "languages");
+        out.extend_from_slice(&[0x01, 0x04]); // array (extended type 11) of one
+        string(&mut out, "en");
+        string(&mut out, "binary_format_major_version");
+        uint16(&mut out, 2);
+        string(&mut out, "binary_format_minor_version");
+        uint16(&mut out, 0);
+        string(&mut out, "build_epoch");
+        out.extend_from_slice(&[0x01, 0x02, 0x01]); // uint64 (extended type 9), one byte
+        string(&mut out, "description");
+        out.push(0xE0);
+        std::fs::write(path, out).unwrap();
+    }
+
+    #[test]
+    fn countries_come_from_a_local_maxmind_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("country.mmdb");
+        write_mmdb(&path, [203, 0, 113, 0], 24, "FR");
+        let e = Enricher::new(false, true, Some(&path)).unwrap();
+        assert!(e.has_geoip());
+        let none = HeaderMap::new();
+        assert_eq!(
+            e.country("203.0.113.77".parse().unwrap(), &none).as_deref(),
+            Some("FR")
+        );
+        assert_eq!(e.country("198.51.100.1".parse().unwrap(), &none), None);
+        let facts = e.facts("203.0.113.5".parse().unwrap(), &none);
+        assert_eq!(facts.enrichment.country.as_deref(), Some("FR"));
+        assert_eq!(facts.enrichment.ip.as_deref(), Some("203.0.113.5"));
+    }
+
     #[test]
     fn a_missing_geoip_file_is_a_clear_error() {
         let err = Enricher::new(false, true, Some(Path::new("/nonexistent/x.mmdb")))

@@ -254,6 +254,11 @@ impl Stores {
     }
 }
 
+/// The GlobalSetting key SuperInsights 1.x uses for a project's event drop rules.
+pub(crate) fn drop_rules_key(project_id: DocId) -> String {
+    format!("PROJECT:{project_id}:INGESTION_DROP_EVENTS_V1")
+}
+
 /// A URL-safe slug from an organization name (`My Team!` → `my-team`).
 pub fn slugify(name: &str) -> String {
     let mut slug = String::new();

@@ -6,22 +6,60 @@ use crate::support::run_cli;
 fn create_admin_then_create_project_print_keys() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let env = [("DATA_DIR", data), ("SUPERINSIGHTS_ADMIN_PASSWORD", "another-strong-one")];
-    let (code, out, err) = run_cli(&["create-admin", "--email", "Boss@Example.com", "--project", "Shop"], &env);
+    let env = [
+        ("DATA_DIR", data),
+        ("SUPERINSIGHTS_ADMIN_PASSWORD", "another-strong-one"),
+    ];
+    let (code, out, err) = run_cli(
+        &[
+            "create-admin",
+            "--email",
+            "Boss@Example.com",
+            "--project",
+            "Shop",
+        ],
+        &env,
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("boss@example.com"), "{out}");
     assert!(out.contains("project:        Shop ("), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("public key:") && l.contains("pk_")), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("secret key:") && l.contains("sk_")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("public key:") && l.contains("pk_")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("secret key:") && l.contains("sk_")),
+        "{out}"
+    );
 
     let (code, _, err) = run_cli(&["create-admin", "--email", "boss@example.com"], &env);
     assert_eq!(code, 1, "duplicate admin refused");
     assert!(err.contains("already exists"), "{err}");
 
-    let (code, out, err) = run_cli(&["create-project", "--owner", "boss@example.com", "--name", "Blog"], &env);
+    let (code, out, err) = run_cli(
+        &[
+            "create-project",
+            "--owner",
+            "boss@example.com",
+            "--name",
+            "Blog",
+        ],
+        &env,
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("project:        Blog ("));
-    let (code, _, err) = run_cli(&["create-project", "--owner", "ghost@example.com", "--name", "X"], &env);
+    let (code, _, err) = run_cli(
+        &[
+            "create-project",
+            "--owner",
+            "ghost@example.com",
+            "--name",
+            "X",
+        ],
+        &env,
+    );
     assert_eq!(code, 1);
     assert!(err.contains("no user"), "{err}");
 
@@ -55,7 +93,13 @@ fn bad_flags_and_weak_production_secrets_exit_78_naming_the_variable() {
     let (code, _, err) = run_cli(&["check-config"], &[("RATE_LIMIT_REDIS", "maybe")]);
     assert_eq!(code, 78);
     assert!(err.contains("RATE_LIMIT_REDIS"), "{err}");
-    let (code, _, err) = run_cli(&["serve"], &[("NODE_ENV", "production"), ("SESSION_SECRET", "change-me-in-production")]);
+    let (code, _, err) = run_cli(
+        &["serve"],
+        &[
+            ("NODE_ENV", "production"),
+            ("SESSION_SECRET", "change-me-in-production"),
+        ],
+    );
     assert_eq!(code, 78);
     assert!(err.contains("SESSION_SECRET"), "{err}");
 }

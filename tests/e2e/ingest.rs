@@ -29,16 +29,37 @@ async fn all_four_channels_store_what_superinsights_sdk_sends() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"success": true, "count": 2}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"success": true, "count": 2})
+    );
 
-    let pv = app.state.stores.stats.recent(p.id, Channel::Pageviews, 10).await.unwrap();
-    let first = pv.iter().find(|d| d["url"] == "https://shop.example/p/1").unwrap();
+    let pv = app
+        .state
+        .stores
+        .stats
+        .recent(p.id, Channel::Pageviews, 10)
+        .await
+        .unwrap();
+    let first = pv
+        .iter()
+        .find(|d| d["url"] == "https://shop.example/p/1")
+        .unwrap();
     assert_eq!(first["timestamp"], "2024-01-31T12:00:00.000Z");
     assert_eq!(first["utmCampaign"], "spring");
-    assert_eq!(first["browser"], "Firefox", "client-sent fields win over the User-Agent");
+    assert_eq!(
+        first["browser"], "Firefox",
+        "client-sent fields win over the User-Agent"
+    );
     assert_eq!(first["ip"], "127.0.0.1");
-    let second = pv.iter().find(|d| d["url"] == "https://shop.example/").unwrap();
-    assert_eq!(second["deviceType"], "mobile", "filled from the User-Agent when missing");
+    let second = pv
+        .iter()
+        .find(|d| d["url"] == "https://shop.example/")
+        .unwrap();
+    assert_eq!(
+        second["deviceType"], "mobile",
+        "filled from the User-Agent when missing"
+    );
     assert_eq!(second["os"], "iOS");
 
     let r = app
@@ -50,7 +71,13 @@ async fn all_four_channels_store_what_superinsights_sdk_sends() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "secret keys are accepted too");
-    let ev = app.state.stores.stats.recent(p.id, Channel::Events, 1).await.unwrap();
+    let ev = app
+        .state
+        .stores
+        .stats
+        .recent(p.id, Channel::Events, 1)
+        .await
+        .unwrap();
     assert_eq!(ev[0]["eventName"], "checkout");
     assert_eq!(ev[0]["clientId"], "c-9");
     assert_eq!(ev[0]["durationMs"].as_f64(), Some(250.0));
@@ -63,9 +90,22 @@ async fn all_four_channels_store_what_superinsights_sdk_sends() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201, "sendBeacon bodies arrive as text/plain with ?apiKey=");
-    let er = app.state.stores.stats.recent(p.id, Channel::Errors, 1).await.unwrap();
-    assert_eq!(er[0]["fingerprint"], error_fingerprint("TypeError: x is undefined", Some("at a (app.js:1:1)")));
+    assert_eq!(
+        r.status(),
+        201,
+        "sendBeacon bodies arrive as text/plain with ?apiKey="
+    );
+    let er = app
+        .state
+        .stores
+        .stats
+        .recent(p.id, Channel::Errors, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        er[0]["fingerprint"],
+        error_fingerprint("TypeError: x is undefined", Some("at a (app.js:1:1)"))
+    );
     assert_eq!(er[0]["context"]["url"], "https://shop.example/");
 
     let r = app
@@ -76,7 +116,13 @@ async fn all_four_channels_store_what_superinsights_sdk_sends() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let pm = app.state.stores.stats.recent(p.id, Channel::Performance, 1).await.unwrap();
+    let pm = app
+        .state
+        .stores
+        .stats
+        .recent(p.id, Channel::Performance, 1)
+        .await
+        .unwrap();
     assert_eq!(pm[0]["metricType"], "web_vitals_aggregate");
     assert_eq!(pm[0]["inp"].as_f64(), Some(140.0));
     app.stop().await;
@@ -86,15 +132,40 @@ async fn all_four_channels_store_what_superinsights_sdk_sends() {
 async fn keys_are_required_and_checked() {
     let app = TestApp::spawn(&[]).await;
     let p = app.project().await;
-    let r = app.http.post(app.url("/v1/events")).json(&json!({"eventName": "x"})).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/v1/events"))
+        .json(&json!({"eventName": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "API key required"}));
-    let r = app.ingest("events", "pk_wrong", &json!({"eventName": "x"})).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "API key required"})
+    );
+    let r = app
+        .ingest("events", "pk_wrong", &json!({"eventName": "x"}))
+        .await;
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "Invalid API key"}));
-    let r = app.http.get(app.url("/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "Invalid API key"})
+    );
+    let r = app
+        .http
+        .get(app.url("/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "unknown /v1 paths authenticate first");
-    let r = app.http.get(app.url("/v1/nothing-here")).bearer_auth(&p.public_api_key).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/v1/nothing-here"))
+        .bearer_auth(&p.public_api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     app.stop().await;
 }
@@ -106,44 +177,126 @@ async fn bad_input_gets_a_4xx_and_writes_nothing() {
     let p = app.project().await;
     let key = p.public_api_key.clone();
     let post_raw = |channel: &'static str, body: Vec<u8>| {
-        app.http.post(app.url(&format!("/v1/{channel}"))).bearer_auth(&key).header("content-type", "application/json").body(body).send()
+        app.http
+            .post(app.url(&format!("/v1/{channel}")))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
     };
     let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
     let hundred_and_one: Vec<Value> = (0..101).map(|i| json!({"url": format!("/{i}")})).collect();
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("pageviews", b"not json".to_vec(), 400, "Invalid JSON body"),
-        ("pageviews", vec![0xff, 0xfe, 0x7b, 0x7d], 400, "Invalid JSON body"),
+        (
+            "pageviews",
+            vec![0xff, 0xfe, 0x7b, 0x7d],
+            400,
+            "Invalid JSON body",
+        ),
         ("pageviews", b"".to_vec(), 400, "Invalid JSON body"),
         ("pageviews", deep.into_bytes(), 400, ""),
-        ("pageviews", json!(hundred_and_one).to_string().into_bytes(), 400, "Bulk payload size exceeds limit of 100"),
-        ("pageviews", b"[]".to_vec(), 400, "Payload array must not be empty"),
-        ("pageviews", br#"[{"url":"/ok"},{"title":"no url"}]"#.to_vec(), 400, "Field \"url\" is required"),
-        ("pageviews", br#"{"url":{"nested":true}}"#.to_vec(), 400, "Field \"url\" must be a string"),
-        ("pageviews", br#"{"url":"/x","deviceType":"fridge"}"#.to_vec(), 400, "must be one of desktop, mobile, tablet"),
-        ("events", br#"{"eventName":"x","timestamp":"NaN"}"#.to_vec(), 400, "timestamp"),
-        ("events", br#"{"eventName":"x","timestamp":1e400}"#.to_vec(), 400, ""),
-        ("events", br#"{"eventName":"x","durationMs":-5}"#.to_vec(), 400, "durationMs"),
-        ("events", br#"{"eventName":"x","properties":"str"}"#.to_vec(), 400, "properties"),
-        ("errors", br#"{"message":"m","lineNumber":"abc"}"#.to_vec(), 400, "lineNumber"),
-        ("performance", br#"{"lcp":"fast"}"#.to_vec(), 400, "At least one of"),
-        ("pageviews", b"42".to_vec(), 400, "Payload must be a JSON object or array"),
+        (
+            "pageviews",
+            json!(hundred_and_one).to_string().into_bytes(),
+            400,
+            "Bulk payload size exceeds limit of 100",
+        ),
+        (
+            "pageviews",
+            b"[]".to_vec(),
+            400,
+            "Payload array must not be empty",
+        ),
+        (
+            "pageviews",
+            br#"[{"url":"/ok"},{"title":"no url"}]"#.to_vec(),
+            400,
+            "Field \"url\" is required",
+        ),
+        (
+            "pageviews",
+            br#"{"url":{"nested":true}}"#.to_vec(),
+            400,
+            "Field \"url\" must be a string",
+        ),
+        (
+            "pageviews",
+            br#"{"url":"/x","deviceType":"fridge"}"#.to_vec(),
+            400,
+            "must be one of desktop, mobile, tablet",
+        ),
+        (
+            "events",
+            br#"{"eventName":"x","timestamp":"NaN"}"#.to_vec(),
+            400,
+            "timestamp",
+        ),
+        (
+            "events",
+            br#"{"eventName":"x","timestamp":1e400}"#.to_vec(),
+            400,
+            "",
+        ),
+        (
+            "events",
+            br#"{"eventName":"x","durationMs":-5}"#.to_vec(),
+            400,
+            "durationMs",
+        ),
+        (
+            "events",
+            br#"{"eventName":"x","properties":"str"}"#.to_vec(),
+            400,
+            "properties",
+        ),
+        (
+            "errors",
+            br#"{"message":"m","lineNumber":"abc"}"#.to_vec(),
+            400,
+            "lineNumber",
+        ),
+        (
+            "performance",
+            br#"{"lcp":"fast"}"#.to_vec(),
+            400,
+            "At least one of",
+        ),
+        (
+            "pageviews",
+            b"42".to_vec(),
+            400,
+            "Payload must be a JSON object or array",
+        ),
     ];
     for (channel, body, status, needle) in cases {
-        let shown = String::from_utf8_lossy(&body).chars().take(60).collect::<String>();
+        let shown = String::from_utf8_lossy(&body)
+            .chars()
+            .take(60)
+            .collect::<String>();
         let r = post_raw(channel, body).await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{channel} {shown}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "Validation failed", "{shown}: {v}");
-        assert!(v["details"].as_str().unwrap().contains(needle), "{shown}: {v}");
+        assert!(
+            v["details"].as_str().unwrap().contains(needle),
+            "{shown}: {v}"
+        );
     }
 
     // 10 MB with a Content-Length: rejected from the header alone.
-    let r = post_raw("pageviews", vec![b' '; 10 * 1024 * 1024]).await.unwrap();
+    let r = post_raw("pageviews", vec![b' '; 10 * 1024 * 1024])
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "Payload too large", "maxBytes": 65536}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "Payload too large", "maxBytes": 65536})
+    );
 
     // A chunked body (no Content-Length) over the limit: the real body limit catches it.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..20).map(|_| Ok(vec![b' '; 8 * 1024])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![b' '; 8 * 1024])).collect();
     let r = app
         .http
         .post(app.url("/v1/pageviews"))
@@ -155,7 +308,11 @@ async fn bad_input_gets_a_4xx_and_writes_nothing() {
     assert_eq!(r.status(), 413, "chunked bodies are limited too");
 
     for channel in Channel::ALL {
-        assert_eq!(app.count(&p, channel).await, 0, "nothing written to {channel:?}");
+        assert_eq!(
+            app.count(&p, channel).await,
+            0,
+            "nothing written to {channel:?}"
+        );
     }
     app.stop().await;
 }
@@ -167,21 +324,45 @@ async fn drop_rules_drop_events_and_count_them() {
     let rules = DropRules {
         enabled: true,
         mode: DropMode::Blacklist,
-        filters: vec![DropFilter { key: "env".into(), op: FilterOp::Contains, value: "dev,test".into() }],
+        filters: vec![DropFilter {
+            key: "env".into(),
+            op: FilterOp::Contains,
+            value: "dev,test".into(),
+        }],
         ..Default::default()
     };
-    app.state.stores.projects.set_drop_rules(p.id, &rules).await.unwrap();
+    app.state
+        .stores
+        .projects
+        .set_drop_rules(p.id, &rules)
+        .await
+        .unwrap();
     app.state.ingestor.keys().invalidate_project(p.id);
 
     let r = app.ingest("events", &p.public_api_key, &json!([{"eventName": "a", "properties": {"env": "dev"}}, {"eventName": "b", "env": "test"}])).await;
     assert_eq!(r.status(), 201);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"success": true, "count": 0, "dropped": 2}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"success": true, "count": 0, "dropped": 2})
+    );
     let r = app.ingest("events", &p.public_api_key, &json!([{"eventName": "c", "properties": {"env": "prod"}}, {"eventName": "d", "properties": {"env": "dev"}}])).await;
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"success": true, "count": 1}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"success": true, "count": 1})
+    );
     assert_eq!(app.count(&p, Channel::Events).await, 1);
-    assert_eq!(app.state.stores.stats.dropped_events(p.id).await.unwrap(), 3);
+    assert_eq!(
+        app.state.stores.stats.dropped_events(p.id).await.unwrap(),
+        3
+    );
     // Drop rules apply to events only.
-    let r = app.ingest("pageviews", &p.public_api_key, &json!({"url": "/x", "env": "dev"})).await;
+    let r = app
+        .ingest(
+            "pageviews",
+            &p.public_api_key,
+            &json!({"url": "/x", "env": "dev"}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     app.stop().await;
 }
@@ -199,18 +380,59 @@ async fn cors_reflects_origins_on_v1_and_answers_every_options() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://site.example");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://site.example"
+    );
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
-    assert_eq!(r.headers()["access-control-allow-headers"], "content-type, x-api-key");
-    let r = app.http.request(reqwest::Method::OPTIONS, app.url("/anything/at/all")).send().await.unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-headers"],
+        "content-type, x-api-key"
+    );
+    let r = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/anything/at/all"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
 
-    let r = app.http.post(app.url("/v1/events")).header("origin", "https://site.example").bearer_auth(&p.public_api_key).json(&json!({"eventName": "x"})).send().await.unwrap();
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://site.example");
-    let r = app.http.get(app.url("/healthz")).header("origin", "https://site.example").send().await.unwrap();
-    assert_eq!(r.headers()["access-control-allow-origin"], "*", "outside /v1 only allow-listed origins are reflected");
-    let r = app.http.get(app.url("/healthz")).header("origin", "https://admin.example").send().await.unwrap();
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://admin.example");
+    let r = app
+        .http
+        .post(app.url("/v1/events"))
+        .header("origin", "https://site.example")
+        .bearer_auth(&p.public_api_key)
+        .json(&json!({"eventName": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://site.example"
+    );
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .header("origin", "https://site.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "*",
+        "outside /v1 only allow-listed origins are reflected"
+    );
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .header("origin", "https://admin.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://admin.example"
+    );
     app.stop().await;
 }
 
@@ -222,15 +444,36 @@ async fn health_landing_and_not_found() {
     let r = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!((v["status"].as_str(), v["store"]["backend"].as_str(), v["redis"]["configured"].as_bool()), (Some("ready"), Some("sqlite"), Some(false)));
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["store"]["backend"].as_str(),
+            v["redis"]["configured"].as_bool()
+        ),
+        (Some("ready"), Some("sqlite"), Some(false))
+    );
     let r = app.http.get(app.url("/")).send().await.unwrap();
     assert!(r.text().await.unwrap().contains("/v1/events"));
-    let r = app.http.get(app.url("/nope")).header("accept", "text/html").send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/nope"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("<h1>404</h1>"));
     let r = app.http.get(app.url("/nope")).send().await.unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "Not found", "url": "/nope"}));
-    let r = app.http.get(app.url("/static/css/app.css")).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "Not found", "url": "/nope"})
+    );
+    let r = app
+        .http
+        .get(app.url("/static/css/app.css"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["x-request-id"].to_str().unwrap().len() > 4);
     app.stop().await;
@@ -242,10 +485,23 @@ async fn concurrent_requests_are_group_committed_without_loss() {
     let p = app.project().await;
     let mut tasks = Vec::new();
     for i in 0..200 {
-        let (http, url, key) = (app.http.clone(), app.url("/v1/events"), p.public_api_key.clone());
+        let (http, url, key) = (
+            app.http.clone(),
+            app.url("/v1/events"),
+            p.public_api_key.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            let items: Vec<Value> = (0..10).map(|j| json!({"eventName": format!("e{i}-{j}")})).collect();
-            http.post(url).bearer_auth(key).json(&json!({"items": items})).send().await.unwrap().status().as_u16()
+            let items: Vec<Value> = (0..10)
+                .map(|j| json!({"eventName": format!("e{i}-{j}")}))
+                .collect();
+            http.post(url)
+                .bearer_auth(key)
+                .json(&json!({"items": items}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }));
     }
     for t in tasks {

@@ -10,7 +10,9 @@ use superinsights::domain::model::Channel;
 /// Holds SQLite's write lock from another connection: to every writer, the store is unavailable.
 async fn lock_database(app: &TestApp) -> SqliteConnection {
     let path = app.data_dir.join("superinsights.db");
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     conn.execute("BEGIN EXCLUSIVE").await.unwrap();
     conn
 }
@@ -19,17 +21,41 @@ async fn lock_database(app: &TestApp) -> SqliteConnection {
 async fn store_outage_spools_to_disk_and_drains_exactly_once_on_recovery() {
     let app = TestApp::spawn(&[("SQLITE_BUSY_TIMEOUT_MS", "150")]).await;
     let p = app.project().await;
-    assert_eq!(app.ingest("events", &p.public_api_key, &json!({"eventName": "before"})).await.status(), 201);
+    assert_eq!(
+        app.ingest("events", &p.public_api_key, &json!({"eventName": "before"}))
+            .await
+            .status(),
+        201
+    );
 
     let mut lock = lock_database(&app).await;
     let mut tasks = Vec::new();
     for i in 0..20 {
-        let (http, url, key) = (app.http.clone(), app.url("/v1/events"), p.public_api_key.clone());
+        let (http, url, key) = (
+            app.http.clone(),
+            app.url("/v1/events"),
+            p.public_api_key.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            let items: Vec<Value> = (0..5).map(|j| json!({"eventName": format!("during-{i}-{j}")})).collect();
-            let r = http.post(url).bearer_auth(key).json(&json!({"items": items})).send().await.unwrap();
-            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
-            (r.status().as_u16(), retry_after, r.json::<Value>().await.unwrap())
+            let items: Vec<Value> = (0..5)
+                .map(|j| json!({"eventName": format!("during-{i}-{j}")}))
+                .collect();
+            let r = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"items": items}))
+                .send()
+                .await
+                .unwrap();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (
+                r.status().as_u16(),
+                retry_after,
+                r.json::<Value>().await.unwrap(),
+            )
         }));
     }
     for t in tasks {
@@ -41,16 +67,26 @@ async fn store_outage_spools_to_disk_and_drains_exactly_once_on_recovery() {
     }
     let spool = app.state.spool.clone();
     assert!(spool.has_pending());
-    let lines = std::fs::read_to_string(spool.path()).unwrap().lines().count();
+    let lines = std::fs::read_to_string(spool.path())
+        .unwrap()
+        .lines()
+        .count();
     assert!(lines >= 1, "one line per spooled batch");
 
     lock.execute("ROLLBACK").await.unwrap();
     drop(lock);
     // The next successful commit wakes the drainer.
-    assert_eq!(app.ingest("events", &p.public_api_key, &json!({"eventName": "after"})).await.status(), 201);
-    eventually(Duration::from_secs(15), "spool drained into the store", async || {
-        app.count(&p, Channel::Events).await == 102 && !spool.has_pending()
-    })
+    assert_eq!(
+        app.ingest("events", &p.public_api_key, &json!({"eventName": "after"}))
+            .await
+            .status(),
+        201
+    );
+    eventually(
+        Duration::from_secs(15),
+        "spool drained into the store",
+        async || app.count(&p, Channel::Events).await == 102 && !spool.has_pending(),
+    )
     .await;
     // A second drain pass finds nothing to replay: nothing duplicated.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -67,7 +103,10 @@ async fn store_outage_spools_to_disk_and_drains_exactly_once_on_recovery() {
         .collect();
     for i in 0..20 {
         for j in 0..5 {
-            assert!(names.contains(&format!("during-{i}-{j}")), "during-{i}-{j} arrived");
+            assert!(
+                names.contains(&format!("during-{i}-{j}")),
+                "during-{i}-{j} arrived"
+            );
         }
     }
     app.stop().await;
@@ -79,17 +118,32 @@ async fn when_store_and_spool_both_fail_the_request_is_refused_not_acknowledged(
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, b"not a directory").unwrap();
     let spool_path = blocker.join("spool.ndjson");
-    let app = TestApp::spawn(&[("SQLITE_BUSY_TIMEOUT_MS", "100"), ("INGEST_SPOOL_PATH", spool_path.to_str().unwrap())]).await;
+    let app = TestApp::spawn(&[
+        ("SQLITE_BUSY_TIMEOUT_MS", "100"),
+        ("INGEST_SPOOL_PATH", spool_path.to_str().unwrap()),
+    ])
+    .await;
     let p = app.project().await;
     let mut lock = lock_database(&app).await;
-    let r = app.ingest("pageviews", &p.public_api_key, &json!({"url": "/x"})).await;
+    let r = app
+        .ingest("pageviews", &p.public_api_key, &json!({"url": "/x"}))
+        .await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "5");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "Service temporarily unavailable");
     lock.execute("ROLLBACK").await.unwrap();
     drop(lock);
-    assert_eq!(app.ingest("pageviews", &p.public_api_key, &json!({"url": "/y"})).await.status(), 201);
-    assert_eq!(app.count(&p, Channel::Pageviews).await, 1, "only the acknowledged view is stored");
+    assert_eq!(
+        app.ingest("pageviews", &p.public_api_key, &json!({"url": "/y"}))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.count(&p, Channel::Pageviews).await,
+        1,
+        "only the acknowledged view is stored"
+    );
     app.stop().await;
 }

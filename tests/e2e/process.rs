@@ -22,31 +22,68 @@ fn create_admin(dir: &std::path::Path) -> (DocId, String) {
     let data = dir.to_str().unwrap();
     let (code, out, err) = run_cli(
         &["create-admin", "--email", "admin@example.com"],
-        &[("DATA_DIR", data), ("SUPERINSIGHTS_ADMIN_PASSWORD", "a-strong-password")],
+        &[
+            ("DATA_DIR", data),
+            ("SUPERINSIGHTS_ADMIN_PASSWORD", "a-strong-password"),
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     let field = |name: &str| {
-        out.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().last()).unwrap().to_string()
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap()
+            .to_string()
     };
-    let id = field("project:").trim_matches(|c| c == '(' || c == ')').to_string();
-    (DocId::parse(&id).expect("project id printed"), field("public key:"))
+    let id = field("project:")
+        .trim_matches(|c| c == '(' || c == ')')
+        .to_string();
+    (
+        DocId::parse(&id).expect("project id printed"),
+        field("public key:"),
+    )
 }
 
 async fn stored_events(dir: &std::path::Path, project: DocId) -> u64 {
-    let store = SqliteStore::open(&dir.join("superinsights.db"), SqliteOptions::default()).await.unwrap();
-    Stores::new("sqlite", store).stats.count(project, Channel::Events).await.unwrap()
+    let store = SqliteStore::open(&dir.join("superinsights.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    Stores::new("sqlite", store)
+        .stats
+        .count(project, Channel::Events)
+        .await
+        .unwrap()
 }
 
 /// Sends 5-event batches from `workers` clients until told to stop; counts acknowledged events.
-fn load(urls: Vec<String>, key: String, workers: usize, stop: Arc<AtomicBool>, acked: Arc<AtomicU64>) -> Vec<tokio::task::JoinHandle<()>> {
+fn load(
+    urls: Vec<String>,
+    key: String,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..workers)
         .map(|w| {
-            let (url, key, stop, acked) = (urls[w % urls.len()].clone(), key.clone(), stop.clone(), acked.clone());
+            let (url, key, stop, acked) = (
+                urls[w % urls.len()].clone(),
+                key.clone(),
+                stop.clone(),
+                acked.clone(),
+            );
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let items: Vec<Value> = (0..5).map(|i| json!({"eventName": "load", "properties": {"w": w, "i": i}})).collect();
-                    match http.post(&url).bearer_auth(&key).json(&json!({"items": items})).send().await {
+                    let items: Vec<Value> = (0..5)
+                        .map(|i| json!({"eventName": "load", "properties": {"w": w, "i": i}}))
+                        .collect();
+                    match http
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&json!({"items": items}))
+                        .send()
+                        .await
+                    {
                         Ok(r) if r.status() == 201 || r.status() == 202 => {
                             acked.fetch_add(5, Ordering::Relaxed);
                         }
@@ -65,10 +102,21 @@ async fn sigterm_stops_accepting_and_stores_everything_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let (project, key) = create_admin(dir.path());
     let mut server = ServerProcess::start(dir.path(), &[]).await;
-    let (stop, acked) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-    let workers = load(vec![server.url("/v1/events")], key, 16, stop.clone(), acked.clone());
+    let (stop, acked) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let workers = load(
+        vec![server.url("/v1/events")],
+        key,
+        16,
+        stop.clone(),
+        acked.clone(),
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
@@ -76,7 +124,11 @@ async fn sigterm_stops_accepting_and_stores_everything_acknowledged() {
     assert!(status.success(), "clean exit after drain: {status:?}");
     let acked = acked.load(Ordering::Relaxed);
     assert!(acked > 0, "load ran before the signal");
-    assert_eq!(stored_events(dir.path(), project).await, acked, "every acknowledged event is stored");
+    assert_eq!(
+        stored_events(dir.path(), project).await,
+        acked,
+        "every acknowledged event is stored"
+    );
 }
 
 #[tokio::test]
@@ -85,8 +137,17 @@ async fn two_processes_share_one_sqlite_file() {
     let (project, key) = create_admin(dir.path());
     let mut a = ServerProcess::start(dir.path(), &[]).await;
     let mut b = ServerProcess::start(dir.path(), &[]).await;
-    let (stop, acked) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-    let workers = load(vec![a.url("/v1/events"), b.url("/v1/events")], key, 8, stop.clone(), acked.clone());
+    let (stop, acked) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let workers = load(
+        vec![a.url("/v1/events"), b.url("/v1/events")],
+        key,
+        8,
+        stop.clone(),
+        acked.clone(),
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {

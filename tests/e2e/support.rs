@@ -30,7 +30,11 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl AsyncFnMu
 }
 
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The server running inside the test process, on a real port.
@@ -84,11 +88,20 @@ impl TestApp {
 
     /// A project (with its owner and workspace) created through the real store.
     pub async fn project(&self) -> Project {
-        let email = format!("owner-{}@test.example", superinsights::domain::ids::random_hex(6));
-        superinsights::services::accounts::provision(&self.state.stores, &email, "password123", "user", "Test")
-            .await
-            .unwrap()
-            .project
+        let email = format!(
+            "owner-{}@test.example",
+            superinsights::domain::ids::random_hex(6)
+        );
+        superinsights::services::accounts::provision(
+            &self.state.stores,
+            &email,
+            "password123",
+            "user",
+            "Test",
+        )
+        .await
+        .unwrap()
+        .project
     }
 
     /// POSTs JSON to a `/v1` channel with the key as a Bearer token.
@@ -102,8 +115,17 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn count(&self, project: &Project, channel: superinsights::domain::model::Channel) -> u64 {
-        self.state.stores.stats.count(project.id, channel).await.unwrap()
+    pub async fn count(
+        &self,
+        project: &Project,
+        channel: superinsights::domain::model::Channel,
+    ) -> u64 {
+        self.state
+            .stores
+            .stats
+            .count(project.id, channel)
+            .await
+            .unwrap()
     }
 
     /// Graceful shutdown, waiting for the drain.
@@ -131,7 +153,11 @@ impl RedisServer {
 
     pub async fn start_on(port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut server = Self { port, child: None, dir };
+        let mut server = Self {
+            port,
+            child: None,
+            dir,
+        };
         server.restart().await;
         server
     }
@@ -143,7 +169,16 @@ impl RedisServer {
     /// (Re)starts the server on the same port and waits until it answers.
     pub async fn restart(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -152,9 +187,11 @@ impl RedisServer {
             .expect("redis-server is installed (scripts/test installs it)");
         self.child = Some(child);
         let port = self.port;
-        eventually(Duration::from_secs(10), "redis-server accepts connections", async || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
+        eventually(
+            Duration::from_secs(10),
+            "redis-server accepts connections",
+            async || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        )
         .await;
     }
 
@@ -199,9 +236,11 @@ impl ServerProcess {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let server = Self { child, addr };
         let url = format!("http://{addr}/healthz");
-        eventually(Duration::from_secs(20), "server process answers /healthz", async || {
-            reqwest::get(&url).await.is_ok_and(|r| r.status() == 200)
-        })
+        eventually(
+            Duration::from_secs(20),
+            "server process answers /healthz",
+            async || reqwest::get(&url).await.is_ok_and(|r| r.status() == 200),
+        )
         .await;
         server
     }
@@ -212,7 +251,10 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         self.child.wait().unwrap()
     }
 }
@@ -227,7 +269,10 @@ impl Drop for ServerProcess {
 /// Runs the binary with arguments and environment; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_superinsights"));
-    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("ENV_FILE", "/nonexistent").args(args);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ENV_FILE", "/nonexistent")
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

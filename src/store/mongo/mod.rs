@@ -12,7 +12,7 @@ mod indexes;
 
 use super::{
     AccountStore, EventWriter, KeyKind, KeyMatch, NewProject, Organization, Project, ProjectStore,
-    StatsReader, StoreAdmin, StoreError, StoreResult, User, slugify,
+    StatsReader, StoreAdmin, StoreError, StoreResult, User, drop_rules_key, slugify,
 };
 use crate::domain::{
     drop_rules::DropRules,
@@ -286,11 +286,6 @@ impl ProjectStore for MongoStore {
             .map_err(map_err)?;
         Ok(())
     }
-}
-
-/// The GlobalSetting key SuperInsights 1.x uses for a project's drop rules.
-fn drop_rules_key(project_id: DocId) -> String {
-    format!("PROJECT:{project_id}:INGESTION_DROP_EVENTS_V1")
 }
 
 #[async_trait]

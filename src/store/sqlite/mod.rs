@@ -6,7 +6,7 @@ mod rows;
 
 use super::{
     AccountStore, EventWriter, KeyKind, KeyMatch, NewProject, Organization, Project, ProjectStore,
-    StatsReader, StoreAdmin, StoreError, StoreResult, User, slugify,
+    StatsReader, StoreAdmin, StoreError, StoreResult, User, drop_rules_key, slugify,
 };
 use crate::domain::{
     drop_rules::DropRules,
@@ -171,11 +171,6 @@ fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
         role: r.try_get("role").map_err(map_err)?,
         created_at: r.try_get("created_at").map_err(map_err)?,
     })
-}
-
-/// The GlobalSetting key SuperInsights 1.x uses for a project's drop rules.
-pub(crate) fn drop_rules_key(project_id: DocId) -> String {
-    format!("PROJECT:{project_id}:INGESTION_DROP_EVENTS_V1")
 }
 
 #[async_trait]
