@@ -1,7 +1,7 @@
 //! The contract every storage backend must meet, as one async suite run against each backend
 //! (SQLite always; MongoDB when `SUPERINSIGHTS_TEST_MONGODB_URI` is set).
 
-use super::{KeyKind, NewProject, StoreError, Stores};
+use super::{Invite, KeyKind, NewProject, ProjectUpdate, StoreError, Stores};
 use crate::domain::{
     drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
     fingerprint::error_fingerprint,
@@ -19,6 +19,10 @@ pub async fn run_all(stores: Stores) {
     writes(&stores).await;
     write_is_all_or_nothing(&stores).await;
     replays_are_idempotent(&stores).await;
+    project_lifecycle(&stores).await;
+    account_admin(&stores).await;
+    invites(&stores).await;
+    sessions(&stores).await;
 }
 
 pub fn pageview(url: &str, ts: i64) -> PageView {
@@ -382,4 +386,338 @@ async fn replays_are_idempotent(stores: &Stores) {
     let next = batch(p.id, Docs::Events(vec![event("d", 4)]));
     assert!(stores.events.write_once(&next).await.unwrap());
     assert_eq!(stores.stats.count(p.id, Channel::Events).await.unwrap(), 4);
+}
+
+async fn project_lifecycle(stores: &Stores) {
+    let p = new_project(stores, "Life").await;
+    let ps = &stores.projects;
+    let update = ProjectUpdate {
+        name: " Renamed ".into(),
+        icon: "🚀".into(),
+        environment: "staging".into(),
+        data_retention_days: 30,
+    };
+    let updated = ps.update_project(p.id, &update).await.unwrap();
+    assert_eq!(
+        (
+            updated.name.as_str(),
+            updated.icon.as_str(),
+            updated.environment.as_str(),
+            updated.data_retention_days
+        ),
+        ("Renamed", "🚀", "staging", 30)
+    );
+    assert_eq!(ps.project(p.id).await.unwrap().unwrap(), updated);
+    assert_eq!(
+        ps.update_project(DocId::new(), &update).await,
+        Err(StoreError::NotFound)
+    );
+
+    let fresh = ps.regenerate_keys(p.id).await.unwrap();
+    assert_ne!(fresh.public_api_key, p.public_api_key);
+    assert_ne!(fresh.secret_api_key, p.secret_api_key);
+    assert_eq!(
+        ps.find_by_api_key(&p.public_api_key).await.unwrap(),
+        None,
+        "old keys stop working at once"
+    );
+    assert_eq!(
+        ps.find_by_api_key(&fresh.secret_api_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .project_id,
+        p.id
+    );
+
+    // Data, drop rules and the dropped counter, then clear.
+    let t0 = 1_700_000_000_000;
+    let mut b = batch(
+        p.id,
+        Docs::Events(vec![event("old", t0), event("new", t0 + 10_000)]),
+    );
+    b.dropped = 2;
+    stores
+        .events
+        .write(&[
+            b,
+            batch(
+                p.id,
+                Docs::Pageviews(vec![pageview("/old", t0), pageview("/new", t0 + 10_000)]),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        ps.purge_before(p.id, t0 + 5_000).await.unwrap(),
+        2,
+        "one event and one page view were older"
+    );
+    assert_eq!(stores.stats.count(p.id, Channel::Events).await.unwrap(), 1);
+    ps.set_drop_rules(
+        p.id,
+        &DropRules {
+            enabled: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    ps.clear_project_data(p.id).await.unwrap();
+    for channel in Channel::ALL {
+        assert_eq!(stores.stats.count(p.id, channel).await.unwrap(), 0);
+    }
+    assert_eq!(stores.stats.dropped_events(p.id).await.unwrap(), 0);
+    assert_eq!(ps.drop_rules(p.id).await.unwrap(), DropRules::default());
+
+    assert!(
+        ps.live_projects()
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == p.id)
+    );
+    ps.soft_delete_project(p.id).await.unwrap();
+    assert_eq!(
+        ps.find_by_api_key(&fresh.public_api_key).await.unwrap(),
+        None,
+        "deleted projects' keys stop working"
+    );
+    assert!(
+        ps.projects_of_org(p.org_id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|x| x.id != p.id)
+    );
+    assert!(
+        ps.live_projects()
+            .await
+            .unwrap()
+            .iter()
+            .all(|x| x.id != p.id)
+    );
+    assert!(
+        ps.project(p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted_at
+            .is_some(),
+        "kept, marked deleted"
+    );
+    assert_eq!(
+        ps.soft_delete_project(p.id).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        ps.update_project(p.id, &update).await,
+        Err(StoreError::NotFound)
+    );
+}
+
+async fn account_admin(stores: &Stores) {
+    let a = &stores.accounts;
+    let owner = a
+        .create_user(
+            &format!("o-{}@t.example", DocId::new()),
+            "h1",
+            Some("Olga"),
+            "user",
+        )
+        .await
+        .unwrap();
+    let viewer = a
+        .create_user(&format!("v-{}@t.example", DocId::new()), "h2", None, "user")
+        .await
+        .unwrap();
+    assert_eq!(a.user(owner.id).await.unwrap().unwrap(), owner);
+    assert_eq!(a.user(DocId::new()).await.unwrap(), None);
+    let all = a.list_users().await.unwrap();
+    assert!(all.iter().any(|u| u.id == owner.id) && all.iter().any(|u| u.id == viewer.id));
+
+    a.set_password_hash(viewer.id, "h3").await.unwrap();
+    a.set_user_role(viewer.id, "admin").await.unwrap();
+    let v = a.user(viewer.id).await.unwrap().unwrap();
+    assert_eq!((v.password_hash.as_str(), v.role.as_str()), ("h3", "admin"));
+    assert_eq!(
+        a.set_user_role(DocId::new(), "admin").await,
+        Err(StoreError::NotFound)
+    );
+
+    let org = a.create_org("Team", owner.id).await.unwrap();
+    assert_eq!(a.org(org.id).await.unwrap().unwrap(), org);
+    assert!(a.list_orgs().await.unwrap().iter().any(|o| o.id == org.id));
+    a.rename_org(org.id, " Team Two ").await.unwrap();
+    assert_eq!(a.org(org.id).await.unwrap().unwrap().name, "Team Two");
+    a.add_member(org.id, owner.id, "owner").await.unwrap();
+    a.add_member(org.id, viewer.id, "viewer").await.unwrap();
+    let members: Vec<_> = a
+        .members(org.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.user.id, m.role))
+        .collect();
+    assert_eq!(
+        members,
+        vec![
+            (owner.id, "owner".to_string()),
+            (viewer.id, "viewer".to_string())
+        ]
+    );
+
+    a.remove_member(org.id, viewer.id).await.unwrap();
+    assert_eq!(
+        a.remove_member(org.id, viewer.id).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(a.members(org.id).await.unwrap().len(), 1);
+    assert_eq!(a.member_role(org.id, viewer.id).await.unwrap(), None);
+
+    a.set_org_status(org.id, "disabled").await.unwrap();
+    assert!(
+        a.memberships(owner.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|(o, _)| o.id != org.id),
+        "disabled orgs give no access"
+    );
+    a.set_org_status(org.id, "active").await.unwrap();
+    assert!(
+        a.memberships(owner.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(o, _)| o.id == org.id)
+    );
+
+    a.delete_user(owner.id).await.unwrap();
+    assert_eq!(a.user(owner.id).await.unwrap(), None);
+    assert!(
+        a.members(org.id).await.unwrap().is_empty(),
+        "memberships go with the user"
+    );
+    assert_eq!(a.delete_user(owner.id).await, Err(StoreError::NotFound));
+}
+
+async fn invites(stores: &Stores) {
+    let inviter = DocId::new();
+    let org = DocId::new();
+    let invite = |org_id: Option<DocId>, hash: &str, created_at: i64| Invite {
+        id: DocId::new(),
+        email: "Guest@Example.com".into(),
+        token_hash: hash.into(),
+        org_id,
+        role: "viewer".into(),
+        status: "pending".into(),
+        created_by: inviter,
+        expires_at: created_at + 7 * 86_400_000,
+        created_at,
+    };
+    let first = invite(Some(org), &format!("h1-{}", DocId::new()), 1_000);
+    let second = invite(Some(org), &format!("h2-{}", DocId::new()), 2_000);
+    let platform = invite(None, &format!("h3-{}", DocId::new()), 3_000);
+    for i in [&first, &second, &platform] {
+        stores.invites.create_invite(i).await.unwrap();
+    }
+    let found = stores
+        .invites
+        .invite_by_token_hash(&first.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.email, "guest@example.com",
+        "emails are stored lower-cased"
+    );
+    assert_eq!(
+        (found.id, found.org_id, found.expires_at),
+        (first.id, Some(org), first.expires_at)
+    );
+    assert_eq!(
+        stores.invites.invite_by_token_hash("nope").await.unwrap(),
+        None
+    );
+    let pending: Vec<_> = stores
+        .invites
+        .pending_invites(Some(org))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(pending, vec![second.id, first.id], "newest first");
+    assert!(
+        stores
+            .invites
+            .pending_invites(None)
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i.id == platform.id)
+    );
+    stores
+        .invites
+        .set_invite_status(first.id, "accepted")
+        .await
+        .unwrap();
+    assert_eq!(
+        stores
+            .invites
+            .pending_invites(Some(org))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        stores
+            .invites
+            .invite_by_token_hash(&first.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "accepted"
+    );
+    assert_eq!(
+        stores
+            .invites
+            .set_invite_status(DocId::new(), "revoked")
+            .await,
+        Err(StoreError::NotFound)
+    );
+}
+
+async fn sessions(stores: &Stores) {
+    let s = &stores.sessions;
+    let now = crate::domain::timestamp::now_ms();
+    let id = format!("sess-{}", DocId::new());
+    assert!(s.create_session(&id, b"one", now + 60_000).await.unwrap());
+    assert!(
+        !s.create_session(&id, b"other", now + 60_000).await.unwrap(),
+        "ids never collide silently"
+    );
+    assert_eq!(
+        s.load_session(&id).await.unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    s.save_session(&id, b"two", now + 60_000).await.unwrap();
+    assert_eq!(
+        s.load_session(&id).await.unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+    let expired = format!("old-{}", DocId::new());
+    s.save_session(&expired, b"x", now - 1).await.unwrap();
+    assert_eq!(
+        s.load_session(&expired).await.unwrap(),
+        None,
+        "expired records are not loaded"
+    );
+    assert!(s.delete_expired_sessions().await.unwrap() >= 1);
+    s.delete_session(&id).await.unwrap();
+    assert_eq!(s.load_session(&id).await.unwrap(), None);
+    s.delete_session(&id).await.unwrap();
 }

@@ -118,6 +118,7 @@ pub struct Organization {
 }
 
 /// Projects, their keys and their per-project settings.
+#[allow(unused_variables)] // TEMPORARY: default bodies, see pending_backend
 #[async_trait]
 pub trait ProjectStore: Send + Sync {
     /// Inserts a project with fresh `pk_`/`sk_` keys. Errors: `Conflict` if a key collides.
@@ -132,9 +133,67 @@ pub trait ProjectStore: Send + Sync {
     async fn drop_rules(&self, project_id: DocId) -> StoreResult<DropRules>;
     /// Replaces the project's event drop rules.
     async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()>;
+    /// Changes the editable fields. Errors: `NotFound` for an unknown or deleted project.
+    async fn update_project(&self, id: DocId, update: &ProjectUpdate) -> StoreResult<Project> {
+        Err(pending_backend())
+    }
+    /// Replaces both keys with fresh ones; the old keys stop matching at once.
+    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+        Err(pending_backend())
+    }
+    /// Marks the project deleted (keys stop authenticating; data is kept).
+    async fn soft_delete_project(&self, id: DocId) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    /// Deletes the project's analytics documents and drop rules and resets its dropped counter.
+    async fn clear_project_data(&self, id: DocId) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    /// Every live project (for background jobs such as the retention purge).
+    async fn live_projects(&self) -> StoreResult<Vec<Project>> {
+        Err(pending_backend())
+    }
+    /// Deletes the project's analytics documents older than `cutoff_ms`; returns how many.
+    async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64> {
+        Err(pending_backend())
+    }
+}
+
+/// Editable project fields (validated by the caller).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProjectUpdate {
+    pub name: String,
+    pub icon: String,
+    pub environment: String,
+    pub data_retention_days: u32,
+}
+
+/// An active organization membership, with the member.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    pub user: User,
+    pub role: String,
+}
+
+/// An invitation to an organization (`org_id`) or to the platform (`org_id` = `None`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invite {
+    pub id: DocId,
+    pub email: String,
+    /// SHA-256 hex of the token; the token itself is never stored.
+    pub token_hash: String,
+    pub org_id: Option<DocId>,
+    pub role: String,
+    /// `pending`, `accepted`, `revoked` or `expired`.
+    pub status: String,
+    pub created_by: DocId,
+    pub expires_at: i64,
+    pub created_at: i64,
 }
 
 /// Users, organizations and memberships (the part of saasbackend SuperInsights relied on).
+#[allow(unused_variables)] // TEMPORARY: default bodies, see pending_backend
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     /// Errors: `Conflict` when the (lower-cased) email is taken.
@@ -154,8 +213,92 @@ pub trait AccountStore: Send + Sync {
     async fn add_member(&self, org: DocId, user: DocId, role: &str) -> StoreResult<()>;
     /// The role of an active member, `None` when not a member.
     async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>>;
-    /// The user's active memberships with their role, oldest membership first.
+    /// The user's active memberships in active organizations with their role, oldest first.
     async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>>;
+    async fn user(&self, id: DocId) -> StoreResult<Option<User>> {
+        Err(pending_backend())
+    }
+    /// Every user, oldest first.
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        Err(pending_backend())
+    }
+    async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    /// Sets the platform role (`user` or `admin`). Errors: `NotFound`.
+    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    /// Deletes the user and all their memberships. Errors: `NotFound`.
+    async fn delete_user(&self, user: DocId) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    async fn org(&self, id: DocId) -> StoreResult<Option<Organization>> {
+        Err(pending_backend())
+    }
+    /// Every organization, oldest first.
+    async fn list_orgs(&self) -> StoreResult<Vec<Organization>> {
+        Err(pending_backend())
+    }
+    async fn rename_org(&self, id: DocId, name: &str) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    /// `active` or `disabled` (members of a disabled organization lose access).
+    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    /// Active members of an organization, oldest membership first.
+    async fn members(&self, org: DocId) -> StoreResult<Vec<Member>> {
+        Err(pending_backend())
+    }
+    /// Marks a membership removed. Errors: `NotFound` when not an active member.
+    async fn remove_member(&self, org: DocId, user: DocId) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+}
+
+/// Organization and platform invitations.
+#[allow(unused_variables)] // TEMPORARY: default bodies, see pending_backend
+#[async_trait]
+pub trait InviteStore: Send + Sync {
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    async fn invite_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Invite>> {
+        Err(pending_backend())
+    }
+    async fn set_invite_status(&self, id: DocId, status: &str) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    /// Pending invites of an organization (`Some`) or of the platform (`None`), newest first.
+    async fn pending_invites(&self, org: Option<DocId>) -> StoreResult<Vec<Invite>> {
+        Err(pending_backend())
+    }
+}
+
+/// Durable server-side session records (opaque bytes; the session layer encodes them).
+#[allow(unused_variables)] // TEMPORARY: default bodies, see pending_backend
+#[async_trait]
+pub trait SessionRecords: Send + Sync {
+    /// Inserts a new record; `false` (and nothing written) when the id already exists.
+    async fn create_session(&self, id: &str, data: &[u8], expires_at_ms: i64) -> StoreResult<bool> {
+        Err(pending_backend())
+    }
+    /// Inserts or replaces a record.
+    async fn save_session(&self, id: &str, data: &[u8], expires_at_ms: i64) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    /// The record's bytes, `None` when missing or expired.
+    async fn load_session(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
+        Err(pending_backend())
+    }
+    async fn delete_session(&self, id: &str) -> StoreResult<()> {
+        Err(pending_backend())
+    }
+    /// Removes expired records; returns how many.
+    async fn delete_expired_sessions(&self) -> StoreResult<u64> {
+        Err(pending_backend())
+    }
 }
 
 /// The ingestion sink.
@@ -198,11 +341,25 @@ pub trait StoreAdmin: Send + Sync {
 
 /// Everything a backend implements.
 pub trait Backend:
-    ProjectStore + AccountStore + EventWriter + StatsReader + StoreAdmin + 'static
+    ProjectStore
+    + AccountStore
+    + InviteStore
+    + SessionRecords
+    + EventWriter
+    + StatsReader
+    + StoreAdmin
+    + 'static
 {
 }
-impl<T: ProjectStore + AccountStore + EventWriter + StatsReader + StoreAdmin + 'static> Backend
-    for T
+impl<T> Backend for T where
+    T: ProjectStore
+        + AccountStore
+        + InviteStore
+        + SessionRecords
+        + EventWriter
+        + StatsReader
+        + StoreAdmin
+        + 'static
 {
 }
 
@@ -212,6 +369,8 @@ pub struct Stores {
     pub name: &'static str,
     pub projects: Arc<dyn ProjectStore>,
     pub accounts: Arc<dyn AccountStore>,
+    pub invites: Arc<dyn InviteStore>,
+    pub sessions: Arc<dyn SessionRecords>,
     pub events: Arc<dyn EventWriter>,
     pub stats: Arc<dyn StatsReader>,
     pub admin: Arc<dyn StoreAdmin>,
@@ -224,6 +383,8 @@ impl Stores {
             name,
             projects: b.clone(),
             accounts: b.clone(),
+            invites: b.clone(),
+            sessions: b.clone(),
             events: b.clone(),
             stats: b.clone(),
             admin: b,
@@ -252,6 +413,12 @@ impl Stores {
         stores.admin.migrate().await?;
         Ok(stores)
     }
+}
+
+/// TEMPORARY (removed when the MongoDB adapter implements the account/session ports): the
+/// answer of a port method a backend does not implement yet.
+fn pending_backend() -> StoreError {
+    StoreError::Other("not implemented by this backend yet".into())
 }
 
 /// The GlobalSetting key SuperInsights 1.x uses for a project's event drop rules.

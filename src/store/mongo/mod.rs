@@ -6,6 +6,7 @@
 //! instead of atomic: every analytics document carries a deterministic `_id` (its [`DocId`]) and
 //! duplicate-`_id` errors mean "already stored".
 
+mod accounts;
 mod docs;
 mod errors;
 mod indexes;

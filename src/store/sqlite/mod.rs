@@ -2,11 +2,14 @@
 //! timeout so several server processes can share one file. Analytics rows point at the project's
 //! compact integer key; everything above this module sees only [`DocId`]s.
 
+mod invites;
 mod rows;
+mod sessions;
 
 use super::{
-    AccountStore, EventWriter, KeyKind, KeyMatch, NewProject, Organization, Project, ProjectStore,
-    StatsReader, StoreAdmin, StoreError, StoreResult, User, drop_rules_key, slugify,
+    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, Organization, Project,
+    ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError, StoreResult, User,
+    drop_rules_key, slugify,
 };
 use crate::domain::{
     drop_rules::DropRules,
@@ -116,6 +119,23 @@ impl SqliteStore {
         let pk = pk.ok_or(StoreError::NotFound)?;
         self.project_keys.write().expect("lock").insert(id, pk);
         Ok(pk)
+    }
+
+    /// Runs `UPDATE … SET x = ?, updated_at = ? WHERE id = ?`; `NotFound` when no row matched.
+    async fn update_one(&self, sql: &str, value: &str, id: DocId) -> StoreResult<()> {
+        let changed = sqlx::query(sql)
+            .bind(value)
+            .bind(now_ms())
+            .bind(id.to_hex())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if changed == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 
     async fn insert_batches(
@@ -278,6 +298,121 @@ impl ProjectStore for SqliteStore {
         .map_err(map_err)?;
         Ok(())
     }
+
+    async fn update_project(&self, id: DocId, update: &ProjectUpdate) -> StoreResult<Project> {
+        let changed = sqlx::query(
+            "UPDATE projects SET name = ?, icon = ?, environment = ?, data_retention_days = ?, updated_at = ? \
+             WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(update.name.trim())
+        .bind(&update.icon)
+        .bind(&update.environment)
+        .bind(update.data_retention_days as i64)
+        .bind(now_ms())
+        .bind(id.to_hex())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.project(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+        let changed = sqlx::query(
+            "UPDATE projects SET public_api_key = ?, secret_api_key = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(api_key("pk_"))
+        .bind(api_key("sk_"))
+        .bind(now_ms())
+        .bind(id.to_hex())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.project(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn soft_delete_project(&self, id: DocId) -> StoreResult<()> {
+        let now = now_ms();
+        let changed = sqlx::query("UPDATE projects SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(now)
+            .bind(now)
+            .bind(id.to_hex())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if changed == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn clear_project_data(&self, id: DocId) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let pk = self.project_key(&mut tx, id).await?;
+        for channel in Channel::ALL {
+            sqlx::query(&format!(
+                "DELETE FROM {} WHERE project = ?",
+                rows::table(channel)
+            ))
+            .bind(pk)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        sqlx::query("DELETE FROM global_settings WHERE key = ?")
+            .bind(drop_rules_key(id))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("UPDATE projects SET dropped_events = 0, updated_at = ? WHERE pk = ?")
+            .bind(now_ms())
+            .bind(pk)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn live_projects(&self) -> StoreResult<Vec<Project>> {
+        let rows =
+            sqlx::query("SELECT * FROM projects WHERE deleted_at IS NULL ORDER BY created_at, pk")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let pk = self.project_key(&mut conn, id).await?;
+        let mut removed = 0;
+        for channel in Channel::ALL {
+            removed += sqlx::query(&format!(
+                "DELETE FROM {} WHERE project = ? AND ts < ?",
+                rows::table(channel)
+            ))
+            .bind(pk)
+            .bind(cutoff_ms)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        }
+        Ok(removed)
+    }
 }
 
 #[async_trait]
@@ -403,7 +538,7 @@ impl AccountStore for SqliteStore {
     async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>> {
         let rows = sqlx::query(
             "SELECT o.*, m.role AS member_role FROM organization_members m JOIN organizations o ON o.id = m.org_id \
-             WHERE m.user_id = ? AND m.status = 'active' ORDER BY m.created_at, o.id",
+             WHERE m.user_id = ? AND m.status = 'active' AND o.status = 'active' ORDER BY m.created_at, o.id",
         )
         .bind(user.to_hex())
         .fetch_all(&self.pool)
@@ -417,6 +552,137 @@ impl AccountStore for SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    async fn user(&self, id: DocId) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id.to_hex())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()> {
+        self.update_one(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+            hash,
+            user,
+        )
+        .await
+    }
+
+    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()> {
+        self.update_one(
+            "UPDATE users SET role = ?, updated_at = ? WHERE id = ?",
+            role,
+            user,
+        )
+        .await
+    }
+
+    async fn delete_user(&self, user: DocId) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM organization_members WHERE user_id = ?")
+            .bind(user.to_hex())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let gone = sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(user.to_hex())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if gone == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn org(&self, id: DocId) -> StoreResult<Option<Organization>> {
+        let row = sqlx::query("SELECT * FROM organizations WHERE id = ?")
+            .bind(id.to_hex())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    async fn list_orgs(&self) -> StoreResult<Vec<Organization>> {
+        let rows = sqlx::query("SELECT * FROM organizations ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn rename_org(&self, id: DocId, name: &str) -> StoreResult<()> {
+        self.update_one(
+            "UPDATE organizations SET name = ?, updated_at = ? WHERE id = ?",
+            name.trim(),
+            id,
+        )
+        .await
+    }
+
+    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()> {
+        self.update_one(
+            "UPDATE organizations SET status = ?, updated_at = ? WHERE id = ?",
+            status,
+            id,
+        )
+        .await
+    }
+
+    async fn members(&self, org: DocId) -> StoreResult<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT u.*, m.role AS member_role FROM organization_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = ? AND m.status = 'active' ORDER BY m.created_at, u.id",
+        )
+        .bind(org.to_hex())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Member {
+                    user: user_from_row(r)?,
+                    role: r.try_get("member_role").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_member(&self, org: DocId, user: DocId) -> StoreResult<()> {
+        let changed = sqlx::query(
+            "UPDATE organization_members SET status = 'removed', updated_at = ? \
+             WHERE org_id = ? AND user_id = ? AND status = 'active'",
+        )
+        .bind(now_ms())
+        .bind(org.to_hex())
+        .bind(user.to_hex())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if changed == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 }
 
