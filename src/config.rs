@@ -84,7 +84,8 @@ pub struct RedisConfig {
     /// `None` when `REDIS_URL` is unset or `REDIS_ENABLED=false`.
     pub url: Option<Secret>,
     pub password: Secret,
-    pub db: u8,
+    /// `REDIS_DB` when set, else the database in `REDIS_URL` (default 0).
+    pub db: Option<u8>,
     /// Default TTL for cached entries, in seconds (`REDIS_TTL`, default 300).
     pub ttl_secs: u64,
     pub sessions: bool,
@@ -111,6 +112,129 @@ pub struct IngestConfig {
     pub geoip_db_path: Option<PathBuf>,
 }
 
+/// One limiter's setting: at most `max` requests in any rolling `window`. `max == 0` turns the
+/// limiter off. Written in the environment as `<max>/<window>` (`1200/60s`, `1/10s`, `50/500ms`,
+/// `10/1m`), a bare `<max>` (per 60 s), or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub max: u32,
+    pub window: std::time::Duration,
+}
+
+impl Limit {
+    pub const fn per_minute(max: u32) -> Self {
+        Self {
+            max,
+            window: std::time::Duration::from_secs(60),
+        }
+    }
+
+    pub const fn per_seconds(max: u32, seconds: u64) -> Self {
+        Self {
+            max,
+            window: std::time::Duration::from_secs(seconds),
+        }
+    }
+
+    /// True when the limiter is turned off (`max == 0`).
+    pub fn is_off(&self) -> bool {
+        self.max == 0
+    }
+
+    /// Parses `<max>/<window>`, `<max>` (per 60 s) or `off`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("off") {
+            return Ok(Self::per_minute(0));
+        }
+        let (max, window) = match value.split_once('/') {
+            Some((max, window)) => (max.trim(), Some(window.trim())),
+            None => (value, None),
+        };
+        let max: u32 = max
+            .parse()
+            .map_err(|_| format!("expected <max>/<window> such as 1200/60s, got {value:?}"))?;
+        if max > 1_000_000_000 {
+            return Err("max must be at most 1000000000".into());
+        }
+        let window = match window {
+            None => std::time::Duration::from_secs(60),
+            Some(w) => {
+                let split = w.find(|c: char| !c.is_ascii_digit()).unwrap_or(w.len());
+                let (n, unit) = w.split_at(split);
+                let n: u64 = n
+                    .parse()
+                    .map_err(|_| format!("window {w:?}: expected e.g. 60s, 500ms or 1m"))?;
+                let ms = match unit.trim() {
+                    "ms" => n,
+                    "s" | "" => n.saturating_mul(1000),
+                    "m" | "min" => n.saturating_mul(60_000),
+                    "h" => n.saturating_mul(3_600_000),
+                    other => return Err(format!("window {w:?}: unknown unit {other:?}")),
+                };
+                if ms == 0 || ms > 86_400_000 {
+                    return Err(format!("window {w:?}: must be between 1ms and 24h"));
+                }
+                std::time::Duration::from_millis(ms)
+            }
+        };
+        Ok(Self { max, window })
+    }
+}
+
+/// Every rate limiter's setting (SuperInsights 1.x section 7). Each limiter has its own namespace,
+/// so one limiter's traffic never uses up another's budget.
+#[derive(Clone, Debug)]
+pub struct RateLimitsConfig {
+    /// `/v1` HTTP ingestion per client IP (`RATE_LIMIT_INGEST_IP`, 1200/60s).
+    pub ingest_ip: Limit,
+    /// `/v1` HTTP ingestion per project, after authentication (`RATE_LIMIT_INGEST_PROJECT`, 1000/60s).
+    pub ingest_project: Limit,
+    /// WebSocket ingestion messages per project (`RATE_LIMIT_WS_PROJECT`, 1000/60s).
+    pub ws_project: Limit,
+    /// Login and registration per client IP (`RATE_LIMIT_AUTH_IP`, 20/60s).
+    pub auth_ip: Limit,
+    /// Organization and platform invites per client IP (`RATE_LIMIT_INVITES_IP`, 10/60s).
+    pub invites_ip: Limit,
+    /// Public (shareable) links per client IP (`RATE_LIMIT_PUBLIC_LINKS_IP`, 60/60s).
+    pub public_links_ip: Limit,
+    /// Report generation per user and project (`RATE_LIMIT_REPORT_GENERATION`, 1/10s).
+    pub report_generation: Limit,
+    /// Report downloads per user and project (`RATE_LIMIT_REPORT_DOWNLOADS`, 10/60s).
+    pub report_downloads: Limit,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            ingest_ip: Limit::per_minute(1200),
+            ingest_project: Limit::per_minute(1000),
+            ws_project: Limit::per_minute(1000),
+            auth_ip: Limit::per_minute(20),
+            invites_ip: Limit::per_minute(10),
+            public_links_ip: Limit::per_minute(60),
+            report_generation: Limit::per_seconds(1, 10),
+            report_downloads: Limit::per_minute(10),
+        }
+    }
+}
+
+impl RateLimitsConfig {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            ingest_ip: env.limit("RATE_LIMIT_INGEST_IP", d.ingest_ip)?,
+            ingest_project: env.limit("RATE_LIMIT_INGEST_PROJECT", d.ingest_project)?,
+            ws_project: env.limit("RATE_LIMIT_WS_PROJECT", d.ws_project)?,
+            auth_ip: env.limit("RATE_LIMIT_AUTH_IP", d.auth_ip)?,
+            invites_ip: env.limit("RATE_LIMIT_INVITES_IP", d.invites_ip)?,
+            public_links_ip: env.limit("RATE_LIMIT_PUBLIC_LINKS_IP", d.public_links_ip)?,
+            report_generation: env.limit("RATE_LIMIT_REPORT_GENERATION", d.report_generation)?,
+            report_downloads: env.limit("RATE_LIMIT_REPORT_DOWNLOADS", d.report_downloads)?,
+        })
+    }
+}
+
 /// The whole effective configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -121,7 +245,10 @@ pub struct Config {
     pub store: StoreConfig,
     pub redis: RedisConfig,
     pub ingest: IngestConfig,
-    pub trust_proxy: bool,
+    pub rate_limits: RateLimitsConfig,
+    /// How many reverse proxies in front of the server append to `X-Forwarded-For` (0: trust none).
+    /// `TRUST_PROXY=true` means one; a number means that many.
+    pub trust_proxy: usize,
     pub public_url: Option<String>,
     pub cors_allowed_origins: Vec<String>,
     pub registration_enabled: bool,
@@ -169,7 +296,10 @@ impl Env {
         match self.get(var) {
             None => Ok(default),
             Some(v) => parse_flag(v).ok_or_else(|| {
-                ConfigError::new(var, format!("expected true/false/1/0/yes/no, got {v:?}"))
+                ConfigError::new(
+                    var,
+                    format!("expected true/false/1/0/yes/no/on/off, got {v:?}"),
+                )
             }),
         }
     }
@@ -184,6 +314,16 @@ impl Env {
             Some(v) => v
                 .parse()
                 .map_err(|_| ConfigError::new(var, format!("not a valid number: {v:?}"))),
+        }
+    }
+}
+
+impl Env {
+    /// A [`Limit`] (`<max>/<window>`, `<max>` or `off`); anything else is an error naming `var`.
+    fn limit(&self, var: &'static str, default: Limit) -> Result<Limit, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => Limit::parse(v).map_err(|m| ConfigError::new(var, m)),
         }
     }
 }
@@ -258,8 +398,11 @@ impl Config {
                 "must start with redis:// or rediss://",
             ));
         }
-        let redis_db: u8 = env.number("REDIS_DB", 0u8)?;
-        if redis_db > 15 {
+        let redis_db: Option<u8> = env
+            .get("REDIS_DB")
+            .map(|_| env.number("REDIS_DB", 0u8))
+            .transpose()?;
+        if redis_db.is_some_and(|db| db > 15) {
             return Err(ConfigError::new("REDIS_DB", "must be between 0 and 15"));
         }
         let redis = RedisConfig {
@@ -314,7 +457,20 @@ impl Config {
             store,
             redis,
             ingest,
-            trust_proxy: env.flag("TRUST_PROXY", production)?,
+            rate_limits: RateLimitsConfig::from_env(env)?,
+            trust_proxy: match env.get("TRUST_PROXY") {
+                None => usize::from(production),
+                Some(v) => match (parse_flag(v), v.parse::<usize>()) {
+                    (Some(on), _) => usize::from(on),
+                    (None, Ok(hops)) if hops <= 10 => hops,
+                    _ => {
+                        return Err(ConfigError::new(
+                            "TRUST_PROXY",
+                            "expected true/false or a number of proxy hops (0-10)",
+                        ));
+                    }
+                },
+            },
             public_url,
             cors_allowed_origins,
             registration_enabled: env.flag("REGISTRATION_ENABLED", true)?,
@@ -381,7 +537,7 @@ mod tests {
         );
         assert!(!c.redis.enabled());
         assert!(!c.production);
-        assert!(!c.trust_proxy);
+        assert_eq!(c.trust_proxy, 0);
     }
 
     #[test]
@@ -396,6 +552,17 @@ mod tests {
         assert!(c.redis.rate_limits);
         let err = config(&[("CACHE_REDIS", "maybe")]).unwrap_err();
         assert_eq!(err.var, "CACHE_REDIS");
+    }
+
+    #[test]
+    fn trust_proxy_is_a_flag_or_a_hop_count() {
+        assert_eq!(config(&[("TRUST_PROXY", "true")]).unwrap().trust_proxy, 1);
+        assert_eq!(config(&[("TRUST_PROXY", "2")]).unwrap().trust_proxy, 2);
+        assert_eq!(config(&[("TRUST_PROXY", "off")]).unwrap().trust_proxy, 0);
+        assert_eq!(
+            config(&[("TRUST_PROXY", "lots")]).unwrap_err().var,
+            "TRUST_PROXY"
+        );
     }
 
     #[test]
@@ -432,6 +599,34 @@ mod tests {
         .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn rate_limits_default_to_superinsights_and_parse_strictly() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.rate_limits.ingest_ip, Limit::per_minute(1200));
+        assert_eq!(c.rate_limits.ingest_project, Limit::per_minute(1000));
+        assert_eq!(c.rate_limits.report_generation, Limit::per_seconds(1, 10));
+        let c = config(&[
+            ("RATE_LIMIT_INGEST_PROJECT", "50/10s"),
+            ("RATE_LIMIT_INGEST_IP", "2000"),
+            ("RATE_LIMIT_AUTH_IP", "off"),
+            ("RATE_LIMIT_WS_PROJECT", "5/500ms"),
+            ("RATE_LIMIT_PUBLIC_LINKS_IP", "30/1m"),
+        ])
+        .unwrap();
+        assert_eq!(c.rate_limits.ingest_project, Limit::per_seconds(50, 10));
+        assert_eq!(c.rate_limits.ingest_ip, Limit::per_minute(2000));
+        assert!(c.rate_limits.auth_ip.is_off());
+        assert_eq!(
+            c.rate_limits.ws_project.window,
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(c.rate_limits.public_links_ip, Limit::per_minute(30));
+        for bad in ["lots", "10/0s", "10/5y", "-1/60s", "10/"] {
+            let err = config(&[("RATE_LIMIT_INVITES_IP", bad)]).unwrap_err();
+            assert_eq!(err.var, "RATE_LIMIT_INVITES_IP", "{bad}");
+        }
     }
 
     #[test]

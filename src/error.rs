@@ -26,12 +26,31 @@ pub enum AppError {
     InvalidApiKey,
     #[error("not found")]
     NotFound,
+    /// Over a rate limit; the client may retry after `retry_after` seconds (429, `Retry-After`).
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after: u64 },
     /// A dependency is down and nothing was accepted; the client should retry after `retry_after` s.
     #[error("service unavailable: {cause}")]
     Unavailable { cause: String, retry_after: u32 },
     /// A bug or an unexpected failure; `cause` is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A request the user may fix (a form field, a missing parameter); the text is shown.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Signed in, but not allowed to do this; the text is shown.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The change collides with existing state (e.g. already a member); the text is shown.
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// What the HTML error page needs, attached to every error response so that HTML routers can
+/// render a page instead of the JSON body (see `http::pages::html_errors`).
+#[derive(Clone, Debug)]
+pub struct ErrorPageInfo {
+    pub message: String,
 }
 
 /// The hidden cause of a 5xx response, for the request-id middleware to log.
@@ -71,6 +90,10 @@ impl IntoResponse for AppError {
                 json!({"error": "Invalid API key"}),
             ),
             AppError::NotFound => (StatusCode::NOT_FOUND, json!({"error": "Not found"})),
+            AppError::RateLimited { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": "Rate limit exceeded", "retryAfter": retry_after}),
+            ),
             AppError::Unavailable { retry_after, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "Service temporarily unavailable", "retryAfter": retry_after}),
@@ -79,8 +102,26 @@ impl IntoResponse for AppError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"error": "Internal server error"}),
             ),
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
+            AppError::Forbidden(m) => (
+                StatusCode::FORBIDDEN,
+                json!({"error": m, "code": "FORBIDDEN"}),
+            ),
+            AppError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
+        };
+        let message = match &self {
+            AppError::BadRequest(m) | AppError::Forbidden(m) | AppError::Conflict(m) => m.clone(),
+            AppError::Validation(d) => d.clone(),
+            AppError::NotFound => "This page does not exist.".into(),
+            AppError::RateLimited { .. } => "Too many requests. Please try again later.".into(),
+            AppError::Unavailable { .. } => {
+                "The service is temporarily unavailable. Please try again shortly.".into()
+            }
+            AppError::Internal(_) => "Something went wrong on our side.".into(),
+            other => other.to_string(),
         };
         let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorPageInfo { message });
         match self {
             AppError::Unavailable { cause, retry_after } => {
                 response
@@ -90,6 +131,11 @@ impl IntoResponse for AppError {
             }
             AppError::Internal(cause) => {
                 response.extensions_mut().insert(ErrorCause(cause));
+            }
+            AppError::RateLimited { retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}
         }

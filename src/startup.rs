@@ -2,6 +2,7 @@
 //! serves with a graceful drain (stop accepting, finish requests, flush the ingest queue, exit).
 //! Nothing below this module knows which backend is live.
 
+use crate::runtime::sessions::{AppSessionStore, DurableSessionStore, RedisFrontedStore};
 use crate::{
     config::{Config, ConfigError},
     http,
@@ -12,7 +13,10 @@ use crate::{
         pipeline::{Pipeline, PipelineOptions, PipelineTasks},
         spool::Spool,
     },
-    runtime::redis::RedisHandle,
+    runtime::{
+        rate_limit::{FallbackLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter},
+        redis::RedisHandle,
+    },
     state::{AppState, BackendPlan},
     store::{StoreError, Stores},
 };
@@ -61,15 +65,58 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         options,
     );
     let ingestor = Ingestor::new(KeyCache::new(stores.projects.clone()), enricher, pipeline);
+    let memory_limiter = Arc::new(MemoryRateLimiter::default());
+    memory_limiter.spawn_sweeper(Duration::from_secs(60));
+    let rate_limiter: Arc<dyn RateLimiter> = match &redis {
+        Some(redis) if config.redis.rate_limits => Arc::new(FallbackLimiter::new(
+            RedisRateLimiter::new(redis.clone()),
+            memory_limiter,
+        )),
+        _ => memory_limiter,
+    };
+    let durable_sessions = DurableSessionStore::new(stores.sessions.clone());
+    let sessions = match &redis {
+        Some(handle) if config.redis.sessions => AppSessionStore::RedisFronted(
+            RedisFrontedStore::new(durable_sessions.clone(), handle.clone()),
+        ),
+        _ => AppSessionStore::Durable(durable_sessions.clone()),
+    };
+    tracing::info!("sessions: {}", sessions.describe());
+    spawn_maintenance(durable_sessions, stores.clone());
     let state = AppState {
+        sessions,
         config: Arc::new(config),
         stores,
         ingestor: Arc::new(ingestor),
         redis,
         spool,
         plan: Arc::new(plan),
+        rate_limiter,
+        ws: Arc::default(),
     };
     Ok(App { state, tasks })
+}
+
+/// Hourly: delete expired sessions. Daily (first run a minute after start): the retention purge.
+fn spawn_maintenance(sessions: DurableSessionStore, stores: Stores) {
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            hourly.tick().await;
+            let removed = sessions.sweep().await;
+            if removed > 0 {
+                tracing::info!(removed, "expired sessions deleted");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
+        loop {
+            daily.tick().await;
+            crate::services::retention::purge_all(&stores).await;
+        }
+    });
 }
 
 impl App {
@@ -87,6 +134,7 @@ impl App {
         let App { state, tasks } = self;
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
         let redis = state.redis.clone();
+        let ws = state.ws.clone();
         let router = http::router(state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(
@@ -100,7 +148,11 @@ impl App {
         let server = tokio::spawn(async move { server.await });
         let _ = stopping_rx.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        match tokio::time::timeout(timeout, server).await {
+        // Upgraded WebSocket connections are not requests the server waits for: close them
+        // (1001) alongside, before the ingest queue is drained below.
+        let (served, ()) =
+            tokio::join!(tokio::time::timeout(timeout, server), ws.close_all(timeout));
+        match served {
             Ok(joined) => joined.map_err(std::io::Error::other)??,
             Err(_) => tracing::warn!(?timeout, "in-flight requests did not finish in time"),
         }

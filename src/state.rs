@@ -4,7 +4,7 @@
 use crate::{
     config::Config,
     ingest::{Ingestor, spool::Spool},
-    runtime::redis::RedisHandle,
+    runtime::{rate_limit::RateLimiter, redis::RedisHandle},
     store::Stores,
 };
 use axum::extract::FromRef;
@@ -18,11 +18,23 @@ pub struct AppState {
     pub redis: Option<RedisHandle>,
     pub spool: Spool,
     pub plan: Arc<BackendPlan>,
+    /// Shared by every rate-limit layer and by the WebSocket per-message check.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Server-side session store (durable, optionally with Redis in front).
+    pub sessions: crate::runtime::sessions::AppSessionStore,
+    /// Open WebSocket ingestion connections (closed with 1001 on shutdown).
+    pub ws: Arc<crate::http::ws::WsHub>,
 }
 
 impl FromRef<AppState> for Arc<Ingestor> {
     fn from_ref(s: &AppState) -> Self {
         s.ingestor.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<dyn RateLimiter> {
+    fn from_ref(s: &AppState) -> Self {
+        s.rate_limiter.clone()
     }
 }
 
@@ -95,7 +107,10 @@ impl BackendPlan {
             (
                 "redis",
                 match &config.redis.url {
-                    Some(_) => format!("configured (db {})", config.redis.db),
+                    Some(_) => match config.redis.db {
+                        Some(db) => format!("configured (db {db})"),
+                        None => "configured".into(),
+                    },
                     None => "not configured".into(),
                 },
             ),

@@ -1,1 +1,93 @@
-fn main() {}
+//! `si-load`: the project's load tool. Real HTTP over loopback only (127.0.0.0/8 or ::1), always
+//! bounded in time and request count. `ingest` drives the `/v1` API of a running server, `bare`
+//! serves a bare axum handler to compare against, and `suite` runs the reproducible end-to-end
+//! benchmark whose Markdown table goes into `docs/benchmarks.md`.
+
+#[path = "si_load/args.rs"]
+mod args;
+#[path = "si_load/bare.rs"]
+mod bare;
+#[path = "si_load/client.rs"]
+mod client;
+#[path = "si_load/load.rs"]
+mod load;
+#[path = "si_load/payload.rs"]
+mod payload;
+#[path = "si_load/probe.rs"]
+mod probe;
+#[path = "si_load/ratelimit.rs"]
+mod ratelimit;
+#[path = "si_load/report.rs"]
+mod report;
+#[path = "si_load/suite.rs"]
+mod suite;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "si-load",
+    version,
+    about = "Load generator and end-to-end benchmark for superinsights (loopback only)",
+    long_about = "Load generator and end-to-end benchmark for superinsights.\n\n\
+        Every run is real HTTP/1.1 over loopback (127.0.0.1), bounded in time and in request \
+        count. See docs/benchmarks.md for the figures and how to reproduce them."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Drive /v1 ingestion on a running server: closed loop, or open loop with --rate.
+    Ingest(args::IngestArgs),
+    /// Serve a bare axum handler (POST /v1/{channel} → 201) to compare the real server against.
+    Bare(args::BareArgs),
+    /// The reproducible end-to-end benchmark: fresh server, four load phases, SIGTERM, loss check.
+    Suite(args::SuiteArgs),
+    /// Cost of rate limiting, in-process: limiter checks (memory, private redis-server) and the layer.
+    Ratelimit(ratelimit::RateLimitArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("si-load: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Ingest(a) => run_ingest(a).await,
+            Command::Bare(a) => bare::serve(a.port, a.max_time).await,
+            Command::Suite(a) => suite::run(a).await,
+            Command::Ratelimit(a) => ratelimit::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("si-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_ingest(a: args::IngestArgs) -> Result<(), String> {
+    let spec = a.to_spec()?;
+    let label = spec.describe_short();
+    let phase = suite::measure_phase(label, spec, None, probe::clock_ticks()).await?;
+    println!("{}", report::ingest_text(&phase));
+    println!("{}", report::phase_table(&[&phase]));
+    if phase.result.measured.ok_2xx == 0 {
+        return Err("no request was answered with a 2xx status".into());
+    }
+    Ok(())
+}

@@ -1,18 +1,22 @@
-//! `/v1` ingestion routes, wire-compatible with SuperInsights 1.x: the size guard, the API key from
-//! `Authorization: Bearer`, `X-API-Key`, `?apiKey=` or `?api_key=`, and its 201/202/400/401/413 bodies.
+//! `/v1` ingestion routes, wire-compatible with SuperInsights 1.x: the per-IP limit, the size guard,
+//! the API key from `Authorization: Bearer`, `X-API-Key`, `?apiKey=` or `?api_key=`, the
+//! per-project limit, and its 201/202/400/401/413/429 bodies.
 //! Handlers only extract and answer; [`crate::ingest::Ingestor`] does the work.
 
 use crate::{
     domain::model::Channel,
     error::{AppError, MAX_INGEST_BYTES},
-    ingest::Ingestor,
+    http::rate_limit::{RateLimitLayer, Style},
+    ingest::{Ingestor, keys::ProjectAuth},
+    runtime::rate_limit::namespaces,
     state::AppState,
 };
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::Body,
-    extract::{ConnectInfo, Path, State},
+    extract::{ConnectInfo, Path, Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::any,
 };
@@ -20,10 +24,30 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use std::{net::SocketAddr, sync::Arc};
 
-pub fn router() -> Router<AppState> {
-    // One catch-all route: every /v1 path authenticates first (as in SuperInsights 1.x), then
-    // POSTs to a known channel ingest and anything else is a 404.
-    Router::new().route("/v1/{*path}", any(v1))
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limits = &state.config.rate_limits;
+    // One catch-all route: every /v1 path goes through the SuperInsights 1.x chain (2.4.1), then
+    // POSTs to a known channel ingest and anything else is a 404. Route layers run bottom-up:
+    // per-IP limit → size guard + key auth → per-project limit → handler. (OPTIONS never gets
+    // here: the CORS middleware answers it first.)
+    Router::new()
+        .route("/v1/{*path}", any(v1))
+        .route_layer(RateLimitLayer::per_project(
+            state,
+            namespaces::INGEST_PROJECT,
+            limits.ingest_project,
+            Style::Json,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.ingestor.clone(),
+            authenticate,
+        ))
+        .route_layer(RateLimitLayer::per_client_ip(
+            state,
+            namespaces::INGEST_IP,
+            limits.ingest_ip,
+            Style::Json,
+        ))
 }
 
 /// The key, in SuperInsights 1.x's priority order.
@@ -88,8 +112,25 @@ async fn read_limited(body: Body) -> Result<bytes::Bytes, AppError> {
     }
 }
 
+/// The size guard and key authentication, before the per-project limit: puts the
+/// [`ProjectAuth`] into the request extensions for the limiter and the handler.
+async fn authenticate(
+    State(ingestor): State<Arc<Ingestor>>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    check_declared_length(request.headers())?;
+    let auth = ingestor
+        .authenticate(api_key(request.headers(), request.uri()).as_deref())
+        .await?;
+    request.extensions_mut().insert(auth);
+    Ok(next.run(request).await)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn v1(
     State(ingestor): State<Arc<Ingestor>>,
+    Extension(auth): Extension<ProjectAuth>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(path): Path<String>,
     method: Method,
@@ -97,10 +138,6 @@ async fn v1(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    check_declared_length(&headers)?;
-    let auth = ingestor
-        .authenticate(api_key(&headers, &uri).as_deref())
-        .await?;
     let Some(channel) = Channel::parse(&path).filter(|_| method == Method::POST) else {
         let body = Json(json!({"error": "Not found", "url": uri.path()}));
         return Ok((StatusCode::NOT_FOUND, body).into_response());

@@ -1,12 +1,20 @@
 //! The HTTP surface: one router per area, composed here with the cross-cutting layers
 //! (request ids and error logging, CORS). Handlers stay thin: extract, call a service, answer.
 
+pub mod auth;
 pub mod cors;
 pub mod health;
 pub mod ingest;
+pub mod org;
 pub mod pages;
+pub mod projects;
+pub mod rate_limit;
+pub mod sdk;
+pub mod session;
+pub mod views;
+pub mod ws;
 
-use crate::{error::ErrorCause, state::AppState};
+use crate::{error::ErrorCause, runtime::sessions::AppSessionStore, state::AppState};
 use axum::{
     Json, Router,
     extract::Request,
@@ -16,18 +24,51 @@ use axum::{
 };
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 use tracing::Instrument;
 
-/// The whole application router.
+/// The whole application router. Only the signed-in area carries the session layer; ingestion,
+/// health, the SDK and static files never touch sessions.
 pub fn router(state: AppState) -> Router {
+    let app_area = Router::new()
+        .merge(auth::router())
+        .merge(projects::router())
+        .merge(org::router())
+        .merge(pages::session_router())
+        .layer(middleware::from_fn(pages::html_errors))
+        .layer(session_layer(&state));
     Router::new()
+        .merge(app_area)
         .merge(health::router())
-        .merge(ingest::router())
+        .merge(ingest::router(&state))
         .merge(pages::router())
+        .merge(sdk::router())
+        .merge(ws::router())
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Server-side sessions: cookie `sid`, 14 days of inactivity, HttpOnly, SameSite from
+/// `SESSION_SAMESITE`, Secure in production (or with SameSite=None), domain from `SESSION_DOMAIN`.
+fn session_layer(state: &AppState) -> SessionManagerLayer<AppSessionStore> {
+    let config = &state.config;
+    let same_site = match config.session_samesite.as_str() {
+        "strict" => SameSite::Strict,
+        "none" => SameSite::None,
+        _ => SameSite::Lax,
+    };
+    let mut layer = SessionManagerLayer::new(state.sessions.clone())
+        .with_name("sid")
+        .with_http_only(true)
+        .with_same_site(same_site)
+        .with_secure(config.production || same_site == SameSite::None)
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(14)));
+    if let Some(domain) = &config.session_domain {
+        layer = layer.with_domain(domain.clone());
+    }
+    layer
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);

@@ -23,7 +23,8 @@ const COUNTRY_HEADERS: &[&str] = &[
 const UA_CACHE_LIMIT: usize = 2048;
 
 pub struct Enricher {
-    trust_proxy: bool,
+    /// Proxies trusted to append to `X-Forwarded-For` (0: none).
+    trust_proxy: usize,
     country_lookup: bool,
     geoip: Option<maxminddb::Reader<Vec<u8>>>,
     ua_cache: Mutex<HashMap<String, UserAgentInfo>>,
@@ -32,7 +33,7 @@ pub struct Enricher {
 impl Enricher {
     /// `geoip_db` is a MaxMind-format (`.mmdb`) country or city database; it is read once, never downloaded.
     pub fn new(
-        trust_proxy: bool,
+        trust_proxy: usize,
         country_lookup: bool,
         geoip_db: Option<&Path>,
     ) -> Result<Self, String> {
@@ -55,22 +56,30 @@ impl Enricher {
         self.geoip.is_some()
     }
 
-    /// The client's address: the socket peer, or, behind a trusted proxy, the address that proxy
-    /// appended to `X-Forwarded-For` (its right-most entry). IPv4-mapped IPv6 becomes IPv4.
+    /// The client's address: the socket peer or, behind `n` trusted proxies, the `n`-th
+    /// `X-Forwarded-For` entry from the right (the address the outermost trusted proxy saw);
+    /// entries further left are client-supplied and never trusted. IPv4-mapped IPv6 becomes IPv4.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let forwarded = self
-            .trust_proxy
-            .then(|| {
-                headers
-                    .get_all("x-forwarded-for")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .next_back()
-            })
-            .flatten()
-            .and_then(|list| list.rsplit(',').next())
-            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
-        forwarded.unwrap_or(peer).to_canonical()
+        if self.trust_proxy == 0 {
+            return peer.to_canonical();
+        }
+        let entries: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
+        let chosen = entries
+            .len()
+            .checked_sub(self.trust_proxy)
+            .map(|i| entries[i])
+            .or(entries.first().copied());
+        chosen
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .unwrap_or(peer)
+            .to_canonical()
     }
 
     /// ISO-3166 alpha-2 country of the client, when known.
@@ -78,7 +87,7 @@ impl Enricher {
         if !self.country_lookup {
             return None;
         }
-        if self.trust_proxy {
+        if self.trust_proxy > 0 {
             let from_header = COUNTRY_HEADERS
                 .iter()
                 .filter_map(|h| headers.get(*h)?.to_str().ok())
@@ -156,9 +165,9 @@ mod tests {
     fn forwarded_for_is_ignored_unless_the_proxy_is_trusted() {
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
         let h = headers(&[("x-forwarded-for", "1.2.3.4, 198.51.100.7")]);
-        let untrusted = Enricher::new(false, true, None).unwrap();
+        let untrusted = Enricher::new(0, true, None).unwrap();
         assert_eq!(untrusted.client_ip(peer, &h), peer);
-        let trusted = Enricher::new(true, true, None).unwrap();
+        let trusted = Enricher::new(1, true, None).unwrap();
         assert_eq!(
             trusted.client_ip(peer, &h).to_string(),
             "198.51.100.7",
@@ -172,7 +181,7 @@ mod tests {
 
     #[test]
     fn ipv4_mapped_addresses_are_canonical() {
-        let e = Enricher::new(false, true, None).unwrap();
+        let e = Enricher::new(0, true, None).unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.5".parse().unwrap();
         assert_eq!(
             e.client_ip(mapped, &HeaderMap::new()).to_string(),
@@ -185,23 +194,20 @@ mod tests {
         let ip: IpAddr = "192.0.2.5".parse().unwrap();
         let h = headers(&[("cf-ipcountry", "de")]);
         assert_eq!(
-            Enricher::new(true, true, None)
+            Enricher::new(1, true, None)
                 .unwrap()
                 .country(ip, &h)
                 .as_deref(),
             Some("DE")
         );
+        assert_eq!(Enricher::new(0, true, None).unwrap().country(ip, &h), None);
         assert_eq!(
-            Enricher::new(false, true, None).unwrap().country(ip, &h),
-            None
-        );
-        assert_eq!(
-            Enricher::new(true, false, None).unwrap().country(ip, &h),
+            Enricher::new(1, false, None).unwrap().country(ip, &h),
             None,
             "COUNTRY_LOOKUP_ENABLED=false"
         );
         assert_eq!(
-            Enricher::new(true, true, None)
+            Enricher::new(1, true, None)
                 .unwrap()
                 .country(ip, &headers(&[("cf-ipcountry", "XX")])),
             None
@@ -272,7 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("country.mmdb");
         write_mmdb(&path, [203, 0, 113, 0], 24, "FR");
-        let e = Enricher::new(false, true, Some(&path)).unwrap();
+        let e = Enricher::new(0, true, Some(&path)).unwrap();
         assert!(e.has_geoip());
         let none = HeaderMap::new();
         assert_eq!(
@@ -287,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_missing_geoip_file_is_a_clear_error() {
-        let err = Enricher::new(false, true, Some(Path::new("/nonexistent/x.mmdb")))
+        let err = Enricher::new(0, true, Some(Path::new("/nonexistent/x.mmdb")))
             .err()
             .unwrap();
         assert!(err.contains("GEOIP_DB_PATH"), "{err}");

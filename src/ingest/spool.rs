@@ -4,7 +4,7 @@
 //! Every append and every drain holds an exclusive `flock` on `<spool>.lock`, so several server
 //! processes can share one spool and nothing appended during a drain is lost (SuperInsights 1.x
 //! could lose those). Replays use `EventWriter::write_once`, so a crash mid-drain never
-//! duplicates a batch. A line that fails [`MAX_ATTEMPTS`] times moves to `<spool>.dead.ndjson`
+//! duplicates a batch. A line that fails [`MAX_ATTEMPTS`] times moves to `<spool>.dead`
 //! (kept, never deleted) instead of being dropped.
 
 use crate::domain::model::WriteBatch;

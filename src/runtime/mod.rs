@@ -1,4 +1,6 @@
-//! Runtime services that sit beside the store: today the Redis connection; later the cache, rate
-//! limiter, job queue and session layer, each with an in-process and a Redis implementation.
+//! Runtime services that sit beside the store: the Redis connection and the rate limiter today;
+//! later the cache, job queue and session layer, each with an in-process and a Redis implementation.
 
+pub mod rate_limit;
 pub mod redis;
+pub mod sessions;

@@ -26,7 +26,9 @@ impl RedisHandle {
         if !config.password.is_empty() {
             fred_config.password = Some(config.password.expose().to_string());
         }
-        fred_config.database = Some(config.db);
+        if config.db.is_some() {
+            fred_config.database = config.db;
+        }
         // Keep retrying the first connection too, instead of failing startup.
         fred_config.fail_fast = false;
         let client = Builder::from_config(fred_config)

@@ -49,10 +49,14 @@ pub async fn hash_password(password: &str) -> Result<String, ProvisionError> {
     .map_err(|e| ProvisionError::Invalid(format!("could not hash password: {e}")))
 }
 
-/// Checks a password against an argon2 PHC string; `false` for a mismatch or an unknown format.
+/// Checks a password against an argon2 PHC string or a bcrypt hash (`$2a$`/`$2b$`/`$2y$`, as
+/// SuperInsights 1.x wrote them); `false` for a mismatch or an unknown format.
 pub async fn verify_password(password: &str, stored_hash: &str) -> bool {
     let (password, stored) = (password.to_string(), stored_hash.to_string());
     tokio::task::spawn_blocking(move || {
+        if is_bcrypt(&stored) {
+            return bcrypt::verify(&password, &stored).unwrap_or(false);
+        }
         PasswordHash::new(&stored).is_ok_and(|h| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &h)
@@ -63,7 +67,60 @@ pub async fn verify_password(password: &str, stored_hash: &str) -> bool {
     .unwrap_or(false)
 }
 
-fn validate_email(email: &str) -> Result<String, ProvisionError> {
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+}
+
+/// The user with this email and password, or `None`. A bcrypt hash from SuperInsights 1.x is
+/// replaced by an argon2id hash on success. Unknown emails cost the same time as wrong passwords.
+pub async fn check_login(
+    stores: &Stores,
+    email: &str,
+    password: &str,
+) -> Result<Option<User>, ProvisionError> {
+    let user = stores.accounts.user_by_email(email).await?;
+    let Some(user) = user else {
+        // Spend the same effort as a real check so response times do not reveal accounts.
+        let _ = verify_password(password, dummy_hash()).await;
+        return Ok(None);
+    };
+    if !verify_password(password, &user.password_hash).await {
+        return Ok(None);
+    }
+    if is_bcrypt(&user.password_hash) {
+        let upgraded = hash_password(password).await?;
+        stores
+            .accounts
+            .set_password_hash(user.id, &upgraded)
+            .await?;
+        tracing::info!(user = %user.id, "password hash upgraded from bcrypt to argon2id");
+    }
+    Ok(Some(user))
+}
+
+/// An argon2id hash of a random secret, checked against when the email is unknown.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(crate::domain::ids::random_hex(16).as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// Checks the password rule; the message is shown to the user.
+pub fn check_new_password(password: &str) -> Result<(), ProvisionError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ProvisionError::Invalid(format!(
+            "the password needs at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn validate_email(email: &str) -> Result<String, ProvisionError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -89,11 +146,7 @@ pub async fn provision(
     project_name: &str,
 ) -> Result<Provisioned, ProvisionError> {
     let email = validate_email(email)?;
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(ProvisionError::Invalid(format!(
-            "the password needs at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
+    check_new_password(password)?;
     if stores.accounts.user_by_email(&email).await?.is_some() {
         return Err(ProvisionError::EmailTaken);
     }
@@ -158,6 +211,60 @@ mod tests {
         assert!(verify_password("correct horse", &p.user.password_hash).await);
         assert!(!verify_password("wrong horse", &p.user.password_hash).await);
         assert!(p.user.password_hash.starts_with("$argon2id$"));
+    }
+
+    #[tokio::test]
+    async fn bcrypt_hashes_from_superinsights_verify_and_are_upgraded() {
+        let (_dir, stores) = stores().await;
+        let legacy = bcrypt::hash("old-password", 4).unwrap();
+        let user = stores
+            .accounts
+            .create_user("legacy@example.com", &legacy, None, "user")
+            .await
+            .unwrap();
+        assert!(
+            check_login(&stores, "legacy@example.com", "wrong-password")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            stores
+                .accounts
+                .user(user.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash,
+            legacy,
+            "no upgrade on failure"
+        );
+        assert!(
+            check_login(&stores, "LEGACY@example.com", "old-password")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let stored = stores
+            .accounts
+            .user(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash;
+        assert!(stored.starts_with("$argon2id$"), "upgraded: {stored}");
+        assert!(
+            check_login(&stores, "legacy@example.com", "old-password")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            check_login(&stores, "nobody@example.com", "old-password")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

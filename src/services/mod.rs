@@ -2,3 +2,5 @@
 //! its workspace and first project). Handlers and CLI commands call these; they hold no HTTP types.
 
 pub mod accounts;
+pub mod projects;
+pub mod retention;

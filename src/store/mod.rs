@@ -118,7 +118,6 @@ pub struct Organization {
 }
 
 /// Projects, their keys and their per-project settings.
-#[allow(unused_variables)] // TEMPORARY: default bodies, see pending_backend
 #[async_trait]
 pub trait ProjectStore: Send + Sync {
     /// Inserts a project with fresh `pk_`/`sk_` keys. Errors: `Conflict` if a key collides.
@@ -134,29 +133,17 @@ pub trait ProjectStore: Send + Sync {
     /// Replaces the project's event drop rules.
     async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()>;
     /// Changes the editable fields. Errors: `NotFound` for an unknown or deleted project.
-    async fn update_project(&self, id: DocId, update: &ProjectUpdate) -> StoreResult<Project> {
-        Err(pending_backend())
-    }
+    async fn update_project(&self, id: DocId, update: &ProjectUpdate) -> StoreResult<Project>;
     /// Replaces both keys with fresh ones; the old keys stop matching at once.
-    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
-        Err(pending_backend())
-    }
+    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project>;
     /// Marks the project deleted (keys stop authenticating; data is kept).
-    async fn soft_delete_project(&self, id: DocId) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn soft_delete_project(&self, id: DocId) -> StoreResult<()>;
     /// Deletes the project's analytics documents and drop rules and resets its dropped counter.
-    async fn clear_project_data(&self, id: DocId) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn clear_project_data(&self, id: DocId) -> StoreResult<()>;
     /// Every live project (for background jobs such as the retention purge).
-    async fn live_projects(&self) -> StoreResult<Vec<Project>> {
-        Err(pending_backend())
-    }
+    async fn live_projects(&self) -> StoreResult<Vec<Project>>;
     /// Deletes the project's analytics documents older than `cutoff_ms`; returns how many.
-    async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64> {
-        Err(pending_backend())
-    }
+    async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64>;
 }
 
 /// Editable project fields (validated by the caller).
@@ -193,7 +180,6 @@ pub struct Invite {
 }
 
 /// Users, organizations and memberships (the part of saasbackend SuperInsights relied on).
-#[allow(unused_variables)] // TEMPORARY: default bodies, see pending_backend
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     /// Errors: `Conflict` when the (lower-cased) email is taken.
@@ -215,90 +201,48 @@ pub trait AccountStore: Send + Sync {
     async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>>;
     /// The user's active memberships in active organizations with their role, oldest first.
     async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>>;
-    async fn user(&self, id: DocId) -> StoreResult<Option<User>> {
-        Err(pending_backend())
-    }
+    async fn user(&self, id: DocId) -> StoreResult<Option<User>>;
     /// Every user, oldest first.
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        Err(pending_backend())
-    }
-    async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()>;
     /// Sets the platform role (`user` or `admin`). Errors: `NotFound`.
-    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()>;
     /// Deletes the user and all their memberships. Errors: `NotFound`.
-    async fn delete_user(&self, user: DocId) -> StoreResult<()> {
-        Err(pending_backend())
-    }
-    async fn org(&self, id: DocId) -> StoreResult<Option<Organization>> {
-        Err(pending_backend())
-    }
+    async fn delete_user(&self, user: DocId) -> StoreResult<()>;
+    async fn org(&self, id: DocId) -> StoreResult<Option<Organization>>;
     /// Every organization, oldest first.
-    async fn list_orgs(&self) -> StoreResult<Vec<Organization>> {
-        Err(pending_backend())
-    }
-    async fn rename_org(&self, id: DocId, name: &str) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn list_orgs(&self) -> StoreResult<Vec<Organization>>;
+    async fn rename_org(&self, id: DocId, name: &str) -> StoreResult<()>;
     /// `active` or `disabled` (members of a disabled organization lose access).
-    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()>;
     /// Active members of an organization, oldest membership first.
-    async fn members(&self, org: DocId) -> StoreResult<Vec<Member>> {
-        Err(pending_backend())
-    }
+    async fn members(&self, org: DocId) -> StoreResult<Vec<Member>>;
     /// Marks a membership removed. Errors: `NotFound` when not an active member.
-    async fn remove_member(&self, org: DocId, user: DocId) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn remove_member(&self, org: DocId, user: DocId) -> StoreResult<()>;
 }
 
 /// Organization and platform invitations.
-#[allow(unused_variables)] // TEMPORARY: default bodies, see pending_backend
 #[async_trait]
 pub trait InviteStore: Send + Sync {
-    async fn create_invite(&self, invite: &Invite) -> StoreResult<()> {
-        Err(pending_backend())
-    }
-    async fn invite_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Invite>> {
-        Err(pending_backend())
-    }
-    async fn set_invite_status(&self, id: DocId, status: &str) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
+    async fn invite_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Invite>>;
+    async fn set_invite_status(&self, id: DocId, status: &str) -> StoreResult<()>;
     /// Pending invites of an organization (`Some`) or of the platform (`None`), newest first.
-    async fn pending_invites(&self, org: Option<DocId>) -> StoreResult<Vec<Invite>> {
-        Err(pending_backend())
-    }
+    async fn pending_invites(&self, org: Option<DocId>) -> StoreResult<Vec<Invite>>;
 }
 
 /// Durable server-side session records (opaque bytes; the session layer encodes them).
-#[allow(unused_variables)] // TEMPORARY: default bodies, see pending_backend
 #[async_trait]
 pub trait SessionRecords: Send + Sync {
     /// Inserts a new record; `false` (and nothing written) when the id already exists.
-    async fn create_session(&self, id: &str, data: &[u8], expires_at_ms: i64) -> StoreResult<bool> {
-        Err(pending_backend())
-    }
+    async fn create_session(&self, id: &str, data: &[u8], expires_at_ms: i64) -> StoreResult<bool>;
     /// Inserts or replaces a record.
-    async fn save_session(&self, id: &str, data: &[u8], expires_at_ms: i64) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn save_session(&self, id: &str, data: &[u8], expires_at_ms: i64) -> StoreResult<()>;
     /// The record's bytes, `None` when missing or expired.
-    async fn load_session(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
-        Err(pending_backend())
-    }
-    async fn delete_session(&self, id: &str) -> StoreResult<()> {
-        Err(pending_backend())
-    }
+    async fn load_session(&self, id: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn delete_session(&self, id: &str) -> StoreResult<()>;
     /// Removes expired records; returns how many.
-    async fn delete_expired_sessions(&self) -> StoreResult<u64> {
-        Err(pending_backend())
-    }
+    async fn delete_expired_sessions(&self) -> StoreResult<u64>;
 }
 
 /// The ingestion sink.
@@ -413,12 +357,6 @@ impl Stores {
         stores.admin.migrate().await?;
         Ok(stores)
     }
-}
-
-/// TEMPORARY (removed when the MongoDB adapter implements the account/session ports): the
-/// answer of a port method a backend does not implement yet.
-fn pending_backend() -> StoreError {
-    StoreError::Other("not implemented by this backend yet".into())
 }
 
 /// The GlobalSetting key SuperInsights 1.x uses for a project's event drop rules.

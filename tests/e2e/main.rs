@@ -3,8 +3,12 @@
 
 mod support;
 
+mod accounts;
+mod browser;
 mod cli;
 mod ingest;
 mod outage;
 mod process;
+mod rate_limit;
 mod redis;
+mod ws;

@@ -18,7 +18,7 @@ use superinsights::{
 };
 
 /// Creates the admin and first project in `dir` with the CLI; returns (project id, public key).
-fn create_admin(dir: &std::path::Path) -> (DocId, String) {
+pub fn create_admin(dir: &std::path::Path) -> (DocId, String) {
     let data = dir.to_str().unwrap();
     let (code, out, err) = run_cli(
         &["create-admin", "--email", "admin@example.com"],
@@ -43,6 +43,12 @@ fn create_admin(dir: &std::path::Path) -> (DocId, String) {
         field("public key:"),
     )
 }
+
+/// These tests load the server as hard as they can; rate limits are not what they measure.
+const UNLIMITED: [(&str, &str); 2] = [
+    ("RATE_LIMIT_INGEST_IP", "off"),
+    ("RATE_LIMIT_INGEST_PROJECT", "off"),
+];
 
 async fn stored_events(dir: &std::path::Path, project: DocId) -> u64 {
     let store = SqliteStore::open(&dir.join("superinsights.db"), SqliteOptions::default())
@@ -101,7 +107,7 @@ fn load(
 async fn sigterm_stops_accepting_and_stores_everything_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let (project, key) = create_admin(dir.path());
-    let mut server = ServerProcess::start(dir.path(), &[]).await;
+    let mut server = ServerProcess::start(dir.path(), &UNLIMITED).await;
     let (stop, acked) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicU64::new(0)),
@@ -135,8 +141,8 @@ async fn sigterm_stops_accepting_and_stores_everything_acknowledged() {
 async fn two_processes_share_one_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
     let (project, key) = create_admin(dir.path());
-    let mut a = ServerProcess::start(dir.path(), &[]).await;
-    let mut b = ServerProcess::start(dir.path(), &[]).await;
+    let mut a = ServerProcess::start(dir.path(), &UNLIMITED).await;
+    let mut b = ServerProcess::start(dir.path(), &UNLIMITED).await;
     let (stop, acked) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicU64::new(0)),

@@ -9,8 +9,8 @@ use crate::domain::{
     model::{Channel, Docs, Enrichment, ErrorEvent, Event, PageView, PerformanceMetric},
     timestamp::to_iso,
 };
-use crate::store::{Organization, Project, StoreError, StoreResult, User};
-use mongodb::bson::{Bson, DateTime, Document, doc, oid::ObjectId};
+use crate::store::{Invite, Organization, Project, ProjectUpdate, StoreError, StoreResult, User};
+use mongodb::bson::{Binary, Bson, DateTime, Document, doc, oid::ObjectId, spec::BinarySubtype};
 use serde_json::{Map, Number, Value};
 
 /// Analytics collections, named as SuperInsights 1.x (Mongoose pluralised model names).
@@ -24,6 +24,13 @@ pub(super) const USERS: &str = "users";
 pub(super) const ORGANIZATIONS: &str = "organizations";
 pub(super) const MEMBERS: &str = "organizationmembers";
 pub(super) const SETTINGS: &str = "globalsettings";
+/// Organization invitations (saasbackend's Invite) and platform invitations (SuperInsights').
+pub(super) const INVITES: &str = "invites";
+pub(super) const PLATFORM_INVITES: &str = "platforminvites";
+/// SuperInsights 1.x's AI analysis runs: only ever deleted here, with the project's data.
+pub(super) const AI_RUNS: &str = "aianalysisruns";
+/// Durable session records (`_id` = session id); the name connect-mongo used in 1.x.
+pub(super) const SESSIONS: &str = "sessions";
 /// Ours, not SuperInsights': one marker per batch applied by `write_once`.
 pub(super) const INGEST_BATCHES: &str = "ingestbatches";
 
@@ -45,6 +52,16 @@ pub(super) fn oid(id: DocId) -> ObjectId {
 /// An epoch-milliseconds timestamp as a BSON date.
 pub(super) fn date(ms: i64) -> DateTime {
     DateTime::from_millis(ms)
+}
+
+/// The collection holding an invitation: `invites` for an organization's, `platforminvites` for
+/// the platform's (`org_id` = `None`).
+pub(super) fn invites_collection(org_id: Option<DocId>) -> &'static str {
+    if org_id.is_some() {
+        INVITES
+    } else {
+        PLATFORM_INVITES
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,6 +384,79 @@ pub(super) fn org_from_doc(d: &Document) -> StoreResult<Organization> {
     })
 }
 
+/// The `$set` of a project update (the name trimmed, as on create).
+pub(super) fn project_update_set(u: &ProjectUpdate, now_ms: i64) -> Document {
+    doc! {
+        "name": u.name.trim(),
+        "icon": u.icon.as_str(),
+        "environment": u.environment.as_str(),
+        "dataRetentionDays": i32::try_from(u.data_retention_days).unwrap_or(i32::MAX),
+        "updatedAt": date(now_ms),
+    }
+}
+
+/// A new invitation document, for the collection [`invites_collection`] names: saasbackend's
+/// Invite fields (with `orgId`) or SuperInsights' PlatformInvite fields (without). The email is
+/// stored trimmed and lower-cased, as both schemas do.
+pub(super) fn invite_doc(i: &Invite) -> Document {
+    let mut d = doc! {
+        "_id": oid(i.id),
+        "email": i.email.trim().to_lowercase(),
+        "tokenHash": i.token_hash.as_str(),
+    };
+    if let Some(org) = i.org_id {
+        d.insert("orgId", oid(org));
+    }
+    d.insert("role", i.role.as_str());
+    d.insert("status", i.status.as_str());
+    d.insert("createdByUserId", oid(i.created_by));
+    d.insert("expiresAt", date(i.expires_at));
+    d.insert("createdAt", date(i.created_at));
+    d.insert("updatedAt", date(i.created_at));
+    d
+}
+
+/// An invitation read from `collection` (`invites` or `platforminvites`); `role` defaults as in
+/// the schemas (`member` for organizations, `user` for the platform), `status` to `pending`.
+pub(super) fn invite_from_doc(d: &Document, collection: &str) -> StoreResult<Invite> {
+    let org_id = if collection == INVITES {
+        Some(read_id(d, collection, "orgId")?)
+    } else {
+        None
+    };
+    let default_role = if org_id.is_some() { "member" } else { "user" };
+    Ok(Invite {
+        id: read_id(d, collection, "_id")?,
+        email: read_str(d, collection, "email")?,
+        token_hash: read_str(d, collection, "tokenHash")?,
+        org_id,
+        role: read_opt_str(d, "role").unwrap_or_else(|| default_role.into()),
+        status: read_opt_str(d, "status").unwrap_or_else(|| "pending".into()),
+        created_by: read_id(d, collection, "createdByUserId")?,
+        expires_at: read_millis(d, "expiresAt")
+            .ok_or_else(|| malformed(collection, "expiresAt"))?,
+        created_at: created_at(d),
+    })
+}
+
+/// A session record: `_id` = the session id, `data` = the opaque bytes (generic binary),
+/// `expireAt` = a BSON date (what the TTL index on `sessions` expires).
+pub(super) fn session_doc(id: &str, data: &[u8], expires_at_ms: i64) -> Document {
+    doc! {
+        "_id": id,
+        "data": Binary { subtype: BinarySubtype::Generic, bytes: data.to_vec() },
+        "expireAt": date(expires_at_ms),
+    }
+}
+
+/// The bytes of a session record.
+pub(super) fn session_data(d: &Document) -> StoreResult<Vec<u8>> {
+    match d.get("data") {
+        Some(Bson::Binary(b)) => Ok(b.bytes.clone()),
+        _ => Err(malformed(SESSIONS, "data")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,5 +636,117 @@ mod tests {
         assert_eq!(p.created_at, id.timestamp().timestamp_millis());
         assert_eq!(p.deleted_at, None);
         assert!(project_from_doc(&doc! {"_id": id}).is_err());
+    }
+
+    fn invite(org_id: Option<DocId>) -> Invite {
+        Invite {
+            id: DocId::new(),
+            email: "guest@example.com".into(),
+            token_hash: "ab".repeat(32),
+            org_id,
+            role: "viewer".into(),
+            status: "pending".into(),
+            created_by: DocId::new(),
+            expires_at: 1_706_702_400_000 + 7 * 86_400_000,
+            created_at: 1_706_702_400_000,
+        }
+    }
+
+    #[test]
+    fn org_and_platform_invites_round_trip_in_their_collections() {
+        let org = invite(Some(DocId::new()));
+        assert_eq!(invites_collection(org.org_id), INVITES);
+        let d = invite_doc(&org);
+        assert_eq!(d.get_object_id("orgId").unwrap(), oid(org.org_id.unwrap()));
+        assert_eq!(
+            d.get_object_id("createdByUserId").unwrap(),
+            oid(org.created_by)
+        );
+        assert_eq!(
+            d.get_datetime("expiresAt").unwrap().timestamp_millis(),
+            org.expires_at
+        );
+        assert_eq!(d.get_str("tokenHash").unwrap(), org.token_hash);
+        assert_eq!(invite_from_doc(&d, INVITES).unwrap(), org);
+
+        let platform = invite(None);
+        assert_eq!(invites_collection(None), PLATFORM_INVITES);
+        let d = invite_doc(&platform);
+        assert!(!d.contains_key("orgId"), "platform invites carry no orgId");
+        assert_eq!(invite_from_doc(&d, PLATFORM_INVITES).unwrap(), platform);
+        assert!(
+            invite_from_doc(&d, INVITES).is_err(),
+            "an org invite needs its orgId"
+        );
+    }
+
+    #[test]
+    fn invite_emails_are_stored_lower_cased_and_defaults_apply() {
+        let mut i = invite(None);
+        i.email = "  Guest@Example.COM ".into();
+        assert_eq!(
+            invite_doc(&i).get_str("email").unwrap(),
+            "guest@example.com"
+        );
+
+        // A PlatformInvite written by SuperInsights 1.x: string creator id, no role or createdAt.
+        let id = ObjectId::new();
+        let creator = DocId::new();
+        let d = doc! {
+            "_id": id, "email": "a@b.c", "tokenHash": "h", "status": "pending",
+            "createdByUserId": creator.to_hex(), "expiresAt": date(5), "__v": 0,
+        };
+        let read = invite_from_doc(&d, PLATFORM_INVITES).unwrap();
+        assert_eq!(
+            (read.role.as_str(), read.created_by, read.expires_at),
+            ("user", creator, 5)
+        );
+        assert_eq!(read.created_at, id.timestamp().timestamp_millis());
+        let mut d = d;
+        d.insert("orgId", oid(DocId::new()));
+        assert_eq!(invite_from_doc(&d, INVITES).unwrap().role, "member");
+        d.remove("expiresAt");
+        assert!(invite_from_doc(&d, INVITES).is_err());
+    }
+
+    #[test]
+    fn session_records_are_binary_data_with_a_date_to_expire_at() {
+        let d = session_doc("sess-1", b"\x00opaque\xff", 1_706_702_400_000);
+        assert_eq!(d.get_str("_id").unwrap(), "sess-1");
+        assert_eq!(
+            d.get("data"),
+            Some(&Bson::Binary(Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: b"\x00opaque\xff".to_vec()
+            }))
+        );
+        assert_eq!(
+            d.get_datetime("expireAt").unwrap().timestamp_millis(),
+            1_706_702_400_000,
+            "a BSON date, so the TTL index applies"
+        );
+        assert_eq!(d.len(), 3);
+        assert_eq!(session_data(&d).unwrap(), b"\x00opaque\xff");
+        assert!(session_data(&doc! {"_id": "x", "data": "text"}).is_err());
+    }
+
+    #[test]
+    fn project_updates_set_the_editable_fields() {
+        let u = ProjectUpdate {
+            name: " Renamed ".into(),
+            icon: "🚀".into(),
+            environment: "staging".into(),
+            data_retention_days: 30,
+        };
+        let set = project_update_set(&u, 1_706_702_400_000);
+        assert_eq!(set.get_str("name").unwrap(), "Renamed");
+        assert_eq!(set.get_str("icon").unwrap(), "🚀");
+        assert_eq!(set.get_str("environment").unwrap(), "staging");
+        assert_eq!(set.get_i32("dataRetentionDays").unwrap(), 30);
+        assert_eq!(
+            set.get_datetime("updatedAt").unwrap().timestamp_millis(),
+            1_706_702_400_000
+        );
+        assert_eq!(set.len(), 5, "keys, org and deletion are not editable");
     }
 }

@@ -72,9 +72,9 @@ fn duplicate_key_message(e: &Error) -> Option<String> {
     }
 }
 
-/// True when `e` (from an unordered `insert_many`) reports nothing but duplicates of `_id`:
-/// every other document was inserted and the duplicates are already stored, so the write as a
-/// whole succeeded. A duplicate on any other unique index is a real failure.
+/// True when `e` (from an unordered `insert_many`, or an `insert_one`) reports nothing but
+/// duplicates of `_id`: every other document was inserted and the duplicates are already stored,
+/// so the write as a whole succeeded. A duplicate on any other unique index is a real failure.
 pub(super) fn only_id_duplicates(e: &Error) -> bool {
     match e.kind.as_ref() {
         ErrorKind::InsertMany(InsertManyError {
@@ -108,7 +108,7 @@ fn names_id_index(message: &str) -> bool {
 mod tests {
     use super::*;
     use mongodb::bson::{doc, from_document};
-    use mongodb::error::CommandError;
+    use mongodb::error::{CommandError, WriteError};
 
     fn insert_many_error(errors: &[(i32, &str)]) -> Error {
         let write_errors: Vec<_> = errors
@@ -187,6 +187,23 @@ mod tests {
         assert!(matches!(
             map_err(Error::custom("boom")),
             StoreError::Other(_)
+        ));
+    }
+
+    #[test]
+    fn a_duplicate_id_from_insert_one_is_recognised() {
+        // `insert_one` reports a single write error (how `create_session` spots a taken id).
+        let write = |message: &str| {
+            let w: WriteError =
+                from_document(doc! {"code": DUPLICATE_KEY, "errmsg": message}).unwrap();
+            Error::from(ErrorKind::Write(WriteFailure::WriteError(w)))
+        };
+        const SESSION_DUP: &str = "E11000 duplicate key error collection: si.sessions index: _id_ dup key: { _id: \"s1\" }";
+        assert!(only_id_duplicates(&write(SESSION_DUP)));
+        assert!(!only_id_duplicates(&write(EMAIL_DUP)));
+        assert!(matches!(
+            map_err(write(SESSION_DUP)),
+            StoreError::Conflict(_)
         ));
     }
 

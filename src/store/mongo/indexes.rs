@@ -7,8 +7,8 @@
 //! ingest throughput.
 
 use super::docs::{
-    ERRORS, EVENTS, INGEST_BATCHES, MEMBERS, ORGANIZATIONS, PAGEVIEWS, PERFORMANCE, PROJECTS,
-    SETTINGS, USERS,
+    ERRORS, EVENTS, INGEST_BATCHES, INVITES, MEMBERS, ORGANIZATIONS, PAGEVIEWS, PERFORMANCE,
+    PLATFORM_INVITES, PROJECTS, SESSIONS, SETTINGS, USERS,
 };
 use mongodb::{
     IndexModel,
@@ -95,6 +95,27 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
         ),
         (SETTINGS, vec![unique(doc! {"key": 1})]),
         (
+            INVITES,
+            vec![
+                unique(doc! {"tokenHash": 1}),
+                plain(doc! {"orgId": 1, "status": 1}),
+                plain(doc! {"email": 1, "status": 1}),
+            ],
+        ),
+        (
+            PLATFORM_INVITES,
+            vec![
+                unique(doc! {"tokenHash": 1}),
+                plain(doc! {"email": 1, "status": 1}),
+            ],
+        ),
+        // Expired records go at the TTL monitor's next pass (about once a minute); until then
+        // `load_session` filters them out itself.
+        (
+            SESSIONS,
+            vec![expiring(doc! {"expireAt": 1}, Duration::ZERO)],
+        ),
+        (
             INGEST_BATCHES,
             vec![expiring(doc! {"createdAt": 1}, BATCH_MARKER_TTL)],
         ),
@@ -124,6 +145,8 @@ mod tests {
             (ORGANIZATIONS, vec!["slug"]),
             (MEMBERS, vec!["orgId", "userId"]),
             (SETTINGS, vec!["key"]),
+            (INVITES, vec!["tokenHash"]),
+            (PLATFORM_INVITES, vec!["tokenHash"]),
         ] {
             let expected = (
                 expected.0,
@@ -144,6 +167,23 @@ mod tests {
                     })
                 }),
             "analytics indexes are non-unique and scoped by projectId"
+        );
+    }
+
+    #[test]
+    fn sessions_expire_at_their_own_date() {
+        let all = all();
+        let (_, models) = all
+            .iter()
+            .find(|(c, _)| *c == SESSIONS)
+            .expect("sessions are indexed");
+        let ttl = models
+            .iter()
+            .find(|m| m.keys == doc! {"expireAt": 1})
+            .expect("TTL index on expireAt");
+        assert_eq!(
+            ttl.options.as_ref().and_then(|o| o.expire_after),
+            Some(Duration::ZERO)
         );
     }
 }

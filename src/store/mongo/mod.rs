@@ -12,8 +12,9 @@ mod errors;
 mod indexes;
 
 use super::{
-    AccountStore, EventWriter, KeyKind, KeyMatch, NewProject, Organization, Project, ProjectStore,
-    StatsReader, StoreAdmin, StoreError, StoreResult, User, drop_rules_key, slugify,
+    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, Organization, Project,
+    ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError, StoreResult, User,
+    drop_rules_key, slugify,
 };
 use crate::domain::{
     drop_rules::DropRules,
@@ -23,14 +24,16 @@ use crate::domain::{
 };
 use async_trait::async_trait;
 use docs::{
-    INGEST_BATCHES, MEMBERS, ORGANIZATIONS, PROJECTS, SETTINGS, USERS, collection_of, date, oid,
+    AI_RUNS, INGEST_BATCHES, MEMBERS, ORGANIZATIONS, PROJECTS, SETTINGS, USERS, collection_of,
+    date, oid,
 };
 use errors::{map_err, only_id_duplicates};
 use futures::TryStreamExt;
 use mongodb::{
     Client, Collection, Database,
     bson::{Bson, Document, doc},
-    options::ClientOptions,
+    options::{ClientOptions, ReturnDocument},
+    results::UpdateResult,
 };
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -104,6 +107,73 @@ impl MongoStore {
             known.clear();
         }
         known.insert(id);
+    }
+
+    /// `NotFound` unless the project exists (deleted or not).
+    async fn ensure_project_exists(&self, id: DocId) -> StoreResult<()> {
+        let known = self
+            .known_projects
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&id);
+        if known {
+            return Ok(());
+        }
+        self.coll(PROJECTS)
+            .find_one(doc! {"_id": oid(id)})
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)?;
+        self.remember_project(id);
+        Ok(())
+    }
+
+    /// `$set`s `fields` (plus `updatedAt`) on the document matching `filter`; `NotFound` when
+    /// none matches.
+    async fn set_fields(
+        &self,
+        name: &str,
+        filter: Document,
+        mut fields: Document,
+    ) -> StoreResult<()> {
+        fields.insert("updatedAt", date(now_ms()));
+        let result = self
+            .coll(name)
+            .update_one(filter, doc! {"$set": fields})
+            .await
+            .map_err(map_err)?;
+        matched(&result)
+    }
+
+    /// Applies `update` to the live project `id` and returns it as updated; `NotFound` for an
+    /// unknown or deleted project.
+    async fn update_live_project(&self, id: DocId, update: Document) -> StoreResult<Project> {
+        let found = self
+            .coll(PROJECTS)
+            .find_one_and_update(doc! {"_id": oid(id), "deletedAt": Bson::Null}, update)
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)?;
+        docs::project_from_doc(&found)
+    }
+
+    /// Every document of `name` matching `filter`, in `sort` order.
+    async fn find_all(
+        &self,
+        name: &str,
+        filter: Document,
+        sort: Document,
+    ) -> StoreResult<Vec<Document>> {
+        self.coll(name)
+            .find(filter)
+            .sort(sort)
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)
     }
 
     /// `NotFound` unless every project the batches name exists (one `$in` query for the ones
@@ -180,6 +250,15 @@ impl MongoStore {
                 .await
                 .map_err(map_err)?;
         }
+        Ok(())
+    }
+}
+
+/// `NotFound` when an update matched no document.
+fn matched(result: &UpdateResult) -> StoreResult<()> {
+    if result.matched_count == 0 {
+        Err(StoreError::NotFound)
+    } else {
         Ok(())
     }
 }
@@ -286,6 +365,94 @@ impl ProjectStore for MongoStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn update_project(&self, id: DocId, update: &ProjectUpdate) -> StoreResult<Project> {
+        self.update_live_project(
+            id,
+            doc! {"$set": docs::project_update_set(update, now_ms())},
+        )
+        .await
+    }
+
+    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+        self.update_live_project(
+            id,
+            doc! {"$set": {
+                "publicApiKey": api_key("pk_"),
+                "secretApiKey": api_key("sk_"),
+                "updatedAt": date(now_ms()),
+            }},
+        )
+        .await
+    }
+
+    async fn soft_delete_project(&self, id: DocId) -> StoreResult<()> {
+        let now = date(now_ms());
+        let result = self
+            .coll(PROJECTS)
+            .update_one(
+                doc! {"_id": oid(id), "deletedAt": Bson::Null},
+                doc! {"$set": {"deletedAt": now, "updatedAt": now}},
+            )
+            .await
+            .map_err(map_err)?;
+        matched(&result)
+    }
+
+    /// Not atomic (no transactions): the counter reset comes first and doubles as the existence
+    /// check, so an unknown project is `NotFound` with nothing deleted. Every step is safe to
+    /// repeat, so a call that failed part-way is completed by calling it again.
+    async fn clear_project_data(&self, id: DocId) -> StoreResult<()> {
+        let result = self
+            .coll(PROJECTS)
+            .update_one(
+                doc! {"_id": oid(id)},
+                doc! {"$set": {"droppedEventsCount": 0_i64, "updatedAt": date(now_ms())}},
+            )
+            .await
+            .map_err(map_err)?;
+        matched(&result)?;
+        let project = oid(id);
+        // SuperInsights 1.x also deletes the project's AI analysis runs (reports are kept).
+        let collections = Channel::ALL.map(collection_of);
+        for name in collections.into_iter().chain([AI_RUNS]) {
+            self.coll(name)
+                .delete_many(doc! {"projectId": project})
+                .await
+                .map_err(map_err)?;
+        }
+        self.coll(SETTINGS)
+            .delete_one(doc! {"key": drop_rules_key(id)})
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn live_projects(&self) -> StoreResult<Vec<Project>> {
+        let found = self
+            .find_all(
+                PROJECTS,
+                doc! {"deletedAt": Bson::Null},
+                doc! {"createdAt": 1, "_id": 1},
+            )
+            .await?;
+        found.iter().map(docs::project_from_doc).collect()
+    }
+
+    async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64> {
+        self.ensure_project_exists(id).await?;
+        let filter = doc! {"projectId": oid(id), "timestamp": {"$lt": date(cutoff_ms)}};
+        let mut removed = 0;
+        for channel in Channel::ALL {
+            removed += self
+                .coll(collection_of(channel))
+                .delete_many(filter.clone())
+                .await
+                .map_err(map_err)?
+                .deleted_count;
+        }
+        Ok(removed)
     }
 }
 
@@ -410,9 +577,11 @@ impl AccountStore for MongoStore {
             .iter()
             .filter_map(|m| m.get("orgId").cloned())
             .collect();
+        // Only active organizations; `status: null` also matches documents lacking the field,
+        // which read as active.
         let orgs: Vec<Document> = self
             .coll(ORGANIZATIONS)
-            .find(doc! {"_id": {"$in": org_ids}})
+            .find(doc! {"_id": {"$in": org_ids}, "status": {"$in": ["active", Bson::Null]}})
             .await
             .map_err(map_err)?
             .try_collect()
@@ -422,7 +591,8 @@ impl AccountStore for MongoStore {
             .iter()
             .map(|d| docs::org_from_doc(d).map(|o| (o.id, o)))
             .collect::<StoreResult<_>>()?;
-        // Memberships of organizations that no longer exist are skipped, as an inner join would.
+        // Memberships of organizations that no longer exist (or are disabled) are skipped, as an
+        // inner join would.
         let mut out = Vec::with_capacity(members.len());
         for member in &members {
             let org_id = docs::read_id(member, MEMBERS, "orgId")?;
@@ -431,6 +601,138 @@ impl AccountStore for MongoStore {
             }
         }
         Ok(out)
+    }
+
+    async fn user(&self, id: DocId) -> StoreResult<Option<User>> {
+        let found = self
+            .coll(USERS)
+            .find_one(doc! {"_id": oid(id)})
+            .await
+            .map_err(map_err)?;
+        found.as_ref().map(docs::user_from_doc).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let found = self
+            .find_all(USERS, doc! {}, doc! {"createdAt": 1, "_id": 1})
+            .await?;
+        found.iter().map(docs::user_from_doc).collect()
+    }
+
+    async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()> {
+        self.set_fields(USERS, doc! {"_id": oid(user)}, doc! {"passwordHash": hash})
+            .await
+    }
+
+    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()> {
+        self.set_fields(USERS, doc! {"_id": oid(user)}, doc! {"role": role})
+            .await
+    }
+
+    /// Memberships first, then the user (no transactions): a call that fails between the two
+    /// leaves the user without memberships, and repeating it completes the delete.
+    async fn delete_user(&self, user: DocId) -> StoreResult<()> {
+        self.coll(MEMBERS)
+            .delete_many(doc! {"userId": oid(user)})
+            .await
+            .map_err(map_err)?;
+        let deleted = self
+            .coll(USERS)
+            .delete_one(doc! {"_id": oid(user)})
+            .await
+            .map_err(map_err)?
+            .deleted_count;
+        if deleted == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn org(&self, id: DocId) -> StoreResult<Option<Organization>> {
+        let found = self
+            .coll(ORGANIZATIONS)
+            .find_one(doc! {"_id": oid(id)})
+            .await
+            .map_err(map_err)?;
+        found.as_ref().map(docs::org_from_doc).transpose()
+    }
+
+    async fn list_orgs(&self) -> StoreResult<Vec<Organization>> {
+        let found = self
+            .find_all(ORGANIZATIONS, doc! {}, doc! {"createdAt": 1, "_id": 1})
+            .await?;
+        found.iter().map(docs::org_from_doc).collect()
+    }
+
+    async fn rename_org(&self, id: DocId, name: &str) -> StoreResult<()> {
+        self.set_fields(
+            ORGANIZATIONS,
+            doc! {"_id": oid(id)},
+            doc! {"name": name.trim()},
+        )
+        .await
+    }
+
+    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()> {
+        self.set_fields(
+            ORGANIZATIONS,
+            doc! {"_id": oid(id)},
+            doc! {"status": status},
+        )
+        .await
+    }
+
+    async fn members(&self, org: DocId) -> StoreResult<Vec<Member>> {
+        // Memberships, then their users (the same two-query join as `memberships`).
+        let members: Vec<Document> = self
+            .coll(MEMBERS)
+            .find(doc! {"orgId": oid(org), "status": "active"})
+            .sort(doc! {"createdAt": 1, "userId": 1})
+            .projection(doc! {"userId": 1, "role": 1})
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let user_ids: Vec<Bson> = members
+            .iter()
+            .filter_map(|m| m.get("userId").cloned())
+            .collect();
+        let users: Vec<Document> = self
+            .coll(USERS)
+            .find(doc! {"_id": {"$in": user_ids}})
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        let mut users: HashMap<DocId, User> = users
+            .iter()
+            .map(|d| docs::user_from_doc(d).map(|u| (u.id, u)))
+            .collect::<StoreResult<_>>()?;
+        // Memberships of users that no longer exist are skipped, as an inner join would.
+        let mut out = Vec::with_capacity(members.len());
+        for member in &members {
+            let user_id = docs::read_id(member, MEMBERS, "userId")?;
+            if let Some(user) = users.remove(&user_id) {
+                let role = member.get_str("role").unwrap_or("member").to_string();
+                out.push(Member { user, role });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn remove_member(&self, org: DocId, user: DocId) -> StoreResult<()> {
+        self.set_fields(
+            MEMBERS,
+            doc! {"orgId": oid(org), "userId": oid(user), "status": "active"},
+            doc! {"status": "removed"},
+        )
+        .await
     }
 }
 

@@ -1,0 +1,89 @@
+# SuperInsights (Rust) container image.
+#
+#   docker build -t superinsights .
+#   docker run -d -p 3000:3000 -v superinsights-data:/data superinsights
+#
+# Two stages: a Rust toolchain that compiles one release binary, and a slim Debian runtime that
+# only holds that binary. Templates, static assets and SQL migrations are compiled into the binary
+# (askama, include_str!, sqlx::migrate!), so they are needed in the build stage only.
+# See docs/deployment.md for compose, Coolify, backups and upgrades.
+
+# Pinned toolchain; override with --build-arg RUST_VERSION=1.xx. Must be >= rust-version in
+# Cargo.toml. The builder and the runtime are both Debian bookworm, so the glibc the binary links
+# against is the glibc the runtime has.
+ARG RUST_VERSION=1.95
+
+############################################################################################
+# Build stage
+############################################################################################
+FROM rust:${RUST_VERSION}-bookworm AS builder
+WORKDIR /build
+
+# 1) Dependencies only. With nothing but the manifest and the lock file in this layer, editing the
+#    application code does not invalidate the (slow) dependency build. The stubs stand in for every
+#    target Cargo.toml declares (library, the server, the si-load tool).
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src/bin \
+ && echo 'fn main() {}' > src/main.rs \
+ && echo 'fn main() {}' > src/bin/si-load.rs \
+ && : > src/lib.rs \
+ && cargo build --release --locked --bin superinsights \
+ && rm -rf src \
+ # Forget the stub build of this crate. COPY keeps the files' original modification times, which
+ # can be older than the stub build, and Cargo would then reuse the stub binary.
+ && rm -rf target/release/.fingerprint/superinsights-* \
+           target/release/deps/superinsights-* \
+           target/release/deps/libsuperinsights-* \
+           target/release/superinsights*
+
+# 2) The application. Everything compiled into the binary must be copied here. The final check
+#    fails the build if the stub (which prints nothing) was shipped instead of the server.
+COPY src ./src
+COPY templates ./templates
+COPY static ./static
+COPY migrations ./migrations
+RUN cargo build --release --locked --bin superinsights \
+ && strip --strip-all target/release/superinsights \
+ && ./target/release/superinsights --version | grep -q '^superinsights '
+
+############################################################################################
+# Runtime stage
+############################################################################################
+FROM debian:bookworm-slim AS runtime
+
+LABEL org.opencontainers.image.title="superinsights" \
+      org.opencontainers.image.description="Self-hosted web analytics server, wire-compatible with SuperInsights 1.x" \
+      org.opencontainers.image.licenses="MIT"
+
+# ca-certificates: TLS to MongoDB Atlas and other remote services. No curl: the health check below
+# speaks HTTP through bash's /dev/tcp, which the slim image already has.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 superinsights \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \
+            --shell /usr/sbin/nologin superinsights \
+ && mkdir -p /app /data \
+ && chown 10001:10001 /data
+
+COPY --from=builder /build/target/release/superinsights /usr/local/bin/superinsights
+
+# DATA_DIR holds the SQLite database (unless MONGODB_URI is set), the ingestion spool and its
+# dead-letter file: keep it on a volume. HOST must be an IP address; PORT is the listening port.
+ENV DATA_DIR=/data \
+    HOST=0.0.0.0 \
+    PORT=3000
+
+WORKDIR /app
+USER 10001:10001
+VOLUME ["/data"]
+EXPOSE 3000
+
+# Healthy = /readyz answers 200 (the store answers its ping; Redis being down does not count).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-3000} && printf 'GET /readyz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+
+# SIGTERM (docker stop) drains: in-flight requests finish, queued ingestion is committed or
+# spooled, then the process exits. Give it time: see SHUTDOWN_TIMEOUT_SECS in docs/configuration.md.
+ENTRYPOINT ["superinsights"]
+CMD ["serve"]

@@ -1,0 +1,183 @@
+//! `/auth`: registration, login and logout (server-rendered forms, CSRF-protected, session id
+//! rotated on login). The first account ever becomes the platform admin.
+
+use super::session::{self, CsrfForm, safe_redirect};
+use crate::{
+    config::Config,
+    error::AppError,
+    services::accounts::{self, ProvisionError},
+    state::AppState,
+};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use std::{collections::HashMap, sync::Arc};
+use tower_sessions::Session;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", get(login_form).post(login))
+        .route("/auth/register", get(register_form).post(register))
+        .route("/auth/logout", post(logout))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    csrf: String,
+    next: String,
+    email: String,
+    error: Option<String>,
+    registration_enabled: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/register.html")]
+struct RegisterPage {
+    csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+async fn signed_in(session: &Session) -> bool {
+    session
+        .get::<crate::domain::ids::DocId>("uid")
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+async fn login_form(
+    State(config): State<Arc<Config>>,
+    session: Session,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    if signed_in(&session).await {
+        return Ok(Redirect::to("/").into_response());
+    }
+    Ok(LoginPage {
+        csrf: session::csrf_token(&session).await?,
+        next: safe_redirect(query.get("next").map(String::as_str), "/projects"),
+        email: String::new(),
+        error: None,
+        registration_enabled: config.registration_enabled,
+    }
+    .into_response())
+}
+
+async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let email = form.get("email").unwrap_or_default().to_string();
+    let next = safe_redirect(form.get("next"), "/projects");
+    let user = accounts::check_login(&state.stores, &email, form.raw("password"))
+        .await
+        .map_err(provision_error)?;
+    let Some(user) = user else {
+        let page = LoginPage {
+            csrf: session::csrf_token(&session).await?,
+            next,
+            email,
+            error: Some("Invalid email or password".into()),
+            registration_enabled: state.config.registration_enabled,
+        };
+        return Ok((StatusCode::BAD_REQUEST, page).into_response());
+    };
+    let first_org = state
+        .stores
+        .accounts
+        .memberships(user.id)
+        .await?
+        .first()
+        .map(|(o, _)| o.id);
+    session::sign_in(&session, user.id, first_org).await?;
+    Ok(Redirect::to(&next).into_response())
+}
+
+async fn register_form(
+    State(config): State<Arc<Config>>,
+    session: Session,
+) -> Result<Response, AppError> {
+    if !config.registration_enabled {
+        return Ok(Redirect::to("/auth/login").into_response());
+    }
+    if signed_in(&session).await {
+        return Ok(Redirect::to("/").into_response());
+    }
+    Ok(RegisterPage {
+        csrf: session::csrf_token(&session).await?,
+        email: String::new(),
+        error: None,
+    }
+    .into_response())
+}
+
+async fn register(
+    State(state): State<AppState>,
+    session: Session,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    if !state.config.registration_enabled {
+        return Err(AppError::Forbidden("Registration is disabled".into()));
+    }
+    let email = form.get("email").unwrap_or_default().to_string();
+    // The first account ever becomes the platform admin.
+    let role = if state.stores.accounts.count_users().await? == 0 {
+        "admin"
+    } else {
+        "user"
+    };
+    match accounts::provision(
+        &state.stores,
+        &email,
+        form.raw("password"),
+        role,
+        "My First Project",
+    )
+    .await
+    {
+        Ok(created) => {
+            session::sign_in(&session, created.user.id, Some(created.org.id)).await?;
+            Ok(Redirect::to(&format!("/projects/{}/settings", created.project.id)).into_response())
+        }
+        Err(ProvisionError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            let page = RegisterPage {
+                csrf: session::csrf_token(&session).await?,
+                email,
+                error: Some(capitalize(&e.to_string())),
+            };
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
+        }
+    }
+}
+
+async fn logout(session: Session, _form: CsrfForm) -> Result<Response, AppError> {
+    session::sign_out(&session).await?;
+    Ok(Redirect::to("/auth/login").into_response())
+}
+
+pub(crate) fn provision_error(e: ProvisionError) -> AppError {
+    match e {
+        ProvisionError::Store(e) => e.into(),
+        ProvisionError::EmailTaken => AppError::Conflict(capitalize(&e.to_string())),
+        ProvisionError::Invalid(m) => AppError::BadRequest(capitalize(&m)),
+    }
+}
+
+pub(crate) fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}

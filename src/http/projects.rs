@@ -1,0 +1,537 @@
+//! `/projects`: list, create, settings, update, keys, drop rules, members, delete, clear data.
+//! Access: organization members see projects; owner/admin edit; owner-only for keys, removing
+//! members, deleting and clearing. Platform admins count as `admin` everywhere.
+
+use super::{
+    auth::capitalize,
+    session::{AuthUser, CsrfForm},
+    views::Shell,
+};
+use crate::{
+    domain::ids::DocId,
+    error::AppError,
+    services::projects::{self as svc, AddError, Added, ProjectForm},
+    state::AppState,
+    store::{NewProject, Project},
+};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/projects", get(list_projects).post(create_project))
+        .route("/projects/new", get(new_project))
+        .route("/projects/{id}", get(project_home))
+        .route("/projects/{id}/settings", get(show_settings))
+        .route("/projects/{id}/update", post(update_project))
+        .route("/projects/{id}/regenerate-keys", post(regenerate_keys))
+        .route("/projects/{id}/settings/drop-events", post(save_drop_rules))
+        .route(
+            "/projects/{id}/settings/drop-events/report",
+            get(drop_report),
+        )
+        .route("/projects/{id}/users/add", post(add_user))
+        .route("/projects/{id}/users/remove", post(remove_user))
+        .route("/projects/{id}/delete", post(delete_project))
+        .route("/projects/{id}/clear-data", post(clear_data))
+}
+
+/// A project the signed-in user may open, with their role in it.
+pub struct ProjectAccess {
+    pub project: Project,
+    pub role: String,
+}
+
+impl ProjectAccess {
+    /// 404 for an unknown or deleted project; 403 for a non-member.
+    pub async fn check(state: &AppState, auth: &AuthUser, id: &str) -> Result<Self, AppError> {
+        let id = DocId::parse(id).ok_or(AppError::NotFound)?;
+        let project = state
+            .stores
+            .projects
+            .project(id)
+            .await?
+            .filter(|p| p.deleted_at.is_none())
+            .ok_or(AppError::NotFound)?;
+        let role = auth
+            .role_in(project.org_id)
+            .ok_or_else(|| AppError::Forbidden("You do not have access to this project.".into()))?;
+        Ok(Self { project, role })
+    }
+
+    /// 403 unless the role is one of `roles`.
+    pub fn require(&self, roles: &[&str]) -> Result<(), AppError> {
+        if roles.contains(&self.role.as_str()) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "Your role ({}) does not allow this.",
+                self.role
+            )))
+        }
+    }
+}
+
+const EDITORS: &[&str] = &["owner", "admin"];
+const OWNERS: &[&str] = &["owner"];
+
+#[derive(Template, WebTemplate)]
+#[template(path = "projects/list.html")]
+struct ListPage {
+    shell: Shell,
+    projects: Vec<Project>,
+    can_create: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "projects/new.html")]
+struct NewPage {
+    shell: Shell,
+    form: ProjectForm,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "projects/settings.html")]
+struct SettingsPage {
+    shell: Shell,
+    project: Project,
+    role: String,
+    is_owner: bool,
+    form: ProjectForm,
+    snippet: String,
+    rules: crate::domain::drop_rules::DropRules,
+    whitelist: bool,
+    /// (key, op, value) rows, with empty rows to add more.
+    filter_rows: Vec<(String, String, String)>,
+    dropped: u64,
+    /// (email, role, user id)
+    members: Vec<(String, String, String)>,
+    invite_link: Option<String>,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+fn project_form(form: &CsrfForm) -> ProjectForm {
+    ProjectForm {
+        name: form.get("name").unwrap_or_default().to_string(),
+        icon: form.get("icon").unwrap_or_default().to_string(),
+        environment: form.get("environment").unwrap_or("production").to_string(),
+        data_retention_days: form.get("dataRetentionDays").unwrap_or("90").to_string(),
+    }
+}
+
+/// The server's public base URL: `PUBLIC_URL`, else the request's host.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    state.config.public_url.clone().unwrap_or_else(|| {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost:3000");
+        format!("http://{host}")
+    })
+}
+
+/// Page-level outcome shown on the settings page.
+#[derive(Default)]
+struct Notice {
+    message: Option<String>,
+    error: Option<String>,
+    invite_link: Option<String>,
+    form: Option<ProjectForm>,
+}
+
+async fn render_settings(
+    state: &AppState,
+    auth: &AuthUser,
+    access: ProjectAccess,
+    headers: &HeaderMap,
+    notice: Notice,
+) -> Result<SettingsPage, AppError> {
+    let p = &access.project;
+    let rules = state.stores.projects.drop_rules(p.id).await?;
+    let mut filter_rows: Vec<(String, String, String)> = rules
+        .filters
+        .iter()
+        .map(|f| {
+            let op = serde_json::to_value(f.op)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            (f.key.clone(), op, f.value.clone())
+        })
+        .collect();
+    filter_rows.extend((0..2).map(|_| (String::new(), "equals".to_string(), String::new())));
+    let members = state
+        .stores
+        .accounts
+        .members(p.org_id)
+        .await?
+        .into_iter()
+        .map(|m| (m.user.email, m.role, m.user.id.to_hex()))
+        .collect();
+    let base = base_url(state, headers);
+    let snippet = format!(
+        "<script src=\"{base}/sdk/superinsights.js\" defer></script>\n<script>\n  window.addEventListener('load', function () {{\n    SuperInsights.init('{}', {{ apiUrl: '{base}' }});\n  }});\n</script>",
+        p.public_api_key
+    );
+    Ok(SettingsPage {
+        shell: Shell::of(auth),
+        form: notice.form.unwrap_or_else(|| ProjectForm {
+            name: p.name.clone(),
+            icon: p.icon.clone(),
+            environment: p.environment.clone(),
+            data_retention_days: p.data_retention_days.to_string(),
+        }),
+        is_owner: access.role == "owner",
+        role: access.role.clone(),
+        snippet,
+        whitelist: rules.mode == crate::domain::drop_rules::DropMode::Whitelist,
+        rules,
+        filter_rows,
+        dropped: state.stores.stats.dropped_events(p.id).await?,
+        members,
+        invite_link: notice.invite_link,
+        message: notice.message,
+        error: notice.error,
+        project: access.project,
+    })
+}
+
+async fn list_projects(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Response, AppError> {
+    let org = auth.require_org()?;
+    let projects = state.stores.projects.projects_of_org(org.id).await?;
+    let can_create = auth.role_in(org.id).as_deref() == Some("owner") || auth.is_admin();
+    Ok(ListPage {
+        shell: Shell::of(&auth),
+        projects,
+        can_create,
+    }
+    .into_response())
+}
+
+async fn new_project(auth: AuthUser) -> Result<Response, AppError> {
+    auth.require_org_owner()?;
+    Ok(NewPage {
+        shell: Shell::of(&auth),
+        form: ProjectForm::default(),
+        error: None,
+    }
+    .into_response())
+}
+
+async fn create_project(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let org = auth.require_org_owner()?.id;
+    let raw = project_form(&form);
+    let update = match raw.validate() {
+        Ok(u) => u,
+        Err(error) => {
+            let page = NewPage {
+                shell: Shell::of(&auth),
+                form: raw,
+                error: Some(error),
+            };
+            return Ok((StatusCode::BAD_REQUEST, page).into_response());
+        }
+    };
+    let created = state
+        .stores
+        .projects
+        .create_project(NewProject {
+            name: update.name.clone(),
+            icon: update.icon.clone(),
+            environment: update.environment.clone(),
+            org_id: org,
+        })
+        .await?;
+    // Retention is not part of NewProject's defaults; apply it right away.
+    state
+        .stores
+        .projects
+        .update_project(created.id, &update)
+        .await?;
+    Ok(Redirect::to(&format!("/projects/{}/settings", created.id)).into_response())
+}
+
+async fn project_home(Path(id): Path<String>) -> Redirect {
+    Redirect::to(&format!("/projects/{id}/settings"))
+}
+
+async fn show_settings(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(EDITORS)?;
+    Ok(
+        render_settings(&state, &auth, access, &headers, Notice::default())
+            .await?
+            .into_response(),
+    )
+}
+
+async fn update_project(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let mut access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(EDITORS)?;
+    let raw = project_form(&form);
+    match raw.validate() {
+        Ok(update) => {
+            access.project = state
+                .stores
+                .projects
+                .update_project(access.project.id, &update)
+                .await?;
+            let notice = Notice {
+                message: Some("Project updated successfully.".into()),
+                ..Default::default()
+            };
+            Ok(render_settings(&state, &auth, access, &headers, notice)
+                .await?
+                .into_response())
+        }
+        Err(error) => {
+            let notice = Notice {
+                error: Some(error),
+                form: Some(raw),
+                ..Default::default()
+            };
+            Ok((
+                StatusCode::BAD_REQUEST,
+                render_settings(&state, &auth, access, &headers, notice).await?,
+            )
+                .into_response())
+        }
+    }
+}
+
+async fn regenerate_keys(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    let mut access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(OWNERS)?;
+    access.project = state
+        .stores
+        .projects
+        .regenerate_keys(access.project.id)
+        .await?;
+    state.ingestor.keys().invalidate_project(access.project.id);
+    let notice = Notice {
+        message: Some("New keys generated. The old keys no longer work.".into()),
+        ..Default::default()
+    };
+    Ok(render_settings(&state, &auth, access, &headers, notice)
+        .await?
+        .into_response())
+}
+
+async fn save_drop_rules(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(EDITORS)?;
+    let parsed = svc::drop_rules_from_form(
+        form.get("dropEnabled"),
+        form.get("dropMode"),
+        &form.all("dropFilterKey[]"),
+        &form.all("dropFilterOp[]"),
+        &form.all("dropFilterValue[]"),
+    );
+    match parsed {
+        Ok(rules) => {
+            state
+                .stores
+                .projects
+                .set_drop_rules(access.project.id, &rules)
+                .await?;
+            state.ingestor.keys().invalidate_project(access.project.id);
+            let notice = Notice {
+                message: Some("Drop rules saved.".into()),
+                ..Default::default()
+            };
+            Ok(render_settings(&state, &auth, access, &headers, notice)
+                .await?
+                .into_response())
+        }
+        Err(error) => {
+            let notice = Notice {
+                error: Some(error),
+                ..Default::default()
+            };
+            Ok((
+                StatusCode::BAD_REQUEST,
+                render_settings(&state, &auth, access, &headers, notice).await?,
+            )
+                .into_response())
+        }
+    }
+}
+
+async fn drop_report(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(EDITORS)?;
+    let dropped = state.stores.stats.dropped_events(access.project.id).await?;
+    Ok(Json(json!({"dropped": dropped})).into_response())
+}
+
+async fn add_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(EDITORS)?;
+    let role = match form.get("role") {
+        Some("owner") if access.role == "owner" => "owner",
+        Some("admin") => "admin",
+        _ => "viewer",
+    };
+    let email = form.get("email").unwrap_or_default();
+    let org = access.project.org_id;
+    let notice = match svc::add_or_invite(&state.stores, org, email, role, auth.user.id).await {
+        Ok(Added::Member) => Notice {
+            message: Some(format!("{email} now has access as {role}.")),
+            ..Default::default()
+        },
+        Ok(Added::Invited { token }) => Notice {
+            message: Some(format!(
+                "{email} has no account yet: send them this invite link."
+            )),
+            invite_link: Some(format!(
+                "{}/accept-invite?token={token}",
+                base_url(&state, &headers)
+            )),
+            ..Default::default()
+        },
+        Err(AddError::Invalid(error)) => {
+            let notice = Notice {
+                error: Some(capitalize(&error)),
+                ..Default::default()
+            };
+            return Ok((
+                StatusCode::BAD_REQUEST,
+                render_settings(&state, &auth, access, &headers, notice).await?,
+            )
+                .into_response());
+        }
+        Err(AddError::Store(e)) => return Err(e.into()),
+    };
+    Ok(render_settings(&state, &auth, access, &headers, notice)
+        .await?
+        .into_response())
+}
+
+async fn remove_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(OWNERS)?;
+    let user = form
+        .get("userId")
+        .and_then(DocId::parse)
+        .ok_or_else(|| AppError::BadRequest("userId is required".into()))?;
+    match svc::remove_member(&state.stores, access.project.org_id, user).await {
+        Ok(()) => {
+            let notice = Notice {
+                message: Some("Member removed.".into()),
+                ..Default::default()
+            };
+            Ok(render_settings(&state, &auth, access, &headers, notice)
+                .await?
+                .into_response())
+        }
+        Err(AddError::Invalid(error)) => {
+            let notice = Notice {
+                error: Some(error),
+                ..Default::default()
+            };
+            Ok((
+                StatusCode::BAD_REQUEST,
+                render_settings(&state, &auth, access, &headers, notice).await?,
+            )
+                .into_response())
+        }
+        Err(AddError::Store(e)) => Err(e.into()),
+    }
+}
+
+async fn delete_project(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(OWNERS)?;
+    state
+        .stores
+        .projects
+        .soft_delete_project(access.project.id)
+        .await?;
+    state.ingestor.keys().invalidate_project(access.project.id);
+    Ok(Redirect::to("/projects").into_response())
+}
+
+async fn clear_data(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(OWNERS)?;
+    state
+        .stores
+        .projects
+        .clear_project_data(access.project.id)
+        .await?;
+    state.ingestor.keys().invalidate_project(access.project.id);
+    let notice = Notice {
+        message: Some("All analytics data of this project was deleted.".into()),
+        ..Default::default()
+    };
+    Ok(render_settings(&state, &auth, access, &headers, notice)
+        .await?
+        .into_response())
+}

@@ -1,0 +1,345 @@
+//! The signed-in user, the current organization and CSRF protection, on top of tower-sessions.
+//!
+//! Session keys: `uid` (user id), `org` (current organization id), `csrf` (per-session token).
+//! Every state-changing form goes through [`CsrfForm`], which rejects a missing or wrong token
+//! with 403, so no handler can forget the check.
+
+use crate::{
+    domain::ids::{DocId, random_hex},
+    error::AppError,
+    state::AppState,
+    store::{Organization, User},
+};
+use axum::{
+    extract::{FromRef, FromRequest, FromRequestParts, Request},
+    http::{StatusCode, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+};
+use http_body_util::BodyExt;
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+const UID: &str = "uid";
+const ORG: &str = "org";
+const CSRF: &str = "csrf";
+/// Largest form body accepted.
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
+fn session_error(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(format!("session: {e}"))
+}
+
+/// The per-session CSRF token, created on first use.
+pub async fn csrf_token(session: &Session) -> Result<String, AppError> {
+    if let Some(token) = session.get::<String>(CSRF).await.map_err(session_error)? {
+        return Ok(token);
+    }
+    let token = random_hex(32);
+    session.insert(CSRF, &token).await.map_err(session_error)?;
+    Ok(token)
+}
+
+/// Signs the user in: a new session id (no fixation), the user id, a fresh CSRF token.
+pub async fn sign_in(session: &Session, user: DocId, org: Option<DocId>) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(session_error)?;
+    session.insert(UID, user).await.map_err(session_error)?;
+    session
+        .insert(CSRF, random_hex(32))
+        .await
+        .map_err(session_error)?;
+    match org {
+        Some(org) => session.insert(ORG, org).await.map_err(session_error)?,
+        None => {
+            session.remove_value(ORG).await.map_err(session_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rotates the session id (after a privilege change), keeping its data.
+pub async fn rotate(session: &Session) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(session_error)
+}
+
+/// Signs out: the session record is deleted and the cookie cleared.
+pub async fn sign_out(session: &Session) -> Result<(), AppError> {
+    session.flush().await.map_err(session_error)
+}
+
+/// A same-site path to go to after an action; anything else (`//host`, `/\host`, absolute URLs)
+/// falls back to `fallback`.
+pub fn safe_redirect(target: Option<&str>, fallback: &str) -> String {
+    match target {
+        Some(t)
+            if t.starts_with('/')
+                && !t.starts_with("//")
+                && !t.starts_with("/\\")
+                && !t.contains(['\r', '\n']) =>
+        {
+            t.to_string()
+        }
+        _ => fallback.to_string(),
+    }
+}
+
+/// The signed-in user with their organizations, the current one, and the CSRF token for forms.
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    pub user: User,
+    pub session: Session,
+    /// Active memberships in active organizations, with the role.
+    pub memberships: Vec<(Organization, String)>,
+    pub current_org: Option<Organization>,
+    pub csrf: String,
+}
+
+impl AuthUser {
+    /// Platform admins pass every organization check.
+    pub fn is_admin(&self) -> bool {
+        self.user.role == "admin"
+    }
+
+    /// The user's role in `org`: the membership role, except that platform admins count as at
+    /// least `admin` everywhere (an owner stays `owner`).
+    pub fn role_in(&self, org: DocId) -> Option<String> {
+        let member = self
+            .memberships
+            .iter()
+            .find(|(o, _)| o.id == org)
+            .map(|(_, r)| r.clone());
+        match member {
+            Some(role) if role == "owner" => Some(role),
+            _ if self.is_admin() => Some("admin".into()),
+            other => other,
+        }
+    }
+
+    /// Role in the current organization.
+    pub fn current_role(&self) -> Option<String> {
+        self.current_org.as_ref().and_then(|o| self.role_in(o.id))
+    }
+
+    /// The current organization, or 403 when the user belongs to none.
+    pub fn require_org(&self) -> Result<&Organization, AppError> {
+        self.current_org.as_ref().ok_or_else(|| {
+            AppError::Forbidden(
+                "You must belong to an organization to use this page. Ask an owner for an invite."
+                    .into(),
+            )
+        })
+    }
+
+    /// 403 unless the user owns the current organization (or is a platform admin).
+    pub fn require_org_owner(&self) -> Result<&Organization, AppError> {
+        let org = self.require_org()?;
+        if self.is_admin() || self.role_in(org.id).as_deref() == Some("owner") {
+            Ok(org)
+        } else {
+            Err(AppError::Forbidden(
+                "Only an owner of this organization can do that.".into(),
+            ))
+        }
+    }
+}
+
+/// Rejection of [`AuthUser`]: browsers go to the login page, other clients get 401 JSON.
+pub struct LoginRequired {
+    next: String,
+    wants_html: bool,
+}
+
+impl IntoResponse for LoginRequired {
+    fn into_response(self) -> Response {
+        if self.wants_html {
+            let next: String = form_urlencoded::byte_serialize(self.next.as_bytes()).collect();
+            Redirect::to(&format!("/auth/login?next={next}")).into_response()
+        } else {
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"error": "Login required"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn accepts_html(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|a| a.contains("text/html") || a.contains("*/*") || a.is_empty())
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let session = Session::from_request_parts(parts, &state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let required = || {
+            LoginRequired {
+                next: parts.uri.path().to_string(),
+                wants_html: accepts_html(parts),
+            }
+            .into_response()
+        };
+        let uid: Option<DocId> = session
+            .get(UID)
+            .await
+            .map_err(|e| session_error(e).into_response())?;
+        let Some(uid) = uid else {
+            return Err(required());
+        };
+        let user = state
+            .stores
+            .accounts
+            .user(uid)
+            .await
+            .map_err(|e| AppError::from(e).into_response())?;
+        let Some(user) = user else {
+            // The account was deleted: end the session.
+            let _ = session.flush().await;
+            return Err(required());
+        };
+        let memberships = state
+            .stores
+            .accounts
+            .memberships(uid)
+            .await
+            .map_err(|e| AppError::from(e).into_response())?;
+        let wanted: Option<DocId> = session
+            .get(ORG)
+            .await
+            .map_err(|e| session_error(e).into_response())?;
+        let current_org = wanted
+            .and_then(|id| memberships.iter().find(|(o, _)| o.id == id))
+            .or_else(|| memberships.first())
+            .map(|(o, _)| o.clone());
+        if current_org.as_ref().map(|o| o.id) != wanted {
+            let stored = match &current_org {
+                Some(o) => session.insert(ORG, o.id).await,
+                None => session.remove_value(ORG).await.map(|_| ()),
+            };
+            stored.map_err(|e| session_error(e).into_response())?;
+        }
+        let csrf = csrf_token(&session)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(AuthUser {
+            user,
+            session,
+            memberships,
+            current_org,
+            csrf,
+        })
+    }
+}
+
+/// A url-encoded form whose `_csrf` field matched the session's token. Repeated fields
+/// (`dropFilterKey[]`) are kept in order.
+#[derive(Debug, Clone)]
+pub struct CsrfForm {
+    pairs: Vec<(String, String)>,
+}
+
+impl CsrfForm {
+    /// The first value of a field, trimmed; `None` when absent or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The first value of a field without trimming (passwords).
+    pub fn raw(&self, name: &str) -> &str {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// Every value of a repeated field, in order (empty strings kept, so columns line up).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+impl<S> FromRequest<S> for CsrfForm
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let session = Session::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let bytes = http_body_util::Limited::new(body, MAX_FORM_BYTES)
+            .collect()
+            .await
+            .map_err(|_| AppError::BadRequest("The form is too large.".into()).into_response())?
+            .to_bytes();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
+        let sent = pairs
+            .iter()
+            .find(|(k, _)| k == "_csrf")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let expected: Option<String> = session
+            .get(CSRF)
+            .await
+            .map_err(|e| session_error(e).into_response())?;
+        let valid = expected
+            .is_some_and(|t| !sent.is_empty() && bool::from(t.as_bytes().ct_eq(sent.as_bytes())));
+        if !valid {
+            return Err(AppError::Forbidden(
+                "This form has expired or did not come from this site. Reload the page and try again.".into(),
+            )
+            .into_response());
+        }
+        Ok(CsrfForm { pairs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_stay_on_this_site() {
+        assert_eq!(
+            safe_redirect(Some("/projects/1"), "/projects"),
+            "/projects/1"
+        );
+        for evil in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+            "/x\r\nSet-Cookie: a",
+        ] {
+            assert_eq!(
+                safe_redirect(Some(evil), "/projects"),
+                "/projects",
+                "{evil}"
+            );
+        }
+        assert_eq!(safe_redirect(None, "/projects"), "/projects");
+    }
+}

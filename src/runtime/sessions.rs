@@ -1,0 +1,312 @@
+//! Server-side sessions for tower-sessions. The durable store (SQLite or MongoDB, through the
+//! `SessionRecords` port) always holds every session; with `SESSION_STORE_REDIS=true` Redis
+//! (tower-sessions-redis-store over fred) sits **in front** of it as a read cache.
+//!
+//! Redis going away costs speed only: reads fall through to the durable store, writes always
+//! reach it first, and no request fails because of Redis. A Redis write or delete that fails
+//! marks the session id "dirty": this instance stops reading that id from Redis and deletes the
+//! stale copy as soon as Redis answers again. Copies in Redis live at most [`REDIS_COPY_TTL`], which
+//! bounds staleness even when the instance that saw the failure dies before cleaning up.
+
+use crate::runtime::redis::{COMMAND_TIMEOUT, RedisHandle};
+use crate::store::SessionRecords;
+use async_trait::async_trait;
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use time::OffsetDateTime;
+use tower_sessions::{
+    SessionStore,
+    session::{Id, Record},
+    session_store::{self, Error},
+};
+use tower_sessions_redis_store::RedisStore;
+
+/// Longest a session copy lives in Redis (the durable store keeps the 14-day session).
+pub const REDIS_COPY_TTL: Duration = Duration::from_secs(600);
+
+/// Sessions in the primary store.
+#[derive(Clone)]
+pub struct DurableSessionStore {
+    records: Arc<dyn SessionRecords>,
+}
+
+impl fmt::Debug for DurableSessionStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DurableSessionStore")
+    }
+}
+
+fn expiry_ms(record: &Record) -> i64 {
+    (record.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn backend(e: impl fmt::Display) -> Error {
+    Error::Backend(e.to_string())
+}
+
+impl DurableSessionStore {
+    pub fn new(records: Arc<dyn SessionRecords>) -> Self {
+        Self { records }
+    }
+
+    /// Removes expired sessions (run periodically).
+    pub async fn sweep(&self) -> u64 {
+        self.records.delete_expired_sessions().await.unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl SessionStore for DurableSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        loop {
+            let bytes = rmp_serde::to_vec(&*record).map_err(|e| Error::Encode(e.to_string()))?;
+            if self
+                .records
+                .create_session(&record.id.to_string(), &bytes, expiry_ms(record))
+                .await
+                .map_err(backend)?
+            {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let bytes = rmp_serde::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
+        self.records
+            .save_session(&record.id.to_string(), &bytes, expiry_ms(record))
+            .await
+            .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self
+            .records
+            .load_session(&id.to_string())
+            .await
+            .map_err(backend)?
+        {
+            Some(bytes) => Ok(Some(
+                rmp_serde::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.records
+            .delete_session(&id.to_string())
+            .await
+            .map_err(backend)
+    }
+}
+
+/// Redis in front of the durable store.
+#[derive(Clone)]
+pub struct RedisFrontedStore {
+    durable: DurableSessionStore,
+    redis: RedisStore<fred::clients::Client>,
+    handle: RedisHandle,
+    /// Ids whose Redis copy may be stale; never read from Redis until cleaned up.
+    dirty: Arc<Mutex<HashSet<Id>>>,
+    last_warning: Arc<Mutex<Option<Instant>>>,
+}
+
+impl fmt::Debug for RedisFrontedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RedisFrontedStore")
+    }
+}
+
+impl RedisFrontedStore {
+    pub fn new(durable: DurableSessionStore, handle: RedisHandle) -> Self {
+        let store = Self {
+            durable,
+            redis: RedisStore::new(handle.client().clone()),
+            handle,
+            dirty: Arc::default(),
+            last_warning: Arc::default(),
+        };
+        store.spawn_cleaner();
+        store
+    }
+
+    /// Deletes stale copies once Redis answers again.
+    fn spawn_cleaner(&self) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let ids: Vec<Id> = store
+                    .dirty
+                    .lock()
+                    .expect("dirty set")
+                    .iter()
+                    .copied()
+                    .collect();
+                if ids.is_empty() || !store.handle.is_connected() {
+                    continue;
+                }
+                for id in ids {
+                    if store.redis_call(store.redis.delete(&id)).await.is_some() {
+                        store.dirty.lock().expect("dirty set").remove(&id);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Runs a Redis call with a timeout; `None` (and a rate-limited warning) on any failure.
+    async fn redis_call<T>(
+        &self,
+        call: impl Future<Output = session_store::Result<T>>,
+    ) -> Option<T> {
+        if !self.handle.is_connected() {
+            self.warn("redis is disconnected");
+            return None;
+        }
+        match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) => {
+                self.warn(&e.to_string());
+                None
+            }
+            Err(_) => {
+                self.warn("redis timed out");
+                None
+            }
+        }
+    }
+
+    fn warn(&self, why: &str) {
+        let mut last = self.last_warning.lock().expect("warning clock");
+        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                reason = why,
+                "sessions: redis unavailable, using the durable store"
+            );
+        }
+    }
+
+    fn is_dirty(&self, id: &Id) -> bool {
+        self.dirty.lock().expect("dirty set").contains(id)
+    }
+
+    fn mark_dirty(&self, id: Id) {
+        self.dirty.lock().expect("dirty set").insert(id);
+    }
+
+    /// The record as cached in Redis: same data, expiry capped at [`REDIS_COPY_TTL`].
+    fn redis_copy(record: &Record) -> Record {
+        let cap = OffsetDateTime::now_utc() + REDIS_COPY_TTL;
+        Record {
+            id: record.id,
+            data: record.data.clone(),
+            expiry_date: record.expiry_date.min(cap),
+        }
+    }
+
+    /// Best-effort: puts a copy into Redis when none is there.
+    async fn populate(&self, record: &Record) {
+        let mut copy = Self::redis_copy(record);
+        // NX create; if an entry appeared meanwhile, the store picks another id for the copy,
+        // which then simply expires unused.
+        let _ = self.redis_call(self.redis.create(&mut copy)).await;
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisFrontedStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.durable.create(record).await?;
+        self.populate(record).await;
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.durable.save(record).await?;
+        if self.is_dirty(&record.id)
+            || self
+                .redis_call(self.redis.save(&Self::redis_copy(record)))
+                .await
+                .is_none()
+        {
+            self.mark_dirty(record.id);
+        }
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        if !self.is_dirty(id)
+            && let Some(Some(record)) = self.redis_call(self.redis.load(id)).await
+            && record.expiry_date > OffsetDateTime::now_utc()
+        {
+            return Ok(Some(record));
+        }
+        let record = self.durable.load(id).await?;
+        if let Some(record) = &record
+            && !self.is_dirty(id)
+        {
+            self.populate(record).await;
+        }
+        Ok(record)
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.durable.delete(id).await?;
+        if self.redis_call(self.redis.delete(id)).await.is_none() {
+            self.mark_dirty(*id);
+        }
+        Ok(())
+    }
+}
+
+/// The session store chosen at startup.
+#[derive(Clone, Debug)]
+pub enum AppSessionStore {
+    Durable(DurableSessionStore),
+    RedisFronted(RedisFrontedStore),
+}
+
+impl AppSessionStore {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            AppSessionStore::Durable(_) => "durable store",
+            AppSessionStore::RedisFronted(_) => "redis in front of the durable store",
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for AppSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        match self {
+            AppSessionStore::Durable(s) => s.create(record).await,
+            AppSessionStore::RedisFronted(s) => s.create(record).await,
+        }
+    }
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            AppSessionStore::Durable(s) => s.save(record).await,
+            AppSessionStore::RedisFronted(s) => s.save(record).await,
+        }
+    }
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            AppSessionStore::Durable(s) => s.load(id).await,
+            AppSessionStore::RedisFronted(s) => s.load(id).await,
+        }
+    }
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            AppSessionStore::Durable(s) => s.delete(id).await,
+            AppSessionStore::RedisFronted(s) => s.delete(id).await,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Project use cases: form validation, drop-rule forms, and adding members by email (existing
+//! users join the organization; others get a 7-day invite whose token is stored only as a hash).
+
+use crate::{
+    domain::{
+        drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
+        ids::{DocId, random_hex},
+        timestamp::now_ms,
+    },
+    store::{Invite, ProjectUpdate, StoreError, Stores},
+};
+use sha2::{Digest, Sha256};
+
+/// Invitations are valid this long (SuperInsights 1.x: 7 days).
+pub const INVITE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+pub const ENVIRONMENTS: [&str; 3] = ["production", "staging", "development"];
+
+/// Raw project form values, kept for re-rendering the form after an error.
+#[derive(Clone, Debug)]
+pub struct ProjectForm {
+    pub name: String,
+    pub icon: String,
+    pub environment: String,
+    pub data_retention_days: String,
+}
+
+impl Default for ProjectForm {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            icon: "📊".into(),
+            environment: "production".into(),
+            data_retention_days: "90".into(),
+        }
+    }
+}
+
+impl ProjectForm {
+    /// Validates into an update; the error text is shown to the user.
+    pub fn validate(&self) -> Result<ProjectUpdate, String> {
+        let name = self.name.trim();
+        if name.is_empty() {
+            return Err("Name is required".into());
+        }
+        if name.chars().count() > 120 {
+            return Err("Name must be at most 120 characters".into());
+        }
+        let icon = if self.icon.trim().is_empty() {
+            "📊".to_string()
+        } else {
+            self.icon.trim().to_string()
+        };
+        if icon.chars().count() > 16 {
+            return Err("Icon must be at most 16 characters".into());
+        }
+        if !ENVIRONMENTS.contains(&self.environment.as_str()) {
+            return Err("Environment must be production, staging or development".into());
+        }
+        let days: u32 = self
+            .data_retention_days
+            .trim()
+            .parse()
+            .ok()
+            .filter(|d| (1..=365).contains(d))
+            .ok_or("Data retention must be a whole number of days between 1 and 365")?;
+        Ok(ProjectUpdate {
+            name: name.to_string(),
+            icon,
+            environment: self.environment.clone(),
+            data_retention_days: days,
+        })
+    }
+}
+
+/// Builds drop rules from the settings form (`dropEnabled`, `dropMode`, `dropFilterKey[]`,
+/// `dropFilterOp[]`, `dropFilterValue[]`). Rows without a key are ignored.
+pub fn drop_rules_from_form(
+    enabled: Option<&str>,
+    mode: Option<&str>,
+    keys: &[&str],
+    ops: &[&str],
+    values: &[&str],
+) -> Result<DropRules, String> {
+    let enabled = matches!(enabled, Some("on" | "true"));
+    let mode = if mode == Some("whitelist") {
+        DropMode::Whitelist
+    } else {
+        DropMode::Blacklist
+    };
+    let filters: Vec<DropFilter> = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| !k.trim().is_empty())
+        .map(|(i, k)| DropFilter {
+            key: k.trim().to_string(),
+            op: match ops.get(i).copied() {
+                Some("contains") => FilterOp::Contains,
+                Some("lowerThan") => FilterOp::LowerThan,
+                Some("greaterThan") => FilterOp::GreaterThan,
+                _ => FilterOp::Equals,
+            },
+            value: values
+                .get(i)
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    if enabled && filters.is_empty() {
+        return Err("At least one metadata filter is required when enabled".into());
+    }
+    Ok(DropRules {
+        enabled,
+        mode,
+        filters,
+        ..Default::default()
+    })
+}
+
+/// SHA-256 hex of an invite token (what is stored).
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The result of adding someone by email.
+#[derive(Debug, PartialEq)]
+pub enum Added {
+    /// An existing user joined (or rejoined) the organization.
+    Member,
+    /// No account yet: an invite was created; the token is returned once, never stored.
+    Invited { token: String },
+}
+
+/// Adds `email` to `org` with `role`, or invites them when they have no account.
+/// Errors (shown to the user): already a member, invite already pending.
+pub async fn add_or_invite(
+    stores: &Stores,
+    org: DocId,
+    email: &str,
+    role: &str,
+    by: DocId,
+) -> Result<Added, AddError> {
+    let email = crate::services::accounts::validate_email(email)
+        .map_err(|e| AddError::Invalid(e.to_string()))?;
+    if let Some(user) = stores.accounts.user_by_email(&email).await? {
+        if stores.accounts.member_role(org, user.id).await?.is_some() {
+            return Err(AddError::Invalid(format!("{email} is already a member")));
+        }
+        stores.accounts.add_member(org, user.id, role).await?;
+        return Ok(Added::Member);
+    }
+    let pending = stores.invites.pending_invites(Some(org)).await?;
+    if pending
+        .iter()
+        .any(|i| i.email == email && i.expires_at > now_ms())
+    {
+        return Err(AddError::Invalid(format!(
+            "An invite for {email} is already pending"
+        )));
+    }
+    let token = format!("inv_{}", random_hex(24));
+    let now = now_ms();
+    stores
+        .invites
+        .create_invite(&Invite {
+            id: DocId::new(),
+            email,
+            token_hash: token_hash(&token),
+            org_id: Some(org),
+            role: role.to_string(),
+            status: "pending".into(),
+            created_by: by,
+            expires_at: now + INVITE_TTL_MS,
+            created_at: now,
+        })
+        .await?;
+    Ok(Added::Invited { token })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Removes a member, refusing to remove the last owner.
+pub async fn remove_member(stores: &Stores, org: DocId, user: DocId) -> Result<(), AddError> {
+    let members = stores.accounts.members(org).await?;
+    let Some(target) = members.iter().find(|m| m.user.id == user) else {
+        return Err(AddError::Store(StoreError::NotFound));
+    };
+    if target.role == "owner" && members.iter().filter(|m| m.role == "owner").count() == 1 {
+        return Err(AddError::Invalid("The last owner cannot be removed".into()));
+    }
+    stores.accounts.remove_member(org, user).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(name: &str, env: &str, days: &str) -> ProjectForm {
+        ProjectForm {
+            name: name.into(),
+            icon: String::new(),
+            environment: env.into(),
+            data_retention_days: days.into(),
+        }
+    }
+
+    #[test]
+    fn project_form_rules() {
+        let ok = form(" Shop ", "staging", "30").validate().unwrap();
+        assert_eq!(
+            (ok.name.as_str(), ok.icon.as_str(), ok.data_retention_days),
+            ("Shop", "📊", 30)
+        );
+        assert!(form("", "production", "90").validate().is_err());
+        assert!(form("x", "prod", "90").validate().is_err());
+        for bad in ["0", "366", "abc", "1.5"] {
+            assert!(form("x", "production", bad).validate().is_err(), "{bad}");
+        }
+        assert!(form("x", "production", "365").validate().is_ok());
+    }
+
+    #[test]
+    fn drop_rule_form_ignores_blank_rows_and_requires_a_filter_when_enabled() {
+        let r = drop_rules_from_form(
+            Some("on"),
+            Some("whitelist"),
+            &["eventName", " "],
+            &["contains", "equals"],
+            &["a,b", "x"],
+        )
+        .unwrap();
+        assert_eq!(r.mode, DropMode::Whitelist);
+        assert_eq!(
+            r.filters,
+            vec![DropFilter {
+                key: "eventName".into(),
+                op: FilterOp::Contains,
+                value: "a,b".into()
+            }]
+        );
+        assert!(drop_rules_from_form(Some("on"), None, &[""], &["equals"], &[""]).is_err());
+        let off = drop_rules_from_form(None, None, &[], &[], &[]).unwrap();
+        assert!(!off.enabled);
+        let weird_op =
+            drop_rules_from_form(Some("true"), None, &["k"], &["regex"], &["v"]).unwrap();
+        assert_eq!(weird_op.filters[0].op, FilterOp::Equals);
+    }
+}

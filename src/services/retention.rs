@@ -1,0 +1,91 @@
+//! Data retention: analytics older than a project's `dataRetentionDays` are deleted (SuperInsights
+//! 1.x stored the setting but never enforced it). Runs daily from startup; safe to run anywhere,
+//! any number of times.
+
+use crate::{domain::timestamp::now_ms, store::Stores};
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Purges every live project; returns the number of documents removed. Errors are logged per
+/// project and do not stop the others.
+pub async fn purge_all(stores: &Stores) -> u64 {
+    let projects = match stores.projects.live_projects().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "retention purge skipped: cannot list projects");
+            return 0;
+        }
+    };
+    let now = now_ms();
+    let mut total = 0;
+    for project in projects {
+        let cutoff = now - i64::from(project.data_retention_days) * DAY_MS;
+        match stores.projects.purge_before(project.id, cutoff).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(project = %project.id, removed = n, days = project.data_retention_days, "retention purge");
+                total += n;
+            }
+            Err(e) => tracing::warn!(project = %project.id, error = %e, "retention purge failed"),
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::{Channel, Docs};
+    use crate::store::{
+        ProjectUpdate, contract,
+        sqlite::{SqliteOptions, SqliteStore},
+    };
+
+    #[tokio::test]
+    async fn old_data_goes_recent_data_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = Stores::new(
+            "sqlite",
+            SqliteStore::open(&dir.path().join("r.db"), SqliteOptions::default())
+                .await
+                .unwrap(),
+        );
+        stores.admin.migrate().await.unwrap();
+        let p = crate::services::accounts::provision(
+            &stores,
+            "r@example.com",
+            "password1",
+            "user",
+            "P",
+        )
+        .await
+        .unwrap()
+        .project;
+        let update = ProjectUpdate {
+            name: "P".into(),
+            icon: "📊".into(),
+            environment: "production".into(),
+            data_retention_days: 7,
+        };
+        stores.projects.update_project(p.id, &update).await.unwrap();
+        let now = now_ms();
+        let docs = Docs::Pageviews(vec![
+            contract::pageview("/old", now - 8 * DAY_MS),
+            contract::pageview("/new", now - 6 * DAY_MS),
+        ]);
+        stores
+            .events
+            .write(&[contract::batch(p.id, docs)])
+            .await
+            .unwrap();
+        assert_eq!(purge_all(&stores).await, 1);
+        let left = stores
+            .stats
+            .recent(p.id, Channel::Pageviews, 10)
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0]["url"], "/new");
+        assert_eq!(purge_all(&stores).await, 0, "idempotent");
+    }
+}
