@@ -68,7 +68,8 @@ pub enum StoreConfig {
         path: PathBuf,
         /// How long a writer waits for another process's lock before the store counts as unavailable.
         busy_timeout_ms: u64,
-        /// `FULL` (fsync every commit, the default) or `NORMAL` (WAL: survives a process crash, not power loss).
+        /// `NORMAL` (the default; WAL: a commit survives a process crash, the last ones may not
+        /// survive a power cut) or `FULL` (fsync on every commit).
         synchronous: String,
     },
     /// MongoDB at this URI (credentials inside are redacted in Debug).
@@ -373,7 +374,7 @@ impl Config {
                 busy_timeout_ms: env.number("SQLITE_BUSY_TIMEOUT_MS", 5000u64)?,
                 synchronous: match env
                     .get("SQLITE_SYNCHRONOUS")
-                    .unwrap_or("full")
+                    .unwrap_or("normal")
                     .to_ascii_lowercase()
                     .as_str()
                 {

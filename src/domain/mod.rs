@@ -2,6 +2,7 @@
 //! kinds, timestamp parsing, error fingerprints, user-agent and bot detection, event drop rules.
 //! Nothing here performs IO.
 
+pub mod analytics;
 pub mod drop_rules;
 pub mod fingerprint;
 pub mod ids;

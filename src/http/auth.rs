@@ -1,10 +1,14 @@
 //! `/auth`: registration, login and logout (server-rendered forms, CSRF-protected, session id
 //! rotated on login). The first account ever becomes the platform admin.
 
-use super::session::{self, CsrfForm, safe_redirect};
+use super::{
+    rate_limit::{RateLimitLayer, Style},
+    session::{self, CsrfForm, safe_redirect},
+};
 use crate::{
     config::Config,
     error::AppError,
+    runtime::rate_limit::namespaces,
     services::accounts::{self, ProvisionError},
     state::AppState,
 };
@@ -20,10 +24,24 @@ use axum::{
 use std::{collections::HashMap, sync::Arc};
 use tower_sessions::Session;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    // Login and registration attempts are limited per client IP (one budget for both, in its own
+    // namespace); the forms themselves are not.
+    let attempts = RateLimitLayer::per_client_ip(
+        state,
+        namespaces::AUTH_IP,
+        state.config.rate_limits.auth_ip,
+        Style::Html,
+    );
     Router::new()
-        .route("/auth/login", get(login_form).post(login))
-        .route("/auth/register", get(register_form).post(register))
+        .route(
+            "/auth/login",
+            get(login_form).merge(post(login).route_layer(attempts.clone())),
+        )
+        .route(
+            "/auth/register",
+            get(register_form).merge(post(register).route_layer(attempts)),
+        )
         .route("/auth/logout", post(logout))
 }
 

@@ -1,10 +1,12 @@
 //! The HTTP surface: one router per area, composed here with the cross-cutting layers
 //! (request ids and error logging, CORS). Handlers stay thin: extract, call a service, answer.
 
+pub mod admin;
 pub mod auth;
 pub mod cors;
 pub mod health;
 pub mod ingest;
+pub mod invites;
 pub mod org;
 pub mod pages;
 pub mod projects;
@@ -31,9 +33,11 @@ use tracing::Instrument;
 /// health, the SDK and static files never touch sessions.
 pub fn router(state: AppState) -> Router {
     let app_area = Router::new()
-        .merge(auth::router())
+        .merge(auth::router(&state))
         .merge(projects::router())
-        .merge(org::router())
+        .merge(org::router(&state))
+        .merge(invites::router())
+        .merge(admin::router(&state))
         .merge(pages::session_router())
         .layer(middleware::from_fn(pages::html_errors))
         .layer(session_layer(&state));

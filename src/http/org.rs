@@ -1,15 +1,219 @@
-//! `/org`: the current organization (switching between the user's organizations).
+//! `/org`: the current organization — switching, renaming, members (add, invite, set role,
+//! remove) and pending invites. Every member sees the page; only owners (and platform admins)
+//! change anything. The rules themselves live in `services::orgs`.
 
-use super::session::{AuthUser, CsrfForm, safe_redirect};
-use crate::{domain::ids::DocId, error::AppError, state::AppState};
+use super::{
+    rate_limit::{RateLimitLayer, Style},
+    session::{self, AuthUser, CsrfForm, safe_redirect},
+    views::Shell,
+};
+use crate::{
+    domain::{ids::DocId, timestamp::now_ms},
+    error::{AppError, ErrorPageInfo},
+    runtime::rate_limit::namespaces,
+    services::orgs::{self as svc, MemberError},
+    state::AppState,
+    store::Organization,
+};
+use askama::Template;
+use askama_web::WebTemplate;
 use axum::{
-    Router,
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
-    routing::post,
+    routing::{get, post},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/org/switch", post(switch_org))
+pub fn router(state: &AppState) -> Router<AppState> {
+    let invites = RateLimitLayer::per_client_ip(
+        state,
+        namespaces::ORG_INVITES_IP,
+        state.config.rate_limits.invites_ip,
+        Style::Html,
+    );
+    Router::new()
+        .route("/org/switch", post(switch_org))
+        .route("/org/users", get(show_users))
+        .route("/org/rename", post(rename_org))
+        .route("/org/users/add", post(add_user))
+        .route("/org/users/invite", post(invite_user).route_layer(invites))
+        .route("/org/users/set-role", post(set_role))
+        .route("/org/users/remove", post(remove_user))
+        .route("/org/invites/revoke", post(revoke_invite))
+}
+
+/// The server's public base URL for links: `PUBLIC_URL`, else the request's host.
+pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    state.config.public_url.clone().unwrap_or_else(|| {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost:3000");
+        format!("http://{host}")
+    })
+}
+
+/// `2024-01-31` (UTC) for tables.
+pub(super) fn day(ms: i64) -> String {
+    crate::domain::timestamp::to_iso(ms)
+        .chars()
+        .take(10)
+        .collect()
+}
+
+/// `2024-01-31 12:00 UTC`.
+pub(super) fn minute(ms: i64) -> String {
+    let iso = crate::domain::timestamp::to_iso(ms);
+    format!("{} {} UTC", &iso[..10], &iso[11..16])
+}
+
+/// A refusal the user may read: a JSON `{"error"}` body for API clients, and the HTML error
+/// page with `message` for browsers (through `pages::html_errors`).
+pub(super) fn refusal_page(status: StatusCode, message: String) -> Response {
+    let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    response.extensions_mut().insert(ErrorPageInfo { message });
+    response
+}
+
+/// Splits a service refusal into (status, text) to show on the page; store failures stay errors.
+pub(super) fn refusal(e: MemberError) -> Result<(StatusCode, String), AppError> {
+    match e {
+        MemberError::Invalid(m) => Ok((StatusCode::BAD_REQUEST, m)),
+        MemberError::Forbidden(m) => Ok((StatusCode::FORBIDDEN, m)),
+        MemberError::Conflict(m) => Ok((StatusCode::CONFLICT, m)),
+        MemberError::NotFound(m) => Ok((StatusCode::NOT_FOUND, m)),
+        MemberError::Store(e) => Err(e.into()),
+    }
+}
+
+/// A required id field: 400 when missing or malformed.
+pub(super) fn id_field(form: &CsrfForm, name: &str) -> Result<DocId, AppError> {
+    form.get(name)
+        .and_then(DocId::parse)
+        .ok_or_else(|| AppError::BadRequest(format!("{name} is required")))
+}
+
+pub(super) struct MemberRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub is_you: bool,
+}
+
+pub(super) struct InviteRow {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+    pub expires: String,
+    pub expired: bool,
+}
+
+impl InviteRow {
+    pub(super) fn of(i: &crate::store::Invite) -> Self {
+        Self {
+            id: i.id.to_hex(),
+            email: i.email.clone(),
+            role: i.role.clone(),
+            expires: minute(i.expires_at),
+            expired: i.expires_at <= now_ms(),
+        }
+    }
+}
+
+/// What an action reports on the re-rendered page.
+#[derive(Default)]
+pub(super) struct Notice {
+    pub message: Option<String>,
+    pub error: Option<String>,
+    /// An invite link, shown once.
+    pub invite_link: Option<String>,
+}
+
+impl Notice {
+    pub(super) fn ok(message: String) -> Self {
+        Self {
+            message: Some(message),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "org/users.html")]
+struct UsersPage {
+    shell: Shell,
+    org: Organization,
+    role: String,
+    can_manage: bool,
+    members: Vec<MemberRow>,
+    invites: Vec<InviteRow>,
+    notice: Notice,
+}
+
+async fn render_users(
+    state: &AppState,
+    auth: &AuthUser,
+    notice: Notice,
+) -> Result<UsersPage, AppError> {
+    let org = auth.require_org()?.clone();
+    let can_manage = auth.require_org_owner().is_ok();
+    let members = state
+        .stores
+        .accounts
+        .members(org.id)
+        .await?
+        .into_iter()
+        .map(|m| MemberRow {
+            id: m.user.id.to_hex(),
+            is_you: m.user.id == auth.user.id,
+            email: m.user.email,
+            name: m.user.name.unwrap_or_default(),
+            role: m.role,
+        })
+        .collect();
+    // Invitees' addresses are for the people who manage the organization.
+    let invites = if can_manage {
+        state
+            .stores
+            .invites
+            .pending_invites(Some(org.id))
+            .await?
+            .iter()
+            .map(InviteRow::of)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(UsersPage {
+        shell: Shell::of(auth),
+        role: auth.role_in(org.id).unwrap_or_default(),
+        org,
+        can_manage,
+        members,
+        invites,
+        notice,
+    })
+}
+
+/// The page after an action: the notice, or the refusal with its status.
+async fn outcome(
+    state: &AppState,
+    auth: &AuthUser,
+    result: Result<Notice, MemberError>,
+) -> Result<Response, AppError> {
+    match result {
+        Ok(notice) => Ok(render_users(state, auth, notice).await?.into_response()),
+        Err(e) => {
+            let (status, error) = refusal(e)?;
+            let notice = Notice {
+                error: Some(error),
+                ..Default::default()
+            };
+            Ok((status, render_users(state, auth, notice).await?).into_response())
+        }
+    }
 }
 
 /// Makes another of the user's organizations current; redirects only within this site.
@@ -30,4 +234,123 @@ async fn switch_org(auth: AuthUser, form: CsrfForm) -> Result<Response, AppError
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(Redirect::to(&safe_redirect(form.get("redirectTo"), "/projects")).into_response())
+}
+
+async fn show_users(State(state): State<AppState>, auth: AuthUser) -> Result<Response, AppError> {
+    Ok(render_users(&state, &auth, Notice::default())
+        .await?
+        .into_response())
+}
+
+async fn rename_org(
+    State(state): State<AppState>,
+    mut auth: AuthUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let org = auth.require_org_owner()?.id;
+    let result = match svc::org_name(form.get("name").unwrap_or_default()) {
+        Ok(name) => {
+            state.stores.accounts.rename_org(org, &name).await?;
+            if let Some(current) = auth.current_org.as_mut() {
+                current.name = name.clone();
+            }
+            for (o, _) in auth.memberships.iter_mut().filter(|(o, _)| o.id == org) {
+                o.name = name.clone();
+            }
+            Ok(Notice::ok(format!(
+                "The organization is now called {name}."
+            )))
+        }
+        Err(e) => Err(e),
+    };
+    outcome(&state, &auth, result).await
+}
+
+async fn add_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let org = auth.require_org_owner()?.id;
+    let role = svc::org_role(form.get("role"));
+    let email = form.get("email").unwrap_or_default();
+    let result = svc::add_existing(&state.stores, org, email, role).await;
+    if let Ok(user) = &result
+        && user.id == auth.user.id
+    {
+        // A platform admin added themselves: their privileges changed.
+        session::rotate(&auth.session).await?;
+        return Ok(Redirect::to("/org/users").into_response());
+    }
+    let result = result.map(|user| Notice::ok(format!("{} now has access as {role}.", user.email)));
+    outcome(&state, &auth, result).await
+}
+
+async fn invite_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let org = auth.require_org_owner()?.id;
+    let role = svc::org_role(form.get("role"));
+    let email = form.get("email").unwrap_or_default();
+    let result = svc::invite_to_org(&state.stores, org, email, role, auth.user.id)
+        .await
+        .map(|token| Notice {
+            message: Some(format!(
+                "Invite created for {} as {role}. Send them this link; it is shown only once and is valid for 7 days.",
+                email.trim().to_lowercase()
+            )),
+            invite_link: Some(format!(
+                "{}/accept-invite?token={token}",
+                base_url(&state, &headers)
+            )),
+            ..Default::default()
+        });
+    outcome(&state, &auth, result).await
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let org = auth.require_org_owner()?.id;
+    let user = id_field(&form, "userId")?;
+    let role = svc::org_role(form.get("role"));
+    let result = svc::set_member_role(&state.stores, org, user, role).await;
+    if result.is_ok() && user == auth.user.id {
+        // The signed-in user changed their own privileges: new session id, fresh page.
+        session::rotate(&auth.session).await?;
+        return Ok(Redirect::to("/org/users").into_response());
+    }
+    let result = result.map(|()| Notice::ok(format!("Role changed to {role}.")));
+    outcome(&state, &auth, result).await
+}
+
+async fn remove_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let org = auth.require_org_owner()?.id;
+    let user = id_field(&form, "userId")?;
+    let result = svc::remove_from_org(&state.stores, org, auth.user.id, user)
+        .await
+        .map(|removed| Notice::ok(format!("{} was removed.", removed.email)));
+    outcome(&state, &auth, result).await
+}
+
+async fn revoke_invite(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let org = auth.require_org_owner()?.id;
+    let invite = id_field(&form, "inviteId")?;
+    let result = svc::revoke_invite(&state.stores, Some(org), invite)
+        .await
+        .map(|i| Notice::ok(format!("The invite for {} was revoked.", i.email)));
+    outcome(&state, &auth, result).await
 }

@@ -145,13 +145,25 @@ pub async fn provision(
     role: &str,
     project_name: &str,
 ) -> Result<Provisioned, ProvisionError> {
+    provision_named(stores, email, password, None, role, project_name).await
+}
+
+/// [`provision`] with the user's display name (accepted platform invites ask for one).
+pub async fn provision_named(
+    stores: &Stores,
+    email: &str,
+    password: &str,
+    name: Option<&str>,
+    role: &str,
+    project_name: &str,
+) -> Result<Provisioned, ProvisionError> {
     let email = validate_email(email)?;
     check_new_password(password)?;
     if stores.accounts.user_by_email(&email).await?.is_some() {
         return Err(ProvisionError::EmailTaken);
     }
     let hash = hash_password(password).await?;
-    let user = match stores.accounts.create_user(&email, &hash, None, role).await {
+    let user = match stores.accounts.create_user(&email, &hash, name, role).await {
         Err(StoreError::Conflict(_)) => return Err(ProvisionError::EmailTaken),
         other => other?,
     };

@@ -193,7 +193,8 @@
 
   /** Opt-in click autocapture: `$click` events for elements matching the selectors. */
   const autocapture = (options) => {
-    const selectors = options.selectors?.join() || DEFAULT_SELECTORS;
+    // An array (or a string) of CSS selectors; an array's String() is its comma-joined list.
+    const selectors = String(options.selectors || '') || DEFAULT_SELECTORS;
     const ignore = (options.ignoreSelector || '[data-si-ignore],.si-ignore') + ',[data-si-opt-out]';
     const lastClick = {};
     on(

@@ -7,6 +7,7 @@ mod accounts;
 mod browser;
 mod cli;
 mod ingest;
+mod org_admin;
 mod outage;
 mod process;
 mod rate_limit;

@@ -454,3 +454,50 @@ async fn redis_outage_keeps_limiting_in_memory_and_redis_is_used_again_when_back
         "never anything but 201 or 429: {tally:?}"
     );
 }
+
+#[tokio::test]
+async fn login_attempts_over_the_limit_get_the_html_page_and_leave_other_limiters_alone() {
+    let app = TestApp::spawn(&[
+        ("RATE_LIMIT_AUTH_IP", "2/60s"),
+        ("RATE_LIMIT_INGEST_IP", "2/60s"),
+    ])
+    .await;
+    let p = app.project().await;
+    let attempt = async |path: &str| {
+        app.http
+            .post(app.url(path))
+            .header("accept", "text/html")
+            .form(&[("email", "someone@test.example"), ("password", "wrong")])
+            .send()
+            .await
+            .unwrap()
+    };
+    for _ in 0..2 {
+        assert_ne!(attempt("/auth/login").await.status(), 429);
+    }
+    let r = attempt("/auth/login").await;
+    assert_eq!(r.status(), 429);
+    assert!(header(&r, "content-type").unwrap().starts_with("text/html"));
+    let retry: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(header(&r, "ratelimit-limit").as_deref(), Some("2"));
+    assert_eq!(header(&r, "ratelimit-remaining").as_deref(), Some("0"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Too many requests. Please try again later.")
+    );
+    assert_eq!(
+        attempt("/auth/register").await.status(),
+        429,
+        "login and registration share one budget"
+    );
+    let form = app.http.get(app.url("/auth/login")).send().await.unwrap();
+    assert_eq!(form.status(), 200, "the forms themselves are not limited");
+    // Unlike SuperInsights 1.x's shared map, other limiters keep their own budgets.
+    assert_eq!(
+        post_event(&app, &p.public_api_key, None).await.status(),
+        201
+    );
+}

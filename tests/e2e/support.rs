@@ -129,13 +129,24 @@ impl TestApp {
     }
 
     /// Graceful shutdown, waiting for the drain.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
+    pub async fn stop(self) {
+        let Self {
+            state,
+            stop,
+            served,
+            _dir,
+            ..
+        } = self;
+        // The test's handle on the state keeps the ingest queue open, and the drain would wait
+        // for it until its timeout (SHUTDOWN_TIMEOUT_SECS).
+        drop(state);
+        if let Some(stop) = stop {
             let _ = stop.send(());
         }
-        if let Some(served) = self.served.take() {
+        if let Some(served) = served {
             served.await.unwrap().unwrap();
         }
+        drop(_dir);
     }
 }
 
@@ -282,4 +293,107 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+// Browser-like helpers for the server-rendered pages (cookie jar, no redirect following).
+
+/// A browser-like client: keeps cookies, does not follow redirects (so tests can see them).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `_csrf` value of the first form on a page.
+pub fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"_csrf\" value=\"")
+        .expect("page has a CSRF field")
+        + "name=\"_csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// The `Location` header of a response ("" when absent).
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// GETs a page as a browser would (Accept: text/html); returns (status, body).
+pub async fn page(
+    client: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+) -> (reqwest::StatusCode, String) {
+    let r = client
+        .get(app.url(path))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// POSTs a url-encoded form with `_csrf` first, as a browser would.
+pub async fn post_form(
+    client: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    csrf: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form: Vec<(&str, &str)> = vec![("_csrf", csrf)];
+    form.extend_from_slice(fields);
+    client
+        .post(app.url(path))
+        .header("accept", "text/html")
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Registers `email` (password `password-123`) and returns (client, project settings path).
+pub async fn register(app: &TestApp, email: &str) -> (reqwest::Client, String) {
+    let client = browser();
+    let (status, html) = page(&client, app, "/auth/register").await;
+    assert_eq!(status, 200);
+    let r = post_form(
+        &client,
+        app,
+        "/auth/register",
+        &csrf_of(&html),
+        &[("email", email), ("password", "password-123")],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let to = location(&r);
+    assert!(
+        to.starts_with("/projects/") && to.ends_with("/settings"),
+        "{to}"
+    );
+    (client, to)
+}
+
+/// Logs in with a fresh client; returns it with the login response.
+pub async fn login(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+) -> (reqwest::Client, reqwest::Response) {
+    let client = browser();
+    let (_, html) = page(&client, app, "/auth/login").await;
+    let r = post_form(
+        &client,
+        app,
+        "/auth/login",
+        &csrf_of(&html),
+        &[("email", email), ("password", password)],
+    )
+    .await;
+    (client, r)
 }

@@ -276,6 +276,7 @@ pub async fn run(a: RateLimitArgs) -> Result<(), String> {
             .await;
         probe.fallbacks()
     };
+    let server_usec = script_usec_per_call(&handle).await;
     let layer_rows = vec![
         measure_layer("router without the layer", None, a.checks, a.keys).await,
         measure_layer(
@@ -329,6 +330,9 @@ pub async fn run(a: RateLimitArgs) -> Result<(), String> {
             f.per_sec
         );
     }
+    if let Some(usec) = server_usec {
+        println!("\nRedis's own time per script call (INFO commandstats, evalsha): {usec} µs");
+    }
     let base = &layer_rows[0];
     println!(
         "\n| request through the router (oneshot, sequential) | n | p50 | p99 | p50 overhead vs no layer |"
@@ -353,17 +357,32 @@ pub async fn run(a: RateLimitArgs) -> Result<(), String> {
 }
 
 async fn redis_version(handle: &RedisHandle) -> String {
-    use fred::prelude::*;
-    let info: Result<String, _> = handle
-        .client()
-        .info(Some(fred::types::InfoKind::Server))
-        .await;
-    info.ok()
-        .and_then(|i| {
-            i.lines().find_map(|l| {
-                l.strip_prefix("redis_version:")
-                    .map(|v| v.trim().to_string())
-            })
-        })
+    info_field(handle, fred::types::InfoKind::Server, "redis_version:")
+        .await
         .unwrap_or_else(|| "?".into())
+}
+
+/// Time Redis itself spends per `EVALSHA` of the script (`INFO commandstats`), in µs.
+async fn script_usec_per_call(handle: &RedisHandle) -> Option<String> {
+    let stats = info_field(
+        handle,
+        fred::types::InfoKind::CommandStats,
+        "cmdstat_evalsha:",
+    )
+    .await?;
+    stats
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("usec_per_call="))
+        .map(str::to_string)
+}
+
+async fn info_field(
+    handle: &RedisHandle,
+    kind: fred::types::InfoKind,
+    prefix: &str,
+) -> Option<String> {
+    use fred::prelude::*;
+    let info: String = handle.client().info(Some(kind)).await.ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix).map(|v| v.trim().to_string()))
 }

@@ -45,6 +45,8 @@ impl Default for SqliteOptions {
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The single connection analytics writes go through (see `open`).
+    ingest: SqlitePool,
     /// Project id → integer key; a project's key never changes, so this never goes stale.
     project_keys: RwLock<HashMap<DocId, i64>>,
 }
@@ -74,6 +76,27 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Moves committed WAL pages into the database file once a second (PASSIVE: never blocks
+/// writers or readers), so commits rarely pay for a checkpoint themselves.
+fn spawn_checkpointer(pool: SqlitePool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "background WAL checkpoint skipped");
+            }
+        }
+    });
+}
+
 impl SqliteStore {
     /// Opens (creating when missing) the database file.
     pub async fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
@@ -92,16 +115,30 @@ impl SqliteStore {
             })
             .busy_timeout(options.busy_timeout)
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-16000");
+            .pragma("cache_size", "-16000")
+            // Checkpoints run from a background task (below); the commit path only falls back to
+            // one when the WAL grows past ~40 MB.
+            .pragma("wal_autocheckpoint", "10000");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .min_connections(1)
+            .acquire_timeout(options.busy_timeout + Duration::from_secs(1))
+            .connect_with(connect.clone())
+            .await
+            .map_err(map_err)?;
+        // The ingest writer gets a connection of its own: its page cache stays warm between
+        // commits, and it never waits behind the pool's readers.
+        let ingest = SqlitePoolOptions::new()
+            .max_connections(1)
             .min_connections(1)
             .acquire_timeout(options.busy_timeout + Duration::from_secs(1))
             .connect_with(connect)
             .await
             .map_err(map_err)?;
+        spawn_checkpointer(pool.clone());
         Ok(Self {
             pool,
+            ingest,
             project_keys: RwLock::new(HashMap::new()),
         })
     }
@@ -707,7 +744,7 @@ impl EventWriter for SqliteStore {
     async fn write(&self, batches: &[WriteBatch]) -> StoreResult<()> {
         // IMMEDIATE takes the write lock up front, so the busy timeout covers the whole wait.
         let mut tx = self
-            .pool
+            .ingest
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
@@ -717,7 +754,7 @@ impl EventWriter for SqliteStore {
 
     async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
         let mut tx = self
-            .pool
+            .ingest
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;

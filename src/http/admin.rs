@@ -1,0 +1,476 @@
+//! `/admin`: the platform admin's pages — users (roles, passwords, deletion, platform invites)
+//! and organizations (create, rename, disable, enable). Only platform admins get in
+//! ([`AdminUser`]); everyone else gets the 403 page. The rules live in `services::orgs`.
+
+use super::{
+    org::{InviteRow, Notice, base_url, day, id_field, refusal},
+    rate_limit::{RateLimitLayer, Style},
+    session::{self, AuthUser, CsrfForm},
+    views::Shell,
+};
+use crate::{
+    error::AppError,
+    runtime::rate_limit::namespaces,
+    services::orgs::{self as svc, MemberError},
+    state::AppState,
+};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Json, Router,
+    extract::{FromRef, FromRequestParts, Query, State},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde_json::json;
+use std::collections::HashMap;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let invites = RateLimitLayer::per_client_ip(
+        state,
+        namespaces::PLATFORM_INVITES_IP,
+        state.config.rate_limits.invites_ip,
+        Style::Html,
+    );
+    Router::new()
+        .route("/admin", get(hub))
+        .route("/admin/users", get(list_users))
+        .route("/admin/users/set-role", post(set_role))
+        .route("/admin/users/set-password", post(set_password))
+        .route("/admin/users/delete", post(delete_user))
+        .route(
+            "/admin/users/platform-invite",
+            post(platform_invite).route_layer(invites),
+        )
+        .route("/admin/invites/revoke", post(revoke_invite))
+        .route("/admin/orgs", get(list_orgs).post(create_org))
+        .route("/admin/orgs/rename", post(rename_org))
+        .route("/admin/orgs/disable", post(disable_org))
+        .route("/admin/orgs/enable", post(enable_org))
+}
+
+/// A signed-in platform admin; anyone else is refused with 403 (signed-out browsers go to the
+/// login page first).
+pub struct AdminUser(pub AuthUser);
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        if !auth.is_admin() {
+            return Err(AppError::Forbidden(
+                "This page is for platform administrators only.".into(),
+            )
+            .into_response());
+        }
+        Ok(AdminUser(auth))
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/hub.html")]
+struct HubPage {
+    shell: Shell,
+    users: usize,
+    admins: usize,
+    orgs: usize,
+    disabled_orgs: usize,
+    invites: usize,
+}
+
+struct UserRow {
+    id: String,
+    email: String,
+    name: String,
+    role: String,
+    created: String,
+    is_you: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    shell: Shell,
+    users: Vec<UserRow>,
+    invites: Vec<InviteRow>,
+    notice: Notice,
+}
+
+struct OrgRow {
+    id: String,
+    name: String,
+    slug: String,
+    active: bool,
+    members: usize,
+    created: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/orgs.html")]
+struct OrgsPage {
+    shell: Shell,
+    orgs: Vec<OrgRow>,
+    notice: Notice,
+}
+
+async fn hub(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+) -> Result<Response, AppError> {
+    let users = state.stores.accounts.list_users().await?;
+    let orgs = state.stores.accounts.list_orgs().await?;
+    let invites = state.stores.invites.pending_invites(None).await?;
+    Ok(HubPage {
+        shell: Shell::of(&auth),
+        users: users.len(),
+        admins: users.iter().filter(|u| u.role == "admin").count(),
+        orgs: orgs.len(),
+        disabled_orgs: orgs.iter().filter(|o| o.status != "active").count(),
+        invites: invites.len(),
+    }
+    .into_response())
+}
+
+async fn render_users(
+    state: &AppState,
+    auth: &AuthUser,
+    notice: Notice,
+) -> Result<UsersPage, AppError> {
+    let users = state
+        .stores
+        .accounts
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| UserRow {
+            id: u.id.to_hex(),
+            is_you: u.id == auth.user.id,
+            email: u.email,
+            name: u.name.unwrap_or_default(),
+            role: u.role,
+            created: day(u.created_at),
+        })
+        .collect();
+    let invites = state
+        .stores
+        .invites
+        .pending_invites(None)
+        .await?
+        .iter()
+        .map(InviteRow::of)
+        .collect();
+    Ok(UsersPage {
+        shell: Shell::of(auth),
+        users,
+        invites,
+        notice,
+    })
+}
+
+/// The users page after an action: the notice, or the refusal with its status.
+async fn users_outcome(
+    state: &AppState,
+    auth: &AuthUser,
+    result: Result<Notice, MemberError>,
+) -> Result<Response, AppError> {
+    match result {
+        Ok(notice) => Ok(render_users(state, auth, notice).await?.into_response()),
+        Err(e) => {
+            let (status, error) = refusal(e)?;
+            let notice = Notice {
+                error: Some(error),
+                ..Default::default()
+            };
+            Ok((status, render_users(state, auth, notice).await?).into_response())
+        }
+    }
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    // Only fixed texts: a query string must not put words on the page.
+    let notice = match query.get("notice").map(String::as_str) {
+        Some("deleted") => Notice {
+            message: Some("User deleted.".into()),
+            ..Default::default()
+        },
+        _ => Notice::default(),
+    };
+    Ok(render_users(&state, &auth, notice).await?.into_response())
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let user = id_field(&form, "userId")?;
+    let role = svc::platform_role(form.get("role"))
+        .ok_or_else(|| AppError::BadRequest("role must be user or admin".into()))?;
+    let result = svc::set_platform_role(&state.stores, user, role).await;
+    if result.is_ok() && user == auth.user.id {
+        // Own privileges changed: new session id; a demoted admin leaves the admin area.
+        session::rotate(&auth.session).await?;
+        let to = if role == "admin" {
+            "/admin/users"
+        } else {
+            "/projects"
+        };
+        return Ok(Redirect::to(to).into_response());
+    }
+    let result = result.map(|u| Notice::ok(format!("{} is now {role}.", u.email)));
+    users_outcome(&state, &auth, result).await
+}
+
+async fn set_password(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let user = id_field(&form, "userId")?;
+    let result = svc::set_password(&state.stores, user, form.raw("password"))
+        .await
+        .map(|u| Notice::ok(format!("The password of {} was changed.", u.email)));
+    users_outcome(&state, &auth, result).await
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
+}
+
+/// Deletes a user and their memberships. JSON clients get SuperInsights' `{success, message}`;
+/// browsers go back to the list.
+async fn delete_user(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    headers: HeaderMap,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let json = wants_json(&headers);
+    let Some(user) = form
+        .get("userId")
+        .and_then(crate::domain::ids::DocId::parse)
+    else {
+        let message = "Invalid user id".to_string();
+        if json {
+            return Ok((
+                StatusCode::BAD_REQUEST,
+                Json(json!({"success": false, "message": message})),
+            )
+                .into_response());
+        }
+        return Err(AppError::BadRequest(message));
+    };
+    match svc::delete_user(&state.stores, auth.user.id, user).await {
+        Ok(_) if json => Ok(
+            Json(json!({"success": true, "message": "User deleted successfully"})).into_response(),
+        ),
+        Ok(_) => Ok(Redirect::to("/admin/users?notice=deleted").into_response()),
+        Err(e) if json => {
+            let (status, message) = refusal(e)?;
+            Ok((status, Json(json!({"success": false, "message": message}))).into_response())
+        }
+        Err(e) => users_outcome(&state, &auth, Err(e)).await,
+    }
+}
+
+async fn platform_invite(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    headers: HeaderMap,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let role = svc::platform_role(form.get("role")).unwrap_or("user");
+    let email = form.get("email").unwrap_or_default();
+    let result = svc::invite_to_platform(&state.stores, email, role, auth.user.id)
+        .await
+        .map(|token| Notice {
+            message: Some(format!(
+                "Invite created for {} as {role}. Send them this link; it is shown only once and is valid for 7 days.",
+                email.trim().to_lowercase()
+            )),
+            invite_link: Some(format!(
+                "{}/accept-platform-invite?token={token}",
+                base_url(&state, &headers)
+            )),
+            ..Default::default()
+        });
+    users_outcome(&state, &auth, result).await
+}
+
+async fn revoke_invite(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let invite = id_field(&form, "inviteId")?;
+    let result = svc::revoke_invite(&state.stores, None, invite)
+        .await
+        .map(|i| Notice::ok(format!("The invite for {} was revoked.", i.email)));
+    users_outcome(&state, &auth, result).await
+}
+
+async fn render_orgs(
+    state: &AppState,
+    auth: &AuthUser,
+    notice: Notice,
+) -> Result<OrgsPage, AppError> {
+    let mut orgs = Vec::new();
+    for o in state.stores.accounts.list_orgs().await? {
+        orgs.push(OrgRow {
+            id: o.id.to_hex(),
+            members: state.stores.accounts.members(o.id).await?.len(),
+            active: o.status == "active",
+            created: day(o.created_at),
+            name: o.name,
+            slug: o.slug,
+        });
+    }
+    Ok(OrgsPage {
+        shell: Shell::of(auth),
+        orgs,
+        notice,
+    })
+}
+
+async fn orgs_outcome(
+    state: &AppState,
+    auth: &AuthUser,
+    result: Result<String, MemberError>,
+) -> Result<Response, AppError> {
+    match result {
+        Ok(message) => {
+            let notice = Notice {
+                message: Some(message),
+                ..Default::default()
+            };
+            Ok(render_orgs(state, auth, notice).await?.into_response())
+        }
+        Err(e) => {
+            let (status, error) = refusal(e)?;
+            let notice = Notice {
+                error: Some(error),
+                ..Default::default()
+            };
+            Ok((status, render_orgs(state, auth, notice).await?).into_response())
+        }
+    }
+}
+
+async fn list_orgs(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+) -> Result<Response, AppError> {
+    Ok(render_orgs(&state, &auth, Notice::default())
+        .await?
+        .into_response())
+}
+
+async fn create_org(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let result = svc::create_org(
+        &state.stores,
+        form.get("name").unwrap_or_default(),
+        auth.user.id,
+    )
+    .await;
+    if result.is_ok() {
+        // The creator became an owner of a new organization.
+        session::rotate(&auth.session).await?;
+    }
+    let result = result.map(|o| format!("{} was created; you are its owner.", o.name));
+    orgs_outcome(&state, &auth, result).await
+}
+
+/// The organization named by `orgId`, or a `NotFound` refusal.
+async fn org_of(
+    state: &AppState,
+    form: &CsrfForm,
+) -> Result<Result<crate::store::Organization, MemberError>, AppError> {
+    let id = id_field(form, "orgId")?;
+    Ok(state
+        .stores
+        .accounts
+        .org(id)
+        .await?
+        .ok_or_else(|| MemberError::NotFound("Organization not found.".into())))
+}
+
+async fn rename_org(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let result = match org_of(&state, &form).await? {
+        Ok(org) => match svc::org_name(form.get("name").unwrap_or_default()) {
+            Ok(name) => {
+                state.stores.accounts.rename_org(org.id, &name).await?;
+                Ok(format!("{} is now called {name}.", org.name))
+            }
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    orgs_outcome(&state, &auth, result).await
+}
+
+async fn set_org_status(
+    state: &AppState,
+    auth: &AuthUser,
+    form: &CsrfForm,
+    status: &str,
+) -> Result<Response, AppError> {
+    let result = match org_of(state, form).await? {
+        Ok(org) => {
+            state.stores.accounts.set_org_status(org.id, status).await?;
+            if state
+                .stores
+                .accounts
+                .member_role(org.id, auth.user.id)
+                .await?
+                .is_some()
+            {
+                // The admin's own organizations changed (lost one, or regained one).
+                session::rotate(&auth.session).await?;
+            }
+            Ok(if status == "active" {
+                format!("{} is enabled again.", org.name)
+            } else {
+                format!("{} is disabled; its members lost access.", org.name)
+            })
+        }
+        Err(e) => Err(e),
+    };
+    orgs_outcome(state, auth, result).await
+}
+
+async fn disable_org(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    set_org_status(&state, &auth, &form, "disabled").await
+}
+
+async fn enable_org(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    set_org_status(&state, &auth, &form, "active").await
+}

@@ -1,0 +1,713 @@
+//! Organization and platform membership use cases: adding, inviting, re-roling and removing
+//! members (with last-owner protection), accepting invites (creating the account when needed) and
+//! the platform-admin rules (last admin, not yourself). Holds no HTTP types: each refusal is a
+//! [`MemberError`] whose kind the HTTP layer maps to a status.
+
+use crate::{
+    domain::{
+        ids::{DocId, random_hex},
+        timestamp::now_ms,
+    },
+    services::{
+        accounts::{self, ProvisionError},
+        projects::{INVITE_TTL_MS, token_hash},
+    },
+    store::{Invite, Organization, StoreError, Stores, User},
+};
+
+/// Why a membership change was refused; the text is shown to the user.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    /// Bad input or a state the request cannot apply to (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The rule forbids it (last owner, last admin; 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Collides with existing state (already a member, invite pending; 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The user, invite or organization does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ProvisionError> for MemberError {
+    fn from(e: ProvisionError) -> Self {
+        match e {
+            ProvisionError::Store(e) => MemberError::Store(e),
+            ProvisionError::EmailTaken => {
+                MemberError::Conflict("An account with this email already exists".into())
+            }
+            ProvisionError::Invalid(m) => MemberError::Invalid(capitalize(&m)),
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// Organization roles the UI assigns. Anything else becomes `viewer`, as in SuperInsights 1.x.
+pub fn org_role(input: Option<&str>) -> &'static str {
+    match input {
+        Some("owner") => "owner",
+        Some("admin") => "admin",
+        _ => "viewer",
+    }
+}
+
+/// Platform roles: `admin` or `user`; `None` for anything else.
+pub fn platform_role(input: Option<&str>) -> Option<&'static str> {
+    match input {
+        Some("admin") => Some("admin"),
+        Some("user") => Some("user"),
+        _ => None,
+    }
+}
+
+/// Token prefixes: organization invites `inv_`, platform invites `pinv_` (then 48 hex digits).
+const ORG_TOKEN_PREFIX: &str = "inv_";
+const PLATFORM_TOKEN_PREFIX: &str = "pinv_";
+
+/// Adds an existing user to `org` (or reactivates a removed membership).
+/// Errors: unknown email → `NotFound`; already an active member → `Conflict`.
+pub async fn add_existing(
+    stores: &Stores,
+    org: DocId,
+    email: &str,
+    role: &str,
+) -> Result<User, MemberError> {
+    let email = accounts::validate_email(email)?;
+    let user = stores
+        .accounts
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| MemberError::NotFound("User not found. Use invite instead.".into()))?;
+    if stores.accounts.member_role(org, user.id).await?.is_some() {
+        return Err(MemberError::Conflict(format!(
+            "{email} is already a member of this organization"
+        )));
+    }
+    stores.accounts.add_member(org, user.id, role).await?;
+    Ok(user)
+}
+
+/// The pending, unexpired invite for `email` in `org` (`None`: the platform), if any. Pending
+/// invites found expired are marked `expired` on the way.
+async fn live_invite_for(
+    stores: &Stores,
+    org: Option<DocId>,
+    email: &str,
+) -> Result<Option<Invite>, MemberError> {
+    let now = now_ms();
+    for invite in stores.invites.pending_invites(org).await? {
+        if invite.email != email {
+            continue;
+        }
+        if invite.expires_at <= now {
+            stores
+                .invites
+                .set_invite_status(invite.id, "expired")
+                .await?;
+            continue;
+        }
+        return Ok(Some(invite));
+    }
+    Ok(None)
+}
+
+async fn create_invite(
+    stores: &Stores,
+    org: Option<DocId>,
+    email: String,
+    role: &str,
+    by: DocId,
+) -> Result<String, MemberError> {
+    let prefix = if org.is_some() {
+        ORG_TOKEN_PREFIX
+    } else {
+        PLATFORM_TOKEN_PREFIX
+    };
+    let token = format!("{prefix}{}", random_hex(24));
+    let now = now_ms();
+    stores
+        .invites
+        .create_invite(&Invite {
+            id: DocId::new(),
+            email,
+            token_hash: token_hash(&token),
+            org_id: org,
+            role: role.to_string(),
+            status: "pending".into(),
+            created_by: by,
+            expires_at: now + INVITE_TTL_MS,
+            created_at: now,
+        })
+        .await?;
+    Ok(token)
+}
+
+/// Invites `email` to `org` with `role` for 7 days; returns the token (shown once, stored only
+/// as its SHA-256). Errors: already an active member or an invite pending → `Conflict`.
+pub async fn invite_to_org(
+    stores: &Stores,
+    org: DocId,
+    email: &str,
+    role: &str,
+    by: DocId,
+) -> Result<String, MemberError> {
+    let email = accounts::validate_email(email)?;
+    if let Some(user) = stores.accounts.user_by_email(&email).await?
+        && stores.accounts.member_role(org, user.id).await?.is_some()
+    {
+        return Err(MemberError::Conflict(format!(
+            "{email} is already a member of this organization"
+        )));
+    }
+    if live_invite_for(stores, Some(org), &email).await?.is_some() {
+        return Err(MemberError::Conflict(format!(
+            "An invite for {email} is already pending"
+        )));
+    }
+    create_invite(stores, Some(org), email, role, by).await
+}
+
+/// Invites `email` to the platform with `role` (`user|admin`) for 7 days; returns the token.
+/// Errors: the account exists or an invite is pending → `Conflict`.
+pub async fn invite_to_platform(
+    stores: &Stores,
+    email: &str,
+    role: &str,
+    by: DocId,
+) -> Result<String, MemberError> {
+    let email = accounts::validate_email(email)?;
+    if stores.accounts.user_by_email(&email).await?.is_some() {
+        return Err(MemberError::Conflict(format!(
+            "An account for {email} already exists"
+        )));
+    }
+    if live_invite_for(stores, None, &email).await?.is_some() {
+        return Err(MemberError::Conflict(format!(
+            "An invite for {email} is already pending"
+        )));
+    }
+    create_invite(stores, None, email, role, by).await
+}
+
+/// Revokes a pending invite of `org` (`None`: the platform). Errors: no such pending invite there.
+pub async fn revoke_invite(
+    stores: &Stores,
+    org: Option<DocId>,
+    invite: DocId,
+) -> Result<Invite, MemberError> {
+    let found = stores
+        .invites
+        .pending_invites(org)
+        .await?
+        .into_iter()
+        .find(|i| i.id == invite)
+        .ok_or_else(|| MemberError::NotFound("No such pending invite.".into()))?;
+    stores
+        .invites
+        .set_invite_status(found.id, "revoked")
+        .await?;
+    Ok(found)
+}
+
+/// Changes a member's role. Errors: not a member → `NotFound`; demoting the last owner →
+/// `Forbidden`.
+pub async fn set_member_role(
+    stores: &Stores,
+    org: DocId,
+    user: DocId,
+    role: &str,
+) -> Result<(), MemberError> {
+    let members = stores.accounts.members(org).await?;
+    let target = members
+        .iter()
+        .find(|m| m.user.id == user)
+        .ok_or_else(|| MemberError::NotFound("That user is not a member.".into()))?;
+    if target.role == "owner"
+        && role != "owner"
+        && members.iter().filter(|m| m.role == "owner").count() == 1
+    {
+        return Err(MemberError::Forbidden(
+            "The last owner cannot be demoted. Make someone else an owner first.".into(),
+        ));
+    }
+    stores.accounts.add_member(org, user, role).await?;
+    Ok(())
+}
+
+/// Removes a member. Errors: yourself → `Invalid`; not a member → `NotFound`; the last owner →
+/// `Forbidden`.
+pub async fn remove_from_org(
+    stores: &Stores,
+    org: DocId,
+    actor: DocId,
+    user: DocId,
+) -> Result<User, MemberError> {
+    if actor == user {
+        return Err(MemberError::Invalid(
+            "You cannot remove yourself from the organization.".into(),
+        ));
+    }
+    let members = stores.accounts.members(org).await?;
+    let target = members
+        .iter()
+        .find(|m| m.user.id == user)
+        .ok_or_else(|| MemberError::NotFound("That user is not a member.".into()))?;
+    if target.role == "owner" && members.iter().filter(|m| m.role == "owner").count() == 1 {
+        return Err(MemberError::Forbidden(
+            "The last owner cannot be removed.".into(),
+        ));
+    }
+    stores.accounts.remove_member(org, user).await?;
+    Ok(target.user.clone())
+}
+
+/// Which kind of invite a link is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InviteKind {
+    Org,
+    Platform,
+}
+
+/// The pending invite behind `token`. Errors: missing token → `Invalid`; unknown (or of the
+/// other kind) → `NotFound`; accepted/revoked/expired → `Invalid`; past its expiry → marked
+/// `expired`, then `Invalid`.
+pub async fn open_invite(
+    stores: &Stores,
+    token: Option<&str>,
+    kind: InviteKind,
+) -> Result<Invite, MemberError> {
+    let token = token
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| MemberError::Invalid("The invite token is missing.".into()))?;
+    let not_found = || MemberError::NotFound("This invite link is not valid.".into());
+    let invite = stores
+        .invites
+        .invite_by_token_hash(&token_hash(token))
+        .await?
+        .ok_or_else(not_found)?;
+    if (kind == InviteKind::Org) != invite.org_id.is_some() {
+        return Err(not_found());
+    }
+    if invite.status != "pending" {
+        return Err(MemberError::Invalid(format!(
+            "This invite is no longer valid (it was {}).",
+            invite.status
+        )));
+    }
+    if invite.expires_at <= now_ms() {
+        stores
+            .invites
+            .set_invite_status(invite.id, "expired")
+            .await?;
+        return Err(MemberError::Invalid(
+            "This invite has expired. Ask for a new one.".into(),
+        ));
+    }
+    Ok(invite)
+}
+
+/// The organization an org invite is for, if it is still active.
+pub async fn invite_org(stores: &Stores, invite: &Invite) -> Result<Organization, MemberError> {
+    let org = match invite.org_id {
+        Some(id) => stores.accounts.org(id).await?,
+        None => None,
+    };
+    org.filter(|o| o.status == "active").ok_or_else(|| {
+        MemberError::Invalid("The organization of this invite is no longer active.".into())
+    })
+}
+
+/// Who is accepting: the signed-in user (if any) and what the form sent.
+pub struct Acceptance<'a> {
+    pub signed_in: Option<DocId>,
+    pub name: Option<&'a str>,
+    pub password: &'a str,
+}
+
+/// Resolves the invited account: the existing user, who must be signed in as themselves or give
+/// their password (`Forbidden` otherwise), or `None` when the email has no account yet.
+async fn confirm_existing(
+    stores: &Stores,
+    invite: &Invite,
+    who: &Acceptance<'_>,
+) -> Result<Option<User>, MemberError> {
+    let Some(user) = stores.accounts.user_by_email(&invite.email).await? else {
+        return Ok(None);
+    };
+    if who.signed_in == Some(user.id) {
+        return Ok(Some(user));
+    }
+    if who.password.is_empty()
+        || !accounts::verify_password(who.password, &user.password_hash).await
+    {
+        return Err(MemberError::Forbidden(format!(
+            "Sign in as {} or enter that account's password to accept this invite.",
+            invite.email
+        )));
+    }
+    Ok(Some(user))
+}
+
+fn display_name(name: Option<&str>) -> Result<Option<String>, MemberError> {
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    if name.is_some_and(|n| n.chars().count() > 120) {
+        return Err(MemberError::Invalid(
+            "Name must be at most 120 characters".into(),
+        ));
+    }
+    Ok(name.map(str::to_string))
+}
+
+/// Accepts an organization invite: creates the account when the email has none (the first user
+/// ever becomes platform admin), adds or reactivates the membership with the invite's role and
+/// marks the invite accepted. Returns the user and the organization to make current.
+/// Errors: already an active member → `Conflict`; bad password/name → `Invalid`.
+pub async fn accept_org_invite(
+    stores: &Stores,
+    invite: &Invite,
+    who: Acceptance<'_>,
+) -> Result<(User, Organization), MemberError> {
+    let org = invite_org(stores, invite).await?;
+    let user = match confirm_existing(stores, invite, &who).await? {
+        Some(user) => {
+            if stores
+                .accounts
+                .member_role(org.id, user.id)
+                .await?
+                .is_some()
+            {
+                return Err(MemberError::Conflict(
+                    "You are already a member of this organization.".into(),
+                ));
+            }
+            user
+        }
+        None => {
+            let name = display_name(who.name)?;
+            accounts::check_new_password(who.password)?;
+            let role = if stores.accounts.count_users().await? == 0 {
+                "admin"
+            } else {
+                "user"
+            };
+            let hash = accounts::hash_password(who.password).await?;
+            match stores
+                .accounts
+                .create_user(&invite.email, &hash, name.as_deref(), role)
+                .await
+            {
+                Err(StoreError::Conflict(_)) => return Err(ProvisionError::EmailTaken.into()),
+                other => other?,
+            }
+        }
+    };
+    stores
+        .accounts
+        .add_member(org.id, user.id, &invite.role)
+        .await?;
+    stores
+        .invites
+        .set_invite_status(invite.id, "accepted")
+        .await?;
+    Ok((user, org))
+}
+
+/// Accepts a platform invite: creates the account with the invite's role (the first user ever is
+/// admin) together with a workspace and a first project of its own (SuperInsights 1.x left such
+/// users without any organization), or, for an existing account, promotes it to admin when the
+/// invite says so. Marks the invite accepted. Returns the user and the organization to make
+/// current (`None` when an existing user has none).
+pub async fn accept_platform_invite(
+    stores: &Stores,
+    invite: &Invite,
+    who: Acceptance<'_>,
+) -> Result<(User, Option<DocId>), MemberError> {
+    let result = match confirm_existing(stores, invite, &who).await? {
+        Some(mut user) => {
+            if invite.role == "admin" && user.role != "admin" {
+                stores.accounts.set_user_role(user.id, "admin").await?;
+                user.role = "admin".into();
+            }
+            let org = stores
+                .accounts
+                .memberships(user.id)
+                .await?
+                .first()
+                .map(|(o, _)| o.id);
+            (user, org)
+        }
+        None => {
+            let name = display_name(who.name)?;
+            let role = if stores.accounts.count_users().await? == 0 {
+                "admin"
+            } else {
+                platform_role(Some(&invite.role)).unwrap_or("user")
+            };
+            let created = accounts::provision_named(
+                stores,
+                &invite.email,
+                who.password,
+                name.as_deref(),
+                role,
+                "My First Project",
+            )
+            .await?;
+            (created.user, Some(created.org.id))
+        }
+    };
+    stores
+        .invites
+        .set_invite_status(invite.id, "accepted")
+        .await?;
+    Ok(result)
+}
+
+/// Changes a user's platform role. Errors: unknown user → `NotFound`; demoting the last admin →
+/// `Forbidden`.
+pub async fn set_platform_role(
+    stores: &Stores,
+    user: DocId,
+    role: &str,
+) -> Result<User, MemberError> {
+    let target = stores
+        .accounts
+        .user(user)
+        .await?
+        .ok_or_else(|| MemberError::NotFound("User not found.".into()))?;
+    if target.role == "admin" && role != "admin" && admin_count(stores).await? == 1 {
+        return Err(MemberError::Forbidden(
+            "The last platform admin cannot be demoted.".into(),
+        ));
+    }
+    stores.accounts.set_user_role(user, role).await?;
+    Ok(target)
+}
+
+async fn admin_count(stores: &Stores) -> Result<usize, MemberError> {
+    Ok(stores
+        .accounts
+        .list_users()
+        .await?
+        .iter()
+        .filter(|u| u.role == "admin")
+        .count())
+}
+
+/// Sets a user's password (argon2id). Errors: too short → `Invalid`; unknown user → `NotFound`.
+pub async fn set_password(
+    stores: &Stores,
+    user: DocId,
+    password: &str,
+) -> Result<User, MemberError> {
+    accounts::check_new_password(password)?;
+    let target = stores
+        .accounts
+        .user(user)
+        .await?
+        .ok_or_else(|| MemberError::NotFound("User not found.".into()))?;
+    let hash = accounts::hash_password(password).await?;
+    stores.accounts.set_password_hash(user, &hash).await?;
+    Ok(target)
+}
+
+/// Deletes a user and all their memberships. Errors: yourself or the last admin → `Invalid`
+/// (SuperInsights 1.x answers 400 for both); unknown user → `NotFound`.
+pub async fn delete_user(stores: &Stores, actor: DocId, user: DocId) -> Result<User, MemberError> {
+    if actor == user {
+        return Err(MemberError::Invalid(
+            "You cannot delete your own account.".into(),
+        ));
+    }
+    let target = stores
+        .accounts
+        .user(user)
+        .await?
+        .ok_or_else(|| MemberError::NotFound("User not found.".into()))?;
+    if target.role == "admin" && admin_count(stores).await? == 1 {
+        return Err(MemberError::Invalid(
+            "The last platform admin cannot be deleted.".into(),
+        ));
+    }
+    stores.accounts.delete_user(user).await?;
+    Ok(target)
+}
+
+/// Creates an organization owned by `creator` (who becomes its owner member).
+pub async fn create_org(
+    stores: &Stores,
+    name: &str,
+    creator: DocId,
+) -> Result<Organization, MemberError> {
+    let name = org_name(name)?;
+    let org = stores.accounts.create_org(&name, creator).await?;
+    stores.accounts.add_member(org.id, creator, "owner").await?;
+    Ok(org)
+}
+
+/// Validates an organization name (required, at most 120 characters); returns it trimmed.
+pub fn org_name(name: &str) -> Result<String, MemberError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(MemberError::Invalid("Name is required".into()));
+    }
+    if name.chars().count() > 120 {
+        return Err(MemberError::Invalid(
+            "Name must be at most 120 characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::{SqliteOptions, SqliteStore};
+
+    async fn stores() -> (tempfile::TempDir, Stores) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("o.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let stores = Stores::new("sqlite", store);
+        stores.admin.migrate().await.unwrap();
+        (dir, stores)
+    }
+
+    #[test]
+    fn roles_are_normalised() {
+        assert_eq!(org_role(Some("owner")), "owner");
+        assert_eq!(org_role(Some("admin")), "admin");
+        assert_eq!(org_role(Some("member")), "viewer");
+        assert_eq!(org_role(None), "viewer");
+        assert_eq!(platform_role(Some("admin")), Some("admin"));
+        assert_eq!(platform_role(Some("viewer")), None);
+    }
+
+    #[tokio::test]
+    async fn invites_are_hashed_unique_per_email_and_expire_lazily() {
+        let (_dir, stores) = stores().await;
+        let owner = accounts::provision(&stores, "o@x.io", "password-1", "user", "P")
+            .await
+            .unwrap();
+        let token = invite_to_org(&stores, owner.org.id, "New@X.io", "viewer", owner.user.id)
+            .await
+            .unwrap();
+        assert!(
+            token.starts_with("inv_") && token.len() == 4 + 48,
+            "{token}"
+        );
+        assert!(matches!(
+            invite_to_org(&stores, owner.org.id, "new@x.io", "viewer", owner.user.id).await,
+            Err(MemberError::Conflict(_))
+        ));
+        let invite = open_invite(&stores, Some(&token), InviteKind::Org)
+            .await
+            .unwrap();
+        assert_eq!(invite.email, "new@x.io");
+        assert_eq!(invite.token_hash, token_hash(&token));
+        assert!(matches!(
+            open_invite(&stores, Some(&token), InviteKind::Platform).await,
+            Err(MemberError::NotFound(_))
+        ));
+        assert!(matches!(
+            open_invite(&stores, None, InviteKind::Org).await,
+            Err(MemberError::Invalid(_))
+        ));
+
+        // An invite past its expiry is marked expired when opened, and no longer blocks a new one.
+        let stale = "inv_stale";
+        stores
+            .invites
+            .create_invite(&Invite {
+                id: DocId::new(),
+                email: "late@x.io".into(),
+                token_hash: token_hash(stale),
+                org_id: Some(owner.org.id),
+                role: "viewer".into(),
+                status: "pending".into(),
+                created_by: owner.user.id,
+                expires_at: now_ms() - 1,
+                created_at: now_ms() - INVITE_TTL_MS,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            open_invite(&stores, Some(stale), InviteKind::Org).await,
+            Err(MemberError::Invalid(_))
+        ));
+        let marked = stores
+            .invites
+            .invite_by_token_hash(&token_hash(stale))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(marked.status, "expired");
+        invite_to_org(&stores, owner.org.id, "late@x.io", "viewer", owner.user.id)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn last_owner_and_last_admin_are_protected() {
+        let (_dir, stores) = stores().await;
+        let a = accounts::provision(&stores, "a@x.io", "password-1", "admin", "P")
+            .await
+            .unwrap();
+        let b = accounts::provision(&stores, "b@x.io", "password-1", "user", "P")
+            .await
+            .unwrap();
+        let org = a.org.id;
+        assert!(matches!(
+            set_member_role(&stores, org, a.user.id, "viewer").await,
+            Err(MemberError::Forbidden(_))
+        ));
+        assert!(matches!(
+            remove_from_org(&stores, org, a.user.id, a.user.id).await,
+            Err(MemberError::Invalid(_))
+        ));
+        assert!(matches!(
+            remove_from_org(&stores, org, b.user.id, a.user.id).await,
+            Err(MemberError::Forbidden(_))
+        ));
+        add_existing(&stores, org, "b@x.io", "owner").await.unwrap();
+        assert!(matches!(
+            add_existing(&stores, org, "b@x.io", "owner").await,
+            Err(MemberError::Conflict(_))
+        ));
+        assert!(matches!(
+            add_existing(&stores, org, "nobody@x.io", "owner").await,
+            Err(MemberError::NotFound(_))
+        ));
+        set_member_role(&stores, org, a.user.id, "viewer")
+            .await
+            .unwrap();
+
+        assert!(matches!(
+            set_platform_role(&stores, a.user.id, "user").await,
+            Err(MemberError::Forbidden(_))
+        ));
+        assert!(matches!(
+            delete_user(&stores, a.user.id, a.user.id).await,
+            Err(MemberError::Invalid(_))
+        ));
+        assert!(matches!(
+            delete_user(&stores, b.user.id, a.user.id).await,
+            Err(MemberError::Invalid(_))
+        ));
+        delete_user(&stores, a.user.id, b.user.id).await.unwrap();
+        assert!(stores.accounts.user(b.user.id).await.unwrap().is_none());
+    }
+}
