@@ -19,6 +19,8 @@ mod probe;
 mod ratelimit;
 #[path = "si_load/report.rs"]
 mod report;
+#[path = "si_load/sessions.rs"]
+mod sessions;
 #[path = "si_load/suite.rs"]
 mod suite;
 
@@ -49,6 +51,8 @@ enum Command {
     Suite(args::SuiteArgs),
     /// Cost of rate limiting, in-process: limiter checks (memory, private redis-server) and the layer.
     Ratelimit(ratelimit::RateLimitArgs),
+    /// Session lookup latency, in-process: the durable store (SQLite) and Redis in front of it.
+    Sessions(sessions::SessionArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
             Command::Bare(a) => bare::serve(a.port, a.max_time).await,
             Command::Suite(a) => suite::run(a).await,
             Command::Ratelimit(a) => ratelimit::run(a).await,
+            Command::Sessions(a) => sessions::run(a).await,
         }
     });
     match result {

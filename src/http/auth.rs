@@ -9,7 +9,10 @@ use crate::{
     config::Config,
     error::AppError,
     runtime::rate_limit::namespaces,
-    services::accounts::{self, ProvisionError},
+    services::{
+        accounts::{self, ProvisionError},
+        sentence_case,
+    },
     state::AppState,
 };
 use askama::Template;
@@ -172,7 +175,7 @@ async fn register(
             let page = RegisterPage {
                 csrf: session::csrf_token(&session).await?,
                 email,
-                error: Some(capitalize(&e.to_string())),
+                error: Some(sentence_case(&e.to_string())),
             };
             Ok((StatusCode::BAD_REQUEST, page).into_response())
         }
@@ -187,15 +190,7 @@ async fn logout(session: Session, _form: CsrfForm) -> Result<Response, AppError>
 pub(crate) fn provision_error(e: ProvisionError) -> AppError {
     match e {
         ProvisionError::Store(e) => e.into(),
-        ProvisionError::EmailTaken => AppError::Conflict(capitalize(&e.to_string())),
-        ProvisionError::Invalid(m) => AppError::BadRequest(capitalize(&m)),
-    }
-}
-
-pub(crate) fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
+        ProvisionError::EmailTaken => AppError::Conflict(sentence_case(&e.to_string())),
+        ProvisionError::Invalid(m) => AppError::BadRequest(sentence_case(&m)),
     }
 }

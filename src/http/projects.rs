@@ -3,14 +3,17 @@
 //! members, deleting and clearing. Platform admins count as `admin` everywhere.
 
 use super::{
-    auth::capitalize,
+    org::{base_url, refusal},
     session::{AuthUser, CsrfForm},
     views::Shell,
 };
 use crate::{
     domain::ids::DocId,
     error::AppError,
-    services::projects::{self as svc, AddError, Added, ProjectForm},
+    services::{
+        orgs::{self, MemberError},
+        projects::{self as svc, ProjectForm},
+    },
     state::AppState,
     store::{NewProject, Project},
 };
@@ -129,17 +132,6 @@ fn project_form(form: &CsrfForm) -> ProjectForm {
     }
 }
 
-/// The server's public base URL: `PUBLIC_URL`, else the request's host.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    state.config.public_url.clone().unwrap_or_else(|| {
-        let host = headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost:3000");
-        format!("http://{host}")
-    })
-}
-
 /// Page-level outcome shown on the settings page.
 #[derive(Default)]
 struct Notice {
@@ -179,8 +171,14 @@ async fn render_settings(
         .map(|m| (m.user.email, m.role, m.user.id.to_hex()))
         .collect();
     let base = base_url(state, headers);
+    // In production the versioned URL is cached for a year; in development the plain one.
+    let sdk = if state.config.production {
+        super::sdk::sdk_versioned_path()
+    } else {
+        "/sdk/superinsights.js".to_string()
+    };
     let snippet = format!(
-        "<script src=\"{base}/sdk/superinsights.js\" defer></script>\n<script>\n  window.addEventListener('load', function () {{\n    SuperInsights.init('{}', {{ apiUrl: '{base}' }});\n  }});\n</script>",
+        "<script src=\"{base}{sdk}\" defer></script>\n<script>\n  window.addEventListener('load', function () {{\n    SuperInsights.init('{}', {{ apiUrl: '{base}' }});\n  }});\n</script>",
         p.public_api_key
     );
     Ok(SettingsPage {
@@ -424,37 +422,29 @@ async fn add_user(
     };
     let email = form.get("email").unwrap_or_default();
     let org = access.project.org_id;
-    let notice = match svc::add_or_invite(&state.stores, org, email, role, auth.user.id).await {
-        Ok(Added::Member) => Notice {
+    // Access is organization-wide: an existing user joins the organization, anyone else is
+    // invited to it.
+    let result = match orgs::add_existing(&state.stores, org, email, role).await {
+        Err(MemberError::NotFound(_)) => {
+            orgs::invite_to_org(&state.stores, org, email, role, auth.user.id)
+                .await
+                .map(|token| Notice {
+                    message: Some(format!(
+                        "{email} has no account yet: send them this invite link."
+                    )),
+                    invite_link: Some(format!(
+                        "{}/accept-invite?token={token}",
+                        base_url(&state, &headers)
+                    )),
+                    ..Default::default()
+                })
+        }
+        other => other.map(|_| Notice {
             message: Some(format!("{email} now has access as {role}.")),
             ..Default::default()
-        },
-        Ok(Added::Invited { token }) => Notice {
-            message: Some(format!(
-                "{email} has no account yet: send them this invite link."
-            )),
-            invite_link: Some(format!(
-                "{}/accept-invite?token={token}",
-                base_url(&state, &headers)
-            )),
-            ..Default::default()
-        },
-        Err(AddError::Invalid(error)) => {
-            let notice = Notice {
-                error: Some(capitalize(&error)),
-                ..Default::default()
-            };
-            return Ok((
-                StatusCode::BAD_REQUEST,
-                render_settings(&state, &auth, access, &headers, notice).await?,
-            )
-                .into_response());
-        }
-        Err(AddError::Store(e)) => return Err(e.into()),
+        }),
     };
-    Ok(render_settings(&state, &auth, access, &headers, notice)
-        .await?
-        .into_response())
+    settings_outcome(&state, &auth, access, &headers, result).await
 }
 
 async fn remove_user(
@@ -470,28 +460,39 @@ async fn remove_user(
         .get("userId")
         .and_then(DocId::parse)
         .ok_or_else(|| AppError::BadRequest("userId is required".into()))?;
-    match svc::remove_member(&state.stores, access.project.org_id, user).await {
-        Ok(()) => {
-            let notice = Notice {
-                message: Some("Member removed.".into()),
-                ..Default::default()
-            };
-            Ok(render_settings(&state, &auth, access, &headers, notice)
-                .await?
-                .into_response())
-        }
-        Err(AddError::Invalid(error)) => {
+    let result = orgs::remove_from_org(&state.stores, access.project.org_id, auth.user.id, user)
+        .await
+        .map(|_| Notice {
+            message: Some("Member removed.".into()),
+            ..Default::default()
+        });
+    settings_outcome(&state, &auth, access, &headers, result).await
+}
+
+/// The settings page with the outcome of a membership change (a refusal keeps its status).
+async fn settings_outcome(
+    state: &AppState,
+    auth: &AuthUser,
+    access: ProjectAccess,
+    headers: &HeaderMap,
+    result: Result<Notice, MemberError>,
+) -> Result<Response, AppError> {
+    match result {
+        Ok(notice) => Ok(render_settings(state, auth, access, headers, notice)
+            .await?
+            .into_response()),
+        Err(e) => {
+            let (status, error) = refusal(e)?;
             let notice = Notice {
                 error: Some(error),
                 ..Default::default()
             };
             Ok((
-                StatusCode::BAD_REQUEST,
-                render_settings(&state, &auth, access, &headers, notice).await?,
+                status,
+                render_settings(state, auth, access, headers, notice).await?,
             )
                 .into_response())
         }
-        Err(AddError::Store(e)) => Err(e.into()),
     }
 }
 

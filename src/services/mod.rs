@@ -5,3 +5,12 @@ pub mod accounts;
 pub mod orgs;
 pub mod projects;
 pub mod retention;
+
+/// Upper-cases the first letter, for showing a lower-case error message as a sentence.
+pub fn sentence_case(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}

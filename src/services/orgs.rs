@@ -10,7 +10,7 @@ use crate::{
     },
     services::{
         accounts::{self, ProvisionError},
-        projects::{INVITE_TTL_MS, token_hash},
+        sentence_case,
     },
     store::{Invite, Organization, StoreError, Stores, User},
 };
@@ -41,17 +41,18 @@ impl From<ProvisionError> for MemberError {
             ProvisionError::EmailTaken => {
                 MemberError::Conflict("An account with this email already exists".into())
             }
-            ProvisionError::Invalid(m) => MemberError::Invalid(capitalize(&m)),
+            ProvisionError::Invalid(m) => MemberError::Invalid(sentence_case(&m)),
         }
     }
 }
 
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
+/// Invitations are valid this long (SuperInsights 1.x: 7 days).
+pub const INVITE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// SHA-256 hex of an invite token: what is stored (the token itself never is).
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Organization roles the UI assigns. Anything else becomes `viewer`, as in SuperInsights 1.x.

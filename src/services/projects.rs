@@ -1,18 +1,10 @@
-//! Project use cases: form validation, drop-rule forms, and adding members by email (existing
-//! users join the organization; others get a 7-day invite whose token is stored only as a hash).
+//! Project use cases: validation of the project form and of the drop-rules form. (Members are
+//! organization-wide: see `services::orgs`.)
 
 use crate::{
-    domain::{
-        drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
-        ids::{DocId, random_hex},
-        timestamp::now_ms,
-    },
-    store::{Invite, ProjectUpdate, StoreError, Stores},
+    domain::drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
+    store::ProjectUpdate,
 };
-use sha2::{Digest, Sha256};
-
-/// Invitations are valid this long (SuperInsights 1.x: 7 days).
-pub const INVITE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
 pub const ENVIRONMENTS: [&str; 3] = ["production", "staging", "development"];
 
@@ -115,87 +107,6 @@ pub fn drop_rules_from_form(
         filters,
         ..Default::default()
     })
-}
-
-/// SHA-256 hex of an invite token (what is stored).
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// The result of adding someone by email.
-#[derive(Debug, PartialEq)]
-pub enum Added {
-    /// An existing user joined (or rejoined) the organization.
-    Member,
-    /// No account yet: an invite was created; the token is returned once, never stored.
-    Invited { token: String },
-}
-
-/// Adds `email` to `org` with `role`, or invites them when they have no account.
-/// Errors (shown to the user): already a member, invite already pending.
-pub async fn add_or_invite(
-    stores: &Stores,
-    org: DocId,
-    email: &str,
-    role: &str,
-    by: DocId,
-) -> Result<Added, AddError> {
-    let email = crate::services::accounts::validate_email(email)
-        .map_err(|e| AddError::Invalid(e.to_string()))?;
-    if let Some(user) = stores.accounts.user_by_email(&email).await? {
-        if stores.accounts.member_role(org, user.id).await?.is_some() {
-            return Err(AddError::Invalid(format!("{email} is already a member")));
-        }
-        stores.accounts.add_member(org, user.id, role).await?;
-        return Ok(Added::Member);
-    }
-    let pending = stores.invites.pending_invites(Some(org)).await?;
-    if pending
-        .iter()
-        .any(|i| i.email == email && i.expires_at > now_ms())
-    {
-        return Err(AddError::Invalid(format!(
-            "An invite for {email} is already pending"
-        )));
-    }
-    let token = format!("inv_{}", random_hex(24));
-    let now = now_ms();
-    stores
-        .invites
-        .create_invite(&Invite {
-            id: DocId::new(),
-            email,
-            token_hash: token_hash(&token),
-            org_id: Some(org),
-            role: role.to_string(),
-            status: "pending".into(),
-            created_by: by,
-            expires_at: now + INVITE_TTL_MS,
-            created_at: now,
-        })
-        .await?;
-    Ok(Added::Invited { token })
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AddError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Removes a member, refusing to remove the last owner.
-pub async fn remove_member(stores: &Stores, org: DocId, user: DocId) -> Result<(), AddError> {
-    let members = stores.accounts.members(org).await?;
-    let Some(target) = members.iter().find(|m| m.user.id == user) else {
-        return Err(AddError::Store(StoreError::NotFound));
-    };
-    if target.role == "owner" && members.iter().filter(|m| m.role == "owner").count() == 1 {
-        return Err(AddError::Invalid("The last owner cannot be removed".into()));
-    }
-    stores.accounts.remove_member(org, user).await?;
-    Ok(())
 }
 
 #[cfg(test)]

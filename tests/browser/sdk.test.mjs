@@ -7,6 +7,7 @@
 //   SI_KEY_HTTP       project for the fetch transport (timer flushes, flush(), autocapture)
 //   SI_KEY_BEACON     project for the page-hide beacon
 //   SI_KEY_WS         project for the ws transport
+//   SI_KEY_MISC       project for retries, Do Not Track, a refused secret key and sessions
 // and afterwards checks what these pages sent in the store. This file checks the wire: requests,
 // headers, payloads, responses and WebSocket frames.
 import assert from 'node:assert/strict';
@@ -15,7 +16,12 @@ import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const SI_URL = process.env.SI_URL;
-const KEYS = { http: process.env.SI_KEY_HTTP, beacon: process.env.SI_KEY_BEACON, ws: process.env.SI_KEY_WS };
+const KEYS = {
+  http: process.env.SI_KEY_HTTP,
+  beacon: process.env.SI_KEY_BEACON,
+  ws: process.env.SI_KEY_WS,
+  misc: process.env.SI_KEY_MISC,
+};
 const CHROMIUM = process.env.SI_CHROMIUM || '/usr/bin/chromium';
 // A regular desktop Chrome user agent (headless Chromium announces itself, and the server
 // flags that as a bot); the server derives browser "Chrome" and OS "Linux" from it.
@@ -23,7 +29,7 @@ const USER_AGENT =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36';
 const TIMEOUT = 15_000;
 
-assert.ok(SI_URL && KEYS.http && KEYS.beacon && KEYS.ws, 'SI_URL and SI_KEY_* must be set (see tests/e2e/browser.rs)');
+assert.ok(SI_URL && Object.values(KEYS).every(Boolean), 'SI_URL and SI_KEY_* must be set (see tests/e2e/browser.rs)');
 
 /** The test page: the SDK from the server, `init` with `options`, helpers the test calls. */
 const page = (key, options) => `<!doctype html>
@@ -67,6 +73,9 @@ before(async () => {
     '/app.html': page(KEYS.http, { autocapture: { enabled: true }, flushInterval: 1000, debug: true }),
     '/beacon.html': page(KEYS.beacon, { flushInterval: 60000, batchSize: 100 }),
     '/ws.html': page(KEYS.ws, { transport: 'ws', autocapture: { enabled: true }, flushInterval: 1000 }),
+    '/misc.html': page(KEYS.misc, { flushInterval: 1000 }),
+    '/ws-misc.html': page(KEYS.misc, { transport: 'ws', flushInterval: 1000 }),
+    '/secret.html': page(KEYS.misc.replace(/^pk_/, 'sk_'), { flushInterval: 1000 }),
   };
   server = createServer((req, res) => {
     const body = pages[new URL(req.url, 'http://x').pathname];
@@ -251,5 +260,129 @@ test('ws transport: ready, the same items as messages, one ack per message', asy
     ['/ws.html', '/app/step2'],
   );
   assert.equal(http.length, 0, 'nothing went over HTTP while the socket was open');
+  await context.close();
+});
+
+test('retries 5xx and network errors after 1 and 2 s, drops 4xx', async () => {
+  const context = await browser.newContext({ userAgent: USER_AGENT });
+  const attempts = [];
+  // A first answer of 503, then a network error, then the real server.
+  await context.route(`${SI_URL}/v1/events`, async (route) => {
+    attempts.push(Date.now());
+    const cors = { 'access-control-allow-origin': pagesUrl, 'access-control-allow-credentials': 'true' };
+    if (attempts.length === 1) await route.fulfill({ status: 503, headers: cors, body: '{}' });
+    else if (attempts.length === 2) await route.abort('connectionreset');
+    else await route.continue();
+  });
+  let pageviewAttempts = 0;
+  await context.route(`${SI_URL}/v1/pageviews`, (route) => {
+    pageviewAttempts += 1;
+    const cors = { 'access-control-allow-origin': pagesUrl, 'access-control-allow-credentials': 'true' };
+    return route.fulfill({ status: 429, headers: cors, body: '{"error":"Rate limit exceeded"}' });
+  });
+  const calls = recordApiCalls(context);
+  const tab = await context.newPage();
+  await tab.goto(`${pagesUrl}/misc.html`);
+  await tab.evaluate(() => {
+    SuperInsights.trackEvent('retried', { attempt: 'until it works' });
+    SuperInsights.flush();
+  });
+  await until('the third attempt answered by the server', () => calls.some((c) => c.url.endsWith('/v1/events') && c.status === 201));
+  assert.equal(attempts.length, 3);
+  const gaps = [attempts[1] - attempts[0], attempts[2] - attempts[1]];
+  assert.ok(gaps[0] >= 900 && gaps[0] < 1900, `first retry after ~1 s: ${gaps}`);
+  assert.ok(gaps[1] >= 1900 && gaps[1] < 2900, `second retry after ~2 s: ${gaps}`);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(pageviewAttempts, 1, 'a 4xx is not retried');
+  await context.close();
+});
+
+test('Do Not Track and a secret key send nothing', async () => {
+  for (const [path, setup] of [
+    ['/misc.html', () => Object.defineProperty(Navigator.prototype, 'doNotTrack', { get: () => '1' })],
+    ['/secret.html', () => {}],
+  ]) {
+    const context = await browser.newContext({ userAgent: USER_AGENT });
+    await context.addInitScript(setup);
+    const calls = recordApiCalls(context);
+    const tab = await context.newPage();
+    await tab.goto(pagesUrl + path);
+    await tab.evaluate(() => {
+      SuperInsights.trackEvent('must_not_arrive');
+      SuperInsights.flush();
+    });
+    await tab.goto('about:blank');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(calls.length, 0, `${path}: nothing sent`);
+    await context.close();
+  }
+});
+
+test('a session idle for more than 30 minutes is renewed; the visitor id is kept', async () => {
+  for (const [idleMinutes, renewed] of [
+    [31, true],
+    [5, false],
+  ]) {
+    const context = await browser.newContext({ userAgent: USER_AGENT });
+    await context.addInitScript((ts) => {
+      if (localStorage.si_client_id) return;
+      localStorage.si_client_id = 'visitor-from-an-earlier-visit';
+      localStorage.si_session_id = 'session-from-an-earlier-visit';
+      localStorage.si_session_ts = String(ts);
+    }, Date.now() - idleMinutes * 60_000);
+    const calls = recordApiCalls(context);
+    const tab = await context.newPage();
+    await tab.goto(`${pagesUrl}/misc.html`);
+    await tab.evaluate(() => SuperInsights.trackEvent('session_check', { idle: true }));
+    await until('the page view and the event', () => itemsOf(calls, 'pageviews').length && itemsOf(calls, 'events').length);
+    for (const item of [...itemsOf(calls, 'pageviews'), ...itemsOf(calls, 'events')]) {
+      assert.equal(item.clientId, 'visitor-from-an-earlier-visit');
+      assert.equal(item.sessionId === 'session-from-an-earlier-visit', !renewed, `idle ${idleMinutes} min`);
+    }
+    await context.close();
+  }
+});
+
+test('ws transport: items wait while the socket is down and go when it reconnects after 1 s', async () => {
+  const context = await browser.newContext({ userAgent: USER_AGENT });
+  const tab = await context.newPage();
+  const connections = [];
+  // Every connection passes through here to the real server, so the test can cut one.
+  await tab.routeWebSocket(
+    (url) => url.pathname === '/v1/ws',
+    (ws) => {
+      const connection = { at: Date.now(), sent: [], received: [], ws };
+      connections.push(connection);
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        connection.sent.push(JSON.parse(m));
+        server.send(m);
+      });
+      server.onMessage((m) => {
+        connection.received.push(JSON.parse(m));
+        ws.send(m);
+      });
+    },
+  );
+  const acked = (connection, channel) => connection?.received.some((m) => m.type === 'ack' && m.channel === channel);
+  await tab.goto(`${pagesUrl}/ws-misc.html`);
+  await until('the landing page view acked', () => acked(connections[0], 'pageviews'));
+
+  await connections[0].ws.close({ code: 1012, reason: 'the test cuts the connection' });
+  const cutAt = Date.now();
+  await tab.evaluate(() => {
+    SuperInsights.trackEvent('queued_while_offline');
+    SuperInsights.flush();
+  });
+  await until('a new connection and the queued event acked', () => acked(connections[1], 'events'));
+  const reconnectedAfter = connections[1].at - cutAt;
+  assert.ok(reconnectedAfter >= 800 && reconnectedAfter < 2500, `reconnected after ~1 s: ${reconnectedAfter} ms`);
+  assert.equal(connections.length, 2);
+  assert.ok(!connections[0].sent.some((m) => m.channel === 'events'), 'nothing sent into the closed socket');
+  const sent = connections[1].sent.filter((m) => m.channel === 'events').flatMap((m) => m.items);
+  assert.deepEqual(
+    sent.map((i) => i.eventName),
+    ['queued_while_offline'],
+  );
   await context.close();
 });

@@ -421,7 +421,7 @@ async fn roles_and_tenants_are_enforced() {
     .await;
     assert_eq!(r.status(), 403);
 
-    // Unknown emails get an invite link; the last owner cannot be removed.
+    // Unknown emails get an invite link; owners cannot remove themselves here.
     let (_, html) = page(&alice, &app, &alice_settings).await;
     let r = post_form(
         &alice,
@@ -453,7 +453,26 @@ async fn roles_and_tenants_are_enforced() {
     )
     .await;
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("last owner"));
+    assert!(r.text().await.unwrap().contains("cannot remove yourself"));
+    let bob_user = app
+        .state
+        .stores
+        .accounts
+        .user_by_email("bob@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let r = post_form(
+        &alice,
+        &app,
+        &format!("/projects/{alice_id}/users/remove"),
+        &csrf_of(&html),
+        &[("userId", &bob_user.id.to_hex())],
+    )
+    .await;
+    assert!(r.text().await.unwrap().contains("Member removed."));
+    let (status, _) = page(&bob, &app, "/projects").await;
+    assert_eq!(status, 200, "bob falls back to his own workspace");
     app.stop().await;
 }
 

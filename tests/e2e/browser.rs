@@ -166,7 +166,8 @@ async fn the_sdk_delivers_everything_from_a_real_browser_by_fetch_beacon_and_web
         return;
     }
     let app = TestApp::spawn(&[]).await;
-    let (http, beacon, ws) = (
+    let (http, beacon, ws, misc) = (
+        app.project().await,
         app.project().await,
         app.project().await,
         app.project().await,
@@ -182,6 +183,7 @@ async fn the_sdk_delivers_everything_from_a_real_browser_by_fetch_beacon_and_web
         .env("SI_KEY_HTTP", &http.public_api_key)
         .env("SI_KEY_BEACON", &beacon.public_api_key)
         .env("SI_KEY_WS", &ws.public_api_key)
+        .env("SI_KEY_MISC", &misc.public_api_key)
         .kill_on_drop(true)
         .status()
         .await
@@ -206,6 +208,14 @@ async fn the_sdk_delivers_everything_from_a_real_browser_by_fetch_beacon_and_web
     at_least(&app, &beacon, Channel::Performance, 1).await;
 
     assert_exercise_stored(&app, &ws, "/ws.html").await;
+
+    let events = at_least(&app, &misc, Channel::Events, 4).await;
+    let count = |name: &str| events.iter().filter(|e| e["eventName"] == name).count();
+    assert_eq!(count("retried"), 1, "retried until stored, stored once");
+    assert_eq!(count("session_check"), 2);
+    assert_eq!(count("queued_while_offline"), 1, "sent after the reconnect");
+    assert_eq!(count("must_not_arrive"), 0, "Do Not Track, secret key");
+    assert_eq!(events.len(), 4);
     app.stop().await;
 }
 

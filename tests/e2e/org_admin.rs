@@ -6,7 +6,7 @@ use reqwest::Client;
 use serde_json::Value;
 use superinsights::{
     domain::{ids::DocId, timestamp::now_ms},
-    services::projects::token_hash,
+    services::orgs::token_hash,
     store::{Invite, User},
 };
 
@@ -673,7 +673,7 @@ async fn admin_pages_are_for_platform_admins_only() {
 
     let (status, html) = page(&root, &app, "/admin").await;
     assert_eq!(status, 200);
-    assert!(html.contains("2 users, 1 admins"));
+    assert!(html.contains("2 users, 1 admin"));
     let (status, html) = page(&root, &app, "/admin/users").await;
     assert_eq!(status, 200);
     assert!(html.contains("bob@example.com") && html.contains("root@example.com"));

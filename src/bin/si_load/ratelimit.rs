@@ -43,13 +43,13 @@ pub struct RateLimitArgs {
 }
 
 /// A private redis-server on a free loopback port, killed when dropped.
-struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     _child: tokio::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl PrivateRedis {
-    async fn start(binary: &str) -> Result<Self, String> {
+    pub(crate) async fn start(binary: &str) -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
