@@ -71,11 +71,12 @@ impl Enricher {
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .collect();
+        // Fewer entries than trusted proxies: the request did not come through them all, so
+        // nothing in the header can be trusted; use the socket peer.
         let chosen = entries
             .len()
             .checked_sub(self.trust_proxy)
-            .map(|i| entries[i])
-            .or(entries.first().copied());
+            .map(|i| entries[i]);
         chosen
             .and_then(|ip| ip.parse::<IpAddr>().ok())
             .unwrap_or(peer)
