@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 use superinsights::{domain::model::Channel, store::Project};
 
 /// Why the browser suite cannot run here, if it cannot.
-fn missing_browser_prerequisite() -> Option<String> {
+pub(crate) fn missing_browser_prerequisite() -> Option<String> {
     let chromium = std::env::var("SI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
         return Some(format!("{chromium} not found (apt-get install chromium)"));

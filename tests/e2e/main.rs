@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod browser;
+mod browser_accounts;
 mod cli;
 mod ingest;
 mod org_admin;
