@@ -133,12 +133,32 @@ fn project_form(form: &CsrfForm) -> ProjectForm {
 }
 
 /// Page-level outcome shown on the settings page.
+/// What a settings action says: `Ok` shows a message, `Err` re-renders with an error and status.
+type Outcome = Result<Notice, (StatusCode, Notice)>;
+
+fn done(message: impl Into<String>) -> Outcome {
+    Ok(Notice {
+        message: Some(message.into()),
+        ..Default::default()
+    })
+}
+
+fn refused(status: StatusCode, error: impl Into<String>) -> Outcome {
+    Err((
+        status,
+        Notice {
+            error: Some(error.into()),
+            ..Default::default()
+        },
+    ))
+}
+
 #[derive(Default)]
 struct Notice {
     message: Option<String>,
     error: Option<String>,
     invite_link: Option<String>,
-    form: Option<ProjectForm>,
+    form: Option<Box<ProjectForm>>,
 }
 
 async fn render_settings(
@@ -183,7 +203,7 @@ async fn render_settings(
     );
     Ok(SettingsPage {
         shell: Shell::of(auth),
-        form: notice.form.unwrap_or_else(|| ProjectForm {
+        form: notice.form.map(|f| *f).unwrap_or_else(|| ProjectForm {
             name: p.name.clone(),
             icon: p.icon.clone(),
             environment: p.environment.clone(),
@@ -295,34 +315,25 @@ async fn update_project(
     let mut access = ProjectAccess::check(&state, &auth, &id).await?;
     access.require(EDITORS)?;
     let raw = project_form(&form);
-    match raw.validate() {
+    let outcome = match raw.validate() {
         Ok(update) => {
             access.project = state
                 .stores
                 .projects
                 .update_project(access.project.id, &update)
                 .await?;
-            let notice = Notice {
-                message: Some("Project updated successfully.".into()),
-                ..Default::default()
-            };
-            Ok(render_settings(&state, &auth, access, &headers, notice)
-                .await?
-                .into_response())
+            done("Project updated successfully.")
         }
-        Err(error) => {
-            let notice = Notice {
+        Err(error) => Err((
+            StatusCode::BAD_REQUEST,
+            Notice {
                 error: Some(error),
-                form: Some(raw),
+                form: Some(Box::new(raw)),
                 ..Default::default()
-            };
-            Ok((
-                StatusCode::BAD_REQUEST,
-                render_settings(&state, &auth, access, &headers, notice).await?,
-            )
-                .into_response())
-        }
-    }
+            },
+        )),
+    };
+    settings_outcome(&state, &auth, access, &headers, outcome).await
 }
 
 async fn regenerate_keys(
@@ -340,13 +351,8 @@ async fn regenerate_keys(
         .regenerate_keys(access.project.id)
         .await?;
     state.ingestor.keys().invalidate_project(access.project.id);
-    let notice = Notice {
-        message: Some("New keys generated. The old keys no longer work.".into()),
-        ..Default::default()
-    };
-    Ok(render_settings(&state, &auth, access, &headers, notice)
-        .await?
-        .into_response())
+    let outcome = done("New keys generated. The old keys no longer work.");
+    settings_outcome(&state, &auth, access, &headers, outcome).await
 }
 
 async fn save_drop_rules(
@@ -365,7 +371,7 @@ async fn save_drop_rules(
         &form.all("dropFilterOp[]"),
         &form.all("dropFilterValue[]"),
     );
-    match parsed {
+    let outcome = match parsed {
         Ok(rules) => {
             state
                 .stores
@@ -373,26 +379,11 @@ async fn save_drop_rules(
                 .set_drop_rules(access.project.id, &rules)
                 .await?;
             state.ingestor.keys().invalidate_project(access.project.id);
-            let notice = Notice {
-                message: Some("Drop rules saved.".into()),
-                ..Default::default()
-            };
-            Ok(render_settings(&state, &auth, access, &headers, notice)
-                .await?
-                .into_response())
+            done("Drop rules saved.")
         }
-        Err(error) => {
-            let notice = Notice {
-                error: Some(error),
-                ..Default::default()
-            };
-            Ok((
-                StatusCode::BAD_REQUEST,
-                render_settings(&state, &auth, access, &headers, notice).await?,
-            )
-                .into_response())
-        }
-    }
+        Err(error) => refused(StatusCode::BAD_REQUEST, error),
+    };
+    settings_outcome(&state, &auth, access, &headers, outcome).await
 }
 
 async fn drop_report(
@@ -444,7 +435,8 @@ async fn add_user(
             ..Default::default()
         }),
     };
-    settings_outcome(&state, &auth, access, &headers, result).await
+    let outcome = member_outcome(result)?;
+    settings_outcome(&state, &auth, access, &headers, outcome).await
 }
 
 async fn remove_user(
@@ -466,32 +458,37 @@ async fn remove_user(
             message: Some("Member removed.".into()),
             ..Default::default()
         });
-    settings_outcome(&state, &auth, access, &headers, result).await
+    let outcome = member_outcome(result)?;
+    settings_outcome(&state, &auth, access, &headers, outcome).await
 }
 
-/// The settings page with the outcome of a membership change (a refusal keeps its status).
+/// The settings page after an action: its message, or its error with the refusal's status.
 async fn settings_outcome(
     state: &AppState,
     auth: &AuthUser,
     access: ProjectAccess,
     headers: &HeaderMap,
-    result: Result<Notice, MemberError>,
+    outcome: Outcome,
 ) -> Result<Response, AppError> {
-    match result {
+    match outcome {
         Ok(notice) => Ok(render_settings(state, auth, access, headers, notice)
             .await?
             .into_response()),
+        Err((status, notice)) => Ok((
+            status,
+            render_settings(state, auth, access, headers, notice).await?,
+        )
+            .into_response()),
+    }
+}
+
+/// A refused membership change as an [`Outcome`].
+fn member_outcome(result: Result<Notice, MemberError>) -> Result<Outcome, AppError> {
+    match result {
+        Ok(notice) => Ok(Ok(notice)),
         Err(e) => {
             let (status, error) = refusal(e)?;
-            let notice = Notice {
-                error: Some(error),
-                ..Default::default()
-            };
-            Ok((
-                status,
-                render_settings(state, auth, access, headers, notice).await?,
-            )
-                .into_response())
+            Ok(refused(status, error))
         }
     }
 }
@@ -528,11 +525,6 @@ async fn clear_data(
         .clear_project_data(access.project.id)
         .await?;
     state.ingestor.keys().invalidate_project(access.project.id);
-    let notice = Notice {
-        message: Some("All analytics data of this project was deleted.".into()),
-        ..Default::default()
-    };
-    Ok(render_settings(&state, &auth, access, &headers, notice)
-        .await?
-        .into_response())
+    let outcome = done("All analytics data of this project was deleted.");
+    settings_outcome(&state, &auth, access, &headers, outcome).await
 }
