@@ -237,9 +237,18 @@ async fn set_password(
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let user = id_field(&form, "userId")?;
-    let result = svc::set_password(&state.stores, user, form.raw("password"))
-        .await
-        .map(|u| Notice::ok(format!("The password of {} was changed.", u.email)));
+    let result = svc::set_password(&state.stores, user, form.raw("password")).await;
+    // The change ends every session of that user; an admin changing their own password stays
+    // signed in on this one.
+    if let Ok(updated) = &result
+        && updated.id == auth.user.id
+    {
+        let org = auth.current_org.as_ref().map(|o| o.id);
+        session::sign_in(&auth.session, updated, org).await?;
+        // A new session id and CSRF token: load the page afresh.
+        return Ok(axum::response::Redirect::to("/admin/users").into_response());
+    }
+    let result = result.map(|u| Notice::ok(format!("The password of {} was changed.", u.email)));
     users_outcome(&state, &auth, result).await
 }
 

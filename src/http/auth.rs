@@ -120,7 +120,7 @@ async fn login(
         .await?
         .first()
         .map(|(o, _)| o.id);
-    session::sign_in(&session, user.id, first_org).await?;
+    session::sign_in(&session, &user, first_org).await?;
     Ok(Redirect::to(&next).into_response())
 }
 
@@ -167,7 +167,7 @@ async fn register(
     .await
     {
         Ok(created) => {
-            session::sign_in(&session, created.user.id, Some(created.org.id)).await?;
+            session::sign_in(&session, &created.user, Some(created.org.id)).await?;
             Ok(Redirect::to(&format!("/projects/{}/settings", created.project.id)).into_response())
         }
         Err(ProvisionError::Store(e)) => Err(e.into()),

@@ -182,7 +182,7 @@ async fn accept(
     };
     match accepted {
         Ok((user, org)) => {
-            session::sign_in(session, user.id, org)
+            session::sign_in(session, &user, org)
                 .await
                 .map_err(IntoResponse::into_response)?;
             Ok(Redirect::to("/projects").into_response())

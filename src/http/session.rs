@@ -22,6 +22,9 @@ use tower_sessions::Session;
 const UID: &str = "uid";
 const ORG: &str = "org";
 const CSRF: &str = "csrf";
+/// A stamp of the password hash the session was signed in with: a password change (by the user,
+/// an admin, or the bcrypt→argon2id upgrade) ends every other session of that user.
+const PWD: &str = "pwd";
 /// Largest form body accepted.
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
@@ -39,10 +42,20 @@ pub async fn csrf_token(session: &Session) -> Result<String, AppError> {
     Ok(token)
 }
 
-/// Signs the user in: a new session id (no fixation), the user id, a fresh CSRF token.
-pub async fn sign_in(session: &Session, user: DocId, org: Option<DocId>) -> Result<(), AppError> {
+fn password_stamp(password_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(password_hash.as_bytes())[..8])
+}
+
+/// Signs the user in: a new session id (no fixation), the user id, the password stamp, a fresh
+/// CSRF token.
+pub async fn sign_in(session: &Session, user: &User, org: Option<DocId>) -> Result<(), AppError> {
     session.cycle_id().await.map_err(session_error)?;
-    session.insert(UID, user).await.map_err(session_error)?;
+    session.insert(UID, user.id).await.map_err(session_error)?;
+    session
+        .insert(PWD, password_stamp(&user.password_hash))
+        .await
+        .map_err(session_error)?;
     session
         .insert(CSRF, random_hex(32))
         .await
@@ -203,8 +216,14 @@ where
             .user(uid)
             .await
             .map_err(|e| AppError::from(e).into_response())?;
-        let Some(user) = user else {
-            // The account was deleted: end the session.
+        let stamp: Option<String> = session
+            .get(PWD)
+            .await
+            .map_err(|e| session_error(e).into_response())?;
+        let Some(user) =
+            user.filter(|u| stamp.as_deref() == Some(password_stamp(&u.password_hash).as_str()))
+        else {
+            // The account was deleted or its password changed since this session signed in.
             let _ = session.flush().await;
             return Err(required());
         };

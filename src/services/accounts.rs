@@ -87,6 +87,7 @@ pub async fn check_login(
     if !verify_password(password, &user.password_hash).await {
         return Ok(None);
     }
+    let mut user = user;
     if is_bcrypt(&user.password_hash) {
         let upgraded = hash_password(password).await?;
         stores
@@ -94,6 +95,8 @@ pub async fn check_login(
             .set_password_hash(user.id, &upgraded)
             .await?;
         tracing::info!(user = %user.id, "password hash upgraded from bcrypt to argon2id");
+        // The caller signs in with the hash now stored.
+        user.password_hash = upgraded;
     }
     Ok(Some(user))
 }

@@ -507,20 +507,22 @@ async fn admin_count(stores: &Stores) -> Result<usize, MemberError> {
         .count())
 }
 
-/// Sets a user's password (argon2id). Errors: too short → `Invalid`; unknown user → `NotFound`.
+/// Sets a user's password (argon2id), which ends that user's sessions; returns the updated user.
+/// Errors: too short → `Invalid`; unknown user → `NotFound`.
 pub async fn set_password(
     stores: &Stores,
     user: DocId,
     password: &str,
 ) -> Result<User, MemberError> {
     accounts::check_new_password(password)?;
-    let target = stores
+    let mut target = stores
         .accounts
         .user(user)
         .await?
         .ok_or_else(|| MemberError::NotFound("User not found.".into()))?;
     let hash = accounts::hash_password(password).await?;
     stores.accounts.set_password_hash(user, &hash).await?;
+    target.password_hash = hash;
     Ok(target)
 }
 

@@ -578,3 +578,75 @@ async fn redis_outage_does_not_log_users_out() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_password_change_ends_the_users_other_sessions() {
+    let app = TestApp::spawn(&[]).await;
+    let (admin, _) = register(&app, "root@example.com").await;
+    let (_, _) = register(&app, "member@example.com").await;
+    let (member, ok) = login(&app, "member@example.com", "password-123").await;
+    assert_eq!(ok.status(), 303);
+    let (status, _) = page(&member, &app, "/projects").await;
+    assert_eq!(status, 200);
+
+    let target = app
+        .state
+        .stores
+        .accounts
+        .user_by_email("member@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, html) = page(&admin, &app, "/admin/users").await;
+    let r = post_form(
+        &admin,
+        &app,
+        "/admin/users/set-password",
+        &csrf_of(&html),
+        &[
+            ("userId", &target.id.to_hex()),
+            ("password", "brand-new-password"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = member
+        .get(app.url("/projects"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "the old session ended with the password change"
+    );
+    assert!(location(&r).starts_with("/auth/login"));
+    let (_, ok) = login(&app, "member@example.com", "brand-new-password").await;
+    assert_eq!(ok.status(), 303);
+
+    // An admin changing their own password stays signed in.
+    let me = app
+        .state
+        .stores
+        .accounts
+        .user_by_email("root@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let r = post_form(
+        &admin,
+        &app,
+        "/admin/users/set-password",
+        &csrf_of(&html),
+        &[
+            ("userId", &me.id.to_hex()),
+            ("password", "root-new-password"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (status, _) = page(&admin, &app, "/admin/users").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
