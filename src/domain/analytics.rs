@@ -218,6 +218,108 @@ pub fn performance_score(
     }
 }
 
+/// A count per UTC day (`YYYY-MM-DD`), only days with data, ascending.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DayCount {
+    pub date: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PageCount {
+    pub url: String,
+    pub views: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventCount {
+    pub event_name: String,
+    pub count: u64,
+}
+
+/// The dashboard's page-view block (SuperInsights 1.x `pageViews`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageViewsSummary {
+    pub total_views: u64,
+    /// Distinct `clientId`s; documents without one count as one more visitor (as in 1.x).
+    pub unique_visitors: u64,
+    pub views_by_day: Vec<DayCount>,
+    pub top_pages: Vec<PageCount>,
+}
+
+/// The dashboard's events block.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsSummary {
+    pub total_events: u64,
+    pub top_events: Vec<EventCount>,
+    pub events_by_day: Vec<DayCount>,
+}
+
+/// The dashboard's errors block.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorsSummary {
+    pub total_errors: u64,
+    pub unique_fingerprints: u64,
+    pub errors_by_day: Vec<DayCount>,
+}
+
+/// Daily averages of the web vitals (nulls excluded per metric).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MetricsDay {
+    pub date: String,
+    pub lcp: Option<f64>,
+    pub cls: Option<f64>,
+    pub fid: Option<f64>,
+    pub ttfb: Option<f64>,
+    pub inp: Option<f64>,
+}
+
+/// p50/p75/p95 of one metric (lower nearest rank), `None` without data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p95: Option<f64>,
+}
+
+/// The web-vital metrics a performance document can carry.
+pub const METRICS: [&str; 5] = ["lcp", "cls", "fid", "ttfb", "inp"];
+
+/// What the store answers about web vitals in a range; the score is derived by the caller.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PerformanceFigures {
+    /// Per metric of [`METRICS`], in that order.
+    pub percentiles: Vec<(String, Percentiles)>,
+    pub metrics_by_day: Vec<MetricsDay>,
+    pub total_measurements: u64,
+}
+
+impl PerformanceFigures {
+    /// The percentiles of one metric (`lcp`, `cls`, …).
+    pub fn of(&self, metric: &str) -> Percentiles {
+        self.percentiles
+            .iter()
+            .find(|(m, _)| m == metric)
+            .map(|(_, p)| *p)
+            .unwrap_or_default()
+    }
+
+    /// SuperInsights 1.x's score from the p75 values.
+    pub fn score(&self) -> PerformanceScore {
+        performance_score(
+            self.of("lcp").p75,
+            self.of("cls").p75,
+            self.of("fid").p75,
+            self.of("ttfb").p75,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

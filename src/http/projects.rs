@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/projects/new", get(new_project))
         .route("/projects/{id}", get(project_home))
         .route("/projects/{id}/settings", get(show_settings))
+        .route("/projects/{id}/dashboard/data", get(dashboard_data))
         .route("/projects/{id}/update", post(update_project))
         .route("/projects/{id}/regenerate-keys", post(regenerate_keys))
         .route("/projects/{id}/settings/drop-events", post(save_drop_rules))
@@ -527,4 +528,20 @@ async fn clear_data(
     state.ingestor.keys().invalidate_project(access.project.id);
     let outcome = done("All analytics data of this project was deleted.");
     settings_outcome(&state, &auth, access, &headers, outcome).await
+}
+
+/// SuperInsights 1.x `GET /projects/:id/dashboard/data?timeframe=…` (any member): always JSON,
+/// `{success: true, data: {timeframe, pageViews, events, errors, performance}}`.
+async fn dashboard_data(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let timeframe =
+        crate::domain::analytics::Timeframe::parse(query.get("timeframe").map(String::as_str));
+    let data =
+        crate::services::dashboard::dashboard(&state.stores, access.project.id, timeframe).await?;
+    Ok(Json(json!({"success": true, "data": data})).into_response())
 }

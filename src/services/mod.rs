@@ -2,6 +2,7 @@
 //! its workspace and first project). Handlers and CLI commands call these; they hold no HTTP types.
 
 pub mod accounts;
+pub mod dashboard;
 pub mod orgs;
 pub mod projects;
 pub mod retention;

@@ -23,6 +23,7 @@ pub async fn run_all(stores: Stores) {
     account_admin(&stores).await;
     invites(&stores).await;
     sessions(&stores).await;
+    analytics_summaries(&stores).await;
 }
 
 pub fn pageview(url: &str, ts: i64) -> PageView {
@@ -720,4 +721,234 @@ async fn sessions(stores: &Stores) {
     s.delete_session(&id).await.unwrap();
     assert_eq!(s.load_session(&id).await.unwrap(), None);
     s.delete_session(&id).await.unwrap();
+}
+
+/// Hand-computed figures on a small fixture: ties, a missing clientId, one value, an empty range.
+async fn analytics_summaries(stores: &Stores) {
+    use crate::domain::analytics::{DayCount, EventCount, PageCount, TimeRange};
+    let p = new_project(stores, "Stats").await;
+    let day = 86_400_000;
+    let t0 = 1_706_702_400_000; // 2024-01-31T12:00:00Z
+    let range = TimeRange {
+        start_ms: t0 - 2 * day,
+        end_ms: t0,
+    };
+    let pv = |url: &str, client: Option<&str>, ts: i64| PageView {
+        client_id: client.map(str::to_string),
+        ..pageview(url, ts)
+    };
+    let ev = |name: &str, ts: i64| event(name, ts);
+    let perf = |lcp: Option<f64>, cls: Option<f64>, ts: i64| PerformanceMetric {
+        lcp,
+        cls,
+        fid: None,
+        ttfb: None,
+        inp: None,
+        ..metric(ts)
+    };
+    stores
+        .events
+        .write(&[
+            batch(
+                p.id,
+                Docs::Pageviews(vec![
+                    pv("/a", Some("c1"), t0),
+                    pv("/a", Some("c2"), t0 - 1000),
+                    pv("/b", Some("c1"), t0 - 2000),
+                    pv("/b", None, t0 - day),
+                    pv("/c", Some("c3"), t0 - day - 1000),
+                    pv("/old", Some("c9"), t0 - 3 * day),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Events(vec![
+                    ev("signup", t0),
+                    ev("signup", t0 - day),
+                    ev("signup", t0 - 5),
+                    ev("view", t0 - 6),
+                    ev("buy", t0 - 7),
+                    ev("old", t0 - 3 * day),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Errors(vec![
+                    error("boom", t0),
+                    error("boom", t0 - day),
+                    error("bang", t0 - 1),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Performance(vec![
+                    perf(Some(4000.0), None, t0),
+                    perf(Some(1000.0), Some(0.1), t0 - 1),
+                    perf(Some(3000.0), None, t0 - day),
+                    perf(Some(2000.0), None, t0 - day - 1),
+                    perf(Some(9999.0), Some(9.0), t0 - 3 * day),
+                ]),
+            ),
+        ])
+        .await
+        .unwrap();
+
+    let s = stores
+        .stats
+        .pageviews_summary(p.id, range, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.total_views, 5,
+        "the view outside the range is not counted"
+    );
+    assert_eq!(
+        s.unique_visitors, 4,
+        "c1, c2, c3 and one for the views without a clientId"
+    );
+    assert_eq!(
+        s.views_by_day,
+        vec![
+            DayCount {
+                date: "2024-01-30".into(),
+                count: 2
+            },
+            DayCount {
+                date: "2024-01-31".into(),
+                count: 3
+            }
+        ]
+    );
+    let top = |url: &str, views| PageCount {
+        url: url.into(),
+        views,
+    };
+    assert_eq!(
+        s.top_pages,
+        vec![top("/a", 2), top("/b", 2), top("/c", 1)],
+        "ties broken by URL"
+    );
+    assert_eq!(
+        stores
+            .stats
+            .pageviews_summary(p.id, range, 1)
+            .await
+            .unwrap()
+            .top_pages,
+        vec![top("/a", 2)]
+    );
+
+    let e = stores.stats.events_summary(p.id, range, 2).await.unwrap();
+    assert_eq!(e.total_events, 5);
+    assert_eq!(
+        e.top_events,
+        vec![
+            EventCount {
+                event_name: "signup".into(),
+                count: 3
+            },
+            EventCount {
+                event_name: "buy".into(),
+                count: 1
+            }
+        ]
+    );
+    assert_eq!(e.events_by_day.iter().map(|d| d.count).sum::<u64>(), 5);
+
+    let r = stores.stats.errors_summary(p.id, range).await.unwrap();
+    assert_eq!((r.total_errors, r.unique_fingerprints), (3, 2));
+    assert_eq!(
+        r.errors_by_day,
+        vec![
+            DayCount {
+                date: "2024-01-30".into(),
+                count: 1
+            },
+            DayCount {
+                date: "2024-01-31".into(),
+                count: 2
+            }
+        ]
+    );
+
+    let f = stores.stats.performance_summary(p.id, range).await.unwrap();
+    assert_eq!(f.total_measurements, 4);
+    let lcp = f.of("lcp");
+    assert_eq!(
+        (lcp.p50, lcp.p75, lcp.p95),
+        (Some(2000.0), Some(3000.0), Some(3000.0)),
+        "lower nearest rank of 1000..4000"
+    );
+    let cls = f.of("cls");
+    assert_eq!(
+        (cls.p50, cls.p75, cls.p95),
+        (Some(0.1), Some(0.1), Some(0.1)),
+        "one value"
+    );
+    assert_eq!(f.of("fid").p75, None, "no data");
+    let score = f.score();
+    assert_eq!(
+        (
+            score.lcp_score,
+            score.cls_score,
+            score.fid_score,
+            score.score
+        ),
+        (67, 100, 0, 42)
+    );
+    let days: Vec<_> = f
+        .metrics_by_day
+        .iter()
+        .map(|d| (d.date.as_str(), d.lcp))
+        .collect();
+    assert_eq!(
+        days,
+        vec![("2024-01-30", Some(2500.0)), ("2024-01-31", Some(2500.0))],
+        "daily averages"
+    );
+    assert_eq!(
+        f.metrics_by_day[1].cls,
+        Some(0.1),
+        "nulls excluded from the average"
+    );
+
+    let empty = TimeRange {
+        start_ms: t0 + day,
+        end_ms: t0 + 2 * day,
+    };
+    assert_eq!(
+        stores
+            .stats
+            .pageviews_summary(p.id, empty, 5)
+            .await
+            .unwrap(),
+        Default::default()
+    );
+    assert_eq!(
+        stores.stats.events_summary(p.id, empty, 5).await.unwrap(),
+        Default::default()
+    );
+    assert_eq!(
+        stores.stats.errors_summary(p.id, empty).await.unwrap(),
+        Default::default()
+    );
+    let none = stores.stats.performance_summary(p.id, empty).await.unwrap();
+    assert_eq!(
+        (
+            none.total_measurements,
+            none.of("lcp").p50,
+            none.score().score
+        ),
+        (0, None, 0)
+    );
+    assert_eq!(
+        stores
+            .stats
+            .pageviews_summary(DocId::new(), range, 5)
+            .await
+            .unwrap()
+            .total_views,
+        0,
+        "unknown project"
+    );
 }

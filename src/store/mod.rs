@@ -10,6 +10,7 @@ pub mod mongo;
 pub mod sqlite;
 
 use crate::domain::{
+    analytics::{ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange},
     drop_rules::DropRules,
     ids::DocId,
     model::{Channel, WriteBatch},
@@ -272,6 +273,35 @@ pub trait StatsReader: Send + Sync {
     ) -> StoreResult<Vec<serde_json::Value>>;
     /// Events dropped by the project's drop rules since it was created or last cleared.
     async fn dropped_events(&self, project_id: DocId) -> StoreResult<u64>;
+    /// Page views in `range` (inclusive): total, unique visitors (distinct `clientId`, documents
+    /// without one counting as one more), views per UTC day, and the `top` most viewed URLs
+    /// (ties broken by URL).
+    async fn pageviews_summary(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<PageViewsSummary>;
+    /// Events in `range`: total, per UTC day, and the `top` event names by count (ties by name).
+    async fn events_summary(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<EventsSummary>;
+    /// Errors in `range`: total, distinct fingerprints, per UTC day.
+    async fn errors_summary(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+    ) -> StoreResult<ErrorsSummary>;
+    /// Web vitals in `range`: p50/p75/p95 per metric (lower nearest rank, nulls excluded), daily
+    /// averages, and the number of measurements.
+    async fn performance_summary(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+    ) -> StoreResult<PerformanceFigures>;
 }
 
 /// Backend-level operations.

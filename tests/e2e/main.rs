@@ -7,6 +7,7 @@ mod accounts;
 mod browser;
 mod browser_accounts;
 mod cli;
+mod dashboard;
 mod ingest;
 mod org_admin;
 mod outage;

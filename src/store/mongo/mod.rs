@@ -10,6 +10,7 @@ mod accounts;
 mod docs;
 mod errors;
 mod indexes;
+mod stats;
 
 use super::{
     AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, Organization, Project,
@@ -17,6 +18,7 @@ use super::{
     drop_rules_key, slugify,
 };
 use crate::domain::{
+    analytics::{ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange},
     drop_rules::DropRules,
     ids::{DocId, api_key, random_hex},
     model::{Channel, WriteBatch},
@@ -840,6 +842,40 @@ impl StatsReader for MongoStore {
             .and_then(|d| docs::read_int(d, "droppedEventsCount"))
             .unwrap_or(0);
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn pageviews_summary(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<PageViewsSummary> {
+        self.stats_pageviews(project_id, range, top).await
+    }
+
+    async fn events_summary(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<EventsSummary> {
+        self.stats_events(project_id, range, top).await
+    }
+
+    async fn errors_summary(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+    ) -> StoreResult<ErrorsSummary> {
+        self.stats_errors(project_id, range).await
+    }
+
+    async fn performance_summary(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+    ) -> StoreResult<PerformanceFigures> {
+        self.stats_performance(project_id, range).await
     }
 }
 

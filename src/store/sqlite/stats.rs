@@ -1,0 +1,269 @@
+//! Summary queries over the analytics tables (SQLite): what the dashboard needs, computed in SQL
+//! over the `(project, ts)` indexes. Percentiles use lower nearest rank via `ORDER BY … OFFSET`.
+
+use super::{SqliteStore, map_err, rows::table};
+use crate::domain::{
+    analytics::{
+        DayCount, ErrorsSummary, EventCount, EventsSummary, METRICS, MetricsDay, PageCount,
+        PageViewsSummary, Percentiles, PerformanceFigures, TimeRange,
+    },
+    ids::DocId,
+    model::Channel,
+};
+use crate::store::StoreResult;
+use sqlx::{Row, SqliteConnection};
+
+/// The UTC day of `ts` (epoch ms) in SQL.
+const DAY: &str = "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')";
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds `project = ? AND ts BETWEEN ? AND ?`.
+fn bounded(q: SqliteQuery<'_>, pk: i64, range: TimeRange) -> SqliteQuery<'_> {
+    q.bind(pk).bind(range.start_ms).bind(range.end_ms)
+}
+
+impl SqliteStore {
+    /// The project's integer key, or `None` for an unknown project (its summaries are empty).
+    async fn key_for_stats(
+        &self,
+        conn: &mut SqliteConnection,
+        id: DocId,
+    ) -> StoreResult<Option<i64>> {
+        match self.project_key(conn, id).await {
+            Ok(pk) => Ok(Some(pk)),
+            Err(crate::store::StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn by_day(
+        &self,
+        conn: &mut SqliteConnection,
+        channel: Channel,
+        pk: i64,
+        range: TimeRange,
+    ) -> StoreResult<Vec<DayCount>> {
+        let sql = format!(
+            "SELECT {DAY} AS day, COUNT(*) AS n FROM {} WHERE project = ? AND ts BETWEEN ? AND ? GROUP BY day ORDER BY day",
+            table(channel)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(pk)
+            .bind(range.start_ms)
+            .bind(range.end_ms)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(DayCount {
+                    date: r.try_get("day").map_err(map_err)?,
+                    count: r.try_get::<i64, _>("n").map_err(map_err)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn stats_pageviews(
+        &self,
+        id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<PageViewsSummary> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let Some(pk) = self.key_for_stats(&mut conn, id).await? else {
+            return Ok(Default::default());
+        };
+        let totals = sqlx::query(
+            "SELECT COUNT(*) AS total, COUNT(DISTINCT client_id) AS uniques, \
+             MAX(client_id IS NULL) AS anonymous FROM pageviews WHERE project = ? AND ts BETWEEN ? AND ?",
+        )
+        .bind(pk)
+        .bind(range.start_ms)
+        .bind(range.end_ms)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        let total: i64 = totals.try_get("total").map_err(map_err)?;
+        let uniques: i64 = totals.try_get("uniques").map_err(map_err)?;
+        let anonymous: Option<i64> = totals.try_get("anonymous").map_err(map_err)?;
+        let top_pages = sqlx::query(
+            "SELECT url, COUNT(*) AS n FROM pageviews WHERE project = ? AND ts BETWEEN ? AND ? \
+             GROUP BY url ORDER BY n DESC, url LIMIT ?",
+        )
+        .bind(pk)
+        .bind(range.start_ms)
+        .bind(range.end_ms)
+        .bind(top as i64)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| {
+            Ok(PageCount {
+                url: r.try_get("url").map_err(map_err)?,
+                views: r.try_get::<i64, _>("n").map_err(map_err)? as u64,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+        Ok(PageViewsSummary {
+            total_views: total as u64,
+            unique_visitors: (uniques + anonymous.unwrap_or(0)) as u64,
+            views_by_day: self
+                .by_day(&mut conn, Channel::Pageviews, pk, range)
+                .await?,
+            top_pages,
+        })
+    }
+
+    pub(super) async fn stats_events(
+        &self,
+        id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<EventsSummary> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let Some(pk) = self.key_for_stats(&mut conn, id).await? else {
+            return Ok(Default::default());
+        };
+        let rows = sqlx::query(
+            "SELECT event_name, COUNT(*) AS n FROM events WHERE project = ? AND ts BETWEEN ? AND ? \
+             GROUP BY event_name ORDER BY n DESC, event_name",
+        )
+        .bind(pk)
+        .bind(range.start_ms)
+        .bind(range.end_ms)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        let mut total = 0;
+        let mut top_events = Vec::new();
+        for r in &rows {
+            let count = r.try_get::<i64, _>("n").map_err(map_err)? as u64;
+            total += count;
+            if top_events.len() < top {
+                top_events.push(EventCount {
+                    event_name: r.try_get("event_name").map_err(map_err)?,
+                    count,
+                });
+            }
+        }
+        Ok(EventsSummary {
+            total_events: total,
+            top_events,
+            events_by_day: self.by_day(&mut conn, Channel::Events, pk, range).await?,
+        })
+    }
+
+    pub(super) async fn stats_errors(
+        &self,
+        id: DocId,
+        range: TimeRange,
+    ) -> StoreResult<ErrorsSummary> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let Some(pk) = self.key_for_stats(&mut conn, id).await? else {
+            return Ok(Default::default());
+        };
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total, COUNT(DISTINCT fingerprint) AS fingerprints FROM errors \
+             WHERE project = ? AND ts BETWEEN ? AND ?",
+        )
+        .bind(pk)
+        .bind(range.start_ms)
+        .bind(range.end_ms)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        Ok(ErrorsSummary {
+            total_errors: row.try_get::<i64, _>("total").map_err(map_err)? as u64,
+            unique_fingerprints: row.try_get::<i64, _>("fingerprints").map_err(map_err)? as u64,
+            errors_by_day: self.by_day(&mut conn, Channel::Errors, pk, range).await?,
+        })
+    }
+
+    pub(super) async fn stats_performance(
+        &self,
+        id: DocId,
+        range: TimeRange,
+    ) -> StoreResult<PerformanceFigures> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let Some(pk) = self.key_for_stats(&mut conn, id).await? else {
+            return Ok(PerformanceFigures {
+                percentiles: METRICS
+                    .iter()
+                    .map(|m| (m.to_string(), Percentiles::default()))
+                    .collect(),
+                ..Default::default()
+            });
+        };
+        let total: i64 = bounded(
+            sqlx::query(
+                "SELECT COUNT(*) FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ?",
+            ),
+            pk,
+            range,
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?
+        .try_get(0)
+        .map_err(map_err)?;
+        let mut percentiles = Vec::new();
+        for metric in METRICS {
+            let filter = format!(
+                "FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ? AND {metric} IS NOT NULL"
+            );
+            let count_sql = format!("SELECT COUNT(*) {filter}");
+            let n: i64 = bounded(sqlx::query(&count_sql), pk, range)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .try_get(0)
+                .map_err(map_err)?;
+            let rank_sql = format!("SELECT {metric} {filter} ORDER BY {metric} LIMIT 1 OFFSET ?");
+            let mut at = Percentiles::default();
+            for (p, slot) in [(0.5, &mut at.p50), (0.75, &mut at.p75), (0.95, &mut at.p95)] {
+                if n == 0 {
+                    continue;
+                }
+                let offset = (p * (n - 1) as f64).floor() as i64;
+                let value: f64 = bounded(sqlx::query(&rank_sql), pk, range)
+                    .bind(offset)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(map_err)?
+                    .try_get(0)
+                    .map_err(map_err)?;
+                *slot = Some(value);
+            }
+            percentiles.push((metric.to_string(), at));
+        }
+        let days_sql = format!(
+            "SELECT {DAY} AS day, AVG(lcp) AS lcp, AVG(cls) AS cls, AVG(fid) AS fid, AVG(ttfb) AS ttfb, AVG(inp) AS inp \
+             FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ? GROUP BY day ORDER BY day"
+        );
+        let days = bounded(sqlx::query(&days_sql), pk, range)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let metrics_by_day = days
+            .iter()
+            .map(|r| {
+                Ok(MetricsDay {
+                    date: r.try_get("day").map_err(map_err)?,
+                    lcp: r.try_get("lcp").map_err(map_err)?,
+                    cls: r.try_get("cls").map_err(map_err)?,
+                    fid: r.try_get("fid").map_err(map_err)?,
+                    ttfb: r.try_get("ttfb").map_err(map_err)?,
+                    inp: r.try_get("inp").map_err(map_err)?,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(PerformanceFigures {
+            percentiles,
+            metrics_by_day,
+            total_measurements: total as u64,
+        })
+    }
+}
