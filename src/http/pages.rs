@@ -26,6 +26,21 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "application/javascript; charset=utf-8",
         include_str!("../../static/js/app.js"),
     ),
+    (
+        "js/dashboard.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/js/dashboard.js"),
+    ),
+    (
+        "vendor/uplot/uPlot.iife.min.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/vendor/uplot/uPlot.iife.min.js"),
+    ),
+    (
+        "vendor/uplot/uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/vendor/uplot/uPlot.min.css"),
+    ),
 ];
 
 pub fn router() -> Router<AppState> {

@@ -179,7 +179,7 @@ async fn an_invited_stranger_creates_an_account_and_lands_in_the_organization() 
     let (status, html) = page(&carol, &app, "/projects").await;
     assert_eq!(status, 200);
     assert!(
-        html.contains(&format!("/projects/{alice_project}/settings")),
+        html.contains(&format!("/projects/{alice_project}/dashboard")),
         "Carol sees the organization's project"
     );
 

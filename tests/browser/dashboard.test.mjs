@@ -1,0 +1,66 @@
+// The dashboard in a real browser (Debian's Chromium, headless, playwright-core): log in, open a
+// project's dashboard over seeded data, check the totals and that the charts are drawn, and that
+// auto-refresh stops after three failed refreshes. Run by tests/e2e/browser_accounts.rs, which
+// seeds the data and passes SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT and the expected figures.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { chromium } from 'playwright-core';
+
+const { SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT, SI_VIEWS, SI_EVENTS, SI_ERRORS } = process.env;
+const CHROMIUM = process.env.SI_CHROMIUM || '/usr/bin/chromium';
+assert.ok(SI_URL && SI_EMAIL && SI_PROJECT, 'set by tests/e2e/browser_accounts.rs');
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+after(async () => browser?.close());
+
+test('the dashboard shows the seeded totals and draws its charts', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  const failedRequests = [];
+  page.on('response', (r) => { if (r.status() >= 400) failedRequests.push(`${r.status()} ${r.url()}`); });
+
+  await page.goto(`${SI_URL}/auth/login`);
+  await page.fill('input[name=email]', SI_EMAIL);
+  await page.fill('input[name=password]', SI_PASSWORD);
+  await Promise.all([page.waitForURL(/\/projects$/), page.click('main button[type=submit]')]);
+  await page.goto(`${SI_URL}/projects/${SI_PROJECT}/dashboard?timeframe=7d`);
+
+  assert.equal(await page.textContent('[data-field="pageViews.totalViews"]'), SI_VIEWS);
+  assert.equal(await page.textContent('[data-field="events.totalEvents"]'), SI_EVENTS);
+  assert.equal(await page.textContent('[data-field="errors.totalErrors"]'), SI_ERRORS);
+  assert.match(await page.textContent('#top-pages'), /\/pricing/);
+
+  // uPlot draws on a canvas: it must exist, have a size, and have non-transparent pixels.
+  for (const id of ['chart-views', 'chart-events', 'chart-errors', 'chart-vitals']) {
+    const painted = await page.$eval(`#${id} canvas`, (c) => {
+      const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+      return { w: c.width, h: c.height, painted: n };
+    });
+    assert.ok(painted.w > 100 && painted.h > 100, `${id} has a size: ${JSON.stringify(painted)}`);
+    assert.ok(painted.painted > 500, `${id} is drawn: ${JSON.stringify(painted)}`);
+  }
+  assert.deepEqual(failedRequests, [], 'no asset or data request failed');
+
+  // A manual refresh updates from the JSON route; three failures in a row stop auto-refresh.
+  await page.evaluate(() => window.siDashboard.refresh());
+  await page.waitForFunction(() => /Updated/.test(document.getElementById('refresh-status').textContent));
+  await page.route('**/dashboard/data**', (route) => route.fulfill({ status: 503, body: 'down' }));
+  for (let i = 0; i < 3; i++) {
+    await page.evaluate(() => window.siDashboard.refresh());
+    await page.waitForFunction((n) => window.siDashboard.failures() === n, i + 1);
+  }
+  assert.equal(await page.isChecked('#auto-refresh'), false, 'auto-refresh turned itself off');
+  assert.match(await page.textContent('#refresh-status'), /stopped after 3 failed refreshes/);
+  if (process.env.SI_SCREENSHOT) await page.screenshot({ path: process.env.SI_SCREENSHOT, fullPage: true });
+  await context.close();
+});
