@@ -83,7 +83,19 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     };
     tracing::info!("sessions: {}", sessions.describe());
     spawn_maintenance(durable_sessions, stores.clone());
+    let cache: Arc<dyn crate::runtime::cache::Cache> = match &redis {
+        Some(handle) if config.redis.cache => Arc::new(
+            crate::runtime::cache::redis::RedisCache::new(handle.clone()),
+        ),
+        _ => Arc::new(crate::runtime::cache::memory::MemoryCache::default()),
+    };
+    tracing::info!("dashboard cache: {}", cache.name());
+    let dashboards = Arc::new(crate::runtime::cache::DashboardCache::new(
+        cache,
+        Duration::from_secs(config.redis.ttl_secs),
+    ));
     let state = AppState {
+        dashboards,
         sessions,
         config: Arc::new(config),
         stores,

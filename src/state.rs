@@ -20,6 +20,8 @@ pub struct AppState {
     pub plan: Arc<BackendPlan>,
     /// Shared by every rate-limit layer and by the WebSocket per-message check.
     pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Dashboards behind the cache (in-process, or Redis with `CACHE_REDIS`).
+    pub dashboards: Arc<crate::runtime::cache::DashboardCache>,
     /// Server-side session store (durable, optionally with Redis in front).
     pub sessions: crate::runtime::sessions::AppSessionStore,
     /// Open WebSocket ingestion connections (closed with 1001 on shutdown).
@@ -83,7 +85,11 @@ impl BackendPlan {
             ),
             (
                 "cache",
-                on_redis(config.redis.cache, "redis", "in-process".into()),
+                if redis && config.redis.cache {
+                    "redis (dashboards are computed uncached while redis is down)".into()
+                } else {
+                    "in-process".into()
+                },
             ),
             (
                 "rate limits",

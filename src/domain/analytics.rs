@@ -1,11 +1,11 @@
 //! The analytics math of SuperInsights 1.x, as pure functions: timeframes, UTC day buckets,
 //! lower-nearest-rank percentiles, the p75 performance score, and web-vital statuses.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime};
 
 /// A dashboard timeframe (`5m … 30d`, `3m` = 90 days, `1y` = year to date).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Timeframe {
     #[serde(rename = "5m")]
     M5,
@@ -108,7 +108,7 @@ impl Timeframe {
 }
 
 /// An inclusive range of epoch milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeRange {
     pub start_ms: i64,
     pub end_ms: i64,
@@ -184,7 +184,7 @@ impl Thresholds {
 }
 
 /// SuperInsights 1.x's performance score from p75 values.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PerformanceScore {
     pub score: u32,
@@ -192,7 +192,8 @@ pub struct PerformanceScore {
     pub cls_score: u32,
     pub fid_score: u32,
     pub ttfb_score: u32,
-    pub basis: &'static str,
+    /// Always `p75`.
+    pub basis: String,
 }
 
 /// Rounded mean of the four metric scores (a missing metric scores 0).
@@ -214,24 +215,24 @@ pub fn performance_score(
         cls_score: c,
         fid_score: f,
         ttfb_score: t,
-        basis: "p75",
+        basis: "p75".into(),
     }
 }
 
 /// A count per UTC day (`YYYY-MM-DD`), only days with data, ascending.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DayCount {
     pub date: String,
     pub count: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PageCount {
     pub url: String,
     pub views: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventCount {
     pub event_name: String,
@@ -239,7 +240,7 @@ pub struct EventCount {
 }
 
 /// The dashboard's page-view block (SuperInsights 1.x `pageViews`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PageViewsSummary {
     pub total_views: u64,
@@ -250,7 +251,7 @@ pub struct PageViewsSummary {
 }
 
 /// The dashboard's events block.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsSummary {
     pub total_events: u64,
@@ -259,7 +260,7 @@ pub struct EventsSummary {
 }
 
 /// The dashboard's errors block.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorsSummary {
     pub total_errors: u64,
@@ -268,7 +269,7 @@ pub struct ErrorsSummary {
 }
 
 /// Daily averages of the web vitals (nulls excluded per metric).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricsDay {
     pub date: String,
     pub lcp: Option<f64>,
@@ -279,7 +280,7 @@ pub struct MetricsDay {
 }
 
 /// p50/p75/p95 of one metric (lower nearest rank), `None` without data.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub p50: Option<f64>,
     pub p75: Option<f64>,
@@ -290,7 +291,7 @@ pub struct Percentiles {
 pub const METRICS: [&str; 5] = ["lcp", "cls", "fid", "ttfb", "inp"];
 
 /// What the store answers about web vitals in a range; the score is derived by the caller.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PerformanceFigures {
     /// Per metric of [`METRICS`], in that order.

@@ -38,6 +38,12 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "store": {"backend": state.stores.name, "ok": ready, "error": store_error},
         "redis": redis,
         "ingestSpool": {"pending": state.spool.has_pending()},
+        "dashboardCache": {
+            "backend": state.dashboards.backend(),
+            "hits": state.dashboards.counters.hits.load(std::sync::atomic::Ordering::Relaxed),
+            "misses": state.dashboards.counters.misses.load(std::sync::atomic::Ordering::Relaxed),
+            "computeMicros": state.dashboards.counters.compute_micros.load(std::sync::atomic::Ordering::Relaxed),
+        },
     });
     (
         if ready {

@@ -381,6 +381,7 @@ async fn save_drop_rules(
                 .set_drop_rules(access.project.id, &rules)
                 .await?;
             state.ingestor.keys().invalidate_project(access.project.id);
+            state.dashboards.invalidate(access.project.id).await;
             done("Drop rules saved.")
         }
         Err(error) => refused(StatusCode::BAD_REQUEST, error),
@@ -509,6 +510,7 @@ async fn delete_project(
         .soft_delete_project(access.project.id)
         .await?;
     state.ingestor.keys().invalidate_project(access.project.id);
+    state.dashboards.invalidate(access.project.id).await;
     Ok(Redirect::to("/projects").into_response())
 }
 
@@ -527,6 +529,7 @@ async fn clear_data(
         .clear_project_data(access.project.id)
         .await?;
     state.ingestor.keys().invalidate_project(access.project.id);
+    state.dashboards.invalidate(access.project.id).await;
     let outcome = done("All analytics data of this project was deleted.");
     settings_outcome(&state, &auth, access, &headers, outcome).await
 }
@@ -542,8 +545,10 @@ async fn dashboard_data(
     let access = ProjectAccess::check(&state, &auth, &id).await?;
     let timeframe =
         crate::domain::analytics::Timeframe::parse(query.get("timeframe").map(String::as_str));
-    let data =
-        crate::services::dashboard::dashboard(&state.stores, access.project.id, timeframe).await?;
+    let data = state
+        .dashboards
+        .dashboard(&state.stores, access.project.id, timeframe)
+        .await?;
     Ok(Json(json!({"success": true, "data": data})).into_response())
 }
 
@@ -583,8 +588,10 @@ async fn show_dashboard(
     use crate::domain::analytics::Timeframe;
     let access = ProjectAccess::check(&state, &auth, &id).await?;
     let timeframe = Timeframe::parse(query.get("timeframe").map(String::as_str));
-    let data =
-        crate::services::dashboard::dashboard(&state.stores, access.project.id, timeframe).await?;
+    let data = state
+        .dashboards
+        .dashboard(&state.stores, access.project.id, timeframe)
+        .await?;
     let score = data.performance.performance_score.score;
     let page = DashboardPage {
         shell: Shell::of(&auth),

@@ -1,6 +1,7 @@
 //! Runtime services that sit beside the store: the Redis connection and the rate limiter today;
 //! later the cache, job queue and session layer, each with an in-process and a Redis implementation.
 
+pub mod cache;
 pub mod rate_limit;
 pub mod redis;
 pub mod sessions;

@@ -14,13 +14,13 @@ use crate::{
     },
     store::{StoreResult, Stores},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Top pages and top events on the dashboard (SuperInsights 1.x: 5).
 pub const DASHBOARD_TOP: usize = 5;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PerformanceBlock {
     /// `lcp_p50`, `lcp_p75`, `lcp_p95`, … for every metric; `null` without data.
@@ -30,7 +30,7 @@ pub struct PerformanceBlock {
     pub performance_score: PerformanceScore,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dashboard {
     pub timeframe: Timeframe,

@@ -143,3 +143,129 @@ async fn dashboard_data_has_the_superinsights_shape_and_figures() {
     assert_eq!(r.status(), 401);
     app.stop().await;
 }
+
+/// With `CACHE_REDIS=true` the dashboard is cached in Redis with keys that hit; a Redis outage
+/// only means computing uncached; clearing data invalidates at once.
+#[tokio::test]
+async fn dashboard_cache_on_redis_hits_survives_an_outage_and_invalidates() {
+    use crate::support::{RedisServer, eventually};
+    use std::time::Duration;
+    let mut redis = RedisServer::start().await;
+    let app = TestApp::spawn(&[("REDIS_URL", &redis.url()), ("CACHE_REDIS", "true")]).await;
+    let counters = async || {
+        let v: Value = app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            v["redis"]["connected"].as_bool() == Some(true),
+            v["dashboardCache"]["hits"].as_u64().unwrap(),
+            v["dashboardCache"]["misses"].as_u64().unwrap(),
+            v["dashboardCache"]["backend"].clone(),
+        )
+    };
+    eventually(Duration::from_secs(10), "redis connected", async || {
+        counters().await.0
+    })
+    .await;
+    assert_eq!(counters().await.3, "redis");
+    let client = browser();
+    let (_, html) = page(&client, &app, "/auth/register").await;
+    let r = post_form(
+        &client,
+        &app,
+        "/auth/register",
+        &csrf_of(&html),
+        &[("email", "cache@example.com"), ("password", "password-123")],
+    )
+    .await;
+    let id = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .split('/')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let pid = superinsights::domain::ids::DocId::parse(&id).unwrap();
+    let key = app
+        .state
+        .stores
+        .projects
+        .project(pid)
+        .await
+        .unwrap()
+        .unwrap()
+        .public_api_key;
+    app.ingest("pageviews", &key, &json!([{"url": "/a"}, {"url": "/b"}]))
+        .await;
+    let total = async || {
+        let v: Value = client
+            .get(app.url(&format!("/projects/{id}/dashboard/data?timeframe=7d")))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["data"]["pageViews"]["totalViews"].as_u64().unwrap()
+    };
+    assert_eq!(total().await, 2);
+    app.ingest("pageviews", &key, &json!({"url": "/c"})).await;
+    assert_eq!(
+        total().await,
+        2,
+        "the second view within the bucket comes from the cache"
+    );
+    let (_, hits, misses, _) = counters().await;
+    assert_eq!((hits, misses), (1, 1));
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "--scan",
+            "--pattern",
+            "si:v1:dashboard:*",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "one time-bucketed key"
+    );
+
+    redis.kill();
+    assert_eq!(
+        total().await,
+        3,
+        "redis down: computed uncached, never an error"
+    );
+    redis.restart().await;
+    eventually(Duration::from_secs(15), "redis reconnected", async || {
+        counters().await.0
+    })
+    .await;
+    assert_eq!(total().await, 3);
+
+    // Clearing the project's data bumps its generation: the next view is fresh.
+    let settings_html = page(&client, &app, &format!("/projects/{id}/settings"))
+        .await
+        .1;
+    let r = post_form(
+        &client,
+        &app,
+        &format!("/projects/{id}/clear-data"),
+        &csrf_of(&settings_html),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(total().await, 0, "invalidated at once");
+    app.stop().await;
+}

@@ -1,0 +1,280 @@
+//! The dashboard cache: a `Cache` port (in-process, or Redis with `CACHE_REDIS=true`) and
+//! [`DashboardCache`], which puts dashboards behind it with keys that actually hit:
+//! `si:v1:dashboard:{project}:{generation}:{timeframe}:{bucket}`, where the bucket is the current
+//! time rounded to the timeframe's bucket length (SuperInsights' plan embedded "now" in
+//! milliseconds, so nothing ever hit). Concurrent misses of one key compute once (single-flight);
+//! clearing data, deleting a project or changing drop rules bumps the project's generation, so its
+//! old entries are never read again. Cache errors are misses, never failures.
+
+pub mod memory;
+pub mod redis;
+
+use crate::{
+    domain::{analytics::Timeframe, ids::DocId, timestamp::now_ms},
+    services::dashboard::{self, Dashboard},
+    store::{StoreResult, Stores},
+};
+use async_trait::async_trait;
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// A byte cache with TTLs and per-project generations.
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// The cached value, `None` on a miss or any error.
+    async fn get(&self, key: &str) -> Option<Vec<u8>>;
+    /// Stores a value for `ttl`; errors are ignored (logged by the implementation).
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration);
+    /// The project's current generation, `None` when it cannot be read (then bypass the cache).
+    async fn generation(&self, project: DocId) -> Option<u64>;
+    /// Starts a new generation: every entry of the project becomes unreachable.
+    async fn bump_generation(&self, project: DocId);
+    /// `memory` or `redis`.
+    fn name(&self) -> &'static str;
+}
+
+/// How long a dashboard may be reused: short timeframes refresh sooner.
+pub fn bucket_len(timeframe: Timeframe, default_ttl: Duration) -> Duration {
+    match timeframe {
+        Timeframe::M5 => Duration::from_secs(15),
+        Timeframe::M30 => Duration::from_secs(30),
+        Timeframe::H1 | Timeframe::H6 | Timeframe::H12 => Duration::from_secs(60),
+        _ => default_ttl.max(Duration::from_secs(1)),
+    }
+}
+
+/// Hits, misses and compute time, for `/readyz` and the logs.
+#[derive(Default, Debug)]
+pub struct CacheCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub compute_micros: AtomicU64,
+}
+
+/// Dashboards behind the cache.
+pub struct DashboardCache {
+    cache: Arc<dyn Cache>,
+    default_ttl: Duration,
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub counters: CacheCounters,
+}
+
+impl DashboardCache {
+    pub fn new(cache: Arc<dyn Cache>, default_ttl: Duration) -> Self {
+        Self {
+            cache,
+            default_ttl,
+            inflight: Mutex::default(),
+            counters: CacheCounters::default(),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.cache.name()
+    }
+
+    /// The dashboard, from the cache when a fresh entry exists.
+    pub async fn dashboard(
+        &self,
+        stores: &Stores,
+        project: DocId,
+        timeframe: Timeframe,
+    ) -> StoreResult<Dashboard> {
+        let Some(generation) = self.cache.generation(project).await else {
+            return self.compute(stores, project, timeframe).await;
+        };
+        let bucket = bucket_len(timeframe, self.default_ttl);
+        let slot = now_ms() / bucket.as_millis().max(1) as i64;
+        let key = format!(
+            "si:v1:dashboard:{project}:{generation}:{}:{slot}",
+            timeframe.as_str()
+        );
+        if let Some(hit) = self.cached(&key).await {
+            return Ok(hit);
+        }
+        // Single-flight: one computation per key; the others wait and then read the cache.
+        let gate = self
+            .inflight
+            .lock()
+            .expect("inflight")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
+        if let Some(hit) = self.cached(&key).await {
+            return Ok(hit);
+        }
+        let fresh = self.compute(stores, project, timeframe).await;
+        if let Ok(dashboard) = &fresh
+            && let Ok(bytes) = serde_json::to_vec(dashboard)
+        {
+            self.cache.set(&key, &bytes, bucket).await;
+        }
+        self.inflight.lock().expect("inflight").remove(&key);
+        fresh
+    }
+
+    async fn cached(&self, key: &str) -> Option<Dashboard> {
+        let bytes = self.cache.get(key).await?;
+        match serde_json::from_slice::<Dashboard>(&bytes) {
+            Ok(dashboard) => {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                Some(dashboard)
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn compute(
+        &self,
+        stores: &Stores,
+        project: DocId,
+        timeframe: Timeframe,
+    ) -> StoreResult<Dashboard> {
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = dashboard::dashboard(stores, project, timeframe).await;
+        let micros = started.elapsed().as_micros() as u64;
+        self.counters
+            .compute_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        tracing::debug!(%project, timeframe = timeframe.as_str(), micros, "dashboard computed");
+        result
+    }
+
+    /// Makes every cached dashboard of the project unreachable (after clear, delete, drop rules).
+    pub async fn invalidate(&self, project: DocId) {
+        self.cache.bump_generation(project).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::Docs;
+    use crate::store::{
+        contract,
+        sqlite::{SqliteOptions, SqliteStore},
+    };
+
+    async fn fixture() -> (tempfile::TempDir, Stores, DocId) {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = Stores::new(
+            "sqlite",
+            SqliteStore::open(&dir.path().join("c.db"), SqliteOptions::default())
+                .await
+                .unwrap(),
+        );
+        stores.admin.migrate().await.unwrap();
+        let project = crate::services::accounts::provision(
+            &stores,
+            "c@example.com",
+            "password1",
+            "user",
+            "P",
+        )
+        .await
+        .unwrap()
+        .project
+        .id;
+        (dir, stores, project)
+    }
+
+    async fn add_view(stores: &Stores, project: DocId) {
+        let docs = Docs::Pageviews(vec![contract::pageview("/x", now_ms())]);
+        stores
+            .events
+            .write(&[contract::batch(project, docs)])
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn repeated_views_hit_and_invalidation_misses() {
+        let (_dir, stores, project) = fixture().await;
+        let cache = DashboardCache::new(
+            Arc::new(memory::MemoryCache::default()),
+            Duration::from_secs(300),
+        );
+        add_view(&stores, project).await;
+        let first = cache
+            .dashboard(&stores, project, Timeframe::D7)
+            .await
+            .unwrap();
+        add_view(&stores, project).await;
+        let second = cache
+            .dashboard(&stores, project, Timeframe::D7)
+            .await
+            .unwrap();
+        assert_eq!(first, second, "served from the cache within the bucket");
+        assert_eq!(
+            (
+                cache.counters.hits.load(Ordering::Relaxed),
+                cache.counters.misses.load(Ordering::Relaxed)
+            ),
+            (1, 1)
+        );
+        cache.invalidate(project).await;
+        let third = cache
+            .dashboard(&stores, project, Timeframe::D7)
+            .await
+            .unwrap();
+        assert_eq!(
+            third.page_views.total_views, 2,
+            "a new generation is computed afresh"
+        );
+        let other = cache
+            .dashboard(&stores, project, Timeframe::H24)
+            .await
+            .unwrap();
+        assert_eq!(
+            other.timeframe,
+            Timeframe::H24,
+            "timeframes have their own keys"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_compute_once() {
+        let (_dir, stores, project) = fixture().await;
+        let cache = Arc::new(DashboardCache::new(
+            Arc::new(memory::MemoryCache::default()),
+            Duration::from_secs(300),
+        ));
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, stores) = (cache.clone(), stores.clone());
+                tokio::spawn(async move {
+                    cache
+                        .dashboard(&stores, project, Timeframe::D30)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for c in calls {
+            c.await.unwrap();
+        }
+        assert_eq!(
+            cache.counters.misses.load(Ordering::Relaxed),
+            1,
+            "single-flight"
+        );
+        assert_eq!(cache.counters.hits.load(Ordering::Relaxed), 15);
+    }
+
+    #[test]
+    fn short_timeframes_use_short_buckets() {
+        let ttl = Duration::from_secs(300);
+        assert_eq!(bucket_len(Timeframe::M5, ttl), Duration::from_secs(15));
+        assert_eq!(bucket_len(Timeframe::M30, ttl), Duration::from_secs(30));
+        assert_eq!(bucket_len(Timeframe::H6, ttl), Duration::from_secs(60));
+        assert_eq!(bucket_len(Timeframe::D30, ttl), ttl);
+    }
+}
