@@ -47,6 +47,21 @@ enum Command {
     },
     /// Print the effective configuration (secrets redacted) and the backend of each piece.
     CheckConfig,
+    /// Fill a new project ("Demo") in a user's workspace with realistic demo data.
+    SeedDemo {
+        /// Email of the user whose workspace gets the demo project.
+        #[arg(long)]
+        owner: String,
+        /// How many documents to write (page views, events, errors, web vitals together).
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Spread the data over this many days before now.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Random seed (the same seed gives the same data).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
@@ -140,6 +155,40 @@ async fn run(command: Command, config: Config) -> Result<(), CliError> {
                 .await
                 .map_err(StartupError::from)?;
             print_project(&project);
+            Ok(())
+        }
+        Command::SeedDemo {
+            owner,
+            events,
+            days,
+            seed,
+        } => {
+            let stores = Stores::open(&config).await.map_err(StartupError::from)?;
+            let user = stores
+                .accounts
+                .user_by_email(&owner)
+                .await
+                .map_err(StartupError::from)?
+                .ok_or_else(|| CliError::Other(format!("no user with email {owner}")))?;
+            let org = first_org_of(&stores, &user).await?;
+            let project = stores
+                .projects
+                .create_project(NewProject::named("Demo", org))
+                .await
+                .map_err(StartupError::from)?;
+            let started = std::time::Instant::now();
+            let s = crate::services::demo::seed(&stores, project.id, events, days, seed)
+                .await
+                .map_err(StartupError::from)?;
+            print_project(&project);
+            println!(
+                "seeded:         {} page views, {} events, {} errors, {} web-vitals records in {:.1} s",
+                s.pageviews,
+                s.events,
+                s.errors,
+                s.performance,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::CheckConfig => {

@@ -9,6 +9,8 @@ mod args;
 mod bare;
 #[path = "si_load/client.rs"]
 mod client;
+#[path = "si_load/dashboard.rs"]
+mod dashboard;
 #[path = "si_load/load.rs"]
 mod load;
 #[path = "si_load/payload.rs"]
@@ -53,6 +55,8 @@ enum Command {
     Ratelimit(ratelimit::RateLimitArgs),
     /// Session lookup latency, in-process: the durable store (SQLite) and Redis in front of it.
     Sessions(sessions::SessionArgs),
+    /// Dashboard latency, in-process: seeded demo data, uncached and cached.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
             Command::Suite(a) => suite::run(a).await,
             Command::Ratelimit(a) => ratelimit::run(a).await,
             Command::Sessions(a) => sessions::run(a).await,
+            Command::Dashboard(a) => dashboard::run(a).await,
         }
     });
     match result {

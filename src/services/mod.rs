@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod dashboard;
+pub mod demo;
 pub mod orgs;
 pub mod projects;
 pub mod retention;

@@ -103,3 +103,43 @@ fn bad_flags_and_weak_production_secrets_exit_78_naming_the_variable() {
     assert_eq!(code, 78);
     assert!(err.contains("SESSION_SECRET"), "{err}");
 }
+
+#[test]
+fn seed_demo_fills_a_new_project_in_the_owners_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let env = [
+        ("DATA_DIR", data),
+        ("SUPERINSIGHTS_ADMIN_PASSWORD", "a-strong-password"),
+    ];
+    assert_eq!(
+        run_cli(&["create-admin", "--email", "demo@example.com"], &env).0,
+        0
+    );
+    let (code, out, err) = run_cli(
+        &[
+            "seed-demo",
+            "--owner",
+            "demo@example.com",
+            "--events",
+            "3000",
+            "--days",
+            "7",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("project:        Demo ("), "{out}");
+    let seeded = out
+        .lines()
+        .find(|l| l.starts_with("seeded:"))
+        .expect("a summary line");
+    let numbers: Vec<u64> = seeded
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(numbers[..4].iter().sum::<u64>(), 3000, "{seeded}");
+    let (code, _, err) = run_cli(&["seed-demo", "--owner", "nobody@example.com"], &env);
+    assert_eq!(code, 1);
+    assert!(err.contains("no user"), "{err}");
+}
