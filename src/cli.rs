@@ -142,18 +142,7 @@ async fn run(command: Command, config: Config) -> Result<(), CliError> {
         }
         Command::CreateProject { owner, name } => {
             let stores = Stores::open(&config).await.map_err(StartupError::from)?;
-            let user = stores
-                .accounts
-                .user_by_email(&owner)
-                .await
-                .map_err(StartupError::from)?
-                .ok_or_else(|| CliError::Other(format!("no user with email {owner}")))?;
-            let org = first_org_of(&stores, &user).await?;
-            let project = stores
-                .projects
-                .create_project(NewProject::named(&name, org))
-                .await
-                .map_err(StartupError::from)?;
+            let project = create_project_for(&stores, &owner, &name).await?;
             print_project(&project);
             Ok(())
         }
@@ -164,18 +153,7 @@ async fn run(command: Command, config: Config) -> Result<(), CliError> {
             seed,
         } => {
             let stores = Stores::open(&config).await.map_err(StartupError::from)?;
-            let user = stores
-                .accounts
-                .user_by_email(&owner)
-                .await
-                .map_err(StartupError::from)?
-                .ok_or_else(|| CliError::Other(format!("no user with email {owner}")))?;
-            let org = first_org_of(&stores, &user).await?;
-            let project = stores
-                .projects
-                .create_project(NewProject::named("Demo", org))
-                .await
-                .map_err(StartupError::from)?;
+            let project = create_project_for(&stores, &owner, "Demo").await?;
             let started = std::time::Instant::now();
             let s = crate::services::demo::seed(&stores, project.id, events, days, seed)
                 .await
@@ -200,6 +178,26 @@ async fn run(command: Command, config: Config) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// A new project in the first workspace the user with this email owns.
+async fn create_project_for(
+    stores: &Stores,
+    owner: &str,
+    name: &str,
+) -> Result<crate::store::Project, CliError> {
+    let user = stores
+        .accounts
+        .user_by_email(owner)
+        .await
+        .map_err(StartupError::from)?
+        .ok_or_else(|| CliError::Other(format!("no user with email {owner}")))?;
+    let org = first_org_of(stores, &user).await?;
+    Ok(stores
+        .projects
+        .create_project(NewProject::named(name, org))
+        .await
+        .map_err(StartupError::from)?)
 }
 
 /// The first workspace the user owns (the one created with the account).
