@@ -160,6 +160,34 @@ impl SqliteStore {
         Ok(pk)
     }
 
+    /// The row with this id mapped by `map`, or `None`.
+    async fn find_by_id<T>(
+        &self,
+        sql: &str,
+        id: DocId,
+        map: fn(&SqliteRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let row = sqlx::query(sql)
+            .bind(id.to_hex())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(map).transpose()
+    }
+
+    /// Every row of a parameterless query, mapped by `map`.
+    async fn list<T>(
+        &self,
+        sql: &str,
+        map: fn(&SqliteRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(map).collect()
+    }
+
     /// Runs `UPDATE … SET x = ?, updated_at = ? WHERE id = ?`; `NotFound` when no row matched.
     async fn update_one(&self, sql: &str, value: &str, id: DocId) -> StoreResult<()> {
         let changed = sqlx::query(sql)
@@ -269,12 +297,8 @@ impl ProjectStore for SqliteStore {
     }
 
     async fn project(&self, id: DocId) -> StoreResult<Option<Project>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = ?")
-            .bind(id.to_hex())
-            .fetch_optional(&self.pool)
+        self.find_by_id("SELECT * FROM projects WHERE id = ?", id, project_from_row)
             .await
-            .map_err(map_err)?;
-        row.as_ref().map(project_from_row).transpose()
     }
 
     async fn projects_of_org(&self, org_id: DocId) -> StoreResult<Vec<Project>> {
@@ -426,12 +450,11 @@ impl ProjectStore for SqliteStore {
     }
 
     async fn live_projects(&self) -> StoreResult<Vec<Project>> {
-        let rows =
-            sqlx::query("SELECT * FROM projects WHERE deleted_at IS NULL ORDER BY created_at, pk")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
-        rows.iter().map(project_from_row).collect()
+        self.list(
+            "SELECT * FROM projects WHERE deleted_at IS NULL ORDER BY created_at, pk",
+            project_from_row,
+        )
+        .await
     }
 
     async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64> {
@@ -594,20 +617,13 @@ impl AccountStore for SqliteStore {
     }
 
     async fn user(&self, id: DocId) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
-            .bind(id.to_hex())
-            .fetch_optional(&self.pool)
+        self.find_by_id("SELECT * FROM users WHERE id = ?", id, user_from_row)
             .await
-            .map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, id")
-            .fetch_all(&self.pool)
+        self.list("SELECT * FROM users ORDER BY created_at, id", user_from_row)
             .await
-            .map_err(map_err)?;
-        rows.iter().map(user_from_row).collect()
     }
 
     async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()> {
@@ -652,20 +668,16 @@ impl AccountStore for SqliteStore {
     }
 
     async fn org(&self, id: DocId) -> StoreResult<Option<Organization>> {
-        let row = sqlx::query("SELECT * FROM organizations WHERE id = ?")
-            .bind(id.to_hex())
-            .fetch_optional(&self.pool)
+        self.find_by_id("SELECT * FROM organizations WHERE id = ?", id, org_from_row)
             .await
-            .map_err(map_err)?;
-        row.as_ref().map(org_from_row).transpose()
     }
 
     async fn list_orgs(&self) -> StoreResult<Vec<Organization>> {
-        let rows = sqlx::query("SELECT * FROM organizations ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(org_from_row).collect()
+        self.list(
+            "SELECT * FROM organizations ORDER BY created_at, id",
+            org_from_row,
+        )
+        .await
     }
 
     async fn rename_org(&self, id: DocId, name: &str) -> StoreResult<()> {
