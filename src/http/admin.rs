@@ -3,7 +3,7 @@
 //! ([`AdminUser`]); everyone else gets the 403 page. The rules live in `services::orgs`.
 
 use super::{
-    org::{InviteRow, Notice, base_url, day, id_field, refusal},
+    org::{InviteRow, Notice, base_url, day, id_field, refusal, render_outcome},
     rate_limit::{RateLimitLayer, Style},
     session::{self, AuthUser, CsrfForm},
     views::Shell,
@@ -179,17 +179,10 @@ async fn users_outcome(
     auth: &AuthUser,
     result: Result<Notice, MemberError>,
 ) -> Result<Response, AppError> {
-    match result {
-        Ok(notice) => Ok(render_users(state, auth, notice).await?.into_response()),
-        Err(e) => {
-            let (status, error) = refusal(e)?;
-            let notice = Notice {
-                error: Some(error),
-                ..Default::default()
-            };
-            Ok((status, render_users(state, auth, notice).await?).into_response())
-        }
-    }
+    render_outcome(result, async |notice| {
+        render_users(state, auth, notice).await
+    })
+    .await
 }
 
 async fn list_users(
@@ -359,23 +352,14 @@ async fn orgs_outcome(
     auth: &AuthUser,
     result: Result<String, MemberError>,
 ) -> Result<Response, AppError> {
-    match result {
-        Ok(message) => {
-            let notice = Notice {
-                message: Some(message),
-                ..Default::default()
-            };
-            Ok(render_orgs(state, auth, notice).await?.into_response())
-        }
-        Err(e) => {
-            let (status, error) = refusal(e)?;
-            let notice = Notice {
-                error: Some(error),
-                ..Default::default()
-            };
-            Ok((status, render_orgs(state, auth, notice).await?).into_response())
-        }
-    }
+    let result = result.map(|message| Notice {
+        message: Some(message),
+        ..Default::default()
+    });
+    render_outcome(result, async |notice| {
+        render_orgs(state, auth, notice).await
+    })
+    .await
 }
 
 async fn list_orgs(

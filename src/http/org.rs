@@ -197,23 +197,38 @@ async fn render_users(
     })
 }
 
-/// The page after an action: the notice, or the refusal with its status.
+/// A page after a membership action: `render` with the notice, or with the refusal's message
+/// and its status. Serves the organization, admin users and admin organizations pages.
+pub(super) async fn render_outcome<P: IntoResponse>(
+    result: Result<Notice, MemberError>,
+    render: impl AsyncFnOnce(Notice) -> Result<P, AppError>,
+) -> Result<Response, AppError> {
+    let (status, notice) = match result {
+        Ok(notice) => (StatusCode::OK, notice),
+        Err(e) => {
+            let (status, error) = refusal(e)?;
+            (
+                status,
+                Notice {
+                    error: Some(error),
+                    ..Default::default()
+                },
+            )
+        }
+    };
+    Ok((status, render(notice).await?).into_response())
+}
+
+/// The organization page after an action.
 async fn outcome(
     state: &AppState,
     auth: &AuthUser,
     result: Result<Notice, MemberError>,
 ) -> Result<Response, AppError> {
-    match result {
-        Ok(notice) => Ok(render_users(state, auth, notice).await?.into_response()),
-        Err(e) => {
-            let (status, error) = refusal(e)?;
-            let notice = Notice {
-                error: Some(error),
-                ..Default::default()
-            };
-            Ok((status, render_users(state, auth, notice).await?).into_response())
-        }
-    }
+    render_outcome(result, async |notice| {
+        render_users(state, auth, notice).await
+    })
+    .await
 }
 
 /// Makes another of the user's organizations current; redirects only within this site.
