@@ -4,12 +4,11 @@
 use super::{
     MongoStore,
     docs::{self, INVITES, PLATFORM_INVITES, SESSIONS, date, invites_collection, oid},
-    errors::{map_err, only_id_duplicates},
+    errors::{CollectAll, map_err, only_id_duplicates},
 };
 use crate::domain::{ids::DocId, timestamp::now_ms};
 use crate::store::{Invite, InviteStore, SessionRecords, StoreError, StoreResult};
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 
 #[async_trait]
@@ -64,11 +63,8 @@ impl InviteStore for MongoStore {
             .coll(collection)
             .find(filter)
             .sort(doc! {"createdAt": -1, "_id": -1})
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)?;
+            .collect_all()
+            .await?;
         found
             .iter()
             .map(|d| docs::invite_from_doc(d, collection))

@@ -104,6 +104,32 @@ fn names_id_index(message: &str) -> bool {
         || !message.contains("index:")
 }
 
+/// Runs a `find` (or `aggregate`) and collects every document, with driver errors mapped.
+pub(super) trait CollectAll {
+    fn collect_all(
+        self,
+    ) -> impl Future<Output = crate::store::StoreResult<Vec<mongodb::bson::Document>>> + Send;
+}
+
+impl<F> CollectAll for F
+where
+    F: IntoFuture<Output = mongodb::error::Result<mongodb::Cursor<mongodb::bson::Document>>> + Send,
+    F::IntoFuture: Send,
+{
+    fn collect_all(
+        self,
+    ) -> impl Future<Output = crate::store::StoreResult<Vec<mongodb::bson::Document>>> + Send {
+        use futures::TryStreamExt;
+        async move {
+            self.await
+                .map_err(map_err)?
+                .try_collect()
+                .await
+                .map_err(map_err)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

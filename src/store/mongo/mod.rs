@@ -29,8 +29,7 @@ use docs::{
     AI_RUNS, INGEST_BATCHES, MEMBERS, ORGANIZATIONS, PROJECTS, SETTINGS, USERS, collection_of,
     date, oid,
 };
-use errors::{map_err, only_id_duplicates};
-use futures::TryStreamExt;
+use errors::{CollectAll, map_err, only_id_duplicates};
 use mongodb::{
     Client, Collection, Database,
     bson::{Bson, Document, doc},
@@ -168,14 +167,7 @@ impl MongoStore {
         filter: Document,
         sort: Document,
     ) -> StoreResult<Vec<Document>> {
-        self.coll(name)
-            .find(filter)
-            .sort(sort)
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)
+        self.coll(name).find(filter).sort(sort).collect_all().await
     }
 
     /// `NotFound` unless every project the batches name exists (one `$in` query for the ones
@@ -200,11 +192,8 @@ impl MongoStore {
             .coll(PROJECTS)
             .find(doc! {"_id": {"$in": ids}})
             .projection(doc! {"_id": 1})
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)?;
+            .collect_all()
+            .await?;
         if found.len() < unknown.len() {
             return Err(StoreError::NotFound);
         }
@@ -303,11 +292,8 @@ impl ProjectStore for MongoStore {
             .coll(PROJECTS)
             .find(doc! {"saasOrgId": oid(org_id), "deletedAt": Bson::Null})
             .sort(doc! {"createdAt": -1, "_id": -1})
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)?;
+            .collect_all()
+            .await?;
         found.iter().map(docs::project_from_doc).collect()
     }
 
@@ -567,11 +553,8 @@ impl AccountStore for MongoStore {
             .find(doc! {"userId": oid(user), "status": "active"})
             .sort(doc! {"createdAt": 1, "orgId": 1})
             .projection(doc! {"orgId": 1, "role": 1})
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)?;
+            .collect_all()
+            .await?;
         if members.is_empty() {
             return Ok(Vec::new());
         }
@@ -584,11 +567,8 @@ impl AccountStore for MongoStore {
         let orgs: Vec<Document> = self
             .coll(ORGANIZATIONS)
             .find(doc! {"_id": {"$in": org_ids}, "status": {"$in": ["active", Bson::Null]}})
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)?;
+            .collect_all()
+            .await?;
         let mut orgs: HashMap<DocId, Organization> = orgs
             .iter()
             .map(|d| docs::org_from_doc(d).map(|o| (o.id, o)))
@@ -692,11 +672,8 @@ impl AccountStore for MongoStore {
             .find(doc! {"orgId": oid(org), "status": "active"})
             .sort(doc! {"createdAt": 1, "userId": 1})
             .projection(doc! {"userId": 1, "role": 1})
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)?;
+            .collect_all()
+            .await?;
         if members.is_empty() {
             return Ok(Vec::new());
         }
@@ -707,11 +684,8 @@ impl AccountStore for MongoStore {
         let users: Vec<Document> = self
             .coll(USERS)
             .find(doc! {"_id": {"$in": user_ids}})
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)?;
+            .collect_all()
+            .await?;
         let mut users: HashMap<DocId, User> = users
             .iter()
             .map(|d| docs::user_from_doc(d).map(|u| (u.id, u)))
@@ -819,14 +793,13 @@ impl StatsReader for MongoStore {
         }
         // Sorted on `timestamp` alone so the {projectId, timestamp} index serves it; a second
         // sort key would force an in-memory sort of the project's whole collection.
-        let cursor = self
+        let found = self
             .coll(collection_of(channel))
             .find(doc! {"projectId": oid(project_id)})
             .sort(doc! {"timestamp": -1})
             .limit(i64::from(limit))
-            .await
-            .map_err(map_err)?;
-        let found: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+            .collect_all()
+            .await?;
         Ok(found.iter().map(docs::to_json).collect())
     }
 

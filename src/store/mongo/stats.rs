@@ -4,7 +4,7 @@
 use super::{
     MongoStore,
     docs::{collection_of, date, oid, read_int},
-    errors::map_err,
+    errors::{CollectAll, map_err},
 };
 use crate::domain::{
     analytics::{
@@ -15,7 +15,6 @@ use crate::domain::{
     model::Channel,
 };
 use crate::store::StoreResult;
-use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 
 fn in_range(project: DocId, range: TimeRange) -> Document {
@@ -47,11 +46,8 @@ impl MongoStore {
     ) -> StoreResult<Vec<Document>> {
         self.coll(collection_of(channel))
             .aggregate(pipeline)
+            .collect_all()
             .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)
     }
 
     async fn by_day(
