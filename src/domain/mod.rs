@@ -1,5 +1,6 @@
 //! Plain types and pure logic shared by every layer: identifiers, the four analytics document
-//! kinds, timestamp parsing, error fingerprints, user-agent and bot detection, event drop rules.
+//! kinds, timestamp parsing, error fingerprints, user-agent and bot detection, event drop rules,
+//! segment filters.
 //! Nothing here performs IO.
 
 pub mod analytics;
@@ -7,5 +8,6 @@ pub mod drop_rules;
 pub mod fingerprint;
 pub mod ids;
 pub mod model;
+pub mod segment;
 pub mod timestamp;
 pub mod useragent;

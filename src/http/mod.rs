@@ -2,6 +2,7 @@
 //! (request ids and error logging, CORS). Handlers stay thin: extract, call a service, answer.
 
 pub mod admin;
+pub mod analytics;
 pub mod auth;
 pub mod cors;
 pub mod health;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
     let app_area = Router::new()
         .merge(auth::router(&state))
         .merge(projects::router())
+        .nest("/projects/{id}", analytics::routes())
         .merge(org::router(&state))
         .merge(invites::router())
         .merge(admin::router(&state))
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .layer(session_layer(&state));
     Router::new()
         .merge(app_area)
+        .merge(public_area())
         .merge(health::router())
         .merge(ingest::router(&state))
         .merge(pages::router())
@@ -52,6 +55,14 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Public links: the analytics routes again, read-only, behind a token instead of a session.
+fn public_area() -> Router<AppState> {
+    Router::new()
+        .nest("/p/{id}/{token}", analytics::routes())
+        .nest("/docs/{id}/{token}", analytics::routes())
+        .layer(middleware::from_fn(pages::html_errors))
 }
 
 /// Server-side sessions: cookie `sid`, 14 days of inactivity, HttpOnly, SameSite from

@@ -34,8 +34,6 @@ pub fn router() -> Router<AppState> {
         .route("/projects/new", get(new_project))
         .route("/projects/{id}", get(project_home))
         .route("/projects/{id}/settings", get(show_settings))
-        .route("/projects/{id}/dashboard", get(show_dashboard))
-        .route("/projects/{id}/dashboard/data", get(dashboard_data))
         .route("/projects/{id}/update", post(update_project))
         .route("/projects/{id}/regenerate-keys", post(regenerate_keys))
         .route("/projects/{id}/settings/drop-events", post(save_drop_rules))
@@ -532,95 +530,4 @@ async fn clear_data(
     state.dashboards.invalidate(access.project.id).await;
     let outcome = done("All analytics data of this project was deleted.");
     settings_outcome(&state, &auth, access, &headers, outcome).await
-}
-
-/// SuperInsights 1.x `GET /projects/:id/dashboard/data?timeframe=…` (any member): always JSON,
-/// `{success: true, data: {timeframe, pageViews, events, errors, performance}}`.
-async fn dashboard_data(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path(id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
-    let timeframe =
-        crate::domain::analytics::Timeframe::parse(query.get("timeframe").map(String::as_str));
-    let data = state
-        .dashboards
-        .dashboard(&state.stores, access.project.id, timeframe)
-        .await?;
-    Ok(Json(json!({"success": true, "data": data})).into_response())
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "projects/dashboard.html")]
-struct DashboardPage {
-    shell: Shell,
-    project: Project,
-    can_edit: bool,
-    timeframe: &'static str,
-    /// (value, label) of the timeframe selector.
-    timeframes: Vec<(&'static str, &'static str)>,
-    data: crate::services::dashboard::Dashboard,
-    /// The same data as JSON, escaped for a `<script type="application/json">` block.
-    data_json: String,
-    score_class: &'static str,
-}
-
-/// JSON that is safe inside a `<script>` element (no `</script>`, no HTML-significant characters).
-fn script_json(value: &impl serde::Serialize) -> String {
-    serde_json::to_string(value)
-        .unwrap_or_else(|_| "null".into())
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
-}
-
-/// The dashboard page (any member): KPIs, charts, top pages and events; refreshes itself.
-async fn show_dashboard(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path(id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Result<Response, AppError> {
-    use crate::domain::analytics::Timeframe;
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
-    let timeframe = Timeframe::parse(query.get("timeframe").map(String::as_str));
-    let data = state
-        .dashboards
-        .dashboard(&state.stores, access.project.id, timeframe)
-        .await?;
-    let score = data.performance.performance_score.score;
-    let page = DashboardPage {
-        shell: Shell::of(&auth),
-        can_edit: EDITORS.contains(&access.role.as_str()),
-        project: access.project,
-        timeframe: timeframe.as_str(),
-        timeframes: vec![
-            ("5m", "Last 5 minutes"),
-            ("30m", "Last 30 minutes"),
-            ("1h", "Last hour"),
-            ("6h", "Last 6 hours"),
-            ("12h", "Last 12 hours"),
-            ("24h", "Last 24 hours"),
-            ("7d", "Last 7 days"),
-            ("30d", "Last 30 days"),
-            ("3m", "Last 90 days"),
-            ("1y", "This year"),
-        ],
-        data_json: script_json(&data),
-        score_class: if data.performance.total_measurements == 0 {
-            ""
-        } else if score > 75 {
-            "good"
-        } else if score >= 50 {
-            "fair"
-        } else {
-            "poor"
-        },
-        data,
-    };
-    Ok(page.into_response())
 }

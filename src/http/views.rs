@@ -1,4 +1,5 @@
-//! What every signed-in page shows around its content (the navigation shell).
+//! What every signed-in page (and every public-link page) shows around its content: the
+//! navigation shell.
 
 use super::session::AuthUser;
 
@@ -13,6 +14,8 @@ pub struct Shell {
     pub current_org_id: Option<String>,
     pub current_org_name: Option<String>,
     pub csrf: String,
+    /// A public-link visitor: no account, read-only; the navigation shows no account links.
+    pub public: bool,
 }
 
 impl Shell {
@@ -29,6 +32,21 @@ impl Shell {
             current_org_id: auth.current_org.as_ref().map(|o| o.id.to_hex()),
             current_org_name: auth.current_org.as_ref().map(|o| o.name.clone()),
             csrf: auth.csrf.clone(),
+            public: false,
+        }
+    }
+
+    /// The shell of a public (shared) link: no account, no organization.
+    pub fn public() -> Self {
+        Self {
+            email: String::new(),
+            user_id: String::new(),
+            is_admin: false,
+            orgs: Vec::new(),
+            current_org_id: None,
+            current_org_name: None,
+            csrf: String::new(),
+            public: true,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod orgs;
 pub mod projects;
+pub mod public_links;
 pub mod retention;
 
 /// Upper-cases the first letter, for showing a lower-case error message as a sentence.

@@ -1,0 +1,212 @@
+//! The read-only analytics of one project: dashboard, page views, events, errors, performance.
+//! The same routes are mounted twice: under `/projects/{id}` for signed-in members (session
+//! area) and under `/p/{id}/{token}` (and `/docs/{id}/{token}`) for public links. Handlers take
+//! an [`AnalyticsAccess`], which checks either the member or the link, and build every link from
+//! its `base` so a public viewer never leaves the public prefix.
+
+use super::{projects::ProjectAccess, session::AuthUser, views::Shell};
+use crate::{
+    domain::{analytics::Timeframe, ids::DocId},
+    error::AppError,
+    services::public_links,
+    state::AppState,
+    store::Project,
+};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Json, Router,
+    extract::{FromRequestParts, Path, Query, State},
+    http::{HeaderMap, header, request::Parts},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// The analytics routes, relative to the project prefix (`/projects/{id}` or `/p/{id}/{token}`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(show_dashboard))
+        .route("/dashboard/data", get(dashboard_data))
+}
+
+/// Who is looking at a project's analytics.
+pub enum Viewer {
+    /// A signed-in member of the project's organization (or a platform admin), with their role.
+    Member { auth: Box<AuthUser>, role: String },
+    /// A visitor holding a valid public link: read-only, no account.
+    Public,
+}
+
+/// A project whose analytics the requester may read, and the URL prefix its pages live under.
+pub struct AnalyticsAccess {
+    pub project: Project,
+    pub viewer: Viewer,
+    /// `/projects/{id}` for members, `/p/{id}/{token}` (or `/docs/…`) for public links; no
+    /// trailing slash.
+    pub base: String,
+}
+
+impl AnalyticsAccess {
+    /// The navigation shell: the member's, or the minimal read-only one.
+    pub fn shell(&self) -> Shell {
+        match &self.viewer {
+            Viewer::Member { auth, .. } => Shell::of(auth),
+            Viewer::Public => Shell::public(),
+        }
+    }
+
+    /// Whether the viewer may open settings (owner or admin members).
+    pub fn can_edit(&self) -> bool {
+        matches!(&self.viewer, Viewer::Member { role, .. } if role == "owner" || role == "admin")
+    }
+
+    pub fn is_public(&self) -> bool {
+        matches!(self.viewer, Viewer::Public)
+    }
+}
+
+impl FromRequestParts<AppState> for AnalyticsAccess {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let id = params.get("id").cloned().unwrap_or_default();
+        if let Some(token) = params.get("token") {
+            let prefix = if parts.uri.path().starts_with("/docs/") {
+                "/docs"
+            } else {
+                "/p"
+            };
+            let doc_id = DocId::parse(&id)
+                .ok_or(AppError::NotFound)
+                .map_err(IntoResponse::into_response)?;
+            let project = public_links::verify(state, doc_id, token)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            return Ok(Self {
+                base: format!("{prefix}/{id}/{token}"),
+                project,
+                viewer: Viewer::Public,
+            });
+        }
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        let access = ProjectAccess::check(state, &auth, &id)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            base: format!("/projects/{id}"),
+            project: access.project,
+            viewer: Viewer::Member {
+                auth: Box::new(auth),
+                role: access.role,
+            },
+        })
+    }
+}
+
+/// SuperInsights 1.x content negotiation (reference §2.8): JSON when the client does not accept
+/// HTML but accepts JSON (the `si` CLI sends `Accept: application/json`); browsers and `*/*` get
+/// HTML.
+pub fn wants_json(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    !accept.contains("text/html") && !accept.contains("*/*") && accept.contains("application/json")
+}
+
+/// The timeframe selector's (value, label) pairs.
+pub const TIMEFRAMES: [(&str, &str); 10] = [
+    ("5m", "Last 5 minutes"),
+    ("30m", "Last 30 minutes"),
+    ("1h", "Last hour"),
+    ("6h", "Last 6 hours"),
+    ("12h", "Last 12 hours"),
+    ("24h", "Last 24 hours"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("3m", "Last 90 days"),
+    ("1y", "This year"),
+];
+
+/// JSON that is safe inside a `<script>` element (no `</script>`, no HTML-significant characters).
+pub fn script_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|_| "null".into())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// SuperInsights 1.x `GET …/dashboard/data?timeframe=…`: always JSON,
+/// `{success: true, data: {timeframe, pageViews, events, errors, performance}}`.
+async fn dashboard_data(
+    State(state): State<AppState>,
+    access: AnalyticsAccess,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let timeframe = Timeframe::parse(query.get("timeframe").map(String::as_str));
+    let data = state
+        .dashboards
+        .dashboard(&state.stores, access.project.id, timeframe)
+        .await?;
+    Ok(Json(json!({"success": true, "data": data})).into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "projects/dashboard.html")]
+struct DashboardPage {
+    shell: Shell,
+    project: Project,
+    base: String,
+    section: &'static str,
+    can_edit: bool,
+    timeframe: &'static str,
+    /// (value, label) of the timeframe selector.
+    timeframes: &'static [(&'static str, &'static str)],
+    data: crate::services::dashboard::Dashboard,
+    /// The same data as JSON, escaped for a `<script type="application/json">` block.
+    data_json: String,
+    score_class: &'static str,
+}
+
+/// The dashboard page: KPIs, charts, top pages and events; refreshes itself.
+async fn show_dashboard(
+    State(state): State<AppState>,
+    access: AnalyticsAccess,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let timeframe = Timeframe::parse(query.get("timeframe").map(String::as_str));
+    let data = state
+        .dashboards
+        .dashboard(&state.stores, access.project.id, timeframe)
+        .await?;
+    let score = data.performance.performance_score.score;
+    let page = DashboardPage {
+        shell: access.shell(),
+        can_edit: access.can_edit(),
+        base: access.base.clone(),
+        section: "dashboard",
+        project: access.project,
+        timeframe: timeframe.as_str(),
+        timeframes: &TIMEFRAMES,
+        data_json: script_json(&data),
+        score_class: if data.performance.total_measurements == 0 {
+            ""
+        } else if score > 75 {
+            "good"
+        } else if score >= 50 {
+            "fair"
+        } else {
+            "poor"
+        },
+        data,
+    };
+    Ok(page.into_response())
+}
