@@ -1,6 +1,6 @@
 //! The dashboard cache: a `Cache` port (in-process, or Redis with `CACHE_REDIS=true`) and
-//! [`DashboardCache`], which puts dashboards behind it with keys that actually hit:
-//! `si:v1:dashboard:{project}:{generation}:{timeframe}:{bucket}`, where the bucket is the current
+//! [`DashboardCache`], which puts dashboards (and any other analytics view) behind it with keys
+//! that actually hit: `si:v1:{kind}:{project}:{generation}:{timeframe}:{bucket}:{variant}`, where the bucket is the current
 //! time rounded to the timeframe's bucket length (SuperInsights' plan embedded "now" in
 //! milliseconds, so nothing ever hit). Concurrent misses of one key compute once (single-flight);
 //! clearing data, deleting a project or changing drop rules bumps the project's generation, so its
@@ -15,6 +15,7 @@ use crate::{
     store::{StoreResult, Stores},
 };
 use async_trait::async_trait;
+use serde::{Serialize, de::DeserializeOwned};
 use std::{
     collections::HashMap,
     sync::{
@@ -86,13 +87,37 @@ impl DashboardCache {
         project: DocId,
         timeframe: Timeframe,
     ) -> StoreResult<Dashboard> {
+        self.get_or_compute("dashboard", project, timeframe, "-", || {
+            dashboard::dashboard(stores, project, timeframe)
+        })
+        .await
+    }
+
+    /// Any analytics view behind the cache: the entry under
+    /// `si:v1:{kind}:{project}:{generation}:{timeframe}:{bucket}:{variant}` when fresh, else
+    /// `compute()` (once per key however many callers miss together). `variant` tells apart views
+    /// of one kind and timeframe, e.g. a digest of the filters and paging (`-` for none). Errors
+    /// are not cached.
+    pub async fn get_or_compute<T, F, Fut>(
+        &self,
+        kind: &str,
+        project: DocId,
+        timeframe: Timeframe,
+        variant: &str,
+        compute: F,
+    ) -> StoreResult<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
         let Some(generation) = self.cache.generation(project).await else {
-            return self.compute(stores, project, timeframe).await;
+            return self.timed(kind, project, timeframe, compute()).await;
         };
         let bucket = bucket_len(timeframe, self.default_ttl);
         let slot = now_ms() / bucket.as_millis().max(1) as i64;
         let key = format!(
-            "si:v1:dashboard:{project}:{generation}:{}:{slot}",
+            "si:v1:{kind}:{project}:{generation}:{}:{slot}:{variant}",
             timeframe.as_str()
         );
         if let Some(hit) = self.cached(&key).await {
@@ -110,9 +135,9 @@ impl DashboardCache {
         if let Some(hit) = self.cached(&key).await {
             return Ok(hit);
         }
-        let fresh = self.compute(stores, project, timeframe).await;
-        if let Ok(dashboard) = &fresh
-            && let Ok(bytes) = serde_json::to_vec(dashboard)
+        let fresh = self.timed(kind, project, timeframe, compute()).await;
+        if let Ok(value) = &fresh
+            && let Ok(bytes) = serde_json::to_vec(value)
         {
             self.cache.set(&key, &bytes, bucket).await;
         }
@@ -120,31 +145,32 @@ impl DashboardCache {
         fresh
     }
 
-    async fn cached(&self, key: &str) -> Option<Dashboard> {
+    async fn cached<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let bytes = self.cache.get(key).await?;
-        match serde_json::from_slice::<Dashboard>(&bytes) {
-            Ok(dashboard) => {
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(value) => {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                Some(dashboard)
+                Some(value)
             }
             Err(_) => None,
         }
     }
 
-    async fn compute(
+    async fn timed<T>(
         &self,
-        stores: &Stores,
+        kind: &str,
         project: DocId,
         timeframe: Timeframe,
-    ) -> StoreResult<Dashboard> {
+        work: impl Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let result = dashboard::dashboard(stores, project, timeframe).await;
+        let result = work.await;
         let micros = started.elapsed().as_micros() as u64;
         self.counters
             .compute_micros
             .fetch_add(micros, Ordering::Relaxed);
-        tracing::debug!(%project, timeframe = timeframe.as_str(), micros, "dashboard computed");
+        tracing::debug!(%project, kind, timeframe = timeframe.as_str(), micros, "view computed");
         result
     }
 
