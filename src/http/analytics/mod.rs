@@ -25,6 +25,7 @@ use serde_json::json;
 use std::collections::HashMap;
 
 /// The analytics routes, relative to the project prefix (`/projects/{id}` or `/p/{id}/{token}`).
+/// Each view lives in its own submodule with its own `routes()`.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(show_dashboard))
