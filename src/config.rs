@@ -236,6 +236,164 @@ impl RateLimitsConfig {
     }
 }
 
+/// The AI-analysis provider: any OpenAI-compatible chat-completions endpoint. With no key the
+/// feature still works and writes a statistical digest instead (see `docs/features/ai-analysis.md`).
+#[derive(Clone, Debug)]
+pub struct AiConfig {
+    /// `OPENROUTER_BASE_URL`, else `OPENAI_BASE_URL`, else `https://openrouter.ai/api/v1`; no
+    /// trailing slash.
+    pub base_url: String,
+    /// `OPENROUTER_API_KEY`, else `OPENAI_API_KEY`; empty means "no model: write the digest".
+    pub api_key: Secret,
+    /// `AI_ANALYSIS_MODEL` (default `google/gemini-2.5-flash-lite`).
+    pub model: String,
+    /// `AI_ANALYSIS_TEMPERATURE` (0.2; 0–2).
+    pub temperature: f64,
+    /// `AI_ANALYSIS_MAX_TOKENS` (900; 1–32000).
+    pub max_tokens: u32,
+    /// `AI_ANALYSIS_TIMEOUT_MS` (25000; 1–600000): the whole provider call is abandoned after it.
+    pub timeout_ms: u64,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://openrouter.ai/api/v1".into(),
+            api_key: Secret::default(),
+            model: "google/gemini-2.5-flash-lite".into(),
+            temperature: 0.2,
+            max_tokens: 900,
+            timeout_ms: 25_000,
+        }
+    }
+}
+
+impl AiConfig {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let (url_var, base_url) = match (
+            env.string("OPENROUTER_BASE_URL"),
+            env.string("OPENAI_BASE_URL"),
+        ) {
+            (Some(u), _) => ("OPENROUTER_BASE_URL", u),
+            (None, Some(u)) => ("OPENAI_BASE_URL", u),
+            (None, None) => ("OPENROUTER_BASE_URL", d.base_url.clone()),
+        };
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(ConfigError::new(
+                url_var,
+                "must start with https:// or http://",
+            ));
+        }
+        let temperature: f64 = env.number("AI_ANALYSIS_TEMPERATURE", d.temperature)?;
+        if !(0.0..=2.0).contains(&temperature) {
+            return Err(ConfigError::new(
+                "AI_ANALYSIS_TEMPERATURE",
+                "must be between 0 and 2",
+            ));
+        }
+        let max_tokens: u32 = env.number("AI_ANALYSIS_MAX_TOKENS", d.max_tokens)?;
+        if !(1..=32_000).contains(&max_tokens) {
+            return Err(ConfigError::new(
+                "AI_ANALYSIS_MAX_TOKENS",
+                "must be between 1 and 32000",
+            ));
+        }
+        let timeout_ms: u64 = env.number("AI_ANALYSIS_TIMEOUT_MS", d.timeout_ms)?;
+        if !(1..=600_000).contains(&timeout_ms) {
+            return Err(ConfigError::new(
+                "AI_ANALYSIS_TIMEOUT_MS",
+                "must be between 1 and 600000",
+            ));
+        }
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key: Secret::new(
+                env.string("OPENROUTER_API_KEY")
+                    .or_else(|| env.string("OPENAI_API_KEY"))
+                    .unwrap_or_default(),
+            ),
+            model: env.string("AI_ANALYSIS_MODEL").unwrap_or(d.model),
+            temperature,
+            max_tokens,
+            timeout_ms,
+        })
+    }
+}
+
+/// Background job workers and the queue's timing (`docs/features/job-queue.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobsConfig {
+    /// Workers in this instance (`JOB_WORKERS`, 1; 0–64). 0: this instance only enqueues.
+    pub workers: usize,
+    /// Attempts before a job fails for good (`JOB_MAX_ATTEMPTS`, 3; 1–100).
+    pub max_attempts: u32,
+    /// Lease of a delivered job without a heartbeat; after it the job is delivered again
+    /// (`JOB_VISIBILITY_TIMEOUT_MS`, 30000; 100–3600000).
+    pub visibility_timeout_ms: u64,
+    /// First retry delay, doubled per attempt up to 10 minutes (`JOB_RETRY_BACKOFF_MS`, 2000;
+    /// 0–3600000).
+    pub retry_backoff_ms: u64,
+    /// How often idle workers look for jobs enqueued elsewhere (`JOB_POLL_INTERVAL_MS`, 1000;
+    /// 10–60000).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            max_attempts: 3,
+            visibility_timeout_ms: 30_000,
+            retry_backoff_ms: 2_000,
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+impl JobsConfig {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let in_range = |var: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::new(
+                    var,
+                    format!("must be between {min} and {max}"),
+                ))
+            }
+        };
+        Ok(Self {
+            workers: in_range("JOB_WORKERS", env.number("JOB_WORKERS", 1u64)?, 0, 64)? as usize,
+            max_attempts: in_range(
+                "JOB_MAX_ATTEMPTS",
+                env.number("JOB_MAX_ATTEMPTS", u64::from(d.max_attempts))?,
+                1,
+                100,
+            )? as u32,
+            visibility_timeout_ms: in_range(
+                "JOB_VISIBILITY_TIMEOUT_MS",
+                env.number("JOB_VISIBILITY_TIMEOUT_MS", d.visibility_timeout_ms)?,
+                100,
+                3_600_000,
+            )?,
+            retry_backoff_ms: in_range(
+                "JOB_RETRY_BACKOFF_MS",
+                env.number("JOB_RETRY_BACKOFF_MS", d.retry_backoff_ms)?,
+                0,
+                3_600_000,
+            )?,
+            poll_interval_ms: in_range(
+                "JOB_POLL_INTERVAL_MS",
+                env.number("JOB_POLL_INTERVAL_MS", d.poll_interval_ms)?,
+                10,
+                60_000,
+            )?,
+        })
+    }
+}
+
 /// The whole effective configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -247,6 +405,8 @@ pub struct Config {
     pub redis: RedisConfig,
     pub ingest: IngestConfig,
     pub rate_limits: RateLimitsConfig,
+    /// The AI-analysis provider (OpenAI-compatible) and its limits.
+    pub ai: AiConfig,
     /// How many reverse proxies in front of the server append to `X-Forwarded-For` (0: trust none).
     /// `TRUST_PROXY=true` means one; a number means that many.
     pub trust_proxy: usize,
@@ -261,6 +421,8 @@ pub struct Config {
     pub public_link_pepper: Secret,
     /// Seconds SIGTERM waits for in-flight requests and the ingest drain.
     pub shutdown_timeout_secs: u64,
+    /// Job workers and queue timing (`JOB_*`).
+    pub jobs: JobsConfig,
 }
 
 /// Reads variables from a map, so tests never touch the process environment.
@@ -459,6 +621,7 @@ impl Config {
             redis,
             ingest,
             rate_limits: RateLimitsConfig::from_env(env)?,
+            ai: AiConfig::from_env(env)?,
             trust_proxy: match env.get("TRUST_PROXY") {
                 None => usize::from(production),
                 Some(v) => match (parse_flag(v), v.parse::<usize>()) {
@@ -485,6 +648,7 @@ impl Config {
             session_domain: env.string("SESSION_DOMAIN"),
             public_link_pepper: Secret::new(env.string("PUBLIC_LINK_PEPPER").unwrap_or_default()),
             shutdown_timeout_secs: env.number("SHUTDOWN_TIMEOUT_SECS", 10u64)?,
+            jobs: JobsConfig::from_env(env)?,
         };
         if production {
             config.check_production_secrets()?;
@@ -512,6 +676,18 @@ impl Config {
                     "is a known default; set a strong secret in production",
                 ));
             }
+        }
+        // The pepper may stay unset (SuperInsights 1.x's default, so its links keep working;
+        // tokens carry 256 random bits either way), but a placeholder value is a mistake.
+        let pepper = self.public_link_pepper.expose();
+        if WEAK_SECRETS
+            .iter()
+            .any(|weak| pepper.eq_ignore_ascii_case(weak))
+        {
+            return Err(ConfigError::new(
+                "PUBLIC_LINK_PEPPER",
+                "is a known default; set a strong value or leave it unset",
+            ));
         }
         Ok(())
     }
@@ -592,6 +768,32 @@ mod tests {
     }
 
     #[test]
+    fn production_refuses_a_placeholder_public_link_pepper_but_allows_none() {
+        let strong = [
+            ("NODE_ENV", "production"),
+            ("SESSION_SECRET", "a-long-random-value-1"),
+            ("JWT_ACCESS_SECRET", "a-long-random-value-2"),
+            ("JWT_REFRESH_SECRET", "a-long-random-value-3"),
+        ];
+        assert!(config(&strong).unwrap().public_link_pepper.is_empty());
+        let mut with = strong.to_vec();
+        with.push(("PUBLIC_LINK_PEPPER", "ChangeMe"));
+        assert_eq!(config(&with).unwrap_err().var, "PUBLIC_LINK_PEPPER");
+        with[4] = ("PUBLIC_LINK_PEPPER", "  ");
+        assert!(
+            config(&with).unwrap().public_link_pepper.is_empty(),
+            "blank is unset"
+        );
+        with[4] = ("PUBLIC_LINK_PEPPER", "a-long-random-pepper");
+        assert_eq!(
+            config(&with).unwrap().public_link_pepper.expose(),
+            "a-long-random-pepper"
+        );
+        // Outside production anything goes.
+        assert!(config(&[("PUBLIC_LINK_PEPPER", "changeme")]).is_ok());
+    }
+
+    #[test]
     fn debug_output_redacts_secrets() {
         let c = config(&[
             ("MONGODB_URI", "mongodb://user:hunter2@db/x"),
@@ -627,6 +829,86 @@ mod tests {
         for bad in ["lots", "10/0s", "10/5y", "-1/60s", "10/"] {
             let err = config(&[("RATE_LIMIT_INVITES_IP", bad)]).unwrap_err();
             assert_eq!(err.var, "RATE_LIMIT_INVITES_IP", "{bad}");
+        }
+    }
+
+    #[test]
+    fn ai_provider_settings_parse_strictly_with_openrouter_names_first() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.ai.base_url, "https://openrouter.ai/api/v1");
+        assert!(c.ai.api_key.is_empty());
+        assert_eq!(
+            (
+                c.ai.model.as_str(),
+                c.ai.temperature,
+                c.ai.max_tokens,
+                c.ai.timeout_ms
+            ),
+            ("google/gemini-2.5-flash-lite", 0.2, 900, 25_000)
+        );
+        let c = config(&[
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
+            ("OPENAI_API_KEY", "sk-openai"),
+        ])
+        .unwrap();
+        assert_eq!(c.ai.base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(c.ai.api_key.expose(), "sk-openai");
+        let c = config(&[
+            ("OPENROUTER_BASE_URL", "https://router.example/api"),
+            ("OPENAI_BASE_URL", "http://ignored"),
+            ("OPENROUTER_API_KEY", "sk-router"),
+            ("OPENAI_API_KEY", "sk-openai"),
+        ])
+        .unwrap();
+        assert_eq!(c.ai.base_url, "https://router.example/api");
+        assert_eq!(c.ai.api_key.expose(), "sk-router");
+        assert!(!format!("{c:?}").contains("sk-router"));
+        for (var, bad) in [
+            ("AI_ANALYSIS_TEMPERATURE", "hot"),
+            ("AI_ANALYSIS_TEMPERATURE", "3"),
+            ("AI_ANALYSIS_MAX_TOKENS", "0"),
+            ("AI_ANALYSIS_TIMEOUT_MS", "-5"),
+            ("OPENROUTER_BASE_URL", "ftp://x"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{bad}");
+        }
+    }
+
+    #[test]
+    fn job_settings_default_and_parse_strictly() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.jobs, JobsConfig::default());
+        assert_eq!(c.jobs.workers, 1);
+        assert!(!c.redis.job_queue);
+        let c = config(&[
+            ("JOB_WORKERS", "0"),
+            ("JOB_MAX_ATTEMPTS", "5"),
+            ("JOB_VISIBILITY_TIMEOUT_MS", "500"),
+            ("JOB_RETRY_BACKOFF_MS", "50"),
+            ("JOB_POLL_INTERVAL_MS", "20"),
+            ("JOB_QUEUE_REDIS", "yes"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.jobs.workers,
+                c.jobs.max_attempts,
+                c.jobs.visibility_timeout_ms
+            ),
+            (0, 5, 500)
+        );
+        assert_eq!((c.jobs.retry_backoff_ms, c.jobs.poll_interval_ms), (50, 20));
+        assert!(c.redis.job_queue);
+        for (var, bad) in [
+            ("JOB_WORKERS", "two"),
+            ("JOB_WORKERS", "65"),
+            ("JOB_WORKERS", "-1"),
+            ("JOB_MAX_ATTEMPTS", "0"),
+            ("JOB_VISIBILITY_TIMEOUT_MS", "50"),
+            ("JOB_POLL_INTERVAL_MS", "1s"),
+            ("JOB_QUEUE_REDIS", "maybe"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! SuperInsights (Rust): a self-hosted web analytics server, wire-compatible with SuperInsights 1.x.
 //! See ARCHITECTURE.md for how the modules fit together.
 
+pub mod ai;
 pub mod cli;
 pub mod config;
 pub mod domain;

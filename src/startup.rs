@@ -37,11 +37,21 @@ pub enum StartupError {
 pub struct App {
     pub state: AppState,
     tasks: PipelineTasks,
+    /// `JOB_WORKERS` job workers, stopped (finish or release) on shutdown.
+    workers: crate::runtime::jobs::WorkerPool,
 }
 
 /// Builds every piece the configuration asks for. Fails only for a bad configuration or a store
 /// that cannot be opened; a down Redis is never fatal.
 pub async fn build(config: Config) -> Result<App, StartupError> {
+    build_with(config, crate::runtime::jobs::JobHandlers::new()).await
+}
+
+/// Like [`build`], with extra job handlers for the workers (tests register their own kinds).
+pub async fn build_with(
+    config: Config,
+    extra_handlers: crate::runtime::jobs::JobHandlers,
+) -> Result<App, StartupError> {
     let plan = BackendPlan::from_config(&config);
     plan.log();
     let stores = Stores::open(&config).await?;
@@ -94,7 +104,45 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         cache,
         Duration::from_secs(config.redis.ttl_secs),
     ));
+    let job_options = crate::runtime::jobs::QueueOptions::from_config(&config.jobs);
+    let jobs: Arc<dyn crate::runtime::jobs::JobQueue> = match &redis {
+        Some(handle) if config.redis.job_queue => {
+            Arc::new(crate::runtime::jobs::RedisJobQueue::new(
+                stores.jobs.clone(),
+                handle.clone(),
+                job_options,
+            ))
+        }
+        _ => Arc::new(crate::runtime::jobs::DurableJobQueue::new(
+            stores.jobs.clone(),
+            job_options,
+        )),
+    };
+    tracing::info!("job queue: {}", jobs.backend());
+    // Built-in job handlers register here (e.g. `kinds::AI_ANALYSIS`), then the caller's.
+    let ai = Arc::new(crate::services::ai_analysis::AiAnalysis::new(
+        stores.clone(),
+        &config.ai,
+        Some(jobs.clone()),
+    ));
+    let ai_kind = crate::runtime::jobs::kinds::AI_ANALYSIS;
+    let handlers = if extra_handlers.get(ai_kind).is_some() {
+        extra_handlers
+    } else {
+        extra_handlers.register(
+            ai_kind,
+            Arc::new(crate::services::ai_analysis::AiAnalysisHandler(ai.clone())),
+        )
+    };
+    let workers = crate::runtime::jobs::WorkerPool::start(
+        jobs.clone(),
+        handlers,
+        config.jobs.workers,
+        Duration::from_secs(config.shutdown_timeout_secs),
+    );
     let state = AppState {
+        jobs,
+        ai,
         dashboards,
         sessions,
         config: Arc::new(config),
@@ -106,7 +154,11 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         rate_limiter,
         ws: Arc::default(),
     };
-    Ok(App { state, tasks })
+    Ok(App {
+        state,
+        tasks,
+        workers,
+    })
 }
 
 /// Hourly: delete expired sessions. Daily (first run a minute after start): the retention purge.
@@ -143,7 +195,11 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let App { state, tasks } = self;
+        let App {
+            state,
+            tasks,
+            workers,
+        } = self;
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
         let redis = state.redis.clone();
         let ws = state.ws.clone();
@@ -162,8 +218,13 @@ impl App {
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         // Upgraded WebSocket connections are not requests the server waits for: close them
         // (1001) alongside, before the ingest queue is drained below.
-        let (served, ()) =
-            tokio::join!(tokio::time::timeout(timeout, server), ws.close_all(timeout));
+        // Job workers stop alongside: each finishes its current job within the timeout or
+        // releases it for another instance.
+        let (served, (), ()) = tokio::join!(
+            tokio::time::timeout(timeout, server),
+            ws.close_all(timeout),
+            workers.shutdown()
+        );
         match served {
             Ok(joined) => joined.map_err(std::io::Error::other)??,
             Err(_) => tracing::warn!(?timeout, "in-flight requests did not finish in time"),

@@ -24,8 +24,13 @@ pub struct AppState {
     pub dashboards: Arc<crate::runtime::cache::DashboardCache>,
     /// Server-side session store (durable, optionally with Redis in front).
     pub sessions: crate::runtime::sessions::AppSessionStore,
+    /// AI analysis: runs (through the job queue), the provider, presets.
+    pub ai: Arc<crate::services::ai_analysis::AiAnalysis>,
     /// Open WebSocket ingestion connections (closed with 1001 on shutdown).
     pub ws: Arc<crate::http::ws::WsHub>,
+    /// The job queue (durable store, or Redis Streams with `JOB_QUEUE_REDIS`): enqueue jobs and
+    /// read their state here.
+    pub jobs: Arc<dyn crate::runtime::jobs::JobQueue>,
 }
 
 impl FromRef<AppState> for Arc<Ingestor> {
@@ -37,6 +42,12 @@ impl FromRef<AppState> for Arc<Ingestor> {
 impl FromRef<AppState> for Arc<dyn RateLimiter> {
     fn from_ref(s: &AppState) -> Self {
         s.rate_limiter.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<dyn crate::runtime::jobs::JobQueue> {
+    fn from_ref(s: &AppState) -> Self {
+        s.jobs.clone()
     }
 }
 

@@ -290,6 +290,177 @@ pub struct Percentiles {
 /// The web-vital metrics a performance document can carry.
 pub const METRICS: [&str; 5] = ["lcp", "cls", "fid", "ttfb", "inp"];
 
+// ---------------------------------------------------------------------------------------------
+// Breakdowns of page views (what SuperInsights 1.x stored but never showed).
+// ---------------------------------------------------------------------------------------------
+
+/// Rows per breakdown table on the dashboard.
+pub const BREAKDOWN_TOP: usize = 5;
+/// The breakdown value of a page view without a referrer (or an empty one).
+pub const DIRECT: &str = "(direct)";
+/// The breakdown value of a missing UTM field.
+pub const NO_CAMPAIGN: &str = "(none)";
+/// The breakdown value of a missing country, browser, OS or device type.
+pub const UNKNOWN: &str = "(unknown)";
+
+/// One row of a breakdown: a value and how many page views carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakdownRow {
+    pub value: String,
+    pub count: u64,
+}
+
+/// Page views in a range broken down by dimension; each list holds the top values by count
+/// (ties by value, byte order).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Breakdowns {
+    /// Referrer host ([`referrer_host`]), `(direct)` without a referrer.
+    pub referrer: Vec<BreakdownRow>,
+    pub utm_source: Vec<BreakdownRow>,
+    pub utm_medium: Vec<BreakdownRow>,
+    pub utm_campaign: Vec<BreakdownRow>,
+    pub country: Vec<BreakdownRow>,
+    pub browser: Vec<BreakdownRow>,
+    pub os: Vec<BreakdownRow>,
+    pub device_type: Vec<BreakdownRow>,
+}
+
+/// The breakdown dimensions, in [`Breakdowns`] field order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dimension {
+    Referrer,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+    Country,
+    Browser,
+    Os,
+    DeviceType,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 8] = [
+        Dimension::Referrer,
+        Dimension::UtmSource,
+        Dimension::UtmMedium,
+        Dimension::UtmCampaign,
+        Dimension::Country,
+        Dimension::Browser,
+        Dimension::Os,
+        Dimension::DeviceType,
+    ];
+
+    /// The value a page view shows under this dimension, given the stored field (`None` or
+    /// blank = missing).
+    pub fn value_of(self, stored: Option<&str>) -> String {
+        let stored = stored.map(str::trim).filter(|s| !s.is_empty());
+        match (self, stored) {
+            (Dimension::Referrer, Some(r)) => referrer_host(r),
+            (Dimension::Referrer, None) => DIRECT.to_string(),
+            (Dimension::UtmSource | Dimension::UtmMedium | Dimension::UtmCampaign, None) => {
+                NO_CAMPAIGN.to_string()
+            }
+            (_, None) => UNKNOWN.to_string(),
+            (_, Some(v)) => v.to_string(),
+        }
+    }
+}
+
+impl Breakdowns {
+    /// The list of one dimension.
+    pub fn of_mut(&mut self, dim: Dimension) -> &mut Vec<BreakdownRow> {
+        match dim {
+            Dimension::Referrer => &mut self.referrer,
+            Dimension::UtmSource => &mut self.utm_source,
+            Dimension::UtmMedium => &mut self.utm_medium,
+            Dimension::UtmCampaign => &mut self.utm_campaign,
+            Dimension::Country => &mut self.country,
+            Dimension::Browser => &mut self.browser,
+            Dimension::Os => &mut self.os,
+            Dimension::DeviceType => &mut self.device_type,
+        }
+    }
+
+    /// Builds one dimension's list from full counts: count descending, then value, `top` rows.
+    pub fn rank(counts: impl IntoIterator<Item = (String, u64)>, top: usize) -> Vec<BreakdownRow> {
+        let mut rows: Vec<BreakdownRow> = counts
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(value, count)| BreakdownRow { value, count })
+            .collect();
+        rows.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        rows.truncate(top);
+        rows
+    }
+}
+
+/// The host a referrer URL points at, lowercased, without `www.`, user info or port
+/// (`https://www.Google.com/search?q=x` → `google.com`). A value without a scheme is read as
+/// `host/path`; one without any host is `(unknown)`.
+pub fn referrer_host(referrer: &str) -> String {
+    let r = referrer.trim();
+    let rest = r.split_once("://").map_or(r, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    if host.is_empty() {
+        UNKNOWN.to_string()
+    } else {
+        host.to_string()
+    }
+}
+
+#[cfg(test)]
+mod breakdown_tests {
+    use super::*;
+
+    #[test]
+    fn referrers_group_by_host() {
+        assert_eq!(
+            referrer_host("https://www.Google.com/search?q=x"),
+            "google.com"
+        );
+        assert_eq!(
+            referrer_host("http://user@news.ycombinator.com:8080/item"),
+            "news.ycombinator.com"
+        );
+        assert_eq!(
+            referrer_host("android-app://com.example.app/"),
+            "com.example.app"
+        );
+        assert_eq!(referrer_host("t.co/abc"), "t.co");
+        assert_eq!(referrer_host("http://[::1]:3000/x"), "::1");
+        assert_eq!(referrer_host("https:///nohost"), UNKNOWN);
+        assert_eq!(Dimension::Referrer.value_of(Some("  ")), DIRECT);
+        assert_eq!(Dimension::Referrer.value_of(None), DIRECT);
+        assert_eq!(Dimension::UtmSource.value_of(None), NO_CAMPAIGN);
+        assert_eq!(Dimension::Country.value_of(Some("")), UNKNOWN);
+        assert_eq!(Dimension::Browser.value_of(Some("Firefox")), "Firefox");
+    }
+
+    #[test]
+    fn ranking_is_by_count_then_value() {
+        let rows = Breakdowns::rank(
+            [
+                ("b".to_string(), 2),
+                ("a".to_string(), 2),
+                ("c".to_string(), 5),
+                ("z".to_string(), 0),
+            ],
+            2,
+        );
+        let got: Vec<_> = rows.iter().map(|r| (r.value.as_str(), r.count)).collect();
+        assert_eq!(got, vec![("c", 5), ("a", 2)]);
+    }
+}
+
 /// What the store answers about web vitals in a range; the score is derived by the caller.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -319,6 +490,473 @@ impl PerformanceFigures {
             self.of("ttfb").p75,
         )
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drill-down reports: page views (reference §4.3) and events (§4.4). JSON field names are
+// SuperInsights 1.x's.
+// ---------------------------------------------------------------------------------------------
+
+/// Top pages and top events on the drill-down pages (SuperInsights 1.x: 10).
+pub const REPORT_TOP: usize = 10;
+/// Occurrences on an event's detail page (SuperInsights 1.x: the latest 100).
+pub const DETAIL_OCCURRENCES: u32 = 100;
+/// Distinct sample values kept per property key.
+pub const SCHEMA_SAMPLES: usize = 5;
+
+/// What the page-views report is restricted to. `url_prefix` is a literal, anchored prefix (no
+/// pattern characters); `segment` applies as reference §4.7 maps it onto page views.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageViewFilters {
+    pub device_type: Option<crate::domain::model::DeviceType>,
+    pub url_prefix: Option<String>,
+    pub segment: crate::domain::segment::SegmentFilters,
+}
+
+/// One row of the page-views report's top pages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageStats {
+    pub url: String,
+    pub views: u64,
+    /// Distinct `clientId`s on that URL; views without one count as one more.
+    pub unique_visitors: u64,
+}
+
+/// The page-views report (without the timeframe, which the caller adds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageViewsReport {
+    pub total_views: u64,
+    pub unique_visitors: u64,
+    pub views_by_day: Vec<DayCount>,
+    /// The [`REPORT_TOP`] most viewed URLs, ties by URL.
+    pub top_pages: Vec<PageStats>,
+}
+
+/// What the events reports are restricted to: an exact event name (lists only) and the segment,
+/// which for events means `clientId`, `properties.userId` and `properties.<meta key>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventFilters {
+    pub event_name: Option<String>,
+    pub segment: crate::domain::segment::SegmentFilters,
+}
+
+/// Which page of recent occurrences to show: `page` ≥ 1, `limit` in 1..=50.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecentPaging {
+    pub page: u32,
+    pub limit: u32,
+}
+
+impl Default for RecentPaging {
+    fn default() -> Self {
+        Self { page: 1, limit: 10 }
+    }
+}
+
+impl RecentPaging {
+    pub const MAX_LIMIT: u32 = 50;
+
+    /// From the `recentPage` and `recentLimit` query values: unparsable values take the defaults
+    /// (page 1, limit 10); out-of-range ones are clamped.
+    pub fn parse(page: Option<&str>, limit: Option<&str>) -> Self {
+        let number = |s: Option<&str>| s.and_then(|s| s.trim().parse::<i64>().ok());
+        Self {
+            page: number(page).map_or(1, |p| p.clamp(1, i64::from(u32::MAX)) as u32),
+            limit: number(limit).map_or(10, |l| l.clamp(1, i64::from(Self::MAX_LIMIT)) as u32),
+        }
+    }
+
+    /// Rows to skip before this page.
+    pub fn offset(self) -> u64 {
+        u64::from(self.page - 1) * u64::from(self.limit)
+    }
+}
+
+/// `recentPagination` of the events report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    pub page: u32,
+    pub limit: u32,
+    /// Occurrences matching the filters.
+    pub total: u64,
+    /// ⌈total ÷ limit⌉, at least 1.
+    pub total_pages: u64,
+}
+
+impl Pagination {
+    pub fn of(paging: RecentPaging, total: u64) -> Self {
+        let limit = u64::from(paging.limit.max(1));
+        Self {
+            page: paging.page,
+            limit: paging.limit,
+            total,
+            total_pages: total.div_ceil(limit).max(1),
+        }
+    }
+}
+
+/// One event name with its count and latest occurrence (ISO time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopEvent {
+    pub event_name: String,
+    pub count: u64,
+    pub most_recent_timestamp: String,
+}
+
+/// A recent occurrence, with the fields SuperInsights 1.x lists (absent fields are omitted).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Occurrence {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub event_name: String,
+    /// ISO time.
+    pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    pub properties: serde_json::Value,
+}
+
+/// Durations of one timed event name (events carrying `durationMs`), in milliseconds.
+/// Percentiles are exact (lower nearest rank).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimedEvent {
+    pub event_name: String,
+    pub count: u64,
+    pub avg_ms: f64,
+    pub max_ms: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+}
+
+/// The events report (without the timeframe and event name, which the caller adds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsReport {
+    pub total_events: u64,
+    pub events_by_day: Vec<DayCount>,
+    /// Every event name in the range and segment, sorted; ignores the event-name filter.
+    pub unique_event_names: Vec<String>,
+    /// [`REPORT_TOP`] names by count, then most recent first, then name.
+    pub top_events: Vec<TopEvent>,
+    /// The requested page, newest first.
+    pub recent_occurrences: Vec<Occurrence>,
+    pub recent_pagination: Pagination,
+    /// [`REPORT_TOP`] timed names by p95, then average, then maximum (descending), then name.
+    pub timed_events: Vec<TimedEvent>,
+}
+
+/// A top-level property key of an event with up to [`SCHEMA_SAMPLES`] distinct values, the
+/// most recently seen first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyKey {
+    pub key: String,
+    pub sample_values: Vec<serde_json::Value>,
+}
+
+/// Durations of one event name; everything `None` (and `count` 0) without timed occurrences.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DurationSummary {
+    pub count: u64,
+    pub avg_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+/// One event name in detail.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetail {
+    /// The latest [`DETAIL_OCCURRENCES`] documents, newest first, with every stored field
+    /// (`_id`, `timestamp` as ISO).
+    pub occurrences: Vec<serde_json::Value>,
+    /// Keys sorted.
+    pub property_schema: Vec<PropertyKey>,
+    pub events_by_day: Vec<DayCount>,
+    pub duration_summary: DurationSummary,
+}
+
+/// The JSON type name of a property's samples, for the detail page: `string`, `number`,
+/// `boolean`, `object`, `array`, `null`, or `mixed` when the samples disagree (nulls aside).
+pub fn inferred_type(samples: &[serde_json::Value]) -> &'static str {
+    use serde_json::Value;
+    let name = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let mut found: Option<&'static str> = None;
+    for v in samples.iter().filter(|v| !v.is_null()) {
+        match found {
+            None => found = Some(name(v)),
+            Some(t) if t != name(v) => return "mixed",
+            Some(_) => {}
+        }
+    }
+    found.unwrap_or("null")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drill-down reports: errors (reference §4.5) and performance (§4.6). JSON field names are
+// SuperInsights 1.x's.
+// ---------------------------------------------------------------------------------------------
+
+/// Error groups on the errors page (SuperInsights 1.x: the top 50 fingerprints).
+pub const GROUPED_ERRORS_TOP: usize = 50;
+/// Occurrences listed on an error's detail page (SuperInsights 1.x: the latest 100).
+pub const ERROR_DETAIL_OCCURRENCES: usize = 100;
+/// The browsers the errors and performance pages filter on; any other value means "all".
+pub const FILTER_BROWSERS: [&str; 4] = ["Chrome", "Firefox", "Safari", "Edge"];
+/// The device types the performance page filters on; any other value means "all".
+pub const FILTER_DEVICE_TYPES: [&str; 3] = ["desktop", "mobile", "tablet"];
+
+/// The index of the lower-nearest-rank `p` percentile among `n` sorted values (⌊p·(n−1)⌋),
+/// the same rank [`percentile`] reads; for stores that fetch one value by offset.
+pub fn rank_index(n: u64, p: f64) -> u64 {
+    (p * n.saturating_sub(1) as f64).floor() as u64
+}
+
+/// Keeps only the segment fields that apply to errors and performance (reference §4.7:
+/// `clientId`, `userId`, metadata). Metadata keys with an empty path segment (`a..b`, `.a`)
+/// cannot name a field in either backend and are dropped, like other unusable values.
+fn document_segment(
+    segment: &crate::domain::segment::SegmentFilters,
+) -> crate::domain::segment::SegmentFilters {
+    crate::domain::segment::SegmentFilters {
+        client_id: segment.client_id.clone(),
+        user_id: segment.user_id.clone(),
+        meta: segment
+            .meta
+            .iter()
+            .filter(|(k, _)| k.split('.').all(|part| !part.is_empty()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..crate::domain::segment::SegmentFilters::default()
+    }
+}
+
+/// A short stable digest of filters for cache keys (`-` when nothing filters).
+fn filters_token(value: &impl Serialize, empty: bool) -> String {
+    if empty {
+        return "-".into();
+    }
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    hex::encode(&Sha256::digest(&json)[..8])
+}
+
+/// What the errors page is restricted to. Stores map `segment` onto `context.clientId`,
+/// `context.userId` and `context.<key>` (reference §4.7), exact string matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorFilters {
+    /// One of [`FILTER_BROWSERS`], or `None` for all.
+    pub browser: Option<String>,
+    /// An exact `errorType`, or `None` for all.
+    pub error_type: Option<String>,
+    /// Only `client_id`, `user_id` and `meta` are ever set.
+    pub segment: crate::domain::segment::SegmentFilters,
+}
+
+impl ErrorFilters {
+    /// From query parameters: `browser` (only the four known values), `errorType` (non-empty,
+    /// not `all`) and the segment parameters (§4.7). Unusable values are ignored.
+    pub fn from_params<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)> + Clone) -> Self {
+        let mut f = ErrorFilters {
+            segment: document_segment(&crate::domain::segment::SegmentFilters::from_params(
+                params.clone(),
+            )),
+            ..Default::default()
+        };
+        for (name, value) in params {
+            let value = value.trim();
+            match name {
+                "browser" if FILTER_BROWSERS.contains(&value) => f.browser = Some(value.into()),
+                "errorType" if !value.is_empty() && value != "all" && !value.contains('\0') => {
+                    f.error_type = Some(value.into())
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == ErrorFilters::default()
+    }
+
+    /// A short stable digest for cache keys (`-` when nothing filters).
+    pub fn cache_token(&self) -> String {
+        filters_token(self, self.is_empty())
+    }
+}
+
+/// What the performance page is restricted to. Stores map `segment` onto `clientId`,
+/// `properties.userId` and `properties.<key>` (reference §4.7), exact string matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PerformanceFilters {
+    /// One of [`FILTER_DEVICE_TYPES`], or `None` for all.
+    pub device_type: Option<String>,
+    /// One of [`FILTER_BROWSERS`], or `None` for all.
+    pub browser: Option<String>,
+    /// Only `client_id`, `user_id` and `meta` are ever set.
+    pub segment: crate::domain::segment::SegmentFilters,
+}
+
+impl PerformanceFilters {
+    /// From query parameters: `deviceType` (`desktop|mobile|tablet`), `browser` (the four known
+    /// values) and the segment parameters (§4.7). Unusable values are ignored.
+    pub fn from_params<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)> + Clone) -> Self {
+        let segment = crate::domain::segment::SegmentFilters::from_params(params);
+        PerformanceFilters {
+            device_type: segment
+                .device_type
+                .clone()
+                .filter(|d| FILTER_DEVICE_TYPES.contains(&d.as_str())),
+            browser: segment
+                .browser
+                .clone()
+                .filter(|b| FILTER_BROWSERS.contains(&b.as_str())),
+            segment: document_segment(&segment),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == PerformanceFilters::default()
+    }
+
+    /// A short stable digest for cache keys (`-` when nothing filters).
+    pub fn cache_token(&self) -> String {
+        filters_token(self, self.is_empty())
+    }
+}
+
+/// One fingerprint on the errors page; the descriptive fields come from its **earliest**
+/// occurrence in the range (as in SuperInsights 1.x).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorGroup {
+    pub fingerprint: String,
+    pub message: String,
+    pub browser: Option<String>,
+    pub os: Option<String>,
+    pub os_version: Option<String>,
+    pub device_type: Option<String>,
+    /// ISO time of the earliest occurrence in the range.
+    pub first_seen: String,
+    pub count: u64,
+}
+
+/// The errors report (without the timeframe, which the caller adds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorsReport {
+    pub total_errors: u64,
+    pub errors_by_day: Vec<DayCount>,
+    /// The top fingerprints by count, ties by fingerprint.
+    pub grouped_errors: Vec<ErrorGroup>,
+    /// Distinct fingerprints matching the same filters as `total_errors` (SuperInsights 1.x
+    /// ignored the browser filter here; we do not).
+    pub unique_fingerprints: u64,
+}
+
+/// One stored occurrence of an error (absent fields are omitted from JSON).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorOccurrence {
+    /// ISO time.
+    pub timestamp: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_trace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_number: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_number: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Free JSON (the SDK sends `{url, userAgent}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
+}
+
+impl ErrorOccurrence {
+    /// `context.url` when the context carries one.
+    pub fn page_url(&self) -> Option<&str> {
+        self.context.as_ref()?.get("url")?.as_str()
+    }
+
+    /// `file:line:column` when known.
+    pub fn location(&self) -> Option<String> {
+        let file = self.source_file.as_deref()?;
+        let mut out = file.to_string();
+        for n in [self.line_number, self.column_number].into_iter().flatten() {
+            out.push_str(&format!(":{n}"));
+        }
+        Some(out)
+    }
+}
+
+/// One fingerprint over a range: the **true** number of occurrences (SuperInsights 1.x showed
+/// at most 100), first and last seen over all of them, per-day counts, and the newest ones.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    pub fingerprint: String,
+    pub total_occurrences: u64,
+    /// ISO time of the earliest occurrence in the range.
+    pub first_seen: Option<String>,
+    /// ISO time of the newest occurrence in the range.
+    pub last_seen: Option<String>,
+    pub errors_by_day: Vec<DayCount>,
+    /// The newest occurrences (at most the requested limit), newest first.
+    pub occurrences: Vec<ErrorOccurrence>,
+}
+
+impl ErrorDetail {
+    /// The newest occurrence, whose message, type, stack, location and context the page shows.
+    pub fn latest(&self) -> Option<&ErrorOccurrence> {
+        self.occurrences.first()
+    }
+}
+
+/// The performance report: the figures of the dashboard under filters, plus how many
+/// measurements carry all four SuperInsights 1.x metrics (lcp, cls, fid, ttfb).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PerformanceReport {
+    pub figures: PerformanceFigures,
+    pub complete_measurements: u64,
 }
 
 #[cfg(test)]
@@ -382,5 +1020,145 @@ mod tests {
         );
         assert_eq!(TTFB.status(Some(900.0)), Some("needs-improvement"));
         assert_eq!(INP.status(Some(600.0)), Some("poor"));
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn recent_paging_defaults_and_clamps() {
+        assert_eq!(RecentPaging::parse(None, None), RecentPaging::default());
+        assert_eq!(
+            RecentPaging::parse(Some("0"), Some("0")),
+            RecentPaging { page: 1, limit: 1 }
+        );
+        assert_eq!(
+            RecentPaging::parse(Some("3"), Some("500")),
+            RecentPaging { page: 3, limit: 50 }
+        );
+        assert_eq!(
+            RecentPaging::parse(Some("x"), Some("-4")),
+            RecentPaging { page: 1, limit: 1 }
+        );
+        assert_eq!(RecentPaging { page: 3, limit: 10 }.offset(), 20);
+    }
+
+    #[test]
+    fn pagination_counts_pages_and_has_at_least_one() {
+        let p = |total| Pagination::of(RecentPaging { page: 2, limit: 10 }, total).total_pages;
+        assert_eq!((p(0), p(1), p(10), p(11), p(20)), (1, 1, 1, 2, 2));
+    }
+
+    #[test]
+    fn property_types_are_inferred_from_samples() {
+        assert_eq!(inferred_type(&[json!("a"), json!("b")]), "string");
+        assert_eq!(
+            inferred_type(&[json!(1), Value::Null, json!(2.5)]),
+            "number"
+        );
+        assert_eq!(inferred_type(&[json!(true)]), "boolean");
+        assert_eq!(inferred_type(&[json!({"a": 1})]), "object");
+        assert_eq!(inferred_type(&[json!([1])]), "array");
+        assert_eq!(inferred_type(&[json!(1), json!("1")]), "mixed");
+        assert_eq!(inferred_type(&[Value::Null]), "null");
+        assert_eq!(inferred_type(&[]), "null");
+    }
+
+    use serde_json::Value;
+}
+
+#[cfg(test)]
+mod diagnostics_tests {
+    use super::*;
+
+    fn pairs<'a>(p: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = (&'a str, &'a str)> + Clone {
+        p.iter().copied()
+    }
+
+    #[test]
+    fn error_filters_keep_known_browsers_real_types_and_document_segments() {
+        let f = ErrorFilters::from_params(pairs(&[
+            ("browser", "Firefox"),
+            ("errorType", " unhandled_rejection "),
+            ("clientId", "c1"),
+            ("os", "Linux"),
+            ("deviceType", "mobile"),
+            ("meta", r#"{"release":"1.2","a..b":"x",".a":"y"}"#),
+        ]));
+        assert_eq!(f.browser.as_deref(), Some("Firefox"));
+        assert_eq!(f.error_type.as_deref(), Some("unhandled_rejection"));
+        assert_eq!(f.segment.client_id.as_deref(), Some("c1"));
+        assert_eq!(
+            (&f.segment.os, &f.segment.device_type, &f.segment.browser),
+            (&None, &None, &None),
+            "only clientId, userId and metadata apply to errors"
+        );
+        assert_eq!(
+            f.segment.meta.keys().collect::<Vec<_>>(),
+            vec!["release"],
+            "keys with an empty path segment are dropped"
+        );
+        let all = ErrorFilters::from_params(pairs(&[
+            ("browser", "Opera"),
+            ("browser", "chrome"),
+            ("errorType", "all"),
+            ("errorType", "  "),
+        ]));
+        assert!(all.is_empty());
+        assert_eq!(all.cache_token(), "-");
+        assert_ne!(f.cache_token(), "-");
+    }
+
+    #[test]
+    fn performance_filters_take_device_and_browser_from_the_query() {
+        let f = PerformanceFilters::from_params(pairs(&[
+            ("device_type", "tablet"),
+            ("browser", "Safari"),
+            ("userId", "u1"),
+            ("utm_source", "news"),
+        ]));
+        assert_eq!(f.device_type.as_deref(), Some("tablet"));
+        assert_eq!(f.browser.as_deref(), Some("Safari"));
+        assert_eq!(f.segment.user_id.as_deref(), Some("u1"));
+        assert_eq!(f.segment.utm_source, None);
+        assert_eq!(f.segment.browser, None, "browser is the page's own filter");
+        let all =
+            PerformanceFilters::from_params(pairs(&[("deviceType", "tv"), ("browser", "IE")]));
+        assert!(all.is_empty());
+        assert_ne!(
+            f.cache_token(),
+            PerformanceFilters::from_params(pairs(&[("browser", "Safari")])).cache_token()
+        );
+    }
+
+    #[test]
+    fn rank_index_is_the_percentile_rank() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        for p in [0.5, 0.75, 0.95] {
+            assert_eq!(
+                Some(v[rank_index(10, p) as usize]),
+                percentile(&v, p),
+                "p{p}"
+            );
+        }
+        assert_eq!(rank_index(1, 0.95), 0);
+        assert_eq!(rank_index(0, 0.5), 0);
+    }
+
+    #[test]
+    fn occurrences_know_their_location_and_page() {
+        let o = ErrorOccurrence {
+            source_file: Some("app.js".into()),
+            line_number: Some(3.0),
+            column_number: Some(14.0),
+            context: Some(serde_json::json!({"url": "https://x.example/"})),
+            ..Default::default()
+        };
+        assert_eq!(o.location().as_deref(), Some("app.js:3:14"));
+        assert_eq!(o.page_url(), Some("https://x.example/"));
+        assert_eq!(ErrorOccurrence::default().location(), None);
     }
 }

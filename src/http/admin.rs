@@ -48,6 +48,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/orgs/rename", post(rename_org))
         .route("/admin/orgs/disable", post(disable_org))
         .route("/admin/orgs/enable", post(enable_org))
+        .route("/admin/public-links", get(list_public_links))
+        .route("/admin/public-links/revoke", post(revoke_public_link))
+        .route(
+            "/admin/public-links/{project_id}/revoke",
+            post(revoke_public_link_at),
+        )
 }
 
 /// A signed-in platform admin; anyone else is refused with 403 (signed-out browsers go to the
@@ -466,4 +472,86 @@ async fn enable_org(
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     set_org_status(&state, &auth, &form, "active").await
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/public_links.html")]
+struct PublicLinksPage {
+    shell: Shell,
+    /// (link, organization name)
+    links: Vec<(super::org::PublicLinkRow, String)>,
+    notice: Notice,
+}
+
+async fn render_public_links(
+    state: &AppState,
+    auth: &AuthUser,
+    notice: Notice,
+) -> Result<PublicLinksPage, AppError> {
+    let orgs: HashMap<_, _> = state
+        .stores
+        .accounts
+        .list_orgs()
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect();
+    let links = crate::services::public_links::list(&state.stores, None)
+        .await?
+        .iter()
+        .map(|l| {
+            let org = orgs.get(&l.project.org_id).cloned().unwrap_or_default();
+            (super::org::PublicLinkRow::of(l), org)
+        })
+        .collect();
+    Ok(PublicLinksPage {
+        shell: Shell::of(auth),
+        links,
+        notice,
+    })
+}
+
+/// Every enabled public link on the platform.
+async fn list_public_links(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+) -> Result<Response, AppError> {
+    Ok(render_public_links(&state, &auth, Notice::default())
+        .await?
+        .into_response())
+}
+
+/// SuperInsights 1.x's form: `projectId` in the body.
+async fn revoke_public_link(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let project = id_field(&form, "projectId")?;
+    revoke_any_link(&state, &auth, project).await
+}
+
+async fn revoke_public_link_at(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    axum::extract::Path(project): axum::extract::Path<String>,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    let project = crate::domain::ids::DocId::parse(&project).ok_or(AppError::NotFound)?;
+    revoke_any_link(&state, &auth, project).await
+}
+
+async fn revoke_any_link(
+    state: &AppState,
+    auth: &AuthUser,
+    project: crate::domain::ids::DocId,
+) -> Result<Response, AppError> {
+    let result = crate::services::public_links::revoke(&state.stores, project, None)
+        .await?
+        .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
+        .ok_or_else(super::org::no_such_project);
+    render_outcome(result, async |notice| {
+        render_public_links(state, auth, notice).await
+    })
+    .await
 }

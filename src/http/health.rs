@@ -1,6 +1,6 @@
 //! Liveness and readiness. `/healthz` answers without touching anything; `/readyz` pings the
-//! store (503 when it does not answer) and reports Redis and the spool, which never make the
-//! server unready: without them it degrades, it does not stop.
+//! store (503 when it does not answer) and reports Redis, the spool and the job queue's depth,
+//! which never make the server unready: without them it degrades, it does not stop.
 
 use crate::state::AppState;
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
@@ -31,6 +31,18 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             Err(e) => json!({"configured": true, "connected": false, "error": e}),
         },
     };
+    // Queue depth is informative: a store that cannot count is already reported above.
+    let job_counts =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.jobs.counts()).await;
+    let job_queue = match job_counts {
+        Ok(Ok(c)) => json!({
+            "backend": state.jobs.backend(),
+            "queued": c.queued,
+            "running": c.running,
+            "failed": c.failed,
+        }),
+        _ => json!({"backend": state.jobs.backend(), "error": "counts unavailable"}),
+    };
     let ready = store_error.is_none();
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
@@ -38,6 +50,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "store": {"backend": state.stores.name, "ok": ready, "error": store_error},
         "redis": redis,
         "ingestSpool": {"pending": state.spool.has_pending()},
+        "jobQueue": job_queue,
         "dashboardCache": {
             "backend": state.dashboards.backend(),
             "hits": state.dashboards.counters.hits.load(std::sync::atomic::Ordering::Relaxed),

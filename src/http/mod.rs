@@ -2,6 +2,7 @@
 //! (request ids and error logging, CORS). Handlers stay thin: extract, call a service, answer.
 
 pub mod admin;
+pub mod ai;
 pub mod analytics;
 pub mod auth;
 pub mod cors;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
     let app_area = Router::new()
         .merge(auth::router(&state))
         .merge(projects::router())
+        .merge(ai::router())
         .nest("/projects/{id}", analytics::routes())
         .merge(org::router(&state))
         .merge(invites::router())
@@ -45,7 +47,7 @@ pub fn router(state: AppState) -> Router {
         .layer(session_layer(&state));
     Router::new()
         .merge(app_area)
-        .merge(public_area())
+        .merge(public_area(&state))
         .merge(health::router())
         .merge(ingest::router(&state))
         .merge(pages::router())
@@ -57,12 +59,42 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Public links: the analytics routes again, read-only, behind a token instead of a session.
-fn public_area() -> Router<AppState> {
+/// Public links: the analytics routes again, read-only, behind a token instead of a session
+/// (docs/features/public-links.md). Every request under the prefixes, unknown paths and wrong
+/// tokens included, counts against the per-IP limit; every answer, 404 and 429 included, says
+/// `X-Robots-Tag: noindex` and `Referrer-Policy: no-referrer` (the token is in the URL).
+fn public_area(state: &AppState) -> Router<AppState> {
+    let per_ip = rate_limit::RateLimitLayer::per_client_ip(
+        state,
+        crate::runtime::rate_limit::namespaces::PUBLIC_LINKS_IP,
+        state.config.rate_limits.public_links_ip,
+        // JSON for the `si` CLI; `html_errors` turns it into the HTML page for browsers.
+        rate_limit::Style::Json,
+    );
+    // The fallbacks keep unknown paths under the prefixes inside this area's layers.
     Router::new()
-        .nest("/p/{id}/{token}", analytics::routes())
-        .nest("/docs/{id}/{token}", analytics::routes())
+        .nest(
+            "/p/{id}/{token}",
+            analytics::routes().fallback(pages::not_found),
+        )
+        .nest(
+            "/docs/{id}/{token}",
+            analytics::routes().fallback(pages::not_found),
+        )
+        .route("/p/{id}", axum::routing::any(pages::not_found))
+        .layer(per_ip)
         .layer(middleware::from_fn(pages::html_errors))
+        .layer(middleware::map_response(public_headers))
+}
+
+async fn public_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 /// Server-side sessions: cookie `sid`, 14 days of inactivity, HttpOnly, SameSite from

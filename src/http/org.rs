@@ -41,6 +41,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/org/users/set-role", post(set_role))
         .route("/org/users/remove", post(remove_user))
         .route("/org/invites/revoke", post(revoke_invite))
+        .route("/org/public-links", get(list_public_links))
+        .route("/org/public-links/revoke", post(revoke_public_link))
+        .route(
+            "/org/public-links/{project_id}/revoke",
+            post(revoke_public_link_at),
+        )
 }
 
 /// The server's public base URL for links: `PUBLIC_URL`, else the request's host.
@@ -368,4 +374,105 @@ async fn revoke_invite(
         .await
         .map(|i| Notice::ok(format!("The invite for {} was revoked.", i.email)));
     outcome(&state, &auth, result).await
+}
+
+/// One enabled public link in the organization and admin lists (never the token).
+pub(super) struct PublicLinkRow {
+    pub project_id: String,
+    pub project: String,
+    pub icon: String,
+    pub since: String,
+    pub token_made: String,
+}
+
+impl PublicLinkRow {
+    pub(super) fn of(link: &crate::store::PublicLink) -> Self {
+        let when = |ms: Option<i64>| ms.map(minute).unwrap_or_default();
+        Self {
+            project_id: link.project.id.to_hex(),
+            project: link.project.name.clone(),
+            icon: link.project.icon.clone(),
+            since: when(link.created_at),
+            token_made: when(link.last_regenerated_at),
+        }
+    }
+}
+
+/// The refusal for revoking a link of a project that is not there (or not in the organization).
+pub(super) fn no_such_project() -> MemberError {
+    MemberError::NotFound("Project not found.".into())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "org/public_links.html")]
+struct PublicLinksPage {
+    shell: Shell,
+    org: Organization,
+    links: Vec<PublicLinkRow>,
+    notice: Notice,
+}
+
+async fn render_public_links(
+    state: &AppState,
+    auth: &AuthUser,
+    notice: Notice,
+) -> Result<PublicLinksPage, AppError> {
+    let org = auth.require_org_owner()?.clone();
+    let links = crate::services::public_links::list(&state.stores, Some(org.id))
+        .await?
+        .iter()
+        .map(PublicLinkRow::of)
+        .collect();
+    Ok(PublicLinksPage {
+        shell: Shell::of(auth),
+        org,
+        links,
+        notice,
+    })
+}
+
+/// The organization's enabled public links (owners and platform admins).
+async fn list_public_links(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Response, AppError> {
+    Ok(render_public_links(&state, &auth, Notice::default())
+        .await?
+        .into_response())
+}
+
+/// SuperInsights 1.x's form: `projectId` in the body.
+async fn revoke_public_link(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let project = id_field(&form, "projectId")?;
+    revoke_link_of_org(&state, &auth, project).await
+}
+
+async fn revoke_public_link_at(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    axum::extract::Path(project): axum::extract::Path<String>,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    let project = DocId::parse(&project).ok_or(AppError::NotFound)?;
+    revoke_link_of_org(&state, &auth, project).await
+}
+
+async fn revoke_link_of_org(
+    state: &AppState,
+    auth: &AuthUser,
+    project: DocId,
+) -> Result<Response, AppError> {
+    let org = auth.require_org_owner()?.id;
+    let result = crate::services::public_links::revoke(&state.stores, project, Some(org))
+        .await?
+        .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
+        .ok_or_else(no_such_project);
+    render_outcome(result, async |notice| {
+        render_public_links(state, auth, notice).await
+    })
+    .await
 }

@@ -27,9 +27,29 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/js/app.js"),
     ),
     (
+        "js/ai.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/js/ai.js"),
+    ),
+    (
         "js/dashboard.js",
         "application/javascript; charset=utf-8",
         include_str!("../../static/js/dashboard.js"),
+    ),
+    (
+        "js/events.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/js/events.js"),
+    ),
+    (
+        "js/pageviews.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/js/pageviews.js"),
+    ),
+    (
+        "js/diagnostics.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/js/diagnostics.js"),
     ),
     (
         "vendor/uplot/uPlot.iife.min.js",

@@ -3,7 +3,7 @@
 //! members, deleting and clearing. Platform admins count as `admin` everywhere.
 
 use super::{
-    org::{base_url, refusal},
+    org::{base_url, minute, refusal},
     session::{AuthUser, CsrfForm},
     views::Shell,
 };
@@ -13,6 +13,7 @@ use crate::{
     services::{
         orgs::{self, MemberError},
         projects::{self as svc, ProjectForm},
+        public_links,
     },
     state::AppState,
     store::{NewProject, Project},
@@ -45,6 +46,18 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/users/remove", post(remove_user))
         .route("/projects/{id}/delete", post(delete_project))
         .route("/projects/{id}/clear-data", post(clear_data))
+        .route(
+            "/projects/{id}/public-link/enable",
+            post(enable_public_link),
+        )
+        .route(
+            "/projects/{id}/public-link/regenerate",
+            post(regenerate_public_link),
+        )
+        .route(
+            "/projects/{id}/public-link/revoke",
+            post(revoke_public_link),
+        )
 }
 
 /// A project the signed-in user may open, with their role in it.
@@ -121,6 +134,19 @@ struct SettingsPage {
     invite_link: Option<String>,
     message: Option<String>,
     error: Option<String>,
+    /// The public link's state (never its token).
+    public_link: PublicLinkView,
+    /// The full public URL, right after a token was made: shown this once.
+    public_link_url: Option<String>,
+}
+
+/// What the settings page says about the public link.
+struct PublicLinkView {
+    enabled: bool,
+    /// `2024-01-31 12:00 UTC` texts.
+    since: Option<String>,
+    token_made: Option<String>,
+    revoked: Option<String>,
 }
 
 fn project_form(form: &CsrfForm) -> ProjectForm {
@@ -159,6 +185,7 @@ struct Notice {
     error: Option<String>,
     invite_link: Option<String>,
     form: Option<Box<ProjectForm>>,
+    public_link_url: Option<String>,
 }
 
 async fn render_settings(
@@ -201,7 +228,16 @@ async fn render_settings(
         "<script src=\"{base}{sdk}\" defer></script>\n<script>\n  window.addEventListener('load', function () {{\n    SuperInsights.init('{}', {{ apiUrl: '{base}' }});\n  }});\n</script>",
         p.public_api_key
     );
+    let link = public_links::state(&state.stores, p.id).await?;
+    let public_link = PublicLinkView {
+        enabled: link.enabled,
+        since: link.created_at.map(minute),
+        token_made: link.last_regenerated_at.map(minute),
+        revoked: link.revoked_at.map(minute),
+    };
     Ok(SettingsPage {
+        public_link,
+        public_link_url: notice.public_link_url,
         shell: Shell::of(auth),
         form: notice.form.map(|f| *f).unwrap_or_else(|| ProjectForm {
             name: p.name.clone(),
@@ -529,5 +565,73 @@ async fn clear_data(
     state.ingestor.keys().invalidate_project(access.project.id);
     state.dashboards.invalidate(access.project.id).await;
     let outcome = done("All analytics data of this project was deleted.");
+    settings_outcome(&state, &auth, access, &headers, outcome).await
+}
+
+/// Enables the public link (owner only) and shows its URL once.
+async fn enable_public_link(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    new_public_link(&state, &auth, &id, &headers, "Public link enabled.").await
+}
+
+/// Replaces the public link's token (owner only): the old URL stops working at once.
+async fn regenerate_public_link(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    let said = "New public link made. The previous link no longer works.";
+    new_public_link(&state, &auth, &id, &headers, said).await
+}
+
+async fn new_public_link(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+    headers: &HeaderMap,
+    message: &str,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(state, auth, id).await?;
+    access.require(OWNERS)?;
+    let made = public_links::regenerate(
+        &state.stores,
+        state.config.public_link_pepper.expose(),
+        access.project.id,
+    )
+    .await?;
+    let url =
+        public_links::dashboard_url(&base_url(state, headers), access.project.id, &made.token);
+    let outcome = Ok(Notice {
+        message: Some(message.to_string()),
+        public_link_url: Some(url),
+        ..Default::default()
+    });
+    settings_outcome(state, auth, access, headers, outcome).await
+}
+
+/// Disables the public link (owner only).
+async fn revoke_public_link(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    access.require(OWNERS)?;
+    public_links::revoke(
+        &state.stores,
+        access.project.id,
+        Some(access.project.org_id),
+    )
+    .await?;
+    let outcome = done("Public link revoked. It no longer works.");
     settings_outcome(&state, &auth, access, &headers, outcome).await
 }

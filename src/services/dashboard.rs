@@ -1,13 +1,14 @@
 //! The project dashboard (SuperInsights 1.x `/dashboard/data`): the four blocks for a timeframe,
 //! with the same JSON shape — `{timeframe, pageViews, events, errors, performance}` where
 //! performance carries `percentiles` (`lcp_p50` …), `metricsByDay`, `totalMeasurements` and
-//! `performanceScore`.
+//! `performanceScore` — plus `breakdowns` (page views by referrer host, UTM, country, browser, OS,
+//! device type), which 1.x never showed; its clients ignore the extra field.
 
 use crate::{
     domain::{
         analytics::{
-            ErrorsSummary, EventsSummary, METRICS, MetricsDay, PageViewsSummary, PerformanceScore,
-            Timeframe,
+            BREAKDOWN_TOP, Breakdowns, ErrorsSummary, EventsSummary, METRICS, MetricsDay,
+            PageViewsSummary, PerformanceScore, Timeframe,
         },
         ids::DocId,
         timestamp::now_ms,
@@ -38,6 +39,9 @@ pub struct Dashboard {
     pub events: EventsSummary,
     pub errors: ErrorsSummary,
     pub performance: PerformanceBlock,
+    /// Top [`BREAKDOWN_TOP`] values per dimension.
+    #[serde(default)]
+    pub breakdowns: Breakdowns,
 }
 
 /// Computes the dashboard of a project for a timeframe ending now.
@@ -48,11 +52,12 @@ pub async fn dashboard(
 ) -> StoreResult<Dashboard> {
     let range = timeframe.range(now_ms());
     let stats = &stores.stats;
-    let (page_views, events, errors, figures) = tokio::try_join!(
+    let (page_views, events, errors, figures, breakdowns) = tokio::try_join!(
         stats.pageviews_summary(project, range, DASHBOARD_TOP),
         stats.events_summary(project, range, DASHBOARD_TOP),
         stats.errors_summary(project, range),
         stats.performance_summary(project, range),
+        stats.breakdowns(project, range, BREAKDOWN_TOP),
     )?;
     let mut percentiles = BTreeMap::new();
     for metric in METRICS {
@@ -72,5 +77,6 @@ pub async fn dashboard(
             metrics_by_day: figures.metrics_by_day,
             total_measurements: figures.total_measurements,
         },
+        breakdowns,
     })
 }

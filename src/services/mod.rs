@@ -2,11 +2,14 @@
 //! its workspace and first project). Handlers and CLI commands call these; they hold no HTTP types.
 
 pub mod accounts;
+pub mod ai_analysis;
 pub mod dashboard;
 pub mod demo;
+pub mod diagnostics;
 pub mod orgs;
 pub mod projects;
 pub mod public_links;
+pub mod reports;
 pub mod retention;
 
 /// Upper-cases the first letter, for showing a lower-case error message as a sentence.

@@ -23,7 +23,17 @@ pub async fn run_all(stores: Stores) {
     account_admin(&stores).await;
     invites(&stores).await;
     sessions(&stores).await;
+    public_links(&stores).await;
+    jobs_claims_and_leases(&stores).await;
     analytics_summaries(&stores).await;
+    summaries_over_days_hours_and_edges(&stores).await;
+    errors_report_groups_by_fingerprint(&stores).await;
+    error_detail_counts_every_occurrence(&stores).await;
+    performance_report_filters_and_quality(&stores).await;
+    pageviews_report_filters(&stores).await;
+    events_reports(&stores).await;
+    ai_presets_and_runs(&stores).await;
+    ai_sample_documents(&stores).await;
 }
 
 pub fn pageview(url: &str, ts: i64) -> PageView {
@@ -951,4 +961,2515 @@ async fn analytics_summaries(stores: &Stores) {
         0,
         "unknown project"
     );
+}
+
+/// Public links: only a hash is stored, enabling keeps the first enable time, revoking clears
+/// the hash, lists hold enabled links of live projects only (per organization or all).
+async fn public_links(stores: &Stores) {
+    let ps = &stores.projects;
+    let a = new_project(stores, "Shared A").await;
+    let fresh = ps.public_link(a.id).await.unwrap().unwrap();
+    assert_eq!(fresh.project, a);
+    assert_eq!(
+        (
+            fresh.enabled,
+            fresh.token_hash,
+            fresh.created_at,
+            fresh.revoked_at
+        ),
+        (false, None, None, None)
+    );
+    assert_eq!(ps.public_link(DocId::new()).await.unwrap(), None);
+
+    let t0 = 1_700_000_000_000;
+    let on = ps.set_public_link(a.id, "hash-1", t0).await.unwrap();
+    assert_eq!(
+        (
+            on.enabled,
+            on.token_hash.as_deref(),
+            on.created_at,
+            on.last_regenerated_at,
+            on.revoked_at
+        ),
+        (true, Some("hash-1"), Some(t0), Some(t0), None)
+    );
+    // A new token on an enabled link: the link's age is kept, the token's time moves.
+    let again = ps
+        .set_public_link(a.id, "hash-2", t0 + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again.token_hash.as_deref(),
+            again.created_at,
+            again.last_regenerated_at
+        ),
+        (Some("hash-2"), Some(t0), Some(t0 + 1_000))
+    );
+    assert_eq!(ps.public_link(a.id).await.unwrap().unwrap(), again);
+
+    ps.revoke_public_link(a.id, t0 + 2_000).await.unwrap();
+    let off = ps.public_link(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (off.enabled, off.token_hash, off.revoked_at, off.created_at),
+        (false, None, Some(t0 + 2_000), Some(t0))
+    );
+    // Enabling after a revoke starts a new link (new creation time, revoke cleared).
+    let reborn = ps
+        .set_public_link(a.id, "hash-3", t0 + 3_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (reborn.created_at, reborn.revoked_at),
+        (Some(t0 + 3_000), None)
+    );
+    assert_eq!(
+        ps.revoke_public_link(DocId::new(), t0).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        ps.set_public_link(DocId::new(), "h", t0).await,
+        Err(StoreError::NotFound)
+    );
+
+    // b: same organization as nothing else, enabled later; c: enabled then revoked;
+    // d: enabled then deleted (gone from lists, cannot be re-enabled).
+    let b = new_project(stores, "Shared B").await;
+    let c = new_project(stores, "Shared C").await;
+    let d = new_project(stores, "Shared D").await;
+    ps.set_public_link(b.id, "hash-b", t0 + 4_000)
+        .await
+        .unwrap();
+    ps.set_public_link(c.id, "hash-c", t0 + 5_000)
+        .await
+        .unwrap();
+    ps.revoke_public_link(c.id, t0 + 6_000).await.unwrap();
+    ps.set_public_link(d.id, "hash-d", t0 + 7_000)
+        .await
+        .unwrap();
+    ps.soft_delete_project(d.id).await.unwrap();
+    assert_eq!(
+        ps.set_public_link(d.id, "hash-d2", t0 + 8_000).await,
+        Err(StoreError::NotFound)
+    );
+
+    let ours = [a.id, b.id, c.id, d.id];
+    let all: Vec<(DocId, Option<String>)> = ps
+        .public_links(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| ours.contains(&l.project.id))
+        .map(|l| (l.project.id, l.token_hash))
+        .collect();
+    assert_eq!(
+        all,
+        vec![
+            (b.id, Some("hash-b".to_string())),
+            (a.id, Some("hash-3".to_string()))
+        ],
+        "enabled links of live projects, most recently enabled first"
+    );
+    let of_a: Vec<DocId> = ps
+        .public_links(Some(a.org_id))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.project.id)
+        .collect();
+    assert_eq!(
+        of_a,
+        vec![a.id],
+        "each test project has its own organization"
+    );
+}
+
+/// The page-views report (reference §4.3): device, a literal URL prefix (`%`, `_`, `(` and case
+/// matter), page-view segment fields, per-page uniques with a missing clientId, ties by URL.
+async fn pageviews_report_filters(stores: &Stores) {
+    use crate::domain::{
+        analytics::{DayCount, PageStats, PageViewFilters, TimeRange},
+        segment::SegmentFilters,
+    };
+    let p = new_project(stores, "Page views report").await;
+    let day = 86_400_000;
+    let t0 = 1_706_702_400_000; // 2024-01-31T12:00:00Z
+    let range = TimeRange {
+        start_ms: t0 - 2 * day,
+        end_ms: t0,
+    };
+    let pv = |url: &str, client: Option<&str>, device: DeviceType, ts: i64| PageView {
+        client_id: client.map(str::to_string),
+        device_type: Some(device),
+        ..pageview(url, ts)
+    };
+    let (m, d, t) = (DeviceType::Mobile, DeviceType::Desktop, DeviceType::Tablet);
+    stores
+        .events
+        .write(&[batch(
+            p.id,
+            Docs::Pageviews(vec![
+                pv("/blog/a", Some("c1"), m, t0),
+                PageView {
+                    browser: Some("Chrome".into()),
+                    ..pv("/blog/a", Some("c2"), d, t0 - 1000)
+                },
+                pv("/blog/b", None, m, t0 - 2000),
+                pv("/blog/b", Some("c1"), m, t0 - day),
+                pv("/50%_off", Some("c3"), d, t0 - day - 1),
+                pv("/50x_off", Some("c3"), m, t0 - day - 2),
+                PageView {
+                    utm_source: Some("ads".into()),
+                    ..pv("/blog(1)", Some("c4"), t, t0 - 3)
+                },
+                pv("/blog/a", Some("c5"), d, t0 - 3 * day),
+                pv("/Blog/c", Some("c6"), d, t0 - 5),
+            ]),
+        )])
+        .await
+        .unwrap();
+    let report = async |f: PageViewFilters| {
+        stores
+            .stats
+            .pageviews_report(p.id, range, &f)
+            .await
+            .unwrap()
+    };
+    let prefix = |s: &str| PageViewFilters {
+        url_prefix: Some(s.into()),
+        ..Default::default()
+    };
+    let page = |url: &str, views, unique_visitors| PageStats {
+        url: url.into(),
+        views,
+        unique_visitors,
+    };
+
+    let all = report(PageViewFilters::default()).await;
+    assert_eq!(all.total_views, 8, "the view three days ago is outside");
+    assert_eq!(
+        all.unique_visitors, 6,
+        "c1 c2 c3 c4 c6, and one for no clientId"
+    );
+    assert_eq!(
+        all.views_by_day,
+        vec![
+            DayCount {
+                date: "2024-01-30".into(),
+                count: 3
+            },
+            DayCount {
+                date: "2024-01-31".into(),
+                count: 5
+            }
+        ]
+    );
+    assert_eq!(
+        all.top_pages,
+        vec![
+            page("/blog/a", 2, 2),
+            page("/blog/b", 2, 2),
+            page("/50%_off", 1, 1),
+            page("/50x_off", 1, 1),
+            page("/Blog/c", 1, 1),
+            page("/blog(1)", 1, 1),
+        ],
+        "by views, ties by URL (byte order); a missing clientId is one visitor of /blog/b"
+    );
+
+    let blog = report(prefix("/blog")).await;
+    assert_eq!(
+        (blog.total_views, blog.unique_visitors),
+        (5, 4),
+        "case-sensitive prefix: not /Blog/c; c1 c2 c4 and no clientId"
+    );
+    let posts = report(prefix("/blog/")).await;
+    assert_eq!((posts.total_views, posts.unique_visitors), (4, 3));
+    assert_eq!(
+        report(prefix("/50%_")).await.top_pages,
+        vec![page("/50%_off", 1, 1)],
+        "% and _ are literal"
+    );
+    assert_eq!(report(prefix("/50%")).await.total_views, 1);
+    assert_eq!(
+        report(prefix("/blog(")).await.top_pages,
+        vec![page("/blog(1)", 1, 1)],
+        "regex characters are literal"
+    );
+    assert_eq!(report(prefix("/nothing")).await, Default::default());
+
+    let mobile = report(PageViewFilters {
+        device_type: Some(DeviceType::Mobile),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((mobile.total_views, mobile.unique_visitors), (4, 3));
+    let mobile_posts = report(PageViewFilters {
+        device_type: Some(DeviceType::Mobile),
+        url_prefix: Some("/blog/".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        mobile_posts.top_pages,
+        vec![page("/blog/b", 2, 2), page("/blog/a", 1, 1)]
+    );
+
+    let segment = |pairs: &[(&str, &str)]| PageViewFilters {
+        segment: SegmentFilters::from_params(pairs.iter().copied()),
+        ..Default::default()
+    };
+    let c1 = report(segment(&[("clientId", "c1")])).await;
+    assert_eq!(
+        c1.top_pages,
+        vec![page("/blog/a", 1, 1), page("/blog/b", 1, 1)]
+    );
+    assert_eq!((c1.total_views, c1.unique_visitors), (2, 1));
+    assert_eq!(
+        report(segment(&[("browser", "Chrome")])).await.total_views,
+        1
+    );
+    assert_eq!(
+        report(segment(&[("utm_source", "ads")])).await.top_pages,
+        vec![page("/blog(1)", 1, 1)]
+    );
+    assert_eq!(
+        report(segment(&[("deviceType", "tablet")]))
+            .await
+            .total_views,
+        1
+    );
+    assert_eq!(
+        report(segment(&[
+            ("userId", "u1"),
+            ("metaKey", "plan"),
+            ("metaValue", "x")
+        ]))
+        .await
+        .total_views,
+        8,
+        "userId and meta do not apply to page views"
+    );
+
+    let empty = TimeRange {
+        start_ms: t0 + day,
+        end_ms: t0 + 2 * day,
+    };
+    assert_eq!(
+        stores
+            .stats
+            .pageviews_report(p.id, empty, &PageViewFilters::default())
+            .await
+            .unwrap(),
+        Default::default()
+    );
+    assert_eq!(
+        stores
+            .stats
+            .pageviews_report(DocId::new(), range, &PageViewFilters::default())
+            .await
+            .unwrap(),
+        Default::default(),
+        "unknown project"
+    );
+}
+
+/// The events report and detail (reference §4.4) on a hand-checked fixture: name and segment
+/// filters (exact string matches, missing clientId), ties, paging edges, exact percentiles.
+async fn events_reports(stores: &Stores) {
+    use crate::domain::{
+        analytics::{
+            DayCount, DurationSummary, EventFilters, Pagination, PropertyKey, RecentPaging,
+            TimeRange, TimedEvent, TopEvent,
+        },
+        segment::SegmentFilters,
+        timestamp::to_iso,
+    };
+    let p = new_project(stores, "Events report").await;
+    let day = 86_400_000;
+    let t0 = 1_706_702_400_000; // 2024-01-31T12:00:00Z
+    let range = TimeRange {
+        start_ms: t0 - 2 * day,
+        end_ms: t0,
+    };
+    let ev = |name: &str, ts: i64, duration: Option<f64>, client: Option<&str>, properties| Event {
+        duration_ms: duration,
+        client_id: client.map(str::to_string),
+        properties,
+        ..event(name, ts)
+    };
+    stores
+        .events
+        .write(&[batch(
+            p.id,
+            Docs::Events(vec![
+                Event {
+                    session_id: Some("s1".into()),
+                    ..ev(
+                        "signup",
+                        t0,
+                        None,
+                        Some("c1"),
+                        json!({"plan": "pro", "userId": "u1"}),
+                    )
+                },
+                ev(
+                    "signup",
+                    t0 - 10,
+                    None,
+                    Some("c2"),
+                    json!({"plan": "free", "userId": "u2"}),
+                ),
+                ev("signup", t0 - day, None, None, json!({"plan": "pro"})),
+                ev(
+                    "$click",
+                    t0 - 20,
+                    None,
+                    Some("c1"),
+                    json!({"tag": "button", "n": 3}),
+                ),
+                ev(
+                    "$click",
+                    t0 - 30,
+                    None,
+                    Some("c1"),
+                    json!({"tag": "a", "n": "3"}),
+                ),
+                ev(
+                    "$click",
+                    t0 - day - 5,
+                    None,
+                    Some("c3"),
+                    json!({"tag": "button"}),
+                ),
+                ev(
+                    "search",
+                    t0 - 40,
+                    Some(10.0),
+                    Some("c1"),
+                    json!({"q": "shoes"}),
+                ),
+                ev(
+                    "search",
+                    t0 - 50,
+                    Some(30.0),
+                    Some("c2"),
+                    json!({"q": "hats"}),
+                ),
+                ev(
+                    "search",
+                    t0 - 60,
+                    Some(20.0),
+                    Some("c1"),
+                    json!({"q": "shoes"}),
+                ),
+                ev("search", t0 - 70, Some(40.0), Some("c1"), json!({})),
+                ev(
+                    "load",
+                    t0 - 80,
+                    Some(100.0),
+                    Some("c2"),
+                    json!({"page": {"id": 1}}),
+                ),
+                ev(
+                    "load",
+                    t0 - 90,
+                    Some(5.0),
+                    Some("c2"),
+                    json!({"page": {"id": 2}}),
+                ),
+                ev("compute", t0 - 100, Some(30.0), None, json!({})),
+                ev("compute", t0 - 110, Some(30.0), None, json!({})),
+                ev("old", t0 - 3 * day, Some(999.0), Some("c1"), json!({})),
+            ]),
+        )])
+        .await
+        .unwrap();
+    let report = async |name: Option<&str>, pairs: &[(&str, &str)], paging: RecentPaging| {
+        let filters = EventFilters {
+            event_name: name.map(str::to_string),
+            segment: SegmentFilters::from_params(pairs.iter().copied()),
+        };
+        stores
+            .stats
+            .events_report(p.id, range, &filters, paging)
+            .await
+            .unwrap()
+    };
+    let top = |name: &str, count, ts: i64| TopEvent {
+        event_name: name.into(),
+        count,
+        most_recent_timestamp: to_iso(ts),
+    };
+    let names = |r: &crate::domain::analytics::EventsReport| {
+        r.recent_occurrences
+            .iter()
+            .map(|o| o.event_name.clone())
+            .collect::<Vec<_>>()
+    };
+
+    let all = report(None, &[], RecentPaging::default()).await;
+    assert_eq!(all.total_events, 14);
+    assert_eq!(
+        all.events_by_day,
+        vec![
+            DayCount {
+                date: "2024-01-30".into(),
+                count: 2
+            },
+            DayCount {
+                date: "2024-01-31".into(),
+                count: 12
+            }
+        ]
+    );
+    assert_eq!(
+        all.unique_event_names,
+        vec!["$click", "compute", "load", "search", "signup"]
+    );
+    assert_eq!(
+        all.top_events,
+        vec![
+            top("search", 4, t0 - 40),
+            top("signup", 3, t0),
+            top("$click", 3, t0 - 20),
+            top("load", 2, t0 - 80),
+            top("compute", 2, t0 - 100),
+        ],
+        "by count, ties by the most recent occurrence"
+    );
+    assert_eq!(
+        all.top_events[1].most_recent_timestamp,
+        "2024-01-31T12:00:00.000Z"
+    );
+    let timed = |name: &str, count, avg, max, p50, p95| TimedEvent {
+        event_name: name.into(),
+        count,
+        avg_ms: avg,
+        max_ms: max,
+        p50_ms: Some(p50),
+        p95_ms: Some(p95),
+    };
+    assert_eq!(
+        all.timed_events,
+        vec![
+            timed("compute", 2, 30.0, 30.0, 30.0, 30.0),
+            timed("search", 4, 25.0, 40.0, 20.0, 30.0),
+            timed("load", 2, 52.5, 100.0, 5.0, 5.0),
+        ],
+        "by p95, then average, then max; lower nearest rank of [10,20,30,40] is 20 / 30"
+    );
+    assert_eq!(
+        all.recent_pagination,
+        Pagination {
+            page: 1,
+            limit: 10,
+            total: 14,
+            total_pages: 2
+        }
+    );
+    assert_eq!(all.recent_occurrences.len(), 10);
+    let first = &all.recent_occurrences[0];
+    assert_eq!(
+        (
+            first.event_name.as_str(),
+            first.timestamp.as_str(),
+            first.session_id.as_deref(),
+            first.duration_ms
+        ),
+        ("signup", "2024-01-31T12:00:00.000Z", Some("s1"), None)
+    );
+    assert_eq!(first.properties, json!({"plan": "pro", "userId": "u1"}));
+    assert_eq!(first.id.len(), 24);
+    assert_ne!(first.id, all.recent_occurrences[1].id);
+    assert_eq!(all.recent_occurrences[4].duration_ms, Some(10.0));
+
+    let page3 = report(None, &[], RecentPaging { page: 3, limit: 5 }).await;
+    assert_eq!(
+        names(&page3),
+        vec!["compute", "compute", "signup", "$click"],
+        "the last, partial page, newest first"
+    );
+    assert_eq!(page3.recent_pagination.total_pages, 3);
+    let past = report(None, &[], RecentPaging { page: 4, limit: 5 }).await;
+    assert!(past.recent_occurrences.is_empty(), "past the last page");
+    assert_eq!(
+        past.recent_pagination,
+        Pagination {
+            page: 4,
+            limit: 5,
+            total: 14,
+            total_pages: 3
+        }
+    );
+    let one = report(None, &[], RecentPaging { page: 2, limit: 1 }).await;
+    assert_eq!(names(&one), vec!["signup"]);
+    assert_eq!(one.recent_occurrences[0].timestamp, to_iso(t0 - 10));
+
+    let search = report(Some("search"), &[], RecentPaging::default()).await;
+    assert_eq!(search.total_events, 4);
+    assert_eq!(
+        search.unique_event_names, all.unique_event_names,
+        "unique names ignore the event-name filter"
+    );
+    assert_eq!(search.top_events, vec![top("search", 4, t0 - 40)]);
+    assert_eq!(names(&search), vec!["search"; 4]);
+    assert_eq!(search.timed_events.len(), 1);
+
+    let c1 = report(None, &[("clientId", "c1")], RecentPaging::default()).await;
+    assert_eq!(
+        c1.total_events, 6,
+        "events without a clientId never match a clientId filter"
+    );
+    assert_eq!(c1.unique_event_names, vec!["$click", "search", "signup"]);
+    assert_eq!(
+        c1.timed_events,
+        vec![timed("search", 3, 70.0 / 3.0, 40.0, 20.0, 20.0)]
+    );
+    let u1 = report(None, &[("userId", "u1")], RecentPaging::default()).await;
+    assert_eq!((u1.total_events, names(&u1)), (1, vec!["signup".into()]));
+    let n = report(
+        None,
+        &[("metaKey", "n"), ("metaValue", "3")],
+        RecentPaging::default(),
+    )
+    .await;
+    assert_eq!(
+        n.recent_occurrences
+            .iter()
+            .map(|o| o.properties.clone())
+            .collect::<Vec<_>>(),
+        vec![json!({"tag": "a", "n": "3"})],
+        "exact string match: the number 3 is not \"3\""
+    );
+    let both = report(
+        None,
+        &[("client_id", "c1"), ("meta", r#"{"tag": "button"}"#)],
+        RecentPaging::default(),
+    )
+    .await;
+    assert_eq!(both.total_events, 1, "filters combine");
+    assert_eq!(
+        report(Some("nope"), &[], RecentPaging::default())
+            .await
+            .total_events,
+        0
+    );
+
+    // Detail of one name.
+    let detail = async |name: &str, pairs: &[(&str, &str)]| {
+        stores
+            .stats
+            .event_detail(
+                p.id,
+                range,
+                name,
+                &SegmentFilters::from_params(pairs.iter().copied()),
+            )
+            .await
+            .unwrap()
+    };
+    let key = |k: &str, samples: Vec<serde_json::Value>| PropertyKey {
+        key: k.into(),
+        sample_values: samples,
+    };
+    let click = detail("$click", &[]).await;
+    assert_eq!(click.occurrences.len(), 3);
+    assert_eq!(click.occurrences[0]["eventName"], "$click");
+    assert_eq!(
+        click.occurrences[0]["properties"],
+        json!({"tag": "button", "n": 3})
+    );
+    assert_eq!(click.occurrences[0]["clientId"], "c1");
+    assert_eq!(click.occurrences[0]["timestamp"], to_iso(t0 - 20).as_str());
+    assert_eq!(
+        click.occurrences[2]["timestamp"],
+        to_iso(t0 - day - 5).as_str()
+    );
+    assert_eq!(click.occurrences[0]["_id"].as_str().map(str::len), Some(24));
+    assert_eq!(
+        click.property_schema,
+        vec![
+            key("n", vec![json!(3), json!("3")]),
+            key("tag", vec![json!("button"), json!("a")]),
+        ],
+        "keys sorted, distinct samples (typed), most recent first"
+    );
+    assert_eq!(
+        click.events_by_day,
+        vec![
+            DayCount {
+                date: "2024-01-30".into(),
+                count: 1
+            },
+            DayCount {
+                date: "2024-01-31".into(),
+                count: 2
+            }
+        ]
+    );
+    assert_eq!(click.duration_summary, DurationSummary::default());
+    let s = detail("search", &[]).await;
+    assert_eq!(
+        s.property_schema,
+        vec![key("q", vec![json!("shoes"), json!("hats")])]
+    );
+    assert_eq!(
+        s.duration_summary,
+        DurationSummary {
+            count: 4,
+            avg_ms: Some(25.0),
+            p50_ms: Some(20.0),
+            p95_ms: Some(30.0),
+            max_ms: Some(40.0)
+        }
+    );
+    assert_eq!(
+        detail("search", &[("clientId", "c2")])
+            .await
+            .duration_summary,
+        DurationSummary {
+            count: 1,
+            avg_ms: Some(30.0),
+            p50_ms: Some(30.0),
+            p95_ms: Some(30.0),
+            max_ms: Some(30.0)
+        },
+        "one value"
+    );
+    assert_eq!(
+        detail("load", &[]).await.property_schema,
+        vec![key("page", vec![json!({"id": 1}), json!({"id": 2})])]
+    );
+
+    // At most five samples per key; other projects never leak in.
+    let other = new_project(stores, "Many values").await;
+    stores
+        .events
+        .write(&[batch(
+            other.id,
+            Docs::Events(
+                (0..7)
+                    .map(|i| ev("many", t0 - 100 * i, None, None, json!({"v": i})))
+                    .collect(),
+            ),
+        )])
+        .await
+        .unwrap();
+    let many = stores
+        .stats
+        .event_detail(other.id, range, "many", &SegmentFilters::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        many.property_schema,
+        vec![key("v", (0..5).map(|i| json!(i)).collect())]
+    );
+    assert_eq!(detail("many", &[]).await.occurrences.len(), 0);
+    assert_eq!(
+        report(None, &[], RecentPaging::default())
+            .await
+            .total_events,
+        14
+    );
+
+    // An empty range and an unknown project give empty reports.
+    let empty = TimeRange {
+        start_ms: t0 + day,
+        end_ms: t0 + 2 * day,
+    };
+    let none = stores
+        .stats
+        .events_report(
+            p.id,
+            empty,
+            &EventFilters::default(),
+            RecentPaging::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            none.total_events,
+            none.unique_event_names.len(),
+            none.top_events.len(),
+            none.recent_occurrences.len(),
+            none.timed_events.len(),
+            none.recent_pagination.total_pages
+        ),
+        (0, 0, 0, 0, 0, 1)
+    );
+    let unknown = stores
+        .stats
+        .events_report(
+            DocId::new(),
+            range,
+            &EventFilters::default(),
+            RecentPaging::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown.total_events, 0);
+    assert_eq!(unknown.recent_pagination.total, 0);
+    assert_eq!(
+        stores
+            .stats
+            .event_detail(DocId::new(), range, "signup", &SegmentFilters::default())
+            .await
+            .unwrap(),
+        Default::default()
+    );
+    assert_eq!(
+        stores
+            .stats
+            .event_detail(p.id, empty, "signup", &SegmentFilters::default())
+            .await
+            .unwrap(),
+        Default::default()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and performance drill-downs (reference §4.5, §4.6).
+// ---------------------------------------------------------------------------------------------
+
+/// 2024-01-31T12:00:00Z and one day, for the drill-down fixtures.
+const DIAG_T0: i64 = 1_706_702_400_000;
+const DIAG_DAY: i64 = 86_400_000;
+
+fn diag_range() -> crate::domain::analytics::TimeRange {
+    crate::domain::analytics::TimeRange {
+        start_ms: DIAG_T0 - 2 * DIAG_DAY,
+        end_ms: DIAG_T0,
+    }
+}
+
+/// An error of fingerprint `fp` (set directly, so one group can carry different messages).
+fn diag_error(fp: &str, message: &str, browser: Option<&str>, ts: i64) -> ErrorEvent {
+    ErrorEvent {
+        fingerprint: fp.into(),
+        browser: browser.map(str::to_string),
+        ..error(message, ts)
+    }
+}
+
+async fn errors_report_groups_by_fingerprint(stores: &Stores) {
+    use crate::domain::analytics::{DayCount, ErrorFilters, ErrorsReport};
+    use crate::domain::segment::SegmentFilters;
+    let p = new_project(stores, "Errors report").await;
+    let (t0, day) = (DIAG_T0, DIAG_DAY);
+    let a_first = ErrorEvent {
+        os: Some("Linux".into()),
+        os_version: Some("6.1".into()),
+        device_type: Some("desktop".into()),
+        context: Some(json!({"clientId": "c1", "url": "https://x.example/a"})),
+        ..diag_error("fp-a", "A first", Some("Firefox"), t0 - day)
+    };
+    let b_later = ErrorEvent {
+        error_type: Some("unhandled_rejection".into()),
+        context: Some(json!({"userId": "u1", "release": "1.2"})),
+        ..diag_error("fp-b", "B later", Some("Firefox"), t0 - 2000)
+    };
+    let a_latest = ErrorEvent {
+        context: Some(json!({"app": {"version": "7"}})),
+        ..diag_error("fp-a", "A latest", Some("Chrome"), t0)
+    };
+    let c_later = ErrorEvent {
+        context: Some(json!({"release": 1.2})),
+        ..diag_error("fp-c", "C later", Some("Chrome"), t0 - 1)
+    };
+    stores
+        .events
+        .write(&[batch(
+            p.id,
+            Docs::Errors(vec![
+                // Inserted out of time order on purpose: "earliest" is by time, not insertion.
+                a_latest,
+                diag_error("fp-a", "A later", Some("Chrome"), t0 - 10),
+                a_first,
+                diag_error("fp-a", "A outside", Some("Edge"), t0 - 3 * day),
+                b_later,
+                diag_error("fp-b", "B first", Some("Safari"), t0 - day - 5),
+                c_later,
+                diag_error("fp-c", "C first", Some("Chrome"), t0 - 2),
+            ]),
+        )])
+        .await
+        .unwrap();
+    let report = |filters: ErrorFilters, top: usize| {
+        let stats = stores.stats.clone();
+        async move {
+            stats
+                .errors_report(p.id, diag_range(), &filters, top)
+                .await
+                .unwrap()
+        }
+    };
+
+    let all = report(ErrorFilters::default(), 50).await;
+    assert_eq!(
+        (all.total_errors, all.unique_fingerprints),
+        (7, 3),
+        "the occurrence before the range is not counted"
+    );
+    assert_eq!(
+        all.errors_by_day,
+        vec![
+            DayCount {
+                date: "2024-01-30".into(),
+                count: 2
+            },
+            DayCount {
+                date: "2024-01-31".into(),
+                count: 5
+            }
+        ]
+    );
+    let groups: Vec<_> = all
+        .grouped_errors
+        .iter()
+        .map(|g| (g.fingerprint.as_str(), g.count, g.message.as_str()))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("fp-a", 3, "A first"),
+            ("fp-b", 2, "B first"),
+            ("fp-c", 2, "C first")
+        ],
+        "by count, ties by fingerprint; message of the earliest occurrence in range"
+    );
+    let a = &all.grouped_errors[0];
+    assert_eq!(
+        (
+            a.browser.as_deref(),
+            a.os.as_deref(),
+            a.os_version.as_deref(),
+            a.device_type.as_deref(),
+            a.first_seen.as_str()
+        ),
+        (
+            Some("Firefox"),
+            Some("Linux"),
+            Some("6.1"),
+            Some("desktop"),
+            "2024-01-30T12:00:00.000Z"
+        ),
+        "every descriptive field comes from the earliest occurrence"
+    );
+    assert_eq!(
+        all.grouped_errors[1].browser.as_deref(),
+        Some("Safari"),
+        "fp-b's earliest is the Safari one"
+    );
+    assert_eq!(
+        report(ErrorFilters::default(), 1)
+            .await
+            .grouped_errors
+            .iter()
+            .map(|g| g.fingerprint.as_str())
+            .collect::<Vec<_>>(),
+        vec!["fp-a"]
+    );
+
+    let chrome = report(
+        ErrorFilters {
+            browser: Some("Chrome".into()),
+            ..Default::default()
+        },
+        50,
+    )
+    .await;
+    assert_eq!(
+        (chrome.total_errors, chrome.unique_fingerprints),
+        (4, 2),
+        "distinct fingerprints honour the browser filter (SuperInsights 1.x said 3 here)"
+    );
+    let groups: Vec<_> = chrome
+        .grouped_errors
+        .iter()
+        .map(|g| (g.fingerprint.as_str(), g.count, g.message.as_str()))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![("fp-a", 2, "A later"), ("fp-c", 2, "C first")],
+        "the earliest occurrence among the filtered ones"
+    );
+
+    let rejections = report(
+        ErrorFilters {
+            error_type: Some("unhandled_rejection".into()),
+            ..Default::default()
+        },
+        50,
+    )
+    .await;
+    assert_eq!(rejections.total_errors, 1);
+    assert_eq!(rejections.grouped_errors[0].message, "B later");
+    assert_eq!(
+        rejections.grouped_errors[0].first_seen,
+        "2024-01-31T11:59:58.000Z"
+    );
+
+    let segment = |s: SegmentFilters| ErrorFilters {
+        segment: s,
+        ..Default::default()
+    };
+    let total_for = |s: SegmentFilters| {
+        let f = segment(s);
+        async move { report(f, 50).await.total_errors }
+    };
+    assert_eq!(
+        total_for(SegmentFilters {
+            client_id: Some("c1".into()),
+            ..Default::default()
+        })
+        .await,
+        1,
+        "clientId is context.clientId"
+    );
+    assert_eq!(
+        total_for(SegmentFilters {
+            user_id: Some("u1".into()),
+            ..Default::default()
+        })
+        .await,
+        1,
+        "userId is context.userId"
+    );
+    let meta = |k: &str, v: &str| SegmentFilters {
+        meta: [(k.to_string(), v.to_string())].into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        total_for(meta("release", "1.2")).await,
+        1,
+        "exact string match: the number 1.2 does not match \"1.2\""
+    );
+    assert_eq!(
+        total_for(meta("app.version", "7")).await,
+        1,
+        "dotted keys are nested"
+    );
+    assert_eq!(total_for(meta("release", "9")).await, 0);
+
+    let empty = crate::domain::analytics::TimeRange {
+        start_ms: t0 + day,
+        end_ms: t0 + 2 * day,
+    };
+    assert_eq!(
+        stores
+            .stats
+            .errors_report(p.id, empty, &ErrorFilters::default(), 50)
+            .await
+            .unwrap(),
+        ErrorsReport::default()
+    );
+    assert_eq!(
+        stores
+            .stats
+            .errors_report(DocId::new(), diag_range(), &ErrorFilters::default(), 50)
+            .await
+            .unwrap(),
+        ErrorsReport::default(),
+        "unknown project"
+    );
+}
+
+async fn error_detail_counts_every_occurrence(stores: &Stores) {
+    use crate::domain::analytics::DayCount;
+    let p = new_project(stores, "Error detail").await;
+    let (t0, day) = (DIAG_T0, DIAG_DAY);
+    let mut docs: Vec<ErrorEvent> = (0..150)
+        .map(|i| {
+            diag_error(
+                "fp-many",
+                &format!("many {i}"),
+                Some("Chrome"),
+                t0 - i * 1000,
+            )
+        })
+        .collect();
+    docs.push(diag_error("fp-many", "too old", None, t0 - 3 * day));
+    docs.push(ErrorEvent {
+        error_type: Some("unhandled_rejection".into()),
+        stack_trace: Some("at g (old.js:9:9)".into()),
+        source_file: Some("old.js".into()),
+        line_number: Some(9.0),
+        column_number: Some(9.0),
+        os: Some("Android".into()),
+        context: Some(json!({"url": "https://x.example/first"})),
+        ..diag_error("fp-two", "two first", Some("Safari"), t0 - day)
+    });
+    let mut newest = ErrorEvent {
+        stack_trace: Some("at <script>alert(1)</script> (app.js:3:4)".into()),
+        source_file: Some("app.js".into()),
+        line_number: Some(3.0),
+        column_number: Some(4.0),
+        browser_version: Some("121".into()),
+        os: Some("Windows".into()),
+        os_version: Some("11".into()),
+        device_type: Some("desktop".into()),
+        context: Some(json!({"url": "https://x.example/newest", "userAgent": "UA"})),
+        ..diag_error("fp-two", "two newest", Some("Firefox"), t0 - 5)
+    };
+    newest.enrichment.country = Some("FR".into());
+    docs.push(newest);
+    // One batch write: a single transaction however many documents.
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Errors(docs))])
+        .await
+        .unwrap();
+
+    let many = stores
+        .stats
+        .error_detail(p.id, "fp-many", diag_range(), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        many.total_occurrences, 150,
+        "the true count, not the 100 listed"
+    );
+    assert_eq!(many.occurrences.len(), 100);
+    assert_eq!(many.occurrences[0].message, "many 0", "newest first");
+    assert_eq!(many.occurrences[99].message, "many 99");
+    assert_eq!(
+        (many.first_seen.as_deref(), many.last_seen.as_deref()),
+        (
+            Some("2024-01-31T11:57:31.000Z"),
+            Some("2024-01-31T12:00:00.000Z")
+        ),
+        "first seen over all 150 in range, not over the listed ones"
+    );
+    assert_eq!(
+        many.errors_by_day,
+        vec![DayCount {
+            date: "2024-01-31".into(),
+            count: 150
+        }]
+    );
+
+    let two = stores
+        .stats
+        .error_detail(p.id, "fp-two", diag_range(), 100)
+        .await
+        .unwrap();
+    assert_eq!(two.total_occurrences, 2);
+    assert_eq!(two.fingerprint, "fp-two");
+    let latest = two.latest().expect("an occurrence");
+    assert_eq!(latest.message, "two newest");
+    assert_eq!(latest.error_type.as_deref(), Some("window_error"));
+    assert_eq!(
+        latest.stack_trace.as_deref(),
+        Some("at <script>alert(1)</script> (app.js:3:4)")
+    );
+    assert_eq!(latest.location().as_deref(), Some("app.js:3:4"));
+    assert_eq!(latest.page_url(), Some("https://x.example/newest"));
+    assert_eq!(
+        (
+            latest.browser.as_deref(),
+            latest.browser_version.as_deref(),
+            latest.os.as_deref(),
+            latest.os_version.as_deref(),
+            latest.device_type.as_deref(),
+            latest.country.as_deref(),
+        ),
+        (
+            Some("Firefox"),
+            Some("121"),
+            Some("Windows"),
+            Some("11"),
+            Some("desktop"),
+            Some("FR")
+        )
+    );
+    assert_eq!(
+        latest.context,
+        Some(json!({"url": "https://x.example/newest", "userAgent": "UA"}))
+    );
+    assert_eq!(two.occurrences[1].message, "two first");
+    assert_eq!(
+        two.occurrences[1].error_type.as_deref(),
+        Some("unhandled_rejection")
+    );
+    assert_eq!(
+        two.errors_by_day,
+        vec![
+            DayCount {
+                date: "2024-01-30".into(),
+                count: 1
+            },
+            DayCount {
+                date: "2024-01-31".into(),
+                count: 1
+            }
+        ]
+    );
+    let limited = stores
+        .stats
+        .error_detail(p.id, "fp-two", diag_range(), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (limited.total_occurrences, limited.occurrences.len()),
+        (2, 1)
+    );
+
+    for (project, fingerprint, what) in [
+        (p.id, "fp-unknown", "unknown fingerprint"),
+        (DocId::new(), "fp-two", "unknown project"),
+    ] {
+        let none = stores
+            .stats
+            .error_detail(project, fingerprint, diag_range(), 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                none.total_occurrences,
+                none.occurrences.len(),
+                none.first_seen,
+                none.errors_by_day.len()
+            ),
+            (0, 0, None, 0),
+            "{what}"
+        );
+        assert_eq!(none.fingerprint, fingerprint);
+    }
+}
+
+async fn performance_report_filters_and_quality(stores: &Stores) {
+    use crate::domain::analytics::PerformanceFilters;
+    use crate::domain::segment::SegmentFilters;
+    let p = new_project(stores, "Performance report").await;
+    let (t0, day) = (DIAG_T0, DIAG_DAY);
+    let m = |ts: i64,
+             [lcp, cls, fid, ttfb, inp]: [Option<f64>; 5],
+             device: &str,
+             browser: &str,
+             client: &str,
+             properties: serde_json::Value| PerformanceMetric {
+        lcp,
+        cls,
+        fid,
+        ttfb,
+        inp,
+        device_type: Some(device.into()),
+        browser: Some(browser.into()),
+        client_id: Some(client.into()),
+        properties,
+        ..metric(ts)
+    };
+    stores
+        .events
+        .write(&[batch(
+            p.id,
+            Docs::Performance(vec![
+                m(
+                    t0,
+                    [
+                        Some(1000.0),
+                        Some(0.01),
+                        Some(10.0),
+                        Some(100.0),
+                        Some(50.0),
+                    ],
+                    "desktop",
+                    "Chrome",
+                    "c1",
+                    json!({"userId": "u1", "plan": "pro"}),
+                ),
+                m(
+                    t0 - 1,
+                    [Some(2000.0), Some(0.2), Some(200.0), Some(900.0), None],
+                    "mobile",
+                    "Safari",
+                    "c2",
+                    json!({"plan": "free"}),
+                ),
+                m(
+                    t0 - day,
+                    [Some(3000.0), None, None, Some(2000.0), None],
+                    "desktop",
+                    "Firefox",
+                    "c1",
+                    json!({"userId": "u2"}),
+                ),
+                m(
+                    t0 - day - 1,
+                    [Some(4000.0), Some(0.3), Some(400.0), Some(500.0), None],
+                    "mobile",
+                    "Chrome",
+                    "c3",
+                    json!({"plan": "pro", "n": 5}),
+                ),
+                m(
+                    t0 - 3 * day,
+                    [
+                        Some(9999.0),
+                        Some(9.0),
+                        Some(999.0),
+                        Some(9999.0),
+                        Some(999.0),
+                    ],
+                    "mobile",
+                    "Chrome",
+                    "c1",
+                    json!({"plan": "pro"}),
+                ),
+            ]),
+        )])
+        .await
+        .unwrap();
+    let report = |filters: PerformanceFilters| {
+        let stats = stores.stats.clone();
+        async move {
+            stats
+                .performance_report(p.id, diag_range(), &filters)
+                .await
+                .unwrap()
+        }
+    };
+    let ranks = |r: &crate::domain::analytics::PerformanceReport, metric: &str| {
+        let q = r.figures.of(metric);
+        (q.p50, q.p75, q.p95)
+    };
+
+    let all = report(PerformanceFilters::default()).await;
+    assert_eq!(all.figures.total_measurements, 4);
+    assert_eq!(
+        all.complete_measurements, 3,
+        "the third lacks cls and fid; inp does not count"
+    );
+    assert_eq!(
+        ranks(&all, "lcp"),
+        (Some(2000.0), Some(3000.0), Some(3000.0)),
+        "indexes 1, 2, 2 of four"
+    );
+    assert_eq!(
+        ranks(&all, "cls"),
+        (Some(0.2), Some(0.2), Some(0.2)),
+        "nulls excluded"
+    );
+    assert_eq!(ranks(&all, "fid"), (Some(200.0), Some(200.0), Some(200.0)));
+    assert_eq!(ranks(&all, "ttfb"), (Some(500.0), Some(900.0), Some(900.0)));
+    assert_eq!(
+        ranks(&all, "inp"),
+        (Some(50.0), Some(50.0), Some(50.0)),
+        "one value"
+    );
+    let score = all.figures.score();
+    assert_eq!(
+        (
+            score.lcp_score,
+            score.cls_score,
+            score.fid_score,
+            score.ttfb_score,
+            score.score
+        ),
+        (67, 33, 50, 90, 60)
+    );
+    let days: Vec<_> = all
+        .figures
+        .metrics_by_day
+        .iter()
+        .map(|d| (d.date.as_str(), d.lcp, d.fid, d.ttfb, d.inp))
+        .collect();
+    assert_eq!(
+        days,
+        vec![
+            ("2024-01-30", Some(3500.0), Some(400.0), Some(1250.0), None),
+            (
+                "2024-01-31",
+                Some(1500.0),
+                Some(105.0),
+                Some(500.0),
+                Some(50.0)
+            )
+        ]
+    );
+    assert_eq!(all.figures.metrics_by_day[0].cls, Some(0.3));
+
+    let mobile = report(PerformanceFilters {
+        device_type: Some("mobile".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        (
+            mobile.figures.total_measurements,
+            mobile.complete_measurements
+        ),
+        (2, 2)
+    );
+    assert_eq!(
+        ranks(&mobile, "lcp"),
+        (Some(2000.0), Some(2000.0), Some(2000.0)),
+        "index 0 of two"
+    );
+    let chrome = report(PerformanceFilters {
+        browser: Some("Chrome".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(chrome.figures.total_measurements, 2);
+    assert_eq!(ranks(&chrome, "lcp").0, Some(1000.0));
+
+    let segment = |s: SegmentFilters| PerformanceFilters {
+        segment: s,
+        ..Default::default()
+    };
+    let c1 = report(segment(SegmentFilters {
+        client_id: Some("c1".into()),
+        ..Default::default()
+    }))
+    .await;
+    assert_eq!(
+        (c1.figures.total_measurements, c1.complete_measurements),
+        (2, 1)
+    );
+    let u1 = report(segment(SegmentFilters {
+        user_id: Some("u1".into()),
+        ..Default::default()
+    }))
+    .await;
+    assert_eq!(
+        u1.figures.total_measurements, 1,
+        "userId is properties.userId"
+    );
+    let meta = |k: &str, v: &str| SegmentFilters {
+        meta: [(k.to_string(), v.to_string())].into(),
+        ..Default::default()
+    };
+    let pro = report(segment(meta("plan", "pro"))).await;
+    assert_eq!(pro.figures.total_measurements, 2);
+    let numeric = report(segment(meta("n", "5"))).await;
+    assert_eq!(
+        (numeric.figures.total_measurements, ranks(&numeric, "lcp")),
+        (0, (None, None, None)),
+        "exact string match: the number 5 does not match \"5\""
+    );
+    let both = report(PerformanceFilters {
+        device_type: Some("mobile".into()),
+        segment: meta("plan", "pro"),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(both.figures.total_measurements, 1);
+    assert_eq!(
+        ranks(&both, "lcp"),
+        (Some(4000.0), Some(4000.0), Some(4000.0))
+    );
+
+    let empty_range = crate::domain::analytics::TimeRange {
+        start_ms: t0 + day,
+        end_ms: t0 + 2 * day,
+    };
+    for (project, range, what) in [
+        (p.id, empty_range, "empty range"),
+        (DocId::new(), diag_range(), "unknown project"),
+    ] {
+        let none = stores
+            .stats
+            .performance_report(project, range, &PerformanceFilters::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                none.figures.total_measurements,
+                none.complete_measurements,
+                none.figures.metrics_by_day.len(),
+                none.figures.percentiles.len(),
+                ranks(&none, "lcp"),
+                none.figures.score().score,
+            ),
+            (0, 0, 0, 5, (None, None, None), 0),
+            "{what}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AI analysis: presets, runs, samples
+// ---------------------------------------------------------------------------------------------
+
+pub async fn ai_presets_and_runs(stores: &Stores) {
+    use crate::ai::{
+        model::{AiRun, RunOutcome, RunStatus},
+        presets::{Preset, PresetFields},
+    };
+    let owner = DocId::new();
+    let other = DocId::new();
+    let preset = |owner: DocId, name: &str, visibility: &str, at: i64| Preset {
+        id: DocId::new(),
+        owner_user_id: owner,
+        owner_email: "o@x.test".into(),
+        visibility: visibility.into(),
+        fields: PresetFields {
+            name: name.into(),
+            description: "d".into(),
+            tags: vec!["t1".into()],
+            definition: json!({"focusAreas": ["a"], "promptTemplate": "p", "n": 3}),
+        },
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    let mine_old = preset(owner, "Old", "private", 1_000);
+    let mine_new = preset(owner, "New", "public", 2_000);
+    let theirs_public = preset(other, "Shared", "public", 1_500);
+    let theirs_private = preset(other, "Hidden", "private", 1_600);
+    for p in [&mine_old, &mine_new, &theirs_public, &theirs_private] {
+        stores.ai.create_preset(p).await.unwrap();
+    }
+    assert!(matches!(
+        stores.ai.create_preset(&mine_old).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        stores.ai.preset(mine_old.id).await.unwrap(),
+        Some(mine_old.clone())
+    );
+    assert_eq!(stores.ai.preset(DocId::new()).await.unwrap(), None);
+    let names = |list: Vec<Preset>| list.into_iter().map(|p| p.fields.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(stores.ai.presets_of_owner(owner).await.unwrap()),
+        ["New", "Old"]
+    );
+    assert_eq!(
+        names(stores.ai.public_presets(owner, 200).await.unwrap()),
+        ["Shared"]
+    );
+    assert_eq!(
+        names(stores.ai.public_presets(other, 200).await.unwrap()),
+        ["New"]
+    );
+    assert!(stores.ai.public_presets(other, 0).await.unwrap().is_empty());
+
+    let edited = stores
+        .ai
+        .update_preset(
+            mine_old.id,
+            &PresetFields {
+                name: "Renamed".into(),
+                description: String::new(),
+                tags: vec![],
+                definition: json!({"promptTemplate": "q"}),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (edited.fields.name.as_str(), edited.version),
+        ("Renamed", 2)
+    );
+    assert_eq!(edited.fields.definition, json!({"promptTemplate": "q"}));
+    assert!(edited.updated_at >= edited.created_at);
+    let published = stores
+        .ai
+        .set_preset_visibility(mine_old.id, "public")
+        .await
+        .unwrap();
+    assert_eq!(
+        (published.visibility.as_str(), published.version),
+        ("public", 3)
+    );
+    assert_eq!(
+        names(stores.ai.public_presets(other, 200).await.unwrap()),
+        ["Renamed", "New"],
+        "most recently updated first"
+    );
+    assert_eq!(
+        stores.ai.update_preset(DocId::new(), &edited.fields).await,
+        Err(StoreError::NotFound)
+    );
+    stores.ai.delete_preset(mine_old.id).await.unwrap();
+    assert_eq!(
+        stores.ai.delete_preset(mine_old.id).await,
+        Err(StoreError::NotFound)
+    );
+
+    let project = DocId::new();
+    let run = |at: i64| AiRun {
+        id: DocId::new(),
+        project_id: project,
+        preset_id: Some("builtin:traffic".into()),
+        preset_snapshot: Some(json!({"name": "Traffic analysis"})),
+        created_by_user_id: owner.to_hex(),
+        created_by_email: "o@x.test".into(),
+        status: RunStatus::Queued,
+        progress: None,
+        model: "m1".into(),
+        timeframe_preset: Some("7d".into()),
+        start: at - 1000,
+        end: at,
+        segment: crate::domain::segment::SegmentFilters {
+            client_id: Some("c1".into()),
+            ..Default::default()
+        },
+        result_markdown: None,
+        error_message: None,
+        duration_ms: None,
+        token_usage: None,
+        job_id: None,
+        created_at: at,
+        updated_at: at,
+    };
+    let first = run(10_000);
+    let second = run(20_000);
+    stores.ai.create_run(&first).await.unwrap();
+    stores.ai.create_run(&second).await.unwrap();
+    stores
+        .ai
+        .create_run(&AiRun {
+            project_id: DocId::new(),
+            ..run(30_000)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stores.ai.run(first.id).await.unwrap(), Some(first.clone()));
+    let listed: Vec<_> = stores
+        .ai
+        .runs_of_project(project, 30)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        listed,
+        vec![second.id, first.id],
+        "newest first, this project only"
+    );
+    assert_eq!(
+        stores.ai.runs_of_project(project, 1).await.unwrap().len(),
+        1
+    );
+
+    stores.ai.set_run_job(first.id, "job-1").await.unwrap();
+    assert_eq!(
+        stores.ai.set_run_job(DocId::new(), "x").await,
+        Err(StoreError::NotFound)
+    );
+    assert!(
+        stores
+            .ai
+            .set_run_running(first.id, "building payload")
+            .await
+            .unwrap()
+    );
+    assert!(
+        stores
+            .ai
+            .set_run_running(first.id, "calling model")
+            .await
+            .unwrap(),
+        "running → running"
+    );
+    let running = stores.ai.run(first.id).await.unwrap().unwrap();
+    assert_eq!(running.status, RunStatus::Running);
+    assert_eq!(running.progress.as_deref(), Some("calling model"));
+    assert_eq!(running.job_id.as_deref(), Some("job-1"));
+    let done = RunOutcome {
+        status: RunStatus::Completed,
+        model: "m2".into(),
+        result_markdown: Some("## Summary\nok".into()),
+        error_message: None,
+        duration_ms: 1234,
+        token_usage: Some(json!({"prompt_tokens": 10, "completion_tokens": 5})),
+    };
+    assert!(stores.ai.finish_run(first.id, &done).await.unwrap());
+    let failed = RunOutcome {
+        status: RunStatus::Failed,
+        error_message: Some("late".into()),
+        result_markdown: None,
+        ..done.clone()
+    };
+    assert!(
+        !stores.ai.finish_run(first.id, &failed).await.unwrap(),
+        "final runs never change"
+    );
+    assert!(!stores.ai.set_run_running(first.id, "again").await.unwrap());
+    let finished = stores.ai.run(first.id).await.unwrap().unwrap();
+    assert_eq!(finished.status, RunStatus::Completed);
+    assert_eq!(finished.progress, None);
+    assert_eq!(finished.model, "m2");
+    assert_eq!(finished.result_markdown.as_deref(), Some("## Summary\nok"));
+    assert_eq!(finished.duration_ms, Some(1234));
+    assert_eq!(
+        finished.token_usage,
+        Some(json!({"prompt_tokens": 10, "completion_tokens": 5}))
+    );
+    assert_eq!(finished.segment.client_id.as_deref(), Some("c1"));
+    assert!(!stores.ai.finish_run(DocId::new(), &done).await.unwrap());
+}
+
+pub async fn ai_sample_documents(stores: &Stores) {
+    use super::SampleQuery;
+    use crate::domain::{analytics::TimeRange, segment::SegmentFilters};
+    let p = new_project(stores, "Samples").await;
+    let t0 = 1_706_702_400_000;
+    let range = TimeRange {
+        start_ms: t0 - 10_000,
+        end_ms: t0,
+    };
+    let timed = |name: &str, ms: f64, ts: i64, client: &str, props: serde_json::Value| Event {
+        duration_ms: Some(ms),
+        client_id: Some(client.into()),
+        properties: props,
+        ..event(name, ts)
+    };
+    let fp_error = |msg: &str, ts: i64, ctx: serde_json::Value| ErrorEvent {
+        context: Some(ctx),
+        ..error(msg, ts)
+    };
+    let vital = |lcp: f64, ts: i64| PerformanceMetric {
+        lcp: Some(lcp),
+        ..metric(ts)
+    };
+    stores
+        .events
+        .write(&[
+            batch(
+                p.id,
+                Docs::Events(vec![
+                    timed("checkout", 300.0, t0 - 5, "c1", json!({"plan": "pro"})),
+                    timed("checkout", 900.0, t0 - 4, "c2", json!({"plan": "free"})),
+                    timed(
+                        "checkout",
+                        600.0,
+                        t0 - 3,
+                        "c1",
+                        json!({"plan": "pro", "userId": "u1"}),
+                    ),
+                    Event {
+                        duration_ms: None,
+                        ..event("checkout", t0 - 1)
+                    },
+                    timed("checkout", 5000.0, t0 - 20_000, "c1", json!({})),
+                    timed("search", 50.0, t0 - 2, "c1", json!({})),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Pageviews(vec![
+                    pageview("/a", t0 - 3),
+                    PageView {
+                        browser: Some("Chrome".into()),
+                        ..pageview("/a", t0 - 2)
+                    },
+                    pageview("/b", t0 - 1),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Errors(vec![
+                    fp_error("boom", t0 - 3, json!({"clientId": "c1"})),
+                    fp_error("boom", t0 - 2, json!({"clientId": "c2"})),
+                    fp_error("other", t0 - 1, json!({})),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Performance(vec![
+                    vital(1000.0, t0 - 3),
+                    vital(4000.0, t0 - 2),
+                    vital(3000.0, t0 - 1),
+                ]),
+            ),
+        ])
+        .await
+        .unwrap();
+    let all = SegmentFilters::default();
+    let sample = |segment: SegmentFilters, query: SampleQuery, limit: u32| {
+        let stores = stores.clone();
+        async move {
+            stores
+                .ai
+                .sample_documents(p.id, range, &segment, &query, limit)
+                .await
+                .unwrap()
+        }
+    };
+    let field = |docs: &[serde_json::Value], key: &str| -> Vec<serde_json::Value> {
+        docs.iter().map(|d| d[key].clone()).collect()
+    };
+
+    let slow = sample(
+        all.clone(),
+        SampleQuery::SlowestEvents("checkout".into()),
+        2,
+    )
+    .await;
+    assert_eq!(
+        field(&slow, "durationMs"),
+        [json!(900.0), json!(600.0)],
+        "longest first, in range, timed only"
+    );
+    assert_eq!(slow[0]["eventName"], "checkout");
+    assert_eq!(slow[0]["properties"], json!({"plan": "free"}));
+    let newest = sample(all.clone(), SampleQuery::NewestEvents("checkout".into()), 5).await;
+    assert_eq!(newest.len(), 4);
+    assert_eq!(
+        newest[0]["durationMs"],
+        serde_json::Value::Null,
+        "the untimed one is newest"
+    );
+    let by_client = SegmentFilters {
+        client_id: Some("c1".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        field(
+            &sample(
+                by_client.clone(),
+                SampleQuery::SlowestEvents("checkout".into()),
+                5
+            )
+            .await,
+            "durationMs"
+        ),
+        [json!(600.0), json!(300.0)]
+    );
+    let by_user = SegmentFilters {
+        user_id: Some("u1".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        field(
+            &sample(by_user, SampleQuery::NewestEvents("checkout".into()), 5).await,
+            "durationMs"
+        ),
+        [json!(600.0)]
+    );
+    let mut by_meta = SegmentFilters::default();
+    by_meta.meta.insert("plan".into(), "pro".into());
+    assert_eq!(
+        sample(by_meta, SampleQuery::NewestEvents("checkout".into()), 5)
+            .await
+            .len(),
+        3,
+        "the untimed fixture event is on plan pro too"
+    );
+
+    let views = sample(all.clone(), SampleQuery::NewestPageviews("/a".into()), 5).await;
+    assert_eq!(
+        field(&views, "browser"),
+        [json!("Chrome"), json!("Firefox")]
+    );
+    assert_eq!(views[0]["title"], "Home");
+    let chrome = SegmentFilters {
+        browser: Some("Chrome".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        sample(chrome, SampleQuery::NewestPageviews("/a".into()), 5)
+            .await
+            .len(),
+        1
+    );
+
+    let boom = error_fingerprint("boom", Some("at f (app.js:1:2)"));
+    let errs = sample(
+        all.clone(),
+        SampleQuery::ErrorsWithFingerprint(boom.clone()),
+        5,
+    )
+    .await;
+    assert_eq!(
+        field(&errs, "context"),
+        [json!({"clientId": "c2"}), json!({"clientId": "c1"})]
+    );
+    assert_eq!(errs[0]["stackTrace"], "at f (app.js:1:2)");
+    assert_eq!(
+        sample(by_client, SampleQuery::ErrorsWithFingerprint(boom), 5)
+            .await
+            .len(),
+        1,
+        "errors match context.clientId"
+    );
+
+    let worst = sample(
+        all.clone(),
+        SampleQuery::WorstMetric {
+            metric: "lcp".into(),
+            threshold: 3000.0,
+        },
+        5,
+    )
+    .await;
+    assert_eq!(field(&worst, "lcp"), [json!(4000.0), json!(3000.0)]);
+
+    let unknown = stores
+        .ai
+        .sample_documents(
+            DocId::new(),
+            range,
+            &all,
+            &SampleQuery::NewestEvents("checkout".into()),
+            5,
+        )
+        .await
+        .unwrap();
+    assert!(unknown.is_empty());
+}
+
+/// Everything the unfiltered summaries answer for a range, to compare in one assertion.
+async fn all_summaries(
+    stores: &Stores,
+    p: DocId,
+    range: crate::domain::analytics::TimeRange,
+) -> (
+    crate::domain::analytics::PageViewsSummary,
+    crate::domain::analytics::EventsSummary,
+    crate::domain::analytics::ErrorsSummary,
+    crate::domain::analytics::PerformanceFigures,
+    crate::domain::analytics::Breakdowns,
+) {
+    (
+        stores.stats.pageviews_summary(p, range, 3).await.unwrap(),
+        stores.stats.events_summary(p, range, 3).await.unwrap(),
+        stores.stats.errors_summary(p, range).await.unwrap(),
+        stores.stats.performance_summary(p, range).await.unwrap(),
+        stores.stats.breakdowns(p, range, 3).await.unwrap(),
+    )
+}
+
+/// Summaries over a range that spans partial hours, partial days and full days (so a backend
+/// with rollups reads raw edges, hour and day rollups), read twice (building, then reusing),
+/// then after late writes into already-read hours and days, a retention purge, clearing the
+/// data and writing again. Every figure is hand-computed.
+pub(crate) async fn summaries_over_days_hours_and_edges(stores: &Stores) {
+    use crate::domain::analytics::{BreakdownRow, DayCount, EventCount, PageCount, TimeRange};
+    let p = new_project(stores, "Rollups").await;
+    let (min, hour, day) = (60_000, 3_600_000, 86_400_000);
+    let d0 = 1_704_067_200_000; // 2024-01-01T00:00Z
+    let start = d0 + 22 * hour + 30 * min; // Jan 1 22:30: a raw edge, then hour 23
+    let end = d0 + 3 * day + hour + 20 * min; // Jan 4 01:20: hour 00, then a raw edge
+    let range = TimeRange {
+        start_ms: start,
+        end_ms: end,
+    };
+    let view = |url: &str, client: Option<&str>, referrer: Option<&str>, ts: i64| PageView {
+        client_id: client.map(str::to_string),
+        referrer: referrer.map(str::to_string),
+        ..pageview(url, ts)
+    };
+    let google = Some("https://www.google.com/search?q=x");
+    let perf = |lcp: f64, cls: Option<f64>, ts: i64| PerformanceMetric {
+        lcp: Some(lcp),
+        cls,
+        fid: None,
+        ttfb: None,
+        inp: None,
+        ..metric(ts)
+    };
+    let mut no_country = view("/b", None, Some(""), d0 + day + 3 * hour); // Jan 2 (full day)
+    no_country.enrichment.country = None;
+    let mut no_utm = view(
+        "/a",
+        Some("c3"),
+        Some("https://ref.example/a"),
+        d0 + 2 * day + 12 * hour,
+    );
+    no_utm.utm_source = None;
+    let mut desktop = view(
+        "/c",
+        Some("c2"),
+        Some("https://news.ycombinator.com/"),
+        d0 + 3 * day + 10 * min,
+    );
+    desktop.device_type = Some(DeviceType::Desktop);
+    stores
+        .events
+        .write(&[
+            batch(
+                p.id,
+                Docs::Pageviews(vec![
+                    view("/x", Some("c1"), None, start - 1),
+                    view("/a", Some("c1"), google, start),
+                    view(
+                        "/a",
+                        Some("c2"),
+                        Some("http://www.Google.com/"),
+                        d0 + 22 * hour + 59 * min,
+                    ),
+                    view("/b", Some("c1"), None, d0 + 23 * hour + 5 * min),
+                    no_country,
+                    no_utm,
+                    desktop,
+                    view("/c", Some("c4"), google, end),
+                    view("/x", Some("c5"), None, end + 1),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Events(vec![
+                    event("old", start - 1),
+                    event("signup", start + 1),
+                    event("buy", d0 + day - 1),
+                    event("signup", d0 + day + hour),
+                    event("buy", d0 + 2 * day),
+                    event("signup", d0 + 3 * day + 30 * min),
+                    event("view", end),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Errors(vec![
+                    error("boom", start),
+                    error("boom", d0 + day + 2 * hour),
+                    error("bang", d0 + 2 * day + 5 * hour),
+                    error("boom", d0 + 3 * day + hour + 10 * min),
+                    error("zap", end + 1),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Performance(vec![
+                    perf(4000.0, None, start + 5),
+                    perf(1000.0, None, d0 + 23 * hour),
+                    perf(3000.0, Some(0.1), d0 + day + 6 * hour),
+                    perf(2000.0, None, d0 + 2 * day + 6 * hour),
+                    perf(5000.0, None, d0 + 3 * day + 5 * min),
+                    perf(1000.0, None, end),
+                    perf(9999.0, None, end + 1),
+                ]),
+            ),
+        ])
+        .await
+        .unwrap();
+    let days = |counts: &[(&str, u64)]| -> Vec<DayCount> {
+        counts
+            .iter()
+            .map(|(d, n)| DayCount {
+                date: d.to_string(),
+                count: *n,
+            })
+            .collect()
+    };
+    let pages = |rows: &[(&str, u64)]| -> Vec<PageCount> {
+        rows.iter()
+            .map(|(u, n)| PageCount {
+                url: u.to_string(),
+                views: *n,
+            })
+            .collect()
+    };
+    let rows = |rows: &[(&str, u64)]| -> Vec<BreakdownRow> {
+        rows.iter()
+            .map(|(v, n)| BreakdownRow {
+                value: v.to_string(),
+                count: *n,
+            })
+            .collect()
+    };
+    for round in ["building", "reusing"] {
+        let (pv, ev, er, pf, bd) = all_summaries(stores, p.id, range).await;
+        assert_eq!(pv.total_views, 7, "{round}: both boundaries are inclusive");
+        assert_eq!(
+            pv.unique_visitors, 5,
+            "{round}: c1..c4 and one for the views without a clientId"
+        );
+        assert_eq!(
+            pv.views_by_day,
+            days(&[
+                ("2024-01-01", 3),
+                ("2024-01-02", 1),
+                ("2024-01-03", 1),
+                ("2024-01-04", 2)
+            ]),
+            "{round}"
+        );
+        assert_eq!(
+            pv.top_pages,
+            pages(&[("/a", 3), ("/b", 2), ("/c", 2)]),
+            "{round}"
+        );
+        assert_eq!(ev.total_events, 6, "{round}");
+        assert_eq!(
+            ev.top_events,
+            vec![
+                EventCount {
+                    event_name: "signup".into(),
+                    count: 3
+                },
+                EventCount {
+                    event_name: "buy".into(),
+                    count: 2
+                },
+                EventCount {
+                    event_name: "view".into(),
+                    count: 1
+                },
+            ],
+            "{round}"
+        );
+        assert_eq!(
+            ev.events_by_day,
+            days(&[
+                ("2024-01-01", 2),
+                ("2024-01-02", 1),
+                ("2024-01-03", 1),
+                ("2024-01-04", 2)
+            ]),
+            "{round}"
+        );
+        assert_eq!((er.total_errors, er.unique_fingerprints), (4, 2), "{round}");
+        assert_eq!(er.errors_by_day.len(), 4, "{round}");
+        assert_eq!(pf.total_measurements, 6, "{round}");
+        let lcp = pf.of("lcp");
+        assert_eq!(
+            (lcp.p50, lcp.p75, lcp.p95),
+            (Some(2000.0), Some(3000.0), Some(4000.0)),
+            "{round}: 1000 1000 2000 3000 4000 5000 at indexes 2, 3, 4"
+        );
+        assert_eq!(pf.of("cls").p95, Some(0.1), "{round}");
+        let daily: Vec<_> = pf
+            .metrics_by_day
+            .iter()
+            .map(|d| (d.date.as_str(), d.lcp))
+            .collect();
+        assert_eq!(
+            daily,
+            vec![
+                ("2024-01-01", Some(2500.0)),
+                ("2024-01-02", Some(3000.0)),
+                ("2024-01-03", Some(2000.0)),
+                ("2024-01-04", Some(3000.0)),
+            ],
+            "{round}"
+        );
+        assert_eq!(
+            bd.referrer,
+            rows(&[
+                ("google.com", 3),
+                ("(direct)", 2),
+                ("news.ycombinator.com", 1)
+            ]),
+            "{round}: grouped by host, ties by value"
+        );
+        assert_eq!(bd.country, rows(&[("FR", 6), ("(unknown)", 1)]), "{round}");
+        assert_eq!(
+            bd.utm_source,
+            rows(&[("news", 6), ("(none)", 1)]),
+            "{round}"
+        );
+        assert_eq!(bd.utm_medium, rows(&[("(none)", 7)]), "{round}");
+        assert_eq!(bd.utm_campaign, rows(&[("(none)", 7)]), "{round}");
+        assert_eq!(
+            bd.device_type,
+            rows(&[("mobile", 6), ("desktop", 1)]),
+            "{round}"
+        );
+        assert_eq!(
+            (bd.browser.clone(), bd.os.clone()),
+            (rows(&[("Firefox", 7)]), rows(&[("Linux", 7)])),
+            "{round}"
+        );
+    }
+
+    // Late writes into an hour and a day that were already read.
+    stores
+        .events
+        .write(&[
+            batch(
+                p.id,
+                Docs::Pageviews(vec![
+                    view("/b", Some("c9"), None, d0 + 2 * day + 5 * hour),
+                    view("/a", None, None, d0 + 23 * hour + 30 * min),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Performance(vec![perf(6000.0, None, d0 + day + 7 * hour)]),
+            ),
+        ])
+        .await
+        .unwrap();
+    let (pv, _, _, pf, bd) = all_summaries(stores, p.id, range).await;
+    assert_eq!(
+        (pv.total_views, pv.unique_visitors),
+        (9, 6),
+        "the late views and c9 count"
+    );
+    assert_eq!(
+        pv.views_by_day,
+        days(&[
+            ("2024-01-01", 4),
+            ("2024-01-02", 1),
+            ("2024-01-03", 2),
+            ("2024-01-04", 2)
+        ])
+    );
+    assert_eq!(pv.top_pages, pages(&[("/a", 4), ("/b", 3), ("/c", 2)]));
+    let lcp = pf.of("lcp");
+    assert_eq!(
+        (pf.total_measurements, lcp.p50, lcp.p75, lcp.p95),
+        (7, Some(3000.0), Some(4000.0), Some(5000.0))
+    );
+    assert_eq!(pf.metrics_by_day[1].lcp, Some(4500.0), "(3000 + 6000) / 2");
+    assert_eq!(
+        bd.referrer[0],
+        BreakdownRow {
+            value: "(direct)".into(),
+            count: 4
+        }
+    );
+
+    // Retention purge in the middle of an already-read day.
+    let cutoff = d0 + 2 * day + 12 * hour;
+    stores.projects.purge_before(p.id, cutoff).await.unwrap();
+    let (pv, ev, er, pf, bd) = all_summaries(stores, p.id, range).await;
+    assert_eq!(
+        (pv.total_views, pv.unique_visitors),
+        (3, 3),
+        "c3 (at the cutoff), c2, c4; no view without clientId is left"
+    );
+    assert_eq!(
+        pv.views_by_day,
+        days(&[("2024-01-03", 1), ("2024-01-04", 2)])
+    );
+    assert_eq!(pv.top_pages, pages(&[("/c", 2), ("/a", 1)]));
+    assert_eq!(
+        (ev.total_events, ev.events_by_day.clone()),
+        (2, days(&[("2024-01-04", 2)]))
+    );
+    assert_eq!((er.total_errors, er.unique_fingerprints), (1, 1));
+    assert_eq!((pf.total_measurements, pf.of("lcp").p50), (2, Some(1000.0)));
+    assert_eq!(
+        bd.referrer,
+        rows(&[
+            ("google.com", 1),
+            ("news.ycombinator.com", 1),
+            ("ref.example", 1)
+        ])
+    );
+
+    // Clearing the data, then writing again: nothing from before may come back.
+    stores.projects.clear_project_data(p.id).await.unwrap();
+    let (pv, ev, er, pf, bd) = all_summaries(stores, p.id, range).await;
+    assert_eq!((pv, ev, er, bd), Default::default());
+    assert_eq!(pf.total_measurements, 0);
+    stores
+        .events
+        .write(&[batch(
+            p.id,
+            Docs::Pageviews(vec![view(
+                "/new",
+                Some("c1"),
+                None,
+                d0 + 2 * day + 5 * hour,
+            )]),
+        )])
+        .await
+        .unwrap();
+    let again = stores
+        .stats
+        .pageviews_summary(p.id, range, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.total_views, again.unique_visitors, again.top_pages),
+        (1, 1, pages(&[("/new", 1)]))
+    );
+}
+
+/// Jobs: due order, kinds, the Redis grace, leases and their expiry, token-conditional writes,
+/// retries, release, abandoned jobs and counts, on fixed clock values.
+async fn jobs_claims_and_leases(stores: &Stores) {
+    use super::{JobClaim, JobCounts, JobDispatch, JobState, NewJobRecord};
+    const T: i64 = 1_700_000_000_000;
+    let jobs = &stores.jobs;
+    let insert = async |kind: &str, run_after: i64, dispatch: JobDispatch, max_attempts: u32| {
+        let record = NewJobRecord {
+            id: DocId::new(),
+            kind: kind.into(),
+            payload: json!({"kind": kind, "n": [1, 2]}),
+            max_attempts,
+            queued_at: T - 1000,
+            run_after,
+            dispatch,
+        };
+        jobs.insert_job(&record).await.expect("insert job");
+        record
+    };
+    let claim = |token: &'static str, now: i64| JobClaim {
+        token,
+        worker: "w1",
+        now,
+        lease_until: now + 1000,
+    };
+    let cx = vec!["cx".to_string()];
+    let a = insert("cx", T, JobDispatch::Store, 3).await;
+    let b = insert("cx", T + 100, JobDispatch::Store, 3).await;
+    let c = insert("other", T, JobDispatch::Store, 3).await;
+    let d = insert("cx", T - 50, JobDispatch::Redis, 3).await;
+    assert!(matches!(
+        jobs.insert_job(&a).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let stored = jobs.job(a.id).await.unwrap().expect("stored");
+    assert_eq!(
+        (
+            stored.state,
+            stored.attempts,
+            stored.max_attempts,
+            stored.progress
+        ),
+        (JobState::Queued, 0, 3, 0)
+    );
+    assert_eq!(stored.payload, json!({"kind": "cx", "n": [1, 2]}));
+    assert_eq!((stored.queued_at, stored.run_after), (T - 1000, T));
+    assert_eq!(stored.dispatch, JobDispatch::Store);
+
+    assert!(
+        jobs.claim_next_job(&cx, &claim("t0", T - 100), T - 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // D (Redis, due T-50) is left to Redis while the cutoff is before its due time.
+    let got = jobs
+        .claim_next_job(&cx, &claim("t1", T), T - 60)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.id, a.id);
+    assert_eq!((got.state, got.attempts), (JobState::Running, 1));
+    assert_eq!(
+        (
+            got.lease_token.as_deref(),
+            got.lease_until,
+            got.started_at,
+            got.worker.as_deref()
+        ),
+        (Some("t1"), Some(T + 1000), Some(T), Some("w1"))
+    );
+    let got = jobs
+        .claim_next_job(&cx, &claim("t2", T), T)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.id, d.id, "due first once the cutoff passes it");
+    assert!(
+        jobs.claim_next_job(&cx, &claim("tx", T + 50), T + 50)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        jobs.claim_job(b.id, &claim("tx", T + 50))
+            .await
+            .unwrap()
+            .is_none(),
+        "not due"
+    );
+    let got = jobs
+        .claim_job(c.id, &claim("t4", T))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.id, c.id, "claim by id ignores kinds");
+
+    assert!(
+        !jobs
+            .renew_job_lease(a.id, "wrong", T + 2000, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        jobs.renew_job_lease(a.id, "t1", T + 1500, Some((55, Some("half"))))
+            .await
+            .unwrap()
+    );
+    let renewed = jobs.job(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            renewed.progress,
+            renewed.progress_message.as_deref(),
+            renewed.lease_until
+        ),
+        (55, Some("half"), Some(T + 1500))
+    );
+    assert!(
+        jobs.complete_job(a.id, "t1", &json!({"md": "# A"}), T + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !jobs
+            .complete_job(a.id, "t1", &json!("twice"), T + 11)
+            .await
+            .unwrap()
+    );
+    let done = jobs.job(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            done.state,
+            done.progress,
+            done.finished_at,
+            done.lease_token
+        ),
+        (JobState::Completed, 100, Some(T + 10), None)
+    );
+    assert_eq!(done.result, Some(json!({"md": "# A"})));
+
+    // D fails once: queued again at its retry time, with its error, dispatched to the store.
+    assert!(
+        !jobs
+            .fail_job(d.id, "t1", "x", Some(T + 500), JobDispatch::Store, T)
+            .await
+            .unwrap()
+    );
+    assert!(
+        jobs.fail_job(
+            d.id,
+            "t2",
+            "boom",
+            Some(T + 500),
+            JobDispatch::Store,
+            T + 20
+        )
+        .await
+        .unwrap()
+    );
+    let retry = jobs.job(d.id).await.unwrap().unwrap();
+    assert_eq!(
+        (retry.state, retry.run_after, retry.attempts, retry.dispatch),
+        (JobState::Queued, T + 500, 1, JobDispatch::Store)
+    );
+    assert_eq!(
+        (retry.last_error.as_deref(), retry.lease_token),
+        (Some("boom"), None)
+    );
+    assert!(
+        jobs.claim_job(d.id, &claim("t3", T + 499))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = jobs
+        .claim_job(d.id, &claim("t3", T + 500))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.attempts, again.progress), (2, 0));
+    assert_eq!(
+        again.last_error.as_deref(),
+        Some("boom"),
+        "kept while retrying"
+    );
+
+    // C's lease (until T+1000) expires: claimable again, and the old token stops counting.
+    assert!(
+        jobs.claim_job(c.id, &claim("t5", T + 999))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = jobs
+        .claim_job(c.id, &claim("t5", T + 1000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.attempts, 2);
+    assert!(
+        !jobs
+            .complete_job(c.id, "t4", &json!("late"), T + 1001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        jobs.fail_job(
+            c.id,
+            "t5",
+            "bad payload",
+            None,
+            JobDispatch::Store,
+            T + 1002
+        )
+        .await
+        .unwrap()
+    );
+    let failed = jobs.job(c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            failed.state,
+            failed.finished_at,
+            failed.last_error.as_deref()
+        ),
+        (JobState::Failed, Some(T + 1002), Some("bad payload"))
+    );
+
+    // Release: due now, the attempt not counted.
+    assert!(
+        jobs.release_job(d.id, "t3", JobDispatch::Store, T + 600)
+            .await
+            .unwrap()
+    );
+    let released = jobs.job(d.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            released.state,
+            released.attempts,
+            released.run_after,
+            released.lease_token
+        ),
+        (JobState::Queued, 1, T + 600, None)
+    );
+    assert!(
+        !jobs
+            .release_job(d.id, "t3", JobDispatch::Store, T + 601)
+            .await
+            .unwrap()
+    );
+    jobs.set_job_dispatch(d.id, JobDispatch::Redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs.job(d.id).await.unwrap().unwrap().dispatch,
+        JobDispatch::Redis
+    );
+
+    // A job whose worker died on its last attempt is failed, not claimed again.
+    let e = insert("cx", T, JobDispatch::Store, 1).await;
+    let got = jobs
+        .claim_job(e.id, &claim("t6", T))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.attempts, 1);
+    assert!(
+        jobs.fail_abandoned_jobs(T + 999, "gone")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        jobs.claim_job(e.id, &claim("t7", T + 1000))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        jobs.fail_abandoned_jobs(T + 1000, "gone").await.unwrap(),
+        vec![e.id]
+    );
+    let abandoned = jobs.job(e.id).await.unwrap().unwrap();
+    assert_eq!(
+        (abandoned.state, abandoned.last_error.as_deref()),
+        (JobState::Failed, Some("gone"))
+    );
+    assert_eq!(
+        jobs.job_counts().await.unwrap(),
+        JobCounts {
+            queued: 2,
+            running: 0,
+            completed: 1,
+            failed: 2
+        }
+    );
+    assert!(jobs.job(DocId::new()).await.unwrap().is_none());
 }

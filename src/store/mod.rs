@@ -11,9 +11,13 @@ pub mod sqlite;
 
 use crate::domain::{
     analytics::{ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange},
+    analytics::{
+        EventDetail, EventFilters, EventsReport, PageViewFilters, PageViewsReport, RecentPaging,
+    },
     drop_rules::DropRules,
     ids::DocId,
     model::{Channel, WriteBatch},
+    segment::SegmentFilters,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -145,6 +149,40 @@ pub trait ProjectStore: Send + Sync {
     async fn live_projects(&self) -> StoreResult<Vec<Project>>;
     /// Deletes the project's analytics documents older than `cutoff_ms`; returns how many.
     async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64>;
+    /// The project (deleted or not) with its public-link state; `None` for an unknown project.
+    async fn public_link(&self, id: DocId) -> StoreResult<Option<PublicLink>>;
+    /// Enables the project's public link with a new token hash (`token_hash` is what is stored;
+    /// never the token): clears `revoked_at`, sets `last_regenerated_at` to `at_ms`, and
+    /// `created_at` to `at_ms` unless the link was already enabled. The previous hash stops
+    /// matching at once. Errors: `NotFound` for an unknown or deleted project.
+    async fn set_public_link(
+        &self,
+        id: DocId,
+        token_hash: &str,
+        at_ms: i64,
+    ) -> StoreResult<PublicLink>;
+    /// Disables the project's public link: clears the hash, sets `revoked_at` to `at_ms`.
+    /// Errors: `NotFound` for an unknown project.
+    async fn revoke_public_link(&self, id: DocId, at_ms: i64) -> StoreResult<()>;
+    /// Enabled public links of live projects, of one organization (`Some`) or of all (`None`),
+    /// most recently enabled first.
+    async fn public_links(&self, org_id: Option<DocId>) -> StoreResult<Vec<PublicLink>>;
+}
+
+/// A project's public (shareable) read-only link as stored: only a hash of the token
+/// (SHA-256 hex of `PUBLIC_LINK_PEPPER + ":" + token`), never the token itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublicLink {
+    pub project: Project,
+    pub enabled: bool,
+    /// `None` when no link is active.
+    pub token_hash: Option<String>,
+    /// When the current link was first enabled (epoch ms).
+    pub created_at: Option<i64>,
+    /// When the current token was made (enable or regenerate).
+    pub last_regenerated_at: Option<i64>,
+    /// When the link was last revoked.
+    pub revoked_at: Option<i64>,
 }
 
 /// Editable project fields (validated by the caller).
@@ -302,6 +340,368 @@ pub trait StatsReader: Send + Sync {
         project_id: DocId,
         range: TimeRange,
     ) -> StoreResult<PerformanceFigures>;
+    /// Page views in `range` (inclusive) broken down by referrer host, UTM source / medium /
+    /// campaign, country, browser, OS and device type: per dimension the `top` values by count
+    /// (ties by value), missing values as `(direct)` / `(none)` / `(unknown)` (see
+    /// [`crate::domain::analytics::Dimension::value_of`]). An unknown project has empty lists.
+    async fn breakdowns(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<crate::domain::analytics::Breakdowns>;
+    /// The page-views drill-down (reference §4.3) over `range` (inclusive) restricted by
+    /// `filters`: device type, a literal anchored URL prefix (`%`, `_`, regex characters match
+    /// themselves) and the page-view segment fields. Top pages: [`REPORT_TOP`] by views, ties by
+    /// URL, each with its own unique visitors. An unknown project has an empty report.
+    ///
+    /// [`REPORT_TOP`]: crate::domain::analytics::REPORT_TOP
+    async fn pageviews_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &PageViewFilters,
+    ) -> StoreResult<PageViewsReport>;
+    /// The events drill-down (reference §4.4) over `range` restricted by `filters` (exact event
+    /// name; segment: `clientId`, `properties.userId`, `properties.<key>`, exact string
+    /// matches), with the `paging` page of recent occurrences (newest first; a page past the
+    /// end is empty). Unique names ignore the event-name filter. An unknown project has an
+    /// empty report.
+    async fn events_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &EventFilters,
+        paging: RecentPaging,
+    ) -> StoreResult<EventsReport>;
+    /// One event name over `range` within `segment`: its latest 100 occurrences as full
+    /// documents, the schema of its top-level properties (keys sorted, ≤ 5 distinct samples
+    /// each, most recently seen first), per-day counts and its duration summary.
+    async fn event_detail(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        event_name: &str,
+        segment: &SegmentFilters,
+    ) -> StoreResult<EventDetail>;
+    /// The errors drill-down (reference §4.5) over `range` (inclusive) restricted by `filters`
+    /// (exact browser and error type; segment on `context.clientId`, `context.userId`,
+    /// `context.<key>`, exact string matches): total, per UTC day, distinct fingerprints (under
+    /// the same filters), and the `top` fingerprints by count (ties by fingerprint), each
+    /// described by its earliest occurrence in the range (the first stored on equal times).
+    /// An unknown project has an empty report.
+    async fn errors_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::ErrorFilters,
+        top: usize,
+    ) -> StoreResult<crate::domain::analytics::ErrorsReport>;
+    /// One error fingerprint over `range`: the true number of occurrences, first and last seen
+    /// over all of them, per-day counts, and the newest `limit` occurrences (newest first; on
+    /// equal times the last stored first). Unknown projects and fingerprints give zero
+    /// occurrences.
+    async fn error_detail(
+        &self,
+        project_id: DocId,
+        fingerprint: &str,
+        range: TimeRange,
+        limit: usize,
+    ) -> StoreResult<crate::domain::analytics::ErrorDetail>;
+    /// The performance drill-down (reference §4.6) over `range` restricted by `filters` (exact
+    /// device type and browser; segment on `clientId`, `properties.userId`,
+    /// `properties.<key>`): p50/p75/p95 per metric of `METRICS` (lower nearest rank, nulls
+    /// excluded), daily averages, the number of measurements and of those carrying all four of
+    /// lcp, cls, fid and ttfb. An unknown project has no measurements.
+    async fn performance_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::PerformanceFilters,
+    ) -> StoreResult<crate::domain::analytics::PerformanceReport>;
+}
+
+/// A background job's lifecycle state (`queued → running → completed | failed`; a failed attempt
+/// with attempts left goes back to `queued` with a later `run_after`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "completed" => JobState::Completed,
+            "failed" => JobState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// Which path is expected to deliver a queued job: the store sweep (`Store`), or a Redis stream
+/// entry (`Redis`), in which case store sweeps leave it alone for a grace period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobDispatch {
+    Store,
+    Redis,
+}
+
+impl JobDispatch {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobDispatch::Store => "store",
+            JobDispatch::Redis => "redis",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "store" => Some(JobDispatch::Store),
+            "redis" => Some(JobDispatch::Redis),
+            _ => None,
+        }
+    }
+}
+
+/// A background job as stored (the UI reads this). Times are epoch milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: DocId,
+    /// What runs it (`ai_analysis`, `report`, …): the handler registered for this kind.
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub state: JobState,
+    pub dispatch: JobDispatch,
+    /// Attempts started so far, the current one included (a released attempt is not counted).
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// 0–100, reset when an attempt starts.
+    pub progress: u8,
+    pub progress_message: Option<String>,
+    pub queued_at: i64,
+    /// Not claimable before this (retry backoff).
+    pub run_after: i64,
+    /// When the current (or last) attempt started.
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    /// The current attempt's lease: only its holder may write the job; expired = claimable again.
+    pub lease_token: Option<String>,
+    pub lease_until: Option<i64>,
+    pub worker: Option<String>,
+    pub last_error: Option<String>,
+    pub result: Option<serde_json::Value>,
+}
+
+/// A job to insert (state `queued`, no attempts yet).
+#[derive(Clone, Debug)]
+pub struct NewJobRecord {
+    pub id: DocId,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub max_attempts: u32,
+    pub queued_at: i64,
+    pub run_after: i64,
+    pub dispatch: JobDispatch,
+}
+
+/// Who claims a job, when, and until when the lease holds.
+#[derive(Clone, Copy, Debug)]
+pub struct JobClaim<'a> {
+    /// Fresh per attempt; every later write of the attempt must present it.
+    pub token: &'a str,
+    pub worker: &'a str,
+    pub now: i64,
+    pub lease_until: i64,
+}
+
+/// How many jobs are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    pub queued: u64,
+    pub running: u64,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+impl JobCounts {
+    pub fn add(&mut self, state: JobState, n: u64) {
+        match state {
+            JobState::Queued => self.queued += n,
+            JobState::Running => self.running += n,
+            JobState::Completed => self.completed += n,
+            JobState::Failed => self.failed += n,
+        }
+    }
+}
+
+/// Background jobs: their state (read by the UI) and the durable queue. A job is *claimable*
+/// when it is queued with `run_after <= now`, or running with `lease_until <= now` and attempts
+/// left (its worker died). Claims are atomic: one job is never held by two claims at once.
+/// Every write of an attempt is conditional on its lease token and answers `false` when the
+/// token no longer holds (the lease was taken over or the job finished): completion is
+/// idempotent.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Inserts a queued job. Errors: `Conflict` when the id exists (enqueueing is idempotent).
+    async fn insert_job(&self, job: &NewJobRecord) -> StoreResult<()>;
+    /// The job with this id.
+    async fn job(&self, id: DocId) -> StoreResult<Option<Job>>;
+    /// Claims this job if it is claimable at `claim.now` (whatever its dispatch): state
+    /// `running`, attempts + 1, progress reset, the claim's lease. `None` when not claimable.
+    async fn claim_job(&self, id: DocId, claim: &JobClaim<'_>) -> StoreResult<Option<Job>>;
+    /// Claims the claimable job of one of `kinds` with the earliest `run_after`. Jobs dispatched
+    /// to Redis count as claimable only when due (or expired) at `redis_cutoff` (≤ now), so a
+    /// sweep leaves them to Redis for a grace period.
+    async fn claim_next_job(
+        &self,
+        kinds: &[String],
+        claim: &JobClaim<'_>,
+        redis_cutoff: i64,
+    ) -> StoreResult<Option<Job>>;
+    /// Extends the lease of the attempt holding `token` to `lease_until`, and sets progress
+    /// (percent clamped to 100, message) when given. `false` when the token no longer holds.
+    async fn renew_job_lease(
+        &self,
+        id: DocId,
+        token: &str,
+        lease_until: i64,
+        progress: Option<(u8, Option<&str>)>,
+    ) -> StoreResult<bool>;
+    /// Marks the attempt holding `token` completed with `result` (progress 100). `false` when
+    /// the token no longer holds: the result is discarded.
+    async fn complete_job(
+        &self,
+        id: DocId,
+        token: &str,
+        result: &serde_json::Value,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Ends the attempt holding `token` with `error`: back to `queued` at `retry_at` (with that
+    /// dispatch) when given, else `failed` for good. `false` when the token no longer holds.
+    async fn fail_job(
+        &self,
+        id: DocId,
+        token: &str,
+        error: &str,
+        retry_at: Option<i64>,
+        dispatch: JobDispatch,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Gives the attempt holding `token` back without counting it (shutdown): `queued`, due
+    /// now, attempts − 1. `false` when the token no longer holds.
+    async fn release_job(
+        &self,
+        id: DocId,
+        token: &str,
+        dispatch: JobDispatch,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Changes who delivers a job that is still queued (no-op otherwise).
+    async fn set_job_dispatch(&self, id: DocId, dispatch: JobDispatch) -> StoreResult<()>;
+    /// Marks `failed` (with `error`) every running job whose lease expired with no attempts
+    /// left (its worker died on the last attempt); returns their ids.
+    async fn fail_abandoned_jobs(&self, now: i64, error: &str) -> StoreResult<Vec<DocId>>;
+    /// Jobs per state.
+    async fn job_counts(&self) -> StoreResult<JobCounts>;
+}
+
+/// Which example documents an AI analysis samples (reference §6.2), within a range and a
+/// segment. Every query answers at most `limit` documents as SuperInsights JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SampleQuery {
+    /// The newest errors with this fingerprint.
+    ErrorsWithFingerprint(String),
+    /// The occurrences of this event with the longest `durationMs`, longest first.
+    SlowestEvents(String),
+    /// The newest occurrences of this event.
+    NewestEvents(String),
+    /// The newest page views of this exact URL.
+    NewestPageviews(String),
+    /// Web-vital records whose `metric` (`lcp`, `cls`, `fid`, `ttfb`, `inp`) is at or above
+    /// `threshold`, worst first.
+    WorstMetric { metric: String, threshold: f64 },
+}
+
+/// AI analysis presets (`aianalysispresets`) and runs (`aianalysisruns`).
+#[async_trait]
+pub trait AiStore: Send + Sync {
+    /// Inserts a preset. Errors: `Conflict` when the id exists.
+    async fn create_preset(&self, preset: &crate::ai::presets::Preset) -> StoreResult<()>;
+    /// The preset with this id.
+    async fn preset(&self, id: DocId) -> StoreResult<Option<crate::ai::presets::Preset>>;
+    /// The presets `owner` owns, newest created first.
+    async fn presets_of_owner(&self, owner: DocId) -> StoreResult<Vec<crate::ai::presets::Preset>>;
+    /// Public presets of owners other than `except_owner`, most recently updated first, at most
+    /// `limit`.
+    async fn public_presets(
+        &self,
+        except_owner: DocId,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::ai::presets::Preset>>;
+    /// Replaces the editable fields and adds one to the version. Errors: `NotFound`.
+    async fn update_preset(
+        &self,
+        id: DocId,
+        fields: &crate::ai::presets::PresetFields,
+    ) -> StoreResult<crate::ai::presets::Preset>;
+    /// Sets the visibility (`private`/`public`) and adds one to the version. Errors: `NotFound`.
+    async fn set_preset_visibility(
+        &self,
+        id: DocId,
+        visibility: &str,
+    ) -> StoreResult<crate::ai::presets::Preset>;
+    /// Deletes a preset. Errors: `NotFound`.
+    async fn delete_preset(&self, id: DocId) -> StoreResult<()>;
+    /// Inserts a run. Errors: `Conflict` when the id exists.
+    async fn create_run(&self, run: &crate::ai::model::AiRun) -> StoreResult<()>;
+    /// The run with this id (any project; callers check the project).
+    async fn run(&self, id: DocId) -> StoreResult<Option<crate::ai::model::AiRun>>;
+    /// The project's newest `limit` runs, newest created first.
+    async fn runs_of_project(
+        &self,
+        project_id: DocId,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::ai::model::AiRun>>;
+    /// Records the queue's job id of a run.
+    async fn set_run_job(&self, id: DocId, job_id: &str) -> StoreResult<()>;
+    /// Moves a queued or running run to `running` with `progress` (a re-delivered job may start
+    /// a running run again). `false`, changing nothing, when the run is already final or missing.
+    async fn set_run_running(&self, id: DocId, progress: &str) -> StoreResult<bool>;
+    /// Ends a run that is not final yet with `outcome` (idempotent completion: `false`, changing
+    /// nothing, when it already ended or is missing).
+    async fn finish_run(
+        &self,
+        id: DocId,
+        outcome: &crate::ai::model::RunOutcome,
+    ) -> StoreResult<bool>;
+    /// Example documents for an analysis (see [`SampleQuery`]) in `range` (inclusive), within
+    /// `segment` mapped per collection as in reference §4.7, as SuperInsights JSON. An unknown
+    /// project has none.
+    async fn sample_documents(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        segment: &crate::domain::segment::SegmentFilters,
+        query: &SampleQuery,
+        limit: u32,
+    ) -> StoreResult<Vec<serde_json::Value>>;
 }
 
 /// Backend-level operations.
@@ -322,6 +722,8 @@ pub trait Backend:
     + EventWriter
     + StatsReader
     + StoreAdmin
+    + JobStore
+    + AiStore
     + 'static
 {
 }
@@ -333,6 +735,8 @@ impl<T> Backend for T where
         + EventWriter
         + StatsReader
         + StoreAdmin
+        + JobStore
+        + AiStore
         + 'static
 {
 }
@@ -348,6 +752,10 @@ pub struct Stores {
     pub events: Arc<dyn EventWriter>,
     pub stats: Arc<dyn StatsReader>,
     pub admin: Arc<dyn StoreAdmin>,
+    /// Background jobs (state and the durable queue).
+    pub jobs: Arc<dyn JobStore>,
+    /// AI analysis presets and runs.
+    pub ai: Arc<dyn AiStore>,
 }
 
 impl Stores {
@@ -361,6 +769,8 @@ impl Stores {
             sessions: b.clone(),
             events: b.clone(),
             stats: b.clone(),
+            jobs: b.clone(),
+            ai: b.clone(),
             admin: b,
         }
     }

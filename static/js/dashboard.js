@@ -36,6 +36,11 @@
     });
     fill("top-pages", d.pageViews.topPages.map(function (p) { return [p.url, p.views]; }));
     fill("top-events", d.events.topEvents.map(function (e) { return [e.eventName, e.count]; }));
+    var b = d.breakdowns || {};
+    ["referrer", "utmSource", "utmMedium", "utmCampaign", "country", "browser", "os", "deviceType"].forEach(function (k) {
+      var rows = (b[k] || []).map(function (r) { return [r.value, r.count]; });
+      fill("bd-" + k, rows.length ? rows : [["No data", ""]]);
+    });
   }
 
   function fill(id, rows) {

@@ -37,6 +37,9 @@ test('the dashboard shows the seeded totals and draws its charts', async () => {
   assert.equal(await page.textContent('[data-field="events.totalEvents"]'), SI_EVENTS);
   assert.equal(await page.textContent('[data-field="errors.totalErrors"]'), SI_ERRORS);
   assert.match(await page.textContent('#top-pages'), /\/pricing/);
+  // Breakdowns: the seeded views carry no referrer, so all of them are "(direct)".
+  const direct = await page.$$eval('#bd-referrer tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  assert.deepEqual(direct[0], ['(direct)', SI_VIEWS], 'referrer breakdown');
 
   // uPlot draws on a canvas: it must exist, have a size, and have non-transparent pixels.
   for (const id of ['chart-views', 'chart-events', 'chart-errors', 'chart-vitals']) {

@@ -4,14 +4,19 @@
 mod support;
 
 mod accounts;
+mod ai;
+mod analytics_pages;
 mod browser;
 mod browser_accounts;
 mod cli;
 mod dashboard;
+mod diagnostics_pages;
 mod ingest;
+mod jobs;
 mod org_admin;
 mod outage;
 mod process;
+mod public_links;
 mod rate_limit;
 mod redis;
 mod ws;

@@ -4,6 +4,11 @@
 //! an [`AnalyticsAccess`], which checks either the member or the link, and build every link from
 //! its `base` so a public viewer never leaves the public prefix.
 
+mod errors;
+mod events;
+mod pageviews;
+mod performance;
+
 use super::{projects::ProjectAccess, session::AuthUser, views::Shell};
 use crate::{
     domain::{analytics::Timeframe, ids::DocId},
@@ -30,6 +35,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(show_dashboard))
         .route("/dashboard/data", get(dashboard_data))
+        .merge(errors::routes())
+        .merge(performance::routes())
+        .merge(pageviews::routes())
+        .merge(events::routes())
 }
 
 /// Who is looking at a project's analytics.

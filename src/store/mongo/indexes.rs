@@ -82,9 +82,27 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
                 unique(doc! {"publicApiKey": 1}),
                 unique(doc! {"secretApiKey": 1}),
                 plain(doc! {"saasOrgId": 1}),
+                // SuperInsights 1.x's index, for the organization and admin public-link lists.
+                plain(doc! {"publicLinkEnabled": 1}),
             ],
         ),
         (USERS, vec![unique(doc! {"email": 1})]),
+        // SuperInsights 1.x's AI analysis indexes.
+        (
+            super::ai::AI_PRESETS,
+            vec![
+                plain(doc! {"ownerUserId": 1, "createdAt": -1}),
+                plain(doc! {"visibility": 1, "createdAt": -1}),
+                plain(doc! {"name": 1, "visibility": 1}),
+            ],
+        ),
+        (
+            super::docs::AI_RUNS,
+            vec![
+                plain(doc! {"projectId": 1, "createdAt": -1}),
+                plain(doc! {"projectId": 1, "start": 1, "end": 1, "createdAt": -1}),
+            ],
+        ),
         (ORGANIZATIONS, vec![unique(doc! {"slug": 1})]),
         (
             MEMBERS,
@@ -118,6 +136,14 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
         (
             INGEST_BATCHES,
             vec![expiring(doc! {"createdAt": 1}, BATCH_MARKER_TTL)],
+        ),
+        // Ours: the job queue's claims (due queued jobs, expired leases).
+        (
+            super::jobs::JOBS,
+            vec![
+                plain(doc! {"state": 1, "runAfter": 1}),
+                plain(doc! {"state": 1, "leaseUntil": 1}),
+            ],
         ),
     ]
 }

@@ -7,9 +7,14 @@
 //! duplicate-`_id` errors mean "already stored".
 
 mod accounts;
+mod ai;
+mod diagnostics;
 mod docs;
 mod errors;
 mod indexes;
+mod jobs;
+mod public_links;
+mod reports;
 mod stats;
 
 use super::{
@@ -426,6 +431,27 @@ impl ProjectStore for MongoStore {
             )
             .await?;
         found.iter().map(docs::project_from_doc).collect()
+    }
+
+    async fn public_link(&self, id: DocId) -> StoreResult<Option<super::PublicLink>> {
+        self.load_public_link(id).await
+    }
+
+    async fn set_public_link(
+        &self,
+        id: DocId,
+        token_hash: &str,
+        at_ms: i64,
+    ) -> StoreResult<super::PublicLink> {
+        self.store_public_link(id, token_hash, at_ms).await
+    }
+
+    async fn revoke_public_link(&self, id: DocId, at_ms: i64) -> StoreResult<()> {
+        self.clear_public_link(id, at_ms).await
+    }
+
+    async fn public_links(&self, org_id: Option<DocId>) -> StoreResult<Vec<super::PublicLink>> {
+        self.list_public_links(org_id).await
     }
 
     async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64> {
@@ -849,6 +875,75 @@ impl StatsReader for MongoStore {
         range: TimeRange,
     ) -> StoreResult<PerformanceFigures> {
         self.stats_performance(project_id, range).await
+    }
+
+    async fn pageviews_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::PageViewFilters,
+    ) -> StoreResult<crate::domain::analytics::PageViewsReport> {
+        self.report_pageviews(project_id, range, filters).await
+    }
+
+    async fn events_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::EventFilters,
+        paging: crate::domain::analytics::RecentPaging,
+    ) -> StoreResult<crate::domain::analytics::EventsReport> {
+        self.report_events(project_id, range, filters, paging).await
+    }
+
+    async fn event_detail(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        event_name: &str,
+        segment: &crate::domain::segment::SegmentFilters,
+    ) -> StoreResult<crate::domain::analytics::EventDetail> {
+        self.report_event_detail(project_id, range, event_name, segment)
+            .await
+    }
+
+    async fn breakdowns(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<crate::domain::analytics::Breakdowns> {
+        self.stats_breakdowns(project_id, range, top).await
+    }
+
+    async fn errors_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::ErrorFilters,
+        top: usize,
+    ) -> StoreResult<crate::domain::analytics::ErrorsReport> {
+        self.report_errors(project_id, range, filters, top).await
+    }
+
+    async fn error_detail(
+        &self,
+        project_id: DocId,
+        fingerprint: &str,
+        range: TimeRange,
+        limit: usize,
+    ) -> StoreResult<crate::domain::analytics::ErrorDetail> {
+        self.report_error_detail(project_id, fingerprint, range, limit)
+            .await
+    }
+
+    async fn performance_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::PerformanceFilters,
+    ) -> StoreResult<crate::domain::analytics::PerformanceReport> {
+        self.report_performance(project_id, range, filters).await
     }
 }
 

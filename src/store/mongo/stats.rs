@@ -6,6 +6,7 @@ use super::{
     docs::{collection_of, date, oid, read_int},
     errors::{CollectAll, map_err},
 };
+use crate::domain::analytics::{Breakdowns, Dimension};
 use crate::domain::{
     analytics::{
         DayCount, ErrorsSummary, EventCount, EventsSummary, METRICS, MetricsDay, PageCount,
@@ -16,6 +17,7 @@ use crate::domain::{
 };
 use crate::store::StoreResult;
 use mongodb::bson::{Bson, Document, doc};
+use std::collections::HashMap;
 
 fn in_range(project: DocId, range: TimeRange) -> Document {
     doc! {"projectId": oid(project), "timestamp": {"$gte": date(range.start_ms), "$lte": date(range.end_ms)}}
@@ -246,5 +248,66 @@ impl MongoStore {
             metrics_by_day,
             total_measurements: total,
         })
+    }
+}
+
+impl MongoStore {
+    /// Page-view breakdowns: one `$facet` with a `$group` per stored field; the raw values are
+    /// then mapped (referrer → host, missing → placeholder) and ranked by the shared domain code,
+    /// so both backends label and order alike.
+    pub(super) async fn stats_breakdowns(
+        &self,
+        project: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<Breakdowns> {
+        let fields = [
+            (Dimension::Referrer, "$referrer"),
+            (Dimension::UtmSource, "$utmSource"),
+            (Dimension::UtmMedium, "$utmMedium"),
+            (Dimension::UtmCampaign, "$utmCampaign"),
+            (Dimension::Country, "$country"),
+            (Dimension::Browser, "$browser"),
+            (Dimension::Os, "$os"),
+            (Dimension::DeviceType, "$deviceType"),
+        ];
+        let mut facets = Document::new();
+        for (i, (_, field)) in fields.iter().enumerate() {
+            facets.insert(
+                format!("d{i}"),
+                vec![doc! {"$group": {"_id": *field, "count": {"$sum": 1}}}],
+            );
+        }
+        let rows = self
+            .aggregate(
+                Channel::Pageviews,
+                vec![
+                    doc! {"$match": in_range(project, range)},
+                    doc! {"$facet": facets},
+                ],
+            )
+            .await?;
+        let mut out = Breakdowns::default();
+        let Some(faceted) = rows.first() else {
+            return Ok(out);
+        };
+        for (i, (dim, _)) in fields.iter().enumerate() {
+            let mut counts: HashMap<String, u64> = HashMap::new();
+            for group in faceted
+                .get_array(format!("d{i}"))
+                .map_err(|e| crate::store::StoreError::Other(format!("breakdown facet: {e}")))?
+            {
+                let Bson::Document(group) = group else {
+                    continue;
+                };
+                let raw = match group.get("_id") {
+                    Some(Bson::String(s)) => Some(s.as_str()),
+                    _ => None,
+                };
+                *counts.entry(dim.value_of(raw)).or_default() += count_of(group, "count");
+            }
+            *out.of_mut(*dim) = Breakdowns::rank(counts, top);
+        }
+        Ok(out)
     }
 }

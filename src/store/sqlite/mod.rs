@@ -2,7 +2,13 @@
 //! timeout so several server processes can share one file. Analytics rows point at the project's
 //! compact integer key; everything above this module sees only [`DocId`]s.
 
+mod ai;
+mod diagnostics;
 mod invites;
+mod jobs;
+mod public_links;
+mod reports;
+mod rollups;
 mod rows;
 mod sessions;
 mod stats;
@@ -51,6 +57,8 @@ pub struct SqliteStore {
     ingest: SqlitePool,
     /// Project id → integer key; a project's key never changes, so this never goes stale.
     project_keys: RwLock<HashMap<DocId, i64>>,
+    /// Rollup builds in flight (one per bucket at a time).
+    rollup_builds: rollups::BuildLocks,
 }
 
 /// Maps driver errors onto the port's error type.
@@ -142,6 +150,7 @@ impl SqliteStore {
             pool,
             ingest,
             project_keys: RwLock::new(HashMap::new()),
+            rollup_builds: rollups::BuildLocks::default(),
         })
     }
 
@@ -223,7 +232,9 @@ impl SqliteStore {
                     .map_err(map_err)?;
             }
         }
-        rows::insert_all(conn, &keyed).await
+        rows::insert_all(conn, &keyed).await?;
+        // The only rollup work on the ingest path: one upsert of the touched hours' versions.
+        rollups::bump_versions(conn, &keyed).await
     }
 }
 
@@ -435,6 +446,12 @@ impl ProjectStore for SqliteStore {
             .await
             .map_err(map_err)?;
         }
+        rollups::forget_project(&mut tx, pk).await?;
+        sqlx::query("DELETE FROM ai_analysis_runs WHERE project_id = ?")
+            .bind(id.to_hex())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         sqlx::query("DELETE FROM global_settings WHERE key = ?")
             .bind(drop_rules_key(id))
             .execute(&mut *tx)
@@ -457,6 +474,27 @@ impl ProjectStore for SqliteStore {
         .await
     }
 
+    async fn public_link(&self, id: DocId) -> StoreResult<Option<super::PublicLink>> {
+        self.load_public_link(id).await
+    }
+
+    async fn set_public_link(
+        &self,
+        id: DocId,
+        token_hash: &str,
+        at_ms: i64,
+    ) -> StoreResult<super::PublicLink> {
+        self.store_public_link(id, token_hash, at_ms).await
+    }
+
+    async fn revoke_public_link(&self, id: DocId, at_ms: i64) -> StoreResult<()> {
+        self.clear_public_link(id, at_ms).await
+    }
+
+    async fn public_links(&self, org_id: Option<DocId>) -> StoreResult<Vec<super::PublicLink>> {
+        self.list_public_links(org_id).await
+    }
+
     async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let pk = self.project_key(&mut conn, id).await?;
@@ -473,6 +511,14 @@ impl ProjectStore for SqliteStore {
             .map_err(map_err)?
             .rows_affected();
         }
+        drop(conn);
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        rollups::purged_before(&mut tx, pk, cutoff_ms).await?;
+        tx.commit().await.map_err(map_err)?;
         Ok(removed)
     }
 }
@@ -865,6 +911,75 @@ impl StatsReader for SqliteStore {
         range: TimeRange,
     ) -> StoreResult<PerformanceFigures> {
         self.stats_performance(project_id, range).await
+    }
+
+    async fn breakdowns(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<crate::domain::analytics::Breakdowns> {
+        self.stats_breakdowns(project_id, range, top).await
+    }
+
+    async fn pageviews_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::PageViewFilters,
+    ) -> StoreResult<crate::domain::analytics::PageViewsReport> {
+        self.report_pageviews(project_id, range, filters).await
+    }
+
+    async fn events_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::EventFilters,
+        paging: crate::domain::analytics::RecentPaging,
+    ) -> StoreResult<crate::domain::analytics::EventsReport> {
+        self.report_events(project_id, range, filters, paging).await
+    }
+
+    async fn event_detail(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        event_name: &str,
+        segment: &crate::domain::segment::SegmentFilters,
+    ) -> StoreResult<crate::domain::analytics::EventDetail> {
+        self.report_event_detail(project_id, range, event_name, segment)
+            .await
+    }
+
+    async fn errors_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::ErrorFilters,
+        top: usize,
+    ) -> StoreResult<crate::domain::analytics::ErrorsReport> {
+        self.report_errors(project_id, range, filters, top).await
+    }
+
+    async fn error_detail(
+        &self,
+        project_id: DocId,
+        fingerprint: &str,
+        range: TimeRange,
+        limit: usize,
+    ) -> StoreResult<crate::domain::analytics::ErrorDetail> {
+        self.report_error_detail(project_id, fingerprint, range, limit)
+            .await
+    }
+
+    async fn performance_report(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::PerformanceFilters,
+    ) -> StoreResult<crate::domain::analytics::PerformanceReport> {
+        self.report_performance(project_id, range, filters).await
     }
 }
 

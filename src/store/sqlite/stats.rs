@@ -1,26 +1,59 @@
-//! Summary queries over the analytics tables (SQLite): what the dashboard needs, computed in SQL
-//! over the `(project, ts)` indexes. Percentiles use lower nearest rank via `ORDER BY … OFFSET`.
+//! Summary queries over the analytics tables (SQLite), answered from rollups
+//! (`rollups.rs`): full UTC days and closed hours pre-aggregated, edges scanned raw; the figures
+//! are the same as raw scans give (pinned by `analytics_summaries` and `rollups_match_raw_scans`).
 
-use super::{SqliteStore, map_err, rows::table};
+use super::{
+    SqliteStore, map_err,
+    rollups::{DAY, Part},
+};
 use crate::domain::{
     analytics::{
-        DayCount, ErrorsSummary, EventCount, EventsSummary, METRICS, MetricsDay, PageCount,
-        PageViewsSummary, Percentiles, PerformanceFigures, TimeRange,
+        Breakdowns, DayCount, Dimension, ErrorsSummary, EventCount, EventsSummary, METRICS,
+        MetricsDay, PageCount, PageViewsSummary, Percentiles, PerformanceFigures, TimeRange,
+        utc_day,
     },
     ids::DocId,
-    model::Channel,
 };
 use crate::store::StoreResult;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
+use std::collections::{BTreeMap, HashMap};
+
+#[cfg(test)]
+use super::rows::table;
+#[cfg(test)]
+use crate::domain::model::Channel;
+#[cfg(test)]
+use sqlx::Row;
 
 /// The UTC day of `ts` (epoch ms) in SQL.
-const DAY: &str = "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')";
+#[cfg(test)]
+const SQL_DAY: &str = "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')";
 
+#[cfg(test)]
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 /// Binds `project = ? AND ts BETWEEN ? AND ?`.
+#[cfg(test)]
 fn bounded(q: SqliteQuery<'_>, pk: i64, range: TimeRange) -> SqliteQuery<'_> {
     q.bind(pk).bind(range.start_ms).bind(range.end_ms)
+}
+
+fn by_day(days: &BTreeMap<i64, u64>) -> Vec<DayCount> {
+    days.iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(d, n)| DayCount {
+            date: utc_day(d * DAY),
+            count: *n,
+        })
+        .collect()
+}
+
+/// The `top` keys by count, ties by key (byte order, as SQLite's `ORDER BY n DESC, key`).
+fn ranked(counts: HashMap<String, u64>, top: usize) -> Vec<(String, u64)> {
+    let mut all: Vec<(String, u64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
+    all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    all.truncate(top);
+    all
 }
 
 impl SqliteStore {
@@ -37,6 +70,144 @@ impl SqliteStore {
         }
     }
 
+    async fn pk_for_stats(&self, id: DocId) -> StoreResult<Option<i64>> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        self.key_for_stats(&mut conn, id).await
+    }
+
+    pub(super) async fn stats_pageviews(
+        &self,
+        id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<PageViewsSummary> {
+        let Some(pk) = self.pk_for_stats(id).await? else {
+            return Ok(Default::default());
+        };
+        let a = self.rolled_up(pk, range, Part::Pageviews).await?;
+        let unnamed = a.unnamed.len() as u64;
+        Ok(PageViewsSummary {
+            total_views: a.pv_days.values().sum(),
+            unique_visitors: a.clients.len() + unnamed + u64::from(a.pv_anon > 0),
+            views_by_day: by_day(&a.pv_days),
+            top_pages: ranked(a.urls, top)
+                .into_iter()
+                .map(|(url, views)| PageCount { url, views })
+                .collect(),
+        })
+    }
+
+    pub(super) async fn stats_events(
+        &self,
+        id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<EventsSummary> {
+        let Some(pk) = self.pk_for_stats(id).await? else {
+            return Ok(Default::default());
+        };
+        let a = self.rolled_up(pk, range, Part::Events).await?;
+        Ok(EventsSummary {
+            total_events: a.ev_days.values().sum(),
+            events_by_day: by_day(&a.ev_days),
+            top_events: ranked(a.names, top)
+                .into_iter()
+                .map(|(event_name, count)| EventCount { event_name, count })
+                .collect(),
+        })
+    }
+
+    pub(super) async fn stats_errors(
+        &self,
+        id: DocId,
+        range: TimeRange,
+    ) -> StoreResult<ErrorsSummary> {
+        let Some(pk) = self.pk_for_stats(id).await? else {
+            return Ok(Default::default());
+        };
+        let a = self.rolled_up(pk, range, Part::Errors).await?;
+        Ok(ErrorsSummary {
+            total_errors: a.er_days.values().sum(),
+            unique_fingerprints: a.fingerprints.values().filter(|n| **n > 0).count() as u64,
+            errors_by_day: by_day(&a.er_days),
+        })
+    }
+
+    pub(super) async fn stats_performance(
+        &self,
+        id: DocId,
+        range: TimeRange,
+    ) -> StoreResult<PerformanceFigures> {
+        let Some(pk) = self.pk_for_stats(id).await? else {
+            return Ok(PerformanceFigures {
+                percentiles: METRICS
+                    .iter()
+                    .map(|m| (m.to_string(), Percentiles::default()))
+                    .collect(),
+                ..Default::default()
+            });
+        };
+        let a = self.rolled_up(pk, range, Part::Performance).await?;
+        let percentiles = METRICS
+            .iter()
+            .enumerate()
+            .map(|(m, name)| {
+                let n = a.metric_count(m);
+                let mut at = Percentiles::default();
+                if n > 0 {
+                    for (p, slot) in [(0.5, &mut at.p50), (0.75, &mut at.p75), (0.95, &mut at.p95)]
+                    {
+                        *slot = a.value_at_rank(m, (p * (n - 1) as f64).floor() as u64);
+                    }
+                }
+                (name.to_string(), at)
+            })
+            .collect();
+        let avg = |d: &super::rollups::PerfDay, m: usize| {
+            (d.n[m] > 0).then(|| d.sum[m].value() / d.n[m] as f64)
+        };
+        let metrics_by_day = a
+            .perf_days
+            .iter()
+            .filter(|(_, d)| d.rows > 0)
+            .map(|(day, d)| MetricsDay {
+                date: utc_day(day * DAY),
+                lcp: avg(d, 0),
+                cls: avg(d, 1),
+                fid: avg(d, 2),
+                ttfb: avg(d, 3),
+                inp: avg(d, 4),
+            })
+            .collect();
+        Ok(PerformanceFigures {
+            percentiles,
+            metrics_by_day,
+            total_measurements: a.perf_days.values().map(|d| d.rows).sum(),
+        })
+    }
+
+    pub(super) async fn stats_breakdowns(
+        &self,
+        id: DocId,
+        range: TimeRange,
+        top: usize,
+    ) -> StoreResult<Breakdowns> {
+        let mut out = Breakdowns::default();
+        let Some(pk) = self.pk_for_stats(id).await? else {
+            return Ok(out);
+        };
+        let a = self.rolled_up(pk, range, Part::Breakdowns).await?;
+        for (dim, counts) in Dimension::ALL.iter().zip(a.dims) {
+            *out.of_mut(*dim) = Breakdowns::rank(counts, top);
+        }
+        Ok(out)
+    }
+}
+
+/// The raw-scan summaries the rollups replaced, kept as the oracle the rollups are tested
+/// against (`rollups_match_raw_scans`).
+#[cfg(test)]
+impl SqliteStore {
     pub(super) async fn by_day(
         &self,
         conn: &mut SqliteConnection,
@@ -45,7 +216,7 @@ impl SqliteStore {
         range: TimeRange,
     ) -> StoreResult<Vec<DayCount>> {
         let sql = format!(
-            "SELECT {DAY} AS day, COUNT(*) AS n FROM {} WHERE project = ? AND ts BETWEEN ? AND ? GROUP BY day ORDER BY day",
+            "SELECT {SQL_DAY} AS day, COUNT(*) AS n FROM {} WHERE project = ? AND ts BETWEEN ? AND ? GROUP BY day ORDER BY day",
             table(channel)
         );
         let rows = sqlx::query(&sql)
@@ -65,7 +236,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn stats_pageviews(
+    pub(super) async fn raw_pageviews(
         &self,
         id: DocId,
         range: TimeRange,
@@ -117,7 +288,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn stats_events(
+    pub(super) async fn raw_events(
         &self,
         id: DocId,
         range: TimeRange,
@@ -156,7 +327,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn stats_errors(
+    pub(super) async fn raw_errors(
         &self,
         id: DocId,
         range: TimeRange,
@@ -182,7 +353,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn stats_performance(
+    pub(super) async fn raw_performance(
         &self,
         id: DocId,
         range: TimeRange,
@@ -240,7 +411,7 @@ impl SqliteStore {
             percentiles.push((metric.to_string(), at));
         }
         let days_sql = format!(
-            "SELECT {DAY} AS day, AVG(lcp) AS lcp, AVG(cls) AS cls, AVG(fid) AS fid, AVG(ttfb) AS ttfb, AVG(inp) AS inp \
+            "SELECT {SQL_DAY} AS day, AVG(lcp) AS lcp, AVG(cls) AS cls, AVG(fid) AS fid, AVG(ttfb) AS ttfb, AVG(inp) AS inp \
              FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ? GROUP BY day ORDER BY day"
         );
         let days = bounded(sqlx::query(&days_sql), pk, range)

@@ -1,0 +1,501 @@
+//! AI analysis routes (reference §2.7, §6): the project page, runs (`POST …/run` answers 202 and
+//! queues the run), run history and detail, and the user's presets (`/ai-analysis/presets*`).
+//! JSON routes answer `{success, …}`; state-changing ones need the session's CSRF token in an
+//! `X-CSRF-Token` header. Model output reaches pages only as sanitised HTML (`resultHtml`).
+
+use super::{analytics::TIMEFRAMES, projects::ProjectAccess, session::AuthUser, views::Shell};
+use crate::{
+    ai::{
+        model::AiRun,
+        presets::{self, BUILTINS, Preset},
+        render::markdown_to_safe_html,
+    },
+    domain::{ids::DocId, timestamp::now_ms},
+    error::AppError,
+    services::ai_analysis::{self as svc, DEFAULT_RUNS, StartError},
+    state::AppState,
+    store::{Project, StoreError},
+};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use subtle::ConstantTimeEq;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/projects/{id}/ai-analysis", get(show_page))
+        .route("/projects/{id}/ai-analysis/run", post(start_run))
+        .route("/projects/{id}/ai-analysis/runs", get(list_runs))
+        .route("/projects/{id}/ai-analysis/runs/{run_id}", get(show_run))
+        .route(
+            "/ai-analysis/presets",
+            get(list_presets).post(create_preset),
+        )
+        .route("/ai-analysis/presets/ai-generate", post(generate_preset))
+        .route(
+            "/ai-analysis/presets/{preset_id}",
+            get(show_preset).put(update_preset).delete(delete_preset),
+        )
+        .route(
+            "/ai-analysis/presets/{preset_id}/publish",
+            post(publish_preset),
+        )
+        .route(
+            "/ai-analysis/presets/{preset_id}/unpublish",
+            post(unpublish_preset),
+        )
+        .route(
+            "/ai-analysis/presets/{preset_id}/ai-refine",
+            post(refine_preset),
+        )
+}
+
+/// Largest JSON body accepted.
+const MAX_JSON_BYTES: usize = 64 * 1024;
+
+fn fail(status: StatusCode, error: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"success": false, "error": error.into()})),
+    )
+        .into_response()
+}
+
+fn ok(data: Value) -> Response {
+    Json(json!({"success": true, "data": data})).into_response()
+}
+
+/// 403 unless `X-CSRF-Token` equals the session's token; then the body as a JSON object.
+fn csrf_json(auth: &AuthUser, headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
+    let sent = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(auth.csrf.as_bytes())) {
+        return Err(fail(StatusCode::FORBIDDEN, "Invalid or missing CSRF token"));
+    }
+    if body.len() > MAX_JSON_BYTES {
+        return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(fail(StatusCode::BAD_REQUEST, "Body must be a JSON object")),
+    }
+}
+
+/// A run as the routes show it: SuperInsights fields plus `resultHtml`, the sanitised rendering.
+fn run_json(run: &AiRun) -> Value {
+    let mut v = run.to_json();
+    if let Some(md) = &run.result_markdown {
+        v["resultHtml"] = Value::String(markdown_to_safe_html(md));
+    }
+    v
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "ai/analysis.html")]
+struct AnalysisPage {
+    shell: Shell,
+    project: Project,
+    base: String,
+    section: &'static str,
+    can_edit: bool,
+    timeframes: &'static [(&'static str, &'static str)],
+    uses_model: bool,
+    model: String,
+}
+
+/// The AI Analysis page: controls, progress, result, history (filled in by `static/js/ai.js`).
+async fn show_page(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    Ok(AnalysisPage {
+        shell: Shell::of(&auth),
+        base: format!("/projects/{}", access.project.id),
+        section: "ai-analysis",
+        can_edit: matches!(access.role.as_str(), "owner" | "admin"),
+        project: access.project,
+        timeframes: &TIMEFRAMES,
+        uses_model: state.ai.uses_model(),
+        model: state.ai.model_name().to_string(),
+    }
+    .into_response())
+}
+
+/// `POST …/ai-analysis/run`: validates, records a queued run, enqueues it; 202 `{success, runId}`.
+async fn start_run(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let body = match csrf_json(&auth, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let request = match svc::parse_run_request(&body, now_ms()) {
+        Ok(r) => r,
+        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
+    };
+    match state
+        .ai
+        .start_run(&access.project, &auth.user, request)
+        .await
+    {
+        Ok(run_id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"success": true, "runId": run_id.to_hex()})),
+        )
+            .into_response()),
+        Err(StartError::Invalid(m)) => Ok(fail(StatusCode::BAD_REQUEST, m)),
+        Err(StartError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// `GET …/ai-analysis/runs?limit=` (1–100, default 30), newest first.
+async fn list_runs(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.trim().parse::<i64>().ok())
+        .map_or(DEFAULT_RUNS, |l| l.clamp(1, 100) as u32);
+    let runs = state
+        .stores
+        .ai
+        .runs_of_project(access.project.id, limit)
+        .await?;
+    // The list leaves the (long) results out; the detail route has them.
+    let data: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            let mut v = r.to_json();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("resultMarkdown");
+                o.remove("presetSnapshot");
+            }
+            v
+        })
+        .collect();
+    Ok(ok(Value::Array(data)))
+}
+
+/// `GET …/ai-analysis/runs/{runId}`: the run, or 404 `Run not found`.
+async fn show_run(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, run_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let run = match DocId::parse(&run_id) {
+        Some(run_id) => state.stores.ai.run(run_id).await?,
+        None => None,
+    };
+    match run.filter(|r| r.project_id == access.project.id) {
+        Some(run) => Ok(ok(run_json(&run))),
+        None => Ok(fail(StatusCode::NOT_FOUND, "Run not found")),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Presets
+// ------------------------------------------------------------------------------------------
+
+/// `GET /ai-analysis/presets`: `{builtins, mine, public}` (public = others', ≤ 200).
+async fn list_presets(State(state): State<AppState>, auth: AuthUser) -> Result<Response, AppError> {
+    let mine = state.stores.ai.presets_of_owner(auth.user.id).await?;
+    let public = state
+        .stores
+        .ai
+        .public_presets(auth.user.id, presets::MAX_PUBLIC_LISTED)
+        .await?;
+    Ok(ok(json!({
+        "builtins": BUILTINS.iter().map(|b| b.to_json()).collect::<Vec<_>>(),
+        "mine": mine.iter().map(Preset::to_json).collect::<Vec<_>>(),
+        "public": public.iter().map(Preset::to_json).collect::<Vec<_>>(),
+    })))
+}
+
+async fn create_preset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let body = match csrf_json(&auth, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let preset = match svc::new_preset(&auth.user, &body) {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
+    };
+    state.stores.ai.create_preset(&preset).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "data": preset.to_json()})),
+    )
+        .into_response())
+}
+
+/// A stored preset the user may read, or the answer to give instead (404, 403).
+async fn readable(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+) -> Result<Result<Preset, Response>, AppError> {
+    let Some(id) = DocId::parse(id) else {
+        return Ok(Err(fail(StatusCode::NOT_FOUND, "Preset not found")));
+    };
+    Ok(match state.stores.ai.preset(id).await? {
+        None => Err(fail(StatusCode::NOT_FOUND, "Preset not found")),
+        Some(p) if !p.readable_by(auth.user.id) => Err(fail(StatusCode::FORBIDDEN, "Forbidden")),
+        Some(p) => Ok(p),
+    })
+}
+
+/// A preset the user owns (builtins: 403 read-only), or the answer to give instead.
+async fn owned(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+) -> Result<Result<Preset, Response>, AppError> {
+    if presets::is_builtin_id(id) {
+        return Ok(Err(fail(
+            StatusCode::FORBIDDEN,
+            "Builtin presets are read-only",
+        )));
+    }
+    Ok(match readable(state, auth, id).await? {
+        Ok(p) if p.owner_user_id != auth.user.id => Err(fail(StatusCode::FORBIDDEN, "Forbidden")),
+        other => other,
+    })
+}
+
+async fn show_preset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(preset_id): Path<String>,
+) -> Result<Response, AppError> {
+    if let Some(b) = presets::builtin(&preset_id) {
+        return Ok(ok(b.to_json()));
+    }
+    Ok(match readable(&state, &auth, &preset_id).await? {
+        Ok(p) => ok(p.to_json()),
+        Err(r) => r,
+    })
+}
+
+fn stored(result: Result<Preset, StoreError>) -> Result<Response, AppError> {
+    match result {
+        Ok(p) => Ok(ok(p.to_json())),
+        Err(StoreError::NotFound) => Ok(fail(StatusCode::NOT_FOUND, "Preset not found")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn update_preset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(preset_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let body = match csrf_json(&auth, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let preset = match owned(&state, &auth, &preset_id).await? {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    let fields = match presets::validate(&body, Some(&preset.fields)) {
+        Ok(f) => f,
+        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
+    };
+    stored(state.stores.ai.update_preset(preset.id, &fields).await)
+}
+
+async fn delete_preset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(preset_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    if let Err(r) = csrf_json(&auth, &headers, &body) {
+        return Ok(r);
+    }
+    let preset = match owned(&state, &auth, &preset_id).await? {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    match state.stores.ai.delete_preset(preset.id).await {
+        Ok(()) | Err(StoreError::NotFound) => Ok(Json(json!({"success": true})).into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn set_visibility(
+    state: AppState,
+    auth: AuthUser,
+    preset_id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    visibility: &str,
+) -> Result<Response, AppError> {
+    if let Err(r) = csrf_json(&auth, &headers, &body) {
+        return Ok(r);
+    }
+    let preset = match owned(&state, &auth, &preset_id).await? {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    stored(
+        state
+            .stores
+            .ai
+            .set_preset_visibility(preset.id, visibility)
+            .await,
+    )
+}
+
+async fn publish_preset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(preset_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    set_visibility(state, auth, preset_id, headers, body, "public").await
+}
+
+async fn unpublish_preset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(preset_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    set_visibility(state, auth, preset_id, headers, body, "private").await
+}
+
+fn no_provider() -> Response {
+    fail(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "No AI provider is configured (set OPENROUTER_API_KEY or OPENAI_API_KEY)",
+    )
+}
+
+/// `POST /ai-analysis/presets/ai-generate` `{goal, visibility}`: the model writes a preset, which
+/// is validated and saved as a new preset of the user.
+async fn generate_preset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let body = match csrf_json(&auth, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let goal = match presets::goal(&body) {
+        Ok(g) => g,
+        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
+    };
+    let requested = match presets::visibility(body.get("visibility")) {
+        Ok(v) => v,
+        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
+    };
+    let Some(answer) = state
+        .ai
+        .ask_for_preset(&presets::generate_messages(&goal))
+        .await
+    else {
+        return Ok(no_provider());
+    };
+    let (fields, _) = match answer {
+        Ok(a) => a,
+        Err(e) => return Ok(fail(StatusCode::BAD_GATEWAY, e)),
+    };
+    let now = now_ms();
+    let preset = Preset {
+        id: DocId::new(),
+        owner_user_id: auth.user.id,
+        owner_email: auth.user.email.clone(),
+        visibility: requested,
+        fields,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    state.stores.ai.create_preset(&preset).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "data": preset.to_json()})),
+    )
+        .into_response())
+}
+
+/// `POST /ai-analysis/presets/{id}/ai-refine` `{goal}`: owner only; the model rewrites the
+/// preset, which is validated and saved (version + 1; visibility unchanged).
+async fn refine_preset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(preset_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let body = match csrf_json(&auth, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let preset = match owned(&state, &auth, &preset_id).await? {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    let goal = match presets::goal(&body) {
+        Ok(g) => g,
+        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
+    };
+    let current = json!({
+        "name": preset.fields.name,
+        "description": preset.fields.description,
+        "visibility": preset.visibility,
+        "definition": preset.fields.definition,
+    });
+    let Some(answer) = state
+        .ai
+        .ask_for_preset(&presets::refine_messages(&goal, &current))
+        .await
+    else {
+        return Ok(no_provider());
+    };
+    let (mut fields, _) = match answer {
+        Ok(a) => a,
+        Err(e) => return Ok(fail(StatusCode::BAD_GATEWAY, e)),
+    };
+    fields.tags = preset.fields.tags.clone();
+    stored(state.stores.ai.update_preset(preset.id, &fields).await)
+}

@@ -1,0 +1,100 @@
+//! The page-views page (reference §4.3): totals, unique visitors, views per day and the top 10
+//! pages with their own uniques, filtered by device, a literal URL prefix and the page-view
+//! segment fields. HTML for browsers, JSON `{timeframe,totalViews,uniqueVisitors,topPages,
+//! viewsByDay}` for clients that accept only JSON (the `si` CLI). Thin: parse, call
+//! `services::reports`, render.
+
+use super::{AnalyticsAccess, TIMEFRAMES, script_json, wants_json};
+use crate::{
+    error::AppError,
+    http::views::Shell,
+    services::reports::{self, PageViewsQuery, PageViewsView},
+    state::AppState,
+    store::Project,
+};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/pageviews", get(show_pageviews))
+}
+
+/// The device selector's (value, label) pairs; `""` means all.
+const DEVICES: [(&str, &str); 4] = [
+    ("", "All devices"),
+    ("desktop", "Desktop"),
+    ("mobile", "Mobile"),
+    ("tablet", "Tablet"),
+];
+
+#[derive(Template, WebTemplate)]
+#[template(path = "analytics/pageviews.html")]
+struct PageViewsPage {
+    shell: Shell,
+    project: Project,
+    base: String,
+    section: &'static str,
+    can_edit: bool,
+    timeframe: &'static str,
+    timeframes: &'static [(&'static str, &'static str)],
+    devices: &'static [(&'static str, &'static str)],
+    device: &'static str,
+    url_prefix: String,
+    /// (query name, label, current value) of the segment fields offered.
+    segment_fields: Vec<(&'static str, &'static str, String)>,
+    /// Whether a segment field is set (the segment section starts open).
+    segment_open: bool,
+    avg_views_per_visitor: String,
+    view: PageViewsView,
+    /// The view as JSON for the chart, escaped for a `<script type="application/json">` block.
+    data_json: String,
+}
+
+/// `GET {base}/pageviews`.
+async fn show_pageviews(
+    State(state): State<AppState>,
+    access: AnalyticsAccess,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let query = PageViewsQuery::parse(&pairs);
+    let view =
+        reports::pageviews(&state.stores, &state.dashboards, access.project.id, &query).await?;
+    if wants_json(&headers) {
+        return Ok(Json(view).into_response());
+    }
+    let segment = &query.filters.segment;
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let page = PageViewsPage {
+        shell: access.shell(),
+        can_edit: access.can_edit(),
+        base: access.base.clone(),
+        section: "pageviews",
+        project: access.project,
+        timeframe: query.timeframe.as_str(),
+        timeframes: &TIMEFRAMES,
+        devices: &DEVICES,
+        device: query.filters.device_type.map_or("", |d| d.as_str()),
+        url_prefix: query.filters.url_prefix.clone().unwrap_or_default(),
+        segment_fields: vec![
+            ("clientId", "Client id", value(&segment.client_id)),
+            ("browser", "Browser", value(&segment.browser)),
+            ("os", "OS", value(&segment.os)),
+            ("utmSource", "UTM source", value(&segment.utm_source)),
+            ("utmMedium", "UTM medium", value(&segment.utm_medium)),
+            ("utmCampaign", "UTM campaign", value(&segment.utm_campaign)),
+        ],
+        segment_open: !segment.is_empty(),
+        avg_views_per_visitor: view.avg_views_per_visitor(),
+        data_json: script_json(&view),
+        view,
+    };
+    Ok(page.into_response())
+}

@@ -1,0 +1,280 @@
+//! The errors and performance drill-downs (reference §4.5, §4.6): reads the store's reports
+//! through the dashboard cache and assembles what the pages and their JSON forms show (average
+//! errors per day, per-metric status, data quality, the score). Holds no HTTP types.
+
+use crate::{
+    domain::{
+        analytics::{
+            CLS, DayCount, ERROR_DETAIL_OCCURRENCES, ErrorDetail, ErrorFilters, ErrorGroup, FID,
+            GROUPED_ERRORS_TOP, INP, LCP, METRICS, MetricsDay, PerformanceFilters,
+            PerformanceScore, TTFB, Thresholds, Timeframe,
+        },
+        ids::DocId,
+        timestamp::now_ms,
+    },
+    runtime::cache::DashboardCache,
+    store::{StoreResult, Stores},
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The errors page: SuperInsights 1.x's JSON fields plus what the HTML adds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorsView {
+    pub timeframe: Timeframe,
+    pub total_errors: u64,
+    pub grouped_errors: Vec<ErrorGroup>,
+    pub unique_fingerprints: u64,
+    pub errors_by_day: Vec<DayCount>,
+    /// Total ÷ the timeframe's nominal days (HTML only, as in 1.x).
+    #[serde(skip)]
+    pub avg_per_day: f64,
+    #[serde(skip)]
+    pub filters: ErrorFilters,
+}
+
+/// Errors of a project for a timeframe ending now.
+pub async fn errors(
+    cache: &DashboardCache,
+    stores: &Stores,
+    project: DocId,
+    timeframe: Timeframe,
+    filters: ErrorFilters,
+) -> StoreResult<ErrorsView> {
+    let report = cache
+        .get_or_compute("errors", project, timeframe, &filters.cache_token(), || {
+            stores.stats.errors_report(
+                project,
+                timeframe.range(now_ms()),
+                &filters,
+                GROUPED_ERRORS_TOP,
+            )
+        })
+        .await?;
+    Ok(ErrorsView {
+        timeframe,
+        avg_per_day: report.total_errors as f64 / timeframe.nominal_days(now_ms()),
+        total_errors: report.total_errors,
+        grouped_errors: report.grouped_errors,
+        unique_fingerprints: report.unique_fingerprints,
+        errors_by_day: report.errors_by_day,
+        filters,
+    })
+}
+
+/// One fingerprint's page; its JSON form is the detail plus the timeframe and the newest
+/// occurrence's details.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetailView {
+    pub timeframe: Timeframe,
+    #[serde(flatten)]
+    pub detail: ErrorDetail,
+    /// The newest occurrence (message, type, stack, location, context), `null` without any.
+    pub details: Option<crate::domain::analytics::ErrorOccurrence>,
+}
+
+/// One error fingerprint for a timeframe ending now, with its true occurrence count.
+pub async fn error_detail(
+    cache: &DashboardCache,
+    stores: &Stores,
+    project: DocId,
+    timeframe: Timeframe,
+    fingerprint: &str,
+) -> StoreResult<ErrorDetailView> {
+    // Any text can arrive in the URL: the key holds a digest of it.
+    use sha2::{Digest, Sha256};
+    let variant = hex::encode(&Sha256::digest(fingerprint.as_bytes())[..8]);
+    let detail = cache
+        .get_or_compute("error", project, timeframe, &variant, || {
+            stores.stats.error_detail(
+                project,
+                fingerprint,
+                timeframe.range(now_ms()),
+                ERROR_DETAIL_OCCURRENCES,
+            )
+        })
+        .await?;
+    Ok(ErrorDetailView {
+        timeframe,
+        details: detail.latest().cloned(),
+        detail,
+    })
+}
+
+/// One web vital on the performance page.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricView {
+    /// `lcp`, `cls`, `fid`, `ttfb`, `inp`.
+    pub metric: &'static str,
+    pub label: &'static str,
+    /// `ms`, or empty for CLS.
+    pub unit: &'static str,
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p95: Option<f64>,
+    /// `good`, `needs-improvement` or `poor` from the p75; `None` without data.
+    pub status: Option<&'static str>,
+    pub good: f64,
+    pub poor: f64,
+    /// Whether the metric counts in the score (INP does not: 1.x did not measure it).
+    pub scored: bool,
+}
+
+impl MetricView {
+    /// A value for display: milliseconds rounded, CLS with three decimals, `—` when missing.
+    pub fn show(&self, value: &Option<f64>) -> String {
+        match value {
+            None => "—".into(),
+            Some(v) if self.unit.is_empty() => format!("{v:.3}"),
+            Some(v) => format!("{v:.0} {}", self.unit),
+        }
+    }
+
+    pub fn status_label(&self) -> &'static str {
+        match self.status {
+            Some("good") => "Good",
+            Some("needs-improvement") => "Needs improvement",
+            Some("poor") => "Poor",
+            _ => "No data",
+        }
+    }
+}
+
+fn metric_meta(metric: &str) -> (&'static str, &'static str, Thresholds, bool) {
+    match metric {
+        "lcp" => ("LCP (Largest Contentful Paint)", "ms", LCP, true),
+        "cls" => ("CLS (Cumulative Layout Shift)", "", CLS, true),
+        "fid" => ("FID (First Input Delay)", "ms", FID, true),
+        "ttfb" => ("TTFB (Time to First Byte)", "ms", TTFB, true),
+        _ => ("INP (Interaction to Next Paint)", "ms", INP, false),
+    }
+}
+
+/// The performance page and its JSON form.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PerformanceView {
+    pub timeframe: Timeframe,
+    pub filters: PerformanceFilters,
+    /// `lcp_p50`, `lcp_p75`, … as on the dashboard; `null` without data.
+    pub percentiles: BTreeMap<String, Option<f64>>,
+    pub metrics: Vec<MetricView>,
+    pub metrics_by_day: Vec<MetricsDay>,
+    pub total_measurements: u64,
+    pub complete_measurements: u64,
+    /// Percentage of measurements carrying all four scored metrics (one decimal), `null`
+    /// without measurements.
+    pub data_quality: Option<f64>,
+    pub performance_score: PerformanceScore,
+}
+
+impl PerformanceView {
+    /// The score badge's class, as on the dashboard: > 75 good, ≥ 50 fair, else poor; none
+    /// without measurements.
+    pub fn score_class(&self) -> &'static str {
+        let score = self.performance_score.score;
+        if self.total_measurements == 0 {
+            ""
+        } else if score > 75 {
+            "good"
+        } else if score >= 50 {
+            "fair"
+        } else {
+            "poor"
+        }
+    }
+}
+
+/// Web vitals of a project for a timeframe ending now.
+pub async fn performance(
+    cache: &DashboardCache,
+    stores: &Stores,
+    project: DocId,
+    timeframe: Timeframe,
+    filters: PerformanceFilters,
+) -> StoreResult<PerformanceView> {
+    let report = cache
+        .get_or_compute(
+            "performance",
+            project,
+            timeframe,
+            &filters.cache_token(),
+            || {
+                stores
+                    .stats
+                    .performance_report(project, timeframe.range(now_ms()), &filters)
+            },
+        )
+        .await?;
+    let figures = &report.figures;
+    let mut percentiles = BTreeMap::new();
+    let mut metrics = Vec::new();
+    for metric in METRICS {
+        let p = figures.of(metric);
+        for (suffix, value) in [("p50", p.p50), ("p75", p.p75), ("p95", p.p95)] {
+            percentiles.insert(format!("{metric}_{suffix}"), value);
+        }
+        let (label, unit, thresholds, scored) = metric_meta(metric);
+        metrics.push(MetricView {
+            metric,
+            label,
+            unit,
+            p50: p.p50,
+            p75: p.p75,
+            p95: p.p95,
+            status: thresholds.status(p.p75),
+            good: thresholds.good,
+            poor: thresholds.poor,
+            scored,
+        });
+    }
+    let total = figures.total_measurements;
+    Ok(PerformanceView {
+        timeframe,
+        filters,
+        performance_score: figures.score(),
+        percentiles,
+        metrics,
+        total_measurements: total,
+        complete_measurements: report.complete_measurements,
+        data_quality: (total > 0)
+            .then(|| (1000.0 * report.complete_measurements as f64 / total as f64).round() / 10.0),
+        metrics_by_day: report.figures.metrics_by_day,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_values_are_shown_with_their_units() {
+        let (label, unit, t, scored) = metric_meta("cls");
+        let m = MetricView {
+            metric: "cls",
+            label,
+            unit,
+            p50: None,
+            p75: Some(0.12345),
+            p95: None,
+            status: t.status(Some(0.12345)),
+            good: t.good,
+            poor: t.poor,
+            scored,
+        };
+        assert_eq!(m.show(&m.p75), "0.123");
+        assert_eq!(m.show(&m.p50), "—");
+        assert_eq!(m.status_label(), "Needs improvement");
+        let lcp = MetricView {
+            unit: "ms",
+            status: None,
+            ..m
+        };
+        assert_eq!(lcp.show(&Some(2500.4)), "2500 ms");
+        assert_eq!(lcp.status_label(), "No data");
+        assert!(!metric_meta("inp").3, "INP is shown but not scored");
+    }
+}

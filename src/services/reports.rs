@@ -1,0 +1,347 @@
+//! The page-views and events drill-downs (reference §4.3, §4.4): query parsing into filters,
+//! the cached report calls, and the JSON shapes SuperInsights 1.x answers (`si` CLI):
+//! - page views `{timeframe,totalViews,uniqueVisitors,topPages,viewsByDay}`;
+//! - events `{timeframe,eventName,totalEvents,uniqueEventNames,topEvents,recentOccurrences,
+//!   recentPagination,eventsByDay,timedEvents}`;
+//! - live `{timeframe,topEvents,recentOccurrences,recentPagination}` (computed fresh, never
+//!   from the cache: it is the live view);
+//! - event detail `{eventName,timeframe,segment,occurrences,propertySchema,eventsByDay,
+//!   durationSummary}`.
+//!
+//! Holds no HTTP types: handlers pass the query pairs in.
+
+use crate::{
+    domain::{
+        analytics::{
+            DayCount, DurationSummary, EventFilters, Occurrence, PageViewFilters, PageViewsReport,
+            Pagination, PropertyKey, RecentPaging, TimedEvent, Timeframe, TopEvent,
+        },
+        ids::DocId,
+        model::DeviceType,
+        segment::SegmentFilters,
+        timestamp::now_ms,
+    },
+    runtime::cache::DashboardCache,
+    store::{StoreResult, Stores},
+};
+use serde::{Deserialize, Serialize};
+
+/// The first value of query parameter `name`, trimmed; `None` when missing or blank.
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+fn segment_of(pairs: &[(String, String)]) -> SegmentFilters {
+    SegmentFilters::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// A short digest of whatever tells two views of one kind apart, for cache keys.
+fn variant(value: &impl Serialize) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    hex::encode(&Sha256::digest(&json)[..8])
+}
+
+/// What the page-views page was asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageViewsQuery {
+    pub timeframe: Timeframe,
+    pub filters: PageViewFilters,
+}
+
+impl PageViewsQuery {
+    /// `timeframe`, `deviceType` (`desktop|mobile|tablet`, anything else means all), `urlPrefix`
+    /// (trimmed, literal) and the page-view segment fields of reference §4.7.
+    pub fn parse(pairs: &[(String, String)]) -> Self {
+        let mut segment = segment_of(pairs);
+        // `deviceType` is the page's own filter, limited to the three known values.
+        segment.device_type = None;
+        Self {
+            timeframe: Timeframe::parse(param(pairs, "timeframe")),
+            filters: PageViewFilters {
+                device_type: param(pairs, "deviceType").and_then(DeviceType::parse),
+                url_prefix: param(pairs, "urlPrefix").map(str::to_string),
+                segment,
+            },
+        }
+    }
+}
+
+/// The page-views JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageViewsView {
+    pub timeframe: Timeframe,
+    #[serde(flatten)]
+    pub report: PageViewsReport,
+}
+
+impl PageViewsView {
+    /// Views per visitor, two decimals (`0.00` without visitors).
+    pub fn avg_views_per_visitor(&self) -> String {
+        if self.report.unique_visitors == 0 {
+            return "0.00".into();
+        }
+        format!(
+            "{:.2}",
+            self.report.total_views as f64 / self.report.unique_visitors as f64
+        )
+    }
+}
+
+/// The page-views report for a query, through the cache.
+pub async fn pageviews(
+    stores: &Stores,
+    cache: &DashboardCache,
+    project: DocId,
+    query: &PageViewsQuery,
+) -> StoreResult<PageViewsView> {
+    let timeframe = query.timeframe;
+    let report = cache
+        .get_or_compute(
+            "pageviews",
+            project,
+            timeframe,
+            &variant(&query.filters),
+            || {
+                stores
+                    .stats
+                    .pageviews_report(project, timeframe.range(now_ms()), &query.filters)
+            },
+        )
+        .await?;
+    Ok(PageViewsView { timeframe, report })
+}
+
+/// What the events pages were asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventsQuery {
+    pub timeframe: Timeframe,
+    pub filters: EventFilters,
+    pub paging: RecentPaging,
+}
+
+impl EventsQuery {
+    /// `timeframe`, `eventName` (exact, trimmed), the events' segment fields, `recentPage` (≥ 1,
+    /// default 1) and `recentLimit` (1–50, default 10).
+    pub fn parse(pairs: &[(String, String)]) -> Self {
+        Self {
+            timeframe: Timeframe::parse(param(pairs, "timeframe")),
+            filters: EventFilters {
+                event_name: param(pairs, "eventName").map(str::to_string),
+                segment: segment_of(pairs),
+            },
+            paging: RecentPaging::parse(param(pairs, "recentPage"), param(pairs, "recentLimit")),
+        }
+    }
+
+    /// The query as URL pairs (timeframe, event name, segment, limit), for links that keep the
+    /// filters; the page number is left to the caller.
+    pub fn to_params(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("timeframe", self.timeframe.as_str().to_string())];
+        if let Some(name) = &self.filters.event_name {
+            out.push(("eventName", name.clone()));
+        }
+        out.extend(self.filters.segment.to_params());
+        out.push(("recentLimit", self.paging.limit.to_string()));
+        out
+    }
+}
+
+/// The events JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsView {
+    pub timeframe: Timeframe,
+    /// The event-name filter, `""` for all.
+    pub event_name: String,
+    pub total_events: u64,
+    pub unique_event_names: Vec<String>,
+    pub top_events: Vec<TopEvent>,
+    pub recent_occurrences: Vec<Occurrence>,
+    pub recent_pagination: Pagination,
+    pub events_by_day: Vec<DayCount>,
+    pub timed_events: Vec<TimedEvent>,
+}
+
+/// The live JSON the events page polls.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveView {
+    pub timeframe: Timeframe,
+    pub top_events: Vec<TopEvent>,
+    pub recent_occurrences: Vec<Occurrence>,
+    pub recent_pagination: Pagination,
+}
+
+/// The events report for a query, through the cache.
+pub async fn events(
+    stores: &Stores,
+    cache: &DashboardCache,
+    project: DocId,
+    query: &EventsQuery,
+) -> StoreResult<EventsView> {
+    let timeframe = query.timeframe;
+    let report = cache
+        .get_or_compute(
+            "events",
+            project,
+            timeframe,
+            &variant(&(&query.filters, query.paging)),
+            || {
+                stores.stats.events_report(
+                    project,
+                    timeframe.range(now_ms()),
+                    &query.filters,
+                    query.paging,
+                )
+            },
+        )
+        .await?;
+    Ok(EventsView {
+        timeframe,
+        event_name: query.filters.event_name.clone().unwrap_or_default(),
+        total_events: report.total_events,
+        unique_event_names: report.unique_event_names,
+        top_events: report.top_events,
+        recent_occurrences: report.recent_occurrences,
+        recent_pagination: report.recent_pagination,
+        events_by_day: report.events_by_day,
+        timed_events: report.timed_events,
+    })
+}
+
+/// The live part of the events report, computed fresh (new events show on the next poll).
+pub async fn live(stores: &Stores, project: DocId, query: &EventsQuery) -> StoreResult<LiveView> {
+    let report = stores
+        .stats
+        .events_report(
+            project,
+            query.timeframe.range(now_ms()),
+            &query.filters,
+            query.paging,
+        )
+        .await?;
+    Ok(LiveView {
+        timeframe: query.timeframe,
+        top_events: report.top_events,
+        recent_occurrences: report.recent_occurrences,
+        recent_pagination: report.recent_pagination,
+    })
+}
+
+/// The event-detail JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetailView {
+    pub event_name: String,
+    pub timeframe: Timeframe,
+    pub segment: SegmentFilters,
+    pub occurrences: Vec<serde_json::Value>,
+    pub property_schema: Vec<PropertyKey>,
+    pub events_by_day: Vec<DayCount>,
+    pub duration_summary: DurationSummary,
+}
+
+/// One event name in detail (`timeframe` and the events' segment fields from the query),
+/// through the cache.
+pub async fn event_detail(
+    stores: &Stores,
+    cache: &DashboardCache,
+    project: DocId,
+    event_name: &str,
+    pairs: &[(String, String)],
+) -> StoreResult<EventDetailView> {
+    let timeframe = Timeframe::parse(param(pairs, "timeframe"));
+    let segment = segment_of(pairs);
+    let detail = cache
+        .get_or_compute(
+            "event",
+            project,
+            timeframe,
+            &variant(&(event_name, &segment)),
+            || {
+                stores
+                    .stats
+                    .event_detail(project, timeframe.range(now_ms()), event_name, &segment)
+            },
+        )
+        .await?;
+    Ok(EventDetailView {
+        event_name: event_name.to_string(),
+        timeframe,
+        segment,
+        occurrences: detail.occurrences,
+        property_schema: detail.property_schema,
+        events_by_day: detail.events_by_day,
+        duration_summary: detail.duration_summary,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn page_view_queries_keep_only_known_devices_and_a_trimmed_prefix() {
+        let q = PageViewsQuery::parse(&pairs(&[
+            ("timeframe", "24h"),
+            ("deviceType", "phone"),
+            ("urlPrefix", "  /blog/ "),
+            ("browser", "Firefox"),
+        ]));
+        assert_eq!(q.timeframe, Timeframe::H24);
+        assert_eq!(q.filters.device_type, None, "unknown devices mean all");
+        assert_eq!(q.filters.url_prefix.as_deref(), Some("/blog/"));
+        assert_eq!(q.filters.segment.browser.as_deref(), Some("Firefox"));
+        assert_eq!(q.filters.segment.device_type, None);
+        let q = PageViewsQuery::parse(&pairs(&[("deviceType", "tablet"), ("urlPrefix", " ")]));
+        assert_eq!(q.filters.device_type, Some(DeviceType::Tablet));
+        assert_eq!(q.filters.url_prefix, None);
+        assert_eq!(q.timeframe, Timeframe::D7);
+    }
+
+    #[test]
+    fn event_queries_parse_paging_and_round_trip_their_links() {
+        let q = EventsQuery::parse(&pairs(&[
+            ("eventName", " $click "),
+            ("recentPage", "2"),
+            ("recentLimit", "99"),
+            ("metaKey", "plan"),
+            ("metaValue", "pro"),
+        ]));
+        assert_eq!(q.filters.event_name.as_deref(), Some("$click"));
+        assert_eq!(q.paging, RecentPaging { page: 2, limit: 50 });
+        let again: Vec<(String, String)> = q
+            .to_params()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .chain([("recentPage".to_string(), "2".to_string())])
+            .collect();
+        assert_eq!(EventsQuery::parse(&again), q);
+    }
+
+    #[test]
+    fn average_views_per_visitor_has_two_decimals() {
+        let view = |total_views, unique_visitors| PageViewsView {
+            timeframe: Timeframe::D7,
+            report: PageViewsReport {
+                total_views,
+                unique_visitors,
+                ..Default::default()
+            },
+        };
+        assert_eq!(view(8, 6).avg_views_per_visitor(), "1.33");
+        assert_eq!(view(0, 0).avg_views_per_visitor(), "0.00");
+    }
+}
