@@ -144,8 +144,8 @@ pub fn digest(current: &Payload, previous: &Payload) -> String {
     };
     let _ = writeln!(
         md,
-        "# {} — statistical digest\n\n{NO_MODEL_NOTE}\n\nRange: {} → {} (compared with the {} preceding range of equal length).",
-        c.meta.project_name, c.meta.start, c.meta.end, "immediately"
+        "# {} — statistical digest\n\n{NO_MODEL_NOTE}\n\nRange: {} → {} (compared with the immediately preceding range of equal length).",
+        c.meta.project_name, c.meta.start, c.meta.end
     );
 
     // Summary

@@ -74,24 +74,27 @@ fn ok(data: Value) -> Response {
     Json(json!({"success": true, "data": data})).into_response()
 }
 
+/// Why a JSON body was refused (answered with [`fail`]).
+type Refusal = (StatusCode, &'static str);
+
 /// 403 unless `X-CSRF-Token` equals the session's token; then the body as a JSON object.
-fn csrf_json(auth: &AuthUser, headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
+fn csrf_json(auth: &AuthUser, headers: &HeaderMap, body: &Bytes) -> Result<Value, Refusal> {
     let sent = headers
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(auth.csrf.as_bytes())) {
-        return Err(fail(StatusCode::FORBIDDEN, "Invalid or missing CSRF token"));
+        return Err((StatusCode::FORBIDDEN, "Invalid or missing CSRF token"));
     }
     if body.len() > MAX_JSON_BYTES {
-        return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"));
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "Body too large"));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(fail(StatusCode::BAD_REQUEST, "Body must be a JSON object")),
+        _ => Err((StatusCode::BAD_REQUEST, "Body must be a JSON object")),
     }
 }
 
@@ -148,7 +151,7 @@ async fn start_run(
     let access = ProjectAccess::check(&state, &auth, &id).await?;
     let body = match csrf_json(&auth, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return Ok(r),
+        Err((status, error)) => return Ok(fail(status, error)),
     };
     let request = match svc::parse_run_request(&body, now_ms()) {
         Ok(r) => r,
@@ -245,7 +248,7 @@ async fn create_preset(
 ) -> Result<Response, AppError> {
     let body = match csrf_json(&auth, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return Ok(r),
+        Err((status, error)) => return Ok(fail(status, error)),
     };
     let preset = match svc::new_preset(&auth.user, &body) {
         Ok(p) => p,
@@ -324,7 +327,7 @@ async fn update_preset(
 ) -> Result<Response, AppError> {
     let body = match csrf_json(&auth, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return Ok(r),
+        Err((status, error)) => return Ok(fail(status, error)),
     };
     let preset = match owned(&state, &auth, &preset_id).await? {
         Ok(p) => p,
@@ -344,8 +347,8 @@ async fn delete_preset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    if let Err(r) = csrf_json(&auth, &headers, &body) {
-        return Ok(r);
+    if let Err((status, error)) = csrf_json(&auth, &headers, &body) {
+        return Ok(fail(status, error));
     }
     let preset = match owned(&state, &auth, &preset_id).await? {
         Ok(p) => p,
@@ -365,8 +368,8 @@ async fn set_visibility(
     body: Bytes,
     visibility: &str,
 ) -> Result<Response, AppError> {
-    if let Err(r) = csrf_json(&auth, &headers, &body) {
-        return Ok(r);
+    if let Err((status, error)) = csrf_json(&auth, &headers, &body) {
+        return Ok(fail(status, error));
     }
     let preset = match owned(&state, &auth, &preset_id).await? {
         Ok(p) => p,
@@ -418,7 +421,7 @@ async fn generate_preset(
 ) -> Result<Response, AppError> {
     let body = match csrf_json(&auth, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return Ok(r),
+        Err((status, error)) => return Ok(fail(status, error)),
     };
     let goal = match presets::goal(&body) {
         Ok(g) => g,
@@ -469,7 +472,7 @@ async fn refine_preset(
 ) -> Result<Response, AppError> {
     let body = match csrf_json(&auth, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return Ok(r),
+        Err((status, error)) => return Ok(fail(status, error)),
     };
     let preset = match owned(&state, &auth, &preset_id).await? {
         Ok(p) => p,

@@ -515,18 +515,20 @@ pub async fn build_payload(
         .await?
         .figures;
 
-    let mut p = Payload::default();
-    p.meta = prompt::Meta {
-        project_id: project.id.to_hex(),
-        project_name: prompt::truncate(&project.name, prompt::MAX_PROJECT_NAME),
-        environment: project.environment.clone(),
-        start: to_iso(range.start_ms),
-        end: to_iso(range.end_ms),
-        segment: segment
-            .to_params()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+    let mut p = Payload {
+        meta: prompt::Meta {
+            project_id: project.id.to_hex(),
+            project_name: prompt::truncate(&project.name, prompt::MAX_PROJECT_NAME),
+            environment: project.environment.clone(),
+            start: to_iso(range.start_ms),
+            end: to_iso(range.end_ms),
+            segment: segment
+                .to_params()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        },
+        ..Default::default()
     };
     let last_days = |mut days: Vec<crate::domain::analytics::DayCount>| {
         let cut = days.len().saturating_sub(prompt::MAX_DAYS);

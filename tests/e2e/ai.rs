@@ -19,12 +19,15 @@ use superinsights::{
     services::ai_analysis::AiAnalysisHandler,
 };
 
+/// One request the stub received: its `Authorization` header and its JSON body.
+type Seen = (Option<String>, Value);
+
 /// What the stub answers and how long it waits first; every request it saw.
 #[derive(Clone, Default)]
 struct Stub {
     reply: Arc<Mutex<String>>,
     delay: Arc<Mutex<Duration>>,
-    seen: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Stub {
@@ -40,7 +43,7 @@ impl Stub {
         (stub, url)
     }
 
-    fn requests(&self) -> Vec<(Option<String>, Value)> {
+    fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }
