@@ -262,10 +262,35 @@ fn error(item: &Item, facts: &RequestFacts) -> Result<ErrorEvent, Invalid> {
         os_version: text(item, "osVersion")?.or_else(|| ua.os_version.clone()),
         device_type: text(item, "deviceType")?
             .or_else(|| ua.device_type.map(|d| d.as_str().to_string())),
-        context: item.get("context").filter(|v| !v.is_null()).cloned(),
+        context: error_context(item)?,
         enrichment: facts.enrichment.clone(),
         timestamp: timestamp_of(item, facts.now_ms)?,
     })
+}
+
+/// The error's `context` as sent, with the SDK's top-level `clientId`/`userId` copied into it
+/// (when it is an object, or absent, and does not set them itself). SuperInsights 1.x dropped
+/// them, so its client/user segment filters, which look at `context.clientId`/`context.userId`,
+/// never matched an SDK error.
+fn error_context(item: &Item) -> Result<Option<Value>, Invalid> {
+    let mut context = item.get("context").filter(|v| !v.is_null()).cloned();
+    for field in ["clientId", "userId"] {
+        let Some(value) = text(item, field)? else {
+            continue;
+        };
+        match &mut context {
+            None => {
+                let mut map = Map::new();
+                map.insert(field.into(), Value::String(value));
+                context = Some(Value::Object(map));
+            }
+            Some(Value::Object(map)) => {
+                map.entry(field).or_insert(Value::String(value));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(context)
 }
 
 fn performance(item: &Item, facts: &RequestFacts) -> Result<PerformanceMetric, Invalid> {
@@ -513,6 +538,30 @@ mod tests {
         };
         assert_eq!(er[0].message, "boom");
         assert_eq!(er[0].fingerprint, error_fingerprint("boom", Some("at x")));
+    }
+
+    #[test]
+    fn error_context_receives_the_sdk_client_and_user_ids_without_overriding() {
+        let context_of = |item: Value| {
+            let Docs::Errors(er) = docs(Channel::Errors, item).unwrap() else {
+                panic!()
+            };
+            er[0].context.clone()
+        };
+        assert_eq!(
+            context_of(json!({"message": "m", "clientId": "c1", "userId": "u1",
+                "context": {"url": "/a", "userId": "own"}})),
+            Some(json!({"url": "/a", "clientId": "c1", "userId": "own"}))
+        );
+        assert_eq!(
+            context_of(json!({"message": "m", "clientId": "c1"})),
+            Some(json!({"clientId": "c1"}))
+        );
+        assert_eq!(context_of(json!({"message": "m"})), None);
+        assert_eq!(
+            context_of(json!({"message": "m", "clientId": "c1", "context": "text"})),
+            Some(json!("text"))
+        );
     }
 
     #[test]
