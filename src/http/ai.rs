@@ -7,7 +7,7 @@ use super::{analytics::TIMEFRAMES, projects::ProjectAccess, session::AuthUser, v
 use crate::{
     ai::{
         model::AiRun,
-        presets::{self, BUILTINS, Preset},
+        presets::{self, BUILTINS, Invalid, Preset},
         render::markdown_to_safe_html,
     },
     domain::{ids::DocId, timestamp::now_ms},
@@ -70,15 +70,69 @@ fn fail(status: StatusCode, error: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// 201 `{success: true, data}` for a newly saved preset.
+fn created(preset: &Preset) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(json!({"success": true, "data": preset.to_json()})),
+    )
+        .into_response()
+}
+
 fn ok(data: Value) -> Response {
     Json(json!({"success": true, "data": data})).into_response()
 }
 
-/// Why a JSON body was refused (answered with [`fail`]).
-type Refusal = (StatusCode, &'static str);
+/// Why a route answers early: a `{success: false, error}` answer with its status, or an
+/// application error (rendered as usual). Lets every handler stop with `?`.
+enum Refused {
+    Fail(StatusCode, String),
+    App(AppError),
+}
+
+impl From<AppError> for Refused {
+    fn from(e: AppError) -> Self {
+        Refused::App(e)
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        Refused::App(e.into())
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Fail(status, error) => fail(status, error),
+            Refused::App(e) => e.into_response(),
+        }
+    }
+}
+
+/// An early `{success: false, error}` answer.
+fn refuse(status: StatusCode, error: impl Into<String>) -> Refused {
+    Refused::Fail(status, error.into())
+}
+
+/// A 400 answer for a validation failure.
+fn invalid(e: Invalid) -> Refused {
+    refuse(StatusCode::BAD_REQUEST, e.0)
+}
+
+type Answer = Result<Response, Refused>;
 
 /// 403 unless `X-CSRF-Token` equals the session's token; then the body as a JSON object.
-fn csrf_json(auth: &AuthUser, headers: &HeaderMap, body: &Bytes) -> Result<Value, Refusal> {
+fn csrf_json(auth: &AuthUser, headers: &HeaderMap, body: &Bytes) -> Result<Value, Refused> {
+    csrf_json_checked(auth, headers, body).map_err(|(status, error)| refuse(status, error))
+}
+
+fn csrf_json_checked(
+    auth: &AuthUser,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Value, (StatusCode, &'static str)> {
     let sent = headers
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
@@ -147,16 +201,10 @@ async fn start_run(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
+) -> Answer {
     let access = ProjectAccess::check(&state, &auth, &id).await?;
-    let body = match csrf_json(&auth, &headers, &body) {
-        Ok(b) => b,
-        Err((status, error)) => return Ok(fail(status, error)),
-    };
-    let request = match svc::parse_run_request(&body, now_ms()) {
-        Ok(r) => r,
-        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
-    };
+    let body = csrf_json(&auth, &headers, &body)?;
+    let request = svc::parse_run_request(&body, now_ms()).map_err(invalid)?;
     match state
         .ai
         .start_run(&access.project, &auth.user, request)
@@ -245,72 +293,50 @@ async fn create_preset(
     auth: AuthUser,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
-    let body = match csrf_json(&auth, &headers, &body) {
-        Ok(b) => b,
-        Err((status, error)) => return Ok(fail(status, error)),
-    };
-    let preset = match svc::new_preset(&auth.user, &body) {
-        Ok(p) => p,
-        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
-    };
+) -> Answer {
+    let body = csrf_json(&auth, &headers, &body)?;
+    let preset = svc::new_preset(&auth.user, &body).map_err(invalid)?;
     state.stores.ai.create_preset(&preset).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"success": true, "data": preset.to_json()})),
-    )
-        .into_response())
+    Ok(created(&preset))
 }
 
 /// A stored preset the user may read, or the answer to give instead (404, 403).
-async fn readable(
-    state: &AppState,
-    auth: &AuthUser,
-    id: &str,
-) -> Result<Result<Preset, Response>, AppError> {
-    let Some(id) = DocId::parse(id) else {
-        return Ok(Err(fail(StatusCode::NOT_FOUND, "Preset not found")));
-    };
-    Ok(match state.stores.ai.preset(id).await? {
-        None => Err(fail(StatusCode::NOT_FOUND, "Preset not found")),
-        Some(p) if !p.readable_by(auth.user.id) => Err(fail(StatusCode::FORBIDDEN, "Forbidden")),
+async fn readable(state: &AppState, auth: &AuthUser, id: &str) -> Result<Preset, Refused> {
+    let not_found = || refuse(StatusCode::NOT_FOUND, "Preset not found");
+    let id = DocId::parse(id).ok_or_else(not_found)?;
+    match state.stores.ai.preset(id).await? {
+        None => Err(not_found()),
+        Some(p) if !p.readable_by(auth.user.id) => Err(refuse(StatusCode::FORBIDDEN, "Forbidden")),
         Some(p) => Ok(p),
-    })
+    }
 }
 
 /// A preset the user owns (builtins: 403 read-only), or the answer to give instead.
-async fn owned(
-    state: &AppState,
-    auth: &AuthUser,
-    id: &str,
-) -> Result<Result<Preset, Response>, AppError> {
+async fn owned(state: &AppState, auth: &AuthUser, id: &str) -> Result<Preset, Refused> {
     if presets::is_builtin_id(id) {
-        return Ok(Err(fail(
+        return Err(refuse(
             StatusCode::FORBIDDEN,
             "Builtin presets are read-only",
-        )));
+        ));
     }
-    Ok(match readable(state, auth, id).await? {
-        Ok(p) if p.owner_user_id != auth.user.id => Err(fail(StatusCode::FORBIDDEN, "Forbidden")),
-        other => other,
-    })
+    match readable(state, auth, id).await? {
+        p if p.owner_user_id != auth.user.id => Err(refuse(StatusCode::FORBIDDEN, "Forbidden")),
+        p => Ok(p),
+    }
 }
 
 async fn show_preset(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(preset_id): Path<String>,
-) -> Result<Response, AppError> {
+) -> Answer {
     if let Some(b) = presets::builtin(&preset_id) {
         return Ok(ok(b.to_json()));
     }
-    Ok(match readable(&state, &auth, &preset_id).await? {
-        Ok(p) => ok(p.to_json()),
-        Err(r) => r,
-    })
+    Ok(ok(readable(&state, &auth, &preset_id).await?.to_json()))
 }
 
-fn stored(result: Result<Preset, StoreError>) -> Result<Response, AppError> {
+fn stored(result: Result<Preset, StoreError>) -> Answer {
     match result {
         Ok(p) => Ok(ok(p.to_json())),
         Err(StoreError::NotFound) => Ok(fail(StatusCode::NOT_FOUND, "Preset not found")),
@@ -324,19 +350,10 @@ async fn update_preset(
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
-    let body = match csrf_json(&auth, &headers, &body) {
-        Ok(b) => b,
-        Err((status, error)) => return Ok(fail(status, error)),
-    };
-    let preset = match owned(&state, &auth, &preset_id).await? {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
-    let fields = match presets::validate(&body, Some(&preset.fields)) {
-        Ok(f) => f,
-        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
-    };
+) -> Answer {
+    let body = csrf_json(&auth, &headers, &body)?;
+    let preset = owned(&state, &auth, &preset_id).await?;
+    let fields = presets::validate(&body, Some(&preset.fields)).map_err(invalid)?;
     stored(state.stores.ai.update_preset(preset.id, &fields).await)
 }
 
@@ -346,14 +363,9 @@ async fn delete_preset(
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
-    if let Err((status, error)) = csrf_json(&auth, &headers, &body) {
-        return Ok(fail(status, error));
-    }
-    let preset = match owned(&state, &auth, &preset_id).await? {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
+) -> Answer {
+    csrf_json(&auth, &headers, &body)?;
+    let preset = owned(&state, &auth, &preset_id).await?;
     match state.stores.ai.delete_preset(preset.id).await {
         Ok(()) | Err(StoreError::NotFound) => Ok(Json(json!({"success": true})).into_response()),
         Err(e) => Err(e.into()),
@@ -367,14 +379,9 @@ async fn set_visibility(
     headers: HeaderMap,
     body: Bytes,
     visibility: &str,
-) -> Result<Response, AppError> {
-    if let Err((status, error)) = csrf_json(&auth, &headers, &body) {
-        return Ok(fail(status, error));
-    }
-    let preset = match owned(&state, &auth, &preset_id).await? {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
+) -> Answer {
+    csrf_json(&auth, &headers, &body)?;
+    let preset = owned(&state, &auth, &preset_id).await?;
     stored(
         state
             .stores
@@ -390,7 +397,7 @@ async fn publish_preset(
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
+) -> Answer {
     set_visibility(state, auth, preset_id, headers, body, "public").await
 }
 
@@ -400,12 +407,12 @@ async fn unpublish_preset(
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
+) -> Answer {
     set_visibility(state, auth, preset_id, headers, body, "private").await
 }
 
-fn no_provider() -> Response {
-    fail(
+fn no_provider() -> Refused {
+    refuse(
         StatusCode::SERVICE_UNAVAILABLE,
         "No AI provider is configured (set OPENROUTER_API_KEY or OPENAI_API_KEY)",
     )
@@ -418,30 +425,18 @@ async fn generate_preset(
     auth: AuthUser,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
-    let body = match csrf_json(&auth, &headers, &body) {
-        Ok(b) => b,
-        Err((status, error)) => return Ok(fail(status, error)),
-    };
-    let goal = match presets::goal(&body) {
-        Ok(g) => g,
-        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
-    };
-    let requested = match presets::visibility(body.get("visibility")) {
-        Ok(v) => v,
-        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
-    };
+) -> Answer {
+    let body = csrf_json(&auth, &headers, &body)?;
+    let goal = presets::goal(&body).map_err(invalid)?;
+    let requested = presets::visibility(body.get("visibility")).map_err(invalid)?;
     let Some(answer) = state
         .ai
         .ask_for_preset(&presets::generate_messages(&goal))
         .await
     else {
-        return Ok(no_provider());
+        return Err(no_provider());
     };
-    let (fields, _) = match answer {
-        Ok(a) => a,
-        Err(e) => return Ok(fail(StatusCode::BAD_GATEWAY, e)),
-    };
+    let (fields, _) = answer.map_err(|e| refuse(StatusCode::BAD_GATEWAY, e))?;
     let now = now_ms();
     let preset = Preset {
         id: DocId::new(),
@@ -454,11 +449,7 @@ async fn generate_preset(
         updated_at: now,
     };
     state.stores.ai.create_preset(&preset).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"success": true, "data": preset.to_json()})),
-    )
-        .into_response())
+    Ok(created(&preset))
 }
 
 /// `POST /ai-analysis/presets/{id}/ai-refine` `{goal}`: owner only; the model rewrites the
@@ -469,19 +460,10 @@ async fn refine_preset(
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
-    let body = match csrf_json(&auth, &headers, &body) {
-        Ok(b) => b,
-        Err((status, error)) => return Ok(fail(status, error)),
-    };
-    let preset = match owned(&state, &auth, &preset_id).await? {
-        Ok(p) => p,
-        Err(r) => return Ok(r),
-    };
-    let goal = match presets::goal(&body) {
-        Ok(g) => g,
-        Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.0)),
-    };
+) -> Answer {
+    let body = csrf_json(&auth, &headers, &body)?;
+    let preset = owned(&state, &auth, &preset_id).await?;
+    let goal = presets::goal(&body).map_err(invalid)?;
     let current = json!({
         "name": preset.fields.name,
         "description": preset.fields.description,
@@ -493,12 +475,9 @@ async fn refine_preset(
         .ask_for_preset(&presets::refine_messages(&goal, &current))
         .await
     else {
-        return Ok(no_provider());
+        return Err(no_provider());
     };
-    let (mut fields, _) = match answer {
-        Ok(a) => a,
-        Err(e) => return Ok(fail(StatusCode::BAD_GATEWAY, e)),
-    };
+    let (mut fields, _) = answer.map_err(|e| refuse(StatusCode::BAD_GATEWAY, e))?;
     fields.tags = preset.fields.tags.clone();
     stored(state.stores.ai.update_preset(preset.id, &fields).await)
 }

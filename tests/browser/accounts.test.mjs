@@ -3,24 +3,15 @@
 // buttons → log out → log in again. Run by tests/e2e/browser_accounts.rs, which starts the server
 // and passes its URL as SI_URL, then checks the store.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { test } from 'node:test';
+import { useBrowser } from './lib.mjs';
 
 const SI_URL = process.env.SI_URL;
-const CHROMIUM = process.env.SI_CHROMIUM || '/usr/bin/chromium';
 const EMAIL = 'browser-user@example.com';
 const PASSWORD = 'a-long-browser-password';
 assert.ok(SI_URL, 'SI_URL must be set (see tests/e2e/browser_accounts.rs)');
 
-let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-after(async () => browser?.close());
+const browser = useBrowser();
 
 test('register, create a project, copy keys, log out, log in', async () => {
   // A phone-sized viewport: the pages must work there too.

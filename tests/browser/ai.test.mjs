@@ -3,22 +3,13 @@
 // Markdown, and check that the script and the onerror handler the "model" injected never ran.
 // Run by tests/e2e/ai.rs, which starts the stub and passes SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { test } from 'node:test';
+import { logIn, useBrowser } from './lib.mjs';
 
 const { SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT } = process.env;
-const CHROMIUM = process.env.SI_CHROMIUM || '/usr/bin/chromium';
 assert.ok(SI_URL && SI_EMAIL && SI_PROJECT, 'set by tests/e2e/ai.rs');
 
-let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-after(async () => browser?.close());
+const browser = useBrowser();
 
 test('an analysis runs with visible progress and injected HTML in the result never executes', async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -27,10 +18,7 @@ test('an analysis runs with visible progress and injected HTML in the result nev
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
 
-  await page.goto(`${SI_URL}/auth/login`);
-  await page.fill('input[name=email]', SI_EMAIL);
-  await page.fill('input[name=password]', SI_PASSWORD);
-  await Promise.all([page.waitForURL(/\/projects$/), page.click('main button[type=submit]')]);
+  await logIn(page, SI_URL, SI_EMAIL, SI_PASSWORD);
   await page.goto(`${SI_URL}/projects/${SI_PROJECT}/dashboard`);
   await Promise.all([page.waitForURL(/ai-analysis$/), page.click('nav.subnav >> text=AI Analysis')]);
 

@@ -4,22 +4,13 @@
 // clock) — the live refresh must show it without a reload. Run by tests/e2e/analytics_pages.rs,
 // which seeds the data and passes SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT and SI_KEY.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { test } from 'node:test';
+import { logIn, useBrowser } from './lib.mjs';
 
 const { SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT, SI_KEY } = process.env;
-const CHROMIUM = process.env.SI_CHROMIUM || '/usr/bin/chromium';
 assert.ok(SI_URL && SI_EMAIL && SI_PROJECT && SI_KEY, 'set by tests/e2e/analytics_pages.rs');
 
-let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-after(async () => browser?.close());
+const browser = useBrowser();
 
 test('the events page lists events and refreshes itself after new ingestion', async () => {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
@@ -30,10 +21,7 @@ test('the events page lists events and refreshes itself after new ingestion', as
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
 
-  await page.goto(`${SI_URL}/auth/login`);
-  await page.fill('input[name=email]', SI_EMAIL);
-  await page.fill('input[name=password]', SI_PASSWORD);
-  await Promise.all([page.waitForURL(/\/projects$/), page.click('main button[type=submit]')]);
+  await logIn(page, SI_URL, SI_EMAIL, SI_PASSWORD);
 
   // Control the page's timers from here on, so the 30 s interval can be run without waiting.
   await page.clock.install();

@@ -4,22 +4,13 @@
 // tests/e2e/diagnostics_pages.rs, which seeds the data and passes SI_URL, SI_EMAIL, SI_PASSWORD,
 // SI_PROJECT and the expected SI_SCORE.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { test } from 'node:test';
+import { logIn, useBrowser } from './lib.mjs';
 
 const { SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT, SI_SCORE } = process.env;
-const CHROMIUM = process.env.SI_CHROMIUM || '/usr/bin/chromium';
 assert.ok(SI_URL && SI_EMAIL && SI_PROJECT && SI_SCORE, 'set by tests/e2e/diagnostics_pages.rs');
 
-let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-after(async () => browser?.close());
+const browser = useBrowser();
 
 async function painted(page, id) {
   return page.$eval(`#${id} canvas`, (c) => {
@@ -38,10 +29,7 @@ test('the performance page shows the score and draws its trend charts', async ()
   page.on('response', (r) => { if (r.status() >= 400) failures.push(`${r.status()} ${r.url()}`); });
   page.on('pageerror', (e) => failures.push(`script error: ${e.message}`));
 
-  await page.goto(`${SI_URL}/auth/login`);
-  await page.fill('input[name=email]', SI_EMAIL);
-  await page.fill('input[name=password]', SI_PASSWORD);
-  await Promise.all([page.waitForURL(/\/projects$/), page.click('main button[type=submit]')]);
+  await logIn(page, SI_URL, SI_EMAIL, SI_PASSWORD);
   await page.goto(`${SI_URL}/projects/${SI_PROJECT}/performance?timeframe=7d`);
 
   assert.equal((await page.textContent('#performance-score')).trim(), SI_SCORE);

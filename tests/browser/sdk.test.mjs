@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib.mjs';
 
 const SI_URL = process.env.SI_URL;
 const KEYS = {
@@ -22,7 +22,6 @@ const KEYS = {
   ws: process.env.SI_KEY_WS,
   misc: process.env.SI_KEY_MISC,
 };
-const CHROMIUM = process.env.SI_CHROMIUM || '/usr/bin/chromium';
 // A regular desktop Chrome user agent (headless Chromium announces itself, and the server
 // flags that as a bot); the server derives browser "Chrome" and OS "Linux" from it.
 const USER_AGENT =
@@ -85,18 +84,7 @@ before(async () => {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   // "localhost" is another origin than the server's 127.0.0.1, and still a secure context.
   pagesUrl = `http://localhost:${server.address().port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -2,7 +2,9 @@
 //! OpenAI-compatible stub provider (a small axum app on a loopback port) that records every
 //! request. Runs are queued by `POST …/ai-analysis/run` (202) and executed by driving a worker.
 
-use crate::support::{TestApp, page, register};
+use crate::support::{
+    TestApp, browser_suite_available, page, project_id_of, register, run_browser_script,
+};
 use axum::{Json, Router, extract::State, http::HeaderMap, routing::post};
 use serde_json::{Value, json};
 use std::{
@@ -197,7 +199,7 @@ fn worker(app: &TestApp) -> Worker {
 /// Signs up, seeds data, and opens the AI page; returns (client, project id, CSRF token).
 async fn signed_in(app: &TestApp, email: &str) -> (reqwest::Client, String, String) {
     let (client, settings) = register(app, email).await;
-    let id = settings.split('/').nth(2).unwrap().to_string();
+    let id = project_id_of(&settings);
     seed(app, DocId::parse(&id).unwrap()).await;
     let (status, html) = page(&client, app, &format!("/projects/{id}/ai-analysis")).await;
     assert_eq!(status, 200, "{html}");
@@ -738,12 +740,7 @@ async fn presets_are_versioned_owner_only_and_builtins_are_read_only() {
 
 #[tokio::test]
 async fn the_page_runs_an_analysis_shows_progress_and_never_executes_injected_html_in_chromium() {
-    if let Some(missing) = crate::browser::missing_browser_prerequisite() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the browser tests must run in CI: {missing}"
-        );
-        eprintln!("SKIPPED the AI browser test: {missing}; scripts/test installs everything");
+    if !browser_suite_available("the AI browser test") {
         return;
     }
     let (stub, url) = Stub::start(
@@ -755,24 +752,18 @@ async fn the_page_runs_an_analysis_shows_progress_and_never_executes_injected_ht
     // The app's own worker runs the job here (JOB_WORKERS defaults to 1).
     let app = TestApp::spawn(&[("OPENROUTER_BASE_URL", &url), ("OPENROUTER_API_KEY", "k")]).await;
     let (_, settings) = register(&app, "ai-browser@example.com").await;
-    let id = settings.split('/').nth(2).unwrap().to_string();
+    let id = project_id_of(&settings);
     seed(&app, DocId::parse(&id).unwrap()).await;
-    let status = tokio::process::Command::new("node")
-        .args([
-            "--test",
-            "--test-reporter=spec",
-            "tests/browser/ai.test.mjs",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SI_URL", format!("http://{}", app.addr))
-        .env("SI_EMAIL", "ai-browser@example.com")
-        .env("SI_PASSWORD", "password-123")
-        .env("SI_PROJECT", &id)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .expect("node runs");
-    assert!(status.success(), "tests/browser/ai.test.mjs failed");
+    run_browser_script(
+        &app,
+        "ai.test.mjs",
+        &[
+            ("SI_EMAIL", "ai-browser@example.com"),
+            ("SI_PASSWORD", "password-123"),
+            ("SI_PROJECT", &id),
+        ],
+    )
+    .await;
     // The browser's run reached the provider with its preset and segment.
     let (_, request) = stub.requests().pop().expect("the provider was called");
     let user = request["messages"][1]["content"].as_str().unwrap();

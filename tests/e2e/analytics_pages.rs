@@ -4,72 +4,13 @@
 //! properties, access control; and the events page's live refresh in headless Chromium
 //! (`tests/browser/events.test.mjs`).
 
-use crate::{
-    browser::missing_browser_prerequisite,
-    support::{TestApp, browser, register},
+use crate::support::{
+    TestApp, browser, browser_suite_available, get_accepting as get, html_of, json_of,
+    member_with_project, run_browser_script,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use superinsights::domain::{ids::DocId, timestamp::now_ms, timestamp::to_iso};
-
-/// A registered member with a fresh project: (client, project id, public key).
-async fn member_with_project(app: &TestApp, email: &str) -> (reqwest::Client, String, String) {
-    let (client, settings) = register(app, email).await;
-    let id = settings.split('/').nth(2).unwrap().to_string();
-    let pid = DocId::parse(&id).unwrap();
-    let key = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .public_api_key;
-    (client, id, key)
-}
-
-async fn get(
-    client: &reqwest::Client,
-    app: &TestApp,
-    path: &str,
-    accept: &str,
-) -> reqwest::Response {
-    client
-        .get(app.url(path))
-        .header("accept", accept)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// GETs `path` as the `si` CLI does and returns the JSON body (asserting 200 and JSON).
-async fn json_of(client: &reqwest::Client, app: &TestApp, path: &str) -> Value {
-    let r = get(client, app, path, "application/json").await;
-    assert_eq!(r.status(), 200, "{path}");
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"),
-        "{path}"
-    );
-    r.json().await.unwrap()
-}
-
-/// GETs `path` with `accept` and returns the HTML body (asserting 200 and HTML).
-async fn html_of(client: &reqwest::Client, app: &TestApp, path: &str, accept: &str) -> String {
-    let r = get(client, app, path, accept).await;
-    assert_eq!(r.status(), 200, "{path}");
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html"),
-        "{path} with {accept}"
-    );
-    r.text().await.unwrap()
-}
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()
@@ -490,34 +431,23 @@ async fn strangers_get_403_unknown_projects_404_and_public_links_read_everything
 
 #[tokio::test]
 async fn the_events_page_refreshes_itself_every_30_seconds_in_chromium() {
-    if let Some(missing) = missing_browser_prerequisite() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the browser tests must run in CI: {missing}"
-        );
-        eprintln!("SKIPPED the browser events test: {missing}; scripts/test installs everything");
+    if !browser_suite_available("the browser events test") {
         return;
     }
     let app = TestApp::spawn(&[]).await;
     let (_, id, key) = member_with_project(&app, "events-browser@example.com").await;
     seed_events(&app, &key).await;
-    let status = tokio::process::Command::new("node")
-        .args([
-            "--test",
-            "--test-reporter=spec",
-            "tests/browser/events.test.mjs",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SI_URL", format!("http://{}", app.addr))
-        .env("SI_EMAIL", "events-browser@example.com")
-        .env("SI_PASSWORD", "password-123")
-        .env("SI_PROJECT", &id)
-        .env("SI_KEY", &key)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .expect("node runs");
-    assert!(status.success(), "tests/browser/events.test.mjs failed");
+    run_browser_script(
+        &app,
+        "events.test.mjs",
+        &[
+            ("SI_EMAIL", "events-browser@example.com"),
+            ("SI_PASSWORD", "password-123"),
+            ("SI_PROJECT", &id),
+            ("SI_KEY", &key),
+        ],
+    )
+    .await;
     // The browser's ingestion went through the real pipeline.
     let stored = app
         .state

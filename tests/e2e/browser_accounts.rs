@@ -2,35 +2,22 @@
 //! copies its keys with the copy buttons, logs out and in again in headless Chromium against the
 //! real server on a real port; then the store is checked here.
 
-use crate::{browser::missing_browser_prerequisite, support::TestApp};
+use crate::support::{TestApp, browser_suite_available, member_with_project, run_browser_script};
 
 #[tokio::test]
 async fn register_create_project_copy_keys_log_out_log_in_in_chromium() {
-    if let Some(missing) = missing_browser_prerequisite() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the browser tests must run in CI: {missing}"
-        );
-        eprintln!("SKIPPED the browser account test: {missing}; scripts/test installs everything");
+    if !browser_suite_available("the browser account test") {
         return;
     }
     let app = TestApp::spawn(&[]).await;
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("projects.png");
-    let status = tokio::process::Command::new("node")
-        .args([
-            "--test",
-            "--test-reporter=spec",
-            "tests/browser/accounts.test.mjs",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SI_URL", format!("http://{}", app.addr))
-        .env("SI_SCREENSHOT", &shot)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .expect("node runs");
-    assert!(status.success(), "tests/browser/accounts.test.mjs failed");
+    run_browser_script(
+        &app,
+        "accounts.test.mjs",
+        &[("SI_SCREENSHOT", shot.to_str().unwrap())],
+    )
+    .await;
 
     let user = app
         .state
@@ -82,29 +69,11 @@ async fn register_create_project_copy_keys_log_out_log_in_in_chromium() {
 
 #[tokio::test]
 async fn the_dashboard_shows_seeded_totals_and_draws_charts_in_chromium() {
-    if let Some(missing) = missing_browser_prerequisite() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the browser tests must run in CI: {missing}"
-        );
-        eprintln!(
-            "SKIPPED the browser dashboard test: {missing}; scripts/test installs everything"
-        );
+    if !browser_suite_available("the browser dashboard test") {
         return;
     }
     let app = TestApp::spawn(&[]).await;
-    let (_, settings) = crate::support::register(&app, "dash-browser@example.com").await;
-    let id = settings.split('/').nth(2).unwrap().to_string();
-    let pid = superinsights::domain::ids::DocId::parse(&id).unwrap();
-    let key = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .public_api_key;
+    let (_, id, key) = member_with_project(&app, "dash-browser@example.com").await;
     let now = superinsights::domain::timestamp::now_ms();
     let day = 86_400_000;
     let iso = superinsights::domain::timestamp::to_iso;
@@ -143,28 +112,20 @@ async fn the_dashboard_shows_seeded_totals_and_draws_charts_in_chromium() {
         201
     );
 
-    let status = tokio::process::Command::new("node")
-        .args([
-            "--test",
-            "--test-reporter=spec",
-            "tests/browser/dashboard.test.mjs",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SI_URL", format!("http://{}", app.addr))
-        .env("SI_EMAIL", "dash-browser@example.com")
-        .env("SI_PASSWORD", "password-123")
-        .env("SI_PROJECT", &id)
-        .env("SI_VIEWS", "12")
-        .env("SI_EVENTS", "7")
-        .env("SI_ERRORS", "3")
-        .env(
-            "SI_SCREENSHOT",
-            std::env::var("SI_DASHBOARD_SCREENSHOT").unwrap_or_default(),
-        )
-        .kill_on_drop(true)
-        .status()
-        .await
-        .expect("node runs");
-    assert!(status.success(), "tests/browser/dashboard.test.mjs failed");
+    let screenshot = std::env::var("SI_DASHBOARD_SCREENSHOT").unwrap_or_default();
+    run_browser_script(
+        &app,
+        "dashboard.test.mjs",
+        &[
+            ("SI_EMAIL", "dash-browser@example.com"),
+            ("SI_PASSWORD", "password-123"),
+            ("SI_PROJECT", &id),
+            ("SI_VIEWS", "12"),
+            ("SI_EVENTS", "7"),
+            ("SI_ERRORS", "3"),
+            ("SI_SCREENSHOT", &screenshot),
+        ],
+    )
+    .await;
     app.stop().await;
 }

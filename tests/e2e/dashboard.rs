@@ -1,33 +1,12 @@
 //! The dashboard JSON (SuperInsights 1.x `/projects/:id/dashboard/data`) over real HTTP.
 
-use crate::support::{TestApp, browser, csrf_of, page, post_form};
+use crate::support::{TestApp, member_with_project, register, submit};
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn dashboard_data_has_the_superinsights_shape_and_figures() {
     let app = TestApp::spawn(&[]).await;
-    let client = browser();
-    let (_, html) = page(&client, &app, "/auth/register").await;
-    let r = post_form(
-        &client,
-        &app,
-        "/auth/register",
-        &csrf_of(&html),
-        &[("email", "dash@example.com"), ("password", "password-123")],
-    )
-    .await;
-    let settings = r.headers()["location"].to_str().unwrap().to_string();
-    let id = settings.split('/').nth(2).unwrap().to_string();
-    let pid = superinsights::domain::ids::DocId::parse(&id).unwrap();
-    let key = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .public_api_key;
+    let (client, id, key) = member_with_project(&app, "dash@example.com").await;
 
     let views =
         json!([{"url": "/a", "clientId": "c1"}, {"url": "/a", "clientId": "c2"}, {"url": "/b"}]);
@@ -117,16 +96,7 @@ async fn dashboard_data_has_the_superinsights_shape_and_figures() {
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["data"]["timeframe"], "7d");
-    let stranger = browser();
-    let (_, html) = page(&stranger, &app, "/auth/register").await;
-    post_form(
-        &stranger,
-        &app,
-        "/auth/register",
-        &csrf_of(&html),
-        &[("email", "other@example.com"), ("password", "password-123")],
-    )
-    .await;
+    let (stranger, _) = register(&app, "other@example.com").await;
     let r = stranger
         .get(app.url(&format!("/projects/{id}/dashboard/data")))
         .header("accept", "application/json")
@@ -174,33 +144,7 @@ async fn dashboard_cache_on_redis_hits_survives_an_outage_and_invalidates() {
     })
     .await;
     assert_eq!(counters().await.3, "redis");
-    let client = browser();
-    let (_, html) = page(&client, &app, "/auth/register").await;
-    let r = post_form(
-        &client,
-        &app,
-        "/auth/register",
-        &csrf_of(&html),
-        &[("email", "cache@example.com"), ("password", "password-123")],
-    )
-    .await;
-    let id = r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .split('/')
-        .nth(2)
-        .unwrap()
-        .to_string();
-    let pid = superinsights::domain::ids::DocId::parse(&id).unwrap();
-    let key = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .public_api_key;
+    let (client, id, key) = member_with_project(&app, "cache@example.com").await;
     app.ingest("pageviews", &key, &json!([{"url": "/a"}, {"url": "/b"}]))
         .await;
     let total = async || {
@@ -254,14 +198,11 @@ async fn dashboard_cache_on_redis_hits_survives_an_outage_and_invalidates() {
     assert_eq!(total().await, 3);
 
     // Clearing the project's data bumps its generation: the next view is fresh.
-    let settings_html = page(&client, &app, &format!("/projects/{id}/settings"))
-        .await
-        .1;
-    let r = post_form(
+    let r = submit(
         &client,
         &app,
+        &format!("/projects/{id}/settings"),
         &format!("/projects/{id}/clear-data"),
-        &csrf_of(&settings_html),
         &[],
     )
     .await;

@@ -3,71 +3,14 @@
 //! access control; and the performance page in headless Chromium
 //! (`tests/browser/performance.test.mjs`).
 
-use crate::{
-    browser::missing_browser_prerequisite,
-    support::{TestApp, register},
+use crate::support::{
+    self, BROWSER_ACCEPT, TestApp, browser_suite_available, get_accepting as get, json_of,
+    member_with_project, register, run_browser_script,
 };
 use serde_json::{Value, json};
 
-/// A registered member with a fresh project: (client, project id, public key).
-async fn member_with_project(app: &TestApp, email: &str) -> (reqwest::Client, String, String) {
-    let (client, settings) = register(app, email).await;
-    let id = settings.split('/').nth(2).unwrap().to_string();
-    let pid = superinsights::domain::ids::DocId::parse(&id).unwrap();
-    let key = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .public_api_key;
-    (client, id, key)
-}
-
-async fn get(
-    client: &reqwest::Client,
-    app: &TestApp,
-    path: &str,
-    accept: &str,
-) -> reqwest::Response {
-    client
-        .get(app.url(path))
-        .header("accept", accept)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn json_of(client: &reqwest::Client, app: &TestApp, path: &str) -> Value {
-    let r = get(client, app, path, "application/json").await;
-    assert_eq!(r.status(), 200, "{path}");
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
-    r.json().await.unwrap()
-}
-
 async fn html_of(client: &reqwest::Client, app: &TestApp, path: &str) -> String {
-    let r = get(
-        client,
-        app,
-        path,
-        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-    )
-    .await;
-    assert_eq!(r.status(), 200, "{path}");
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
-    r.text().await.unwrap()
+    support::html_of(client, app, path, BROWSER_ACCEPT).await
 }
 
 const SCRIPT_MESSAGE: &str = "<script>alert('pwned')</script> broke";
@@ -390,14 +333,7 @@ async fn strangers_get_403_and_unknown_projects_404() {
 
 #[tokio::test]
 async fn the_performance_page_shows_the_score_and_draws_its_charts_in_chromium() {
-    if let Some(missing) = missing_browser_prerequisite() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the browser tests must run in CI: {missing}"
-        );
-        eprintln!(
-            "SKIPPED the browser performance test: {missing}; scripts/test installs everything"
-        );
+    if !browser_suite_available("the browser performance test") {
         return;
     }
     let app = TestApp::spawn(&[]).await;
@@ -420,29 +356,18 @@ async fn the_performance_page_shows_the_score_and_draws_its_charts_in_chromium()
             .status(),
         201
     );
-    let status = tokio::process::Command::new("node")
-        .args([
-            "--test",
-            "--test-reporter=spec",
-            "tests/browser/performance.test.mjs",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SI_URL", format!("http://{}", app.addr))
-        .env("SI_EMAIL", "perf-browser@example.com")
-        .env("SI_PASSWORD", "password-123")
-        .env("SI_PROJECT", &id)
-        .env("SI_SCORE", "79")
-        .env(
-            "SI_SCREENSHOT",
-            std::env::var("SI_PERFORMANCE_SCREENSHOT").unwrap_or_default(),
-        )
-        .kill_on_drop(true)
-        .status()
-        .await
-        .expect("node runs");
-    assert!(
-        status.success(),
-        "tests/browser/performance.test.mjs failed"
-    );
+    let screenshot = std::env::var("SI_PERFORMANCE_SCREENSHOT").unwrap_or_default();
+    run_browser_script(
+        &app,
+        "performance.test.mjs",
+        &[
+            ("SI_EMAIL", "perf-browser@example.com"),
+            ("SI_PASSWORD", "password-123"),
+            ("SI_PROJECT", &id),
+            ("SI_SCORE", "79"),
+            ("SI_SCREENSHOT", &screenshot),
+        ],
+    )
+    .await;
     app.stop().await;
 }

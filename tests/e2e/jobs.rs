@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 use superinsights::{
-    config::{Config, Env, RedisConfig, Secret},
+    config::{Config, Env},
     domain::ids::DocId,
     runtime::{
         jobs::{
@@ -30,19 +30,6 @@ use superinsights::{
     store::{Job, JobDispatch, JobState, JobStore, StoreAdmin, sqlite::SqliteStore},
 };
 
-async fn connected_handle(url: &str) -> RedisHandle {
-    let config = RedisConfig {
-        url: Some(Secret::new(url.to_string())),
-        ..RedisConfig::default()
-    };
-    let handle = RedisHandle::start(&config).unwrap().unwrap();
-    eventually(Duration::from_secs(10), "fred connects", async || {
-        handle.ping().await.is_ok()
-    })
-    .await;
-    handle
-}
-
 /// A store on `dir`'s SQLite file (each call is a separate pool, as a separate process has).
 async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn JobStore> {
     let store = SqliteStore::open(&dir.path().join("jobs.db"), Default::default())
@@ -50,6 +37,11 @@ async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn JobStore> {
         .unwrap();
     store.migrate().await.unwrap();
     Arc::new(store)
+}
+
+/// A Redis queue over `dir`'s SQLite file with [`redis_only`] options (one per "process").
+async fn redis_queue(dir: &tempfile::TempDir, handle: RedisHandle) -> Arc<dyn JobQueue> {
+    Arc::new(RedisJobQueue::new(sqlite(dir).await, handle, redis_only()))
 }
 
 /// Fast timings, and store sweeps that never take a Redis job while Redis answers: whatever
@@ -143,7 +135,7 @@ async fn redis_job_queue_passes_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let queue = RedisJobQueue::new(
         sqlite(&dir).await,
-        connected_handle(&redis.url()).await,
+        redis.connected_handle().await,
         redis_only(),
     );
     contract::run_all(Arc::new(queue)).await;
@@ -153,17 +145,9 @@ async fn redis_job_queue_passes_the_contract() {
 async fn a_worker_killed_mid_job_is_redelivered_and_completed_once() {
     let redis = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let first: Arc<dyn JobQueue> = Arc::new(RedisJobQueue::new(
-        sqlite(&dir).await,
-        connected_handle(&redis.url()).await,
-        redis_only(),
-    ));
-    let handle = connected_handle(&redis.url()).await;
-    let second: Arc<dyn JobQueue> = Arc::new(RedisJobQueue::new(
-        sqlite(&dir).await,
-        handle.clone(),
-        redis_only(),
-    ));
+    let first: Arc<dyn JobQueue> = redis_queue(&dir, redis.connected_handle().await).await;
+    let handle = redis.connected_handle().await;
+    let second: Arc<dyn JobQueue> = redis_queue(&dir, handle.clone()).await;
     let id = first
         .enqueue(NewJob::new("analysis", json!({"project": "p"})))
         .await
@@ -219,12 +203,8 @@ async fn a_worker_killed_mid_job_is_redelivered_and_completed_once() {
 async fn a_poison_job_is_dead_lettered_after_its_attempts_and_failed_with_its_error() {
     let redis = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let handle = connected_handle(&redis.url()).await;
-    let queue: Arc<dyn JobQueue> = Arc::new(RedisJobQueue::new(
-        sqlite(&dir).await,
-        handle.clone(),
-        redis_only(),
-    ));
+    let handle = redis.connected_handle().await;
+    let queue: Arc<dyn JobQueue> = redis_queue(&dir, handle.clone()).await;
     let id = queue
         .enqueue(NewJob::new("report", json!({"broken": true})))
         .await
@@ -281,12 +261,8 @@ async fn a_poison_job_is_dead_lettered_after_its_attempts_and_failed_with_its_er
 async fn redis_down_at_enqueue_falls_back_to_the_durable_queue_and_loses_nothing() {
     let mut redis = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let handle = connected_handle(&redis.url()).await;
-    let queue: Arc<dyn JobQueue> = Arc::new(RedisJobQueue::new(
-        sqlite(&dir).await,
-        handle.clone(),
-        redis_only(),
-    ));
+    let handle = redis.connected_handle().await;
+    let queue: Arc<dyn JobQueue> = redis_queue(&dir, handle.clone()).await;
     redis.kill();
     let counting = Arc::new(Counting::default());
     let worker = Worker::new(
@@ -357,11 +333,7 @@ async fn two_instances_on_one_redis_complete_each_job_once() {
     let mut queues: Vec<Arc<dyn JobQueue>> = Vec::new();
     let mut pools = Vec::new();
     for _ in 0..2 {
-        let queue: Arc<dyn JobQueue> = Arc::new(RedisJobQueue::new(
-            sqlite(&dir).await,
-            connected_handle(&redis.url()).await,
-            redis_only(),
-        ));
+        let queue: Arc<dyn JobQueue> = redis_queue(&dir, redis.connected_handle().await).await;
         pools.push(WorkerPool::start(
             queue.clone(),
             JobHandlers::new().register("analysis", counting.clone()),
@@ -433,6 +405,16 @@ async fn start_app(
     }
 }
 
+/// Enqueues a `kind` job with an empty payload, waits until it reaches `state`; its id.
+async fn enqueue_until(jobs: &Arc<dyn JobQueue>, kind: &str, state: JobState, what: &str) -> DocId {
+    let id = jobs.enqueue(NewJob::new(kind, json!({}))).await.unwrap();
+    eventually(Duration::from_secs(10), what, async || {
+        jobs.job(id).await.unwrap().unwrap().state == state
+    })
+    .await;
+    id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_runs_jobs_through_redis_reports_depth_and_releases_on_shutdown() {
     let redis = RedisServer::start().await;
@@ -457,28 +439,14 @@ async fn the_app_runs_jobs_through_redis_reports_depth_and_releases_on_shutdown(
     )
     .await;
     assert!(app.jobs.backend().starts_with("redis"));
-    let id = app
-        .jobs
-        .enqueue(NewJob::new("echo", json!({})))
-        .await
-        .unwrap();
-    eventually(
-        Duration::from_secs(10),
+    enqueue_until(
+        &app.jobs,
+        "echo",
+        JobState::Completed,
         "the app's workers run it",
-        async || app.jobs.job(id).await.unwrap().unwrap().state == JobState::Completed,
     )
     .await;
-    let stuck = app
-        .jobs
-        .enqueue(NewJob::new("hang", json!({})))
-        .await
-        .unwrap();
-    eventually(
-        Duration::from_secs(10),
-        "the stuck job starts",
-        async || app.jobs.job(stuck).await.unwrap().unwrap().state == JobState::Running,
-    )
-    .await;
+    let stuck = enqueue_until(&app.jobs, "hang", JobState::Running, "the stuck job starts").await;
     let ready: Value = reqwest::get(format!("http://{}/readyz", app.addr))
         .await
         .unwrap()

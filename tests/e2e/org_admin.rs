@@ -1,7 +1,10 @@
 //! Organization members, invites and the platform-admin pages through real HTTP with cookie-jar
 //! clients, as a browser would use them.
 
-use crate::support::{TestApp, browser, csrf_of, location, login, page, post_form, register};
+use crate::support::{
+    TestApp, browser, csrf_of, location, login, page, post_form, project_id_of as project_id,
+    register, submit,
+};
 use reqwest::Client;
 use serde_json::Value;
 use superinsights::{
@@ -60,23 +63,6 @@ async fn app_with_admin() -> (TestApp, Client) {
     let (root, _) = register(&app, "root@example.com").await;
     assert_eq!(user(&app, "root@example.com").await.role, "admin");
     (app, root)
-}
-
-/// GETs `path` and posts a form to `action` with that page's CSRF token.
-async fn submit(
-    client: &Client,
-    app: &TestApp,
-    path: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let (status, html) = page(client, app, path).await;
-    assert_eq!(status, 200, "{path}: {html}");
-    post_form(client, app, action, &csrf_of(&html), fields).await
-}
-
-fn project_id(settings: &str) -> String {
-    settings.split('/').nth(2).unwrap().to_string()
 }
 
 #[tokio::test]

@@ -3,15 +3,12 @@
 //! revoked or deleted, limited per IP, listed and revoked by organization owners and platform
 //! admins — and the upstream `si` CLI's exact requests.
 
-use crate::support::{TestApp, csrf_of, page, post_form, register};
+use crate::support::{
+    TestApp, csrf_of, page, post_form, project_id_of as project_id, public_key_of, register, submit,
+};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use superinsights::{domain::ids::DocId, services::public_links::token_hash};
-
-/// The project id of a `/projects/{id}/settings` path.
-fn project_id(settings: &str) -> String {
-    settings.split('/').nth(2).unwrap().to_string()
-}
 
 /// The public URL shown on a settings page after enable/regenerate, if any.
 fn shown_url(html: &str) -> Option<String> {
@@ -34,14 +31,12 @@ async fn settings_action(
     settings: &str,
     action: &str,
 ) -> (StatusCode, String) {
-    let (status, html) = page(client, app, settings).await;
-    assert_eq!(status, 200, "{html}");
     let id = project_id(settings);
-    let r = post_form(
+    let r = submit(
         client,
         app,
+        settings,
         &format!("/projects/{id}/public-link/{action}"),
-        &csrf_of(&html),
         &[],
     )
     .await;
@@ -204,15 +199,7 @@ async fn the_si_cli_requests_work_against_a_public_link() {
     let (owner, settings) = register(&app, "cli@example.com").await;
     let id = project_id(&settings);
     let pid = DocId::parse(&id).unwrap();
-    let key = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .public_api_key;
+    let key = public_key_of(&app, &id).await;
     for (channel, body) in [
         (
             "pageviews",
@@ -360,12 +347,11 @@ async fn wrong_replaced_revoked_and_deleted_links_are_not_found() {
     // Enabled again, then the project is deleted: 404.
     let third = make_link(&owner, &app, &settings, "enable").await;
     assert_eq!(status_of(data(&third)).await, 200);
-    let (_, html) = page(&owner, &app, &settings).await;
-    let r = post_form(
+    let r = submit(
         &owner,
         &app,
+        &settings,
         &format!("/projects/{id}/delete"),
-        &csrf_of(&html),
         &[],
     )
     .await;
@@ -485,12 +471,11 @@ async fn org_owners_and_platform_admins_list_and_revoke_links() {
 
     // SuperInsights 1.x's form (`projectId` in the body) works too.
     let bob_token = make_link(&bob, &app, &bob_settings, "enable").await;
-    let (_, html) = page(&bob, &app, "/org/public-links").await;
-    let r = post_form(
+    let r = submit(
         &bob,
         &app,
+        "/org/public-links",
         "/org/public-links/revoke",
-        &csrf_of(&html),
         &[("projectId", &bob_project)],
     )
     .await;
@@ -632,33 +617,14 @@ async fn only_owners_change_links_and_every_change_needs_the_csrf_token() {
 
     let token = make_link(&owner, &app, &settings, "enable").await;
     assert!(enabled().await);
-    let r = post_form(
-        &owner,
-        &app,
-        &format!("/projects/{id}/public-link/revoke"),
-        "forged",
-        &[],
-    )
-    .await;
-    assert_eq!(r.status(), 403);
-    let r = post_form(
-        &owner,
-        &app,
-        &format!("/org/public-links/{id}/revoke"),
-        "forged",
-        &[],
-    )
-    .await;
-    assert_eq!(r.status(), 403);
-    let r = post_form(
-        &root,
-        &app,
-        &format!("/admin/public-links/{id}/revoke"),
-        "forged",
-        &[],
-    )
-    .await;
-    assert_eq!(r.status(), 403);
+    for (client, path) in [
+        (&owner, format!("/projects/{id}/public-link/revoke")),
+        (&owner, format!("/org/public-links/{id}/revoke")),
+        (&root, format!("/admin/public-links/{id}/revoke")),
+    ] {
+        let r = post_form(client, &app, &path, "forged", &[]).await;
+        assert_eq!(r.status(), 403, "{path}");
+    }
     assert!(enabled().await);
     let r = public_get(
         &app,
@@ -669,12 +635,11 @@ async fn only_owners_change_links_and_every_change_needs_the_csrf_token() {
     assert_eq!(r.status(), 200);
 
     // The viewer cannot reach the owner's organization links through their own org page.
-    let (_, html) = page(&viewer, &app, "/org/public-links").await;
-    let r = post_form(
+    let r = submit(
         &viewer,
         &app,
+        "/org/public-links",
         &format!("/org/public-links/{id}/revoke"),
-        &csrf_of(&html),
         &[],
     )
     .await;

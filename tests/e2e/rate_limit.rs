@@ -42,30 +42,17 @@ impl RateLimiter for Strict {
     }
 }
 
-async fn connected_handle(redis: &RedisServer) -> RedisHandle {
-    let config = RedisConfig {
-        url: Some(Secret::new(redis.url())),
-        ..RedisConfig::default()
-    };
-    let handle = RedisHandle::start(&config).unwrap().unwrap();
-    eventually(Duration::from_secs(10), "fred connects", async || {
-        handle.ping().await.is_ok()
-    })
-    .await;
-    handle
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_limiter_passes_the_contract() {
     let redis = RedisServer::start().await;
-    let handle = connected_handle(&redis).await;
+    let handle = redis.connected_handle().await;
     contract::run_all(Arc::new(Strict(RedisRateLimiter::new(handle)))).await;
 }
 
 #[tokio::test]
 async fn redis_keys_expire_with_their_window_and_the_script_reloads_after_a_flush() {
     let redis = RedisServer::start().await;
-    let handle = connected_handle(&redis).await;
+    let handle = redis.connected_handle().await;
     let limiter = RedisRateLimiter::new(handle.clone());
     let window = Duration::from_millis(1500);
     let d = limiter.try_check("ttl", "k", 5, window).await.unwrap();

@@ -397,3 +397,137 @@ pub async fn login(
     .await;
     (client, r)
 }
+
+/// The project id in a `/projects/{id}/settings` path.
+pub fn project_id_of(settings: &str) -> String {
+    settings.split('/').nth(2).unwrap().to_string()
+}
+
+/// The public (ingestion) key of project `id`, read from the store.
+pub async fn public_key_of(app: &TestApp, id: &str) -> String {
+    let pid = superinsights::domain::ids::DocId::parse(id).unwrap();
+    app.state
+        .stores
+        .projects
+        .project(pid)
+        .await
+        .unwrap()
+        .unwrap()
+        .public_api_key
+}
+
+/// Registers `email` with its fresh project: (signed-in client, project id, public key).
+pub async fn member_with_project(app: &TestApp, email: &str) -> (reqwest::Client, String, String) {
+    let (client, settings) = register(app, email).await;
+    let id = project_id_of(&settings);
+    let key = public_key_of(app, &id).await;
+    (client, id, key)
+}
+
+/// GETs `path` with an `Accept` header.
+pub async fn get_accepting(
+    client: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    accept: &str,
+) -> reqwest::Response {
+    client
+        .get(app.url(path))
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// What a browser sends as `Accept` for a page.
+pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+/// GETs `path` as the `si` CLI does and returns the JSON body (asserting 200 and JSON).
+pub async fn json_of(client: &reqwest::Client, app: &TestApp, path: &str) -> Value {
+    let r = get_accepting(client, app, path, "application/json").await;
+    assert_eq!(r.status(), 200, "{path}");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{path}"
+    );
+    r.json().await.unwrap()
+}
+
+/// GETs `path` with `accept` and returns the HTML body (asserting 200 and HTML).
+pub async fn html_of(client: &reqwest::Client, app: &TestApp, path: &str, accept: &str) -> String {
+    let r = get_accepting(client, app, path, accept).await;
+    assert_eq!(r.status(), 200, "{path}");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{path} with {accept}"
+    );
+    r.text().await.unwrap()
+}
+
+/// Opens `form_page` and posts `fields` to `action` with that page's CSRF token, as a browser
+/// submitting a form would.
+pub async fn submit(
+    client: &reqwest::Client,
+    app: &TestApp,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let (status, html) = page(client, app, form_page).await;
+    assert_eq!(status, 200, "{form_page}: {html}");
+    post_form(client, app, action, &csrf_of(&html), fields).await
+}
+
+/// Whether the headless-Chromium tests can run here. Outside CI a missing prerequisite skips
+/// `what` with a message; in CI it fails the test.
+pub fn browser_suite_available(what: &str) -> bool {
+    let Some(missing) = crate::browser::missing_browser_prerequisite() else {
+        return true;
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the browser tests must run in CI: {missing}"
+    );
+    eprintln!("SKIPPED {what}: {missing}; scripts/test installs everything");
+    false
+}
+
+/// Runs `node --test tests/browser/{script}` against `app` (`SI_URL`) with `env`, and asserts it
+/// passed.
+pub async fn run_browser_script(app: &TestApp, script: &str, env: &[(&str, &str)]) {
+    let path = format!("tests/browser/{script}");
+    let status = tokio::process::Command::new("node")
+        .args(["--test", "--test-reporter=spec", &path])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("SI_URL", format!("http://{}", app.addr))
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .expect("node runs");
+    assert!(status.success(), "{path} failed");
+}
+
+impl RedisServer {
+    /// The app's Redis client on this server, once it answers `PING`.
+    pub async fn connected_handle(&self) -> superinsights::runtime::redis::RedisHandle {
+        let config = superinsights::config::RedisConfig {
+            url: Some(superinsights::config::Secret::new(self.url())),
+            ..Default::default()
+        };
+        let handle = superinsights::runtime::redis::RedisHandle::start(&config)
+            .unwrap()
+            .unwrap();
+        eventually(Duration::from_secs(10), "fred connects", async || {
+            handle.ping().await.is_ok()
+        })
+        .await;
+        handle
+    }
+}

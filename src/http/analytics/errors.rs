@@ -3,19 +3,20 @@
 //! call `services::diagnostics`, render. Messages and stacks are untrusted and only ever
 //! rendered escaped.
 
-use super::{AnalyticsAccess, TIMEFRAMES, script_json, wants_json};
+use super::{
+    AnalyticsAccess, PageContext, json_if_wanted, meta_json, page_context, query_string,
+    script_json, timeframe_of,
+};
 use crate::{
-    domain::analytics::{ErrorFilters, FILTER_BROWSERS, Timeframe},
+    domain::analytics::{ErrorFilters, FILTER_BROWSERS},
     error::AppError,
-    http::views::Shell,
     services::diagnostics::{self, ErrorDetailView, ErrorsView},
     state::AppState,
-    store::Project,
 };
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Json, Router,
+    Router,
     extract::{Path, Query, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
@@ -30,34 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/errors/{fingerprint}", get(show_error))
 }
 
-fn timeframe_of(query: &[(String, String)]) -> Timeframe {
-    Timeframe::parse(
-        query
-            .iter()
-            .find(|(k, _)| k == "timeframe")
-            .map(|(_, v)| v.as_str()),
-    )
-}
-
-/// A query string (with `?`) keeping the filters, for links that change one thing.
-fn query_string(pairs: &[(&str, String)]) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    format!("?{}", s.finish())
-}
-
 #[derive(Template, WebTemplate)]
 #[template(path = "analytics/errors.html")]
 struct ErrorsPage {
-    shell: Shell,
-    project: Project,
-    base: String,
-    section: &'static str,
-    can_edit: bool,
-    timeframe: &'static str,
-    timeframes: &'static [(&'static str, &'static str)],
+    ctx: PageContext,
     browsers: &'static [&'static str],
     view: ErrorsView,
     avg_per_day: String,
@@ -67,6 +44,7 @@ struct ErrorsPage {
     detail_query: String,
     charts_json: String,
 }
+page_context!(ErrorsPage, ErrorDetailPage);
 
 /// `GET {base}/errors`: errors grouped by fingerprint; JSON
 /// `{timeframe,totalErrors,groupedErrors,uniqueFingerprints,errorsByDay}` for JSON-only clients.
@@ -86,28 +64,18 @@ async fn list_errors(
         filters,
     )
     .await?;
-    if wants_json(&headers) {
-        return Ok(Json(&view).into_response());
+    if let Some(json) = json_if_wanted(&headers, &view) {
+        return Ok(json);
     }
     let charts = json!([{
         "id": "chart-errors", "label": "Errors", "color": "#c53030",
         "days": view.errors_by_day.iter().map(|d| json!({"date": d.date, "value": d.count})).collect::<Vec<_>>(),
     }]);
     let page = ErrorsPage {
-        shell: access.shell(),
-        can_edit: access.can_edit(),
-        base: access.base.clone(),
-        section: "errors",
-        project: access.project,
-        timeframe: timeframe.as_str(),
-        timeframes: &TIMEFRAMES,
+        ctx: access.page("errors", timeframe),
         browsers: &FILTER_BROWSERS,
         avg_per_day: format!("{:.2}", view.avg_per_day),
-        meta: if view.filters.segment.meta.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&view.filters.segment.meta).unwrap_or_default()
-        },
+        meta: meta_json(&view.filters.segment),
         detail_query: query_string(&[("timeframe", timeframe.as_str().to_string())]),
         charts_json: script_json(&json!({ "charts": charts })),
         view,
@@ -118,13 +86,7 @@ async fn list_errors(
 #[derive(Template, WebTemplate)]
 #[template(path = "analytics/error_detail.html")]
 struct ErrorDetailPage {
-    shell: Shell,
-    project: Project,
-    base: String,
-    section: &'static str,
-    can_edit: bool,
-    timeframe: &'static str,
-    timeframes: &'static [(&'static str, &'static str)],
+    ctx: PageContext,
     view: ErrorDetailView,
     /// The back link to the list, keeping the timeframe.
     back_query: String,
@@ -150,21 +112,15 @@ async fn show_error(
         &fingerprint,
     )
     .await?;
-    if wants_json(&headers) {
-        return Ok(Json(&view).into_response());
+    if let Some(json) = json_if_wanted(&headers, &view) {
+        return Ok(json);
     }
     let charts = json!([{
         "id": "chart-error-days", "label": "Occurrences", "color": "#c53030",
         "days": view.detail.errors_by_day.iter().map(|d| json!({"date": d.date, "value": d.count})).collect::<Vec<_>>(),
     }]);
     let page = ErrorDetailPage {
-        shell: access.shell(),
-        can_edit: access.can_edit(),
-        base: access.base.clone(),
-        section: "errors",
-        project: access.project,
-        timeframe: timeframe.as_str(),
-        timeframes: &TIMEFRAMES,
+        ctx: access.page("errors", timeframe),
         back_query: query_string(&[("timeframe", timeframe.as_str().to_string())]),
         charts_json: script_json(&json!({ "charts": charts })),
         view,

@@ -4,14 +4,15 @@
 //! JSON for clients that accept only JSON (the `si` CLI). Event names are untrusted text: always
 //! rendered escaped, and percent-encoded in links (`$click` → `%24click`).
 
-use super::{AnalyticsAccess, TIMEFRAMES, script_json, wants_json};
+use super::{
+    AnalyticsAccess, PageContext, TIMEFRAMES, first_meta, json_if_wanted, page_context,
+    query_string, script_json,
+};
 use crate::{
     domain::analytics::{DurationSummary, inferred_type},
     error::AppError,
-    http::views::Shell,
     services::reports::{self, EventDetailView, EventsQuery, EventsView},
     state::AppState,
-    store::Project,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -49,18 +50,6 @@ pub fn path_segment(name: &str) -> String {
         }
     }
     out
-}
-
-/// `?a=b&…` from pairs (empty for none).
-fn query_string<K: AsRef<str>>(pairs: &[(K, String)]) -> String {
-    if pairs.is_empty() {
-        return String::new();
-    }
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k.as_ref(), v);
-    }
-    format!("?{}", s.finish())
 }
 
 /// A duration for display: `12.3 ms`, or `—`.
@@ -108,13 +97,7 @@ struct OccurrenceRow {
 #[derive(Template, WebTemplate)]
 #[template(path = "analytics/events.html")]
 struct EventsPage {
-    shell: Shell,
-    project: Project,
-    base: String,
-    section: &'static str,
-    can_edit: bool,
-    timeframe: &'static str,
-    timeframes: &'static [(&'static str, &'static str)],
+    ctx: PageContext,
     event_name: String,
     /// Names for the event selector (the filtered name included even without data).
     names: Vec<String>,
@@ -137,6 +120,7 @@ struct EventsPage {
     /// Events per day for the chart, escaped for a `<script type="application/json">` block.
     data_json: String,
 }
+page_context!(EventsPage, EventDetailPage);
 
 /// `GET {base}/events`.
 async fn list_events(
@@ -147,8 +131,8 @@ async fn list_events(
 ) -> Result<Response, AppError> {
     let query = EventsQuery::parse(&pairs);
     let view = reports::events(&state.stores, &state.dashboards, access.project.id, &query).await?;
-    if wants_json(&headers) {
-        return Ok(Json(view).into_response());
+    if let Some(json) = json_if_wanted(&headers, &view) {
+        return Ok(json);
     }
     let base = access.base.clone();
     let segment = &query.filters.segment;
@@ -170,19 +154,9 @@ async fn list_events(
     {
         names.push(name.clone());
     }
-    let (meta_key, meta_value) = segment
-        .meta
-        .iter()
-        .next()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .unwrap_or_default();
+    let (meta_key, meta_value) = first_meta(segment);
     let page = EventsPage {
-        shell: access.shell(),
-        can_edit: access.can_edit(),
-        section: "events",
-        project: access.project.clone(),
-        timeframe: query.timeframe.as_str(),
-        timeframes: &TIMEFRAMES,
+        ctx: access.page("events", query.timeframe),
         event_name: query.filters.event_name.clone().unwrap_or_default(),
         names,
         client_id: segment.client_id.clone().unwrap_or_default(),
@@ -232,7 +206,6 @@ async fn list_events(
         live_url: format!("{base}/events/live.json{}", query_string(&live_pairs)),
         detail_query: detail_query.clone(),
         data_json: script_json(&view.events_by_day),
-        base: base.clone(),
         view,
     };
     Ok(page.into_response())
@@ -269,13 +242,7 @@ struct DetailRow {
 #[derive(Template, WebTemplate)]
 #[template(path = "analytics/event_detail.html")]
 struct EventDetailPage {
-    shell: Shell,
-    project: Project,
-    base: String,
-    section: &'static str,
-    can_edit: bool,
-    timeframe: &'static str,
-    timeframes: Vec<(&'static str, &'static str)>,
+    ctx: PageContext,
     client_id: String,
     user_id: String,
     meta_key: String,
@@ -313,8 +280,8 @@ async fn show_event(
         &pairs,
     )
     .await?;
-    if wants_json(&headers) {
-        return Ok(Json(view).into_response());
+    if let Some(json) = json_if_wanted(&headers, &view) {
+        return Ok(json);
     }
     let timeframe = view.timeframe.as_str();
     let mut timeframes = DETAIL_TIMEFRAMES.to_vec();
@@ -329,20 +296,13 @@ async fn show_event(
         ("eventName", event_name.clone()),
     ];
     list_pairs.extend(segment.to_params());
-    let (meta_key, meta_value) = segment
-        .meta
-        .iter()
-        .next()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .unwrap_or_default();
+    let (meta_key, meta_value) = first_meta(segment);
     let summary = view.duration_summary.clone();
     let page = EventDetailPage {
-        shell: access.shell(),
-        can_edit: access.can_edit(),
-        section: "events",
-        project: access.project.clone(),
-        timeframe,
-        timeframes,
+        ctx: PageContext {
+            timeframes,
+            ..access.page("events", view.timeframe)
+        },
         client_id: segment.client_id.clone().unwrap_or_default(),
         user_id: segment.user_id.clone().unwrap_or_default(),
         meta_key,
@@ -378,7 +338,6 @@ async fn show_event(
         summary,
         list_href: format!("{}/events{}", access.base, query_string(&list_pairs)),
         data_json: script_json(&view.events_by_day),
-        base: access.base.clone(),
         view,
     };
     Ok(page.into_response())

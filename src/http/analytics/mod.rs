@@ -11,7 +11,7 @@ mod performance;
 
 use super::{projects::ProjectAccess, session::AuthUser, views::Shell};
 use crate::{
-    domain::{analytics::Timeframe, ids::DocId},
+    domain::{analytics::Timeframe, ids::DocId, segment::SegmentFilters},
     error::AppError,
     services::public_links,
     state::AppState,
@@ -127,6 +127,96 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     !accept.contains("text/html") && !accept.contains("*/*") && accept.contains("application/json")
+}
+
+/// The frame every analytics page shares: navigation shell, project, link prefix, active
+/// section, settings link and timeframe selector. Page structs embed it as `ctx` and deref to it
+/// ([`page_context!`]), so the templates (`app.html`, `projects/subnav.html`) keep reading
+/// `shell`, `project`, `base`, … directly.
+pub struct PageContext {
+    pub shell: Shell,
+    pub project: Project,
+    pub base: String,
+    pub section: &'static str,
+    pub can_edit: bool,
+    pub timeframe: &'static str,
+    /// (value, label) of the timeframe selector.
+    pub timeframes: Vec<(&'static str, &'static str)>,
+}
+
+impl AnalyticsAccess {
+    /// The page frame of `section` for this viewer, with the full timeframe selector.
+    pub fn page(&self, section: &'static str, timeframe: Timeframe) -> PageContext {
+        PageContext {
+            shell: self.shell(),
+            project: self.project.clone(),
+            base: self.base.clone(),
+            section,
+            can_edit: self.can_edit(),
+            timeframe: timeframe.as_str(),
+            timeframes: TIMEFRAMES.to_vec(),
+        }
+    }
+}
+
+/// Implements `Deref<Target = PageContext>` for page structs with a `ctx: PageContext` field.
+macro_rules! page_context {
+    ($($page:ty),+ $(,)?) => {$(
+        impl std::ops::Deref for $page {
+            type Target = $crate::http::analytics::PageContext;
+            fn deref(&self) -> &Self::Target {
+                &self.ctx
+            }
+        }
+    )+};
+}
+use page_context;
+
+/// Content negotiation for one view (reference §2.8): the view as JSON for clients that accept
+/// only JSON, `None` when the HTML page should be rendered.
+pub fn json_if_wanted(headers: &HeaderMap, view: &impl serde::Serialize) -> Option<Response> {
+    wants_json(headers).then(|| Json(view).into_response())
+}
+
+/// The `timeframe` query parameter (the default timeframe when absent or unknown).
+pub fn timeframe_of(query: &[(String, String)]) -> Timeframe {
+    Timeframe::parse(
+        query
+            .iter()
+            .find(|(k, _)| k == "timeframe")
+            .map(|(_, v)| v.as_str()),
+    )
+}
+
+/// `?a=b&…` from pairs, form-encoded (empty for none).
+pub fn query_string<K: AsRef<str>>(pairs: &[(K, String)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k.as_ref(), v);
+    }
+    format!("?{}", s.finish())
+}
+
+/// The segment's metadata as JSON for a form field (empty when there is none).
+pub fn meta_json(segment: &SegmentFilters) -> String {
+    if segment.meta.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&segment.meta).unwrap_or_default()
+    }
+}
+
+/// The segment's first metadata pair, for the single key/value form fields (empty when none).
+pub fn first_meta(segment: &SegmentFilters) -> (String, String) {
+    segment
+        .meta
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap_or_default()
 }
 
 /// The timeframe selector's (value, label) pairs.

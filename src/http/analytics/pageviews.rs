@@ -4,18 +4,16 @@
 //! viewsByDay}` for clients that accept only JSON (the `si` CLI). Thin: parse, call
 //! `services::reports`, render.
 
-use super::{AnalyticsAccess, TIMEFRAMES, script_json, wants_json};
+use super::{AnalyticsAccess, PageContext, json_if_wanted, page_context, script_json};
 use crate::{
     error::AppError,
-    http::views::Shell,
     services::reports::{self, PageViewsQuery, PageViewsView},
     state::AppState,
-    store::Project,
 };
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Json, Router,
+    Router,
     extract::{Query, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
@@ -37,13 +35,7 @@ const DEVICES: [(&str, &str); 4] = [
 #[derive(Template, WebTemplate)]
 #[template(path = "analytics/pageviews.html")]
 struct PageViewsPage {
-    shell: Shell,
-    project: Project,
-    base: String,
-    section: &'static str,
-    can_edit: bool,
-    timeframe: &'static str,
-    timeframes: &'static [(&'static str, &'static str)],
+    ctx: PageContext,
     devices: &'static [(&'static str, &'static str)],
     device: &'static str,
     url_prefix: String,
@@ -56,6 +48,7 @@ struct PageViewsPage {
     /// The view as JSON for the chart, escaped for a `<script type="application/json">` block.
     data_json: String,
 }
+page_context!(PageViewsPage);
 
 /// `GET {base}/pageviews`.
 async fn show_pageviews(
@@ -67,19 +60,13 @@ async fn show_pageviews(
     let query = PageViewsQuery::parse(&pairs);
     let view =
         reports::pageviews(&state.stores, &state.dashboards, access.project.id, &query).await?;
-    if wants_json(&headers) {
-        return Ok(Json(view).into_response());
+    if let Some(json) = json_if_wanted(&headers, &view) {
+        return Ok(json);
     }
     let segment = &query.filters.segment;
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let page = PageViewsPage {
-        shell: access.shell(),
-        can_edit: access.can_edit(),
-        base: access.base.clone(),
-        section: "pageviews",
-        project: access.project,
-        timeframe: query.timeframe.as_str(),
-        timeframes: &TIMEFRAMES,
+        ctx: access.page("pageviews", query.timeframe),
         devices: &DEVICES,
         device: query.filters.device_type.map_or("", |d| d.as_str()),
         url_prefix: query.filters.url_prefix.clone().unwrap_or_default(),

@@ -2,19 +2,20 @@
 //! p75 score, daily trends against the thresholds and data quality, under device, browser and
 //! segment filters. HTML, or JSON for clients that accept only JSON (1.x had HTML only).
 
-use super::{AnalyticsAccess, TIMEFRAMES, script_json, wants_json};
+use super::{
+    AnalyticsAccess, PageContext, json_if_wanted, meta_json, page_context, script_json,
+    timeframe_of,
+};
 use crate::{
-    domain::analytics::{FILTER_BROWSERS, FILTER_DEVICE_TYPES, PerformanceFilters, Timeframe},
+    domain::analytics::{FILTER_BROWSERS, FILTER_DEVICE_TYPES, PerformanceFilters},
     error::AppError,
-    http::views::Shell,
     services::diagnostics::{self, PerformanceView},
     state::AppState,
-    store::Project,
 };
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Json, Router,
+    Router,
     extract::{Query, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
@@ -29,13 +30,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Template, WebTemplate)]
 #[template(path = "analytics/performance.html")]
 struct PerformancePage {
-    shell: Shell,
-    project: Project,
-    base: String,
-    section: &'static str,
-    can_edit: bool,
-    timeframe: &'static str,
-    timeframes: &'static [(&'static str, &'static str)],
+    ctx: PageContext,
     browsers: &'static [&'static str],
     device_types: &'static [&'static str],
     view: PerformanceView,
@@ -43,6 +38,7 @@ struct PerformancePage {
     meta: String,
     charts_json: String,
 }
+page_context!(PerformancePage);
 
 /// Colours of the trend lines, per metric.
 fn color_of(metric: &str) -> &'static str {
@@ -62,12 +58,7 @@ async fn show_performance(
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    let timeframe = Timeframe::parse(
-        query
-            .iter()
-            .find(|(k, _)| k == "timeframe")
-            .map(|(_, v)| v.as_str()),
-    );
+    let timeframe = timeframe_of(&query);
     let filters =
         PerformanceFilters::from_params(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let view = diagnostics::performance(
@@ -78,8 +69,8 @@ async fn show_performance(
         filters,
     )
     .await?;
-    if wants_json(&headers) {
-        return Ok(Json(&view).into_response());
+    if let Some(json) = json_if_wanted(&headers, &view) {
+        return Ok(json);
     }
     let charts: Vec<_> = view
         .metrics
@@ -106,20 +97,10 @@ async fn show_performance(
         })
         .collect();
     let page = PerformancePage {
-        shell: access.shell(),
-        can_edit: access.can_edit(),
-        base: access.base.clone(),
-        section: "performance",
-        project: access.project,
-        timeframe: timeframe.as_str(),
-        timeframes: &TIMEFRAMES,
+        ctx: access.page("performance", timeframe),
         browsers: &FILTER_BROWSERS,
         device_types: &FILTER_DEVICE_TYPES,
-        meta: if view.filters.segment.meta.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&view.filters.segment.meta).unwrap_or_default()
-        },
+        meta: meta_json(&view.filters.segment),
         charts_json: script_json(&json!({ "charts": charts })),
         view,
     };

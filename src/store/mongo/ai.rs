@@ -8,6 +8,7 @@ use super::{
         AI_RUNS, bson_to_json, collection_of, date, json_to_bson, oid, read_id, read_int, to_json,
     },
     errors::{CollectAll, map_err},
+    filters::Match,
 };
 use crate::ai::{
     model::{AiRun, RunOutcome, RunStatus, segment_from_json, segment_to_json},
@@ -153,49 +154,6 @@ fn run_from_doc(d: &Document) -> StoreResult<AiRun> {
         created_at: millis(d, "createdAt"),
         updated_at: millis(d, "updatedAt"),
     })
-}
-
-/// The segment fields of reference §4.7 for one channel.
-fn add_segment(filter: &mut Document, channel: Channel, s: &SegmentFilters) {
-    match channel {
-        Channel::Pageviews => {
-            for (field, value) in [
-                ("clientId", &s.client_id),
-                ("deviceType", &s.device_type),
-                ("browser", &s.browser),
-                ("os", &s.os),
-                ("utmSource", &s.utm_source),
-                ("utmMedium", &s.utm_medium),
-                ("utmCampaign", &s.utm_campaign),
-            ] {
-                if let Some(v) = value {
-                    filter.insert(field, v.as_str());
-                }
-            }
-        }
-        Channel::Errors => {
-            if let Some(c) = &s.client_id {
-                filter.insert("context.clientId", c.as_str());
-            }
-            if let Some(u) = &s.user_id {
-                filter.insert("context.userId", u.as_str());
-            }
-            for (k, v) in &s.meta {
-                filter.insert(format!("context.{k}"), v.as_str());
-            }
-        }
-        Channel::Events | Channel::Performance => {
-            if let Some(c) = &s.client_id {
-                filter.insert("clientId", c.as_str());
-            }
-            if let Some(u) = &s.user_id {
-                filter.insert("properties.userId", u.as_str());
-            }
-            for (k, v) in &s.meta {
-                filter.insert(format!("properties.{k}"), v.as_str());
-            }
-        }
-    }
 }
 
 const OPEN: [&str; 2] = ["queued", "running"];
@@ -376,26 +334,23 @@ impl AiStore for MongoStore {
         query: &SampleQuery,
         limit: u32,
     ) -> StoreResult<Vec<Value>> {
-        let mut filter = doc! {
-            "projectId": oid(project_id),
-            "timestamp": {"$gte": date(range.start_ms), "$lte": date(range.end_ms)},
-        };
+        let mut filter = Match::scope(project_id, range);
         let (channel, sort) = match query {
             SampleQuery::ErrorsWithFingerprint(fp) => {
-                filter.insert("fingerprint", fp.as_str());
+                filter.field("fingerprint", fp.as_str());
                 (Channel::Errors, doc! {"timestamp": -1, "_id": -1})
             }
             SampleQuery::SlowestEvents(name) => {
-                filter.insert("eventName", name.as_str());
-                filter.insert("durationMs", doc! {"$ne": Bson::Null, "$exists": true});
+                filter.field("eventName", name.as_str());
+                filter.field("durationMs", doc! {"$ne": Bson::Null, "$exists": true});
                 (Channel::Events, doc! {"durationMs": -1, "timestamp": -1})
             }
             SampleQuery::NewestEvents(name) => {
-                filter.insert("eventName", name.as_str());
+                filter.field("eventName", name.as_str());
                 (Channel::Events, doc! {"timestamp": -1, "_id": -1})
             }
             SampleQuery::NewestPageviews(url) => {
-                filter.insert("url", url.as_str());
+                filter.field("url", url.as_str());
                 (Channel::Pageviews, doc! {"timestamp": -1, "_id": -1})
             }
             SampleQuery::WorstMetric { metric, threshold } => {
@@ -403,17 +358,17 @@ impl AiStore for MongoStore {
                     .iter()
                     .find(|m| *m == metric)
                     .ok_or_else(|| StoreError::Other(format!("unknown metric {metric}")))?;
-                filter.insert(*field, doc! {"$gte": *threshold});
+                filter.field(*field, doc! {"$gte": *threshold});
                 let mut sort = Document::new();
                 sort.insert(*field, -1);
                 sort.insert("timestamp", -1);
                 (Channel::Performance, sort)
             }
         };
-        add_segment(&mut filter, channel, segment);
+        filter.segment(channel, segment);
         let found = self
             .coll(collection_of(channel))
-            .find(filter)
+            .find(filter.build())
             .sort(sort)
             .limit(i64::from(limit))
             .collect_all()

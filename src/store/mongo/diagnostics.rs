@@ -4,79 +4,37 @@
 
 use super::{
     MongoStore,
-    docs::{ERRORS, PERFORMANCE, bson_to_json, date, oid, read_int},
+    docs::{ERRORS, PERFORMANCE, bson_to_json},
     errors::{CollectAll, map_err},
+    filters::{Match, count_of, day_of_timestamp, float_of},
 };
 use crate::domain::{
     analytics::{
-        DayCount, ErrorDetail, ErrorFilters, ErrorGroup, ErrorOccurrence, ErrorsReport, METRICS,
-        MetricsDay, Percentiles, PerformanceFigures, PerformanceFilters, PerformanceReport,
-        TimeRange, rank_index,
+        ErrorDetail, ErrorFilters, ErrorGroup, ErrorOccurrence, ErrorsReport, METRICS, MetricsDay,
+        Percentiles, PerformanceFigures, PerformanceFilters, PerformanceReport, TimeRange,
+        rank_index,
     },
     ids::DocId,
-    segment::SegmentFilters,
+    model::Channel,
     timestamp::to_iso,
 };
 use crate::store::StoreResult;
 use mongodb::bson::{Bson, Document, doc};
 
-fn in_range(project: DocId, range: TimeRange) -> Document {
-    doc! {"projectId": oid(project), "timestamp": {"$gte": date(range.start_ms), "$lte": date(range.end_ms)}}
-}
-
-/// The segment fields that apply (reference §4.7): `clientId` on `client_field`, `userId` and
-/// metadata under `object` (`context` for errors, `properties` for performance).
-fn add_segment(filter: &mut Document, segment: &SegmentFilters, client_field: &str, object: &str) {
-    if let Some(client) = &segment.client_id {
-        filter.insert(client_field, client.as_str());
-    }
-    if let Some(user) = &segment.user_id {
-        filter.insert(format!("{object}.userId"), user.as_str());
-    }
-    for (key, value) in &segment.meta {
-        filter.insert(format!("{object}.{key}"), value.as_str());
-    }
-}
-
 fn errors_filter(project: DocId, range: TimeRange, f: &ErrorFilters) -> Document {
-    let mut filter = in_range(project, range);
-    if let Some(browser) = &f.browser {
-        filter.insert("browser", browser.as_str());
-    }
-    if let Some(error_type) = &f.error_type {
-        filter.insert("errorType", error_type.as_str());
-    }
-    add_segment(&mut filter, &f.segment, "context.clientId", "context");
-    filter
+    Match::scope(project, range)
+        .eq("browser", f.browser.as_deref())
+        .eq("errorType", f.error_type.as_deref())
+        .segment(Channel::Errors, &f.segment)
+        .build()
 }
 
 fn performance_filter(project: DocId, range: TimeRange, f: &PerformanceFilters) -> Document {
-    let mut filter = in_range(project, range);
-    if let Some(device) = &f.device_type {
-        filter.insert("deviceType", device.as_str());
-    }
-    if let Some(browser) = &f.browser {
-        filter.insert("browser", browser.as_str());
-    }
-    add_segment(&mut filter, &f.segment, "clientId", "properties");
-    filter
-}
-
-fn day_of_timestamp() -> Document {
-    doc! {"$dateToString": {"format": "%Y-%m-%d", "date": "$timestamp", "timezone": "UTC"}}
-}
-
-fn count_of(d: &Document, field: &str) -> u64 {
-    u64::try_from(read_int(d, field).unwrap_or(0)).unwrap_or(0)
-}
-
-fn float_of(d: &Document, field: &str) -> Option<f64> {
-    match d.get(field) {
-        Some(Bson::Double(f)) => Some(*f),
-        Some(Bson::Int32(i)) => Some(f64::from(*i)),
-        Some(Bson::Int64(i)) => Some(*i as f64),
-        _ => None,
-    }
+    Match::scope(project, range)
+        .eq("deviceType", f.device_type.as_deref())
+        .eq("browser", f.browser.as_deref())
+        .segment(Channel::Performance, &f.segment)
+        .build()
 }
 
 fn text_of(d: &Document, field: &str) -> Option<String> {
@@ -119,30 +77,6 @@ impl MongoStore {
             .aggregate(pipeline)
             .collect_all()
             .await
-    }
-
-    async fn days_matching(
-        &self,
-        collection: &str,
-        filter: Document,
-    ) -> StoreResult<Vec<DayCount>> {
-        let rows = self
-            .aggregate_in(
-                collection,
-                vec![
-                    doc! {"$match": filter},
-                    doc! {"$group": {"_id": day_of_timestamp(), "count": {"$sum": 1}}},
-                    doc! {"$sort": {"_id": 1}},
-                ],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DayCount {
-                date: r.get_str("_id").unwrap_or_default().to_string(),
-                count: count_of(r, "count"),
-            })
-            .collect())
     }
 
     pub(super) async fn report_errors(
@@ -210,7 +144,7 @@ impl MongoStore {
         Ok(ErrorsReport {
             total_errors: total,
             unique_fingerprints: fingerprints.first().map(|d| count_of(d, "n")).unwrap_or(0),
-            errors_by_day: self.days_matching(ERRORS, filter).await?,
+            errors_by_day: self.days_matching(Channel::Errors, filter).await?,
             grouped_errors,
         })
     }
@@ -222,8 +156,9 @@ impl MongoStore {
         range: TimeRange,
         limit: usize,
     ) -> StoreResult<ErrorDetail> {
-        let mut filter = in_range(project, range);
-        filter.insert("fingerprint", fingerprint);
+        let filter = Match::scope(project, range)
+            .eq("fingerprint", Some(fingerprint))
+            .build();
         let totals = self
             .aggregate_in(
                 ERRORS,
@@ -263,7 +198,7 @@ impl MongoStore {
             total_occurrences: count_of(totals, "n"),
             first_seen: millis_of(totals, "first").map(to_iso),
             last_seen: millis_of(totals, "last").map(to_iso),
-            errors_by_day: self.days_matching(ERRORS, filter).await?,
+            errors_by_day: self.days_matching(Channel::Errors, filter).await?,
             occurrences,
         })
     }
@@ -358,6 +293,7 @@ impl MongoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::segment::SegmentFilters;
 
     #[test]
     fn filters_map_onto_superinsights_fields() {

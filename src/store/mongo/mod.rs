@@ -11,6 +11,7 @@ mod ai;
 mod diagnostics;
 mod docs;
 mod errors;
+mod filters;
 mod indexes;
 mod jobs;
 mod public_links;

@@ -5,14 +5,15 @@
 
 use super::{
     MongoStore,
-    docs::{self, collection_of, date, oid, read_int},
+    docs::{self, collection_of},
     errors::CollectAll,
+    filters::{Match, count_of, float_of},
 };
 use crate::domain::{
     analytics::{
-        DETAIL_OCCURRENCES, DayCount, DurationSummary, EventDetail, EventFilters, EventsReport,
-        Occurrence, PageStats, PageViewFilters, PageViewsReport, Pagination, PropertyKey,
-        REPORT_TOP, RecentPaging, SCHEMA_SAMPLES, TimeRange, TimedEvent, TopEvent,
+        DETAIL_OCCURRENCES, DurationSummary, EventDetail, EventFilters, EventsReport, Occurrence,
+        PageStats, PageViewFilters, PageViewsReport, Pagination, PropertyKey, REPORT_TOP,
+        RecentPaging, SCHEMA_SAMPLES, TimeRange, TimedEvent, TopEvent,
     },
     ids::DocId,
     model::Channel,
@@ -25,99 +26,18 @@ use serde_json::Value;
 
 const TOP: i64 = REPORT_TOP as i64;
 
-/// `s` as a regex matching itself: every ASCII non-alphanumeric character is escaped (in PCRE a
-/// backslash before such a character always means the character itself).
-fn regex_literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for c in s.chars() {
-        if c.is_ascii() && !c.is_ascii_alphanumeric() {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn scope(project: DocId, range: TimeRange) -> Document {
-    doc! {"projectId": oid(project), "timestamp": {"$gte": date(range.start_ms), "$lte": date(range.end_ms)}}
-}
-
-/// Exact-match conditions, ANDed (one `$and` entry each, so two filters on one field both
-/// apply, as in SQL).
-fn with_conditions(mut m: Document, conditions: Vec<Document>) -> Document {
-    if !conditions.is_empty() {
-        m.insert("$and", conditions);
-    }
-    m
-}
-
-fn events_match(
-    project: DocId,
-    range: TimeRange,
-    name: Option<&str>,
-    segment: &SegmentFilters,
-) -> Document {
-    let mut m = scope(project, range);
-    if let Some(name) = name {
-        m.insert("eventName", name);
-    }
-    let mut conditions = Vec::new();
-    if let Some(c) = &segment.client_id {
-        conditions.push(doc! {"clientId": c.as_str()});
-    }
-    if let Some(u) = &segment.user_id {
-        conditions.push(doc! {"properties.userId": u.as_str()});
-    }
-    for (key, value) in &segment.meta {
-        conditions.push(doc! {format!("properties.{key}"): value.as_str()});
-    }
-    with_conditions(m, conditions)
+fn events_match(scope: &Match, name: Option<&str>, segment: &SegmentFilters) -> Document {
+    let mut m = scope.clone();
+    m.eq("eventName", name).segment(Channel::Events, segment);
+    m.build()
 }
 
 fn pageviews_match(project: DocId, range: TimeRange, f: &PageViewFilters) -> Document {
-    let mut m = scope(project, range);
-    let mut conditions = Vec::new();
-    if let Some(d) = f.device_type {
-        conditions.push(doc! {"deviceType": d.as_str()});
-    }
-    if let Some(prefix) = f.url_prefix.as_deref().filter(|p| !p.is_empty()) {
-        m.insert(
-            "url",
-            doc! {"$regex": format!("^{}", regex_literal(prefix))},
-        );
-    }
-    let s = &f.segment;
-    for (field, value) in [
-        ("clientId", &s.client_id),
-        ("deviceType", &s.device_type),
-        ("browser", &s.browser),
-        ("os", &s.os),
-        ("utmSource", &s.utm_source),
-        ("utmMedium", &s.utm_medium),
-        ("utmCampaign", &s.utm_campaign),
-    ] {
-        if let Some(v) = value {
-            conditions.push(doc! {field: v.as_str()});
-        }
-    }
-    with_conditions(m, conditions)
-}
-
-fn day_of_timestamp() -> Document {
-    doc! {"$dateToString": {"format": "%Y-%m-%d", "date": "$timestamp", "timezone": "UTC"}}
-}
-
-fn count_of(d: &Document, field: &str) -> u64 {
-    u64::try_from(read_int(d, field).unwrap_or(0)).unwrap_or(0)
-}
-
-fn float_of(d: &Document, field: &str) -> Option<f64> {
-    match d.get(field) {
-        Some(Bson::Double(f)) => Some(*f),
-        Some(Bson::Int32(i)) => Some(f64::from(*i)),
-        Some(Bson::Int64(i)) => Some(*i as f64),
-        _ => None,
-    }
+    let mut m = Match::scope(project, range);
+    m.eq("deviceType", f.device_type.map(|d| d.as_str()))
+        .prefix("url", f.url_prefix.as_deref())
+        .segment(Channel::Pageviews, &f.segment);
+    m.build()
 }
 
 fn millis_of(d: &Document, field: &str) -> i64 {
@@ -165,26 +85,6 @@ impl MongoStore {
             .await
     }
 
-    async fn days(&self, channel: Channel, m: Document) -> StoreResult<Vec<DayCount>> {
-        let rows = self
-            .run(
-                channel,
-                vec![
-                    doc! {"$match": m},
-                    doc! {"$group": {"_id": day_of_timestamp(), "count": {"$sum": 1}}},
-                    doc! {"$sort": {"_id": 1}},
-                ],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DayCount {
-                date: r.get_str("_id").unwrap_or_default().to_string(),
-                count: count_of(r, "count"),
-            })
-            .collect())
-    }
-
     pub(super) async fn report_pageviews(
         &self,
         project: DocId,
@@ -225,7 +125,7 @@ impl MongoStore {
                 unique_visitors: count_of(r, "uniqueVisitors"),
             })
             .collect();
-        let views_by_day = self.days(Channel::Pageviews, m).await?;
+        let views_by_day = self.days_matching(Channel::Pageviews, m).await?;
         Ok(PageViewsReport {
             total_views: views_by_day.iter().map(|d| d.count).sum(),
             unique_visitors: visitors
@@ -244,14 +144,15 @@ impl MongoStore {
         f: &EventFilters,
         paging: RecentPaging,
     ) -> StoreResult<EventsReport> {
-        let m = events_match(project, range, f.event_name.as_deref(), &f.segment);
-        let events_by_day = self.days(Channel::Events, m.clone()).await?;
+        let scope = Match::scope(project, range);
+        let m = events_match(&scope, f.event_name.as_deref(), &f.segment);
+        let events_by_day = self.days_matching(Channel::Events, m.clone()).await?;
         let total_events = events_by_day.iter().map(|d| d.count).sum();
         let unique_event_names = self
             .run(
                 Channel::Events,
                 vec![
-                    doc! {"$match": events_match(project, range, None, &f.segment)},
+                    doc! {"$match": events_match(&scope, None, &f.segment)},
                     doc! {"$group": {"_id": "$eventName"}},
                     doc! {"$sort": {"_id": 1}},
                 ],
@@ -339,7 +240,7 @@ impl MongoStore {
         event_name: &str,
         segment: &SegmentFilters,
     ) -> StoreResult<EventDetail> {
-        let m = events_match(project, range, Some(event_name), segment);
+        let m = events_match(&Match::scope(project, range), Some(event_name), segment);
         let occurrences = self
             .coll(collection_of(Channel::Events))
             .find(m.clone())
@@ -385,7 +286,7 @@ impl MongoStore {
                     .unwrap_or_default(),
             })
             .collect();
-        let events_by_day = self.days(Channel::Events, m.clone()).await?;
+        let events_by_day = self.days_matching(Channel::Events, m.clone()).await?;
         let mut pipeline = vec![doc! {"$match": timed(m)}, doc! {"$sort": {"durationMs": 1}}];
         pipeline.extend(duration_stages(Bson::Null));
         let duration_summary = self
@@ -406,17 +307,5 @@ impl MongoStore {
             events_by_day,
             duration_summary,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_prefixes_become_literal_anchored_patterns() {
-        assert_eq!(regex_literal("/a.b?c=(1)"), r"\/a\.b\?c\=\(1\)");
-        assert_eq!(regex_literal("50%_off*"), r"50\%\_off\*");
-        assert_eq!(regex_literal("café^$"), r"café\^\$");
     }
 }

@@ -10,6 +10,7 @@ use crate::ai::{
 use crate::domain::{
     analytics::{METRICS, TimeRange},
     ids::DocId,
+    model::Channel,
     segment::SegmentFilters,
     timestamp::now_ms,
 };
@@ -88,70 +89,6 @@ fn run_from_row(r: &SqliteRow) -> StoreResult<AiRun> {
 
 fn text(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
-
-/// `a.b` → `$."a"."b"` (metadata keys are `[A-Za-z0-9_.-]`: no quoting needed inside).
-fn json_path(key: &str) -> String {
-    key.split('.').fold(String::from("$"), |mut p, part| {
-        p.push_str(&format!(".\"{part}\""));
-        p
-    })
-}
-
-/// ` AND json_extract(column, path) = value`, matching strings only (as MongoDB would).
-fn push_json_eq(q: &mut QueryBuilder<'_, Sqlite>, column: &str, key: &str, value: &str) {
-    q.push(format_args!(" AND json_type({column}, "))
-        .push_bind(json_path(key))
-        .push(format_args!(") = 'text' AND json_extract({column}, "))
-        .push_bind(json_path(key))
-        .push(") = ")
-        .push_bind(value.to_string());
-}
-
-fn push_eq(q: &mut QueryBuilder<'_, Sqlite>, column: &str, value: Option<&str>) {
-    if let Some(v) = value {
-        q.push(format_args!(" AND {column} = "))
-            .push_bind(v.to_string());
-    }
-}
-
-/// The segment fields of reference §4.7 for one table.
-fn push_segment(q: &mut QueryBuilder<'_, Sqlite>, table: &str, s: &SegmentFilters) {
-    match table {
-        "pageviews" => {
-            for (column, value) in [
-                ("client_id", &s.client_id),
-                ("device_type", &s.device_type),
-                ("browser", &s.browser),
-                ("os", &s.os),
-                ("utm_source", &s.utm_source),
-                ("utm_medium", &s.utm_medium),
-                ("utm_campaign", &s.utm_campaign),
-            ] {
-                push_eq(q, column, value.as_deref());
-            }
-        }
-        "errors" => {
-            if let Some(c) = &s.client_id {
-                push_json_eq(q, "context", "clientId", c);
-            }
-            if let Some(u) = &s.user_id {
-                push_json_eq(q, "context", "userId", u);
-            }
-            for (k, v) in &s.meta {
-                push_json_eq(q, "context", k, v);
-            }
-        }
-        _ => {
-            push_eq(q, "client_id", s.client_id.as_deref());
-            if let Some(u) = &s.user_id {
-                push_json_eq(q, "properties", "userId", u);
-            }
-            for (k, v) in &s.meta {
-                push_json_eq(q, "properties", k, v);
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -368,24 +305,19 @@ impl AiStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<Value>> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let pk = match self.project_key(&mut conn, project_id).await {
-            Ok(pk) => pk,
-            Err(StoreError::NotFound) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+        let Some(mut w) = self.report_scope(&mut conn, project_id, range).await? else {
+            return Ok(Vec::new());
         };
-        let table = match query {
-            SampleQuery::ErrorsWithFingerprint(_) => "errors",
-            SampleQuery::SlowestEvents(_) | SampleQuery::NewestEvents(_) => "events",
-            SampleQuery::NewestPageviews(_) => "pageviews",
-            SampleQuery::WorstMetric { .. } => "performance_metrics",
+        let channel = match query {
+            SampleQuery::ErrorsWithFingerprint(_) => Channel::Errors,
+            SampleQuery::SlowestEvents(_) | SampleQuery::NewestEvents(_) => Channel::Events,
+            SampleQuery::NewestPageviews(_) => Channel::Pageviews,
+            SampleQuery::WorstMetric { .. } => Channel::Performance,
         };
-        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT * FROM {table} WHERE project = "));
-        q.push_bind(pk)
-            .push(" AND ts BETWEEN ")
-            .push_bind(range.start_ms)
-            .push(" AND ")
-            .push_bind(range.end_ms);
-        push_segment(&mut q, table, segment);
+        w.segment(channel, segment);
+        let table = rows::table(channel);
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT * FROM {table}"));
+        w.push_to(&mut q);
         match query {
             SampleQuery::ErrorsWithFingerprint(fp) => {
                 q.push(" AND fingerprint = ").push_bind(fp.clone());

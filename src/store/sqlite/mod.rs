@@ -4,6 +4,7 @@
 
 mod ai;
 mod diagnostics;
+mod filters;
 mod invites;
 mod jobs;
 mod public_links;

@@ -1,25 +1,27 @@
 //! The page-views and events drill-down reports (reference §4.3, §4.4) in SQL. Every filter value
-//! is bound, never interpolated: the URL prefix is compared with `substr` (so `%` and `_` match
-//! themselves) and property paths for `json_extract` are bound too. Percentiles are exact lower
+//! is bound, never interpolated (`filters::Where`): the URL prefix is compared with `substr` (so
+//! `%` and `_` match themselves) and property paths for `json_extract` are bound too. Percentiles are exact lower
 //! nearest rank, picked with window functions.
 
-use super::{SqliteStore, map_err, rows};
+use super::{
+    SqliteStore,
+    filters::{Where, count, days},
+    map_err, rows,
+};
 use crate::domain::{
     analytics::{
-        DETAIL_OCCURRENCES, DayCount, DurationSummary, EventDetail, EventFilters, EventsReport,
-        Occurrence, PageStats, PageViewFilters, PageViewsReport, Pagination, PropertyKey,
-        REPORT_TOP, RecentPaging, SCHEMA_SAMPLES, TimeRange, TimedEvent, TopEvent,
+        DETAIL_OCCURRENCES, DurationSummary, EventDetail, EventFilters, EventsReport, Occurrence,
+        PageStats, PageViewFilters, PageViewsReport, Pagination, PropertyKey, REPORT_TOP,
+        RecentPaging, SCHEMA_SAMPLES, TimeRange, TimedEvent, TopEvent,
     },
     ids::DocId,
+    model::Channel,
     segment::SegmentFilters,
     timestamp::to_iso,
 };
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-
-/// The UTC day (`YYYY-MM-DD`) of `ts` (epoch ms) in SQL.
-const DAY: &str = "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')";
+use sqlx::{QueryBuilder, Row};
 
 /// A property's value as JSON text, so that distinct values stay distinct by type
 /// (`"3"` vs `3`, `true` vs `1`).
@@ -27,105 +29,20 @@ const JSON_VALUE: &str = "CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 
     WHEN 'null' THEN 'null' WHEN 'object' THEN j.value WHEN 'array' THEN j.value \
     ELSE json_quote(j.value) END";
 
-/// The `json_extract` path of a segment property key: dots nest, as in MongoDB's
-/// `properties.a.b`; each label is quoted (keys are `[A-Za-z0-9_.-]`, never a quote).
-fn property_path(key: &str) -> String {
-    let mut path = String::from("$");
-    for label in key.split('.') {
-        path.push_str(".\"");
-        path.push_str(label);
-        path.push('"');
-    }
-    path
-}
-
-/// Appends ` WHERE project = ? AND ts BETWEEN ? AND ?`.
-fn push_scope(q: &mut QueryBuilder<'_, Sqlite>, pk: i64, range: TimeRange) {
-    q.push(" WHERE project = ")
-        .push_bind(pk)
-        .push(" AND ts BETWEEN ")
-        .push_bind(range.start_ms)
-        .push(" AND ")
-        .push_bind(range.end_ms);
-}
-
-/// Appends ` AND column = ?` for a present value.
-fn push_equal(q: &mut QueryBuilder<'_, Sqlite>, column: &str, value: Option<&str>) {
-    if let Some(v) = value {
-        q.push(format_args!(" AND {column} = "))
-            .push_bind(v.to_string());
-    }
-}
-
 /// The events `WHERE`: scope, optional exact name, and the events' segment fields.
-fn push_events_where(
-    q: &mut QueryBuilder<'_, Sqlite>,
-    pk: i64,
-    range: TimeRange,
-    name: Option<&str>,
-    segment: &SegmentFilters,
-) {
-    push_scope(q, pk, range);
-    push_equal(q, "event_name", name);
-    push_equal(q, "client_id", segment.client_id.as_deref());
-    if let Some(user) = &segment.user_id {
-        q.push(" AND json_extract(properties, '$.userId') = ")
-            .push_bind(user.clone());
-    }
-    for (key, value) in &segment.meta {
-        q.push(" AND json_extract(properties, ")
-            .push_bind(property_path(key))
-            .push(") = ")
-            .push_bind(value.clone());
-    }
+fn events_where(scope: &Where, name: Option<&str>, segment: &SegmentFilters) -> Where {
+    let mut w = scope.clone();
+    w.eq("event_name", name).segment(Channel::Events, segment);
+    w
 }
 
 /// The page views `WHERE`: scope, device, literal URL prefix, and the page-view segment fields.
-fn push_pageviews_where(
-    q: &mut QueryBuilder<'_, Sqlite>,
-    pk: i64,
-    range: TimeRange,
-    f: &PageViewFilters,
-) {
-    push_scope(q, pk, range);
-    push_equal(q, "device_type", f.device_type.map(|d| d.as_str()));
-    if let Some(prefix) = f.url_prefix.as_deref().filter(|p| !p.is_empty()) {
-        // substr counts characters, like chars() here.
-        q.push(" AND substr(url, 1, ")
-            .push_bind(prefix.chars().count() as i64)
-            .push(") = ")
-            .push_bind(prefix.to_string());
-    }
-    let s = &f.segment;
-    for (column, value) in [
-        ("client_id", &s.client_id),
-        ("device_type", &s.device_type),
-        ("browser", &s.browser),
-        ("os", &s.os),
-        ("utm_source", &s.utm_source),
-        ("utm_medium", &s.utm_medium),
-        ("utm_campaign", &s.utm_campaign),
-    ] {
-        push_equal(q, column, value.as_deref());
-    }
-}
-
-fn count(row: &sqlx::sqlite::SqliteRow, column: &str) -> StoreResult<u64> {
-    Ok(row
-        .try_get::<Option<i64>, _>(column)
-        .map_err(map_err)?
-        .unwrap_or(0) as u64)
-}
-
-fn days(rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<Vec<DayCount>> {
-    rows.iter()
-        .map(|r| {
-            Ok(DayCount {
-                date: r.try_get("day").map_err(map_err)?,
-                count: count(r, "n")?,
-            })
-        })
-        .collect()
+fn pageviews_where(scope: Where, f: &PageViewFilters) -> Where {
+    let mut w = scope;
+    w.eq("device_type", f.device_type.map(|d| d.as_str()))
+        .prefix("url", f.url_prefix.as_deref())
+        .segment(Channel::Pageviews, &f.segment);
+    w
 }
 
 /// `SELECT`s the lower-nearest-rank p50 and p95 of `d` over rows numbered `i` (0-based, by `d`)
@@ -134,15 +51,6 @@ const RANKED_PERCENTILES: &str = "MAX(CASE WHEN i = CAST((n - 1) * 0.5 AS INTEGE
      MAX(CASE WHEN i = CAST((n - 1) * 0.95 AS INTEGER) THEN d END) AS p95";
 
 impl SqliteStore {
-    /// The project's integer key, `None` for an unknown project.
-    async fn report_key(&self, conn: &mut SqliteConnection, id: DocId) -> StoreResult<Option<i64>> {
-        match self.project_key(conn, id).await {
-            Ok(pk) => Ok(Some(pk)),
-            Err(StoreError::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     pub(super) async fn report_pageviews(
         &self,
         id: DocId,
@@ -150,24 +58,20 @@ impl SqliteStore {
         f: &PageViewFilters,
     ) -> StoreResult<PageViewsReport> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let Some(pk) = self.report_key(&mut conn, id).await? else {
+        let Some(scope) = self.report_scope(&mut conn, id, range).await? else {
             return Ok(PageViewsReport::default());
         };
+        let w = pageviews_where(scope, f);
         let mut q = QueryBuilder::new(
             "SELECT COUNT(*) AS total, COUNT(DISTINCT client_id) + COALESCE(MAX(client_id IS NULL), 0) AS uniques FROM pageviews",
         );
-        push_pageviews_where(&mut q, pk, range, f);
+        w.push_to(&mut q);
         let totals = q.build().fetch_one(&mut *conn).await.map_err(map_err)?;
-
-        let mut q = QueryBuilder::new(format!("SELECT {DAY} AS day, COUNT(*) AS n FROM pageviews"));
-        push_pageviews_where(&mut q, pk, range, f);
-        q.push(" GROUP BY day ORDER BY day");
-        let by_day = q.build().fetch_all(&mut *conn).await.map_err(map_err)?;
 
         let mut q = QueryBuilder::new(
             "SELECT url, COUNT(*) AS n, COUNT(DISTINCT client_id) + MAX(client_id IS NULL) AS u FROM pageviews",
         );
-        push_pageviews_where(&mut q, pk, range, f);
+        w.push_to(&mut q);
         q.push(" GROUP BY url ORDER BY n DESC, url LIMIT ")
             .push_bind(REPORT_TOP as i64);
         let top_pages = q
@@ -187,7 +91,7 @@ impl SqliteStore {
         Ok(PageViewsReport {
             total_views: count(&totals, "total")?,
             unique_visitors: count(&totals, "uniques")?,
-            views_by_day: days(&by_day)?,
+            views_by_day: days(&mut conn, "pageviews", &w).await?,
             top_pages,
         })
     }
@@ -200,23 +104,20 @@ impl SqliteStore {
         paging: RecentPaging,
     ) -> StoreResult<EventsReport> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let Some(pk) = self.report_key(&mut conn, id).await? else {
+        let Some(scope) = self.report_scope(&mut conn, id, range).await? else {
             return Ok(EventsReport {
                 recent_pagination: Pagination::of(paging, 0),
                 ..Default::default()
             });
         };
-        let name = f.event_name.as_deref();
-        let segment = &f.segment;
+        let w = events_where(&scope, f.event_name.as_deref(), &f.segment);
+        let all_names = events_where(&scope, None, &f.segment);
 
-        let mut q = QueryBuilder::new(format!("SELECT {DAY} AS day, COUNT(*) AS n FROM events"));
-        push_events_where(&mut q, pk, range, name, segment);
-        q.push(" GROUP BY day ORDER BY day");
-        let events_by_day = days(&q.build().fetch_all(&mut *conn).await.map_err(map_err)?)?;
+        let events_by_day = days(&mut conn, "events", &w).await?;
         let total_events = events_by_day.iter().map(|d| d.count).sum();
 
         let mut q = QueryBuilder::new("SELECT DISTINCT event_name FROM events");
-        push_events_where(&mut q, pk, range, None, segment);
+        all_names.push_to(&mut q);
         q.push(" ORDER BY event_name");
         let unique_event_names = q
             .build()
@@ -229,7 +130,7 @@ impl SqliteStore {
 
         let mut q =
             QueryBuilder::new("SELECT event_name, COUNT(*) AS n, MAX(ts) AS last FROM events");
-        push_events_where(&mut q, pk, range, name, segment);
+        w.push_to(&mut q);
         q.push(" GROUP BY event_name ORDER BY n DESC, last DESC, event_name LIMIT ")
             .push_bind(REPORT_TOP as i64);
         let top_events = q
@@ -250,7 +151,7 @@ impl SqliteStore {
         let mut q = QueryBuilder::new(
             "SELECT rowid AS rid, event_name, ts, session_id, duration_ms, properties FROM events",
         );
-        push_events_where(&mut q, pk, range, name, segment);
+        w.push_to(&mut q);
         q.push(" ORDER BY ts DESC, rowid DESC LIMIT ")
             .push_bind(i64::from(paging.limit))
             .push(" OFFSET ")
@@ -279,7 +180,7 @@ impl SqliteStore {
              ROW_NUMBER() OVER (PARTITION BY event_name ORDER BY duration_ms) - 1 AS i, \
              COUNT(*) OVER (PARTITION BY event_name) AS n FROM events",
         );
-        push_events_where(&mut q, pk, range, name, segment);
+        w.push_to(&mut q);
         q.push(format_args!(
             " AND duration_ms IS NOT NULL) SELECT event_name, COUNT(*) AS n, AVG(d) AS avg_ms, \
              MAX(d) AS max_ms, {RANKED_PERCENTILES} FROM r GROUP BY event_name \
@@ -323,13 +224,13 @@ impl SqliteStore {
         segment: &SegmentFilters,
     ) -> StoreResult<EventDetail> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let Some(pk) = self.report_key(&mut conn, id).await? else {
+        let Some(scope) = self.report_scope(&mut conn, id, range).await? else {
             return Ok(EventDetail::default());
         };
-        let name = Some(event_name);
+        let w = events_where(&scope, Some(event_name), segment);
 
         let mut q = QueryBuilder::new("SELECT rowid AS row_key, * FROM events");
-        push_events_where(&mut q, pk, range, name, segment);
+        w.push_to(&mut q);
         q.push(" ORDER BY ts DESC, rowid DESC LIMIT ")
             .push_bind(i64::from(DETAIL_OCCURRENCES));
         let occurrences = q
@@ -352,7 +253,7 @@ impl SqliteStore {
             "WITH kv AS (SELECT j.key AS k, {JSON_VALUE} AS v, MAX(ts) AS last \
              FROM events, json_each(events.properties) AS j"
         ));
-        push_events_where(&mut q, pk, range, name, segment);
+        w.push_to(&mut q);
         q.push(
             " AND json_type(events.properties) = 'object' GROUP BY k, v), \
              ranked AS (SELECT k, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY last DESC, v) AS rn FROM kv) \
@@ -374,16 +275,13 @@ impl SqliteStore {
             }
         }
 
-        let mut q = QueryBuilder::new(format!("SELECT {DAY} AS day, COUNT(*) AS n FROM events"));
-        push_events_where(&mut q, pk, range, name, segment);
-        q.push(" GROUP BY day ORDER BY day");
-        let events_by_day = days(&q.build().fetch_all(&mut *conn).await.map_err(map_err)?)?;
+        let events_by_day = days(&mut conn, "events", &w).await?;
 
         let mut q = QueryBuilder::new(
             "WITH r AS (SELECT duration_ms AS d, ROW_NUMBER() OVER (ORDER BY duration_ms) - 1 AS i, \
              COUNT(*) OVER () AS n FROM events",
         );
-        push_events_where(&mut q, pk, range, name, segment);
+        w.push_to(&mut q);
         q.push(format_args!(
             " AND duration_ms IS NOT NULL) SELECT COUNT(*) AS n, AVG(d) AS avg_ms, MAX(d) AS max_ms, \
              {RANKED_PERCENTILES} FROM r"
@@ -409,15 +307,4 @@ impl SqliteStore {
 /// document id of their own.
 fn row_id(rowid: i64) -> String {
     format!("{rowid:024x}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn property_paths_nest_on_dots_and_quote_labels() {
-        assert_eq!(property_path("plan"), "$.\"plan\"");
-        assert_eq!(property_path("a.b-c"), "$.\"a\".\"b-c\"");
-    }
 }

@@ -763,6 +763,10 @@ pub(super) fn plan(range: TimeRange, now: i64) -> Plan {
 // ---------------------------------------------------------------------------------------------
 
 type BuildKey = (i64, i64, i64);
+/// A stored rollup row: (part, grain, bucket, ver, fmt, data).
+type StoredRow = (i64, i64, i64, i64, i64, Vec<u8>);
+/// One part of an hour rollup: (part, ver, fmt, data).
+type HourPart = (i64, i64, i64, Vec<u8>);
 
 /// One build per (project, grain, bucket) at a time in this process; others wait, then reuse it.
 #[derive(Default)]
@@ -790,7 +794,7 @@ async fn stored(
     pk: i64,
     part: Option<Part>,
     spans: &[(i64, i64, i64)],
-) -> StoreResult<Vec<(i64, i64, i64, i64, i64, Vec<u8>)>> {
+) -> StoreResult<Vec<StoredRow>> {
     let parts: Vec<i64> = match part {
         Some(p) => vec![p.code()],
         None => Part::ALL.iter().map(|p| p.code()).collect(),
@@ -874,7 +878,6 @@ impl SqliteStore {
         range: TimeRange,
         part: Part,
     ) -> StoreResult<Aggs> {
-        let dbg_t0 = std::time::Instant::now();
         let plan = plan(range, now_ms());
         let mut out = Aggs::default();
         let mut stale_hours = Vec::new();
@@ -931,14 +934,6 @@ impl SqliteStore {
                 }
             }
         }
-        let dbg_read = dbg_t0.elapsed();
-        let dbg_t = std::time::Instant::now();
-        let dbg_stale = (
-            stale_hours.len(),
-            stale_days.len(),
-            plan.hours.len(),
-            plan.days.len(),
-        );
         let built: Vec<Aggs> = stream::iter(
             stale_hours
                 .into_iter()
@@ -966,12 +961,6 @@ impl SqliteStore {
                 out.merge(scan(&mut tx, pk, a, b, &[part]).await?);
             }
             tx.commit().await.map_err(map_err)?;
-        }
-        if std::env::var("SI_ROLLUP_DEBUG").is_ok() {
-            eprintln!(
-                "{part:?} stale/planned {dbg_stale:?} build+edges {:?}",
-                dbg_t.elapsed()
-            );
         }
         Ok(out)
     }
@@ -1020,7 +1009,7 @@ impl SqliteStore {
             }
             let rows = stored(&mut tx, pk, None, &[(HOUR_GRAIN, first, last)]).await?;
             tx.commit().await.map_err(map_err)?;
-            let mut by_hour: HashMap<i64, Vec<(i64, i64, i64, Vec<u8>)>> = HashMap::new();
+            let mut by_hour: HashMap<i64, Vec<HourPart>> = HashMap::new();
             for (part, _, bucket, ver, fmt, data) in rows {
                 by_hour
                     .entry(bucket)
@@ -1425,8 +1414,10 @@ mod tests {
         assert_eq!(a.value_at_rank(0, 5), Some(10.0));
         assert_eq!(a.value_at_rank(0, 6), None);
         assert_eq!(a.metric_count(0), 6);
-        let mut folded = Aggs::default();
-        folded.hists = a.hists.clone();
+        let mut folded = Aggs {
+            hists: a.hists.clone(),
+            ..Default::default()
+        };
         folded.fold_hists();
         assert_eq!(folded.hists[0].len(), 1);
         let bytes = encode(&folded, Part::Performance).unwrap();

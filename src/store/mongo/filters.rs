@@ -1,0 +1,246 @@
+//! One builder for the `$match` documents of the drill-down reports, the diagnostics and the AI
+//! sample documents: the project and time bounds, exact filters, a literal prefix, and the
+//! segment fields of reference §4.7 per collection. Conditions on distinct fields stay
+//! top-level (so the documents read as before and indexes apply); a second condition on a field
+//! already constrained goes into `$and`, so both apply, as in the SQL builder. Also the small
+//! readers of aggregation results and the per-day count the reports share.
+
+use super::{
+    MongoStore,
+    docs::{collection_of, date, oid, read_int},
+    errors::CollectAll,
+};
+use crate::domain::{
+    analytics::{DayCount, TimeRange},
+    ids::DocId,
+    model::Channel,
+    segment::SegmentFilters,
+};
+use crate::store::StoreResult;
+use mongodb::bson::{Bson, Document, doc};
+
+/// A `$match` (or `find`) filter under construction.
+#[derive(Clone, Debug)]
+pub(super) struct Match {
+    doc: Document,
+    and: Vec<Document>,
+}
+
+impl Match {
+    /// `projectId` and `timestamp` within the range (both ends included).
+    pub(super) fn scope(project: DocId, range: TimeRange) -> Self {
+        Self {
+            doc: doc! {
+                "projectId": oid(project),
+                "timestamp": {"$gte": date(range.start_ms), "$lte": date(range.end_ms)},
+            },
+            and: Vec::new(),
+        }
+    }
+
+    /// `field` satisfies `condition` (a value for equality, or an operator document).
+    pub(super) fn field(
+        &mut self,
+        field: impl Into<String>,
+        condition: impl Into<Bson>,
+    ) -> &mut Self {
+        let field = field.into();
+        let condition = condition.into();
+        if self.doc.contains_key(&field) {
+            self.and.push(doc! {field: condition});
+        } else {
+            self.doc.insert(field, condition);
+        }
+        self
+    }
+
+    /// `field` equals `value` when a value is given.
+    pub(super) fn eq(&mut self, field: &str, value: Option<&str>) -> &mut Self {
+        if let Some(value) = value {
+            self.field(field, value);
+        }
+        self
+    }
+
+    /// `field` starts with `prefix` literally (an anchored regex with every metacharacter
+    /// escaped); nothing for an empty prefix.
+    pub(super) fn prefix(&mut self, field: &str, prefix: Option<&str>) -> &mut Self {
+        if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
+            self.field(
+                field,
+                doc! {"$regex": format!("^{}", regex_literal(prefix))},
+            );
+        }
+        self
+    }
+
+    /// The segment fields that apply to the collection of `channel` (reference §4.7).
+    pub(super) fn segment(&mut self, channel: Channel, s: &SegmentFilters) -> &mut Self {
+        let object = match channel {
+            Channel::Pageviews => {
+                for (field, value) in [
+                    ("clientId", &s.client_id),
+                    ("deviceType", &s.device_type),
+                    ("browser", &s.browser),
+                    ("os", &s.os),
+                    ("utmSource", &s.utm_source),
+                    ("utmMedium", &s.utm_medium),
+                    ("utmCampaign", &s.utm_campaign),
+                ] {
+                    self.eq(field, value.as_deref());
+                }
+                return self;
+            }
+            Channel::Errors => {
+                self.eq("context.clientId", s.client_id.as_deref());
+                "context"
+            }
+            Channel::Events | Channel::Performance => {
+                self.eq("clientId", s.client_id.as_deref());
+                "properties"
+            }
+        };
+        self.eq(&format!("{object}.userId"), s.user_id.as_deref());
+        for (key, value) in &s.meta {
+            self.field(format!("{object}.{key}"), value.as_str());
+        }
+        self
+    }
+
+    /// The finished filter document.
+    pub(super) fn build(&self) -> Document {
+        let mut doc = self.doc.clone();
+        if !self.and.is_empty() {
+            doc.insert("$and", self.and.clone());
+        }
+        doc
+    }
+}
+
+/// `s` as a regex matching itself: every ASCII non-alphanumeric character is escaped (in PCRE a
+/// backslash before such a character always means the character itself).
+pub(super) fn regex_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if c.is_ascii() && !c.is_ascii_alphanumeric() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The UTC day (`YYYY-MM-DD`) of `timestamp`, as an aggregation expression.
+pub(super) fn day_of_timestamp() -> Document {
+    doc! {"$dateToString": {"format": "%Y-%m-%d", "date": "$timestamp", "timezone": "UTC"}}
+}
+
+/// A count read from an aggregation result (0 when missing).
+pub(super) fn count_of(d: &Document, field: &str) -> u64 {
+    u64::try_from(read_int(d, field).unwrap_or(0)).unwrap_or(0)
+}
+
+/// A number read from an aggregation result, whatever its BSON numeric type.
+pub(super) fn float_of(d: &Document, field: &str) -> Option<f64> {
+    match d.get(field) {
+        Some(Bson::Double(f)) => Some(*f),
+        Some(Bson::Int32(i)) => Some(f64::from(*i)),
+        Some(Bson::Int64(i)) => Some(*i as f64),
+        _ => None,
+    }
+}
+
+impl MongoStore {
+    /// The documents of `channel` matching `filter`, counted per UTC day, in day order.
+    pub(super) async fn days_matching(
+        &self,
+        channel: Channel,
+        filter: Document,
+    ) -> StoreResult<Vec<DayCount>> {
+        let rows = self
+            .coll(collection_of(channel))
+            .aggregate(vec![
+                doc! {"$match": filter},
+                doc! {"$group": {"_id": day_of_timestamp(), "count": {"$sum": 1}}},
+                doc! {"$sort": {"_id": 1}},
+            ])
+            .allow_disk_use(true)
+            .collect_all()
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DayCount {
+                date: r.get_str("_id").unwrap_or_default().to_string(),
+                count: count_of(r, "count"),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Match {
+        Match::scope(
+            DocId::new(),
+            TimeRange {
+                start_ms: 0,
+                end_ms: 1,
+            },
+        )
+    }
+
+    #[test]
+    fn segments_map_onto_each_collection() {
+        let s = SegmentFilters {
+            client_id: Some("c1".into()),
+            user_id: Some("u1".into()),
+            browser: Some("Safari".into()),
+            meta: [("plan".to_string(), "pro".to_string())].into(),
+            ..Default::default()
+        };
+        let e = scope().segment(Channel::Errors, &s).build();
+        assert_eq!(e.get_str("context.clientId").unwrap(), "c1");
+        assert_eq!(e.get_str("context.userId").unwrap(), "u1");
+        assert_eq!(e.get_str("context.plan").unwrap(), "pro");
+        assert!(e.get("browser").is_none());
+        let p = scope().segment(Channel::Performance, &s).build();
+        assert_eq!(p, scope_with(&p, Channel::Events, &s));
+        assert_eq!(p.get_str("clientId").unwrap(), "c1");
+        assert_eq!(p.get_str("properties.userId").unwrap(), "u1");
+        let v = scope().segment(Channel::Pageviews, &s).build();
+        assert_eq!(v.get_str("browser").unwrap(), "Safari");
+        assert!(v.get("properties.userId").is_none() && v.get("properties.plan").is_none());
+    }
+
+    /// The same segment on another channel, under the bounds of `like`.
+    fn scope_with(like: &Document, channel: Channel, s: &SegmentFilters) -> Document {
+        let mut m = scope();
+        m.doc
+            .insert("projectId", like.get("projectId").unwrap().clone());
+        m.segment(channel, s).build()
+    }
+
+    #[test]
+    fn a_second_condition_on_a_field_is_anded_and_prefixes_are_literal() {
+        let mut m = scope();
+        m.eq("deviceType", Some("mobile"))
+            .eq("deviceType", Some("desktop"))
+            .eq("os", None)
+            .prefix("url", Some("/a.b"))
+            .prefix("title", Some(""));
+        let d = m.build();
+        assert_eq!(d.get_str("deviceType").unwrap(), "mobile");
+        assert_eq!(
+            d.get_array("$and").unwrap(),
+            &vec![Bson::Document(doc! {"deviceType": "desktop"})]
+        );
+        assert_eq!(
+            d.get_document("url").unwrap().get_str("$regex").unwrap(),
+            r"^\/a\.b"
+        );
+        assert!(d.get("os").is_none() && d.get("title").is_none());
+        assert_eq!(regex_literal("a+b(c)é"), r"a\+b\(c\)é");
+    }
+}
