@@ -3118,6 +3118,64 @@ pub(crate) async fn summaries_over_days_hours_and_edges(stores: &Stores) {
         }
     );
 
+    // A range whose edges fall inside 5-minute buckets: Jan 1 22:53:00.001 (raw to 22:55, then
+    // 5-minute buckets 22:55 … 23:05) to 23:12:30 (raw from 23:10).
+    let inner = TimeRange {
+        start_ms: d0 + 22 * hour + 53 * min + 1,
+        end_ms: d0 + 23 * hour + 12 * min + 30_000,
+    };
+    for round in ["building", "reusing"] {
+        let (pv, ev, _, pf, _) = all_summaries(stores, p.id, inner).await;
+        assert_eq!(
+            (pv.total_views, pv.unique_visitors),
+            (2, 2),
+            "{round}: c2 at 22:59 and c1 at 23:05"
+        );
+        assert_eq!(pv.top_pages, pages(&[("/a", 1), ("/b", 1)]), "{round}");
+        assert_eq!((ev.total_events, pf.total_measurements), (0, 1), "{round}");
+    }
+    // Late writes into the built 5-minute buckets 23:00 and 23:05, and into the raw head edge.
+    stores
+        .events
+        .write(&[
+            batch(
+                p.id,
+                Docs::Pageviews(vec![
+                    view("/a", Some("c8"), None, d0 + 23 * hour + 6 * min),
+                    view("/e", None, None, d0 + 22 * hour + 54 * min),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Events(vec![event("late", d0 + 23 * hour + 9 * min)]),
+            ),
+            batch(
+                p.id,
+                Docs::Performance(vec![perf(7000.0, None, d0 + 23 * hour + min)]),
+            ),
+        ])
+        .await
+        .unwrap();
+    let (pv, ev, _, pf, _) = all_summaries(stores, p.id, inner).await;
+    assert_eq!(
+        (pv.total_views, pv.unique_visitors),
+        (4, 4),
+        "c2, c1, c8 and the view without a clientId"
+    );
+    assert_eq!(pv.top_pages, pages(&[("/a", 2), ("/b", 1), ("/e", 1)]));
+    assert_eq!(ev.total_events, 1);
+    assert_eq!(
+        (pf.total_measurements, pf.metrics_by_day[0].lcp),
+        (2, Some(4000.0)),
+        "(1000 + 7000) / 2"
+    );
+    let (pv, ev, ..) = all_summaries(stores, p.id, range).await;
+    assert_eq!(
+        (pv.total_views, ev.total_events),
+        (11, 7),
+        "the hour 23 rollup saw the late writes too"
+    );
+
     // Retention purge in the middle of an already-read day.
     let cutoff = d0 + 2 * day + 12 * hour;
     stores.projects.purge_before(p.id, cutoff).await.unwrap();

@@ -1,10 +1,13 @@
 //! Rollups: the unfiltered summaries (dashboard tiles, breakdowns) pre-aggregated per project and
-//! closed UTC hour / day, materialised on read and kept exact. The ingest writer only bumps a
-//! version per touched (project, hour) ([`bump_versions`]); a rollup row records the version(s)
-//! it was built from and is fresh iff they are still current (a day: the sum of its 24 hour
-//! versions, which only grow). A range reads full days from day rollups, the remaining full
-//! closed hours from hour rollups, and the sub-hour edges (and the open hour) raw. Must not hold
-//! the write lock while scanning: builds read in a snapshot and write only the result.
+//! closed UTC 5-minute slot / hour / day, materialised on read and kept exact. The ingest writer
+//! only bumps a version per touched (project, hour) and per touched (project, 5-minute slot), once
+//! per batch ([`bump_versions`]); a rollup row records the version(s) it was built from and is
+//! fresh iff they are still current (a day: the sum of its 24 hour versions, which only grow; an
+//! hour and its slots are versioned independently, each bumped by every batch touching it). A
+//! range reads full days from day rollups, the remaining full closed hours from hour rollups, the
+//! remaining full closed 5-minute slots from slot rollups, and only the sub-5-minute edges (and
+//! the open slot) raw. Must not hold the write lock while scanning: builds read in a snapshot and
+//! write only the result.
 
 use super::{SqliteStore, map_err};
 use crate::domain::{
@@ -21,10 +24,13 @@ use std::sync::{Arc, Mutex};
 
 pub(super) const HOUR: i64 = 3_600_000;
 pub(super) const DAY: i64 = 24 * HOUR;
+/// The finest grain: five minutes.
+pub(super) const SLOT: i64 = 5 * 60_000;
 /// Encoding of `rollups.data`; rows of another format are rebuilt.
 const FMT: i64 = 1;
 const HOUR_GRAIN: i64 = 0;
 const DAY_GRAIN: i64 = 1;
+const SLOT_GRAIN: i64 = 2;
 /// Buckets built at once by one read (the machine has few cores; SQLite has one writer).
 const PARALLEL_BUILDS: usize = 2;
 
@@ -56,16 +62,19 @@ impl Part {
 // Version bumps (ingest writer, purge, clear)
 // ---------------------------------------------------------------------------------------------
 
-/// Bumps the version of every (project, hour) the batches touch, once per batch call. Runs inside
-/// the writer's transaction: one statement for the (usually one or two) distinct hours.
+/// Bumps the version of every (project, hour) and every (project, 5-minute slot) the batches
+/// touch, once per batch call. Runs inside the writer's transaction: one statement for the
+/// (usually one or two) distinct hours, one for the (usually a few) distinct slots.
 pub(super) async fn bump_versions(
     conn: &mut SqliteConnection,
     batches: &[(i64, &WriteBatch)],
 ) -> StoreResult<()> {
     let mut touched = BTreeSet::new();
+    let mut slots = BTreeSet::new();
     for (pk, batch) in batches {
         let mut add = |ts: i64| {
             touched.insert((*pk, ts.div_euclid(HOUR)));
+            slots.insert((*pk, ts.div_euclid(SLOT)));
         };
         match &batch.docs {
             Docs::Pageviews(d) => d.iter().for_each(|x| add(x.timestamp)),
@@ -84,6 +93,16 @@ pub(super) async fn bump_versions(
         q.push(" ON CONFLICT (project, hour) DO UPDATE SET ver = ver + 1");
         q.build().execute(&mut *conn).await.map_err(map_err)?;
     }
+    let slots: Vec<_> = slots.into_iter().collect();
+    for chunk in slots.chunks(200) {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO rollup_slot_versions (project, slot, ver) ");
+        q.push_values(chunk, |mut b, (pk, slot)| {
+            b.push_bind(*pk).push_bind(*slot).push_bind(1i64);
+        });
+        q.push(" ON CONFLICT (project, slot) DO UPDATE SET ver = ver + 1");
+        q.build().execute(&mut *conn).await.map_err(map_err)?;
+    }
     Ok(())
 }
 
@@ -92,6 +111,7 @@ pub(super) async fn forget_project(conn: &mut SqliteConnection, pk: i64) -> Stor
     for sql in [
         "DELETE FROM rollups WHERE project = ?",
         "DELETE FROM rollup_versions WHERE project = ?",
+        "DELETE FROM rollup_slot_versions WHERE project = ?",
         "DELETE FROM rollup_clients WHERE project = ?",
     ] {
         sqlx::query(sql)
@@ -103,9 +123,10 @@ pub(super) async fn forget_project(conn: &mut SqliteConnection, pk: i64) -> Stor
     Ok(())
 }
 
-/// Documents before `cutoff_ms` were deleted: hours entirely before it lose their versions and
-/// rollups (they are empty now), the hour holding the cutoff gets a new version, and every day
-/// rollup that overlaps a purged hour is dropped (its version sum would no longer grow).
+/// Documents before `cutoff_ms` were deleted: hours and 5-minute slots entirely before it lose
+/// their versions and rollups (they are empty now), the hour and the slot holding the cutoff get a
+/// new version, and every day rollup that overlaps a purged hour is dropped (its version sum would
+/// no longer grow).
 pub(super) async fn purged_before(
     conn: &mut SqliteConnection,
     pk: i64,
@@ -125,12 +146,27 @@ pub(super) async fn purged_before(
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
+    let first_kept_slot = cutoff_ms.div_euclid(SLOT);
+    sqlx::query("DELETE FROM rollup_slot_versions WHERE project = ? AND slot < ?")
+        .bind(pk)
+        .bind(first_kept_slot)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    sqlx::query("UPDATE rollup_slot_versions SET ver = ver + 1 WHERE project = ? AND slot = ?")
+        .bind(pk)
+        .bind(first_kept_slot)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
     sqlx::query(
-        "DELETE FROM rollups WHERE project = ? AND ((grain = 0 AND bucket < ?) OR (grain = 1 AND bucket <= ?))",
+        "DELETE FROM rollups WHERE project = ? AND ((grain = 0 AND bucket < ?) OR (grain = 1 AND bucket <= ?) \
+         OR (grain = 2 AND bucket < ?))",
     )
     .bind(pk)
     .bind(first_kept_hour)
     .bind(last_touched_day)
+    .bind(first_kept_slot)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -717,16 +753,35 @@ fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<()> {
 // Planning a range
 // ---------------------------------------------------------------------------------------------
 
-/// How a range is read: raw edges, hour rollups, day rollups.
+/// How a range is read: raw edges, 5-minute slot rollups, hour rollups, day rollups.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Plan {
     pub edges: Vec<(i64, i64)>,
+    pub slots: Vec<i64>,
     pub hours: Vec<i64>,
     pub days: Vec<i64>,
 }
 
+/// Splits `[a, b]` (inside one edge of the hour split) into full closed 5-minute slots (those
+/// ending before the slot of `now`) and the raw rest (under five minutes at each end).
+fn split_edge(p: &mut Plan, a: i64, b: i64, now: i64) {
+    let first = a.div_euclid(SLOT) + i64::from(a.rem_euclid(SLOT) != 0);
+    let last = ((b + 1).div_euclid(SLOT) - 1).min(now.div_euclid(SLOT) - 1);
+    if first > last {
+        p.edges.push((a, b));
+        return;
+    }
+    if a < first * SLOT {
+        p.edges.push((a, first * SLOT - 1));
+    }
+    p.slots.extend(first..=last);
+    if (last + 1) * SLOT <= b {
+        p.edges.push(((last + 1) * SLOT, b));
+    }
+}
+
 /// Splits `[start, end]` into full UTC days, the other full closed hours (those ending before
-/// the hour of `now`), and the raw rest.
+/// the hour of `now`), the full closed 5-minute slots of the rest, and the raw rest.
 pub(super) fn plan(range: TimeRange, now: i64) -> Plan {
     let (start, end) = (range.start_ms, range.end_ms);
     let mut p = Plan::default();
@@ -736,14 +791,14 @@ pub(super) fn plan(range: TimeRange, now: i64) -> Plan {
     let first = start.div_euclid(HOUR) + i64::from(start.rem_euclid(HOUR) != 0);
     let last = ((end + 1).div_euclid(HOUR) - 1).min(now.div_euclid(HOUR) - 1);
     if first > last {
-        p.edges.push((start, end));
+        split_edge(&mut p, start, end, now);
         return p;
     }
     if start < first * HOUR {
-        p.edges.push((start, first * HOUR - 1));
+        split_edge(&mut p, start, first * HOUR - 1, now);
     }
     if (last + 1) * HOUR <= end {
-        p.edges.push(((last + 1) * HOUR, end));
+        split_edge(&mut p, (last + 1) * HOUR, end, now);
     }
     let mut h = first;
     while h <= last {
@@ -829,13 +884,30 @@ async fn stored(
     Ok(out)
 }
 
+/// Current versions of the hours `[first, last]`.
 async fn versions(
     conn: &mut SqliteConnection,
     pk: i64,
     first: i64,
     last: i64,
 ) -> StoreResult<HashMap<i64, i64>> {
-    sqlx::query("SELECT hour, ver FROM rollup_versions WHERE project = ? AND hour BETWEEN ? AND ?")
+    versions_of(conn, pk, HOUR_GRAIN, first, last).await
+}
+
+/// Current versions of the buckets `[first, last]` of a versioned grain (hours or slots).
+async fn versions_of(
+    conn: &mut SqliteConnection,
+    pk: i64,
+    grain: i64,
+    first: i64,
+    last: i64,
+) -> StoreResult<HashMap<i64, i64>> {
+    let sql = if grain == SLOT_GRAIN {
+        "SELECT slot, ver FROM rollup_slot_versions WHERE project = ? AND slot BETWEEN ? AND ?"
+    } else {
+        "SELECT hour, ver FROM rollup_versions WHERE project = ? AND hour BETWEEN ? AND ?"
+    };
+    sqlx::query(sql)
         .bind(pk)
         .bind(first)
         .bind(last)
@@ -858,13 +930,13 @@ fn day_version(vers: &HashMap<i64, i64>, day: i64) -> i64 {
         .sum()
 }
 
-/// Hour rows of consecutive hours as (grain, first, last) spans.
-fn hour_spans(hours: &[i64]) -> Vec<(i64, i64, i64)> {
+/// Rows of consecutive buckets of one grain as (grain, first, last) spans.
+fn spans_of(grain: i64, buckets: &[i64]) -> Vec<(i64, i64, i64)> {
     let mut spans: Vec<(i64, i64, i64)> = Vec::new();
-    for &h in hours {
+    for &h in buckets {
         match spans.last_mut() {
             Some(s) if s.2 + 1 == h => s.2 = h,
-            _ => spans.push((HOUR_GRAIN, h, h)),
+            _ => spans.push((grain, h, h)),
         }
     }
     spans
@@ -882,7 +954,8 @@ impl SqliteStore {
         let mut out = Aggs::default();
         let mut stale_hours = Vec::new();
         let mut stale_days = Vec::new();
-        if !plan.hours.is_empty() || !plan.days.is_empty() {
+        let mut stale_slots = Vec::new();
+        if !plan.hours.is_empty() || !plan.days.is_empty() || !plan.slots.is_empty() {
             let first = plan
                 .hours
                 .first()
@@ -899,12 +972,22 @@ impl SqliteStore {
                 .chain(plan.days.last().map(|d| d * 24 + 23))
                 .max()
                 .unwrap_or_default();
-            let mut spans = hour_spans(&plan.hours);
+            let mut spans = spans_of(HOUR_GRAIN, &plan.hours);
             if let (Some(a), Some(b)) = (plan.days.first(), plan.days.last()) {
                 spans.push((DAY_GRAIN, *a, *b));
             }
+            let slot_spans = spans_of(SLOT_GRAIN, &plan.slots);
+            spans.extend(&slot_spans);
             let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let vers = versions(&mut tx, pk, first, last).await?;
+            let vers = if plan.hours.is_empty() && plan.days.is_empty() {
+                HashMap::new()
+            } else {
+                versions(&mut tx, pk, first, last).await?
+            };
+            let mut slot_vers = HashMap::new();
+            for &(_, a, b) in &slot_spans {
+                slot_vers.extend(versions_of(&mut tx, pk, SLOT_GRAIN, a, b).await?);
+            }
             let rows = stored(&mut tx, pk, Some(part), &spans).await?;
             tx.commit().await.map_err(map_err)?;
             let rows: HashMap<(i64, i64), (i64, i64, Vec<u8>)> = rows
@@ -933,18 +1016,24 @@ impl SqliteStore {
                     stale_hours.push(h);
                 }
             }
+            for &s in &plan.slots {
+                if !fresh(SLOT_GRAIN, s, slot_vers.get(&s).copied().unwrap_or(0))? {
+                    stale_slots.push(s);
+                }
+            }
         }
         let built: Vec<Aggs> = stream::iter(
             stale_hours
                 .into_iter()
                 .map(|h| (HOUR_GRAIN, h))
+                .chain(stale_slots.into_iter().map(|s| (SLOT_GRAIN, s)))
                 .chain(stale_days.into_iter().map(|d| (DAY_GRAIN, d))),
         )
         .map(|(grain, bucket)| async move {
-            let mut a = if grain == HOUR_GRAIN {
-                self.build_hour(pk, bucket).await?.1
-            } else {
+            let mut a = if grain == DAY_GRAIN {
                 self.build_day(pk, bucket).await?
+            } else {
+                self.build_fine(pk, grain, bucket).await?.1
             };
             Ok::<_, StoreError>(a.take(part))
         })
@@ -965,28 +1054,37 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Builds (or reuses, when another task just built it) the rollup of one closed hour, every
-    /// part. Scans in a read snapshot together with the hour's version; stores only if that
-    /// version is still current. Returns the version the figures stand for (−1 when they were
-    /// not stored because a write landed meanwhile: a day merged from them stays stale).
-    async fn build_hour(&self, pk: i64, hour: i64) -> StoreResult<(i64, Aggs)> {
-        let key = (pk, HOUR_GRAIN, hour);
+    /// Builds (or reuses, when another task just built it) the rollup of one closed hour
+    /// (`HOUR_GRAIN`) or 5-minute slot (`SLOT_GRAIN`), every part. Scans in a read snapshot
+    /// together with the bucket's version; stores only if that version is still current. Returns
+    /// the version the figures stand for (−1 when they were not stored because a write landed
+    /// meanwhile: a day merged from them stays stale).
+    async fn build_fine(&self, pk: i64, grain: i64, bucket: i64) -> StoreResult<(i64, Aggs)> {
+        let key = (pk, grain, bucket);
         let gate = self.rollup_builds.gate(key);
         let _turn = gate.lock().await;
         let result = async {
+            let len = if grain == SLOT_GRAIN { SLOT } else { HOUR };
             let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let ver = versions(&mut tx, pk, hour, hour)
+            let ver = versions_of(&mut tx, pk, grain, bucket, bucket)
                 .await?
-                .get(&hour)
+                .get(&bucket)
                 .copied()
                 .unwrap_or(0);
-            if let Some(a) = reuse(&mut tx, pk, HOUR_GRAIN, hour, ver).await? {
+            if let Some(a) = reuse(&mut tx, pk, grain, bucket, ver).await? {
                 return Ok((ver, a));
             }
-            let mut a = scan(&mut tx, pk, hour * HOUR, hour * HOUR + HOUR - 1, &Part::ALL).await?;
+            let mut a = scan(
+                &mut tx,
+                pk,
+                bucket * len,
+                bucket * len + len - 1,
+                &Part::ALL,
+            )
+            .await?;
             tx.commit().await.map_err(map_err)?;
             self.name_clients(pk, &mut a).await?;
-            let stored = self.store_rollup(pk, HOUR_GRAIN, hour, ver, &a).await?;
+            let stored = self.store_rollup(pk, grain, bucket, ver, &a).await?;
             Ok((if stored { ver } else { -1 }, a))
         }
         .await;
@@ -1038,7 +1136,7 @@ impl SqliteStore {
                 } else {
                     // Built from whatever version is current now; the day is stored with the
                     // versions actually used, so a write in between leaves it stale, not wrong.
-                    let (ver, a) = self.build_hour(pk, hour).await?;
+                    let (ver, a) = self.build_fine(pk, HOUR_GRAIN, hour).await?;
                     merged.merge(a);
                     used += ver;
                 }
@@ -1112,25 +1210,28 @@ impl SqliteStore {
             .iter()
             .map(|p| encode(a, *p))
             .collect::<StoreResult<Vec<_>>>()?;
-        let (first, last) = if grain == HOUR_GRAIN {
-            (bucket, bucket)
-        } else {
+        let (first, last) = if grain == DAY_GRAIN {
             (bucket * 24, bucket * 24 + 23)
+        } else {
+            (bucket, bucket)
+        };
+        let sql = if grain == SLOT_GRAIN {
+            "SELECT COALESCE(SUM(ver), 0) FROM rollup_slot_versions WHERE project = ? AND slot BETWEEN ? AND ?"
+        } else {
+            "SELECT COALESCE(SUM(ver), 0) FROM rollup_versions WHERE project = ? AND hour BETWEEN ? AND ?"
         };
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        let current: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(ver), 0) FROM rollup_versions WHERE project = ? AND hour BETWEEN ? AND ?",
-        )
-        .bind(pk)
-        .bind(first)
-        .bind(last)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let current: i64 = sqlx::query_scalar(sql)
+            .bind(pk)
+            .bind(first)
+            .bind(last)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
         if current != ver {
             return Ok(false); // rolled back on drop
         }
@@ -1339,9 +1440,11 @@ mod tests {
     }
 
     #[test]
-    fn ranges_split_into_days_hours_and_raw_edges() {
+    fn ranges_split_into_days_hours_slots_and_raw_edges() {
         let t = |d: i64, h: i64, ms: i64| d * DAY + h * HOUR + ms;
-        let now = t(10, 12, 30 * 60_000); // day 10, 12:30
+        let min = 60_000;
+        let slot = |d: i64, h: i64, m: i64| t(d, h, m * min) / SLOT;
+        let now = t(10, 12, 32 * min); // day 10, 12:32 (slot 12:30 is open)
         let p = plan(
             TimeRange {
                 start_ms: t(7, 22, 5),
@@ -1351,21 +1454,58 @@ mod tests {
         );
         assert_eq!(
             p.edges,
-            vec![(t(7, 22, 5), t(7, 23, 0) - 1), (t(10, 12, 0), now)]
+            vec![
+                (t(7, 22, 5), t(7, 22, 5 * min) - 1),
+                (t(10, 12, 30 * min), now)
+            ]
         );
+        let mut slots: Vec<i64> = (slot(7, 22, 5)..=slot(7, 22, 55)).collect();
+        slots.extend(slot(10, 12, 0)..=slot(10, 12, 25));
+        assert_eq!((slots.len(), &p.slots), (11 + 6, &slots));
         assert_eq!(p.days, vec![8, 9]);
         let mut hours = vec![7 * 24 + 23];
         hours.extend((0..12).map(|h| 10 * 24 + h));
         assert_eq!(p.hours, hours);
-        // Inside the open hour: all raw.
+        // Inside the open hour: closed slots, then the open slot raw.
         let q = plan(
             TimeRange {
-                start_ms: t(10, 12, 0),
+                start_ms: t(10, 12, 7 * min),
                 end_ms: now,
             },
             now,
         );
-        assert_eq!((q.edges.len(), q.hours.len(), q.days.len()), (1, 0, 0));
+        assert_eq!(
+            q,
+            Plan {
+                edges: vec![
+                    (t(10, 12, 7 * min), t(10, 12, 10 * min) - 1),
+                    (t(10, 12, 30 * min), now)
+                ],
+                slots: (slot(10, 12, 10)..=slot(10, 12, 25)).collect(),
+                hours: vec![],
+                days: vec![]
+            }
+        );
+        // Inside one slot: all raw.
+        let q = plan(
+            TimeRange {
+                start_ms: t(9, 3, 11 * min),
+                end_ms: t(9, 3, 14 * min),
+            },
+            now,
+        );
+        assert_eq!((q.edges.len(), q.slots.len()), (1, 0));
+        // An edge ending mid-slot in a closed hour: the closed slots, then under 5 minutes raw.
+        let q = plan(
+            TimeRange {
+                start_ms: t(9, 0, 0),
+                end_ms: t(9, 1, 12 * min),
+            },
+            now,
+        );
+        assert_eq!(q.hours, vec![9 * 24]);
+        assert_eq!(q.slots, vec![slot(9, 1, 0), slot(9, 1, 5)]);
+        assert_eq!(q.edges, vec![(t(9, 1, 10 * min), t(9, 1, 12 * min))]);
         // Exactly aligned: no edges.
         let r = plan(
             TimeRange {
@@ -1378,6 +1518,7 @@ mod tests {
             r,
             Plan {
                 edges: vec![],
+                slots: vec![],
                 hours: vec![],
                 days: vec![3, 4]
             }
