@@ -679,8 +679,8 @@ pub struct DurationSummary {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDetail {
-    /// The latest [`DETAIL_OCCURRENCES`] documents, newest first, with every stored field
-    /// (`_id`, `timestamp` as ISO).
+    /// The latest [`DETAIL_OCCURRENCES`] documents, newest first, with every stored field but
+    /// the visitor's IP (`_id`, `timestamp` as ISO).
     pub occurrences: Vec<serde_json::Value>,
     /// Keys sorted.
     pub property_schema: Vec<PropertyKey>,

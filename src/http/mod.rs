@@ -118,6 +118,19 @@ fn session_layer(state: &AppState) -> SessionManagerLayer<AppSessionStore> {
     layer
 }
 
+/// The request path as logs may show it: a public link's token (`/p/{id}/{token}/…`,
+/// `/docs/{id}/{token}/…`) is replaced by `…`, so turning on debug logs never records tokens.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut parts = path.splitn(5, '/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(""), Some(area @ ("p" | "docs")), Some(id), Some(_token)) => {
+            let rest = parts.next().map(|r| format!("/{r}")).unwrap_or_default();
+            format!("/{area}/{id}/…{rest}").into()
+        }
+        _ => path.into(),
+    }
+}
+
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn new_request_id() -> String {
@@ -142,7 +155,7 @@ async fn request_id(request: Request, next: Next) -> Response {
         })
         .map(str::to_string)
         .unwrap_or_else(new_request_id);
-    let span = tracing::debug_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
+    let span = tracing::debug_span!("request", id = %id, method = %request.method(), path = %loggable_path(request.uri().path()));
     async move {
         let mut response = next.run(request).await;
         let status = response.status();
@@ -166,4 +179,21 @@ async fn request_id(request: Request, next: Next) -> Response {
     }
     .instrument(span)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn public_link_tokens_never_reach_the_logs() {
+        assert_eq!(loggable_path("/p/abc/tok123/events/x"), "/p/abc/…/events/x");
+        assert_eq!(loggable_path("/docs/abc/tok123"), "/docs/abc/…");
+        assert_eq!(loggable_path("/p/abc"), "/p/abc");
+        assert_eq!(
+            loggable_path("/projects/abc/dashboard"),
+            "/projects/abc/dashboard"
+        );
+        assert_eq!(loggable_path("/v1/events"), "/v1/events");
+    }
 }

@@ -407,6 +407,13 @@ async fn strangers_get_403_unknown_projects_404_and_public_links_read_everything
     assert_eq!(events["totalEvents"], 14);
     let detail = json_of(&anyone, &app, &format!("{public}/events/$click")).await;
     assert_eq!(detail["occurrences"].as_array().unwrap().len(), 2);
+    for occurrence in detail["occurrences"].as_array().unwrap() {
+        assert!(occurrence.get("sessionId").is_some() || occurrence.get("_id").is_some());
+        assert!(
+            occurrence.get("ip").is_none(),
+            "visitor IPs never leave through a public link: {occurrence}"
+        );
+    }
     assert_eq!(
         json_of(&anyone, &app, &format!("{public}/pageviews")).await["totalViews"],
         0

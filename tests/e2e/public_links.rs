@@ -169,6 +169,13 @@ async fn a_shared_link_is_shown_once_and_opens_the_dashboard_without_an_account(
     let r = public_get(&app, &format!("/docs/{id}/{token}/dashboard"), "text/html").await;
     assert_eq!(r.status(), 200);
     assert_noindex(&r);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains(&format!("/docs/{id}/{token}/pageviews")),
+        "the /docs alias keeps its own prefix in links"
+    );
 
     // A wrong token is the HTML 404 page for browsers and JSON for API clients, not indexed.
     let wrong = format!("/p/{id}/{}/dashboard", "0".repeat(64));

@@ -21,7 +21,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Json, Router,
-    extract::{FromRequestParts, Path, Query, State},
+    extract::{FromRequestParts, OriginalUri, Path, Query, State},
     http::{HeaderMap, header, request::Parts},
     response::{IntoResponse, Response},
     routing::get,
@@ -86,7 +86,11 @@ impl FromRequestParts<AppState> for AnalyticsAccess {
             .map_err(IntoResponse::into_response)?;
         let id = params.get("id").cloned().unwrap_or_default();
         if let Some(token) = params.get("token") {
-            let prefix = if parts.uri.path().starts_with("/docs/") {
+            // `parts.uri` has the nest prefix stripped; the original URI still has it.
+            let original = OriginalUri::from_request_parts(parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            let prefix = if original.path().starts_with("/docs/") {
                 "/docs"
             } else {
                 "/p"

@@ -244,6 +244,8 @@ impl MongoStore {
         let occurrences = self
             .coll(collection_of(Channel::Events))
             .find(m.clone())
+            // Event detail is readable through public links: never hand out IPs.
+            .projection(doc! {"ip": 0})
             .sort(doc! {"timestamp": -1})
             .limit(i64::from(DETAIL_OCCURRENCES))
             .collect_all()

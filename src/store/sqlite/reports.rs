@@ -244,6 +244,8 @@ impl SqliteStore {
                 if let Value::Object(map) = &mut doc {
                     let key = map.remove("rowKey").and_then(|v| v.as_i64()).unwrap_or(0);
                     map.insert("_id".into(), Value::String(row_id(key)));
+                    // Event detail is readable through public links: never hand out IPs.
+                    map.remove("ip");
                 }
                 doc
             })
