@@ -497,8 +497,14 @@ impl ProjectStore for SqliteStore {
     }
 
     async fn purge_before(&self, id: DocId, cutoff_ms: i64) -> StoreResult<u64> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let pk = self.project_key(&mut conn, id).await?;
+        // One transaction: no reader ever sees the documents gone but their rollups still fresh,
+        // and a failure leaves both as they were.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let pk = self.project_key(&mut tx, id).await?;
         let mut removed = 0;
         for channel in Channel::ALL {
             removed += sqlx::query(&format!(
@@ -507,17 +513,11 @@ impl ProjectStore for SqliteStore {
             ))
             .bind(pk)
             .bind(cutoff_ms)
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?
             .rows_affected();
         }
-        drop(conn);
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
         rollups::purged_before(&mut tx, pk, cutoff_ms).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(removed)

@@ -106,8 +106,32 @@ pub(super) async fn bump_versions(
     Ok(())
 }
 
-/// Forgets every rollup, version and client id of a project (its data was cleared).
+/// The project's rollup epoch (0 before the first purge or clear).
+async fn epoch(conn: &mut SqliteConnection, pk: i64) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT COALESCE((SELECT epoch FROM rollup_epochs WHERE project = ?), 0)")
+        .bind(pk)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)
+}
+
+/// Raises the project's rollup epoch: builds that started before can no longer store.
+async fn bump_epoch(conn: &mut SqliteConnection, pk: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO rollup_epochs (project, epoch) VALUES (?, 1) \
+         ON CONFLICT (project) DO UPDATE SET epoch = epoch + 1",
+    )
+    .bind(pk)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Forgets every rollup, version and client id of a project (its data was cleared), and raises
+/// its epoch so that no build in flight stores figures of the cleared data.
 pub(super) async fn forget_project(conn: &mut SqliteConnection, pk: i64) -> StoreResult<()> {
+    bump_epoch(conn, pk).await?;
     for sql in [
         "DELETE FROM rollups WHERE project = ?",
         "DELETE FROM rollup_versions WHERE project = ?",
@@ -123,15 +147,17 @@ pub(super) async fn forget_project(conn: &mut SqliteConnection, pk: i64) -> Stor
     Ok(())
 }
 
-/// Documents before `cutoff_ms` were deleted: hours and 5-minute slots entirely before it lose
-/// their versions and rollups (they are empty now), the hour and the slot holding the cutoff get a
-/// new version, and every day rollup that overlaps a purged hour is dropped (its version sum would
-/// no longer grow).
+/// Documents before `cutoff_ms` are being deleted (call it in the same transaction as the
+/// deletes): the project's epoch is raised (builds in flight will not store), hours and 5-minute
+/// slots entirely before it lose their versions and rollups (they are empty now), the hour and the
+/// slot holding the cutoff get a new version, and every day rollup that overlaps a purged hour is
+/// dropped (its version sum would no longer grow).
 pub(super) async fn purged_before(
     conn: &mut SqliteConnection,
     pk: i64,
     cutoff_ms: i64,
 ) -> StoreResult<()> {
+    bump_epoch(conn, pk).await?;
     let first_kept_hour = cutoff_ms.div_euclid(HOUR);
     let last_touched_day = (cutoff_ms - 1).div_euclid(DAY);
     sqlx::query("DELETE FROM rollup_versions WHERE project = ? AND hour < ?")
@@ -1066,6 +1092,7 @@ impl SqliteStore {
         let result = async {
             let len = if grain == SLOT_GRAIN { SLOT } else { HOUR };
             let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let epoch = epoch(&mut tx, pk).await?;
             let ver = versions_of(&mut tx, pk, grain, bucket, bucket)
                 .await?
                 .get(&bucket)
@@ -1084,7 +1111,9 @@ impl SqliteStore {
             .await?;
             tx.commit().await.map_err(map_err)?;
             self.name_clients(pk, &mut a).await?;
-            let stored = self.store_rollup(pk, grain, bucket, ver, &a).await?;
+            let stored = self
+                .store_rollup(pk, grain, bucket, (ver, epoch), &a)
+                .await?;
             Ok((if stored { ver } else { -1 }, a))
         }
         .await;
@@ -1100,6 +1129,7 @@ impl SqliteStore {
         let result = async {
             let (first, last) = (day * 24, day * 24 + 23);
             let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let epoch = epoch(&mut tx, pk).await?;
             let vers = versions(&mut tx, pk, first, last).await?;
             let total = day_version(&vers, day);
             if let Some(a) = reuse(&mut tx, pk, DAY_GRAIN, day, total).await? {
@@ -1142,7 +1172,8 @@ impl SqliteStore {
                 }
             }
             merged.fold_hists();
-            self.store_rollup(pk, DAY_GRAIN, day, used, &merged).await?;
+            self.store_rollup(pk, DAY_GRAIN, day, (used, epoch), &merged)
+                .await?;
             Ok(merged)
         }
         .await;
@@ -1197,13 +1228,14 @@ impl SqliteStore {
     }
 
     /// Stores every part of a bucket with the version it was built from, unless that version is
-    /// no longer current (then the next read rebuilds it). Returns whether it stored.
+    /// no longer current or the project's epoch moved since the build's snapshot (a purge or a
+    /// clear happened meanwhile); then the next read rebuilds it. Returns whether it stored.
     async fn store_rollup(
         &self,
         pk: i64,
         grain: i64,
         bucket: i64,
-        ver: i64,
+        (ver, built_in_epoch): (i64, i64),
         a: &Aggs,
     ) -> StoreResult<bool> {
         let data = Part::ALL
@@ -1232,7 +1264,7 @@ impl SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
-        if current != ver {
+        if current != ver || epoch(&mut tx, pk).await? != built_in_epoch {
             return Ok(false); // rolled back on drop
         }
         for (part, data) in Part::ALL.iter().zip(data) {
@@ -1437,6 +1469,98 @@ mod tests {
         for r in &ranges {
             assert_matches_raw(&direct, p, *r).await;
         }
+    }
+
+    /// Finding from review: a build whose snapshot predates a clear (or purge) must not store,
+    /// even when later writes bring the bucket's version back to the value the build read.
+    #[tokio::test]
+    async fn a_build_that_overlaps_a_clear_or_purge_does_not_store() {
+        use crate::store::contract::{batch, pageview};
+        let (_dir, stores, direct) = open_twice().await;
+        let p = project(&stores).await;
+        let hour = (now_ms() - 3 * HOUR).div_euclid(HOUR);
+        let write_one = async || {
+            stores
+                .events
+                .write(&[batch(
+                    p,
+                    Docs::Pageviews(vec![pageview("/x", hour * HOUR + 60_000)]),
+                )])
+                .await
+                .unwrap()
+        };
+        write_one().await;
+        let mut conn = direct.pool.acquire().await.unwrap();
+        let pk = direct.project_key(&mut conn, p).await.unwrap();
+        // What a build would read in its snapshot.
+        let read_epoch = epoch(&mut conn, pk).await.unwrap();
+        let read_ver = versions_of(&mut conn, pk, HOUR_GRAIN, hour, hour)
+            .await
+            .unwrap()[&hour];
+        drop(conn);
+        // Meanwhile: the data is cleared and one new write lands in the same hour, so the
+        // hour's version is back to what the build read.
+        stores.projects.clear_project_data(p).await.unwrap();
+        write_one().await;
+        let mut conn = direct.pool.acquire().await.unwrap();
+        assert_eq!(
+            versions_of(&mut conn, pk, HOUR_GRAIN, hour, hour)
+                .await
+                .unwrap()[&hour],
+            read_ver,
+            "the version alone cannot tell"
+        );
+        drop(conn);
+        let stale = Aggs::default();
+        assert!(
+            !direct
+                .store_rollup(pk, HOUR_GRAIN, hour, (read_ver, read_epoch), &stale)
+                .await
+                .unwrap(),
+            "a build from before the clear must not store"
+        );
+        // Same with a purge in between.
+        let mut conn = direct.pool.acquire().await.unwrap();
+        let read_epoch = epoch(&mut conn, pk).await.unwrap();
+        drop(conn);
+        stores
+            .projects
+            .purge_before(p, hour * HOUR - DAY)
+            .await
+            .unwrap();
+        assert!(
+            !direct
+                .store_rollup(pk, HOUR_GRAIN, hour, (read_ver, read_epoch), &stale)
+                .await
+                .unwrap()
+        );
+        // A build that saw the current epoch and version stores, and reads stay exact.
+        let mut conn = direct.pool.acquire().await.unwrap();
+        let now_epoch = epoch(&mut conn, pk).await.unwrap();
+        drop(conn);
+        assert!(
+            direct
+                .store_rollup(pk, HOUR_GRAIN, hour, (read_ver, now_epoch), &stale)
+                .await
+                .unwrap(),
+            "the check refuses only stale builds"
+        );
+        // That (empty) rollup is now stored as current; a late write makes it stale again, and
+        // reads rebuild it: figures equal the raw scans'.
+        let range = TimeRange {
+            start_ms: hour * HOUR - DAY,
+            end_ms: now_ms(),
+        };
+        write_one().await;
+        assert_matches_raw(&direct, p, range).await;
+        assert_eq!(
+            direct
+                .stats_pageviews(p, range, 5)
+                .await
+                .unwrap()
+                .total_views,
+            2
+        );
     }
 
     #[test]
