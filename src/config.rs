@@ -203,6 +203,9 @@ pub struct RateLimitsConfig {
     pub report_generation: Limit,
     /// Report downloads per user and project (`RATE_LIMIT_REPORT_DOWNLOADS`, 10/60s).
     pub report_downloads: Limit,
+    /// Requests that may call the AI provider (analysis runs, preset generate and refine) per
+    /// client IP (`RATE_LIMIT_AI`, 20/60s): a cost control SuperInsights 1.x did not have.
+    pub ai: Limit,
 }
 
 impl Default for RateLimitsConfig {
@@ -216,6 +219,7 @@ impl Default for RateLimitsConfig {
             public_links_ip: Limit::per_minute(60),
             report_generation: Limit::per_seconds(1, 10),
             report_downloads: Limit::per_minute(10),
+            ai: Limit::per_minute(20),
         }
     }
 }
@@ -232,6 +236,7 @@ impl RateLimitsConfig {
             public_links_ip: env.limit("RATE_LIMIT_PUBLIC_LINKS_IP", d.public_links_ip)?,
             report_generation: env.limit("RATE_LIMIT_REPORT_GENERATION", d.report_generation)?,
             report_downloads: env.limit("RATE_LIMIT_REPORT_DOWNLOADS", d.report_downloads)?,
+            ai: env.limit("RATE_LIMIT_AI", d.ai)?,
         })
     }
 }

@@ -3,7 +3,14 @@
 //! JSON routes answer `{success, …}`; state-changing ones need the session's CSRF token in an
 //! `X-CSRF-Token` header. Model output reaches pages only as sanitised HTML (`resultHtml`).
 
-use super::{analytics::TIMEFRAMES, projects::ProjectAccess, session::AuthUser, views::Shell};
+use super::{
+    analytics::TIMEFRAMES,
+    projects::ProjectAccess,
+    rate_limit::{RateLimitLayer, Style},
+    session::AuthUser,
+    views::Shell,
+};
+use crate::runtime::rate_limit::namespaces;
 use crate::{
     ai::{
         model::AiRun,
@@ -30,17 +37,30 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    // Only the requests that may call the model are limited (model calls cost money).
+    let model_calls = RateLimitLayer::per_client_ip(
+        state,
+        namespaces::AI,
+        state.config.rate_limits.ai,
+        Style::Json,
+    );
     Router::new()
         .route("/projects/{id}/ai-analysis", get(show_page))
-        .route("/projects/{id}/ai-analysis/run", post(start_run))
+        .route(
+            "/projects/{id}/ai-analysis/run",
+            post(start_run).route_layer(model_calls.clone()),
+        )
         .route("/projects/{id}/ai-analysis/runs", get(list_runs))
         .route("/projects/{id}/ai-analysis/runs/{run_id}", get(show_run))
         .route(
             "/ai-analysis/presets",
             get(list_presets).post(create_preset),
         )
-        .route("/ai-analysis/presets/ai-generate", post(generate_preset))
+        .route(
+            "/ai-analysis/presets/ai-generate",
+            post(generate_preset).route_layer(model_calls.clone()),
+        )
         .route(
             "/ai-analysis/presets/{preset_id}",
             get(show_preset).put(update_preset).delete(delete_preset),
@@ -55,7 +75,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/ai-analysis/presets/{preset_id}/ai-refine",
-            post(refine_preset),
+            post(refine_preset).route_layer(model_calls),
         )
 }
 

@@ -37,7 +37,7 @@ pub fn router(state: AppState) -> Router {
     let app_area = Router::new()
         .merge(auth::router(&state))
         .merge(projects::router())
-        .merge(ai::router())
+        .merge(ai::router(&state))
         .nest("/projects/{id}", analytics::routes())
         .merge(org::router(&state))
         .merge(invites::router())

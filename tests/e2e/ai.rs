@@ -530,6 +530,28 @@ async fn a_provider_slower_than_the_timeout_fails_the_run_with_a_timeout_error()
 }
 
 #[tokio::test]
+async fn model_calls_are_rate_limited_per_client_ip() {
+    let app = TestApp::spawn(&[("JOB_WORKERS", "0"), ("RATE_LIMIT_AI", "2/60s")]).await;
+    let (client, id, csrf) = signed_in(&app, "ai-limit@example.com").await;
+    for _ in 0..2 {
+        let (status, _) = post_run(&client, &app, &id, &csrf, json!({"timeframe": "7d"})).await;
+        assert_eq!(status, 202);
+    }
+    let (status, body) = post_run(&client, &app, &id, &csrf, json!({"timeframe": "7d"})).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"], "Rate limit exceeded");
+    // Reading runs is not limited.
+    let (status, runs) = get_json(&client, &app, &format!("/projects/{id}/ai-analysis/runs")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        runs["data"].as_array().unwrap().len(),
+        2,
+        "the refused run was not created"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn without_a_provider_key_the_run_writes_the_statistical_digest() {
     let app = TestApp::spawn(&[("JOB_WORKERS", "0")]).await;
     let (client, id, csrf) = signed_in(&app, "ai-digest@example.com").await;

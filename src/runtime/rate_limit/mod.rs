@@ -34,6 +34,8 @@ pub mod namespaces {
     pub const REPORT_GENERATION: &str = "report-generation";
     /// Report downloads, per user and project.
     pub const REPORT_DOWNLOADS: &str = "report-downloads";
+    /// Requests that may call the AI provider, per client IP.
+    pub const AI: &str = "ai";
 }
 
 /// The answer to one check.
