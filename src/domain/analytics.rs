@@ -196,6 +196,22 @@ pub struct PerformanceScore {
     pub basis: String,
 }
 
+impl PerformanceScore {
+    /// The score badge's class (SuperInsights 1.x's colours): > 75 `good`, ≥ 50 `fair`, else
+    /// `poor`; empty without any measurement (there is nothing to grade).
+    pub fn badge_class(&self, measurements: u64) -> &'static str {
+        if measurements == 0 {
+            ""
+        } else if self.score > 75 {
+            "good"
+        } else if self.score >= 50 {
+            "fair"
+        } else {
+            "poor"
+        }
+    }
+}
+
 /// Rounded mean of the four metric scores (a missing metric scores 0).
 pub fn performance_score(
     lcp: Option<f64>,

@@ -175,16 +175,7 @@ impl PerformanceView {
     /// The score badge's class, as on the dashboard: > 75 good, ≥ 50 fair, else poor; none
     /// without measurements.
     pub fn score_class(&self) -> &'static str {
-        let score = self.performance_score.score;
-        if self.total_measurements == 0 {
-            ""
-        } else if score > 75 {
-            "good"
-        } else if score >= 50 {
-            "fair"
-        } else {
-            "poor"
-        }
+        self.performance_score.badge_class(self.total_measurements)
     }
 }
 

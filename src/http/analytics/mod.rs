@@ -13,7 +13,7 @@ use super::{projects::ProjectAccess, session::AuthUser, views::Shell};
 use crate::{
     domain::{analytics::Timeframe, ids::DocId, segment::SegmentFilters},
     error::AppError,
-    services::public_links,
+    services::{dashboard::Dashboard, public_links},
     state::AppState,
     store::Project,
 };
@@ -248,68 +248,56 @@ pub fn script_json(value: &impl serde::Serialize) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
+/// The dashboard of the requested timeframe (`?timeframe=`), through the cache.
+async fn dashboard_of(
+    state: &AppState,
+    access: &AnalyticsAccess,
+    query: &[(String, String)],
+) -> Result<(Timeframe, Dashboard), AppError> {
+    let timeframe = timeframe_of(query);
+    let data = state
+        .dashboards
+        .dashboard(&state.stores, access.project.id, timeframe)
+        .await?;
+    Ok((timeframe, data))
+}
+
 /// SuperInsights 1.x `GET …/dashboard/data?timeframe=…`: always JSON,
 /// `{success: true, data: {timeframe, pageViews, events, errors, performance}}`.
 async fn dashboard_data(
     State(state): State<AppState>,
     access: AnalyticsAccess,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    let timeframe = Timeframe::parse(query.get("timeframe").map(String::as_str));
-    let data = state
-        .dashboards
-        .dashboard(&state.stores, access.project.id, timeframe)
-        .await?;
+    let (_, data) = dashboard_of(&state, &access, &query).await?;
     Ok(Json(json!({"success": true, "data": data})).into_response())
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "projects/dashboard.html")]
 struct DashboardPage {
-    shell: Shell,
-    project: Project,
-    base: String,
-    section: &'static str,
-    can_edit: bool,
-    timeframe: &'static str,
-    /// (value, label) of the timeframe selector.
-    timeframes: &'static [(&'static str, &'static str)],
-    data: crate::services::dashboard::Dashboard,
+    ctx: PageContext,
+    data: Dashboard,
     /// The same data as JSON, escaped for a `<script type="application/json">` block.
     data_json: String,
     score_class: &'static str,
 }
+page_context!(DashboardPage);
 
 /// The dashboard page: KPIs, charts, top pages and events; refreshes itself.
 async fn show_dashboard(
     State(state): State<AppState>,
     access: AnalyticsAccess,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    let timeframe = Timeframe::parse(query.get("timeframe").map(String::as_str));
-    let data = state
-        .dashboards
-        .dashboard(&state.stores, access.project.id, timeframe)
-        .await?;
-    let score = data.performance.performance_score.score;
+    let (timeframe, data) = dashboard_of(&state, &access, &query).await?;
     let page = DashboardPage {
-        shell: access.shell(),
-        can_edit: access.can_edit(),
-        base: access.base.clone(),
-        section: "dashboard",
-        project: access.project,
-        timeframe: timeframe.as_str(),
-        timeframes: &TIMEFRAMES,
+        ctx: access.page("dashboard", timeframe),
         data_json: script_json(&data),
-        score_class: if data.performance.total_measurements == 0 {
-            ""
-        } else if score > 75 {
-            "good"
-        } else if score >= 50 {
-            "fair"
-        } else {
-            "poor"
-        },
+        score_class: data
+            .performance
+            .performance_score
+            .badge_class(data.performance.total_measurements),
         data,
     };
     Ok(page.into_response())
