@@ -19,15 +19,11 @@ use sqlx::SqliteConnection;
 use std::collections::{BTreeMap, HashMap};
 
 #[cfg(test)]
-use super::rows::table;
+use super::{filters::DAY as SQL_DAY, rows::table};
 #[cfg(test)]
 use crate::domain::model::Channel;
 #[cfg(test)]
 use sqlx::Row;
-
-/// The UTC day of `ts` (epoch ms) in SQL.
-#[cfg(test)]
-const SQL_DAY: &str = "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')";
 
 #[cfg(test)]
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
@@ -208,32 +204,19 @@ impl SqliteStore {
 /// against (`rollups_match_raw_scans`).
 #[cfg(test)]
 impl SqliteStore {
-    pub(super) async fn by_day(
+    async fn raw_days(
         &self,
         conn: &mut SqliteConnection,
         channel: Channel,
         pk: i64,
         range: TimeRange,
     ) -> StoreResult<Vec<DayCount>> {
-        let sql = format!(
-            "SELECT {SQL_DAY} AS day, COUNT(*) AS n FROM {} WHERE project = ? AND ts BETWEEN ? AND ? GROUP BY day ORDER BY day",
-            table(channel)
-        );
-        let rows = sqlx::query(&sql)
-            .bind(pk)
-            .bind(range.start_ms)
-            .bind(range.end_ms)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(DayCount {
-                    date: r.try_get("day").map_err(map_err)?,
-                    count: r.try_get::<i64, _>("n").map_err(map_err)? as u64,
-                })
-            })
-            .collect()
+        super::filters::days(
+            conn,
+            table(channel),
+            &super::filters::Where::scope(pk, range),
+        )
+        .await
     }
 
     pub(super) async fn raw_pageviews(
@@ -282,7 +265,7 @@ impl SqliteStore {
             total_views: total as u64,
             unique_visitors: (uniques + anonymous.unwrap_or(0)) as u64,
             views_by_day: self
-                .by_day(&mut conn, Channel::Pageviews, pk, range)
+                .raw_days(&mut conn, Channel::Pageviews, pk, range)
                 .await?,
             top_pages,
         })
@@ -323,7 +306,7 @@ impl SqliteStore {
         Ok(EventsSummary {
             total_events: total,
             top_events,
-            events_by_day: self.by_day(&mut conn, Channel::Events, pk, range).await?,
+            events_by_day: self.raw_days(&mut conn, Channel::Events, pk, range).await?,
         })
     }
 
@@ -349,7 +332,7 @@ impl SqliteStore {
         Ok(ErrorsSummary {
             total_errors: row.try_get::<i64, _>("total").map_err(map_err)? as u64,
             unique_fingerprints: row.try_get::<i64, _>("fingerprints").map_err(map_err)? as u64,
-            errors_by_day: self.by_day(&mut conn, Channel::Errors, pk, range).await?,
+            errors_by_day: self.raw_days(&mut conn, Channel::Errors, pk, range).await?,
         })
     }
 
