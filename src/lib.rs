@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fsutil;
 pub mod http;
 pub mod ingest;
 pub mod runtime;

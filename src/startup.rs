@@ -54,6 +54,7 @@ pub async fn build_with(
 ) -> Result<App, StartupError> {
     let plan = BackendPlan::from_config(&config);
     plan.log();
+    secure_data_dir(&config);
     let stores = Stores::open(&config).await?;
     let redis = RedisHandle::start(&config.redis).map_err(StartupError::Other)?;
     let spool = Spool::new(config.ingest.spool_path.clone());
@@ -159,6 +160,29 @@ pub async fn build_with(
         tasks,
         workers,
     })
+}
+
+/// `DATA_DIR` private (`0700`) and data files left by older builds tightened to `0600`
+/// (`crate::fsutil`). Not fatal: with MongoDB the directory only ever holds the spool, whose
+/// own writes report their errors.
+fn secure_data_dir(config: &Config) {
+    let sqlite = match &config.store {
+        crate::config::StoreConfig::Sqlite { path, .. } => Some(path.as_path()),
+        _ => None,
+    };
+    match crate::fsutil::secure_data_dir(&config.data_dir, sqlite, &config.ingest.spool_path) {
+        Ok(done) => {
+            if let Some(was) = done.dir_was {
+                tracing::info!(dir = %config.data_dir.display(), "data directory was {was:o}, now 700");
+            }
+            for file in done.files {
+                tracing::info!(file = %file.display(), "data file restricted to 600");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(dir = %config.data_dir.display(), error = %e, "cannot make the data directory private");
+        }
+    }
 }
 
 /// Hourly: delete expired sessions. Daily (first run a minute after start): the retention purge.

@@ -11,7 +11,7 @@ use crate::domain::model::WriteBatch;
 use crate::store::EventWriter;
 use serde::{Deserialize, Serialize};
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::{self, Write},
     path::{Path, PathBuf},
 };
@@ -68,9 +68,9 @@ impl Spool {
     /// Blocks until this process holds the spool lock; released when the file is dropped.
     fn lock(&self) -> io::Result<File> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)?;
+            crate::fsutil::private_dir(dir)?;
         }
-        let lock = OpenOptions::new()
+        let lock = crate::fsutil::private_file()
             .create(true)
             .truncate(false)
             .write(true)
@@ -176,7 +176,11 @@ impl Spool {
                 }
             } else {
                 let tmp = spool.sibling(".tmp");
-                let mut f = File::create(&tmp)?;
+                let mut f = crate::fsutil::private_file()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)?;
                 f.write_all(keep.as_bytes())?;
                 f.sync_all()?;
                 fs::rename(&tmp, &spool.path)?;
@@ -192,7 +196,10 @@ impl Spool {
 }
 
 fn append_durably(path: &Path, text: &str) -> io::Result<()> {
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = crate::fsutil::private_file()
+        .create(true)
+        .append(true)
+        .open(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_data()?;
     Ok(())

@@ -111,10 +111,8 @@ fn spawn_checkpointer(pool: SqlitePool) {
 impl SqliteStore {
     /// Opens (creating when missing) the database file.
     pub async fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
-        }
+        crate::fsutil::prepare_sqlite_file(path)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
