@@ -114,9 +114,13 @@ enum CliError {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // A log line that cannot be written (stderr closed, its disk full) is dropped. With internal
+    // error logging on, tracing-subscriber reports the failure with `eprintln!`, which panics
+    // when stderr fails too, killing whatever task logged — the ingest writer included.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -109,6 +109,9 @@ pub struct IngestConfig {
     pub queue_capacity: usize,
     /// Upper bound of items committed in one transaction (group commit).
     pub max_commit_items: usize,
+    /// How long one ingest commit may wait for the store (a lock held elsewhere, a slow disk)
+    /// before its batches are spooled and the request answered 202 (`INGEST_COMMIT_WAIT_MS`).
+    pub commit_wait_ms: u64,
     pub country_lookup: bool,
     pub geoip_db_path: Option<PathBuf>,
 }
@@ -591,6 +594,9 @@ impl Config {
                 .unwrap_or_else(|| data_dir.join("ingest-spool.ndjson")),
             queue_capacity: env.number("INGEST_QUEUE_CAPACITY", 4096usize)?.max(1),
             max_commit_items: env.number("INGEST_MAX_COMMIT_ITEMS", 10_000usize)?.max(100),
+            commit_wait_ms: env
+                .number("INGEST_COMMIT_WAIT_MS", 1000u64)?
+                .clamp(50, 60_000),
             country_lookup: env.flag("COUNTRY_LOOKUP_ENABLED", true)?,
             geoip_db_path: env.get("GEOIP_DB_PATH").map(PathBuf::from),
         };

@@ -1,6 +1,8 @@
-//! Liveness and readiness. `/healthz` answers without touching anything; `/readyz` pings the
-//! store (503 when it does not answer) and reports Redis, the spool and the job queue's depth,
-//! which never make the server unready: without them it degrades, it does not stop.
+//! Liveness and readiness. `/healthz` answers without touching anything (503 only when the
+//! ingest writer is gone, which no request can bring back); `/readyz` pings the store and is 503
+//! when it does not answer or refuses ingest commits (everything is going to the spool), and
+//! reports Redis, the spool and the job queue's depth, which never make the server unready:
+//! without them it degrades, it does not stop.
 
 use crate::state::AppState;
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
@@ -12,8 +14,15 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
-async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.ingestor.health().writer_alive() {
+        (StatusCode::OK, Json(json!({"status": "ok"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "ingest writer stopped"})),
+        )
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -26,10 +35,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     let redis = match &state.redis {
         None => json!({"configured": false}),
-        Some(r) => match r.ping().await {
-            Ok(()) => json!({"configured": true, "connected": true}),
-            Err(e) => json!({"configured": true, "connected": false, "error": e}),
-        },
+        Some(r) => {
+            let breaker = json!({
+                "open": r.breaker().is_open(),
+                "trips": r.breaker().trips(),
+                "shortCircuits": r.breaker().short_circuits(),
+                "timeouts": r.breaker().timeouts(),
+            });
+            match r.ping().await {
+                Ok(()) => json!({"configured": true, "connected": true, "breaker": breaker}),
+                Err(e) => {
+                    json!({"configured": true, "connected": false, "error": e, "breaker": breaker})
+                }
+            }
+        }
     };
     // Queue depth is informative: a store that cannot count is already reported above.
     let job_counts =
@@ -43,13 +62,22 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }),
         _ => json!({"backend": state.jobs.backend(), "error": "counts unavailable"}),
     };
-    let ready = store_error.is_none();
+    let ingest = state.ingestor.health();
+    let ingest_ok = ingest.writer_alive() && !ingest.store_refusing();
+    let ready = store_error.is_none() && ingest_ok;
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
-        "db": if ready { "connected" } else { "disconnected" },
-        "store": {"backend": state.stores.name, "ok": ready, "error": store_error},
+        "db": if store_error.is_none() { "connected" } else { "disconnected" },
+        "store": {"backend": state.stores.name, "ok": store_error.is_none(), "error": store_error},
         "redis": redis,
         "ingestSpool": {"pending": state.spool.has_pending()},
+        "ingest": {
+            "ok": ingest_ok,
+            "writerAlive": ingest.writer_alive(),
+            "storeTakingWrites": !ingest.store_refusing(),
+            "spooledBatches": ingest.spooled_batches(),
+            "refusedBatches": ingest.refused_batches(),
+        },
         "jobQueue": job_queue,
         "dashboardCache": {
             "backend": state.dashboards.backend(),

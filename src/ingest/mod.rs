@@ -59,6 +59,11 @@ impl Ingestor {
         &self.keys
     }
 
+    /// The write path's state (writer alive, store taking commits, spool counters).
+    pub fn health(&self) -> &pipeline::IngestHealth {
+        self.pipeline.health()
+    }
+
     /// Validates `items` for `channel`, drops what the project's rules drop, and waits until the
     /// rest is durable. Nothing is written unless every kept item is valid.
     pub async fn ingest(

@@ -5,12 +5,94 @@
 //!
 //! Shutdown: when every sender is dropped the writer finishes what is queued, then stops; the
 //! drainer makes one last attempt and stops.
+//!
+//! [`IngestHealth`] tells `/readyz` the truth while a fault lasts: whether the writer is alive
+//! and whether the store is taking commits or everything goes to the spool. A panic inside one
+//! commit fails that group's requests (never acknowledged) and the writer carries on.
 
 use super::spool::Spool;
 use crate::domain::model::WriteBatch;
 use crate::store::{EventWriter, StoreAdmin};
-use std::{sync::Arc, time::Duration};
+use futures::FutureExt;
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+/// What the write path is going through, for readiness and metrics. Cheap to read.
+#[derive(Debug)]
+pub struct IngestHealth {
+    writer_alive: AtomicBool,
+    /// Consecutive commit groups the store did not take (spooled or refused); 0 when the last
+    /// one was stored.
+    failing_groups: AtomicU64,
+    spooled_batches: AtomicU64,
+    refused_batches: AtomicU64,
+}
+
+impl Default for IngestHealth {
+    fn default() -> Self {
+        Self {
+            writer_alive: AtomicBool::new(true),
+            failing_groups: AtomicU64::new(0),
+            spooled_batches: AtomicU64::new(0),
+            refused_batches: AtomicU64::new(0),
+        }
+    }
+}
+
+impl IngestHealth {
+    /// False once the writer task has stopped (shutdown, or a bug): nothing can be accepted.
+    pub fn writer_alive(&self) -> bool {
+        self.writer_alive.load(Ordering::Relaxed)
+    }
+
+    /// True while the store refuses commits, from the first failed group until one is stored.
+    pub fn store_refusing(&self) -> bool {
+        self.failing_groups.load(Ordering::Relaxed) > 0
+    }
+
+    /// Batches written to the spool since start.
+    pub fn spooled_batches(&self) -> u64 {
+        self.spooled_batches.load(Ordering::Relaxed)
+    }
+
+    /// Batches neither the store nor the spool took (answered 503) since start.
+    pub fn refused_batches(&self) -> u64 {
+        self.refused_batches.load(Ordering::Relaxed)
+    }
+
+    /// Counts what happened to `batches` (the part of a group that was spooled or refused).
+    fn record(&self, outcome: Outcome, batches: usize) {
+        match outcome {
+            Outcome::Stored => self.failing_groups.store(0, Ordering::Relaxed),
+            Outcome::Spooled => {
+                self.failing_groups.fetch_add(1, Ordering::Relaxed);
+                self.spooled_batches
+                    .fetch_add(batches as u64, Ordering::Relaxed);
+            }
+            Outcome::Failed => {
+                self.failing_groups.fetch_add(1, Ordering::Relaxed);
+                self.refused_batches
+                    .fetch_add(batches as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Marks the writer dead when its task ends, however it ends.
+struct AliveGuard(Arc<IngestHealth>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.writer_alive.store(false, Ordering::Relaxed);
+    }
+}
 
 /// Where an accepted batch ended up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +135,7 @@ impl Default for PipelineOptions {
 #[derive(Clone)]
 pub struct Pipeline {
     tx: mpsc::Sender<WriteRequest>,
+    health: Arc<IngestHealth>,
 }
 
 /// The tasks' side, kept by startup to wait for the drain on shutdown.
@@ -73,12 +156,14 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel(options.queue_capacity);
         let wake_drainer = Arc::new(Notify::new());
         let (stop_drainer, stop_rx) = watch::channel(false);
+        let health = Arc::new(IngestHealth::default());
         let writer = tokio::spawn(run_writer(
             rx,
             events.clone(),
             spool.clone(),
             options.clone(),
             wake_drainer.clone(),
+            health.clone(),
         ));
         let drainer = tokio::spawn(run_drainer(
             events,
@@ -89,7 +174,7 @@ impl Pipeline {
             stop_rx,
         ));
         (
-            Pipeline { tx },
+            Pipeline { tx, health },
             PipelineTasks {
                 writer,
                 drainer,
@@ -105,6 +190,11 @@ impl Pipeline {
             return Outcome::Failed;
         }
         wait.await.unwrap_or(Outcome::Failed)
+    }
+
+    /// The write path's current state.
+    pub fn health(&self) -> &Arc<IngestHealth> {
+        &self.health
     }
 }
 
@@ -126,7 +216,9 @@ async fn run_writer(
     spool: Spool,
     options: PipelineOptions,
     wake_drainer: Arc<Notify>,
+    health: Arc<IngestHealth>,
 ) {
+    let _alive = AliveGuard(health.clone());
     let mut batches = Vec::new();
     let mut replies = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -139,7 +231,30 @@ async fn run_writer(
             batches.push(next.batch);
             replies.push(next.done);
         }
-        let outcome = commit_group(&*events, &spool, &options, &mut batches, &mut replies).await;
+        let group = batches.len();
+        let commit = commit_group(
+            &*events,
+            &spool,
+            &options,
+            &health,
+            &mut batches,
+            &mut replies,
+        );
+        let outcome = match AssertUnwindSafe(commit).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                // The group's replies were dropped with the panic: its requests hear `Failed`
+                // (never acknowledged). The writer stays up for the next group.
+                tracing::error!(
+                    batches = group,
+                    "ingest commit panicked; its requests were refused"
+                );
+                batches.clear();
+                replies.clear();
+                health.record(Outcome::Failed, group);
+                Outcome::Failed
+            }
+        };
         // The store just took a commit: a good moment to replay anything spooled earlier.
         if outcome == Outcome::Stored && spool.has_pending() {
             wake_drainer.notify_one();
@@ -154,6 +269,7 @@ async fn commit_group(
     events: &dyn EventWriter,
     spool: &Spool,
     options: &PipelineOptions,
+    health: &IngestHealth,
     batches: &mut Vec<WriteBatch>,
     replies: &mut Vec<oneshot::Sender<Outcome>>,
 ) -> Outcome {
@@ -198,6 +314,7 @@ async fn commit_group(
             }
         },
     };
+    health.record(outcome, batches.len());
     batches.clear();
     for done in replies.drain(..) {
         let _ = done.send(outcome);

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::{
     fs::{self, File},
     io::{self, Write},
+    os::unix::fs::FileExt,
     path::{Path, PathBuf},
 };
 
@@ -195,13 +196,37 @@ impl Spool {
     }
 }
 
+/// Appends `text` (whole lines) and syncs, all or nothing: a failed write or sync (a full disk,
+/// an I/O error) truncates the file back to where it was, so no partial line is left for the
+/// next append to run into. A file whose last line is already torn (a crash mid-append before
+/// this rule, or a copy cut short) gets a newline first, so the new lines stay whole.
 fn append_durably(path: &Path, text: &str) -> io::Result<()> {
     let mut f = crate::fsutil::private_file()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_data()?;
+    let start = f.metadata()?.len();
+    let torn = start > 0 && {
+        let mut last = [0u8; 1];
+        f.read_exact_at(&mut last, start - 1)?;
+        last[0] != b'\n'
+    };
+    let written = (|| {
+        if torn {
+            f.write_all(b"\n")?;
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_data()
+    })();
+    if let Err(e) = written {
+        // Best effort: a failed truncate leaves a torn line, which the next append fences off
+        // with a newline and the drain moves to the dead-letter file; it was never acknowledged.
+        if f.set_len(start).and_then(|()| f.sync_data()).is_err() {
+            tracing::error!(path = %path.display(), "could not cut a failed spool append back");
+        }
+        return Err(e);
+    }
     Ok(())
 }
 
@@ -346,6 +371,39 @@ mod tests {
             "the corrupt line and the poison batch are both kept: {dead}"
         );
         assert!(dead.contains(&poison.batch_id.to_hex()));
+    }
+
+    #[tokio::test]
+    async fn an_append_after_a_torn_line_stays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("s.ndjson"));
+        let before = batch(1);
+        spool.append(vec![before.clone()]).await.unwrap();
+        // A crash cut the next append short: half a line, no newline.
+        let torn = serde_json::to_string(&SpoolLine {
+            batch: batch(3),
+            attempts: 0,
+        })
+        .unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(spool.path())
+            .unwrap()
+            .write_all(&torn.as_bytes()[..torn.len() / 2])
+            .unwrap();
+        let after = batch(2);
+        spool.append(vec![after.clone()]).await.unwrap();
+
+        let w = Recorder::default();
+        let r = spool.drain(&w).await.unwrap();
+        assert_eq!((r.drained, r.drained_docs, r.dead), (2, 3, 1));
+        assert_eq!(
+            *w.stored.lock().unwrap(),
+            vec![before.batch_id, after.batch_id],
+            "the batch appended after the torn line is replayed intact"
+        );
+        let dead = fs::read_to_string(spool.dead_letter_path()).unwrap();
+        assert_eq!(dead.trim_end(), &torn[..torn.len() / 2]);
     }
 
     #[tokio::test]

@@ -2,17 +2,85 @@
 //! exponential backoff, and never blocks or fails startup: when Redis is down the pieces that
 //! would use it run on their in-process or durable fallbacks. Commands fail fast (short timeout)
 //! instead of queueing while disconnected.
+//!
+//! A circuit breaker sits in front of every call ([`RedisHandle::call`]): the first call that
+//! times out (a paused or overloaded Redis keeps its socket open, so "connected" says nothing)
+//! opens it, and from then on calls fail at once, so each piece takes its fallback without
+//! paying the timeout again. A background probe pings Redis at a growing interval
+//! ([`BREAKER_FIRST_PROBE`] doubling up to [`BREAKER_MAX_PROBE`]) and closes the breaker on the
+//! first answer.
 
 use crate::config::RedisConfig;
 use fred::prelude::*;
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 /// How long any single Redis command may take before the caller falls back.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// The first wait before the probe checks a tripped Redis again.
+pub const BREAKER_FIRST_PROBE: Duration = Duration::from_millis(250);
+/// The longest wait between two probes.
+pub const BREAKER_MAX_PROBE: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct RedisHandle {
     client: Client,
+    breaker: Arc<Breaker>,
+}
+
+/// Why a guarded call did not return Redis's answer.
+#[derive(Debug)]
+pub enum CallError<E> {
+    /// Not attempted: disconnected, or the breaker is open.
+    Unavailable,
+    /// No answer within [`COMMAND_TIMEOUT`] (the breaker is now open).
+    TimedOut,
+    /// Redis (or the client) answered with an error.
+    Failed(E),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for CallError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unavailable => f.write_str("redis unavailable"),
+            CallError::TimedOut => f.write_str("redis timed out"),
+            CallError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The breaker's state and counters (all since start).
+#[derive(Debug, Default)]
+pub struct Breaker {
+    open: AtomicBool,
+    probing: AtomicBool,
+    trips: AtomicU64,
+    short_circuits: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+impl Breaker {
+    /// True while calls fail fast.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+    /// Times the breaker opened.
+    pub fn trips(&self) -> u64 {
+        self.trips.load(Ordering::Relaxed)
+    }
+    /// Calls refused at once because the breaker was open.
+    pub fn short_circuits(&self) -> u64 {
+        self.short_circuits.load(Ordering::Relaxed)
+    }
+    /// Calls that waited the whole [`COMMAND_TIMEOUT`].
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts.load(Ordering::Relaxed)
+    }
 }
 
 impl RedisHandle {
@@ -44,7 +112,10 @@ impl RedisHandle {
             .build()
             .map_err(|e| format!("REDIS_URL: {e}"))?;
         client.connect();
-        let handle = Self { client };
+        let handle = Self {
+            client,
+            breaker: Arc::default(),
+        };
         handle.warn_if_not_connected_soon();
         Ok(Some(handle))
     }
@@ -71,21 +142,109 @@ impl RedisHandle {
         &self.client
     }
 
-    /// True while the connection is up (no round trip).
+    /// True while calls may be tried: the connection is up and the breaker closed (no round
+    /// trip). A refusal because of the breaker counts as a short circuit.
     pub fn is_connected(&self) -> bool {
-        self.client.is_connected()
+        if !self.client.is_connected() {
+            return false;
+        }
+        if self.breaker.is_open() {
+            self.breaker.short_circuits.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
-    /// A PING round trip, bounded by [`COMMAND_TIMEOUT`].
+    /// The circuit breaker's state and counters.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Runs one Redis call through the breaker: refused at once when Redis is disconnected or
+    /// the breaker is open, bounded by [`COMMAND_TIMEOUT`], and a timeout opens the breaker.
+    /// Errors Redis answers with (a wrong type, a missing script) leave it closed.
+    pub async fn call<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, CallError<E>> {
+        if !self.is_connected() {
+            return Err(CallError::Unavailable);
+        }
+        match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(CallError::Failed(e)),
+            Err(_) => {
+                self.breaker.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.trip();
+                Err(CallError::TimedOut)
+            }
+        }
+    }
+
+    /// Like [`call`](Self::call) for fred's own commands: a connection-level error (I/O, the
+    /// client's timeout, a cancelled command) opens the breaker too.
+    pub async fn command<T>(
+        &self,
+        call: impl Future<Output = Result<T, fred::error::Error>>,
+    ) -> Result<T, CallError<fred::error::Error>> {
+        let result = self.call(call).await;
+        if let Err(CallError::Failed(e)) = &result
+            && matches!(
+                e.kind(),
+                fred::error::ErrorKind::IO
+                    | fred::error::ErrorKind::Timeout
+                    | fred::error::ErrorKind::Canceled
+            )
+        {
+            self.trip();
+        }
+        result
+    }
+
+    /// Opens the breaker and starts the probe that closes it again (one probe at a time).
+    fn trip(&self) {
+        if !self.breaker.open.swap(true, Ordering::Relaxed) {
+            self.breaker.trips.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "redis: no answer within {COMMAND_TIMEOUT:?}; calls fail fast to their fallbacks until a probe answers"
+            );
+        }
+        if self.breaker.probing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (client, breaker) = (self.client.clone(), self.breaker.clone());
+        tokio::spawn(async move {
+            let mut wait = BREAKER_FIRST_PROBE;
+            loop {
+                tokio::time::sleep(wait).await;
+                let answered = client.is_connected()
+                    && matches!(
+                        tokio::time::timeout(COMMAND_TIMEOUT, client.ping::<String>(None)).await,
+                        Ok(Ok(_))
+                    );
+                if answered {
+                    breaker.open.store(false, Ordering::Relaxed);
+                    breaker.probing.store(false, Ordering::Relaxed);
+                    tracing::info!("redis: answers again; breaker closed");
+                    return;
+                }
+                wait = (wait * 2).min(BREAKER_MAX_PROBE);
+            }
+        });
+    }
+
+    /// A PING round trip through the breaker, bounded by [`COMMAND_TIMEOUT`].
     pub async fn ping(&self) -> Result<(), String> {
         if !self.client.is_connected() {
             return Err("disconnected".into());
         }
-        match tokio::time::timeout(COMMAND_TIMEOUT, self.client.ping::<String>(None)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".into()),
+        if self.breaker.is_open() {
+            return Err("breaker open (redis did not answer in time)".into());
         }
+        self.command(self.client.ping::<String>(None))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Closes the connection (on shutdown).

@@ -8,7 +8,7 @@
 //! stale copy as soon as Redis answers again. Copies in Redis live at most [`REDIS_COPY_TTL`], which
 //! bounds staleness even when the instance that saw the failure dies before cleaning up.
 
-use crate::runtime::redis::{COMMAND_TIMEOUT, RedisHandle};
+use crate::runtime::redis::RedisHandle;
 use crate::store::SessionRecords;
 use async_trait::async_trait;
 use std::{
@@ -166,18 +166,10 @@ impl RedisFrontedStore {
         &self,
         call: impl Future<Output = session_store::Result<T>>,
     ) -> Option<T> {
-        if !self.handle.is_connected() {
-            self.warn("redis is disconnected");
-            return None;
-        }
-        match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(e)) => {
+        match self.handle.call(call).await {
+            Ok(value) => Some(value),
+            Err(e) => {
                 self.warn(&e.to_string());
-                None
-            }
-            Err(_) => {
-                self.warn("redis timed out");
                 None
             }
         }

@@ -785,6 +785,9 @@ impl Stores {
             } => {
                 let options = sqlite::SqliteOptions {
                     busy_timeout: std::time::Duration::from_millis(*busy_timeout_ms),
+                    ingest_busy_timeout: std::time::Duration::from_millis(
+                        config.ingest.commit_wait_ms,
+                    ),
                     synchronous_full: synchronous == "FULL",
                 };
                 Self::new("sqlite", sqlite::SqliteStore::open(path, options).await?)

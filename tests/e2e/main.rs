@@ -11,6 +11,7 @@ mod browser_accounts;
 mod cli;
 mod dashboard;
 mod diagnostics_pages;
+mod faults;
 mod ingest;
 mod jobs;
 mod org_admin;

@@ -50,7 +50,7 @@ const UNLIMITED: [(&str, &str); 2] = [
     ("RATE_LIMIT_INGEST_PROJECT", "off"),
 ];
 
-async fn stored_events(dir: &std::path::Path, project: DocId) -> u64 {
+pub async fn stored_events(dir: &std::path::Path, project: DocId) -> u64 {
     let store = SqliteStore::open(&dir.join("superinsights.db"), SqliteOptions::default())
         .await
         .unwrap();

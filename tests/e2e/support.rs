@@ -206,6 +206,16 @@ impl RedisServer {
         .await;
     }
 
+    /// Sends a signal (`STOP` freezes the server with its sockets open, `CONT` thaws it).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server running").id();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
     /// Kills the server (an outage).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -227,10 +237,34 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
 }
 
+/// Where a [`ServerProcess`]'s stderr goes.
+pub enum StderrTo {
+    /// The test's own stderr.
+    Inherit,
+    /// `/dev/full`: every write fails with ENOSPC.
+    Full,
+    /// No file descriptor 2 at all.
+    Closed,
+}
+
 impl ServerProcess {
     pub async fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        Self::start_with(data_dir, extra_env, StderrTo::Inherit).await
+    }
+
+    /// Starts the binary with its stderr as given and waits until it answers `/healthz`.
+    pub async fn start_with(data_dir: &Path, extra_env: &[(&str, &str)], stderr: StderrTo) -> Self {
         let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_superinsights"));
+        let binary = env!("CARGO_BIN_EXE_superinsights");
+        let mut cmd = match stderr {
+            // The shell closes fd 2, then becomes the server.
+            StderrTo::Closed => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", r#"exec "$0" 2>&-"#, binary]);
+                sh
+            }
+            _ => Command::new(binary),
+        };
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATA_DIR", data_dir)
@@ -239,7 +273,16 @@ impl ServerProcess {
             .env("ENV_FILE", "/nonexistent")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(match stderr {
+                StderrTo::Inherit => Stdio::inherit(),
+                StderrTo::Full => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/full")
+                        .unwrap(),
+                ),
+                StderrTo::Closed => Stdio::null(),
+            });
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

@@ -3,10 +3,7 @@
 //! never a failed request.
 
 use super::Cache;
-use crate::{
-    domain::ids::DocId,
-    runtime::redis::{COMMAND_TIMEOUT, RedisHandle},
-};
+use crate::{domain::ids::DocId, runtime::redis::RedisHandle};
 use async_trait::async_trait;
 use fred::{
     interfaces::KeysInterface,
@@ -32,17 +29,10 @@ impl RedisCache {
         what: &str,
         call: impl Future<Output = Result<T, fred::error::Error>>,
     ) -> Option<T> {
-        if !self.redis.is_connected() {
-            return None;
-        }
-        match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, what, "cache: redis error, treated as a miss");
-                None
-            }
-            Err(_) => {
-                tracing::debug!(what, "cache: redis timed out, treated as a miss");
+        match self.redis.command(call).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(error = %e, what, "cache: redis cannot answer, treated as a miss");
                 None
             }
         }

@@ -21,7 +21,7 @@ use super::{
     Delivery, DurableJobQueue, FailOutcome, JobError, JobQueue, NewJob, QueueOptions, StreamEntry,
 };
 use crate::domain::{ids::DocId, timestamp::now_ms};
-use crate::runtime::redis::{COMMAND_TIMEOUT, RedisHandle};
+use crate::runtime::redis::{CallError, RedisHandle};
 use crate::store::{Job, JobCounts, JobDispatch, JobState, JobStore, StoreResult};
 use async_trait::async_trait;
 use fred::prelude::*;
@@ -74,19 +74,17 @@ impl RedisJobQueue {
         self.redis.client()
     }
 
-    /// Runs one Redis call bounded by [`COMMAND_TIMEOUT`]; errors without waiting when
+    /// Runs one Redis call through the breaker, bounded by
+    /// [`crate::runtime::redis::COMMAND_TIMEOUT`]; errors without waiting when
     /// disconnected.
     async fn call<T>(
         &self,
         what: &str,
         command: impl Future<Output = Result<T, fred::error::Error>>,
     ) -> Result<T, String> {
-        if !self.redis.is_connected() {
-            return Err("redis disconnected".into());
-        }
-        match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
+        match self.redis.command(command).await {
+            Ok(v) => Ok(v),
+            Err(CallError::Failed(e)) => {
                 if e.details().contains("NOGROUP") {
                     self.groups
                         .lock()
@@ -95,7 +93,7 @@ impl RedisJobQueue {
                 }
                 Err(format!("{what}: {e}"))
             }
-            Err(_) => Err(format!("{what}: timed out")),
+            Err(e) => Err(format!("{what}: {e}")),
         }
     }
 

@@ -4,7 +4,7 @@
 //! Redis cannot answer, so a Redis outage never fails or blocks a request.
 
 use super::{Decision, MemoryRateLimiter, RateLimiter};
-use crate::runtime::redis::{COMMAND_TIMEOUT, RedisHandle};
+use crate::runtime::redis::RedisHandle;
 use fred::prelude::*;
 use std::{
     sync::{
@@ -64,7 +64,8 @@ impl RedisRateLimiter {
         }
     }
 
-    /// One check in one round trip, bounded by [`COMMAND_TIMEOUT`]. Errors when Redis is
+    /// One check in one round trip through the Redis breaker, bounded by
+    /// [`crate::runtime::redis::COMMAND_TIMEOUT`]. Errors when Redis is
     /// disconnected (without waiting), slow, or answers something unexpected.
     pub async fn try_check(
         &self,
@@ -97,10 +98,7 @@ impl RedisRateLimiter {
                 other => other,
             }
         };
-        let reply = tokio::time::timeout(COMMAND_TIMEOUT, run)
-            .await
-            .map_err(|_| "redis timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+        let reply = self.redis.command(run).await.map_err(|e| e.to_string())?;
         match reply[..] {
             [allowed, remaining, reset_us] => Ok(Decision {
                 allowed: allowed == 1,

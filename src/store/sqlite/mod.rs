@@ -28,7 +28,7 @@ use crate::domain::{
 };
 use async_trait::async_trait;
 use sqlx::{
-    Row, SqliteConnection,
+    Connection, Row, SqliteConnection,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
         SqliteSynchronous,
@@ -40,6 +40,9 @@ use std::{collections::HashMap, path::Path, sync::RwLock, time::Duration};
 #[derive(Clone, Debug)]
 pub struct SqliteOptions {
     pub busy_timeout: Duration,
+    /// How long an ingest commit waits for the write lock before it fails as unavailable (and
+    /// its batch is spooled): short, so a locked store costs a request about this much.
+    pub ingest_busy_timeout: Duration,
     pub synchronous_full: bool,
 }
 
@@ -47,6 +50,7 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         Self {
             busy_timeout: Duration::from_secs(5),
+            ingest_busy_timeout: Duration::from_secs(1),
             synchronous_full: true,
         }
     }
@@ -79,12 +83,39 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 _ => StoreError::Other(e.to_string()),
             }
         }
+        // `InvalidSavePointStatement` means a connection still thinks it is inside a failed
+        // transaction; such connections are closed on release (see `open`), so this is passing.
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::InvalidSavePointStatement => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Other(e.to_string()),
     }
+}
+
+/// Pool settings shared by the read/write pool and the ingest connection.
+///
+/// A connection is closed instead of reused when it is still inside a transaction after its
+/// owner let go of it. That happens when a `COMMIT` fails (a full disk, an I/O error): SQLite
+/// has already rolled back, sqlx's `ROLLBACK` then fails, and sqlx would keep counting the
+/// connection as inside a transaction, refusing every later `BEGIN` until a restart.
+fn pool_options(connections: u32, busy_timeout: Duration) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        .min_connections(1)
+        .acquire_timeout(busy_timeout + Duration::from_secs(1))
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                // The round trip runs after any rollback queued by a dropped transaction.
+                conn.ping().await?;
+                if conn.is_in_transaction() {
+                    tracing::warn!("sqlite: connection left inside a failed transaction; replaced");
+                    return Ok(false);
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Moves committed WAL pages into the database file once a second (PASSIVE: never blocks
@@ -128,20 +159,15 @@ impl SqliteStore {
             // Checkpoints run from a background task (below); the commit path only falls back to
             // one when the WAL grows past ~40 MB.
             .pragma("wal_autocheckpoint", "10000");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .acquire_timeout(options.busy_timeout + Duration::from_secs(1))
+        let pool = pool_options(4, options.busy_timeout)
             .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
         // The ingest writer gets a connection of its own: its page cache stays warm between
-        // commits, and it never waits behind the pool's readers.
-        let ingest = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(options.busy_timeout + Duration::from_secs(1))
-            .connect_with(connect)
+        // commits, and it never waits behind the pool's readers. Its busy timeout is short, so
+        // a locked store sends batches to the spool promptly instead of holding requests.
+        let ingest = pool_options(1, options.ingest_busy_timeout)
+            .connect_with(connect.busy_timeout(options.ingest_busy_timeout))
             .await
             .map_err(map_err)?;
         spawn_checkpointer(pool.clone());
