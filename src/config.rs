@@ -196,6 +196,9 @@ pub struct RateLimitsConfig {
     pub ingest_project: Limit,
     /// WebSocket ingestion messages per project (`RATE_LIMIT_WS_PROJECT`, 1000/60s).
     pub ws_project: Limit,
+    /// WebSocket upgrade attempts per client IP (`RATE_LIMIT_WS_UPGRADE_IP`, 300/60s), counted
+    /// before the key is checked.
+    pub ws_upgrade_ip: Limit,
     /// Login and registration per client IP (`RATE_LIMIT_AUTH_IP`, 20/60s).
     pub auth_ip: Limit,
     /// Organization and platform invites per client IP (`RATE_LIMIT_INVITES_IP`, 10/60s).
@@ -217,6 +220,7 @@ impl Default for RateLimitsConfig {
             ingest_ip: Limit::per_minute(1200),
             ingest_project: Limit::per_minute(1000),
             ws_project: Limit::per_minute(1000),
+            ws_upgrade_ip: Limit::per_minute(300),
             auth_ip: Limit::per_minute(20),
             invites_ip: Limit::per_minute(10),
             public_links_ip: Limit::per_minute(60),
@@ -234,6 +238,7 @@ impl RateLimitsConfig {
             ingest_ip: env.limit("RATE_LIMIT_INGEST_IP", d.ingest_ip)?,
             ingest_project: env.limit("RATE_LIMIT_INGEST_PROJECT", d.ingest_project)?,
             ws_project: env.limit("RATE_LIMIT_WS_PROJECT", d.ws_project)?,
+            ws_upgrade_ip: env.limit("RATE_LIMIT_WS_UPGRADE_IP", d.ws_upgrade_ip)?,
             auth_ip: env.limit("RATE_LIMIT_AUTH_IP", d.auth_ip)?,
             invites_ip: env.limit("RATE_LIMIT_INVITES_IP", d.invites_ip)?,
             public_links_ip: env.limit("RATE_LIMIT_PUBLIC_LINKS_IP", d.public_links_ip)?,
@@ -402,6 +407,84 @@ impl JobsConfig {
     }
 }
 
+/// Connection timeouts and caps of the HTTP server (`crate::server`; docs/configuration.md,
+/// "Connections"). Every duration is parsed from milliseconds and range-checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Time to receive a request's headers, from the connection's accept or a keep-alive
+    /// connection's first byte (`HTTP_HEADER_TIMEOUT_MS`, 10000; 100–300000).
+    pub header_timeout: std::time::Duration,
+    /// Time to receive a whole request body, from its headers (`HTTP_BODY_TIMEOUT_MS`, 30000;
+    /// 100–3600000); a stalled body gets a 408 and the connection is closed.
+    pub body_timeout: std::time::Duration,
+    /// How long a keep-alive connection may wait for its next request (`HTTP_IDLE_TIMEOUT_MS`,
+    /// 75000; 100–3600000).
+    pub idle_timeout: std::time::Duration,
+    /// Open connections (WebSockets included) at most (`HTTP_MAX_CONNECTIONS`, 1–1000000).
+    /// Unset: 10000, lowered to fit the open-file limit.
+    pub max_connections: Option<usize>,
+    /// Connections beyond `max_connections` that may still ask `/healthz` or `/readyz`; every other
+    /// request on them gets a 503 (`HTTP_RESERVED_CONNECTIONS`, 32; 0–1024).
+    pub reserved_connections: usize,
+    /// Open WebSocket connections per client IP, per instance (`WS_MAX_CONNECTIONS_PER_IP`, 100;
+    /// 0 turns the cap off; at most 1000000). IPv6 clients count per /64.
+    pub ws_max_per_ip: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(75),
+            max_connections: None,
+            reserved_connections: 32,
+            ws_max_per_ip: 100,
+        }
+    }
+}
+
+impl ServerConfig {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let number = |var: &'static str, default: u64, min: u64, max: u64| {
+            let value = env.number(var, default)?;
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::new(
+                    var,
+                    format!("must be between {min} and {max}"),
+                ))
+            }
+        };
+        let millis = |var: &'static str, default: std::time::Duration, max: u64| {
+            number(var, default.as_millis() as u64, 100, max).map(std::time::Duration::from_millis)
+        };
+        Ok(Self {
+            header_timeout: millis("HTTP_HEADER_TIMEOUT_MS", d.header_timeout, 300_000)?,
+            body_timeout: millis("HTTP_BODY_TIMEOUT_MS", d.body_timeout, 3_600_000)?,
+            idle_timeout: millis("HTTP_IDLE_TIMEOUT_MS", d.idle_timeout, 3_600_000)?,
+            max_connections: match env.get("HTTP_MAX_CONNECTIONS") {
+                None => None,
+                Some(_) => Some(number("HTTP_MAX_CONNECTIONS", 0, 1, 1_000_000)? as usize),
+            },
+            reserved_connections: number(
+                "HTTP_RESERVED_CONNECTIONS",
+                d.reserved_connections as u64,
+                0,
+                1024,
+            )? as usize,
+            ws_max_per_ip: number(
+                "WS_MAX_CONNECTIONS_PER_IP",
+                d.ws_max_per_ip as u64,
+                0,
+                1_000_000,
+            )? as usize,
+        })
+    }
+}
+
 /// The whole effective configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -431,6 +514,8 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Job workers and queue timing (`JOB_*`).
     pub jobs: JobsConfig,
+    /// Connection timeouts and caps (`HTTP_*`, `WS_MAX_CONNECTIONS_PER_IP`).
+    pub server: ServerConfig,
 }
 
 /// Reads variables from a map, so tests never touch the process environment.
@@ -660,6 +745,7 @@ impl Config {
             public_link_pepper: Secret::new(env.string("PUBLIC_LINK_PEPPER").unwrap_or_default()),
             shutdown_timeout_secs: env.number("SHUTDOWN_TIMEOUT_SECS", 10u64)?,
             jobs: JobsConfig::from_env(env)?,
+            server: ServerConfig::from_env(env)?,
         };
         if production {
             config.check_production_secrets()?;
@@ -930,5 +1016,42 @@ mod tests {
             c.cors_allowed_origins,
             vec!["https://a.example".to_string()]
         );
+    }
+
+    #[test]
+    fn connection_limits_default_and_parse_strictly() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.server, ServerConfig::default());
+        assert_eq!(c.rate_limits.ws_upgrade_ip, Limit::per_minute(300));
+        let c = config(&[
+            ("HTTP_HEADER_TIMEOUT_MS", "300"),
+            ("HTTP_BODY_TIMEOUT_MS", "400"),
+            ("HTTP_IDLE_TIMEOUT_MS", "500"),
+            ("HTTP_MAX_CONNECTIONS", "20"),
+            ("HTTP_RESERVED_CONNECTIONS", "0"),
+            ("WS_MAX_CONNECTIONS_PER_IP", "2"),
+            ("RATE_LIMIT_WS_UPGRADE_IP", "5/1s"),
+        ])
+        .unwrap();
+        assert_eq!(c.server.header_timeout.as_millis(), 300);
+        assert_eq!(c.server.body_timeout.as_millis(), 400);
+        assert_eq!(c.server.idle_timeout.as_millis(), 500);
+        assert_eq!(c.server.max_connections, Some(20));
+        assert_eq!(c.server.reserved_connections, 0);
+        assert_eq!(c.server.ws_max_per_ip, 2);
+        assert_eq!(c.rate_limits.ws_upgrade_ip, Limit::per_seconds(5, 1));
+        for (var, bad) in [
+            ("HTTP_HEADER_TIMEOUT_MS", "10s"),
+            ("HTTP_HEADER_TIMEOUT_MS", "99"),
+            ("HTTP_BODY_TIMEOUT_MS", "3600001"),
+            ("HTTP_IDLE_TIMEOUT_MS", "-1"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "many"),
+            ("HTTP_RESERVED_CONNECTIONS", "1025"),
+            ("WS_MAX_CONNECTIONS_PER_IP", "x"),
+            ("RATE_LIMIT_WS_UPGRADE_IP", "5/forever"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+        }
     }
 }

@@ -29,6 +29,13 @@ pub enum AppError {
     /// Over a rate limit; the client may retry after `retry_after` seconds (429, `Retry-After`).
     #[error("rate limit exceeded")]
     RateLimited { retry_after: u64 },
+    /// The request body did not arrive within `HTTP_BODY_TIMEOUT_MS` (408; the connection closes).
+    #[error("request body timed out")]
+    RequestTimeout,
+    /// Too many open connections of one kind (e.g. WebSockets from one IP); the client may try
+    /// again after `retry_after` seconds (429, `Retry-After`).
+    #[error("too many connections (at most {limit})")]
+    TooManyConnections { limit: usize, retry_after: u64 },
     /// A dependency is down and nothing was accepted; the client should retry after `retry_after` s.
     #[error("service unavailable: {cause}")]
     Unavailable { cause: String, retry_after: u32 },
@@ -94,6 +101,14 @@ impl IntoResponse for AppError {
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({"error": "Rate limit exceeded", "retryAfter": retry_after}),
             ),
+            AppError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": "Request timeout"}),
+            ),
+            AppError::TooManyConnections { limit, retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": "Too many connections", "limit": limit, "retryAfter": retry_after}),
+            ),
             AppError::Unavailable { retry_after, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "Service temporarily unavailable", "retryAfter": retry_after}),
@@ -113,7 +128,10 @@ impl IntoResponse for AppError {
             AppError::BadRequest(m) | AppError::Forbidden(m) | AppError::Conflict(m) => m.clone(),
             AppError::Validation(d) => d.clone(),
             AppError::NotFound => "This page does not exist.".into(),
-            AppError::RateLimited { .. } => "Too many requests. Please try again later.".into(),
+            AppError::RateLimited { .. } | AppError::TooManyConnections { .. } => {
+                "Too many requests. Please try again later.".into()
+            }
+            AppError::RequestTimeout => "The request took too long to arrive.".into(),
             AppError::Unavailable { .. } => {
                 "The service is temporarily unavailable. Please try again shortly.".into()
             }
@@ -132,10 +150,17 @@ impl IntoResponse for AppError {
             AppError::Internal(cause) => {
                 response.extensions_mut().insert(ErrorCause(cause));
             }
-            AppError::RateLimited { retry_after } => {
+            AppError::RateLimited { retry_after }
+            | AppError::TooManyConnections { retry_after, .. } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            // The rest of the body may still be on its way: this connection cannot be reused.
+            AppError::RequestTimeout => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

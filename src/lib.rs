@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod http;
 pub mod ingest;
 pub mod runtime;
+pub mod server;
 pub mod services;
 pub mod startup;
 pub mod state;

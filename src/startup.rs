@@ -20,7 +20,7 @@ use crate::{
     state::{AppState, BackendPlan},
     store::{StoreError, Stores},
 };
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
@@ -212,8 +212,9 @@ impl App {
         http::router(self.state.clone())
     }
 
-    /// Serves until `shutdown` resolves, then drains: in-flight requests finish, the ingest queue
-    /// is committed (or spooled), Redis is closed.
+    /// Serves until `shutdown` resolves (connections, their timeouts and caps: [`crate::server`]),
+    /// then drains: in-flight requests finish, the ingest queue is committed (or spooled), Redis
+    /// is closed.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -227,17 +228,14 @@ impl App {
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
         let redis = state.redis.clone();
         let ws = state.ws.clone();
+        let limits = crate::server::Limits::from_config(&state.config.server);
         let router = http::router(state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let server = crate::server::serve(listener, router, limits, async move {
             shutdown.await;
             let _ = stopping_tx.send(());
         });
-        let server = tokio::spawn(async move { server.await });
+        let server = tokio::spawn(server);
         let _ = stopping_rx.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         // Upgraded WebSocket connections are not requests the server waits for: close them

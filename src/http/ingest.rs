@@ -96,7 +96,8 @@ fn check_declared_length(headers: &HeaderMap) -> Result<(), AppError> {
     }
 }
 
-/// Reads the body, enforcing the limit on the bytes actually received (chunked bodies included).
+/// Reads the body, enforcing the limit on the bytes actually received (chunked bodies included)
+/// and the body timeout.
 async fn read_limited(body: Body) -> Result<bytes::Bytes, AppError> {
     match Limited::new(body, MAX_INGEST_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -106,6 +107,8 @@ async fn read_limited(body: Body) -> Result<bytes::Bytes, AppError> {
         {
             Err(AppError::PayloadTooLarge)
         }
+        // The rest did not arrive within HTTP_BODY_TIMEOUT_MS (crate::server): 408, not a 400.
+        Err(e) if crate::server::is_body_timeout(&*e) => Err(AppError::RequestTimeout),
         Err(e) => Err(AppError::Validation(format!(
             "Could not read request body: {e}"
         ))),

@@ -126,7 +126,8 @@ pub fn client_ip_key(ingestor: &Ingestor, request: &Request) -> String {
     }
 }
 
-fn ip_key(ip: IpAddr) -> String {
+/// The limiter key of a client IP (IPv6 by /64), for keys built outside a request.
+pub fn ip_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
@@ -197,7 +198,7 @@ where
                 )
                 .await;
             if !decision.allowed {
-                return Ok(rejection(&settings, &decision));
+                return Ok(rejection(settings.style, settings.limit, &decision));
             }
             let mut response = inner.call(request).await?;
             set_headers(response.headers_mut(), &decision, settings.limit);
@@ -206,9 +207,29 @@ where
     }
 }
 
-fn rejection(settings: &Settings, decision: &Decision) -> Response {
+/// The layer's check for a handler that must decide first whether a limit applies (the
+/// WebSocket upgrade): `Err` is the same 429 answer, with the same headers.
+pub async fn check(
+    limiter: &dyn RateLimiter,
+    namespace: &'static str,
+    key: &str,
+    limit: Limit,
+    style: Style,
+) -> Result<(), Response> {
+    if limit.is_off() {
+        return Ok(());
+    }
+    let decision = limiter.check(namespace, key, limit.max, limit.window).await;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(rejection(style, limit, &decision))
+    }
+}
+
+fn rejection(style: Style, limit: Limit, decision: &Decision) -> Response {
     let retry_after = decision.reset_after_secs();
-    let mut response = match settings.style {
+    let mut response = match style {
         Style::Json => AppError::RateLimited { retry_after }.into_response(),
         Style::Html => {
             let mut page =
@@ -218,7 +239,7 @@ fn rejection(settings: &Settings, decision: &Decision) -> Response {
             page
         }
     };
-    set_headers(response.headers_mut(), decision, settings.limit);
+    set_headers(response.headers_mut(), decision, limit);
     response
 }
 

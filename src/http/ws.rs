@@ -1,13 +1,16 @@
 //! `/v1/ws?apiKey=…`: WebSocket ingestion with SuperInsights 1.x's protocol (reference §2.5):
 //! `{"type":"ready"}` on open, `{"channel","items"}` messages, `ack`/`error` replies. Unlike 1.x,
-//! items get the upgrade request's IP and country, messages are limited to 64 KiB, dead peers are
-//! found by ping/pong, clients are closed with 1001 on shutdown, and items take the same durable
-//! path as HTTP ([`Ingestor::ingest`]: stored, or spooled while the store is down).
+//! items get the upgrade request's IP and country, messages are limited to 64 KiB (1009 beyond,
+//! 1007 for invalid UTF-8), upgrades are limited per client IP in rate and in open connections,
+//! each connection's buffers are bounded, dead peers are found by ping/pong, clients are closed
+//! with 1001 on shutdown, and items take the same durable path as HTTP ([`Ingestor::ingest`]:
+//! stored, or spooled while the store is down).
 //! The protocol lives here; validation, enrichment and writing stay in [`crate::ingest`].
 
 use crate::{
     domain::{model::Channel, timestamp::now_ms},
     error::{AppError, MAX_INGEST_BYTES},
+    http::rate_limit::{self, Style},
     ingest::{Ingestor, keys::ProjectAuth, parse::RequestFacts},
     runtime::rate_limit::{RateLimiter, namespaces},
     state::AppState,
@@ -26,24 +29,40 @@ use axum::{
 };
 use serde_json::{Value, json};
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 use tokio::sync::watch;
 
-/// Largest message accepted, in bytes (the HTTP body limit); larger ones close the socket with 1009.
+/// Largest message accepted, in bytes (the HTTP body limit); larger ones close the socket with
+/// 1009 as soon as their header says so, before they are buffered.
 pub const MAX_MESSAGE_BYTES: usize = MAX_INGEST_BYTES;
 
-/// What the WebSocket library itself buffers at most: above [`MAX_MESSAGE_BYTES`], so oversize
-/// messages up to this get a clean 1009 close from us; beyond it the library drops the connection.
-const HARD_MESSAGE_BYTES: usize = 4 * MAX_INGEST_BYTES;
+/// The socket read buffer each connection keeps (the library's default is 128 KiB, allocated and
+/// zero-filled per connection: most of an idle connection's memory). A message larger than this
+/// grows it for that message only, up to [`MAX_MESSAGE_BYTES`].
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Replies queued unsent at most; our replies are small and each send waits for the socket.
+const MAX_WRITE_BUFFER_BYTES: usize = MAX_MESSAGE_BYTES;
+
+/// A client that does not take a reply within this is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a client refused for its number of open connections is told to wait, in seconds.
+const CONNECTIONS_RETRY_AFTER_SECS: u64 = 5;
 
 /// Close code for "going away" (server shutdown).
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for "protocol error" (a malformed frame).
+const CLOSE_PROTOCOL: u16 = 1002;
+/// Close code for "invalid frame payload data" (a text message that is not UTF-8).
+const CLOSE_INVALID_DATA: u16 = 1007;
 /// Close code for "policy violation" (the key stopped being valid).
 const CLOSE_POLICY: u16 = 1008;
 /// Close code for "message too big".
@@ -54,11 +73,14 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/ws", any(upgrade))
 }
 
-/// Live WebSocket connections: tells them to close on shutdown and waits until they have, and
-/// holds the keepalive interval.
+/// Live WebSocket connections: tells them to close on shutdown and waits until they have,
+/// counts them per client IP, and holds the keepalive interval.
 pub struct WsHub {
     shutdown: watch::Sender<bool>,
     ping_interval_ms: AtomicU64,
+    /// Open connections per client IP key; an entry goes when its count reaches 0, so the map
+    /// never holds more entries than there are connections.
+    per_ip: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Default for WsHub {
@@ -66,6 +88,25 @@ impl Default for WsHub {
         Self {
             shutdown: watch::channel(false).0,
             ping_interval_ms: AtomicU64::new(30_000),
+            per_ip: Arc::default(),
+        }
+    }
+}
+
+/// One open connection's place in its IP's count, given back when dropped.
+struct IpSlot {
+    per_ip: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = per_ip.get_mut(&self.key) {
+            *open -= 1;
+            if *open == 0 {
+                per_ip.remove(&self.key);
+            }
         }
     }
 }
@@ -85,6 +126,24 @@ impl WsHub {
     /// Open connections.
     pub fn connections(&self) -> usize {
         self.shutdown.receiver_count()
+    }
+
+    /// Takes a place for one more connection from `ip_key`, unless it already has `max` open
+    /// (`max == 0`: no cap).
+    fn admit(&self, ip_key: String, max: usize) -> Result<IpSlot, AppError> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let open = per_ip.entry(ip_key.clone()).or_insert(0);
+        if max > 0 && *open >= max {
+            return Err(AppError::TooManyConnections {
+                limit: max,
+                retry_after: CONNECTIONS_RETRY_AFTER_SECS,
+            });
+        }
+        *open += 1;
+        Ok(IpSlot {
+            per_ip: self.per_ip.clone(),
+            key: ip_key,
+        })
     }
 
     /// Closes every connection with 1001 (each finishes the message it is ingesting first) and
@@ -117,8 +176,9 @@ fn query_key(uri: &Uri) -> Option<String> {
     })
 }
 
-/// Authenticates before upgrading (401 with the ingestion body otherwise), then hands the socket
-/// to a [`Connection`].
+/// Counts the attempt against the client IP's upgrade rate (429), authenticates (401 with the
+/// ingestion body), takes a place under the IP's connection cap (429), then hands the socket to a
+/// [`Connection`] with bounded buffers.
 async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -126,13 +186,27 @@ async fn upgrade(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
+    let ip_key = rate_limit::ip_key(state.ingestor.enricher.client_ip(peer.ip(), &headers));
+    if let Err(limited) = rate_limit::check(
+        state.rate_limiter.as_ref(),
+        namespaces::WS_UPGRADE_IP,
+        &ip_key,
+        state.config.rate_limits.ws_upgrade_ip,
+        Style::Json,
+    )
+    .await
+    {
+        return Ok(limited);
+    }
     let key = query_key(&uri);
     let auth = state.ingestor.authenticate(key.as_deref()).await?;
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(rejection.into_response()),
     };
+    let ip_slot = state.ws.admit(ip_key, state.config.server.ws_max_per_ip)?;
     let connection = Connection {
+        _ip_slot: ip_slot,
         key: key.unwrap_or_default(),
         auth,
         facts: state.ingestor.enricher.facts(peer.ip(), &headers),
@@ -142,14 +216,19 @@ async fn upgrade(
         hub: state.ws.clone(),
     };
     Ok(upgrade
-        .max_message_size(HARD_MESSAGE_BYTES)
-        .max_frame_size(HARD_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| connection.run(socket)))
 }
 
 /// One client's connection: its project, the facts of its upgrade request, and what it needs to
 /// ingest.
 struct Connection {
+    /// Held for the connection's life: its place in the per-IP count.
+    _ip_slot: IpSlot,
     key: String,
     auth: ProjectAuth,
     facts: RequestFacts,
@@ -199,6 +278,9 @@ impl Connection {
                         Some(Ok(Message::Close(_))) | None => break,
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "websocket read failed");
+                            if let Some((code, reason)) = close_for_read_error(&e) {
+                                close(&mut socket, code, reason).await;
+                            }
                             break;
                         }
                     };
@@ -348,8 +430,27 @@ fn validation_failed(channel: Channel, details: &str) -> Value {
     })
 }
 
+/// Sends one reply; a client that does not take it within [`SEND_TIMEOUT`] counts as gone.
 async fn send_json(socket: &mut WebSocket, value: &Value) -> Result<(), axum::Error> {
-    socket.send(Message::Text(value.to_string().into())).await
+    let message = Message::Text(value.to_string().into());
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await {
+        Ok(sent) => sent,
+        Err(_) => Err(axum::Error::new("websocket send timed out")),
+    }
+}
+
+/// The close code a failed read deserves: 1009 for a message over [`MAX_MESSAGE_BYTES`], 1007
+/// for a text message that is not UTF-8, 1002 for a malformed frame; `None` when the connection
+/// itself is gone.
+fn close_for_read_error(error: &axum::Error) -> Option<(u16, &'static str)> {
+    use std::error::Error as _;
+    use tungstenite::Error as WsError;
+    match error.source()?.downcast_ref::<WsError>()? {
+        WsError::Capacity(_) => Some((CLOSE_TOO_BIG, "message larger than 65536 bytes")),
+        WsError::Utf8(_) => Some((CLOSE_INVALID_DATA, "text message is not valid UTF-8")),
+        WsError::Protocol(_) => Some((CLOSE_PROTOCOL, "protocol error")),
+        _ => None,
+    }
 }
 
 /// Sends a close frame and waits briefly for the client's, so both sides see a clean close.

@@ -22,6 +22,8 @@ pub mod namespaces {
     pub const INGEST_PROJECT: &str = "ingest-project";
     /// WebSocket ingestion messages, per project.
     pub const WS_PROJECT: &str = "ws";
+    /// WebSocket upgrade attempts, per client IP.
+    pub const WS_UPGRADE_IP: &str = "ws-upgrade-ip";
     /// Login and registration, per client IP.
     pub const AUTH_IP: &str = "auth-ip";
     /// Organization invites, per client IP.
