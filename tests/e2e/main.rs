@@ -9,6 +9,7 @@ mod analytics_pages;
 mod browser;
 mod browser_accounts;
 mod cli;
+mod connections;
 mod dashboard;
 mod diagnostics_pages;
 mod faults;

@@ -11,7 +11,14 @@ use std::time::Duration;
 use superinsights::domain::model::Channel;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
-    tungstenite::{Message, client::IntoClientRequest, protocol::frame::coding::CloseCode},
+    tungstenite::{
+        Message,
+        client::IntoClientRequest,
+        protocol::frame::{
+            Frame,
+            coding::{CloseCode, Data as OpData, OpCode},
+        },
+    },
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
@@ -256,11 +263,24 @@ async fn ws_closes_with_1009_when_a_message_exceeds_64_kib() {
     ws.send(Message::text(over)).await.unwrap();
     assert_eq!(close_code(&mut ws).await, Some(u16::from(CloseCode::Size)));
 
-    // Far over the limit: the connection is dropped without buffering it all.
+    // Far over the limit: refused by its frame header with 1009, without buffering it.
     let mut ws = open(&app, &p.public_api_key).await;
     let _ = ws.send(Message::text("y".repeat(1 << 20))).await;
-    let code = close_code(&mut ws).await;
-    assert!(code.is_none() || code == Some(1009), "{code:?}");
+    assert_eq!(close_code(&mut ws).await, Some(1009));
+    // The same over several frames (a fragmented message) is counted as it arrives.
+    let mut ws = open(&app, &p.public_api_key).await;
+    let chunk = bytes::Bytes::from("z".repeat(40_000));
+    for (opcode, fin) in [
+        (OpData::Text, false),
+        (OpData::Continue, false),
+        (OpData::Continue, true),
+    ] {
+        let frame = Frame::message(chunk.clone(), OpCode::Data(opcode), fin);
+        if ws.send(Message::Frame(frame)).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut ws).await, Some(1009));
     assert_eq!(app.count(&p, Channel::Events).await, 1);
     app.stop().await;
 }
@@ -477,5 +497,82 @@ async fn ws_applies_new_drop_rules_and_revoked_keys_to_open_connections() {
         Some(u16::from(CloseCode::Policy))
     );
     assert_eq!(app.count(&p, Channel::Events).await, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ws_closes_with_1007_when_a_text_message_is_not_utf8() {
+    let app = TestApp::spawn(&[]).await;
+    let p = app.project().await;
+    let mut ws = open(&app, &p.public_api_key).await;
+    let invalid = bytes::Bytes::from_static(b"{\"channel\":\"events\",\"items\":[\"\xff\xfe\"]}");
+    let frame = Frame::message(invalid, OpCode::Data(OpData::Text), true);
+    ws.send(Message::Frame(frame)).await.unwrap();
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(u16::from(CloseCode::Invalid))
+    );
+    // The same bytes as a binary message are only invalid JSON: an error reply, still open.
+    let mut ws = open(&app, &p.public_api_key).await;
+    ws.send(Message::binary(&b"\xff\xfe"[..])).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["error"], "invalid_json");
+    app.stop().await;
+}
+
+/// The HTTP status of a refused upgrade, and its `Retry-After`.
+async fn refused_upgrade(app: &TestApp, key: &str) -> (u16, Option<String>) {
+    let request = format!("ws://{}/v1/ws?apiKey={key}", app.addr)
+        .into_client_request()
+        .unwrap();
+    match connect_async(request).await {
+        Ok(_) => panic!("the upgrade was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => (
+            response.status().as_u16(),
+            response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string()),
+        ),
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn ws_connections_per_ip_are_capped_and_a_closed_one_makes_room() {
+    let app = TestApp::spawn(&[("WS_MAX_CONNECTIONS_PER_IP", "2")]).await;
+    let p = app.project().await;
+    let first = open(&app, &p.public_api_key).await;
+    let _second = open(&app, &p.public_api_key).await;
+    let (status, retry_after) = refused_upgrade(&app, &p.public_api_key).await;
+    assert_eq!(status, 429);
+    assert!(retry_after.is_some());
+    assert_eq!(app.state.ws.connections(), 2);
+    drop(first);
+    eventually(
+        Duration::from_secs(10),
+        "a closed connection frees its place",
+        async || {
+            let request = format!("ws://{}/v1/ws?apiKey={}", app.addr, p.public_api_key)
+                .into_client_request()
+                .unwrap();
+            connect_async(request).await.is_ok()
+        },
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ws_upgrades_per_ip_are_rate_limited_even_with_a_wrong_key() {
+    let app = TestApp::spawn(&[("RATE_LIMIT_WS_UPGRADE_IP", "3/60s")]).await;
+    let p = app.project().await;
+    let _ws = open(&app, &p.public_api_key).await;
+    // Wrong keys count too: guessing costs the same budget.
+    assert_eq!(refused_upgrade(&app, "pk_wrong").await.0, 401);
+    assert_eq!(refused_upgrade(&app, "pk_wrong").await.0, 401);
+    let (status, retry_after) = refused_upgrade(&app, &p.public_api_key).await;
+    assert_eq!(status, 429);
+    let retry_after: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
     app.stop().await;
 }
