@@ -485,6 +485,10 @@ pub struct PerformanceFigures {
     pub percentiles: Vec<(String, Percentiles)>,
     pub metrics_by_day: Vec<MetricsDay>,
     pub total_measurements: u64,
+    /// Metric values outside [`crate::domain::plausible`]'s bounds: stored, but left out of the
+    /// percentiles and daily averages above.
+    #[serde(default)]
+    pub implausible_values: u64,
 }
 
 impl PerformanceFigures {
@@ -669,6 +673,10 @@ pub struct EventsReport {
     pub recent_pagination: Pagination,
     /// [`REPORT_TOP`] timed names by p95, then average, then maximum (descending), then name.
     pub timed_events: Vec<TimedEvent>,
+    /// Events in range whose `durationMs` lies beyond [`crate::domain::plausible`]'s bound: left
+    /// out of `timed_events`.
+    #[serde(default)]
+    pub implausible_durations: u64,
 }
 
 /// A top-level property key of an event with up to [`SCHEMA_SAMPLES`] distinct values, the
@@ -689,6 +697,10 @@ pub struct DurationSummary {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub max_ms: Option<f64>,
+    /// Occurrences whose duration lies beyond [`crate::domain::plausible`]'s bound: left out of
+    /// the figures above.
+    #[serde(default)]
+    pub implausible: u64,
 }
 
 /// One event name in detail.

@@ -8,6 +8,7 @@ pub mod drop_rules;
 pub mod fingerprint;
 pub mod ids;
 pub mod model;
+pub mod plausible;
 pub mod segment;
 pub mod timestamp;
 pub mod useragent;

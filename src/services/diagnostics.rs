@@ -165,6 +165,8 @@ pub struct PerformanceView {
     pub metrics_by_day: Vec<MetricsDay>,
     pub total_measurements: u64,
     pub complete_measurements: u64,
+    /// Metric values beyond the plausible bounds, left out of every figure.
+    pub implausible_values: u64,
     /// Percentage of measurements carrying all four scored metrics (one decimal), `null`
     /// without measurements.
     pub data_quality: Option<f64>,
@@ -231,6 +233,7 @@ pub async fn performance(
         metrics,
         total_measurements: total,
         complete_measurements: report.complete_measurements,
+        implausible_values: report.figures.implausible_values,
         data_quality: (total > 0)
             .then(|| (1000.0 * report.complete_measurements as f64 / total as f64).round() / 10.0),
         metrics_by_day: report.figures.metrics_by_day,

@@ -166,6 +166,9 @@ pub struct EventsView {
     pub recent_pagination: Pagination,
     pub events_by_day: Vec<DayCount>,
     pub timed_events: Vec<TimedEvent>,
+    /// Events whose duration is beyond the plausible bound, left out of `timed_events`.
+    #[serde(default)]
+    pub implausible_durations: u64,
 }
 
 /// The live JSON the events page polls.
@@ -212,6 +215,7 @@ pub async fn events(
         recent_pagination: report.recent_pagination,
         events_by_day: report.events_by_day,
         timed_events: report.timed_events,
+        implausible_durations: report.implausible_durations,
     })
 }
 

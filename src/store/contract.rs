@@ -10,30 +10,53 @@ use crate::domain::{
 };
 use serde_json::json;
 
+/// Calls `$then! { name, … }` with the name of every behaviour of the contract, each an
+/// `async fn(&Stores)` of this module, so a backend's tests can run them one test apiece
+/// (`store::mongo` does) and [`run_all`] runs them in order.
+macro_rules! contract_behaviours {
+    ($then:ident) => {
+        $then! {
+            accounts,
+            projects,
+            writes,
+            write_is_all_or_nothing,
+            replays_are_idempotent,
+            project_lifecycle,
+            account_admin,
+            invites,
+            sessions,
+            public_links,
+            jobs_claims_and_leases,
+            analytics_summaries,
+            summaries_over_days_hours_and_edges,
+            errors_report_groups_by_fingerprint,
+            error_detail_counts_every_occurrence,
+            performance_report_filters_and_quality,
+            pageviews_report_filters,
+            events_reports,
+            implausible_values_are_kept_but_left_out_of_figures,
+            ai_presets_and_runs,
+            ai_sample_documents,
+        }
+    };
+}
+pub(crate) use contract_behaviours;
+
 /// Runs every contract check against one backend.
 pub async fn run_all(stores: Stores) {
+    prepare(&stores).await;
+    macro_rules! run_each {
+        ($($behaviour:ident),* $(,)?) => { $( $behaviour(&stores).await; )* };
+    }
+    contract_behaviours!(run_each);
+}
+
+/// What every behaviour starts from: the schema migrated (twice: `migrate` is repeatable) and
+/// the store answering.
+pub async fn prepare(stores: &Stores) {
+    stores.admin.migrate().await.expect("migrate");
     stores.admin.migrate().await.expect("migrate is repeatable");
     stores.admin.ping().await.expect("ping");
-    accounts(&stores).await;
-    projects(&stores).await;
-    writes(&stores).await;
-    write_is_all_or_nothing(&stores).await;
-    replays_are_idempotent(&stores).await;
-    project_lifecycle(&stores).await;
-    account_admin(&stores).await;
-    invites(&stores).await;
-    sessions(&stores).await;
-    public_links(&stores).await;
-    jobs_claims_and_leases(&stores).await;
-    analytics_summaries(&stores).await;
-    summaries_over_days_hours_and_edges(&stores).await;
-    errors_report_groups_by_fingerprint(&stores).await;
-    error_detail_counts_every_occurrence(&stores).await;
-    performance_report_filters_and_quality(&stores).await;
-    pageviews_report_filters(&stores).await;
-    events_reports(&stores).await;
-    ai_presets_and_runs(&stores).await;
-    ai_sample_documents(&stores).await;
 }
 
 pub fn pageview(url: &str, ts: i64) -> PageView {
@@ -147,7 +170,7 @@ async fn new_project(stores: &Stores, name: &str) -> super::Project {
         .unwrap()
 }
 
-async fn accounts(stores: &Stores) {
+pub(crate) async fn accounts(stores: &Stores) {
     let a = &stores.accounts;
     let before = a.count_users().await.unwrap();
     let email = format!("Mixed.{}@Example.COM", DocId::new());
@@ -204,7 +227,7 @@ async fn accounts(stores: &Stores) {
     assert_eq!(a.memberships(DocId::new()).await.unwrap(), vec![]);
 }
 
-async fn projects(stores: &Stores) {
+pub(crate) async fn projects(stores: &Stores) {
     let p = new_project(stores, "  Shop  ").await;
     assert_eq!(p.name, "Shop");
     assert_eq!(p.icon, "📊");
@@ -271,7 +294,7 @@ async fn projects(stores: &Stores) {
     );
 }
 
-async fn writes(stores: &Stores) {
+pub(crate) async fn writes(stores: &Stores) {
     let p = new_project(stores, "Writes").await;
     let other = new_project(stores, "Other").await;
     let t0 = 1_706_702_400_000;
@@ -356,7 +379,7 @@ async fn writes(stores: &Stores) {
     assert_eq!(pm[0]["lcp"].as_f64(), Some(1200.0));
 }
 
-async fn write_is_all_or_nothing(stores: &Stores) {
+pub(crate) async fn write_is_all_or_nothing(stores: &Stores) {
     let p = new_project(stores, "Atomic").await;
     let result = stores
         .events
@@ -382,7 +405,7 @@ async fn write_is_all_or_nothing(stores: &Stores) {
     );
 }
 
-async fn replays_are_idempotent(stores: &Stores) {
+pub(crate) async fn replays_are_idempotent(stores: &Stores) {
     let p = new_project(stores, "Replay").await;
     let b = batch(
         p.id,
@@ -399,7 +422,7 @@ async fn replays_are_idempotent(stores: &Stores) {
     assert_eq!(stores.stats.count(p.id, Channel::Events).await.unwrap(), 4);
 }
 
-async fn project_lifecycle(stores: &Stores) {
+pub(crate) async fn project_lifecycle(stores: &Stores) {
     let p = new_project(stores, "Life").await;
     let ps = &stores.projects;
     let update = ProjectUpdate {
@@ -527,7 +550,7 @@ async fn project_lifecycle(stores: &Stores) {
     );
 }
 
-async fn account_admin(stores: &Stores) {
+pub(crate) async fn account_admin(stores: &Stores) {
     let a = &stores.accounts;
     let owner = a
         .create_user(
@@ -613,7 +636,7 @@ async fn account_admin(stores: &Stores) {
     assert_eq!(a.delete_user(owner.id).await, Err(StoreError::NotFound));
 }
 
-async fn invites(stores: &Stores) {
+pub(crate) async fn invites(stores: &Stores) {
     let inviter = DocId::new();
     let org = DocId::new();
     let invite = |org_id: Option<DocId>, hash: &str, created_at: i64| Invite {
@@ -702,7 +725,7 @@ async fn invites(stores: &Stores) {
     );
 }
 
-async fn sessions(stores: &Stores) {
+pub(crate) async fn sessions(stores: &Stores) {
     let s = &stores.sessions;
     let now = crate::domain::timestamp::now_ms();
     let id = format!("sess-{}", DocId::new());
@@ -734,7 +757,7 @@ async fn sessions(stores: &Stores) {
 }
 
 /// Hand-computed figures on a small fixture: ties, a missing clientId, one value, an empty range.
-async fn analytics_summaries(stores: &Stores) {
+pub(crate) async fn analytics_summaries(stores: &Stores) {
     use crate::domain::analytics::{DayCount, EventCount, PageCount, TimeRange};
     let p = new_project(stores, "Stats").await;
     let day = 86_400_000;
@@ -965,7 +988,7 @@ async fn analytics_summaries(stores: &Stores) {
 
 /// Public links: only a hash is stored, enabling keeps the first enable time, revoking clears
 /// the hash, lists hold enabled links of live projects only (per organization or all).
-async fn public_links(stores: &Stores) {
+pub(crate) async fn public_links(stores: &Stores) {
     let ps = &stores.projects;
     let a = new_project(stores, "Shared A").await;
     let fresh = ps.public_link(a.id).await.unwrap().unwrap();
@@ -1086,7 +1109,7 @@ async fn public_links(stores: &Stores) {
 
 /// The page-views report (reference §4.3): device, a literal URL prefix (`%`, `_`, `(` and case
 /// matter), page-view segment fields, per-page uniques with a missing clientId, ties by URL.
-async fn pageviews_report_filters(stores: &Stores) {
+pub(crate) async fn pageviews_report_filters(stores: &Stores) {
     use crate::domain::{
         analytics::{DayCount, PageStats, PageViewFilters, TimeRange},
         segment::SegmentFilters,
@@ -1276,7 +1299,7 @@ async fn pageviews_report_filters(stores: &Stores) {
 
 /// The events report and detail (reference §4.4) on a hand-checked fixture: name and segment
 /// filters (exact string matches, missing clientId), ties, paging edges, exact percentiles.
-async fn events_reports(stores: &Stores) {
+pub(crate) async fn events_reports(stores: &Stores) {
     use crate::domain::{
         analytics::{
             DayCount, DurationSummary, EventFilters, Pagination, PropertyKey, RecentPaging,
@@ -1621,7 +1644,8 @@ async fn events_reports(stores: &Stores) {
             avg_ms: Some(25.0),
             p50_ms: Some(20.0),
             p95_ms: Some(30.0),
-            max_ms: Some(40.0)
+            max_ms: Some(40.0),
+            implausible: 0
         }
     );
     assert_eq!(
@@ -1633,7 +1657,8 @@ async fn events_reports(stores: &Stores) {
             avg_ms: Some(30.0),
             p50_ms: Some(30.0),
             p95_ms: Some(30.0),
-            max_ms: Some(30.0)
+            max_ms: Some(30.0),
+            implausible: 0
         },
         "one value"
     );
@@ -1730,6 +1755,109 @@ async fn events_reports(stores: &Stores) {
 }
 
 // ---------------------------------------------------------------------------------------------
+/// Values beyond `domain::plausible`'s bounds (a `durationMs` or an LCP of 1e308) are stored as
+/// sent, but every average and percentile leaves them out, and each summary counts them.
+pub(crate) async fn implausible_values_are_kept_but_left_out_of_figures(stores: &Stores) {
+    use crate::domain::analytics::{EventFilters, PerformanceFilters, RecentPaging, TimeRange};
+    let p = new_project(stores, "Implausible").await;
+    let t0 = 1_706_702_400_000; // 2024-01-31T12:00:00Z
+    let range = TimeRange {
+        start_ms: t0 - 86_400_000,
+        end_ms: t0 + 1,
+    };
+    let timed = |ms: f64, ts: i64| Event {
+        duration_ms: Some(ms),
+        ..event("t", ts)
+    };
+    let vitals = |lcp: f64, cls: f64, ts: i64| PerformanceMetric {
+        lcp: Some(lcp),
+        cls: Some(cls),
+        ttfb: None,
+        inp: None,
+        ..metric(ts)
+    };
+    stores
+        .events
+        .write(&[
+            batch(
+                p.id,
+                Docs::Events(vec![
+                    timed(100.0, t0 - 3_000),
+                    timed(200.0, t0 - 2_000),
+                    timed(1e308, t0 - 1_000),
+                ]),
+            ),
+            batch(
+                p.id,
+                Docs::Performance(vec![
+                    vitals(2_000.0, 0.1, t0 - 3_000),
+                    vitals(3_000.0, 0.1, t0 - 2_000),
+                    vitals(1e308, 1_000.0, t0 - 1_000),
+                ]),
+            ),
+        ])
+        .await
+        .unwrap();
+
+    let stored = stores
+        .stats
+        .recent(p.id, Channel::Events, 10)
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().any(|d| d["durationMs"].as_f64() == Some(1e308)),
+        "kept as sent: {stored:?}"
+    );
+
+    let f = stores.stats.performance_summary(p.id, range).await.unwrap();
+    assert_eq!(f.total_measurements, 3);
+    assert_eq!(f.implausible_values, 2, "the LCP and the CLS of the third row");
+    let lcp = f.of("lcp");
+    assert_eq!((lcp.p50, lcp.p95), (Some(2_000.0), Some(2_000.0)));
+    assert_eq!(f.of("cls").p95, Some(0.1));
+    assert_eq!(f.metrics_by_day.len(), 1);
+    assert_eq!(f.metrics_by_day[0].lcp, Some(2_500.0));
+    assert_eq!(f.metrics_by_day[0].cls, Some(0.1));
+
+    let report = stores
+        .stats
+        .performance_report(p.id, range, &PerformanceFilters::default())
+        .await
+        .unwrap();
+    assert_eq!(report.figures.implausible_values, 2);
+    assert_eq!(report.figures.of("lcp").p95, Some(2_000.0));
+    assert_eq!(report.figures.metrics_by_day[0].lcp, Some(2_500.0));
+
+    let events = stores
+        .stats
+        .events_report(
+            p.id,
+            range,
+            &EventFilters::default(),
+            RecentPaging::parse(None, None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.total_events, 3, "counted as events all the same");
+    assert_eq!(events.implausible_durations, 1);
+    let t = &events.timed_events[0];
+    assert_eq!(
+        (t.count, t.avg_ms, t.max_ms, t.p95_ms),
+        (2, 150.0, 200.0, Some(100.0))
+    );
+
+    let detail = stores
+        .stats
+        .event_detail(p.id, range, "t", &Default::default())
+        .await
+        .unwrap();
+    let d = detail.duration_summary;
+    assert_eq!(
+        (d.count, d.avg_ms, d.max_ms, d.implausible),
+        (2, Some(150.0), Some(200.0), 1)
+    );
+}
+
 // Errors and performance drill-downs (reference §4.5, §4.6).
 // ---------------------------------------------------------------------------------------------
 
@@ -1753,7 +1881,7 @@ fn diag_error(fp: &str, message: &str, browser: Option<&str>, ts: i64) -> ErrorE
     }
 }
 
-async fn errors_report_groups_by_fingerprint(stores: &Stores) {
+pub(crate) async fn errors_report_groups_by_fingerprint(stores: &Stores) {
     use crate::domain::analytics::{DayCount, ErrorFilters, ErrorsReport};
     use crate::domain::segment::SegmentFilters;
     let p = new_project(stores, "Errors report").await;
@@ -1976,7 +2104,7 @@ async fn errors_report_groups_by_fingerprint(stores: &Stores) {
     );
 }
 
-async fn error_detail_counts_every_occurrence(stores: &Stores) {
+pub(crate) async fn error_detail_counts_every_occurrence(stores: &Stores) {
     use crate::domain::analytics::DayCount;
     let p = new_project(stores, "Error detail").await;
     let (t0, day) = (DIAG_T0, DIAG_DAY);
@@ -2139,7 +2267,7 @@ async fn error_detail_counts_every_occurrence(stores: &Stores) {
     }
 }
 
-async fn performance_report_filters_and_quality(stores: &Stores) {
+pub(crate) async fn performance_report_filters_and_quality(stores: &Stores) {
     use crate::domain::analytics::PerformanceFilters;
     use crate::domain::segment::SegmentFilters;
     let p = new_project(stores, "Performance report").await;
@@ -3236,7 +3364,7 @@ pub(crate) async fn summaries_over_days_hours_and_edges(stores: &Stores) {
 
 /// Jobs: due order, kinds, the Redis grace, leases and their expiry, token-conditional writes,
 /// retries, release, abandoned jobs and counts, on fixed clock values.
-async fn jobs_claims_and_leases(stores: &Stores) {
+pub(crate) async fn jobs_claims_and_leases(stores: &Stores) {
     use super::{JobClaim, JobCounts, JobDispatch, JobState, NewJobRecord};
     const T: i64 = 1_700_000_000_000;
     let jobs = &stores.jobs;

@@ -402,3 +402,42 @@ async fn a_frozen_redis_costs_one_timeout_then_every_call_falls_back_at_once() {
     assert!(handle.ping().await.is_ok(), "redis is used again");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn absurd_values_are_stored_but_left_out_of_averages_and_counted() {
+    let app = TestApp::spawn(&[]).await;
+    let (client, id, key) = member_with_project(&app, "absurd@test.example").await;
+    for (channel, body) in [
+        ("events", json!({"eventName": "t", "durationMs": 100})),
+        ("events", json!({"eventName": "t", "durationMs": 300})),
+        ("events", json!({"eventName": "t", "durationMs": 1e308})),
+        ("performance", json!({"lcp": 2000, "cls": 0.1})),
+        ("performance", json!({"lcp": 1e308, "cls": 0.1})),
+    ] {
+        assert_eq!(
+            app.ingest(channel, &key, &body).await.status(),
+            201,
+            "{body}"
+        );
+    }
+    let events = crate::support::json_of(&client, &app, &format!("/projects/{id}/events")).await;
+    assert_eq!(events["implausibleDurations"], 1, "{events}");
+    assert_eq!(events["timedEvents"][0]["avgMs"], 200.0, "{events}");
+    assert_eq!(events["timedEvents"][0]["maxMs"], 300.0, "{events}");
+    let perf = crate::support::json_of(&client, &app, &format!("/projects/{id}/performance")).await;
+    assert_eq!(perf["implausibleValues"], 1, "{perf}");
+    assert_eq!(perf["totalMeasurements"], 2, "{perf}");
+    assert_eq!(perf["percentiles"]["lcp_p75"], 2000.0, "{perf}");
+    let html = crate::support::html_of(
+        &client,
+        &app,
+        &format!("/projects/{id}/events"),
+        "text/html",
+    )
+    .await;
+    assert!(
+        html.contains("id=\"implausible-durations\""),
+        "the page says so"
+    );
+    app.stop().await;
+}

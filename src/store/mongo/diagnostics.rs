@@ -284,6 +284,7 @@ impl MongoStore {
                 percentiles,
                 metrics_by_day,
                 total_measurements: total,
+                implausible_values: 0,
             },
             complete_measurements: complete,
         })

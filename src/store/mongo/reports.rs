@@ -6,7 +6,7 @@
 use super::{
     MongoStore,
     docs::{self, collection_of},
-    errors::CollectAll,
+    errors::{CollectAll, map_err},
     filters::{Match, count_of, float_of},
 };
 use crate::domain::{
@@ -70,8 +70,21 @@ fn duration_stages(key: Bson) -> [Document; 2] {
     ]
 }
 
+/// `m` narrowed to events with a plausible `durationMs` (`domain::plausible`).
 fn timed(mut m: Document) -> Document {
-    m.insert("durationMs", doc! {"$type": "number"});
+    m.insert(
+        "durationMs",
+        doc! {"$type": "number", "$lte": crate::domain::plausible::MAX_EVENT_DURATION_MS},
+    );
+    m
+}
+
+/// `m` narrowed to events whose `durationMs` lies beyond the plausible bound.
+fn implausibly_timed(mut m: Document) -> Document {
+    m.insert(
+        "durationMs",
+        doc! {"$gt": crate::domain::plausible::MAX_EVENT_DURATION_MS},
+    );
     m
 }
 
@@ -205,6 +218,11 @@ impl MongoStore {
                     .unwrap_or(Value::Object(Default::default())),
             })
             .collect();
+        let implausible_durations = self
+            .coll(collection_of(Channel::Events))
+            .count_documents(implausibly_timed(m.clone()))
+            .await
+            .map_err(map_err)?;
         let mut pipeline = vec![doc! {"$match": timed(m)}, doc! {"$sort": {"durationMs": 1}}];
         pipeline.extend(duration_stages(Bson::String("$eventName".into())));
         pipeline.push(doc! {"$sort": {"p95Ms": -1, "avgMs": -1, "maxMs": -1, "_id": 1}});
@@ -230,6 +248,7 @@ impl MongoStore {
             recent_occurrences,
             recent_pagination: Pagination::of(paging, total_events),
             timed_events,
+            implausible_durations,
         })
     }
 
@@ -289,6 +308,11 @@ impl MongoStore {
             })
             .collect();
         let events_by_day = self.days_matching(Channel::Events, m.clone()).await?;
+        let implausible = self
+            .coll(collection_of(Channel::Events))
+            .count_documents(implausibly_timed(m.clone()))
+            .await
+            .map_err(map_err)?;
         let mut pipeline = vec![doc! {"$match": timed(m)}, doc! {"$sort": {"durationMs": 1}}];
         pipeline.extend(duration_stages(Bson::Null));
         let duration_summary = self
@@ -301,8 +325,12 @@ impl MongoStore {
                 p50_ms: float_of(r, "p50Ms"),
                 p95_ms: float_of(r, "p95Ms"),
                 max_ms: float_of(r, "maxMs"),
+                implausible,
             })
-            .unwrap_or_default();
+            .unwrap_or(DurationSummary {
+                implausible,
+                ..Default::default()
+            });
         Ok(EventDetail {
             occurrences,
             property_schema,

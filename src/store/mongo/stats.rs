@@ -247,6 +247,7 @@ impl MongoStore {
             percentiles,
             metrics_by_day,
             total_measurements: total,
+            implausible_values: 0,
         })
     }
 }

@@ -5,7 +5,9 @@
 
 use super::{
     SqliteStore,
-    filters::{DAY, Where, count, days},
+    filters::{
+        DAY, Where, count, days, implausible_vitals_sum, plausible_vital, vital_is_plausible,
+    },
     map_err,
 };
 use crate::domain::{
@@ -183,10 +185,16 @@ impl SqliteStore {
         let w = performance_where(scope, filters);
         // Every count in one scan: all rows, non-null values per metric, complete rows.
         let counts_sql = format!(
-            "SELECT COUNT(*) AS total, COUNT(lcp) AS lcp, COUNT(cls) AS cls, COUNT(fid) AS fid, \
-             COUNT(ttfb) AS ttfb, COUNT(inp) AS inp, \
+            "SELECT COUNT(*) AS total, COUNT({}) AS lcp, COUNT({}) AS cls, COUNT({}) AS fid, \
+             COUNT({}) AS ttfb, COUNT({}) AS inp, {} AS implausible, \
              SUM(lcp IS NOT NULL AND cls IS NOT NULL AND fid IS NOT NULL AND ttfb IS NOT NULL) AS complete \
              FROM performance_metrics WHERE {}",
+            plausible_vital("lcp"),
+            plausible_vital("cls"),
+            plausible_vital("fid"),
+            plausible_vital("ttfb"),
+            plausible_vital("inp"),
+            implausible_vitals_sum(),
             w.sql()
         );
         let counts = w
@@ -207,8 +215,9 @@ impl SqliteStore {
                 let ranks = [0.5, 0.75, 0.95].map(|p| rank_index(n, p) as i64);
                 let sql = format!(
                     "SELECT rn, v FROM (SELECT {metric} AS v, ROW_NUMBER() OVER (ORDER BY {metric}) - 1 AS rn \
-                     FROM performance_metrics WHERE {} AND {metric} IS NOT NULL) WHERE rn IN (?, ?, ?)",
-                    w.sql()
+                     FROM performance_metrics WHERE {} AND {}) WHERE rn IN (?, ?, ?)",
+                    w.sql(),
+                    vital_is_plausible(metric)
                 );
                 let rows = w
                     .bind(sqlx::query(&sql))
@@ -231,8 +240,13 @@ impl SqliteStore {
             percentiles.push((metric.to_string(), at));
         }
         let days_sql = format!(
-            "SELECT {DAY} AS day, AVG(lcp) AS lcp, AVG(cls) AS cls, AVG(fid) AS fid, AVG(ttfb) AS ttfb, \
-             AVG(inp) AS inp FROM performance_metrics WHERE {} GROUP BY day ORDER BY day",
+            "SELECT {DAY} AS day, AVG({}) AS lcp, AVG({}) AS cls, AVG({}) AS fid, AVG({}) AS ttfb, \
+             AVG({}) AS inp FROM performance_metrics WHERE {} GROUP BY day ORDER BY day",
+            plausible_vital("lcp"),
+            plausible_vital("cls"),
+            plausible_vital("fid"),
+            plausible_vital("ttfb"),
+            plausible_vital("inp"),
             w.sql()
         );
         let metrics_by_day = w
@@ -257,6 +271,7 @@ impl SqliteStore {
                 percentiles,
                 metrics_by_day,
                 total_measurements: total,
+                implausible_values: count(&counts, "implausible")?,
             },
             complete_measurements: count(&counts, "complete")?,
         })

@@ -5,7 +5,7 @@
 
 use super::{
     SqliteStore,
-    filters::{Where, count, days},
+    filters::{Where, count, days, duration_is_plausible},
     map_err, rows,
 };
 use crate::domain::{
@@ -21,7 +21,7 @@ use crate::domain::{
 };
 use crate::store::StoreResult;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row, SqliteConnection};
 
 /// A property's value as JSON text, so that distinct values stay distinct by type
 /// (`"3"` vs `3`, `true` vs `1`).
@@ -182,9 +182,10 @@ impl SqliteStore {
         );
         w.push_to(&mut q);
         q.push(format_args!(
-            " AND duration_ms IS NOT NULL) SELECT event_name, COUNT(*) AS n, AVG(d) AS avg_ms, \
+            " AND {}) SELECT event_name, COUNT(*) AS n, AVG(d) AS avg_ms, \
              MAX(d) AS max_ms, {RANKED_PERCENTILES} FROM r GROUP BY event_name \
-             ORDER BY p95 DESC, avg_ms DESC, max_ms DESC, event_name LIMIT "
+             ORDER BY p95 DESC, avg_ms DESC, max_ms DESC, event_name LIMIT ",
+            duration_is_plausible()
         ))
         .push_bind(REPORT_TOP as i64);
         let timed_events = q
@@ -204,6 +205,7 @@ impl SqliteStore {
                 })
             })
             .collect::<StoreResult<_>>()?;
+        let implausible_durations = implausible_durations(&mut conn, &w).await?;
 
         Ok(EventsReport {
             total_events,
@@ -213,6 +215,7 @@ impl SqliteStore {
             recent_occurrences,
             recent_pagination: Pagination::of(paging, total_events),
             timed_events,
+            implausible_durations,
         })
     }
 
@@ -285,8 +288,9 @@ impl SqliteStore {
         );
         w.push_to(&mut q);
         q.push(format_args!(
-            " AND duration_ms IS NOT NULL) SELECT COUNT(*) AS n, AVG(d) AS avg_ms, MAX(d) AS max_ms, \
-             {RANKED_PERCENTILES} FROM r"
+            " AND {}) SELECT COUNT(*) AS n, AVG(d) AS avg_ms, MAX(d) AS max_ms, \
+             {RANKED_PERCENTILES} FROM r",
+            duration_is_plausible()
         ));
         let r = q.build().fetch_one(&mut *conn).await.map_err(map_err)?;
         let duration_summary = DurationSummary {
@@ -295,6 +299,7 @@ impl SqliteStore {
             p50_ms: r.try_get("p50").map_err(map_err)?,
             p95_ms: r.try_get("p95").map_err(map_err)?,
             max_ms: r.try_get("max_ms").map_err(map_err)?,
+            implausible: implausible_durations(&mut conn, &w).await?,
         };
         Ok(EventDetail {
             occurrences,
@@ -303,6 +308,19 @@ impl SqliteStore {
             duration_summary,
         })
     }
+}
+
+/// Events matching `w` whose `durationMs` lies beyond the plausible bound (stored, but left out
+/// of the duration figures).
+async fn implausible_durations(conn: &mut SqliteConnection, w: &Where) -> StoreResult<u64> {
+    let mut q = QueryBuilder::new("SELECT COUNT(*) AS n FROM events");
+    w.push_to(&mut q);
+    q.push(format_args!(
+        " AND duration_ms > {}",
+        crate::domain::plausible::MAX_EVENT_DURATION_MS
+    ));
+    let r = q.build().fetch_one(&mut *conn).await.map_err(map_err)?;
+    count(&r, "n")
 }
 
 /// An ObjectId-shaped `_id` for a SQLite row (its rowid in 24 hex digits); SQLite rows keep no

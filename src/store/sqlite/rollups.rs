@@ -11,8 +11,9 @@
 
 use super::{SqliteStore, map_err};
 use crate::domain::{
-    analytics::{Dimension, TimeRange},
+    analytics::{Dimension, METRICS, TimeRange},
     model::{Docs, WriteBatch},
+    plausible::vital_is_plausible,
     timestamp::now_ms,
 };
 use crate::store::{StoreError, StoreResult};
@@ -26,8 +27,10 @@ pub(super) const HOUR: i64 = 3_600_000;
 pub(super) const DAY: i64 = 24 * HOUR;
 /// The finest grain: five minutes.
 pub(super) const SLOT: i64 = 5 * 60_000;
-/// Encoding of `rollups.data`; rows of another format are rebuilt.
-const FMT: i64 = 1;
+/// Encoding of `rollups.data`; rows of another format are rebuilt. 2: web-vital days count implausible values
+/// (`domain::plausible`) and leave them out of sums and histograms; rows of an older format are
+/// rebuilt on read.
+const FMT: i64 = 2;
 const HOUR_GRAIN: i64 = 0;
 const DAY_GRAIN: i64 = 1;
 const SLOT_GRAIN: i64 = 2;
@@ -231,12 +234,14 @@ impl Sum {
     }
 }
 
-/// Web vitals of one UTC day: rows, and per metric the non-null count and sum.
+/// Web vitals of one UTC day: rows, and per metric the count and sum of plausible values, and
+/// the values left out as implausible.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct PerfDay {
     pub rows: u64,
     pub n: [u64; 5],
     pub sum: [Sum; 5],
+    pub implausible: u64,
 }
 
 /// Sorted (ordered key of the value, count) pairs: an exact histogram.
@@ -316,6 +321,7 @@ impl Aggs {
         for (day, p) in o.perf_days {
             let into = self.perf_days.entry(day).or_default();
             into.rows += p.rows;
+            into.implausible += p.implausible;
             for i in 0..5 {
                 into.n[i] += p.n[i];
                 into.sum[i].merge(p.sum[i]);
@@ -546,6 +552,10 @@ async fn scan(
             day.rows += 1;
             for (m, hist) in hists.iter_mut().enumerate() {
                 if let Some(v) = r.try_get::<Option<f64>, _>(1 + m).map_err(map_err)? {
+                    if !vital_is_plausible(METRICS[m], v) {
+                        day.implausible += 1;
+                        continue;
+                    }
                     day.n[m] += 1;
                     day.sum[m].add(v);
                     *hist.entry(ord_key(v)).or_default() += 1;
@@ -687,6 +697,7 @@ fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
             for (day, p) in &a.perf_days {
                 e.i(*day);
                 e.u(p.rows);
+                e.u(p.implausible);
                 for m in 0..5 {
                     e.u(p.n[m]);
                     e.f(p.sum[m].s);
@@ -741,6 +752,7 @@ fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<()> {
                 let day = d.i()?;
                 let mut p = PerfDay {
                     rows: d.u()?,
+                    implausible: d.u()?,
                     ..Default::default()
                 };
                 for m in 0..5 {

@@ -179,6 +179,7 @@ impl SqliteStore {
             percentiles,
             metrics_by_day,
             total_measurements: a.perf_days.values().map(|d| d.rows).sum(),
+            implausible_values: a.perf_days.values().map(|d| d.implausible).sum(),
         })
     }
 
@@ -366,7 +367,8 @@ impl SqliteStore {
         let mut percentiles = Vec::new();
         for metric in METRICS {
             let filter = format!(
-                "FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ? AND {metric} IS NOT NULL"
+                "FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ? AND {}",
+                super::filters::vital_is_plausible(metric)
             );
             let count_sql = format!("SELECT COUNT(*) {filter}");
             let n: i64 = bounded(sqlx::query(&count_sql), pk, range)
@@ -393,10 +395,26 @@ impl SqliteStore {
             }
             percentiles.push((metric.to_string(), at));
         }
+        let v = super::filters::plausible_vital;
         let days_sql = format!(
-            "SELECT {SQL_DAY} AS day, AVG(lcp) AS lcp, AVG(cls) AS cls, AVG(fid) AS fid, AVG(ttfb) AS ttfb, AVG(inp) AS inp \
-             FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ? GROUP BY day ORDER BY day"
+            "SELECT {SQL_DAY} AS day, AVG({}) AS lcp, AVG({}) AS cls, AVG({}) AS fid, AVG({}) AS ttfb, AVG({}) AS inp \
+             FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ? GROUP BY day ORDER BY day",
+            v("lcp"),
+            v("cls"),
+            v("fid"),
+            v("ttfb"),
+            v("inp")
         );
+        let implausible_sql = format!(
+            "SELECT IFNULL({}, 0) FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ?",
+            super::filters::implausible_vitals_sum()
+        );
+        let implausible: i64 = bounded(sqlx::query(&implausible_sql), pk, range)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .try_get(0)
+            .map_err(map_err)?;
         let days = bounded(sqlx::query(&days_sql), pk, range)
             .fetch_all(&mut *conn)
             .await
@@ -418,6 +436,7 @@ impl SqliteStore {
             percentiles,
             metrics_by_day,
             total_measurements: total as u64,
+            implausible_values: implausible as u64,
         })
     }
 }
