@@ -1,6 +1,6 @@
 //! Plain types and pure logic shared by every layer: identifiers, the four analytics document
 //! kinds, timestamp parsing, error fingerprints, user-agent and bot detection, event drop rules,
-//! segment filters.
+//! segment filters, redirect targets.
 //! Nothing here performs IO.
 
 pub mod analytics;
@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod ids;
 pub mod model;
 pub mod plausible;
+pub mod redirect;
 pub mod segment;
 pub mod timestamp;
 pub mod useragent;

@@ -3,10 +3,11 @@
 
 use super::{
     rate_limit::{RateLimitLayer, Style},
-    session::{self, CsrfForm, safe_redirect},
+    session::{self, CsrfForm},
 };
 use crate::{
     config::Config,
+    domain::redirect::redirect_target,
     error::AppError,
     runtime::rate_limit::namespaces,
     services::{
@@ -85,7 +86,7 @@ async fn login_form(
     }
     Ok(LoginPage {
         csrf: session::csrf_token(&session).await?,
-        next: safe_redirect(query.get("next").map(String::as_str), "/projects"),
+        next: redirect_target(query.get("next").map(String::as_str), "/projects"),
         email: String::new(),
         error: None,
         registration_enabled: config.registration_enabled,
@@ -99,7 +100,7 @@ async fn login(
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let email = form.get("email").unwrap_or_default().to_string();
-    let next = safe_redirect(form.get("next"), "/projects");
+    let next = redirect_target(form.get("next"), "/projects");
     let user = accounts::check_login(&state.stores, &email, form.raw("password"))
         .await
         .map_err(provision_error)?;

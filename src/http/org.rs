@@ -4,11 +4,11 @@
 
 use super::{
     rate_limit::{RateLimitLayer, Style},
-    session::{self, AuthUser, CsrfForm, safe_redirect},
+    session::{self, AuthUser, CsrfForm},
     views::Shell,
 };
 use crate::{
-    domain::{ids::DocId, timestamp::now_ms},
+    domain::{ids::DocId, redirect::redirect_target, timestamp::now_ms},
     error::{AppError, ErrorPageInfo},
     runtime::rate_limit::namespaces,
     services::orgs::{self as svc, MemberError},
@@ -47,17 +47,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/org/public-links/{project_id}/revoke",
             post(revoke_public_link_at),
         )
-}
-
-/// The server's public base URL for links: `PUBLIC_URL`, else the request's host.
-pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    state.config.public_url.clone().unwrap_or_else(|| {
-        let host = headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost:3000");
-        format!("http://{host}")
-    })
 }
 
 /// `2024-01-31` (UTC) for tables.
@@ -254,7 +243,7 @@ async fn switch_org(auth: AuthUser, form: CsrfForm) -> Result<Response, AppError
         .insert("org", org)
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(Redirect::to(&safe_redirect(form.get("redirectTo"), "/projects")).into_response())
+    Ok(Redirect::to(&redirect_target(form.get("redirectTo"), "/projects")).into_response())
 }
 
 async fn show_users(State(state): State<AppState>, auth: AuthUser) -> Result<Response, AppError> {
@@ -323,9 +312,10 @@ async fn invite_user(
                 "Invite created for {} as {role}. Send them this link; it is shown only once and is valid for 7 days.",
                 email.trim().to_lowercase()
             )),
-            invite_link: Some(format!(
-                "{}/accept-invite?token={token}",
-                base_url(&state, &headers)
+            invite_link: Some(super::links::link(
+                &state.config,
+                &headers,
+                &format!("/accept-invite?token={token}"),
             )),
             ..Default::default()
         });
