@@ -502,6 +502,9 @@ pub struct Config {
     /// `TRUST_PROXY=true` means one; a number means that many.
     pub trust_proxy: usize,
     pub public_url: Option<String>,
+    /// Hosts (`host` or `host:port`, lower case) whose `Host` header may be used for absolute
+    /// links when `PUBLIC_URL` is unset (`ALLOWED_HOSTS`); see `http::links`.
+    pub allowed_hosts: Vec<String>,
     pub cors_allowed_origins: Vec<String>,
     pub registration_enabled: bool,
     pub session_secret: Secret,
@@ -591,6 +594,27 @@ pub fn parse_flag(value: &str) -> Option<bool> {
         "false" | "0" | "no" | "off" => Some(false),
         _ => None,
     }
+}
+
+/// `ALLOWED_HOSTS`: comma-separated `host` or `host:port`, no scheme or path, lower-cased.
+fn allowed_hosts(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let ok = h.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+            if ok {
+                Ok(h.to_ascii_lowercase())
+            } else {
+                Err(ConfigError::new(
+                    "ALLOWED_HOSTS",
+                    "comma-separated host names (host or host:port), without scheme or path",
+                ))
+            }
+        })
+        .collect()
 }
 
 impl Config {
@@ -689,6 +713,7 @@ impl Config {
         let public_url = env
             .string("PUBLIC_URL")
             .map(|u| u.trim_end_matches('/').to_string());
+        let allowed_hosts = allowed_hosts(env.get("ALLOWED_HOSTS").unwrap_or(""))?;
         let cors_allowed_origins = match env.get("CORS_ALLOWED_ORIGINS") {
             Some(list) => list
                 .split(',')
@@ -732,6 +757,7 @@ impl Config {
                 },
             },
             public_url,
+            allowed_hosts,
             cors_allowed_origins,
             registration_enabled: env.flag("REGISTRATION_ENABLED", true)?,
             session_secret: Secret::new(
@@ -1016,6 +1042,20 @@ mod tests {
             c.cors_allowed_origins,
             vec!["https://a.example".to_string()]
         );
+    }
+
+    #[test]
+    fn allowed_hosts_are_a_list_of_bare_hosts() {
+        assert!(config(&[]).unwrap().allowed_hosts.is_empty());
+        let c = config(&[("ALLOWED_HOSTS", " A.example , b.example:8080,,[::1]:3000")]).unwrap();
+        assert_eq!(
+            c.allowed_hosts,
+            ["a.example", "b.example:8080", "[::1]:3000"]
+        );
+        for bad in ["https://a.example", "a.example/x", "a b"] {
+            let e = config(&[("ALLOWED_HOSTS", bad)]).unwrap_err();
+            assert!(e.to_string().contains("ALLOWED_HOSTS"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ([`AdminUser`]); everyone else gets the 403 page. The rules live in `services::orgs`.
 
 use super::{
-    org::{InviteRow, Notice, base_url, day, id_field, refusal, render_outcome},
+    org::{InviteRow, Notice, day, id_field, refusal, render_outcome},
     rate_limit::{RateLimitLayer, Style},
     session::{self, AuthUser, CsrfForm},
     views::Shell,
@@ -309,9 +309,10 @@ async fn platform_invite(
                 "Invite created for {} as {role}. Send them this link; it is shown only once and is valid for 7 days.",
                 email.trim().to_lowercase()
             )),
-            invite_link: Some(format!(
-                "{}/accept-platform-invite?token={token}",
-                base_url(&state, &headers)
+            invite_link: Some(super::links::link(
+                &state.config,
+                &headers,
+                &format!("/accept-platform-invite?token={token}"),
             )),
             ..Default::default()
         });

@@ -1,5 +1,5 @@
 //! The HTTP surface: one router per area, composed here with the cross-cutting layers
-//! (request ids and error logging, CORS). Handlers stay thin: extract, call a service, answer.
+//! (request ids and error logging, CORS, security headers). Handlers stay thin: extract, call a service, answer.
 
 pub mod admin;
 pub mod ai;
@@ -9,11 +9,13 @@ pub mod cors;
 pub mod health;
 pub mod ingest;
 pub mod invites;
+pub mod links;
 pub mod org;
 pub mod pages;
 pub mod projects;
 pub mod rate_limit;
 pub mod sdk;
+pub mod security_headers;
 pub mod session;
 pub mod views;
 pub mod ws;
@@ -56,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::map_response(security_headers::security_headers))
         .with_state(state)
 }
 

@@ -3,7 +3,7 @@
 //! members, deleting and clearing. Platform admins count as `admin` everywhere.
 
 use super::{
-    org::{base_url, minute, refusal},
+    org::{minute, refusal},
     session::{AuthUser, CsrfForm},
     views::Shell,
 };
@@ -217,7 +217,9 @@ async fn render_settings(
         .into_iter()
         .map(|m| (m.user.email, m.role, m.user.id.to_hex()))
         .collect();
-    let base = base_url(state, headers);
+    // Without a trusted address the snippet says so instead of guessing from the Host header.
+    let base = super::links::base_url(&state.config, headers)
+        .unwrap_or_else(|| super::links::UNKNOWN_BASE.to_string());
     // In production the versioned URL is cached for a year; in development the plain one.
     let sdk = if state.config.production {
         super::sdk::sdk_versioned_path()
@@ -460,9 +462,10 @@ async fn add_user(
                     message: Some(format!(
                         "{email} has no account yet: send them this invite link."
                     )),
-                    invite_link: Some(format!(
-                        "{}/accept-invite?token={token}",
-                        base_url(&state, &headers)
+                    invite_link: Some(super::links::link(
+                        &state.config,
+                        &headers,
+                        &format!("/accept-invite?token={token}"),
                     )),
                     ..Default::default()
                 })
@@ -606,8 +609,11 @@ async fn new_public_link(
         access.project.id,
     )
     .await?;
-    let url =
-        public_links::dashboard_url(&base_url(state, headers), access.project.id, &made.token);
+    let url = public_links::dashboard_url(
+        &super::links::link(&state.config, headers, ""),
+        access.project.id,
+        &made.token,
+    );
     let outcome = Ok(Notice {
         message: Some(message.to_string()),
         public_link_url: Some(url),

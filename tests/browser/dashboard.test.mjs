@@ -3,22 +3,13 @@
 // auto-refresh stops after three failed refreshes. Run by tests/e2e/browser_accounts.rs, which
 // seeds the data and passes SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT and the expected figures.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { test } from 'node:test';
+import { useBrowser } from './lib.mjs';
 
 const { SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT, SI_VIEWS, SI_EVENTS, SI_ERRORS } = process.env;
-const CHROMIUM = process.env.SI_CHROMIUM || '/usr/bin/chromium';
 assert.ok(SI_URL && SI_EMAIL && SI_PROJECT, 'set by tests/e2e/browser_accounts.rs');
 
-let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-after(async () => browser?.close());
+const browser = useBrowser();
 
 test('the dashboard shows the seeded totals and draws its charts', async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });

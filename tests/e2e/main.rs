@@ -21,4 +21,5 @@ mod process;
 mod public_links;
 mod rate_limit;
 mod redis;
+mod security;
 mod ws;
