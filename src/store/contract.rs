@@ -1805,13 +1805,18 @@ pub(crate) async fn implausible_values_are_kept_but_left_out_of_figures(stores: 
         .await
         .unwrap();
     assert!(
-        stored.iter().any(|d| d["durationMs"].as_f64() == Some(1e308)),
+        stored
+            .iter()
+            .any(|d| d["durationMs"].as_f64() == Some(1e308)),
         "kept as sent: {stored:?}"
     );
 
     let f = stores.stats.performance_summary(p.id, range).await.unwrap();
     assert_eq!(f.total_measurements, 3);
-    assert_eq!(f.implausible_values, 2, "the LCP and the CLS of the third row");
+    assert_eq!(
+        f.implausible_values, 2,
+        "the LCP and the CLS of the third row"
+    );
     let lcp = f.of("lcp");
     assert_eq!((lcp.p50, lcp.p95), (Some(2_000.0), Some(2_000.0)));
     assert_eq!(f.of("cls").p95, Some(0.1));

@@ -224,6 +224,45 @@ pub(super) fn count(row: &sqlx::sqlite::SqliteRow, column: &str) -> StoreResult<
         .unwrap_or(0) as u64)
 }
 
+/// `metric` (a web-vital column) where it lies within `domain::plausible`'s bound, else NULL:
+/// for averages and percentiles. The bound is a constant, not input.
+pub(super) fn plausible_vital(metric: &str) -> String {
+    format!(
+        "IIF({metric} <= {}, {metric}, NULL)",
+        crate::domain::plausible::vital_bound(metric)
+    )
+}
+
+/// The condition "`metric` is a plausible value" (non-null and within its bound).
+pub(super) fn vital_is_plausible(metric: &str) -> String {
+    format!(
+        "{metric} <= {}",
+        crate::domain::plausible::vital_bound(metric)
+    )
+}
+
+/// `SUM` of the web-vital values of the selected rows that lie outside their bounds.
+pub(super) fn implausible_vitals_sum() -> String {
+    let terms: Vec<String> = crate::domain::analytics::METRICS
+        .iter()
+        .map(|m| {
+            format!(
+                "IFNULL({m} > {}, 0)",
+                crate::domain::plausible::vital_bound(m)
+            )
+        })
+        .collect();
+    format!("SUM({})", terms.join(" + "))
+}
+
+/// The condition "`duration_ms` is a plausible event duration".
+pub(super) fn duration_is_plausible() -> String {
+    format!(
+        "duration_ms <= {}",
+        crate::domain::plausible::MAX_EVENT_DURATION_MS
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,43 +369,4 @@ mod tests {
         let row = w.bind(sqlx::query(&sql)).fetch_one(&pool).await.unwrap();
         assert_eq!(count(&row, "n").unwrap(), 1);
     }
-}
-
-/// `metric` (a web-vital column) where it lies within `domain::plausible`'s bound, else NULL:
-/// for averages and percentiles. The bound is a constant, not input.
-pub(super) fn plausible_vital(metric: &str) -> String {
-    format!(
-        "IIF({metric} <= {}, {metric}, NULL)",
-        crate::domain::plausible::vital_bound(metric)
-    )
-}
-
-/// The condition "`metric` is a plausible value" (non-null and within its bound).
-pub(super) fn vital_is_plausible(metric: &str) -> String {
-    format!(
-        "{metric} <= {}",
-        crate::domain::plausible::vital_bound(metric)
-    )
-}
-
-/// `SUM` of the web-vital values of the selected rows that lie outside their bounds.
-pub(super) fn implausible_vitals_sum() -> String {
-    let terms: Vec<String> = crate::domain::analytics::METRICS
-        .iter()
-        .map(|m| {
-            format!(
-                "IFNULL({m} > {}, 0)",
-                crate::domain::plausible::vital_bound(m)
-            )
-        })
-        .collect();
-    format!("SUM({})", terms.join(" + "))
-}
-
-/// The condition "`duration_ms` is a plausible event duration".
-pub(super) fn duration_is_plausible() -> String {
-    format!(
-        "duration_ms <= {}",
-        crate::domain::plausible::MAX_EVENT_DURATION_MS
-    )
 }
