@@ -54,6 +54,16 @@ fn is_unavailable(e: &Error) -> bool {
     by_kind || TRANSIENT_LABELS.iter().any(|label| e.contains_label(label))
 }
 
+/// Server codes for "this server does not implement that" (NotImplemented, CommandNotFound,
+/// InvalidOptions): what a MongoDB-compatible server such as FerretDB answers for an option it
+/// lacks.
+const NOT_IMPLEMENTED_CODES: [i32; 3] = [238, 59, 72];
+
+/// True when the server refused a command or option it does not implement.
+pub(super) fn is_not_implemented(e: &Error) -> bool {
+    matches!(e.kind.as_ref(), ErrorKind::Command(c) if NOT_IMPLEMENTED_CODES.contains(&c.code))
+}
+
 /// The server's message when `e` is (only) a duplicate-key violation.
 fn duplicate_key_message(e: &Error) -> Option<String> {
     match e.kind.as_ref() {
@@ -202,6 +212,16 @@ mod tests {
         assert!(map_err(timeout).is_unavailable());
         assert!(map_err(command_error(91, "ShutdownInProgress")).is_unavailable());
         assert!(map_err(command_error(10107, "not primary")).is_unavailable());
+    }
+
+    #[test]
+    fn unimplemented_options_are_recognised() {
+        assert!(is_not_implemented(&command_error(
+            238,
+            "Index option \"expireAfterSeconds\" is not implemented yet"
+        )));
+        assert!(!is_not_implemented(&command_error(DUPLICATE_KEY, EMAIL_DUP)));
+        assert!(!is_not_implemented(&Error::custom("boom")));
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! indexes (same keys, so the default names match the ones Mongoose made in an existing
 //! database and re-creating them is a no-op), plus the few this port's queries need.
 //!
+//! TTL indexes (sessions, ingest-batch markers) are a bonus, never the expiry itself: servers
+//! without them (FerretDB 1.x) refuse the option, `migrate` then goes on without them, and the
+//! sweepers (`delete_expired_sessions`, the marker sweep in `purge_before`) do the work.
+//!
 //! Deliberately left out: SuperInsights' single-field indexes on `timestamp`, `sessionId`,
 //! `clientId`, `eventName`, … Every query here is scoped by `projectId`, so they would only cost
 //! ingest throughput.
@@ -18,7 +22,7 @@ use mongodb::{
 use std::time::Duration;
 
 /// How long `write_once` markers are kept: far longer than any spool replay can be delayed.
-const BATCH_MARKER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(super) const BATCH_MARKER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn plain(keys: Document) -> IndexModel {
     IndexModel::builder().keys(keys).build()
@@ -36,6 +40,14 @@ fn expiring(keys: Document, after: Duration) -> IndexModel {
         .keys(keys)
         .options(IndexOptions::builder().expire_after(after).build())
         .build()
+}
+
+/// True for a TTL index (one with `expireAfterSeconds`).
+pub(super) fn is_ttl(model: &IndexModel) -> bool {
+    model
+        .options
+        .as_ref()
+        .is_some_and(|o| o.expire_after.is_some())
 }
 
 /// Every index, grouped by collection.
