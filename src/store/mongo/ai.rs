@@ -189,6 +189,10 @@ impl AiStore for MongoStore {
     }
 
     async fn public_presets(&self, except_owner: DocId, limit: u32) -> StoreResult<Vec<Preset>> {
+        // MongoDB reads `limit(0)` as "no limit".
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let found = self
             .coll(AI_PRESETS)
             .find(doc! {"visibility": "public", "ownerUserId": {"$ne": oid(except_owner)}})
@@ -267,6 +271,10 @@ impl AiStore for MongoStore {
     }
 
     async fn runs_of_project(&self, project_id: DocId, limit: u32) -> StoreResult<Vec<AiRun>> {
+        // MongoDB reads `limit(0)` as "no limit".
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let found = self
             .coll(AI_RUNS)
             .find(doc! {"projectId": oid(project_id)})
@@ -366,6 +374,10 @@ impl AiStore for MongoStore {
             }
         };
         filter.segment(channel, segment);
+        // MongoDB reads `limit(0)` as "no limit".
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let found = self
             .coll(collection_of(channel))
             .find(filter.build())

@@ -1,6 +1,10 @@
 //! Background jobs in MongoDB (the `jobs` collection, ours: SuperInsights 1.x had no queue).
 //! Claims are single-document `findOneAndUpdate`s, atomic on the server, so several instances
 //! never claim one job twice; every later write of an attempt is conditional on its lease token.
+//!
+//! "Attempts left" is stored (`attemptsLeft` = `maxAttempts` − `attempts`, kept by every write
+//! that changes `attempts`) rather than compared with `$expr`, which FerretDB lacks; `migrate`
+//! fills it in for jobs written before it existed ([`MongoStore::backfill_attempts_left`]).
 
 use super::{
     MongoStore,
@@ -69,14 +73,13 @@ fn job_from_doc(d: &Document) -> StoreResult<Job> {
 /// Claimable at `now`: queued and due, or running with an expired lease and attempts left. Jobs
 /// Redis is expected to deliver use `cutoff` instead of `now` (see `JobStore::claim_next_job`).
 fn claimable(now: i64, cutoff: i64) -> Document {
-    let attempts_left = doc! {"$lt": ["$attempts", "$maxAttempts"]};
     doc! {"$or": [
         {"state": "queued", "dispatch": {"$ne": "redis"}, "runAfter": {"$lte": date(now)}},
         {"state": "queued", "dispatch": "redis", "runAfter": {"$lte": date(cutoff)}},
         {"state": "running", "dispatch": {"$ne": "redis"}, "leaseUntil": {"$lte": date(now)},
-         "$expr": attempts_left.clone()},
+         "attemptsLeft": {"$gt": 0}},
         {"state": "running", "dispatch": "redis", "leaseUntil": {"$lte": date(cutoff)},
-         "$expr": attempts_left},
+         "attemptsLeft": {"$gt": 0}},
     ]}
 }
 
@@ -92,7 +95,7 @@ fn claim_update(claim: &JobClaim<'_>) -> Document {
             "updatedAt": date(claim.now),
         },
         "$unset": {"finishedAt": "", "progressMessage": ""},
-        "$inc": {"attempts": 1},
+        "$inc": {"attempts": 1, "attemptsLeft": -1},
     }
 }
 
@@ -102,6 +105,33 @@ fn held(id: DocId, token: &str) -> Document {
 }
 
 impl MongoStore {
+    /// Gives every job without `attemptsLeft` (written before the field existed) its value, one
+    /// conditional update per job so that a concurrent claim is never overwritten. Repeatable.
+    pub(super) async fn backfill_attempts_left(&self) -> StoreResult<()> {
+        let missing = self
+            .coll(JOBS)
+            .find(doc! {"attemptsLeft": {"$exists": false}})
+            .projection(doc! {"attempts": 1, "maxAttempts": 1})
+            .collect_all()
+            .await?;
+        for job in missing {
+            let attempts = read_int(&job, "attempts").unwrap_or(0);
+            let max_attempts = read_int(&job, "maxAttempts").unwrap_or(0);
+            self.coll(JOBS)
+                .update_one(
+                    doc! {
+                        "_id": job.get("_id").cloned().unwrap_or(Bson::Null),
+                        "attempts": attempts,
+                        "attemptsLeft": {"$exists": false},
+                    },
+                    doc! {"$set": {"attemptsLeft": max_attempts - attempts}},
+                )
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
     async fn claim_where(
         &self,
         filter: Document,
@@ -140,6 +170,7 @@ impl JobStore for MongoStore {
                 "dispatch": job.dispatch.as_str(),
                 "attempts": 0,
                 "maxAttempts": i64::from(job.max_attempts),
+                "attemptsLeft": i64::from(job.max_attempts),
                 "progress": 0,
                 "queuedAt": date(job.queued_at),
                 "runAfter": date(job.run_after),
@@ -260,7 +291,7 @@ impl JobStore for MongoStore {
                 "$set": {"state": "queued", "runAfter": date(now), "dispatch": dispatch.as_str(),
                          "updatedAt": date(now)},
                 "$unset": {"leaseToken": "", "leaseUntil": "", "startedAt": ""},
-                "$inc": {"attempts": -1},
+                "$inc": {"attempts": -1, "attemptsLeft": 1},
             },
         )
         .await
@@ -281,7 +312,7 @@ impl JobStore for MongoStore {
         let filter = doc! {
             "state": "running",
             "leaseUntil": {"$lte": date(now)},
-            "$expr": {"$gte": ["$attempts", "$maxAttempts"]},
+            "attemptsLeft": {"$lte": 0},
         };
         // Standalone MongoDB has no multi-document transactions: fail them one by one, each
         // conditional on still being abandoned, and report only those this call changed.

@@ -980,6 +980,7 @@ impl StoreAdmin for MongoStore {
                 }
             }
         }
+        self.backfill_attempts_left().await?;
         Ok(())
     }
 

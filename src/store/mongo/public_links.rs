@@ -52,35 +52,62 @@ impl MongoStore {
         at_ms: i64,
     ) -> StoreResult<PublicLink> {
         let at = date(at_ms);
-        // One update with a pipeline, so `publicLinkCreatedAt` is kept only when the link was
-        // already enabled, decided atomically on the server.
-        let result = self
-            .coll(PROJECTS)
-            .update_one(
-                doc! {"_id": oid(id), "deletedAt": Bson::Null},
-                vec![
-                    doc! {"$set": {
-                        "publicLinkCreatedAt": {"$cond": [
-                            {"$and": [
-                                {"$eq": ["$publicLinkEnabled", true]},
-                                {"$ne": [{"$ifNull": ["$publicLinkCreatedAt", Bson::Null]}, Bson::Null]},
-                            ]},
-                            "$publicLinkCreatedAt",
-                            at,
-                        ]},
-                    }},
-                    doc! {"$set": {
-                        "publicLinkEnabled": true,
-                        "publicLinkTokenHash": token_hash,
-                        "publicLinkLastRegeneratedAt": at,
-                        "publicLinkRevokedAt": Bson::Null,
-                        "updatedAt": at,
-                    }},
-                    doc! {"$unset": "publicLinkToken"},
-                ],
-            )
-            .await
-            .map_err(map_err)?;
+        let set = doc! {
+            "publicLinkEnabled": true,
+            "publicLinkTokenHash": token_hash,
+            "publicLinkLastRegeneratedAt": at,
+            "publicLinkRevokedAt": Bson::Null,
+            "updatedAt": at,
+        };
+        let unset = doc! {"publicLinkToken": ""};
+        // `publicLinkCreatedAt` is kept only when the link was already enabled. Without pipeline
+        // updates (FerretDB has none) that is two conditional updates whose filters exclude each
+        // other, so whichever matches decides atomically; when neither does, the link changed
+        // state in between (or the project is gone), and the next round sees the new state.
+        let live = doc! {"_id": oid(id), "deletedAt": Bson::Null};
+        let mut was_enabled = live.clone();
+        was_enabled.insert("publicLinkEnabled", true);
+        was_enabled.insert("publicLinkCreatedAt", doc! {"$ne": Bson::Null});
+        let mut was_not = live.clone();
+        was_not.insert(
+            "$or",
+            vec![
+                doc! {"publicLinkEnabled": {"$ne": true}},
+                doc! {"publicLinkCreatedAt": Bson::Null},
+            ],
+        );
+        let mut set_created = set.clone();
+        set_created.insert("publicLinkCreatedAt", at);
+        let mut result = None;
+        for _ in 0..3 {
+            let kept = self
+                .coll(PROJECTS)
+                .update_one(
+                    was_enabled.clone(),
+                    doc! {"$set": set.clone(), "$unset": unset.clone()},
+                )
+                .await
+                .map_err(map_err)?;
+            if kept.matched_count == 1 {
+                result = Some(kept);
+                break;
+            }
+            let fresh = self
+                .coll(PROJECTS)
+                .update_one(
+                    was_not.clone(),
+                    doc! {"$set": set_created.clone(), "$unset": unset.clone()},
+                )
+                .await
+                .map_err(map_err)?;
+            if fresh.matched_count == 1 {
+                result = Some(fresh);
+                break;
+            }
+        }
+        let Some(result) = result else {
+            return Err(StoreError::NotFound);
+        };
         matched(&result)?;
         self.load_public_link(id).await?.ok_or(StoreError::NotFound)
     }
