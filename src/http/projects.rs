@@ -324,8 +324,13 @@ async fn create_project(
     Ok(Redirect::to(&format!("/projects/{}/settings", created.id)).into_response())
 }
 
+/// The project's dashboard. The id is a decoded path segment, so the target goes through the
+/// redirect parser like any other user input (a `%0a` in it must not become a 500).
 async fn project_home(Path(id): Path<String>) -> Redirect {
-    Redirect::to(&format!("/projects/{id}/dashboard"))
+    Redirect::to(&crate::domain::redirect::redirect_target(
+        Some(&format!("/projects/{id}/dashboard")),
+        "/projects",
+    ))
 }
 
 async fn show_settings(

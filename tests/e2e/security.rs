@@ -92,6 +92,17 @@ async fn login_redirects_only_to_paths_on_this_site_and_never_fails() {
         "/projects/%C3%A4",
         "normalised to a valid header"
     );
+
+    // A decoded path segment that ends up in a redirect goes through the same parser.
+    for segment in ["%0a", "%0d%0aSet-Cookie:%20a=b", "%7f"] {
+        let r = browser()
+            .get(app.url(&format!("/projects/{segment}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_redirection(), "{segment}: {}", r.status());
+        assert_eq!(location(&r), "/projects", "{segment}");
+    }
     app.stop().await;
 }
 
