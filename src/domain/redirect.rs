@@ -44,7 +44,7 @@ pub fn redirect_target(target: Option<&str>, fallback: &str) -> String {
 }
 
 /// The checks the target as given must pass: exactly one leading `/`, nothing a browser would
-/// drop or reinterpret (control characters, whitespace, invisible formatting, `\\`), no dot
+/// drop or reinterpret (control characters, whitespace, invisible formatting, backslashes), no dot
 /// segments.
 fn is_plain_local(s: &str) -> bool {
     starts_with_one_slash(s)
