@@ -220,7 +220,10 @@ mod tests {
             238,
             "Index option \"expireAfterSeconds\" is not implemented yet"
         )));
-        assert!(!is_not_implemented(&command_error(DUPLICATE_KEY, EMAIL_DUP)));
+        assert!(!is_not_implemented(&command_error(
+            DUPLICATE_KEY,
+            EMAIL_DUP
+        )));
         assert!(!is_not_implemented(&Error::custom("boom")));
     }
 

@@ -2,21 +2,10 @@
 //! sample documents: the project and time bounds, exact filters, a literal prefix, and the
 //! segment fields of reference §4.7 per collection. Conditions on distinct fields stay
 //! top-level (so the documents read as before and indexes apply); a second condition on a field
-//! already constrained goes into `$and`, so both apply, as in the SQL builder. Also the small
-//! readers of aggregation results and the per-day count the reports share.
+//! already constrained goes into `$and`, so both apply, as in the SQL builder.
 
-use super::{
-    MongoStore,
-    docs::{collection_of, date, oid, read_int},
-    errors::CollectAll,
-};
-use crate::domain::{
-    analytics::{DayCount, TimeRange},
-    ids::DocId,
-    model::Channel,
-    segment::SegmentFilters,
-};
-use crate::store::StoreResult;
+use super::docs::{date, oid};
+use crate::domain::{analytics::TimeRange, ids::DocId, model::Channel, segment::SegmentFilters};
 use mongodb::bson::{Bson, Document, doc};
 
 /// A `$match` (or `find`) filter under construction.
@@ -128,53 +117,6 @@ pub(super) fn regex_literal(s: &str) -> String {
         out.push(c);
     }
     out
-}
-
-/// The UTC day (`YYYY-MM-DD`) of `timestamp`, as an aggregation expression.
-pub(super) fn day_of_timestamp() -> Document {
-    doc! {"$dateToString": {"format": "%Y-%m-%d", "date": "$timestamp", "timezone": "UTC"}}
-}
-
-/// A count read from an aggregation result (0 when missing).
-pub(super) fn count_of(d: &Document, field: &str) -> u64 {
-    u64::try_from(read_int(d, field).unwrap_or(0)).unwrap_or(0)
-}
-
-/// A number read from an aggregation result, whatever its BSON numeric type.
-pub(super) fn float_of(d: &Document, field: &str) -> Option<f64> {
-    match d.get(field) {
-        Some(Bson::Double(f)) => Some(*f),
-        Some(Bson::Int32(i)) => Some(f64::from(*i)),
-        Some(Bson::Int64(i)) => Some(*i as f64),
-        _ => None,
-    }
-}
-
-impl MongoStore {
-    /// The documents of `channel` matching `filter`, counted per UTC day, in day order.
-    pub(super) async fn days_matching(
-        &self,
-        channel: Channel,
-        filter: Document,
-    ) -> StoreResult<Vec<DayCount>> {
-        let rows = self
-            .coll(collection_of(channel))
-            .aggregate(vec![
-                doc! {"$match": filter},
-                doc! {"$group": {"_id": day_of_timestamp(), "count": {"$sum": 1}}},
-                doc! {"$sort": {"_id": 1}},
-            ])
-            .allow_disk_use(true)
-            .collect_all()
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DayCount {
-                date: r.get_str("_id").unwrap_or_default().to_string(),
-                count: count_of(r, "count"),
-            })
-            .collect())
-    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod indexes;
 mod jobs;
 mod public_links;
 mod reports;
+mod scan;
 mod stats;
 
 use super::{
