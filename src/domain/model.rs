@@ -65,7 +65,8 @@ impl DeviceType {
     }
 }
 
-/// Request-level facts the server adds to every item.
+/// Facts the server adds to every document: the request's (IP, country, crawler) and whether the
+/// item's own timestamp had to be replaced.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Enrichment {
@@ -76,6 +77,10 @@ pub struct Enrichment {
     /// True when the User-Agent is a known crawler or automation tool.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_bot: bool,
+    /// True when the item's `timestamp` could not be read as a date (SuperInsights 1.x's
+    /// `new Date(value)` was invalid) and the server's time was stored instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timestamp_replaced: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,7 +110,7 @@ pub struct PageView {
 pub struct Event {
     pub id: DocId,
     pub event_name: String,
-    /// Always a JSON object.
+    /// As sent when truthy (normally an object, but 1.x kept any truthy value), else `{}`.
     pub properties: Value,
     pub duration_ms: Option<f64>,
     pub session_id: Option<String>,
@@ -130,8 +135,15 @@ pub struct ErrorEvent {
     pub os: Option<String>,
     pub os_version: Option<String>,
     pub device_type: Option<String>,
+    /// As sent, never altered.
     pub context: Option<Value>,
     pub fingerprint: String,
+    /// The sender's visitor and user ids, sent beside the error (1.x dropped them); the client
+    /// and user segment filters match them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     #[serde(flatten)]
     pub enrichment: Enrichment,
     pub timestamp: i64,
@@ -153,7 +165,7 @@ pub struct PerformanceMetric {
     pub device_type: Option<String>,
     pub browser: Option<String>,
     pub connection_type: Option<String>,
-    /// Always a JSON object.
+    /// As sent when truthy, else `{}`.
     pub properties: Value,
     #[serde(flatten)]
     pub enrichment: Enrichment,

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 ///   `meta[k]` → `properties.k`. The other fields do not apply.
 /// - page views: `client_id`, `device_type`, `browser`, `os`, `utm_*` → same-named fields;
 ///   `user_id` and `meta` do not apply.
-/// - errors: `client_id` → `context.clientId`; `user_id` → `context.userId`; `meta[k]` →
-///   `context.k`.
+/// - errors: `client_id` → the error's own `clientId` or `context.clientId`; `user_id` → its
+///   own `userId` or `context.userId`; `meta[k]` → `context.k`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SegmentFilters {

@@ -84,6 +84,26 @@ fn api_key<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<String> {
         .or_else(query_key)
 }
 
+/// The channel a `/v1/<path>` names, routed as Express did for 1.x: case-insensitive, with one
+/// optional trailing slash (`/v1/events/`, `/v1/Events`).
+fn channel_of(path: &str) -> Option<Channel> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    Channel::parse(&path.to_ascii_lowercase())
+}
+
+/// An HTML-form body (`curl -d url=/a`), which 1.x parsed into an object of strings. Every
+/// other body is read as JSON.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 /// Rejects a declared body over the limit before reading anything.
 fn check_declared_length(headers: &HeaderMap) -> Result<(), AppError> {
     let declared = headers
@@ -141,12 +161,17 @@ async fn v1(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    let Some(channel) = Channel::parse(&path).filter(|_| method == Method::POST) else {
+    let Some(channel) = channel_of(&path).filter(|_| method == Method::POST) else {
         let body = Json(json!({"error": "Not found", "url": uri.path()}));
         return Ok((StatusCode::NOT_FOUND, body).into_response());
     };
     let bytes = read_limited(body).await?;
-    let items = crate::ingest::parse::items(&bytes).map_err(|e| AppError::Validation(e.0))?;
+    let items = if is_form(&headers) {
+        crate::ingest::parse::form_items(&bytes)
+    } else {
+        crate::ingest::parse::items(&bytes)
+    }
+    .map_err(|e| AppError::Validation(e.0))?;
     let facts = ingestor.enricher.facts(peer.ip(), &headers);
     let accepted = ingestor.ingest(&auth, channel, items, &facts).await?;
     Ok(if accepted.spooled {
@@ -207,6 +232,27 @@ mod tests {
             api_key(&HeaderMap::new(), &"/v1/events".parse().unwrap()),
             None
         );
+    }
+
+    #[test]
+    fn channels_route_like_express_non_strict_case_insensitive() {
+        assert_eq!(channel_of("events"), Some(Channel::Events));
+        assert_eq!(channel_of("events/"), Some(Channel::Events));
+        assert_eq!(channel_of("PageViews/"), Some(Channel::Pageviews));
+        assert_eq!(channel_of("events//"), None);
+        assert_eq!(channel_of("events/x"), None);
+        assert_eq!(channel_of(""), None);
+    }
+
+    #[test]
+    fn form_bodies_are_recognised_by_content_type() {
+        let form = headers(&[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        )]);
+        assert!(is_form(&form));
+        assert!(!is_form(&headers(&[("content-type", "application/json")])));
+        assert!(!is_form(&HeaderMap::new()));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `/v1/ws?apiKey=…`: WebSocket ingestion with SuperInsights 1.x's protocol (reference §2.5):
-//! `{"type":"ready"}` on open, `{"channel","items"}` messages, `ack`/`error` replies. Unlike 1.x,
+//! `{"type":"ready"}` on open, `{"channel","items"}` messages, `ack`/`error` replies
+//! (`validation_failed` for the batch size, `ingestion_failed` for an unknown channel or a bad
+//! item), and the client's close frame answered with the same code. Unlike 1.x,
 //! items get the upgrade request's IP and country, messages are limited to 64 KiB (1009 beyond,
 //! 1007 for invalid UTF-8), upgrades are limited per client IP in rate and in open connections,
 //! each connection's buffers are bounded, dead peers are found by ping/pong, clients are closed
@@ -27,6 +29,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::any,
 };
+use futures::SinkExt;
 use serde_json::{Value, json};
 use std::{
     collections::HashMap,
@@ -275,7 +278,14 @@ impl Connection {
                             heard_since_ping = true;
                             continue;
                         }
-                        Some(Ok(Message::Close(_))) | None => break,
+                        Some(Ok(Message::Close(_))) => {
+                            // The library has queued the echo of the client's close frame (same
+                            // code and reason); flush it so the client sees a clean close, not
+                            // 1006.
+                            let _ = tokio::time::timeout(SEND_TIMEOUT, SinkExt::close(&mut socket)).await;
+                            break;
+                        }
+                        None => break,
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "websocket read failed");
                             if let Some((code, reason)) = close_for_read_error(&e) {
@@ -336,26 +346,35 @@ impl Connection {
                 json!({"type": "error", "error": "rate_limited", "retryAfter": retry_after}),
             );
         }
-        let Ok(envelope) = serde_json::from_slice::<Value>(data) else {
+        let Ok(mut envelope) = serde_json::from_slice::<Value>(data) else {
             return Next::Reply(error_reply("invalid_json"));
         };
-        let Some(channel) = envelope
-            .get("channel")
-            .and_then(Value::as_str)
-            .and_then(Channel::parse)
-        else {
-            return Next::Reply(
-                json!({"type": "error", "error": "ingestion_failed", "details": "unknown_channel"}),
-            );
-        };
-        // As in 1.x, anything but an array counts as no items (a validation error).
-        let items = match envelope.get("items") {
-            Some(Value::Array(items)) => items.clone(),
+        // In 1.x's order: the batch size first (`validation_failed`), then the channel, then
+        // the items (`ingestion_failed`, with the same details as the HTTP 400). Anything but
+        // an array counts as no items; a truthy channel is compared as JavaScript text.
+        let items = match envelope.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
             _ => Vec::new(),
         };
         let items = match crate::ingest::parse::items_from_value(Value::Array(items)) {
             Ok(items) => items,
-            Err(invalid) => return Next::Reply(validation_failed(channel, &invalid.0)),
+            Err(invalid) => {
+                return Next::Reply(json!({
+                    "type": "error",
+                    "error": "validation_failed",
+                    "details": invalid.0,
+                }));
+            }
+        };
+        let channel_name = envelope
+            .get("channel")
+            .filter(|c| crate::ingest::coerce::truthy(c))
+            .map(crate::ingest::coerce::to_js_string)
+            .unwrap_or_default();
+        let Some(channel) = Channel::parse(&channel_name) else {
+            return Next::Reply(
+                json!({"type": "error", "error": "ingestion_failed", "details": "unknown_channel"}),
+            );
         };
         let facts = RequestFacts {
             now_ms: now_ms(),
@@ -377,7 +396,12 @@ impl Connection {
                     }
                     ack
                 }
-                Err(AppError::Validation(details)) => validation_failed(channel, &details),
+                Err(AppError::Validation(details)) => json!({
+                    "type": "error",
+                    "error": "ingestion_failed",
+                    "channel": channel.as_str(),
+                    "details": details,
+                }),
                 // Nothing was stored or spooled: the client should send the message again.
                 Err(AppError::Unavailable { retry_after, cause }) => {
                     tracing::warn!(%cause, "websocket message refused");
@@ -419,15 +443,6 @@ impl Connection {
             Err(decision.reset_after_secs())
         }
     }
-}
-
-fn validation_failed(channel: Channel, details: &str) -> Value {
-    json!({
-        "type": "error",
-        "error": "validation_failed",
-        "channel": channel.as_str(),
-        "details": details,
-    })
 }
 
 /// Sends one reply; a client that does not take it within [`SEND_TIMEOUT`] counts as gone.

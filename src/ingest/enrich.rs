@@ -143,6 +143,7 @@ impl Enricher {
                 ip: Some(ip.to_string()),
                 country: self.country(ip, headers),
                 is_bot: user_agent.is_bot,
+                timestamp_replaced: false,
             },
             user_agent,
             now_ms: now_ms(),

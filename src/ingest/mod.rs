@@ -2,6 +2,7 @@
 //! hand the batch to the write pipeline. HTTP and WebSocket handlers both call [`Ingestor`];
 //! neither touches the store directly.
 
+pub mod coerce;
 pub mod enrich;
 pub mod keys;
 pub mod parse;
@@ -77,7 +78,7 @@ impl Ingestor {
         let kept: Vec<Item> = if channel == Channel::Events {
             items
                 .into_iter()
-                .filter(|item| !auth.drop_rules.drops(item))
+                .filter(|item| !auth.drop_rules.drops(parse::fields(item)))
                 .collect()
         } else {
             items

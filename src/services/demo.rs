@@ -100,6 +100,7 @@ pub async fn seed(
                 ip: None,
                 country: Some(pick(&mut rng, &countries).to_string()),
                 is_bot: false,
+                timestamp_replaced: false,
             };
             let path = format!(
                 "/{}",
@@ -167,6 +168,8 @@ pub async fn seed(
                     os_version: None,
                     device_type: Some("desktop".into()),
                     context: Some(json!({"url": format!("https://demo.example{path}")})),
+                    client_id: Some(client),
+                    user_id: None,
                     enrichment,
                     timestamp: ts,
                 });

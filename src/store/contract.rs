@@ -30,6 +30,7 @@ macro_rules! contract_behaviours {
             analytics_summaries,
             summaries_over_days_hours_and_edges,
             errors_report_groups_by_fingerprint,
+            error_segments_match_own_ids_or_context,
             error_detail_counts_every_occurrence,
             performance_report_filters_and_quality,
             pageviews_report_filters,
@@ -79,6 +80,7 @@ pub fn pageview(url: &str, ts: i64) -> PageView {
             ip: Some("203.0.113.9".into()),
             country: Some("FR".into()),
             is_bot: false,
+            timestamp_replaced: false,
         },
         timestamp: ts,
     }
@@ -113,6 +115,8 @@ pub fn error(message: &str, ts: i64) -> ErrorEvent {
         device_type: None,
         context: Some(json!({"url": "https://x.example/"})),
         fingerprint: error_fingerprint(message, Some("at f (app.js:1:2)")),
+        client_id: None,
+        user_id: None,
         enrichment: Enrichment::default(),
         timestamp: ts,
     }
@@ -1884,6 +1888,104 @@ fn diag_error(fp: &str, message: &str, browser: Option<&str>, ts: i64) -> ErrorE
         browser: browser.map(str::to_string),
         ..error(message, ts)
     }
+}
+
+/// The client and user segment filters find an error by its own `clientId`/`userId` (what the
+/// SDK sends, kept beside the error) or by the same key in its `context` (where SuperInsights
+/// 1.x looked); `context` itself is stored as sent, and a replaced timestamp is flagged.
+pub(crate) async fn error_segments_match_own_ids_or_context(stores: &Stores) {
+    use super::SampleQuery;
+    use crate::domain::analytics::ErrorFilters;
+    use crate::domain::segment::SegmentFilters;
+    let p = new_project(stores, "Error segments").await;
+    let t0 = DIAG_T0;
+    let own = ErrorEvent {
+        client_id: Some("c-own".into()),
+        user_id: Some("u-own".into()),
+        context: Some(json!({"url": "https://x.example/own"})),
+        ..diag_error("fp-own", "own ids", None, t0 - 3)
+    };
+    let mut replaced = ErrorEvent {
+        context: Some(json!({"clientId": "c-ctx", "userId": "u-ctx"})),
+        ..diag_error("fp-ctx", "context ids", None, t0 - 2)
+    };
+    replaced.enrichment.timestamp_replaced = true;
+    let other = ErrorEvent {
+        client_id: Some("c-other".into()),
+        context: Some(json!({"clientId": "c-own-not-really"})),
+        ..diag_error("fp-other", "other", None, t0 - 1)
+    };
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Errors(vec![own, replaced, other]))])
+        .await
+        .unwrap();
+    let total_for = |segment: SegmentFilters| {
+        let stats = stores.stats.clone();
+        async move {
+            let filters = ErrorFilters {
+                segment,
+                ..Default::default()
+            };
+            stats
+                .errors_report(p.id, diag_range(), &filters, 50)
+                .await
+                .unwrap()
+                .total_errors
+        }
+    };
+    let client = |id: &str| SegmentFilters {
+        client_id: Some(id.into()),
+        ..Default::default()
+    };
+    let user = |id: &str| SegmentFilters {
+        user_id: Some(id.into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        total_for(client("c-own")).await,
+        1,
+        "the error's own clientId"
+    );
+    assert_eq!(total_for(client("c-ctx")).await, 1, "context.clientId");
+    assert_eq!(total_for(user("u-own")).await, 1, "the error's own userId");
+    assert_eq!(total_for(user("u-ctx")).await, 1, "context.userId");
+    assert_eq!(total_for(client("nobody")).await, 0);
+
+    let docs = stores
+        .ai
+        .sample_documents(
+            p.id,
+            diag_range(),
+            &client("c-ctx"),
+            &SampleQuery::ErrorsWithFingerprint("fp-ctx".into()),
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(
+        docs[0]["context"],
+        json!({"clientId": "c-ctx", "userId": "u-ctx"}),
+        "context as sent"
+    );
+    assert_eq!(docs[0]["timestampReplaced"], json!(true));
+    let own = stores
+        .ai
+        .sample_documents(
+            p.id,
+            diag_range(),
+            &client("c-own"),
+            &SampleQuery::ErrorsWithFingerprint("fp-own".into()),
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (&own[0]["clientId"], &own[0]["userId"]),
+        (&json!("c-own"), &json!("u-own"))
+    );
+    assert!(own[0].get("timestampReplaced").is_none());
 }
 
 pub(crate) async fn errors_report_groups_by_fingerprint(stores: &Stores) {

@@ -81,6 +81,7 @@ fn private() -> Enrichment {
         ip: Some(SECRET_IP.into()),
         country: Some(SECRET_COUNTRY.into()),
         is_bot: false,
+        timestamp_replaced: false,
     }
 }
 
@@ -143,6 +144,8 @@ async fn seed(app: &TestApp, project: DocId) {
                 "TypeError: cart is undefined",
                 Some("at pay (checkout.js:10:5)"),
             ),
+            client_id: None,
+            user_id: None,
             enrichment: private(),
             timestamp: now - i * 60_000,
         })

@@ -96,12 +96,16 @@ fn put_f64(d: &mut Document, key: &str, value: Option<f64>) {
     }
 }
 
-/// `ip`, `country`, `isBot` (only when true, as the JSON shape) and `timestamp`, always last.
+/// `ip`, `country`, `isBot` and `timestampReplaced` (each only when true, as the JSON shape) and
+/// `timestamp`, always last.
 fn put_tail(d: &mut Document, e: &Enrichment, timestamp: i64) {
     put_str(d, "ip", &e.ip);
     put_str(d, "country", &e.country);
     if e.is_bot {
         d.insert("isBot", true);
+    }
+    if e.timestamp_replaced {
+        d.insert("timestampReplaced", true);
     }
     d.insert("timestamp", date(timestamp));
 }
@@ -158,6 +162,8 @@ pub(super) fn error_doc(e: &ErrorEvent, project: ObjectId) -> Document {
         d.insert("context", json_to_bson(context));
     }
     d.insert("fingerprint", e.fingerprint.as_str());
+    put_str(&mut d, "clientId", &e.client_id);
+    put_str(&mut d, "userId", &e.user_id);
     put_tail(&mut d, &e.enrichment, e.timestamp);
     d
 }
@@ -505,6 +511,22 @@ mod tests {
             pageview_doc(&p, oid(DocId::new())).get_bool("isBot"),
             Ok(true)
         );
+    }
+
+    #[test]
+    fn replaced_timestamps_and_error_ids_are_written_only_when_present() {
+        let mut e = contract::error("boom", 1);
+        let plain = error_doc(&e, oid(DocId::new()));
+        for absent in ["timestampReplaced", "clientId", "userId"] {
+            assert!(!plain.contains_key(absent), "{absent} must be omitted");
+        }
+        e.enrichment.timestamp_replaced = true;
+        e.client_id = Some("c1".into());
+        e.user_id = Some("u1".into());
+        let d = error_doc(&e, oid(DocId::new()));
+        assert_eq!(d.get_bool("timestampReplaced"), Ok(true));
+        assert_eq!(d.get_str("clientId"), Ok("c1"));
+        assert_eq!(d.get_str("userId"), Ok("u1"));
     }
 
     #[test]

@@ -81,8 +81,20 @@ impl Match {
                 return self;
             }
             Channel::Errors => {
-                self.eq("context.clientId", s.client_id.as_deref());
-                "context"
+                // The error's own id fields (what the SDK sends), or the same key in `context`
+                // (where 1.x looked, and where server-side senders may have put it).
+                for (field, value) in [("clientId", &s.client_id), ("userId", &s.user_id)] {
+                    if let Some(value) = value {
+                        self.and.push(doc! {"$or": [
+                            {field: value.as_str()},
+                            {format!("context.{field}"): value.as_str()},
+                        ]});
+                    }
+                }
+                for (key, value) in &s.meta {
+                    self.field(format!("context.{key}"), value.as_str());
+                }
+                return self;
             }
             Channel::Events | Channel::Performance => {
                 self.eq("clientId", s.client_id.as_deref());
@@ -143,8 +155,13 @@ mod tests {
             ..Default::default()
         };
         let e = scope().segment(Channel::Errors, &s).build();
-        assert_eq!(e.get_str("context.clientId").unwrap(), "c1");
-        assert_eq!(e.get_str("context.userId").unwrap(), "u1");
+        assert_eq!(
+            e.get_array("$and").unwrap(),
+            &vec![
+                Bson::Document(doc! {"$or": [{"clientId": "c1"}, {"context.clientId": "c1"}]}),
+                Bson::Document(doc! {"$or": [{"userId": "u1"}, {"context.userId": "u1"}]}),
+            ]
+        );
         assert_eq!(e.get_str("context.plan").unwrap(), "pro");
         assert!(e.get("browser").is_none());
         let p = scope().segment(Channel::Performance, &s).build();

@@ -78,6 +78,21 @@ impl Where {
         self
     }
 
+    /// The error column `column` equals `value`, or `context`'s string at `key` does.
+    fn own_or_context(&mut self, column: &'static str, key: &str, value: &str) -> &mut Self {
+        let path = json_path(key);
+        self.sql.push_str(&format!(
+            " AND ({column} = ? OR (json_type(context, ?) = 'text' AND json_extract(context, ?) = ?))"
+        ));
+        self.params.extend([
+            Param::Text(value.to_string()),
+            Param::Text(path.clone()),
+            Param::Text(path),
+            Param::Text(value.to_string()),
+        ]);
+        self
+    }
+
     /// `column` starts with `prefix` literally (`%` and `_` match themselves); nothing for an
     /// empty prefix. `substr` counts characters, like `chars()`.
     pub(super) fn prefix(&mut self, column: &'static str, prefix: Option<&str>) -> &mut Self {
@@ -110,10 +125,20 @@ impl Where {
                 return self;
             }
             Channel::Errors => {
-                if let Some(client) = &s.client_id {
-                    self.json_eq("context", "clientId", client);
+                // The error's own id fields (what the SDK sends), or the same key in `context`
+                // (where 1.x looked, and where server-side senders may have put it).
+                for (column, key, value) in [
+                    ("client_id", "clientId", &s.client_id),
+                    ("user_id", "userId", &s.user_id),
+                ] {
+                    if let Some(value) = value {
+                        self.own_or_context(column, key, value);
+                    }
                 }
-                "context"
+                for (key, value) in &s.meta {
+                    self.json_eq("context", key, value);
+                }
+                return self;
             }
             Channel::Events | Channel::Performance => {
                 self.eq("client_id", s.client_id.as_deref());
@@ -304,6 +329,7 @@ mod tests {
                 text("Firefox"),
                 Param::Int(3),
                 text("/a%"),
+                text("c'1"),
                 text(r#"$."clientId""#),
                 text(r#"$."clientId""#),
                 text("c'1"),
@@ -335,6 +361,7 @@ mod tests {
         assert_eq!(events.matches("json_extract(properties, ?)").count(), 2);
         let errors = sql(Channel::Errors);
         assert_eq!(errors.matches("json_extract(context, ?)").count(), 3);
+        assert!(errors.contains("(client_id = ? OR") && errors.contains("(user_id = ? OR"));
     }
 
     #[tokio::test]

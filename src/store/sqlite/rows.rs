@@ -28,19 +28,22 @@ pub(super) fn table(channel: Channel) -> &'static str {
 }
 
 const PAGEVIEW_COLUMNS: &str = "INSERT INTO pageviews (project, ts, url, title, referrer, session_id, client_id, \
-    utm_source, utm_medium, utm_campaign, utm_term, utm_content, device_type, browser, os, ip, country, is_bot) ";
+    utm_source, utm_medium, utm_campaign, utm_term, utm_content, device_type, browser, os, ip, country, is_bot, \
+    timestamp_replaced) ";
 const EVENT_COLUMNS: &str = "INSERT INTO events (project, ts, event_name, properties, duration_ms, session_id, \
-    client_id, ip, country, is_bot) ";
+    client_id, ip, country, is_bot, timestamp_replaced) ";
 const ERROR_COLUMNS: &str = "INSERT INTO errors (project, ts, message, error_type, stack_trace, source_file, \
     line_number, column_number, browser, browser_version, os, os_version, device_type, context, fingerprint, \
-    ip, country, is_bot) ";
+    client_id, user_id, ip, country, is_bot, timestamp_replaced) ";
 const PERFORMANCE_COLUMNS: &str = "INSERT INTO performance_metrics (project, ts, metric_type, lcp, cls, fid, ttfb, \
-    inp, url, client_id, device_type, browser, connection_type, properties, ip, country, is_bot) ";
+    inp, url, client_id, device_type, browser, connection_type, properties, ip, country, is_bot, \
+    timestamp_replaced) ";
 
 fn push_enrichment(b: &mut Separated<'_, '_, Sqlite, &'static str>, e: &Enrichment) {
     b.push_bind(e.ip.clone())
         .push_bind(e.country.clone())
-        .push_bind(e.is_bot as i64);
+        .push_bind(e.is_bot as i64)
+        .push_bind(e.timestamp_replaced.then_some(1i64));
 }
 
 fn json_text(v: &Value) -> String {
@@ -109,7 +112,9 @@ pub(super) async fn insert_all(
             .push_bind(e.os_version.clone())
             .push_bind(e.device_type.clone())
             .push_bind(e.context.as_ref().map(json_text))
-            .push_bind(e.fingerprint.clone());
+            .push_bind(e.fingerprint.clone())
+            .push_bind(e.client_id.clone())
+            .push_bind(e.user_id.clone());
         push_enrichment(b, &e.enrichment);
     })
     .await?;
@@ -173,7 +178,9 @@ pub(super) fn to_json(row: &SqliteRow, project_id: DocId) -> Value {
         let type_name = raw.type_info().name().to_string();
         let value = match (name, type_name.as_str()) {
             ("ts", _) => Value::String(to_iso(row.try_get::<i64, _>(i).unwrap_or_default())),
-            ("is_bot", _) => Value::Bool(row.try_get::<i64, _>(i).unwrap_or_default() != 0),
+            ("is_bot" | "timestamp_replaced", _) => {
+                Value::Bool(row.try_get::<i64, _>(i).unwrap_or_default() != 0)
+            }
             ("properties" | "context", _) => {
                 serde_json::from_str(&row.try_get::<String, _>(i).unwrap_or_default())
                     .unwrap_or(Value::Null)
