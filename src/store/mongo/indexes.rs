@@ -157,6 +157,8 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
                 plain(doc! {"state": 1, "leaseUntil": 1}),
             ],
         ),
+        // Ours: claim markers, deleted per job when it finishes.
+        (super::jobs::JOB_CLAIMS, vec![plain(doc! {"job": 1})]),
     ]
 }
 

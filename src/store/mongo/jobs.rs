@@ -4,12 +4,19 @@
 //!
 //! "Attempts left" is stored (`attemptsLeft` = `maxAttempts` − `attempts`, kept by every write
 //! that changes `attempts`) rather than compared with `$expr`, which FerretDB lacks; `migrate`
-//! fills it in for jobs written before it existed ([`MongoStore::backfill_attempts_left`]).
+//! fills it in for jobs written before it existed ([`MongoStore::backfill_job_fields`]).
+//!
+//! A claim is also decided by a unique insert, not only by `findOneAndUpdate`: FerretDB 1.24
+//! runs `findAndModify` and `update` as a read followed by a write, so two workers can both
+//! "claim" one job there. Every job counts its claims (`claims`, never decremented); claiming
+//! takes the next number by inserting `<job id>:<n>` into `jobclaims`, whose `_id` only one
+//! insert can win on any server, and only the winner moves the job (conditional on `claims`
+//! still being `n − 1`). A job's markers are deleted when it finishes.
 
 use super::{
     MongoStore,
     docs::{bson_to_json, date, json_to_bson, oid, read_id, read_int},
-    errors::{CollectAll, map_err},
+    errors::{CollectAll, map_err, only_id_duplicates},
 };
 use crate::domain::{ids::DocId, timestamp::now_ms};
 use crate::store::{
@@ -24,6 +31,10 @@ use mongodb::{
 
 /// The collection holding jobs.
 pub(super) const JOBS: &str = "jobs";
+/// One document per claim of a job (`_id` = `<job id>:<claim number>`): the claim's arbiter.
+pub(super) const JOB_CLAIMS: &str = "jobclaims";
+/// Claimable jobs tried per claim when racing workers take the first ones.
+const CLAIM_CANDIDATES: i64 = 8;
 
 fn opt_str(d: &Document, field: &str) -> Option<String> {
     d.get_str(field).ok().map(str::to_string)
@@ -95,7 +106,7 @@ fn claim_update(claim: &JobClaim<'_>) -> Document {
             "updatedAt": date(claim.now),
         },
         "$unset": {"finishedAt": "", "progressMessage": ""},
-        "$inc": {"attempts": 1, "attemptsLeft": -1},
+        "$inc": {"attempts": 1, "attemptsLeft": -1, "claims": 1},
     }
 }
 
@@ -105,9 +116,9 @@ fn held(id: DocId, token: &str) -> Document {
 }
 
 impl MongoStore {
-    /// Gives every job without `attemptsLeft` (written before the field existed) its value, one
+    /// Gives every job written before `attemptsLeft` and `claims` existed its values, one
     /// conditional update per job so that a concurrent claim is never overwritten. Repeatable.
-    pub(super) async fn backfill_attempts_left(&self) -> StoreResult<()> {
+    pub(super) async fn backfill_job_fields(&self) -> StoreResult<()> {
         let missing = self
             .coll(JOBS)
             .find(doc! {"attemptsLeft": {"$exists": false}})
@@ -129,23 +140,81 @@ impl MongoStore {
                 .await
                 .map_err(map_err)?;
         }
+        // Numbering starts after the attempts already made, so no marker is reused.
+        let unnumbered = self
+            .coll(JOBS)
+            .find(doc! {"claims": {"$exists": false}})
+            .projection(doc! {"attempts": 1})
+            .collect_all()
+            .await?;
+        for job in unnumbered {
+            let attempts = read_int(&job, "attempts").unwrap_or(0);
+            self.coll(JOBS)
+                .update_one(
+                    doc! {
+                        "_id": job.get("_id").cloned().unwrap_or(Bson::Null),
+                        "claims": {"$exists": false},
+                    },
+                    doc! {"$set": {"claims": attempts}},
+                )
+                .await
+                .map_err(map_err)?;
+        }
         Ok(())
     }
 
+    /// Claims the first job matching `filter` (due order) that no other worker claims first.
     async fn claim_where(
         &self,
         filter: Document,
         claim: &JobClaim<'_>,
     ) -> StoreResult<Option<Job>> {
-        self.coll(JOBS)
-            .find_one_and_update(filter, claim_update(claim))
+        let candidates = self
+            .coll(JOBS)
+            .find(filter.clone())
             .sort(doc! {"runAfter": 1, "queuedAt": 1})
-            .return_document(ReturnDocument::After)
+            .limit(CLAIM_CANDIDATES)
+            .projection(doc! {"_id": 1, "claims": 1})
+            .collect_all()
+            .await?;
+        for candidate in candidates {
+            let id = read_id(&candidate, JOBS, "_id")?;
+            let claims = read_int(&candidate, "claims").unwrap_or(0);
+            let marker = doc! {
+                "_id": format!("{}:{}", id.to_hex(), claims + 1),
+                "job": oid(id),
+                "createdAt": date(claim.now),
+            };
+            match self.coll(JOB_CLAIMS).insert_one(marker).await {
+                Ok(_) => {}
+                // Another worker took this claim number: the job is theirs.
+                Err(e) if only_id_duplicates(&e) => continue,
+                Err(e) => return Err(map_err(e)),
+            }
+            let mut ours = filter.clone();
+            ours.insert("_id", oid(id));
+            ours.insert("claims", claims);
+            let claimed = self
+                .coll(JOBS)
+                .find_one_and_update(ours, claim_update(claim))
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(map_err)?;
+            // `None`: the job changed since it was read (finished, or no longer due).
+            if let Some(claimed) = claimed {
+                return job_from_doc(&claimed).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes the claim markers of a job that will not be claimed again.
+    async fn forget_claims(&self, id: DocId) -> StoreResult<()> {
+        self.coll(JOB_CLAIMS)
+            .delete_many(doc! {"job": oid(id)})
             .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(job_from_doc)
-            .transpose()
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn update_held(&self, filter: Document, update: Document) -> StoreResult<bool> {
@@ -171,6 +240,7 @@ impl JobStore for MongoStore {
                 "attempts": 0,
                 "maxAttempts": i64::from(job.max_attempts),
                 "attemptsLeft": i64::from(job.max_attempts),
+                "claims": 0,
                 "progress": 0,
                 "queuedAt": date(job.queued_at),
                 "runAfter": date(job.run_after),
@@ -239,15 +309,20 @@ impl JobStore for MongoStore {
         result: &serde_json::Value,
         now: i64,
     ) -> StoreResult<bool> {
-        self.update_held(
-            held(id, token),
-            doc! {
-                "$set": {"state": "completed", "progress": 100, "result": json_to_bson(result),
-                         "finishedAt": date(now), "updatedAt": date(now)},
-                "$unset": {"leaseToken": "", "leaseUntil": ""},
-            },
-        )
-        .await
+        let done = self
+            .update_held(
+                held(id, token),
+                doc! {
+                    "$set": {"state": "completed", "progress": 100, "result": json_to_bson(result),
+                             "finishedAt": date(now), "updatedAt": date(now)},
+                    "$unset": {"leaseToken": "", "leaseUntil": ""},
+                },
+            )
+            .await?;
+        if done {
+            self.forget_claims(id).await?;
+        }
+        Ok(done)
     }
 
     async fn fail_job(
@@ -273,8 +348,14 @@ impl JobStore for MongoStore {
                 set.insert("finishedAt", date(now));
             }
         }
-        self.update_held(held(id, token), doc! {"$set": set, "$unset": unset})
-            .await
+        let finished = retry_at.is_none();
+        let done = self
+            .update_held(held(id, token), doc! {"$set": set, "$unset": unset})
+            .await?;
+        if done && finished {
+            self.forget_claims(id).await?;
+        }
+        Ok(done)
     }
 
     async fn release_job(
@@ -338,6 +419,7 @@ impl JobStore for MongoStore {
                 )
                 .await?;
             if changed {
+                self.forget_claims(id).await?;
                 failed.push(id);
             }
         }

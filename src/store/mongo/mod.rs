@@ -981,7 +981,7 @@ impl StoreAdmin for MongoStore {
                 }
             }
         }
-        self.backfill_attempts_left().await?;
+        self.backfill_job_fields().await?;
         Ok(())
     }
 
@@ -1145,5 +1145,19 @@ mod tests {
             )*};
         }
         crate::store::contract::contract_behaviours!(one_test_per_behaviour);
+
+        /// The durable job queue's contract over MongoDB: its claims are `find_one_and_update`s,
+        /// so several workers never run one job twice.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn durable_job_queue() {
+            on_fresh_database("durable_job_queue", |stores| {
+                Box::pin(async move {
+                    use crate::runtime::jobs::{contract, durable::DurableJobQueue};
+                    let queue = DurableJobQueue::new(stores.jobs.clone(), contract::fast_options());
+                    contract::run_all(std::sync::Arc::new(queue)).await;
+                })
+            })
+            .await;
+        }
     }
 }
