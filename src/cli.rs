@@ -67,22 +67,23 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    init_tracing();
     let config = match Config::from_env(&Env::from_process()) {
         Ok(c) => c,
         Err(e) => {
+            init_tracing(false);
             tracing::error!("configuration error: {e}");
-            eprintln!("configuration error: {e}");
+            say(&format!("configuration error: {e}"));
             return EXIT_CONFIG;
         }
     };
+    init_tracing(config.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
+            say(&format!("cannot start the async runtime: {e}"));
             return 1;
         }
     };
@@ -90,12 +91,12 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(CliError::Startup(StartupError::Config(e))) => {
-            eprintln!("configuration error: {e}");
+            say(&format!("configuration error: {e}"));
             EXIT_CONFIG
         }
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("error: {e}");
+            say(&format!("error: {e}"));
             1
         }
     }
@@ -111,17 +112,30 @@ enum CliError {
     Other(String),
 }
 
-fn init_tracing() {
+/// A line on stderr for whoever started the process; dropped when stderr cannot take it (a
+/// failed write must never panic, see `init_tracing`).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// `info` and up by default (`RUST_LOG` overrides), as text or, with `LOG_FORMAT=json`, one
+/// JSON object per line.
+fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // A log line that cannot be written (stderr closed, its disk full) is dropped. With internal
     // error logging on, tracing-subscriber reports the failure with `eprintln!`, which panics
     // when stderr fails too, killing whatever task logged — the ingest writer included.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .log_internal_errors(false)
-        .try_init();
+        .log_internal_errors(false);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn run(command: Command, config: Config) -> Result<(), CliError> {

@@ -93,6 +93,9 @@ pub struct RedisConfig {
     pub cache: bool,
     pub rate_limits: bool,
     pub job_queue: bool,
+    /// How long startup waits for the first Redis connection before serving on the fallbacks
+    /// (`REDIS_STARTUP_WAIT_MS`, default 5000; 0 does not wait).
+    pub startup_wait_ms: u64,
 }
 
 impl RedisConfig {
@@ -519,6 +522,11 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Connection timeouts and caps (`HTTP_*`, `WS_MAX_CONNECTIONS_PER_IP`).
     pub server: ServerConfig,
+    /// Bearer token that opens `GET /metrics` to non-loopback clients (`METRICS_TOKEN`; unset:
+    /// loopback only).
+    pub metrics_token: Secret,
+    /// `text` (default) or `json` log lines (`LOG_FORMAT`).
+    pub log_json: bool,
 }
 
 /// Reads variables from a map, so tests never touch the process environment.
@@ -694,6 +702,7 @@ impl Config {
             cache: env.flag("CACHE_REDIS", false)?,
             rate_limits: env.flag("RATE_LIMIT_REDIS", false)?,
             job_queue: env.flag("JOB_QUEUE_REDIS", false)?,
+            startup_wait_ms: env.number("REDIS_STARTUP_WAIT_MS", 5000u64)?.min(120_000),
         };
 
         let ingest = IngestConfig {
@@ -770,6 +779,17 @@ impl Config {
             session_domain: env.string("SESSION_DOMAIN"),
             public_link_pepper: Secret::new(env.string("PUBLIC_LINK_PEPPER").unwrap_or_default()),
             shutdown_timeout_secs: env.number("SHUTDOWN_TIMEOUT_SECS", 10u64)?,
+            metrics_token: Secret::new(env.string("METRICS_TOKEN").unwrap_or_default()),
+            log_json: match env
+                .get("LOG_FORMAT")
+                .unwrap_or("text")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "text" => false,
+                "json" => true,
+                _ => return Err(ConfigError::new("LOG_FORMAT", "must be text or json")),
+            },
             jobs: JobsConfig::from_env(env)?,
             server: ServerConfig::from_env(env)?,
         };

@@ -52,11 +52,18 @@ pub async fn build_with(
     config: Config,
     extra_handlers: crate::runtime::jobs::JobHandlers,
 ) -> Result<App, StartupError> {
+    crate::http::health::started_at();
+    crate::telemetry::handle();
     let plan = BackendPlan::from_config(&config);
     plan.log();
     secure_data_dir(&config);
     let stores = Stores::open(&config).await?;
     let redis = RedisHandle::start(&config.redis).map_err(StartupError::Other)?;
+    if let Some(redis) = &redis {
+        redis
+            .wait_connected(Duration::from_millis(config.redis.startup_wait_ms))
+            .await;
+    }
     let spool = Spool::new(config.ingest.spool_path.clone());
     let enricher = Enricher::new(
         config.trust_proxy,

@@ -1,5 +1,6 @@
-//! `/admin`: the platform admin's pages — users (roles, passwords, deletion, platform invites)
-//! and organizations (create, rename, disable, enable). Only platform admins get in
+//! `/admin`: the platform admin's pages — users (roles, passwords, deletion, platform invites),
+//! organizations (create, rename, disable, enable) and the system page (every piece's backend
+//! and live state, recent fallbacks, version and uptime). Only platform admins get in
 //! ([`AdminUser`]); everyone else gets the 403 page. The rules live in `services::orgs`.
 
 use super::{
@@ -35,6 +36,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     );
     Router::new()
         .route("/admin", get(hub))
+        .route("/admin/system", get(system))
         .route("/admin/users", get(list_users))
         .route("/admin/users/set-role", post(set_role))
         .route("/admin/users/set-password", post(set_password))
@@ -139,6 +141,171 @@ async fn hub(
         orgs: orgs.len(),
         disabled_orgs: orgs.iter().filter(|o| o.status != "active").count(),
         invites: invites.len(),
+    }
+    .into_response())
+}
+
+/// One row of the system page: a piece, its backend and its live state.
+struct PieceRow {
+    piece: &'static str,
+    backend: String,
+    state: String,
+    ok: bool,
+}
+
+struct FallbackRow {
+    piece: &'static str,
+    reason: &'static str,
+    first: String,
+    last: String,
+    calls: u64,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/system.html")]
+struct SystemPage {
+    shell: Shell,
+    version: &'static str,
+    uptime: String,
+    pieces: Vec<PieceRow>,
+    fallbacks: Vec<FallbackRow>,
+}
+
+/// `GET /admin/system`: the operator's first stop when something is slow. JSON clients get the
+/// snapshot itself.
+async fn system(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let s = super::health::Snapshot::take(&state).await;
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    if wants_json {
+        return Ok(Json(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptimeSeconds": s.uptime.as_secs(),
+            "snapshot": s,
+            "recentFallbacks": crate::telemetry::recent_fallbacks().iter().map(|r| json!({
+                "piece": r.piece, "reason": r.reason, "firstMs": r.first_ms,
+                "lastMs": r.last_ms, "calls": r.calls,
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response());
+    }
+    let redis_state = match (&s.redis.configured, &s.redis.breaker) {
+        (false, _) => ("not configured".to_string(), true),
+        (true, Some(b)) if b.open => (
+            format!("not answering: breaker open ({} trips)", b.trips),
+            false,
+        ),
+        (true, _) if s.redis.connected => ("connected".to_string(), true),
+        (true, _) => ("down: every piece on its fallback".to_string(), false),
+    };
+    let cache_state = match s.cache.hit_ratio() {
+        Some(r) => format!(
+            "{:.1} % hits ({} hits, {} misses)",
+            r * 100.0,
+            s.cache.hits,
+            s.cache.misses
+        ),
+        None => "no lookups yet".to_string(),
+    };
+    let (jobs_state, jobs_ok) = match s.jobs {
+        Some(c) => (
+            format!(
+                "{} queued, {} running, {} failed",
+                c.queued, c.running, c.failed
+            ),
+            true,
+        ),
+        None => ("counts unavailable".to_string(), false),
+    };
+    let ingest_state = if !s.ingest.writer_alive {
+        "writer stopped".to_string()
+    } else if !s.ingest.store_taking_writes {
+        format!(
+            "store refusing commits: spooling ({} bytes waiting)",
+            s.ingest.spool_bytes
+        )
+    } else if s.ingest.spool_bytes > 0 {
+        format!("storing; draining {} spooled bytes", s.ingest.spool_bytes)
+    } else {
+        "storing".to_string()
+    };
+    let pieces = vec![
+        PieceRow {
+            piece: "Store",
+            backend: s.store_backend.to_string(),
+            state: if s.store_ok {
+                "answering"
+            } else {
+                "not answering"
+            }
+            .into(),
+            ok: s.store_ok,
+        },
+        PieceRow {
+            piece: "Redis",
+            backend: if s.redis.configured { "redis" } else { "—" }.into(),
+            state: redis_state.0,
+            ok: redis_state.1,
+        },
+        PieceRow {
+            piece: "Sessions",
+            backend: s.sessions.to_string(),
+            state: String::new(),
+            ok: true,
+        },
+        PieceRow {
+            piece: "Dashboard cache",
+            backend: s.cache.backend.to_string(),
+            state: cache_state,
+            ok: true,
+        },
+        PieceRow {
+            piece: "Rate limits",
+            backend: s.rate_limits.to_string(),
+            state: String::new(),
+            ok: true,
+        },
+        PieceRow {
+            piece: "Job queue",
+            backend: s.job_backend.to_string(),
+            state: jobs_state,
+            ok: jobs_ok,
+        },
+        PieceRow {
+            piece: "Ingestion",
+            backend: "bounded queue, group commit, disk spool".into(),
+            state: ingest_state,
+            ok: s.ingest.ok,
+        },
+    ];
+    let fallbacks = crate::telemetry::recent_fallbacks()
+        .into_iter()
+        .map(|r| FallbackRow {
+            piece: r.piece,
+            reason: r.reason,
+            first: crate::domain::timestamp::to_iso(r.first_ms),
+            last: crate::domain::timestamp::to_iso(r.last_ms),
+            calls: r.calls,
+        })
+        .collect();
+    let secs = s.uptime.as_secs();
+    Ok(SystemPage {
+        shell: Shell::of(&auth),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime: format!(
+            "{}d {}h {}m",
+            secs / 86_400,
+            secs % 86_400 / 3_600,
+            secs % 3_600 / 60
+        ),
+        pieces,
+        fallbacks,
     }
     .into_response())
 }

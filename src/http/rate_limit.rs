@@ -197,6 +197,7 @@ where
                     settings.limit.window,
                 )
                 .await;
+            crate::telemetry::rate_limit_decision(settings.namespace, decision.allowed);
             if !decision.allowed {
                 return Ok(rejection(settings.style, settings.limit, &decision));
             }
@@ -220,6 +221,7 @@ pub async fn check(
         return Ok(());
     }
     let decision = limiter.check(namespace, key, limit.max, limit.window).await;
+    crate::telemetry::rate_limit_decision(namespace, decision.allowed);
     if decision.allowed {
         Ok(())
     } else {

@@ -93,7 +93,17 @@ impl Ingestor {
             docs,
             dropped: dropped as u32,
         };
-        match self.pipeline.submit(batch).await {
+        let outcome = self.pipeline.submit(batch).await;
+        crate::telemetry::ingest_items("dropped", dropped);
+        match outcome {
+            Outcome::Stored => crate::telemetry::ingest_items("stored", count),
+            Outcome::Spooled => {
+                crate::telemetry::ingest_items("spooled", count);
+                crate::telemetry::fallback(crate::telemetry::Piece::Ingest, "store_unavailable");
+            }
+            Outcome::Failed => crate::telemetry::ingest_items("refused", count),
+        }
+        match outcome {
             Outcome::Stored => Ok(Accepted {
                 count,
                 dropped,

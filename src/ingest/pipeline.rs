@@ -328,7 +328,15 @@ async fn write_with_timeout(
     batches: &[WriteBatch],
     timeout: Duration,
 ) -> Result<(), bool> {
-    match tokio::time::timeout(timeout, events.write(batches)).await {
+    let started = std::time::Instant::now();
+    let written = tokio::time::timeout(timeout, events.write(batches)).await;
+    let items = batches.iter().map(|b| b.docs.len()).sum();
+    crate::telemetry::ingest_commit(
+        started.elapsed(),
+        items,
+        matches!(written, Ok(Ok(()))),
+    );
+    match written {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, batches = batches.len(), "ingest commit failed");

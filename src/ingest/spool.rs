@@ -80,6 +80,11 @@ impl Spool {
         Ok(lock)
     }
 
+    /// Bytes waiting in the spool (cheap; no lock).
+    pub fn pending_bytes(&self) -> u64 {
+        fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
     /// True when the spool holds anything (cheap; no lock).
     pub fn has_pending(&self) -> bool {
         fs::metadata(&self.path)

@@ -36,18 +36,33 @@ pub struct RedisHandle {
 /// Why a guarded call did not return Redis's answer.
 #[derive(Debug)]
 pub enum CallError<E> {
-    /// Not attempted: disconnected, or the breaker is open.
-    Unavailable,
+    /// Not attempted: the connection is down.
+    Disconnected,
+    /// Not attempted: the breaker is open.
+    BreakerOpen,
     /// No answer within [`COMMAND_TIMEOUT`] (the breaker is now open).
     TimedOut,
     /// Redis (or the client) answered with an error.
     Failed(E),
 }
 
+impl<E> CallError<E> {
+    /// The reason as one fixed word, for metrics (`telemetry::fallback`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CallError::Disconnected => "disconnected",
+            CallError::BreakerOpen => "breaker_open",
+            CallError::TimedOut => "timed_out",
+            CallError::Failed(_) => "error",
+        }
+    }
+}
+
 impl<E: std::fmt::Display> std::fmt::Display for CallError<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Unavailable => f.write_str("redis unavailable"),
+            CallError::Disconnected => f.write_str("redis disconnected"),
+            CallError::BreakerOpen => f.write_str("redis breaker open"),
             CallError::TimedOut => f.write_str("redis timed out"),
             CallError::Failed(e) => write!(f, "{e}"),
         }
@@ -112,30 +127,35 @@ impl RedisHandle {
             .build()
             .map_err(|e| format!("REDIS_URL: {e}"))?;
         client.connect();
+        // Transitions are logged once each; a reconnect is counted for the metrics.
+        let _reconnects = client.on_reconnect(|server| async move {
+            crate::telemetry::redis_reconnected();
+            tracing::info!(%server, "redis: (re)connected");
+            Ok(())
+        });
         let handle = Self {
             client,
             breaker: Arc::default(),
         };
-        handle.warn_if_not_connected_soon();
         Ok(Some(handle))
     }
 
-    /// Logs one warning when the first connection has not come up within two seconds.
-    fn warn_if_not_connected_soon(&self) {
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-            while tokio::time::Instant::now() < deadline {
-                if client.is_connected() {
-                    tracing::info!("redis: connected");
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    /// Waits up to `bound` for the first connection, so shared limits, sessions and the cache
+    /// are shared from the first request. False (and one warning) when Redis is still away:
+    /// the server then starts on its fallbacks.
+    pub async fn wait_connected(&self, bound: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + bound;
+        while !self.client.is_connected() {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    ?bound,
+                    "redis: not connected at startup; starting degraded on the fallbacks"
+                );
+                return false;
             }
-            tracing::warn!(
-                "redis: not reachable yet; using fallbacks until it is (reconnecting in the background)"
-            );
-        });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     pub fn client(&self) -> &Client {
@@ -167,8 +187,12 @@ impl RedisHandle {
         &self,
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, CallError<E>> {
-        if !self.is_connected() {
-            return Err(CallError::Unavailable);
+        if !self.client.is_connected() {
+            return Err(CallError::Disconnected);
+        }
+        if self.breaker.is_open() {
+            self.breaker.short_circuits.fetch_add(1, Ordering::Relaxed);
+            return Err(CallError::BreakerOpen);
         }
         match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
             Ok(Ok(v)) => Ok(v),

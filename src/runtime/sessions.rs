@@ -91,10 +91,16 @@ impl SessionStore for DurableSessionStore {
             .await
             .map_err(backend)?
         {
-            Some(bytes) => Ok(Some(
-                rmp_serde::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))?,
-            )),
-            None => Ok(None),
+            Some(bytes) => {
+                crate::telemetry::session_lookup("durable");
+                Ok(Some(
+                    rmp_serde::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))?,
+                ))
+            }
+            None => {
+                crate::telemetry::session_lookup("none");
+                Ok(None)
+            }
         }
     }
 
@@ -169,6 +175,7 @@ impl RedisFrontedStore {
         match self.handle.call(call).await {
             Ok(value) => Some(value),
             Err(e) => {
+                crate::telemetry::fallback(crate::telemetry::Piece::Sessions, e.reason());
                 self.warn(&e.to_string());
                 None
             }
@@ -239,6 +246,7 @@ impl SessionStore for RedisFrontedStore {
             && let Some(Some(record)) = self.redis_call(self.redis.load(id)).await
             && record.expiry_date > OffsetDateTime::now_utc()
         {
+            crate::telemetry::session_lookup("redis");
             return Ok(Some(record));
         }
         let record = self.durable.load(id).await?;

@@ -15,6 +15,7 @@ mod diagnostics_pages;
 mod faults;
 mod ingest;
 mod jobs;
+mod metrics;
 mod org_admin;
 mod outage;
 mod process;

@@ -625,7 +625,7 @@ async fn admin_pages_are_for_platform_admins_only() {
     let (bob, _) = register(&app, "bob@example.com").await;
     let bob_id = user(&app, "bob@example.com").await.id.to_hex();
 
-    for path in ["/admin", "/admin/users", "/admin/orgs"] {
+    for path in ["/admin", "/admin/users", "/admin/orgs", "/admin/system"] {
         let (status, html) = page(&bob, &app, path).await;
         assert_eq!(status, 403, "{path}");
         assert!(html.contains("platform administrators only"), "{path}");

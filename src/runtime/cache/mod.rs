@@ -120,7 +120,7 @@ impl DashboardCache {
             "si:v1:{kind}:{project}:{generation}:{}:{slot}:{variant}",
             timeframe.as_str()
         );
-        if let Some(hit) = self.cached(&key).await {
+        if let Some(hit) = self.cached(kind, &key).await {
             return Ok(hit);
         }
         // Single-flight: one computation per key; the others wait and then read the cache.
@@ -132,7 +132,7 @@ impl DashboardCache {
             .or_default()
             .clone();
         let _turn = gate.lock().await;
-        if let Some(hit) = self.cached(&key).await {
+        if let Some(hit) = self.cached(kind, &key).await {
             return Ok(hit);
         }
         let fresh = self.timed(kind, project, timeframe, compute()).await;
@@ -145,11 +145,12 @@ impl DashboardCache {
         fresh
     }
 
-    async fn cached<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+    async fn cached<T: DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
         let bytes = self.cache.get(key).await?;
         match serde_json::from_slice::<T>(&bytes) {
             Ok(value) => {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::cache_lookup(kind, true, None);
                 Some(value)
             }
             Err(_) => None,
@@ -166,7 +167,9 @@ impl DashboardCache {
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let result = work.await;
-        let micros = started.elapsed().as_micros() as u64;
+        let took = started.elapsed();
+        crate::telemetry::cache_lookup(kind, false, Some(took));
+        let micros = took.as_micros() as u64;
         self.counters
             .compute_micros
             .fetch_add(micros, Ordering::Relaxed);

@@ -32,6 +32,7 @@ impl RedisCache {
         match self.redis.command(call).await {
             Ok(v) => Some(v),
             Err(e) => {
+                crate::telemetry::fallback(crate::telemetry::Piece::Cache, e.reason());
                 tracing::debug!(error = %e, what, "cache: redis cannot answer, treated as a miss");
                 None
             }

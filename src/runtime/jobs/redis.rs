@@ -105,6 +105,7 @@ impl RedisJobQueue {
                 }
             }
             Err(error) => {
+                crate::telemetry::fallback(crate::telemetry::Piece::JobQueue, "unavailable");
                 if !self.degraded.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         error,

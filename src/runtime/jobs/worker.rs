@@ -102,6 +102,17 @@ impl Worker {
                 FailOutcome::LeaseLost => Outcome::LeaseLost(id),
             },
         };
+        let counted = match outcome {
+            Outcome::Completed(_) => Some("completed"),
+            Outcome::Retrying(_) => Some("retried"),
+            Outcome::Failed(_) => Some("dead"),
+            Outcome::Released(_) => Some("released"),
+            Outcome::LeaseLost(_) => Some("lease_lost"),
+            Outcome::Idle => None,
+        };
+        if let Some(word) = counted {
+            crate::telemetry::job_attempt(&delivery.job.kind, word);
+        }
         Ok(outcome)
     }
 

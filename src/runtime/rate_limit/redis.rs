@@ -4,7 +4,7 @@
 //! Redis cannot answer, so a Redis outage never fails or blocks a request.
 
 use super::{Decision, MemoryRateLimiter, RateLimiter};
-use crate::runtime::redis::RedisHandle;
+use crate::runtime::redis::{CallError, RedisHandle};
 use fred::prelude::*;
 use std::{
     sync::{
@@ -66,17 +66,15 @@ impl RedisRateLimiter {
 
     /// One check in one round trip through the Redis breaker, bounded by
     /// [`crate::runtime::redis::COMMAND_TIMEOUT`]. Errors when Redis is
-    /// disconnected (without waiting), slow, or answers something unexpected.
+    /// disconnected or its breaker is open (without waiting), slow, or answers something
+    /// unexpected.
     pub async fn try_check(
         &self,
         namespace: &str,
         key: &str,
         limit: u32,
         window: Duration,
-    ) -> Result<Decision, String> {
-        if !self.redis.is_connected() {
-            return Err("redis disconnected".into());
-        }
+    ) -> Result<Decision, CallError<String>> {
         let window_us = (window.as_micros() as i64).max(1);
         let member = format!(
             "{}-{:x}",
@@ -98,7 +96,12 @@ impl RedisRateLimiter {
                 other => other,
             }
         };
-        let reply = self.redis.command(run).await.map_err(|e| e.to_string())?;
+        let reply = self.redis.command(run).await.map_err(|e| match e {
+            CallError::Failed(e) => CallError::Failed(e.to_string()),
+            CallError::Disconnected => CallError::Disconnected,
+            CallError::BreakerOpen => CallError::BreakerOpen,
+            CallError::TimedOut => CallError::TimedOut,
+        })?;
         match reply[..] {
             [allowed, remaining, reset_us] => Ok(Decision {
                 allowed: allowed == 1,
@@ -106,7 +109,9 @@ impl RedisRateLimiter {
                 remaining: remaining.clamp(0, i64::from(limit)) as u32,
                 reset_after: Duration::from_micros(reset_us.max(0) as u64),
             }),
-            _ => Err(format!("unexpected rate-limit script reply {reply:?}")),
+            _ => Err(CallError::Failed(format!(
+                "unexpected rate-limit script reply {reply:?}"
+            ))),
         }
     }
 }
@@ -175,8 +180,9 @@ impl RateLimiter for FallbackLimiter {
             }
             Err(error) => {
                 self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::fallback(crate::telemetry::Piece::RateLimits, error.reason());
                 self.degraded.store(true, Ordering::Relaxed);
-                self.warn_rate_limited(&error);
+                self.warn_rate_limited(&error.to_string());
                 self.memory.check(namespace, key, limit, window).await
             }
         }
