@@ -195,8 +195,14 @@ mod tests {
         );
         assert_eq!(e.get_str("browser").unwrap(), "Safari");
         assert_eq!(e.get_str("errorType").unwrap(), "window_error");
-        assert_eq!(e.get_str("context.clientId").unwrap(), "c1");
-        assert_eq!(e.get_str("context.userId").unwrap(), "u1");
+        // An error's ids match its own fields or the same keys in `context`.
+        assert_eq!(
+            e.get_array("$and").unwrap(),
+            &vec![
+                Bson::Document(doc! {"$or": [{"clientId": "c1"}, {"context.clientId": "c1"}]}),
+                Bson::Document(doc! {"$or": [{"userId": "u1"}, {"context.userId": "u1"}]}),
+            ]
+        );
         assert_eq!(e.get_str("context.plan").unwrap(), "pro");
         let p = performance_filter(
             project,
