@@ -51,7 +51,8 @@ impl Default for SqliteOptions {
         Self {
             busy_timeout: Duration::from_secs(5),
             ingest_busy_timeout: Duration::from_secs(1),
-            synchronous_full: true,
+            // The production default (`SQLITE_SYNCHRONOUS=normal`), so tests run what users run.
+            synchronous_full: false,
         }
     }
 }
