@@ -178,10 +178,12 @@ pub fn rate_limit_decision(limiter: &str, allowed: bool) {
 }
 
 /// The job queue at scrape time.
-pub fn job_queue_state(queued: u64, running: u64, failed: u64) {
+pub fn job_queue_state(queued: u64, running: u64, failed: u64, oldest_queued: Option<Duration>) {
     gauge!("si_job_queue_jobs", "state" => "queued").set(queued as f64);
     gauge!("si_job_queue_jobs", "state" => "running").set(running as f64);
     gauge!("si_job_queue_jobs", "state" => "failed").set(failed as f64);
+    gauge!("si_job_queue_oldest_queued_age_seconds")
+        .set(oldest_queued.map_or(0.0, |d| d.as_secs_f64()));
 }
 
 /// A job attempt of `kind` ended: `completed`, `retried` or `dead` (failed for good).

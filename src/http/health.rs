@@ -264,7 +264,11 @@ impl Snapshot {
         }
         t::spool_state(self.ingest.spool_bytes, !self.ingest.store_taking_writes);
         if let Some(c) = self.jobs {
-            t::job_queue_state(c.queued, c.running, c.failed);
+            let oldest = c.oldest_queued_ms.map(|ms| {
+                let age = crate::domain::timestamp::now_ms().saturating_sub(ms);
+                Duration::from_millis(age.max(0) as u64)
+            });
+            t::job_queue_state(c.queued, c.running, c.failed, oldest);
         }
         t::uptime(self.uptime.as_secs_f64());
     }

@@ -3761,7 +3761,8 @@ pub(crate) async fn jobs_claims_and_leases(stores: &Stores) {
             queued: 2,
             running: 0,
             completed: 1,
-            failed: 2
+            failed: 2,
+            oldest_queued_ms: Some(T - 1000),
         }
     );
     assert!(jobs.job(DocId::new()).await.unwrap().is_none());

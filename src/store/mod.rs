@@ -538,6 +538,8 @@ pub struct JobCounts {
     pub running: u64,
     pub completed: u64,
     pub failed: u64,
+    /// When the oldest job still `queued` was enqueued (epoch ms); `None` with none queued.
+    pub oldest_queued_ms: Option<i64>,
 }
 
 impl JobCounts {
@@ -618,7 +620,7 @@ pub trait JobStore: Send + Sync {
     /// Marks `failed` (with `error`) every running job whose lease expired with no attempts
     /// left (its worker died on the last attempt); returns their ids.
     async fn fail_abandoned_jobs(&self, now: i64, error: &str) -> StoreResult<Vec<DocId>>;
-    /// Jobs per state.
+    /// Jobs per state, and when the oldest queued one was enqueued.
     async fn job_counts(&self) -> StoreResult<JobCounts>;
 }
 

@@ -439,6 +439,14 @@ impl JobStore for MongoStore {
                 counts.add(state, read_int(&group, "n").unwrap_or(0).max(0) as u64);
             }
         }
+        counts.oldest_queued_ms = self
+            .coll(JOBS)
+            .find_one(doc! {"state": "queued"})
+            .sort(doc! {"queuedAt": 1})
+            .projection(doc! {"queuedAt": 1})
+            .await
+            .map_err(map_err)?
+            .and_then(|d| opt_millis(&d, "queuedAt"));
         Ok(counts)
     }
 }

@@ -278,6 +278,11 @@ impl JobStore for SqliteStore {
                 counts.add(state, n.max(0) as u64);
             }
         }
+        counts.oldest_queued_ms =
+            sqlx::query_scalar("SELECT MIN(queued_at) FROM jobs WHERE state = 'queued'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
         Ok(counts)
     }
 }
