@@ -1146,6 +1146,145 @@ mod tests {
         }
         crate::store::contract::contract_behaviours!(one_test_per_behaviour);
 
+        /// Runs `check` on a migrated store over a fresh database (dropped afterwards), for the
+        /// MongoDB-only duties below: what a TTL index would do on MongoDB, and `migrate`'s
+        /// backfills.
+        async fn on_fresh_store(
+            behaviour: &str,
+            check: fn(
+                MongoStore,
+            )
+                -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        ) {
+            let Some(uri) = uri() else {
+                report_skipped(behaviour);
+                return;
+            };
+            let database = format!("si_contract_{}", random_hex(6));
+            let store = MongoStore::connect(&uri, Some(&database))
+                .await
+                .expect("connect");
+            let cleanup = store.db.clone();
+            store.migrate().await.expect("migrate");
+            let outcome = tokio::spawn(check(store)).await;
+            cleanup.drop().await.expect("drop the throwaway database");
+            if let Err(failure) = outcome {
+                std::panic::resume_unwind(failure.into_panic());
+            }
+        }
+
+        /// Without TTL indexes (FerretDB) the ingest-batch markers still go: the retention
+        /// purge deletes a project's markers older than their 30 days, and only those.
+        #[tokio::test]
+        async fn old_ingest_markers_are_swept_by_the_purge() {
+            on_fresh_store("old_ingest_markers_are_swept_by_the_purge", |store| {
+                Box::pin(async move {
+                    let project = store
+                        .create_project(NewProject::named("P", DocId::new()))
+                        .await
+                        .unwrap();
+                    let ttl = i64::try_from(indexes::BATCH_MARKER_TTL.as_millis()).unwrap();
+                    let (old, new) = (DocId::new(), DocId::new());
+                    for (id, age) in [(old, ttl + 60_000), (new, 60_000)] {
+                        store
+                            .coll(INGEST_BATCHES)
+                            .insert_one(doc! {
+                                "_id": oid(id),
+                                "projectId": oid(project.id),
+                                "createdAt": date(now_ms() - age),
+                            })
+                            .await
+                            .unwrap();
+                    }
+                    store.purge_before(project.id, 0).await.unwrap();
+                    let left: Vec<Document> = store
+                        .coll(INGEST_BATCHES)
+                        .find(doc! {})
+                        .collect_all()
+                        .await
+                        .unwrap();
+                    let left: Vec<DocId> = left
+                        .iter()
+                        .map(|d| docs::read_id(d, INGEST_BATCHES, "_id").unwrap())
+                        .collect();
+                    assert_eq!(left, vec![new]);
+                })
+            })
+            .await;
+        }
+
+        /// Jobs written before `attemptsLeft` and `claims` existed are given both by `migrate`
+        /// and can then be claimed, retried and failed for good as before.
+        #[tokio::test]
+        async fn migrate_backfills_job_fields() {
+            use crate::store::{JobClaim, JobStore};
+            on_fresh_store("migrate_backfills_job_fields", |store| {
+                Box::pin(async move {
+                    let id = DocId::new();
+                    store
+                        .coll(jobs::JOBS)
+                        .insert_one(doc! {
+                            "_id": oid(id), "kind": "k", "payload": {}, "state": "running",
+                            "dispatch": "store", "attempts": 1, "maxAttempts": 2, "progress": 0,
+                            "queuedAt": date(0), "runAfter": date(0), "leaseToken": "old",
+                            "leaseUntil": date(10), "updatedAt": date(0),
+                        })
+                        .await
+                        .unwrap();
+                    store.migrate().await.unwrap();
+                    let found = store
+                        .coll(jobs::JOBS)
+                        .find_one(doc! {"_id": oid(id)})
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(docs::read_int(&found, "attemptsLeft"), Some(1));
+                    assert_eq!(docs::read_int(&found, "claims"), Some(1));
+                    let claim = |token| JobClaim {
+                        token,
+                        worker: "w",
+                        now: 100,
+                        lease_until: 200,
+                    };
+                    let job = store
+                        .claim_next_job(&["k".to_string()], &claim("new"), 100)
+                        .await
+                        .unwrap()
+                        .expect("the expired lease is claimable: one attempt left");
+                    assert_eq!((job.id, job.attempts), (id, 2));
+                    assert!(
+                        store
+                            .claim_job(id, &claim("again"))
+                            .await
+                            .unwrap()
+                            .is_none()
+                    );
+                    assert!(
+                        store
+                            .fail_job(
+                                id,
+                                "new",
+                                "boom",
+                                None,
+                                crate::store::JobDispatch::Store,
+                                150
+                            )
+                            .await
+                            .unwrap()
+                    );
+                    assert!(
+                        store
+                            .fail_abandoned_jobs(1_000, "gone")
+                            .await
+                            .unwrap()
+                            .is_empty(),
+                        "failed for good, nothing left to abandon"
+                    );
+                })
+            })
+            .await;
+        }
+
         /// The durable job queue's contract over MongoDB: its claims are `find_one_and_update`s,
         /// so several workers never run one job twice.
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
