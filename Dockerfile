@@ -3,8 +3,9 @@
 #   docker build -t superinsights .
 #   docker run -d -p 3000:3000 -v superinsights-data:/data superinsights
 #
-# Two stages: a Rust toolchain that compiles one release binary, and a slim Debian runtime that
-# only holds that binary. Templates, static assets and SQL migrations are compiled into the binary
+# Three stages: a Rust toolchain that compiles one release binary, a Node stage that fetches the
+# IP-to-country database package.json pins, and a slim Debian runtime that holds the binary and
+# that database. Templates, static assets and SQL migrations are compiled into the binary
 # (askama, include_str!, sqlx::migrate!), so they are needed in the build stage only.
 # See docs/deployment.md for compose, Coolify, backups and upgrades.
 
@@ -47,6 +48,18 @@ RUN cargo build --release --locked --bin superinsights \
  && ./target/release/superinsights --version | grep -q '^superinsights '
 
 ############################################################################################
+# Country database stage
+############################################################################################
+# The IP-to-country database (IPv4 and IPv6, MaxMind format, redistributable: see
+# docs/configuration.md "Countries") is the one npm dependency package.json pins; `npm ci
+# --omit=dev` fetches nothing else. The server uses it when GEOIP_DB_PATH is unset.
+FROM node:20-bookworm-slim AS countrydb
+WORKDIR /countrydb
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && test -s node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb
+
+############################################################################################
 # Runtime stage
 ############################################################################################
 FROM debian:bookworm-slim AS runtime
@@ -67,6 +80,10 @@ RUN apt-get update \
  && chown 10001:10001 /data
 
 COPY --from=builder /build/target/release/superinsights /usr/local/bin/superinsights
+# The default country database and its licence notice (attribution to the NRO).
+COPY --from=countrydb /countrydb/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb \
+     /countrydb/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/NRO_LICENSE \
+     /usr/share/superinsights/
 
 # DATA_DIR holds the SQLite database (unless MONGODB_URI is set), the ingestion spool and its
 # dead-letter file: keep it on a volume. HOST must be an IP address; PORT is the listening port.

@@ -716,7 +716,11 @@ impl Config {
                 .number("INGEST_COMMIT_WAIT_MS", 1000u64)?
                 .clamp(50, 60_000),
             country_lookup: env.flag("COUNTRY_LOOKUP_ENABLED", true)?,
-            geoip_db_path: env.get("GEOIP_DB_PATH").map(PathBuf::from),
+            // Unset: the bundled IP-to-country database, when it can be found.
+            geoip_db_path: env
+                .get("GEOIP_DB_PATH")
+                .map(PathBuf::from)
+                .or_else(|| crate::ingest::enrich::bundled_country_db(&data_dir)),
         };
 
         let public_url = env

@@ -1,6 +1,8 @@
 //! Request enrichment: the client IP (socket address, or `X-Forwarded-For` only behind a trusted
-//! proxy), the country (CDN header behind a trusted proxy, else an optional MaxMind-format file),
-//! and User-Agent facts (parsed once per distinct UA string, cached).
+//! proxy), the country (CDN header behind a trusted proxy, else a MaxMind-format file: the one
+//! `GEOIP_DB_PATH` names, or the bundled `geo-whois-asn-country.mmdb`, see
+//! [`bundled_country_db`]), and User-Agent facts (parsed once per distinct UA string, cached).
+//! Never downloads anything.
 
 use super::parse::RequestFacts;
 use crate::domain::{
@@ -9,7 +11,12 @@ use crate::domain::{
     useragent::{self, UserAgentInfo},
 };
 use axum::http::HeaderMap;
-use std::{collections::HashMap, net::IpAddr, path::Path, sync::Mutex};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 /// Headers CDNs and edge proxies set with the visitor's ISO country code.
 const COUNTRY_HEADERS: &[&str] = &[
@@ -22,6 +29,80 @@ const COUNTRY_HEADERS: &[&str] = &[
 /// Distinct User-Agent strings kept parsed; the cache is cleared when full.
 const UA_CACHE_LIMIT: usize = 2048;
 
+/// File name of the bundled IP-to-country database (npm package
+/// `@ip-location-db/geo-whois-asn-country-mmdb`, IPv4 and IPv6, redistributable).
+pub const BUNDLED_DB_FILE: &str = "geo-whois-asn-country.mmdb";
+
+/// Where the container image puts the bundled database (see the Dockerfile).
+pub const IMAGE_DB_DIR: &str = "/usr/share/superinsights";
+
+/// Where `npm ci` puts it, relative to a checkout.
+pub const NPM_DB_PATH: &str =
+    "node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb";
+
+/// The country database used when `GEOIP_DB_PATH` is unset: the first file found of
+/// `<DATA_DIR>/geo-whois-asn-country.mmdb` (a refreshed copy), the container image's
+/// `/usr/share/superinsights/geo-whois-asn-country.mmdb`, and `node_modules/…` under the working
+/// directory or a parent of the executable's directory (a checkout after `npm ci`).
+pub fn bundled_country_db(data_dir: &Path) -> Option<PathBuf> {
+    let mut candidates = vec![
+        data_dir.join(BUNDLED_DB_FILE),
+        Path::new(IMAGE_DB_DIR).join(BUNDLED_DB_FILE),
+        PathBuf::from(NPM_DB_PATH),
+    ];
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).take(4).map(|d| d.join(NPM_DB_PATH)));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// False for addresses that belong to no country: loopback, private, shared, link-local,
+/// multicast and unspecified ranges (the bundled database maps some of them). Documentation
+/// ranges are left to the database, so tests can use them with a generated file.
+fn is_public(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || a >= 240
+                || a == 0)
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// The fields a country database may carry: `country_code` (ip-location-db), or GeoIP2's
+/// `country` / `registered_country` with an `iso_code` (MaxMind GeoLite2/GeoIP2 Country or City).
+#[derive(serde::Deserialize)]
+struct CountryRecord {
+    #[serde(default)]
+    country_code: Option<String>,
+    #[serde(default)]
+    country: Option<IsoCode>,
+    #[serde(default)]
+    registered_country: Option<IsoCode>,
+}
+
+#[derive(serde::Deserialize)]
+struct IsoCode {
+    #[serde(default)]
+    iso_code: Option<String>,
+}
+
 pub struct Enricher {
     /// Proxies trusted to append to `X-Forwarded-For` (0: none).
     trust_proxy: usize,
@@ -31,17 +112,25 @@ pub struct Enricher {
 }
 
 impl Enricher {
-    /// `geoip_db` is a MaxMind-format (`.mmdb`) country or city database; it is read once, never downloaded.
+    /// `geoip_db` is a MaxMind-format (`.mmdb`) country or city database; it is read once, never
+    /// downloaded.
     pub fn new(
         trust_proxy: usize,
         country_lookup: bool,
         geoip_db: Option<&Path>,
     ) -> Result<Self, String> {
         let geoip = match geoip_db.filter(|_| country_lookup) {
-            Some(path) => Some(
-                maxminddb::Reader::open_readfile(path)
-                    .map_err(|e| format!("GEOIP_DB_PATH {}: {e}", path.display()))?,
-            ),
+            Some(path) => {
+                let reader = maxminddb::Reader::open_readfile(path)
+                    .map_err(|e| format!("GEOIP_DB_PATH {}: {e}", path.display()))?;
+                tracing::info!(
+                    path = %path.display(),
+                    database = %reader.metadata().database_type,
+                    built = reader.metadata().build_epoch,
+                    "country database"
+                );
+                Some(reader)
+            }
             None => None,
         };
         Ok(Self {
@@ -103,17 +192,15 @@ impl Enricher {
                 return from_header;
             }
         }
-        let reader = self.geoip.as_ref()?;
-        let found = reader
-            .lookup(ip)
-            .ok()?
-            .decode::<maxminddb::geoip2::Country>()
-            .ok()??;
+        let reader = self.geoip.as_ref().filter(|_| is_public(ip))?;
+        let found = reader.lookup(ip).ok()?.decode::<CountryRecord>().ok()??;
+        let iso = |c: Option<IsoCode>| c.and_then(|c| c.iso_code);
         found
-            .country
-            .iso_code
-            .or(found.registered_country.iso_code)
-            .map(str::to_string)
+            .country_code
+            .or_else(|| iso(found.country))
+            .or_else(|| iso(found.registered_country))
+            .map(|code| code.trim().to_ascii_uppercase())
+            .filter(|code| code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()))
     }
 
     /// Parsed User-Agent facts, cached by string.
@@ -291,6 +378,50 @@ mod tests {
         let facts = e.facts("203.0.113.5".parse().unwrap(), &none);
         assert_eq!(facts.enrichment.country.as_deref(), Some("FR"));
         assert_eq!(facts.enrichment.ip.as_deref(), Some("203.0.113.5"));
+    }
+
+    /// The bundled database (`npm ci` installs it) answers for real IPv4 and IPv6 addresses,
+    /// and loopback or documentation addresses stay without a country.
+    #[test]
+    fn the_bundled_database_knows_real_ipv4_and_ipv6_addresses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(NPM_DB_PATH);
+        assert!(
+            path.is_file(),
+            "{} is missing: run `npm ci` (package.json brings the country database)",
+            path.display()
+        );
+        let e = Enricher::new(0, true, Some(&path)).unwrap();
+        let none = HeaderMap::new();
+        let country = |ip: &str| e.country(ip.parse().unwrap(), &none);
+        for (ip, iso) in [
+            ("193.0.6.139", "NL"),
+            ("2001:67c:2e8:22::c100:68b", "NL"),
+            ("81.2.69.160", "GB"),
+            ("2a01:4f8::1", "DE"),
+            ("2001:41d0::1", "FR"),
+        ] {
+            assert_eq!(country(ip).as_deref(), Some(iso), "{ip}");
+        }
+        for unrouted in ["127.0.0.1", "10.1.2.3", "::1", "fd00::1", "fe80::1"] {
+            assert_eq!(country(unrouted), None, "{unrouted}");
+        }
+    }
+
+    #[test]
+    fn the_bundled_database_is_found_in_data_dir_first_then_the_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let in_data_dir = dir.path().join(BUNDLED_DB_FILE);
+        std::fs::write(&in_data_dir, b"refreshed copy").unwrap();
+        assert_eq!(bundled_country_db(dir.path()), Some(in_data_dir));
+        let empty = tempfile::tempdir().unwrap();
+        if Path::new(NPM_DB_PATH).is_file()
+            && !Path::new(IMAGE_DB_DIR).join(BUNDLED_DB_FILE).is_file()
+        {
+            assert_eq!(
+                bundled_country_db(empty.path()),
+                Some(PathBuf::from(NPM_DB_PATH))
+            );
+        }
     }
 
     #[test]
