@@ -126,14 +126,7 @@ async fn a_scan_of_random_urls_does_not_grow_the_series() {
 #[tokio::test]
 async fn a_redis_outage_shows_in_the_fallback_counters_then_redis_is_used_again() {
     let mut redis = RedisServer::start().await;
-    let url = redis.url();
-    let app = TestApp::spawn(&[
-        ("REDIS_URL", &url),
-        ("SESSION_STORE_REDIS", "true"),
-        ("CACHE_REDIS", "true"),
-        ("RATE_LIMIT_REDIS", "true"),
-    ])
-    .await;
+    let app = TestApp::spawn_on_redis(&redis).await;
     let (client, id, key) = member_with_project(&app, "metrics@test.example").await;
     let dashboard = app.url(&format!("/projects/{id}/dashboard"));
     let before = scrape(&app).await;

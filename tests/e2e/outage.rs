@@ -3,19 +3,9 @@
 
 use crate::support::{TestApp, eventually};
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, sqlite::SqliteConnection};
+use sqlx::Executor;
 use std::time::Duration;
 use superinsights::domain::model::Channel;
-
-/// Holds SQLite's write lock from another connection: to every writer, the store is unavailable.
-async fn lock_database(app: &TestApp) -> SqliteConnection {
-    let path = app.data_dir.join("superinsights.db");
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    conn.execute("BEGIN EXCLUSIVE").await.unwrap();
-    conn
-}
 
 #[tokio::test]
 async fn store_outage_spools_to_disk_and_drains_exactly_once_on_recovery() {
@@ -28,7 +18,7 @@ async fn store_outage_spools_to_disk_and_drains_exactly_once_on_recovery() {
         201
     );
 
-    let mut lock = lock_database(&app).await;
+    let mut lock = app.lock_database().await;
     let mut tasks = Vec::new();
     for i in 0..20 {
         let (http, url, key) = (
@@ -124,7 +114,7 @@ async fn when_store_and_spool_both_fail_the_request_is_refused_not_acknowledged(
     ])
     .await;
     let p = app.project().await;
-    let mut lock = lock_database(&app).await;
+    let mut lock = app.lock_database().await;
     let r = app
         .ingest("pageviews", &p.public_api_key, &json!({"url": "/x"}))
         .await;

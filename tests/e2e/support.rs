@@ -86,6 +86,50 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A fresh server with sessions, the cache and rate limits on `redis`.
+    pub async fn spawn_on_redis(redis: &RedisServer) -> Self {
+        let url = redis.url();
+        Self::spawn(&[
+            ("REDIS_URL", &url),
+            ("SESSION_STORE_REDIS", "true"),
+            ("CACHE_REDIS", "true"),
+            ("RATE_LIMIT_REDIS", "true"),
+        ])
+        .await
+    }
+
+    /// Holds the SQLite database's write lock from another connection until the returned
+    /// connection is dropped: to every writer, the store is unavailable.
+    pub async fn lock_database(&self) -> sqlx::sqlite::SqliteConnection {
+        use sqlx::{Connection, Executor};
+        let path = self.data_dir.join("superinsights.db");
+        let mut conn =
+            sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+        conn.execute("BEGIN EXCLUSIVE").await.unwrap();
+        conn
+    }
+
+    /// Waits until the spool is drained, then checks that nothing was dead-lettered and that
+    /// the store holds exactly the `acked` events of `project`.
+    pub async fn assert_drained_and_stored(&self, project: &Project, acked: u64) {
+        eventually(Duration::from_secs(30), "the spool drains", async || {
+            !self.state.spool.has_pending()
+        })
+        .await;
+        assert!(
+            !self.state.spool.dead_letter_path().exists(),
+            "nothing was dead-lettered"
+        );
+        assert_eq!(
+            self.count(project, superinsights::domain::model::Channel::Events)
+                .await,
+            acked,
+            "every acknowledged event is stored, once"
+        );
+    }
+
     /// A project (with its owner and workspace) created through the real store.
     pub async fn project(&self) -> Project {
         let email = format!(
