@@ -396,10 +396,10 @@ impl Connection {
                     }
                     ack
                 }
+                // 1.x's shape: an item it refused is an `ingestion_failed` with its message.
                 Err(AppError::Validation(details)) => json!({
                     "type": "error",
                     "error": "ingestion_failed",
-                    "channel": channel.as_str(),
                     "details": details,
                 }),
                 // Nothing was stored or spooled: the client should send the message again.

@@ -218,19 +218,13 @@ async fn bad_input_gets_a_4xx_and_writes_nothing() {
             "pageviews",
             br#"{"url":{"nested":true}}"#.to_vec(),
             400,
-            "Field \"url\" must be a string",
+            "PageView validation failed: url: Cast to string failed for value \"{ nested: true }\" (type Object) at path \"url\"",
         ),
         (
             "pageviews",
             br#"{"url":"/x","deviceType":"fridge"}"#.to_vec(),
             400,
-            "must be one of desktop, mobile, tablet",
-        ),
-        (
-            "events",
-            br#"{"eventName":"x","timestamp":"NaN"}"#.to_vec(),
-            400,
-            "timestamp",
+            "PageView validation failed: deviceType: `fridge` is not a valid enum value for path `deviceType`.",
         ),
         (
             "events",
@@ -242,19 +236,19 @@ async fn bad_input_gets_a_4xx_and_writes_nothing() {
             "events",
             br#"{"eventName":"x","durationMs":-5}"#.to_vec(),
             400,
-            "durationMs",
+            "Field \"durationMs\" must be a non-negative number",
         ),
         (
             "events",
-            br#"{"eventName":"x","properties":"str"}"#.to_vec(),
+            br#"[{"eventName":"x"},null]"#.to_vec(),
             400,
-            "properties",
+            "Each item must be an object",
         ),
         (
             "errors",
             br#"{"message":"m","lineNumber":"abc"}"#.to_vec(),
             400,
-            "lineNumber",
+            "Error validation failed: lineNumber: Cast to Number failed for value \"abc\" (type string) at path \"lineNumber\"",
         ),
         (
             "performance",
@@ -508,5 +502,274 @@ async fn concurrent_requests_are_group_committed_without_loss() {
         assert_eq!(t.await.unwrap(), 201);
     }
     assert_eq!(app.count(&p, Channel::Events).await, 2000);
+    app.stop().await;
+}
+
+/// The compatibility rules of docs/features/ingestion-compatibility.md over real HTTP: what
+/// SuperInsights 1.x stored is stored the same way (R3, R7–R11, R14, R17, R18).
+#[tokio::test]
+async fn inputs_superinsights_1x_stored_are_stored_the_same_way() {
+    use superinsights::domain::{analytics::ErrorFilters, segment::SegmentFilters, timestamp};
+    let app = TestApp::spawn(&[]).await;
+    let p = app.project().await;
+    let key = p.public_api_key.clone();
+    let post = |path: &'static str, body: Value| {
+        app.http
+            .post(app.url(path))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+    };
+    let before = timestamp::now_ms();
+    let r = post(
+        "/v1/events/",
+        json!([
+            {"eventName": "dur-string", "durationMs": "12"},
+            {"eventName": "dur-bool", "durationMs": true},
+            {"eventName": "props-string", "properties": "plain text"},
+            {"eventName": "ts-garbage", "timestamp": "garbage"},
+            {"eventName": "ts-bool", "timestamp": true},
+            {"eventName": "ts-digits", "timestamp": "1793527200000"},
+            {"eventName": "ts-legacy", "timestamp": "Nov 1, 2026 10:00:00"},
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201, "a trailing slash is the same route (R17)");
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"success": true, "count": 7})
+    );
+    let after = timestamp::now_ms();
+    let events = app
+        .state
+        .stores
+        .stats
+        .recent(p.id, Channel::Events, 20)
+        .await
+        .unwrap();
+    let event = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["eventName"] == name)
+            .unwrap_or_else(|| panic!("{name} stored"))
+            .clone()
+    };
+    assert_eq!(event("dur-string")["durationMs"].as_f64(), Some(12.0));
+    assert_eq!(event("dur-bool")["durationMs"].as_f64(), Some(1.0));
+    assert_eq!(event("props-string")["properties"], "plain text");
+    for replaced in ["ts-garbage", "ts-bool", "ts-digits"] {
+        let e = event(replaced);
+        assert_eq!(e["timestampReplaced"], true, "{replaced}: flagged");
+        let ms =
+            superinsights::domain::timestamp::parse_iso(e["timestamp"].as_str().unwrap()).unwrap();
+        assert!((before..=after).contains(&ms), "{replaced}: server time");
+    }
+    let legacy = event("ts-legacy");
+    assert_eq!(legacy["timestamp"], "2026-11-01T10:00:00.000Z");
+    assert!(
+        legacy.get("timestampReplaced").is_none(),
+        "read, not replaced"
+    );
+    assert!(event("dur-string").get("timestampReplaced").is_none());
+
+    let r = post("/v1/PageViews", json!({"url": 42, "title": true}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "routes are case-insensitive (R17)");
+    let r = app
+        .http
+        .post(app.url("/v1/pageviews"))
+        .bearer_auth(&key)
+        .form(&[("url", "/form"), ("title", "Sent as a form")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "form bodies (R3)");
+    let views = app
+        .state
+        .stores
+        .stats
+        .recent(p.id, Channel::Pageviews, 10)
+        .await
+        .unwrap();
+    assert!(
+        views
+            .iter()
+            .any(|v| v["url"] == "42" && v["title"] == "true")
+    );
+    assert!(
+        views
+            .iter()
+            .any(|v| v["url"] == "/form" && v["title"] == "Sent as a form")
+    );
+
+    // Errors: context as sent, the SDK's ids beside it, and the segment filters find them.
+    let r = post(
+        "/v1/errors",
+        json!({"items": [
+            {"message": "from the sdk", "clientId": "c-sdk", "context": {"url": "/a", "userAgent": "UA"}},
+            {"message": "hand written", "context": {"clientId": "c-ctx", "userId": "u-ctx"}},
+        ]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let errors = app
+        .state
+        .stores
+        .stats
+        .recent(p.id, Channel::Errors, 10)
+        .await
+        .unwrap();
+    let sdk = errors
+        .iter()
+        .find(|e| e["message"] == "from the sdk")
+        .unwrap();
+    assert_eq!(sdk["context"], json!({"url": "/a", "userAgent": "UA"}));
+    assert_eq!(sdk["clientId"], "c-sdk");
+    let total_for = |segment: SegmentFilters| {
+        let stats = app.state.stores.stats.clone();
+        let id = p.id;
+        async move {
+            let range = superinsights::domain::analytics::TimeRange {
+                start_ms: 0,
+                end_ms: timestamp::now_ms() + 1,
+            };
+            let filters = ErrorFilters {
+                segment,
+                ..Default::default()
+            };
+            stats
+                .errors_report(id, range, &filters, 50)
+                .await
+                .unwrap()
+                .total_errors
+        }
+    };
+    for (segment, what) in [
+        (
+            SegmentFilters {
+                client_id: Some("c-sdk".into()),
+                ..Default::default()
+            },
+            "the error's own clientId",
+        ),
+        (
+            SegmentFilters {
+                client_id: Some("c-ctx".into()),
+                ..Default::default()
+            },
+            "context.clientId",
+        ),
+        (
+            SegmentFilters {
+                user_id: Some("u-ctx".into()),
+                ..Default::default()
+            },
+            "context.userId",
+        ),
+    ] {
+        assert_eq!(total_for(segment).await, 1, "{what}");
+    }
+    app.stop().await;
+}
+
+/// What SuperInsights 1.x refused is refused with its status and message; what it answered
+/// with a 500 is a 400 here; nothing of a refused batch is stored.
+#[tokio::test]
+async fn inputs_superinsights_1x_refused_keep_its_status_and_message() {
+    let app = TestApp::spawn(&[]).await;
+    let p = app.project().await;
+    let cases = [
+        (
+            "pageviews",
+            json!([{"url": "/ok"}, {"url": ""}]),
+            "Field \"url\" is required",
+        ),
+        (
+            "pageviews",
+            json!({"url": "   "}),
+            "PageView validation failed: url: Path `url` is required.",
+        ),
+        (
+            "events",
+            json!({"eventName": "e", "durationMs": [5]}),
+            "Event validation failed: durationMs: Cast to Number failed for value \"[ 5 ]\" (type Array) at path \"durationMs\"",
+        ),
+        (
+            "events",
+            json!({"eventName": "e", "durationMs": "soon"}),
+            "Field \"durationMs\" must be a non-negative number",
+        ),
+        (
+            "errors",
+            json!([{"message": "m"}, 5]),
+            "Each item must be an object",
+        ),
+        (
+            "performance",
+            json!({"lcp": "1200"}),
+            "At least one of lcp, cls, fid, ttfb or inp must be a number",
+        ),
+    ];
+    for (channel, body, details) in cases {
+        let r = app.ingest(channel, &p.public_api_key, &body).await;
+        assert_eq!(r.status(), 400, "{channel} {body}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({"error": "Validation failed", "details": details}),
+            "{channel} {body}"
+        );
+    }
+    for channel in Channel::ALL {
+        assert_eq!(
+            app.count(&p, channel).await,
+            0,
+            "nothing of a refused batch"
+        );
+    }
+    app.stop().await;
+}
+
+/// With no GEOIP_DB_PATH, the bundled IP-to-country database (npm ci) gives every document a
+/// country: from a forwarded public IPv4 or IPv6 address behind a trusted proxy, and never
+/// from an address a client put further left in `X-Forwarded-For`.
+#[tokio::test]
+async fn countries_come_from_the_bundled_database_with_no_setup() {
+    let app = TestApp::spawn(&[("TRUST_PROXY", "1")]).await;
+    assert!(
+        app.state.config.ingest.geoip_db_path.is_some(),
+        "the bundled database was found (run `npm ci`)"
+    );
+    let p = app.project().await;
+    for (forwarded, country) in [
+        ("81.2.69.160", "GB"),
+        ("2a01:4f8::1", "DE"),
+        ("81.2.69.160, 2001:41d0::1", "FR"),
+    ] {
+        let r = app
+            .http
+            .post(app.url("/v1/pageviews"))
+            .bearer_auth(&p.public_api_key)
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"url": format!("/from/{country}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let views = app
+            .state
+            .stores
+            .stats
+            .recent(p.id, Channel::Pageviews, 10)
+            .await
+            .unwrap();
+        let view = views
+            .iter()
+            .find(|v| v["url"] == format!("/from/{country}"))
+            .unwrap();
+        assert_eq!(view["country"], country, "{forwarded}");
+    }
     app.stop().await;
 }

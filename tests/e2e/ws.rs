@@ -167,19 +167,32 @@ async fn ws_answers_bad_messages_with_error_replies_and_stays_open() {
         ),
         (
             r#"{"channel":"events","items":[]}"#,
-            json!({"type": "error", "error": "validation_failed", "channel": "events", "details": "Payload array must not be empty"}),
+            json!({"type": "error", "error": "validation_failed", "details": "Payload array must not be empty"}),
         ),
         (
             r#"{"channel":"events","items":{"eventName":"not an array"}}"#,
-            json!({"type": "error", "error": "validation_failed", "channel": "events", "details": "Payload array must not be empty"}),
+            json!({"type": "error", "error": "validation_failed", "details": "Payload array must not be empty"}),
+        ),
+        (
+            // As in 1.x, the batch size is checked before the channel.
+            r#"{"channel":"clicks","items":[]}"#,
+            json!({"type": "error", "error": "validation_failed", "details": "Payload array must not be empty"}),
+        ),
+        (
+            "null",
+            json!({"type": "error", "error": "validation_failed", "details": "Payload array must not be empty"}),
         ),
         (
             r#"{"channel":"events","items":[{"eventName":"ok"},{"properties":{}}]}"#,
-            json!({"type": "error", "error": "validation_failed", "channel": "events", "details": "Field \"eventName\" is required"}),
+            json!({"type": "error", "error": "ingestion_failed", "details": "Field \"eventName\" is required"}),
+        ),
+        (
+            r#"{"channel":"events","items":[{"eventName":"ok"},7]}"#,
+            json!({"type": "error", "error": "ingestion_failed", "details": "Each item must be an object"}),
         ),
         (
             r#"{"channel":"pageviews","items":[{"url":"/x","deviceType":"fridge"}]}"#,
-            json!({"type": "error", "error": "validation_failed", "channel": "pageviews", "details": "Field \"deviceType\" must be one of desktop, mobile, tablet"}),
+            json!({"type": "error", "error": "ingestion_failed", "details": "PageView validation failed: deviceType: `fridge` is not a valid enum value for path `deviceType`."}),
         ),
     ];
     for (message, reply) in cases {
@@ -205,6 +218,48 @@ async fn ws_answers_bad_messages_with_error_replies_and_stays_open() {
     .unwrap();
     assert_eq!(next_json(&mut ws).await["type"], "ack");
     assert_eq!(app.count(&p, Channel::Events).await, 1);
+    app.stop().await;
+}
+
+/// A client that closes gets the closing handshake answered with its own code (and reason), so
+/// it sees a clean close instead of 1006; the connection's place is given back.
+#[tokio::test]
+async fn ws_answers_the_clients_close_frame_with_the_same_code() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let app = TestApp::spawn(&[]).await;
+    let p = app.project().await;
+    for code in [CloseCode::Normal, CloseCode::Away, CloseCode::Library(4001)] {
+        let mut ws = open(&app, &p.public_api_key).await;
+        let ack = send(
+            &mut ws,
+            json!({"channel": "events", "items": [{"eventName": "before close"}]}),
+        )
+        .await;
+        assert_eq!(ack["type"], "ack");
+        ws.close(Some(CloseFrame {
+            code,
+            reason: "bye".into(),
+        }))
+        .await
+        .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the server answers within 10 s");
+        match answer {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(frame.code, code, "the code is echoed");
+                assert_eq!(frame.reason.as_str(), "bye");
+            }
+            other => panic!("expected the server's close frame for {code:?}, got {other:?}"),
+        }
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the connections are gone",
+        async || app.state.ws.connections() == 0,
+    )
+    .await;
+    assert_eq!(app.count(&p, Channel::Events).await, 3);
     app.stop().await;
 }
 
