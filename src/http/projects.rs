@@ -379,6 +379,15 @@ async fn update_project(
     settings_outcome(&state, &auth, access, &headers, outcome).await
 }
 
+/// The project changes that invalidate cached keys and dashboards themselves.
+fn changes(state: &AppState) -> svc::ProjectChanges<'_> {
+    svc::ProjectChanges::new(
+        &*state.stores.projects,
+        state.ingestor.keys(),
+        &state.dashboards,
+    )
+}
+
 async fn regenerate_keys(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -388,12 +397,9 @@ async fn regenerate_keys(
 ) -> Result<Response, AppError> {
     let mut access = ProjectAccess::check(&state, &auth, &id).await?;
     access.require(OWNERS)?;
-    access.project = state
-        .stores
-        .projects
+    access.project = changes(&state)
         .regenerate_keys(access.project.id)
         .await?;
-    state.ingestor.keys().invalidate_project(access.project.id);
     let outcome = done("New keys generated. The old keys no longer work.");
     settings_outcome(&state, &auth, access, &headers, outcome).await
 }
@@ -416,13 +422,9 @@ async fn save_drop_rules(
     );
     let outcome = match parsed {
         Ok(rules) => {
-            state
-                .stores
-                .projects
+            changes(&state)
                 .set_drop_rules(access.project.id, &rules)
                 .await?;
-            state.ingestor.keys().invalidate_project(access.project.id);
-            state.dashboards.invalidate(access.project.id).await;
             done("Drop rules saved.")
         }
         Err(error) => refused(StatusCode::BAD_REQUEST, error),
@@ -546,13 +548,7 @@ async fn delete_project(
 ) -> Result<Response, AppError> {
     let access = ProjectAccess::check(&state, &auth, &id).await?;
     access.require(OWNERS)?;
-    state
-        .stores
-        .projects
-        .soft_delete_project(access.project.id)
-        .await?;
-    state.ingestor.keys().invalidate_project(access.project.id);
-    state.dashboards.invalidate(access.project.id).await;
+    changes(&state).delete(access.project.id).await?;
     Ok(Redirect::to("/projects").into_response())
 }
 
@@ -565,13 +561,7 @@ async fn clear_data(
 ) -> Result<Response, AppError> {
     let access = ProjectAccess::check(&state, &auth, &id).await?;
     access.require(OWNERS)?;
-    state
-        .stores
-        .projects
-        .clear_project_data(access.project.id)
-        .await?;
-    state.ingestor.keys().invalidate_project(access.project.id);
-    state.dashboards.invalidate(access.project.id).await;
+    changes(&state).clear_data(access.project.id).await?;
     let outcome = done("All analytics data of this project was deleted.");
     settings_outcome(&state, &auth, access, &headers, outcome).await
 }

@@ -1,10 +1,74 @@
-//! Project use cases: validation of the project form and of the drop-rules form. (Members are
-//! organization-wide: see `services::orgs`.)
+//! Project use cases: validation of the project form and of the drop-rules form, and the
+//! changes that make cached API keys or dashboards stale ([`ProjectChanges`]), which invalidate
+//! them as part of the change so no caller can forget. (Members are organization-wide: see
+//! `services::orgs`.)
 
 use crate::{
-    domain::drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
-    store::ProjectUpdate,
+    domain::{
+        drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
+        ids::DocId,
+    },
+    ingest::keys::KeyCache,
+    runtime::cache::DashboardCache,
+    store::{Project, ProjectStore, ProjectUpdate, StoreResult},
 };
+
+/// Changes to a project that cached state depends on. Each one writes the store, then drops
+/// this instance's cached API keys of the project (other instances see it within the key
+/// cache's TTL) and every cached dashboard of it (shared through Redis when the cache is).
+pub struct ProjectChanges<'a> {
+    projects: &'a dyn ProjectStore,
+    keys: &'a KeyCache,
+    dashboards: &'a DashboardCache,
+}
+
+impl<'a> ProjectChanges<'a> {
+    pub fn new(
+        projects: &'a dyn ProjectStore,
+        keys: &'a KeyCache,
+        dashboards: &'a DashboardCache,
+    ) -> Self {
+        Self {
+            projects,
+            keys,
+            dashboards,
+        }
+    }
+
+    /// New public and secret keys; the old ones stop working on this instance at once.
+    pub async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+        let project = self.projects.regenerate_keys(id).await?;
+        self.keys.invalidate_project(id);
+        Ok(project)
+    }
+
+    /// Replaces the drop rules; ingestion applies them from the next request, dashboards are
+    /// recomputed.
+    pub async fn set_drop_rules(&self, id: DocId, rules: &DropRules) -> StoreResult<()> {
+        self.projects.set_drop_rules(id, rules).await?;
+        self.forget(id).await;
+        Ok(())
+    }
+
+    /// Soft-deletes the project: its keys stop working, its dashboards are gone.
+    pub async fn delete(&self, id: DocId) -> StoreResult<()> {
+        self.projects.soft_delete_project(id).await?;
+        self.forget(id).await;
+        Ok(())
+    }
+
+    /// Deletes every analytics document of the project.
+    pub async fn clear_data(&self, id: DocId) -> StoreResult<()> {
+        self.projects.clear_project_data(id).await?;
+        self.forget(id).await;
+        Ok(())
+    }
+
+    async fn forget(&self, id: DocId) {
+        self.keys.invalidate_project(id);
+        self.dashboards.invalidate(id).await;
+    }
+}
 
 pub const ENVIRONMENTS: [&str; 3] = ["production", "staging", "development"];
 
