@@ -1,7 +1,8 @@
 //! `si-load`: the project's load tool. Real HTTP over loopback only (127.0.0.0/8 or ::1), always
 //! bounded in time and request count. `ingest` drives the `/v1` API of a running server, `bare`
 //! serves a bare axum handler to compare against, and `suite` runs the reproducible end-to-end
-//! benchmark whose Markdown table goes into `docs/benchmarks.md`.
+//! benchmark whose Markdown table goes into `docs/benchmarks.md`; `redis-compare` runs each
+//! Redis piece off and on through the real server, and a Redis outage under traffic.
 
 #[path = "si_load/args.rs"]
 mod args;
@@ -19,6 +20,8 @@ mod payload;
 mod probe;
 #[path = "si_load/ratelimit.rs"]
 mod ratelimit;
+#[path = "si_load/redis_compare.rs"]
+mod redis_compare;
 #[path = "si_load/report.rs"]
 mod report;
 #[path = "si_load/sessions.rs"]
@@ -57,6 +60,8 @@ enum Command {
     Sessions(sessions::SessionArgs),
     /// Dashboard latency, in-process: seeded demo data, uncached and cached.
     Dashboard(dashboard::DashboardArgs),
+    /// Each Redis piece off and on through the real server, then a Redis outage under traffic.
+    RedisCompare(redis_compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
             Command::Ratelimit(a) => ratelimit::run(a).await,
             Command::Sessions(a) => sessions::run(a).await,
             Command::Dashboard(a) => dashboard::run(a).await,
+            Command::RedisCompare(a) => redis_compare::run(a).await,
         }
     });
     match result {

@@ -48,6 +48,28 @@ impl Conn {
             .to_bytes();
         Ok((status, body))
     }
+
+    /// Like [`Conn::send`], with the response headers (for `Set-Cookie` and `Location`).
+    pub async fn send_full(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, headers, body))
+    }
 }
 
 /// `GET path` on a fresh connection: the status, or `None` when nothing answered in time.

@@ -78,7 +78,7 @@ pub async fn run(a: SuiteArgs) -> Result<(), String> {
     }
 }
 
-fn now_utc() -> String {
+pub(crate) fn now_utc() -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     time::OffsetDateTime::now_utc()
         .format(&f)
@@ -332,14 +332,14 @@ async fn create_admin(a: &SuiteArgs, dir: &Path) -> Result<String, String> {
 }
 
 /// A port the kernel just handed out on 127.0.0.1 (free unless someone grabs it meanwhile).
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener =
         std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// Polls `/healthz` until it answers 200, the child exits, or the deadline passes.
-async fn wait_healthy(
+pub(crate) async fn wait_healthy(
     target: &Target,
     child: &mut Child,
     what: &str,
@@ -375,7 +375,7 @@ fn log_tail(log: Option<&Path>) -> String {
     format!("; last log lines:\n{tail}")
 }
 
-async fn terminate(pid: u32) -> Result<(), String> {
+pub(crate) async fn terminate(pid: u32) -> Result<(), String> {
     let status = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
