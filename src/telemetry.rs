@@ -62,7 +62,8 @@ pub enum Piece {
 }
 
 impl Piece {
-    fn label(self) -> &'static str {
+    /// The piece's label value.
+    pub fn label(self) -> &'static str {
         match self {
             Piece::Sessions => "sessions",
             Piece::Cache => "cache",

@@ -276,3 +276,56 @@ impl RedisHandle {
         let _ = tokio::time::timeout(COMMAND_TIMEOUT, self.client.quit()).await;
     }
 }
+
+/// Whether one piece (sessions, cache, rate limits, job queue) is on its fallback. Every
+/// fallback is counted (`si_fallbacks_total`); the log gets one line when the piece switches to
+/// its fallback and one when Redis serves it again, never one per call.
+#[derive(Debug)]
+pub struct FallbackState {
+    piece: crate::telemetry::Piece,
+    /// What the piece does meanwhile, for the log line ("using the durable store").
+    meanwhile: &'static str,
+    degraded: AtomicBool,
+    fallbacks: AtomicU64,
+}
+
+impl FallbackState {
+    pub fn new(piece: crate::telemetry::Piece, meanwhile: &'static str) -> Self {
+        Self {
+            piece,
+            meanwhile,
+            degraded: AtomicBool::new(false),
+            fallbacks: AtomicU64::new(0),
+        }
+    }
+
+    /// Redis served a call.
+    pub fn answered(&self) {
+        if self.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                piece = self.piece.label(),
+                "redis answers again; back on redis"
+            );
+        }
+    }
+
+    /// A call fell back, for `reason` (a fixed word) with `detail` for the log.
+    pub fn fell_back(&self, reason: &'static str, detail: &dyn std::fmt::Display) {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::fallback(self.piece, reason);
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                piece = self.piece.label(),
+                reason,
+                error = %detail,
+                "redis cannot answer; {}",
+                self.meanwhile
+            );
+        }
+    }
+
+    /// Calls served by the fallback since start.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
+    }
+}

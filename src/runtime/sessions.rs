@@ -8,14 +8,14 @@
 //! stale copy as soon as Redis answers again. Copies in Redis live at most [`REDIS_COPY_TTL`], which
 //! bounds staleness even when the instance that saw the failure dies before cleaning up.
 
-use crate::runtime::redis::RedisHandle;
+use crate::runtime::redis::{FallbackState, RedisHandle};
 use crate::store::SessionRecords;
 use async_trait::async_trait;
 use std::{
     collections::HashSet,
     fmt,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 use time::OffsetDateTime;
 use tower_sessions::{
@@ -120,7 +120,7 @@ pub struct RedisFrontedStore {
     handle: RedisHandle,
     /// Ids whose Redis copy may be stale; never read from Redis until cleaned up.
     dirty: Arc<Mutex<HashSet<Id>>>,
-    last_warning: Arc<Mutex<Option<Instant>>>,
+    fallback: Arc<FallbackState>,
 }
 
 impl fmt::Debug for RedisFrontedStore {
@@ -136,7 +136,10 @@ impl RedisFrontedStore {
             redis: RedisStore::new(handle.client().clone()),
             handle,
             dirty: Arc::default(),
-            last_warning: Arc::default(),
+            fallback: Arc::new(FallbackState::new(
+                crate::telemetry::Piece::Sessions,
+                "sessions are read from and written to the durable store",
+            )),
         };
         store.spawn_cleaner();
         store
@@ -167,29 +170,21 @@ impl RedisFrontedStore {
         });
     }
 
-    /// Runs a Redis call with a timeout; `None` (and a rate-limited warning) on any failure.
+    /// Runs a Redis call through the breaker; `None` (counted, and logged on the switch) on
+    /// any failure.
     async fn redis_call<T>(
         &self,
         call: impl Future<Output = session_store::Result<T>>,
     ) -> Option<T> {
         match self.handle.call(call).await {
-            Ok(value) => Some(value),
+            Ok(value) => {
+                self.fallback.answered();
+                Some(value)
+            }
             Err(e) => {
-                crate::telemetry::fallback(crate::telemetry::Piece::Sessions, e.reason());
-                self.warn(&e.to_string());
+                self.fallback.fell_back(e.reason(), &e);
                 None
             }
-        }
-    }
-
-    fn warn(&self, why: &str) {
-        let mut last = self.last_warning.lock().expect("warning clock");
-        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
-            *last = Some(Instant::now());
-            tracing::warn!(
-                reason = why,
-                "sessions: redis unavailable, using the durable store"
-            );
         }
     }
 

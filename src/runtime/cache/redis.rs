@@ -3,7 +3,10 @@
 //! never a failed request.
 
 use super::Cache;
-use crate::{domain::ids::DocId, runtime::redis::RedisHandle};
+use crate::{
+    domain::ids::DocId,
+    runtime::redis::{FallbackState, RedisHandle},
+};
 use async_trait::async_trait;
 use fred::{
     interfaces::KeysInterface,
@@ -13,11 +16,18 @@ use std::time::Duration;
 
 pub struct RedisCache {
     redis: RedisHandle,
+    fallback: FallbackState,
 }
 
 impl RedisCache {
     pub fn new(redis: RedisHandle) -> Self {
-        Self { redis }
+        Self {
+            redis,
+            fallback: FallbackState::new(
+                crate::telemetry::Piece::Cache,
+                "every view is computed (cache misses) until it answers",
+            ),
+        }
     }
 
     fn generation_key(project: DocId) -> String {
@@ -30,10 +40,13 @@ impl RedisCache {
         call: impl Future<Output = Result<T, fred::error::Error>>,
     ) -> Option<T> {
         match self.redis.command(call).await {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                self.fallback.answered();
+                Some(v)
+            }
             Err(e) => {
-                crate::telemetry::fallback(crate::telemetry::Piece::Cache, e.reason());
                 tracing::debug!(error = %e, what, "cache: redis cannot answer, treated as a miss");
+                self.fallback.fell_back(e.reason(), &e);
                 None
             }
         }

@@ -21,16 +21,13 @@ use super::{
     Delivery, DurableJobQueue, FailOutcome, JobError, JobQueue, NewJob, QueueOptions, StreamEntry,
 };
 use crate::domain::{ids::DocId, timestamp::now_ms};
-use crate::runtime::redis::{CallError, RedisHandle};
+use crate::runtime::redis::{CallError, FallbackState, RedisHandle};
 use crate::store::{Job, JobCounts, JobDispatch, JobState, JobStore, StoreResult};
 use async_trait::async_trait;
 use fred::prelude::*;
 use std::{
     collections::HashSet,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -51,8 +48,8 @@ pub struct RedisJobQueue {
     redis: RedisHandle,
     /// Streams whose group this instance has created (or found), cleared on `NOGROUP`.
     groups: Mutex<HashSet<String>>,
-    /// True while Redis cannot answer (to log the change once each way).
-    degraded: AtomicBool,
+    /// Whether Redis serves the queue (the change is logged once each way).
+    fallback: FallbackState,
 }
 
 impl RedisJobQueue {
@@ -61,7 +58,10 @@ impl RedisJobQueue {
             durable: DurableJobQueue::new(store, options),
             redis,
             groups: Mutex::new(HashSet::new()),
-            degraded: AtomicBool::new(false),
+            fallback: FallbackState::new(
+                crate::telemetry::Piece::JobQueue,
+                "jobs run from the store until it can",
+            ),
         }
     }
 
@@ -99,20 +99,8 @@ impl RedisJobQueue {
 
     fn note_redis(&self, result: Result<(), &str>) {
         match result {
-            Ok(()) => {
-                if self.degraded.swap(false, Ordering::Relaxed) {
-                    tracing::info!("job queue: redis answers again; delivering through streams");
-                }
-            }
-            Err(error) => {
-                crate::telemetry::fallback(crate::telemetry::Piece::JobQueue, "unavailable");
-                if !self.degraded.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        error,
-                        "job queue: redis cannot answer; jobs run from the store until it can"
-                    );
-                }
-            }
+            Ok(()) => self.fallback.answered(),
+            Err(error) => self.fallback.fell_back("unavailable", &error),
         }
     }
 

@@ -4,14 +4,14 @@
 //! Redis cannot answer, so a Redis outage never fails or blocks a request.
 
 use super::{Decision, MemoryRateLimiter, RateLimiter};
-use crate::runtime::redis::{CallError, RedisHandle};
+use crate::runtime::redis::{CallError, FallbackState, RedisHandle};
 use fred::prelude::*;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 /// Check-and-record, atomically. KEYS[1] = the sorted set; ARGV = window (µs), limit, a member
@@ -116,19 +116,12 @@ impl RedisRateLimiter {
     }
 }
 
-/// How often the fallback is logged at most.
-const FALLBACK_LOG_EVERY: Duration = Duration::from_secs(30);
-
-/// Redis first; for each request Redis cannot answer, the in-process limiter. Logs the fallback
-/// at most once per 30 s, and once when Redis answers again.
+/// Redis first; for each request Redis cannot answer, the in-process limiter. The switch to
+/// memory and back is logged once each ([`FallbackState`]).
 pub struct FallbackLimiter {
     redis: RedisRateLimiter,
     memory: Arc<MemoryRateLimiter>,
-    start: Instant,
-    /// Milliseconds since `start` of the last fallback warning; `u64::MAX` = never.
-    last_warning_ms: AtomicU64,
-    degraded: AtomicBool,
-    fallbacks: AtomicU64,
+    state: FallbackState,
 }
 
 impl FallbackLimiter {
@@ -136,35 +129,16 @@ impl FallbackLimiter {
         Self {
             redis,
             memory,
-            start: Instant::now(),
-            last_warning_ms: AtomicU64::new(u64::MAX),
-            degraded: AtomicBool::new(false),
-            fallbacks: AtomicU64::new(0),
+            state: FallbackState::new(
+                crate::telemetry::Piece::RateLimits,
+                "limiting in memory on this instance",
+            ),
         }
     }
 
     /// Checks answered from memory because Redis could not answer, since startup.
     pub fn fallbacks(&self) -> u64 {
-        self.fallbacks.load(Ordering::Relaxed)
-    }
-
-    fn warn_rate_limited(&self, error: &str) {
-        let now = self.start.elapsed().as_millis() as u64;
-        let last = self.last_warning_ms.load(Ordering::Relaxed);
-        let due =
-            last == u64::MAX || now.saturating_sub(last) >= FALLBACK_LOG_EVERY.as_millis() as u64;
-        if due
-            && self
-                .last_warning_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(
-                error,
-                fallbacks = self.fallbacks(),
-                "rate limits: redis cannot answer; limiting in memory on this instance (logged at most every 30 s)"
-            );
-        }
+        self.state.fallbacks()
     }
 }
 
@@ -173,16 +147,11 @@ impl RateLimiter for FallbackLimiter {
     async fn check(&self, namespace: &str, key: &str, limit: u32, window: Duration) -> Decision {
         match self.redis.try_check(namespace, key, limit, window).await {
             Ok(decision) => {
-                if self.degraded.swap(false, Ordering::Relaxed) {
-                    tracing::info!("rate limits: redis answers again; limits are shared again");
-                }
+                self.state.answered();
                 decision
             }
             Err(error) => {
-                self.fallbacks.fetch_add(1, Ordering::Relaxed);
-                crate::telemetry::fallback(crate::telemetry::Piece::RateLimits, error.reason());
-                self.degraded.store(true, Ordering::Relaxed);
-                self.warn_rate_limited(&error.to_string());
+                self.state.fell_back(error.reason(), &error);
                 self.memory.check(namespace, key, limit, window).await
             }
         }
@@ -197,6 +166,7 @@ impl RateLimiter for FallbackLimiter {
 mod tests {
     use super::*;
     use crate::config::{RedisConfig, Secret};
+    use std::time::Instant;
 
     /// A handle to a Redis that is not there: every check must fall back, quickly.
     #[tokio::test]
