@@ -142,19 +142,16 @@ fn handler_checks(channel: Channel, item: &Item) -> Result<&Fields, Invalid> {
         Channel::Errors => Some("message"),
         Channel::Performance => None,
     };
-    if let Some(field) = required {
-        if !fields.get(field).is_some_and(truthy) {
-            return Err(invalid(format!("Field \"{field}\" is required")));
-        }
+    if let Some(field) = required.filter(|f| !fields.get(*f).is_some_and(truthy)) {
+        return Err(invalid(format!("Field \"{field}\" is required")));
     }
-    if channel == Channel::Events {
-        if let Some(d) = fields.get("durationMs").filter(|v| !v.is_null()) {
-            let n = coerce::to_number(d);
-            if !n.is_finite() || n < 0.0 {
-                return Err(invalid(
-                    "Field \"durationMs\" must be a non-negative number",
-                ));
-            }
+    let duration = fields.get("durationMs").filter(|v| !v.is_null());
+    if let Some(d) = duration.filter(|_| channel == Channel::Events) {
+        let n = coerce::to_number(d);
+        if !n.is_finite() || n < 0.0 {
+            return Err(invalid(
+                "Field \"durationMs\" must be a non-negative number",
+            ));
         }
     }
     if channel == Channel::Performance
@@ -882,11 +879,10 @@ mod tests {
             (1_793_527_200_000, false)
         );
         assert_eq!(stamp(json!(null)), (NOW, false));
-        assert_eq!(
-            one_event(json!({"eventName": "e"}))
+        assert!(
+            !one_event(json!({"eventName": "e"}))
                 .enrichment
-                .timestamp_replaced,
-            false
+                .timestamp_replaced
         );
         for replaced in [
             json!("garbage"),
@@ -1151,7 +1147,10 @@ mod fuzz {
         // The spool writes batches as JSON and reads them back. (Not compared for equality:
         // without serde_json's `float_roundtrip` feature a float can come back one ulp off.)
         let text = serde_json::to_string(docs).unwrap();
-        assert_eq!(serde_json::from_str::<Docs>(&text).unwrap().len(), docs.len());
+        assert_eq!(
+            serde_json::from_str::<Docs>(&text).unwrap().len(),
+            docs.len()
+        );
     }
 
     fn one_case(rng: &mut Rng) {
@@ -1193,7 +1192,7 @@ mod fuzz {
     fn the_parser_never_panics_and_refuses_only_with_400_messages() {
         let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         let cases = env("SUPERINSIGHTS_FUZZ_CASES").unwrap_or(20_000);
-        let seed = env("SUPERINSIGHTS_FUZZ_SEED").unwrap_or(0x5eed_1e55_0f_1c0de);
+        let seed = env("SUPERINSIGHTS_FUZZ_SEED").unwrap_or(0x05ee_d1e5_50f1_c0de);
         for case in 0..cases {
             let case_seed = seed ^ (case + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let outcome = std::panic::catch_unwind(|| one_case(&mut Rng(case_seed | 1)));
