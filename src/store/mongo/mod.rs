@@ -1079,6 +1079,11 @@ mod tests {
         /// Set (to anything but empty/0/false) where a missing URI must fail, not skip: CI.
         const REQUIRED_VAR: &str = "SUPERINSIGHTS_TEST_MONGODB_REQUIRED";
 
+        /// The MongoDB tests share one server; timing-sensitive ones (lease expiry measured in
+        /// milliseconds) take this exclusively, so a busy server cannot stretch a claim past
+        /// their tolerance. The others share it.
+        static SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
         fn uri() -> Option<String> {
             let uri = std::env::var(URI_VAR).unwrap_or_default();
             if !uri.trim().is_empty() {
@@ -1104,7 +1109,7 @@ mod tests {
         }
 
         /// Runs one behaviour on a fresh database, dropped afterwards even when it fails.
-        async fn on_fresh_database(
+        async fn fresh_database_run(
             behaviour: &str,
             run: fn(
                 crate::store::Stores,
@@ -1129,6 +1134,28 @@ mod tests {
             if let Err(failure) = outcome {
                 std::panic::resume_unwind(failure.into_panic());
             }
+        }
+
+        /// [`fresh_database_run`] beside the other MongoDB tests.
+        async fn on_fresh_database(
+            behaviour: &str,
+            run: fn(
+                crate::store::Stores,
+            ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        ) {
+            let _shared = SERVER.read().await;
+            fresh_database_run(behaviour, run).await;
+        }
+
+        /// [`fresh_database_run`] with the server to itself (timing-sensitive behaviours).
+        async fn alone_on_fresh_database(
+            behaviour: &str,
+            run: fn(
+                crate::store::Stores,
+            ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        ) {
+            let _alone = SERVER.write().await;
+            fresh_database_run(behaviour, run).await;
         }
 
         macro_rules! one_test_per_behaviour {
@@ -1160,6 +1187,7 @@ mod tests {
                 report_skipped(behaviour);
                 return;
             };
+            let _shared = SERVER.read().await;
             let database = format!("si_contract_{}", random_hex(6));
             let store = MongoStore::connect(&uri, Some(&database))
                 .await
@@ -1285,11 +1313,12 @@ mod tests {
             .await;
         }
 
-        /// The durable job queue's contract over MongoDB: its claims are `find_one_and_update`s,
-        /// so several workers never run one job twice.
+        /// The durable job queue's contract over MongoDB: several workers never run one job
+        /// twice (claims arbitrated by a unique insert, then `find_one_and_update`). Alone on the
+        /// server: it measures lease expiry with a 15 ms tolerance.
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn durable_job_queue() {
-            on_fresh_database("durable_job_queue", |stores| {
+            alone_on_fresh_database("durable_job_queue", |stores| {
                 Box::pin(async move {
                     use crate::runtime::jobs::{contract, durable::DurableJobQueue};
                     let queue = DurableJobQueue::new(stores.jobs.clone(), contract::fast_options());
