@@ -397,9 +397,7 @@ async fn regenerate_keys(
 ) -> Result<Response, AppError> {
     let mut access = ProjectAccess::check(&state, &auth, &id).await?;
     access.require(OWNERS)?;
-    access.project = changes(&state)
-        .regenerate_keys(access.project.id)
-        .await?;
+    access.project = changes(&state).regenerate_keys(access.project.id).await?;
     let outcome = done("New keys generated. The old keys no longer work.");
     settings_outcome(&state, &auth, access, &headers, outcome).await
 }
