@@ -331,11 +331,7 @@ async fn write_with_timeout(
     let started = std::time::Instant::now();
     let written = tokio::time::timeout(timeout, events.write(batches)).await;
     let items = batches.iter().map(|b| b.docs.len()).sum();
-    crate::telemetry::ingest_commit(
-        started.elapsed(),
-        items,
-        matches!(written, Ok(Ok(()))),
-    );
+    crate::telemetry::ingest_commit(started.elapsed(), items, matches!(written, Ok(Ok(()))));
     match written {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
