@@ -460,6 +460,9 @@ impl JobQueue for RedisJobQueue {
         // The store first: if this process dies before the XADD, the sweep still finds the job.
         self.durable.insert(&job, JobDispatch::Redis).await?;
         self.dispatch(&job.kind, job.id, 0).await;
+        // A local idle worker reads the stream now instead of at its next poll (other
+        // instances pick it up at theirs).
+        self.durable.wake();
         Ok(job.id)
     }
 
