@@ -167,9 +167,11 @@ async fn events_answer_html_or_json_with_filters_paging_live_and_detail() {
             "recentOccurrences",
             "recentPagination",
             "eventsByDay",
-            "timedEvents"
+            "timedEvents",
+            "implausibleDurations"
         ])
     );
+    assert_eq!(all["implausibleDurations"], 0);
     assert_eq!(all["timeframe"], "7d");
     assert_eq!(all["eventName"], "");
     assert_eq!(all["totalEvents"], 14);
@@ -288,7 +290,7 @@ async fn events_answer_html_or_json_with_filters_paging_live_and_detail() {
         );
         assert_eq!(
             detail["durationSummary"],
-            json!({"count": 0, "avgMs": null, "p50Ms": null, "p95Ms": null, "maxMs": null})
+            json!({"count": 0, "avgMs": null, "p50Ms": null, "p95Ms": null, "maxMs": null, "implausible": 0})
         );
     }
     let timed = json_of(

@@ -416,6 +416,31 @@ async fn enqueue_until(jobs: &Arc<dyn JobQueue>, kind: &str, state: JobState, wh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_queued_on_redis_wakes_an_idle_worker_at_once() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    // Idle workers poll only once a minute: a job must start because enqueue wakes them.
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JOB_QUEUE_REDIS", "true"),
+        ("JOB_WORKERS", "1"),
+        ("JOB_POLL_INTERVAL_MS", "60000"),
+    ];
+    let counting = Arc::new(Counting::default());
+    let app = start_app(
+        dir.path(),
+        &env,
+        JobHandlers::new().register("echo", counting.clone()),
+    )
+    .await;
+    for n in 1..=3 {
+        // Each job is enqueued while the worker waits out its poll after the previous one.
+        enqueue_until(&app.jobs, "echo", JobState::Completed, &format!("job {n} runs")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_runs_jobs_through_redis_reports_depth_and_releases_on_shutdown() {
     let redis = RedisServer::start().await;
     let url = redis.url();

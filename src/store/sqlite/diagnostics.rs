@@ -330,7 +330,8 @@ mod tests {
         assert_eq!(
             w.sql(),
             "project = ? AND ts BETWEEN ? AND ? AND browser = ? \
-             AND json_type(context, ?) = 'text' AND json_extract(context, ?) = ?"
+             AND (client_id = ? OR (json_type(context, ?) = 'text' AND json_extract(context, ?) = ?))",
+            "an error's own clientId, or the one in its context"
         );
     }
 }
