@@ -436,7 +436,13 @@ async fn a_job_queued_on_redis_wakes_an_idle_worker_at_once() {
     .await;
     for n in 1..=3 {
         // Each job is enqueued while the worker waits out its poll after the previous one.
-        enqueue_until(&app.jobs, "echo", JobState::Completed, &format!("job {n} runs")).await;
+        enqueue_until(
+            &app.jobs,
+            "echo",
+            JobState::Completed,
+            &format!("job {n} runs"),
+        )
+        .await;
     }
 }
 
