@@ -1,0 +1,539 @@
+//! Exact rollup aggregates: what a span of analytics documents folds into (per-day counts, top
+//! keys, exact unique visitors as a bitmap of dense client ids, value histograms for exact
+//! percentiles, compensated sums for averages), how spans merge without losing exactness, and
+//! the byte encoding a store keeps them in. Pure: no IO, no SQL, no BSON; a backend scans raw
+//! rows into [`Aggs`] and stores the encoded blobs.
+
+use crate::store::{StoreError, StoreResult};
+use roaring::RoaringBitmap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Encoding of `rollups.data`; rows of another format are rebuilt. 2: web-vital days count implausible values
+/// (`domain::plausible`) and leave them out of sums and histograms; rows of an older format are
+/// rebuilt on read.
+pub(crate) const FMT: i64 = 2;
+
+/// What a rollup row holds; one row per part so each summary decodes only what it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Part {
+    Pageviews,
+    Events,
+    Errors,
+    Performance,
+    Breakdowns,
+}
+
+impl Part {
+    pub(crate) const ALL: [Part; 5] = [
+        Part::Pageviews,
+        Part::Events,
+        Part::Errors,
+        Part::Performance,
+        Part::Breakdowns,
+    ];
+
+    pub(crate) fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregates
+// ---------------------------------------------------------------------------------------------
+
+/// A float sum with Neumaier compensation (as SQLite's own `SUM`/`AVG`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Sum {
+    s: f64,
+    c: f64,
+}
+
+impl Sum {
+    pub(crate) fn add(&mut self, x: f64) {
+        let t = self.s + x;
+        if self.s.abs() >= x.abs() {
+            self.c += (self.s - t) + x;
+        } else {
+            self.c += (x - t) + self.s;
+        }
+        self.s = t;
+    }
+
+    pub(crate) fn merge(&mut self, o: Sum) {
+        self.add(o.s);
+        self.add(o.c);
+    }
+
+    pub(crate) fn value(self) -> f64 {
+        self.s + self.c
+    }
+}
+
+/// Web vitals of one UTC day: rows, and per metric the count and sum of plausible values, and
+/// the values left out as implausible.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PerfDay {
+    pub rows: u64,
+    pub n: [u64; 5],
+    pub sum: [Sum; 5],
+    pub implausible: u64,
+}
+
+/// Sorted (ordered key of the value, count) pairs: an exact histogram.
+pub(crate) type Hist = Vec<(u64, u64)>;
+
+/// A key whose unsigned order is the numeric order of the value (−0 counts as 0).
+pub(crate) fn ord_key(v: f64) -> u64 {
+    let v = if v == 0.0 { 0.0 } else { v };
+    let b = v.to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
+
+pub(crate) fn from_ord_key(k: u64) -> f64 {
+    if k >> 63 == 1 {
+        f64::from_bits(k & !(1 << 63))
+    } else {
+        f64::from_bits(!k)
+    }
+}
+
+/// Figures of some span for the parts that were asked for; merging spans is exact.
+#[derive(Debug, Default)]
+pub(crate) struct Aggs {
+    // Page views: per day, without clientId, per URL, client ids (dense) and client ids not in
+    // the dictionary yet (raw edges only).
+    pub pv_days: BTreeMap<i64, u64>,
+    pub pv_anon: u64,
+    pub urls: HashMap<String, u64>,
+    pub clients: RoaringBitmap,
+    pub unnamed: HashSet<String>,
+    pub ev_days: BTreeMap<i64, u64>,
+    pub names: HashMap<String, u64>,
+    pub er_days: BTreeMap<i64, u64>,
+    pub fingerprints: HashMap<String, u64>,
+    pub perf_days: BTreeMap<i64, PerfDay>,
+    /// Per metric of `METRICS`: one histogram per merged span.
+    pub hists: [Vec<Hist>; 5],
+    /// Per `Dimension::ALL`: value → page views.
+    pub dims: [HashMap<String, u64>; 8],
+}
+
+pub(crate) fn add_counts<K: Eq + std::hash::Hash>(
+    into: &mut HashMap<K, u64>,
+    from: HashMap<K, u64>,
+) {
+    if into.is_empty() {
+        *into = from;
+        return;
+    }
+    for (k, n) in from {
+        *into.entry(k).or_default() += n;
+    }
+}
+
+pub(crate) fn add_days(into: &mut BTreeMap<i64, u64>, from: BTreeMap<i64, u64>) {
+    for (k, n) in from {
+        *into.entry(k).or_default() += n;
+    }
+}
+
+pub(crate) fn bump(map: &mut HashMap<String, u64>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n += 1;
+    } else {
+        map.insert(key.to_string(), 1);
+    }
+}
+
+impl Aggs {
+    pub(crate) fn merge(&mut self, o: Aggs) {
+        add_days(&mut self.pv_days, o.pv_days);
+        self.pv_anon += o.pv_anon;
+        add_counts(&mut self.urls, o.urls);
+        self.clients |= o.clients;
+        self.unnamed.extend(o.unnamed);
+        add_days(&mut self.ev_days, o.ev_days);
+        add_counts(&mut self.names, o.names);
+        add_days(&mut self.er_days, o.er_days);
+        add_counts(&mut self.fingerprints, o.fingerprints);
+        for (day, p) in o.perf_days {
+            let into = self.perf_days.entry(day).or_default();
+            into.rows += p.rows;
+            into.implausible += p.implausible;
+            for i in 0..5 {
+                into.n[i] += p.n[i];
+                into.sum[i].merge(p.sum[i]);
+            }
+        }
+        for (into, from) in self.hists.iter_mut().zip(o.hists) {
+            into.extend(from.into_iter().filter(|h| !h.is_empty()));
+        }
+        for (into, from) in self.dims.iter_mut().zip(o.dims) {
+            add_counts(into, from);
+        }
+    }
+
+    /// Moves one part out (the rest stays behind).
+    pub(crate) fn take(&mut self, part: Part) -> Aggs {
+        let mut out = Aggs::default();
+        match part {
+            Part::Pageviews => {
+                out.pv_days = std::mem::take(&mut self.pv_days);
+                out.pv_anon = self.pv_anon;
+                out.urls = std::mem::take(&mut self.urls);
+                out.clients = std::mem::take(&mut self.clients);
+                out.unnamed = std::mem::take(&mut self.unnamed);
+            }
+            Part::Events => {
+                out.ev_days = std::mem::take(&mut self.ev_days);
+                out.names = std::mem::take(&mut self.names);
+            }
+            Part::Errors => {
+                out.er_days = std::mem::take(&mut self.er_days);
+                out.fingerprints = std::mem::take(&mut self.fingerprints);
+            }
+            Part::Performance => {
+                out.perf_days = std::mem::take(&mut self.perf_days);
+                out.hists = std::mem::take(&mut self.hists);
+            }
+            Part::Breakdowns => out.dims = std::mem::take(&mut self.dims),
+        }
+        out
+    }
+
+    /// Folds the histograms of each metric into one (before storing a merged bucket).
+    pub(crate) fn fold_hists(&mut self) {
+        for hists in &mut self.hists {
+            if hists.len() <= 1 {
+                continue;
+            }
+            let mut all: Hist = hists.drain(..).flatten().collect();
+            all.sort_unstable_by_key(|e| e.0);
+            let mut folded: Hist = Vec::with_capacity(all.len());
+            for (k, n) in all {
+                match folded.last_mut() {
+                    Some(last) if last.0 == k => last.1 += n,
+                    _ => folded.push((k, n)),
+                }
+            }
+            hists.push(folded);
+        }
+    }
+
+    /// The value at 0-based `rank` of metric `m` over every histogram, `None` when `rank` is out
+    /// of range. Binary search over the ordered key space: ~64 probes of a binary search per
+    /// histogram, whatever the number of values.
+    pub(crate) fn value_at_rank(&self, m: usize, rank: u64) -> Option<f64> {
+        let hists: Vec<(&Hist, Vec<u64>)> = self.hists[m]
+            .iter()
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                let mut acc = 0;
+                let cum = h
+                    .iter()
+                    .map(|e| {
+                        acc += e.1;
+                        acc
+                    })
+                    .collect();
+                (h, cum)
+            })
+            .collect();
+        let total: u64 = hists.iter().map(|(_, c)| *c.last().unwrap_or(&0)).sum();
+        if rank >= total {
+            return None;
+        }
+        let count_le = |key: u64| -> u64 {
+            hists
+                .iter()
+                .map(|(h, cum)| match h.partition_point(|e| e.0 <= key) {
+                    0 => 0,
+                    i => cum[i - 1],
+                })
+                .sum()
+        };
+        let mut lo = hists.iter().map(|(h, _)| h[0].0).min()?;
+        let mut hi = hists.iter().map(|(h, _)| h[h.len() - 1].0).max()?;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if count_le(mid) > rank {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Some(from_ord_key(lo))
+    }
+
+    /// Number of non-null values of metric `m`.
+    pub(crate) fn metric_count(&self, m: usize) -> u64 {
+        self.hists[m].iter().flatten().map(|e| e.1).sum()
+    }
+}
+
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("rollup: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding of `rollups.data`
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+pub(crate) struct Enc(Vec<u8>);
+
+impl Enc {
+    pub(crate) fn u(&mut self, mut v: u64) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.0.push(b);
+                return;
+            }
+            self.0.push(b | 0x80);
+        }
+    }
+    pub(crate) fn i(&mut self, v: i64) {
+        self.u(((v << 1) ^ (v >> 63)) as u64);
+    }
+    pub(crate) fn f(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.u(b.len() as u64);
+        self.0.extend_from_slice(b);
+    }
+    pub(crate) fn days(&mut self, d: &BTreeMap<i64, u64>) {
+        self.u(d.len() as u64);
+        for (k, n) in d {
+            self.i(*k);
+            self.u(*n);
+        }
+    }
+    pub(crate) fn counts(&mut self, m: &HashMap<String, u64>) {
+        self.u(m.len() as u64);
+        for (k, n) in m {
+            self.bytes(k.as_bytes());
+            self.u(*n);
+        }
+    }
+}
+
+pub(crate) struct Dec<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Dec<'a> {
+    pub(crate) fn u(&mut self) -> StoreResult<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.b.get(self.at).ok_or_else(|| corrupt("truncated"))?;
+            self.at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(corrupt("varint"))
+    }
+    pub(crate) fn i(&mut self) -> StoreResult<i64> {
+        let u = self.u()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+    pub(crate) fn f(&mut self) -> StoreResult<f64> {
+        let s = self
+            .b
+            .get(self.at..self.at + 8)
+            .ok_or_else(|| corrupt("truncated"))?;
+        self.at += 8;
+        Ok(f64::from_le_bytes(s.try_into().map_err(corrupt)?))
+    }
+    pub(crate) fn bytes(&mut self) -> StoreResult<&'a [u8]> {
+        let n = self.u()? as usize;
+        let s = self
+            .b
+            .get(self.at..self.at + n)
+            .ok_or_else(|| corrupt("truncated"))?;
+        self.at += n;
+        Ok(s)
+    }
+    pub(crate) fn days(&mut self) -> StoreResult<BTreeMap<i64, u64>> {
+        let n = self.u()?;
+        (0..n).map(|_| Ok((self.i()?, self.u()?))).collect()
+    }
+    pub(crate) fn counts(&mut self) -> StoreResult<HashMap<String, u64>> {
+        let n = self.u()? as usize;
+        let mut m = HashMap::with_capacity(n);
+        for _ in 0..n {
+            let k = String::from_utf8(self.bytes()?.to_vec()).map_err(corrupt)?;
+            m.insert(k, self.u()?);
+        }
+        Ok(m)
+    }
+}
+
+pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
+    let mut e = Enc::default();
+    match part {
+        Part::Pageviews => {
+            if !a.unnamed.is_empty() {
+                return Err(corrupt("client ids without a dense id"));
+            }
+            e.days(&a.pv_days);
+            e.u(a.pv_anon);
+            e.counts(&a.urls);
+            let mut bits = Vec::with_capacity(a.clients.serialized_size());
+            a.clients.serialize_into(&mut bits).map_err(corrupt)?;
+            e.bytes(&bits);
+        }
+        Part::Events => {
+            e.days(&a.ev_days);
+            e.counts(&a.names);
+        }
+        Part::Errors => {
+            e.days(&a.er_days);
+            e.counts(&a.fingerprints);
+        }
+        Part::Performance => {
+            e.u(a.perf_days.len() as u64);
+            for (day, p) in &a.perf_days {
+                e.i(*day);
+                e.u(p.rows);
+                e.u(p.implausible);
+                for m in 0..5 {
+                    e.u(p.n[m]);
+                    e.f(p.sum[m].s);
+                    e.f(p.sum[m].c);
+                }
+            }
+            for hists in &a.hists {
+                let empty = Hist::new();
+                let h = match hists.len() {
+                    0 => &empty,
+                    1 => &hists[0],
+                    _ => return Err(corrupt("unfolded histogram")),
+                };
+                e.u(h.len() as u64);
+                let mut prev = 0u64;
+                for (k, n) in h {
+                    e.u(k - prev);
+                    e.u(*n);
+                    prev = *k;
+                }
+            }
+        }
+        Part::Breakdowns => {
+            for d in &a.dims {
+                e.counts(d);
+            }
+        }
+    }
+    Ok(e.0)
+}
+
+pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<()> {
+    let mut d = Dec { b: data, at: 0 };
+    let mut o = Aggs::default();
+    match part {
+        Part::Pageviews => {
+            o.pv_days = d.days()?;
+            o.pv_anon = d.u()?;
+            o.urls = d.counts()?;
+            o.clients = RoaringBitmap::deserialize_from(d.bytes()?).map_err(corrupt)?;
+        }
+        Part::Events => {
+            o.ev_days = d.days()?;
+            o.names = d.counts()?;
+        }
+        Part::Errors => {
+            o.er_days = d.days()?;
+            o.fingerprints = d.counts()?;
+        }
+        Part::Performance => {
+            for _ in 0..d.u()? {
+                let day = d.i()?;
+                let mut p = PerfDay {
+                    rows: d.u()?,
+                    implausible: d.u()?,
+                    ..Default::default()
+                };
+                for m in 0..5 {
+                    p.n[m] = d.u()?;
+                    p.sum[m] = Sum {
+                        s: d.f()?,
+                        c: d.f()?,
+                    };
+                }
+                o.perf_days.insert(day, p);
+            }
+            for m in 0..5 {
+                let n = d.u()? as usize;
+                let mut h = Hist::with_capacity(n);
+                let mut prev = 0u64;
+                for _ in 0..n {
+                    prev += d.u()?;
+                    h.push((prev, d.u()?));
+                }
+                if !h.is_empty() {
+                    o.hists[m].push(h);
+                }
+            }
+        }
+        Part::Breakdowns => {
+            for dim in &mut o.dims {
+                *dim = d.counts()?;
+            }
+        }
+    }
+    a.merge(o);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_keys_round_trip_and_sort_numerically() {
+        let vals = [-5.5, -0.0, 0.0, 1e-9, 0.1, 2500.0, f64::MAX];
+        let keys: Vec<u64> = vals.iter().map(|v| ord_key(*v)).collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+        for v in vals {
+            assert_eq!(from_ord_key(ord_key(v)), if v == 0.0 { 0.0 } else { v });
+        }
+    }
+
+    #[test]
+    fn ranks_over_several_histograms_are_lower_nearest_rank() {
+        let h = |vals: &[f64]| {
+            let mut m = BTreeMap::new();
+            for v in vals {
+                *m.entry(ord_key(*v)).or_insert(0u64) += 1;
+            }
+            m.into_iter().collect::<Hist>()
+        };
+        let mut a = Aggs::default();
+        a.hists[0] = vec![h(&[1.0, 4.0, 4.0]), h(&[2.0, 3.0]), h(&[10.0])];
+        // Sorted: 1 2 3 4 4 10 → n = 6.
+        let at = |p: f64| a.value_at_rank(0, (p * 5.0_f64).floor() as u64);
+        assert_eq!(
+            (at(0.5), at(0.75), at(0.95)),
+            (Some(3.0), Some(4.0), Some(4.0))
+        );
+        assert_eq!(a.value_at_rank(0, 5), Some(10.0));
+        assert_eq!(a.value_at_rank(0, 6), None);
+        assert_eq!(a.metric_count(0), 6);
+        let mut folded = Aggs {
+            hists: a.hists.clone(),
+            ..Default::default()
+        };
+        folded.fold_hists();
+        assert_eq!(folded.hists[0].len(), 1);
+        let bytes = encode(&folded, Part::Performance).unwrap();
+        let mut back = Aggs::default();
+        decode_into(&mut back, Part::Performance, &bytes).unwrap();
+        assert_eq!(back.hists[0], folded.hists[0]);
+    }
+}
