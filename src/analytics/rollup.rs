@@ -4,6 +4,11 @@
 //! the byte encoding a store keeps them in. Pure: no IO, no SQL, no BSON; a backend scans raw
 //! rows into [`Aggs`] and stores the encoded blobs.
 
+use super::plan::DAY;
+use crate::domain::{
+    analytics::{Dimension, METRICS},
+    plausible::vital_is_plausible,
+};
 use crate::store::{StoreError, StoreResult};
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -491,6 +496,132 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
     Ok(())
 }
 
+/// How a raw page view names its visitor for the unique count.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Visitor<'a> {
+    /// No `clientId`: counts as one visitor for all of them (SuperInsights 1.x's rule).
+    Anonymous,
+    /// A client id with its dense id from the store's dictionary.
+    Dense(u32),
+    /// A client id not in the dictionary yet (only raw edges meet these).
+    Unnamed(&'a str),
+}
+
+/// Folds raw documents of one span into [`Aggs`], for the parts asked for: the one place that
+/// decides what a document contributes (its UTC day, top keys, visitor, breakdown values, and
+/// only plausible web-vital values). A store feeds it the rows it scanned.
+pub(crate) struct Folder {
+    a: Aggs,
+    pageviews: bool,
+    breakdowns: bool,
+    raw_dims: [HashMap<Option<String>, u64>; 8],
+    hists: [BTreeMap<u64, u64>; 5],
+}
+
+impl Folder {
+    pub(crate) fn new(parts: &[Part]) -> Self {
+        Self {
+            a: Aggs::default(),
+            pageviews: parts.contains(&Part::Pageviews),
+            breakdowns: parts.contains(&Part::Breakdowns),
+            raw_dims: Default::default(),
+            hists: Default::default(),
+        }
+    }
+
+    /// True when page views are scanned at all (for page views or breakdowns).
+    pub(crate) fn wants_pageviews(&self) -> bool {
+        self.pageviews || self.breakdowns
+    }
+
+    /// True when visitors are counted (callers can skip resolving dense ids otherwise).
+    pub(crate) fn wants_visitors(&self) -> bool {
+        self.pageviews
+    }
+
+    /// One page view; `dims` are the raw stored values of `Dimension::ALL`, in that order.
+    pub(crate) fn pageview(
+        &mut self,
+        ts: i64,
+        url: &str,
+        visitor: Visitor<'_>,
+        dims: [Option<&str>; 8],
+    ) {
+        if self.pageviews {
+            *self.a.pv_days.entry(ts.div_euclid(DAY)).or_default() += 1;
+            bump(&mut self.a.urls, url);
+            match visitor {
+                Visitor::Anonymous => self.a.pv_anon += 1,
+                Visitor::Dense(id) => {
+                    self.a.clients.insert(id);
+                }
+                Visitor::Unnamed(c) => {
+                    if !self.a.unnamed.contains(c) {
+                        self.a.unnamed.insert(c.to_string());
+                    }
+                }
+            }
+        }
+        if self.breakdowns {
+            for (counts, v) in self.raw_dims.iter_mut().zip(dims) {
+                if let Some(n) = counts.get_mut(&v.map(str::to_string)) {
+                    *n += 1;
+                } else {
+                    counts.insert(v.map(str::to_string), 1);
+                }
+            }
+        }
+    }
+
+    /// One custom event.
+    pub(crate) fn event(&mut self, ts: i64, name: &str) {
+        *self.a.ev_days.entry(ts.div_euclid(DAY)).or_default() += 1;
+        bump(&mut self.a.names, name);
+    }
+
+    /// One error, by fingerprint.
+    pub(crate) fn error(&mut self, ts: i64, fingerprint: &str) {
+        *self.a.er_days.entry(ts.div_euclid(DAY)).or_default() += 1;
+        bump(&mut self.a.fingerprints, fingerprint);
+    }
+
+    /// One web-vitals document: its values of `METRICS`, in that order. Implausible values are
+    /// counted and left out.
+    pub(crate) fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]) {
+        let day = self.a.perf_days.entry(ts.div_euclid(DAY)).or_default();
+        day.rows += 1;
+        for (m, (hist, v)) in self.hists.iter_mut().zip(values).enumerate() {
+            let Some(v) = v else { continue };
+            if !vital_is_plausible(METRICS[m], v) {
+                day.implausible += 1;
+                continue;
+            }
+            day.n[m] += 1;
+            day.sum[m].add(v);
+            *hist.entry(ord_key(v)).or_default() += 1;
+        }
+    }
+
+    /// The aggregates of everything folded in.
+    pub(crate) fn finish(mut self) -> Aggs {
+        for ((dim, raw), into) in Dimension::ALL
+            .iter()
+            .zip(self.raw_dims)
+            .zip(self.a.dims.iter_mut())
+        {
+            for (v, n) in raw {
+                *into.entry(dim.value_of(v.as_deref())).or_default() += n;
+            }
+        }
+        for (into, hist) in self.a.hists.iter_mut().zip(self.hists) {
+            if !hist.is_empty() {
+                into.push(hist.into_iter().collect());
+            }
+        }
+        self.a
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,5 +666,47 @@ mod tests {
         let mut back = Aggs::default();
         decode_into(&mut back, Part::Performance, &bytes).unwrap();
         assert_eq!(back.hists[0], folded.hists[0]);
+    }
+
+    #[test]
+    fn the_folder_counts_days_keys_visitors_dimensions_and_plausible_vitals() {
+        const T: i64 = 1_706_702_400_000; // 2024-01-31T12:00:00Z
+        let mut f = Folder::new(&Part::ALL);
+        let dims = [
+            None,
+            None,
+            None,
+            None,
+            Some("DE"),
+            Some("Chrome"),
+            None,
+            None,
+        ];
+        f.pageview(T, "/a", Visitor::Dense(7), dims);
+        f.pageview(T + 1, "/a", Visitor::Dense(7), dims);
+        f.pageview(T + 2, "/b", Visitor::Unnamed("new"), dims);
+        f.pageview(T - DAY, "/b", Visitor::Anonymous, [None; 8]);
+        f.event(T, "signup");
+        f.error(T, "fp1");
+        f.vitals(T, [Some(2_000.0), Some(0.1), None, None, None]);
+        f.vitals(T, [Some(1e308), Some(1_000.0), None, None, None]);
+        let a = f.finish();
+        assert_eq!(a.pv_days.values().sum::<u64>(), 4);
+        assert_eq!(a.pv_days.len(), 2, "two UTC days");
+        assert_eq!((a.urls["/a"], a.urls["/b"]), (2, 2));
+        assert_eq!(a.clients.len(), 1, "one dense visitor however often seen");
+        assert!(a.unnamed.contains("new"));
+        assert_eq!(a.pv_anon, 1);
+        assert_eq!(a.names["signup"], 1);
+        assert_eq!(a.fingerprints["fp1"], 1);
+        let day = a.perf_days[&T.div_euclid(DAY)];
+        assert_eq!((day.rows, day.n[0], day.implausible), (2, 1, 2));
+        assert_eq!(a.metric_count(0), 1);
+        assert_eq!(a.value_at_rank(0, 0), Some(2_000.0));
+        assert!(
+            a.dims.iter().any(|d| d.get("DE") == Some(&3)),
+            "{:?}",
+            a.dims
+        );
     }
 }

@@ -12,18 +12,17 @@
 use super::{SqliteStore, map_err};
 pub(super) use crate::analytics::{
     plan::{DAY, HOUR, SLOT, day_version, plan, spans_of},
-    rollup::{Aggs, FMT, Part, PerfDay, bump, corrupt, decode_into, encode, ord_key},
+    rollup::{Aggs, FMT, Folder, Part, PerfDay, Visitor, corrupt, decode_into, encode},
 };
 use crate::domain::{
-    analytics::{Dimension, METRICS, TimeRange},
+    analytics::TimeRange,
     model::{Docs, WriteBatch},
-    plausible::vital_is_plausible,
     timestamp::now_ms,
 };
 use crate::store::{StoreError, StoreResult};
 use futures::{StreamExt, TryStreamExt, stream};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 const HOUR_GRAIN: i64 = 0;
@@ -185,62 +184,43 @@ async fn scan(
     to: i64,
     parts: &[Part],
 ) -> StoreResult<Aggs> {
-    let mut a = Aggs::default();
-    let want_pv = parts.contains(&Part::Pageviews);
-    let want_bd = parts.contains(&Part::Breakdowns);
-    if want_pv || want_bd {
+    let mut f = Folder::new(parts);
+    if f.wants_pageviews() {
         let sql = format!(
             "SELECT p.ts, p.url, p.client_id, {}, p.referrer, p.utm_source, p.utm_medium, \
              p.utm_campaign, p.country, p.browser, p.os, p.device_type FROM pageviews p {} \
              WHERE p.project = ? AND p.ts BETWEEN ? AND ?",
-            if want_pv { "d.id" } else { "NULL" },
-            if want_pv {
+            if f.wants_visitors() { "d.id" } else { "NULL" },
+            if f.wants_visitors() {
                 "LEFT JOIN rollup_clients d ON d.project = p.project AND d.client = p.client_id"
             } else {
                 ""
             }
         );
-        let mut raw_dims: [HashMap<Option<String>, u64>; 8] = Default::default();
         let mut rows = sqlx::query(&sql)
             .bind(pk)
             .bind(from)
             .bind(to)
             .fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
-            let ts: i64 = r.try_get(0).map_err(map_err)?;
-            if want_pv {
-                *a.pv_days.entry(ts.div_euclid(DAY)).or_default() += 1;
-                bump(&mut a.urls, r.try_get::<&str, _>(1).map_err(map_err)?);
-                let client: Option<&str> = r.try_get(2).map_err(map_err)?;
-                let id: Option<i64> = r.try_get(3).map_err(map_err)?;
-                match (client, id) {
-                    (None, _) => a.pv_anon += 1,
-                    (Some(_), Some(id)) => {
-                        a.clients.insert(u32::try_from(id).map_err(corrupt)?);
-                    }
-                    (Some(c), None) => {
-                        if !a.unnamed.contains(c) {
-                            a.unnamed.insert(c.to_string());
-                        }
-                    }
-                }
+            let text = |i: usize| r.try_get::<Option<&str>, _>(i).map_err(map_err);
+            let client = text(2)?;
+            let dense: Option<i64> = r.try_get(3).map_err(map_err)?;
+            let visitor = match (client, dense) {
+                (None, _) => Visitor::Anonymous,
+                (Some(_), Some(id)) => Visitor::Dense(u32::try_from(id).map_err(corrupt)?),
+                (Some(c), None) => Visitor::Unnamed(c),
+            };
+            let mut dims = [None; 8];
+            for (i, d) in dims.iter_mut().enumerate() {
+                *d = text(4 + i)?;
             }
-            if want_bd {
-                for (i, counts) in raw_dims.iter_mut().enumerate() {
-                    let v: Option<&str> = r.try_get(4 + i).map_err(map_err)?;
-                    if let Some(n) = counts.get_mut(&v.map(str::to_string)) {
-                        *n += 1;
-                    } else {
-                        counts.insert(v.map(str::to_string), 1);
-                    }
-                }
-            }
-        }
-        drop(rows);
-        for ((dim, raw), into) in Dimension::ALL.iter().zip(raw_dims).zip(a.dims.iter_mut()) {
-            for (v, n) in raw {
-                *into.entry(dim.value_of(v.as_deref())).or_default() += n;
-            }
+            f.pageview(
+                r.try_get(0).map_err(map_err)?,
+                r.try_get::<&str, _>(1).map_err(map_err)?,
+                visitor,
+                dims,
+            );
         }
     }
     for (part, sql) in [
@@ -256,11 +236,6 @@ async fn scan(
         if !parts.contains(&part) {
             continue;
         }
-        let (days, keys) = if part == Part::Events {
-            (&mut a.ev_days, &mut a.names)
-        } else {
-            (&mut a.er_days, &mut a.fingerprints)
-        };
         let mut rows = sqlx::query(sql)
             .bind(pk)
             .bind(from)
@@ -268,12 +243,15 @@ async fn scan(
             .fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
             let ts: i64 = r.try_get(0).map_err(map_err)?;
-            *days.entry(ts.div_euclid(DAY)).or_default() += 1;
-            bump(keys, r.try_get::<&str, _>(1).map_err(map_err)?);
+            let key: &str = r.try_get(1).map_err(map_err)?;
+            if part == Part::Events {
+                f.event(ts, key);
+            } else {
+                f.error(ts, key);
+            }
         }
     }
     if parts.contains(&Part::Performance) {
-        let mut hists: [BTreeMap<u64, u64>; 5] = Default::default();
         let mut rows = sqlx::query(
             "SELECT ts, lcp, cls, fid, ttfb, inp FROM performance_metrics \
              WHERE project = ? AND ts BETWEEN ? AND ?",
@@ -283,28 +261,14 @@ async fn scan(
         .bind(to)
         .fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
-            let ts: i64 = r.try_get(0).map_err(map_err)?;
-            let day = a.perf_days.entry(ts.div_euclid(DAY)).or_default();
-            day.rows += 1;
-            for (m, hist) in hists.iter_mut().enumerate() {
-                if let Some(v) = r.try_get::<Option<f64>, _>(1 + m).map_err(map_err)? {
-                    if !vital_is_plausible(METRICS[m], v) {
-                        day.implausible += 1;
-                        continue;
-                    }
-                    day.n[m] += 1;
-                    day.sum[m].add(v);
-                    *hist.entry(ord_key(v)).or_default() += 1;
-                }
+            let mut values = [None; 5];
+            for (m, v) in values.iter_mut().enumerate() {
+                *v = r.try_get::<Option<f64>, _>(1 + m).map_err(map_err)?;
             }
-        }
-        for (into, hist) in a.hists.iter_mut().zip(hists) {
-            if !hist.is_empty() {
-                into.push(hist.into_iter().collect());
-            }
+            f.vitals(r.try_get(0).map_err(map_err)?, values);
         }
     }
-    Ok(a)
+    Ok(f.finish())
 }
 
 // ---------------------------------------------------------------------------------------------
