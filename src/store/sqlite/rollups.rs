@@ -12,7 +12,7 @@
 use super::{SqliteStore, map_err};
 pub(super) use crate::analytics::{
     plan::{DAY, HOUR, SLOT, day_version, plan, spans_of},
-    rollup::{Aggs, FMT, Folder, Part, PerfDay, Visitor, corrupt, decode_into, encode},
+    rollup::{Aggs, FMT, Folder, Part, Visitor, corrupt, decode_into, encode},
 };
 use crate::domain::{
     analytics::TimeRange,

@@ -2,21 +2,18 @@
 //! (`rollups.rs`): full UTC days and closed hours pre-aggregated, edges scanned raw; the figures
 //! are the same as raw scans give (pinned by `analytics_summaries` and `rollups_match_raw_scans`).
 
-use super::{
-    SqliteStore, map_err,
-    rollups::{DAY, Part},
-};
+use super::{SqliteStore, map_err, rollups::Part};
+use crate::analytics::summaries::no_performance;
+#[cfg(test)]
+use crate::domain::analytics::{DayCount, EventCount, METRICS, MetricsDay, PageCount, Percentiles};
 use crate::domain::{
     analytics::{
-        Breakdowns, DayCount, Dimension, ErrorsSummary, EventCount, EventsSummary, METRICS,
-        MetricsDay, PageCount, PageViewsSummary, Percentiles, PerformanceFigures, TimeRange,
-        utc_day,
+        Breakdowns, ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange,
     },
     ids::DocId,
 };
 use crate::store::StoreResult;
 use sqlx::SqliteConnection;
-use std::collections::{BTreeMap, HashMap};
 
 #[cfg(test)]
 use super::{filters::DAY as SQL_DAY, rows::table};
@@ -32,24 +29,6 @@ type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::Sqlite
 #[cfg(test)]
 fn bounded(q: SqliteQuery<'_>, pk: i64, range: TimeRange) -> SqliteQuery<'_> {
     q.bind(pk).bind(range.start_ms).bind(range.end_ms)
-}
-
-fn by_day(days: &BTreeMap<i64, u64>) -> Vec<DayCount> {
-    days.iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(d, n)| DayCount {
-            date: utc_day(d * DAY),
-            count: *n,
-        })
-        .collect()
-}
-
-/// The `top` keys by count, ties by key (byte order, as SQLite's `ORDER BY n DESC, key`).
-fn ranked(counts: HashMap<String, u64>, top: usize) -> Vec<(String, u64)> {
-    let mut all: Vec<(String, u64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
-    all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    all.truncate(top);
-    all
 }
 
 impl SqliteStore {
@@ -81,16 +60,7 @@ impl SqliteStore {
             return Ok(Default::default());
         };
         let a = self.rolled_up(pk, range, Part::Pageviews).await?;
-        let unnamed = a.unnamed.len() as u64;
-        Ok(PageViewsSummary {
-            total_views: a.pv_days.values().sum(),
-            unique_visitors: a.clients.len() + unnamed + u64::from(a.pv_anon > 0),
-            views_by_day: by_day(&a.pv_days),
-            top_pages: ranked(a.urls, top)
-                .into_iter()
-                .map(|(url, views)| PageCount { url, views })
-                .collect(),
-        })
+        Ok(a.pageviews_summary(top))
     }
 
     pub(super) async fn stats_events(
@@ -102,15 +72,10 @@ impl SqliteStore {
         let Some(pk) = self.pk_for_stats(id).await? else {
             return Ok(Default::default());
         };
-        let a = self.rolled_up(pk, range, Part::Events).await?;
-        Ok(EventsSummary {
-            total_events: a.ev_days.values().sum(),
-            events_by_day: by_day(&a.ev_days),
-            top_events: ranked(a.names, top)
-                .into_iter()
-                .map(|(event_name, count)| EventCount { event_name, count })
-                .collect(),
-        })
+        Ok(self
+            .rolled_up(pk, range, Part::Events)
+            .await?
+            .events_summary(top))
     }
 
     pub(super) async fn stats_errors(
@@ -121,12 +86,10 @@ impl SqliteStore {
         let Some(pk) = self.pk_for_stats(id).await? else {
             return Ok(Default::default());
         };
-        let a = self.rolled_up(pk, range, Part::Errors).await?;
-        Ok(ErrorsSummary {
-            total_errors: a.er_days.values().sum(),
-            unique_fingerprints: a.fingerprints.values().filter(|n| **n > 0).count() as u64,
-            errors_by_day: by_day(&a.er_days),
-        })
+        Ok(self
+            .rolled_up(pk, range, Part::Errors)
+            .await?
+            .errors_summary())
     }
 
     pub(super) async fn stats_performance(
@@ -135,52 +98,12 @@ impl SqliteStore {
         range: TimeRange,
     ) -> StoreResult<PerformanceFigures> {
         let Some(pk) = self.pk_for_stats(id).await? else {
-            return Ok(PerformanceFigures {
-                percentiles: METRICS
-                    .iter()
-                    .map(|m| (m.to_string(), Percentiles::default()))
-                    .collect(),
-                ..Default::default()
-            });
+            return Ok(no_performance());
         };
-        let a = self.rolled_up(pk, range, Part::Performance).await?;
-        let percentiles = METRICS
-            .iter()
-            .enumerate()
-            .map(|(m, name)| {
-                let n = a.metric_count(m);
-                let mut at = Percentiles::default();
-                if n > 0 {
-                    for (p, slot) in [(0.5, &mut at.p50), (0.75, &mut at.p75), (0.95, &mut at.p95)]
-                    {
-                        *slot = a.value_at_rank(m, (p * (n - 1) as f64).floor() as u64);
-                    }
-                }
-                (name.to_string(), at)
-            })
-            .collect();
-        let avg = |d: &super::rollups::PerfDay, m: usize| {
-            (d.n[m] > 0).then(|| d.sum[m].value() / d.n[m] as f64)
-        };
-        let metrics_by_day = a
-            .perf_days
-            .iter()
-            .filter(|(_, d)| d.rows > 0)
-            .map(|(day, d)| MetricsDay {
-                date: utc_day(day * DAY),
-                lcp: avg(d, 0),
-                cls: avg(d, 1),
-                fid: avg(d, 2),
-                ttfb: avg(d, 3),
-                inp: avg(d, 4),
-            })
-            .collect();
-        Ok(PerformanceFigures {
-            percentiles,
-            metrics_by_day,
-            total_measurements: a.perf_days.values().map(|d| d.rows).sum(),
-            implausible_values: a.perf_days.values().map(|d| d.implausible).sum(),
-        })
+        Ok(self
+            .rolled_up(pk, range, Part::Performance)
+            .await?
+            .performance_figures())
     }
 
     pub(super) async fn stats_breakdowns(
@@ -189,15 +112,13 @@ impl SqliteStore {
         range: TimeRange,
         top: usize,
     ) -> StoreResult<Breakdowns> {
-        let mut out = Breakdowns::default();
         let Some(pk) = self.pk_for_stats(id).await? else {
-            return Ok(out);
+            return Ok(Breakdowns::default());
         };
-        let a = self.rolled_up(pk, range, Part::Breakdowns).await?;
-        for (dim, counts) in Dimension::ALL.iter().zip(a.dims) {
-            *out.of_mut(*dim) = Breakdowns::rank(counts, top);
-        }
-        Ok(out)
+        Ok(self
+            .rolled_up(pk, range, Part::Breakdowns)
+            .await?
+            .breakdowns(top))
     }
 }
 
