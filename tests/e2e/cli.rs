@@ -65,7 +65,10 @@ fn create_admin_then_create_project_print_keys() {
 
     let (code, out, _) = run_cli(&["migrate"], &env);
     assert_eq!(code, 0);
-    assert!(out.contains("migrations applied (sqlite)"));
+    assert!(
+        out.contains(&format!("migrations applied ({})", crate::backend::name())),
+        "{out}"
+    );
 }
 
 #[test]

@@ -444,7 +444,7 @@ async fn health_landing_and_not_found() {
             v["store"]["backend"].as_str(),
             v["redis"]["configured"].as_bool()
         ),
-        (Some("ready"), Some("sqlite"), Some(false))
+        (Some("ready"), Some(crate::backend::name()), Some(false))
     );
     let r = app.http.get(app.url("/")).send().await.unwrap();
     assert!(r.text().await.unwrap().contains("/v1/events"));

@@ -1,6 +1,8 @@
-//! End-to-end tests: the real server on a real loopback port, real SQLite files, real
-//! `redis-server` processes, and the real binary for CLI and signal handling.
+//! End-to-end tests: the real server on a real loopback port, real SQLite files (or a real
+//! MongoDB wire-protocol server in the MongoDB leg: `backend`), real `redis-server` processes,
+//! and the real binary for CLI and signal handling.
 
+mod backend;
 mod support;
 
 mod accounts;

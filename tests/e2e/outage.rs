@@ -3,7 +3,6 @@
 
 use crate::support::{TestApp, eventually};
 use serde_json::{Value, json};
-use sqlx::Executor;
 use std::time::Duration;
 use superinsights::domain::model::Channel;
 
@@ -18,7 +17,7 @@ async fn store_outage_spools_to_disk_and_drains_exactly_once_on_recovery() {
         201
     );
 
-    let mut lock = app.lock_database().await;
+    let lock = app.lock_database().await;
     let mut tasks = Vec::new();
     for i in 0..20 {
         let (http, url, key) = (
@@ -63,8 +62,7 @@ async fn store_outage_spools_to_disk_and_drains_exactly_once_on_recovery() {
         .count();
     assert!(lines >= 1, "one line per spooled batch");
 
-    lock.execute("ROLLBACK").await.unwrap();
-    drop(lock);
+    lock.release().await;
     // The next successful commit wakes the drainer.
     assert_eq!(
         app.ingest("events", &p.public_api_key, &json!({"eventName": "after"}))
@@ -114,7 +112,7 @@ async fn when_store_and_spool_both_fail_the_request_is_refused_not_acknowledged(
     ])
     .await;
     let p = app.project().await;
-    let mut lock = app.lock_database().await;
+    let lock = app.lock_database().await;
     let r = app
         .ingest("pageviews", &p.public_api_key, &json!({"url": "/x"}))
         .await;
@@ -122,8 +120,7 @@ async fn when_store_and_spool_both_fail_the_request_is_refused_not_acknowledged(
     assert_eq!(r.headers()["retry-after"], "5");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "Service temporarily unavailable");
-    lock.execute("ROLLBACK").await.unwrap();
-    drop(lock);
+    lock.release().await;
     assert_eq!(
         app.ingest("pageviews", &p.public_api_key, &json!({"url": "/y"}))
             .await

@@ -1,4 +1,5 @@
-//! The real binary: SIGTERM drains what was accepted, and several processes share one SQLite file.
+//! The real binary: SIGTERM drains what was accepted, and several processes share one store (a
+//! SQLite file, or a MongoDB database in the MongoDB leg).
 
 use crate::support::{ServerProcess, run_cli};
 use serde_json::{Value, json};
@@ -9,13 +10,7 @@ use std::{
     },
     time::Duration,
 };
-use superinsights::{
-    domain::{ids::DocId, model::Channel},
-    store::{
-        Stores,
-        sqlite::{SqliteOptions, SqliteStore},
-    },
-};
+use superinsights::domain::ids::DocId;
 
 /// Creates the admin and first project in `dir` with the CLI; returns (project id, public key).
 pub fn create_admin(dir: &std::path::Path) -> (DocId, String) {
@@ -50,15 +45,9 @@ const UNLIMITED: [(&str, &str); 2] = [
     ("RATE_LIMIT_INGEST_PROJECT", "off"),
 ];
 
+/// Events of `project` stored by the servers on `dir` (its SQLite file or MongoDB database).
 pub async fn stored_events(dir: &std::path::Path, project: DocId) -> u64 {
-    let store = SqliteStore::open(&dir.join("superinsights.db"), SqliteOptions::default())
-        .await
-        .unwrap();
-    Stores::new("sqlite", store)
-        .stats
-        .count(project, Channel::Events)
-        .await
-        .unwrap()
+    crate::backend::stored_events(dir, project).await
 }
 
 /// Sends 5-event batches from `workers` clients until told to stop; counts acknowledged events.

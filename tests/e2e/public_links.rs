@@ -77,24 +77,6 @@ fn is_json(r: &Response) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// Every file under `dir` contains none of `needle`'s bytes.
-fn nowhere_on_disk(dir: &std::path::Path, needle: &str) -> bool {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path)
-                && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-            {
-                return false;
-            }
-        }
-    }
-    true
-}
-
 #[tokio::test]
 async fn a_shared_link_is_shown_once_and_opens_the_dashboard_without_an_account() {
     let app = TestApp::spawn(&[]).await;
@@ -137,11 +119,15 @@ async fn a_shared_link_is_shown_once_and_opens_the_dashboard_without_an_account(
     assert!(stored.enabled);
     assert_eq!(stored.token_hash, Some(token_hash("", &token)));
     assert!(
-        !nowhere_on_disk(&app.data_dir, &token_hash("", &token)),
+        app.stored_data_contains(&token_hash("", &token)).await,
         "the scan sees what the store wrote"
     );
     assert!(
-        nowhere_on_disk(&app.data_dir, &token),
+        !app.stored_data_contains(&token).await,
+        "the raw token is nowhere in the stored data"
+    );
+    assert!(
+        !crate::support::file_tree_contains(&app.data_dir, token.as_bytes()),
         "the raw token is in no file of the data directory"
     );
 

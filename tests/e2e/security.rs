@@ -7,7 +7,6 @@ use crate::support::{
 };
 use reqwest::header;
 use serde_json::json;
-use sqlx::{Connection, Executor, sqlite::SqliteConnection};
 use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
@@ -365,12 +364,8 @@ async fn database_spool_and_dead_letter_files_are_private_in_a_private_directory
         201
     );
 
-    // Another connection holds the write lock: the next batch goes to the spool.
-    let db = data_dir.join("superinsights.db");
-    let mut lock = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    lock.execute("BEGIN EXCLUSIVE").await.unwrap();
+    // The store refuses writes (its write lock held elsewhere): the next batch goes to the spool.
+    let lock = app.lock_database().await;
     assert_eq!(
         app.ingest("events", &p.public_api_key, &event("spooled"))
             .await
@@ -387,8 +382,7 @@ async fn database_spool_and_dead_letter_files_are_private_in_a_private_directory
             .unwrap();
         f.write_all(b"{torn\n").unwrap();
     }
-    lock.execute("ROLLBACK").await.unwrap();
-    drop(lock);
+    lock.release().await;
     assert_eq!(
         app.ingest("events", &p.public_api_key, &event("after"))
             .await
@@ -405,13 +399,20 @@ async fn database_spool_and_dead_letter_files_are_private_in_a_private_directory
     .await;
 
     let names = assert_private(&data_dir);
-    for expected in [
-        "superinsights.db",
-        "superinsights.db-wal",
-        "superinsights.db-shm",
-        "ingest-spool.ndjson.lock",
-        "ingest-spool.ndjson.dead",
-    ] {
+    // On MongoDB the data directory holds only the spool's files.
+    let database_files: &[&str] = if crate::backend::is_mongodb() {
+        &[]
+    } else {
+        &[
+            "superinsights.db",
+            "superinsights.db-wal",
+            "superinsights.db-shm",
+        ]
+    };
+    for expected in database_files
+        .iter()
+        .chain(&["ingest-spool.ndjson.lock", "ingest-spool.ndjson.dead"])
+    {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} in {names:?}"
@@ -431,7 +432,13 @@ async fn files_left_world_readable_by_an_older_build_are_tightened_at_startup() 
     let data_dir = root.path().join("data");
     std::fs::create_dir(&data_dir).unwrap();
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for name in ["ingest-spool.ndjson.dead", "superinsights.db"] {
+    // On MongoDB an older build left no database file here, only the spool's.
+    let left: &[&str] = if crate::backend::is_mongodb() {
+        &["ingest-spool.ndjson.dead"]
+    } else {
+        &["ingest-spool.ndjson.dead", "superinsights.db"]
+    };
+    for name in left {
         let path = data_dir.join(name);
         std::fs::write(&path, "").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -1,8 +1,10 @@
 //! Test harness: the real server on a real loopback port (in-process or as the real binary),
-//! a private `redis-server` per test, and fixtures. No sleeps for readiness: poll with a deadline.
+//! on this run's primary store (`crate::backend`: SQLite, or MongoDB in the MongoDB leg), a
+//! private `redis-server` per test, and fixtures. No sleeps for readiness: poll with a deadline.
 
 #![allow(dead_code)]
 
+use crate::backend::{self, DatabaseGuard, StoreLock, StoreProxy};
 use serde_json::Value;
 use std::{
     net::{SocketAddr, TcpListener as StdListener},
@@ -43,8 +45,13 @@ pub struct TestApp {
     pub state: AppState,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
+    /// The MongoDB database this app uses (None on SQLite).
+    pub database: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// On MongoDB, the app reaches the server through this proxy (see [`Self::lock_database`]),
+    /// which also drops the database of an app on its own data directory when the test ends.
+    store_proxy: Option<StoreProxy>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -52,15 +59,41 @@ impl TestApp {
     /// A fresh server with its own data directory and extra environment.
     pub async fn spawn(extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut app = Self::spawn_in(dir.path(), extra_env).await;
+        let mut app = Self::spawn_with(dir.path(), extra_env, true).await;
         app._dir = Some(dir);
         app
     }
 
     /// A server on an existing data directory (to share it with others).
     pub async fn spawn_in(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        Self::spawn_with(data_dir, extra_env, false).await
+    }
+
+    /// A server on `data_dir`; on MongoDB, `own_database` drops the directory's database when
+    /// the test ends.
+    async fn spawn_with(data_dir: &Path, extra_env: &[(&str, &str)], own_database: bool) -> Self {
         let data = data_dir.to_str().unwrap().to_string();
         let mut pairs: Vec<(&str, &str)> = vec![("DATA_DIR", &data)];
+        // On MongoDB: the database of this data directory, through a proxy of this app's own.
+        let own_store = !extra_env.iter().any(|(k, _)| *k == "MONGODB_URI");
+        let store_proxy = match backend::backend() {
+            backend::Backend::MongoDb { uri } if own_store => {
+                let guard = own_database.then(|| DatabaseGuard(backend::database_for(data_dir)));
+                Some((StoreProxy::start(uri, guard).await, uri.clone()))
+            }
+            _ => None,
+        };
+        let proxied = store_proxy.as_ref().map(|(proxy, uri)| proxy.uri(uri));
+        let backend_env = if own_store {
+            backend::env_for(data_dir, proxied.as_deref())
+        } else {
+            Vec::new()
+        };
+        let database = backend_env
+            .iter()
+            .find(|(k, _)| k == "MONGODB_DB")
+            .map(|(_, v)| v.clone());
+        pairs.extend(backend_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         pairs.extend_from_slice(extra_env);
         let config = Config::from_env(&Env::from_pairs(pairs)).expect("test config");
         let app = startup::build(config).await.expect("app builds");
@@ -76,8 +109,10 @@ impl TestApp {
             state,
             data_dir: data_dir.to_path_buf(),
             http: reqwest::Client::new(),
+            database,
             stop: Some(stop),
             served: Some(served),
+            store_proxy: store_proxy.map(|(proxy, _)| proxy),
             _dir: None,
         }
     }
@@ -98,9 +133,18 @@ impl TestApp {
         .await
     }
 
-    /// Holds the SQLite database's write lock from another connection until the returned
-    /// connection is dropped: to every writer, the store is unavailable.
-    pub async fn lock_database(&self) -> sqlx::sqlite::SqliteConnection {
+    /// Takes the store away from this app's writers until the returned lock is released or
+    /// dropped: on SQLite another connection holds the database's write lock; on MongoDB the
+    /// app's connections to the server are cut and new ones refused (the server is shared by
+    /// the whole run, so it is not stopped).
+    pub async fn lock_database(&self) -> StoreLock {
+        if let Some(proxy) = &self.store_proxy {
+            return StoreLock::mongo(proxy.lock_writes());
+        }
+        assert!(
+            !backend::is_mongodb(),
+            "this app was given its own MONGODB_URI; its store cannot be locked"
+        );
         use sqlx::{Connection, Executor};
         let path = self.data_dir.join("superinsights.db");
         let mut conn =
@@ -108,7 +152,16 @@ impl TestApp {
                 .await
                 .unwrap();
         conn.execute("BEGIN EXCLUSIVE").await.unwrap();
-        conn
+        StoreLock::sqlite(conn)
+    }
+
+    /// Whether the raw stored data of this app contains `needle`: every file of the data
+    /// directory (SQLite), or every document of the app's database (MongoDB).
+    pub async fn stored_data_contains(&self, needle: &str) -> bool {
+        match &self.database {
+            Some(database) => backend::dump_database(database).await.contains(needle),
+            None => crate::support::file_tree_contains(&self.data_dir, needle.as_bytes()),
+        }
     }
 
     /// Waits until the spool is drained, then checks that nothing was dead-lettered and that
@@ -327,6 +380,9 @@ impl ServerProcess {
                 ),
                 StderrTo::Closed => Stdio::null(),
             });
+        if !extra_env.iter().any(|(k, _)| *k == "MONGODB_URI") {
+            cmd.envs(backend::env_for(data_dir, None));
+        }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -371,6 +427,12 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("ENV_FILE", "/nonexistent")
         .args(args);
+    // A command on a data directory runs on that directory's store of this run's backend.
+    if let Some((_, data)) = env.iter().find(|(k, _)| *k == "DATA_DIR")
+        && !env.iter().any(|(k, _)| *k == "MONGODB_URI")
+    {
+        cmd.envs(backend::env_for(Path::new(data), None));
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -617,4 +679,20 @@ impl RedisServer {
         .await;
         handle
     }
+}
+
+/// Whether any file under `dir` contains `needle` (the raw bytes, as an attacker reading the
+/// disk would see them).
+pub fn file_tree_contains(dir: &Path, needle: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            file_tree_contains(&path, needle)
+        } else {
+            std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        }
+    })
 }

@@ -6,7 +6,6 @@
 use crate::support::{TestApp, eventually};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, sqlite::SqliteConnection};
 use std::time::Duration;
 use superinsights::domain::model::Channel;
 use tokio_tungstenite::{
@@ -345,11 +344,7 @@ async fn ws_items_are_spooled_while_the_store_is_locked_and_stored_after() {
     let app = TestApp::spawn(&[("SQLITE_BUSY_TIMEOUT_MS", "150")]).await;
     let p = app.project().await;
     let mut ws = open(&app, &p.public_api_key).await;
-    let path = app.data_dir.join("superinsights.db");
-    let mut lock = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    lock.execute("BEGIN EXCLUSIVE").await.unwrap();
+    let lock = app.lock_database().await;
 
     let ack = send(
         &mut ws,
@@ -362,8 +357,7 @@ async fn ws_items_are_spooled_while_the_store_is_locked_and_stored_after() {
     );
     assert!(app.state.spool.has_pending());
 
-    lock.execute("ROLLBACK").await.unwrap();
-    drop(lock);
+    lock.release().await;
     // The next successful commit wakes the drainer.
     let ack = send(
         &mut ws,
@@ -393,11 +387,7 @@ async fn ws_asks_the_client_to_retry_when_store_and_spool_both_refuse() {
     .await;
     let p = app.project().await;
     let mut ws = open(&app, &p.public_api_key).await;
-    let path = app.data_dir.join("superinsights.db");
-    let mut lock = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    lock.execute("BEGIN EXCLUSIVE").await.unwrap();
+    let lock = app.lock_database().await;
     let reply = send(
         &mut ws,
         json!({"channel": "errors", "items": [{"message": "x"}]}),
@@ -407,8 +397,7 @@ async fn ws_asks_the_client_to_retry_when_store_and_spool_both_refuse() {
     assert_eq!(reply["error"], "ingestion_failed");
     assert_eq!(reply["channel"], "errors");
     assert_eq!(reply["retryAfter"], 5);
-    lock.execute("ROLLBACK").await.unwrap();
-    drop(lock);
+    lock.release().await;
     // The retry succeeds, and only it is stored.
     let ack = send(
         &mut ws,

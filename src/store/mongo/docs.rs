@@ -214,7 +214,9 @@ pub(super) fn json_to_bson(v: &Value) -> Bson {
 // ---------------------------------------------------------------------------------------------
 
 /// A stored analytics document as SuperInsights JSON: `_id` and Mongoose's `__v` removed,
-/// ObjectIds (`projectId`) as hex strings, dates (`timestamp`) as ISO strings.
+/// ObjectIds (`projectId`) as hex strings, dates (`timestamp`) as ISO strings, and `isBot`
+/// always present: documents carry it only when true (1.x's never do), and readers get
+/// `false` otherwise, as from the SQLite backend.
 pub(super) fn to_json(d: &Document) -> Value {
     let mut out = Map::new();
     for (key, value) in d {
@@ -223,6 +225,7 @@ pub(super) fn to_json(d: &Document) -> Value {
         }
         out.insert(key.clone(), bson_to_json(value));
     }
+    out.entry("isBot").or_insert(Value::Bool(false));
     Value::Object(out)
 }
 
@@ -592,6 +595,7 @@ mod tests {
         assert_eq!(v["timestamp"], "2024-01-31T12:00:00.005Z");
         assert_eq!(v["deviceType"], "mobile");
         assert_eq!(v["utmSource"], "news");
+        assert_eq!(v["isBot"], false, "stored only when true, read as false");
 
         let v = to_json(&event_doc(&contract::event("buy", 1), oid(project)));
         assert_eq!(v["properties"], json!({"plan": "pro", "n": 3}));
