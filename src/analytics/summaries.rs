@@ -116,14 +116,3 @@ impl Aggs {
         out
     }
 }
-
-/// The figures of a project with no web vitals: every metric listed, nothing measured.
-pub(crate) fn no_performance() -> PerformanceFigures {
-    PerformanceFigures {
-        percentiles: METRICS
-            .iter()
-            .map(|m| (m.to_string(), Percentiles::default()))
-            .collect(),
-        ..Default::default()
-    }
-}

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::domain::{
     analytics::{
-        Breakdowns, DayCount, Dimension, ErrorGroup, METRICS, MetricsDay, PageStats, Percentiles,
+        DayCount, Dimension, ErrorGroup, METRICS, MetricsDay, PageStats, Percentiles,
         PerformanceFigures, PropertyKey, SCHEMA_SAMPLES, TimedEvent, TopEvent, percentile, utc_day,
     },
     model::Channel,
@@ -125,25 +125,6 @@ pub(super) fn distinct(docs: &[Document], field: &str) -> u64 {
         .filter_map(|d| text(d, field))
         .collect::<HashSet<_>>()
         .len() as u64
-}
-
-/// Documents per value of a string field (missing values counted under `""`).
-pub(super) fn counts_by(docs: &[Document], field: &str) -> HashMap<String, u64> {
-    let mut counts: HashMap<String, u64> = HashMap::new();
-    for d in docs {
-        *counts
-            .entry(text(d, field).unwrap_or_default().to_string())
-            .or_default() += 1;
-    }
-    counts
-}
-
-/// The `top` entries by count (descending), ties by key in byte order.
-pub(super) fn top_counts(counts: HashMap<String, u64>, top: usize) -> Vec<(String, u64)> {
-    let mut all: Vec<(String, u64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
-    all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    all.truncate(top);
-    all
 }
 
 /// The `top` URLs by views (ties by URL), each with its distinct visitors.
@@ -454,20 +435,6 @@ pub(super) const BREAKDOWN_FIELDS: [(Dimension, &str); 8] = [
     (Dimension::DeviceType, "deviceType"),
 ];
 
-/// Page views broken down by every dimension, `top` rows each, labelled and ranked by the
-/// domain's rules.
-pub(super) fn breakdowns(docs: &[Document], top: usize) -> Breakdowns {
-    let mut out = Breakdowns::default();
-    for (dim, field) in BREAKDOWN_FIELDS {
-        let mut counts: HashMap<String, u64> = HashMap::new();
-        for d in docs {
-            *counts.entry(dim.value_of(text(d, field))).or_default() += 1;
-        }
-        *out.of_mut(dim) = Breakdowns::rank(counts, top);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,11 +491,6 @@ mod tests {
 
     #[test]
     fn top_lists_break_ties_by_key() {
-        let counts = HashMap::from([("b".to_string(), 2), ("a".to_string(), 2), ("c".into(), 5)]);
-        assert_eq!(
-            top_counts(counts, 2),
-            vec![("c".to_string(), 5), ("a".to_string(), 2)]
-        );
         let docs = [
             doc! {"eventName": "old", "timestamp": at(T)},
             doc! {"eventName": "new", "timestamp": at(T + 5)},
@@ -635,21 +597,5 @@ mod tests {
         let (empty, _) = vitals(&[]);
         assert_eq!(empty.percentiles.len(), METRICS.len());
         assert!(empty.metrics_by_day.is_empty());
-    }
-
-    #[test]
-    fn breakdowns_label_missing_values() {
-        let docs = [
-            doc! {"referrer": "https://www.Example.com/a", "browser": "Firefox"},
-            doc! {"referrer": "", "utmSource": "news"},
-            doc! {"browser": Bson::Null},
-        ];
-        let b = breakdowns(&docs, 5);
-        assert_eq!(b.referrer[0].value, "(direct)");
-        assert_eq!(b.referrer[0].count, 2);
-        assert_eq!(b.referrer[1].value, "example.com");
-        assert_eq!(b.utm_source[0].value, "(none)");
-        assert_eq!(b.browser[0].value, "(unknown)");
-        assert_eq!(b.browser[0].count, 2);
     }
 }

@@ -1,46 +1,84 @@
-//! The dashboard summaries (the same figures as the SQLite backend, pinned by the shared contract
-//! suite): one `find` per summary, scoped by project and range and projected to the fields the
-//! figure needs, folded in Rust by `scan`. No aggregation operators, so MongoDB and FerretDB
-//! answer alike.
+//! The dashboard summaries on MongoDB: one `find` per channel, scoped by project and range and
+//! projected to the fields the figures need, fed document by document into the analytics
+//! engine's [`Folder`]; the figures come from the same code as SQLite's (`analytics::summaries`).
+//! No aggregation operators, so MongoDB and FerretDB answer alike. (No rollups here yet: every
+//! view scans its range.)
 
 use super::{MongoStore, filters::Match, scan};
+use crate::analytics::rollup::{Aggs, Folder, Part, Visitor};
 use crate::domain::{
     analytics::{
-        Breakdowns, ErrorsSummary, EventCount, EventsSummary, PageCount, PageViewsSummary,
-        PerformanceFigures, TimeRange,
+        Breakdowns, ErrorsSummary, EventsSummary, METRICS, PageViewsSummary, PerformanceFigures,
+        TimeRange,
     },
     ids::DocId,
     model::Channel,
 };
 use crate::store::StoreResult;
 
-fn in_range(project: DocId, range: TimeRange) -> mongodb::bson::Document {
-    Match::scope(project, range).build()
-}
-
 impl MongoStore {
+    /// The aggregates of `part` over `range`, folded from the raw documents.
+    async fn folded(&self, project: DocId, range: TimeRange, part: Part) -> StoreResult<Aggs> {
+        let scope = Match::scope(project, range).build();
+        let mut f = Folder::new(&[part]);
+        match part {
+            Part::Pageviews | Part::Breakdowns => {
+                let mut fields = vec!["url", "clientId", "timestamp"];
+                fields.extend(scan::BREAKDOWN_FIELDS.map(|(_, field)| field));
+                for d in self.rows(Channel::Pageviews, scope, &fields).await? {
+                    let Some(ts) = scan::millis(&d, "timestamp") else {
+                        continue;
+                    };
+                    let visitor = match scan::text(&d, "clientId") {
+                        Some(client) => Visitor::Unnamed(client),
+                        None => Visitor::Anonymous,
+                    };
+                    let dims = scan::BREAKDOWN_FIELDS.map(|(_, field)| scan::text(&d, field));
+                    f.pageview(ts, scan::text(&d, "url").unwrap_or(""), visitor, dims);
+                }
+            }
+            Part::Events | Part::Errors => {
+                let (channel, key) = if part == Part::Events {
+                    (Channel::Events, "eventName")
+                } else {
+                    (Channel::Errors, "fingerprint")
+                };
+                for d in self.rows(channel, scope, &[key, "timestamp"]).await? {
+                    let Some(ts) = scan::millis(&d, "timestamp") else {
+                        continue;
+                    };
+                    let value = scan::text(&d, key).unwrap_or("");
+                    if part == Part::Events {
+                        f.event(ts, value);
+                    } else {
+                        f.error(ts, value);
+                    }
+                }
+            }
+            Part::Performance => {
+                let mut fields = METRICS.to_vec();
+                fields.push("timestamp");
+                for d in self.rows(Channel::Performance, scope, &fields).await? {
+                    let Some(ts) = scan::millis(&d, "timestamp") else {
+                        continue;
+                    };
+                    f.vitals(ts, METRICS.map(|m| scan::number(&d, m)));
+                }
+            }
+        }
+        Ok(f.finish())
+    }
+
     pub(super) async fn stats_pageviews(
         &self,
         project: DocId,
         range: TimeRange,
         top: usize,
     ) -> StoreResult<PageViewsSummary> {
-        let docs = self
-            .rows(
-                Channel::Pageviews,
-                in_range(project, range),
-                &["url", "clientId", "timestamp"],
-            )
-            .await?;
-        Ok(PageViewsSummary {
-            total_views: docs.len() as u64,
-            unique_visitors: scan::visitors(&docs),
-            views_by_day: scan::days(&docs),
-            top_pages: scan::top_counts(scan::counts_by(&docs, "url"), top)
-                .into_iter()
-                .map(|(url, views)| PageCount { url, views })
-                .collect(),
-        })
+        Ok(self
+            .folded(project, range, Part::Pageviews)
+            .await?
+            .pageviews_summary(top))
     }
 
     pub(super) async fn stats_events(
@@ -49,21 +87,10 @@ impl MongoStore {
         range: TimeRange,
         top: usize,
     ) -> StoreResult<EventsSummary> {
-        let docs = self
-            .rows(
-                Channel::Events,
-                in_range(project, range),
-                &["eventName", "timestamp"],
-            )
-            .await?;
-        Ok(EventsSummary {
-            total_events: docs.len() as u64,
-            top_events: scan::top_counts(scan::counts_by(&docs, "eventName"), top)
-                .into_iter()
-                .map(|(event_name, count)| EventCount { event_name, count })
-                .collect(),
-            events_by_day: scan::days(&docs),
-        })
+        Ok(self
+            .folded(project, range, Part::Events)
+            .await?
+            .events_summary(top))
     }
 
     pub(super) async fn stats_errors(
@@ -71,18 +98,10 @@ impl MongoStore {
         project: DocId,
         range: TimeRange,
     ) -> StoreResult<ErrorsSummary> {
-        let docs = self
-            .rows(
-                Channel::Errors,
-                in_range(project, range),
-                &["fingerprint", "timestamp"],
-            )
-            .await?;
-        Ok(ErrorsSummary {
-            total_errors: docs.len() as u64,
-            unique_fingerprints: scan::distinct(&docs, "fingerprint"),
-            errors_by_day: scan::days(&docs),
-        })
+        Ok(self
+            .folded(project, range, Part::Errors)
+            .await?
+            .errors_summary())
     }
 
     pub(super) async fn stats_performance(
@@ -90,29 +109,21 @@ impl MongoStore {
         project: DocId,
         range: TimeRange,
     ) -> StoreResult<PerformanceFigures> {
-        let docs = self
-            .rows(
-                Channel::Performance,
-                in_range(project, range),
-                &["lcp", "cls", "fid", "ttfb", "inp", "timestamp"],
-            )
-            .await?;
-        Ok(scan::vitals(&docs).0)
+        Ok(self
+            .folded(project, range, Part::Performance)
+            .await?
+            .performance_figures())
     }
 
-    /// Page-view breakdowns: the stored fields of every page view in range, mapped (referrer →
-    /// host, missing → placeholder) and ranked by the shared domain code, so both backends
-    /// label and order alike.
     pub(super) async fn stats_breakdowns(
         &self,
         project: DocId,
         range: TimeRange,
         top: usize,
     ) -> StoreResult<Breakdowns> {
-        let fields = scan::BREAKDOWN_FIELDS.map(|(_, field)| field);
-        let docs = self
-            .rows(Channel::Pageviews, in_range(project, range), &fields)
-            .await?;
-        Ok(scan::breakdowns(&docs, top))
+        Ok(self
+            .folded(project, range, Part::Breakdowns)
+            .await?
+            .breakdowns(top))
     }
 }

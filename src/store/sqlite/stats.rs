@@ -3,7 +3,7 @@
 //! are the same as raw scans give (pinned by `analytics_summaries` and `rollups_match_raw_scans`).
 
 use super::{SqliteStore, map_err, rollups::Part};
-use crate::analytics::summaries::no_performance;
+use crate::analytics::rollup::Aggs;
 #[cfg(test)]
 use crate::domain::analytics::{DayCount, EventCount, METRICS, MetricsDay, PageCount, Percentiles};
 use crate::domain::{
@@ -98,7 +98,7 @@ impl SqliteStore {
         range: TimeRange,
     ) -> StoreResult<PerformanceFigures> {
         let Some(pk) = self.pk_for_stats(id).await? else {
-            return Ok(no_performance());
+            return Ok(Aggs::default().performance_figures());
         };
         Ok(self
             .rolled_up(pk, range, Part::Performance)
