@@ -127,9 +127,14 @@ impl Spool {
         let mut report = DrainReport::default();
         let mut keep = String::new();
         let mut dead = String::new();
+        // A line the store refused as "unavailable" is only a suspect: if the next line is
+        // stored, the store is up and refuses that one batch (a server that drops the
+        // connection on one document), which then counts as a failed attempt; if the next line
+        // is refused too, the store is away and neither attempt counts.
+        let mut suspect: Option<(SpoolLine, String)> = None;
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         for line in lines.by_ref() {
-            let Ok(mut entry) = serde_json::from_str::<SpoolLine>(line) else {
+            let Ok(entry) = serde_json::from_str::<SpoolLine>(line) else {
                 tracing::error!(line = %truncate(line), "unreadable spool line moved to the dead-letter file");
                 dead.push_str(line);
                 dead.push('\n');
@@ -140,29 +145,29 @@ impl Spool {
                 Ok(_) => {
                     report.drained += 1;
                     report.drained_docs += entry.batch.docs.len();
-                }
-                Err(e) if e.is_unavailable() => {
-                    keep.push_str(line);
-                    keep.push('\n');
-                    report.requeued += 1;
-                    break;
-                }
-                Err(e) => {
-                    entry.attempts += 1;
-                    let text = serde_json::to_string(&entry).map_err(io::Error::other)?;
-                    if entry.attempts >= MAX_ATTEMPTS {
-                        tracing::error!(batch = %entry.batch.batch_id, error = %e, "spooled batch failed {MAX_ATTEMPTS} times; moved to the dead-letter file");
-                        dead.push_str(&text);
-                        dead.push('\n');
-                        report.dead += 1;
-                    } else {
-                        tracing::warn!(batch = %entry.batch.batch_id, attempts = entry.attempts, error = %e, "spooled batch failed; will retry");
-                        keep.push_str(&text);
-                        keep.push('\n');
-                        report.requeued += 1;
+                    if let Some((poison, error)) = suspect.take() {
+                        failed(poison, &error, &mut keep, &mut dead, &mut report)?;
                     }
                 }
+                Err(e) if e.is_unavailable() => match suspect.take() {
+                    None => suspect = Some((entry, e.to_string())),
+                    Some((earlier, _)) => {
+                        for kept in [&earlier, &entry] {
+                            keep_line(kept, &mut keep, &mut report)?;
+                        }
+                        break;
+                    }
+                },
+                Err(e) => {
+                    if let Some((earlier, _)) = suspect.take() {
+                        keep_line(&earlier, &mut keep, &mut report)?;
+                    }
+                    failed(entry, &e.to_string(), &mut keep, &mut dead, &mut report)?;
+                }
             }
+        }
+        if let Some((earlier, _)) = suspect.take() {
+            keep_line(&earlier, &mut keep, &mut report)?;
         }
         for line in lines {
             keep.push_str(line);
@@ -205,6 +210,39 @@ impl Spool {
 /// an I/O error) truncates the file back to where it was, so no partial line is left for the
 /// next append to run into. A file whose last line is already torn (a crash mid-append before
 /// this rule, or a copy cut short) gets a newline first, so the new lines stay whole.
+/// Keeps a line for a later drain, as it is.
+fn keep_line(entry: &SpoolLine, keep: &mut String, report: &mut DrainReport) -> io::Result<()> {
+    keep.push_str(&serde_json::to_string(entry).map_err(io::Error::other)?);
+    keep.push('\n');
+    report.requeued += 1;
+    Ok(())
+}
+
+/// Counts a failed attempt of a batch the store refused: kept for a later drain, or moved to
+/// the dead-letter file after [`MAX_ATTEMPTS`].
+fn failed(
+    mut entry: SpoolLine,
+    error: &str,
+    keep: &mut String,
+    dead: &mut String,
+    report: &mut DrainReport,
+) -> io::Result<()> {
+    entry.attempts += 1;
+    let text = serde_json::to_string(&entry).map_err(io::Error::other)?;
+    if entry.attempts >= MAX_ATTEMPTS {
+        tracing::error!(batch = %entry.batch.batch_id, error, "spooled batch failed {MAX_ATTEMPTS} times; moved to the dead-letter file");
+        dead.push_str(&text);
+        dead.push('\n');
+        report.dead += 1;
+    } else {
+        tracing::warn!(batch = %entry.batch.batch_id, attempts = entry.attempts, error, "spooled batch failed; will retry");
+        keep.push_str(&text);
+        keep.push('\n');
+        report.requeued += 1;
+    }
+    Ok(())
+}
+
 fn append_durably(path: &Path, text: &str) -> io::Result<()> {
     let mut f = crate::fsutil::private_file()
         .create(true)
@@ -376,6 +414,58 @@ mod tests {
             "the corrupt line and the poison batch are both kept: {dead}"
         );
         assert!(dead.contains(&poison.batch_id.to_hex()));
+    }
+
+    /// Refuses one batch as "unavailable" (as a server that drops the connection on one bad
+    /// document does) and stores the others.
+    #[derive(Default)]
+    struct RefusesOne {
+        bad: Mutex<Option<DocId>>,
+        stored: Mutex<Vec<DocId>>,
+    }
+
+    #[async_trait]
+    impl EventWriter for RefusesOne {
+        async fn write(&self, _: &[WriteBatch]) -> StoreResult<()> {
+            unreachable!("the spool only replays")
+        }
+        async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
+            if *self.bad.lock().unwrap() == Some(batch.batch_id) {
+                return Err(StoreError::Unavailable("connection closed".into()));
+            }
+            self.stored.lock().unwrap().push(batch.batch_id);
+            Ok(true)
+        }
+    }
+
+    #[tokio::test]
+    async fn one_batch_the_store_keeps_refusing_does_not_hold_up_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("s.ndjson"));
+        let (bad, good) = (batch(1), batch(2));
+        spool.append(vec![bad.clone(), good.clone()]).await.unwrap();
+        let w = RefusesOne::default();
+        *w.bad.lock().unwrap() = Some(bad.batch_id);
+        let first = spool.drain(&w).await.unwrap();
+        assert_eq!((first.drained, first.requeued, first.dead), (1, 1, 0));
+        assert_eq!(
+            *w.stored.lock().unwrap(),
+            vec![good.batch_id],
+            "the rest got through"
+        );
+        // Alone in the spool it proves nothing: kept, no attempt counted.
+        assert_eq!(spool.drain(&w).await.unwrap().requeued, 1);
+        for _ in 1..MAX_ATTEMPTS {
+            spool.append(vec![batch(1)]).await.unwrap();
+            spool.drain(&w).await.unwrap();
+        }
+        assert!(
+            fs::read_to_string(spool.dead_letter_path())
+                .unwrap()
+                .contains(&bad.batch_id.to_hex()),
+            "after {MAX_ATTEMPTS} proven refusals it is kept in the dead-letter file"
+        );
+        assert_eq!(w.stored.lock().unwrap().len(), MAX_ATTEMPTS as usize);
     }
 
     #[tokio::test]
