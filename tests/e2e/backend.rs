@@ -356,3 +356,59 @@ mod tests {
         assert_eq!(single_host("mongodb://a:1,b:2/"), None);
     }
 }
+
+/// A FerretDB of a test's own (the binary `scripts/test` builds, named by
+/// `SUPERINSIGHTS_TEST_FERRETDB_BIN`), for faults that must not touch the shared server: its
+/// SQLite files live in the directory the test chooses. Killed on drop.
+pub struct PrivateFerretDb {
+    pub uri: String,
+    child: std::process::Child,
+    _uri_dir: tempfile::TempDir,
+}
+
+impl PrivateFerretDb {
+    /// Starts one over `dir` and waits until it listens.
+    pub async fn start(dir: &Path) -> Self {
+        const BIN_VAR: &str = "SUPERINSIGHTS_TEST_FERRETDB_BIN";
+        let bin = std::env::var(BIN_VAR).unwrap_or_default();
+        assert!(
+            !bin.is_empty(),
+            "this MongoDB test starts a FerretDB of its own and needs {BIN_VAR} (scripts/test sets it)"
+        );
+        let uri_dir = tempfile::tempdir().unwrap();
+        let uri_file = uri_dir.path().join("uri");
+        let child = std::process::Command::new(&bin)
+            .args(["-listen-addr", "127.0.0.1:0", "-dir"])
+            .arg(dir)
+            .arg("-uri-file")
+            .arg(&uri_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin} starts: {e}"));
+        crate::support::eventually(
+            std::time::Duration::from_secs(30),
+            "the private FerretDB listens",
+            async || std::fs::metadata(&uri_file).is_ok_and(|m| m.len() > 0),
+        )
+        .await;
+        let uri = std::fs::read_to_string(&uri_file)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        Self {
+            uri,
+            child,
+            _uri_dir: uri_dir,
+        }
+    }
+}
+
+impl Drop for PrivateFerretDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

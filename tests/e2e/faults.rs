@@ -113,15 +113,27 @@ async fn a_full_disk_spools_and_ingestion_recovers_when_space_returns() {
     let disk = Tmpfs::mount("24m");
     let spool_dir = tempfile::tempdir().unwrap();
     let spool = spool_dir.path().join("spool.ndjson");
-    let app = TestApp::spawn_in(
-        disk.path(),
-        &[
-            ("INGEST_SPOOL_PATH", spool.to_str().unwrap()),
-            ("RATE_LIMIT_INGEST_IP", "off"),
-            ("RATE_LIMIT_INGEST_PROJECT", "off"),
-        ],
-    )
-    .await;
+    // On MongoDB the store's files must be on the small disk too: a FerretDB of this test's own
+    // keeps its SQLite files there (the shared one cannot be filled up under the other tests).
+    let private = if crate::backend::is_mongodb() {
+        let files = disk.path().join("ferretdb");
+        std::fs::create_dir(&files).unwrap();
+        Some(crate::backend::PrivateFerretDb::start(&files).await)
+    } else {
+        None
+    };
+    let mut env = vec![
+        ("INGEST_SPOOL_PATH", spool.to_str().unwrap()),
+        ("RATE_LIMIT_INGEST_IP", "off"),
+        ("RATE_LIMIT_INGEST_PROJECT", "off"),
+    ];
+    if let Some(server) = &private {
+        env.extend([
+            ("MONGODB_URI", server.uri.as_str()),
+            ("MONGODB_DB", "full_disk"),
+        ]);
+    }
+    let app = TestApp::spawn_in(disk.path(), &env).await;
     let p = app.project().await;
     let key = p.public_api_key.clone();
     let mut tally = Tally::default();
