@@ -339,24 +339,6 @@ pub async fn stored_events(data_dir: &Path, project: superinsights::domain::ids:
         .unwrap()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::single_host;
-
-    #[test]
-    fn single_host_reads_the_authority() {
-        assert_eq!(
-            single_host("mongodb://127.0.0.1:35187/").as_deref(),
-            Some("127.0.0.1:35187")
-        );
-        assert_eq!(
-            single_host("mongodb://u:p@db?x=1").as_deref(),
-            Some("db:27017")
-        );
-        assert_eq!(single_host("mongodb://a:1,b:2/"), None);
-    }
-}
-
 /// A FerretDB of a test's own (the binary `scripts/test` builds, named by
 /// `SUPERINSIGHTS_TEST_FERRETDB_BIN`), for faults that must not touch the shared server: its
 /// SQLite files live in the directory the test chooses. Killed on drop.
@@ -410,5 +392,23 @@ impl Drop for PrivateFerretDb {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::single_host;
+
+    #[test]
+    fn single_host_reads_the_authority() {
+        assert_eq!(
+            single_host("mongodb://127.0.0.1:35187/").as_deref(),
+            Some("127.0.0.1:35187")
+        );
+        assert_eq!(
+            single_host("mongodb://u:p@db?x=1").as_deref(),
+            Some("db:27017")
+        );
+        assert_eq!(single_host("mongodb://a:1,b:2/"), None);
     }
 }
