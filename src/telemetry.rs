@@ -79,6 +79,11 @@ impl Piece {
 /// form SuperInsights 1.x's routes had, since some scrapers mis-read braces in label values.
 pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     let route: String = route.replace("{*", "*").replace('{', ":").replace('}', "");
+    // Methods are a fixed set too: anything else a client invents is `OTHER`.
+    let method = match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+        _ => "OTHER",
+    };
     let labels = [
         ("method", method.to_string()),
         ("route", route),

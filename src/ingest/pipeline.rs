@@ -67,21 +67,29 @@ impl IngestHealth {
         self.refused_batches.load(Ordering::Relaxed)
     }
 
-    /// Counts what happened to `batches` (the part of a group that was spooled or refused).
-    fn record(&self, outcome: Outcome, batches: usize) {
+    /// Counts what happened to `batches` (the part of a group that was spooled or refused);
+    /// `store_refused` when the store itself was unavailable, not just one batch bad.
+    fn record(&self, outcome: Outcome, batches: usize, store_refused: bool) {
         match outcome {
-            Outcome::Stored => self.failing_groups.store(0, Ordering::Relaxed),
+            Outcome::Stored => self.store_took_writes(),
             Outcome::Spooled => {
-                self.failing_groups.fetch_add(1, Ordering::Relaxed);
                 self.spooled_batches
                     .fetch_add(batches as u64, Ordering::Relaxed);
             }
             Outcome::Failed => {
-                self.failing_groups.fetch_add(1, Ordering::Relaxed);
                 self.refused_batches
                     .fetch_add(batches as u64, Ordering::Relaxed);
             }
         }
+        if store_refused {
+            self.failing_groups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The store took a write (a commit of the writer, a replay of the drainer), or answers
+    /// with nothing left to replay: it is not refusing.
+    fn store_took_writes(&self) {
+        self.failing_groups.store(0, Ordering::Relaxed);
     }
 }
 
@@ -172,6 +180,7 @@ impl Pipeline {
             options.drain_interval,
             wake_drainer,
             stop_rx,
+            health.clone(),
         ));
         (
             Pipeline { tx, health },
@@ -251,7 +260,7 @@ async fn run_writer(
                 );
                 batches.clear();
                 replies.clear();
-                health.record(Outcome::Failed, group);
+                health.record(Outcome::Failed, group, false);
                 Outcome::Failed
             }
         };
@@ -274,6 +283,8 @@ async fn commit_group(
     replies: &mut Vec<oneshot::Sender<Outcome>>,
 ) -> Outcome {
     let first_try = write_with_timeout(events, batches, options.write_timeout).await;
+    // Only an unavailable store (not one bad batch) makes the write path "refusing".
+    let store_refused = first_try == Err(true);
     let outcome_all = match first_try {
         Ok(()) => Some(Outcome::Stored),
         Err(unavailable) if unavailable || batches.len() == 1 => None,
@@ -314,7 +325,7 @@ async fn commit_group(
             }
         },
     };
-    health.record(outcome, batches.len());
+    health.record(outcome, batches.len(), store_refused);
     batches.clear();
     for done in replies.drain(..) {
         let _ = done.send(outcome);
@@ -352,11 +363,29 @@ async fn run_drainer(
     interval: Duration,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
+    health: Arc<IngestHealth>,
 ) {
     loop {
-        if spool.has_pending() && admin.ping().await.is_ok() {
+        let pending = spool.has_pending();
+        let answers = admin.ping().await.is_ok();
+        if answers && !pending {
+            // Nothing waits and the store answers: after an outage with no traffic since, the
+            // instance must not stay unready until the next request.
+            health.store_took_writes();
+        }
+        if pending && answers {
             match spool.drain(&*events).await {
-                Ok(r) if r.drained + r.dead > 0 || r.requeued > 0 => tracing::info!(
+                Ok(r) if r.drained > 0 => {
+                    health.store_took_writes();
+                    tracing::info!(
+                        drained = r.drained,
+                        docs = r.drained_docs,
+                        requeued = r.requeued,
+                        dead = r.dead,
+                        "ingest spool drained"
+                    );
+                }
+                Ok(r) if r.dead > 0 || r.requeued > 0 => tracing::info!(
                     drained = r.drained,
                     docs = r.drained_docs,
                     requeued = r.requeued,

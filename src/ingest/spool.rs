@@ -19,6 +19,8 @@ use std::{
 
 /// Replay attempts before a line is moved to the dead-letter file.
 pub const MAX_ATTEMPTS: u32 = 5;
+/// Lines refused as "unavailable" in a row after which a drain stops (the store is away).
+const REFUSALS_BEFORE_STOPPING: usize = 3;
 
 #[derive(Serialize, Deserialize)]
 struct SpoolLine {
@@ -127,11 +129,14 @@ impl Spool {
         let mut report = DrainReport::default();
         let mut keep = String::new();
         let mut dead = String::new();
-        // A line the store refused as "unavailable" is only a suspect: if the next line is
-        // stored, the store is up and refuses that one batch (a server that drops the
-        // connection on one document), which then counts as a failed attempt; if the next line
-        // is refused too, the store is away and neither attempt counts.
-        let mut suspect: Option<(SpoolLine, String)> = None;
+        // A line the store refused as "unavailable" is only a suspect. If any line of this
+        // drain is stored, the store takes writes and refuses those batches themselves (a server
+        // that drops the connection on one document): each counts a failed attempt. If none is,
+        // the store is away and no attempt counts. After a few refusals in a row the drain
+        // stops; the suspects then go to the end of the spool, so the next drain starts with
+        // the others and a run of bad batches never holds up good ones for good.
+        let mut suspects: Vec<(SpoolLine, String)> = Vec::new();
+        let (mut stored_any, mut refused_in_a_row) = (false, 0);
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         for line in lines.by_ref() {
             let Ok(entry) = serde_json::from_str::<SpoolLine>(line) else {
@@ -145,34 +150,30 @@ impl Spool {
                 Ok(_) => {
                     report.drained += 1;
                     report.drained_docs += entry.batch.docs.len();
-                    if let Some((poison, error)) = suspect.take() {
-                        failed(poison, &error, &mut keep, &mut dead, &mut report)?;
-                    }
+                    stored_any = true;
+                    refused_in_a_row = 0;
                 }
-                Err(e) if e.is_unavailable() => match suspect.take() {
-                    None => suspect = Some((entry, e.to_string())),
-                    Some((earlier, _)) => {
-                        for kept in [&earlier, &entry] {
-                            keep_line(kept, &mut keep, &mut report)?;
-                        }
+                Err(e) if e.is_unavailable() => {
+                    suspects.push((entry, e.to_string()));
+                    refused_in_a_row += 1;
+                    if refused_in_a_row >= REFUSALS_BEFORE_STOPPING {
                         break;
                     }
-                },
-                Err(e) => {
-                    if let Some((earlier, _)) = suspect.take() {
-                        keep_line(&earlier, &mut keep, &mut report)?;
-                    }
-                    failed(entry, &e.to_string(), &mut keep, &mut dead, &mut report)?;
                 }
+                Err(e) => failed(entry, &e.to_string(), &mut keep, &mut dead, &mut report)?,
             }
-        }
-        if let Some((earlier, _)) = suspect.take() {
-            keep_line(&earlier, &mut keep, &mut report)?;
         }
         for line in lines {
             keep.push_str(line);
             keep.push('\n');
             report.requeued += 1;
+        }
+        for (entry, error) in suspects {
+            if stored_any {
+                failed(entry, &error, &mut keep, &mut dead, &mut report)?;
+            } else {
+                keep_line(&entry, &mut keep, &mut report)?;
+            }
         }
 
         let spool = self.clone();
@@ -206,10 +207,6 @@ impl Spool {
     }
 }
 
-/// Appends `text` (whole lines) and syncs, all or nothing: a failed write or sync (a full disk,
-/// an I/O error) truncates the file back to where it was, so no partial line is left for the
-/// next append to run into. A file whose last line is already torn (a crash mid-append before
-/// this rule, or a copy cut short) gets a newline first, so the new lines stay whole.
 /// Keeps a line for a later drain, as it is.
 fn keep_line(entry: &SpoolLine, keep: &mut String, report: &mut DrainReport) -> io::Result<()> {
     keep.push_str(&serde_json::to_string(entry).map_err(io::Error::other)?);
@@ -243,6 +240,10 @@ fn failed(
     Ok(())
 }
 
+/// Appends `text` (whole lines) and syncs, all or nothing: a failed write or sync (a full disk,
+/// an I/O error) truncates the file back to where it was, so no partial line is left for the
+/// next append to run into. A file whose last line is already torn (a crash mid-append before
+/// this rule, or a copy cut short) gets a newline first, so the new lines stay whole.
 fn append_durably(path: &Path, text: &str) -> io::Result<()> {
     let mut f = crate::fsutil::private_file()
         .create(true)
@@ -416,21 +417,21 @@ mod tests {
         assert!(dead.contains(&poison.batch_id.to_hex()));
     }
 
-    /// Refuses one batch as "unavailable" (as a server that drops the connection on one bad
+    /// Refuses some batches as "unavailable" (as a server that drops the connection on one bad
     /// document does) and stores the others.
     #[derive(Default)]
-    struct RefusesOne {
-        bad: Mutex<Option<DocId>>,
+    struct RefusesSome {
+        bad: Mutex<Vec<DocId>>,
         stored: Mutex<Vec<DocId>>,
     }
 
     #[async_trait]
-    impl EventWriter for RefusesOne {
+    impl EventWriter for RefusesSome {
         async fn write(&self, _: &[WriteBatch]) -> StoreResult<()> {
             unreachable!("the spool only replays")
         }
         async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
-            if *self.bad.lock().unwrap() == Some(batch.batch_id) {
+            if self.bad.lock().unwrap().contains(&batch.batch_id) {
                 return Err(StoreError::Unavailable("connection closed".into()));
             }
             self.stored.lock().unwrap().push(batch.batch_id);
@@ -444,8 +445,8 @@ mod tests {
         let spool = Spool::new(dir.path().join("s.ndjson"));
         let (bad, good) = (batch(1), batch(2));
         spool.append(vec![bad.clone(), good.clone()]).await.unwrap();
-        let w = RefusesOne::default();
-        *w.bad.lock().unwrap() = Some(bad.batch_id);
+        let w = RefusesSome::default();
+        w.bad.lock().unwrap().push(bad.batch_id);
         let first = spool.drain(&w).await.unwrap();
         assert_eq!((first.drained, first.requeued, first.dead), (1, 1, 0));
         assert_eq!(
@@ -466,6 +467,45 @@ mod tests {
             "after {MAX_ATTEMPTS} proven refusals it is kept in the dead-letter file"
         );
         assert_eq!(w.stored.lock().unwrap().len(), MAX_ATTEMPTS as usize);
+    }
+
+    #[tokio::test]
+    async fn bad_batches_side_by_side_do_not_hold_up_the_rest_either() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("s.ndjson"));
+        let w = RefusesSome::default();
+        let bad: Vec<WriteBatch> = (0..REFUSALS_BEFORE_STOPPING + 1)
+            .map(|_| batch(1))
+            .collect();
+        w.bad.lock().unwrap().extend(bad.iter().map(|b| b.batch_id));
+        let mut lines = bad.clone();
+        lines.push(batch(2));
+        spool.append(lines).await.unwrap();
+        // The first drain stops after the refusals in a row and moves them to the end, so the
+        // next one starts with the good batch; every drain that stores something proves the
+        // store takes writes, and counts an attempt for each batch it refused.
+        let first = spool.drain(&w).await.unwrap();
+        assert_eq!(
+            (first.drained, first.dead),
+            (0, 0),
+            "an outage so far: nothing counted"
+        );
+        let second = spool.drain(&w).await.unwrap();
+        assert_eq!(second.drained, 1, "the good batch is not held up");
+        let mut drains = 2;
+        while !fs::read_to_string(spool.dead_letter_path())
+            .map(|d| bad.iter().all(|b| d.contains(&b.batch_id.to_hex())))
+            .unwrap_or(false)
+        {
+            // Traffic goes on: new good batches keep proving the store takes writes.
+            spool.append(vec![batch(1)]).await.unwrap();
+            spool.drain(&w).await.unwrap();
+            drains += 1;
+            assert!(drains < 30, "every bad batch reaches the dead-letter file");
+        }
+        let good = w.stored.lock().unwrap().len();
+        assert_eq!(good, drains - 1, "every good batch was stored");
+        assert!(!spool.has_pending() || spool.drain(&w).await.unwrap().dead == 0);
     }
 
     #[tokio::test]

@@ -247,8 +247,10 @@ impl RedisHandle {
                         Ok(Ok(_))
                     );
                 if answered {
-                    breaker.open.store(false, Ordering::Relaxed);
+                    // `probing` first: a trip that lands in between then starts a new probe
+                    // instead of leaving the breaker open with none running.
                     breaker.probing.store(false, Ordering::Relaxed);
+                    breaker.open.store(false, Ordering::Relaxed);
                     tracing::info!("redis: answers again; breaker closed");
                     return;
                 }

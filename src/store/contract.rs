@@ -1789,6 +1789,7 @@ pub(crate) async fn implausible_values_are_kept_but_left_out_of_figures(stores: 
                     timed(100.0, t0 - 3_000),
                     timed(200.0, t0 - 2_000),
                     timed(1e308, t0 - 1_000),
+                    timed(-5.0, t0 - 500),
                 ]),
             ),
             batch(
@@ -1797,6 +1798,7 @@ pub(crate) async fn implausible_values_are_kept_but_left_out_of_figures(stores: 
                     vitals(2_000.0, 0.1, t0 - 3_000),
                     vitals(3_000.0, 0.1, t0 - 2_000),
                     vitals(1e308, 1_000.0, t0 - 1_000),
+                    vitals(-100.0, 0.1, t0 - 500),
                 ]),
             ),
         ])
@@ -1816,24 +1818,25 @@ pub(crate) async fn implausible_values_are_kept_but_left_out_of_figures(stores: 
     );
 
     let f = stores.stats.performance_summary(p.id, range).await.unwrap();
-    assert_eq!(f.total_measurements, 3);
+    assert_eq!(f.total_measurements, 4);
     assert_eq!(
-        f.implausible_values, 2,
-        "the LCP and the CLS of the third row"
+        f.implausible_values, 3,
+        "the LCP and the CLS of the third row, the negative LCP of the fourth"
     );
     let lcp = f.of("lcp");
     assert_eq!((lcp.p50, lcp.p95), (Some(2_000.0), Some(2_000.0)));
     assert_eq!(f.of("cls").p95, Some(0.1));
     assert_eq!(f.metrics_by_day.len(), 1);
     assert_eq!(f.metrics_by_day[0].lcp, Some(2_500.0));
-    assert_eq!(f.metrics_by_day[0].cls, Some(0.1));
+    let cls = f.metrics_by_day[0].cls.unwrap();
+    assert!((cls - 0.1).abs() < 1e-12, "the average of three 0.1: {cls}");
 
     let report = stores
         .stats
         .performance_report(p.id, range, &PerformanceFilters::default())
         .await
         .unwrap();
-    assert_eq!(report.figures.implausible_values, 2);
+    assert_eq!(report.figures.implausible_values, 3);
     assert_eq!(report.figures.of("lcp").p95, Some(2_000.0));
     assert_eq!(report.figures.metrics_by_day[0].lcp, Some(2_500.0));
 
@@ -1847,8 +1850,8 @@ pub(crate) async fn implausible_values_are_kept_but_left_out_of_figures(stores: 
         )
         .await
         .unwrap();
-    assert_eq!(events.total_events, 3, "counted as events all the same");
-    assert_eq!(events.implausible_durations, 1);
+    assert_eq!(events.total_events, 4, "counted as events all the same");
+    assert_eq!(events.implausible_durations, 2);
     let t = &events.timed_events[0];
     assert_eq!(
         (t.count, t.avg_ms, t.max_ms, t.p95_ms),
@@ -1863,7 +1866,7 @@ pub(crate) async fn implausible_values_are_kept_but_left_out_of_figures(stores: 
     let d = detail.duration_summary;
     assert_eq!(
         (d.count, d.avg_ms, d.max_ms, d.implausible),
-        (2, Some(150.0), Some(200.0), 1)
+        (2, Some(150.0), Some(200.0), 2)
     );
 }
 

@@ -253,7 +253,7 @@ pub(super) fn count(row: &sqlx::sqlite::SqliteRow, column: &str) -> StoreResult<
 /// for averages and percentiles. The bound is a constant, not input.
 pub(super) fn plausible_vital(metric: &str) -> String {
     format!(
-        "IIF({metric} <= {}, {metric}, NULL)",
+        "IIF({metric} BETWEEN 0 AND {}, {metric}, NULL)",
         crate::domain::plausible::vital_bound(metric)
     )
 }
@@ -261,7 +261,7 @@ pub(super) fn plausible_vital(metric: &str) -> String {
 /// The condition "`metric` is a plausible value" (non-null and within its bound).
 pub(super) fn vital_is_plausible(metric: &str) -> String {
     format!(
-        "{metric} <= {}",
+        "{metric} BETWEEN 0 AND {}",
         crate::domain::plausible::vital_bound(metric)
     )
 }
@@ -272,7 +272,7 @@ pub(super) fn implausible_vitals_sum() -> String {
         .iter()
         .map(|m| {
             format!(
-                "IFNULL({m} > {}, 0)",
+                "IFNULL({m} NOT BETWEEN 0 AND {}, 0)",
                 crate::domain::plausible::vital_bound(m)
             )
         })
@@ -283,7 +283,7 @@ pub(super) fn implausible_vitals_sum() -> String {
 /// The condition "`duration_ms` is a plausible event duration".
 pub(super) fn duration_is_plausible() -> String {
     format!(
-        "duration_ms <= {}",
+        "duration_ms BETWEEN 0 AND {}",
         crate::domain::plausible::MAX_EVENT_DURATION_MS
     )
 }

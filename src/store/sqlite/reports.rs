@@ -316,7 +316,7 @@ async fn implausible_durations(conn: &mut SqliteConnection, w: &Where) -> StoreR
     let mut q = QueryBuilder::new("SELECT COUNT(*) AS n FROM events");
     w.push_to(&mut q);
     q.push(format_args!(
-        " AND duration_ms > {}",
+        " AND duration_ms NOT BETWEEN 0 AND {}",
         crate::domain::plausible::MAX_EVENT_DURATION_MS
     ));
     let r = q.build().fetch_one(&mut *conn).await.map_err(map_err)?;
