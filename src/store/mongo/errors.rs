@@ -9,9 +9,25 @@ pub(super) const DUPLICATE_KEY: i32 = 11000;
 
 /// Server codes meaning "not now, try again": state changes (stepdown, shutdown, not primary),
 /// network-level failures reported by a mongos, time limits and write-concern timeouts.
-const UNAVAILABLE_CODES: [i32; 15] = [
-    6, 7, 50, 64, 89, 91, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436,
+/// 14031 is MongoDB's OutOfDiskSpace.
+const UNAVAILABLE_CODES: [i32; 16] = [
+    6, 7, 50, 64, 89, 91, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436, 14031,
 ];
+
+/// A server error that means its storage is full or failing (an outage until space or the disk
+/// returns, never a bad batch): FerretDB answers `InternalError` (code 1) with SQLite's "database
+/// or disk is full"; other servers say "No space left on device".
+fn storage_failed(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "disk is full",
+        "no space left",
+        "disk i/o error",
+        "out of disk space",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
 
 /// Driver labels that mark an error as transient.
 const TRANSIENT_LABELS: [&str; 4] = [
@@ -41,7 +57,12 @@ fn is_unavailable(e: &Error) -> bool {
         | ErrorKind::ConnectionPoolCleared { .. }
         | ErrorKind::DnsResolve { .. }
         | ErrorKind::Shutdown => true,
-        ErrorKind::Command(c) => UNAVAILABLE_CODES.contains(&c.code),
+        ErrorKind::Command(c) => UNAVAILABLE_CODES.contains(&c.code) || storage_failed(&c.message),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => storage_failed(&w.message),
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(errors),
+            ..
+        }) if errors.iter().any(|w| storage_failed(&w.message)) => true,
         ErrorKind::Write(WriteFailure::WriteConcernError(wc)) => {
             UNAVAILABLE_CODES.contains(&wc.code)
         }
@@ -267,5 +288,20 @@ mod tests {
         assert!(!names_id_index(
             "E11000 duplicate key error collection: a.b index: _id_x_1 dup key: {}"
         ));
+    }
+
+    #[test]
+    fn a_full_disk_is_an_outage_not_a_bad_batch() {
+        let ferret = command_error(
+            1,
+            "[msg_insert.go:168 handler.(*Handler).MsgInsert] [db.go:167 fsql.(*DB).InTransaction] \
+             database or disk is full (13)",
+        );
+        assert!(
+            map_err(ferret).is_unavailable(),
+            "FerretDB over a full SQLite file"
+        );
+        assert!(map_err(command_error(14031, "OutOfDiskSpace")).is_unavailable());
+        assert!(!map_err(command_error(2, "BadValue: bad document")).is_unavailable());
     }
 }
