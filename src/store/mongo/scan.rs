@@ -1,32 +1,34 @@
-//! The analytics figures of the MongoDB backend, folded in Rust over documents read with a plain
-//! `find` and a projection ([`MongoStore::rows`]). MongoDB and FerretDB 1.24 share `$match` and
-//! `$group` with `$sum`, but not `$dateToString`, `$first`/`$min`/`$max`/`$avg`/`$push`,
+//! The drill-down figures of the MongoDB backend, folded in Rust over documents read with a
+//! plain `find` and a projection ([`MongoStore::rows`]). MongoDB and FerretDB 1.24 share `$match`
+//! and `$group` with `$sum`, but not `$dateToString`, `$first`/`$min`/`$max`/`$avg`/`$push`,
 //! `$ifNull`, `$cond`, `$objectToArray` or `$facet`, so per-day series, top lists, distinct
-//! counts, averages, percentiles and property schemas are computed here, once, with the domain's
-//! rules (`analytics::percentile`, `plausible::*`, `Dimension::value_of`, `Breakdowns::rank`).
-//! Pure functions over BSON documents apart from `rows`; the one analytics engine (issue 12) is
-//! meant to replace them for both backends.
+//! counts, percentiles and property schemas are computed here with the domain's rules; web
+//! vitals go through the analytics engine's `Folder` (as the dashboard does). Pure functions over
+//! BSON documents apart from `rows`; the one analytics engine (issue 12) is meant to take over
+//! the rest for both backends.
 
 use super::{
     MongoStore,
     docs::{bson_to_json, collection_of},
     errors::CollectAll,
 };
+use crate::analytics::{
+    plan::DAY,
+    rollup::{Folder, Part},
+};
 use crate::domain::{
     analytics::{
-        DayCount, Dimension, ErrorGroup, METRICS, MetricsDay, PageStats, Percentiles,
-        PerformanceFigures, PropertyKey, SCHEMA_SAMPLES, TimedEvent, TopEvent, percentile, utc_day,
+        DayCount, Dimension, ErrorGroup, METRICS, PageStats, PerformanceFigures, PropertyKey,
+        SCHEMA_SAMPLES, TimedEvent, TopEvent, percentile, utc_day,
     },
     model::Channel,
-    plausible::{duration_is_plausible, vital_is_plausible},
+    plausible::duration_is_plausible,
     timestamp::to_iso,
 };
 use crate::store::StoreResult;
 use mongodb::bson::{Bson, Document};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-const DAY_MS: i64 = 86_400_000;
 
 impl MongoStore {
     /// The `fields` (and `_id`) of every document of `channel` matching `filter`, unordered.
@@ -78,12 +80,12 @@ pub(super) fn number(d: &Document, field: &str) -> Option<f64> {
 pub(super) fn days(docs: &[Document]) -> Vec<DayCount> {
     let mut by_day: BTreeMap<i64, u64> = BTreeMap::new();
     for ms in docs.iter().filter_map(|d| millis(d, "timestamp")) {
-        *by_day.entry(ms.div_euclid(DAY_MS)).or_default() += 1;
+        *by_day.entry(ms.div_euclid(DAY)).or_default() += 1;
     }
     by_day
         .into_iter()
         .map(|(day, count)| DayCount {
-            date: utc_day(day * DAY_MS),
+            date: utc_day(day * DAY),
             count,
         })
         .collect()
@@ -353,74 +355,20 @@ pub(super) fn error_groups(docs: &[Document], top: usize) -> Vec<ErrorGroup> {
         .collect()
 }
 
-/// The web-vital figures of performance documents: p50/p75/p95 and daily averages over the
-/// plausible values of each metric, the number of documents, and how many values were
-/// implausible. Also the documents carrying all of LCP, CLS, FID and TTFB ("complete").
+/// The web-vital figures of performance documents, through the analytics engine (the same
+/// fold and figures as every other backend and view), and how many documents carry all of LCP,
+/// CLS, FID and TTFB ("complete").
 pub(super) fn vitals(docs: &[Document]) -> (PerformanceFigures, u64) {
-    #[derive(Default)]
-    struct Day {
-        sum: [f64; METRICS.len()],
-        n: [u64; METRICS.len()],
-    }
-    let mut values: [Vec<f64>; METRICS.len()] = Default::default();
-    let mut by_day: BTreeMap<i64, Day> = BTreeMap::new();
-    let mut implausible = 0;
+    let mut folder = Folder::new(&[Part::Performance]);
     let mut complete = 0;
     for d in docs {
-        let day = by_day
-            .entry(millis(d, "timestamp").unwrap_or(0).div_euclid(DAY_MS))
-            .or_default();
-        for (m, metric) in METRICS.iter().enumerate() {
-            let Some(v) = number(d, metric) else { continue };
-            if vital_is_plausible(metric, v) {
-                values[m].push(v);
-                day.sum[m] += v;
-                day.n[m] += 1;
-            } else {
-                implausible += 1;
-            }
-        }
-        if ["lcp", "cls", "fid", "ttfb"]
-            .iter()
-            .all(|m| number(d, m).is_some())
-        {
+        let values = METRICS.map(|m| number(d, m));
+        folder.vitals(millis(d, "timestamp").unwrap_or(0), values);
+        if values[..4].iter().all(Option::is_some) {
             complete += 1;
         }
     }
-    let percentiles = METRICS
-        .iter()
-        .zip(values.iter_mut())
-        .map(|(metric, values)| {
-            values.sort_unstable_by(f64::total_cmp);
-            let at = Percentiles {
-                p50: percentile(values, 0.5),
-                p75: percentile(values, 0.75),
-                p95: percentile(values, 0.95),
-            };
-            (metric.to_string(), at)
-        })
-        .collect();
-    let metrics_by_day = by_day
-        .into_iter()
-        .map(|(day, d)| {
-            let avg = |m: usize| (d.n[m] > 0).then(|| d.sum[m] / d.n[m] as f64);
-            MetricsDay {
-                date: utc_day(day * DAY_MS),
-                lcp: avg(0),
-                cls: avg(1),
-                fid: avg(2),
-                ttfb: avg(3),
-                inp: avg(4),
-            }
-        })
-        .collect();
-    let figures = PerformanceFigures {
-        percentiles,
-        metrics_by_day,
-        total_measurements: docs.len() as u64,
-        implausible_values: implausible,
-    };
-    (figures, complete)
+    (folder.finish().performance_figures(), complete)
 }
 
 /// The stored page-view field behind each breakdown dimension.
@@ -448,8 +396,7 @@ mod tests {
 
     #[test]
     fn days_are_utc_and_ascending() {
-        let docs =
-            [T + DAY_MS, T, T + 2 * 3_600_000, T + DAY_MS].map(|ms| doc! {"timestamp": at(ms)});
+        let docs = [T + DAY, T, T + 2 * 3_600_000, T + DAY].map(|ms| doc! {"timestamp": at(ms)});
         let got = days(&docs);
         let expected = [("2023-11-14", 1), ("2023-11-15", 3)];
         assert_eq!(
@@ -580,7 +527,7 @@ mod tests {
         let docs = [
             doc! {"timestamp": at(T), "lcp": 1000.0, "cls": 0.1, "fid": 10_i32, "ttfb": 50.0},
             doc! {"timestamp": at(T + 1), "lcp": 3000.0, "cls": 1000.0},
-            doc! {"timestamp": at(T + DAY_MS), "lcp": 1e12, "inp": 200_i64},
+            doc! {"timestamp": at(T + DAY), "lcp": 1e12, "inp": 200_i64},
         ];
         let (figures, complete) = vitals(&docs);
         assert_eq!(complete, 1);
