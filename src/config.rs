@@ -370,39 +370,25 @@ impl Default for JobsConfig {
 impl JobsConfig {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let d = Self::default();
-        let in_range = |var: &'static str, value: u64, min: u64, max: u64| {
-            if (min..=max).contains(&value) {
-                Ok(value)
-            } else {
-                Err(ConfigError::new(
-                    var,
-                    format!("must be between {min} and {max}"),
-                ))
-            }
-        };
         Ok(Self {
-            workers: in_range("JOB_WORKERS", env.number("JOB_WORKERS", 1u64)?, 0, 64)? as usize,
-            max_attempts: in_range(
-                "JOB_MAX_ATTEMPTS",
-                env.number("JOB_MAX_ATTEMPTS", u64::from(d.max_attempts))?,
-                1,
-                100,
-            )? as u32,
-            visibility_timeout_ms: in_range(
+            workers: env.number_in("JOB_WORKERS", 1, 0, 64)? as usize,
+            max_attempts: env.number_in("JOB_MAX_ATTEMPTS", u64::from(d.max_attempts), 1, 100)?
+                as u32,
+            visibility_timeout_ms: env.number_in(
                 "JOB_VISIBILITY_TIMEOUT_MS",
-                env.number("JOB_VISIBILITY_TIMEOUT_MS", d.visibility_timeout_ms)?,
+                d.visibility_timeout_ms,
                 100,
                 3_600_000,
             )?,
-            retry_backoff_ms: in_range(
+            retry_backoff_ms: env.number_in(
                 "JOB_RETRY_BACKOFF_MS",
-                env.number("JOB_RETRY_BACKOFF_MS", d.retry_backoff_ms)?,
+                d.retry_backoff_ms,
                 0,
                 3_600_000,
             )?,
-            poll_interval_ms: in_range(
+            poll_interval_ms: env.number_in(
                 "JOB_POLL_INTERVAL_MS",
-                env.number("JOB_POLL_INTERVAL_MS", d.poll_interval_ms)?,
+                d.poll_interval_ms,
                 10,
                 60_000,
             )?,
@@ -450,19 +436,9 @@ impl Default for ServerConfig {
 impl ServerConfig {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let d = Self::default();
-        let number = |var: &'static str, default: u64, min: u64, max: u64| {
-            let value = env.number(var, default)?;
-            if (min..=max).contains(&value) {
-                Ok(value)
-            } else {
-                Err(ConfigError::new(
-                    var,
-                    format!("must be between {min} and {max}"),
-                ))
-            }
-        };
         let millis = |var: &'static str, default: std::time::Duration, max: u64| {
-            number(var, default.as_millis() as u64, 100, max).map(std::time::Duration::from_millis)
+            env.number_in(var, default.as_millis() as u64, 100, max)
+                .map(std::time::Duration::from_millis)
         };
         Ok(Self {
             header_timeout: millis("HTTP_HEADER_TIMEOUT_MS", d.header_timeout, 300_000)?,
@@ -470,15 +446,15 @@ impl ServerConfig {
             idle_timeout: millis("HTTP_IDLE_TIMEOUT_MS", d.idle_timeout, 3_600_000)?,
             max_connections: match env.get("HTTP_MAX_CONNECTIONS") {
                 None => None,
-                Some(_) => Some(number("HTTP_MAX_CONNECTIONS", 0, 1, 1_000_000)? as usize),
+                Some(_) => Some(env.number_in("HTTP_MAX_CONNECTIONS", 0, 1, 1_000_000)? as usize),
             },
-            reserved_connections: number(
+            reserved_connections: env.number_in(
                 "HTTP_RESERVED_CONNECTIONS",
                 d.reserved_connections as u64,
                 0,
                 1024,
             )? as usize,
-            ws_max_per_ip: number(
+            ws_max_per_ip: env.number_in(
                 "WS_MAX_CONNECTIONS_PER_IP",
                 d.ws_max_per_ip as u64,
                 0,
@@ -568,6 +544,25 @@ impl Env {
                     format!("expected true/false/1/0/yes/no/on/off, got {v:?}"),
                 )
             }),
+        }
+    }
+
+    /// A whole number within `min..=max`; out of range is an error naming the variable.
+    fn number_in(
+        &self,
+        var: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let value = self.number(var, default)?;
+        if (min..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                var,
+                format!("must be between {min} and {max}"),
+            ))
         }
     }
 
@@ -702,7 +697,7 @@ impl Config {
             cache: env.flag("CACHE_REDIS", false)?,
             rate_limits: env.flag("RATE_LIMIT_REDIS", false)?,
             job_queue: env.flag("JOB_QUEUE_REDIS", false)?,
-            startup_wait_ms: env.number("REDIS_STARTUP_WAIT_MS", 5000u64)?.min(120_000),
+            startup_wait_ms: env.number_in("REDIS_STARTUP_WAIT_MS", 5000, 0, 120_000)?,
         };
 
         let ingest = IngestConfig {
@@ -712,9 +707,7 @@ impl Config {
                 .unwrap_or_else(|| data_dir.join("ingest-spool.ndjson")),
             queue_capacity: env.number("INGEST_QUEUE_CAPACITY", 4096usize)?.max(1),
             max_commit_items: env.number("INGEST_MAX_COMMIT_ITEMS", 10_000usize)?.max(100),
-            commit_wait_ms: env
-                .number("INGEST_COMMIT_WAIT_MS", 1000u64)?
-                .clamp(50, 60_000),
+            commit_wait_ms: env.number_in("INGEST_COMMIT_WAIT_MS", 1000, 50, 60_000)?,
             country_lookup: env.flag("COUNTRY_LOOKUP_ENABLED", true)?,
             // Unset: the bundled IP-to-country database, when it can be found.
             geoip_db_path: env
