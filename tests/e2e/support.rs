@@ -183,6 +183,17 @@ impl TestApp {
         );
     }
 
+    /// Checks that `project` holds no document of any channel (a refused request wrote nothing).
+    pub async fn assert_nothing_stored(&self, project: &Project) {
+        for channel in superinsights::domain::model::Channel::ALL {
+            assert_eq!(
+                self.count(project, channel).await,
+                0,
+                "nothing written to {channel:?}"
+            );
+        }
+    }
+
     /// A project (with its owner and workspace) created through the real store.
     pub async fn project(&self) -> Project {
         let email = format!(
