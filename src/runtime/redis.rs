@@ -163,16 +163,9 @@ impl RedisHandle {
     }
 
     /// True while calls may be tried: the connection is up and the breaker closed (no round
-    /// trip). A refusal because of the breaker counts as a short circuit.
+    /// trip, no counter: only calls refused by [`call`](Self::call) count as short circuits).
     pub fn is_connected(&self) -> bool {
-        if !self.client.is_connected() {
-            return false;
-        }
-        if self.breaker.is_open() {
-            self.breaker.short_circuits.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        true
+        self.client.is_connected() && !self.breaker.is_open()
     }
 
     /// The circuit breaker's state and counters.
