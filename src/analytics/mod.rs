@@ -3,6 +3,7 @@
 //! from them. Stores scan raw rows and keep blobs; the math is here, once.
 //! (Issue 12 moves the remaining summaries here and gives MongoDB the same rollups.)
 
+pub mod engine;
 pub mod plan;
 pub mod rollup;
 pub mod summaries;

@@ -13,10 +13,10 @@ use crate::store::{StoreError, StoreResult};
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// Encoding of `rollups.data`; rows of another format are rebuilt. 2: web-vital days count implausible values
-/// (`domain::plausible`) and leave them out of sums and histograms; rows of an older format are
-/// rebuilt on read.
-pub(crate) const FMT: i64 = 2;
+/// Encoding of `rollups.data`; rows of another format are rebuilt on read. 2: web-vital days
+/// count implausible values (`domain::plausible`) and leave them out of sums and histograms.
+/// 3: the `Pages` part (visitors per page).
+pub(crate) const FMT: i64 = 3;
 
 /// What a rollup row holds; one row per part so each summary decodes only what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,15 +26,18 @@ pub(crate) enum Part {
     Errors,
     Performance,
     Breakdowns,
+    /// Visitors of each page (the page-views report's unique visitors per page).
+    Pages,
 }
 
 impl Part {
-    pub(crate) const ALL: [Part; 5] = [
+    pub(crate) const ALL: [Part; 6] = [
         Part::Pageviews,
         Part::Events,
         Part::Errors,
         Part::Performance,
         Part::Breakdowns,
+        Part::Pages,
     ];
 
     pub(crate) fn code(self) -> i64 {
@@ -102,6 +105,42 @@ pub(crate) fn from_ord_key(k: u64) -> f64 {
     }
 }
 
+/// The visitors of one page: dense client ids, whether a view without a client id was seen, and
+/// client ids not in the dictionary yet (raw scans only).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PageVisitors {
+    pub clients: RoaringBitmap,
+    pub anon: bool,
+    pub unnamed: HashSet<String>,
+}
+
+impl PageVisitors {
+    fn add(&mut self, visitor: Visitor<'_>) {
+        match visitor {
+            Visitor::Anonymous => self.anon = true,
+            Visitor::Dense(id) => {
+                self.clients.insert(id);
+            }
+            Visitor::Unnamed(c) => {
+                if !self.unnamed.contains(c) {
+                    self.unnamed.insert(c.to_string());
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, o: PageVisitors) {
+        self.clients |= o.clients;
+        self.anon |= o.anon;
+        self.unnamed.extend(o.unnamed);
+    }
+
+    /// Distinct visitors (views without a client id count as one visitor together).
+    pub(crate) fn count(&self) -> u64 {
+        self.clients.len() + self.unnamed.len() as u64 + u64::from(self.anon)
+    }
+}
+
 /// Figures of some span for the parts that were asked for; merging spans is exact.
 #[derive(Debug, Default)]
 pub(crate) struct Aggs {
@@ -121,6 +160,8 @@ pub(crate) struct Aggs {
     pub hists: [Vec<Hist>; 5],
     /// Per `Dimension::ALL`: value → page views.
     pub dims: [HashMap<String, u64>; 8],
+    /// Per URL: its visitors.
+    pub pages: HashMap<String, PageVisitors>,
 }
 
 pub(crate) fn add_counts<K: Eq + std::hash::Hash>(
@@ -176,6 +217,39 @@ impl Aggs {
         for (into, from) in self.dims.iter_mut().zip(o.dims) {
             add_counts(into, from);
         }
+        if self.pages.is_empty() {
+            self.pages = o.pages;
+        } else {
+            for (url, v) in o.pages {
+                self.pages.entry(url).or_default().merge(v);
+            }
+        }
+    }
+
+    /// Every client id counted by name (not in the dictionary when scanned).
+    pub(crate) fn unnamed_clients(&self) -> Vec<String> {
+        let mut all: HashSet<&String> = self.unnamed.iter().collect();
+        for p in self.pages.values() {
+            all.extend(&p.unnamed);
+        }
+        all.into_iter().cloned().collect()
+    }
+
+    /// Replaces client ids counted by name with their dense ids, where `ids` has one.
+    pub(crate) fn resolve(&mut self, ids: &HashMap<String, u32>) {
+        let resolve = |clients: &mut RoaringBitmap, unnamed: &mut HashSet<String>| {
+            unnamed.retain(|c| match ids.get(c) {
+                Some(id) => {
+                    clients.insert(*id);
+                    false
+                }
+                None => true,
+            });
+        };
+        resolve(&mut self.clients, &mut self.unnamed);
+        for p in self.pages.values_mut() {
+            resolve(&mut p.clients, &mut p.unnamed);
+        }
     }
 
     /// Moves one part out (the rest stays behind).
@@ -202,6 +276,7 @@ impl Aggs {
                 out.hists = std::mem::take(&mut self.hists);
             }
             Part::Breakdowns => out.dims = std::mem::take(&mut self.dims),
+            Part::Pages => out.pages = std::mem::take(&mut self.pages),
         }
         out
     }
@@ -434,6 +509,19 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 e.counts(d);
             }
         }
+        Part::Pages => {
+            e.u(a.pages.len() as u64);
+            for (url, v) in &a.pages {
+                if !v.unnamed.is_empty() {
+                    return Err(corrupt("client ids without a dense id"));
+                }
+                e.bytes(url.as_bytes());
+                e.u(u64::from(v.anon));
+                let mut bits = Vec::with_capacity(v.clients.serialized_size());
+                v.clients.serialize_into(&mut bits).map_err(corrupt)?;
+                e.bytes(&bits);
+            }
+        }
     }
     Ok(e.0)
 }
@@ -491,6 +579,23 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 *dim = d.counts()?;
             }
         }
+        Part::Pages => {
+            let n = d.u()? as usize;
+            o.pages.reserve(n);
+            for _ in 0..n {
+                let url = String::from_utf8(d.bytes()?.to_vec()).map_err(corrupt)?;
+                let anon = d.u()? != 0;
+                let clients = RoaringBitmap::deserialize_from(d.bytes()?).map_err(corrupt)?;
+                o.pages.insert(
+                    url,
+                    PageVisitors {
+                        clients,
+                        anon,
+                        unnamed: HashSet::new(),
+                    },
+                );
+            }
+        }
     }
     a.merge(o);
     Ok(())
@@ -512,8 +617,10 @@ pub(crate) enum Visitor<'a> {
 /// only plausible web-vital values). A store feeds it the rows it scanned.
 pub(crate) struct Folder {
     a: Aggs,
+    parts: Vec<Part>,
     pageviews: bool,
     breakdowns: bool,
+    pages: bool,
     raw_dims: [HashMap<Option<String>, u64>; 8],
     hists: [BTreeMap<u64, u64>; 5],
 }
@@ -522,21 +629,31 @@ impl Folder {
     pub(crate) fn new(parts: &[Part]) -> Self {
         Self {
             a: Aggs::default(),
+            parts: parts.to_vec(),
             pageviews: parts.contains(&Part::Pageviews),
             breakdowns: parts.contains(&Part::Breakdowns),
+            pages: parts.contains(&Part::Pages),
             raw_dims: Default::default(),
             hists: Default::default(),
         }
     }
 
-    /// True when page views are scanned at all (for page views or breakdowns).
+    /// True when the documents of `part`'s channel are wanted (page views feed three parts).
+    pub(crate) fn wants(&self, part: Part) -> bool {
+        match part {
+            Part::Pageviews | Part::Breakdowns | Part::Pages => self.wants_pageviews(),
+            other => self.parts.contains(&other),
+        }
+    }
+
+    /// True when page views are scanned at all.
     pub(crate) fn wants_pageviews(&self) -> bool {
-        self.pageviews || self.breakdowns
+        self.pageviews || self.breakdowns || self.pages
     }
 
     /// True when visitors are counted (callers can skip resolving dense ids otherwise).
     pub(crate) fn wants_visitors(&self) -> bool {
-        self.pageviews
+        self.pageviews || self.pages
     }
 
     /// One page view; `dims` are the raw stored values of `Dimension::ALL`, in that order.
@@ -559,6 +676,16 @@ impl Folder {
                     if !self.a.unnamed.contains(c) {
                         self.a.unnamed.insert(c.to_string());
                     }
+                }
+            }
+        }
+        if self.pages {
+            match self.a.pages.get_mut(url) {
+                Some(p) => p.add(visitor),
+                None => {
+                    let mut p = PageVisitors::default();
+                    p.add(visitor);
+                    self.a.pages.insert(url.to_string(), p);
                 }
             }
         }

@@ -6,7 +6,8 @@
 use super::{plan::DAY, rollup::Aggs};
 use crate::domain::analytics::{
     Breakdowns, DayCount, Dimension, ErrorsSummary, EventCount, EventsSummary, METRICS, MetricsDay,
-    PageCount, PageViewsSummary, Percentiles, PerformanceFigures, utc_day,
+    PageCount, PageStats, PageViewsReport, PageViewsSummary, Percentiles, PerformanceFigures,
+    utc_day,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -40,6 +41,26 @@ impl Aggs {
             top_pages: ranked(self.urls, top)
                 .into_iter()
                 .map(|(url, views)| PageCount { url, views })
+                .collect(),
+        }
+    }
+
+    /// The page-views report: the summary's figures with each top page's visitors.
+    pub(crate) fn pageviews_report(mut self, top: usize) -> PageViewsReport {
+        let pages = std::mem::take(&mut self.pages);
+        let summary = self.pageviews_summary(top);
+        PageViewsReport {
+            total_views: summary.total_views,
+            unique_visitors: summary.unique_visitors,
+            views_by_day: summary.views_by_day,
+            top_pages: summary
+                .top_pages
+                .into_iter()
+                .map(|p| PageStats {
+                    unique_visitors: pages.get(&p.url).map_or(0, |v| v.count()),
+                    url: p.url,
+                    views: p.views,
+                })
                 .collect(),
         }
     }
@@ -114,5 +135,44 @@ impl Aggs {
             *out.of_mut(*dim) = Breakdowns::rank(counts, top);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analytics::rollup::{Folder, Part, Visitor};
+    use crate::domain::analytics::PageStats;
+
+    #[test]
+    fn views_without_a_client_are_one_more_visitor_overall_and_per_page() {
+        const T: i64 = 1_700_000_000_000;
+        let mut f = Folder::new(&[Part::Pageviews, Part::Pages]);
+        for (url, visitor) in [
+            ("/x", Visitor::Unnamed("a")),
+            ("/y", Visitor::Dense(7)),
+            ("/x", Visitor::Anonymous),
+            ("/x", Visitor::Anonymous),
+            ("/y", Visitor::Unnamed("b")),
+        ] {
+            f.pageview(T, url, visitor, [None; 8]);
+        }
+        let report = f.finish().pageviews_report(10);
+        assert_eq!((report.total_views, report.unique_visitors), (5, 4));
+        assert_eq!(
+            report.top_pages,
+            vec![
+                PageStats {
+                    url: "/x".into(),
+                    views: 3,
+                    unique_visitors: 2
+                },
+                PageStats {
+                    url: "/y".into(),
+                    views: 2,
+                    unique_visitors: 2
+                },
+            ]
+        );
+        assert_eq!(report.views_by_day.len(), 1);
     }
 }

@@ -159,6 +159,15 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
         ),
         // Ours: claim markers, deleted per job when it finishes.
         (super::jobs::JOB_CLAIMS, vec![plain(doc! {"job": 1})]),
+        // Ours: the rollup engine's versions and blobs, read by bucket range.
+        (
+            super::rollups::ROLLUP_VERSIONS,
+            vec![plain(doc! {"project": 1, "grain": 1, "bucket": 1})],
+        ),
+        (
+            super::rollups::ROLLUPS,
+            vec![plain(doc! {"project": 1, "grain": 1, "bucket": 1})],
+        ),
     ]
 }
 

@@ -16,6 +16,7 @@ mod indexes;
 mod jobs;
 mod public_links;
 mod reports;
+mod rollups;
 mod scan;
 mod stats;
 
@@ -68,6 +69,8 @@ pub struct MongoStore {
     /// Projects known to exist. Projects are soft-deleted, never removed, so an entry never goes
     /// stale; it spares the ingest path one `find` per write.
     known_projects: RwLock<HashSet<DocId>>,
+    /// Single-flight gates of rollup builds (`analytics::engine`).
+    rollup_builds: crate::analytics::engine::BuildLocks<DocId>,
 }
 
 /// Applies our defaults to parsed client options and returns the database name to use: the
@@ -99,6 +102,7 @@ impl MongoStore {
         Ok(Self {
             db: client.database(&database),
             known_projects: RwLock::new(HashSet::new()),
+            rollup_builds: Default::default(),
         })
     }
 
@@ -417,6 +421,7 @@ impl ProjectStore for MongoStore {
                 .await
                 .map_err(map_err)?;
         }
+        self.forget_rollups(id).await?;
         self.coll(SETTINGS)
             .delete_one(doc! {"key": drop_rules_key(id)})
             .await
@@ -468,6 +473,7 @@ impl ProjectStore for MongoStore {
                 .map_err(map_err)?
                 .deleted_count;
         }
+        self.purged_rollups(id, cutoff_ms).await?;
         // The project's old `write_once` markers, whether or not a TTL index also removes them
         // (this runs daily from the retention purge). Not counted: they are not analytics.
         let marker_cutoff = now_ms().saturating_sub(
@@ -763,6 +769,7 @@ impl EventWriter for MongoStore {
         }
         self.ensure_projects_exist(batches).await?;
         self.insert_docs(batches).await?;
+        self.bump_versions(batches).await?;
         self.add_dropped(batches).await
     }
 
@@ -789,6 +796,7 @@ impl EventWriter for MongoStore {
         let batches = std::slice::from_ref(batch);
         self.ensure_projects_exist(batches).await?;
         self.insert_docs(batches).await?;
+        self.bump_versions(batches).await?;
         self.add_dropped(batches).await?;
         let inserted = self
             .coll(INGEST_BATCHES)

@@ -32,7 +32,7 @@ fn events_match(scope: &Match, name: Option<&str>, segment: &SegmentFilters) -> 
     m.build()
 }
 
-fn pageviews_match(project: DocId, range: TimeRange, f: &PageViewFilters) -> Document {
+pub(super) fn pageviews_match(project: DocId, range: TimeRange, f: &PageViewFilters) -> Document {
     let mut m = Match::scope(project, range);
     m.eq("deviceType", f.device_type.map(|d| d.as_str()))
         .prefix("url", f.url_prefix.as_deref())
@@ -47,19 +47,7 @@ impl MongoStore {
         range: TimeRange,
         f: &PageViewFilters,
     ) -> StoreResult<PageViewsReport> {
-        let docs = self
-            .rows(
-                Channel::Pageviews,
-                pageviews_match(project, range, f),
-                &["url", "clientId", "timestamp"],
-            )
-            .await?;
-        Ok(PageViewsReport {
-            total_views: docs.len() as u64,
-            unique_visitors: scan::visitors(&docs),
-            views_by_day: scan::days(&docs),
-            top_pages: scan::top_pages(&docs, REPORT_TOP),
-        })
+        crate::analytics::engine::pageviews_report(self, project, range, f).await
     }
 
     pub(super) async fn report_events(

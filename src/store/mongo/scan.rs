@@ -18,8 +18,8 @@ use crate::analytics::{
 };
 use crate::domain::{
     analytics::{
-        DayCount, Dimension, ErrorGroup, METRICS, PageStats, PerformanceFigures, PropertyKey,
-        SCHEMA_SAMPLES, TimedEvent, TopEvent, percentile, utc_day,
+        DayCount, Dimension, ErrorGroup, METRICS, PerformanceFigures, PropertyKey, SCHEMA_SAMPLES,
+        TimedEvent, TopEvent, percentile, utc_day,
     },
     model::Channel,
     plausible::duration_is_plausible,
@@ -91,63 +91,12 @@ pub(super) fn days(docs: &[Document]) -> Vec<DayCount> {
         .collect()
 }
 
-/// Distinct visitors: distinct `clientId`s, and documents without one count as one more
-/// visitor (SuperInsights 1.x grouped them under `null`).
-#[derive(Default)]
-struct Visitors<'a> {
-    named: HashSet<&'a str>,
-    anonymous: bool,
-}
-
-impl<'a> Visitors<'a> {
-    fn add(&mut self, d: &'a Document) {
-        match text(d, "clientId") {
-            Some(id) => {
-                self.named.insert(id);
-            }
-            None => self.anonymous = true,
-        }
-    }
-
-    fn count(&self) -> u64 {
-        self.named.len() as u64 + u64::from(self.anonymous)
-    }
-}
-
-/// Distinct visitors among `docs` (see [`Visitors`]).
-pub(super) fn visitors(docs: &[Document]) -> u64 {
-    let mut v = Visitors::default();
-    docs.iter().for_each(|d| v.add(d));
-    v.count()
-}
-
 /// Distinct non-missing values of a string field.
 pub(super) fn distinct(docs: &[Document], field: &str) -> u64 {
     docs.iter()
         .filter_map(|d| text(d, field))
         .collect::<HashSet<_>>()
         .len() as u64
-}
-
-/// The `top` URLs by views (ties by URL), each with its distinct visitors.
-pub(super) fn top_pages(docs: &[Document], top: usize) -> Vec<PageStats> {
-    let mut pages: HashMap<&str, (u64, Visitors<'_>)> = HashMap::new();
-    for d in docs {
-        let page = pages.entry(text(d, "url").unwrap_or_default()).or_default();
-        page.0 += 1;
-        page.1.add(d);
-    }
-    let mut rows: Vec<PageStats> = pages
-        .into_iter()
-        .map(|(url, (views, visitors))| PageStats {
-            url: url.to_string(),
-            views,
-            unique_visitors: visitors.count(),
-        })
-        .collect();
-    rows.sort_unstable_by(|a, b| b.views.cmp(&a.views).then_with(|| a.url.cmp(&b.url)));
-    rows.truncate(top);
-    rows
 }
 
 /// The `top` event names by count, then most recent occurrence, then name.
@@ -405,35 +354,6 @@ mod tests {
                 .collect::<Vec<_>>(),
             expected
         );
-    }
-
-    #[test]
-    fn documents_without_a_client_are_one_more_visitor() {
-        let docs = [
-            doc! {"clientId": "a", "url": "/x"},
-            doc! {"clientId": "a", "url": "/y"},
-            doc! {"clientId": Bson::Null, "url": "/x"},
-            doc! {"url": "/x"},
-            doc! {"clientId": "b", "url": "/y"},
-        ];
-        assert_eq!(visitors(&docs), 3);
-        let pages = top_pages(&docs, 10);
-        assert_eq!(
-            pages,
-            vec![
-                PageStats {
-                    url: "/x".into(),
-                    views: 3,
-                    unique_visitors: 2
-                },
-                PageStats {
-                    url: "/y".into(),
-                    views: 2,
-                    unique_visitors: 2
-                },
-            ]
-        );
-        assert_eq!(top_pages(&docs, 1).len(), 1);
     }
 
     #[test]

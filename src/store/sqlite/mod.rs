@@ -64,7 +64,7 @@ pub struct SqliteStore {
     /// Project id → integer key; a project's key never changes, so this never goes stale.
     project_keys: RwLock<HashMap<DocId, i64>>,
     /// Rollup builds in flight (one per bucket at a time).
-    rollup_builds: rollups::BuildLocks,
+    rollup_builds: rollups::BuildLocks<i64>,
 }
 
 /// Maps driver errors onto the port's error type.

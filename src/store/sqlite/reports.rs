@@ -11,8 +11,8 @@ use super::{
 use crate::domain::{
     analytics::{
         DETAIL_OCCURRENCES, DurationSummary, EventDetail, EventFilters, EventsReport, Occurrence,
-        PageStats, PageViewFilters, PageViewsReport, Pagination, PropertyKey, REPORT_TOP,
-        RecentPaging, SCHEMA_SAMPLES, TimeRange, TimedEvent, TopEvent,
+        PageViewFilters, PageViewsReport, Pagination, PropertyKey, REPORT_TOP, RecentPaging,
+        SCHEMA_SAMPLES, TimeRange, TimedEvent, TopEvent,
     },
     ids::DocId,
     model::Channel,
@@ -37,7 +37,7 @@ fn events_where(scope: &Where, name: Option<&str>, segment: &SegmentFilters) -> 
 }
 
 /// The page views `WHERE`: scope, device, literal URL prefix, and the page-view segment fields.
-fn pageviews_where(scope: Where, f: &PageViewFilters) -> Where {
+pub(super) fn pageviews_where(scope: Where, f: &PageViewFilters) -> Where {
     let mut w = scope;
     w.eq("device_type", f.device_type.map(|d| d.as_str()))
         .prefix("url", f.url_prefix.as_deref())
@@ -58,42 +58,11 @@ impl SqliteStore {
         f: &PageViewFilters,
     ) -> StoreResult<PageViewsReport> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let Some(scope) = self.report_scope(&mut conn, id, range).await? else {
+        let Some(pk) = self.key_for_stats(&mut conn, id).await? else {
             return Ok(PageViewsReport::default());
         };
-        let w = pageviews_where(scope, f);
-        let mut q = QueryBuilder::new(
-            "SELECT COUNT(*) AS total, COUNT(DISTINCT client_id) + COALESCE(MAX(client_id IS NULL), 0) AS uniques FROM pageviews",
-        );
-        w.push_to(&mut q);
-        let totals = q.build().fetch_one(&mut *conn).await.map_err(map_err)?;
-
-        let mut q = QueryBuilder::new(
-            "SELECT url, COUNT(*) AS n, COUNT(DISTINCT client_id) + MAX(client_id IS NULL) AS u FROM pageviews",
-        );
-        w.push_to(&mut q);
-        q.push(" GROUP BY url ORDER BY n DESC, url LIMIT ")
-            .push_bind(REPORT_TOP as i64);
-        let top_pages = q
-            .build()
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(|r| {
-                Ok(PageStats {
-                    url: r.try_get("url").map_err(map_err)?,
-                    views: count(r, "n")?,
-                    unique_visitors: count(r, "u")?,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
-        Ok(PageViewsReport {
-            total_views: count(&totals, "total")?,
-            unique_visitors: count(&totals, "uniques")?,
-            views_by_day: days(&mut conn, "pageviews", &w).await?,
-            top_pages,
-        })
+        drop(conn);
+        crate::analytics::engine::pageviews_report(self, pk, range, f).await
     }
 
     pub(super) async fn report_events(

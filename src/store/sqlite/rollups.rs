@@ -6,30 +6,25 @@
 //! hour and its slots are versioned independently, each bumped by every batch touching it). A
 //! range reads full days from day rollups, the remaining full closed hours from hour rollups, the
 //! remaining full closed 5-minute slots from slot rollups, and only the sub-5-minute edges (and
-//! the open slot) raw. Must not hold the write lock while scanning: builds read in a snapshot and
-//! write only the result.
+//! the open slot) raw. This file is SQLite's side of `analytics::engine::RollupPort` (versions,
+//! blobs, the raw scan, the client dictionary) plus the maintenance that purges and clears need;
+//! what is fresh, what is built and how figures combine is the engine's.
 
-use super::{SqliteStore, map_err};
+use super::{SqliteStore, filters::Where, map_err, reports::pageviews_where};
 pub(super) use crate::analytics::{
-    plan::{DAY, HOUR, SLOT, day_version, plan, spans_of},
-    rollup::{Aggs, FMT, Folder, Part, Visitor, corrupt, decode_into, encode},
+    engine::{self, BuildLocks, DAY_GRAIN, RollupPort, SLOT_GRAIN, StoredRollup},
+    plan::{DAY, HOUR, SLOT},
+    rollup::{Aggs, FMT, Folder, Part, Visitor, corrupt},
 };
 use crate::domain::{
-    analytics::TimeRange,
+    analytics::{PageViewFilters, TimeRange},
     model::{Docs, WriteBatch},
-    timestamp::now_ms,
 };
-use crate::store::{StoreError, StoreResult};
-use futures::{StreamExt, TryStreamExt, stream};
+use crate::store::StoreResult;
+use async_trait::async_trait;
+use futures::TryStreamExt;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-
-const HOUR_GRAIN: i64 = 0;
-const DAY_GRAIN: i64 = 1;
-const SLOT_GRAIN: i64 = 2;
-/// Buckets built at once by one read (the machine has few cores; SQLite has one writer).
-const PARALLEL_BUILDS: usize = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Version bumps (ingest writer, purge, clear)
@@ -173,18 +168,221 @@ pub(super) async fn purged_before(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Raw scans
+// The rollup port
 // ---------------------------------------------------------------------------------------------
 
-/// Aggregates the raw rows of `[from, to]` (inclusive ms) for `parts`.
+#[async_trait]
+impl RollupPort for SqliteStore {
+    type Key = i64;
+    /// Every write goes through `EventWriter`, which bumps versions in its transaction.
+    const UNVERSIONED_IS_EMPTY: bool = true;
+
+    fn build_locks(&self) -> &BuildLocks<i64> {
+        &self.rollup_builds
+    }
+
+    async fn versions(
+        &self,
+        pk: i64,
+        grain: i64,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<HashMap<i64, i64>> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        versions_of(&mut conn, pk, grain, first, last).await
+    }
+
+    async fn epoch(&self, pk: i64) -> StoreResult<i64> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        epoch(&mut conn, pk).await
+    }
+
+    /// One index range per span (an `OR` of ranges would let SQLite walk every row of the
+    /// project), in one read transaction.
+    async fn stored(
+        &self,
+        pk: i64,
+        part: Option<Part>,
+        spans: &[(i64, i64, i64)],
+    ) -> StoreResult<Vec<StoredRollup>> {
+        let parts: Vec<Part> = match part {
+            Some(p) => vec![p],
+            None => Part::ALL.to_vec(),
+        };
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut out = Vec::new();
+        for part in parts {
+            for (grain, a, b) in spans {
+                let rows = sqlx::query(
+                    "SELECT grain, bucket, ver, fmt, data FROM rollups \
+                     WHERE project = ? AND part = ? AND grain = ? AND bucket BETWEEN ? AND ?",
+                )
+                .bind(pk)
+                .bind(part.code())
+                .bind(*grain)
+                .bind(*a)
+                .bind(*b)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                for r in &rows {
+                    out.push(StoredRollup {
+                        part,
+                        grain: r.try_get(0).map_err(map_err)?,
+                        bucket: r.try_get(1).map_err(map_err)?,
+                        ver: r.try_get(2).map_err(map_err)?,
+                        fmt: r.try_get(3).map_err(map_err)?,
+                        data: r.try_get(4).map_err(map_err)?,
+                    });
+                }
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(out)
+    }
+
+    async fn scan(&self, pk: i64, from: i64, to: i64, f: &mut Folder) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        scan(&mut tx, pk, from, to, f).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn scan_pageviews(
+        &self,
+        pk: i64,
+        range: TimeRange,
+        filters: &PageViewFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()> {
+        let w = pageviews_where(Where::scope(pk, range), filters);
+        let mut q = QueryBuilder::new("SELECT ts, url, client_id FROM pageviews");
+        w.push_to(&mut q);
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut rows = q.build().fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await.map_err(map_err)? {
+            let visitor = match r.try_get::<Option<&str>, _>(2).map_err(map_err)? {
+                Some(c) => Visitor::Unnamed(c),
+                None => Visitor::Anonymous,
+            };
+            f.pageview(
+                r.try_get(0).map_err(map_err)?,
+                r.try_get::<&str, _>(1).map_err(map_err)?,
+                visitor,
+                [None; 8],
+            );
+        }
+        Ok(())
+    }
+
+    /// Dictionary rows are append-only, so a lookup never misses a name a stored rollup used.
+    async fn client_ids(
+        &self,
+        pk: i64,
+        names: &[String],
+        create: bool,
+    ) -> StoreResult<HashMap<String, u32>> {
+        if create {
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(map_err)?;
+            for chunk in names.chunks(400) {
+                let mut q: QueryBuilder<Sqlite> =
+                    QueryBuilder::new("INSERT OR IGNORE INTO rollup_clients (project, client) ");
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(pk).push_bind(c.as_str());
+                });
+                q.build().execute(&mut *tx).await.map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)?;
+        }
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut out = HashMap::with_capacity(names.len());
+        for chunk in names.chunks(400) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT client, id FROM rollup_clients WHERE project = ");
+            q.push_bind(pk).push(" AND client IN (");
+            let mut list = q.separated(", ");
+            for c in chunk {
+                list.push_bind(c.as_str());
+            }
+            q.push(")");
+            for r in q.build().fetch_all(&mut *conn).await.map_err(map_err)? {
+                let id: i64 = r.try_get(1).map_err(map_err)?;
+                out.insert(
+                    r.try_get(0).map_err(map_err)?,
+                    u32::try_from(id).map_err(corrupt)?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks the version and the epoch and writes in one `IMMEDIATE` transaction.
+    async fn store(
+        &self,
+        pk: i64,
+        grain: i64,
+        bucket: i64,
+        (ver, built_in_epoch): (i64, i64),
+        blobs: Vec<(Part, Vec<u8>)>,
+    ) -> StoreResult<bool> {
+        let (first, last) = if grain == DAY_GRAIN {
+            (bucket * 24, bucket * 24 + 23)
+        } else {
+            (bucket, bucket)
+        };
+        let sql = if grain == SLOT_GRAIN {
+            "SELECT COALESCE(SUM(ver), 0) FROM rollup_slot_versions WHERE project = ? AND slot BETWEEN ? AND ?"
+        } else {
+            "SELECT COALESCE(SUM(ver), 0) FROM rollup_versions WHERE project = ? AND hour BETWEEN ? AND ?"
+        };
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let current: i64 = sqlx::query_scalar(sql)
+            .bind(pk)
+            .bind(first)
+            .bind(last)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if current != ver || epoch(&mut tx, pk).await? != built_in_epoch {
+            return Ok(false); // rolled back on drop
+        }
+        for (part, data) in blobs {
+            sqlx::query(
+                "INSERT INTO rollups (project, grain, bucket, part, ver, fmt, data) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (project, part, grain, bucket) DO UPDATE SET ver = excluded.ver, fmt = excluded.fmt, data = excluded.data",
+            )
+            .bind(pk)
+            .bind(grain)
+            .bind(bucket)
+            .bind(part.code())
+            .bind(ver)
+            .bind(FMT)
+            .bind(data)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+}
+
+/// Feeds the raw rows of `[from, to]` (inclusive ms) of the channels `f` wants; client ids
+/// already in the dictionary come with their dense id.
 async fn scan(
     conn: &mut SqliteConnection,
     pk: i64,
     from: i64,
     to: i64,
-    parts: &[Part],
-) -> StoreResult<Aggs> {
-    let mut f = Folder::new(parts);
+    f: &mut Folder,
+) -> StoreResult<()> {
     if f.wants_pageviews() {
         let sql = format!(
             "SELECT p.ts, p.url, p.client_id, {}, p.referrer, p.utm_source, p.utm_medium, \
@@ -233,7 +431,7 @@ async fn scan(
             "SELECT ts, fingerprint FROM errors WHERE project = ? AND ts BETWEEN ? AND ?",
         ),
     ] {
-        if !parts.contains(&part) {
+        if !f.wants(part) {
             continue;
         }
         let mut rows = sqlx::query(sql)
@@ -251,7 +449,7 @@ async fn scan(
             }
         }
     }
-    if parts.contains(&Part::Performance) {
+    if f.wants(Part::Performance) {
         let mut rows = sqlx::query(
             "SELECT ts, lcp, cls, fid, ttfb, inp FROM performance_metrics \
              WHERE project = ? AND ts BETWEEN ? AND ?",
@@ -268,88 +466,7 @@ async fn scan(
             f.vitals(r.try_get(0).map_err(map_err)?, values);
         }
     }
-    Ok(f.finish())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Materialising and reading
-// ---------------------------------------------------------------------------------------------
-
-type BuildKey = (i64, i64, i64);
-/// A stored rollup row: (part, grain, bucket, ver, fmt, data).
-type StoredRow = (i64, i64, i64, i64, i64, Vec<u8>);
-/// One part of an hour rollup: (part, ver, fmt, data).
-type HourPart = (i64, i64, i64, Vec<u8>);
-
-/// One build per (project, grain, bucket) at a time in this process; others wait, then reuse it.
-#[derive(Default)]
-pub(crate) struct BuildLocks(Mutex<HashMap<BuildKey, Arc<tokio::sync::Mutex<()>>>>);
-
-impl BuildLocks {
-    fn gate(&self, key: BuildKey) -> Arc<tokio::sync::Mutex<()>> {
-        self.0
-            .lock()
-            .expect("build locks")
-            .entry(key)
-            .or_default()
-            .clone()
-    }
-
-    fn done(&self, key: BuildKey) {
-        self.0.lock().expect("build locks").remove(&key);
-    }
-}
-
-/// The stored rows of buckets: (part, grain, bucket, ver, fmt, data) for one part or all, one
-/// index range per span (an `OR` of ranges would let SQLite walk every row of the project).
-async fn stored(
-    conn: &mut SqliteConnection,
-    pk: i64,
-    part: Option<Part>,
-    spans: &[(i64, i64, i64)],
-) -> StoreResult<Vec<StoredRow>> {
-    let parts: Vec<i64> = match part {
-        Some(p) => vec![p.code()],
-        None => Part::ALL.iter().map(|p| p.code()).collect(),
-    };
-    let mut out = Vec::new();
-    for part in parts {
-        for (grain, a, b) in spans {
-            let rows = sqlx::query(
-                "SELECT part, grain, bucket, ver, fmt, data FROM rollups \
-                 WHERE project = ? AND part = ? AND grain = ? AND bucket BETWEEN ? AND ?",
-            )
-            .bind(pk)
-            .bind(part)
-            .bind(*grain)
-            .bind(*a)
-            .bind(*b)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            for r in &rows {
-                out.push((
-                    r.try_get(0).map_err(map_err)?,
-                    r.try_get(1).map_err(map_err)?,
-                    r.try_get(2).map_err(map_err)?,
-                    r.try_get(3).map_err(map_err)?,
-                    r.try_get(4).map_err(map_err)?,
-                    r.try_get(5).map_err(map_err)?,
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Current versions of the hours `[first, last]`.
-async fn versions(
-    conn: &mut SqliteConnection,
-    pk: i64,
-    first: i64,
-    last: i64,
-) -> StoreResult<HashMap<i64, i64>> {
-    versions_of(conn, pk, HOUR_GRAIN, first, last).await
+    Ok(())
 }
 
 /// Current versions of the buckets `[first, last]` of a versioned grain (hours or slots).
@@ -383,354 +500,22 @@ async fn versions_of(
 }
 
 impl SqliteStore {
-    /// The figures of `part` over `range`: rollups where fresh, built where stale, raw edges.
+    /// The figures of `part` over `range` (see `analytics::engine`).
     pub(super) async fn rolled_up(
         &self,
         pk: i64,
         range: TimeRange,
         part: Part,
     ) -> StoreResult<Aggs> {
-        let plan = plan(range, now_ms());
-        let mut out = Aggs::default();
-        let mut stale_hours = Vec::new();
-        let mut stale_days = Vec::new();
-        let mut stale_slots = Vec::new();
-        if !plan.hours.is_empty() || !plan.days.is_empty() || !plan.slots.is_empty() {
-            let first = plan
-                .hours
-                .first()
-                .copied()
-                .into_iter()
-                .chain(plan.days.first().map(|d| d * 24))
-                .min()
-                .unwrap_or_default();
-            let last = plan
-                .hours
-                .last()
-                .copied()
-                .into_iter()
-                .chain(plan.days.last().map(|d| d * 24 + 23))
-                .max()
-                .unwrap_or_default();
-            let mut spans = spans_of(HOUR_GRAIN, &plan.hours);
-            if let (Some(a), Some(b)) = (plan.days.first(), plan.days.last()) {
-                spans.push((DAY_GRAIN, *a, *b));
-            }
-            let slot_spans = spans_of(SLOT_GRAIN, &plan.slots);
-            spans.extend(&slot_spans);
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let vers = if plan.hours.is_empty() && plan.days.is_empty() {
-                HashMap::new()
-            } else {
-                versions(&mut tx, pk, first, last).await?
-            };
-            let mut slot_vers = HashMap::new();
-            for &(_, a, b) in &slot_spans {
-                slot_vers.extend(versions_of(&mut tx, pk, SLOT_GRAIN, a, b).await?);
-            }
-            let rows = stored(&mut tx, pk, Some(part), &spans).await?;
-            tx.commit().await.map_err(map_err)?;
-            let rows: HashMap<(i64, i64), (i64, i64, Vec<u8>)> = rows
-                .into_iter()
-                .map(|(_, g, b, v, f, d)| ((g, b), (v, f, d)))
-                .collect();
-            let mut fresh = |grain: i64, bucket: i64, want: i64| -> StoreResult<bool> {
-                if want == 0 {
-                    return Ok(true); // never written: empty
-                }
-                match rows.get(&(grain, bucket)) {
-                    Some((ver, fmt, data)) if *ver == want && *fmt == FMT => {
-                        decode_into(&mut out, part, data)?;
-                        Ok(true)
-                    }
-                    _ => Ok(false),
-                }
-            };
-            for &d in &plan.days {
-                if !fresh(DAY_GRAIN, d, day_version(&vers, d))? {
-                    stale_days.push(d);
-                }
-            }
-            for &h in &plan.hours {
-                if !fresh(HOUR_GRAIN, h, vers.get(&h).copied().unwrap_or(0))? {
-                    stale_hours.push(h);
-                }
-            }
-            for &s in &plan.slots {
-                if !fresh(SLOT_GRAIN, s, slot_vers.get(&s).copied().unwrap_or(0))? {
-                    stale_slots.push(s);
-                }
-            }
-        }
-        let built: Vec<Aggs> = stream::iter(
-            stale_hours
-                .into_iter()
-                .map(|h| (HOUR_GRAIN, h))
-                .chain(stale_slots.into_iter().map(|s| (SLOT_GRAIN, s)))
-                .chain(stale_days.into_iter().map(|d| (DAY_GRAIN, d))),
-        )
-        .map(|(grain, bucket)| async move {
-            let mut a = if grain == DAY_GRAIN {
-                self.build_day(pk, bucket).await?
-            } else {
-                self.build_fine(pk, grain, bucket).await?.1
-            };
-            Ok::<_, StoreError>(a.take(part))
-        })
-        .buffer_unordered(PARALLEL_BUILDS)
-        .try_collect()
-        .await?;
-        for a in built {
-            out.merge(a);
-        }
-        if !plan.edges.is_empty() {
-            // One snapshot for both edges, so the client dictionary is seen the same by both.
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            for &(a, b) in &plan.edges {
-                out.merge(scan(&mut tx, pk, a, b, &[part]).await?);
-            }
-            tx.commit().await.map_err(map_err)?;
-        }
-        Ok(out)
+        engine::aggregate(self, pk, range, part).await
     }
-
-    /// Builds (or reuses, when another task just built it) the rollup of one closed hour
-    /// (`HOUR_GRAIN`) or 5-minute slot (`SLOT_GRAIN`), every part. Scans in a read snapshot
-    /// together with the bucket's version; stores only if that version is still current. Returns
-    /// the version the figures stand for (−1 when they were not stored because a write landed
-    /// meanwhile: a day merged from them stays stale).
-    async fn build_fine(&self, pk: i64, grain: i64, bucket: i64) -> StoreResult<(i64, Aggs)> {
-        let key = (pk, grain, bucket);
-        let gate = self.rollup_builds.gate(key);
-        let _turn = gate.lock().await;
-        let result = async {
-            let len = if grain == SLOT_GRAIN { SLOT } else { HOUR };
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let epoch = epoch(&mut tx, pk).await?;
-            let ver = versions_of(&mut tx, pk, grain, bucket, bucket)
-                .await?
-                .get(&bucket)
-                .copied()
-                .unwrap_or(0);
-            if let Some(a) = reuse(&mut tx, pk, grain, bucket, ver).await? {
-                return Ok((ver, a));
-            }
-            let mut a = scan(
-                &mut tx,
-                pk,
-                bucket * len,
-                bucket * len + len - 1,
-                &Part::ALL,
-            )
-            .await?;
-            tx.commit().await.map_err(map_err)?;
-            self.name_clients(pk, &mut a).await?;
-            let stored = self
-                .store_rollup(pk, grain, bucket, (ver, epoch), &a)
-                .await?;
-            Ok((if stored { ver } else { -1 }, a))
-        }
-        .await;
-        self.rollup_builds.done(key);
-        result
-    }
-
-    /// Builds the rollup of one UTC day by merging its 24 hour rollups (building stale ones).
-    async fn build_day(&self, pk: i64, day: i64) -> StoreResult<Aggs> {
-        let key = (pk, DAY_GRAIN, day);
-        let gate = self.rollup_builds.gate(key);
-        let _turn = gate.lock().await;
-        let result = async {
-            let (first, last) = (day * 24, day * 24 + 23);
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let epoch = epoch(&mut tx, pk).await?;
-            let vers = versions(&mut tx, pk, first, last).await?;
-            let total = day_version(&vers, day);
-            if let Some(a) = reuse(&mut tx, pk, DAY_GRAIN, day, total).await? {
-                return Ok(a);
-            }
-            let rows = stored(&mut tx, pk, None, &[(HOUR_GRAIN, first, last)]).await?;
-            tx.commit().await.map_err(map_err)?;
-            let mut by_hour: HashMap<i64, Vec<HourPart>> = HashMap::new();
-            for (part, _, bucket, ver, fmt, data) in rows {
-                by_hour
-                    .entry(bucket)
-                    .or_default()
-                    .push((part, ver, fmt, data));
-            }
-            let mut merged = Aggs::default();
-            let mut used = 0;
-            for hour in first..=last {
-                let want = vers.get(&hour).copied().unwrap_or(0);
-                if want == 0 {
-                    continue;
-                }
-                let rows = by_hour.remove(&hour).unwrap_or_default();
-                let fresh = rows.len() == Part::ALL.len()
-                    && rows.iter().all(|(_, v, f, _)| *v == want && *f == FMT);
-                if fresh {
-                    for (part, _, _, data) in &rows {
-                        let part = Part::ALL
-                            .get(*part as usize)
-                            .copied()
-                            .ok_or_else(|| corrupt("part"))?;
-                        decode_into(&mut merged, part, data)?;
-                    }
-                    used += want;
-                } else {
-                    // Built from whatever version is current now; the day is stored with the
-                    // versions actually used, so a write in between leaves it stale, not wrong.
-                    let (ver, a) = self.build_fine(pk, HOUR_GRAIN, hour).await?;
-                    merged.merge(a);
-                    used += ver;
-                }
-            }
-            merged.fold_hists();
-            self.store_rollup(pk, DAY_GRAIN, day, (used, epoch), &merged)
-                .await?;
-            Ok(merged)
-        }
-        .await;
-        self.rollup_builds.done(key);
-        result
-    }
-
-    /// Gives every client id of a build a dense id (dictionary rows are append-only, so they
-    /// need not be in the build's snapshot).
-    async fn name_clients(&self, pk: i64, a: &mut Aggs) -> StoreResult<()> {
-        if a.unnamed.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<String> = a.unnamed.drain().collect();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
-        for chunk in names.chunks(400) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT OR IGNORE INTO rollup_clients (project, client) ");
-            q.push_values(chunk, |mut b, c| {
-                b.push_bind(pk).push_bind(c.as_str());
-            });
-            q.build().execute(&mut *tx).await.map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        for chunk in names.chunks(400) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("SELECT id FROM rollup_clients WHERE project = ");
-            q.push_bind(pk).push(" AND client IN (");
-            let mut list = q.separated(", ");
-            for c in chunk {
-                list.push_bind(c.as_str());
-            }
-            q.push(")");
-            let ids: Vec<i64> = q
-                .build_query_scalar()
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            if ids.len() != chunk.len() {
-                return Err(corrupt("client dictionary lost an entry"));
-            }
-            for id in ids {
-                a.clients.insert(u32::try_from(id).map_err(corrupt)?);
-            }
-        }
-        Ok(())
-    }
-
-    /// Stores every part of a bucket with the version it was built from, unless that version is
-    /// no longer current or the project's epoch moved since the build's snapshot (a purge or a
-    /// clear happened meanwhile); then the next read rebuilds it. Returns whether it stored.
-    async fn store_rollup(
-        &self,
-        pk: i64,
-        grain: i64,
-        bucket: i64,
-        (ver, built_in_epoch): (i64, i64),
-        a: &Aggs,
-    ) -> StoreResult<bool> {
-        let data = Part::ALL
-            .iter()
-            .map(|p| encode(a, *p))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let (first, last) = if grain == DAY_GRAIN {
-            (bucket * 24, bucket * 24 + 23)
-        } else {
-            (bucket, bucket)
-        };
-        let sql = if grain == SLOT_GRAIN {
-            "SELECT COALESCE(SUM(ver), 0) FROM rollup_slot_versions WHERE project = ? AND slot BETWEEN ? AND ?"
-        } else {
-            "SELECT COALESCE(SUM(ver), 0) FROM rollup_versions WHERE project = ? AND hour BETWEEN ? AND ?"
-        };
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
-        let current: i64 = sqlx::query_scalar(sql)
-            .bind(pk)
-            .bind(first)
-            .bind(last)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if current != ver || epoch(&mut tx, pk).await? != built_in_epoch {
-            return Ok(false); // rolled back on drop
-        }
-        for (part, data) in Part::ALL.iter().zip(data) {
-            sqlx::query(
-                "INSERT INTO rollups (project, grain, bucket, part, ver, fmt, data) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (project, part, grain, bucket) DO UPDATE SET ver = excluded.ver, fmt = excluded.fmt, data = excluded.data",
-            )
-            .bind(pk)
-            .bind(grain)
-            .bind(bucket)
-            .bind(part.code())
-            .bind(ver)
-            .bind(FMT)
-            .bind(data)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
-    }
-}
-
-/// Every part of a stored bucket, if all are fresh for `ver` (or `ver` is 0: nothing written).
-async fn reuse(
-    conn: &mut SqliteConnection,
-    pk: i64,
-    grain: i64,
-    bucket: i64,
-    ver: i64,
-) -> StoreResult<Option<Aggs>> {
-    if ver == 0 {
-        return Ok(Some(Aggs::default()));
-    }
-    let rows = stored(conn, pk, None, &[(grain, bucket, bucket)]).await?;
-    if rows.len() != Part::ALL.len() || rows.iter().any(|r| r.3 != ver || r.4 != FMT) {
-        return Ok(None);
-    }
-    let mut a = Aggs::default();
-    for (part, _, _, _, _, data) in &rows {
-        let part = Part::ALL
-            .get(*part as usize)
-            .copied()
-            .ok_or_else(|| corrupt("part"))?;
-        decode_into(&mut a, part, data)?;
-    }
-    Ok(Some(a))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::{engine::HOUR_GRAIN, rollup::encode};
+    use crate::domain::timestamp::now_ms;
     use crate::domain::{ids::DocId, model::PageView};
     use crate::store::{NewProject, Stores, sqlite::SqliteOptions};
     use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -810,6 +595,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Stores `a` as the rollup of one bucket through the port.
+    async fn store_rollup(
+        s: &SqliteStore,
+        pk: i64,
+        grain: i64,
+        bucket: i64,
+        built: (i64, i64),
+        a: &Aggs,
+    ) -> StoreResult<bool> {
+        let blobs = Part::ALL
+            .iter()
+            .map(|p| (*p, encode(a, *p).unwrap()))
+            .collect();
+        RollupPort::store(s, pk, grain, bucket, built, blobs).await
     }
 
     #[tokio::test]
@@ -927,10 +728,16 @@ mod tests {
         drop(conn);
         let stale = Aggs::default();
         assert!(
-            !direct
-                .store_rollup(pk, HOUR_GRAIN, hour, (read_ver, read_epoch), &stale)
-                .await
-                .unwrap(),
+            !store_rollup(
+                &direct,
+                pk,
+                HOUR_GRAIN,
+                hour,
+                (read_ver, read_epoch),
+                &stale
+            )
+            .await
+            .unwrap(),
             "a build from before the clear must not store"
         );
         // Same with a purge in between.
@@ -943,18 +750,23 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            !direct
-                .store_rollup(pk, HOUR_GRAIN, hour, (read_ver, read_epoch), &stale)
-                .await
-                .unwrap()
+            !store_rollup(
+                &direct,
+                pk,
+                HOUR_GRAIN,
+                hour,
+                (read_ver, read_epoch),
+                &stale
+            )
+            .await
+            .unwrap()
         );
         // A build that saw the current epoch and version stores, and reads stay exact.
         let mut conn = direct.pool.acquire().await.unwrap();
         let now_epoch = epoch(&mut conn, pk).await.unwrap();
         drop(conn);
         assert!(
-            direct
-                .store_rollup(pk, HOUR_GRAIN, hour, (read_ver, now_epoch), &stale)
+            store_rollup(&direct, pk, HOUR_GRAIN, hour, (read_ver, now_epoch), &stale)
                 .await
                 .unwrap(),
             "the check refuses only stale builds"

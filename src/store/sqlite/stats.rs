@@ -33,7 +33,7 @@ fn bounded(q: SqliteQuery<'_>, pk: i64, range: TimeRange) -> SqliteQuery<'_> {
 
 impl SqliteStore {
     /// The project's integer key, or `None` for an unknown project (its summaries are empty).
-    async fn key_for_stats(
+    pub(super) async fn key_for_stats(
         &self,
         conn: &mut SqliteConnection,
         id: DocId,

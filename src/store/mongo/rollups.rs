@@ -1,0 +1,477 @@
+//! MongoDB's side of the rollup engine (`analytics::engine::RollupPort`), with portable commands
+//! only (`find` with projections, `update_one` upserts with `$inc`/`$set`/`$setOnInsert`,
+//! `find_one_and_update`, `insert_many`, `delete_many`):
+//! - `rollupversions`: one document per touched (project, hour) and (project, 5-minute slot),
+//!   `{project, grain, bucket, ver}`, `$inc`remented by the ingest writer after it stored the
+//!   documents (so a build that scans them sees a version that is already moving);
+//! - `rollups`: one document per built bucket, `{project, grain, bucket, ver, fmt, p0…p5}`, one
+//!   binary field per part (a read projects only the part it needs);
+//! - `rollupclients`: the dense id of each client id, `_id` = `"<project>:<client id>"` so a
+//!   client id gets one id however many builds race; ids are handed out in blocks from
+//!   `rollupstate.clients`;
+//! - `rollupstate`: per project, the epoch purges and clears raise and the client-id counter.
+//!
+//! Documents written by SuperInsights 1.x never bumped a version, so a bucket without one is
+//! built once and stored at version 0 (`UNVERSIONED_IS_EMPTY = false`). Without transactions
+//! the compare-and-set of [`RollupPort::store`] checks the version and epoch, writes, then
+//! checks the epoch again and removes its own write if a purge or clear ran meanwhile (they
+//! delete the documents, raise the epoch, then delete the rollups: a build that read the old
+//! epoch cannot keep a row, one that read the new epoch scanned after the delete).
+
+use super::{
+    MongoStore,
+    docs::{date, oid},
+    errors::{CollectAll, map_err, only_id_duplicates},
+    filters::Match,
+    scan,
+};
+use crate::analytics::{
+    engine::{BuildLocks, DAY_GRAIN, HOUR_GRAIN, RollupPort, SLOT_GRAIN, StoredRollup, part_of},
+    plan::{DAY, HOUR, SLOT},
+    rollup::{FMT, Folder, Part, Visitor},
+};
+use crate::domain::{
+    analytics::{METRICS, PageViewFilters, TimeRange},
+    ids::DocId,
+    model::{Channel, Docs, WriteBatch},
+};
+use crate::store::{StoreError, StoreResult};
+use async_trait::async_trait;
+use mongodb::{
+    bson::{Binary, Bson, Document, doc, spec::BinarySubtype},
+    options::ReturnDocument,
+};
+use std::collections::{BTreeSet, HashMap};
+
+pub(super) const ROLLUPS: &str = "rollups";
+pub(super) const ROLLUP_VERSIONS: &str = "rollupversions";
+pub(super) const ROLLUP_CLIENTS: &str = "rollupclients";
+pub(super) const ROLLUP_STATE: &str = "rollupstate";
+
+/// A rollup document larger than this is not stored (the figures are still returned; the
+/// bucket is rebuilt on the next read). MongoDB's document limit is 16 MiB.
+const MAX_ROLLUP_BYTES: usize = 15 * 1024 * 1024;
+
+fn field(part: Part) -> String {
+    format!("p{}", part.code())
+}
+
+fn bucket_id(project: DocId, grain: i64, bucket: i64) -> String {
+    format!("{project}:{grain}:{bucket}")
+}
+
+fn int(d: &Document, key: &str) -> i64 {
+    match d.get(key) {
+        Some(Bson::Int64(v)) => *v,
+        Some(Bson::Int32(v)) => i64::from(*v),
+        Some(Bson::Double(v)) => *v as i64,
+        _ => 0,
+    }
+}
+
+impl MongoStore {
+    /// Bumps the version of every (project, hour) and (project, 5-minute slot) the batches
+    /// touch, once per call. Runs after the documents are stored.
+    pub(super) async fn bump_versions(&self, batches: &[WriteBatch]) -> StoreResult<()> {
+        let mut touched = BTreeSet::new();
+        for batch in batches {
+            let mut add = |ts: i64| {
+                touched.insert((batch.project_id, HOUR_GRAIN, ts.div_euclid(HOUR)));
+                touched.insert((batch.project_id, SLOT_GRAIN, ts.div_euclid(SLOT)));
+            };
+            match &batch.docs {
+                Docs::Pageviews(d) => d.iter().for_each(|x| add(x.timestamp)),
+                Docs::Events(d) => d.iter().for_each(|x| add(x.timestamp)),
+                Docs::Errors(d) => d.iter().for_each(|x| add(x.timestamp)),
+                Docs::Performance(d) => d.iter().for_each(|x| add(x.timestamp)),
+            }
+        }
+        let coll = self.coll(ROLLUP_VERSIONS);
+        for (project, grain, bucket) in touched {
+            coll.update_one(
+                doc! {"_id": bucket_id(project, grain, bucket)},
+                doc! {
+                    "$inc": {"ver": 1_i64},
+                    "$setOnInsert": {"project": oid(project), "grain": grain, "bucket": bucket},
+                },
+            )
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// Raises the project's rollup epoch: builds that started before can no longer store.
+    async fn bump_epoch(&self, project: DocId) -> StoreResult<()> {
+        self.coll(ROLLUP_STATE)
+            .update_one(doc! {"_id": oid(project)}, doc! {"$inc": {"epoch": 1_i64}})
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// The project's documents were just cleared: the epoch rises (a build that read the
+    /// old one cannot store), then every rollup and version goes (the client dictionary stays;
+    /// its ids are only names).
+    pub(super) async fn forget_rollups(&self, project: DocId) -> StoreResult<()> {
+        self.bump_epoch(project).await?;
+        for name in [ROLLUPS, ROLLUP_VERSIONS] {
+            self.coll(name)
+                .delete_many(doc! {"project": oid(project)})
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// Documents before `cutoff_ms` were just deleted: the epoch rises, buckets before the
+    /// cutoff lose their versions, and every rollup that may hold a deleted document goes (the
+    /// hour, slot and day holding the cutoff too: a bucket without a version is rebuilt here).
+    pub(super) async fn purged_rollups(&self, project: DocId, cutoff_ms: i64) -> StoreResult<()> {
+        self.bump_epoch(project).await?;
+        let p = oid(project);
+        let (hour, slot) = (cutoff_ms.div_euclid(HOUR), cutoff_ms.div_euclid(SLOT));
+        let last_touched_day = (cutoff_ms - 1).div_euclid(DAY);
+        for (grain, first) in [(HOUR_GRAIN, hour), (SLOT_GRAIN, slot)] {
+            self.coll(ROLLUP_VERSIONS)
+                .delete_many(doc! {"project": p, "grain": grain, "bucket": {"$lt": first}})
+                .await
+                .map_err(map_err)?;
+        }
+        for (grain, last) in [
+            (HOUR_GRAIN, hour),
+            (SLOT_GRAIN, slot),
+            (DAY_GRAIN, last_touched_day),
+        ] {
+            self.coll(ROLLUPS)
+                .delete_many(doc! {"project": p, "grain": grain, "bucket": {"$lte": last}})
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn current_epoch(&self, project: DocId) -> StoreResult<i64> {
+        Ok(self
+            .coll(ROLLUP_STATE)
+            .find_one(doc! {"_id": oid(project)})
+            .projection(doc! {"epoch": 1})
+            .await
+            .map_err(map_err)?
+            .map_or(0, |d| int(&d, "epoch")))
+    }
+
+    /// Dense ids of those `names` that have one.
+    async fn known_clients(
+        &self,
+        project: DocId,
+        names: &[String],
+    ) -> StoreResult<HashMap<String, u32>> {
+        let mut out = HashMap::with_capacity(names.len());
+        for chunk in names.chunks(500) {
+            let ids: Vec<String> = chunk.iter().map(|c| format!("{project}:{c}")).collect();
+            let found = self
+                .coll(ROLLUP_CLIENTS)
+                .find(doc! {"_id": {"$in": ids}})
+                .projection(doc! {"client": 1, "id": 1})
+                .collect_all()
+                .await?;
+            for d in found {
+                let (Ok(client), Ok(id)) = (d.get_str("client"), u32::try_from(int(&d, "id")))
+                else {
+                    return Err(StoreError::Other("rollupclients: malformed entry".into()));
+                };
+                out.insert(client.to_string(), id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl RollupPort for MongoStore {
+    type Key = DocId;
+    const UNVERSIONED_IS_EMPTY: bool = false;
+
+    fn build_locks(&self) -> &BuildLocks<DocId> {
+        &self.rollup_builds
+    }
+
+    async fn versions(
+        &self,
+        project: DocId,
+        grain: i64,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<HashMap<i64, i64>> {
+        let found = self
+            .coll(ROLLUP_VERSIONS)
+            .find(doc! {
+                "project": oid(project),
+                "grain": grain,
+                "bucket": {"$gte": first, "$lte": last},
+            })
+            .projection(doc! {"bucket": 1, "ver": 1})
+            .collect_all()
+            .await?;
+        Ok(found
+            .iter()
+            .map(|d| (int(d, "bucket"), int(d, "ver")))
+            .collect())
+    }
+
+    async fn epoch(&self, project: DocId) -> StoreResult<i64> {
+        self.current_epoch(project).await
+    }
+
+    async fn stored(
+        &self,
+        project: DocId,
+        part: Option<Part>,
+        spans: &[(i64, i64, i64)],
+    ) -> StoreResult<Vec<StoredRollup>> {
+        let parts: Vec<Part> = match part {
+            Some(p) => vec![p],
+            None => Part::ALL.to_vec(),
+        };
+        let mut projection = doc! {"grain": 1, "bucket": 1, "ver": 1, "fmt": 1};
+        for p in &parts {
+            projection.insert(field(*p), 1);
+        }
+        let mut out = Vec::new();
+        for (grain, a, b) in spans {
+            let found = self
+                .coll(ROLLUPS)
+                .find(doc! {
+                    "project": oid(project),
+                    "grain": grain,
+                    "bucket": {"$gte": a, "$lte": b},
+                })
+                .projection(projection.clone())
+                .collect_all()
+                .await?;
+            for d in &found {
+                for p in &parts {
+                    if let Ok(bin) = d.get_binary_generic(&field(*p)) {
+                        out.push(StoredRollup {
+                            part: part_of(p.code())?,
+                            grain: int(d, "grain"),
+                            bucket: int(d, "bucket"),
+                            ver: int(d, "ver"),
+                            fmt: int(d, "fmt"),
+                            data: bin.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan(&self, project: DocId, from: i64, to: i64, f: &mut Folder) -> StoreResult<()> {
+        let scope = Match::scope(
+            project,
+            TimeRange {
+                start_ms: from,
+                end_ms: to,
+            },
+        )
+        .build();
+        if f.wants_pageviews() {
+            let mut fields = vec!["url", "clientId", "timestamp"];
+            fields.extend(scan::BREAKDOWN_FIELDS.map(|(_, field)| field));
+            for d in self
+                .rows(Channel::Pageviews, scope.clone(), &fields)
+                .await?
+            {
+                let Some(ts) = scan::millis(&d, "timestamp") else {
+                    continue;
+                };
+                let visitor = match scan::text(&d, "clientId") {
+                    Some(client) => Visitor::Unnamed(client),
+                    None => Visitor::Anonymous,
+                };
+                let dims = scan::BREAKDOWN_FIELDS.map(|(_, field)| scan::text(&d, field));
+                f.pageview(ts, scan::text(&d, "url").unwrap_or(""), visitor, dims);
+            }
+        }
+        for (part, channel, key) in [
+            (Part::Events, Channel::Events, "eventName"),
+            (Part::Errors, Channel::Errors, "fingerprint"),
+        ] {
+            if !f.wants(part) {
+                continue;
+            }
+            for d in self
+                .rows(channel, scope.clone(), &[key, "timestamp"])
+                .await?
+            {
+                let Some(ts) = scan::millis(&d, "timestamp") else {
+                    continue;
+                };
+                let value = scan::text(&d, key).unwrap_or("");
+                if part == Part::Events {
+                    f.event(ts, value);
+                } else {
+                    f.error(ts, value);
+                }
+            }
+        }
+        if f.wants(Part::Performance) {
+            let mut fields = METRICS.to_vec();
+            fields.push("timestamp");
+            for d in self
+                .rows(Channel::Performance, scope.clone(), &fields)
+                .await?
+            {
+                let Some(ts) = scan::millis(&d, "timestamp") else {
+                    continue;
+                };
+                f.vitals(ts, METRICS.map(|m| scan::number(&d, m)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn scan_pageviews(
+        &self,
+        project: DocId,
+        range: TimeRange,
+        filters: &PageViewFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()> {
+        let docs = self
+            .rows(
+                Channel::Pageviews,
+                super::reports::pageviews_match(project, range, filters),
+                &["url", "clientId", "timestamp"],
+            )
+            .await?;
+        for d in &docs {
+            let Some(ts) = scan::millis(d, "timestamp") else {
+                continue;
+            };
+            let visitor = match scan::text(d, "clientId") {
+                Some(client) => Visitor::Unnamed(client),
+                None => Visitor::Anonymous,
+            };
+            f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, [None; 8]);
+        }
+        Ok(())
+    }
+
+    async fn client_ids(
+        &self,
+        project: DocId,
+        names: &[String],
+        create: bool,
+    ) -> StoreResult<HashMap<String, u32>> {
+        let mut found = self.known_clients(project, names).await?;
+        let missing: Vec<&String> = names.iter().filter(|c| !found.contains_key(*c)).collect();
+        if !create || missing.is_empty() {
+            return Ok(found);
+        }
+        let n = i64::try_from(missing.len()).unwrap_or(i64::MAX);
+        let state = self
+            .coll(ROLLUP_STATE)
+            .find_one_and_update(doc! {"_id": oid(project)}, doc! {"$inc": {"clients": n}})
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(map_err)?
+            .ok_or_else(|| StoreError::Other("rollupstate: no document after upsert".into()))?;
+        let first = int(&state, "clients") - n;
+        let entries: Vec<Document> = missing
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                doc! {
+                    "_id": format!("{project}:{c}"),
+                    "project": oid(project),
+                    "client": c.as_str(),
+                    "id": first + i as i64,
+                    "createdAt": date(crate::domain::timestamp::now_ms()),
+                }
+            })
+            .collect();
+        if u32::try_from(first + n).is_err() {
+            return Err(StoreError::Other(
+                "rollupclients: dense ids exhausted".into(),
+            ));
+        }
+        match self
+            .coll(ROLLUP_CLIENTS)
+            .insert_many(entries)
+            .ordered(false)
+            .await
+        {
+            Ok(_) => {}
+            // Another build named some of them first: theirs stand.
+            Err(e) if only_id_duplicates(&e) => {}
+            Err(e) => return Err(map_err(e)),
+        }
+        let missing: Vec<String> = missing.into_iter().cloned().collect();
+        found.extend(self.known_clients(project, &missing).await?);
+        Ok(found)
+    }
+
+    async fn store(
+        &self,
+        project: DocId,
+        grain: i64,
+        bucket: i64,
+        (ver, built_in_epoch): (i64, i64),
+        blobs: Vec<(Part, Vec<u8>)>,
+    ) -> StoreResult<bool> {
+        let (vgrain, first, last) = match grain {
+            DAY_GRAIN => (HOUR_GRAIN, bucket * 24, bucket * 24 + 23),
+            g => (g, bucket, bucket),
+        };
+        let current: i64 = self
+            .versions(project, vgrain, first, last)
+            .await?
+            .values()
+            .sum();
+        if current != ver || self.current_epoch(project).await? != built_in_epoch {
+            return Ok(false);
+        }
+        if blobs.iter().map(|(_, b)| b.len()).sum::<usize>() > MAX_ROLLUP_BYTES {
+            tracing::warn!(%project, grain, bucket, "rollup too large to store; rebuilt on read");
+            return Ok(false);
+        }
+        let id = bucket_id(project, grain, bucket);
+        let mut set = doc! {
+            "project": oid(project),
+            "grain": grain,
+            "bucket": bucket,
+            "ver": ver,
+            "fmt": FMT,
+        };
+        for (part, data) in blobs {
+            set.insert(
+                field(part),
+                Binary {
+                    subtype: BinarySubtype::Generic,
+                    bytes: data,
+                },
+            );
+        }
+        let rollups = self.coll(ROLLUPS);
+        rollups
+            .update_one(doc! {"_id": &id}, doc! {"$set": set})
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        if self.current_epoch(project).await? != built_in_epoch {
+            // A purge or clear started meanwhile; it may have deleted before this write.
+            rollups
+                .delete_one(doc! {"_id": &id})
+                .await
+                .map_err(map_err)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
