@@ -34,6 +34,7 @@ macro_rules! contract_behaviours {
             error_detail_counts_every_occurrence,
             performance_report_filters_and_quality,
             pageviews_report_filters,
+            pageviews_report_matches_a_naive_count,
             events_reports,
             implausible_values_are_kept_but_left_out_of_figures,
             ai_presets_and_runs,
@@ -1303,6 +1304,162 @@ pub(crate) async fn pageviews_report_filters(stores: &Stores) {
 
 /// The events report and detail (reference §4.4) on a hand-checked fixture: name and segment
 /// filters (exact string matches, missing clientId), ties, paging edges, exact percentiles.
+/// Property check of the analytics engine: on random page views (near now, so ranges cross
+/// days, hours, 5-minute slots, the open slot and raw edges), the page-views report and the
+/// dashboard summary equal a naive count of the same documents, for random ranges, unfiltered
+/// (rollups) and filtered (a scan), before and after late writes into built rollups.
+pub(crate) async fn pageviews_report_matches_a_naive_count(stores: &Stores) {
+    use crate::domain::analytics::{
+        DayCount, PageStats, PageViewFilters, PageViewsReport, REPORT_TOP, TimeRange, utc_day,
+    };
+    use crate::domain::timestamp::now_ms;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    use std::collections::{BTreeMap, HashMap, HashSet};
+
+    let p = new_project(stores, "Naive").await;
+    let mut rng = StdRng::seed_from_u64(12);
+    let now = now_ms();
+    let span = 3 * 86_400_000;
+    let urls = ["/", "/a", "/a/b", "/b%", "/c_d", "/A"];
+    let browsers = ["Chrome", "Firefox", "Safari"];
+    let mut random_views = |n: usize, rng: &mut StdRng| -> Vec<PageView> {
+        (0..n)
+            .map(|_| {
+                let mut v = pageview(
+                    urls[rng.random_range(0..urls.len())],
+                    now - rng.random_range(0..span),
+                );
+                v.client_id = match rng.random_range(0..40) {
+                    0..5 => None,
+                    c => Some(format!("c{c}")),
+                };
+                v.browser = Some(browsers[rng.random_range(0..browsers.len())].into());
+                v.device_type = Some(if rng.random_bool(0.5) {
+                    DeviceType::Desktop
+                } else {
+                    DeviceType::Mobile
+                });
+                v
+            })
+            .collect()
+    };
+    let mut all = random_views(400, &mut rng);
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Pageviews(all.clone()))])
+        .await
+        .unwrap();
+
+    let naive = |views: &[PageView], range: TimeRange, f: &PageViewFilters| -> PageViewsReport {
+        let kept: Vec<&PageView> = views
+            .iter()
+            .filter(|v| v.timestamp >= range.start_ms && v.timestamp <= range.end_ms)
+            .filter(|v| f.device_type.is_none() || v.device_type == f.device_type)
+            .filter(|v| f.url_prefix.as_ref().is_none_or(|pre| v.url.starts_with(pre.as_str())))
+            .filter(|v| f.segment.browser.is_none() || v.browser == f.segment.browser)
+            .collect();
+        let mut days: BTreeMap<String, u64> = BTreeMap::new();
+        let mut pages: HashMap<&str, (u64, HashSet<Option<&str>>)> = HashMap::new();
+        let mut visitors = HashSet::new();
+        for v in &kept {
+            *days.entry(utc_day(v.timestamp)).or_default() += 1;
+            let page = pages.entry(v.url.as_str()).or_default();
+            page.0 += 1;
+            page.1.insert(v.client_id.as_deref());
+            visitors.insert(v.client_id.as_deref());
+        }
+        let mut top_pages: Vec<PageStats> = pages
+            .into_iter()
+            .map(|(url, (views, who))| PageStats {
+                url: url.into(),
+                views,
+                unique_visitors: who.len() as u64,
+            })
+            .collect();
+        top_pages.sort_by(|a, b| b.views.cmp(&a.views).then_with(|| a.url.cmp(&b.url)));
+        top_pages.truncate(REPORT_TOP);
+        PageViewsReport {
+            total_views: kept.len() as u64,
+            unique_visitors: visitors.len() as u64,
+            views_by_day: days
+                .into_iter()
+                .map(|(date, count)| DayCount { date, count })
+                .collect(),
+            top_pages,
+        }
+    };
+    let filters = {
+        let chrome = PageViewFilters {
+            segment: crate::domain::segment::SegmentFilters {
+                browser: Some("Chrome".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        vec![
+            PageViewFilters::default(),
+            chrome.clone(),
+            PageViewFilters {
+                url_prefix: Some("/a".into()),
+                ..Default::default()
+            },
+            PageViewFilters {
+                device_type: Some(DeviceType::Desktop),
+                ..chrome
+            },
+        ]
+    };
+    let mut ranges = vec![
+        TimeRange {
+            start_ms: now - span,
+            end_ms: now,
+        },
+        TimeRange {
+            start_ms: now - 7 * 60_000,
+            end_ms: now,
+        },
+    ];
+    for _ in 0..5 {
+        let a = now - rng.random_range(0..span);
+        let b = now - rng.random_range(0..span);
+        ranges.push(TimeRange {
+            start_ms: a.min(b),
+            end_ms: a.max(b),
+        });
+    }
+    for round in 0..2 {
+        for range in &ranges {
+            for f in &filters {
+                let got = stores
+                    .stats
+                    .pageviews_report(p.id, *range, f)
+                    .await
+                    .unwrap();
+                assert_eq!(got, naive(&all, *range, f), "round {round}, {range:?}, {f:?}");
+            }
+            let summary = stores
+                .stats
+                .pageviews_summary(p.id, *range, REPORT_TOP)
+                .await
+                .unwrap();
+            let want = naive(&all, *range, &PageViewFilters::default());
+            assert_eq!(
+                (summary.total_views, summary.unique_visitors),
+                (want.total_views, want.unique_visitors),
+                "summary, round {round}, {range:?}"
+            );
+        }
+        // Late writes into hours and days whose rollups the first round built.
+        let late = random_views(60, &mut rng);
+        stores
+            .events
+            .write(&[batch(p.id, Docs::Pageviews(late.clone()))])
+            .await
+            .unwrap();
+        all.extend(late);
+    }
+}
+
 pub(crate) async fn events_reports(stores: &Stores) {
     use crate::domain::{
         analytics::{
