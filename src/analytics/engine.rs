@@ -1,29 +1,33 @@
 //! The rollup engine: reads the figures of a time range from stored rollups where they are
 //! fresh, builds (and stores) the stale buckets, and scans only the raw edges — the same code
 //! for every backend. A backend implements the narrow [`RollupPort`]: bucket versions bumped by
-//! its ingest writer, rollup blobs with the versions they were built from, a raw scan into a
-//! [`Folder`], and a dictionary of dense client ids.
+//! its ingest writer, rollup blobs with the versions they were built from, a raw scan of time
+//! ranges into a [`Sink`], and a dictionary of dense client ids.
 //!
 //! Freshness: the writer bumps the version of every (project, hour) and (project, 5-minute
 //! slot) a write touches, after (or atomically with) storing the documents. A bucket's rollup
 //! is fresh iff the version it was built from is still current (a day: the sum of its 24 hour
-//! versions, which only grow). A build reads the version, then scans; if a write lands in
-//! between, the scan sees more than the version says, and the version has moved on, so the
-//! stored row is stale at once (never wrong). A project's epoch, raised by purges and clears,
+//! versions, which only grow). A read takes the versions first, then scans; if a write lands in
+//! between, the scan sees more than the versions say, the versions have moved on, and the
+//! stored rows are stale at once (never wrong). A project's epoch, raised by purges and clears,
 //! keeps a build that overlapped them from storing figures of deleted data.
+//!
+//! Builds are batched: every stale hour, 5-minute slot and day of a read, and its raw edges,
+//! come from one scan of their time ranges (one query per channel on MongoDB, where a query
+//! costs more than the rows it returns), split by timestamp into one fold per bucket, and are
+//! stored together. One build per project at a time in a process; others wait and reuse it.
 
 use super::{
     plan::{HOUR, SLOT, day_version, plan, spans_of},
-    rollup::{Aggs, FMT, Folder, Part, corrupt, decode_into, encode},
+    rollup::{Aggs, FMT, Folder, Part, Visitor, corrupt, decode_into, encode},
 };
 use crate::domain::{
     analytics::{PageViewFilters, PageViewsReport, REPORT_TOP, TimeRange},
     timestamp::now_ms,
 };
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt, stream};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
@@ -33,8 +37,6 @@ pub(crate) const HOUR_GRAIN: i64 = 0;
 pub(crate) const DAY_GRAIN: i64 = 1;
 /// Stored code of the 5-minute grain.
 pub(crate) const SLOT_GRAIN: i64 = 2;
-/// Buckets built at once by one read (the machines have few cores; SQLite has one writer).
-const PARALLEL_BUILDS: usize = 2;
 
 /// One stored rollup blob.
 #[derive(Debug, Clone)]
@@ -45,6 +47,49 @@ pub(crate) struct StoredRollup {
     pub ver: i64,
     pub fmt: i64,
     pub data: Vec<u8>,
+}
+
+/// A rollup to store: every part of one bucket, built from version `ver`.
+#[derive(Debug)]
+pub(crate) struct NewRollup {
+    pub grain: i64,
+    pub bucket: i64,
+    pub ver: i64,
+    pub blobs: Vec<(Part, Vec<u8>)>,
+}
+
+/// What a raw scan feeds: documents one by one, of the channels the sink wants.
+pub(crate) trait Sink: Send {
+    /// True when the documents of `part`'s channel are wanted.
+    fn wants(&self, part: Part) -> bool;
+    /// True when page views should come with dense client ids where the store has them.
+    fn wants_visitors(&self) -> bool;
+    /// One page view; `dims` are the raw stored values of `Dimension::ALL`, in that order.
+    fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]);
+    fn event(&mut self, ts: i64, name: &str);
+    fn error(&mut self, ts: i64, fingerprint: &str);
+    fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]);
+}
+
+impl Sink for Folder {
+    fn wants(&self, part: Part) -> bool {
+        Folder::wants(self, part)
+    }
+    fn wants_visitors(&self) -> bool {
+        Folder::wants_visitors(self)
+    }
+    fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]) {
+        Folder::pageview(self, ts, url, visitor, dims)
+    }
+    fn event(&mut self, ts: i64, name: &str) {
+        Folder::event(self, ts, name)
+    }
+    fn error(&mut self, ts: i64, fingerprint: &str) {
+        Folder::error(self, ts, fingerprint)
+    }
+    fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]) {
+        Folder::vitals(self, ts, values)
+    }
 }
 
 /// What a backend provides for rollups. Every method is a plain read or write; the engine
@@ -83,8 +128,14 @@ pub(crate) trait RollupPort: Send + Sync {
         spans: &[(i64, i64, i64)],
     ) -> StoreResult<Vec<StoredRollup>>;
 
-    /// Feeds the raw documents of `[from, to]` (inclusive ms) of the channels the folder wants.
-    async fn scan(&self, key: Self::Key, from: i64, to: i64, f: &mut Folder) -> StoreResult<()>;
+    /// Feeds the raw documents in `ranges` (inclusive ms, sorted, disjoint) of the channels the
+    /// sink wants, in any order.
+    async fn scan(
+        &self,
+        key: Self::Key,
+        ranges: &[(i64, i64)],
+        sink: &mut (dyn Sink + Send),
+    ) -> StoreResult<()>;
 
     /// Feeds the page views of `range` that match `filters` (compiled by the backend into its
     /// query, every value bound), with their URL and visitor only.
@@ -105,23 +156,15 @@ pub(crate) trait RollupPort: Send + Sync {
         create: bool,
     ) -> StoreResult<HashMap<String, u32>>;
 
-    /// Stores every part of one bucket, built from version `ver` in epoch `epoch`, unless the
-    /// bucket's version or the project's epoch moved meanwhile. Returns whether it stored.
-    async fn store(
-        &self,
-        key: Self::Key,
-        grain: i64,
-        bucket: i64,
-        built: (i64, i64),
-        blobs: Vec<(Part, Vec<u8>)>,
-    ) -> StoreResult<bool>;
+    /// Stores rollups built in epoch `epoch`, unless the project's epoch moved meanwhile (then
+    /// none). A backend may skip a row whose version is no longer current (it would be stale).
+    /// Returns how many rows it stored.
+    async fn store(&self, key: Self::Key, epoch: i64, rows: Vec<NewRollup>) -> StoreResult<usize>;
 }
 
-type BuildKey<K> = (K, i64, i64);
-
-/// One build per (project, grain, bucket) at a time in this process; others wait, then reuse it.
-/// An entry is removed when its build ends, also when the request that started it is dropped.
-pub(crate) struct BuildLocks<K>(Mutex<HashMap<BuildKey<K>, Arc<tokio::sync::Mutex<()>>>>);
+/// One build per project at a time in this process; others wait, then read what it stored.
+/// An entry is removed when its last holder leaves, also when a request is dropped mid-build.
+pub(crate) struct BuildLocks<K>(Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>);
 
 impl<K> Default for BuildLocks<K> {
     fn default() -> Self {
@@ -130,7 +173,7 @@ impl<K> Default for BuildLocks<K> {
 }
 
 impl<K: Copy + Eq + Hash> BuildLocks<K> {
-    fn enter(&self, key: BuildKey<K>) -> BuildTurn<'_, K> {
+    fn enter(&self, key: K) -> BuildTurn<'_, K> {
         let gate = self
             .0
             .lock()
@@ -156,7 +199,7 @@ impl<K: Copy + Eq + Hash> BuildLocks<K> {
 /// else holds it.
 struct BuildTurn<'a, K: Copy + Eq + Hash> {
     locks: &'a BuildLocks<K>,
-    key: BuildKey<K>,
+    key: K,
     gate: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -170,15 +213,86 @@ impl<K: Copy + Eq + Hash> Drop for BuildTurn<'_, K> {
     }
 }
 
+/// One time span a scan folds: a bucket to build (`bucket` = its grain and number) or a raw
+/// edge (`None`).
+struct Target {
+    from: i64,
+    to: i64,
+    fold: Folder,
+    bucket: Option<(i64, i64)>,
+}
+
+/// Routes scanned documents by timestamp to the fold of the bucket or edge holding them.
+struct Splitter {
+    /// Sorted by `from`, disjoint.
+    targets: Vec<Target>,
+}
+
+impl Splitter {
+    fn new(mut targets: Vec<Target>) -> Self {
+        targets.sort_by_key(|t| t.from);
+        Self { targets }
+    }
+
+    fn target(&mut self, ts: i64, part: Part) -> Option<&mut Folder> {
+        let i = self.targets.partition_point(|t| t.from <= ts);
+        let t = self.targets.get_mut(i.checked_sub(1)?)?;
+        (ts <= t.to && t.fold.wants(part)).then_some(&mut t.fold)
+    }
+
+    /// The time ranges to scan: the targets, adjacent ones joined.
+    fn ranges(&self) -> Vec<(i64, i64)> {
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        for t in &self.targets {
+            match out.last_mut() {
+                Some(last) if last.1 + 1 == t.from => last.1 = t.to,
+                _ => out.push((t.from, t.to)),
+            }
+        }
+        out
+    }
+}
+
+impl Sink for Splitter {
+    fn wants(&self, part: Part) -> bool {
+        self.targets.iter().any(|t| t.fold.wants(part))
+    }
+    fn wants_visitors(&self) -> bool {
+        self.targets.iter().any(|t| t.fold.wants_visitors())
+    }
+    fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]) {
+        if let Some(f) = self.target(ts, Part::Pageviews) {
+            f.pageview(ts, url, visitor, dims);
+        }
+    }
+    fn event(&mut self, ts: i64, name: &str) {
+        if let Some(f) = self.target(ts, Part::Events) {
+            f.event(ts, name);
+        }
+    }
+    fn error(&mut self, ts: i64, fingerprint: &str) {
+        if let Some(f) = self.target(ts, Part::Errors) {
+            f.error(ts, fingerprint);
+        }
+    }
+    fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]) {
+        if let Some(f) = self.target(ts, Part::Performance) {
+            f.vitals(ts, values);
+        }
+    }
+}
+
 /// Gives page views whose client id had no dense id at scan time the ids they have now
 /// (`create`: new ids for all). Names still without one stay counted by name.
-pub(crate) async fn resolve_clients<P: RollupPort + ?Sized>(
+async fn resolve_clients<P: RollupPort + ?Sized>(
     port: &P,
     key: P::Key,
-    a: &mut Aggs,
+    aggs: &mut [&mut Aggs],
     create: bool,
 ) -> StoreResult<()> {
-    let names = a.unnamed_clients();
+    let mut names: Vec<String> = aggs.iter().flat_map(|a| a.unnamed_clients()).collect();
+    names.sort_unstable();
+    names.dedup();
     if names.is_empty() {
         return Ok(());
     }
@@ -186,8 +300,94 @@ pub(crate) async fn resolve_clients<P: RollupPort + ?Sized>(
     if create && ids.len() != names.len() {
         return Err(corrupt("client dictionary lost an entry"));
     }
-    a.resolve(&ids);
+    for a in aggs.iter_mut() {
+        a.resolve(&ids);
+    }
     Ok(())
+}
+
+/// What one read of the stored rollups found for a range's plan.
+struct Reading {
+    epoch: i64,
+    /// Figures of the fresh buckets.
+    out: Aggs,
+    /// Hour versions over the plan's days and hours; slot versions over its slots.
+    hour_vers: HashMap<i64, i64>,
+    slot_vers: HashMap<i64, i64>,
+    stale: Vec<(i64, i64)>,
+}
+
+fn version_of(r: &Reading, grain: i64, bucket: i64) -> i64 {
+    match grain {
+        DAY_GRAIN => day_version(&r.hour_vers, bucket),
+        SLOT_GRAIN => r.slot_vers.get(&bucket).copied().unwrap_or(0),
+        _ => r.hour_vers.get(&bucket).copied().unwrap_or(0),
+    }
+}
+
+/// Reads the epoch, then the versions, then the stored rows of `part` (in that order: a row
+/// stored meanwhile is newer than the version read, looks stale and is rebuilt; never the
+/// other way round), and decodes the fresh ones.
+async fn read<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    plan: &super::plan::Plan,
+    part: Part,
+) -> StoreResult<Reading> {
+    let epoch = port.epoch(key).await?;
+    let mut r = Reading {
+        epoch,
+        out: Aggs::default(),
+        hour_vers: HashMap::new(),
+        slot_vers: HashMap::new(),
+        stale: Vec::new(),
+    };
+    let first = (plan.hours.first().copied())
+        .into_iter()
+        .chain(plan.days.first().map(|d| d * 24))
+        .min();
+    let last = (plan.hours.last().copied())
+        .into_iter()
+        .chain(plan.days.last().map(|d| d * 24 + 23))
+        .max();
+    if let (Some(a), Some(b)) = (first, last) {
+        r.hour_vers = port.versions(key, HOUR_GRAIN, a, b).await?;
+    }
+    let slot_spans = spans_of(SLOT_GRAIN, &plan.slots);
+    for &(_, a, b) in &slot_spans {
+        r.slot_vers
+            .extend(port.versions(key, SLOT_GRAIN, a, b).await?);
+    }
+    let mut spans = spans_of(HOUR_GRAIN, &plan.hours);
+    if let (Some(a), Some(b)) = (plan.days.first(), plan.days.last()) {
+        spans.push((DAY_GRAIN, *a, *b));
+    }
+    spans.extend(&slot_spans);
+    if spans.is_empty() {
+        return Ok(r);
+    }
+    let rows: HashMap<(i64, i64), StoredRollup> = port
+        .stored(key, Some(part), &spans)
+        .await?
+        .into_iter()
+        .map(|row| ((row.grain, row.bucket), row))
+        .collect();
+    let buckets = (plan.days.iter().map(|d| (DAY_GRAIN, *d)))
+        .chain(plan.hours.iter().map(|h| (HOUR_GRAIN, *h)))
+        .chain(plan.slots.iter().map(|s| (SLOT_GRAIN, *s)));
+    for (grain, bucket) in buckets {
+        let want = version_of(&r, grain, bucket);
+        if want == 0 && P::UNVERSIONED_IS_EMPTY {
+            continue; // never written: empty
+        }
+        match rows.get(&(grain, bucket)) {
+            Some(row) if row.ver == want && row.fmt == FMT => {
+                decode_into(&mut r.out, part, &row.data)?;
+            }
+            _ => r.stale.push((grain, bucket)),
+        }
+    }
+    Ok(r)
 }
 
 /// The figures of `part` over `range`: rollups where fresh, built where stale, raw edges.
@@ -198,99 +398,149 @@ pub(crate) async fn aggregate<P: RollupPort>(
     part: Part,
 ) -> StoreResult<Aggs> {
     let plan = plan(range, now_ms());
-    let mut out = Aggs::default();
-    let mut stale = Vec::new();
-    if !plan.hours.is_empty() || !plan.days.is_empty() || !plan.slots.is_empty() {
-        let first = plan
-            .hours
-            .first()
-            .copied()
-            .into_iter()
-            .chain(plan.days.first().map(|d| d * 24))
-            .min();
-        let last = plan
-            .hours
-            .last()
-            .copied()
-            .into_iter()
-            .chain(plan.days.last().map(|d| d * 24 + 23))
-            .max();
-        let mut spans = spans_of(HOUR_GRAIN, &plan.hours);
-        if let (Some(a), Some(b)) = (plan.days.first(), plan.days.last()) {
-            spans.push((DAY_GRAIN, *a, *b));
+    let mut r = read(port, key, &plan, part).await?;
+    let turn;
+    let _held;
+    if !r.stale.is_empty() {
+        turn = port.build_locks().enter(key);
+        _held = turn.gate.lock().await;
+        // Another request may have built them while this one waited.
+        r = read(port, key, &plan, part).await?;
+    }
+    build(port, key, &plan, r, part).await
+}
+
+/// Builds the stale buckets of a reading and folds the plan's raw edges, from one scan; stores
+/// what was built; returns the reading's figures with the built buckets' and the edges' added.
+async fn build<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    plan: &super::plan::Plan,
+    mut r: Reading,
+    part: Part,
+) -> StoreResult<Aggs> {
+    let mut out = std::mem::take(&mut r.out);
+    // Stale days: their fresh hours are decoded into the day, the others built.
+    let mut days: BTreeMap<i64, Aggs> = BTreeMap::new();
+    let mut fine: Vec<(i64, i64)> = Vec::new();
+    let mut day_hours = HashSet::new();
+    for &(grain, bucket) in &r.stale {
+        if grain == DAY_GRAIN {
+            days.insert(bucket, Aggs::default());
+        } else {
+            fine.push((grain, bucket));
         }
-        let slot_spans = spans_of(SLOT_GRAIN, &plan.slots);
-        spans.extend(&slot_spans);
-        let vers = match (first, last) {
-            (Some(a), Some(b)) => port.versions(key, HOUR_GRAIN, a, b).await?,
-            _ => HashMap::new(),
-        };
-        let mut slot_vers = HashMap::new();
-        for &(_, a, b) in &slot_spans {
-            slot_vers.extend(port.versions(key, SLOT_GRAIN, a, b).await?);
-        }
-        // Read after the versions: a row stored meanwhile is newer than the version read,
-        // looks stale and is rebuilt; never the other way round.
-        let rows: HashMap<(i64, i64), StoredRollup> = port
-            .stored(key, Some(part), &spans)
-            .await?
+    }
+    if !days.is_empty() {
+        let stale_days: Vec<i64> = days.keys().copied().collect();
+        let spans: Vec<_> = spans_of(DAY_GRAIN, &stale_days)
             .into_iter()
-            .map(|r| ((r.grain, r.bucket), r))
+            .map(|(_, a, b)| (HOUR_GRAIN, a * 24, b * 24 + 23))
             .collect();
-        let mut fresh = |grain: i64, bucket: i64, want: i64| -> StoreResult<bool> {
-            if want == 0 && P::UNVERSIONED_IS_EMPTY {
-                return Ok(true); // never written: empty
-            }
-            match rows.get(&(grain, bucket)) {
-                Some(r) if r.ver == want && r.fmt == FMT => {
-                    decode_into(&mut out, part, &r.data)?;
-                    Ok(true)
+        let mut by_hour: HashMap<i64, Vec<StoredRollup>> = HashMap::new();
+        for row in port.stored(key, None, &spans).await? {
+            by_hour.entry(row.bucket).or_default().push(row);
+        }
+        for (day, merged) in days.iter_mut() {
+            for hour in day * 24..day * 24 + 24 {
+                let want = version_of(&r, HOUR_GRAIN, hour);
+                if want == 0 && P::UNVERSIONED_IS_EMPTY {
+                    continue;
                 }
-                _ => Ok(false),
-            }
-        };
-        for &d in &plan.days {
-            if !fresh(DAY_GRAIN, d, day_version(&vers, d))? {
-                stale.push((DAY_GRAIN, d));
-            }
-        }
-        for &h in &plan.hours {
-            if !fresh(HOUR_GRAIN, h, vers.get(&h).copied().unwrap_or(0))? {
-                stale.push((HOUR_GRAIN, h));
-            }
-        }
-        for &s in &plan.slots {
-            if !fresh(SLOT_GRAIN, s, slot_vers.get(&s).copied().unwrap_or(0))? {
-                stale.push((SLOT_GRAIN, s));
+                let rows = by_hour.remove(&hour).unwrap_or_default();
+                let fresh = rows.len() == Part::ALL.len()
+                    && rows.iter().all(|row| row.ver == want && row.fmt == FMT);
+                if fresh {
+                    for row in &rows {
+                        decode_into(merged, row.part, &row.data)?;
+                    }
+                } else {
+                    fine.push((HOUR_GRAIN, hour));
+                    day_hours.insert(hour);
+                }
             }
         }
     }
-    let built: Vec<Aggs> = stream::iter(stale)
-        .map(|(grain, bucket)| async move {
-            let mut a = if grain == DAY_GRAIN {
-                build_day(port, key, bucket).await?
-            } else {
-                build_fine(port, key, grain, bucket).await?.1
-            };
-            Ok::<_, StoreError>(a.take(part))
-        })
-        .buffer_unordered(PARALLEL_BUILDS)
-        .try_collect()
-        .await?;
-    for a in built {
-        out.merge(a);
-    }
-    if !plan.edges.is_empty() {
-        let mut edges = Folder::new(&[part]);
-        for &(a, b) in &plan.edges {
-            port.scan(key, a, b, &mut edges).await?;
+
+    // One scan for every bucket to build and every edge, split by timestamp.
+    let buckets = fine.iter().map(|&(grain, bucket)| {
+        let len = if grain == SLOT_GRAIN { SLOT } else { HOUR };
+        Target {
+            from: bucket * len,
+            to: bucket * len + len - 1,
+            fold: Folder::new(&Part::ALL),
+            bucket: Some((grain, bucket)),
         }
-        out.merge(edges.finish());
+    });
+    let edges = plan.edges.iter().map(|&(from, to)| Target {
+        from,
+        to,
+        fold: Folder::new(&[part]),
+        bucket: None,
+    });
+    let mut splitter = Splitter::new(buckets.chain(edges).collect());
+    if !splitter.targets.is_empty() {
+        port.scan(key, &splitter.ranges(), &mut splitter).await?;
     }
+    let mut built: Vec<((i64, i64), Aggs)> = Vec::with_capacity(fine.len());
+    let mut edges = Aggs::default();
+    for t in splitter.targets {
+        match t.bucket {
+            Some(b) => built.push((b, t.fold.finish())),
+            None => edges.merge(t.fold.finish()),
+        }
+    }
+    {
+        let mut all: Vec<&mut Aggs> = built.iter_mut().map(|(_, a)| a).collect();
+        resolve_clients(port, key, &mut all, true).await?;
+    }
+
+    let mut rows = Vec::with_capacity(built.len() + days.len());
+    for ((grain, bucket), mut a) in built {
+        rows.push(new_rollup(
+            &a,
+            grain,
+            bucket,
+            version_of(&r, grain, bucket),
+        )?);
+        if grain == HOUR_GRAIN && day_hours.contains(&bucket) {
+            days.get_mut(&bucket.div_euclid(24))
+                .ok_or_else(|| corrupt("hour of an unplanned day"))?
+                .merge(a);
+        } else {
+            out.merge(a.take(part));
+        }
+    }
+    for (day, mut merged) in days {
+        merged.fold_hists();
+        rows.push(new_rollup(
+            &merged,
+            DAY_GRAIN,
+            day,
+            day_version(&r.hour_vers, day),
+        )?);
+        out.merge(merged.take(part));
+    }
+    if !rows.is_empty() {
+        port.store(key, r.epoch, rows).await?;
+    }
+    out.merge(edges);
     // After every scan: a client named by a build meanwhile is found here, so it is not
     // counted twice (once by name, once by id).
-    resolve_clients(port, key, &mut out, false).await?;
+    resolve_clients(port, key, &mut [&mut out], false).await?;
     Ok(out)
+}
+
+fn new_rollup(a: &Aggs, grain: i64, bucket: i64, ver: i64) -> StoreResult<NewRollup> {
+    Ok(NewRollup {
+        grain,
+        bucket,
+        ver,
+        blobs: Part::ALL
+            .iter()
+            .map(|p| Ok((*p, encode(a, *p)?)))
+            .collect::<StoreResult<_>>()?,
+    })
 }
 
 /// The page-views report: unfiltered from rollups (views, visitors, days, visitors per page);
@@ -314,120 +564,6 @@ pub(crate) async fn pageviews_report<P: RollupPort>(
         f.finish()
     };
     Ok(a.pageviews_report(REPORT_TOP))
-}
-
-/// Every part of a stored bucket, if all are fresh for `ver`.
-async fn reuse<P: RollupPort>(
-    port: &P,
-    key: P::Key,
-    grain: i64,
-    bucket: i64,
-    ver: i64,
-) -> StoreResult<Option<Aggs>> {
-    if ver == 0 && P::UNVERSIONED_IS_EMPTY {
-        return Ok(Some(Aggs::default()));
-    }
-    let rows = port.stored(key, None, &[(grain, bucket, bucket)]).await?;
-    if rows.len() != Part::ALL.len() || rows.iter().any(|r| r.ver != ver || r.fmt != FMT) {
-        return Ok(None);
-    }
-    let mut a = Aggs::default();
-    for r in &rows {
-        decode_into(&mut a, r.part, &r.data)?;
-    }
-    Ok(Some(a))
-}
-
-/// Encodes and stores every part of a bucket (see [`RollupPort::store`]).
-async fn store<P: RollupPort>(
-    port: &P,
-    key: P::Key,
-    grain: i64,
-    bucket: i64,
-    built: (i64, i64),
-    a: &Aggs,
-) -> StoreResult<bool> {
-    let blobs = Part::ALL
-        .iter()
-        .map(|p| Ok((*p, encode(a, *p)?)))
-        .collect::<StoreResult<Vec<_>>>()?;
-    port.store(key, grain, bucket, built, blobs).await
-}
-
-/// Builds (or reuses, when another task just built it) the rollup of one closed hour or
-/// 5-minute slot, every part. Returns the version the figures stand for (−1 when they were not
-/// stored because a write, purge or clear landed meanwhile: a day merged from them stays stale).
-async fn build_fine<P: RollupPort>(
-    port: &P,
-    key: P::Key,
-    grain: i64,
-    bucket: i64,
-) -> StoreResult<(i64, Aggs)> {
-    let turn = port.build_locks().enter((key, grain, bucket));
-    let _held = turn.gate.lock().await;
-    let len = if grain == SLOT_GRAIN { SLOT } else { HOUR };
-    let epoch = port.epoch(key).await?;
-    let ver = port
-        .versions(key, grain, bucket, bucket)
-        .await?
-        .get(&bucket)
-        .copied()
-        .unwrap_or(0);
-    if let Some(a) = reuse(port, key, grain, bucket, ver).await? {
-        return Ok((ver, a));
-    }
-    let mut f = Folder::new(&Part::ALL);
-    port.scan(key, bucket * len, bucket * len + len - 1, &mut f)
-        .await?;
-    let mut a = f.finish();
-    resolve_clients(port, key, &mut a, true).await?;
-    let stored = store(port, key, grain, bucket, (ver, epoch), &a).await?;
-    Ok((if stored { ver } else { -1 }, a))
-}
-
-/// Builds the rollup of one UTC day by merging its 24 hour rollups (building stale ones).
-async fn build_day<P: RollupPort>(port: &P, key: P::Key, day: i64) -> StoreResult<Aggs> {
-    let turn = port.build_locks().enter((key, DAY_GRAIN, day));
-    let _held = turn.gate.lock().await;
-    let (first, last) = (day * 24, day * 24 + 23);
-    let epoch = port.epoch(key).await?;
-    let vers = port.versions(key, HOUR_GRAIN, first, last).await?;
-    let total = day_version(&vers, day);
-    if let Some(a) = reuse(port, key, DAY_GRAIN, day, total).await? {
-        return Ok(a);
-    }
-    let mut by_hour: HashMap<i64, Vec<StoredRollup>> = HashMap::new();
-    for r in port.stored(key, None, &[(HOUR_GRAIN, first, last)]).await? {
-        by_hour.entry(r.bucket).or_default().push(r);
-    }
-    let mut merged = Aggs::default();
-    let mut used = 0;
-    for hour in first..=last {
-        let want = vers.get(&hour).copied().unwrap_or(0);
-        if want == 0 && P::UNVERSIONED_IS_EMPTY {
-            continue;
-        }
-        let rows = by_hour.remove(&hour).unwrap_or_default();
-        let fresh =
-            rows.len() == Part::ALL.len() && rows.iter().all(|r| r.ver == want && r.fmt == FMT);
-        if fresh {
-            for r in &rows {
-                decode_into(&mut merged, r.part, &r.data)?;
-            }
-            used += want;
-        } else {
-            // Built from whatever version is current now; the day is stored with the versions
-            // actually used, so a write in between leaves it stale, not wrong.
-            let (ver, a) = build_fine(port, key, HOUR_GRAIN, hour).await?;
-            merged.merge(a);
-            used = if ver < 0 || used < 0 { -1 } else { used + ver };
-        }
-    }
-    merged.fold_hists();
-    if used >= 0 {
-        store(port, key, DAY_GRAIN, day, (used, epoch), &merged).await?;
-    }
-    Ok(merged)
 }
 
 /// A bucket's part code back to its [`Part`].

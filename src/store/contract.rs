@@ -1355,7 +1355,11 @@ pub(crate) async fn pageviews_report_matches_a_naive_count(stores: &Stores) {
             .iter()
             .filter(|v| v.timestamp >= range.start_ms && v.timestamp <= range.end_ms)
             .filter(|v| f.device_type.is_none() || v.device_type == f.device_type)
-            .filter(|v| f.url_prefix.as_ref().is_none_or(|pre| v.url.starts_with(pre.as_str())))
+            .filter(|v| {
+                f.url_prefix
+                    .as_ref()
+                    .is_none_or(|pre| v.url.starts_with(pre.as_str()))
+            })
             .filter(|v| f.segment.browser.is_none() || v.browser == f.segment.browser)
             .collect();
         let mut days: BTreeMap<String, u64> = BTreeMap::new();
@@ -1435,7 +1439,11 @@ pub(crate) async fn pageviews_report_matches_a_naive_count(stores: &Stores) {
                     .pageviews_report(p.id, *range, f)
                     .await
                     .unwrap();
-                assert_eq!(got, naive(&all, *range, f), "round {round}, {range:?}, {f:?}");
+                assert_eq!(
+                    got,
+                    naive(&all, *range, f),
+                    "round {round}, {range:?}, {f:?}"
+                );
             }
             let summary = stores
                 .stats

@@ -22,13 +22,15 @@ use super::{
     MongoStore,
     docs::{date, oid},
     errors::{CollectAll, map_err, only_id_duplicates},
-    filters::Match,
     scan,
 };
 use crate::analytics::{
-    engine::{BuildLocks, DAY_GRAIN, HOUR_GRAIN, RollupPort, SLOT_GRAIN, StoredRollup, part_of},
+    engine::{
+        BuildLocks, DAY_GRAIN, HOUR_GRAIN, NewRollup, RollupPort, SLOT_GRAIN, Sink, StoredRollup,
+        part_of,
+    },
     plan::{DAY, HOUR, SLOT},
-    rollup::{FMT, Folder, Part, Visitor},
+    rollup::{FMT, Folder, Part, Visitor, corrupt},
 };
 use crate::domain::{
     analytics::{METRICS, PageViewFilters, TimeRange},
@@ -270,16 +272,27 @@ impl RollupPort for MongoStore {
         Ok(out)
     }
 
-    async fn scan(&self, project: DocId, from: i64, to: i64, f: &mut Folder) -> StoreResult<()> {
-        let scope = Match::scope(
-            project,
-            TimeRange {
-                start_ms: from,
-                end_ms: to,
-            },
-        )
-        .build();
-        if f.wants_pageviews() {
+    /// One `find` per channel for all the ranges (an `$or` of time ranges when several).
+    async fn scan(
+        &self,
+        project: DocId,
+        ranges: &[(i64, i64)],
+        f: &mut (dyn Sink + Send),
+    ) -> StoreResult<()> {
+        let within: Vec<Document> = ranges
+            .iter()
+            .map(|&(a, b)| doc! {"timestamp": {"$gte": date(a), "$lte": date(b)}})
+            .collect();
+        let scope = match within.as_slice() {
+            [] => return Ok(()),
+            [one] => {
+                let mut d = doc! {"projectId": oid(project)};
+                d.extend(one.clone());
+                d
+            }
+            _ => doc! {"projectId": oid(project), "$or": within},
+        };
+        if f.wants(Part::Pageviews) {
             let mut fields = vec!["url", "clientId", "timestamp"];
             fields.extend(scan::BREAKDOWN_FIELDS.map(|(_, field)| field));
             for d in self
@@ -407,71 +420,81 @@ impl RollupPort for MongoStore {
             .ordered(false)
             .await
         {
-            Ok(_) => {}
+            Ok(_) => {
+                for (i, c) in missing.into_iter().enumerate() {
+                    found.insert(c.clone(), u32::try_from(first + i as i64).map_err(corrupt)?);
+                }
+            }
             // Another build named some of them first: theirs stand.
-            Err(e) if only_id_duplicates(&e) => {}
+            Err(e) if only_id_duplicates(&e) => {
+                let missing: Vec<String> = missing.into_iter().cloned().collect();
+                found.extend(self.known_clients(project, &missing).await?);
+            }
             Err(e) => return Err(map_err(e)),
         }
-        let missing: Vec<String> = missing.into_iter().cloned().collect();
-        found.extend(self.known_clients(project, &missing).await?);
         Ok(found)
     }
 
+    /// No transactions: each row is written (unless a newer one is there), then the epoch is
+    /// checked; rows built before a purge or clear are removed again. A row whose version moved
+    /// meanwhile is stored: it is stale at once and rebuilt by the next read.
     async fn store(
         &self,
         project: DocId,
-        grain: i64,
-        bucket: i64,
-        (ver, built_in_epoch): (i64, i64),
-        blobs: Vec<(Part, Vec<u8>)>,
-    ) -> StoreResult<bool> {
-        let (vgrain, first, last) = match grain {
-            DAY_GRAIN => (HOUR_GRAIN, bucket * 24, bucket * 24 + 23),
-            g => (g, bucket, bucket),
-        };
-        let current: i64 = self
-            .versions(project, vgrain, first, last)
-            .await?
-            .values()
-            .sum();
-        if current != ver || self.current_epoch(project).await? != built_in_epoch {
-            return Ok(false);
-        }
-        if blobs.iter().map(|(_, b)| b.len()).sum::<usize>() > MAX_ROLLUP_BYTES {
-            tracing::warn!(%project, grain, bucket, "rollup too large to store; rebuilt on read");
-            return Ok(false);
-        }
-        let id = bucket_id(project, grain, bucket);
-        let mut set = doc! {
-            "project": oid(project),
-            "grain": grain,
-            "bucket": bucket,
-            "ver": ver,
-            "fmt": FMT,
-        };
-        for (part, data) in blobs {
-            set.insert(
-                field(part),
-                Binary {
-                    subtype: BinarySubtype::Generic,
-                    bytes: data,
-                },
-            );
+        built_in_epoch: i64,
+        rows: Vec<NewRollup>,
+    ) -> StoreResult<usize> {
+        if self.current_epoch(project).await? != built_in_epoch {
+            return Ok(0);
         }
         let rollups = self.coll(ROLLUPS);
-        rollups
-            .update_one(doc! {"_id": &id}, doc! {"$set": set})
-            .upsert(true)
-            .await
-            .map_err(map_err)?;
+        let mut written = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.blobs.iter().map(|(_, b)| b.len()).sum::<usize>() > MAX_ROLLUP_BYTES {
+                tracing::warn!(%project, row.grain, row.bucket, "rollup too large to store; rebuilt on read");
+                continue;
+            }
+            let id = bucket_id(project, row.grain, row.bucket);
+            let mut set = doc! {
+                "project": oid(project),
+                "grain": row.grain,
+                "bucket": row.bucket,
+                "ver": row.ver,
+                "fmt": FMT,
+            };
+            for (part, data) in row.blobs {
+                set.insert(
+                    field(part),
+                    Binary {
+                        subtype: BinarySubtype::Generic,
+                        bytes: data,
+                    },
+                );
+            }
+            // Never over a row built from a later version (versions, and a day's sum of them,
+            // only grow): then the filter does not match, the upsert's insert collides on
+            // `_id`, and the newer row stands.
+            match rollups
+                .update_one(
+                    doc! {"_id": &id, "ver": {"$lte": row.ver}},
+                    doc! {"$set": set},
+                )
+                .upsert(true)
+                .await
+            {
+                Ok(_) => written.push(id),
+                Err(e) if only_id_duplicates(&e) => {}
+                Err(e) => return Err(map_err(e)),
+            }
+        }
         if self.current_epoch(project).await? != built_in_epoch {
-            // A purge or clear started meanwhile; it may have deleted before this write.
+            // A purge or clear ran meanwhile; it may have deleted before these writes.
             rollups
-                .delete_one(doc! {"_id": &id})
+                .delete_many(doc! {"_id": {"$in": written}})
                 .await
                 .map_err(map_err)?;
-            return Ok(false);
+            return Ok(0);
         }
-        Ok(true)
+        Ok(written.len())
     }
 }

@@ -12,7 +12,7 @@
 
 use super::{SqliteStore, filters::Where, map_err, reports::pageviews_where};
 pub(super) use crate::analytics::{
-    engine::{self, BuildLocks, DAY_GRAIN, RollupPort, SLOT_GRAIN, StoredRollup},
+    engine::{self, BuildLocks, DAY_GRAIN, NewRollup, RollupPort, SLOT_GRAIN, Sink, StoredRollup},
     plan::{DAY, HOUR, SLOT},
     rollup::{Aggs, FMT, Folder, Part, Visitor, corrupt},
 };
@@ -241,9 +241,17 @@ impl RollupPort for SqliteStore {
         Ok(out)
     }
 
-    async fn scan(&self, pk: i64, from: i64, to: i64, f: &mut Folder) -> StoreResult<()> {
+    /// One read transaction, so every range sees the same snapshot (and client dictionary).
+    async fn scan(
+        &self,
+        pk: i64,
+        ranges: &[(i64, i64)],
+        sink: &mut (dyn Sink + Send),
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        scan(&mut tx, pk, from, to, f).await?;
+        for &(from, to) in ranges {
+            scan(&mut tx, pk, from, to, sink).await?;
+        }
         tx.commit().await.map_err(map_err)
     }
 
@@ -319,58 +327,64 @@ impl RollupPort for SqliteStore {
         Ok(out)
     }
 
-    /// Checks the version and the epoch and writes in one `IMMEDIATE` transaction.
+    /// Checks the epoch and each row's version and writes in one `IMMEDIATE` transaction; a
+    /// row whose version moved is left out (it would be stale).
     async fn store(
         &self,
         pk: i64,
-        grain: i64,
-        bucket: i64,
-        (ver, built_in_epoch): (i64, i64),
-        blobs: Vec<(Part, Vec<u8>)>,
-    ) -> StoreResult<bool> {
-        let (first, last) = if grain == DAY_GRAIN {
-            (bucket * 24, bucket * 24 + 23)
-        } else {
-            (bucket, bucket)
-        };
-        let sql = if grain == SLOT_GRAIN {
-            "SELECT COALESCE(SUM(ver), 0) FROM rollup_slot_versions WHERE project = ? AND slot BETWEEN ? AND ?"
-        } else {
-            "SELECT COALESCE(SUM(ver), 0) FROM rollup_versions WHERE project = ? AND hour BETWEEN ? AND ?"
-        };
+        built_in_epoch: i64,
+        rows: Vec<NewRollup>,
+    ) -> StoreResult<usize> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        let current: i64 = sqlx::query_scalar(sql)
-            .bind(pk)
-            .bind(first)
-            .bind(last)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if current != ver || epoch(&mut tx, pk).await? != built_in_epoch {
-            return Ok(false); // rolled back on drop
+        if epoch(&mut tx, pk).await? != built_in_epoch {
+            return Ok(0); // rolled back on drop
         }
-        for (part, data) in blobs {
-            sqlx::query(
-                "INSERT INTO rollups (project, grain, bucket, part, ver, fmt, data) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (project, part, grain, bucket) DO UPDATE SET ver = excluded.ver, fmt = excluded.fmt, data = excluded.data",
-            )
-            .bind(pk)
-            .bind(grain)
-            .bind(bucket)
-            .bind(part.code())
-            .bind(ver)
-            .bind(FMT)
-            .bind(data)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let mut stored = 0;
+        for row in rows {
+            let (first, last) = if row.grain == DAY_GRAIN {
+                (row.bucket * 24, row.bucket * 24 + 23)
+            } else {
+                (row.bucket, row.bucket)
+            };
+            let sql = if row.grain == SLOT_GRAIN {
+                "SELECT COALESCE(SUM(ver), 0) FROM rollup_slot_versions WHERE project = ? AND slot BETWEEN ? AND ?"
+            } else {
+                "SELECT COALESCE(SUM(ver), 0) FROM rollup_versions WHERE project = ? AND hour BETWEEN ? AND ?"
+            };
+            let current: i64 = sqlx::query_scalar(sql)
+                .bind(pk)
+                .bind(first)
+                .bind(last)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if current != row.ver {
+                continue;
+            }
+            for (part, data) in row.blobs {
+                sqlx::query(
+                    "INSERT INTO rollups (project, grain, bucket, part, ver, fmt, data) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (project, part, grain, bucket) DO UPDATE SET ver = excluded.ver, fmt = excluded.fmt, data = excluded.data",
+                )
+                .bind(pk)
+                .bind(row.grain)
+                .bind(row.bucket)
+                .bind(part.code())
+                .bind(row.ver)
+                .bind(FMT)
+                .bind(data)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+            stored += 1;
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(stored)
     }
 }
 
@@ -381,9 +395,9 @@ async fn scan(
     pk: i64,
     from: i64,
     to: i64,
-    f: &mut Folder,
+    f: &mut (dyn Sink + Send),
 ) -> StoreResult<()> {
-    if f.wants_pageviews() {
+    if f.wants(Part::Pageviews) {
         let sql = format!(
             "SELECT p.ts, p.url, p.client_id, {}, p.referrer, p.utm_source, p.utm_medium, \
              p.utm_campaign, p.country, p.browser, p.os, p.device_type FROM pageviews p {} \
@@ -597,20 +611,26 @@ mod tests {
         }
     }
 
-    /// Stores `a` as the rollup of one bucket through the port.
+    /// Stores `a` as the rollup of one bucket through the port; whether it stored.
     async fn store_rollup(
         s: &SqliteStore,
         pk: i64,
         grain: i64,
         bucket: i64,
-        built: (i64, i64),
+        (ver, epoch): (i64, i64),
         a: &Aggs,
     ) -> StoreResult<bool> {
         let blobs = Part::ALL
             .iter()
             .map(|p| (*p, encode(a, *p).unwrap()))
             .collect();
-        RollupPort::store(s, pk, grain, bucket, built, blobs).await
+        let row = NewRollup {
+            grain,
+            bucket,
+            ver,
+            blobs,
+        };
+        Ok(RollupPort::store(s, pk, epoch, vec![row]).await? == 1)
     }
 
     #[tokio::test]
