@@ -497,13 +497,14 @@ async fn build<P: RollupPort>(
 
     let mut rows = Vec::with_capacity(built.len() + days.len());
     for ((grain, bucket), mut a) in built {
-        rows.push(new_rollup(
-            &a,
-            grain,
-            bucket,
-            version_of(&r, grain, bucket),
-        )?);
-        if grain == HOUR_GRAIN && day_hours.contains(&bucket) {
+        let ver = version_of(&r, grain, bucket);
+        let in_day = grain == HOUR_GRAIN && day_hours.contains(&bucket);
+        // An empty hour of a day being stored needs no row of its own: the day's row covers it,
+        // and a write into it gives it a version, so the day is rebuilt with it.
+        if !(in_day && ver == 0 && a.is_empty()) {
+            rows.push(new_rollup(&a, grain, bucket, ver)?);
+        }
+        if in_day {
             days.get_mut(&bucket.div_euclid(24))
                 .ok_or_else(|| corrupt("hour of an unplanned day"))?
                 .merge(a);

@@ -226,6 +226,14 @@ impl Aggs {
         }
     }
 
+    /// True when no document was folded in.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pv_days.is_empty()
+            && self.ev_days.is_empty()
+            && self.er_days.is_empty()
+            && self.perf_days.is_empty()
+    }
+
     /// Every client id counted by name (not in the dictionary when scanned).
     pub(crate) fn unnamed_clients(&self) -> Vec<String> {
         let mut all: HashSet<&String> = self.unnamed.iter().collect();

@@ -88,20 +88,58 @@ impl MongoStore {
                 Docs::Performance(d) => d.iter().for_each(|x| add(x.timestamp)),
             }
         }
-        let coll = self.coll(ROLLUP_VERSIONS);
-        for (project, grain, bucket) in touched {
-            coll.update_one(
-                doc! {"_id": bucket_id(project, grain, bucket)},
+        let statements: Vec<Document> = touched
+            .into_iter()
+            .map(|(project, grain, bucket)| {
                 doc! {
-                    "$inc": {"ver": 1_i64},
-                    "$setOnInsert": {"project": oid(project), "grain": grain, "bucket": bucket},
-                },
-            )
-            .upsert(true)
-            .await
-            .map_err(map_err)?;
+                    "q": {"_id": bucket_id(project, grain, bucket)},
+                    "u": {
+                        "$inc": {"ver": 1_i64},
+                        "$setOnInsert": {"project": oid(project), "grain": grain, "bucket": bucket},
+                    },
+                    "upsert": true,
+                }
+            })
+            .collect();
+        match self.updates(ROLLUP_VERSIONS, statements).await?.first() {
+            None => Ok(()),
+            Some((_, code, message)) => Err(StoreError::Other(format!(
+                "rollupversions: write error {code}: {message}"
+            ))),
         }
-        Ok(())
+    }
+
+    /// Runs update statements (`{q, u, upsert}`) as one unordered `update` command, in chunks:
+    /// the command `update_one` sends, with several statements, so a batch touching many
+    /// buckets costs one round trip. Returns the statements' write errors (index, code,
+    /// message); a failed command is an error.
+    async fn updates(
+        &self,
+        collection: &str,
+        statements: Vec<Document>,
+    ) -> StoreResult<Vec<(usize, i32, String)>> {
+        let mut failed = Vec::new();
+        for (n, chunk) in statements.chunks(500).enumerate() {
+            let reply = self
+                .db
+                .run_command(doc! {
+                    "update": collection,
+                    "updates": chunk.to_vec(),
+                    "ordered": false,
+                })
+                .await
+                .map_err(map_err)?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                for e in errors.iter().filter_map(Bson::as_document) {
+                    failed.push((
+                        n * 500 + usize::try_from(int(e, "index")).unwrap_or(0),
+                        i32::try_from(int(e, "code")).unwrap_or(0),
+                        e.get_str("errmsg").unwrap_or_default().to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(failed)
     }
 
     /// Raises the project's rollup epoch: builds that started before can no longer store.
@@ -447,8 +485,8 @@ impl RollupPort for MongoStore {
         if self.current_epoch(project).await? != built_in_epoch {
             return Ok(0);
         }
-        let rollups = self.coll(ROLLUPS);
-        let mut written = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut statements = Vec::with_capacity(rows.len());
         for row in rows {
             if row.blobs.iter().map(|(_, b)| b.len()).sum::<usize>() > MAX_ROLLUP_BYTES {
                 tracing::warn!(%project, row.grain, row.bucket, "rollup too large to store; rebuilt on read");
@@ -471,25 +509,24 @@ impl RollupPort for MongoStore {
                     },
                 );
             }
-            // Never over a row built from a later version (versions, and a day's sum of them,
-            // only grow): then the filter does not match, the upsert's insert collides on
-            // `_id`, and the newer row stands.
-            match rollups
-                .update_one(
-                    doc! {"_id": &id, "ver": {"$lte": row.ver}},
-                    doc! {"$set": set},
-                )
-                .upsert(true)
-                .await
-            {
-                Ok(_) => written.push(id),
-                Err(e) if only_id_duplicates(&e) => {}
-                Err(e) => return Err(map_err(e)),
-            }
+            // By `_id` alone (FerretDB pushes only that down to its storage): a row racing
+            // another instance's newer one may replace it; it is stale then and rebuilt.
+            statements.push(doc! {
+                "q": {"_id": &id},
+                "u": {"$set": set},
+                "upsert": true,
+            });
+            ids.push(id);
         }
+        if let Some((_, code, message)) = self.updates(ROLLUPS, statements).await?.first() {
+            return Err(StoreError::Other(format!(
+                "rollups: write error {code}: {message}"
+            )));
+        }
+        let written = ids;
         if self.current_epoch(project).await? != built_in_epoch {
             // A purge or clear ran meanwhile; it may have deleted before these writes.
-            rollups
+            self.coll(ROLLUPS)
                 .delete_many(doc! {"_id": {"$in": written}})
                 .await
                 .map_err(map_err)?;
