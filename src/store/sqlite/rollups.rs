@@ -633,6 +633,49 @@ mod tests {
         Ok(RollupPort::store(s, pk, epoch, vec![row]).await? == 1)
     }
 
+    /// Issue 12, item 6: a request dropped while it waits for or runs a build leaves no gate
+    /// behind (the single-flight map cannot grow without bound).
+    #[tokio::test]
+    async fn cancelled_reads_leave_no_build_gate_behind() {
+        let (_dir, stores, direct) = open_twice().await;
+        let p = project(&stores).await;
+        crate::services::demo::seed(&stores, p, 6_000, 3, 5)
+            .await
+            .unwrap();
+        let mut conn = direct.pool.acquire().await.unwrap();
+        let pk = direct.project_key(&mut conn, p).await.unwrap();
+        drop(conn);
+        let now = now_ms();
+        let range = TimeRange {
+            start_ms: now - 3 * DAY,
+            end_ms: now,
+        };
+        for (i, delay) in [0u64, 1, 3, 10, 30].into_iter().enumerate() {
+            // A late write makes an old hour stale, so the next reads build.
+            let mut v = crate::store::contract::pageview("/late", now - 2 * DAY);
+            v.client_id = Some(format!("late-{i}"));
+            stores
+                .events
+                .write(&[crate::store::contract::batch(p, Docs::Pageviews(vec![v]))])
+                .await
+                .unwrap();
+            let cancelled = tokio::time::timeout(
+                std::time::Duration::from_millis(delay),
+                engine::aggregate(&direct, pk, range, Part::Pageviews),
+            );
+            let (_, finished) = tokio::join!(
+                cancelled,
+                engine::aggregate(&direct, pk, range, Part::Breakdowns)
+            );
+            finished.unwrap();
+            assert_eq!(
+                direct.build_locks().len(),
+                0,
+                "after a cancel at {delay} ms"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn rollups_pass_the_rollup_contract() {
         let (_dir, stores, _) = open_twice().await;
