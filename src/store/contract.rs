@@ -1,5 +1,6 @@
-//! The contract every storage backend must meet, as one async suite run against each backend
-//! (SQLite always; MongoDB when `SUPERINSIGHTS_TEST_MONGODB_URI` is set).
+//! The contract every storage backend must meet: one async function per behaviour, each run as
+//! its own test against each backend (SQLite always; MongoDB when
+//! `SUPERINSIGHTS_TEST_MONGODB_URI` is set). Test-only: it is not compiled into the binary.
 
 use super::{Invite, KeyKind, NewProject, ProjectUpdate, StoreError, Stores};
 use crate::domain::{
@@ -11,8 +12,8 @@ use crate::domain::{
 use serde_json::json;
 
 /// Calls `$then! { name, … }` with the name of every behaviour of the contract, each an
-/// `async fn(&Stores)` of this module, so a backend's tests can run them one test apiece
-/// (`store::mongo` does) and [`run_all`] runs them in order.
+/// `async fn(&Stores)` of this module, so each backend's tests run them one test apiece
+/// (`store::sqlite` and `store::mongo` do).
 macro_rules! contract_behaviours {
     ($then:ident) => {
         $then! {
@@ -43,15 +44,6 @@ macro_rules! contract_behaviours {
     };
 }
 pub(crate) use contract_behaviours;
-
-/// Runs every contract check against one backend.
-pub async fn run_all(stores: Stores) {
-    prepare(&stores).await;
-    macro_rules! run_each {
-        ($($behaviour:ident),* $(,)?) => { $( $behaviour(&stores).await; )* };
-    }
-    contract_behaviours!(run_each);
-}
 
 /// What every behaviour starts from: the schema migrated (twice: `migrate` is repeatable) and
 /// the store answering.
@@ -1322,7 +1314,7 @@ pub(crate) async fn pageviews_report_matches_a_naive_count(stores: &Stores) {
     let span = 3 * 86_400_000;
     let urls = ["/", "/a", "/a/b", "/b%", "/c_d", "/A"];
     let browsers = ["Chrome", "Firefox", "Safari"];
-    let mut random_views = |n: usize, rng: &mut StdRng| -> Vec<PageView> {
+    let random_views = |n: usize, rng: &mut StdRng| -> Vec<PageView> {
         (0..n)
             .map(|_| {
                 let mut v = pageview(

@@ -294,7 +294,7 @@ impl RollupPort for MongoStore {
                 .await?;
             for d in &found {
                 for p in &parts {
-                    if let Ok(bin) = d.get_binary_generic(&field(*p)) {
+                    if let Ok(bin) = d.get_binary_generic(field(*p)) {
                         out.push(StoredRollup {
                             part: part_of(p.code())?,
                             grain: int(d, "grain"),

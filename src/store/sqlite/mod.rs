@@ -1031,12 +1031,29 @@ impl StoreAdmin for SqliteStore {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn sqlite_passes_the_store_contract() {
+    /// A migrated store on a fresh database file.
+    async fn fresh_store() -> (tempfile::TempDir, crate::store::Stores) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default())
             .await
             .unwrap();
-        crate::store::contract::run_all(crate::store::Stores::new("sqlite", store)).await;
+        let stores = crate::store::Stores::new("sqlite", store);
+        crate::store::contract::prepare(&stores).await;
+        (dir, stores)
+    }
+
+    /// One test per behaviour of the store contract (as on MongoDB), each on its own file, so a
+    /// failure names its behaviour and each can run alone.
+    mod contract {
+        macro_rules! one_test_per_behaviour {
+            ($($behaviour:ident),* $(,)?) => {$(
+                #[tokio::test]
+                async fn $behaviour() {
+                    let (_dir, stores) = super::fresh_store().await;
+                    crate::store::contract::$behaviour(&stores).await;
+                }
+            )*};
+        }
+        crate::store::contract::contract_behaviours!(one_test_per_behaviour);
     }
 }
