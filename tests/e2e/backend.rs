@@ -348,19 +348,32 @@ pub struct PrivateFerretDb {
     _uri_dir: tempfile::TempDir,
 }
 
+/// The FerretDB binary `scripts/test` builds, if this run has one.
+pub fn ferretdb_bin() -> Option<String> {
+    std::env::var("SUPERINSIGHTS_TEST_FERRETDB_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+}
+
 impl PrivateFerretDb {
-    /// Starts one over `dir` and waits until it listens.
+    /// Starts one over `dir` on a free port and waits until it listens.
     pub async fn start(dir: &Path) -> Self {
-        const BIN_VAR: &str = "SUPERINSIGHTS_TEST_FERRETDB_BIN";
-        let bin = std::env::var(BIN_VAR).unwrap_or_default();
-        assert!(
-            !bin.is_empty(),
-            "this MongoDB test starts a FerretDB of its own and needs {BIN_VAR} (scripts/test sets it)"
-        );
+        Self::start_at(dir, "127.0.0.1:0").await
+    }
+
+    /// Starts one over `dir` listening on `addr` (to restart a stopped one where its clients
+    /// look for it) and waits until it listens.
+    pub async fn start_at(dir: &Path, addr: &str) -> Self {
+        let bin = ferretdb_bin().unwrap_or_else(|| {
+            panic!(
+                "this MongoDB test starts a FerretDB of its own and needs \
+                 SUPERINSIGHTS_TEST_FERRETDB_BIN (scripts/test sets it)"
+            )
+        });
         let uri_dir = tempfile::tempdir().unwrap();
         let uri_file = uri_dir.path().join("uri");
         let child = std::process::Command::new(&bin)
-            .args(["-listen-addr", "127.0.0.1:0", "-dir"])
+            .args(["-listen-addr", addr, "-dir"])
             .arg(dir)
             .arg("-uri-file")
             .arg(&uri_file)
@@ -385,6 +398,13 @@ impl PrivateFerretDb {
             child,
             _uri_dir: uri_dir,
         }
+    }
+}
+
+impl PrivateFerretDb {
+    /// `host:port` it listens on.
+    pub fn addr(&self) -> String {
+        single_host(&self.uri).expect("a single-host URI")
     }
 }
 

@@ -1,7 +1,7 @@
 //! The fault suite: each fault of the hardening campaign reproduced for real — a disk that fills
 //! and frees (a tmpfs of a few MB), a spool append cut short by it, stderr on a full device or
-//! closed, a store held locked, Redis frozen with SIGSTOP — and what a client was told counted
-//! against what the store holds afterwards.
+//! closed, a store held locked, MongoDB killed and started again, Redis frozen with SIGSTOP —
+//! and what a client was told counted against what the store holds afterwards.
 //!
 //! The tmpfs tests mount filesystems, so they need root (CI runs as root). Elsewhere they fail
 //! with that reason rather than pass without running.
@@ -273,6 +273,64 @@ async fn a_locked_store_spools_promptly_and_drains_when_released() {
     );
     drop(lock);
     app.assert_drained_and_stored(&p, tally.acked()).await;
+    app.stop().await;
+}
+
+/// Issue 13, item 5: MongoDB stopped mid-load (its process killed), then started again on the
+/// same files and address. While it is gone ingestion answers 202 and spools and `/readyz` says
+/// 503; once it is back everything drains, and every acknowledged event is stored once. Runs in
+/// both legs against a FerretDB of its own (it is about MongoDB going away).
+#[tokio::test]
+async fn a_killed_mongodb_spools_and_everything_drains_when_it_returns() {
+    if crate::backend::ferretdb_bin().is_none()
+        && std::env::var_os("SUPERINSIGHTS_TEST_MONGODB_REQUIRED").is_none()
+    {
+        eprintln!(
+            "SKIPPED: no FerretDB binary (SUPERINSIGHTS_TEST_FERRETDB_BIN); scripts/test builds one"
+        );
+        return;
+    }
+    let files = tempfile::tempdir().unwrap();
+    let server = crate::backend::PrivateFerretDb::start(files.path()).await;
+    let (uri, addr) = (server.uri.clone(), server.addr());
+    let app = TestApp::spawn(&[
+        ("MONGODB_URI", uri.as_str()),
+        ("MONGODB_DB", "killed"),
+        ("RATE_LIMIT_INGEST_IP", "off"),
+        ("RATE_LIMIT_INGEST_PROJECT", "off"),
+    ])
+    .await;
+    let p = app.project().await;
+    let key = p.public_api_key.clone();
+    let mut tally = Tally::default();
+    let batch = |tag: &str| json!({"items": (0..5).map(|j| json!({"eventName": format!("{tag}-{j}")})).collect::<Vec<_>>()});
+    assert_eq!(tally.send(&app, &key, &batch("before")).await, 201);
+
+    drop(server); // SIGKILL, mid-load: nothing is flushed or closed cleanly
+    for i in 0..6 {
+        tally.send(&app, &key, &batch(&format!("gone-{i}"))).await;
+    }
+    assert_eq!(tally.refused, 0, "nothing refused: {tally:?}");
+    assert!(tally.spooled > 0, "the stop was noticed: {tally:?}");
+    let (status, ready) = readyz(&app).await;
+    assert_eq!(status, 503, "not ready while MongoDB is gone: {ready}");
+
+    let _back = crate::backend::PrivateFerretDb::start_at(files.path(), &addr).await;
+    let mut recovered = false;
+    for i in 0..100 {
+        if tally.send(&app, &key, &batch(&format!("back-{i}"))).await == 201 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        recovered,
+        "ingestion stores again once MongoDB is back: {tally:?}"
+    );
+    app.assert_drained_and_stored(&p, tally.acked()).await;
+    let (status, ready) = readyz(&app).await;
+    assert_eq!(status, 200, "ready again: {ready}");
     app.stop().await;
 }
 
