@@ -120,11 +120,11 @@ pub(crate) trait RollupPort: Send + Sync {
     /// The project's rollup epoch (0 before the first purge or clear).
     async fn epoch(&self, key: Self::Key) -> StoreResult<i64>;
 
-    /// Stored rollups of one part (or all) in the spans `(grain, first, last)`.
+    /// Stored rollups of `parts` in the spans `(grain, first, last)`.
     async fn stored(
         &self,
         key: Self::Key,
-        part: Option<Part>,
+        parts: &[Part],
         spans: &[(i64, i64, i64)],
     ) -> StoreResult<Vec<StoredRollup>>;
 
@@ -367,7 +367,7 @@ async fn read<P: RollupPort>(
         return Ok(r);
     }
     let rows: HashMap<(i64, i64), StoredRollup> = port
-        .stored(key, Some(part), &spans)
+        .stored(key, &[part], &spans)
         .await?
         .into_iter()
         .map(|row| ((row.grain, row.bucket), row))
@@ -438,7 +438,7 @@ async fn build<P: RollupPort>(
             .map(|(_, a, b)| (HOUR_GRAIN, a * 24, b * 24 + 23))
             .collect();
         let mut by_hour: HashMap<i64, Vec<StoredRollup>> = HashMap::new();
-        for row in port.stored(key, None, &spans).await? {
+        for row in port.stored(key, &Part::ALL, &spans).await? {
             by_hour.entry(row.bucket).or_default().push(row);
         }
         for (day, merged) in days.iter_mut() {

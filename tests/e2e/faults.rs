@@ -16,7 +16,7 @@ use std::{
     process::Command,
     time::{Duration, Instant},
 };
-use superinsights::runtime::redis::COMMAND_TIMEOUT;
+use superinsights::{runtime::redis::COMMAND_TIMEOUT, store::Project};
 
 /// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
 struct Tmpfs {
@@ -106,6 +106,27 @@ impl Tally {
         }
         status
     }
+
+    /// After a fault is lifted: sends `body(i)` until one is stored (201) again, without a
+    /// restart, then checks that the spool drained, that every acknowledged event is stored once
+    /// and that `/readyz` is 200 again.
+    async fn recovers(&mut self, app: &TestApp, p: &Project, body: impl Fn(usize) -> Value) {
+        let mut recovered = false;
+        for i in 0..100 {
+            if self.send(app, &p.public_api_key, &body(i)).await == 201 {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        assert!(
+            recovered,
+            "ingestion stores again once the fault is gone: {self:?}"
+        );
+        app.assert_drained_and_stored(p, self.acked()).await;
+        let (status, ready) = readyz(app).await;
+        assert_eq!(status, 200, "ready again: {ready}");
+    }
 }
 
 #[tokio::test]
@@ -166,25 +187,9 @@ async fn a_full_disk_spools_and_ingestion_recovers_when_space_returns() {
 
     std::fs::remove_file(&filler).unwrap();
     // Without a restart, commits succeed again and the spool drains.
-    let mut recovered = false;
-    for i in 0..100 {
-        if tally
-            .send(&app, &key, &bulky_events(&format!("after-{i}"), 4))
-            .await
-            == 201
-        {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        recovered,
-        "ingestion stores again once space returns: {tally:?}"
-    );
-    app.assert_drained_and_stored(&p, tally.acked()).await;
-    let (status, ready) = readyz(&app).await;
-    assert_eq!(status, 200, "ready again: {ready}");
+    tally
+        .recovers(&app, &p, |i| bulky_events(&format!("after-{i}"), 4))
+        .await;
     app.stop().await;
 }
 
@@ -316,21 +321,9 @@ async fn a_killed_mongodb_spools_and_everything_drains_when_it_returns() {
     assert_eq!(status, 503, "not ready while MongoDB is gone: {ready}");
 
     let _back = crate::backend::PrivateFerretDb::start_at(files.path(), &addr).await;
-    let mut recovered = false;
-    for i in 0..100 {
-        if tally.send(&app, &key, &batch(&format!("back-{i}"))).await == 201 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        recovered,
-        "ingestion stores again once MongoDB is back: {tally:?}"
-    );
-    app.assert_drained_and_stored(&p, tally.acked()).await;
-    let (status, ready) = readyz(&app).await;
-    assert_eq!(status, 200, "ready again: {ready}");
+    tally
+        .recovers(&app, &p, |i| batch(&format!("back-{i}")))
+        .await;
     app.stop().await;
 }
 

@@ -269,15 +269,11 @@ impl RollupPort for MongoStore {
     async fn stored(
         &self,
         project: DocId,
-        part: Option<Part>,
+        parts: &[Part],
         spans: &[(i64, i64, i64)],
     ) -> StoreResult<Vec<StoredRollup>> {
-        let parts: Vec<Part> = match part {
-            Some(p) => vec![p],
-            None => Part::ALL.to_vec(),
-        };
         let mut projection = doc! {"grain": 1, "bucket": 1, "ver": 1, "fmt": 1};
-        for p in &parts {
+        for p in parts {
             projection.insert(field(*p), 1);
         }
         let mut out = Vec::new();
@@ -293,7 +289,7 @@ impl RollupPort for MongoStore {
                 .collect_all()
                 .await?;
             for d in &found {
-                for p in &parts {
+                for p in parts {
                     if let Ok(bin) = d.get_binary_generic(field(*p)) {
                         out.push(StoredRollup {
                             part: part_of(p.code())?,

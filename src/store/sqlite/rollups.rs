@@ -202,16 +202,12 @@ impl RollupPort for SqliteStore {
     async fn stored(
         &self,
         pk: i64,
-        part: Option<Part>,
+        parts: &[Part],
         spans: &[(i64, i64, i64)],
     ) -> StoreResult<Vec<StoredRollup>> {
-        let parts: Vec<Part> = match part {
-            Some(p) => vec![p],
-            None => Part::ALL.to_vec(),
-        };
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let mut out = Vec::new();
-        for part in parts {
+        for &part in parts {
             for (grain, a, b) in spans {
                 let rows = sqlx::query(
                     "SELECT grain, bucket, ver, fmt, data FROM rollups \
