@@ -22,7 +22,10 @@ use super::{
     rollup::{Aggs, FMT, Folder, Part, Visitor, corrupt, decode_into, encode},
 };
 use crate::domain::{
-    analytics::{PageViewFilters, PageViewsReport, REPORT_TOP, TimeRange},
+    analytics::{
+        PageViewFilters, PageViewsReport, PerformanceFilters, PerformanceReport, REPORT_TOP,
+        TimeRange,
+    },
     timestamp::now_ms,
 };
 use crate::store::StoreResult;
@@ -144,6 +147,16 @@ pub(crate) trait RollupPort: Send + Sync {
         key: Self::Key,
         range: TimeRange,
         filters: &PageViewFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()>;
+
+    /// Feeds the web-vitals documents of `range` that match `filters` (compiled by the backend
+    /// into its query, every value bound).
+    async fn scan_performance(
+        &self,
+        key: Self::Key,
+        range: TimeRange,
+        filters: &PerformanceFilters,
         f: &mut Folder,
     ) -> StoreResult<()>;
 
@@ -565,6 +578,26 @@ pub(crate) async fn pageviews_report<P: RollupPort>(
         f.finish()
     };
     Ok(a.pageviews_report(REPORT_TOP))
+}
+
+/// The performance report: unfiltered from rollups, filtered by one scan of the matching
+/// web-vitals documents; the same figures either way.
+pub(crate) async fn performance_report<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    filters: &PerformanceFilters,
+) -> StoreResult<PerformanceReport> {
+    let a =
+        if filters.device_type.is_none() && filters.browser.is_none() && filters.segment.is_empty()
+        {
+            aggregate(port, key, range, Part::Performance).await?
+        } else {
+            let mut f = Folder::new(&[Part::Performance]);
+            port.scan_performance(key, range, filters, &mut f).await?;
+            f.finish()
+        };
+    Ok(a.performance_report())
 }
 
 /// A bucket's part code back to its [`Part`].

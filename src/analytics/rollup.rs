@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Encoding of `rollups.data`; rows of another format are rebuilt on read. 2: web-vital days
 /// count implausible values (`domain::plausible`) and leave them out of sums and histograms.
-/// 3: the `Pages` part (visitors per page).
-pub(crate) const FMT: i64 = 3;
+/// 3: the `Pages` part (visitors per page). 4: web-vital days count complete documents.
+pub(crate) const FMT: i64 = 4;
 
 /// What a rollup row holds; one row per part so each summary decodes only what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,6 +82,8 @@ impl Sum {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PerfDay {
     pub rows: u64,
+    /// Documents carrying all of LCP, CLS, FID and TTFB (whatever their values).
+    pub complete: u64,
     pub n: [u64; 5],
     pub sum: [Sum; 5],
     pub implausible: u64,
@@ -205,6 +207,7 @@ impl Aggs {
         for (day, p) in o.perf_days {
             let into = self.perf_days.entry(day).or_default();
             into.rows += p.rows;
+            into.complete += p.complete;
             into.implausible += p.implausible;
             for i in 0..5 {
                 into.n[i] += p.n[i];
@@ -489,6 +492,7 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
             for (day, p) in &a.perf_days {
                 e.i(*day);
                 e.u(p.rows);
+                e.u(p.complete);
                 e.u(p.implausible);
                 for m in 0..5 {
                     e.u(p.n[m]);
@@ -557,6 +561,7 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 let day = d.i()?;
                 let mut p = PerfDay {
                     rows: d.u()?,
+                    complete: d.u()?,
                     implausible: d.u()?,
                     ..Default::default()
                 };
@@ -725,6 +730,7 @@ impl Folder {
     pub(crate) fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]) {
         let day = self.a.perf_days.entry(ts.div_euclid(DAY)).or_default();
         day.rows += 1;
+        day.complete += u64::from(values[..4].iter().all(Option::is_some));
         for (m, (hist, v)) in self.hists.iter_mut().zip(values).enumerate() {
             let Some(v) = v else { continue };
             if !vital_is_plausible(METRICS[m], v) {

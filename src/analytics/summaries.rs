@@ -7,7 +7,7 @@ use super::{plan::DAY, rollup::Aggs};
 use crate::domain::analytics::{
     Breakdowns, DayCount, Dimension, ErrorsSummary, EventCount, EventsSummary, METRICS, MetricsDay,
     PageCount, PageStats, PageViewsReport, PageViewsSummary, Percentiles, PerformanceFigures,
-    utc_day,
+    PerformanceReport, utc_day,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -128,6 +128,15 @@ impl Aggs {
         }
     }
 
+    /// The performance report: the figures and the complete measurements.
+    pub(crate) fn performance_report(self) -> PerformanceReport {
+        let complete_measurements = self.perf_days.values().map(|d| d.complete).sum();
+        PerformanceReport {
+            figures: self.performance_figures(),
+            complete_measurements,
+        }
+    }
+
     /// The `top` values of every dimension by page views.
     pub(crate) fn breakdowns(self, top: usize) -> Breakdowns {
         let mut out = Breakdowns::default();
@@ -174,5 +183,34 @@ mod tests {
             ]
         );
         assert_eq!(report.views_by_day.len(), 1);
+    }
+
+    #[test]
+    fn the_performance_report_leaves_implausible_values_out_and_counts_complete_documents() {
+        use crate::analytics::plan::DAY;
+        use crate::domain::analytics::METRICS;
+        const T: i64 = 1_700_000_000_000;
+        let mut f = Folder::new(&[Part::Performance]);
+        f.vitals(T, [Some(1000.0), Some(0.1), Some(10.0), Some(50.0), None]);
+        f.vitals(T + 1, [Some(3000.0), Some(1000.0), None, None, None]);
+        f.vitals(T + DAY, [Some(1e12), None, None, None, Some(200.0)]);
+        let report = f.finish().performance_report();
+        let figures = &report.figures;
+        assert_eq!(report.complete_measurements, 1);
+        assert_eq!(figures.total_measurements, 3);
+        assert_eq!(figures.implausible_values, 2);
+        let lcp = figures.of("lcp");
+        assert_eq!((lcp.p50, lcp.p95), (Some(1000.0), Some(1000.0)));
+        assert_eq!(figures.of("cls").p50, Some(0.1));
+        assert_eq!(figures.of("inp").p75, Some(200.0));
+        assert_eq!(figures.metrics_by_day.len(), 2);
+        assert_eq!(figures.metrics_by_day[0].lcp, Some(2000.0));
+        assert_eq!(figures.metrics_by_day[1].lcp, None);
+        assert_eq!(figures.metrics_by_day[1].inp, Some(200.0));
+        let empty = Folder::new(&[Part::Performance])
+            .finish()
+            .performance_report();
+        assert_eq!(empty.figures.percentiles.len(), METRICS.len());
+        assert!(empty.figures.metrics_by_day.is_empty());
     }
 }

@@ -31,7 +31,11 @@ fn errors_filter(project: DocId, range: TimeRange, f: &ErrorFilters) -> Document
         .build()
 }
 
-fn performance_filter(project: DocId, range: TimeRange, f: &PerformanceFilters) -> Document {
+pub(super) fn performance_filter(
+    project: DocId,
+    range: TimeRange,
+    f: &PerformanceFilters,
+) -> Document {
     Match::scope(project, range)
         .eq("deviceType", f.device_type.as_deref())
         .eq("browser", f.browser.as_deref())
@@ -151,18 +155,7 @@ impl MongoStore {
         range: TimeRange,
         filters: &PerformanceFilters,
     ) -> StoreResult<PerformanceReport> {
-        let docs = self
-            .rows(
-                Channel::Performance,
-                performance_filter(project, range, filters),
-                &["lcp", "cls", "fid", "ttfb", "inp", "timestamp"],
-            )
-            .await?;
-        let (figures, complete_measurements) = scan::vitals(&docs);
-        Ok(PerformanceReport {
-            figures,
-            complete_measurements,
-        })
+        crate::analytics::engine::performance_report(self, project, range, filters).await
     }
 }
 

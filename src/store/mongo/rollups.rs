@@ -33,7 +33,7 @@ use crate::analytics::{
     rollup::{FMT, Folder, Part, Visitor, corrupt},
 };
 use crate::domain::{
-    analytics::{METRICS, PageViewFilters, TimeRange},
+    analytics::{METRICS, PageViewFilters, PerformanceFilters, TimeRange},
     ids::DocId,
     model::{Channel, Docs, WriteBatch},
 };
@@ -405,6 +405,31 @@ impl RollupPort for MongoStore {
                 None => Visitor::Anonymous,
             };
             f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, [None; 8]);
+        }
+        Ok(())
+    }
+
+    async fn scan_performance(
+        &self,
+        project: DocId,
+        range: TimeRange,
+        filters: &PerformanceFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()> {
+        let mut fields = METRICS.to_vec();
+        fields.push("timestamp");
+        let docs = self
+            .rows(
+                Channel::Performance,
+                super::diagnostics::performance_filter(project, range, filters),
+                &fields,
+            )
+            .await?;
+        for d in &docs {
+            let Some(ts) = scan::millis(d, "timestamp") else {
+                continue;
+            };
+            f.vitals(ts, METRICS.map(|m| scan::number(d, m)));
         }
         Ok(())
     }

@@ -12,14 +12,11 @@ use super::{
     docs::{bson_to_json, collection_of},
     errors::CollectAll,
 };
-use crate::analytics::{
-    plan::DAY,
-    rollup::{Folder, Part},
-};
+use crate::analytics::plan::DAY;
 use crate::domain::{
     analytics::{
-        DayCount, Dimension, ErrorGroup, METRICS, PerformanceFigures, PropertyKey, SCHEMA_SAMPLES,
-        TimedEvent, TopEvent, percentile, utc_day,
+        DayCount, Dimension, ErrorGroup, PropertyKey, SCHEMA_SAMPLES, TimedEvent, TopEvent,
+        percentile, utc_day,
     },
     model::Channel,
     plausible::duration_is_plausible,
@@ -304,22 +301,6 @@ pub(super) fn error_groups(docs: &[Document], top: usize) -> Vec<ErrorGroup> {
         .collect()
 }
 
-/// The web-vital figures of performance documents, through the analytics engine (the same
-/// fold and figures as every other backend and view), and how many documents carry all of LCP,
-/// CLS, FID and TTFB ("complete").
-pub(super) fn vitals(docs: &[Document]) -> (PerformanceFigures, u64) {
-    let mut folder = Folder::new(&[Part::Performance]);
-    let mut complete = 0;
-    for d in docs {
-        let values = METRICS.map(|m| number(d, m));
-        folder.vitals(millis(d, "timestamp").unwrap_or(0), values);
-        if values[..4].iter().all(Option::is_some) {
-            complete += 1;
-        }
-    }
-    (folder.finish().performance_figures(), complete)
-}
-
 /// The stored page-view field behind each breakdown dimension.
 pub(super) const BREAKDOWN_FIELDS: [(Dimension, &str); 8] = [
     (Dimension::Referrer, "referrer"),
@@ -440,29 +421,5 @@ mod tests {
         assert_eq!(groups[0].first_seen, to_iso(T));
         assert_eq!(distinct(&docs, "fingerprint"), 2);
         assert_eq!(error_groups(&docs, 1).len(), 1);
-    }
-
-    #[test]
-    fn vitals_leave_implausible_values_out_and_count_them() {
-        let docs = [
-            doc! {"timestamp": at(T), "lcp": 1000.0, "cls": 0.1, "fid": 10_i32, "ttfb": 50.0},
-            doc! {"timestamp": at(T + 1), "lcp": 3000.0, "cls": 1000.0},
-            doc! {"timestamp": at(T + DAY), "lcp": 1e12, "inp": 200_i64},
-        ];
-        let (figures, complete) = vitals(&docs);
-        assert_eq!(complete, 1);
-        assert_eq!(figures.total_measurements, 3);
-        assert_eq!(figures.implausible_values, 2);
-        let lcp = figures.of("lcp");
-        assert_eq!((lcp.p50, lcp.p95), (Some(1000.0), Some(1000.0)));
-        assert_eq!(figures.of("cls").p50, Some(0.1));
-        assert_eq!(figures.of("inp").p75, Some(200.0));
-        assert_eq!(figures.metrics_by_day.len(), 2);
-        assert_eq!(figures.metrics_by_day[0].lcp, Some(2000.0));
-        assert_eq!(figures.metrics_by_day[1].lcp, None);
-        assert_eq!(figures.metrics_by_day[1].inp, Some(200.0));
-        let (empty, _) = vitals(&[]);
-        assert_eq!(empty.percentiles.len(), METRICS.len());
-        assert!(empty.metrics_by_day.is_empty());
     }
 }

@@ -1,20 +1,17 @@
-//! The errors and performance drill-downs (reference §4.5, §4.6) in SQL. Filters become one
-//! `WHERE` clause with bound parameters only; the free-JSON columns (`errors.context`,
-//! `performance_metrics.properties`) are matched with `json_extract` on a bound path.
-//! Must not compute anything the dashboard queries in `stats.rs` already own.
+//! The errors drill-downs (reference §4.5) in SQL, and the performance report (§4.6) through the
+//! analytics engine (its filter compiled here). Filters become one `WHERE` clause with bound
+//! parameters only; the free-JSON columns (`errors.context`, `performance_metrics.properties`)
+//! are matched with `json_extract` on a bound path.
 
 use super::{
     SqliteStore,
-    filters::{
-        DAY, Where, count, days, implausible_vitals_sum, plausible_vital, vital_is_plausible,
-    },
+    filters::{Where, count, days},
     map_err,
 };
 use crate::domain::{
     analytics::{
-        ErrorDetail, ErrorFilters, ErrorGroup, ErrorOccurrence, ErrorsReport, METRICS, MetricsDay,
-        Percentiles, PerformanceFigures, PerformanceFilters, PerformanceReport, TimeRange,
-        rank_index,
+        ErrorDetail, ErrorFilters, ErrorGroup, ErrorOccurrence, ErrorsReport, PerformanceFilters,
+        PerformanceReport, TimeRange,
     },
     ids::DocId,
     model::Channel,
@@ -31,7 +28,7 @@ fn errors_where(scope: Where, filters: &ErrorFilters) -> Where {
     w
 }
 
-fn performance_where(scope: Where, filters: &PerformanceFilters) -> Where {
+pub(super) fn performance_where(scope: Where, filters: &PerformanceFilters) -> Where {
     let mut w = scope;
     w.eq("device_type", filters.device_type.as_deref())
         .eq("browser", filters.browser.as_deref())
@@ -168,113 +165,15 @@ impl SqliteStore {
         range: TimeRange,
         filters: &PerformanceFilters,
     ) -> StoreResult<PerformanceReport> {
-        let no_data = || PerformanceReport {
-            figures: PerformanceFigures {
-                percentiles: METRICS
-                    .iter()
-                    .map(|m| (m.to_string(), Percentiles::default()))
-                    .collect(),
-                ..Default::default()
-            },
-            complete_measurements: 0,
-        };
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let Some(scope) = self.report_scope(&mut conn, id, range).await? else {
-            return Ok(no_data());
-        };
-        let w = performance_where(scope, filters);
-        // Every count in one scan: all rows, non-null values per metric, complete rows.
-        let counts_sql = format!(
-            "SELECT COUNT(*) AS total, COUNT({}) AS lcp, COUNT({}) AS cls, COUNT({}) AS fid, \
-             COUNT({}) AS ttfb, COUNT({}) AS inp, {} AS implausible, \
-             SUM(lcp IS NOT NULL AND cls IS NOT NULL AND fid IS NOT NULL AND ttfb IS NOT NULL) AS complete \
-             FROM performance_metrics WHERE {}",
-            plausible_vital("lcp"),
-            plausible_vital("cls"),
-            plausible_vital("fid"),
-            plausible_vital("ttfb"),
-            plausible_vital("inp"),
-            implausible_vitals_sum(),
-            w.sql()
-        );
-        let counts = w
-            .bind(sqlx::query(&counts_sql))
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        let total = count(&counts, "total")?;
-        if total == 0 {
-            return Ok(no_data());
-        }
-        let mut percentiles = Vec::new();
-        for metric in METRICS {
-            let n = count(&counts, metric)?;
-            let mut at = Percentiles::default();
-            if n > 0 {
-                // One sort per metric: the three ranks are read from the numbered values.
-                let ranks = [0.5, 0.75, 0.95].map(|p| rank_index(n, p) as i64);
-                let sql = format!(
-                    "SELECT rn, v FROM (SELECT {metric} AS v, ROW_NUMBER() OVER (ORDER BY {metric}) - 1 AS rn \
-                     FROM performance_metrics WHERE {} AND {}) WHERE rn IN (?, ?, ?)",
-                    w.sql(),
-                    vital_is_plausible(metric)
-                );
-                let rows = w
-                    .bind(sqlx::query(&sql))
-                    .bind(ranks[0])
-                    .bind(ranks[1])
-                    .bind(ranks[2])
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(map_err)?;
-                for r in &rows {
-                    let rn: i64 = r.try_get("rn").map_err(map_err)?;
-                    let v: f64 = r.try_get("v").map_err(map_err)?;
-                    for (rank, slot) in ranks.iter().zip([&mut at.p50, &mut at.p75, &mut at.p95]) {
-                        if *rank == rn {
-                            *slot = Some(v);
-                        }
-                    }
-                }
+        let key = self.key_for_stats(&mut conn, id).await?;
+        drop(conn);
+        match key {
+            Some(pk) => {
+                crate::analytics::engine::performance_report(self, pk, range, filters).await
             }
-            percentiles.push((metric.to_string(), at));
+            None => Ok(crate::analytics::rollup::Aggs::default().performance_report()),
         }
-        let days_sql = format!(
-            "SELECT {DAY} AS day, AVG({}) AS lcp, AVG({}) AS cls, AVG({}) AS fid, AVG({}) AS ttfb, \
-             AVG({}) AS inp FROM performance_metrics WHERE {} GROUP BY day ORDER BY day",
-            plausible_vital("lcp"),
-            plausible_vital("cls"),
-            plausible_vital("fid"),
-            plausible_vital("ttfb"),
-            plausible_vital("inp"),
-            w.sql()
-        );
-        let metrics_by_day = w
-            .bind(sqlx::query(&days_sql))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(|r| {
-                Ok(MetricsDay {
-                    date: r.try_get("day").map_err(map_err)?,
-                    lcp: r.try_get("lcp").map_err(map_err)?,
-                    cls: r.try_get("cls").map_err(map_err)?,
-                    fid: r.try_get("fid").map_err(map_err)?,
-                    ttfb: r.try_get("ttfb").map_err(map_err)?,
-                    inp: r.try_get("inp").map_err(map_err)?,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
-        Ok(PerformanceReport {
-            figures: PerformanceFigures {
-                percentiles,
-                metrics_by_day,
-                total_measurements: total,
-                implausible_values: count(&counts, "implausible")?,
-            },
-            complete_measurements: count(&counts, "complete")?,
-        })
     }
 }
 

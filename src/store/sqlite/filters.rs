@@ -251,6 +251,7 @@ pub(super) fn count(row: &sqlx::sqlite::SqliteRow, column: &str) -> StoreResult<
 
 /// `metric` (a web-vital column) where it lies within `domain::plausible`'s bound, else NULL:
 /// for averages and percentiles. The bound is a constant, not input.
+#[cfg(test)]
 pub(super) fn plausible_vital(metric: &str) -> String {
     format!(
         "IIF({metric} BETWEEN 0 AND {}, {metric}, NULL)",
@@ -259,6 +260,7 @@ pub(super) fn plausible_vital(metric: &str) -> String {
 }
 
 /// The condition "`metric` is a plausible value" (non-null and within its bound).
+#[cfg(test)]
 pub(super) fn vital_is_plausible(metric: &str) -> String {
     format!(
         "{metric} BETWEEN 0 AND {}",
@@ -267,6 +269,7 @@ pub(super) fn vital_is_plausible(metric: &str) -> String {
 }
 
 /// `SUM` of the web-vital values of the selected rows that lie outside their bounds.
+#[cfg(test)]
 pub(super) fn implausible_vitals_sum() -> String {
     let terms: Vec<String> = crate::domain::analytics::METRICS
         .iter()

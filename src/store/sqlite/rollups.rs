@@ -10,14 +10,16 @@
 //! blobs, the raw scan, the client dictionary) plus the maintenance that purges and clears need;
 //! what is fresh, what is built and how figures combine is the engine's.
 
-use super::{SqliteStore, filters::Where, map_err, reports::pageviews_where};
+use super::{
+    SqliteStore, diagnostics::performance_where, filters::Where, map_err, reports::pageviews_where,
+};
 pub(super) use crate::analytics::{
     engine::{self, BuildLocks, DAY_GRAIN, NewRollup, RollupPort, SLOT_GRAIN, Sink, StoredRollup},
     plan::{DAY, HOUR, SLOT},
     rollup::{Aggs, FMT, Folder, Part, Visitor, corrupt},
 };
 use crate::domain::{
-    analytics::{PageViewFilters, TimeRange},
+    analytics::{PageViewFilters, PerformanceFilters, TimeRange},
     model::{Docs, WriteBatch},
 };
 use crate::store::StoreResult;
@@ -274,6 +276,29 @@ impl RollupPort for SqliteStore {
                 visitor,
                 [None; 8],
             );
+        }
+        Ok(())
+    }
+
+    async fn scan_performance(
+        &self,
+        pk: i64,
+        range: TimeRange,
+        filters: &PerformanceFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()> {
+        let w = performance_where(Where::scope(pk, range), filters);
+        let mut q =
+            QueryBuilder::new("SELECT ts, lcp, cls, fid, ttfb, inp FROM performance_metrics");
+        w.push_to(&mut q);
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut rows = q.build().fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await.map_err(map_err)? {
+            let mut values = [None; 5];
+            for (m, v) in values.iter_mut().enumerate() {
+                *v = r.try_get::<Option<f64>, _>(1 + m).map_err(map_err)?;
+            }
+            f.vitals(r.try_get(0).map_err(map_err)?, values);
         }
         Ok(())
     }
