@@ -71,8 +71,10 @@ fn is_bcrypt(hash: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
 }
 
-/// The user with this email and password, or `None`. A bcrypt hash from SuperInsights 1.x is
-/// replaced by an argon2id hash on success. Unknown emails cost the same time as wrong passwords.
+/// The user with this email and password, or `None`. On SQLite a bcrypt hash from SuperInsights
+/// 1.x is replaced by an argon2id hash on success; on MongoDB it is kept, because the database
+/// may be SuperInsights 1.x's own, which verifies only bcrypt (docs/mongodb.md). Unknown emails
+/// cost the same time as wrong passwords.
 pub async fn check_login(
     stores: &Stores,
     email: &str,
@@ -88,7 +90,7 @@ pub async fn check_login(
         return Ok(None);
     }
     let mut user = user;
-    if is_bcrypt(&user.password_hash) {
+    if is_bcrypt(&user.password_hash) && stores.name != "mongodb" {
         let upgraded = hash_password(password).await?;
         stores
             .accounts
