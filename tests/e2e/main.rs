@@ -17,6 +17,7 @@ mod diagnostics_pages;
 mod faults;
 mod ingest;
 mod jobs;
+mod legacy_mongodb;
 mod metrics;
 mod org_admin;
 mod outage;
