@@ -329,20 +329,18 @@ impl RollupPort for MongoStore {
         if f.wants(Part::Pageviews) {
             let mut fields = vec!["url", "clientId", "timestamp"];
             fields.extend(scan::BREAKDOWN_FIELDS.map(|(_, field)| field));
-            for d in self
-                .rows(Channel::Pageviews, scope.clone(), &fields)
-                .await?
-            {
-                let Some(ts) = scan::millis(&d, "timestamp") else {
-                    continue;
+            self.each(Channel::Pageviews, scope.clone(), &fields, |d| {
+                let Some(ts) = scan::millis(d, "timestamp") else {
+                    return;
                 };
-                let visitor = match scan::text(&d, "clientId") {
+                let visitor = match scan::text(d, "clientId") {
                     Some(client) => Visitor::Unnamed(client),
                     None => Visitor::Anonymous,
                 };
-                let dims = scan::BREAKDOWN_FIELDS.map(|(_, field)| scan::text(&d, field));
-                f.pageview(ts, scan::text(&d, "url").unwrap_or(""), visitor, dims);
-            }
+                let dims = scan::BREAKDOWN_FIELDS.map(|(_, field)| scan::text(d, field));
+                f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, dims);
+            })
+            .await?;
         }
         for (part, channel, key) in [
             (Part::Events, Channel::Events, "eventName"),
@@ -351,33 +349,28 @@ impl RollupPort for MongoStore {
             if !f.wants(part) {
                 continue;
             }
-            for d in self
-                .rows(channel, scope.clone(), &[key, "timestamp"])
-                .await?
-            {
-                let Some(ts) = scan::millis(&d, "timestamp") else {
-                    continue;
+            self.each(channel, scope.clone(), &[key, "timestamp"], |d| {
+                let Some(ts) = scan::millis(d, "timestamp") else {
+                    return;
                 };
-                let value = scan::text(&d, key).unwrap_or("");
+                let value = scan::text(d, key).unwrap_or("");
                 if part == Part::Events {
                     f.event(ts, value);
                 } else {
                     f.error(ts, value);
                 }
-            }
+            })
+            .await?;
         }
         if f.wants(Part::Performance) {
             let mut fields = METRICS.to_vec();
             fields.push("timestamp");
-            for d in self
-                .rows(Channel::Performance, scope.clone(), &fields)
-                .await?
-            {
-                let Some(ts) = scan::millis(&d, "timestamp") else {
-                    continue;
-                };
-                f.vitals(ts, METRICS.map(|m| scan::number(&d, m)));
-            }
+            self.each(Channel::Performance, scope.clone(), &fields, |d| {
+                if let Some(ts) = scan::millis(d, "timestamp") {
+                    f.vitals(ts, METRICS.map(|m| scan::number(d, m)));
+                }
+            })
+            .await?;
         }
         Ok(())
     }
@@ -389,24 +382,23 @@ impl RollupPort for MongoStore {
         filters: &PageViewFilters,
         f: &mut Folder,
     ) -> StoreResult<()> {
-        let docs = self
-            .rows(
-                Channel::Pageviews,
-                super::reports::pageviews_match(project, range, filters),
-                &["url", "clientId", "timestamp"],
-            )
-            .await?;
-        for d in &docs {
-            let Some(ts) = scan::millis(d, "timestamp") else {
-                continue;
-            };
-            let visitor = match scan::text(d, "clientId") {
-                Some(client) => Visitor::Unnamed(client),
-                None => Visitor::Anonymous,
-            };
-            f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, [None; 8]);
-        }
-        Ok(())
+        let filter = super::reports::pageviews_match(project, range, filters);
+        self.each(
+            Channel::Pageviews,
+            filter,
+            &["url", "clientId", "timestamp"],
+            |d| {
+                let Some(ts) = scan::millis(d, "timestamp") else {
+                    return;
+                };
+                let visitor = match scan::text(d, "clientId") {
+                    Some(client) => Visitor::Unnamed(client),
+                    None => Visitor::Anonymous,
+                };
+                f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, [None; 8]);
+            },
+        )
+        .await
     }
 
     async fn scan_performance(
@@ -418,20 +410,13 @@ impl RollupPort for MongoStore {
     ) -> StoreResult<()> {
         let mut fields = METRICS.to_vec();
         fields.push("timestamp");
-        let docs = self
-            .rows(
-                Channel::Performance,
-                super::diagnostics::performance_filter(project, range, filters),
-                &fields,
-            )
-            .await?;
-        for d in &docs {
-            let Some(ts) = scan::millis(d, "timestamp") else {
-                continue;
-            };
-            f.vitals(ts, METRICS.map(|m| scan::number(d, m)));
-        }
-        Ok(())
+        let filter = super::diagnostics::performance_filter(project, range, filters);
+        self.each(Channel::Performance, filter, &fields, |d| {
+            if let Some(ts) = scan::millis(d, "timestamp") {
+                f.vitals(ts, METRICS.map(|m| scan::number(d, m)));
+            }
+        })
+        .await
     }
 
     async fn client_ids(

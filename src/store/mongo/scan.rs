@@ -45,6 +45,32 @@ impl MongoStore {
             .collect_all()
             .await
     }
+
+    /// Like [`MongoStore::rows`], but streamed: each document is handed to `visit` as its batch
+    /// arrives, so a scan of millions of documents never holds them all.
+    pub(super) async fn each(
+        &self,
+        channel: Channel,
+        filter: Document,
+        fields: &[&str],
+        mut visit: impl FnMut(&Document) + Send,
+    ) -> StoreResult<()> {
+        use futures::TryStreamExt;
+        let mut projection = Document::new();
+        for field in fields {
+            projection.insert(*field, 1);
+        }
+        let mut cursor = self
+            .coll(collection_of(channel))
+            .find(filter)
+            .projection(projection)
+            .await
+            .map_err(super::errors::map_err)?;
+        while let Some(d) = cursor.try_next().await.map_err(super::errors::map_err)? {
+            visit(&d);
+        }
+        Ok(())
+    }
 }
 
 /// A date field as epoch milliseconds.
