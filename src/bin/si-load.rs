@@ -2,7 +2,8 @@
 //! bounded in time and request count. `ingest` drives the `/v1` API of a running server, `bare`
 //! serves a bare axum handler to compare against, and `suite` runs the reproducible end-to-end
 //! benchmark whose Markdown table goes into `docs/benchmarks.md`; `redis-compare` runs each
-//! Redis piece off and on through the real server, and a Redis outage under traffic.
+//! Redis piece off and on through the real server, and a Redis outage under traffic; `views`
+//! times every analytics view over HTTP, uncached and cached, on each backend.
 
 #[path = "si_load/args.rs"]
 mod args;
@@ -28,6 +29,8 @@ mod report;
 mod sessions;
 #[path = "si_load/suite.rs"]
 mod suite;
+#[path = "si_load/views.rs"]
+mod views;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -62,6 +65,9 @@ enum Command {
     Dashboard(dashboard::DashboardArgs),
     /// Each Redis piece off and on through the real server, then a Redis outage under traffic.
     RedisCompare(redis_compare::CompareArgs),
+    /// Every analytics view over HTTP on seeded demo data: uncached and cached, with and without
+    /// filters, per backend (SQLite, MongoDB).
+    Views(args::ViewsArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +91,7 @@ fn main() -> ExitCode {
             Command::Sessions(a) => sessions::run(a).await,
             Command::Dashboard(a) => dashboard::run(a).await,
             Command::RedisCompare(a) => redis_compare::run(a).await,
+            Command::Views(a) => views::run(a).await,
         }
     });
     match result {

@@ -1,4 +1,4 @@
-//! Command-line arguments of the three subcommands and the parsing of their values: durations
+//! Command-line arguments of the HTTP subcommands and the parsing of their values: durations
 //! (`10s`, `500ms`, `2m`) and loopback-only base URLs. Limits live here, so that every run is
 //! bounded in time and in request count before anything is sent.
 
@@ -131,6 +131,69 @@ pub struct SuiteArgs {
     /// exercised on every request without ever answering 429.
     #[arg(long = "server-env", value_parser = parse_env_pair)]
     pub server_env: Vec<(String, String)>,
+}
+
+/// A storage backend the `views` benchmark starts the server on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Embedded SQLite in the run's `DATA_DIR`.
+    Sqlite,
+    /// `MONGODB_URI` (`--mongodb-uri`), a fresh database per run.
+    Mongodb,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Mongodb => "mongodb",
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ViewsArgs {
+    /// The server binary (`cargo build --release --bin superinsights`).
+    #[arg(long, default_value = "target/release/superinsights")]
+    pub binary: PathBuf,
+    /// Demo documents seeded per backend (page views, events, errors, web vitals together).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1_000..=20_000_000))]
+    pub events: u64,
+    /// Days before now the demo documents are spread over.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=400))]
+    pub days: u32,
+    /// Measured samples per view, filter set and cache state (after one unmeasured warm-up).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub runs: u32,
+    /// Timeframe of every view (`?timeframe=`): 5m, 30m, 1h, 6h, 12h, 24h, 7d, 30d, 3m, 1y.
+    #[arg(long, default_value = "30d")]
+    pub timeframe: String,
+    /// Backends to measure, one server each, in this order (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite")]
+    pub backends: Vec<Backend>,
+    /// MongoDB (or FerretDB) to use for the `mongodb` backend, loopback only; each run creates
+    /// its own database (`MONGODB_DB`) and drops it at the end.
+    #[arg(long, env = "SUPERINSIGHTS_TEST_MONGODB_URI", hide_env_values = true)]
+    pub mongodb_uri: Option<String>,
+    /// Also write the Markdown report to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Directory in which each backend's fresh DATA_DIR is created (default: the system temp dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Keep each backend's DATA_DIR (database, server log) and MongoDB database.
+    #[arg(long)]
+    pub keep: bool,
+    /// Per-request timeout; a view that takes longer fails the run.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// What the server binary was built from, for the report (default: `git describe --always
+    /// --dirty` of the current directory, which is only right if the binary was built there).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Longest time `migrate`, `create-admin` and `seed-demo` may take, each.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub setup_timeout: Duration,
 }
 
 /// `NAME=value`.

@@ -163,9 +163,9 @@ impl Redis {
 // ---------------------------------------------------------------------------------------------
 // One server process with its own DATA_DIR, projects and a signed-in session.
 
-struct Project {
-    id: String,
-    key: String,
+pub(crate) struct Project {
+    pub(crate) id: String,
+    pub(crate) key: String,
 }
 
 struct Server {
@@ -240,7 +240,7 @@ async fn cli(binary: &Path, env: &[(String, String)], args: &[&str]) -> Result<S
 }
 
 /// `project:  name (id)` and `public key: pk_…` from create-admin / create-project output.
-fn parse_project(out: &str) -> Result<Project, String> {
+pub(crate) fn parse_project(out: &str) -> Result<Project, String> {
     let id = out
         .lines()
         .filter_map(|l| l.strip_prefix("project:"))
@@ -352,42 +352,9 @@ impl Server {
         r.body(Full::new(body)).expect("valid request")
     }
 
-    /// The login form, its POST, then a page for the session's CSRF token.
+    /// Signs in through the login form, like a browser.
     async fn sign_in(&mut self) -> Result<(), String> {
-        let mut conn = self.conn().await?;
-        let get = |path: &str, cookie: &str| {
-            let mut r = Request::get(path).header(header::HOST, &self.target.authority);
-            if !cookie.is_empty() {
-                r = r.header(header::COOKIE, cookie);
-            }
-            r.body(Full::new(Bytes::new())).expect("valid request")
-        };
-        let (_, headers, body) = conn.send_full(get("/auth/login", "")).await?;
-        let mut cookie = sid_cookie(&headers).ok_or("no sid cookie from GET /auth/login")?;
-        let csrf = hidden_csrf(&body).ok_or("no _csrf field in the login form")?;
-        let form = format!(
-            "_csrf={}&next=%2Fprojects&email={}&password={}",
-            form_encode(&csrf),
-            form_encode(EMAIL),
-            form_encode(PASSWORD)
-        );
-        let post = Request::post("/auth/login")
-            .header(header::HOST, &self.target.authority)
-            .header(header::COOKIE, &cookie)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::from(form)))
-            .expect("valid request");
-        let (status, headers, _) = conn.send_full(post).await?;
-        if !(300..400).contains(&status) {
-            return Err(format!("login answered {status}, expected a redirect"));
-        }
-        if let Some(c) = sid_cookie(&headers) {
-            cookie = c;
-        }
-        let (status, _, body) = conn.send_full(get("/projects", &cookie)).await?;
-        self.csrf = hidden_csrf(&body)
-            .ok_or_else(|| format!("no CSRF token on /projects (status {status})"))?;
-        self.cookie = cookie;
+        (self.cookie, self.csrf) = sign_in(&self.target, EMAIL, PASSWORD).await?;
         Ok(())
     }
 
@@ -426,6 +393,49 @@ impl Server {
     }
 }
 
+/// The login form, its POST, then a page for the session's CSRF token, as a browser does:
+/// `(sid cookie, CSRF token)`.
+pub(crate) async fn sign_in(
+    target: &Target,
+    email: &str,
+    password: &str,
+) -> Result<(String, String), String> {
+    let mut conn = Conn::open(target.addr).await?;
+    let get = |path: &str, cookie: &str| {
+        let mut r = Request::get(path).header(header::HOST, &target.authority);
+        if !cookie.is_empty() {
+            r = r.header(header::COOKIE, cookie);
+        }
+        r.body(Full::new(Bytes::new())).expect("valid request")
+    };
+    let (_, headers, body) = conn.send_full(get("/auth/login", "")).await?;
+    let mut cookie = sid_cookie(&headers).ok_or("no sid cookie from GET /auth/login")?;
+    let csrf = hidden_csrf(&body).ok_or("no _csrf field in the login form")?;
+    let form = format!(
+        "_csrf={}&next=%2Fprojects&email={}&password={}",
+        form_encode(&csrf),
+        form_encode(email),
+        form_encode(password)
+    );
+    let post = Request::post("/auth/login")
+        .header(header::HOST, &target.authority)
+        .header(header::COOKIE, &cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(form)))
+        .expect("valid request");
+    let (status, headers, _) = conn.send_full(post).await?;
+    if !(300..400).contains(&status) {
+        return Err(format!("login answered {status}, expected a redirect"));
+    }
+    if let Some(c) = sid_cookie(&headers) {
+        cookie = c;
+    }
+    let (status, _, body) = conn.send_full(get("/projects", &cookie)).await?;
+    let csrf = hidden_csrf(&body)
+        .ok_or_else(|| format!("no CSRF token on /projects (status {status})"))?;
+    Ok((cookie, csrf))
+}
+
 fn ingest_request(target: &Target, key: &str, bodies: &Bodies, i: usize) -> Request<Full<Bytes>> {
     Request::post("/v1/events")
         .header(header::HOST, &target.authority)
@@ -436,7 +446,7 @@ fn ingest_request(target: &Target, key: &str, bodies: &Bodies, i: usize) -> Requ
         .expect("valid request")
 }
 
-fn sid_cookie(headers: &hyper::HeaderMap) -> Option<String> {
+pub(crate) fn sid_cookie(headers: &hyper::HeaderMap) -> Option<String> {
     headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -446,14 +456,14 @@ fn sid_cookie(headers: &hyper::HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn hidden_csrf(html: &[u8]) -> Option<String> {
+pub(crate) fn hidden_csrf(html: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(html);
     let at = text.find("name=\"_csrf\" value=\"")? + "name=\"_csrf\" value=\"".len();
     let end = text[at..].find('"')?;
     Some(text[at..at + end].to_string())
 }
 
-fn form_encode(s: &str) -> String {
+pub(crate) fn form_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
