@@ -21,7 +21,7 @@
 use super::{
     MongoStore,
     docs::{date, oid},
-    errors::{CollectAll, map_err, only_id_duplicates},
+    errors::{CollectAll, DUPLICATE_KEY, map_err, only_id_duplicates},
     scan,
 };
 use crate::analytics::{
@@ -111,8 +111,9 @@ impl MongoStore {
 
     /// Runs update statements (`{q, u, upsert}`) as one unordered `update` command, in chunks:
     /// the command `update_one` sends, with several statements, so a batch touching many
-    /// buckets costs one round trip. Returns the statements' write errors (index, code,
-    /// message); a failed command is an error.
+    /// buckets costs one round trip. Statements that lost an upsert race are repeated. Returns
+    /// the statements' remaining write errors (index, code, message); a failed command is an
+    /// error.
     async fn updates(
         &self,
         collection: &str,
@@ -120,23 +121,36 @@ impl MongoStore {
     ) -> StoreResult<Vec<(usize, i32, String)>> {
         let mut failed = Vec::new();
         for (n, chunk) in statements.chunks(500).enumerate() {
-            let reply = self
-                .db
-                .run_command(doc! {
-                    "update": collection,
-                    "updates": chunk.to_vec(),
-                    "ordered": false,
-                })
-                .await
-                .map_err(map_err)?;
-            if let Ok(errors) = reply.get_array("writeErrors") {
-                for e in errors.iter().filter_map(Bson::as_document) {
-                    failed.push((
-                        n * 500 + usize::try_from(int(e, "index")).unwrap_or(0),
-                        i32::try_from(int(e, "code")).unwrap_or(0),
-                        e.get_str("errmsg").unwrap_or_default().to_string(),
-                    ));
+            let mut pending: Vec<usize> = (0..chunk.len()).collect();
+            for attempt in 0..3 {
+                let reply = self
+                    .db
+                    .run_command(doc! {
+                        "update": collection,
+                        "updates": pending.iter().map(|i| chunk[*i].clone()).collect::<Vec<_>>(),
+                        "ordered": false,
+                    })
+                    .await
+                    .map_err(map_err)?;
+                let mut again = Vec::new();
+                if let Ok(errors) = reply.get_array("writeErrors") {
+                    for e in errors.iter().filter_map(Bson::as_document) {
+                        let at = pending[usize::try_from(int(e, "index")).unwrap_or(0)];
+                        let code = i32::try_from(int(e, "code")).unwrap_or(0);
+                        // Two upserts racing to insert one `_id`: the loser did nothing and is
+                        // repeated, now as an update (MongoDB retries these itself).
+                        if code == DUPLICATE_KEY && attempt < 2 {
+                            again.push(at);
+                        } else {
+                            let message = e.get_str("errmsg").unwrap_or_default().to_string();
+                            failed.push((n * 500 + at, code, message));
+                        }
+                    }
                 }
+                if again.is_empty() {
+                    break;
+                }
+                pending = again;
             }
         }
         Ok(failed)
@@ -144,12 +158,39 @@ impl MongoStore {
 
     /// Raises the project's rollup epoch: builds that started before can no longer store.
     async fn bump_epoch(&self, project: DocId) -> StoreResult<()> {
-        self.coll(ROLLUP_STATE)
-            .update_one(doc! {"_id": oid(project)}, doc! {"$inc": {"epoch": 1_i64}})
-            .upsert(true)
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        self.state_inc(project, "epoch", 1).await.map(|_| ())
+    }
+
+    /// `$inc`s a counter of the project's `rollupstate` (created on first use) and returns the
+    /// document after. Two first uses racing may both try to insert it: the loser's upsert fails
+    /// with a duplicate `_id` (MongoDB retries that itself, FerretDB does not), and is repeated,
+    /// now as an update.
+    pub(super) async fn state_inc(
+        &self,
+        project: DocId,
+        counter: &str,
+        n: i64,
+    ) -> StoreResult<Document> {
+        let mut attempts = 0;
+        loop {
+            let result = self
+                .coll(ROLLUP_STATE)
+                .find_one_and_update(doc! {"_id": oid(project)}, doc! {"$inc": {counter: n}})
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(map_err);
+            match result {
+                Ok(Some(d)) => return Ok(d),
+                Ok(None) => {
+                    return Err(StoreError::Other(
+                        "rollupstate: no document after upsert".into(),
+                    ));
+                }
+                Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The project's documents were just cleared: the epoch rises (a build that read the
@@ -431,14 +472,7 @@ impl RollupPort for MongoStore {
             return Ok(found);
         }
         let n = i64::try_from(missing.len()).unwrap_or(i64::MAX);
-        let state = self
-            .coll(ROLLUP_STATE)
-            .find_one_and_update(doc! {"_id": oid(project)}, doc! {"$inc": {"clients": n}})
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .await
-            .map_err(map_err)?
-            .ok_or_else(|| StoreError::Other("rollupstate: no document after upsert".into()))?;
+        let state = self.state_inc(project, "clients", n).await?;
         let first = int(&state, "clients") - n;
         let entries: Vec<Document> = missing
             .iter()
