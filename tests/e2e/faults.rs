@@ -283,8 +283,9 @@ async fn a_locked_store_spools_promptly_and_drains_when_released() {
 
 /// Issue 13, item 5: MongoDB stopped mid-load (its process killed), then started again on the
 /// same files and address. While it is gone ingestion answers 202 and spools and `/readyz` says
-/// 503; once it is back everything drains, and every acknowledged event is stored once. Runs in
-/// both legs against a FerretDB of its own (it is about MongoDB going away).
+/// 503, and a user whose session lives in Redis is not signed out; once it is back everything
+/// drains, every acknowledged event is stored once, and that user's pages answer again with the
+/// same cookie. Runs in both legs against a FerretDB of its own (it is about MongoDB going away).
 #[tokio::test]
 async fn a_killed_mongodb_spools_and_everything_drains_when_it_returns() {
     if crate::backend::ferretdb_bin().is_none()
@@ -298,13 +299,22 @@ async fn a_killed_mongodb_spools_and_everything_drains_when_it_returns() {
     let files = tempfile::tempdir().unwrap();
     let server = crate::backend::PrivateFerretDb::start(files.path()).await;
     let (uri, addr) = (server.uri.clone(), server.addr());
+    let redis = RedisServer::start().await;
     let app = TestApp::spawn(&[
         ("MONGODB_URI", uri.as_str()),
         ("MONGODB_DB", "killed"),
+        ("REDIS_URL", &redis.url()),
+        ("SESSION_STORE_REDIS", "true"),
         ("RATE_LIMIT_INGEST_IP", "off"),
         ("RATE_LIMIT_INGEST_PROJECT", "off"),
     ])
     .await;
+    eventually(Duration::from_secs(10), "redis connected", async || {
+        readyz(&app).await.1["redis"]["connected"].as_bool() == Some(true)
+    })
+    .await;
+    let (user, settings) = crate::support::register(&app, "steady@example.com").await;
+    assert_eq!(crate::support::page(&user, &app, &settings).await.0, 200);
     let p = app.project().await;
     let key = p.public_api_key.clone();
     let mut tally = Tally::default();
@@ -319,11 +329,18 @@ async fn a_killed_mongodb_spools_and_everything_drains_when_it_returns() {
     assert!(tally.spooled > 0, "the stop was noticed: {tally:?}");
     let (status, ready) = readyz(&app).await;
     assert_eq!(status, 503, "not ready while MongoDB is gone: {ready}");
+    let (status, _) = crate::support::page(&user, &app, &settings).await;
+    assert!(
+        !status.is_redirection(),
+        "a store outage is not a sign-out (answered {status})"
+    );
 
     let _back = crate::backend::PrivateFerretDb::start_at(files.path(), &addr).await;
     tally
         .recovers(&app, &p, |i| batch(&format!("back-{i}")))
         .await;
+    let (status, html) = crate::support::page(&user, &app, &settings).await;
+    assert_eq!(status, 200, "still signed in after the outage: {html}");
     app.stop().await;
 }
 
