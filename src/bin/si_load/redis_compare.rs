@@ -34,9 +34,13 @@ use tokio::{
     time::Instant,
 };
 
-const EMAIL: &str = "bench@example.com";
-const PASSWORD: &str = "si-load-benchmark-password";
-const HUGE: &str = "1000000000/60s";
+/// The benchmark account every si-load mode that signs in creates.
+pub(crate) const EMAIL: &str = "bench@example.com";
+pub(crate) const PASSWORD: &str = "si-load-benchmark-password";
+/// A rate limit no benchmark reaches.
+pub(crate) const HUGE: &str = "1000000000/60s";
+/// Bound on each setup command of this mode.
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// A job not started or finished by then counts as lost for the measurement.
 const JOB_DEADLINE: Duration = Duration::from_secs(20);
@@ -212,9 +216,14 @@ fn redis_env(url: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-async fn cli(binary: &Path, env: &[(String, String)], args: &[&str]) -> Result<String, String> {
+pub(crate) async fn cli(
+    binary: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+    timeout: Duration,
+) -> Result<String, String> {
     let out = tokio::time::timeout(
-        Duration::from_secs(30),
+        timeout,
         Command::new(binary)
             .args(args)
             .env_clear()
@@ -225,12 +234,12 @@ async fn cli(binary: &Path, env: &[(String, String)], args: &[&str]) -> Result<S
             .output(),
     )
     .await
-    .map_err(|_| format!("{} did not finish in time", args[0]))?
+    .map_err(|_| format!("superinsights {} did not finish in {timeout:?}", args[0]))?
     .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     if !out.status.success() {
         return Err(format!(
-            "{} failed ({}): {stdout}{}",
+            "superinsights {} failed ({}): {stdout}{}",
             args[0],
             out.status,
             String::from_utf8_lossy(&out.stderr)
@@ -277,6 +286,7 @@ impl Server {
             &a.binary,
             &env,
             &["create-admin", "--email", EMAIL, "--project", "p0"],
+            CLI_TIMEOUT,
         )
         .await?;
         let mut projects = vec![parse_project(&first)?];
@@ -286,6 +296,7 @@ impl Server {
                 &a.binary,
                 &env,
                 &["create-project", "--owner", EMAIL, "--name", &name],
+                CLI_TIMEOUT,
             )
             .await?;
             projects.push(parse_project(&out)?);

@@ -19,7 +19,7 @@ use crate::{
     args::{Backend, Target, ViewsArgs, show_duration},
     client::Conn,
     probe::{Machine, load_average},
-    redis_compare::{form_encode, parse_project, sign_in},
+    redis_compare::{EMAIL, HUGE, PASSWORD, cli, form_encode, parse_project, sign_in},
     report::{ms, thousands},
     suite::{free_port, now_utc, terminate, wait_healthy},
 };
@@ -37,9 +37,6 @@ use tokio::{
     time::Instant,
 };
 
-const EMAIL: &str = "bench@example.com";
-const PASSWORD: &str = "si-load-benchmark-password";
-const HUGE: &str = "1000000000/60s";
 /// What a browser sends for a page.
 const ACCEPT_HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 /// What the `si` CLI sends: the views answer JSON to clients that accept only JSON.
@@ -618,45 +615,6 @@ fn server_env(backend: Backend, dir: &Path, mongo: Option<(&str, &str)>) -> Vec<
         env.push(("MONGODB_DB".into(), db.to_string()));
     }
     env
-}
-
-/// Runs `superinsights <args>` to completion within `timeout`; its stdout.
-async fn cli(
-    binary: &Path,
-    env: &[(String, String)],
-    args: &[&str],
-    timeout: Duration,
-) -> Result<String, String> {
-    let out = tokio::time::timeout(
-        timeout,
-        Command::new(binary)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().cloned())
-            .env("SUPERINSIGHTS_ADMIN_PASSWORD", PASSWORD)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .map_err(|_| {
-        format!(
-            "superinsights {} took more than {}",
-            args[0],
-            show_duration(timeout)
-        )
-    })?
-    .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    if !out.status.success() {
-        return Err(format!(
-            "superinsights {} failed ({}): {stdout}{}",
-            args[0],
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(stdout)
 }
 
 /// The figures of one case on one backend.
