@@ -82,7 +82,13 @@ pub fn drop_database_blocking(database: &str) {
     let Backend::MongoDb { uri } = backend() else {
         return;
     };
-    let (uri, database) = (uri.clone(), database.to_string());
+    drop_database_at(uri, database);
+}
+
+/// Drops `database` on the MongoDB server at `uri`, from any thread or runtime (see
+/// [`drop_database_blocking`]).
+pub fn drop_database_at(uri: &str, database: &str) {
+    let (uri, database) = (uri.to_string(), database.to_string());
     let dropped = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -241,23 +241,7 @@ impl LegacyDatabase {
 
 impl Drop for LegacyDatabase {
     fn drop(&mut self) {
-        let (uri, name) = (self.uri.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let client = mongodb::Client::with_uri_str(&uri).await?;
-                let outcome = client.database(&name).drop().await;
-                client.shutdown().await;
-                outcome
-            })
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
-            eprintln!("could not drop the legacy fixture database: {e}");
-        }
+        crate::backend::drop_database_at(&self.uri, &self.name);
     }
 }
 
