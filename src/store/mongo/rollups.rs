@@ -371,15 +371,7 @@ impl RollupPort for MongoStore {
             let mut fields = vec!["url", "clientId", "timestamp"];
             fields.extend(scan::BREAKDOWN_FIELDS.map(|(_, field)| field));
             self.each(Channel::Pageviews, scope.clone(), &fields, |d| {
-                let Some(ts) = scan::millis(d, "timestamp") else {
-                    return;
-                };
-                let visitor = match scan::text(d, "clientId") {
-                    Some(client) => Visitor::Unnamed(client),
-                    None => Visitor::Anonymous,
-                };
-                let dims = scan::BREAKDOWN_FIELDS.map(|(_, field)| scan::text(d, field));
-                f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, dims);
+                fold_pageview(d, true, f)
             })
             .await?;
         }
@@ -407,9 +399,7 @@ impl RollupPort for MongoStore {
             let mut fields = METRICS.to_vec();
             fields.push("timestamp");
             self.each(Channel::Performance, scope.clone(), &fields, |d| {
-                if let Some(ts) = scan::millis(d, "timestamp") {
-                    f.vitals(ts, METRICS.map(|m| scan::number(d, m)));
-                }
+                fold_vitals(d, f)
             })
             .await?;
         }
@@ -428,16 +418,7 @@ impl RollupPort for MongoStore {
             Channel::Pageviews,
             filter,
             &["url", "clientId", "timestamp"],
-            |d| {
-                let Some(ts) = scan::millis(d, "timestamp") else {
-                    return;
-                };
-                let visitor = match scan::text(d, "clientId") {
-                    Some(client) => Visitor::Unnamed(client),
-                    None => Visitor::Anonymous,
-                };
-                f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, [None; 8]);
-            },
+            |d| fold_pageview(d, false, f),
         )
         .await
     }
@@ -452,12 +433,8 @@ impl RollupPort for MongoStore {
         let mut fields = METRICS.to_vec();
         fields.push("timestamp");
         let filter = super::diagnostics::performance_filter(project, range, filters);
-        self.each(Channel::Performance, filter, &fields, |d| {
-            if let Some(ts) = scan::millis(d, "timestamp") {
-                f.vitals(ts, METRICS.map(|m| scan::number(d, m)));
-            }
-        })
-        .await
+        self.each(Channel::Performance, filter, &fields, |d| fold_vitals(d, f))
+            .await
     }
 
     async fn client_ids(
@@ -573,5 +550,30 @@ impl RollupPort for MongoStore {
             return Ok(0);
         }
         Ok(written.len())
+    }
+}
+
+/// Feeds one page-view document (with its breakdown values when `dims`); client ids go by name,
+/// the engine gives them their dense ids.
+fn fold_pageview(d: &Document, dims: bool, f: &mut (impl Sink + ?Sized)) {
+    let Some(ts) = scan::millis(d, "timestamp") else {
+        return;
+    };
+    let visitor = match scan::text(d, "clientId") {
+        Some(client) => Visitor::Unnamed(client),
+        None => Visitor::Anonymous,
+    };
+    let values = if dims {
+        scan::BREAKDOWN_FIELDS.map(|(_, field)| scan::text(d, field))
+    } else {
+        [None; 8]
+    };
+    f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, values);
+}
+
+/// Feeds one web-vitals document.
+fn fold_vitals(d: &Document, f: &mut (impl Sink + ?Sized)) {
+    if let Some(ts) = scan::millis(d, "timestamp") {
+        f.vitals(ts, METRICS.map(|m| scan::number(d, m)));
     }
 }

@@ -294,11 +294,8 @@ impl RollupPort for SqliteStore {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let mut rows = q.build().fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
-            let mut values = [None; 5];
-            for (m, v) in values.iter_mut().enumerate() {
-                *v = r.try_get::<Option<f64>, _>(1 + m).map_err(map_err)?;
-            }
-            f.vitals(r.try_get(0).map_err(map_err)?, values);
+            let (ts, values) = vitals_of(&r)?;
+            f.vitals(ts, values);
         }
         Ok(())
     }
@@ -494,14 +491,20 @@ async fn scan(
         .bind(to)
         .fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
-            let mut values = [None; 5];
-            for (m, v) in values.iter_mut().enumerate() {
-                *v = r.try_get::<Option<f64>, _>(1 + m).map_err(map_err)?;
-            }
-            f.vitals(r.try_get(0).map_err(map_err)?, values);
+            let (ts, values) = vitals_of(&r)?;
+            f.vitals(ts, values);
         }
     }
     Ok(())
+}
+
+/// `(ts, [lcp, cls, fid, ttfb, inp])` of a row selected as `ts, lcp, cls, fid, ttfb, inp`.
+fn vitals_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(i64, [Option<f64>; 5])> {
+    let mut values = [None; 5];
+    for (m, v) in values.iter_mut().enumerate() {
+        *v = r.try_get::<Option<f64>, _>(1 + m).map_err(map_err)?;
+    }
+    Ok((r.try_get(0).map_err(map_err)?, values))
 }
 
 /// Current versions of the buckets `[first, last]` of a versioned grain (hours or slots).
