@@ -19,13 +19,15 @@
 
 use super::{
     plan::{HOUR, SLOT, day_version, plan, spans_of},
-    rollup::{Aggs, FMT, Folder, Part, Visitor, corrupt, decode_into, encode},
+    rollup::{Aggs, ErrorRow, FMT, Folder, Part, Visitor, corrupt, decode_into, encode},
 };
 use crate::domain::{
     analytics::{
+        ErrorDetail, ErrorFilters, ErrorsReport, EventDetail, EventFilters, EventsReport,
         PageViewFilters, PageViewsReport, PerformanceFilters, PerformanceReport, REPORT_TOP,
-        TimeRange,
+        RecentPaging, TimeRange,
     },
+    segment::SegmentFilters,
     timestamp::now_ms,
 };
 use crate::store::StoreResult;
@@ -69,8 +71,9 @@ pub(crate) trait Sink: Send {
     fn wants_visitors(&self) -> bool;
     /// One page view; `dims` are the raw stored values of `Dimension::ALL`, in that order.
     fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]);
-    fn event(&mut self, ts: i64, name: &str);
-    fn error(&mut self, ts: i64, fingerprint: &str);
+    /// One event with its `durationMs` when it carries a number.
+    fn event(&mut self, ts: i64, name: &str, duration: Option<f64>);
+    fn error(&mut self, ts: i64, e: &ErrorRow<'_>);
     fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]);
 }
 
@@ -84,11 +87,11 @@ impl Sink for Folder {
     fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]) {
         Folder::pageview(self, ts, url, visitor, dims)
     }
-    fn event(&mut self, ts: i64, name: &str) {
-        Folder::event(self, ts, name)
+    fn event(&mut self, ts: i64, name: &str, duration: Option<f64>) {
+        Folder::event(self, ts, name, duration)
     }
-    fn error(&mut self, ts: i64, fingerprint: &str) {
-        Folder::error(self, ts, fingerprint)
+    fn error(&mut self, ts: i64, e: &ErrorRow<'_>) {
+        Folder::error(self, ts, e)
     }
     fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]) {
         Folder::vitals(self, ts, values)
@@ -157,6 +160,28 @@ pub(crate) trait RollupPort: Send + Sync {
         key: Self::Key,
         range: TimeRange,
         filters: &PerformanceFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()>;
+
+    /// Feeds the events of `range` named `name` (every name when `None`) that match `segment`
+    /// (compiled by the backend into its query, every value bound), with their properties when
+    /// the folder wants them.
+    async fn scan_events(
+        &self,
+        key: Self::Key,
+        range: TimeRange,
+        name: Option<&str>,
+        segment: &SegmentFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()>;
+
+    /// Feeds the errors of `range` that match `filters` (compiled by the backend into its
+    /// query, every value bound).
+    async fn scan_errors(
+        &self,
+        key: Self::Key,
+        range: TimeRange,
+        filters: &ErrorFilters,
         f: &mut Folder,
     ) -> StoreResult<()>;
 
@@ -278,14 +303,14 @@ impl Sink for Splitter {
             f.pageview(ts, url, visitor, dims);
         }
     }
-    fn event(&mut self, ts: i64, name: &str) {
+    fn event(&mut self, ts: i64, name: &str, duration: Option<f64>) {
         if let Some(f) = self.target(ts, Part::Events) {
-            f.event(ts, name);
+            f.event(ts, name, duration);
         }
     }
-    fn error(&mut self, ts: i64, fingerprint: &str) {
+    fn error(&mut self, ts: i64, e: &ErrorRow<'_>) {
         if let Some(f) = self.target(ts, Part::Errors) {
-            f.error(ts, fingerprint);
+            f.error(ts, e);
         }
     }
     fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]) {
@@ -598,6 +623,74 @@ pub(crate) async fn performance_report<P: RollupPort>(
             f.finish()
         };
     Ok(a.performance_report())
+}
+
+/// The events report without its page of recent occurrences (the store reads it): unfiltered
+/// or filtered by name only, from rollups; with a segment, by one scan of the segment's events.
+pub(crate) async fn events_report<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    filters: &EventFilters,
+    paging: RecentPaging,
+) -> StoreResult<EventsReport> {
+    let a = if filters.segment.is_empty() {
+        aggregate(port, key, range, Part::EventNames).await?
+    } else {
+        let mut f = Folder::new(&[Part::EventNames]);
+        port.scan_events(key, range, None, &filters.segment, &mut f)
+            .await?;
+        f.finish()
+    };
+    Ok(a.events_report(filters.event_name.as_deref(), paging))
+}
+
+/// One event name's detail without its occurrences (the store reads them): one scan of its
+/// events in `range` and `segment`, properties sampled.
+pub(crate) async fn event_detail<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    name: &str,
+    segment: &SegmentFilters,
+) -> StoreResult<EventDetail> {
+    let mut f = Folder::new(&[Part::EventNames]).with_properties();
+    port.scan_events(key, range, Some(name), segment, &mut f)
+        .await?;
+    Ok(f.finish().event_detail(name))
+}
+
+/// The errors report: unfiltered from rollups, filtered by one scan of the matching errors.
+pub(crate) async fn errors_report<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    filters: &ErrorFilters,
+    top: usize,
+) -> StoreResult<ErrorsReport> {
+    let a = if filters.is_empty() {
+        let mut a = aggregate(port, key, range, Part::Errors).await?;
+        a.merge(aggregate(port, key, range, Part::ErrorGroups).await?);
+        a
+    } else {
+        let mut f = Folder::new(&[Part::Errors, Part::ErrorGroups]);
+        port.scan_errors(key, range, filters, &mut f).await?;
+        f.finish()
+    };
+    Ok(a.errors_report(top))
+}
+
+/// One fingerprint's figures over `range` without its occurrences (the store reads them), from
+/// rollups.
+pub(crate) async fn error_detail<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    fingerprint: &str,
+) -> StoreResult<ErrorDetail> {
+    Ok(aggregate(port, key, range, Part::ErrorGroups)
+        .await?
+        .error_detail(fingerprint))
 }
 
 /// A bucket's part code back to its [`Part`].

@@ -6,17 +6,20 @@
 
 use super::plan::DAY;
 use crate::domain::{
-    analytics::{Dimension, METRICS},
-    plausible::vital_is_plausible,
+    analytics::{Dimension, METRICS, SCHEMA_SAMPLES},
+    model::Channel,
+    plausible::{duration_is_plausible, vital_is_plausible},
 };
 use crate::store::{StoreError, StoreResult};
 use roaring::RoaringBitmap;
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Encoding of `rollups.data`; rows of another format are rebuilt on read. 2: web-vital days
 /// count implausible values (`domain::plausible`) and leave them out of sums and histograms.
 /// 3: the `Pages` part (visitors per page). 4: web-vital days count complete documents.
-pub(crate) const FMT: i64 = 4;
+/// 5: the `EventNames` and `ErrorGroups` parts.
+pub(crate) const FMT: i64 = 5;
 
 /// What a rollup row holds; one row per part so each summary decodes only what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,20 +31,36 @@ pub(crate) enum Part {
     Breakdowns,
     /// Visitors of each page (the page-views report's unique visitors per page).
     Pages,
+    /// Per event name: days, newest occurrence, durations (the events report and event detail).
+    EventNames,
+    /// Per error fingerprint: days, first and last occurrence (the errors report and detail).
+    ErrorGroups,
 }
 
 impl Part {
-    pub(crate) const ALL: [Part; 6] = [
+    pub(crate) const ALL: [Part; 8] = [
         Part::Pageviews,
         Part::Events,
         Part::Errors,
         Part::Performance,
         Part::Breakdowns,
         Part::Pages,
+        Part::EventNames,
+        Part::ErrorGroups,
     ];
 
     pub(crate) fn code(self) -> i64 {
         self as i64
+    }
+
+    /// The channel whose documents the part is folded from.
+    pub(crate) fn channel(self) -> Channel {
+        match self {
+            Part::Pageviews | Part::Breakdowns | Part::Pages => Channel::Pageviews,
+            Part::Events | Part::EventNames => Channel::Events,
+            Part::Errors | Part::ErrorGroups => Channel::Errors,
+            Part::Performance => Channel::Performance,
+        }
     }
 }
 
@@ -143,6 +162,145 @@ impl PageVisitors {
     }
 }
 
+/// One event name over a span: occurrences per UTC day, the newest one, and its plausible
+/// durations (an exact histogram per merged span, their compensated sum) and implausible ones.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct NameFigures {
+    pub days: BTreeMap<i64, u64>,
+    pub last: i64,
+    pub durations: Vec<Hist>,
+    pub duration_sum: Sum,
+    pub implausible: u64,
+}
+
+impl NameFigures {
+    pub(crate) fn count(&self) -> u64 {
+        self.days.values().sum()
+    }
+
+    /// Number of plausible durations.
+    pub(crate) fn timed(&self) -> u64 {
+        self.durations.iter().flatten().map(|e| e.1).sum()
+    }
+
+    fn merge(&mut self, o: NameFigures) {
+        add_days(&mut self.days, o.days);
+        self.last = self.last.max(o.last);
+        self.durations
+            .extend(o.durations.into_iter().filter(|h| !h.is_empty()));
+        self.duration_sum.merge(o.duration_sum);
+        self.implausible += o.implausible;
+    }
+}
+
+/// One raw error as a scan hands it over: its fingerprint and what describes a group.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ErrorRow<'a> {
+    pub fingerprint: Option<&'a str>,
+    /// Storage order among errors of equal time (SQLite's rowid, MongoDB's `_id`), compared
+    /// bytewise: the first stored describes its group.
+    pub order: [u8; 12],
+    pub message: Option<&'a str>,
+    pub browser: Option<&'a str>,
+    pub os: Option<&'a str>,
+    pub os_version: Option<&'a str>,
+    pub device_type: Option<&'a str>,
+}
+
+/// The earliest occurrence of a fingerprint (owned [`ErrorRow`] fields with its time).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct FirstError {
+    pub ts: i64,
+    pub order: [u8; 12],
+    pub message: String,
+    pub browser: Option<String>,
+    pub os: Option<String>,
+    pub os_version: Option<String>,
+    pub device_type: Option<String>,
+}
+
+impl FirstError {
+    fn of(ts: i64, e: &ErrorRow<'_>) -> Self {
+        let owned = |v: Option<&str>| v.map(str::to_string);
+        FirstError {
+            ts,
+            order: e.order,
+            message: e.message.unwrap_or_default().to_string(),
+            browser: owned(e.browser),
+            os: owned(e.os),
+            os_version: owned(e.os_version),
+            device_type: owned(e.device_type),
+        }
+    }
+
+    fn precedes(&self, other: &FirstError) -> bool {
+        (self.ts, self.order) < (other.ts, other.order)
+    }
+}
+
+/// One fingerprint over a span: occurrences per UTC day, the earliest and the newest.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupFigures {
+    pub days: BTreeMap<i64, u64>,
+    pub first: FirstError,
+    pub last: i64,
+}
+
+impl GroupFigures {
+    pub(crate) fn count(&self) -> u64 {
+        self.days.values().sum()
+    }
+
+    fn merge(&mut self, o: GroupFigures) {
+        add_days(&mut self.days, o.days);
+        if o.first.precedes(&self.first) {
+            self.first = o.first;
+        }
+        self.last = self.last.max(o.last);
+    }
+}
+
+/// Top-level property keys of events with their distinct values (by JSON text, so `"3"` is not
+/// `3`) and when each was last seen. Not stored: only scans of one event name fill it.
+#[derive(Debug, Default)]
+pub(crate) struct PropertySamples(pub BTreeMap<String, HashMap<String, (Value, i64)>>);
+
+impl PropertySamples {
+    fn add(&mut self, ts: i64, properties: &serde_json::Map<String, Value>) {
+        for (key, value) in properties {
+            let values = match self.0.get_mut(key) {
+                Some(v) => v,
+                None => self.0.entry(key.clone()).or_default(),
+            };
+            let text = value.to_string();
+            match values.get_mut(&text) {
+                Some(seen) => seen.1 = seen.1.max(ts),
+                None => {
+                    values.insert(text, (value.clone(), ts));
+                }
+            }
+        }
+    }
+
+    /// Per key (ascending), up to [`SCHEMA_SAMPLES`] values, most recently seen first, ties by
+    /// JSON text.
+    pub(crate) fn schema(self) -> Vec<(String, Vec<Value>)> {
+        self.0
+            .into_iter()
+            .map(|(key, values)| {
+                let mut values: Vec<(String, (Value, i64))> = values.into_iter().collect();
+                values.sort_unstable_by(|a, b| b.1.1.cmp(&a.1.1).then_with(|| a.0.cmp(&b.0)));
+                let samples = values
+                    .into_iter()
+                    .take(SCHEMA_SAMPLES)
+                    .map(|(_, (v, _))| v)
+                    .collect();
+                (key, samples)
+            })
+            .collect()
+    }
+}
+
 /// Figures of some span for the parts that were asked for; merging spans is exact.
 #[derive(Debug, Default)]
 pub(crate) struct Aggs {
@@ -164,6 +322,12 @@ pub(crate) struct Aggs {
     pub dims: [HashMap<String, u64>; 8],
     /// Per URL: its visitors.
     pub pages: HashMap<String, PageVisitors>,
+    /// Per event name.
+    pub event_names: HashMap<String, NameFigures>,
+    /// Per error fingerprint (errors without one are in no group).
+    pub error_groups: HashMap<String, GroupFigures>,
+    /// Property samples (raw scans of one event name only; never stored).
+    pub properties: PropertySamples,
 }
 
 pub(crate) fn add_counts<K: Eq + std::hash::Hash>(
@@ -227,6 +391,32 @@ impl Aggs {
                 self.pages.entry(url).or_default().merge(v);
             }
         }
+        if self.event_names.is_empty() {
+            self.event_names = o.event_names;
+        } else {
+            for (name, v) in o.event_names {
+                self.event_names.entry(name).or_default().merge(v);
+            }
+        }
+        if self.error_groups.is_empty() {
+            self.error_groups = o.error_groups;
+        } else {
+            for (fp, g) in o.error_groups {
+                match self.error_groups.get_mut(&fp) {
+                    Some(into) => into.merge(g),
+                    None => {
+                        self.error_groups.insert(fp, g);
+                    }
+                }
+            }
+        }
+        for (key, values) in o.properties.0 {
+            let into = self.properties.0.entry(key).or_default();
+            for (text, (v, ts)) in values {
+                let seen = into.entry(text).or_insert((v, ts));
+                seen.1 = seen.1.max(ts);
+            }
+        }
     }
 
     /// True when no document was folded in.
@@ -288,78 +478,96 @@ impl Aggs {
             }
             Part::Breakdowns => out.dims = std::mem::take(&mut self.dims),
             Part::Pages => out.pages = std::mem::take(&mut self.pages),
+            Part::EventNames => out.event_names = std::mem::take(&mut self.event_names),
+            Part::ErrorGroups => out.error_groups = std::mem::take(&mut self.error_groups),
         }
         out
     }
 
-    /// Folds the histograms of each metric into one (before storing a merged bucket).
+    /// Folds the histograms of each metric and event name into one (before storing a merged
+    /// bucket).
     pub(crate) fn fold_hists(&mut self) {
-        for hists in &mut self.hists {
-            if hists.len() <= 1 {
-                continue;
-            }
-            let mut all: Hist = hists.drain(..).flatten().collect();
-            all.sort_unstable_by_key(|e| e.0);
-            let mut folded: Hist = Vec::with_capacity(all.len());
-            for (k, n) in all {
-                match folded.last_mut() {
-                    Some(last) if last.0 == k => last.1 += n,
-                    _ => folded.push((k, n)),
-                }
-            }
-            hists.push(folded);
+        for hists in self
+            .hists
+            .iter_mut()
+            .chain(self.event_names.values_mut().map(|n| &mut n.durations))
+        {
+            fold_hists(hists);
         }
     }
 
     /// The value at 0-based `rank` of metric `m` over every histogram, `None` when `rank` is out
-    /// of range. Binary search over the ordered key space: ~64 probes of a binary search per
-    /// histogram, whatever the number of values.
+    /// of range.
     pub(crate) fn value_at_rank(&self, m: usize, rank: u64) -> Option<f64> {
-        let hists: Vec<(&Hist, Vec<u64>)> = self.hists[m]
-            .iter()
-            .filter(|h| !h.is_empty())
-            .map(|h| {
-                let mut acc = 0;
-                let cum = h
-                    .iter()
-                    .map(|e| {
-                        acc += e.1;
-                        acc
-                    })
-                    .collect();
-                (h, cum)
-            })
-            .collect();
-        let total: u64 = hists.iter().map(|(_, c)| *c.last().unwrap_or(&0)).sum();
-        if rank >= total {
-            return None;
-        }
-        let count_le = |key: u64| -> u64 {
-            hists
-                .iter()
-                .map(|(h, cum)| match h.partition_point(|e| e.0 <= key) {
-                    0 => 0,
-                    i => cum[i - 1],
-                })
-                .sum()
-        };
-        let mut lo = hists.iter().map(|(h, _)| h[0].0).min()?;
-        let mut hi = hists.iter().map(|(h, _)| h[h.len() - 1].0).max()?;
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if count_le(mid) > rank {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        Some(from_ord_key(lo))
+        value_at_rank(&self.hists[m], rank)
     }
 
     /// Number of non-null values of metric `m`.
     pub(crate) fn metric_count(&self, m: usize) -> u64 {
         self.hists[m].iter().flatten().map(|e| e.1).sum()
     }
+}
+
+/// Merges histograms into one.
+fn fold_hists(hists: &mut Vec<Hist>) {
+    if hists.len() <= 1 {
+        return;
+    }
+    let mut all: Hist = hists.drain(..).flatten().collect();
+    all.sort_unstable_by_key(|e| e.0);
+    let mut folded: Hist = Vec::with_capacity(all.len());
+    for (k, n) in all {
+        match folded.last_mut() {
+            Some(last) if last.0 == k => last.1 += n,
+            _ => folded.push((k, n)),
+        }
+    }
+    hists.push(folded);
+}
+
+/// The value at 0-based `rank` over several histograms, `None` when `rank` is out of range.
+/// Binary search over the ordered key space: ~64 probes of a binary search per histogram,
+/// whatever the number of values.
+pub(crate) fn value_at_rank(hists: &[Hist], rank: u64) -> Option<f64> {
+    let hists: Vec<(&Hist, Vec<u64>)> = hists
+        .iter()
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let mut acc = 0;
+            let cum = h
+                .iter()
+                .map(|e| {
+                    acc += e.1;
+                    acc
+                })
+                .collect();
+            (h, cum)
+        })
+        .collect();
+    let total: u64 = hists.iter().map(|(_, c)| *c.last().unwrap_or(&0)).sum();
+    if rank >= total {
+        return None;
+    }
+    let count_le = |key: u64| -> u64 {
+        hists
+            .iter()
+            .map(|(h, cum)| match h.partition_point(|e| e.0 <= key) {
+                0 => 0,
+                i => cum[i - 1],
+            })
+            .sum()
+    };
+    let mut lo = hists.iter().map(|(h, _)| h[0].0).min()?;
+    let mut hi = hists.iter().map(|(h, _)| h[h.len() - 1].0).max()?;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if count_le(mid) > rank {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(from_ord_key(lo))
 }
 
 pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -407,6 +615,36 @@ impl Enc {
         for (k, n) in m {
             self.bytes(k.as_bytes());
             self.u(*n);
+        }
+    }
+    /// At most one histogram (a bucket's are folded before storing).
+    fn hist(&mut self, hists: &[Hist]) -> StoreResult<()> {
+        let empty = Hist::new();
+        let h = match hists.len() {
+            0 => &empty,
+            1 => &hists[0],
+            _ => return Err(corrupt("unfolded histogram")),
+        };
+        self.u(h.len() as u64);
+        let mut prev = 0u64;
+        for (k, n) in h {
+            self.u(k - prev);
+            self.u(*n);
+            prev = *k;
+        }
+        Ok(())
+    }
+    fn sum(&mut self, s: Sum) {
+        self.f(s.s);
+        self.f(s.c);
+    }
+    fn text(&mut self, t: Option<&str>) {
+        match t {
+            None => self.u(0),
+            Some(t) => {
+                self.u(t.len() as u64 + 1);
+                self.0.extend_from_slice(t.as_bytes());
+            }
         }
     }
 }
@@ -458,10 +696,42 @@ impl<'a> Dec<'a> {
         let n = self.u()? as usize;
         let mut m = HashMap::with_capacity(n);
         for _ in 0..n {
-            let k = String::from_utf8(self.bytes()?.to_vec()).map_err(corrupt)?;
-            m.insert(k, self.u()?);
+            m.insert(self.string()?, self.u()?);
         }
         Ok(m)
+    }
+    fn string(&mut self) -> StoreResult<String> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(corrupt)
+    }
+    /// Zero or one histogram.
+    fn hist(&mut self) -> StoreResult<Vec<Hist>> {
+        let n = self.u()? as usize;
+        let mut h = Hist::with_capacity(n);
+        let mut prev = 0u64;
+        for _ in 0..n {
+            prev += self.u()?;
+            h.push((prev, self.u()?));
+        }
+        Ok(if h.is_empty() { Vec::new() } else { vec![h] })
+    }
+    fn sum(&mut self) -> StoreResult<Sum> {
+        Ok(Sum {
+            s: self.f()?,
+            c: self.f()?,
+        })
+    }
+    fn text(&mut self) -> StoreResult<Option<String>> {
+        match self.u()? as usize {
+            0 => Ok(None),
+            n => {
+                let s = self
+                    .b
+                    .get(self.at..self.at + n - 1)
+                    .ok_or_else(|| corrupt("truncated"))?;
+                self.at += n - 1;
+                Ok(Some(String::from_utf8(s.to_vec()).map_err(corrupt)?))
+            }
+        }
     }
 }
 
@@ -496,24 +766,11 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 e.u(p.implausible);
                 for m in 0..5 {
                     e.u(p.n[m]);
-                    e.f(p.sum[m].s);
-                    e.f(p.sum[m].c);
+                    e.sum(p.sum[m]);
                 }
             }
             for hists in &a.hists {
-                let empty = Hist::new();
-                let h = match hists.len() {
-                    0 => &empty,
-                    1 => &hists[0],
-                    _ => return Err(corrupt("unfolded histogram")),
-                };
-                e.u(h.len() as u64);
-                let mut prev = 0u64;
-                for (k, n) in h {
-                    e.u(k - prev);
-                    e.u(*n);
-                    prev = *k;
-                }
+                e.hist(hists)?;
             }
         }
         Part::Breakdowns => {
@@ -532,6 +789,37 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 let mut bits = Vec::with_capacity(v.clients.serialized_size());
                 v.clients.serialize_into(&mut bits).map_err(corrupt)?;
                 e.bytes(&bits);
+            }
+        }
+        Part::EventNames => {
+            e.u(a.event_names.len() as u64);
+            for (name, f) in &a.event_names {
+                e.bytes(name.as_bytes());
+                e.days(&f.days);
+                e.i(f.last);
+                e.hist(&f.durations)?;
+                e.sum(f.duration_sum);
+                e.u(f.implausible);
+            }
+        }
+        Part::ErrorGroups => {
+            e.u(a.error_groups.len() as u64);
+            for (fingerprint, g) in &a.error_groups {
+                e.bytes(fingerprint.as_bytes());
+                e.days(&g.days);
+                e.i(g.last);
+                let first = &g.first;
+                e.i(first.ts);
+                e.bytes(&first.order);
+                e.bytes(first.message.as_bytes());
+                for t in [
+                    &first.browser,
+                    &first.os,
+                    &first.os_version,
+                    &first.device_type,
+                ] {
+                    e.text(t.as_deref());
+                }
             }
         }
     }
@@ -567,24 +855,12 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 };
                 for m in 0..5 {
                     p.n[m] = d.u()?;
-                    p.sum[m] = Sum {
-                        s: d.f()?,
-                        c: d.f()?,
-                    };
+                    p.sum[m] = d.sum()?;
                 }
                 o.perf_days.insert(day, p);
             }
             for m in 0..5 {
-                let n = d.u()? as usize;
-                let mut h = Hist::with_capacity(n);
-                let mut prev = 0u64;
-                for _ in 0..n {
-                    prev += d.u()?;
-                    h.push((prev, d.u()?));
-                }
-                if !h.is_empty() {
-                    o.hists[m].push(h);
-                }
+                o.hists[m] = d.hist()?;
             }
         }
         Part::Breakdowns => {
@@ -596,7 +872,7 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
             let n = d.u()? as usize;
             o.pages.reserve(n);
             for _ in 0..n {
-                let url = String::from_utf8(d.bytes()?.to_vec()).map_err(corrupt)?;
+                let url = d.string()?;
                 let anon = d.u()? != 0;
                 let clients = RoaringBitmap::deserialize_from(d.bytes()?).map_err(corrupt)?;
                 o.pages.insert(
@@ -607,6 +883,41 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                         unnamed: HashSet::new(),
                     },
                 );
+            }
+        }
+        Part::EventNames => {
+            let n = d.u()? as usize;
+            o.event_names.reserve(n);
+            for _ in 0..n {
+                let name = d.string()?;
+                let f = NameFigures {
+                    days: d.days()?,
+                    last: d.i()?,
+                    durations: d.hist()?,
+                    duration_sum: d.sum()?,
+                    implausible: d.u()?,
+                };
+                o.event_names.insert(name, f);
+            }
+        }
+        Part::ErrorGroups => {
+            let n = d.u()? as usize;
+            o.error_groups.reserve(n);
+            for _ in 0..n {
+                let fingerprint = d.string()?;
+                let days = d.days()?;
+                let last = d.i()?;
+                let first = FirstError {
+                    ts: d.i()?,
+                    order: d.bytes()?.try_into().map_err(corrupt)?,
+                    message: d.string()?,
+                    browser: d.text()?,
+                    os: d.text()?,
+                    os_version: d.text()?,
+                    device_type: d.text()?,
+                };
+                o.error_groups
+                    .insert(fingerprint, GroupFigures { days, first, last });
             }
         }
     }
@@ -634,8 +945,14 @@ pub(crate) struct Folder {
     pageviews: bool,
     breakdowns: bool,
     pages: bool,
+    events: bool,
+    event_names: bool,
+    errors: bool,
+    error_groups: bool,
+    properties: bool,
     raw_dims: [HashMap<Option<String>, u64>; 8],
     hists: [BTreeMap<u64, u64>; 5],
+    name_hists: HashMap<String, BTreeMap<u64, u64>>,
 }
 
 impl Folder {
@@ -646,22 +963,31 @@ impl Folder {
             pageviews: parts.contains(&Part::Pageviews),
             breakdowns: parts.contains(&Part::Breakdowns),
             pages: parts.contains(&Part::Pages),
+            events: parts.contains(&Part::Events),
+            event_names: parts.contains(&Part::EventNames),
+            errors: parts.contains(&Part::Errors),
+            error_groups: parts.contains(&Part::ErrorGroups),
+            properties: false,
             raw_dims: Default::default(),
             hists: Default::default(),
+            name_hists: HashMap::new(),
         }
     }
 
-    /// True when the documents of `part`'s channel are wanted (page views feed three parts).
+    /// Also samples the events' properties (the event detail's schema; never stored).
+    pub(crate) fn with_properties(mut self) -> Self {
+        self.properties = true;
+        self
+    }
+
+    /// True when the documents of `part`'s channel are wanted.
     pub(crate) fn wants(&self, part: Part) -> bool {
-        match part {
-            Part::Pageviews | Part::Breakdowns | Part::Pages => self.wants_pageviews(),
-            other => self.parts.contains(&other),
-        }
+        self.parts.iter().any(|p| p.channel() == part.channel())
     }
 
-    /// True when page views are scanned at all.
-    pub(crate) fn wants_pageviews(&self) -> bool {
-        self.pageviews || self.breakdowns || self.pages
+    /// True when events should come with their properties ([`Folder::properties`]).
+    pub(crate) fn wants_properties(&self) -> bool {
+        self.properties
     }
 
     /// True when visitors are counted (callers can skip resolving dense ids otherwise).
@@ -713,16 +1039,78 @@ impl Folder {
         }
     }
 
-    /// One custom event.
-    pub(crate) fn event(&mut self, ts: i64, name: &str) {
-        *self.a.ev_days.entry(ts.div_euclid(DAY)).or_default() += 1;
-        bump(&mut self.a.names, name);
+    /// One custom event with its `durationMs` when it carries a number. Implausible durations
+    /// are counted and left out.
+    pub(crate) fn event(&mut self, ts: i64, name: &str, duration: Option<f64>) {
+        let day = ts.div_euclid(DAY);
+        if self.events {
+            *self.a.ev_days.entry(day).or_default() += 1;
+            bump(&mut self.a.names, name);
+        }
+        if self.event_names {
+            let f = match self.a.event_names.get_mut(name) {
+                Some(f) => f,
+                None => self
+                    .a
+                    .event_names
+                    .entry(name.to_string())
+                    .or_insert_with(|| NameFigures {
+                        last: i64::MIN,
+                        ..Default::default()
+                    }),
+            };
+            *f.days.entry(day).or_default() += 1;
+            f.last = f.last.max(ts);
+            match duration {
+                Some(ms) if duration_is_plausible(ms) => {
+                    f.duration_sum.add(ms);
+                    let hist = match self.name_hists.get_mut(name) {
+                        Some(h) => h,
+                        None => self.name_hists.entry(name.to_string()).or_default(),
+                    };
+                    *hist.entry(ord_key(ms)).or_default() += 1;
+                }
+                Some(_) => f.implausible += 1,
+                None => {}
+            }
+        }
     }
 
-    /// One error, by fingerprint.
-    pub(crate) fn error(&mut self, ts: i64, fingerprint: &str) {
-        *self.a.er_days.entry(ts.div_euclid(DAY)).or_default() += 1;
-        bump(&mut self.a.fingerprints, fingerprint);
+    /// The top-level properties of an event already folded with [`Folder::event`] (only when
+    /// [`Folder::wants_properties`]; non-object properties have none).
+    pub(crate) fn properties(&mut self, ts: i64, properties: &serde_json::Map<String, Value>) {
+        self.a.properties.add(ts, properties);
+    }
+
+    /// One error.
+    pub(crate) fn error(&mut self, ts: i64, e: &ErrorRow<'_>) {
+        let day = ts.div_euclid(DAY);
+        if self.errors {
+            *self.a.er_days.entry(day).or_default() += 1;
+            bump(&mut self.a.fingerprints, e.fingerprint.unwrap_or_default());
+        }
+        let Some(fingerprint) = e.fingerprint.filter(|_| self.error_groups) else {
+            return;
+        };
+        match self.a.error_groups.get_mut(fingerprint) {
+            Some(g) => {
+                *g.days.entry(day).or_default() += 1;
+                g.last = g.last.max(ts);
+                if (ts, e.order) < (g.first.ts, g.first.order) {
+                    g.first = FirstError::of(ts, e);
+                }
+            }
+            None => {
+                self.a.error_groups.insert(
+                    fingerprint.to_string(),
+                    GroupFigures {
+                        days: BTreeMap::from([(day, 1)]),
+                        first: FirstError::of(ts, e),
+                        last: ts,
+                    },
+                );
+            }
+        }
     }
 
     /// One web-vitals document: its values of `METRICS`, in that order. Implausible values are
@@ -757,6 +1145,11 @@ impl Folder {
         for (into, hist) in self.a.hists.iter_mut().zip(self.hists) {
             if !hist.is_empty() {
                 into.push(hist.into_iter().collect());
+            }
+        }
+        for (name, hist) in self.name_hists {
+            if let Some(f) = self.a.event_names.get_mut(&name) {
+                f.durations.push(hist.into_iter().collect());
             }
         }
         self.a
@@ -827,8 +1220,15 @@ mod tests {
         f.pageview(T + 1, "/a", Visitor::Dense(7), dims);
         f.pageview(T + 2, "/b", Visitor::Unnamed("new"), dims);
         f.pageview(T - DAY, "/b", Visitor::Anonymous, [None; 8]);
-        f.event(T, "signup");
-        f.error(T, "fp1");
+        f.event(T, "signup", Some(120.0));
+        f.event(T + 5, "signup", Some(-1.0));
+        f.error(
+            T,
+            &ErrorRow {
+                fingerprint: Some("fp1"),
+                ..Default::default()
+            },
+        );
         f.vitals(T, [Some(2_000.0), Some(0.1), None, None, None]);
         f.vitals(T, [Some(1e308), Some(1_000.0), None, None, None]);
         let a = f.finish();
@@ -838,7 +1238,13 @@ mod tests {
         assert_eq!(a.clients.len(), 1, "one dense visitor however often seen");
         assert!(a.unnamed.contains("new"));
         assert_eq!(a.pv_anon, 1);
-        assert_eq!(a.names["signup"], 1);
+        assert_eq!(a.names["signup"], 2);
+        let signup = &a.event_names["signup"];
+        assert_eq!(
+            (signup.count(), signup.timed(), signup.implausible),
+            (2, 1, 1)
+        );
+        assert_eq!(signup.last, T + 5);
         assert_eq!(a.fingerprints["fp1"], 1);
         let day = a.perf_days[&T.div_euclid(DAY)];
         assert_eq!((day.rows, day.n[0], day.implausible), (2, 1, 2));

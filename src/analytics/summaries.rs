@@ -3,13 +3,41 @@
 //! plausible values, the implausible count) and breakdowns. Pure: whatever span the [`Aggs`]
 //! cover (rollups, raw edges or a whole raw scan), the figures come out the same way.
 
-use super::{plan::DAY, rollup::Aggs};
-use crate::domain::analytics::{
-    Breakdowns, DayCount, Dimension, ErrorsSummary, EventCount, EventsSummary, METRICS, MetricsDay,
-    PageCount, PageStats, PageViewsReport, PageViewsSummary, Percentiles, PerformanceFigures,
-    PerformanceReport, utc_day,
+use super::{
+    plan::DAY,
+    rollup::{Aggs, NameFigures, add_days, value_at_rank},
+};
+use crate::domain::{
+    analytics::{
+        Breakdowns, DayCount, Dimension, DurationSummary, ErrorDetail, ErrorGroup, ErrorsReport,
+        ErrorsSummary, EventCount, EventDetail, EventsReport, EventsSummary, METRICS, MetricsDay,
+        PageCount, PageStats, PageViewsReport, PageViewsSummary, Pagination, Percentiles,
+        PerformanceFigures, PerformanceReport, PropertyKey, REPORT_TOP, RecentPaging, TimedEvent,
+        TopEvent, utc_day,
+    },
+    timestamp::to_iso,
 };
 use std::collections::{BTreeMap, HashMap};
+
+/// The value at lower nearest rank `p` of `n` values spread over `hists`.
+fn at_rank(hists: &[super::rollup::Hist], n: u64, p: f64) -> Option<f64> {
+    (n > 0)
+        .then(|| value_at_rank(hists, (p * (n - 1) as f64).floor() as u64))
+        .flatten()
+}
+
+/// The plausible durations of one name (or of several merged).
+fn durations(f: &NameFigures) -> DurationSummary {
+    let n = f.timed();
+    DurationSummary {
+        count: n,
+        avg_ms: (n > 0).then(|| f.duration_sum.value() / n as f64),
+        p50_ms: at_rank(&f.durations, n, 0.5),
+        p95_ms: at_rank(&f.durations, n, 0.95),
+        max_ms: at_rank(&f.durations, n, 1.0),
+        implausible: f.implausible,
+    }
+}
 
 fn by_day(days: &BTreeMap<i64, u64>) -> Vec<DayCount> {
     days.iter()
@@ -74,6 +102,138 @@ impl Aggs {
                 .into_iter()
                 .map(|(event_name, count)| EventCount { event_name, count })
                 .collect(),
+        }
+    }
+
+    /// The events report of the `EventNames` part, restricted to `name` when given (the name
+    /// list is not), with the recent-occurrence pagination of `paging` and no occurrences (the
+    /// store reads that page).
+    pub(crate) fn events_report(
+        mut self,
+        name: Option<&str>,
+        paging: RecentPaging,
+    ) -> EventsReport {
+        let mut unique_event_names: Vec<String> = self.event_names.keys().cloned().collect();
+        unique_event_names.sort_unstable();
+        if let Some(name) = name {
+            self.event_names.retain(|n, _| n == name);
+        }
+        let mut days = BTreeMap::new();
+        for f in self.event_names.values() {
+            add_days(&mut days, f.days.clone());
+        }
+        let total_events = days.values().sum();
+        let mut names: Vec<(String, NameFigures)> = self.event_names.into_iter().collect();
+        names.sort_unstable_by(|a, b| {
+            (b.1.count().cmp(&a.1.count()))
+                .then_with(|| b.1.last.cmp(&a.1.last))
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        let top_events = names
+            .iter()
+            .take(REPORT_TOP)
+            .map(|(name, f)| TopEvent {
+                event_name: name.clone(),
+                count: f.count(),
+                most_recent_timestamp: to_iso(f.last),
+            })
+            .collect();
+        let implausible_durations = names.iter().map(|(_, f)| f.implausible).sum();
+        let mut timed_events: Vec<TimedEvent> = names
+            .iter()
+            .filter(|(_, f)| f.timed() > 0)
+            .map(|(name, f)| {
+                let d = durations(f);
+                TimedEvent {
+                    event_name: name.clone(),
+                    count: d.count,
+                    avg_ms: d.avg_ms.unwrap_or(0.0),
+                    max_ms: d.max_ms.unwrap_or(0.0),
+                    p50_ms: d.p50_ms,
+                    p95_ms: d.p95_ms,
+                }
+            })
+            .collect();
+        let key = |v: Option<f64>| v.unwrap_or(f64::NEG_INFINITY);
+        timed_events.sort_unstable_by(|a, b| {
+            key(b.p95_ms)
+                .total_cmp(&key(a.p95_ms))
+                .then_with(|| b.avg_ms.total_cmp(&a.avg_ms))
+                .then_with(|| b.max_ms.total_cmp(&a.max_ms))
+                .then_with(|| a.event_name.cmp(&b.event_name))
+        });
+        timed_events.truncate(REPORT_TOP);
+        EventsReport {
+            total_events,
+            events_by_day: by_day(&days),
+            unique_event_names,
+            top_events,
+            recent_occurrences: Vec::new(),
+            recent_pagination: Pagination::of(paging, total_events),
+            timed_events,
+            implausible_durations,
+        }
+    }
+
+    /// One event name's detail from the `EventNames` part and the sampled properties, without
+    /// occurrences (the store reads those).
+    pub(crate) fn event_detail(mut self, name: &str) -> EventDetail {
+        let f = self.event_names.remove(name).unwrap_or_default();
+        EventDetail {
+            occurrences: Vec::new(),
+            property_schema: self
+                .properties
+                .schema()
+                .into_iter()
+                .map(|(key, sample_values)| PropertyKey { key, sample_values })
+                .collect(),
+            events_by_day: by_day(&f.days),
+            duration_summary: durations(&f),
+        }
+    }
+
+    /// The errors report of the `Errors` and `ErrorGroups` parts: the `top` fingerprints by
+    /// count (ties by fingerprint), each described by its earliest occurrence.
+    pub(crate) fn errors_report(self, top: usize) -> ErrorsReport {
+        let mut groups: Vec<_> = self.error_groups.into_iter().collect();
+        let unique_fingerprints = groups.len() as u64;
+        groups.sort_unstable_by(|a, b| b.1.count().cmp(&a.1.count()).then_with(|| a.0.cmp(&b.0)));
+        groups.truncate(top);
+        ErrorsReport {
+            total_errors: self.er_days.values().sum(),
+            errors_by_day: by_day(&self.er_days),
+            unique_fingerprints,
+            grouped_errors: groups
+                .into_iter()
+                .map(|(fingerprint, g)| ErrorGroup {
+                    count: g.count(),
+                    fingerprint,
+                    message: g.first.message,
+                    browser: g.first.browser,
+                    os: g.first.os,
+                    os_version: g.first.os_version,
+                    device_type: g.first.device_type,
+                    first_seen: to_iso(g.first.ts),
+                })
+                .collect(),
+        }
+    }
+
+    /// One fingerprint from the `ErrorGroups` part, without occurrences (the store reads those).
+    pub(crate) fn error_detail(mut self, fingerprint: &str) -> ErrorDetail {
+        let Some(g) = self.error_groups.remove(fingerprint) else {
+            return ErrorDetail {
+                fingerprint: fingerprint.to_string(),
+                ..Default::default()
+            };
+        };
+        ErrorDetail {
+            fingerprint: fingerprint.to_string(),
+            total_occurrences: g.count(),
+            first_seen: Some(to_iso(g.first.ts)),
+            last_seen: Some(to_iso(g.last)),
+            errors_by_day: by_day(&g.days),
+            occurrences: Vec::new(),
         }
     }
 
@@ -212,5 +372,185 @@ mod tests {
             .performance_report();
         assert_eq!(empty.figures.percentiles.len(), METRICS.len());
         assert!(empty.figures.metrics_by_day.is_empty());
+    }
+
+    /// Folds `parts` of two spans separately, stores each as a bucket would be stored, and
+    /// merges the decoded blobs: what a read over two rollups sees.
+    fn through_rollups(
+        parts: &[Part],
+        fold: impl Fn(&mut Folder, i64),
+    ) -> crate::analytics::rollup::Aggs {
+        use crate::analytics::rollup::{decode_into, encode};
+        let mut out = crate::analytics::rollup::Aggs::default();
+        for span in 0..2 {
+            let mut f = Folder::new(parts);
+            fold(&mut f, span);
+            let mut a = f.finish();
+            a.fold_hists();
+            for part in parts {
+                decode_into(&mut out, *part, &encode(&a, *part).unwrap()).unwrap();
+            }
+        }
+        out
+    }
+
+    const T: i64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
+
+    #[test]
+    fn events_report_ranks_names_times_durations_and_survives_storage() {
+        use crate::domain::analytics::{RecentPaging, TopEvent};
+        // Span 0: load 10..50 ms, "old" once; span 1: load 60..100 ms and one implausible,
+        // "new" later, "tiny" 5 ms, "untimed", "broken" implausible only.
+        let a = through_rollups(&[Part::EventNames], |f, span| {
+            let base = T + span * 3_600_000;
+            for i in 1..=5 {
+                f.event(base, "load", Some(f64::from(i + 5 * span as i32) * 10.0));
+            }
+            if span == 0 {
+                f.event(base, "old", None);
+            } else {
+                f.event(base, "load", Some(1e308));
+                f.event(base + 5, "new", None);
+                f.event(base, "tiny", Some(5.0));
+                f.event(base, "untimed", None);
+                f.event(base, "broken", Some(1e300));
+            }
+        });
+        let paging = RecentPaging { page: 1, limit: 4 };
+        let report = a.events_report(None, paging);
+        assert_eq!(report.total_events, 16);
+        assert_eq!(
+            report.unique_event_names,
+            ["broken", "load", "new", "old", "tiny", "untimed"]
+        );
+        let top: Vec<&str> = report
+            .top_events
+            .iter()
+            .map(|e| e.event_name.as_str())
+            .collect();
+        assert_eq!(
+            top,
+            ["load", "new", "broken", "tiny", "untimed", "old"],
+            "count, newest, name"
+        );
+        assert_eq!(report.implausible_durations, 2);
+        assert_eq!(
+            report.timed_events.len(),
+            2,
+            "names without a plausible duration are left out"
+        );
+        let load = &report.timed_events[0];
+        assert_eq!((load.event_name.as_str(), load.count), ("load", 10));
+        assert_eq!((load.avg_ms, load.max_ms), (55.0, 100.0));
+        assert_eq!((load.p50_ms, load.p95_ms), (Some(50.0), Some(90.0)));
+        assert_eq!(report.timed_events[1].p95_ms, Some(5.0));
+        assert_eq!(report.recent_pagination.total_pages, 4);
+        assert!(
+            report.recent_occurrences.is_empty(),
+            "the store reads the page"
+        );
+
+        let only = through_rollups(&[Part::EventNames], |f, span| {
+            f.event(T + span, "a", None);
+            f.event(T + span, "b", Some(1.0));
+        })
+        .events_report(Some("b"), paging);
+        assert_eq!(only.total_events, 2);
+        assert_eq!(
+            only.unique_event_names,
+            ["a", "b"],
+            "the name list ignores the name filter"
+        );
+        assert_eq!(
+            only.top_events,
+            vec![TopEvent {
+                event_name: "b".into(),
+                count: 2,
+                most_recent_timestamp: crate::domain::timestamp::to_iso(T + 1),
+            }]
+        );
+    }
+
+    #[test]
+    fn event_detail_keeps_distinct_typed_property_values_newest_first() {
+        let mut f = Folder::new(&[Part::EventNames]).with_properties();
+        let props = |v: serde_json::Value| v.as_object().unwrap().clone();
+        for (ts, p) in [
+            (T, serde_json::json!({"plan": "pro", "n": 3})),
+            (T + 1, serde_json::json!({"plan": "free", "n": "3"})),
+            (T + 2, serde_json::json!({"plan": "pro"})),
+        ] {
+            f.event(ts, "signup", Some(10.0));
+            f.properties(ts, &props(p));
+        }
+        let detail = f.finish().event_detail("signup");
+        assert_eq!(detail.property_schema.len(), 2);
+        assert_eq!(detail.property_schema[0].key, "n");
+        assert_eq!(
+            detail.property_schema[0].sample_values,
+            vec![serde_json::json!("3"), serde_json::json!(3)]
+        );
+        assert_eq!(
+            detail.property_schema[1].sample_values,
+            vec![serde_json::json!("pro"), serde_json::json!("free")]
+        );
+        assert_eq!(detail.duration_summary.count, 3);
+        assert_eq!(detail.events_by_day.len(), 1);
+        let none = Folder::new(&[Part::EventNames]).finish().event_detail("x");
+        assert_eq!(
+            (none.duration_summary.count, none.duration_summary.avg_ms),
+            (0, None)
+        );
+    }
+
+    #[test]
+    fn error_groups_are_described_by_their_first_occurrence_across_buckets() {
+        use crate::analytics::rollup::ErrorRow;
+        let row = |fp: &'static str, order: u8, message: &'static str| ErrorRow {
+            fingerprint: Some(fp),
+            order: [order; 12],
+            message: Some(message),
+            browser: (message == "first").then_some("Chrome"),
+            ..Default::default()
+        };
+        let a = through_rollups(&[Part::Errors, Part::ErrorGroups], |f, span| {
+            if span == 0 {
+                f.error(T, &row("f1", 2, "second"));
+                f.error(T, &row("f1", 1, "first"));
+                f.error(T, &row("f0", 0, "other"));
+                f.error(
+                    T,
+                    &ErrorRow {
+                        message: Some("no fingerprint"),
+                        ..Default::default()
+                    },
+                );
+            } else {
+                f.error(T + 9 * 3_600_000, &row("f1", 0, "newest"));
+            }
+        });
+        let detail = through_rollups(&[Part::ErrorGroups], |f, span| {
+            f.error(T + span * 3_600_000, &row("f1", 0, "x"));
+        })
+        .error_detail("f1");
+        assert_eq!(detail.total_occurrences, 2);
+        assert_eq!(
+            detail.first_seen.as_deref(),
+            Some(crate::domain::timestamp::to_iso(T).as_str())
+        );
+        assert_eq!(
+            detail.last_seen,
+            Some(crate::domain::timestamp::to_iso(T + 3_600_000))
+        );
+        let report = a.errors_report(10);
+        assert_eq!((report.total_errors, report.unique_fingerprints), (5, 2));
+        let g = &report.grouped_errors[0];
+        assert_eq!((g.fingerprint.as_str(), g.count), ("f1", 3));
+        assert_eq!(
+            (g.message.as_str(), g.browser.as_deref()),
+            ("first", Some("Chrome"))
+        );
+        assert_eq!(g.first_seen, crate::domain::timestamp::to_iso(T));
+        assert_eq!(report.errors_by_day.len(), 2);
     }
 }

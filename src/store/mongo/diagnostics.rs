@@ -1,8 +1,7 @@
 //! The errors and performance drill-downs (reference §4.5, §4.6) over SuperInsights 1.x's
-//! `errors` and `performancemetrics` collections: the same figures as `sqlite/diagnostics.rs`,
-//! pinned by the contract suite. Each report reads the matching documents with `find`
-//! (projected to the fields it needs) and folds them in Rust (`scan`); an error's occurrences
-//! are a `find` with sort and limit.
+//! `errors` and `performancemetrics` collections: the figures come from the analytics engine
+//! (as on SQLite); this file compiles their filters and reads an error's newest occurrences (a
+//! `find` with sort and limit).
 
 use super::{
     MongoStore,
@@ -11,6 +10,7 @@ use super::{
     filters::Match,
     scan,
 };
+use crate::analytics::engine;
 use crate::domain::{
     analytics::{
         ErrorDetail, ErrorFilters, ErrorOccurrence, ErrorsReport, PerformanceFilters,
@@ -23,7 +23,7 @@ use crate::domain::{
 use crate::store::StoreResult;
 use mongodb::bson::{Bson, Document, doc};
 
-fn errors_filter(project: DocId, range: TimeRange, f: &ErrorFilters) -> Document {
+pub(super) fn errors_filter(project: DocId, range: TimeRange, f: &ErrorFilters) -> Document {
     Match::scope(project, range)
         .eq("browser", f.browser.as_deref())
         .eq("errorType", f.error_type.as_deref())
@@ -81,27 +81,7 @@ impl MongoStore {
         filters: &ErrorFilters,
         top: usize,
     ) -> StoreResult<ErrorsReport> {
-        let docs = self
-            .rows(
-                Channel::Errors,
-                errors_filter(project, range, filters),
-                &[
-                    "fingerprint",
-                    "timestamp",
-                    "message",
-                    "browser",
-                    "os",
-                    "osVersion",
-                    "deviceType",
-                ],
-            )
-            .await?;
-        Ok(ErrorsReport {
-            total_errors: docs.len() as u64,
-            unique_fingerprints: scan::distinct(&docs, "fingerprint"),
-            errors_by_day: scan::days(&docs),
-            grouped_errors: scan::error_groups(&docs, top),
-        })
+        engine::errors_report(self, project, range, filters, top).await
     }
 
     pub(super) async fn report_error_detail(
@@ -111,42 +91,25 @@ impl MongoStore {
         range: TimeRange,
         limit: usize,
     ) -> StoreResult<ErrorDetail> {
+        let mut detail = engine::error_detail(self, project, range, fingerprint).await?;
+        // MongoDB reads `limit(0)` as "no limit".
+        if detail.total_occurrences == 0 || limit == 0 {
+            return Ok(detail);
+        }
         let filter = Match::scope(project, range)
             .eq("fingerprint", Some(fingerprint))
             .build();
-        let times = self
-            .rows(Channel::Errors, filter.clone(), &["timestamp"])
-            .await?;
-        if times.is_empty() {
-            return Ok(ErrorDetail {
-                fingerprint: fingerprint.to_string(),
-                ..Default::default()
-            });
-        }
-        let seen = times.iter().filter_map(|d| scan::millis(d, "timestamp"));
-        let (first, last) = (seen.clone().min(), seen.max());
-        // MongoDB reads `limit(0)` as "no limit".
-        let occurrences = if limit == 0 {
-            Vec::new()
-        } else {
-            self.coll(ERRORS)
-                .find(filter)
-                .sort(doc! {"timestamp": -1, "_id": -1})
-                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-                .collect_all()
-                .await?
-                .iter()
-                .map(occurrence_from_doc)
-                .collect()
-        };
-        Ok(ErrorDetail {
-            fingerprint: fingerprint.to_string(),
-            total_occurrences: times.len() as u64,
-            first_seen: first.map(to_iso),
-            last_seen: last.map(to_iso),
-            errors_by_day: scan::days(&times),
-            occurrences,
-        })
+        detail.occurrences = self
+            .coll(ERRORS)
+            .find(filter)
+            .sort(doc! {"timestamp": -1, "_id": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .collect_all()
+            .await?
+            .iter()
+            .map(occurrence_from_doc)
+            .collect();
+        Ok(detail)
     }
 
     pub(super) async fn report_performance(
@@ -155,7 +118,7 @@ impl MongoStore {
         range: TimeRange,
         filters: &PerformanceFilters,
     ) -> StoreResult<PerformanceReport> {
-        crate::analytics::engine::performance_report(self, project, range, filters).await
+        engine::performance_report(self, project, range, filters).await
     }
 }
 

@@ -1,9 +1,7 @@
-//! The page-views and events drill-down reports (reference §4.3, §4.4): the same figures as
-//! `sqlite/reports.rs`, pinned by the shared contract suite. Each report reads the matching
-//! documents with `find` (projected to the fields it needs) and folds them in Rust (`scan`);
-//! the recent-occurrence page and the event detail's occurrences are `find`s with sort, skip and
-//! limit. The URL prefix becomes an anchored regex with every metacharacter escaped;
-//! percentiles are exact lower nearest rank over the plausible durations.
+//! The page-views and events drill-down reports (reference §4.3, §4.4): the figures come from
+//! the analytics engine (`analytics::engine`, as on SQLite); this file compiles their filters
+//! and reads the occurrences they list (`find`s with sort, skip and limit). The URL prefix
+//! becomes an anchored regex with every metacharacter escaped.
 
 use super::{
     MongoStore,
@@ -12,10 +10,11 @@ use super::{
     filters::Match,
     scan,
 };
+use crate::analytics::engine;
 use crate::domain::{
     analytics::{
-        DETAIL_OCCURRENCES, DurationSummary, EventDetail, EventFilters, EventsReport, Occurrence,
-        PageViewFilters, PageViewsReport, Pagination, REPORT_TOP, RecentPaging, TimeRange,
+        DETAIL_OCCURRENCES, EventDetail, EventFilters, EventsReport, Occurrence, PageViewFilters,
+        PageViewsReport, RecentPaging, TimeRange,
     },
     ids::DocId,
     model::Channel,
@@ -26,7 +25,11 @@ use crate::store::StoreResult;
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
 
-fn events_match(scope: &Match, name: Option<&str>, segment: &SegmentFilters) -> Document {
+pub(super) fn events_match(
+    scope: &Match,
+    name: Option<&str>,
+    segment: &SegmentFilters,
+) -> Document {
     let mut m = scope.clone();
     m.eq("eventName", name).segment(Channel::Events, segment);
     m.build()
@@ -47,7 +50,7 @@ impl MongoStore {
         range: TimeRange,
         f: &PageViewFilters,
     ) -> StoreResult<PageViewsReport> {
-        crate::analytics::engine::pageviews_report(self, project, range, f).await
+        engine::pageviews_report(self, project, range, f).await
     }
 
     pub(super) async fn report_events(
@@ -57,40 +60,14 @@ impl MongoStore {
         f: &EventFilters,
         paging: RecentPaging,
     ) -> StoreResult<EventsReport> {
-        let scope = Match::scope(project, range);
-        let m = events_match(&scope, f.event_name.as_deref(), &f.segment);
-        let docs = self
-            .rows(
-                Channel::Events,
-                m.clone(),
-                &["eventName", "timestamp", "durationMs"],
-            )
-            .await?;
-        let total_events = docs.len() as u64;
-        // The name list ignores the name filter (it is what the filter is picked from).
-        let unique_event_names = if f.event_name.is_some() {
-            let all = self
-                .rows(
-                    Channel::Events,
-                    events_match(&scope, None, &f.segment),
-                    &["eventName"],
-                )
-                .await?;
-            scan::event_names(&all)
-        } else {
-            scan::event_names(&docs)
-        };
-        let (timed_events, implausible_durations) = scan::timed_events(&docs, REPORT_TOP);
-        Ok(EventsReport {
-            total_events,
-            events_by_day: scan::days(&docs),
-            unique_event_names,
-            top_events: scan::top_events(&docs, REPORT_TOP),
-            recent_occurrences: self.recent_occurrences(m, paging).await?,
-            recent_pagination: Pagination::of(paging, total_events),
-            timed_events,
-            implausible_durations,
-        })
+        let mut report = engine::events_report(self, project, range, f, paging).await?;
+        let m = events_match(
+            &Match::scope(project, range),
+            f.event_name.as_deref(),
+            &f.segment,
+        );
+        report.recent_occurrences = self.recent_occurrences(m, paging).await?;
+        Ok(report)
     }
 
     /// One page of the matching events, newest first (the first stored first on equal times).
@@ -138,10 +115,11 @@ impl MongoStore {
         event_name: &str,
         segment: &SegmentFilters,
     ) -> StoreResult<EventDetail> {
+        let mut detail = engine::event_detail(self, project, range, event_name, segment).await?;
         let m = events_match(&Match::scope(project, range), Some(event_name), segment);
-        let occurrences = self
+        detail.occurrences = self
             .coll(collection_of(Channel::Events))
-            .find(m.clone())
+            .find(m)
             // Event detail is readable through public links: never hand out IPs.
             .projection(doc! {"ip": 0})
             .sort(doc! {"timestamp": -1, "_id": -1})
@@ -157,26 +135,6 @@ impl MongoStore {
                 json
             })
             .collect();
-        let docs = self
-            .rows(
-                Channel::Events,
-                m,
-                &["timestamp", "durationMs", "properties"],
-            )
-            .await?;
-        let durations = scan::durations(&docs);
-        Ok(EventDetail {
-            occurrences,
-            property_schema: scan::property_schema(&docs),
-            events_by_day: scan::days(&docs),
-            duration_summary: DurationSummary {
-                count: durations.count(),
-                avg_ms: durations.avg(),
-                p50_ms: durations.at(0.5),
-                p95_ms: durations.at(0.95),
-                max_ms: durations.max(),
-                implausible: durations.implausible,
-            },
-        })
+        Ok(detail)
     }
 }

@@ -4,7 +4,7 @@
 //! - `rollupversions`: one document per touched (project, hour) and (project, 5-minute slot),
 //!   `{project, grain, bucket, ver}`, `$inc`remented by the ingest writer after it stored the
 //!   documents (so a build that scans them sees a version that is already moving);
-//! - `rollups`: one document per built bucket, `{project, grain, bucket, ver, fmt, p0…p5}`, one
+//! - `rollups`: one document per built bucket, `{project, grain, bucket, ver, fmt, p0…p7}`, one
 //!   binary field per part (a read projects only the part it needs);
 //! - `rollupclients`: the dense id of each client id, `_id` = `"<project>:<client id>"` so a
 //!   client id gets one id however many builds race; ids are handed out in blocks from
@@ -22,6 +22,7 @@ use super::{
     MongoStore,
     docs::{date, oid},
     errors::{CollectAll, DUPLICATE_KEY, map_err, only_id_duplicates},
+    filters::Match,
     scan,
 };
 use crate::analytics::{
@@ -30,12 +31,13 @@ use crate::analytics::{
         part_of,
     },
     plan::{DAY, HOUR, SLOT},
-    rollup::{FMT, Folder, Part, Visitor, corrupt},
+    rollup::{ErrorRow, FMT, Folder, Part, Visitor, corrupt},
 };
 use crate::domain::{
-    analytics::{METRICS, PageViewFilters, PerformanceFilters, TimeRange},
+    analytics::{ErrorFilters, METRICS, PageViewFilters, PerformanceFilters, TimeRange},
     ids::DocId,
     model::{Channel, Docs, WriteBatch},
+    segment::SegmentFilters,
 };
 use crate::store::{StoreError, StoreResult};
 use async_trait::async_trait;
@@ -375,23 +377,15 @@ impl RollupPort for MongoStore {
             })
             .await?;
         }
-        for (part, channel, key) in [
-            (Part::Events, Channel::Events, "eventName"),
-            (Part::Errors, Channel::Errors, "fingerprint"),
-        ] {
-            if !f.wants(part) {
-                continue;
-            }
-            self.each(channel, scope.clone(), &[key, "timestamp"], |d| {
-                let Some(ts) = scan::millis(d, "timestamp") else {
-                    return;
-                };
-                let value = scan::text(d, key).unwrap_or("");
-                if part == Part::Events {
-                    f.event(ts, value);
-                } else {
-                    f.error(ts, value);
-                }
+        if f.wants(Part::Events) {
+            self.each(Channel::Events, scope.clone(), &EVENT_FIELDS, |d| {
+                fold_event(d, f);
+            })
+            .await?;
+        }
+        if f.wants(Part::Errors) {
+            self.each(Channel::Errors, scope.clone(), &ERROR_FIELDS, |d| {
+                fold_error(d, f)
             })
             .await?;
         }
@@ -435,6 +429,46 @@ impl RollupPort for MongoStore {
         let filter = super::diagnostics::performance_filter(project, range, filters);
         self.each(Channel::Performance, filter, &fields, |d| fold_vitals(d, f))
             .await
+    }
+
+    async fn scan_events(
+        &self,
+        project: DocId,
+        range: TimeRange,
+        name: Option<&str>,
+        segment: &SegmentFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()> {
+        let filter = super::reports::events_match(&Match::scope(project, range), name, segment);
+        let properties = f.wants_properties();
+        let mut fields = EVENT_FIELDS.to_vec();
+        if properties {
+            fields.push("properties");
+        }
+        self.each(Channel::Events, filter, &fields, |d| {
+            let Some(ts) = fold_event(d, f) else { return };
+            if properties
+                && let Some(serde_json::Value::Object(map)) =
+                    d.get("properties").map(super::docs::bson_to_json)
+            {
+                f.properties(ts, &map);
+            }
+        })
+        .await
+    }
+
+    async fn scan_errors(
+        &self,
+        project: DocId,
+        range: TimeRange,
+        filters: &ErrorFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()> {
+        let filter = super::diagnostics::errors_filter(project, range, filters);
+        self.each(Channel::Errors, filter, &ERROR_FIELDS, |d| {
+            fold_error(d, f);
+        })
+        .await
     }
 
     async fn client_ids(
@@ -569,6 +603,51 @@ fn fold_pageview(d: &Document, dims: bool, f: &mut (impl Sink + ?Sized)) {
         [None; 8]
     };
     f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, values);
+}
+
+/// What [`fold_event`] reads.
+const EVENT_FIELDS: [&str; 3] = ["eventName", "timestamp", "durationMs"];
+
+/// Feeds one event document; its time when it has one.
+fn fold_event(d: &Document, f: &mut (impl Sink + ?Sized)) -> Option<i64> {
+    let ts = scan::millis(d, "timestamp")?;
+    f.event(
+        ts,
+        scan::text(d, "eventName").unwrap_or(""),
+        scan::number(d, "durationMs"),
+    );
+    Some(ts)
+}
+
+/// What [`fold_error`] reads (and `_id`, the storage order).
+const ERROR_FIELDS: [&str; 7] = [
+    "fingerprint",
+    "timestamp",
+    "message",
+    "browser",
+    "os",
+    "osVersion",
+    "deviceType",
+];
+
+/// Feeds one error document.
+fn fold_error(d: &Document, f: &mut (impl Sink + ?Sized)) {
+    let Some(ts) = scan::millis(d, "timestamp") else {
+        return;
+    };
+    let text = |field| scan::text(d, field);
+    f.error(
+        ts,
+        &ErrorRow {
+            fingerprint: text("fingerprint"),
+            order: d.get_object_id("_id").map_or([0xff; 12], |o| o.bytes()),
+            message: text("message"),
+            browser: text("browser"),
+            os: text("os"),
+            os_version: text("osVersion"),
+            device_type: text("deviceType"),
+        },
+    );
 }
 
 /// Feeds one web-vitals document.

@@ -5,13 +5,10 @@
 //! used with `sqlx::query` ([`Where::sql`] + [`Where::bind`]) or pushed onto a `QueryBuilder`
 //! ([`Where::push_to`]).
 
-use super::{SqliteStore, map_err};
-use crate::domain::{
-    analytics::{DayCount, TimeRange},
-    ids::DocId,
-    model::Channel,
-    segment::SegmentFilters,
-};
+use super::SqliteStore;
+#[cfg(test)]
+use super::map_err;
+use crate::domain::{analytics::TimeRange, ids::DocId, model::Channel, segment::SegmentFilters};
 use crate::store::{StoreError, StoreResult};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -213,14 +210,16 @@ impl SqliteStore {
 }
 
 /// The UTC day (`YYYY-MM-DD`) of `ts` (epoch ms) in SQL.
+#[cfg(test)]
 pub(super) const DAY: &str = "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')";
 
 /// The rows of `table` matching `w`, counted per UTC day, in day order.
+#[cfg(test)]
 pub(super) async fn days(
     conn: &mut SqliteConnection,
     table: &'static str,
     w: &Where,
-) -> StoreResult<Vec<DayCount>> {
+) -> StoreResult<Vec<crate::domain::analytics::DayCount>> {
     use sqlx::Row;
     let sql = format!(
         "SELECT {DAY} AS day, COUNT(*) AS n FROM {table} WHERE {} GROUP BY day ORDER BY day",
@@ -232,7 +231,7 @@ pub(super) async fn days(
         .map_err(map_err)?
         .iter()
         .map(|r| {
-            Ok(DayCount {
+            Ok(crate::domain::analytics::DayCount {
                 date: r.try_get("day").map_err(map_err)?,
                 count: count(r, "n")?,
             })
@@ -241,6 +240,7 @@ pub(super) async fn days(
 }
 
 /// Reads an optional integer count column (`NULL` is 0).
+#[cfg(test)]
 pub(super) fn count(row: &sqlx::sqlite::SqliteRow, column: &str) -> StoreResult<u64> {
     use sqlx::Row;
     Ok(row
@@ -281,14 +281,6 @@ pub(super) fn implausible_vitals_sum() -> String {
         })
         .collect();
     format!("SUM({})", terms.join(" + "))
-}
-
-/// The condition "`duration_ms` is a plausible event duration".
-pub(super) fn duration_is_plausible() -> String {
-    format!(
-        "duration_ms BETWEEN 0 AND {}",
-        crate::domain::plausible::MAX_EVENT_DURATION_MS
-    )
 }
 
 #[cfg(test)]

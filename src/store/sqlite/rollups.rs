@@ -11,16 +11,21 @@
 //! what is fresh, what is built and how figures combine is the engine's.
 
 use super::{
-    SqliteStore, diagnostics::performance_where, filters::Where, map_err, reports::pageviews_where,
+    SqliteStore,
+    diagnostics::{errors_where, performance_where},
+    filters::Where,
+    map_err,
+    reports::{events_where, pageviews_where},
 };
 pub(super) use crate::analytics::{
     engine::{self, BuildLocks, DAY_GRAIN, NewRollup, RollupPort, SLOT_GRAIN, Sink, StoredRollup},
     plan::{DAY, HOUR, SLOT},
-    rollup::{Aggs, FMT, Folder, Part, Visitor, corrupt},
+    rollup::{Aggs, ErrorRow, FMT, Folder, Part, Visitor, corrupt},
 };
 use crate::domain::{
-    analytics::{PageViewFilters, PerformanceFilters, TimeRange},
+    analytics::{ErrorFilters, PageViewFilters, PerformanceFilters, TimeRange},
     model::{Docs, WriteBatch},
+    segment::SegmentFilters,
 };
 use crate::store::StoreResult;
 use async_trait::async_trait;
@@ -300,6 +305,55 @@ impl RollupPort for SqliteStore {
         Ok(())
     }
 
+    async fn scan_events(
+        &self,
+        pk: i64,
+        range: TimeRange,
+        name: Option<&str>,
+        segment: &SegmentFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()> {
+        let w = events_where(&Where::scope(pk, range), name, segment);
+        let properties = f.wants_properties();
+        let mut q = QueryBuilder::new(format!(
+            "SELECT {EVENT_COLUMNS}{} FROM events",
+            if properties { ", properties" } else { "" }
+        ));
+        w.push_to(&mut q);
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut rows = q.build().fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await.map_err(map_err)? {
+            let (ts, name, duration) = event_of(&r)?;
+            f.event(ts, name, duration);
+            if properties {
+                let text: &str = r.try_get(3).map_err(map_err)?;
+                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) {
+                    f.properties(ts, &map);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn scan_errors(
+        &self,
+        pk: i64,
+        range: TimeRange,
+        filters: &ErrorFilters,
+        f: &mut Folder,
+    ) -> StoreResult<()> {
+        let w = errors_where(Where::scope(pk, range), filters);
+        let mut q = QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM errors"));
+        w.push_to(&mut q);
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut rows = q.build().fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await.map_err(map_err)? {
+            let (ts, e) = error_of(&r)?;
+            f.error(ts, &e);
+        }
+        Ok(())
+    }
+
     /// Dictionary rows are append-only, so a lookup never misses a name a stored rollup used.
     async fn client_ids(
         &self,
@@ -453,32 +507,30 @@ async fn scan(
             );
         }
     }
-    for (part, sql) in [
-        (
-            Part::Events,
-            "SELECT ts, event_name FROM events WHERE project = ? AND ts BETWEEN ? AND ?",
-        ),
-        (
-            Part::Errors,
-            "SELECT ts, fingerprint FROM errors WHERE project = ? AND ts BETWEEN ? AND ?",
-        ),
-    ] {
-        if !f.wants(part) {
-            continue;
-        }
-        let mut rows = sqlx::query(sql)
+    if f.wants(Part::Events) {
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE project = ? AND ts BETWEEN ? AND ?");
+        let mut rows = sqlx::query(&sql)
             .bind(pk)
             .bind(from)
             .bind(to)
             .fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
-            let ts: i64 = r.try_get(0).map_err(map_err)?;
-            let key: &str = r.try_get(1).map_err(map_err)?;
-            if part == Part::Events {
-                f.event(ts, key);
-            } else {
-                f.error(ts, key);
-            }
+            let (ts, name, duration) = event_of(&r)?;
+            f.event(ts, name, duration);
+        }
+    }
+    if f.wants(Part::Errors) {
+        let sql =
+            format!("SELECT {ERROR_COLUMNS} FROM errors WHERE project = ? AND ts BETWEEN ? AND ?");
+        let mut rows = sqlx::query(&sql)
+            .bind(pk)
+            .bind(from)
+            .bind(to)
+            .fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await.map_err(map_err)? {
+            let (ts, e) = error_of(&r)?;
+            f.error(ts, &e);
         }
     }
     if f.wants(Part::Performance) {
@@ -496,6 +548,40 @@ async fn scan(
         }
     }
     Ok(())
+}
+
+/// The columns [`event_of`] reads, in its order.
+const EVENT_COLUMNS: &str = "ts, event_name, duration_ms";
+
+/// `(ts, name, duration)` of a row selected as [`EVENT_COLUMNS`].
+fn event_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(i64, &str, Option<f64>)> {
+    Ok((
+        r.try_get(0).map_err(map_err)?,
+        r.try_get(1).map_err(map_err)?,
+        r.try_get(2).map_err(map_err)?,
+    ))
+}
+
+/// The columns [`error_of`] reads, in its order.
+const ERROR_COLUMNS: &str = "ts, fingerprint, rowid, message, browser, os, os_version, device_type";
+
+/// `(ts, error)` of a row selected as [`ERROR_COLUMNS`]; the rowid is the storage order.
+fn error_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(i64, ErrorRow<'_>)> {
+    let text = |i: usize| r.try_get::<Option<&str>, _>(i).map_err(map_err);
+    let mut order = [0u8; 12];
+    order[4..].copy_from_slice(&r.try_get::<i64, _>(2).map_err(map_err)?.to_be_bytes());
+    Ok((
+        r.try_get(0).map_err(map_err)?,
+        ErrorRow {
+            fingerprint: text(1)?,
+            order,
+            message: text(3)?,
+            browser: text(4)?,
+            os: text(5)?,
+            os_version: text(6)?,
+            device_type: text(7)?,
+        },
+    ))
 }
 
 /// `(ts, [lcp, cls, fid, ttfb, inp])` of a row selected as `ts, lcp, cls, fid, ttfb, inp`.

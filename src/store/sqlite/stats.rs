@@ -45,7 +45,7 @@ impl SqliteStore {
         }
     }
 
-    async fn pk_for_stats(&self, id: DocId) -> StoreResult<Option<i64>> {
+    pub(super) async fn pk_for_stats(&self, id: DocId) -> StoreResult<Option<i64>> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         self.key_for_stats(&mut conn, id).await
     }
