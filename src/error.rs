@@ -45,6 +45,9 @@ pub enum AppError {
     /// A request the user may fix (a form field, a missing parameter); the text is shown.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A query parameter a view does not take or cannot use (400 naming it in `parameter`).
+    #[error(transparent)]
+    BadParameter(#[from] crate::domain::params::BadParam),
     /// Signed in, but not allowed to do this; the text is shown.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -118,6 +121,10 @@ impl IntoResponse for AppError {
                 json!({"error": "Internal server error"}),
             ),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
+            AppError::BadParameter(bad) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": bad.to_string(), "parameter": bad.name}),
+            ),
             AppError::Forbidden(m) => (
                 StatusCode::FORBIDDEN,
                 json!({"error": m, "code": "FORBIDDEN"}),

@@ -1,6 +1,6 @@
 //! Plain types and pure logic shared by every layer: identifiers, the four analytics document
 //! kinds, timestamp parsing, error fingerprints, user-agent and bot detection, event drop rules,
-//! segment filters, redirect targets.
+//! segment filters, the query parameters each analytics view takes, redirect targets.
 //! Nothing here performs IO.
 
 pub mod analytics;
@@ -8,6 +8,7 @@ pub mod drop_rules;
 pub mod fingerprint;
 pub mod ids;
 pub mod model;
+pub mod params;
 pub mod plausible;
 pub mod redirect;
 pub mod segment;

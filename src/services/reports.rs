@@ -54,8 +54,9 @@ pub struct PageViewsQuery {
 }
 
 impl PageViewsQuery {
-    /// `timeframe`, `deviceType` (`desktop|mobile|tablet`, anything else means all), `urlPrefix`
-    /// (trimmed, literal) and the page-view segment fields of reference §4.7.
+    /// `timeframe`, `deviceType` (`desktop|mobile|tablet`; `all` or empty for all), `urlPrefix`
+    /// (trimmed, literal) and the page-view segment fields of reference §4.7. Values are checked
+    /// first (`domain::params`): here an unusable one would mean "not set".
     pub fn parse(pairs: &[(String, String)]) -> Self {
         let mut segment = segment_of(pairs);
         // `deviceType` is the page's own filter, limited to the three known values.

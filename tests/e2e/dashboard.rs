@@ -89,13 +89,15 @@ async fn dashboard_data_has_the_superinsights_shape_and_figures() {
         "p75 of every metric is good"
     );
 
-    // Unknown timeframes fall back to 7d; strangers get 403; signed-out JSON clients 401.
+    // Unknown timeframes are a 400 naming the parameter; strangers get 403; signed-out JSON
+    // clients 401.
     let r = client
         .get(app.url(&format!("/projects/{id}/dashboard/data?timeframe=2w")))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["data"]["timeframe"], "7d");
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["parameter"], "timeframe");
     let (stranger, _) = register(&app, "other@example.com").await;
     let r = stranger
         .get(app.url(&format!("/projects/{id}/dashboard/data")))

@@ -4,11 +4,14 @@
 //! rendered escaped.
 
 use super::{
-    AnalyticsAccess, PageContext, json_if_wanted, meta_json, page_context, query_string,
+    AnalyticsAccess, PageContext, checked, json_if_wanted, meta_json, page_context, query_string,
     script_json, timeframe_of,
 };
 use crate::{
-    domain::analytics::{ErrorFilters, FILTER_BROWSERS},
+    domain::{
+        analytics::{ErrorFilters, FILTER_BROWSERS},
+        params::View,
+    },
     error::AppError,
     services::diagnostics::{self, ErrorDetailView, ErrorsView},
     state::AppState,
@@ -54,6 +57,7 @@ async fn list_errors(
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    checked(View::Errors, &query)?;
     let timeframe = timeframe_of(&query);
     let filters = ErrorFilters::from_params(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let view = diagnostics::errors(
@@ -103,6 +107,7 @@ async fn show_error(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let fingerprint = params.get("fingerprint").cloned().unwrap_or_default();
+    checked(View::ErrorDetail, &query)?;
     let timeframe = timeframe_of(&query);
     let view = diagnostics::error_detail(
         &state.dashboards,

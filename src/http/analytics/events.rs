@@ -5,11 +5,14 @@
 //! rendered escaped, and percent-encoded in links (`$click` → `%24click`).
 
 use super::{
-    AnalyticsAccess, PageContext, TIMEFRAMES, first_meta, json_if_wanted, page_context,
+    AnalyticsAccess, PageContext, TIMEFRAMES, checked, first_meta, json_if_wanted, page_context,
     query_string, script_json,
 };
 use crate::{
-    domain::analytics::{DurationSummary, inferred_type},
+    domain::{
+        analytics::{DurationSummary, inferred_type},
+        params::View,
+    },
     error::AppError,
     services::reports::{self, EventDetailView, EventsQuery, EventsView},
     state::AppState,
@@ -129,6 +132,7 @@ async fn list_events(
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    checked(View::Events, &pairs)?;
     let query = EventsQuery::parse(&pairs);
     let view = reports::events(&state.stores, &state.dashboards, access.project.id, &query).await?;
     if let Some(json) = json_if_wanted(&headers, &view) {
@@ -218,6 +222,7 @@ async fn live_events(
     access: AnalyticsAccess,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    checked(View::Events, &pairs)?;
     let query = EventsQuery::parse(&pairs);
     let live = reports::live(&state.stores, access.project.id, &query).await?;
     Ok(Json(live).into_response())
@@ -272,6 +277,7 @@ async fn show_event(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let event_name = params.get("event_name").cloned().unwrap_or_default();
+    checked(View::EventDetail, &pairs)?;
     let view = reports::event_detail(
         &state.stores,
         &state.dashboards,

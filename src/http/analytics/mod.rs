@@ -11,7 +11,7 @@ mod performance;
 
 use super::{projects::ProjectAccess, session::AuthUser, views::Shell};
 use crate::{
-    domain::{analytics::Timeframe, ids::DocId, segment::SegmentFilters},
+    domain::{analytics::Timeframe, ids::DocId, params::View, segment::SegmentFilters},
     error::AppError,
     services::{dashboard::Dashboard, public_links},
     state::AppState,
@@ -182,7 +182,13 @@ pub fn json_if_wanted(headers: &HeaderMap, view: &impl serde::Serialize) -> Opti
     wants_json(headers).then(|| Json(view).into_response())
 }
 
-/// The `timeframe` query parameter (the default timeframe when absent or unknown).
+/// Rejects a query parameter `view` does not take or cannot use (a 400 naming it).
+pub fn checked(view: View, query: &[(String, String)]) -> Result<(), AppError> {
+    Ok(view.check(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?)
+}
+
+/// The `timeframe` query parameter (the default timeframe when absent or empty; other values
+/// are rejected by [`checked`] first).
 pub fn timeframe_of(query: &[(String, String)]) -> Timeframe {
     Timeframe::parse(
         query
@@ -254,6 +260,7 @@ async fn dashboard_of(
     access: &AnalyticsAccess,
     query: &[(String, String)],
 ) -> Result<(Timeframe, Dashboard), AppError> {
+    checked(View::Dashboard, query)?;
     let timeframe = timeframe_of(query);
     let data = state
         .dashboards

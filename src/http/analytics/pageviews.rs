@@ -4,8 +4,9 @@
 //! viewsByDay}` for clients that accept only JSON (the `si` CLI). Thin: parse, call
 //! `services::reports`, render.
 
-use super::{AnalyticsAccess, PageContext, json_if_wanted, page_context, script_json};
+use super::{AnalyticsAccess, PageContext, checked, json_if_wanted, page_context, script_json};
 use crate::{
+    domain::params::View,
     error::AppError,
     services::reports::{self, PageViewsQuery, PageViewsView},
     state::AppState,
@@ -57,6 +58,7 @@ async fn show_pageviews(
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    checked(View::Pageviews, &pairs)?;
     let query = PageViewsQuery::parse(&pairs);
     let view =
         reports::pageviews(&state.stores, &state.dashboards, access.project.id, &query).await?;

@@ -3,11 +3,14 @@
 //! segment filters. HTML, or JSON for clients that accept only JSON (1.x had HTML only).
 
 use super::{
-    AnalyticsAccess, PageContext, json_if_wanted, meta_json, page_context, script_json,
+    AnalyticsAccess, PageContext, checked, json_if_wanted, meta_json, page_context, script_json,
     timeframe_of,
 };
 use crate::{
-    domain::analytics::{FILTER_BROWSERS, FILTER_DEVICE_TYPES, PerformanceFilters},
+    domain::{
+        analytics::{FILTER_BROWSERS, FILTER_DEVICE_TYPES, PerformanceFilters},
+        params::View,
+    },
     error::AppError,
     services::diagnostics::{self, PerformanceView},
     state::AppState,
@@ -58,6 +61,7 @@ async fn show_performance(
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    checked(View::Performance, &query)?;
     let timeframe = timeframe_of(&query);
     let filters =
         PerformanceFilters::from_params(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));

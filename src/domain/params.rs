@@ -1,0 +1,278 @@
+//! The query parameters each analytics view accepts, and the check that rejects anything else
+//! before a view is parsed or a store is asked: an unknown parameter, or a value a filter cannot
+//! use, is a [`BadParam`] naming the parameter (HTTP 400), never a silently widened result.
+//! SuperInsights 1.x ignored such input and showed the default figures instead (e.g. 7 days for
+//! `timeframe=2w`); an empty value still means "not set", as a submitted empty form field does.
+
+use super::analytics::{FILTER_BROWSERS, FILTER_DEVICE_TYPES, RecentPaging, Timeframe};
+
+/// The longest value any filter takes, in bytes (URLs, names and property values included).
+pub const MAX_VALUE_BYTES: usize = 2048;
+
+/// A parameter a view cannot use, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("query parameter `{name}`: {problem}")]
+pub struct BadParam {
+    pub name: String,
+    pub problem: String,
+}
+
+/// What a parameter's value must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// One of the timeframes (`5m` … `1y`).
+    Timeframe,
+    /// `desktop`, `mobile`, `tablet` or `all`.
+    DeviceType,
+    /// One of the browsers the filter offers, or `all`.
+    Browser,
+    /// Any text (an exact match, a literal prefix).
+    Text,
+    /// A page number, 1 or more.
+    Page,
+    /// A page size, 1 to [`RecentPaging::MAX_LIMIT`].
+    Limit,
+    /// A JSON object of property filters.
+    Meta,
+}
+
+/// The visitor and property filters every drill-down accepts (reference §4.7), both spellings.
+const PEOPLE: [(&str, Kind); 7] = [
+    ("clientId", Kind::Text),
+    ("client_id", Kind::Text),
+    ("userId", Kind::Text),
+    ("user_id", Kind::Text),
+    ("meta", Kind::Meta),
+    ("metaKey", Kind::Text),
+    ("metaValue", Kind::Text),
+];
+
+/// The page-view segment fields beyond [`PEOPLE`].
+const PAGEVIEW_SEGMENT: [(&str, Kind); 9] = [
+    ("browser", Kind::Text),
+    ("os", Kind::Text),
+    ("utmSource", Kind::Text),
+    ("utm_source", Kind::Text),
+    ("utmMedium", Kind::Text),
+    ("utm_medium", Kind::Text),
+    ("utmCampaign", Kind::Text),
+    ("utm_campaign", Kind::Text),
+    ("deviceType", Kind::DeviceType),
+];
+
+/// An analytics view, by the parameters it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The dashboard and its data route.
+    Dashboard,
+    /// The page-views report.
+    Pageviews,
+    /// The events report and its live refresh.
+    Events,
+    /// One event name.
+    EventDetail,
+    /// The errors report.
+    Errors,
+    /// One error fingerprint.
+    ErrorDetail,
+    /// The performance report.
+    Performance,
+}
+
+impl View {
+    fn own(self) -> &'static [(&'static str, Kind)] {
+        match self {
+            View::Dashboard | View::ErrorDetail => &[],
+            View::Pageviews => &[("urlPrefix", Kind::Text)],
+            View::Events => &[
+                ("eventName", Kind::Text),
+                ("recentPage", Kind::Page),
+                ("recentLimit", Kind::Limit),
+            ],
+            View::EventDetail => &[],
+            View::Errors => &[("browser", Kind::Browser), ("errorType", Kind::Text)],
+            View::Performance => &[("deviceType", Kind::DeviceType), ("browser", Kind::Browser)],
+        }
+    }
+
+    fn segment(self) -> &'static [(&'static str, Kind)] {
+        match self {
+            View::Dashboard | View::ErrorDetail => &[],
+            View::Pageviews => &PAGEVIEW_SEGMENT,
+            _ => &[],
+        }
+    }
+
+    fn people(self) -> bool {
+        !matches!(self, View::Dashboard | View::ErrorDetail)
+    }
+
+    fn kind_of(self, name: &str) -> Option<Kind> {
+        if name == "timeframe" {
+            return Some(Kind::Timeframe);
+        }
+        let people: &[(&str, Kind)] = if self.people() { &PEOPLE } else { &[] };
+        self.own()
+            .iter()
+            .chain(self.segment())
+            .chain(people)
+            .find(|(n, _)| *n == name)
+            .map(|(_, k)| *k)
+    }
+
+    /// Rejects the first parameter the view does not take or cannot use.
+    pub fn check<'a>(
+        self,
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), BadParam> {
+        for (name, value) in params {
+            let bad = |problem: String| BadParam {
+                name: name.chars().take(64).collect(),
+                problem,
+            };
+            let Some(kind) = self.kind_of(name) else {
+                return Err(bad("not a parameter of this view".into()));
+            };
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            if value.len() > MAX_VALUE_BYTES {
+                return Err(bad(format!("longer than {MAX_VALUE_BYTES} bytes")));
+            }
+            if value.contains('\0') {
+                return Err(bad("contains a NUL character".into()));
+            }
+            check_value(kind, value).map_err(bad)?;
+        }
+        Ok(())
+    }
+}
+
+fn one_of(value: &str, allowed: &[&str]) -> Result<(), String> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("expected one of {}", allowed.join(", ")))
+    }
+}
+
+fn check_value(kind: Kind, value: &str) -> Result<(), String> {
+    match kind {
+        Kind::Timeframe => one_of(value, &Timeframe::ALL.map(Timeframe::as_str)),
+        Kind::DeviceType => one_of(value, &[FILTER_DEVICE_TYPES.as_slice(), &["all"]].concat()),
+        Kind::Browser => one_of(value, &[FILTER_BROWSERS.as_slice(), &["all"]].concat()),
+        Kind::Text => Ok(()),
+        Kind::Page => match value.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => Err("expected a page number (1 or more)".into()),
+        },
+        Kind::Limit => match value.parse::<u32>() {
+            Ok(n) if (1..=RecentPaging::MAX_LIMIT).contains(&n) => Ok(()),
+            _ => Err(format!(
+                "expected a number from 1 to {}",
+                RecentPaging::MAX_LIMIT
+            )),
+        },
+        Kind::Meta => match serde_json::from_str::<serde_json::Value>(value) {
+            Ok(serde_json::Value::Object(map))
+                if map.values().all(|v| {
+                    matches!(
+                        v,
+                        serde_json::Value::String(_)
+                            | serde_json::Value::Number(_)
+                            | serde_json::Value::Bool(_)
+                    )
+                }) =>
+            {
+                Ok(())
+            }
+            _ => Err("expected a JSON object of strings, numbers or booleans".into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Query<'a> = &'a [(&'a str, &'a str)];
+
+    fn check(view: View, query: Query<'_>) -> Result<(), BadParam> {
+        view.check(query.iter().copied())
+    }
+
+    #[test]
+    fn what_a_view_offers_passes_and_empty_values_mean_unset() {
+        assert!(check(View::Dashboard, &[("timeframe", "24h")]).is_ok());
+        assert!(
+            check(
+                View::Pageviews,
+                &[
+                    ("timeframe", "30d"),
+                    ("deviceType", "mobile"),
+                    ("urlPrefix", "/blog?x=%_"),
+                    ("browser", "Any Browser 1.0"),
+                    ("utm_source", "news"),
+                    ("meta", r#"{"plan":"pro","n":3}"#),
+                    ("clientId", ""),
+                ]
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                View::Events,
+                &[
+                    ("recentPage", "3"),
+                    ("recentLimit", "50"),
+                    ("eventName", "x")
+                ]
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                View::Errors,
+                &[("browser", "all"), ("errorType", "TypeError")]
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                View::Performance,
+                &[("deviceType", ""), ("browser", "Safari")]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn unknown_parameters_and_unusable_values_name_the_parameter() {
+        let cases: [(View, Query<'_>, &str); 10] = [
+            (View::Dashboard, &[("timeframe", "2w")], "timeframe"),
+            (View::Dashboard, &[("browser", "Chrome")], "browser"),
+            (View::Pageviews, &[("deviceType", "phone")], "deviceType"),
+            (View::Pageviews, &[("eventName", "x")], "eventName"),
+            (View::Events, &[("recentLimit", "51")], "recentLimit"),
+            (View::Events, &[("recentPage", "0")], "recentPage"),
+            (View::Events, &[("os", "Linux")], "os"),
+            (View::Errors, &[("browser", "Opera")], "browser"),
+            (View::Performance, &[("meta", "[1]")], "meta"),
+            (View::ErrorDetail, &[("clientId", "c")], "clientId"),
+        ];
+        for (view, query, name) in cases {
+            let err = check(view, query).unwrap_err();
+            assert_eq!(err.name, name, "{view:?} {query:?}");
+            assert!(!err.problem.is_empty());
+        }
+        let long = "x".repeat(MAX_VALUE_BYTES + 1);
+        assert_eq!(
+            check(View::Pageviews, &[("urlPrefix", &long)])
+                .unwrap_err()
+                .name,
+            "urlPrefix"
+        );
+        assert!(check(View::Events, &[("eventName", "a\0b")]).is_err());
+    }
+}
