@@ -36,10 +36,12 @@ enum Kind {
     Meta,
 }
 
-/// The visitor and property filters every drill-down accepts (reference §4.7), both spellings.
-const PEOPLE: [(&str, Kind); 7] = [
-    ("clientId", Kind::Text),
-    ("client_id", Kind::Text),
+/// The visitor filter every drill-down accepts (reference §4.7), both spellings.
+const CLIENT: [(&str, Kind); 2] = [("clientId", Kind::Text), ("client_id", Kind::Text)];
+
+/// The user and property filters of the documents that carry them (events, errors, web vitals;
+/// page views have neither), both spellings.
+const PEOPLE: [(&str, Kind); 5] = [
     ("userId", Kind::Text),
     ("user_id", Kind::Text),
     ("meta", Kind::Meta),
@@ -95,27 +97,26 @@ impl View {
         }
     }
 
-    fn segment(self) -> &'static [(&'static str, Kind)] {
+    /// The segment fields (reference §4.7) that apply to the view's documents.
+    fn segment(self) -> [&'static [(&'static str, Kind)]; 2] {
         match self {
-            View::Dashboard | View::ErrorDetail => &[],
-            View::Pageviews => &PAGEVIEW_SEGMENT,
-            _ => &[],
+            View::Dashboard | View::ErrorDetail => [&[], &[]],
+            View::Pageviews => [&CLIENT, &PAGEVIEW_SEGMENT],
+            View::Events | View::EventDetail | View::Errors | View::Performance => {
+                [&CLIENT, &PEOPLE]
+            }
         }
-    }
-
-    fn people(self) -> bool {
-        !matches!(self, View::Dashboard | View::ErrorDetail)
     }
 
     fn kind_of(self, name: &str) -> Option<Kind> {
         if name == "timeframe" {
             return Some(Kind::Timeframe);
         }
-        let people: &[(&str, Kind)] = if self.people() { &PEOPLE } else { &[] };
+        let [a, b] = self.segment();
         self.own()
             .iter()
-            .chain(self.segment())
-            .chain(people)
+            .chain(a)
+            .chain(b)
             .find(|(n, _)| *n == name)
             .map(|(_, k)| *k)
     }
@@ -214,8 +215,7 @@ mod tests {
                     ("urlPrefix", "/blog?x=%_"),
                     ("browser", "Any Browser 1.0"),
                     ("utm_source", "news"),
-                    ("meta", r#"{"plan":"pro","n":3}"#),
-                    ("clientId", ""),
+                    ("client_id", "c1"),
                 ]
             )
             .is_ok()
@@ -249,7 +249,8 @@ mod tests {
 
     #[test]
     fn unknown_parameters_and_unusable_values_name_the_parameter() {
-        let cases: [(View, Query<'_>, &str); 10] = [
+        let cases: [(View, Query<'_>, &str); 11] = [
+            (View::Pageviews, &[("userId", "u1")], "userId"),
             (View::Dashboard, &[("timeframe", "2w")], "timeframe"),
             (View::Dashboard, &[("browser", "Chrome")], "browser"),
             (View::Pageviews, &[("deviceType", "phone")], "deviceType"),
