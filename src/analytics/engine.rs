@@ -19,7 +19,10 @@
 
 use super::{
     plan::{HOUR, SLOT, day_version, plan, spans_of},
-    rollup::{Aggs, ErrorRow, FMT, Folder, Part, Visitor, corrupt, decode_into, encode},
+    rollup::{
+        Aggs, ErrorRow, FMT, Folder, Part, SEGMENT_DIMS, Visitor, corrupt, decode_into,
+        decode_segment, encode,
+    },
 };
 use crate::domain::{
     analytics::{
@@ -363,14 +366,19 @@ fn version_of(r: &Reading, grain: i64, bucket: i64) -> i64 {
     }
 }
 
+/// One segment of the `Segments` part: a dimension (an index into `Dimension::ALL`, one of
+/// `SEGMENT_DIMS`) and a raw stored value.
+type Segment<'a> = Option<(usize, &'a str)>;
+
 /// Reads the epoch, then the versions, then the stored rows of `part` (in that order: a row
 /// stored meanwhile is newer than the version read, looks stale and is rebuilt; never the
-/// other way round), and decodes the fresh ones.
+/// other way round), and decodes the fresh ones (of `Segments`, only `segment`'s figures).
 async fn read<P: RollupPort>(
     port: &P,
     key: P::Key,
     plan: &super::plan::Plan,
     part: Part,
+    segment: Segment<'_>,
 ) -> StoreResult<Reading> {
     let epoch = port.epoch(key).await?;
     let mut r = Reading {
@@ -419,9 +427,10 @@ async fn read<P: RollupPort>(
             continue; // never written: empty
         }
         match rows.get(&(grain, bucket)) {
-            Some(row) if row.ver == want && row.fmt == FMT => {
-                decode_into(&mut r.out, part, &row.data)?;
-            }
+            Some(row) if row.ver == want && row.fmt == FMT => match segment {
+                Some((dim, value)) => decode_segment(&mut r.out, &row.data, dim, value)?,
+                None => decode_into(&mut r.out, part, &row.data)?,
+            },
             _ => r.stale.push((grain, bucket)),
         }
     }
@@ -435,15 +444,47 @@ pub(crate) async fn aggregate<P: RollupPort>(
     range: TimeRange,
     part: Part,
 ) -> StoreResult<Aggs> {
+    aggregate_of(port, key, range, part, None).await
+}
+
+/// The page views' `Pageviews` and `Pages` figures over `range` of the page views whose
+/// dimension `dim` (one of `SEGMENT_DIMS`) has the raw value `value`, from the `Segments` part.
+async fn aggregate_segment<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    dim: usize,
+    value: &str,
+) -> StoreResult<Aggs> {
+    let mut a = aggregate_of(port, key, range, Part::Segments, Some((dim, value))).await?;
+    // Built buckets and raw edges come with every segment; keep the one asked for.
+    let segments = std::mem::take(&mut a.segments);
+    for (d, mut values) in segments.into_iter().enumerate() {
+        if d == dim
+            && let Some(sub) = values.remove(value)
+        {
+            a.merge(sub);
+        }
+    }
+    Ok(a)
+}
+
+async fn aggregate_of<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    part: Part,
+    segment: Segment<'_>,
+) -> StoreResult<Aggs> {
     let plan = plan(range, now_ms());
-    let mut r = read(port, key, &plan, part).await?;
+    let mut r = read(port, key, &plan, part, segment).await?;
     let turn;
     let _held;
     if !r.stale.is_empty() {
         turn = port.build_locks().enter(key);
         _held = turn.gate.lock().await;
         // Another request may have built them while this one waited.
-        r = read(port, key, &plan, part).await?;
+        r = read(port, key, &plan, part, segment).await?;
     }
     build(port, key, &plan, r, part).await
 }
@@ -582,8 +623,39 @@ fn new_rollup(a: &Aggs, grain: i64, bucket: i64, ver: i64) -> StoreResult<NewRol
     })
 }
 
-/// The page-views report: unfiltered from rollups (views, visitors, days, visitors per page);
-/// filtered by one scan of the matching page views.
+/// The one segment dimension (index into `Dimension::ALL`) and raw value `filters` restrict
+/// page views to, when that is all they do.
+fn one_segment(filters: &PageViewFilters) -> Segment<'_> {
+    let s = &filters.segment;
+    let device = filters.device_type.map(|d| d.as_str());
+    // In `Dimension::ALL` order.
+    let by_dim: [Option<&str>; 8] = [
+        None,
+        s.utm_source.as_deref(),
+        s.utm_medium.as_deref(),
+        s.utm_campaign.as_deref(),
+        None,
+        s.browser.as_deref(),
+        s.os.as_deref(),
+        device.or(s.device_type.as_deref()),
+    ];
+    let set: Vec<(usize, &str)> = (by_dim.iter().enumerate())
+        .filter_map(|(d, v)| v.map(|v| (d, v)))
+        .collect();
+    let others = filters.url_prefix.is_some()
+        || (device.is_some() && s.device_type.is_some())
+        || s.client_id.is_some()
+        || s.user_id.is_some()
+        || !s.meta.is_empty();
+    match set.as_slice() {
+        [(d, v)] if !others && SEGMENT_DIMS.contains(d) => Some((*d, v)),
+        _ => None,
+    }
+}
+
+/// The page-views report: unfiltered from rollups (views, visitors, days, visitors per page),
+/// under one segment filter from the `Segments` part, otherwise by one scan of the matching
+/// page views.
 pub(crate) async fn pageviews_report<P: RollupPort>(
     port: &P,
     key: P::Key,
@@ -597,6 +669,8 @@ pub(crate) async fn pageviews_report<P: RollupPort>(
         let mut a = aggregate(port, key, range, Part::Pageviews).await?;
         a.merge(aggregate(port, key, range, Part::Pages).await?);
         a
+    } else if let Some((dim, value)) = one_segment(filters) {
+        aggregate_segment(port, key, range, dim, value).await?
     } else {
         let mut f = Folder::new(&[Part::Pageviews, Part::Pages]);
         port.scan_pageviews(key, range, filters, &mut f).await?;

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// Encoding of `rollups.data`; rows of another format are rebuilt on read. 2: web-vital days
 /// count implausible values (`domain::plausible`) and leave them out of sums and histograms.
 /// 3: the `Pages` part (visitors per page). 4: web-vital days count complete documents.
-/// 5: the `EventNames` and `ErrorGroups` parts.
-pub(crate) const FMT: i64 = 5;
+/// 5: the `EventNames` and `ErrorGroups` parts. 6: the `Segments` part.
+pub(crate) const FMT: i64 = 6;
 
 /// What a rollup row holds; one row per part so each summary decodes only what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,10 +35,17 @@ pub(crate) enum Part {
     EventNames,
     /// Per error fingerprint: days, first and last occurrence (the errors report and detail).
     ErrorGroups,
+    /// Per value of each [`SEGMENT_DIMS`] dimension: the `Pageviews` and `Pages` figures of the
+    /// page views carrying it (the page-views report under one segment filter).
+    Segments,
 }
 
+/// The dimensions (indices into `Dimension::ALL`) whose raw stored values the `Segments` part
+/// keeps figures for: every breakdown but the referrer (whole URLs: too many values).
+pub(crate) const SEGMENT_DIMS: [usize; 7] = [1, 2, 3, 4, 5, 6, 7];
+
 impl Part {
-    pub(crate) const ALL: [Part; 8] = [
+    pub(crate) const ALL: [Part; 9] = [
         Part::Pageviews,
         Part::Events,
         Part::Errors,
@@ -47,6 +54,7 @@ impl Part {
         Part::Pages,
         Part::EventNames,
         Part::ErrorGroups,
+        Part::Segments,
     ];
 
     pub(crate) fn code(self) -> i64 {
@@ -56,7 +64,7 @@ impl Part {
     /// The channel whose documents the part is folded from.
     pub(crate) fn channel(self) -> Channel {
         match self {
-            Part::Pageviews | Part::Breakdowns | Part::Pages => Channel::Pageviews,
+            Part::Pageviews | Part::Breakdowns | Part::Pages | Part::Segments => Channel::Pageviews,
             Part::Events | Part::EventNames => Channel::Events,
             Part::Errors | Part::ErrorGroups => Channel::Errors,
             Part::Performance => Channel::Performance,
@@ -328,6 +336,9 @@ pub(crate) struct Aggs {
     pub error_groups: HashMap<String, GroupFigures>,
     /// Property samples (raw scans of one event name only; never stored).
     pub properties: PropertySamples,
+    /// Per `Dimension::ALL` index (only [`SEGMENT_DIMS`]) and raw value: the page views'
+    /// `Pageviews` and `Pages` figures.
+    pub segments: [HashMap<String, Aggs>; 8],
 }
 
 pub(crate) fn add_counts<K: Eq + std::hash::Hash>(
@@ -410,6 +421,20 @@ impl Aggs {
                 }
             }
         }
+        for (into, from) in self.segments.iter_mut().zip(o.segments) {
+            if into.is_empty() {
+                *into = from;
+                continue;
+            }
+            for (value, sub) in from {
+                match into.get_mut(&value) {
+                    Some(a) => a.merge(sub),
+                    None => {
+                        into.insert(value, sub);
+                    }
+                }
+            }
+        }
         for (key, values) in o.properties.0 {
             let into = self.properties.0.entry(key).or_default();
             for (text, (v, ts)) in values {
@@ -429,11 +454,21 @@ impl Aggs {
 
     /// Every client id counted by name (not in the dictionary when scanned).
     pub(crate) fn unnamed_clients(&self) -> Vec<String> {
-        let mut all: HashSet<&String> = self.unnamed.iter().collect();
-        for p in self.pages.values() {
-            all.extend(&p.unnamed);
-        }
+        let mut all: HashSet<&String> = HashSet::new();
+        self.each_unnamed(&mut |c| {
+            all.insert(c);
+        });
         all.into_iter().cloned().collect()
+    }
+
+    fn each_unnamed<'a>(&'a self, f: &mut impl FnMut(&'a String)) {
+        self.unnamed.iter().for_each(&mut *f);
+        for p in self.pages.values() {
+            p.unnamed.iter().for_each(&mut *f);
+        }
+        for sub in self.segments.iter().flat_map(HashMap::values) {
+            sub.each_unnamed(f);
+        }
     }
 
     /// Replaces client ids counted by name with their dense ids, where `ids` has one.
@@ -450,6 +485,38 @@ impl Aggs {
         resolve(&mut self.clients, &mut self.unnamed);
         for p in self.pages.values_mut() {
             resolve(&mut p.clients, &mut p.unnamed);
+        }
+        for sub in self.segments.iter_mut().flat_map(HashMap::values_mut) {
+            sub.resolve(ids);
+        }
+    }
+
+    /// One page view's `Pageviews` figures (days, URL, visitor).
+    fn count_view(&mut self, ts: i64, url: &str, visitor: Visitor<'_>) {
+        *self.pv_days.entry(ts.div_euclid(DAY)).or_default() += 1;
+        bump(&mut self.urls, url);
+        match visitor {
+            Visitor::Anonymous => self.pv_anon += 1,
+            Visitor::Dense(id) => {
+                self.clients.insert(id);
+            }
+            Visitor::Unnamed(c) => {
+                if !self.unnamed.contains(c) {
+                    self.unnamed.insert(c.to_string());
+                }
+            }
+        }
+    }
+
+    /// One page view's `Pages` figure (its page's visitor).
+    fn count_page_visitor(&mut self, url: &str, visitor: Visitor<'_>) {
+        match self.pages.get_mut(url) {
+            Some(p) => p.add(visitor),
+            None => {
+                let mut p = PageVisitors::default();
+                p.add(visitor);
+                self.pages.insert(url.to_string(), p);
+            }
         }
     }
 
@@ -480,6 +547,7 @@ impl Aggs {
             Part::Pages => out.pages = std::mem::take(&mut self.pages),
             Part::EventNames => out.event_names = std::mem::take(&mut self.event_names),
             Part::ErrorGroups => out.error_groups = std::mem::take(&mut self.error_groups),
+            Part::Segments => out.segments = std::mem::take(&mut self.segments),
         }
         out
     }
@@ -802,6 +870,16 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 e.u(f.implausible);
             }
         }
+        Part::Segments => {
+            for d in SEGMENT_DIMS {
+                e.u(a.segments[d].len() as u64);
+                for (value, sub) in &a.segments[d] {
+                    e.bytes(value.as_bytes());
+                    e.bytes(&encode(sub, Part::Pageviews)?);
+                    e.bytes(&encode(sub, Part::Pages)?);
+                }
+            }
+        }
         Part::ErrorGroups => {
             e.u(a.error_groups.len() as u64);
             for (fingerprint, g) in &a.error_groups {
@@ -900,6 +978,19 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 o.event_names.insert(name, f);
             }
         }
+        Part::Segments => {
+            for dim in SEGMENT_DIMS {
+                let n = d.u()? as usize;
+                o.segments[dim].reserve(n);
+                for _ in 0..n {
+                    let value = d.string()?;
+                    let mut sub = Aggs::default();
+                    decode_into(&mut sub, Part::Pageviews, d.bytes()?)?;
+                    decode_into(&mut sub, Part::Pages, d.bytes()?)?;
+                    o.segments[dim].insert(value, sub);
+                }
+            }
+        }
         Part::ErrorGroups => {
             let n = d.u()? as usize;
             o.error_groups.reserve(n);
@@ -922,6 +1013,33 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
         }
     }
     a.merge(o);
+    Ok(())
+}
+
+/// Decodes from a `Segments` blob only the figures of page views whose dimension `dim` (an
+/// index into `Dimension::ALL`) has the raw value `value`, into `a`'s `Pageviews` and `Pages`
+/// figures; every other value is skipped without decoding.
+pub(crate) fn decode_segment(
+    a: &mut Aggs,
+    data: &[u8],
+    dim: usize,
+    value: &str,
+) -> StoreResult<()> {
+    let mut d = Dec { b: data, at: 0 };
+    for at in SEGMENT_DIMS {
+        for _ in 0..d.u()? {
+            let this = d.bytes()?;
+            let (views, pages) = (d.bytes()?, d.bytes()?);
+            if at == dim && this == value.as_bytes() {
+                decode_into(a, Part::Pageviews, views)?;
+                decode_into(a, Part::Pages, pages)?;
+                return Ok(());
+            }
+        }
+        if at == dim {
+            return Ok(());
+        }
+    }
     Ok(())
 }
 
@@ -949,6 +1067,7 @@ pub(crate) struct Folder {
     event_names: bool,
     errors: bool,
     error_groups: bool,
+    segments: bool,
     properties: bool,
     raw_dims: [HashMap<Option<String>, u64>; 8],
     hists: [BTreeMap<u64, u64>; 5],
@@ -967,6 +1086,7 @@ impl Folder {
             event_names: parts.contains(&Part::EventNames),
             errors: parts.contains(&Part::Errors),
             error_groups: parts.contains(&Part::ErrorGroups),
+            segments: parts.contains(&Part::Segments),
             properties: false,
             raw_dims: Default::default(),
             hists: Default::default(),
@@ -1004,28 +1124,21 @@ impl Folder {
         dims: [Option<&str>; 8],
     ) {
         if self.pageviews {
-            *self.a.pv_days.entry(ts.div_euclid(DAY)).or_default() += 1;
-            bump(&mut self.a.urls, url);
-            match visitor {
-                Visitor::Anonymous => self.a.pv_anon += 1,
-                Visitor::Dense(id) => {
-                    self.a.clients.insert(id);
-                }
-                Visitor::Unnamed(c) => {
-                    if !self.a.unnamed.contains(c) {
-                        self.a.unnamed.insert(c.to_string());
-                    }
-                }
-            }
+            self.a.count_view(ts, url, visitor);
         }
         if self.pages {
-            match self.a.pages.get_mut(url) {
-                Some(p) => p.add(visitor),
-                None => {
-                    let mut p = PageVisitors::default();
-                    p.add(visitor);
-                    self.a.pages.insert(url.to_string(), p);
-                }
+            self.a.count_page_visitor(url, visitor);
+        }
+        if self.segments {
+            for d in SEGMENT_DIMS {
+                let Some(value) = dims[d] else { continue };
+                let values = &mut self.a.segments[d];
+                let sub = match values.get_mut(value) {
+                    Some(sub) => sub,
+                    None => values.entry(value.to_string()).or_default(),
+                };
+                sub.count_view(ts, url, visitor);
+                sub.count_page_visitor(url, visitor);
             }
         }
         if self.breakdowns {
@@ -1255,5 +1368,47 @@ mod tests {
             "{:?}",
             a.dims
         );
+    }
+
+    #[test]
+    fn a_segment_decodes_alone_with_the_figures_of_its_page_views() {
+        const T: i64 = 1_706_702_400_000;
+        let dims = |browser: &'static str, device: &'static str| {
+            let mut d = [None; 8];
+            d[5] = Some(browser);
+            d[7] = Some(device);
+            d
+        };
+        let views = [
+            ("/a", Visitor::Dense(1), dims("Chrome", "mobile")),
+            ("/a", Visitor::Dense(2), dims("Firefox", "mobile")),
+            ("/b", Visitor::Anonymous, dims("Chrome", "desktop")),
+            ("/b", Visitor::Dense(1), dims("Chrome", "desktop")),
+        ];
+        let mut all = Folder::new(&[Part::Segments]);
+        let mut chrome = Folder::new(&[Part::Pageviews, Part::Pages]);
+        for (url, visitor, d) in views {
+            all.pageview(T, url, visitor, d);
+            if d[5] == Some("Chrome") {
+                chrome.pageview(T, url, visitor, d);
+            }
+        }
+        let blob = encode(&all.finish(), Part::Segments).unwrap();
+        let mut got = Aggs::default();
+        decode_segment(&mut got, &blob, 5, "Chrome").unwrap();
+        let want = chrome.finish();
+        assert_eq!((got.pv_days, got.urls), (want.pv_days, want.urls));
+        assert_eq!((got.clients, got.pv_anon), (want.clients, want.pv_anon));
+        assert_eq!(got.pages["/b"].count(), 2);
+        let mut none = Aggs::default();
+        decode_segment(&mut none, &blob, 5, "Opera").unwrap();
+        decode_segment(&mut none, &blob, 6, "Chrome").unwrap();
+        assert!(
+            none.is_empty(),
+            "other values and dimensions decode nothing"
+        );
+        let mut mobile = Aggs::default();
+        decode_segment(&mut mobile, &blob, 7, "mobile").unwrap();
+        assert_eq!(mobile.clients.len(), 2);
     }
 }

@@ -1403,6 +1403,18 @@ pub(crate) async fn pageviews_report_matches_a_naive_count(stores: &Stores) {
                 device_type: Some(DeviceType::Desktop),
                 ..chrome
             },
+            // One segment dimension each: answered from the rollups' `Segments` part.
+            PageViewFilters {
+                device_type: Some(DeviceType::Mobile),
+                ..Default::default()
+            },
+            PageViewFilters {
+                segment: crate::domain::segment::SegmentFilters {
+                    browser: Some("Opera".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
         ]
     };
     let mut ranges = vec![
