@@ -102,9 +102,10 @@ impl Sink for Folder {
 }
 
 /// What a backend provides for rollups. Every method is a plain read or write; the engine
-/// decides what is fresh, what to build and how the figures combine.
+/// decides what is fresh, what to build and how the figures combine. A port is a cheap handle
+/// (clones share one store), so what a read built is stored by a task of its own.
 #[async_trait]
-pub(crate) trait RollupPort: Send + Sync {
+pub(crate) trait RollupPort: Clone + Send + Sync + 'static {
     /// The backend's key for a project.
     type Key: Copy + Eq + Hash + Send + Sync + std::fmt::Debug + 'static;
 
@@ -203,20 +204,61 @@ pub(crate) trait RollupPort: Send + Sync {
     async fn store(&self, key: Self::Key, epoch: i64, rows: Vec<NewRollup>) -> StoreResult<usize>;
 }
 
-/// One build per project at a time in this process; others wait, then read what it stored.
+/// One build per project at a time in this process; others wait, then read what it built.
 /// An entry is removed when its last holder leaves, also when a request is dropped mid-build.
-pub(crate) struct BuildLocks<K>(Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>);
+/// Also counts the stores of built rollups still running in the background.
+pub(crate) struct BuildLocks<K> {
+    gates: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+    storing: Arc<Storing>,
+}
+
+/// Background stores in flight, and a wake-up for [`BuildLocks::settled`].
+#[derive(Default)]
+struct Storing {
+    running: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
 
 impl<K> Default for BuildLocks<K> {
     fn default() -> Self {
-        Self(Mutex::new(HashMap::new()))
+        Self {
+            gates: Mutex::new(HashMap::new()),
+            storing: Arc::default(),
+        }
+    }
+}
+
+impl<K> BuildLocks<K> {
+    /// Runs `store` in a task of its own, counted until it ends.
+    fn spawn_store(&self, store: impl std::future::Future<Output = ()> + Send + 'static) {
+        use std::sync::atomic::Ordering;
+        let storing = self.storing.clone();
+        storing.running.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            store.await;
+            storing.running.fetch_sub(1, Ordering::SeqCst);
+            storing.done.notify_waiters();
+        });
+    }
+
+    /// Waits until every rollup built so far is stored (or failed to be): for commands that
+    /// exit after building (`seed-demo`) and for tests that look at stored rows.
+    pub(crate) async fn settled(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let done = self.storing.done.notified();
+            if self.storing.running.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
     }
 }
 
 impl<K: Copy + Eq + Hash> BuildLocks<K> {
     fn enter(&self, key: K) -> BuildTurn<'_, K> {
         let gate = self
-            .0
+            .gates
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(key)
@@ -232,7 +274,7 @@ impl<K: Copy + Eq + Hash> BuildLocks<K> {
     /// Builds in flight or waiting (for tests: no entry outlives its build).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.gates.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -246,7 +288,7 @@ struct BuildTurn<'a, K: Copy + Eq + Hash> {
 
 impl<K: Copy + Eq + Hash> Drop for BuildTurn<'_, K> {
     fn drop(&mut self) {
-        let mut map = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.locks.gates.lock().unwrap_or_else(|p| p.into_inner());
         // Two references: the map's and ours. Others waiting hold more.
         if Arc::strong_count(&self.gate) <= 2 {
             map.remove(&self.key);
@@ -561,54 +603,78 @@ async fn build<P: RollupPort>(
     if !splitter.targets.is_empty() {
         port.scan(key, &splitter.ranges(), &mut splitter).await?;
     }
-    let mut built: Vec<((i64, i64), Aggs)> = Vec::with_capacity(fine.len());
+    let mut built: Vec<(i64, i64, i64, Aggs)> = Vec::with_capacity(fine.len() + days.len());
     let mut edges = Aggs::default();
     for t in splitter.targets {
         match t.bucket {
-            Some(b) => built.push((b, t.fold.finish())),
+            Some((grain, bucket)) => built.push((
+                grain,
+                bucket,
+                version_of(&r, grain, bucket),
+                t.fold.finish(),
+            )),
             None => edges.merge(t.fold.finish()),
         }
     }
-    {
-        let mut all: Vec<&mut Aggs> = built.iter_mut().map(|(_, a)| a).collect();
-        resolve_clients(port, key, &mut all, true).await?;
-    }
-
-    let mut rows = Vec::with_capacity(built.len() + days.len());
-    for ((grain, bucket), mut a) in built {
-        let ver = version_of(&r, grain, bucket);
+    let mut to_store = Vec::with_capacity(built.len() + days.len());
+    for (grain, bucket, ver, a) in built {
         let in_day = grain == HOUR_GRAIN && day_hours.contains(&bucket);
-        // An empty hour of a day being stored needs no row of its own: the day's row covers it,
-        // and a write into it gives it a version, so the day is rebuilt with it.
-        if !(in_day && ver == 0 && a.is_empty()) {
-            rows.push(new_rollup(&a, grain, bucket, ver)?);
-        }
         if in_day {
-            days.get_mut(&bucket.div_euclid(24))
-                .ok_or_else(|| corrupt("hour of an unplanned day"))?
-                .merge(a);
+            let day = days
+                .get_mut(&bucket.div_euclid(24))
+                .ok_or_else(|| corrupt("hour of an unplanned day"))?;
+            day.merge(a.clone());
+            // An empty hour of a day being stored needs no row of its own: the day's row
+            // covers it, and a write into it gives it a version, so the day is rebuilt with it.
+            if ver == 0 && a.is_empty() {
+                continue;
+            }
         } else {
-            out.merge(a.take(part));
+            out.merge(a.clone_part(part));
         }
+        to_store.push((grain, bucket, ver, a));
     }
     for (day, mut merged) in days {
         merged.fold_hists();
-        rows.push(new_rollup(
-            &merged,
-            DAY_GRAIN,
-            day,
-            day_version(&r.hour_vers, day),
-        )?);
-        out.merge(merged.take(part));
+        out.merge(merged.clone_part(part));
+        to_store.push((DAY_GRAIN, day, day_version(&r.hour_vers, day), merged));
     }
-    if !rows.is_empty() {
-        port.store(key, r.epoch, rows).await?;
+    if !to_store.is_empty() {
+        // Stored by a task of its own: the request answers without waiting for a write lock
+        // (the client dictionary's or the rollups'), and the ingest writer never waits behind
+        // a request. A later read finds the rows, or builds again if they are not there yet.
+        let (storer, epoch) = (port.clone(), r.epoch);
+        port.build_locks().spawn_store(async move {
+            if let Err(e) = store_built(&storer, key, epoch, to_store).await {
+                tracing::warn!(error = %e, project = ?key, "storing built rollups failed; they are built again on the next read");
+            }
+        });
     }
     out.merge(edges);
     // After every scan: a client named by a build meanwhile is found here, so it is not
     // counted twice (once by name, once by id).
     resolve_clients(port, key, &mut [&mut out], false).await?;
     Ok(out)
+}
+
+/// Gives every client id of the built buckets a dense id, encodes them and stores them (unless
+/// a purge or clear moved the epoch meanwhile).
+async fn store_built<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    epoch: i64,
+    mut built: Vec<(i64, i64, i64, Aggs)>,
+) -> StoreResult<()> {
+    {
+        let mut all: Vec<&mut Aggs> = built.iter_mut().map(|b| &mut b.3).collect();
+        resolve_clients(port, key, &mut all, true).await?;
+    }
+    let rows = built
+        .iter()
+        .map(|(grain, bucket, ver, a)| new_rollup(a, *grain, *bucket, *ver))
+        .collect::<StoreResult<Vec<_>>>()?;
+    port.store(key, epoch, rows).await?;
+    Ok(())
 }
 
 fn new_rollup(a: &Aggs, grain: i64, bucket: i64, ver: i64) -> StoreResult<NewRollup> {

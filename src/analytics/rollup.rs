@@ -270,7 +270,7 @@ impl GroupFigures {
 
 /// Top-level property keys of events with their distinct values (by JSON text, so `"3"` is not
 /// `3`) and when each was last seen. Not stored: only scans of one event name fill it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct PropertySamples(pub BTreeMap<String, HashMap<String, (Value, i64)>>);
 
 impl PropertySamples {
@@ -310,7 +310,7 @@ impl PropertySamples {
 }
 
 /// Figures of some span for the parts that were asked for; merging spans is exact.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Aggs {
     // Page views: per day, without clientId, per URL, client ids (dense) and client ids not in
     // the dictionary yet (raw edges only).
@@ -520,34 +520,34 @@ impl Aggs {
         }
     }
 
-    /// Moves one part out (the rest stays behind).
-    pub(crate) fn take(&mut self, part: Part) -> Aggs {
+    /// A copy of one part.
+    pub(crate) fn clone_part(&self, part: Part) -> Aggs {
         let mut out = Aggs::default();
         match part {
             Part::Pageviews => {
-                out.pv_days = std::mem::take(&mut self.pv_days);
+                out.pv_days = self.pv_days.clone();
                 out.pv_anon = self.pv_anon;
-                out.urls = std::mem::take(&mut self.urls);
-                out.clients = std::mem::take(&mut self.clients);
-                out.unnamed = std::mem::take(&mut self.unnamed);
+                out.urls = self.urls.clone();
+                out.clients = self.clients.clone();
+                out.unnamed = self.unnamed.clone();
             }
             Part::Events => {
-                out.ev_days = std::mem::take(&mut self.ev_days);
-                out.names = std::mem::take(&mut self.names);
+                out.ev_days = self.ev_days.clone();
+                out.names = self.names.clone();
             }
             Part::Errors => {
-                out.er_days = std::mem::take(&mut self.er_days);
-                out.fingerprints = std::mem::take(&mut self.fingerprints);
+                out.er_days = self.er_days.clone();
+                out.fingerprints = self.fingerprints.clone();
             }
             Part::Performance => {
-                out.perf_days = std::mem::take(&mut self.perf_days);
-                out.hists = std::mem::take(&mut self.hists);
+                out.perf_days = self.perf_days.clone();
+                out.hists = self.hists.clone();
             }
-            Part::Breakdowns => out.dims = std::mem::take(&mut self.dims),
-            Part::Pages => out.pages = std::mem::take(&mut self.pages),
-            Part::EventNames => out.event_names = std::mem::take(&mut self.event_names),
-            Part::ErrorGroups => out.error_groups = std::mem::take(&mut self.error_groups),
-            Part::Segments => out.segments = std::mem::take(&mut self.segments),
+            Part::Breakdowns => out.dims = self.dims.clone(),
+            Part::Pages => out.pages = self.pages.clone(),
+            Part::EventNames => out.event_names = self.event_names.clone(),
+            Part::ErrorGroups => out.error_groups = self.error_groups.clone(),
+            Part::Segments => out.segments = self.segments.clone(),
         }
         out
     }

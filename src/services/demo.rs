@@ -230,6 +230,7 @@ pub async fn warm_up(stores: &Stores, project: DocId) -> StoreResult<()> {
     ] {
         crate::services::dashboard::dashboard(stores, project, timeframe).await?;
     }
+    stores.stats.rollups_settled().await;
     Ok(())
 }
 

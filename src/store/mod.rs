@@ -301,6 +301,10 @@ pub trait EventWriter: Send + Sync {
 pub trait StatsReader: Send + Sync {
     /// Number of stored documents of `channel` for the project.
     async fn count(&self, project_id: DocId, channel: Channel) -> StoreResult<u64>;
+    /// Waits until the rollups earlier reads built are stored (reads store them in the
+    /// background, so that no read waits for a write lock): for a command that exits after
+    /// building them, and for tests that look at what is stored.
+    async fn rollups_settled(&self);
     /// The newest `limit` documents of `channel`, newest first, as JSON with SuperInsights field
     /// names (`timestamp` as an ISO string).
     async fn recent(

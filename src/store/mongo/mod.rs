@@ -46,7 +46,7 @@ use mongodb::{
 };
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    sync::RwLock,
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
@@ -63,14 +63,16 @@ const DROP_RULES_DESCRIPTION: &str = "Ingestion drop rules for events";
 /// Bound on the cache of known project ids (cleared when full; it only saves a round trip).
 const KNOWN_PROJECTS_MAX: usize = 10_000;
 
-/// The MongoDB implementation of every storage port.
+/// The MongoDB implementation of every storage port. A cheap handle: clones share the client,
+/// the known projects and the rollup builds.
+#[derive(Clone)]
 pub struct MongoStore {
     db: Database,
     /// Projects known to exist. Projects are soft-deleted, never removed, so an entry never goes
     /// stale; it spares the ingest path one `find` per write.
-    known_projects: RwLock<HashSet<DocId>>,
+    known_projects: Arc<RwLock<HashSet<DocId>>>,
     /// Single-flight gates of rollup builds (`analytics::engine`).
-    rollup_builds: crate::analytics::engine::BuildLocks<DocId>,
+    rollup_builds: Arc<crate::analytics::engine::BuildLocks<DocId>>,
 }
 
 /// Applies our defaults to parsed client options and returns the database name to use: the
@@ -101,8 +103,8 @@ impl MongoStore {
         let client = Client::with_options(options).map_err(map_err)?;
         Ok(Self {
             db: client.database(&database),
-            known_projects: RwLock::new(HashSet::new()),
-            rollup_builds: Default::default(),
+            known_projects: Arc::default(),
+            rollup_builds: Arc::default(),
         })
     }
 
@@ -819,6 +821,10 @@ impl EventWriter for MongoStore {
 
 #[async_trait]
 impl StatsReader for MongoStore {
+    async fn rollups_settled(&self) {
+        self.rollup_builds.settled().await;
+    }
+
     async fn count(&self, project_id: DocId, channel: Channel) -> StoreResult<u64> {
         self.coll(collection_of(channel))
             .count_documents(doc! {"projectId": oid(project_id)})

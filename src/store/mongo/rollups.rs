@@ -4,7 +4,7 @@
 //! - `rollupversions`: one document per touched (project, hour) and (project, 5-minute slot),
 //!   `{project, grain, bucket, ver}`, `$inc`remented by the ingest writer after it stored the
 //!   documents (so a build that scans them sees a version that is already moving);
-//! - `rollups`: one document per built bucket, `{project, grain, bucket, ver, fmt, p0…p7}`, one
+//! - `rollups`: one document per built bucket, `{project, grain, bucket, ver, fmt, p0…p8}`, one
 //!   binary field per part (a read projects only the part it needs);
 //! - `rollupclients`: the dense id of each client id, `_id` = `"<project>:<client id>"` so a
 //!   client id gets one id however many builds race; ids are handed out in blocks from

@@ -34,7 +34,12 @@ use sqlx::{
         SqliteSynchronous,
     },
 };
-use std::{collections::HashMap, path::Path, sync::RwLock, time::Duration};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 /// Connection tuning taken from the configuration.
 #[derive(Clone, Debug)]
@@ -57,14 +62,16 @@ impl Default for SqliteOptions {
     }
 }
 
+/// A cheap handle: clones share the pools, the key cache and the rollup builds.
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     /// The single connection analytics writes go through (see `open`).
     ingest: SqlitePool,
     /// Project id → integer key; a project's key never changes, so this never goes stale.
-    project_keys: RwLock<HashMap<DocId, i64>>,
+    project_keys: Arc<RwLock<HashMap<DocId, i64>>>,
     /// Rollup builds in flight (one per bucket at a time).
-    rollup_builds: rollups::BuildLocks<i64>,
+    rollup_builds: Arc<rollups::BuildLocks<i64>>,
 }
 
 /// Maps driver errors onto the port's error type.
@@ -175,8 +182,8 @@ impl SqliteStore {
         Ok(Self {
             pool,
             ingest,
-            project_keys: RwLock::new(HashMap::new()),
-            rollup_builds: rollups::BuildLocks::default(),
+            project_keys: Arc::default(),
+            rollup_builds: Arc::default(),
         })
     }
 
@@ -864,6 +871,10 @@ impl EventWriter for SqliteStore {
 
 #[async_trait]
 impl StatsReader for SqliteStore {
+    async fn rollups_settled(&self) {
+        self.rollup_builds.settled().await;
+    }
+
     async fn count(&self, project_id: DocId, channel: Channel) -> StoreResult<u64> {
         let sql = format!(
             "SELECT COUNT(*) FROM {} WHERE project = (SELECT pk FROM projects WHERE id = ?)",

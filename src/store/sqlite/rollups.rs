@@ -786,6 +786,48 @@ mod tests {
         }
     }
 
+    /// Issue 12, item 6: a read that builds rollups answers while another writer holds the
+    /// database's write lock for longer than the busy timeout would let it wait (it writes
+    /// nothing itself; what it built is stored in the background), and what it built is stored
+    /// once the lock is free.
+    #[tokio::test]
+    async fn a_building_read_does_not_wait_for_the_write_lock() {
+        let (_dir, stores, direct) = open_twice().await;
+        let p = project(&stores).await;
+        crate::services::demo::seed(&stores, p, 3_000, 3, 5)
+            .await
+            .unwrap();
+        let now = now_ms();
+        let range = TimeRange {
+            start_ms: now - 3 * DAY,
+            end_ms: now,
+        };
+        let rows = async || -> i64 {
+            sqlx::query_scalar("SELECT COUNT(*) FROM rollups")
+                .fetch_one(&direct.pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(rows().await, 0, "seeding does not build");
+        let mut lock = direct.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let started = std::time::Instant::now();
+        let figures = stores.stats.pageviews_summary(p, range, 5).await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < SqliteOptions::default().busy_timeout / 2,
+            "the read waited {took:?} for the write lock"
+        );
+        assert_eq!(
+            figures,
+            direct.raw_pageviews(p, range, 5).await.unwrap(),
+            "exact figures"
+        );
+        assert_eq!(rows().await, 0, "nothing stored while the lock is held");
+        lock.rollback().await.unwrap();
+        stores.stats.rollups_settled().await;
+        assert!(rows().await > 0, "stored once the lock was free");
+    }
+
     #[tokio::test]
     async fn rollups_pass_the_rollup_contract() {
         let (_dir, stores, _) = open_twice().await;
