@@ -367,7 +367,7 @@ impl Sink for Splitter {
 
 /// Gives page views whose client id had no dense id at scan time the ids they have now
 /// (`create`: new ids for all). Names still without one stay counted by name.
-async fn resolve_clients<P: RollupPort + ?Sized>(
+async fn resolve_clients<P: RollupPort>(
     port: &P,
     key: P::Key,
     aggs: &mut [&mut Aggs],

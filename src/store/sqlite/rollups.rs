@@ -809,7 +809,7 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(rows().await, 0, "seeding does not build");
-        let mut lock = direct.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let lock = direct.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
         let started = std::time::Instant::now();
         let figures = stores.stats.pageviews_summary(p, range, 5).await.unwrap();
         let took = started.elapsed();
