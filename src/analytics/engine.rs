@@ -208,9 +208,11 @@ pub(crate) trait RollupPort: Clone + Send + Sync + 'static {
 /// An entry is removed when its last holder leaves, also when a request is dropped mid-build.
 /// Also counts the stores of built rollups still running in the background.
 pub(crate) struct BuildLocks<K> {
-    gates: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+    gates: Arc<Gates<K>>,
     storing: Arc<Storing>,
 }
+
+type Gates<K> = Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>;
 
 /// Background stores in flight, and a wake-up for [`BuildLocks::settled`].
 #[derive(Default)]
@@ -222,22 +224,33 @@ struct Storing {
 impl<K> Default for BuildLocks<K> {
     fn default() -> Self {
         Self {
-            gates: Mutex::new(HashMap::new()),
+            gates: Arc::new(Mutex::new(HashMap::new())),
             storing: Arc::default(),
         }
     }
 }
 
 impl<K> BuildLocks<K> {
-    /// Runs `store` in a task of its own, counted until it ends.
+    /// Runs `store` in a task of its own, counted until it ends (also when it panics or the
+    /// runtime drops it).
     fn spawn_store(&self, store: impl std::future::Future<Output = ()> + Send + 'static) {
-        use std::sync::atomic::Ordering;
-        let storing = self.storing.clone();
-        storing.running.fetch_add(1, Ordering::SeqCst);
+        /// Uncounts its store when dropped, however the task ends.
+        struct Running(Arc<Storing>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0
+                    .running
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                self.0.done.notify_waiters();
+            }
+        }
+        self.storing
+            .running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let running = Running(self.storing.clone());
         tokio::spawn(async move {
+            let _running = running;
             store.await;
-            storing.running.fetch_sub(1, Ordering::SeqCst);
-            storing.done.notify_waiters();
         });
     }
 
@@ -256,7 +269,9 @@ impl<K> BuildLocks<K> {
 }
 
 impl<K: Copy + Eq + Hash> BuildLocks<K> {
-    fn enter(&self, key: K) -> BuildTurn<'_, K> {
+    /// Waits for the project's gate and holds it: until the build is done, and when it built
+    /// something, until that is stored.
+    async fn hold(&self, key: K) -> Held<K> {
         let gate = self
             .gates
             .lock()
@@ -264,10 +279,14 @@ impl<K: Copy + Eq + Hash> BuildLocks<K> {
             .entry(key)
             .or_default()
             .clone();
-        BuildTurn {
-            locks: self,
+        let turn = BuildTurn {
+            gates: self.gates.clone(),
             key,
             gate,
+        };
+        Held {
+            _guard: turn.gate.clone().lock_owned().await,
+            _turn: turn,
         }
     }
 
@@ -280,15 +299,21 @@ impl<K: Copy + Eq + Hash> BuildLocks<K> {
 
 /// A caller's place at one build gate; leaving (or being dropped) forgets the gate once nobody
 /// else holds it.
-struct BuildTurn<'a, K: Copy + Eq + Hash> {
-    locks: &'a BuildLocks<K>,
+struct BuildTurn<K: Copy + Eq + Hash> {
+    gates: Arc<Gates<K>>,
     key: K,
     gate: Arc<tokio::sync::Mutex<()>>,
 }
 
-impl<K: Copy + Eq + Hash> Drop for BuildTurn<'_, K> {
+/// A held build gate (the guard is released before the turn is left: fields drop in order).
+struct Held<K: Copy + Eq + Hash> {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    _turn: BuildTurn<K>,
+}
+
+impl<K: Copy + Eq + Hash> Drop for BuildTurn<K> {
     fn drop(&mut self) {
-        let mut map = self.locks.gates.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.gates.lock().unwrap_or_else(|p| p.into_inner());
         // Two references: the map's and ours. Others waiting hold more.
         if Arc::strong_count(&self.gate) <= 2 {
             map.remove(&self.key);
@@ -520,15 +545,13 @@ async fn aggregate_of<P: RollupPort>(
 ) -> StoreResult<Aggs> {
     let plan = plan(range, now_ms());
     let mut r = read(port, key, &plan, part, segment).await?;
-    let turn;
-    let _held;
+    let mut held = None;
     if !r.stale.is_empty() {
-        turn = port.build_locks().enter(key);
-        _held = turn.gate.lock().await;
-        // Another request may have built them while this one waited.
+        held = Some(port.build_locks().hold(key).await);
+        // Another request may have built (and stored) them while this one waited.
         r = read(port, key, &plan, part, segment).await?;
     }
-    build(port, key, &plan, r, part).await
+    build(port, key, &plan, r, part, held).await
 }
 
 /// Builds the stale buckets of a reading and folds the plan's raw edges, from one scan; stores
@@ -539,6 +562,7 @@ async fn build<P: RollupPort>(
     plan: &super::plan::Plan,
     mut r: Reading,
     part: Part,
+    held: Option<Held<P::Key>>,
 ) -> StoreResult<Aggs> {
     let mut out = std::mem::take(&mut r.out);
     // Stale days: their fresh hours are decoded into the day, the others built.
@@ -641,10 +665,12 @@ async fn build<P: RollupPort>(
     }
     if !to_store.is_empty() {
         // Stored by a task of its own: the request answers without waiting for a write lock
-        // (the client dictionary's or the rollups'), and the ingest writer never waits behind
-        // a request. A later read finds the rows, or builds again if they are not there yet.
+        // (the client dictionary's or the rollups'). The task keeps the project's build gate
+        // until the rows are stored, so a read that finds them stale meanwhile waits for them
+        // instead of building them again (one build and one store per project at a time).
         let (storer, epoch) = (port.clone(), r.epoch);
         port.build_locks().spawn_store(async move {
+            let _held = held;
             if let Err(e) = store_built(&storer, key, epoch, to_store).await {
                 tracing::warn!(error = %e, project = ?key, "storing built rollups failed; they are built again on the next read");
             }

@@ -154,3 +154,151 @@ async fn two_processes_share_one_sqlite_file() {
     assert!(acked > 0);
     assert_eq!(stored_events(dir.path(), project).await, acked);
 }
+
+/// The value of every `si_cache_requests_total` series with `result="{result}"` on a server.
+async fn cache_lookups(server: &ServerProcess, result: &str) -> f64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let label = format!("result=\"{result}\"");
+    text.lines()
+        .filter(|l| l.starts_with("si_cache_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The `_csrf` of the first form on a page of `server`, fetched with `client`.
+async fn csrf_on(client: &reqwest::Client, server: &ServerProcess, path: &str) -> String {
+    let r = client.get(server.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    crate::support::csrf_of(&r.text().await.unwrap())
+}
+
+/// Issue 13 item 4 (and the scale-out the design card promises): three processes on one store
+/// (this leg's backend: a SQLite file, or one MongoDB database) and one Redis behave as one
+/// deployment, whichever instance a request lands on — a sign-in on one is a sign-in on all
+/// (and a form fetched from one posts to another), one dashboard cache, a public link enabled
+/// on one opens on the others with the `si` CLI's requests, and a sign-out on one signs out
+/// everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_on_one_store_and_one_redis_act_as_one_deployment() {
+    let redis = crate::support::RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (project, key) = create_admin(dir.path());
+    let url = redis.url();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("SESSION_STORE_REDIS", "true"),
+        ("CACHE_REDIS", "true"),
+        ("RATE_LIMIT_REDIS", "true"),
+        ("SESSION_SECRET", "one-secret-for-every-instance"),
+        ("PUBLIC_LINK_PEPPER", "one-pepper-for-every-instance"),
+    ];
+    let (a, b, c) = tokio::join!(
+        ServerProcess::start(dir.path(), &env),
+        ServerProcess::start(dir.path(), &env),
+        ServerProcess::start(dir.path(), &env),
+    );
+    let http = reqwest::Client::new();
+    for (i, server) in [&a, &b, &c].into_iter().enumerate() {
+        let r = http
+            .post(server.url("/v1/pageviews"))
+            .header("x-api-key", &key)
+            .json(&json!({"url": format!("/from-{i}"), "clientId": format!("c{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+
+    // Signed in on A; the same cookie opens the project on B and C.
+    let browser = crate::support::browser();
+    let csrf = csrf_on(&browser, &a, "/auth/login").await;
+    let r = browser
+        .post(a.url("/auth/login"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("email", "admin@example.com"),
+            ("password", "a-strong-password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signed in on A");
+    let dashboard = format!("/projects/{project}/dashboard/data?timeframe=24h");
+    for server in [&b, &c] {
+        let r = browser
+            .get(server.url(&dashboard))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "the session from A is known on {}",
+            server.addr
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["data"]["pageViews"]["totalViews"], 3);
+    }
+    // One cache: B filled it above (a miss there); C read it (a hit there, no miss).
+    assert!(cache_lookups(&b, "miss").await >= 1.0);
+    assert!(cache_lookups(&c, "hit").await >= 1.0);
+    assert_eq!(cache_lookups(&c, "miss").await, 0.0, "C never computed it");
+
+    // A form fetched from A posts to B (the CSRF token lives in the shared session).
+    let settings = format!("/projects/{project}/settings");
+    let csrf = csrf_on(&browser, &a, &settings).await;
+    let r = browser
+        .post(b.url(&format!("/projects/{project}/public-link/enable")))
+        .header("accept", "text/html")
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "enabled through B");
+    let html = r.text().await.unwrap();
+    let marker = "id=\"public-link-url\" readonly value=\"";
+    let at = html.find(marker).expect("the new link is shown") + marker.len();
+    let link = html[at..].split('"').next().unwrap();
+    let token = link.rsplit('/').nth(1).unwrap().to_string();
+
+    // The `si` CLI's requests through the link, on C and A, without a session.
+    for (server, path) in [
+        (&c, "/dashboard/data"),
+        (&a, "/pageviews?timeframe=24h"),
+        (&c, "/events?timeframe=24h"),
+        (&a, "/errors?timeframe=24h"),
+    ] {
+        let r = http
+            .get(server.url(&format!("/p/{project}/{token}{path}")))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} on {}", server.addr);
+    }
+
+    // Signed out on C: the cookie no longer opens anything on A or B.
+    let csrf = csrf_on(&browser, &c, &settings).await;
+    let r = browser
+        .post(c.url("/auth/logout"))
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signed out on C");
+    for server in [&a, &b] {
+        let r = browser
+            .get(server.url(&dashboard))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "signed out on {} too", server.addr);
+    }
+}

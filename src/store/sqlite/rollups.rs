@@ -778,6 +778,8 @@ mod tests {
                 engine::aggregate(&direct, pk, range, Part::Breakdowns)
             );
             finished.unwrap();
+            // What was built is stored in the background, holding the gate until then.
+            direct.build_locks().settled().await;
             assert_eq!(
                 direct.build_locks().len(),
                 0,
