@@ -328,17 +328,24 @@ impl StoreLock {
     }
 }
 
-/// Events of `project` stored on the backend of the servers on `data_dir`.
-pub async fn stored_events(data_dir: &Path, project: superinsights::domain::ids::DocId) -> u64 {
+/// The store of the servers on `data_dir` on this run's backend (its SQLite file or MongoDB
+/// database), migrated, opened afresh as another process would (its own pool or client).
+pub async fn stores_at(data_dir: &Path) -> superinsights::store::Stores {
     use superinsights::config::{Config, Env};
     let data = data_dir.to_str().unwrap().to_string();
     let backend_env = env_for(data_dir, None);
     let mut pairs: Vec<(&str, &str)> = vec![("DATA_DIR", &data)];
     pairs.extend(backend_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let config = Config::from_env(&Env::from_pairs(pairs)).unwrap();
-    superinsights::store::Stores::open(&config)
+    let stores = superinsights::store::Stores::open(&config).await.unwrap();
+    stores.admin.migrate().await.unwrap();
+    stores
+}
+
+/// Events of `project` stored on the backend of the servers on `data_dir`.
+pub async fn stored_events(data_dir: &Path, project: superinsights::domain::ids::DocId) -> u64 {
+    stores_at(data_dir)
         .await
-        .unwrap()
         .stats
         .count(project, superinsights::domain::model::Channel::Events)
         .await

@@ -27,21 +27,22 @@ use superinsights::{
         redis::RedisHandle,
     },
     startup,
-    store::{Job, JobDispatch, JobState, JobStore, StoreAdmin, sqlite::SqliteStore},
+    store::{Job, JobDispatch, JobState, JobStore},
 };
 
-/// A store on `dir`'s SQLite file (each call is a separate pool, as a separate process has).
-async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn JobStore> {
-    let store = SqliteStore::open(&dir.path().join("jobs.db"), Default::default())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    Arc::new(store)
+/// The job store of `dir` on this run's backend (its SQLite file or MongoDB database); each
+/// call opens it afresh, as a separate process does.
+async fn job_store(dir: &tempfile::TempDir) -> Arc<dyn JobStore> {
+    crate::backend::stores_at(dir.path()).await.jobs
 }
 
 /// A Redis queue over `dir`'s SQLite file with [`redis_only`] options (one per "process").
 async fn redis_queue(dir: &tempfile::TempDir, handle: RedisHandle) -> Arc<dyn JobQueue> {
-    Arc::new(RedisJobQueue::new(sqlite(dir).await, handle, redis_only()))
+    Arc::new(RedisJobQueue::new(
+        job_store(dir).await,
+        handle,
+        redis_only(),
+    ))
 }
 
 /// Fast timings, and store sweeps that never take a Redis job while Redis answers: whatever
@@ -134,7 +135,7 @@ async fn redis_job_queue_passes_the_contract() {
     let redis = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let queue = RedisJobQueue::new(
-        sqlite(&dir).await,
+        job_store(&dir).await,
         redis.connected_handle().await,
         redis_only(),
     );
