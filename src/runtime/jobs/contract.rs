@@ -164,11 +164,13 @@ pub async fn failures_retry_with_backoff_then_fail(queue: &dyn JobQueue, run: &s
                 "the last error is kept while retrying"
             );
         }
+        // Before the call: the store's "now" that the backoff counts from is later than this,
+        // however long the call takes (a slow server made the old order flaky).
+        last_failed_at = Instant::now();
         let outcome = queue
             .fail(&d, &JobError::Retry(format!("boom {attempt}")))
             .await
             .unwrap();
-        last_failed_at = Instant::now();
         if attempt < 3 {
             let FailOutcome::Retrying { at } = outcome else {
                 panic!("attempt {attempt}: {outcome:?}");

@@ -161,8 +161,8 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
         (super::jobs::JOB_CLAIMS, vec![plain(doc! {"job": 1})]),
         // Ours: the rollup engine's versions and blobs, read by bucket range.
         (
-            super::rollups::ROLLUP_VERSIONS,
-            vec![plain(doc! {"project": 1, "grain": 1, "bucket": 1})],
+            super::rollups::ROLLUP_DAYS,
+            vec![plain(doc! {"project": 1, "day": 1})],
         ),
         (
             super::rollups::ROLLUPS,

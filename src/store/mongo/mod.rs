@@ -996,6 +996,7 @@ impl StoreAdmin for MongoStore {
             }
         }
         self.backfill_job_fields().await?;
+        self.drop_old_rollup_versions().await?;
         Ok(())
     }
 
@@ -1313,6 +1314,39 @@ mod tests {
 
         /// Jobs written before `attemptsLeft` and `claims` existed are given both by `migrate`
         /// and can then be claimed, retried and failed for good as before.
+        /// Versions were one document per bucket before `rollupdays`: `migrate` drops them and
+        /// every rollup built from them (they would be compared with the new counters).
+        #[tokio::test]
+        async fn migrate_drops_per_bucket_versions_and_their_rollups() {
+            on_fresh_store(
+                "migrate_drops_per_bucket_versions_and_their_rollups",
+                |store| {
+                    Box::pin(async move {
+                        for (name, d) in [
+                            (
+                                rollups::OLD_ROLLUP_VERSIONS,
+                                doc! {"_id": "p:0:1", "ver": 3_i64},
+                            ),
+                            (rollups::ROLLUPS, doc! {"_id": "p:0:1", "ver": 3_i64}),
+                        ] {
+                            store.coll(name).insert_one(d).await.unwrap();
+                        }
+                        store.migrate().await.unwrap();
+                        let names = store.db.list_collection_names().await.unwrap();
+                        assert!(!names.iter().any(|n| n == rollups::OLD_ROLLUP_VERSIONS));
+                        let left = store
+                            .coll(rollups::ROLLUPS)
+                            .count_documents(doc! {})
+                            .await
+                            .unwrap();
+                        assert_eq!(left, 0);
+                        store.migrate().await.unwrap();
+                    })
+                },
+            )
+            .await;
+        }
+
         #[tokio::test]
         async fn migrate_backfills_job_fields() {
             use crate::store::{JobClaim, JobStore};
