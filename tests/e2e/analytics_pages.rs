@@ -146,12 +146,7 @@ async fn bad_query_parameters_are_400s_naming_the_parameter_on_every_view() {
         ("performance?typo=1", "typo"),
     ];
     for (path, parameter) in cases {
-        let r = client
-            .get(app.url(&format!("{base}/{path}")))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = get(&client, &app, &format!("{base}/{path}"), "application/json").await;
         assert_eq!(r.status(), 400, "{path}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["parameter"], parameter, "{path}: {body}");
@@ -177,12 +172,7 @@ async fn bad_query_parameters_are_400s_naming_the_parameter_on_every_view() {
         "errors?browser=all&errorType=TypeError",
         "performance?deviceType=tablet&browser=Safari",
     ] {
-        let r = client
-            .get(app.url(&format!("{base}/{path}")))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = get(&client, &app, &format!("{base}/{path}"), "application/json").await;
         assert_eq!(r.status(), 200, "{path}");
     }
     app.stop().await;

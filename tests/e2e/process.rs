@@ -170,6 +170,20 @@ async fn cache_lookups(server: &ServerProcess, result: &str) -> f64 {
         .sum()
 }
 
+/// GETs `path` on `server` as a JSON client (the `si` CLI's `Accept`).
+async fn get_json(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    path: &str,
+) -> reqwest::Response {
+    client
+        .get(server.url(path))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The `_csrf` of the first form on a page of `server`, fetched with `client`.
 async fn csrf_on(client: &reqwest::Client, server: &ServerProcess, path: &str) -> String {
     let r = client.get(server.url(path)).send().await.unwrap();
@@ -230,12 +244,7 @@ async fn three_instances_on_one_store_and_one_redis_act_as_one_deployment() {
     assert_eq!(r.status(), 303, "signed in on A");
     let dashboard = format!("/projects/{project}/dashboard/data?timeframe=24h");
     for server in [&b, &c] {
-        let r = browser
-            .get(server.url(&dashboard))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = get_json(&browser, server, &dashboard).await;
         assert_eq!(
             r.status(),
             200,
@@ -274,12 +283,7 @@ async fn three_instances_on_one_store_and_one_redis_act_as_one_deployment() {
         (&c, "/events?timeframe=24h"),
         (&a, "/errors?timeframe=24h"),
     ] {
-        let r = http
-            .get(server.url(&format!("/p/{project}/{token}{path}")))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = get_json(&http, server, &format!("/p/{project}/{token}{path}")).await;
         assert_eq!(r.status(), 200, "{path} on {}", server.addr);
     }
 
@@ -293,12 +297,7 @@ async fn three_instances_on_one_store_and_one_redis_act_as_one_deployment() {
         .unwrap();
     assert_eq!(r.status(), 303, "signed out on C");
     for server in [&a, &b] {
-        let r = browser
-            .get(server.url(&dashboard))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = get_json(&browser, server, &dashboard).await;
         assert_eq!(r.status(), 401, "signed out on {} too", server.addr);
     }
 }

@@ -13,7 +13,7 @@
 use super::{
     SqliteStore,
     diagnostics::{errors_where, performance_where},
-    filters::Where,
+    filters::{SqliteQuery, Where},
     map_err,
     reports::{events_where, pageviews_where},
 };
@@ -293,8 +293,7 @@ impl RollupPort for SqliteStore {
         f: &mut Folder,
     ) -> StoreResult<()> {
         let w = performance_where(Where::scope(pk, range), filters);
-        let mut q =
-            QueryBuilder::new("SELECT ts, lcp, cls, fid, ttfb, inp FROM performance_metrics");
+        let mut q = QueryBuilder::new(format!("SELECT {VITAL_COLUMNS} FROM performance_metrics"));
         w.push_to(&mut q);
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let mut rows = q.build().fetch(&mut *conn);
@@ -481,11 +480,7 @@ async fn scan(
                 ""
             }
         );
-        let mut rows = sqlx::query(&sql)
-            .bind(pk)
-            .bind(from)
-            .bind(to)
-            .fetch(&mut *conn);
+        let mut rows = in_range(&sql, pk, from, to).fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
             let text = |i: usize| r.try_get::<Option<&str>, _>(i).map_err(map_err);
             let client = text(2)?;
@@ -510,11 +505,7 @@ async fn scan(
     if f.wants(Part::Events) {
         let sql =
             format!("SELECT {EVENT_COLUMNS} FROM events WHERE project = ? AND ts BETWEEN ? AND ?");
-        let mut rows = sqlx::query(&sql)
-            .bind(pk)
-            .bind(from)
-            .bind(to)
-            .fetch(&mut *conn);
+        let mut rows = in_range(&sql, pk, from, to).fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
             let (ts, name, duration) = event_of(&r)?;
             f.event(ts, name, duration);
@@ -523,25 +514,17 @@ async fn scan(
     if f.wants(Part::Errors) {
         let sql =
             format!("SELECT {ERROR_COLUMNS} FROM errors WHERE project = ? AND ts BETWEEN ? AND ?");
-        let mut rows = sqlx::query(&sql)
-            .bind(pk)
-            .bind(from)
-            .bind(to)
-            .fetch(&mut *conn);
+        let mut rows = in_range(&sql, pk, from, to).fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
             let (ts, e) = error_of(&r)?;
             f.error(ts, &e);
         }
     }
     if f.wants(Part::Performance) {
-        let mut rows = sqlx::query(
-            "SELECT ts, lcp, cls, fid, ttfb, inp FROM performance_metrics \
-             WHERE project = ? AND ts BETWEEN ? AND ?",
-        )
-        .bind(pk)
-        .bind(from)
-        .bind(to)
-        .fetch(&mut *conn);
+        let sql = format!(
+            "SELECT {VITAL_COLUMNS} FROM performance_metrics WHERE project = ? AND ts BETWEEN ? AND ?"
+        );
+        let mut rows = in_range(&sql, pk, from, to).fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
             let (ts, values) = vitals_of(&r)?;
             f.vitals(ts, values);
@@ -584,7 +567,15 @@ fn error_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(i64, ErrorRow<'_>)> {
     ))
 }
 
-/// `(ts, [lcp, cls, fid, ttfb, inp])` of a row selected as `ts, lcp, cls, fid, ttfb, inp`.
+/// `sql` (ending in `WHERE project = ? AND ts BETWEEN ? AND ?`) bound to one project and range.
+fn in_range(sql: &str, pk: i64, from: i64, to: i64) -> SqliteQuery<'_> {
+    sqlx::query(sql).bind(pk).bind(from).bind(to)
+}
+
+/// The columns [`vitals_of`] reads, in its order.
+const VITAL_COLUMNS: &str = "ts, lcp, cls, fid, ttfb, inp";
+
+/// `(ts, [lcp, cls, fid, ttfb, inp])` of a row selected as [`VITAL_COLUMNS`].
 fn vitals_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(i64, [Option<f64>; 5])> {
     let mut values = [None; 5];
     for (m, v) in values.iter_mut().enumerate() {

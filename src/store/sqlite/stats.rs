@@ -16,14 +16,14 @@ use crate::store::StoreResult;
 use sqlx::SqliteConnection;
 
 #[cfg(test)]
-use super::{filters::DAY as SQL_DAY, rows::table};
+use super::{
+    filters::{DAY as SQL_DAY, SqliteQuery},
+    rows::table,
+};
 #[cfg(test)]
 use crate::domain::model::Channel;
 #[cfg(test)]
 use sqlx::Row;
-
-#[cfg(test)]
-type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 /// Binds `project = ? AND ts BETWEEN ? AND ?`.
 #[cfg(test)]
