@@ -647,12 +647,13 @@ async fn build<P: RollupPort>(
             let day = days
                 .get_mut(&bucket.div_euclid(24))
                 .ok_or_else(|| corrupt("hour of an unplanned day"))?;
-            day.merge(a.clone());
             // An empty hour of a day being stored needs no row of its own: the day's row
             // covers it, and a write into it gives it a version, so the day is rebuilt with it.
             if ver == 0 && a.is_empty() {
+                day.merge(a);
                 continue;
             }
+            day.merge(a.clone());
         } else {
             out.merge(a.clone_part(part));
         }
