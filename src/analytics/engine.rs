@@ -525,13 +525,10 @@ async fn aggregate_segment<P: RollupPort>(
 ) -> StoreResult<Aggs> {
     let mut a = aggregate_of(port, key, range, Part::Segments, Some((dim, value))).await?;
     // Built buckets and raw edges come with every segment; keep the one asked for.
-    let segments = std::mem::take(&mut a.segments);
-    for (d, mut values) in segments.into_iter().enumerate() {
-        if d == dim
-            && let Some(sub) = values.remove(value)
-        {
-            a.merge(sub);
-        }
+    let asked = a.segments[dim].remove(value);
+    a.segments = Default::default();
+    if let Some(sub) = asked {
+        a.merge(sub);
     }
     Ok(a)
 }
@@ -780,15 +777,13 @@ pub(crate) async fn performance_report<P: RollupPort>(
     range: TimeRange,
     filters: &PerformanceFilters,
 ) -> StoreResult<PerformanceReport> {
-    let a =
-        if filters.device_type.is_none() && filters.browser.is_none() && filters.segment.is_empty()
-        {
-            aggregate(port, key, range, Part::Performance).await?
-        } else {
-            let mut f = Folder::new(&[Part::Performance]);
-            port.scan_performance(key, range, filters, &mut f).await?;
-            f.finish()
-        };
+    let a = if filters.is_empty() {
+        aggregate(port, key, range, Part::Performance).await?
+    } else {
+        let mut f = Folder::new(&[Part::Performance]);
+        port.scan_performance(key, range, filters, &mut f).await?;
+        f.finish()
+    };
     Ok(a.performance_report())
 }
 

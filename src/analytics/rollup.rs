@@ -345,12 +345,26 @@ pub(crate) fn add_counts<K: Eq + std::hash::Hash>(
     into: &mut HashMap<K, u64>,
     from: HashMap<K, u64>,
 ) {
+    merge_map(into, from, |n, m| *n += m);
+}
+
+/// Moves the entries of `from` into `into`, combining the values of keys in both with `merge`.
+fn merge_map<K: Eq + std::hash::Hash, V>(
+    into: &mut HashMap<K, V>,
+    from: HashMap<K, V>,
+    merge: impl Fn(&mut V, V),
+) {
     if into.is_empty() {
         *into = from;
         return;
     }
-    for (k, n) in from {
-        *into.entry(k).or_default() += n;
+    for (k, v) in from {
+        match into.entry(k) {
+            std::collections::hash_map::Entry::Occupied(mut e) => merge(e.get_mut(), v),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(v);
+            }
+        }
     }
 }
 
@@ -395,45 +409,11 @@ impl Aggs {
         for (into, from) in self.dims.iter_mut().zip(o.dims) {
             add_counts(into, from);
         }
-        if self.pages.is_empty() {
-            self.pages = o.pages;
-        } else {
-            for (url, v) in o.pages {
-                self.pages.entry(url).or_default().merge(v);
-            }
-        }
-        if self.event_names.is_empty() {
-            self.event_names = o.event_names;
-        } else {
-            for (name, v) in o.event_names {
-                self.event_names.entry(name).or_default().merge(v);
-            }
-        }
-        if self.error_groups.is_empty() {
-            self.error_groups = o.error_groups;
-        } else {
-            for (fp, g) in o.error_groups {
-                match self.error_groups.get_mut(&fp) {
-                    Some(into) => into.merge(g),
-                    None => {
-                        self.error_groups.insert(fp, g);
-                    }
-                }
-            }
-        }
+        merge_map(&mut self.pages, o.pages, PageVisitors::merge);
+        merge_map(&mut self.event_names, o.event_names, NameFigures::merge);
+        merge_map(&mut self.error_groups, o.error_groups, GroupFigures::merge);
         for (into, from) in self.segments.iter_mut().zip(o.segments) {
-            if into.is_empty() {
-                *into = from;
-                continue;
-            }
-            for (value, sub) in from {
-                match into.get_mut(&value) {
-                    Some(a) => a.merge(sub),
-                    None => {
-                        into.insert(value, sub);
-                    }
-                }
-            }
+            merge_map(into, from, Aggs::merge);
         }
         for (key, values) in o.properties.0 {
             let into = self.properties.0.entry(key).or_default();

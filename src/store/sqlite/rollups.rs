@@ -266,11 +266,7 @@ impl RollupPort for SqliteStore {
         f: &mut Folder,
     ) -> StoreResult<()> {
         let w = pageviews_where(Where::scope(pk, range), filters);
-        let mut q = QueryBuilder::new("SELECT ts, url, client_id FROM pageviews");
-        w.push_to(&mut q);
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let mut rows = q.build().fetch(&mut *conn);
-        while let Some(r) = rows.try_next().await.map_err(map_err)? {
+        self.each_row("SELECT ts, url, client_id FROM pageviews", &w, |r| {
             let visitor = match r.try_get::<Option<&str>, _>(2).map_err(map_err)? {
                 Some(c) => Visitor::Unnamed(c),
                 None => Visitor::Anonymous,
@@ -281,8 +277,9 @@ impl RollupPort for SqliteStore {
                 visitor,
                 [None; 8],
             );
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn scan_performance(
@@ -293,15 +290,13 @@ impl RollupPort for SqliteStore {
         f: &mut Folder,
     ) -> StoreResult<()> {
         let w = performance_where(Where::scope(pk, range), filters);
-        let mut q = QueryBuilder::new(format!("SELECT {VITAL_COLUMNS} FROM performance_metrics"));
-        w.push_to(&mut q);
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let mut rows = q.build().fetch(&mut *conn);
-        while let Some(r) = rows.try_next().await.map_err(map_err)? {
-            let (ts, values) = vitals_of(&r)?;
+        let select = format!("SELECT {VITAL_COLUMNS} FROM performance_metrics");
+        self.each_row(&select, &w, |r| {
+            let (ts, values) = vitals_of(r)?;
             f.vitals(ts, values);
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn scan_events(
@@ -314,15 +309,12 @@ impl RollupPort for SqliteStore {
     ) -> StoreResult<()> {
         let w = events_where(&Where::scope(pk, range), name, segment);
         let properties = f.wants_properties();
-        let mut q = QueryBuilder::new(format!(
+        let select = format!(
             "SELECT {EVENT_COLUMNS}{} FROM events",
             if properties { ", properties" } else { "" }
-        ));
-        w.push_to(&mut q);
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let mut rows = q.build().fetch(&mut *conn);
-        while let Some(r) = rows.try_next().await.map_err(map_err)? {
-            let (ts, name, duration) = event_of(&r)?;
+        );
+        self.each_row(&select, &w, |r| {
+            let (ts, name, duration) = event_of(r)?;
             f.event(ts, name, duration);
             if properties {
                 let text: &str = r.try_get(3).map_err(map_err)?;
@@ -330,8 +322,9 @@ impl RollupPort for SqliteStore {
                     f.properties(ts, &map);
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn scan_errors(
@@ -342,15 +335,13 @@ impl RollupPort for SqliteStore {
         f: &mut Folder,
     ) -> StoreResult<()> {
         let w = errors_where(Where::scope(pk, range), filters);
-        let mut q = QueryBuilder::new(format!("SELECT {ERROR_COLUMNS} FROM errors"));
-        w.push_to(&mut q);
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let mut rows = q.build().fetch(&mut *conn);
-        while let Some(r) = rows.try_next().await.map_err(map_err)? {
-            let (ts, e) = error_of(&r)?;
+        let select = format!("SELECT {ERROR_COLUMNS} FROM errors");
+        self.each_row(&select, &w, |r| {
+            let (ts, e) = error_of(r)?;
             f.error(ts, &e);
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Dictionary rows are append-only, so a lookup never misses a name a stored rollup used.
@@ -615,6 +606,24 @@ async fn versions_of(
 }
 
 impl SqliteStore {
+    /// Streams the rows of `select` (`SELECT … FROM table`) restricted by `w` to `visit`, as
+    /// they come: the filtered scans of the reports.
+    async fn each_row(
+        &self,
+        select: &str,
+        w: &Where,
+        mut visit: impl FnMut(&sqlx::sqlite::SqliteRow) -> StoreResult<()> + Send,
+    ) -> StoreResult<()> {
+        let mut q = QueryBuilder::new(select);
+        w.push_to(&mut q);
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut rows = q.build().fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await.map_err(map_err)? {
+            visit(&r)?;
+        }
+        Ok(())
+    }
+
     /// The figures of `part` over `range` (see `analytics::engine`).
     pub(super) async fn rolled_up(
         &self,
