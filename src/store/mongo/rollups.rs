@@ -111,8 +111,13 @@ impl MongoStore {
                 let fields = touched
                     .entry((batch.project_id, ts.div_euclid(DAY)))
                     .or_default();
-                fields.insert(format!("h.{}", ts.div_euclid(HOUR)));
-                fields.insert(format!("s.{}", ts.div_euclid(SLOT)));
+                for (grain, len) in [(HOUR_GRAIN, HOUR), (SLOT_GRAIN, SLOT)] {
+                    fields.insert(format!(
+                        "{}.{}",
+                        versions_field(grain).0,
+                        ts.div_euclid(len)
+                    ));
+                }
             };
             match &batch.docs {
                 Docs::Pageviews(d) => d.iter().for_each(|x| add(x.timestamp)),
