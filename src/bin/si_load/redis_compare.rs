@@ -12,7 +12,7 @@ use crate::{
     load::{self, LoadSpec},
     payload::{Bodies, Channel, now_ms},
     report::{ms, thousands},
-    suite::{free_port, now_utc, terminate, wait_healthy},
+    suite::{free_port, now_utc, start_server, terminate},
 };
 use bytes::Bytes;
 use clap::Args;
@@ -20,7 +20,7 @@ use http_body_util::Full;
 use hyper::{Method, Request, header};
 use std::{
     collections::BTreeMap,
-    net::{Ipv4Addr, SocketAddr},
+    net::Ipv4Addr,
     path::{Path, PathBuf},
     process::Stdio,
     sync::{
@@ -301,23 +301,7 @@ impl Server {
             .await?;
             projects.push(parse_project(&out)?);
         }
-        let port = free_port()?;
-        let log_path = dir.join("server.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-        let mut child = Command::new(&a.binary)
-            .arg("serve")
-            .env_clear()
-            .envs(env)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", a.binary.display()))?;
-        let pid = child.id().ok_or("the server exited at once")?;
-        let target = Target::loopback(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-        wait_healthy(&target, &mut child, "the server", Some(&log_path)).await?;
+        let (child, pid, target) = start_server(&a.binary, env, &dir.join("server.log")).await?;
         let mut server = Self {
             child,
             pid,

@@ -146,23 +146,8 @@ pub fn settings(a: &SuiteArgs) -> Vec<(String, String)> {
 async fn run_in(a: &SuiteArgs, dir: &Path, ticks: u64) -> Result<SuiteRun, String> {
     let load_before = load_average();
     let key = create_admin(a, dir).await?;
-    let port = free_port()?;
     let log_path = dir.join("server.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-    let mut server = Command::new(&a.binary)
-        .arg("serve")
-        .env_clear()
-        .envs(server_env(a, dir))
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", a.binary.display()))?;
-    let pid = server.id().ok_or("the server exited at once")?;
-    let target = Target::loopback(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-    wait_healthy(&target, &mut server, "the server", Some(&log_path)).await?;
+    let (mut server, pid, target) = start_server(&a.binary, server_env(a, dir), &log_path).await?;
     eprintln!(
         "si-load suite:   server pid {pid} on {}; idle for {:?}",
         target.url(),
@@ -336,6 +321,33 @@ pub(crate) fn free_port() -> Result<u16, String> {
     let listener =
         std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// Starts `binary serve` on a free loopback port with exactly `env` (and `HOST`/`PORT`), its
+/// output to `log`, and waits until it answers `/healthz`: the child, its pid and its address.
+pub(crate) async fn start_server(
+    binary: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+    log: &Path,
+) -> Result<(Child, u32, Target), String> {
+    let port = free_port()?;
+    let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut child = Command::new(binary)
+        .arg("serve")
+        .env_clear()
+        .envs(env)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file.try_clone().map_err(|e| e.to_string())?))
+        .stderr(Stdio::from(file))
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let pid = child.id().ok_or("the server exited at once")?;
+    let target = Target::loopback(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    wait_healthy(&target, &mut child, "the server", Some(log)).await?;
+    Ok((child, pid, target))
 }
 
 /// Polls `/healthz` until it answers 200, the child exits, or the deadline passes.

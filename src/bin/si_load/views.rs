@@ -21,21 +21,17 @@ use crate::{
     probe::{Machine, load_average},
     redis_compare::{EMAIL, HUGE, PASSWORD, cli, form_encode, parse_project, sign_in},
     report::{ms, thousands},
-    suite::{free_port, now_utc, terminate, wait_healthy},
+    suite::{now_utc, start_server, terminate},
 };
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, header};
 use std::{
-    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
 };
-use tokio::{
-    process::{Child, Command},
-    time::Instant,
-};
+use tokio::{process::Child, time::Instant};
 
 /// What a browser sends for a page.
 const ACCEPT_HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
@@ -366,23 +362,7 @@ impl Server {
         log: PathBuf,
         project: String,
     ) -> Result<Self, String> {
-        let port = free_port()?;
-        let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut child = Command::new(&a.binary)
-            .arg("serve")
-            .env_clear()
-            .envs(env.iter().cloned())
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().map_err(|e| e.to_string())?))
-            .stderr(Stdio::from(file))
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", a.binary.display()))?;
-        let pid = child.id().ok_or("the server exited at once")?;
-        let target = Target::loopback(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-        wait_healthy(&target, &mut child, "the server", Some(&log)).await?;
+        let (child, pid, target) = start_server(&a.binary, env.iter().cloned(), &log).await?;
         let (cookie, csrf) = sign_in(&target, EMAIL, PASSWORD).await?;
         Ok(Self {
             child,
