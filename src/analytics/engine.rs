@@ -21,7 +21,7 @@ use super::{
     plan::{HOUR, SLOT, day_version, plan, spans_of},
     rollup::{
         Aggs, ErrorRow, FMT, Folder, Part, SEGMENT_DIMS, Visitor, corrupt, decode_into,
-        decode_segment, encode,
+        decode_properties_of, decode_segment, encode,
     },
 };
 use crate::domain::{
@@ -35,6 +35,7 @@ use crate::domain::{
 };
 use crate::store::StoreResult;
 use async_trait::async_trait;
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -76,6 +77,10 @@ pub(crate) trait Sink: Send {
     fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]);
     /// One event with its `durationMs` when it carries a number.
     fn event(&mut self, ts: i64, name: &str, duration: Option<f64>);
+    /// True when events should also come with their top-level properties ([`Sink::properties`]).
+    fn wants_properties(&self) -> bool;
+    /// The top-level properties of an event named `name` (objects only).
+    fn properties(&mut self, ts: i64, name: &str, properties: &serde_json::Map<String, Value>);
     fn error(&mut self, ts: i64, e: &ErrorRow<'_>);
     fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]);
 }
@@ -92,6 +97,12 @@ impl Sink for Folder {
     }
     fn event(&mut self, ts: i64, name: &str, duration: Option<f64>) {
         Folder::event(self, ts, name, duration)
+    }
+    fn wants_properties(&self) -> bool {
+        Folder::wants_properties(self)
+    }
+    fn properties(&mut self, ts: i64, name: &str, properties: &serde_json::Map<String, Value>) {
+        Folder::properties(self, ts, name, properties)
     }
     fn error(&mut self, ts: i64, e: &ErrorRow<'_>) {
         Folder::error(self, ts, e)
@@ -378,6 +389,14 @@ impl Sink for Splitter {
             f.event(ts, name, duration);
         }
     }
+    fn wants_properties(&self) -> bool {
+        self.targets.iter().any(|t| t.fold.wants_properties())
+    }
+    fn properties(&mut self, ts: i64, name: &str, properties: &serde_json::Map<String, Value>) {
+        if let Some(f) = self.target(ts, Part::Events) {
+            f.properties(ts, name, properties);
+        }
+    }
     fn error(&mut self, ts: i64, e: &ErrorRow<'_>) {
         if let Some(f) = self.target(ts, Part::Errors) {
             f.error(ts, e);
@@ -433,19 +452,41 @@ fn version_of(r: &Reading, grain: i64, bucket: i64) -> i64 {
     }
 }
 
+/// What a read decodes of a stored part whose figures are keyed: everything, or only one key's.
+#[derive(Clone, Copy, Debug)]
+enum Pick<'a> {
+    All,
+    /// Of `Segments`, one dimension (an index into `Dimension::ALL`, one of `SEGMENT_DIMS`)
+    /// and raw stored value.
+    Segment(usize, &'a str),
+    /// Of `EventProperties`, one event name.
+    EventName(&'a str),
+}
+
+impl Pick<'_> {
+    fn decode(self, a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<()> {
+        match (self, part) {
+            (Pick::Segment(dim, value), Part::Segments) => decode_segment(a, data, dim, value),
+            (Pick::EventName(name), Part::EventProperties) => decode_properties_of(a, data, name),
+            _ => decode_into(a, part, data),
+        }
+    }
+}
+
 /// One segment of the `Segments` part: a dimension (an index into `Dimension::ALL`, one of
 /// `SEGMENT_DIMS`) and a raw stored value.
 type Segment<'a> = Option<(usize, &'a str)>;
 
-/// Reads the epoch, then the versions, then the stored rows of `part` (in that order: a row
+/// Reads the epoch, then the versions, then the stored rows of `parts` (in that order: a row
 /// stored meanwhile is newer than the version read, looks stale and is rebuilt; never the
-/// other way round), and decodes the fresh ones (of `Segments`, only `segment`'s figures).
+/// other way round), and decodes the fresh ones (of keyed parts, what `pick` asks). A bucket is
+/// fresh when every asked part's row is.
 async fn read<P: RollupPort>(
     port: &P,
     key: P::Key,
     plan: &super::plan::Plan,
-    part: Part,
-    segment: Segment<'_>,
+    parts: &[Part],
+    pick: Pick<'_>,
 ) -> StoreResult<Reading> {
     let epoch = port.epoch(key).await?;
     let mut r = Reading {
@@ -479,12 +520,10 @@ async fn read<P: RollupPort>(
     if spans.is_empty() {
         return Ok(r);
     }
-    let rows: HashMap<(i64, i64), StoredRollup> = port
-        .stored(key, &[part], &spans)
-        .await?
-        .into_iter()
-        .map(|row| ((row.grain, row.bucket), row))
-        .collect();
+    let mut rows: HashMap<(i64, i64), Vec<StoredRollup>> = HashMap::new();
+    for row in port.stored(key, parts, &spans).await? {
+        rows.entry((row.grain, row.bucket)).or_default().push(row);
+    }
     let buckets = (plan.days.iter().map(|d| (DAY_GRAIN, *d)))
         .chain(plan.hours.iter().map(|h| (HOUR_GRAIN, *h)))
         .chain(plan.slots.iter().map(|s| (SLOT_GRAIN, *s)));
@@ -494,24 +533,31 @@ async fn read<P: RollupPort>(
             continue; // never written: empty
         }
         match rows.get(&(grain, bucket)) {
-            Some(row) if row.ver == want && row.fmt == FMT => match segment {
-                Some((dim, value)) => decode_segment(&mut r.out, &row.data, dim, value)?,
-                None => decode_into(&mut r.out, part, &row.data)?,
-            },
+            Some(found) if all_fresh(found, parts.len(), want) => {
+                for row in found {
+                    pick.decode(&mut r.out, row.part, &row.data)?;
+                }
+            }
             _ => r.stale.push((grain, bucket)),
         }
     }
     Ok(r)
 }
 
-/// The figures of `part` over `range`: rollups where fresh, built where stale, raw edges.
+/// True when a bucket's stored rows are one per asked part (`parts` of them), all built from
+/// version `want` in this format.
+fn all_fresh(rows: &[StoredRollup], parts: usize, want: i64) -> bool {
+    rows.len() == parts && rows.iter().all(|row| row.ver == want && row.fmt == FMT)
+}
+
+/// The figures of `parts` over `range`: rollups where fresh, built where stale, raw edges.
 pub(crate) async fn aggregate<P: RollupPort>(
     port: &P,
     key: P::Key,
     range: TimeRange,
-    part: Part,
+    parts: &[Part],
 ) -> StoreResult<Aggs> {
-    aggregate_of(port, key, range, part, None).await
+    aggregate_of(port, key, range, parts, Pick::All).await
 }
 
 /// The page views' `Pageviews` and `Pages` figures over `range` of the page views whose
@@ -523,7 +569,14 @@ async fn aggregate_segment<P: RollupPort>(
     dim: usize,
     value: &str,
 ) -> StoreResult<Aggs> {
-    let mut a = aggregate_of(port, key, range, Part::Segments, Some((dim, value))).await?;
+    let mut a = aggregate_of(
+        port,
+        key,
+        range,
+        &[Part::Segments],
+        Pick::Segment(dim, value),
+    )
+    .await?;
     // Built buckets and raw edges come with every segment; keep the one asked for.
     let asked = a.segments[dim].remove(value);
     a.segments = Default::default();
@@ -537,18 +590,18 @@ async fn aggregate_of<P: RollupPort>(
     port: &P,
     key: P::Key,
     range: TimeRange,
-    part: Part,
-    segment: Segment<'_>,
+    parts: &[Part],
+    pick: Pick<'_>,
 ) -> StoreResult<Aggs> {
     let plan = plan(range, now_ms());
-    let mut r = read(port, key, &plan, part, segment).await?;
+    let mut r = read(port, key, &plan, parts, pick).await?;
     let mut held = None;
     if !r.stale.is_empty() {
         held = Some(port.build_locks().hold(key).await);
         // Another request may have built (and stored) them while this one waited.
-        r = read(port, key, &plan, part, segment).await?;
+        r = read(port, key, &plan, parts, pick).await?;
     }
-    build(port, key, &plan, r, part, held).await
+    build(port, key, &plan, r, parts, held).await
 }
 
 /// Builds the stale buckets of a reading and folds the plan's raw edges, from one scan; stores
@@ -558,7 +611,7 @@ async fn build<P: RollupPort>(
     key: P::Key,
     plan: &super::plan::Plan,
     mut r: Reading,
-    part: Part,
+    parts: &[Part],
     held: Option<Held<P::Key>>,
 ) -> StoreResult<Aggs> {
     let mut out = std::mem::take(&mut r.out);
@@ -590,9 +643,7 @@ async fn build<P: RollupPort>(
                     continue;
                 }
                 let rows = by_hour.remove(&hour).unwrap_or_default();
-                let fresh = rows.len() == Part::ALL.len()
-                    && rows.iter().all(|row| row.ver == want && row.fmt == FMT);
-                if fresh {
+                if all_fresh(&rows, Part::ALL.len(), want) {
                     for row in &rows {
                         decode_into(merged, row.part, &row.data)?;
                     }
@@ -617,7 +668,7 @@ async fn build<P: RollupPort>(
     let edges = plan.edges.iter().map(|&(from, to)| Target {
         from,
         to,
-        fold: Folder::new(&[part]),
+        fold: Folder::new(parts),
         bucket: None,
     });
     let mut splitter = Splitter::new(buckets.chain(edges).collect());
@@ -652,13 +703,13 @@ async fn build<P: RollupPort>(
             }
             day.merge(a.clone());
         } else {
-            out.merge(a.clone_part(part));
+            out.merge(a.clone_parts(parts));
         }
         to_store.push((grain, bucket, ver, a));
     }
     for (day, mut merged) in days {
         merged.fold_hists();
-        out.merge(merged.clone_part(part));
+        out.merge(merged.clone_parts(parts));
         to_store.push((DAY_GRAIN, day, day_version(&r.hour_vers, day), merged));
     }
     if !to_store.is_empty() {
@@ -756,9 +807,7 @@ pub(crate) async fn pageviews_report<P: RollupPort>(
         && filters.url_prefix.is_none()
         && filters.segment.is_empty()
     {
-        let mut a = aggregate(port, key, range, Part::Pageviews).await?;
-        a.merge(aggregate(port, key, range, Part::Pages).await?);
-        a
+        aggregate(port, key, range, &[Part::Pageviews, Part::Pages]).await?
     } else if let Some((dim, value)) = one_segment(filters) {
         aggregate_segment(port, key, range, dim, value).await?
     } else {
@@ -778,7 +827,7 @@ pub(crate) async fn performance_report<P: RollupPort>(
     filters: &PerformanceFilters,
 ) -> StoreResult<PerformanceReport> {
     let a = if filters.is_empty() {
-        aggregate(port, key, range, Part::Performance).await?
+        aggregate(port, key, range, &[Part::Performance]).await?
     } else {
         let mut f = Folder::new(&[Part::Performance]);
         port.scan_performance(key, range, filters, &mut f).await?;
@@ -797,7 +846,7 @@ pub(crate) async fn events_report<P: RollupPort>(
     paging: RecentPaging,
 ) -> StoreResult<EventsReport> {
     let a = if filters.segment.is_empty() {
-        aggregate(port, key, range, Part::EventNames).await?
+        aggregate(port, key, range, &[Part::EventNames]).await?
     } else {
         let mut f = Folder::new(&[Part::EventNames]);
         port.scan_events(key, range, None, &filters.segment, &mut f)
@@ -807,8 +856,8 @@ pub(crate) async fn events_report<P: RollupPort>(
     Ok(a.events_report(filters.event_name.as_deref(), paging))
 }
 
-/// One event name's detail without its occurrences (the store reads them): one scan of its
-/// events in `range` and `segment`, properties sampled.
+/// One event name's detail without its occurrences (the store reads them): unfiltered from
+/// rollups (its figures and its properties' samples), with a segment by one scan of its events.
 pub(crate) async fn event_detail<P: RollupPort>(
     port: &P,
     key: P::Key,
@@ -816,10 +865,16 @@ pub(crate) async fn event_detail<P: RollupPort>(
     name: &str,
     segment: &SegmentFilters,
 ) -> StoreResult<EventDetail> {
-    let mut f = Folder::new(&[Part::EventNames]).with_properties();
-    port.scan_events(key, range, Some(name), segment, &mut f)
-        .await?;
-    Ok(f.finish().event_detail(name))
+    let parts = [Part::EventNames, Part::EventProperties];
+    let a = if segment.is_empty() {
+        aggregate_of(port, key, range, &parts, Pick::EventName(name)).await?
+    } else {
+        let mut f = Folder::new(&parts);
+        port.scan_events(key, range, Some(name), segment, &mut f)
+            .await?;
+        f.finish()
+    };
+    Ok(a.event_detail(name))
 }
 
 /// The errors report: unfiltered from rollups, filtered by one scan of the matching errors.
@@ -831,9 +886,7 @@ pub(crate) async fn errors_report<P: RollupPort>(
     top: usize,
 ) -> StoreResult<ErrorsReport> {
     let a = if filters.is_empty() {
-        let mut a = aggregate(port, key, range, Part::Errors).await?;
-        a.merge(aggregate(port, key, range, Part::ErrorGroups).await?);
-        a
+        aggregate(port, key, range, &[Part::Errors, Part::ErrorGroups]).await?
     } else {
         let mut f = Folder::new(&[Part::Errors, Part::ErrorGroups]);
         port.scan_errors(key, range, filters, &mut f).await?;
@@ -850,7 +903,7 @@ pub(crate) async fn error_detail<P: RollupPort>(
     range: TimeRange,
     fingerprint: &str,
 ) -> StoreResult<ErrorDetail> {
-    Ok(aggregate(port, key, range, Part::ErrorGroups)
+    Ok(aggregate(port, key, range, &[Part::ErrorGroups])
         .await?
         .error_detail(fingerprint))
 }

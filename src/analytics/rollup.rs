@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// Encoding of `rollups.data`; rows of another format are rebuilt on read. 2: web-vital days
 /// count implausible values (`domain::plausible`) and leave them out of sums and histograms.
 /// 3: the `Pages` part (visitors per page). 4: web-vital days count complete documents.
-/// 5: the `EventNames` and `ErrorGroups` parts. 6: the `Segments` part.
-pub(crate) const FMT: i64 = 6;
+/// 5: the `EventNames` and `ErrorGroups` parts. 6: the `Segments` part. 7: the
+/// `EventProperties` part.
+pub(crate) const FMT: i64 = 7;
 
 /// What a rollup row holds; one row per part so each summary decodes only what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +39,9 @@ pub(crate) enum Part {
     /// Per value of each [`SEGMENT_DIMS`] dimension: the `Pageviews` and `Pages` figures of the
     /// page views carrying it (the page-views report under one segment filter).
     Segments,
+    /// Per event name and top-level property key: the [`SCHEMA_SAMPLES`] most recently seen
+    /// distinct values (the event detail's property schema).
+    EventProperties,
 }
 
 /// The dimensions (indices into `Dimension::ALL`) whose raw stored values the `Segments` part
@@ -45,7 +49,7 @@ pub(crate) enum Part {
 pub(crate) const SEGMENT_DIMS: [usize; 7] = [1, 2, 3, 4, 5, 6, 7];
 
 impl Part {
-    pub(crate) const ALL: [Part; 9] = [
+    pub(crate) const ALL: [Part; 10] = [
         Part::Pageviews,
         Part::Events,
         Part::Errors,
@@ -55,6 +59,7 @@ impl Part {
         Part::EventNames,
         Part::ErrorGroups,
         Part::Segments,
+        Part::EventProperties,
     ];
 
     pub(crate) fn code(self) -> i64 {
@@ -65,7 +70,7 @@ impl Part {
     pub(crate) fn channel(self) -> Channel {
         match self {
             Part::Pageviews | Part::Breakdowns | Part::Pages | Part::Segments => Channel::Pageviews,
-            Part::Events | Part::EventNames => Channel::Events,
+            Part::Events | Part::EventNames | Part::EventProperties => Channel::Events,
             Part::Errors | Part::ErrorGroups => Channel::Errors,
             Part::Performance => Channel::Performance,
         }
@@ -268,10 +273,13 @@ impl GroupFigures {
     }
 }
 
-/// Top-level property keys of events with their distinct values (by JSON text, so `"3"` is not
-/// `3`) and when each was last seen. Not stored: only scans of one event name fill it.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct PropertySamples(pub BTreeMap<String, HashMap<String, (Value, i64)>>);
+/// Top-level property keys of one event name's events with their distinct values (by JSON
+/// text, so `"3"` is not `3`) and when each was last seen. A stored bucket keeps per key only
+/// the [`SCHEMA_SAMPLES`] most recently seen values ([`PropertySamples::top`]); merging such
+/// buckets is still exact for the schema: a value among the most recent of a merged span is
+/// among the most recent of the bucket where it was seen last.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct PropertySamples(pub BTreeMap<String, HashMap<String, i64>>);
 
 impl PropertySamples {
     fn add(&mut self, ts: i64, properties: &serde_json::Map<String, Value>) {
@@ -280,30 +288,43 @@ impl PropertySamples {
                 Some(v) => v,
                 None => self.0.entry(key.clone()).or_default(),
             };
-            let text = value.to_string();
-            match values.get_mut(&text) {
-                Some(seen) => seen.1 = seen.1.max(ts),
+            let seen = values.entry(value.to_string()).or_insert(ts);
+            *seen = (*seen).max(ts);
+        }
+    }
+
+    fn merge(&mut self, o: PropertySamples) {
+        for (key, values) in o.0 {
+            match self.0.get_mut(&key) {
+                Some(into) => merge_map(into, values, |a, b| *a = (*a).max(b)),
                 None => {
-                    values.insert(text, (value.clone(), ts));
+                    self.0.insert(key, values);
                 }
             }
         }
     }
 
+    /// Per key (ascending), its `n` most recently seen values as JSON text with when, newest
+    /// first, ties by text.
+    fn top(&self, n: usize) -> impl Iterator<Item = (&String, Vec<(&String, i64)>)> {
+        self.0.iter().map(move |(key, values)| {
+            let mut values: Vec<(&String, i64)> = values.iter().map(|(t, ts)| (t, *ts)).collect();
+            values.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            values.truncate(n);
+            (key, values)
+        })
+    }
+
     /// Per key (ascending), up to [`SCHEMA_SAMPLES`] values, most recently seen first, ties by
     /// JSON text.
-    pub(crate) fn schema(self) -> Vec<(String, Vec<Value>)> {
-        self.0
-            .into_iter()
+    pub(crate) fn schema(&self) -> Vec<(String, Vec<Value>)> {
+        self.top(SCHEMA_SAMPLES)
             .map(|(key, values)| {
-                let mut values: Vec<(String, (Value, i64))> = values.into_iter().collect();
-                values.sort_unstable_by(|a, b| b.1.1.cmp(&a.1.1).then_with(|| a.0.cmp(&b.0)));
                 let samples = values
                     .into_iter()
-                    .take(SCHEMA_SAMPLES)
-                    .map(|(_, (v, _))| v)
+                    .filter_map(|(text, _)| serde_json::from_str(text).ok())
                     .collect();
-                (key, samples)
+                (key.clone(), samples)
             })
             .collect()
     }
@@ -334,8 +355,8 @@ pub(crate) struct Aggs {
     pub event_names: HashMap<String, NameFigures>,
     /// Per error fingerprint (errors without one are in no group).
     pub error_groups: HashMap<String, GroupFigures>,
-    /// Property samples (raw scans of one event name only; never stored).
-    pub properties: PropertySamples,
+    /// Per event name: its properties' most recently seen values.
+    pub event_properties: HashMap<String, PropertySamples>,
     /// Per `Dimension::ALL` index (only [`SEGMENT_DIMS`]) and raw value: the page views'
     /// `Pageviews` and `Pages` figures.
     pub segments: [HashMap<String, Aggs>; 8],
@@ -415,13 +436,11 @@ impl Aggs {
         for (into, from) in self.segments.iter_mut().zip(o.segments) {
             merge_map(into, from, Aggs::merge);
         }
-        for (key, values) in o.properties.0 {
-            let into = self.properties.0.entry(key).or_default();
-            for (text, (v, ts)) in values {
-                let seen = into.entry(text).or_insert((v, ts));
-                seen.1 = seen.1.max(ts);
-            }
-        }
+        merge_map(
+            &mut self.event_properties,
+            o.event_properties,
+            PropertySamples::merge,
+        );
     }
 
     /// True when no document was folded in.
@@ -528,6 +547,16 @@ impl Aggs {
             Part::EventNames => out.event_names = self.event_names.clone(),
             Part::ErrorGroups => out.error_groups = self.error_groups.clone(),
             Part::Segments => out.segments = self.segments.clone(),
+            Part::EventProperties => out.event_properties = self.event_properties.clone(),
+        }
+        out
+    }
+
+    /// A copy of several parts.
+    pub(crate) fn clone_parts(&self, parts: &[Part]) -> Aggs {
+        let mut out = Aggs::default();
+        for part in parts {
+            out.merge(self.clone_part(*part));
         }
         out
     }
@@ -860,6 +889,23 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 }
             }
         }
+        Part::EventProperties => {
+            e.u(a.event_properties.len() as u64);
+            for (name, samples) in &a.event_properties {
+                e.bytes(name.as_bytes());
+                let mut one = Enc::default();
+                one.u(samples.0.len() as u64);
+                for (key, values) in samples.top(SCHEMA_SAMPLES) {
+                    one.bytes(key.as_bytes());
+                    one.u(values.len() as u64);
+                    for (text, ts) in values {
+                        one.bytes(text.as_bytes());
+                        one.i(ts);
+                    }
+                }
+                e.bytes(&one.0);
+            }
+        }
         Part::ErrorGroups => {
             e.u(a.error_groups.len() as u64);
             for (fingerprint, g) in &a.error_groups {
@@ -971,6 +1017,14 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 }
             }
         }
+        Part::EventProperties => {
+            let n = d.u()? as usize;
+            o.event_properties.reserve(n);
+            for _ in 0..n {
+                let name = d.string()?;
+                o.event_properties.insert(name, decode_samples(d.bytes()?)?);
+            }
+        }
         Part::ErrorGroups => {
             let n = d.u()? as usize;
             o.error_groups.reserve(n);
@@ -1023,6 +1077,41 @@ pub(crate) fn decode_segment(
     Ok(())
 }
 
+/// One event name's property samples of an `EventProperties` blob.
+fn decode_samples(data: &[u8]) -> StoreResult<PropertySamples> {
+    let mut d = Dec { b: data, at: 0 };
+    let mut out = PropertySamples::default();
+    for _ in 0..d.u()? {
+        let key = d.string()?;
+        let n = d.u()? as usize;
+        let mut values = HashMap::with_capacity(n);
+        for _ in 0..n {
+            let text = d.string()?;
+            values.insert(text, d.i()?);
+        }
+        out.0.insert(key, values);
+    }
+    Ok(out)
+}
+
+/// Decodes from an `EventProperties` blob only the samples of events named `name`, into `a`;
+/// every other name is skipped without decoding.
+pub(crate) fn decode_properties_of(a: &mut Aggs, data: &[u8], name: &str) -> StoreResult<()> {
+    let mut d = Dec { b: data, at: 0 };
+    for _ in 0..d.u()? {
+        let this = d.bytes()?;
+        let samples = d.bytes()?;
+        if this == name.as_bytes() {
+            let mut o = Aggs::default();
+            o.event_properties
+                .insert(name.to_string(), decode_samples(samples)?);
+            a.merge(o);
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// How a raw page view names its visitor for the unique count.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Visitor<'a> {
@@ -1067,17 +1156,11 @@ impl Folder {
             errors: parts.contains(&Part::Errors),
             error_groups: parts.contains(&Part::ErrorGroups),
             segments: parts.contains(&Part::Segments),
-            properties: false,
+            properties: parts.contains(&Part::EventProperties),
             raw_dims: Default::default(),
             hists: Default::default(),
             name_hists: HashMap::new(),
         }
-    }
-
-    /// Also samples the events' properties (the event detail's schema; never stored).
-    pub(crate) fn with_properties(mut self) -> Self {
-        self.properties = true;
-        self
     }
 
     /// True when the documents of `part`'s channel are wanted.
@@ -1085,7 +1168,8 @@ impl Folder {
         self.parts.iter().any(|p| p.channel() == part.channel())
     }
 
-    /// True when events should come with their properties ([`Folder::properties`]).
+    /// True when events should come with their properties ([`Folder::properties`]): the
+    /// `EventProperties` part is asked for.
     pub(crate) fn wants_properties(&self) -> bool {
         self.properties
     }
@@ -1169,10 +1253,22 @@ impl Folder {
         }
     }
 
-    /// The top-level properties of an event already folded with [`Folder::event`] (only when
+    /// The top-level properties of an event named `name` (only when
     /// [`Folder::wants_properties`]; non-object properties have none).
-    pub(crate) fn properties(&mut self, ts: i64, properties: &serde_json::Map<String, Value>) {
-        self.a.properties.add(ts, properties);
+    pub(crate) fn properties(
+        &mut self,
+        ts: i64,
+        name: &str,
+        properties: &serde_json::Map<String, Value>,
+    ) {
+        if !self.properties {
+            return;
+        }
+        let samples = match self.a.event_properties.get_mut(name) {
+            Some(s) => s,
+            None => self.a.event_properties.entry(name.to_string()).or_default(),
+        };
+        samples.add(ts, properties);
     }
 
     /// One error.
@@ -1252,6 +1348,69 @@ impl Folder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_property_samples_merge_to_the_schema_of_one_fold() {
+        // Many distinct values per key, spread over buckets in random time order: each stored
+        // bucket keeps only its most recent few per key, yet the merged schema is that of one
+        // fold of every event, for the whole span and for any run of buckets.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let buckets = 6;
+        let mut folds: Vec<Folder> = (0..buckets)
+            .map(|_| Folder::new(&[Part::EventProperties]))
+            .collect();
+        let mut events = Vec::new();
+        for _ in 0..600 {
+            let b = next(buckets as u64) as usize;
+            let ts = b as i64 * 1000 + next(40) as i64; // few distinct times: ties happen
+            let plan = ["free", "pro", "team"][next(3) as usize];
+            let props = serde_json::json!({
+                "plan": plan,
+                "n": next(30),
+                "s": next(30).to_string(),
+            });
+            let name = ["signup", "buy"][next(2) as usize];
+            events.push((b, ts, name, props.as_object().unwrap().clone()));
+        }
+        for (b, ts, name, props) in &events {
+            folds[*b].properties(*ts, name, props);
+        }
+        let stored: Vec<Vec<u8>> = folds
+            .into_iter()
+            .map(|f| encode(&f.finish(), Part::EventProperties).unwrap())
+            .collect();
+        for (from, to) in [(0, buckets), (1, 4), (2, 3)] {
+            let mut one = Folder::new(&[Part::EventProperties]);
+            for (b, ts, name, props) in &events {
+                if (from..to).contains(b) {
+                    one.properties(*ts, name, props);
+                }
+            }
+            let one = one.finish();
+            let mut merged = Aggs::default();
+            let mut picked = Aggs::default();
+            for blob in &stored[from..to] {
+                decode_into(&mut merged, Part::EventProperties, blob).unwrap();
+                decode_properties_of(&mut picked, blob, "buy").unwrap();
+            }
+            for name in ["signup", "buy"] {
+                let schema = |a: &Aggs| a.event_properties.get(name).map(PropertySamples::schema);
+                assert_eq!(schema(&merged), schema(&one), "{name} over {from}..{to}");
+                assert_eq!(schema(&merged).unwrap()[0].1.len(), SCHEMA_SAMPLES);
+            }
+            assert_eq!(picked.event_properties.len(), 1);
+            assert_eq!(
+                picked.event_properties["buy"].schema(),
+                one.event_properties["buy"].schema()
+            );
+        }
+    }
 
     #[test]
     fn ordered_keys_round_trip_and_sort_numerically() {

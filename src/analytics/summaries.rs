@@ -182,7 +182,9 @@ impl Aggs {
         EventDetail {
             occurrences: Vec::new(),
             property_schema: self
-                .properties
+                .event_properties
+                .remove(name)
+                .unwrap_or_default()
                 .schema()
                 .into_iter()
                 .map(|(key, sample_values)| PropertyKey { key, sample_values })
@@ -473,7 +475,7 @@ mod tests {
 
     #[test]
     fn event_detail_keeps_distinct_typed_property_values_newest_first() {
-        let mut f = Folder::new(&[Part::EventNames]).with_properties();
+        let mut f = Folder::new(&[Part::EventNames, Part::EventProperties]);
         let props = |v: serde_json::Value| v.as_object().unwrap().clone();
         for (ts, p) in [
             (T, serde_json::json!({"plan": "pro", "n": 3})),
@@ -481,7 +483,9 @@ mod tests {
             (T + 2, serde_json::json!({"plan": "pro"})),
         ] {
             f.event(ts, "signup", Some(10.0));
-            f.properties(ts, &props(p));
+            f.properties(ts, "signup", &props(p));
+            f.event(ts, "other", None);
+            f.properties(ts, "other", &props(serde_json::json!({"x": 1})));
         }
         let detail = f.finish().event_detail("signup");
         assert_eq!(detail.property_schema.len(), 2);

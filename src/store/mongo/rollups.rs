@@ -459,8 +459,8 @@ impl RollupPort for MongoStore {
             .await?;
         }
         if f.wants(Part::Events) {
-            self.each(Channel::Events, scope.clone(), &EVENT_FIELDS, |d| {
-                fold_event(d, f);
+            self.each(Channel::Events, scope.clone(), event_fields(f), |d| {
+                fold_event(d, f)
             })
             .await?;
         }
@@ -521,19 +521,8 @@ impl RollupPort for MongoStore {
         f: &mut Folder,
     ) -> StoreResult<()> {
         let filter = super::reports::events_match(&Match::scope(project, range), name, segment);
-        let properties = f.wants_properties();
-        let mut fields = EVENT_FIELDS.to_vec();
-        if properties {
-            fields.push("properties");
-        }
-        self.each(Channel::Events, filter, &fields, |d| {
-            let Some(ts) = fold_event(d, f) else { return };
-            if properties
-                && let Some(serde_json::Value::Object(map)) =
-                    d.get("properties").map(super::docs::bson_to_json)
-            {
-                f.properties(ts, &map);
-            }
+        self.each(Channel::Events, filter, event_fields(f), |d| {
+            fold_event(d, f)
         })
         .await
     }
@@ -687,17 +676,28 @@ fn fold_pageview(d: &Document, dims: bool, f: &mut (impl Sink + ?Sized)) {
 }
 
 /// What [`fold_event`] reads.
-const EVENT_FIELDS: [&str; 3] = ["eventName", "timestamp", "durationMs"];
+/// What [`fold_event`] reads for `f`: the properties only when wanted.
+fn event_fields(f: &(impl Sink + ?Sized)) -> &'static [&'static str] {
+    if f.wants_properties() {
+        &["eventName", "timestamp", "durationMs", "properties"]
+    } else {
+        &["eventName", "timestamp", "durationMs"]
+    }
+}
 
-/// Feeds one event document; its time when it has one.
-fn fold_event(d: &Document, f: &mut (impl Sink + ?Sized)) -> Option<i64> {
-    let ts = scan::millis(d, "timestamp")?;
-    f.event(
-        ts,
-        scan::text(d, "eventName").unwrap_or(""),
-        scan::number(d, "durationMs"),
-    );
-    Some(ts)
+/// Feeds one event document (one without a time is skipped).
+fn fold_event(d: &Document, f: &mut (impl Sink + ?Sized)) {
+    let Some(ts) = scan::millis(d, "timestamp") else {
+        return;
+    };
+    let name = scan::text(d, "eventName").unwrap_or("");
+    f.event(ts, name, scan::number(d, "durationMs"));
+    if f.wants_properties()
+        && let Some(serde_json::Value::Object(map)) =
+            d.get("properties").map(super::docs::bson_to_json)
+    {
+        f.properties(ts, name, &map);
+    }
 }
 
 /// What [`fold_error`] reads (and `_id`, the storage order).

@@ -18,7 +18,7 @@ use crate::store::StoreResult;
 impl MongoStore {
     /// The aggregates of `part` over `range`.
     async fn folded(&self, project: DocId, range: TimeRange, part: Part) -> StoreResult<Aggs> {
-        engine::aggregate(self, project, range, part).await
+        engine::aggregate(self, project, range, &[part]).await
     }
 
     pub(super) async fn stats_pageviews(

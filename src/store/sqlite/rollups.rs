@@ -308,23 +308,8 @@ impl RollupPort for SqliteStore {
         f: &mut Folder,
     ) -> StoreResult<()> {
         let w = events_where(&Where::scope(pk, range), name, segment);
-        let properties = f.wants_properties();
-        let select = format!(
-            "SELECT {EVENT_COLUMNS}{} FROM events",
-            if properties { ", properties" } else { "" }
-        );
-        self.each_row(&select, &w, |r| {
-            let (ts, name, duration) = event_of(r)?;
-            f.event(ts, name, duration);
-            if properties {
-                let text: &str = r.try_get(3).map_err(map_err)?;
-                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) {
-                    f.properties(ts, &map);
-                }
-            }
-            Ok(())
-        })
-        .await
+        let select = format!("SELECT {} FROM events", event_columns(f));
+        self.each_row(&select, &w, |r| fold_event(r, f)).await
     }
 
     async fn scan_errors(
@@ -494,12 +479,13 @@ async fn scan(
         }
     }
     if f.wants(Part::Events) {
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE project = ? AND ts BETWEEN ? AND ?");
+        let sql = format!(
+            "SELECT {} FROM events WHERE project = ? AND ts BETWEEN ? AND ?",
+            event_columns(f)
+        );
         let mut rows = in_range(&sql, pk, from, to).fetch(&mut *conn);
         while let Some(r) = rows.try_next().await.map_err(map_err)? {
-            let (ts, name, duration) = event_of(&r)?;
-            f.event(ts, name, duration);
+            fold_event(&r, f)?;
         }
     }
     if f.wants(Part::Errors) {
@@ -524,16 +510,27 @@ async fn scan(
     Ok(())
 }
 
-/// The columns [`event_of`] reads, in its order.
-const EVENT_COLUMNS: &str = "ts, event_name, duration_ms";
+/// The columns [`fold_event`] reads for `f`, in its order: the properties only when wanted.
+fn event_columns(f: &(impl Sink + ?Sized)) -> &'static str {
+    if f.wants_properties() {
+        "ts, event_name, duration_ms, properties"
+    } else {
+        "ts, event_name, duration_ms"
+    }
+}
 
-/// `(ts, name, duration)` of a row selected as [`EVENT_COLUMNS`].
-fn event_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(i64, &str, Option<f64>)> {
-    Ok((
-        r.try_get(0).map_err(map_err)?,
-        r.try_get(1).map_err(map_err)?,
-        r.try_get(2).map_err(map_err)?,
-    ))
+/// Feeds one event row selected as [`event_columns`] of `f`.
+fn fold_event(r: &sqlx::sqlite::SqliteRow, f: &mut (impl Sink + ?Sized)) -> StoreResult<()> {
+    let ts: i64 = r.try_get(0).map_err(map_err)?;
+    let name: &str = r.try_get(1).map_err(map_err)?;
+    f.event(ts, name, r.try_get(2).map_err(map_err)?);
+    if f.wants_properties() {
+        let text: &str = r.try_get(3).map_err(map_err)?;
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) {
+            f.properties(ts, name, &map);
+        }
+    }
+    Ok(())
 }
 
 /// The columns [`error_of`] reads, in its order.
@@ -631,7 +628,7 @@ impl SqliteStore {
         range: TimeRange,
         part: Part,
     ) -> StoreResult<Aggs> {
-        engine::aggregate(self, pk, range, part).await
+        engine::aggregate(self, pk, range, &[part]).await
     }
 }
 
@@ -771,11 +768,11 @@ mod tests {
                 .unwrap();
             let cancelled = tokio::time::timeout(
                 std::time::Duration::from_millis(delay),
-                engine::aggregate(&direct, pk, range, Part::Pageviews),
+                engine::aggregate(&direct, pk, range, &[Part::Pageviews]),
             );
             let (_, finished) = tokio::join!(
                 cancelled,
-                engine::aggregate(&direct, pk, range, Part::Breakdowns)
+                engine::aggregate(&direct, pk, range, &[Part::Breakdowns])
             );
             finished.unwrap();
             // What was built is stored in the background, holding the gate until then.
