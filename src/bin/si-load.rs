@@ -15,6 +15,8 @@ mod client;
 mod dashboard;
 #[path = "si_load/load.rs"]
 mod load;
+#[path = "si_load/mongo.rs"]
+mod mongo;
 #[path = "si_load/payload.rs"]
 mod payload;
 #[path = "si_load/probe.rs"]

@@ -48,7 +48,8 @@ pub struct Seeded {
 }
 
 /// Writes about `total` documents into `project` (70 % page views, 22 % events, 3 % errors, 5 %
-/// web-vitals records), deterministic for a given `seed`.
+/// web-vitals records) spread evenly over the last `days` days in time order, deterministic for
+/// a given `seed`.
 pub async fn seed(
     stores: &Stores,
     project: DocId,
@@ -88,13 +89,17 @@ pub async fn seed(
         "NetworkError when attempting to fetch resource",
         "Script error.",
     ];
+    let slice = span as f64 / total.max(1) as f64;
     let mut seeded = Seeded::default();
     let mut written = 0u64;
     while written < total {
         let n = (total - written).min(BATCH as u64) as usize;
         let (mut pv, mut ev, mut er, mut pm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..n {
-            let ts = now - rng.random_range(0..span);
+        for i in 0..n {
+            // In time order, as real ingestion writes them: document k of `total` falls at a
+            // random point of the k-th of `total` equal slices of the span.
+            let k = written + i as u64;
+            let ts = now - span + ((k as f64 + rng.random::<f64>()) * slice) as i64;
             let client = format!("v{}", zipf(&mut rng, visitors as usize));
             let enrichment = Enrichment {
                 ip: None,

@@ -131,6 +131,15 @@ pub struct SuiteArgs {
     /// exercised on every request without ever answering 429.
     #[arg(long = "server-env", value_parser = parse_env_pair)]
     pub server_env: Vec<(String, String)>,
+    /// Store on this MongoDB (loopback only) instead of SQLite: each run gets a fresh database
+    /// (`MONGODB_DB`), counted there and dropped at the end unless `--keep`.
+    #[arg(long, value_parser = parse_loopback_mongodb_uri)]
+    pub mongodb_uri: Option<String>,
+}
+
+fn parse_loopback_mongodb_uri(uri: &str) -> Result<String, String> {
+    crate::mongo::uri_is_loopback(uri)?;
+    Ok(uri.trim().to_string())
 }
 
 /// A storage backend the `views` benchmark starts the server on.

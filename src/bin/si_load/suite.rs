@@ -2,8 +2,8 @@
 //! `superinsights create-admin` for a `pk_` key, the server on a free loopback port, idle RSS,
 //! then four phases — batches of 20, single items, the same single-item load against
 //! `si-load bare` (a child re-exec of this binary), and an open loop at a fixed rate — then
-//! SIGTERM, wait for the drain, and count the stored rows (SQLite opened read-only) against what
-//! the server acknowledged. Every child process is killed if the suite stops early.
+//! SIGTERM, wait for the drain, and count the stored rows (SQLite opened read-only, or the run's
+//! own MongoDB database with `--mongodb-uri`) against what the server acknowledged. Every child process is killed if the suite stops early.
 
 use crate::{
     args::{SuiteArgs, Target},
@@ -103,7 +103,24 @@ async fn run_once(
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
+    if let Some(uri) = &a.mongodb_uri {
+        let db = database_of(&dir);
+        if a.keep {
+            eprintln!("si-load suite: MongoDB database {db} kept");
+        } else {
+            crate::mongo::drop_database(uri, &db).await;
+        }
+    }
     result
+}
+
+/// The MongoDB database of the run whose `DATA_DIR` is `dir` (with `--mongodb-uri`).
+fn database_of(dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
 }
 
 /// Server settings the suite applies unless `--server-env` overrides them: the ingest rate
@@ -126,6 +143,9 @@ fn server_env(a: &SuiteArgs, dir: &Path) -> Vec<(String, String)> {
     if let Ok(path) = std::env::var("PATH") {
         env.push(("PATH".into(), path));
     }
+    if a.mongodb_uri.is_some() {
+        env.push(("MONGODB_DB".into(), database_of(dir)));
+    }
     env.extend(settings(a));
     env
 }
@@ -136,6 +156,9 @@ pub fn settings(a: &SuiteArgs) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if let Some(uri) = &a.mongodb_uri {
+        out.push(("MONGODB_URI".into(), uri.clone()));
+    }
     for (k, v) in &a.server_env {
         out.retain(|(name, _)| name != k);
         out.push((k.clone(), v.clone()));
@@ -212,7 +235,11 @@ async fn run_in(a: &SuiteArgs, dir: &Path, ticks: u64) -> Result<SuiteRun, Strin
         }
     };
     let shutdown = stopping.elapsed();
-    let (stored, stored_error) = match count_rows(&dir.join("superinsights.db")).await {
+    let counted = match &a.mongodb_uri {
+        Some(uri) => crate::mongo::count_ingested(uri, &database_of(dir)).await,
+        None => count_rows(&dir.join("superinsights.db")).await,
+    };
+    let (stored, stored_error) = match counted {
         Ok(n) => (Some(n), None),
         Err(e) => (None, Some(e)),
     };

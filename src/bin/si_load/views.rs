@@ -80,40 +80,10 @@ impl ViewsArgs {
             let uri = self.mongodb_uri.as_deref().ok_or(
                 "the mongodb backend needs --mongodb-uri (or SUPERINSIGHTS_TEST_MONGODB_URI)",
             )?;
-            mongodb_uri_is_loopback(uri)?;
+            crate::mongo::uri_is_loopback(uri)?;
         }
         Ok(())
     }
-}
-
-/// Every host of a `mongodb://` URI must be a loopback address (si-load never leaves the machine).
-fn mongodb_uri_is_loopback(uri: &str) -> Result<(), String> {
-    let rest = uri
-        .trim()
-        .strip_prefix("mongodb://")
-        .ok_or("--mongodb-uri: only mongodb:// URIs (no SRV lookups) are supported")?;
-    let hosts = rest.split(['/', '?']).next().unwrap_or("");
-    let hosts = hosts.rsplit_once('@').map_or(hosts, |(_, h)| h);
-    if hosts.is_empty() {
-        return Err("--mongodb-uri: no host".into());
-    }
-    for host in hosts.split(',') {
-        let name = if let Some(v6) = host.strip_prefix('[') {
-            v6.split(']').next().unwrap_or("")
-        } else {
-            host.split(':').next().unwrap_or("")
-        };
-        let loopback = name == "localhost"
-            || name
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            return Err(format!(
-                "--mongodb-uri: {name:?} is not a loopback address; si-load only talks to this machine"
-            ));
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -646,25 +616,10 @@ async fn run_backend(a: &ViewsArgs, backend: Backend) -> Result<BackendRun, Stri
         if a.keep {
             eprintln!("si-load views: MongoDB database {db} kept");
         } else {
-            drop_database(uri, db).await;
+            crate::mongo::drop_database(uri, db).await;
         }
     }
     result
-}
-
-/// Drops the run's MongoDB database (best effort, bounded).
-async fn drop_database(uri: &str, database: &str) {
-    let work = async {
-        let client = mongodb::Client::with_uri_str(uri).await?;
-        let outcome = client.database(database).drop().await;
-        client.shutdown().await;
-        outcome
-    };
-    match tokio::time::timeout(Duration::from_secs(60), work).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("si-load views: could not drop MongoDB database {database}: {e}"),
-        Err(_) => eprintln!("si-load views: dropping MongoDB database {database} timed out"),
-    }
 }
 
 async fn run_in(
@@ -1048,26 +1003,6 @@ mod tests {
             si_cache_compute_seconds_count{view=\"events\"} 9\n";
         assert_eq!(cache_counts(text), (7, 2));
         assert_eq!(cache_counts(""), (0, 0));
-    }
-
-    #[test]
-    fn only_loopback_mongodb_uris_are_accepted() {
-        for ok in [
-            "mongodb://127.0.0.1:27017",
-            "mongodb://user:pw@localhost:1234/db?x=1",
-            "mongodb://[::1]:27017/",
-            "mongodb://127.0.0.1:1,127.0.0.2:2",
-        ] {
-            assert!(mongodb_uri_is_loopback(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "mongodb://db.example:27017",
-            "mongodb+srv://cluster.example",
-            "mongodb://127.0.0.1:1,10.0.0.1:2",
-            "mongodb://",
-        ] {
-            assert!(mongodb_uri_is_loopback(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
