@@ -244,7 +244,10 @@ impl<K> Default for BuildLocks<K> {
 impl<K> BuildLocks<K> {
     /// Runs `store` in a task of its own, counted until it ends (also when it panics or the
     /// runtime drops it).
-    fn spawn_store(&self, store: impl std::future::Future<Output = ()> + Send + 'static) {
+    fn spawn_store(
+        &self,
+        store: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         /// Uncounts its store when dropped, however the task ends.
         struct Running(Arc<Storing>);
         impl Drop for Running {
@@ -262,7 +265,7 @@ impl<K> BuildLocks<K> {
         tokio::spawn(async move {
             let _running = running;
             store.await;
-        });
+        })
     }
 
     /// Waits until every rollup built so far is stored (or failed to be): for commands that
@@ -604,8 +607,30 @@ async fn aggregate_of<P: RollupPort>(
     build(port, key, &plan, r, parts, held).await
 }
 
-/// Builds the stale buckets of a reading and folds the plan's raw edges, from one scan; stores
-/// what was built; returns the reading's figures with the built buckets' and the edges' added.
+/// A built bucket to store, built from version `ver`; `counts` when its figures belong in the
+/// read's answer (an hour inside a day being built is answered through its day).
+struct Built {
+    grain: i64,
+    bucket: i64,
+    ver: i64,
+    aggs: Aggs,
+    counts: bool,
+}
+
+/// Builds larger than this many hours' worth of buckets (a day counts 24) are folded one UTC
+/// day at a time, each day stored while the next is scanned, so memory stays that of a few days
+/// whatever the range (the first read of a large imported database); smaller ones, the usual
+/// few stale slots and hours, in one scan.
+pub(crate) const CHUNKED_BUILD_HOURS: usize = 48;
+
+/// Documents whose built buckets may wait to be stored while a build scans on; beyond that the
+/// read waits for the oldest of its stores, which bounds the memory of a large build (about a
+/// day of a 10-million-document month). Smaller builds never wait.
+const STORE_BACKLOG_DOCUMENTS: u64 = 250_000;
+
+/// Builds the stale buckets of a reading and folds the plan's raw edges; stores what was built
+/// in the background; returns the reading's figures with the built buckets' and the edges'
+/// added.
 async fn build<P: RollupPort>(
     port: &P,
     key: P::Key,
@@ -615,11 +640,85 @@ async fn build<P: RollupPort>(
     held: Option<Held<P::Key>>,
 ) -> StoreResult<Aggs> {
     let mut out = std::mem::take(&mut r.out);
+    let hours: usize = (r.stale.iter())
+        .map(|&(grain, _)| if grain == DAY_GRAIN { 24 } else { 1 })
+        .sum();
+    let mut groups: BTreeMap<i64, (Vec<(i64, i64)>, Vec<(i64, i64)>)> = BTreeMap::new();
+    if hours <= CHUNKED_BUILD_HOURS {
+        groups.insert(0, (r.stale.clone(), plan.edges.clone()));
+    } else {
+        for &(grain, bucket) in &r.stale {
+            let day = match grain {
+                DAY_GRAIN => bucket,
+                SLOT_GRAIN => (bucket * SLOT).div_euclid(super::plan::DAY),
+                _ => bucket.div_euclid(24),
+            };
+            groups.entry(day).or_default().0.push((grain, bucket));
+        }
+        for &(from, to) in &plan.edges {
+            let day = from.div_euclid(super::plan::DAY);
+            groups.entry(day).or_default().1.push((from, to));
+        }
+    }
+    // Every store holds the project's build gate until it ends, so a read that finds these
+    // buckets stale meanwhile waits for them instead of building them again (one build and one
+    // store per project at a time).
+    let held = held.map(Arc::new);
+    let mut storing = std::collections::VecDeque::new();
+    let mut edges = Aggs::default();
+    for (stale, group_edges) in groups.into_values() {
+        let (built, e) = fold_buckets(port, key, &r, &stale, &group_edges, parts).await?;
+        edges.merge(e);
+        for b in built.iter().filter(|b| b.counts) {
+            out.merge(b.aggs.clone_parts(parts));
+        }
+        if built.is_empty() {
+            continue;
+        }
+        while storing.iter().map(|s: &(_, u64)| s.1).sum::<u64>() > STORE_BACKLOG_DOCUMENTS
+            && let Some((oldest, _)) = storing.pop_front()
+        {
+            let _ = oldest.await;
+        }
+        let documents = built
+            .iter()
+            .filter(|b| b.counts)
+            .map(|b| b.aggs.documents())
+            .sum();
+        // Stored by a task of its own: the request answers without waiting for a write lock
+        // (the client dictionary's or the rollups').
+        let (storer, epoch, held) = (port.clone(), r.epoch, held.clone());
+        let store = port.build_locks().spawn_store(async move {
+            let _held = held;
+            if let Err(e) = store_built(&storer, key, epoch, built).await {
+                tracing::warn!(error = %e, project = ?key, "storing built rollups failed; they are built again on the next read");
+            }
+        });
+        storing.push_back((store, documents));
+    }
+    out.merge(edges);
+    // After every scan: a client named by a build meanwhile is found here, so it is not
+    // counted twice (once by name, once by id).
+    resolve_clients(port, key, &mut [&mut out], false).await?;
+    Ok(out)
+}
+
+/// Builds the buckets `stale` of a reading (a stale day from its fresh stored hours and its
+/// stale hours built) and folds the raw `edges`, from one scan of their time ranges. Returns
+/// the buckets to store and the edges' figures.
+async fn fold_buckets<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    r: &Reading,
+    stale: &[(i64, i64)],
+    edges: &[(i64, i64)],
+    parts: &[Part],
+) -> StoreResult<(Vec<Built>, Aggs)> {
     // Stale days: their fresh hours are decoded into the day, the others built.
     let mut days: BTreeMap<i64, Aggs> = BTreeMap::new();
     let mut fine: Vec<(i64, i64)> = Vec::new();
     let mut day_hours = HashSet::new();
-    for &(grain, bucket) in &r.stale {
+    for &(grain, bucket) in stale {
         if grain == DAY_GRAIN {
             days.insert(bucket, Aggs::default());
         } else {
@@ -638,7 +737,7 @@ async fn build<P: RollupPort>(
         }
         for (day, merged) in days.iter_mut() {
             for hour in day * 24..day * 24 + 24 {
-                let want = version_of(&r, HOUR_GRAIN, hour);
+                let want = version_of(r, HOUR_GRAIN, hour);
                 if want == 0 && P::UNVERSIONED_IS_EMPTY {
                     continue;
                 }
@@ -665,31 +764,24 @@ async fn build<P: RollupPort>(
             bucket: Some((grain, bucket)),
         }
     });
-    let edges = plan.edges.iter().map(|&(from, to)| Target {
+    let edge_targets = edges.iter().map(|&(from, to)| Target {
         from,
         to,
         fold: Folder::new(parts),
         bucket: None,
     });
-    let mut splitter = Splitter::new(buckets.chain(edges).collect());
+    let mut splitter = Splitter::new(buckets.chain(edge_targets).collect());
     if !splitter.targets.is_empty() {
         port.scan(key, &splitter.ranges(), &mut splitter).await?;
     }
-    let mut built: Vec<(i64, i64, i64, Aggs)> = Vec::with_capacity(fine.len() + days.len());
-    let mut edges = Aggs::default();
+    let mut built: Vec<Built> = Vec::with_capacity(fine.len() + days.len());
+    let mut edge_figures = Aggs::default();
     for t in splitter.targets {
-        match t.bucket {
-            Some((grain, bucket)) => built.push((
-                grain,
-                bucket,
-                version_of(&r, grain, bucket),
-                t.fold.finish(),
-            )),
-            None => edges.merge(t.fold.finish()),
-        }
-    }
-    let mut to_store = Vec::with_capacity(built.len() + days.len());
-    for (grain, bucket, ver, a) in built {
+        let Some((grain, bucket)) = t.bucket else {
+            edge_figures.merge(t.fold.finish());
+            continue;
+        };
+        let (ver, aggs) = (version_of(r, grain, bucket), t.fold.finish());
         let in_day = grain == HOUR_GRAIN && day_hours.contains(&bucket);
         if in_day {
             let day = days
@@ -697,39 +789,30 @@ async fn build<P: RollupPort>(
                 .ok_or_else(|| corrupt("hour of an unplanned day"))?;
             // An empty hour of a day being stored needs no row of its own: the day's row
             // covers it, and a write into it gives it a version, so the day is rebuilt with it.
-            if ver == 0 && a.is_empty() {
-                day.merge(a);
+            if ver == 0 && aggs.is_empty() {
                 continue;
             }
-            day.merge(a.clone());
-        } else {
-            out.merge(a.clone_parts(parts));
+            day.merge(aggs.clone());
         }
-        to_store.push((grain, bucket, ver, a));
+        built.push(Built {
+            grain,
+            bucket,
+            ver,
+            aggs,
+            counts: !in_day,
+        });
     }
     for (day, mut merged) in days {
         merged.fold_hists();
-        out.merge(merged.clone_parts(parts));
-        to_store.push((DAY_GRAIN, day, day_version(&r.hour_vers, day), merged));
-    }
-    if !to_store.is_empty() {
-        // Stored by a task of its own: the request answers without waiting for a write lock
-        // (the client dictionary's or the rollups'). The task keeps the project's build gate
-        // until the rows are stored, so a read that finds them stale meanwhile waits for them
-        // instead of building them again (one build and one store per project at a time).
-        let (storer, epoch) = (port.clone(), r.epoch);
-        port.build_locks().spawn_store(async move {
-            let _held = held;
-            if let Err(e) = store_built(&storer, key, epoch, to_store).await {
-                tracing::warn!(error = %e, project = ?key, "storing built rollups failed; they are built again on the next read");
-            }
+        built.push(Built {
+            grain: DAY_GRAIN,
+            bucket: day,
+            ver: day_version(&r.hour_vers, day),
+            aggs: merged,
+            counts: true,
         });
     }
-    out.merge(edges);
-    // After every scan: a client named by a build meanwhile is found here, so it is not
-    // counted twice (once by name, once by id).
-    resolve_clients(port, key, &mut [&mut out], false).await?;
-    Ok(out)
+    Ok((built, edge_figures))
 }
 
 /// Gives every client id of the built buckets a dense id, encodes them and stores them (unless
@@ -738,15 +821,15 @@ async fn store_built<P: RollupPort>(
     port: &P,
     key: P::Key,
     epoch: i64,
-    mut built: Vec<(i64, i64, i64, Aggs)>,
+    mut built: Vec<Built>,
 ) -> StoreResult<()> {
     {
-        let mut all: Vec<&mut Aggs> = built.iter_mut().map(|b| &mut b.3).collect();
+        let mut all: Vec<&mut Aggs> = built.iter_mut().map(|b| &mut b.aggs).collect();
         resolve_clients(port, key, &mut all, true).await?;
     }
     let rows = built
         .iter()
-        .map(|(grain, bucket, ver, a)| new_rollup(a, *grain, *bucket, *ver))
+        .map(|b| new_rollup(&b.aggs, b.grain, b.bucket, b.ver))
         .collect::<StoreResult<Vec<_>>>()?;
     port.store(key, epoch, rows).await?;
     Ok(())

@@ -451,6 +451,15 @@ impl Aggs {
             && self.perf_days.is_empty()
     }
 
+    /// Documents folded in, of every channel.
+    pub(crate) fn documents(&self) -> u64 {
+        let days = |d: &BTreeMap<i64, u64>| d.values().sum::<u64>();
+        days(&self.pv_days)
+            + days(&self.ev_days)
+            + days(&self.er_days)
+            + self.perf_days.values().map(|p| p.rows).sum::<u64>()
+    }
+
     /// Every client id counted by name (not in the dictionary when scanned).
     pub(crate) fn unnamed_clients(&self) -> Vec<String> {
         let mut all: HashSet<&String> = HashSet::new();
