@@ -607,6 +607,9 @@ async fn aggregate_of<P: RollupPort>(
     build(port, key, &plan, r, parts, held).await
 }
 
+/// A bucket: its grain and number.
+type Bucket = (i64, i64);
+
 /// A built bucket to store, built from version `ver`; `counts` when its figures belong in the
 /// read's answer (an hour inside a day being built is answered through its day).
 struct Built {
@@ -643,7 +646,8 @@ async fn build<P: RollupPort>(
     let hours: usize = (r.stale.iter())
         .map(|&(grain, _)| if grain == DAY_GRAIN { 24 } else { 1 })
         .sum();
-    let mut groups: BTreeMap<i64, (Vec<(i64, i64)>, Vec<(i64, i64)>)> = BTreeMap::new();
+    // Per group (a UTC day, or everything in one): its stale buckets and its raw edges.
+    let mut groups: BTreeMap<i64, (Vec<Bucket>, Vec<(i64, i64)>)> = BTreeMap::new();
     if hours <= CHUNKED_BUILD_HOURS {
         groups.insert(0, (r.stale.clone(), plan.edges.clone()));
     } else {
