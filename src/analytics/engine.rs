@@ -607,8 +607,12 @@ async fn aggregate_of<P: RollupPort>(
     build(port, key, &plan, r, parts, held).await
 }
 
-/// A bucket: its grain and number.
-type Bucket = (i64, i64);
+/// What one scan of a build covers: stale buckets (grain, number) and raw edges (ms ranges).
+#[derive(Default)]
+struct Group {
+    stale: Vec<(i64, i64)>,
+    edges: Vec<(i64, i64)>,
+}
 
 /// A built bucket to store, built from version `ver`; `counts` when its figures belong in the
 /// read's answer (an hour inside a day being built is answered through its day).
@@ -647,9 +651,13 @@ async fn build<P: RollupPort>(
         .map(|&(grain, _)| if grain == DAY_GRAIN { 24 } else { 1 })
         .sum();
     // Per group (a UTC day, or everything in one): its stale buckets and its raw edges.
-    let mut groups: BTreeMap<i64, (Vec<Bucket>, Vec<(i64, i64)>)> = BTreeMap::new();
+    let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
     if hours <= CHUNKED_BUILD_HOURS {
-        groups.insert(0, (r.stale.clone(), plan.edges.clone()));
+        let everything = Group {
+            stale: r.stale.clone(),
+            edges: plan.edges.clone(),
+        };
+        groups.insert(0, everything);
     } else {
         for &(grain, bucket) in &r.stale {
             let day = match grain {
@@ -657,11 +665,11 @@ async fn build<P: RollupPort>(
                 SLOT_GRAIN => (bucket * SLOT).div_euclid(super::plan::DAY),
                 _ => bucket.div_euclid(24),
             };
-            groups.entry(day).or_default().0.push((grain, bucket));
+            groups.entry(day).or_default().stale.push((grain, bucket));
         }
         for &(from, to) in &plan.edges {
             let day = from.div_euclid(super::plan::DAY);
-            groups.entry(day).or_default().1.push((from, to));
+            groups.entry(day).or_default().edges.push((from, to));
         }
     }
     // Every store holds the project's build gate until it ends, so a read that finds these
@@ -670,8 +678,8 @@ async fn build<P: RollupPort>(
     let held = held.map(Arc::new);
     let mut storing = std::collections::VecDeque::new();
     let mut edges = Aggs::default();
-    for (stale, group_edges) in groups.into_values() {
-        let (built, e) = fold_buckets(port, key, &r, &stale, &group_edges, parts).await?;
+    for g in groups.into_values() {
+        let (built, e) = fold_buckets(port, key, &r, &g.stale, &g.edges, parts).await?;
         edges.merge(e);
         for b in built.iter().filter(|b| b.counts) {
             out.merge(b.aggs.clone_parts(parts));
