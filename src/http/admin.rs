@@ -568,7 +568,7 @@ async fn create_org(
 async fn org_of(
     state: &AppState,
     form: &CsrfForm,
-) -> Result<Result<crate::store::Organization, MemberError>, AppError> {
+) -> Result<Result<crate::domain::records::Organization, MemberError>, AppError> {
     let id = id_field(form, "orgId")?;
     Ok(state
         .stores

@@ -9,10 +9,10 @@ use super::{
 };
 use crate::{
     domain::ids::DocId,
+    domain::records::Invite,
     error::AppError,
     services::orgs::{self as svc, Acceptance, InviteKind, MemberError},
     state::AppState,
-    store::Invite,
 };
 use askama::Template;
 use askama_web::WebTemplate;

@@ -8,12 +8,12 @@ use super::{
     views::Shell,
 };
 use crate::{
+    domain::records::Organization,
     domain::{ids::DocId, redirect::redirect_target, timestamp::now_ms},
     error::{AppError, ErrorPageInfo},
     runtime::rate_limit::namespaces,
     services::orgs::{self as svc, MemberError},
     state::AppState,
-    store::Organization,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -106,7 +106,7 @@ pub(super) struct InviteRow {
 }
 
 impl InviteRow {
-    pub(super) fn of(i: &crate::store::Invite) -> Self {
+    pub(super) fn of(i: &crate::domain::records::Invite) -> Self {
         Self {
             id: i.id.to_hex(),
             email: i.email.clone(),
@@ -376,7 +376,7 @@ pub(super) struct PublicLinkRow {
 }
 
 impl PublicLinkRow {
-    pub(super) fn of(link: &crate::store::PublicLink) -> Self {
+    pub(super) fn of(link: &crate::domain::records::PublicLink) -> Self {
         let when = |ms: Option<i64>| ms.map(minute).unwrap_or_default();
         Self {
             project_id: link.project.id.to_hex(),

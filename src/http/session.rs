@@ -6,9 +6,9 @@
 
 use crate::{
     domain::ids::{DocId, random_hex},
+    domain::records::{Organization, User},
     error::AppError,
     state::AppState,
-    store::{Organization, User},
 };
 use axum::{
     extract::{FromRef, FromRequest, FromRequestParts, Request},

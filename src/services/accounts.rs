@@ -2,7 +2,8 @@
 //! [`provision`]: a user, a workspace named after the email, an owner membership and a first
 //! project. New passwords use argon2id; bcrypt hashes written by SuperInsights 1.x still verify.
 
-use crate::store::{NewProject, Organization, Project, StoreError, Stores, User};
+use crate::domain::records::{NewProject, Organization, Project, User};
+use crate::store::{StoreError, Stores};
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
     password_hash::{SaltString, rand_core::OsRng},

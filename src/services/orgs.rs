@@ -4,6 +4,7 @@
 //! [`MemberError`] whose kind the HTTP layer maps to a status.
 
 use crate::{
+    domain::records::{Invite, Organization, User},
     domain::{
         ids::{DocId, random_hex},
         timestamp::now_ms,
@@ -12,7 +13,7 @@ use crate::{
         accounts::{self, ProvisionError},
         sentence_case,
     },
-    store::{Invite, Organization, StoreError, Stores, User},
+    store::{StoreError, Stores},
 };
 
 /// Why a membership change was refused; the text is shown to the user.
