@@ -7,6 +7,99 @@
 use crate::domain::ids::DocId;
 use serde::{Deserialize, Serialize};
 
+/// A stored role or status that names no value of its enum (the stores report it as a
+/// `StoreError`, keeping this as the cause).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct UnknownValue {
+    /// What was read (`platform role`, `organization status`, …).
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// A closed set of lower-case strings as an enum: `as_str` (the stored and wire form, also its
+/// `Display`), `FromStr` (exactly those strings; anything else is an [`UnknownValue`]) and serde
+/// through the same strings.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored (and wire) form.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { what: $what, value: s.to_string() }),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// A user's platform role (saasbackend's `User.role`, default `user`). Platform admins pass
+    /// every organization check.
+    PlatformRole, "platform role" {
+        User = "user",
+        Admin = "admin",
+    }
+);
+
+string_enum!(
+    /// A role in an organization (saasbackend's `OrganizationMember.role`, default `member`; also
+    /// an organization invite's role). SuperInsights assigns `owner`, `admin` and `viewer`;
+    /// `member` comes from saasbackend and passes only the any-member gates.
+    OrgRole, "organization role" {
+        Owner = "owner",
+        Admin = "admin",
+        Member = "member",
+        Viewer = "viewer",
+    }
+);
+
+string_enum!(
+    /// An organization's status (saasbackend's `Organization.status`, default `active`): members
+    /// of a disabled organization lose access.
+    OrgStatus, "organization status" {
+        Active = "active",
+        Disabled = "disabled",
+    }
+);
+
+string_enum!(
+    /// Where an invitation stands (default `pending`).
+    InviteStatus, "invite status" {
+        Pending = "pending",
+        Accepted = "accepted",
+        Revoked = "revoked",
+        Expired = "expired",
+    }
+);
+
 /// A project as the rest of the application sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,8 +160,7 @@ pub struct User {
     /// PHC string (argon2id) or a bcrypt hash written by SuperInsights 1.x.
     pub password_hash: String,
     pub name: Option<String>,
-    /// `user` or `admin` (platform admin).
-    pub role: String,
+    pub role: PlatformRole,
     pub created_at: i64,
 }
 
@@ -79,7 +171,7 @@ pub struct Organization {
     pub name: String,
     pub slug: String,
     pub owner_user_id: DocId,
-    pub status: String,
+    pub status: OrgStatus,
     pub created_at: i64,
 }
 
@@ -112,24 +204,77 @@ pub struct ProjectUpdate {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Member {
     pub user: User,
-    pub role: String,
+    pub role: OrgRole,
 }
 
-/// An invitation to an organization (`org_id`) or to the platform (`org_id` = `None`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Whom an invitation is for, and the role accepting it grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InviteScope {
+    /// Membership of an organization (saasbackend's `invites`, role default `member`).
+    Org { org_id: DocId, role: OrgRole },
+    /// An account on the platform (SuperInsights' `platforminvites`, role default `user`).
+    Platform { role: PlatformRole },
+}
+
+impl InviteScope {
+    /// The organization, `None` for a platform invite.
+    pub fn org_id(&self) -> Option<DocId> {
+        match self {
+            InviteScope::Org { org_id, .. } => Some(*org_id),
+            InviteScope::Platform { .. } => None,
+        }
+    }
+
+    /// The role's stored form (`owner`, `viewer`, `user`, …).
+    pub fn role_str(&self) -> &'static str {
+        match self {
+            InviteScope::Org { role, .. } => role.as_str(),
+            InviteScope::Platform { role } => role.as_str(),
+        }
+    }
+}
+
+/// An invitation to an organization or to the platform (see [`InviteScope`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Invite {
     pub id: DocId,
     pub email: String,
     /// SHA-256 hex of the token; the token itself is never stored.
     pub token_hash: String,
-    pub org_id: Option<DocId>,
-    pub role: String,
-    /// `pending`, `accepted`, `revoked` or `expired`.
-    pub status: String,
+    pub scope: InviteScope,
+    pub status: InviteStatus,
     pub created_by: DocId,
     pub expires_at: i64,
     pub created_at: i64,
+}
+
+impl Invite {
+    /// A new pending invitation for `email`, made by `created_by` at `now` and valid for
+    /// `ttl_ms`; only `token_hash` (never the token) is kept.
+    pub fn new(
+        scope: InviteScope,
+        email: String,
+        token_hash: String,
+        created_by: DocId,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Self {
+        Self {
+            id: DocId::new(),
+            email,
+            token_hash,
+            scope,
+            status: InviteStatus::Pending,
+            created_by,
+            expires_at: now + ttl_ms,
+            created_at: now,
+        }
+    }
+
+    /// The organization, `None` for a platform invite.
+    pub fn org_id(&self) -> Option<DocId> {
+        self.scope.org_id()
+    }
 }
 
 /// A background job's lifecycle state (`queued → running → completed | failed`; a failed attempt
@@ -251,5 +396,69 @@ impl JobCounts {
             JobState::Completed => self.completed += n,
             JobState::Failed => self.failed += n,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value reads back from its stored form, and serde speaks the same strings.
+    fn round_trips<T>(all: &[T], stored: &[&str])
+    where
+        T: std::str::FromStr<Err = UnknownValue>
+            + Serialize
+            + for<'de> Deserialize<'de>
+            + std::fmt::Display
+            + std::fmt::Debug
+            + PartialEq
+            + Copy,
+    {
+        let texts: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert_eq!(texts, stored);
+        for (value, text) in all.iter().zip(stored) {
+            assert_eq!(text.parse::<T>().unwrap(), *value);
+            let json = serde_json::to_value(value).unwrap();
+            assert_eq!(json, serde_json::json!(text));
+            assert_eq!(serde_json::from_value::<T>(json).unwrap(), *value);
+        }
+    }
+
+    #[test]
+    fn roles_and_statuses_keep_their_superinsights_1x_strings() {
+        round_trips(PlatformRole::ALL, &["user", "admin"]);
+        round_trips(OrgRole::ALL, &["owner", "admin", "member", "viewer"]);
+        round_trips(OrgStatus::ALL, &["active", "disabled"]);
+        round_trips(
+            InviteStatus::ALL,
+            &["pending", "accepted", "revoked", "expired"],
+        );
+    }
+
+    #[test]
+    fn unknown_values_are_refused_and_named() {
+        let e = "viewer".parse::<PlatformRole>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown platform role \"viewer\"");
+        assert!("Owner".parse::<OrgRole>().is_err(), "case matters");
+        assert!("removed".parse::<OrgStatus>().is_err());
+        assert!("".parse::<InviteStatus>().is_err());
+    }
+
+    #[test]
+    fn a_new_invite_is_pending_for_its_ttl() {
+        let org_id = DocId::new();
+        let by = DocId::new();
+        let scope = InviteScope::Org {
+            org_id,
+            role: OrgRole::Viewer,
+        };
+        let i = Invite::new(scope, "a@b.co".into(), "h".into(), by, 1_000, 500);
+        assert_eq!(i.status, InviteStatus::Pending);
+        assert_eq!((i.created_at, i.expires_at), (1_000, 1_500));
+        assert_eq!((i.org_id(), i.scope.role_str()), (Some(org_id), "viewer"));
+        let platform = InviteScope::Platform {
+            role: PlatformRole::Admin,
+        };
+        assert_eq!((platform.org_id(), platform.role_str()), (None, "admin"));
     }
 }

@@ -108,7 +108,7 @@ async fn render(
         token: token.to_string(),
         email: invite.email.clone(),
         target,
-        role: invite.role.clone(),
+        role: invite.scope.role_str().to_string(),
         new_account: existing.is_none(),
         signed_in_as_invitee: existing.is_some_and(|u| Some(u.id) == me),
         name: name.to_string(),

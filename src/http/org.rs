@@ -110,7 +110,7 @@ impl InviteRow {
         Self {
             id: i.id.to_hex(),
             email: i.email.clone(),
-            role: i.role.clone(),
+            role: i.scope.role_str().to_string(),
             expires: minute(i.expires_at),
             expired: i.expires_at <= now_ms(),
         }
@@ -165,7 +165,7 @@ async fn render_users(
             is_you: m.user.id == auth.user.id,
             email: m.user.email,
             name: m.user.name.unwrap_or_default(),
-            role: m.role,
+            role: m.role.to_string(),
         })
         .collect();
     // Invitees' addresses are for the people who manage the organization.
@@ -183,7 +183,10 @@ async fn render_users(
     };
     Ok(UsersPage {
         shell: Shell::of(auth),
-        role: auth.role_in(org.id).unwrap_or_default(),
+        role: auth
+            .role_in(org.id)
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
         org,
         can_manage,
         members,

@@ -25,8 +25,9 @@ use std::sync::Arc;
 /// The records the ports speak live in the domain layer; re-exported here so that every
 /// `store::Project`-style path keeps working.
 pub use crate::domain::records::{
-    Invite, Job, JobCounts, JobDispatch, JobState, KeyKind, KeyMatch, Member, NewJobRecord,
-    NewProject, Organization, Project, ProjectUpdate, PublicLink, User,
+    Invite, InviteScope, InviteStatus, Job, JobCounts, JobDispatch, JobState, KeyKind, KeyMatch,
+    Member, NewJobRecord, NewProject, OrgRole, OrgStatus, Organization, PlatformRole, Project,
+    ProjectUpdate, PublicLink, User,
 };
 
 /// The one error type at the port boundary; driver errors never cross it.
@@ -108,33 +109,33 @@ pub trait AccountStore: Send + Sync {
         email: &str,
         password_hash: &str,
         name: Option<&str>,
-        role: &str,
+        role: PlatformRole,
     ) -> StoreResult<User>;
     /// Looks the email up case-insensitively.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn count_users(&self) -> StoreResult<u64>;
     /// Creates an active organization owned by `owner`; a unique slug is derived from the name.
     async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization>;
-    /// Adds (or reactivates) `user` in `org` with `role` (`owner|admin|member|viewer`).
-    async fn add_member(&self, org: DocId, user: DocId, role: &str) -> StoreResult<()>;
+    /// Adds (or reactivates) `user` in `org` with `role`.
+    async fn add_member(&self, org: DocId, user: DocId, role: OrgRole) -> StoreResult<()>;
     /// The role of an active member, `None` when not a member.
-    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>>;
+    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<OrgRole>>;
     /// The user's active memberships in active organizations with their role, oldest first.
-    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>>;
+    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, OrgRole)>>;
     async fn user(&self, id: DocId) -> StoreResult<Option<User>>;
     /// Every user, oldest first.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()>;
-    /// Sets the platform role (`user` or `admin`). Errors: `NotFound`.
-    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()>;
+    /// Sets the platform role. Errors: `NotFound`.
+    async fn set_user_role(&self, user: DocId, role: PlatformRole) -> StoreResult<()>;
     /// Deletes the user and all their memberships. Errors: `NotFound`.
     async fn delete_user(&self, user: DocId) -> StoreResult<()>;
     async fn org(&self, id: DocId) -> StoreResult<Option<Organization>>;
     /// Every organization, oldest first.
     async fn list_orgs(&self) -> StoreResult<Vec<Organization>>;
     async fn rename_org(&self, id: DocId, name: &str) -> StoreResult<()>;
-    /// `active` or `disabled` (members of a disabled organization lose access).
-    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()>;
+    /// Members of a disabled organization lose access.
+    async fn set_org_status(&self, id: DocId, status: OrgStatus) -> StoreResult<()>;
     /// Active members of an organization, oldest membership first.
     async fn members(&self, org: DocId) -> StoreResult<Vec<Member>>;
     /// Marks a membership removed. Errors: `NotFound` when not an active member.
@@ -146,7 +147,7 @@ pub trait AccountStore: Send + Sync {
 pub trait InviteStore: Send + Sync {
     async fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
     async fn invite_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Invite>>;
-    async fn set_invite_status(&self, id: DocId, status: &str) -> StoreResult<()>;
+    async fn set_invite_status(&self, id: DocId, status: InviteStatus) -> StoreResult<()>;
     /// Pending invites of an organization (`Some`) or of the platform (`None`), newest first.
     async fn pending_invites(&self, org: Option<DocId>) -> StoreResult<Vec<Invite>>;
 }

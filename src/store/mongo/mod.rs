@@ -21,9 +21,9 @@ mod scan;
 mod stats;
 
 use super::{
-    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, Organization, Project,
-    ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError, StoreResult, User,
-    drop_rules_key, slugify,
+    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, OrgRole, OrgStatus,
+    Organization, PlatformRole, Project, ProjectStore, ProjectUpdate, StatsReader, StoreAdmin,
+    StoreError, StoreResult, User, drop_rules_key, slugify,
 };
 use crate::domain::{
     analytics::{ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange},
@@ -489,6 +489,11 @@ impl ProjectStore for MongoStore {
     }
 }
 
+/// A membership's role (saasbackend's default `member` when the field is missing).
+fn member_role_of(member: &Document) -> StoreResult<OrgRole> {
+    docs::read_enum(member, MEMBERS, "role", OrgRole::Member)
+}
+
 #[async_trait]
 impl AccountStore for MongoStore {
     async fn create_user(
@@ -496,14 +501,14 @@ impl AccountStore for MongoStore {
         email: &str,
         password_hash: &str,
         name: Option<&str>,
-        role: &str,
+        role: PlatformRole,
     ) -> StoreResult<User> {
         let user = User {
             id: DocId::new(),
             email: email.trim().to_lowercase(),
             password_hash: password_hash.to_string(),
             name: name.map(str::to_string),
-            role: role.to_string(),
+            role,
             created_at: now_ms(),
         };
         self.coll(USERS)
@@ -546,7 +551,7 @@ impl AccountStore for MongoStore {
                 name: name.trim().to_string(),
                 slug,
                 owner_user_id: owner,
-                status: "active".into(),
+                status: OrgStatus::Active,
                 created_at: now_ms(),
             };
             let inserted = self
@@ -564,13 +569,13 @@ impl AccountStore for MongoStore {
         Err(StoreError::Conflict(format!("no free slug for {name:?}")))
     }
 
-    async fn add_member(&self, org: DocId, user: DocId, role: &str) -> StoreResult<()> {
+    async fn add_member(&self, org: DocId, user: DocId, role: OrgRole) -> StoreResult<()> {
         let now = date(now_ms());
         self.coll(MEMBERS)
             .update_one(
                 doc! {"orgId": oid(org), "userId": oid(user)},
                 doc! {
-                    "$set": {"role": role, "status": "active", "updatedAt": now},
+                    "$set": {"role": role.as_str(), "status": "active", "updatedAt": now},
                     "$setOnInsert": {"createdAt": now},
                 },
             )
@@ -580,17 +585,17 @@ impl AccountStore for MongoStore {
         Ok(())
     }
 
-    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>> {
+    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<OrgRole>> {
         let found = self
             .coll(MEMBERS)
             .find_one(doc! {"orgId": oid(org), "userId": oid(user), "status": "active"})
             .projection(doc! {"role": 1})
             .await
             .map_err(map_err)?;
-        Ok(found.map(|d| d.get_str("role").unwrap_or("member").to_string()))
+        found.as_ref().map(member_role_of).transpose()
     }
 
-    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>> {
+    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, OrgRole)>> {
         // Two queries (memberships, then their organizations) rather than a `$lookup`: both are
         // index hits, and the order and join stay readable here.
         let members: Vec<Document> = self
@@ -624,7 +629,7 @@ impl AccountStore for MongoStore {
         for member in &members {
             let org_id = docs::read_id(member, MEMBERS, "orgId")?;
             if let Some(org) = orgs.remove(&org_id) {
-                out.push((org, member.get_str("role").unwrap_or("member").to_string()));
+                out.push((org, member_role_of(member)?));
             }
         }
         Ok(out)
@@ -651,8 +656,8 @@ impl AccountStore for MongoStore {
             .await
     }
 
-    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()> {
-        self.set_fields(USERS, doc! {"_id": oid(user)}, doc! {"role": role})
+    async fn set_user_role(&self, user: DocId, role: PlatformRole) -> StoreResult<()> {
+        self.set_fields(USERS, doc! {"_id": oid(user)}, doc! {"role": role.as_str()})
             .await
     }
 
@@ -701,11 +706,11 @@ impl AccountStore for MongoStore {
         .await
     }
 
-    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()> {
+    async fn set_org_status(&self, id: DocId, status: OrgStatus) -> StoreResult<()> {
         self.set_fields(
             ORGANIZATIONS,
             doc! {"_id": oid(id)},
-            doc! {"status": status},
+            doc! {"status": status.as_str()},
         )
         .await
     }
@@ -740,8 +745,10 @@ impl AccountStore for MongoStore {
         for member in &members {
             let user_id = docs::read_id(member, MEMBERS, "userId")?;
             if let Some(user) = users.remove(&user_id) {
-                let role = member.get_str("role").unwrap_or("member").to_string();
-                out.push(Member { user, role });
+                out.push(Member {
+                    user,
+                    role: member_role_of(member)?,
+                });
             }
         }
         Ok(out)

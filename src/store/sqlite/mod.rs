@@ -15,9 +15,9 @@ mod sessions;
 mod stats;
 
 use super::{
-    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, Organization, Project,
-    ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError, StoreResult, User,
-    drop_rules_key, slugify,
+    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, OrgRole, OrgStatus,
+    Organization, PlatformRole, Project, ProjectStore, ProjectUpdate, StatsReader, StoreAdmin,
+    StoreError, StoreResult, User, drop_rules_key, slugify,
 };
 use crate::domain::{
     analytics::{ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange},
@@ -292,6 +292,17 @@ fn project_from_row(r: &SqliteRow) -> StoreResult<Project> {
     })
 }
 
+/// A role or status read from column `col` into its enum; a value outside it is an error that
+/// names where it is stored (`stored_in`, e.g. `users.role`).
+pub(super) fn enum_col<T>(r: &SqliteRow, col: &str, stored_in: &str) -> StoreResult<T>
+where
+    T: std::str::FromStr<Err = crate::domain::records::UnknownValue>,
+{
+    let s: String = r.try_get(col).map_err(map_err)?;
+    s.parse()
+        .map_err(|e| StoreError::Other(format!("{stored_in}: {e}")))
+}
+
 fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
     let id: String = r.try_get("id").map_err(map_err)?;
     Ok(User {
@@ -299,7 +310,7 @@ fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
         email: r.try_get("email").map_err(map_err)?,
         password_hash: r.try_get("password_hash").map_err(map_err)?,
         name: r.try_get("name").map_err(map_err)?,
-        role: r.try_get("role").map_err(map_err)?,
+        role: enum_col(r, "role", "users.role")?,
         created_at: r.try_get("created_at").map_err(map_err)?,
     })
 }
@@ -563,14 +574,14 @@ impl AccountStore for SqliteStore {
         email: &str,
         password_hash: &str,
         name: Option<&str>,
-        role: &str,
+        role: PlatformRole,
     ) -> StoreResult<User> {
         let user = User {
             id: DocId::new(),
             email: email.trim().to_lowercase(),
             password_hash: password_hash.to_string(),
             name: name.map(str::to_string),
-            role: role.to_string(),
+            role,
             created_at: now_ms(),
         };
         sqlx::query(
@@ -580,7 +591,7 @@ impl AccountStore for SqliteStore {
         .bind(&user.email)
         .bind(&user.password_hash)
         .bind(&user.name)
-        .bind(&user.role)
+        .bind(user.role.as_str())
         .bind(user.created_at)
         .bind(user.created_at)
         .execute(&self.pool)
@@ -622,7 +633,7 @@ impl AccountStore for SqliteStore {
                 name: name.trim().to_string(),
                 slug,
                 owner_user_id: owner,
-                status: "active".into(),
+                status: OrgStatus::Active,
                 created_at: now_ms(),
             };
             let result = sqlx::query(
@@ -647,7 +658,7 @@ impl AccountStore for SqliteStore {
         Err(StoreError::Conflict(format!("no free slug for {name:?}")))
     }
 
-    async fn add_member(&self, org: DocId, user: DocId, role: &str) -> StoreResult<()> {
+    async fn add_member(&self, org: DocId, user: DocId, role: OrgRole) -> StoreResult<()> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO organization_members (org_id, user_id, role, status, created_at, updated_at) \
@@ -656,7 +667,7 @@ impl AccountStore for SqliteStore {
         )
         .bind(org.to_hex())
         .bind(user.to_hex())
-        .bind(role)
+        .bind(role.as_str())
         .bind(now)
         .bind(now)
         .execute(&self.pool)
@@ -665,18 +676,21 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
-    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
+    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<OrgRole>> {
+        let row = sqlx::query(
             "SELECT role FROM organization_members WHERE org_id = ? AND user_id = ? AND status = 'active'",
         )
         .bind(org.to_hex())
         .bind(user.to_hex())
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_err)
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| enum_col(r, "role", "organization_members.role"))
+            .transpose()
     }
 
-    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>> {
+    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, OrgRole)>> {
         let rows = sqlx::query(
             "SELECT o.*, m.role AS member_role FROM organization_members m JOIN organizations o ON o.id = m.org_id \
              WHERE m.user_id = ? AND m.status = 'active' AND o.status = 'active' ORDER BY m.created_at, o.id",
@@ -689,7 +703,7 @@ impl AccountStore for SqliteStore {
             .map(|r| {
                 Ok((
                     org_from_row(r)?,
-                    r.try_get::<String, _>("member_role").map_err(map_err)?,
+                    enum_col(r, "member_role", "organization_members.role")?,
                 ))
             })
             .collect()
@@ -714,10 +728,10 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()> {
+    async fn set_user_role(&self, user: DocId, role: PlatformRole) -> StoreResult<()> {
         self.update_one(
             "UPDATE users SET role = ?, updated_at = ? WHERE id = ?",
-            role,
+            role.as_str(),
             user,
         )
         .await
@@ -768,10 +782,10 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()> {
+    async fn set_org_status(&self, id: DocId, status: OrgStatus) -> StoreResult<()> {
         self.update_one(
             "UPDATE organizations SET status = ?, updated_at = ? WHERE id = ?",
-            status,
+            status.as_str(),
             id,
         )
         .await
@@ -790,7 +804,7 @@ impl AccountStore for SqliteStore {
             .map(|r| {
                 Ok(Member {
                     user: user_from_row(r)?,
-                    role: r.try_get("member_role").map_err(map_err)?,
+                    role: enum_col(r, "member_role", "organization_members.role")?,
                 })
             })
             .collect()
@@ -827,7 +841,7 @@ fn org_from_row(r: &SqliteRow) -> StoreResult<Organization> {
         name: r.try_get("name").map_err(map_err)?,
         slug: r.try_get("slug").map_err(map_err)?,
         owner_user_id: id("owner_user_id")?,
-        status: r.try_get("status").map_err(map_err)?,
+        status: enum_col(r, "status", "organizations.status")?,
         created_at: r.try_get("created_at").map_err(map_err)?,
     })
 }
@@ -1051,6 +1065,29 @@ mod tests {
         let stores = crate::store::Stores::new("sqlite", store);
         crate::store::contract::prepare(&stores).await;
         (dir, stores)
+    }
+
+    #[tokio::test]
+    async fn a_stored_role_outside_its_enum_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("r.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let user = store
+            .create_user("a@b.co", "h", None, PlatformRole::User)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE users SET role = 'root' WHERE id = ?")
+            .bind(user.id.to_hex())
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let e = store.user(user.id).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "store error: users.role: unknown platform role \"root\""
+        );
     }
 
     /// One test per behaviour of the store contract (as on MongoDB), each on its own file, so a
