@@ -30,24 +30,141 @@ pub use crate::domain::records::{
     ProjectUpdate, PublicLink, User,
 };
 
-/// The one error type at the port boundary; driver errors never cross it.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+/// What a port error keeps of the driver error (or other error) behind it: shared, so that
+/// [`StoreError`] stays `Clone`.
+pub type ErrorCause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The one error type at the port boundary; driver types never cross it, but the driver error
+/// behind `Unavailable` or `Other` is kept as its `source` (for logs). Two errors are equal when
+/// their variant and message are: causes are not compared.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A uniqueness rule was violated (e.g. an email already registered).
+    /// A uniqueness rule was violated (e.g. an email already registered); the message is the
+    /// backend's description of the duplicate (or a rewording of it).
     #[error("conflict: {0}")]
     Conflict(String),
     /// The backend cannot be reached or is busy; retrying later may succeed.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("store error: {0}")]
-    Other(String),
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<ErrorCause>,
+    },
+    #[error("store error: {message}")]
+    Other {
+        message: String,
+        #[source]
+        source: Option<ErrorCause>,
+    },
 }
 
 impl StoreError {
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable { .. })
+    }
+
+    /// `Unavailable` with only a message.
+    pub fn unavailable(message: String) -> Self {
+        StoreError::Unavailable {
+            message,
+            source: None,
+        }
+    }
+
+    /// `Unavailable` because of `source`, whose text is the message.
+    pub fn unavailable_from(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::unavailable_with(source.to_string(), source)
+    }
+
+    /// `Unavailable` with `message`, because of `source`.
+    pub fn unavailable_with(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Unavailable {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// `Other` with only a message.
+    pub fn other(message: String) -> Self {
+        StoreError::Other {
+            message,
+            source: None,
+        }
+    }
+
+    /// `Other` because of `source`, whose text is the message.
+    pub fn other_from(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::other_with(source.to_string(), source)
+    }
+
+    /// `Other` with `message`, because of `source`.
+    pub fn other_with(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Other {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        use StoreError::*;
+        match (self, other) {
+            (NotFound, NotFound) => true,
+            (Conflict(a), Conflict(b)) => a == b,
+            (Unavailable { message: a, .. }, Unavailable { message: b, .. })
+            | (Other { message: a, .. }, Other { message: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreError {}
+
+#[cfg(test)]
+mod error_tests {
+    use super::StoreError;
+    use std::error::Error;
+
+    #[test]
+    fn driver_errors_stay_the_source_and_the_text_is_unchanged() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = StoreError::unavailable_from(io);
+        assert_eq!(e.to_string(), "store unavailable: refused");
+        assert!(e.is_unavailable());
+        assert_eq!(e.source().map(ToString::to_string), Some("refused".into()));
+        let e = StoreError::other_with("migration failed: boom", std::fmt::Error);
+        assert_eq!(e.to_string(), "store error: migration failed: boom");
+        assert!(e.source().is_some());
+        assert!(StoreError::other("bad id".into()).source().is_none());
+        assert_eq!(
+            StoreError::Conflict("dup".into()).to_string(),
+            "conflict: dup"
+        );
+    }
+
+    #[test]
+    fn equality_compares_the_variant_and_message_not_the_cause() {
+        let refused = || std::io::Error::other("refused");
+        assert_eq!(
+            StoreError::unavailable_from(refused()),
+            StoreError::unavailable("refused".into())
+        );
+        assert_ne!(
+            StoreError::unavailable_from(refused()),
+            StoreError::other_from(refused())
+        );
+        assert_ne!(StoreError::other("a".into()), StoreError::other("b".into()));
+        let cloned = StoreError::other_from(refused()).clone();
+        assert!(cloned.source().is_some(), "a clone keeps the cause");
     }
 }
 

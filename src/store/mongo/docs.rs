@@ -256,7 +256,7 @@ pub(super) fn bson_to_json(b: &Bson) -> Value {
 }
 
 fn malformed(collection: &str, field: &str) -> StoreError {
-    StoreError::Other(format!("malformed or missing {collection}.{field}"))
+    StoreError::other(format!("malformed or missing {collection}.{field}"))
 }
 
 /// An id field stored as an ObjectId (or, leniently, as 24 hex characters).
@@ -292,7 +292,7 @@ where
     match d.get_str(field) {
         Ok(s) => s
             .parse()
-            .map_err(|e| StoreError::Other(format!("{collection}.{field}: {e}"))),
+            .map_err(|e| StoreError::other_with(format!("{collection}.{field}: {e}"), e)),
         Err(_) => Ok(default),
     }
 }

@@ -346,7 +346,7 @@ impl ProjectStore for MongoStore {
     }
 
     async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()> {
-        let value = serde_json::to_string(rules).map_err(|e| StoreError::Other(e.to_string()))?;
+        let value = serde_json::to_string(rules).map_err(StoreError::other_from)?;
         let now = date(now_ms());
         // An upsert on the unique `key` (the server retries the duplicate-key race itself).
         self.coll(SETTINGS)
@@ -1058,7 +1058,7 @@ mod tests {
     async fn a_malformed_uri_is_an_error_not_a_panic() {
         assert!(matches!(
             MongoStore::connect("http://nope", None).await,
-            Err(StoreError::Other(_))
+            Err(StoreError::Other { .. })
         ));
     }
 

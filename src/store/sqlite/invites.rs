@@ -8,7 +8,7 @@ use sqlx::{Row, sqlite::SqliteRow};
 
 fn invite_from_row(r: &SqliteRow) -> StoreResult<Invite> {
     let id = |s: String| {
-        DocId::parse(&s).ok_or_else(|| StoreError::Other(format!("bad id in invites: {s}")))
+        DocId::parse(&s).ok_or_else(|| StoreError::other(format!("bad id in invites: {s}")))
     };
     let org: Option<String> = r.try_get("org_id").map_err(map_err)?;
     let scope = match org {

@@ -75,8 +75,9 @@ pub struct SqliteStore {
 }
 
 /// Maps driver errors onto the port's error type.
+/// The driver error stays the port error's `source`.
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
-    match &e {
+    let unavailable = match &e {
         sqlx::Error::Database(db) => {
             if db.is_unique_violation() {
                 return StoreError::Conflict(db.message().to_string());
@@ -85,11 +86,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 .code()
                 .and_then(|c| c.parse::<i32>().ok())
                 .map(|c| c & 0xff);
-            match primary {
-                // BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL, READONLY
-                Some(5 | 6 | 10 | 13 | 14 | 15 | 8) => StoreError::Unavailable(e.to_string()),
-                _ => StoreError::Other(e.to_string()),
-            }
+            // BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL, READONLY
+            matches!(primary, Some(5 | 6 | 10 | 13 | 14 | 15 | 8))
         }
         // `InvalidSavePointStatement` means a connection still thinks it is inside a failed
         // transaction; such connections are closed on release (see `open`), so this is passing.
@@ -97,8 +95,13 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::InvalidSavePointStatement => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Other(e.to_string()),
+        | sqlx::Error::InvalidSavePointStatement => true,
+        _ => false,
+    };
+    if unavailable {
+        StoreError::unavailable_from(e)
+    } else {
+        StoreError::other_from(e)
     }
 }
 
@@ -151,7 +154,7 @@ impl SqliteStore {
     /// Opens (creating when missing) the database file.
     pub async fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
         crate::fsutil::prepare_sqlite_file(path)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StoreError::unavailable_with(format!("{}: {e}", path.display()), e))?;
         let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -274,7 +277,7 @@ impl SqliteStore {
 fn project_from_row(r: &SqliteRow) -> StoreResult<Project> {
     let id = |col: &str| -> StoreResult<DocId> {
         let s: String = r.try_get(col).map_err(map_err)?;
-        DocId::parse(&s).ok_or_else(|| StoreError::Other(format!("bad id in projects.{col}: {s}")))
+        DocId::parse(&s).ok_or_else(|| StoreError::other(format!("bad id in projects.{col}: {s}")))
     };
     Ok(Project {
         id: id("id")?,
@@ -300,13 +303,13 @@ where
 {
     let s: String = r.try_get(col).map_err(map_err)?;
     s.parse()
-        .map_err(|e| StoreError::Other(format!("{stored_in}: {e}")))
+        .map_err(|e| StoreError::other_with(format!("{stored_in}: {e}"), e))
 }
 
 fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
     let id: String = r.try_get("id").map_err(map_err)?;
     Ok(User {
-        id: DocId::parse(&id).ok_or_else(|| StoreError::Other(format!("bad user id {id}")))?,
+        id: DocId::parse(&id).ok_or_else(|| StoreError::other(format!("bad user id {id}")))?,
         email: r.try_get("email").map_err(map_err)?,
         password_hash: r.try_get("password_hash").map_err(map_err)?,
         name: r.try_get("name").map_err(map_err)?,
@@ -402,7 +405,7 @@ impl ProjectStore for SqliteStore {
     }
 
     async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()> {
-        let value = serde_json::to_string(rules).map_err(|e| StoreError::Other(e.to_string()))?;
+        let value = serde_json::to_string(rules).map_err(StoreError::other_from)?;
         sqlx::query(
             "INSERT INTO global_settings (key, value, type, description, updated_at) VALUES (?, ?, 'json', ?, ?) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -834,7 +837,7 @@ fn org_from_row(r: &SqliteRow) -> StoreResult<Organization> {
     let id = |col: &str| -> StoreResult<DocId> {
         let s: String = r.try_get(col).map_err(map_err)?;
         DocId::parse(&s)
-            .ok_or_else(|| StoreError::Other(format!("bad id in organizations.{col}: {s}")))
+            .ok_or_else(|| StoreError::other(format!("bad id in organizations.{col}: {s}")))
     };
     Ok(Organization {
         id: id("id")?,
@@ -1040,7 +1043,7 @@ impl StoreAdmin for SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::other_with(format!("migration failed: {e}"), e))
     }
 
     async fn ping(&self) -> StoreResult<()> {
