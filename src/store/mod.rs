@@ -15,9 +15,11 @@ use crate::domain::{
         EventDetail, EventFilters, EventsReport, PageViewFilters, PageViewsReport, RecentPaging,
     },
     drop_rules::DropRules,
-    ids::DocId,
+    ids::{DocId, random_hex},
     model::{Channel, WriteBatch},
+    records::{fresh_api_keys, slugify},
     segment::SegmentFilters,
+    timestamp::now_ms,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -173,8 +175,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Projects, their keys and their per-project settings.
 #[async_trait]
 pub trait ProjectStore: Send + Sync {
-    /// Inserts a project with fresh `pk_`/`sk_` keys. Errors: `Conflict` if a key collides.
-    async fn create_project(&self, new: NewProject) -> StoreResult<Project>;
+    /// Inserts a project built by [`Project::new`]. Errors: `Conflict` if a key collides.
+    async fn insert_project(&self, project: &Project) -> StoreResult<()>;
+    /// Builds a project with fresh `pk_`/`sk_` keys ([`Project::new`]) and inserts it.
+    async fn create_project(&self, new: NewProject) -> StoreResult<Project> {
+        let project = Project::new(new, now_ms());
+        self.insert_project(&project).await?;
+        Ok(project)
+    }
     /// The project with this id, including soft-deleted ones (check `deleted_at`).
     async fn project(&self, id: DocId) -> StoreResult<Option<Project>>;
     /// Live (not soft-deleted) projects of an organization, newest first.
@@ -187,8 +195,19 @@ pub trait ProjectStore: Send + Sync {
     async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()>;
     /// Changes the editable fields. Errors: `NotFound` for an unknown or deleted project.
     async fn update_project(&self, id: DocId, update: &ProjectUpdate) -> StoreResult<Project>;
-    /// Replaces both keys with fresh ones; the old keys stop matching at once.
-    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project>;
+    /// Replaces both keys of a live project; the old keys stop matching at once.
+    /// Errors: `NotFound` for an unknown or deleted project.
+    async fn set_api_keys(
+        &self,
+        id: DocId,
+        public_api_key: &str,
+        secret_api_key: &str,
+    ) -> StoreResult<Project>;
+    /// Replaces both keys with fresh ones ([`fresh_api_keys`]).
+    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+        let (public, secret) = fresh_api_keys();
+        self.set_api_keys(id, &public, &secret).await
+    }
     /// Marks the project deleted (keys stop authenticating; data is kept).
     async fn soft_delete_project(&self, id: DocId) -> StoreResult<()>;
     /// Deletes the project's analytics documents and drop rules and resets its dropped counter.
@@ -220,19 +239,51 @@ pub trait ProjectStore: Send + Sync {
 /// Users, organizations and memberships (the part of saasbackend SuperInsights relied on).
 #[async_trait]
 pub trait AccountStore: Send + Sync {
-    /// Errors: `Conflict` when the (lower-cased) email is taken.
+    /// Inserts a user built by [`User::new`]. Errors: `Conflict` when the email is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    /// Builds a user ([`User::new`]: the email lower-cased) and inserts it.
+    /// Errors: `Conflict("email already registered")` when the email is taken.
     async fn create_user(
         &self,
         email: &str,
         password_hash: &str,
         name: Option<&str>,
         role: PlatformRole,
-    ) -> StoreResult<User>;
+    ) -> StoreResult<User> {
+        let user = User::new(email, password_hash, name, role, now_ms());
+        match self.insert_user(&user).await {
+            Err(StoreError::Conflict(_)) => {
+                Err(StoreError::Conflict("email already registered".into()))
+            }
+            inserted => inserted.map(|()| user),
+        }
+    }
     /// Looks the email up case-insensitively.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn count_users(&self) -> StoreResult<u64>;
-    /// Creates an active organization owned by `owner`; a unique slug is derived from the name.
-    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization>;
+    /// Inserts an organization built by [`Organization::new`]. Errors: `Conflict` when the slug
+    /// is taken.
+    async fn insert_org(&self, org: &Organization) -> StoreResult<()>;
+    /// Creates an active organization owned by `owner`; a unique slug is derived from the name
+    /// (the name's slug, else with a random suffix).
+    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization> {
+        let base = slugify(name);
+        for attempt in 0..8 {
+            let slug = if attempt == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{}", random_hex(3))
+            };
+            let org = Organization::new(name, slug, owner, now_ms());
+            match self.insert_org(&org).await {
+                Ok(()) => return Ok(org),
+                // The id is fresh, so a duplicate can only be the slug: try another.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict(format!("no free slug for {name:?}")))
+    }
     /// Adds (or reactivates) `user` in `org` with `role`.
     async fn add_member(&self, org: DocId, user: DocId, role: OrgRole) -> StoreResult<()>;
     /// The role of an active member, `None` when not a member.
@@ -688,22 +739,4 @@ impl Stores {
 /// The GlobalSetting key SuperInsights 1.x uses for a project's event drop rules.
 pub(crate) fn drop_rules_key(project_id: DocId) -> String {
     format!("PROJECT:{project_id}:INGESTION_DROP_EVENTS_V1")
-}
-
-/// A URL-safe slug from an organization name (`My Team!` → `my-team`).
-pub fn slugify(name: &str) -> String {
-    let mut slug = String::new();
-    for c in name.trim().chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.ends_with('-') && !slug.is_empty() {
-            slug.push('-');
-        }
-    }
-    let slug = slug.trim_end_matches('-').to_string();
-    if slug.is_empty() {
-        "workspace".into()
-    } else {
-        slug
-    }
 }

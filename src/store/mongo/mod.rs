@@ -21,14 +21,14 @@ mod scan;
 mod stats;
 
 use super::{
-    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, OrgRole, OrgStatus,
-    Organization, PlatformRole, Project, ProjectStore, ProjectUpdate, StatsReader, StoreAdmin,
-    StoreError, StoreResult, User, drop_rules_key, slugify,
+    AccountStore, EventWriter, KeyKind, KeyMatch, Member, OrgRole, OrgStatus, Organization,
+    PlatformRole, Project, ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError,
+    StoreResult, User, drop_rules_key,
 };
 use crate::domain::{
     analytics::{ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange},
     drop_rules::DropRules,
-    ids::{DocId, api_key, random_hex},
+    ids::DocId,
     model::{Channel, WriteBatch},
     timestamp::now_ms,
 };
@@ -269,25 +269,13 @@ fn matched(result: &UpdateResult) -> StoreResult<()> {
 
 #[async_trait]
 impl ProjectStore for MongoStore {
-    async fn create_project(&self, new: NewProject) -> StoreResult<Project> {
-        let project = Project {
-            id: DocId::new(),
-            name: new.name.trim().to_string(),
-            icon: new.icon,
-            environment: new.environment,
-            public_api_key: api_key("pk_"),
-            secret_api_key: api_key("sk_"),
-            data_retention_days: 90,
-            org_id: new.org_id,
-            created_at: now_ms(),
-            deleted_at: None,
-        };
+    async fn insert_project(&self, project: &Project) -> StoreResult<()> {
         self.coll(PROJECTS)
-            .insert_one(docs::project_doc(&project))
+            .insert_one(docs::project_doc(project))
             .await
             .map_err(map_err)?;
         self.remember_project(project.id);
-        Ok(project)
+        Ok(())
     }
 
     async fn project(&self, id: DocId) -> StoreResult<Option<Project>> {
@@ -376,12 +364,17 @@ impl ProjectStore for MongoStore {
         .await
     }
 
-    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+    async fn set_api_keys(
+        &self,
+        id: DocId,
+        public_api_key: &str,
+        secret_api_key: &str,
+    ) -> StoreResult<Project> {
         self.update_live_project(
             id,
             doc! {"$set": {
-                "publicApiKey": api_key("pk_"),
-                "secretApiKey": api_key("sk_"),
+                "publicApiKey": public_api_key,
+                "secretApiKey": secret_api_key,
                 "updatedAt": date(now_ms()),
             }},
         )
@@ -496,29 +489,12 @@ fn member_role_of(member: &Document) -> StoreResult<OrgRole> {
 
 #[async_trait]
 impl AccountStore for MongoStore {
-    async fn create_user(
-        &self,
-        email: &str,
-        password_hash: &str,
-        name: Option<&str>,
-        role: PlatformRole,
-    ) -> StoreResult<User> {
-        let user = User {
-            id: DocId::new(),
-            email: email.trim().to_lowercase(),
-            password_hash: password_hash.to_string(),
-            name: name.map(str::to_string),
-            role,
-            created_at: now_ms(),
-        };
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
         self.coll(USERS)
-            .insert_one(docs::user_doc(&user))
+            .insert_one(docs::user_doc(user))
             .await
-            .map_err(|e| match map_err(e) {
-                StoreError::Conflict(_) => StoreError::Conflict("email already registered".into()),
-                other => other,
-            })?;
-        Ok(user)
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
@@ -538,35 +514,12 @@ impl AccountStore for MongoStore {
             .map_err(map_err)
     }
 
-    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization> {
-        let base = slugify(name);
-        for attempt in 0..8 {
-            let slug = if attempt == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{}", random_hex(3))
-            };
-            let org = Organization {
-                id: DocId::new(),
-                name: name.trim().to_string(),
-                slug,
-                owner_user_id: owner,
-                status: OrgStatus::Active,
-                created_at: now_ms(),
-            };
-            let inserted = self
-                .coll(ORGANIZATIONS)
-                .insert_one(docs::org_doc(&org))
-                .await
-                .map_err(map_err);
-            match inserted {
-                Ok(_) => return Ok(org),
-                // The `_id` is fresh, so a duplicate can only be the slug: try another.
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Conflict(format!("no free slug for {name:?}")))
+    async fn insert_org(&self, org: &Organization) -> StoreResult<()> {
+        self.coll(ORGANIZATIONS)
+            .insert_one(docs::org_doc(org))
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn add_member(&self, org: DocId, user: DocId, role: OrgRole) -> StoreResult<()> {
@@ -1019,6 +972,7 @@ impl StoreAdmin for MongoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{domain::ids::random_hex, store::NewProject};
 
     async fn parsed(uri: &str) -> ClientOptions {
         ClientOptions::parse(uri).await.expect("valid test URI")

@@ -15,14 +15,14 @@ mod sessions;
 mod stats;
 
 use super::{
-    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, OrgRole, OrgStatus,
-    Organization, PlatformRole, Project, ProjectStore, ProjectUpdate, StatsReader, StoreAdmin,
-    StoreError, StoreResult, User, drop_rules_key, slugify,
+    AccountStore, EventWriter, KeyKind, KeyMatch, Member, OrgRole, OrgStatus, Organization,
+    PlatformRole, Project, ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError,
+    StoreResult, User, drop_rules_key,
 };
 use crate::domain::{
     analytics::{ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange},
     drop_rules::DropRules,
-    ids::{DocId, api_key, random_hex},
+    ids::DocId,
     model::{Channel, WriteBatch},
     timestamp::now_ms,
 };
@@ -320,20 +320,7 @@ fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
 
 #[async_trait]
 impl ProjectStore for SqliteStore {
-    async fn create_project(&self, new: NewProject) -> StoreResult<Project> {
-        let now = now_ms();
-        let project = Project {
-            id: DocId::new(),
-            name: new.name.trim().to_string(),
-            icon: new.icon,
-            environment: new.environment,
-            public_api_key: api_key("pk_"),
-            secret_api_key: api_key("sk_"),
-            data_retention_days: 90,
-            org_id: new.org_id,
-            created_at: now,
-            deleted_at: None,
-        };
+    async fn insert_project(&self, project: &Project) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO projects (id, name, icon, environment, public_api_key, secret_api_key, \
              data_retention_days, org_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -346,12 +333,12 @@ impl ProjectStore for SqliteStore {
         .bind(&project.secret_api_key)
         .bind(project.data_retention_days as i64)
         .bind(project.org_id.to_hex())
-        .bind(now)
-        .bind(now)
+        .bind(project.created_at)
+        .bind(project.created_at)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(project)
+        Ok(())
     }
 
     async fn project(&self, id: DocId) -> StoreResult<Option<Project>> {
@@ -441,12 +428,17 @@ impl ProjectStore for SqliteStore {
         self.project(id).await?.ok_or(StoreError::NotFound)
     }
 
-    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+    async fn set_api_keys(
+        &self,
+        id: DocId,
+        public_api_key: &str,
+        secret_api_key: &str,
+    ) -> StoreResult<Project> {
         let changed = sqlx::query(
             "UPDATE projects SET public_api_key = ?, secret_api_key = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
         )
-        .bind(api_key("pk_"))
-        .bind(api_key("sk_"))
+        .bind(public_api_key)
+        .bind(secret_api_key)
         .bind(now_ms())
         .bind(id.to_hex())
         .execute(&self.pool)
@@ -572,21 +564,7 @@ impl ProjectStore for SqliteStore {
 
 #[async_trait]
 impl AccountStore for SqliteStore {
-    async fn create_user(
-        &self,
-        email: &str,
-        password_hash: &str,
-        name: Option<&str>,
-        role: PlatformRole,
-    ) -> StoreResult<User> {
-        let user = User {
-            id: DocId::new(),
-            email: email.trim().to_lowercase(),
-            password_hash: password_hash.to_string(),
-            name: name.map(str::to_string),
-            role,
-            created_at: now_ms(),
-        };
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -599,11 +577,8 @@ impl AccountStore for SqliteStore {
         .bind(user.created_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| match map_err(e) {
-            StoreError::Conflict(_) => StoreError::Conflict("email already registered".into()),
-            other => other,
-        })?;
-        Ok(user)
+        .map_err(map_err)?;
+        Ok(())
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
@@ -623,42 +598,22 @@ impl AccountStore for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization> {
-        let base = slugify(name);
-        for attempt in 0..8 {
-            let slug = if attempt == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{}", random_hex(3))
-            };
-            let org = Organization {
-                id: DocId::new(),
-                name: name.trim().to_string(),
-                slug,
-                owner_user_id: owner,
-                status: OrgStatus::Active,
-                created_at: now_ms(),
-            };
-            let result = sqlx::query(
-                "INSERT INTO organizations (id, name, slug, owner_user_id, status, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, 'active', ?, ?)",
-            )
-            .bind(org.id.to_hex())
-            .bind(&org.name)
-            .bind(&org.slug)
-            .bind(owner.to_hex())
-            .bind(org.created_at)
-            .bind(org.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err);
-            match result {
-                Ok(_) => return Ok(org),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Conflict(format!("no free slug for {name:?}")))
+    async fn insert_org(&self, org: &Organization) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO organizations (id, name, slug, owner_user_id, status, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(org.id.to_hex())
+        .bind(&org.name)
+        .bind(&org.slug)
+        .bind(org.owner_user_id.to_hex())
+        .bind(org.status.as_str())
+        .bind(org.created_at)
+        .bind(org.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 
     async fn add_member(&self, org: DocId, user: DocId, role: OrgRole) -> StoreResult<()> {
