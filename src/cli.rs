@@ -152,7 +152,14 @@ async fn run(command: Command, config: Config) -> Result<(), CliError> {
             project,
         } => {
             let stores = Stores::open(&config).await.map_err(StartupError::from)?;
-            let p = accounts::provision(&stores, &email, &password, "admin", &project).await?;
+            let p = accounts::provision(
+                &stores,
+                &email,
+                &password,
+                crate::domain::records::PlatformRole::Admin,
+                &project,
+            )
+            .await?;
             println!("admin:          {}", p.user.email);
             println!("workspace:      {} ({})", p.org.name, p.org.id);
             print_project(&p.project);
@@ -238,7 +245,7 @@ async fn first_org_of(
         .map_err(StartupError::from)?;
     memberships
         .into_iter()
-        .find(|(_, role)| role == "owner")
+        .find(|(_, role)| *role == crate::domain::records::OrgRole::Owner)
         .map(|(org, _)| org.id)
         .ok_or_else(|| CliError::Other(format!("{} owns no workspace", user.email)))
 }

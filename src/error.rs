@@ -67,15 +67,31 @@ pub struct ErrorPageInfo {
 #[derive(Clone, Debug)]
 pub struct ErrorCause(pub String);
 
+/// `text`, then the text of each error down the `source` chain that `text` does not already say
+/// (a driver error's own text is usually the port error's message already).
+fn with_causes(mut text: String, mut source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    while let Some(e) = source {
+        let said = e.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = e.source();
+    }
+    text
+}
+
+/// The store error's causes go into the logged cause.
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> Self {
-        match e {
+        use std::error::Error;
+        match &e {
             crate::store::StoreError::NotFound => AppError::NotFound,
-            crate::store::StoreError::Unavailable(cause) => AppError::Unavailable {
-                cause,
+            crate::store::StoreError::Unavailable { message, .. } => AppError::Unavailable {
+                cause: with_causes(message.clone(), e.source()),
                 retry_after: 5,
             },
-            other => AppError::Internal(other.to_string()),
+            _ => AppError::Internal(with_causes(e.to_string(), e.source())),
         }
     }
 }
@@ -178,6 +194,41 @@ impl IntoResponse for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A driver-like error with a cause of its own.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Failure(&'static str, #[source] Option<Box<Failure>>);
+
+    #[test]
+    fn store_errors_convert_with_their_causes() {
+        use crate::store::StoreError;
+        let reset = Failure("pool closed", Some(Box::new(Failure("socket reset", None))));
+        match AppError::from(StoreError::unavailable_from(reset)) {
+            AppError::Unavailable { cause, retry_after } => {
+                assert_eq!(
+                    (cause.as_str(), retry_after),
+                    ("pool closed: socket reset", 5)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = Failure("no such column", None);
+        match AppError::from(StoreError::other_with("reading users", bad)) {
+            AppError::Internal(cause) => {
+                assert_eq!(cause, "store error: reading users: no such column");
+            }
+            other => panic!("{other:?}"),
+        }
+        match AppError::from(StoreError::other("bad id".into())) {
+            AppError::Internal(cause) => assert_eq!(cause, "store error: bad id"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            AppError::from(StoreError::NotFound),
+            AppError::NotFound
+        ));
+    }
 
     #[test]
     fn internal_errors_hide_the_cause_from_the_body() {

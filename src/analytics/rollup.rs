@@ -657,7 +657,7 @@ pub(crate) fn value_at_rank(hists: &[Hist], rank: u64) -> Option<f64> {
 }
 
 pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("rollup: {e}"))
+    StoreError::other(format!("rollup: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Plain types and pure logic shared by every layer: identifiers, the four analytics document
 //! kinds, timestamp parsing, error fingerprints, user-agent and bot detection, event drop rules,
-//! segment filters, the query parameters each analytics view takes, redirect targets.
+//! segment filters, the records the use cases handle (projects, users, organizations,
+//! invitations, jobs), the query parameters each analytics view takes, redirect targets.
 //! Nothing here performs IO.
 
 pub mod analytics;
@@ -10,6 +11,7 @@ pub mod ids;
 pub mod model;
 pub mod params;
 pub mod plausible;
+pub mod records;
 pub mod redirect;
 pub mod segment;
 pub mod timestamp;

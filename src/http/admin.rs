@@ -10,6 +10,7 @@ use super::{
     views::Shell,
 };
 use crate::{
+    domain::records::{OrgStatus, PlatformRole},
     error::AppError,
     runtime::rate_limit::namespaces,
     services::orgs::{self as svc, MemberError},
@@ -137,9 +138,15 @@ async fn hub(
     Ok(HubPage {
         shell: Shell::of(&auth),
         users: users.len(),
-        admins: users.iter().filter(|u| u.role == "admin").count(),
+        admins: users
+            .iter()
+            .filter(|u| u.role == PlatformRole::Admin)
+            .count(),
         orgs: orgs.len(),
-        disabled_orgs: orgs.iter().filter(|o| o.status != "active").count(),
+        disabled_orgs: orgs
+            .iter()
+            .filter(|o| o.status != OrgStatus::Active)
+            .count(),
         invites: invites.len(),
     }
     .into_response())
@@ -326,7 +333,7 @@ async fn render_users(
             is_you: u.id == auth.user.id,
             email: u.email,
             name: u.name.unwrap_or_default(),
-            role: u.role,
+            role: u.role.to_string(),
             created: day(u.created_at),
         })
         .collect();
@@ -386,7 +393,7 @@ async fn set_role(
     if result.is_ok() && user == auth.user.id {
         // Own privileges changed: new session id; a demoted admin leaves the admin area.
         session::rotate(&auth.session).await?;
-        let to = if role == "admin" {
+        let to = if role == PlatformRole::Admin {
             "/admin/users"
         } else {
             "/projects"
@@ -467,7 +474,7 @@ async fn platform_invite(
     headers: HeaderMap,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let role = svc::platform_role(form.get("role")).unwrap_or("user");
+    let role = svc::platform_role(form.get("role")).unwrap_or(PlatformRole::User);
     let email = form.get("email").unwrap_or_default();
     let result = svc::invite_to_platform(&state.stores, email, role, auth.user.id)
         .await
@@ -508,7 +515,7 @@ async fn render_orgs(
         orgs.push(OrgRow {
             id: o.id.to_hex(),
             members: state.stores.accounts.members(o.id).await?.len(),
-            active: o.status == "active",
+            active: o.status == OrgStatus::Active,
             created: day(o.created_at),
             name: o.name,
             slug: o.slug,
@@ -568,7 +575,7 @@ async fn create_org(
 async fn org_of(
     state: &AppState,
     form: &CsrfForm,
-) -> Result<Result<crate::store::Organization, MemberError>, AppError> {
+) -> Result<Result<crate::domain::records::Organization, MemberError>, AppError> {
     let id = id_field(form, "orgId")?;
     Ok(state
         .stores
@@ -600,7 +607,7 @@ async fn set_org_status(
     state: &AppState,
     auth: &AuthUser,
     form: &CsrfForm,
-    status: &str,
+    status: OrgStatus,
 ) -> Result<Response, AppError> {
     let result = match org_of(state, form).await? {
         Ok(org) => {
@@ -615,7 +622,7 @@ async fn set_org_status(
                 // The admin's own organizations changed (lost one, or regained one).
                 session::rotate(&auth.session).await?;
             }
-            Ok(if status == "active" {
+            Ok(if status == OrgStatus::Active {
                 format!("{} is enabled again.", org.name)
             } else {
                 format!("{} is disabled; its members lost access.", org.name)
@@ -631,7 +638,7 @@ async fn disable_org(
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    set_org_status(&state, &auth, &form, "disabled").await
+    set_org_status(&state, &auth, &form, OrgStatus::Disabled).await
 }
 
 async fn enable_org(
@@ -639,7 +646,7 @@ async fn enable_org(
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    set_org_status(&state, &auth, &form, "active").await
+    set_org_status(&state, &auth, &form, OrgStatus::Active).await
 }
 
 #[derive(Template, WebTemplate)]

@@ -205,7 +205,10 @@ async fn show_page(
         shell: Shell::of(&auth),
         base: format!("/projects/{}", access.project.id),
         section: "ai-analysis",
-        can_edit: matches!(access.role.as_str(), "owner" | "admin"),
+        can_edit: matches!(
+            access.role,
+            crate::domain::records::OrgRole::Owner | crate::domain::records::OrgRole::Admin
+        ),
         project: access.project,
         timeframes: &TIMEFRAMES,
         uses_model: state.ai.uses_model(),

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::{
     config::Config,
-    domain::redirect::redirect_target,
+    domain::{records::PlatformRole, redirect::redirect_target},
     error::AppError,
     runtime::rate_limit::namespaces,
     services::{
@@ -154,9 +154,9 @@ async fn register(
     let email = form.get("email").unwrap_or_default().to_string();
     // The first account ever becomes the platform admin.
     let role = if state.stores.accounts.count_users().await? == 0 {
-        "admin"
+        PlatformRole::Admin
     } else {
-        "user"
+        PlatformRole::User
     };
     match accounts::provision(
         &state.stores,

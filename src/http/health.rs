@@ -8,7 +8,7 @@
 //! logged). `/metrics` is the Prometheus text format, for loopback clients or a Bearer
 //! `METRICS_TOKEN`.
 
-use crate::{state::AppState, store::JobCounts};
+use crate::{domain::records::JobCounts, state::AppState};
 use axum::{
     Json, Router,
     extract::{ConnectInfo, State},

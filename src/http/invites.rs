@@ -9,10 +9,10 @@ use super::{
 };
 use crate::{
     domain::ids::DocId,
+    domain::records::Invite,
     error::AppError,
     services::orgs::{self as svc, Acceptance, InviteKind, MemberError},
     state::AppState,
-    store::Invite,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -108,7 +108,7 @@ async fn render(
         token: token.to_string(),
         email: invite.email.clone(),
         target,
-        role: invite.role.clone(),
+        role: invite.scope.role_str().to_string(),
         new_account: existing.is_none(),
         signed_in_as_invitee: existing.is_some_and(|u| Some(u.id) == me),
         name: name.to_string(),

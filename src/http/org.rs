@@ -8,12 +8,12 @@ use super::{
     views::Shell,
 };
 use crate::{
+    domain::records::Organization,
     domain::{ids::DocId, redirect::redirect_target, timestamp::now_ms},
     error::{AppError, ErrorPageInfo},
     runtime::rate_limit::namespaces,
     services::orgs::{self as svc, MemberError},
     state::AppState,
-    store::Organization,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -106,11 +106,11 @@ pub(super) struct InviteRow {
 }
 
 impl InviteRow {
-    pub(super) fn of(i: &crate::store::Invite) -> Self {
+    pub(super) fn of(i: &crate::domain::records::Invite) -> Self {
         Self {
             id: i.id.to_hex(),
             email: i.email.clone(),
-            role: i.role.clone(),
+            role: i.scope.role_str().to_string(),
             expires: minute(i.expires_at),
             expired: i.expires_at <= now_ms(),
         }
@@ -165,7 +165,7 @@ async fn render_users(
             is_you: m.user.id == auth.user.id,
             email: m.user.email,
             name: m.user.name.unwrap_or_default(),
-            role: m.role,
+            role: m.role.to_string(),
         })
         .collect();
     // Invitees' addresses are for the people who manage the organization.
@@ -183,7 +183,10 @@ async fn render_users(
     };
     Ok(UsersPage {
         shell: Shell::of(auth),
-        role: auth.role_in(org.id).unwrap_or_default(),
+        role: auth
+            .role_in(org.id)
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
         org,
         can_manage,
         members,
@@ -376,7 +379,7 @@ pub(super) struct PublicLinkRow {
 }
 
 impl PublicLinkRow {
-    pub(super) fn of(link: &crate::store::PublicLink) -> Self {
+    pub(super) fn of(link: &crate::domain::records::PublicLink) -> Self {
         let when = |ms: Option<i64>| ms.map(minute).unwrap_or_default();
         Self {
             project_id: link.project.id.to_hex(),

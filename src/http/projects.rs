@@ -9,6 +9,7 @@ use super::{
 };
 use crate::{
     domain::ids::DocId,
+    domain::records::{NewProject, OrgRole, Project},
     error::AppError,
     services::{
         orgs::{self, MemberError},
@@ -16,7 +17,6 @@ use crate::{
         public_links,
     },
     state::AppState,
-    store::{NewProject, Project},
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -63,7 +63,7 @@ pub fn router() -> Router<AppState> {
 /// A project the signed-in user may open, with their role in it.
 pub struct ProjectAccess {
     pub project: Project,
-    pub role: String,
+    pub role: OrgRole,
 }
 
 impl ProjectAccess {
@@ -84,8 +84,8 @@ impl ProjectAccess {
     }
 
     /// 403 unless the role is one of `roles`.
-    pub fn require(&self, roles: &[&str]) -> Result<(), AppError> {
-        if roles.contains(&self.role.as_str()) {
+    pub fn require(&self, roles: &[OrgRole]) -> Result<(), AppError> {
+        if roles.contains(&self.role) {
             Ok(())
         } else {
             Err(AppError::Forbidden(format!(
@@ -96,8 +96,8 @@ impl ProjectAccess {
     }
 }
 
-const EDITORS: &[&str] = &["owner", "admin"];
-const OWNERS: &[&str] = &["owner"];
+const EDITORS: &[OrgRole] = &[OrgRole::Owner, OrgRole::Admin];
+const OWNERS: &[OrgRole] = &[OrgRole::Owner];
 
 #[derive(Template, WebTemplate)]
 #[template(path = "projects/list.html")]
@@ -120,7 +120,7 @@ struct NewPage {
 struct SettingsPage {
     shell: Shell,
     project: Project,
-    role: String,
+    role: OrgRole,
     is_owner: bool,
     form: ProjectForm,
     snippet: String,
@@ -215,7 +215,7 @@ async fn render_settings(
         .members(p.org_id)
         .await?
         .into_iter()
-        .map(|m| (m.user.email, m.role, m.user.id.to_hex()))
+        .map(|m| (m.user.email, m.role.to_string(), m.user.id.to_hex()))
         .collect();
     // Without a trusted address the snippet says so instead of guessing from the Host header.
     let base = super::links::base_url(&state.config, headers)
@@ -247,8 +247,8 @@ async fn render_settings(
             environment: p.environment.clone(),
             data_retention_days: p.data_retention_days.to_string(),
         }),
-        is_owner: access.role == "owner",
-        role: access.role.clone(),
+        is_owner: access.role == OrgRole::Owner,
+        role: access.role,
         snippet,
         whitelist: rules.mode == crate::domain::drop_rules::DropMode::Whitelist,
         rules,
@@ -268,7 +268,7 @@ async fn list_projects(
 ) -> Result<Response, AppError> {
     let org = auth.require_org()?;
     let projects = state.stores.projects.projects_of_org(org.id).await?;
-    let can_create = auth.role_in(org.id).as_deref() == Some("owner") || auth.is_admin();
+    let can_create = auth.role_in(org.id) == Some(OrgRole::Owner) || auth.is_admin();
     Ok(ListPage {
         shell: Shell::of(&auth),
         projects,
@@ -451,9 +451,9 @@ async fn add_user(
     let access = ProjectAccess::check(&state, &auth, &id).await?;
     access.require(EDITORS)?;
     let role = match form.get("role") {
-        Some("owner") if access.role == "owner" => "owner",
-        Some("admin") => "admin",
-        _ => "viewer",
+        Some("owner") if access.role == OrgRole::Owner => OrgRole::Owner,
+        Some("admin") => OrgRole::Admin,
+        _ => OrgRole::Viewer,
     };
     let email = form.get("email").unwrap_or_default();
     let org = access.project.org_id;

@@ -6,9 +6,9 @@
 
 use crate::{
     domain::ids::{DocId, random_hex},
+    domain::records::{OrgRole, Organization, PlatformRole, User},
     error::AppError,
     state::AppState,
-    store::{Organization, User},
 };
 use axum::{
     extract::{FromRef, FromRequest, FromRequestParts, Request},
@@ -85,7 +85,7 @@ pub struct AuthUser {
     pub user: User,
     pub session: Session,
     /// Active memberships in active organizations, with the role.
-    pub memberships: Vec<(Organization, String)>,
+    pub memberships: Vec<(Organization, OrgRole)>,
     pub current_org: Option<Organization>,
     pub csrf: String,
 }
@@ -93,26 +93,26 @@ pub struct AuthUser {
 impl AuthUser {
     /// Platform admins pass every organization check.
     pub fn is_admin(&self) -> bool {
-        self.user.role == "admin"
+        self.user.role == PlatformRole::Admin
     }
 
     /// The user's role in `org`: the membership role, except that platform admins count as at
     /// least `admin` everywhere (an owner stays `owner`).
-    pub fn role_in(&self, org: DocId) -> Option<String> {
+    pub fn role_in(&self, org: DocId) -> Option<OrgRole> {
         let member = self
             .memberships
             .iter()
             .find(|(o, _)| o.id == org)
-            .map(|(_, r)| r.clone());
+            .map(|(_, r)| *r);
         match member {
-            Some(role) if role == "owner" => Some(role),
-            _ if self.is_admin() => Some("admin".into()),
+            Some(OrgRole::Owner) => Some(OrgRole::Owner),
+            _ if self.is_admin() => Some(OrgRole::Admin),
             other => other,
         }
     }
 
     /// Role in the current organization.
-    pub fn current_role(&self) -> Option<String> {
+    pub fn current_role(&self) -> Option<OrgRole> {
         self.current_org.as_ref().and_then(|o| self.role_in(o.id))
     }
 
@@ -129,7 +129,7 @@ impl AuthUser {
     /// 403 unless the user owns the current organization (or is a platform admin).
     pub fn require_org_owner(&self) -> Result<&Organization, AppError> {
         let org = self.require_org()?;
-        if self.is_admin() || self.role_in(org.id).as_deref() == Some("owner") {
+        if self.is_admin() || self.role_in(org.id) == Some(OrgRole::Owner) {
             Ok(org)
         } else {
             Err(AppError::Forbidden(

@@ -369,7 +369,7 @@ mod tests {
             .await
             .unwrap();
         let w = Recorder::default();
-        *w.fail_with.lock().unwrap() = Some(StoreError::Unavailable("down".into()));
+        *w.fail_with.lock().unwrap() = Some(StoreError::unavailable("down".into()));
         let r = spool.drain(&w).await.unwrap();
         assert_eq!((r.drained, r.requeued, r.dead), (0, 3, 0));
         assert!(
@@ -395,7 +395,7 @@ mod tests {
             .write_all(b"{corrupt\n")
             .unwrap();
         let w = Recorder::default();
-        *w.fail_with.lock().unwrap() = Some(StoreError::Other("bad doc".into()));
+        *w.fail_with.lock().unwrap() = Some(StoreError::other("bad doc".into()));
         for attempt in 1..MAX_ATTEMPTS {
             let r = spool.drain(&w).await.unwrap();
             assert_eq!(r.requeued, 1, "attempt {attempt}");
@@ -432,7 +432,7 @@ mod tests {
         }
         async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
             if self.bad.lock().unwrap().contains(&batch.batch_id) {
-                return Err(StoreError::Unavailable("connection closed".into()));
+                return Err(StoreError::unavailable("connection closed".into()));
             }
             self.stored.lock().unwrap().push(batch.batch_id);
             Ok(true)

@@ -2,7 +2,8 @@
 //! [`provision`]: a user, a workspace named after the email, an owner membership and a first
 //! project. New passwords use argon2id; bcrypt hashes written by SuperInsights 1.x still verify.
 
-use crate::store::{NewProject, Organization, Project, StoreError, Stores, User};
+use crate::domain::records::{NewProject, OrgRole, Organization, PlatformRole, Project, User};
+use crate::store::{StoreError, Stores};
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
     password_hash::{SaltString, rand_core::OsRng},
@@ -141,13 +142,13 @@ pub fn validate_email(email: &str) -> Result<String, ProvisionError> {
     }
 }
 
-/// Creates a user with `role` (`admin` or `user`), the workspace `<local part>'s Workspace`, an
+/// Creates a user with the platform `role`, the workspace `<local part>'s Workspace`, an
 /// owner membership and the project `project_name`.
 pub async fn provision(
     stores: &Stores,
     email: &str,
     password: &str,
-    role: &str,
+    role: PlatformRole,
     project_name: &str,
 ) -> Result<Provisioned, ProvisionError> {
     provision_named(stores, email, password, None, role, project_name).await
@@ -159,7 +160,7 @@ pub async fn provision_named(
     email: &str,
     password: &str,
     name: Option<&str>,
-    role: &str,
+    role: PlatformRole,
     project_name: &str,
 ) -> Result<Provisioned, ProvisionError> {
     let email = validate_email(email)?;
@@ -177,7 +178,10 @@ pub async fn provision_named(
         .accounts
         .create_org(&format!("{local}'s Workspace"), user.id)
         .await?;
-    stores.accounts.add_member(org.id, user.id, "owner").await?;
+    stores
+        .accounts
+        .add_member(org.id, user.id, OrgRole::Owner)
+        .await?;
     let project = stores
         .projects
         .create_project(NewProject::named(project_name, org.id))
@@ -207,22 +211,21 @@ mod tests {
             &stores,
             " Ada@Example.com ",
             "correct horse",
-            "admin",
+            PlatformRole::Admin,
             "My First Project",
         )
         .await
         .unwrap();
         assert_eq!(p.user.email, "ada@example.com");
-        assert_eq!(p.user.role, "admin");
+        assert_eq!(p.user.role, PlatformRole::Admin);
         assert_eq!(p.org.name, "ada's Workspace");
         assert_eq!(
             stores
                 .accounts
                 .member_role(p.org.id, p.user.id)
                 .await
-                .unwrap()
-                .as_deref(),
-            Some("owner")
+                .unwrap(),
+            Some(OrgRole::Owner)
         );
         assert_eq!(p.project.org_id, p.org.id);
         assert!(verify_password("correct horse", &p.user.password_hash).await);
@@ -236,7 +239,7 @@ mod tests {
         let legacy = bcrypt::hash("old-password", 4).unwrap();
         let user = stores
             .accounts
-            .create_user("legacy@example.com", &legacy, None, "user")
+            .create_user("legacy@example.com", &legacy, None, PlatformRole::User)
             .await
             .unwrap();
         assert!(
@@ -288,18 +291,18 @@ mod tests {
     async fn provision_rejects_bad_input_and_duplicates() {
         let (_dir, stores) = stores().await;
         assert!(matches!(
-            provision(&stores, "nope", "longenough", "user", "P").await,
+            provision(&stores, "nope", "longenough", PlatformRole::User, "P").await,
             Err(ProvisionError::Invalid(_))
         ));
         assert!(matches!(
-            provision(&stores, "a@b.co", "short", "user", "P").await,
+            provision(&stores, "a@b.co", "short", PlatformRole::User, "P").await,
             Err(ProvisionError::Invalid(_))
         ));
-        provision(&stores, "a@b.co", "longenough", "user", "P")
+        provision(&stores, "a@b.co", "longenough", PlatformRole::User, "P")
             .await
             .unwrap();
         assert!(matches!(
-            provision(&stores, "A@B.co", "longenough", "user", "P").await,
+            provision(&stores, "A@B.co", "longenough", PlatformRole::User, "P").await,
             Err(ProvisionError::EmailTaken)
         ));
         assert_eq!(stores.accounts.count_users().await.unwrap(), 1);

@@ -261,7 +261,7 @@ mod tests {
             &stores,
             "d@example.com",
             "password1",
-            "user",
+            crate::domain::records::PlatformRole::User,
             "Demo",
         )
         .await

@@ -6,13 +6,16 @@
 use crate::{
     domain::{
         ids::{DocId, random_hex},
+        records::{
+            Invite, InviteScope, InviteStatus, OrgRole, OrgStatus, Organization, PlatformRole, User,
+        },
         timestamp::now_ms,
     },
     services::{
         accounts::{self, ProvisionError},
         sentence_case,
     },
-    store::{Invite, Organization, StoreError, Stores, User},
+    store::{StoreError, Stores},
 };
 
 /// Why a membership change was refused; the text is shown to the user.
@@ -55,22 +58,19 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Organization roles the UI assigns. Anything else becomes `viewer`, as in SuperInsights 1.x.
-pub fn org_role(input: Option<&str>) -> &'static str {
+/// Organization roles the UI assigns (`owner`, `admin`). Anything else becomes `viewer`, as in
+/// SuperInsights 1.x.
+pub fn org_role(input: Option<&str>) -> OrgRole {
     match input {
-        Some("owner") => "owner",
-        Some("admin") => "admin",
-        _ => "viewer",
+        Some("owner") => OrgRole::Owner,
+        Some("admin") => OrgRole::Admin,
+        _ => OrgRole::Viewer,
     }
 }
 
 /// Platform roles: `admin` or `user`; `None` for anything else.
-pub fn platform_role(input: Option<&str>) -> Option<&'static str> {
-    match input {
-        Some("admin") => Some("admin"),
-        Some("user") => Some("user"),
-        _ => None,
-    }
+pub fn platform_role(input: Option<&str>) -> Option<PlatformRole> {
+    input.and_then(|r| r.parse().ok())
 }
 
 /// Token prefixes: organization invites `inv_`, platform invites `pinv_` (then 48 hex digits).
@@ -83,7 +83,7 @@ pub async fn add_existing(
     stores: &Stores,
     org: DocId,
     email: &str,
-    role: &str,
+    role: OrgRole,
 ) -> Result<User, MemberError> {
     let email = accounts::validate_email(email)?;
     let user = stores
@@ -115,7 +115,7 @@ async fn live_invite_for(
         if invite.expires_at <= now {
             stores
                 .invites
-                .set_invite_status(invite.id, "expired")
+                .set_invite_status(invite.id, InviteStatus::Expired)
                 .await?;
             continue;
         }
@@ -126,32 +126,24 @@ async fn live_invite_for(
 
 async fn create_invite(
     stores: &Stores,
-    org: Option<DocId>,
+    scope: InviteScope,
     email: String,
-    role: &str,
     by: DocId,
 ) -> Result<String, MemberError> {
-    let prefix = if org.is_some() {
-        ORG_TOKEN_PREFIX
-    } else {
-        PLATFORM_TOKEN_PREFIX
+    let prefix = match scope {
+        InviteScope::Org { .. } => ORG_TOKEN_PREFIX,
+        InviteScope::Platform { .. } => PLATFORM_TOKEN_PREFIX,
     };
     let token = format!("{prefix}{}", random_hex(24));
-    let now = now_ms();
-    stores
-        .invites
-        .create_invite(&Invite {
-            id: DocId::new(),
-            email,
-            token_hash: token_hash(&token),
-            org_id: org,
-            role: role.to_string(),
-            status: "pending".into(),
-            created_by: by,
-            expires_at: now + INVITE_TTL_MS,
-            created_at: now,
-        })
-        .await?;
+    let invite = Invite::new(
+        scope,
+        email,
+        token_hash(&token),
+        by,
+        now_ms(),
+        INVITE_TTL_MS,
+    );
+    stores.invites.create_invite(&invite).await?;
     Ok(token)
 }
 
@@ -161,7 +153,7 @@ pub async fn invite_to_org(
     stores: &Stores,
     org: DocId,
     email: &str,
-    role: &str,
+    role: OrgRole,
     by: DocId,
 ) -> Result<String, MemberError> {
     let email = accounts::validate_email(email)?;
@@ -177,7 +169,7 @@ pub async fn invite_to_org(
             "An invite for {email} is already pending"
         )));
     }
-    create_invite(stores, Some(org), email, role, by).await
+    create_invite(stores, InviteScope::Org { org_id: org, role }, email, by).await
 }
 
 /// Invites `email` to the platform with `role` (`user|admin`) for 7 days; returns the token.
@@ -185,7 +177,7 @@ pub async fn invite_to_org(
 pub async fn invite_to_platform(
     stores: &Stores,
     email: &str,
-    role: &str,
+    role: PlatformRole,
     by: DocId,
 ) -> Result<String, MemberError> {
     let email = accounts::validate_email(email)?;
@@ -199,7 +191,7 @@ pub async fn invite_to_platform(
             "An invite for {email} is already pending"
         )));
     }
-    create_invite(stores, None, email, role, by).await
+    create_invite(stores, InviteScope::Platform { role }, email, by).await
 }
 
 /// Revokes a pending invite of `org` (`None`: the platform). Errors: no such pending invite there.
@@ -217,7 +209,7 @@ pub async fn revoke_invite(
         .ok_or_else(|| MemberError::NotFound("No such pending invite.".into()))?;
     stores
         .invites
-        .set_invite_status(found.id, "revoked")
+        .set_invite_status(found.id, InviteStatus::Revoked)
         .await?;
     Ok(found)
 }
@@ -228,16 +220,16 @@ pub async fn set_member_role(
     stores: &Stores,
     org: DocId,
     user: DocId,
-    role: &str,
+    role: OrgRole,
 ) -> Result<(), MemberError> {
     let members = stores.accounts.members(org).await?;
     let target = members
         .iter()
         .find(|m| m.user.id == user)
         .ok_or_else(|| MemberError::NotFound("That user is not a member.".into()))?;
-    if target.role == "owner"
-        && role != "owner"
-        && members.iter().filter(|m| m.role == "owner").count() == 1
+    if target.role == OrgRole::Owner
+        && role != OrgRole::Owner
+        && members.iter().filter(|m| m.role == OrgRole::Owner).count() == 1
     {
         return Err(MemberError::Forbidden(
             "The last owner cannot be demoted. Make someone else an owner first.".into(),
@@ -265,7 +257,9 @@ pub async fn remove_from_org(
         .iter()
         .find(|m| m.user.id == user)
         .ok_or_else(|| MemberError::NotFound("That user is not a member.".into()))?;
-    if target.role == "owner" && members.iter().filter(|m| m.role == "owner").count() == 1 {
+    if target.role == OrgRole::Owner
+        && members.iter().filter(|m| m.role == OrgRole::Owner).count() == 1
+    {
         return Err(MemberError::Forbidden(
             "The last owner cannot be removed.".into(),
         ));
@@ -299,10 +293,10 @@ pub async fn open_invite(
         .invite_by_token_hash(&token_hash(token))
         .await?
         .ok_or_else(not_found)?;
-    if (kind == InviteKind::Org) != invite.org_id.is_some() {
+    if (kind == InviteKind::Org) != invite.org_id().is_some() {
         return Err(not_found());
     }
-    if invite.status != "pending" {
+    if invite.status != InviteStatus::Pending {
         return Err(MemberError::Invalid(format!(
             "This invite is no longer valid (it was {}).",
             invite.status
@@ -311,7 +305,7 @@ pub async fn open_invite(
     if invite.expires_at <= now_ms() {
         stores
             .invites
-            .set_invite_status(invite.id, "expired")
+            .set_invite_status(invite.id, InviteStatus::Expired)
             .await?;
         return Err(MemberError::Invalid(
             "This invite has expired. Ask for a new one.".into(),
@@ -322,13 +316,14 @@ pub async fn open_invite(
 
 /// The organization an org invite is for, if it is still active.
 pub async fn invite_org(stores: &Stores, invite: &Invite) -> Result<Organization, MemberError> {
-    let org = match invite.org_id {
+    let org = match invite.org_id() {
         Some(id) => stores.accounts.org(id).await?,
         None => None,
     };
-    org.filter(|o| o.status == "active").ok_or_else(|| {
-        MemberError::Invalid("The organization of this invite is no longer active.".into())
-    })
+    org.filter(|o| o.status == OrgStatus::Active)
+        .ok_or_else(|| {
+            MemberError::Invalid("The organization of this invite is no longer active.".into())
+        })
 }
 
 /// Who is accepting: the signed-in user (if any) and what the form sent.
@@ -382,6 +377,12 @@ pub async fn accept_org_invite(
     who: Acceptance<'_>,
 ) -> Result<(User, Organization), MemberError> {
     let org = invite_org(stores, invite).await?;
+    // `invite_org` found the organization, so this is an organization invite.
+    let InviteScope::Org { role, .. } = invite.scope else {
+        return Err(MemberError::Invalid(
+            "The organization of this invite is no longer active.".into(),
+        ));
+    };
     let user = match confirm_existing(stores, invite, &who).await? {
         Some(user) => {
             if stores
@@ -399,15 +400,15 @@ pub async fn accept_org_invite(
         None => {
             let name = display_name(who.name)?;
             accounts::check_new_password(who.password)?;
-            let role = if stores.accounts.count_users().await? == 0 {
-                "admin"
+            let platform_role = if stores.accounts.count_users().await? == 0 {
+                PlatformRole::Admin
             } else {
-                "user"
+                PlatformRole::User
             };
             let hash = accounts::hash_password(who.password).await?;
             match stores
                 .accounts
-                .create_user(&invite.email, &hash, name.as_deref(), role)
+                .create_user(&invite.email, &hash, name.as_deref(), platform_role)
                 .await
             {
                 Err(StoreError::Conflict(_)) => return Err(ProvisionError::EmailTaken.into()),
@@ -415,13 +416,10 @@ pub async fn accept_org_invite(
             }
         }
     };
-    stores
-        .accounts
-        .add_member(org.id, user.id, &invite.role)
-        .await?;
+    stores.accounts.add_member(org.id, user.id, role).await?;
     stores
         .invites
-        .set_invite_status(invite.id, "accepted")
+        .set_invite_status(invite.id, InviteStatus::Accepted)
         .await?;
     Ok((user, org))
 }
@@ -436,11 +434,18 @@ pub async fn accept_platform_invite(
     invite: &Invite,
     who: Acceptance<'_>,
 ) -> Result<(User, Option<DocId>), MemberError> {
+    let invited = match invite.scope {
+        InviteScope::Platform { role } => role,
+        InviteScope::Org { .. } => PlatformRole::User,
+    };
     let result = match confirm_existing(stores, invite, &who).await? {
         Some(mut user) => {
-            if invite.role == "admin" && user.role != "admin" {
-                stores.accounts.set_user_role(user.id, "admin").await?;
-                user.role = "admin".into();
+            if invited == PlatformRole::Admin && user.role != PlatformRole::Admin {
+                stores
+                    .accounts
+                    .set_user_role(user.id, PlatformRole::Admin)
+                    .await?;
+                user.role = PlatformRole::Admin;
             }
             let org = stores
                 .accounts
@@ -453,9 +458,9 @@ pub async fn accept_platform_invite(
         None => {
             let name = display_name(who.name)?;
             let role = if stores.accounts.count_users().await? == 0 {
-                "admin"
+                PlatformRole::Admin
             } else {
-                platform_role(Some(&invite.role)).unwrap_or("user")
+                invited
             };
             let created = accounts::provision_named(
                 stores,
@@ -471,7 +476,7 @@ pub async fn accept_platform_invite(
     };
     stores
         .invites
-        .set_invite_status(invite.id, "accepted")
+        .set_invite_status(invite.id, InviteStatus::Accepted)
         .await?;
     Ok(result)
 }
@@ -481,14 +486,17 @@ pub async fn accept_platform_invite(
 pub async fn set_platform_role(
     stores: &Stores,
     user: DocId,
-    role: &str,
+    role: PlatformRole,
 ) -> Result<User, MemberError> {
     let target = stores
         .accounts
         .user(user)
         .await?
         .ok_or_else(|| MemberError::NotFound("User not found.".into()))?;
-    if target.role == "admin" && role != "admin" && admin_count(stores).await? == 1 {
+    if target.role == PlatformRole::Admin
+        && role != PlatformRole::Admin
+        && admin_count(stores).await? == 1
+    {
         return Err(MemberError::Forbidden(
             "The last platform admin cannot be demoted.".into(),
         ));
@@ -503,7 +511,7 @@ async fn admin_count(stores: &Stores) -> Result<usize, MemberError> {
         .list_users()
         .await?
         .iter()
-        .filter(|u| u.role == "admin")
+        .filter(|u| u.role == PlatformRole::Admin)
         .count())
 }
 
@@ -539,7 +547,7 @@ pub async fn delete_user(stores: &Stores, actor: DocId, user: DocId) -> Result<U
         .user(user)
         .await?
         .ok_or_else(|| MemberError::NotFound("User not found.".into()))?;
-    if target.role == "admin" && admin_count(stores).await? == 1 {
+    if target.role == PlatformRole::Admin && admin_count(stores).await? == 1 {
         return Err(MemberError::Invalid(
             "The last platform admin cannot be deleted.".into(),
         ));
@@ -556,7 +564,10 @@ pub async fn create_org(
 ) -> Result<Organization, MemberError> {
     let name = org_name(name)?;
     let org = stores.accounts.create_org(&name, creator).await?;
-    stores.accounts.add_member(org.id, creator, "owner").await?;
+    stores
+        .accounts
+        .add_member(org.id, creator, OrgRole::Owner)
+        .await?;
     Ok(org)
 }
 
@@ -591,29 +602,44 @@ mod tests {
 
     #[test]
     fn roles_are_normalised() {
-        assert_eq!(org_role(Some("owner")), "owner");
-        assert_eq!(org_role(Some("admin")), "admin");
-        assert_eq!(org_role(Some("member")), "viewer");
-        assert_eq!(org_role(None), "viewer");
-        assert_eq!(platform_role(Some("admin")), Some("admin"));
+        assert_eq!(org_role(Some("owner")), OrgRole::Owner);
+        assert_eq!(org_role(Some("admin")), OrgRole::Admin);
+        assert_eq!(org_role(Some("member")), OrgRole::Viewer);
+        assert_eq!(org_role(None), OrgRole::Viewer);
+        assert_eq!(platform_role(Some("admin")), Some(PlatformRole::Admin));
+        assert_eq!(platform_role(Some("user")), Some(PlatformRole::User));
         assert_eq!(platform_role(Some("viewer")), None);
+        assert_eq!(platform_role(None), None);
     }
 
     #[tokio::test]
     async fn invites_are_hashed_unique_per_email_and_expire_lazily() {
         let (_dir, stores) = stores().await;
-        let owner = accounts::provision(&stores, "o@x.io", "password-1", "user", "P")
+        let owner = accounts::provision(&stores, "o@x.io", "password-1", PlatformRole::User, "P")
             .await
             .unwrap();
-        let token = invite_to_org(&stores, owner.org.id, "New@X.io", "viewer", owner.user.id)
-            .await
-            .unwrap();
+        let token = invite_to_org(
+            &stores,
+            owner.org.id,
+            "New@X.io",
+            OrgRole::Viewer,
+            owner.user.id,
+        )
+        .await
+        .unwrap();
         assert!(
             token.starts_with("inv_") && token.len() == 4 + 48,
             "{token}"
         );
         assert!(matches!(
-            invite_to_org(&stores, owner.org.id, "new@x.io", "viewer", owner.user.id).await,
+            invite_to_org(
+                &stores,
+                owner.org.id,
+                "new@x.io",
+                OrgRole::Viewer,
+                owner.user.id
+            )
+            .await,
             Err(MemberError::Conflict(_))
         ));
         let invite = open_invite(&stores, Some(&token), InviteKind::Org)
@@ -638,9 +664,11 @@ mod tests {
                 id: DocId::new(),
                 email: "late@x.io".into(),
                 token_hash: token_hash(stale),
-                org_id: Some(owner.org.id),
-                role: "viewer".into(),
-                status: "pending".into(),
+                scope: InviteScope::Org {
+                    org_id: owner.org.id,
+                    role: OrgRole::Viewer,
+                },
+                status: InviteStatus::Pending,
                 created_by: owner.user.id,
                 expires_at: now_ms() - 1,
                 created_at: now_ms() - INVITE_TTL_MS,
@@ -657,24 +685,30 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(marked.status, "expired");
-        invite_to_org(&stores, owner.org.id, "late@x.io", "viewer", owner.user.id)
-            .await
-            .unwrap();
+        assert_eq!(marked.status, InviteStatus::Expired);
+        invite_to_org(
+            &stores,
+            owner.org.id,
+            "late@x.io",
+            OrgRole::Viewer,
+            owner.user.id,
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
     async fn last_owner_and_last_admin_are_protected() {
         let (_dir, stores) = stores().await;
-        let a = accounts::provision(&stores, "a@x.io", "password-1", "admin", "P")
+        let a = accounts::provision(&stores, "a@x.io", "password-1", PlatformRole::Admin, "P")
             .await
             .unwrap();
-        let b = accounts::provision(&stores, "b@x.io", "password-1", "user", "P")
+        let b = accounts::provision(&stores, "b@x.io", "password-1", PlatformRole::User, "P")
             .await
             .unwrap();
         let org = a.org.id;
         assert!(matches!(
-            set_member_role(&stores, org, a.user.id, "viewer").await,
+            set_member_role(&stores, org, a.user.id, OrgRole::Viewer).await,
             Err(MemberError::Forbidden(_))
         ));
         assert!(matches!(
@@ -685,21 +719,23 @@ mod tests {
             remove_from_org(&stores, org, b.user.id, a.user.id).await,
             Err(MemberError::Forbidden(_))
         ));
-        add_existing(&stores, org, "b@x.io", "owner").await.unwrap();
+        add_existing(&stores, org, "b@x.io", OrgRole::Owner)
+            .await
+            .unwrap();
         assert!(matches!(
-            add_existing(&stores, org, "b@x.io", "owner").await,
+            add_existing(&stores, org, "b@x.io", OrgRole::Owner).await,
             Err(MemberError::Conflict(_))
         ));
         assert!(matches!(
-            add_existing(&stores, org, "nobody@x.io", "owner").await,
+            add_existing(&stores, org, "nobody@x.io", OrgRole::Owner).await,
             Err(MemberError::NotFound(_))
         ));
-        set_member_role(&stores, org, a.user.id, "viewer")
+        set_member_role(&stores, org, a.user.id, OrgRole::Viewer)
             .await
             .unwrap();
 
         assert!(matches!(
-            set_platform_role(&stores, a.user.id, "user").await,
+            set_platform_role(&stores, a.user.id, PlatformRole::User).await,
             Err(MemberError::Forbidden(_))
         ));
         assert!(matches!(

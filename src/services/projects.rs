@@ -4,13 +4,14 @@
 //! `services::orgs`.)
 
 use crate::{
+    domain::records::{Project, ProjectUpdate},
     domain::{
         drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
         ids::DocId,
     },
     ingest::keys::KeyCache,
     runtime::cache::DashboardCache,
-    store::{Project, ProjectStore, ProjectUpdate, StoreResult},
+    store::{ProjectStore, StoreResult},
 };
 
 /// Changes to a project that cached state depends on. Each one writes the store, then drops

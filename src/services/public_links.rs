@@ -4,13 +4,14 @@
 //! token); the raw token is returned once, when it is made, and never again.
 
 use crate::{
+    domain::records::{Project, PublicLink},
     domain::{
         ids::{DocId, random_hex},
         timestamp::now_ms,
     },
     error::AppError,
     state::AppState,
-    store::{Project, PublicLink, StoreError, Stores},
+    store::{StoreError, Stores},
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

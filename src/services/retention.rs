@@ -55,7 +55,7 @@ mod tests {
             &stores,
             "r@example.com",
             "password1",
-            "user",
+            crate::domain::records::PlatformRole::User,
             "P",
         )
         .await

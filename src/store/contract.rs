@@ -2,7 +2,10 @@
 //! its own test against each backend (SQLite always; MongoDB when
 //! `SUPERINSIGHTS_TEST_MONGODB_URI` is set). Test-only: it is not compiled into the binary.
 
-use super::{Invite, KeyKind, NewProject, ProjectUpdate, StoreError, Stores};
+use super::{
+    Invite, InviteScope, InviteStatus, KeyKind, NewProject, OrgRole, OrgStatus, PlatformRole,
+    ProjectUpdate, StoreError, Stores,
+};
 use crate::domain::{
     drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
     fingerprint::error_fingerprint,
@@ -151,7 +154,7 @@ async fn new_project(stores: &Stores, name: &str) -> super::Project {
             &format!("{}@contract.test", DocId::new()),
             "hash",
             None,
-            "user",
+            PlatformRole::User,
         )
         .await
         .unwrap();
@@ -172,12 +175,12 @@ pub(crate) async fn accounts(stores: &Stores) {
     let before = a.count_users().await.unwrap();
     let email = format!("Mixed.{}@Example.COM", DocId::new());
     let user = a
-        .create_user(&email, "$argon2id$x", Some("Ann"), "admin")
+        .create_user(&email, "$argon2id$x", Some("Ann"), PlatformRole::Admin)
         .await
         .unwrap();
     assert_eq!(user.email, email.to_lowercase());
     assert!(matches!(
-        a.create_user(&email.to_uppercase(), "h", None, "user")
+        a.create_user(&email.to_uppercase(), "h", None, PlatformRole::User)
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -187,7 +190,7 @@ pub(crate) async fn accounts(stores: &Stores) {
         .unwrap()
         .expect("case-insensitive lookup");
     assert_eq!(found.id, user.id);
-    assert_eq!(found.role, "admin");
+    assert_eq!(found.role, PlatformRole::Admin);
     assert_eq!(a.count_users().await.unwrap(), before + 1);
     assert_eq!(a.user_by_email("nobody@example.com").await.unwrap(), None);
 
@@ -195,18 +198,24 @@ pub(crate) async fn accounts(stores: &Stores) {
     let org2 = a.create_org("Acme Team", user.id).await.unwrap();
     assert_ne!(org1.slug, org2.slug, "slugs stay unique");
     assert!(org1.slug.starts_with("acme-team"));
-    a.add_member(org1.id, user.id, "owner").await.unwrap();
+    a.add_member(org1.id, user.id, OrgRole::Owner)
+        .await
+        .unwrap();
     assert_eq!(
-        a.member_role(org1.id, user.id).await.unwrap().as_deref(),
-        Some("owner")
+        a.member_role(org1.id, user.id).await.unwrap(),
+        Some(OrgRole::Owner)
     );
-    a.add_member(org1.id, user.id, "viewer").await.unwrap();
+    a.add_member(org1.id, user.id, OrgRole::Viewer)
+        .await
+        .unwrap();
     assert_eq!(
-        a.member_role(org1.id, user.id).await.unwrap().as_deref(),
-        Some("viewer")
+        a.member_role(org1.id, user.id).await.unwrap(),
+        Some(OrgRole::Viewer)
     );
     assert_eq!(a.member_role(org2.id, user.id).await.unwrap(), None);
-    a.add_member(org2.id, user.id, "member").await.unwrap();
+    a.add_member(org2.id, user.id, OrgRole::Member)
+        .await
+        .unwrap();
     let orgs: Vec<_> = a
         .memberships(user.id)
         .await
@@ -216,10 +225,7 @@ pub(crate) async fn accounts(stores: &Stores) {
         .collect();
     assert_eq!(
         orgs,
-        vec![
-            (org1.id, "viewer".to_string()),
-            (org2.id, "member".to_string())
-        ]
+        vec![(org1.id, OrgRole::Viewer), (org2.id, OrgRole::Member)]
     );
     assert_eq!(a.memberships(DocId::new()).await.unwrap(), vec![]);
 }
@@ -554,12 +560,17 @@ pub(crate) async fn account_admin(stores: &Stores) {
             &format!("o-{}@t.example", DocId::new()),
             "h1",
             Some("Olga"),
-            "user",
+            PlatformRole::User,
         )
         .await
         .unwrap();
     let viewer = a
-        .create_user(&format!("v-{}@t.example", DocId::new()), "h2", None, "user")
+        .create_user(
+            &format!("v-{}@t.example", DocId::new()),
+            "h2",
+            None,
+            PlatformRole::User,
+        )
         .await
         .unwrap();
     assert_eq!(a.user(owner.id).await.unwrap().unwrap(), owner);
@@ -568,11 +579,16 @@ pub(crate) async fn account_admin(stores: &Stores) {
     assert!(all.iter().any(|u| u.id == owner.id) && all.iter().any(|u| u.id == viewer.id));
 
     a.set_password_hash(viewer.id, "h3").await.unwrap();
-    a.set_user_role(viewer.id, "admin").await.unwrap();
+    a.set_user_role(viewer.id, PlatformRole::Admin)
+        .await
+        .unwrap();
     let v = a.user(viewer.id).await.unwrap().unwrap();
-    assert_eq!((v.password_hash.as_str(), v.role.as_str()), ("h3", "admin"));
     assert_eq!(
-        a.set_user_role(DocId::new(), "admin").await,
+        (v.password_hash.as_str(), v.role),
+        ("h3", PlatformRole::Admin)
+    );
+    assert_eq!(
+        a.set_user_role(DocId::new(), PlatformRole::Admin).await,
         Err(StoreError::NotFound)
     );
 
@@ -581,8 +597,12 @@ pub(crate) async fn account_admin(stores: &Stores) {
     assert!(a.list_orgs().await.unwrap().iter().any(|o| o.id == org.id));
     a.rename_org(org.id, " Team Two ").await.unwrap();
     assert_eq!(a.org(org.id).await.unwrap().unwrap().name, "Team Two");
-    a.add_member(org.id, owner.id, "owner").await.unwrap();
-    a.add_member(org.id, viewer.id, "viewer").await.unwrap();
+    a.add_member(org.id, owner.id, OrgRole::Owner)
+        .await
+        .unwrap();
+    a.add_member(org.id, viewer.id, OrgRole::Viewer)
+        .await
+        .unwrap();
     let members: Vec<_> = a
         .members(org.id)
         .await
@@ -592,10 +612,7 @@ pub(crate) async fn account_admin(stores: &Stores) {
         .collect();
     assert_eq!(
         members,
-        vec![
-            (owner.id, "owner".to_string()),
-            (viewer.id, "viewer".to_string())
-        ]
+        vec![(owner.id, OrgRole::Owner), (viewer.id, OrgRole::Viewer)]
     );
 
     a.remove_member(org.id, viewer.id).await.unwrap();
@@ -606,7 +623,11 @@ pub(crate) async fn account_admin(stores: &Stores) {
     assert_eq!(a.members(org.id).await.unwrap().len(), 1);
     assert_eq!(a.member_role(org.id, viewer.id).await.unwrap(), None);
 
-    a.set_org_status(org.id, "disabled").await.unwrap();
+    a.set_org_status(org.id, OrgStatus::Disabled).await.unwrap();
+    assert_eq!(
+        a.org(org.id).await.unwrap().unwrap().status,
+        OrgStatus::Disabled
+    );
     assert!(
         a.memberships(owner.id)
             .await
@@ -615,7 +636,7 @@ pub(crate) async fn account_admin(stores: &Stores) {
             .all(|(o, _)| o.id != org.id),
         "disabled orgs give no access"
     );
-    a.set_org_status(org.id, "active").await.unwrap();
+    a.set_org_status(org.id, OrgStatus::Active).await.unwrap();
     assert!(
         a.memberships(owner.id)
             .await
@@ -640,9 +661,16 @@ pub(crate) async fn invites(stores: &Stores) {
         id: DocId::new(),
         email: "Guest@Example.com".into(),
         token_hash: hash.into(),
-        org_id,
-        role: "viewer".into(),
-        status: "pending".into(),
+        scope: match org_id {
+            Some(org_id) => InviteScope::Org {
+                org_id,
+                role: OrgRole::Viewer,
+            },
+            None => InviteScope::Platform {
+                role: PlatformRole::Admin,
+            },
+        },
+        status: InviteStatus::Pending,
         created_by: inviter,
         expires_at: created_at + 7 * 86_400_000,
         created_at,
@@ -664,9 +692,10 @@ pub(crate) async fn invites(stores: &Stores) {
         "emails are stored lower-cased"
     );
     assert_eq!(
-        (found.id, found.org_id, found.expires_at),
-        (first.id, Some(org), first.expires_at)
+        (found.id, found.scope, found.expires_at),
+        (first.id, first.scope, first.expires_at)
     );
+    assert_eq!(found.org_id(), Some(org));
     assert_eq!(
         stores.invites.invite_by_token_hash("nope").await.unwrap(),
         None
@@ -687,11 +716,11 @@ pub(crate) async fn invites(stores: &Stores) {
             .await
             .unwrap()
             .iter()
-            .any(|i| i.id == platform.id)
+            .any(|i| i.id == platform.id && i.scope == platform.scope)
     );
     stores
         .invites
-        .set_invite_status(first.id, "accepted")
+        .set_invite_status(first.id, InviteStatus::Accepted)
         .await
         .unwrap();
     assert_eq!(
@@ -711,12 +740,12 @@ pub(crate) async fn invites(stores: &Stores) {
             .unwrap()
             .unwrap()
             .status,
-        "accepted"
+        InviteStatus::Accepted
     );
     assert_eq!(
         stores
             .invites
-            .set_invite_status(DocId::new(), "revoked")
+            .set_invite_status(DocId::new(), InviteStatus::Revoked)
             .await,
         Err(StoreError::NotFound)
     );

@@ -15,118 +15,174 @@ use crate::domain::{
         EventDetail, EventFilters, EventsReport, PageViewFilters, PageViewsReport, RecentPaging,
     },
     drop_rules::DropRules,
-    ids::DocId,
+    ids::{DocId, random_hex},
     model::{Channel, WriteBatch},
+    records::{fresh_api_keys, slugify},
     segment::SegmentFilters,
+    timestamp::now_ms,
 };
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// The one error type at the port boundary; driver errors never cross it.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+/// The records the ports speak live in the domain layer; re-exported here so that every
+/// `store::Project`-style path keeps working.
+pub use crate::domain::records::{
+    Invite, InviteScope, InviteStatus, Job, JobCounts, JobDispatch, JobState, KeyKind, KeyMatch,
+    Member, NewJobRecord, NewProject, OrgRole, OrgStatus, Organization, PlatformRole, Project,
+    ProjectUpdate, PublicLink, User,
+};
+
+/// What a port error keeps of the driver error (or other error) behind it: shared, so that
+/// [`StoreError`] stays `Clone`.
+pub type ErrorCause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The one error type at the port boundary; driver types never cross it, but the driver error
+/// behind `Unavailable` or `Other` is kept as its `source` (for logs). Two errors are equal when
+/// their variant and message are: causes are not compared.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A uniqueness rule was violated (e.g. an email already registered).
+    /// A uniqueness rule was violated (e.g. an email already registered); the message is the
+    /// backend's description of the duplicate (or a rewording of it).
     #[error("conflict: {0}")]
     Conflict(String),
     /// The backend cannot be reached or is busy; retrying later may succeed.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("store error: {0}")]
-    Other(String),
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<ErrorCause>,
+    },
+    #[error("store error: {message}")]
+    Other {
+        message: String,
+        #[source]
+        source: Option<ErrorCause>,
+    },
 }
 
 impl StoreError {
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable { .. })
+    }
+
+    /// `Unavailable` with only a message.
+    pub fn unavailable(message: String) -> Self {
+        StoreError::Unavailable {
+            message,
+            source: None,
+        }
+    }
+
+    /// `Unavailable` because of `source`, whose text is the message.
+    pub fn unavailable_from(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::unavailable_with(source.to_string(), source)
+    }
+
+    /// `Unavailable` with `message`, because of `source`.
+    pub fn unavailable_with(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Unavailable {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// `Other` with only a message.
+    pub fn other(message: String) -> Self {
+        StoreError::Other {
+            message,
+            source: None,
+        }
+    }
+
+    /// `Other` because of `source`, whose text is the message.
+    pub fn other_from(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::other_with(source.to_string(), source)
+    }
+
+    /// `Other` with `message`, because of `source`.
+    pub fn other_with(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Other {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        use StoreError::*;
+        match (self, other) {
+            (NotFound, NotFound) => true,
+            (Conflict(a), Conflict(b)) => a == b,
+            (Unavailable { message: a, .. }, Unavailable { message: b, .. })
+            | (Other { message: a, .. }, Other { message: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreError {}
+
+#[cfg(test)]
+mod error_tests {
+    use super::StoreError;
+    use std::error::Error;
+
+    #[test]
+    fn driver_errors_stay_the_source_and_the_text_is_unchanged() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = StoreError::unavailable_from(io);
+        assert_eq!(e.to_string(), "store unavailable: refused");
+        assert!(e.is_unavailable());
+        assert_eq!(e.source().map(ToString::to_string), Some("refused".into()));
+        let e = StoreError::other_with("migration failed: boom", std::fmt::Error);
+        assert_eq!(e.to_string(), "store error: migration failed: boom");
+        assert!(e.source().is_some());
+        assert!(StoreError::other("bad id".into()).source().is_none());
+        assert_eq!(
+            StoreError::Conflict("dup".into()).to_string(),
+            "conflict: dup"
+        );
+    }
+
+    #[test]
+    fn equality_compares_the_variant_and_message_not_the_cause() {
+        let refused = || std::io::Error::other("refused");
+        assert_eq!(
+            StoreError::unavailable_from(refused()),
+            StoreError::unavailable("refused".into())
+        );
+        assert_ne!(
+            StoreError::unavailable_from(refused()),
+            StoreError::other_from(refused())
+        );
+        assert_ne!(StoreError::other("a".into()), StoreError::other("b".into()));
+        let cloned = StoreError::other_from(refused()).clone();
+        assert!(cloned.source().is_some(), "a clone keeps the cause");
     }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A project as the rest of the application sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Project {
-    pub id: DocId,
-    pub name: String,
-    pub icon: String,
-    pub environment: String,
-    pub public_api_key: String,
-    pub secret_api_key: String,
-    pub data_retention_days: u32,
-    pub org_id: DocId,
-    /// Epoch milliseconds.
-    pub created_at: i64,
-    pub deleted_at: Option<i64>,
-}
-
-/// What creating a project needs; keys and ids are generated by the store's caller.
-#[derive(Clone, Debug)]
-pub struct NewProject {
-    pub name: String,
-    pub icon: String,
-    pub environment: String,
-    pub org_id: DocId,
-}
-
-impl NewProject {
-    /// A production project with SuperInsights 1.x's default icon.
-    pub fn named(name: &str, org_id: DocId) -> Self {
-        Self {
-            name: name.to_string(),
-            icon: "📊".into(),
-            environment: "production".into(),
-            org_id,
-        }
-    }
-}
-
-/// Which of a project's two keys matched.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyKind {
-    Public,
-    Secret,
-}
-
-/// The result of an API-key lookup.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KeyMatch {
-    pub project_id: DocId,
-    pub kind: KeyKind,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    pub id: DocId,
-    pub email: String,
-    /// PHC string (argon2id) or a bcrypt hash written by SuperInsights 1.x.
-    pub password_hash: String,
-    pub name: Option<String>,
-    /// `user` or `admin` (platform admin).
-    pub role: String,
-    pub created_at: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Organization {
-    pub id: DocId,
-    pub name: String,
-    pub slug: String,
-    pub owner_user_id: DocId,
-    pub status: String,
-    pub created_at: i64,
-}
-
 /// Projects, their keys and their per-project settings.
 #[async_trait]
 pub trait ProjectStore: Send + Sync {
-    /// Inserts a project with fresh `pk_`/`sk_` keys. Errors: `Conflict` if a key collides.
-    async fn create_project(&self, new: NewProject) -> StoreResult<Project>;
+    /// Inserts a project built by [`Project::new`]. Errors: `Conflict` if a key collides.
+    async fn insert_project(&self, project: &Project) -> StoreResult<()>;
+    /// Builds a project with fresh `pk_`/`sk_` keys ([`Project::new`]) and inserts it.
+    async fn create_project(&self, new: NewProject) -> StoreResult<Project> {
+        let project = Project::new(new, now_ms());
+        self.insert_project(&project).await?;
+        Ok(project)
+    }
     /// The project with this id, including soft-deleted ones (check `deleted_at`).
     async fn project(&self, id: DocId) -> StoreResult<Option<Project>>;
     /// Live (not soft-deleted) projects of an organization, newest first.
@@ -139,8 +195,19 @@ pub trait ProjectStore: Send + Sync {
     async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()>;
     /// Changes the editable fields. Errors: `NotFound` for an unknown or deleted project.
     async fn update_project(&self, id: DocId, update: &ProjectUpdate) -> StoreResult<Project>;
-    /// Replaces both keys with fresh ones; the old keys stop matching at once.
-    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project>;
+    /// Replaces both keys of a live project; the old keys stop matching at once.
+    /// Errors: `NotFound` for an unknown or deleted project.
+    async fn set_api_keys(
+        &self,
+        id: DocId,
+        public_api_key: &str,
+        secret_api_key: &str,
+    ) -> StoreResult<Project>;
+    /// Replaces both keys with fresh ones ([`fresh_api_keys`]).
+    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+        let (public, secret) = fresh_api_keys();
+        self.set_api_keys(id, &public, &secret).await
+    }
     /// Marks the project deleted (keys stop authenticating; data is kept).
     async fn soft_delete_project(&self, id: DocId) -> StoreResult<()>;
     /// Deletes the project's analytics documents and drop rules and resets its dropped counter.
@@ -169,91 +236,74 @@ pub trait ProjectStore: Send + Sync {
     async fn public_links(&self, org_id: Option<DocId>) -> StoreResult<Vec<PublicLink>>;
 }
 
-/// A project's public (shareable) read-only link as stored: only a hash of the token
-/// (SHA-256 hex of `PUBLIC_LINK_PEPPER + ":" + token`), never the token itself.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PublicLink {
-    pub project: Project,
-    pub enabled: bool,
-    /// `None` when no link is active.
-    pub token_hash: Option<String>,
-    /// When the current link was first enabled (epoch ms).
-    pub created_at: Option<i64>,
-    /// When the current token was made (enable or regenerate).
-    pub last_regenerated_at: Option<i64>,
-    /// When the link was last revoked.
-    pub revoked_at: Option<i64>,
-}
-
-/// Editable project fields (validated by the caller).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProjectUpdate {
-    pub name: String,
-    pub icon: String,
-    pub environment: String,
-    pub data_retention_days: u32,
-}
-
-/// An active organization membership, with the member.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Member {
-    pub user: User,
-    pub role: String,
-}
-
-/// An invitation to an organization (`org_id`) or to the platform (`org_id` = `None`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Invite {
-    pub id: DocId,
-    pub email: String,
-    /// SHA-256 hex of the token; the token itself is never stored.
-    pub token_hash: String,
-    pub org_id: Option<DocId>,
-    pub role: String,
-    /// `pending`, `accepted`, `revoked` or `expired`.
-    pub status: String,
-    pub created_by: DocId,
-    pub expires_at: i64,
-    pub created_at: i64,
-}
-
 /// Users, organizations and memberships (the part of saasbackend SuperInsights relied on).
 #[async_trait]
 pub trait AccountStore: Send + Sync {
-    /// Errors: `Conflict` when the (lower-cased) email is taken.
+    /// Inserts a user built by [`User::new`]. Errors: `Conflict` when the email is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    /// Builds a user ([`User::new`]: the email lower-cased) and inserts it.
+    /// Errors: `Conflict("email already registered")` when the email is taken.
     async fn create_user(
         &self,
         email: &str,
         password_hash: &str,
         name: Option<&str>,
-        role: &str,
-    ) -> StoreResult<User>;
+        role: PlatformRole,
+    ) -> StoreResult<User> {
+        let user = User::new(email, password_hash, name, role, now_ms());
+        match self.insert_user(&user).await {
+            Err(StoreError::Conflict(_)) => {
+                Err(StoreError::Conflict("email already registered".into()))
+            }
+            inserted => inserted.map(|()| user),
+        }
+    }
     /// Looks the email up case-insensitively.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn count_users(&self) -> StoreResult<u64>;
-    /// Creates an active organization owned by `owner`; a unique slug is derived from the name.
-    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization>;
-    /// Adds (or reactivates) `user` in `org` with `role` (`owner|admin|member|viewer`).
-    async fn add_member(&self, org: DocId, user: DocId, role: &str) -> StoreResult<()>;
+    /// Inserts an organization built by [`Organization::new`]. Errors: `Conflict` when the slug
+    /// is taken.
+    async fn insert_org(&self, org: &Organization) -> StoreResult<()>;
+    /// Creates an active organization owned by `owner`; a unique slug is derived from the name
+    /// (the name's slug, else with a random suffix).
+    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization> {
+        let base = slugify(name);
+        for attempt in 0..8 {
+            let slug = if attempt == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{}", random_hex(3))
+            };
+            let org = Organization::new(name, slug, owner, now_ms());
+            match self.insert_org(&org).await {
+                Ok(()) => return Ok(org),
+                // The id is fresh, so a duplicate can only be the slug: try another.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict(format!("no free slug for {name:?}")))
+    }
+    /// Adds (or reactivates) `user` in `org` with `role`.
+    async fn add_member(&self, org: DocId, user: DocId, role: OrgRole) -> StoreResult<()>;
     /// The role of an active member, `None` when not a member.
-    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>>;
+    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<OrgRole>>;
     /// The user's active memberships in active organizations with their role, oldest first.
-    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>>;
+    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, OrgRole)>>;
     async fn user(&self, id: DocId) -> StoreResult<Option<User>>;
     /// Every user, oldest first.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()>;
-    /// Sets the platform role (`user` or `admin`). Errors: `NotFound`.
-    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()>;
+    /// Sets the platform role. Errors: `NotFound`.
+    async fn set_user_role(&self, user: DocId, role: PlatformRole) -> StoreResult<()>;
     /// Deletes the user and all their memberships. Errors: `NotFound`.
     async fn delete_user(&self, user: DocId) -> StoreResult<()>;
     async fn org(&self, id: DocId) -> StoreResult<Option<Organization>>;
     /// Every organization, oldest first.
     async fn list_orgs(&self) -> StoreResult<Vec<Organization>>;
     async fn rename_org(&self, id: DocId, name: &str) -> StoreResult<()>;
-    /// `active` or `disabled` (members of a disabled organization lose access).
-    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()>;
+    /// Members of a disabled organization lose access.
+    async fn set_org_status(&self, id: DocId, status: OrgStatus) -> StoreResult<()>;
     /// Active members of an organization, oldest membership first.
     async fn members(&self, org: DocId) -> StoreResult<Vec<Member>>;
     /// Marks a membership removed. Errors: `NotFound` when not an active member.
@@ -265,7 +315,7 @@ pub trait AccountStore: Send + Sync {
 pub trait InviteStore: Send + Sync {
     async fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
     async fn invite_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Invite>>;
-    async fn set_invite_status(&self, id: DocId, status: &str) -> StoreResult<()>;
+    async fn set_invite_status(&self, id: DocId, status: InviteStatus) -> StoreResult<()>;
     /// Pending invites of an organization (`Some`) or of the platform (`None`), newest first.
     async fn pending_invites(&self, org: Option<DocId>) -> StoreResult<Vec<Invite>>;
 }
@@ -425,106 +475,6 @@ pub trait StatsReader: Send + Sync {
     ) -> StoreResult<crate::domain::analytics::PerformanceReport>;
 }
 
-/// A background job's lifecycle state (`queued → running → completed | failed`; a failed attempt
-/// with attempts left goes back to `queued` with a later `run_after`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    Queued,
-    Running,
-    Completed,
-    Failed,
-}
-
-impl JobState {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Completed => "completed",
-            JobState::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "queued" => JobState::Queued,
-            "running" => JobState::Running,
-            "completed" => JobState::Completed,
-            "failed" => JobState::Failed,
-            _ => return None,
-        })
-    }
-}
-
-/// Which path is expected to deliver a queued job: the store sweep (`Store`), or a Redis stream
-/// entry (`Redis`), in which case store sweeps leave it alone for a grace period.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobDispatch {
-    Store,
-    Redis,
-}
-
-impl JobDispatch {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            JobDispatch::Store => "store",
-            JobDispatch::Redis => "redis",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "store" => Some(JobDispatch::Store),
-            "redis" => Some(JobDispatch::Redis),
-            _ => None,
-        }
-    }
-}
-
-/// A background job as stored (the UI reads this). Times are epoch milliseconds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Job {
-    pub id: DocId,
-    /// What runs it (`ai_analysis`, `report`, …): the handler registered for this kind.
-    pub kind: String,
-    pub payload: serde_json::Value,
-    pub state: JobState,
-    pub dispatch: JobDispatch,
-    /// Attempts started so far, the current one included (a released attempt is not counted).
-    pub attempts: u32,
-    pub max_attempts: u32,
-    /// 0–100, reset when an attempt starts.
-    pub progress: u8,
-    pub progress_message: Option<String>,
-    pub queued_at: i64,
-    /// Not claimable before this (retry backoff).
-    pub run_after: i64,
-    /// When the current (or last) attempt started.
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    /// The current attempt's lease: only its holder may write the job; expired = claimable again.
-    pub lease_token: Option<String>,
-    pub lease_until: Option<i64>,
-    pub worker: Option<String>,
-    pub last_error: Option<String>,
-    pub result: Option<serde_json::Value>,
-}
-
-/// A job to insert (state `queued`, no attempts yet).
-#[derive(Clone, Debug)]
-pub struct NewJobRecord {
-    pub id: DocId,
-    pub kind: String,
-    pub payload: serde_json::Value,
-    pub max_attempts: u32,
-    pub queued_at: i64,
-    pub run_after: i64,
-    pub dispatch: JobDispatch,
-}
-
 /// Who claims a job, when, and until when the lease holds.
 #[derive(Clone, Copy, Debug)]
 pub struct JobClaim<'a> {
@@ -533,28 +483,6 @@ pub struct JobClaim<'a> {
     pub worker: &'a str,
     pub now: i64,
     pub lease_until: i64,
-}
-
-/// How many jobs are in each state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct JobCounts {
-    pub queued: u64,
-    pub running: u64,
-    pub completed: u64,
-    pub failed: u64,
-    /// When the oldest job still `queued` was enqueued (epoch ms); `None` with none queued.
-    pub oldest_queued_ms: Option<i64>,
-}
-
-impl JobCounts {
-    pub fn add(&mut self, state: JobState, n: u64) {
-        match state {
-            JobState::Queued => self.queued += n,
-            JobState::Running => self.running += n,
-            JobState::Completed => self.completed += n,
-            JobState::Failed => self.failed += n,
-        }
-    }
 }
 
 /// Background jobs: their state (read by the UI) and the durable queue. A job is *claimable*
@@ -811,22 +739,4 @@ impl Stores {
 /// The GlobalSetting key SuperInsights 1.x uses for a project's event drop rules.
 pub(crate) fn drop_rules_key(project_id: DocId) -> String {
     format!("PROJECT:{project_id}:INGESTION_DROP_EVENTS_V1")
-}
-
-/// A URL-safe slug from an organization name (`My Team!` → `my-team`).
-pub fn slugify(name: &str) -> String {
-    let mut slug = String::new();
-    for c in name.trim().chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.ends_with('-') && !slug.is_empty() {
-            slug.push('-');
-        }
-    }
-    let slug = slug.trim_end_matches('-').to_string();
-    if slug.is_empty() {
-        "workspace".into()
-    } else {
-        slug
-    }
 }

@@ -32,7 +32,8 @@ async fn register_sees_keys_logs_out_and_logs_back_in() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        first.role, "admin",
+        first.role.as_str(),
+        "admin",
         "the first account is the platform admin"
     );
 
@@ -45,7 +46,7 @@ async fn register_sees_keys_logs_out_and_logs_back_in() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(user.role, "user");
+    assert_eq!(user.role.as_str(), "user");
     drop(second);
 
     let (_, html) = page(&client, &app, "/projects").await;

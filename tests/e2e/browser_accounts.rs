@@ -27,7 +27,7 @@ async fn register_create_project_copy_keys_log_out_log_in_in_chromium() {
         .await
         .unwrap()
         .expect("registered");
-    assert_eq!(user.role, "admin", "first account");
+    assert_eq!(user.role.as_str(), "admin", "first account");
     let orgs = app
         .state
         .stores

@@ -10,7 +10,7 @@ use serde_json::Value;
 use superinsights::{
     domain::{ids::DocId, timestamp::now_ms},
     services::orgs::token_hash,
-    store::{Invite, User},
+    store::{Invite, InviteScope, InviteStatus, OrgRole, User},
 };
 
 fn sid(r: &reqwest::Response) -> Option<String> {
@@ -42,7 +42,7 @@ async fn orgs_of(app: &TestApp, email: &str) -> Vec<(DocId, String)> {
         .await
         .unwrap()
         .into_iter()
-        .map(|(o, r)| (o.id, r))
+        .map(|(o, r)| (o.id, r.to_string()))
         .collect()
 }
 
@@ -61,7 +61,7 @@ fn token_in(html: &str, path: &str) -> String {
 async fn app_with_admin() -> (TestApp, Client) {
     let app = TestApp::spawn(&[]).await;
     let (root, _) = register(&app, "root@example.com").await;
-    assert_eq!(user(&app, "root@example.com").await.role, "admin");
+    assert_eq!(user(&app, "root@example.com").await.role.as_str(), "admin");
     (app, root)
 }
 
@@ -108,7 +108,7 @@ async fn an_invited_stranger_creates_an_account_and_lands_in_the_organization() 
     assert_eq!(
         (
             stored.email.as_str(),
-            stored.role.as_str(),
+            stored.scope.role_str(),
             stored.status.as_str()
         ),
         ("carol@example.com", "viewer", "pending")
@@ -170,7 +170,7 @@ async fn an_invited_stranger_creates_an_account_and_lands_in_the_organization() 
     );
 
     let carol_user = user(&app, "carol@example.com").await;
-    assert_eq!(carol_user.role, "user");
+    assert_eq!(carol_user.role.as_str(), "user");
     assert_eq!(carol_user.name.as_deref(), Some("Carol"));
     let carol_orgs = orgs_of(&app, "carol@example.com").await;
     assert_eq!(carol_orgs.len(), 1, "no workspace of her own");
@@ -183,7 +183,8 @@ async fn an_invited_stranger_creates_an_account_and_lands_in_the_organization() 
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status
+            .as_str(),
         "accepted"
     );
     let (status, _) = page(&browser(), &app, &invite_path).await;
@@ -472,9 +473,11 @@ async fn unknown_revoked_expired_and_foreign_invite_tokens_are_refused() {
             id: DocId::new(),
             email: "late@example.com".into(),
             token_hash: token_hash(expired),
-            org_id: Some(alice_org),
-            role: "viewer".into(),
-            status: "pending".into(),
+            scope: InviteScope::Org {
+                org_id: alice_org,
+                role: OrgRole::Viewer,
+            },
+            status: InviteStatus::Pending,
             created_by: alice_user.id,
             expires_at: now_ms() - 1000,
             created_at: now_ms() - 8 * 24 * 3600 * 1000,
@@ -492,7 +495,7 @@ async fn unknown_revoked_expired_and_foreign_invite_tokens_are_refused() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.status, "expired");
+    assert_eq!(stored.status.as_str(), "expired");
 
     // An organization token does not open the platform route, and vice versa.
     let r = submit(
@@ -655,7 +658,7 @@ async fn admin_pages_are_for_platform_admins_only() {
         let r = post_form(&bob, &app, action, &csrf, &fields).await;
         assert_eq!(r.status(), 403, "{action}");
     }
-    assert_eq!(user(&app, "bob@example.com").await.role, "user");
+    assert_eq!(user(&app, "bob@example.com").await.role.as_str(), "user");
 
     let (status, html) = page(&root, &app, "/admin").await;
     assert_eq!(status, 200);
@@ -701,7 +704,7 @@ async fn admins_change_roles_and_passwords_and_delete_users() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(user(&app, "bob@example.com").await.role, "admin");
+    assert_eq!(user(&app, "bob@example.com").await.role.as_str(), "admin");
     let (status, _) = page(&bob, &app, "/admin/users").await;
     assert_eq!(status, 200, "Bob is an admin now");
     let r = admin_post(
@@ -908,7 +911,7 @@ async fn platform_invites_create_accounts_with_a_workspace_or_promote() {
     )
     .await;
     assert_eq!(r.status(), 303);
-    assert_eq!(user(&app, "omar@example.com").await.role, "admin");
+    assert_eq!(user(&app, "omar@example.com").await.role.as_str(), "admin");
     let (status, _) = page(&omar, &app, "/admin").await;
     assert_eq!(status, 200);
 

@@ -541,7 +541,7 @@ async fn only_owners_change_links_and_every_change_needs_the_csrf_token() {
     app.state
         .stores
         .accounts
-        .add_member(org, viewer_id, "viewer")
+        .add_member(org, viewer_id, superinsights::store::OrgRole::Viewer)
         .await
         .unwrap();
     let enabled = async || {

@@ -576,7 +576,7 @@ async fn every_page_satisfies_its_content_security_policy_in_chromium() {
     let user = accounts.user_by_email(email).await.unwrap().unwrap();
     let second = accounts.create_org("Second", user.id).await.unwrap();
     accounts
-        .add_member(second.id, user.id, "owner")
+        .add_member(second.id, user.id, superinsights::store::OrgRole::Owner)
         .await
         .unwrap();
     let made = superinsights::services::public_links::regenerate(

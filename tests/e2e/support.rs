@@ -204,7 +204,7 @@ impl TestApp {
             &self.state.stores,
             &email,
             "password123",
-            "user",
+            superinsights::domain::records::PlatformRole::User,
             "Test",
         )
         .await

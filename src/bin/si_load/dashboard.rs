@@ -72,7 +72,7 @@ async fn measure(a: &DashboardArgs, dir: &std::path::Path) -> Result<(), String>
         &stores,
         "bench@example.com",
         "bench-password",
-        "admin",
+        superinsights::domain::records::PlatformRole::Admin,
         "Bench",
     )
     .await

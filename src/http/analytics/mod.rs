@@ -44,7 +44,10 @@ pub fn routes() -> Router<AppState> {
 /// Who is looking at a project's analytics.
 pub enum Viewer {
     /// A signed-in member of the project's organization (or a platform admin), with their role.
-    Member { auth: Box<AuthUser>, role: String },
+    Member {
+        auth: Box<AuthUser>,
+        role: crate::domain::records::OrgRole,
+    },
     /// A visitor holding a valid public link: read-only, no account.
     Public,
 }
@@ -69,7 +72,14 @@ impl AnalyticsAccess {
 
     /// Whether the viewer may open settings (owner or admin members).
     pub fn can_edit(&self) -> bool {
-        matches!(&self.viewer, Viewer::Member { role, .. } if role == "owner" || role == "admin")
+        use crate::domain::records::OrgRole;
+        matches!(
+            &self.viewer,
+            Viewer::Member {
+                role: OrgRole::Owner | OrgRole::Admin,
+                ..
+            }
+        )
     }
 
     pub fn is_public(&self) -> bool {

@@ -205,7 +205,7 @@ mod tests {
             &stores,
             "c@example.com",
             "password1",
-            "user",
+            crate::domain::records::PlatformRole::User,
             "P",
         )
         .await

@@ -76,7 +76,7 @@ pub async fn lifecycle(queue: &dyn JobQueue, run: &str) {
     ));
     assert!(matches!(
         queue.enqueue(NewJob::new("Bad Kind", json!({}))).await,
-        Err(StoreError::Other(_))
+        Err(StoreError::Other { .. })
     ));
     let queued = state_of(queue, id).await;
     assert_eq!(queued.state, JobState::Queued);

@@ -56,7 +56,7 @@ impl DurableJobQueue {
     /// Writes a new queued job with this dispatch. Errors as [`JobQueue::enqueue`].
     pub(crate) async fn insert(&self, job: &NewJob, dispatch: JobDispatch) -> StoreResult<()> {
         if !valid_kind(&job.kind) {
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::other(format!(
                 "invalid job kind {:?}",
                 job.kind
             )));

@@ -19,7 +19,8 @@ pub use redis::RedisJobQueue;
 pub use worker::{Outcome, Worker, WorkerPool};
 
 use crate::domain::ids::DocId;
-use crate::store::{Job, JobCounts, StoreError, StoreResult};
+use crate::domain::records::{Job, JobCounts};
+use crate::store::{StoreError, StoreResult};
 use async_trait::async_trait;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 

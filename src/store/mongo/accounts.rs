@@ -7,14 +7,14 @@ use super::{
     errors::{CollectAll, map_err, only_id_duplicates},
 };
 use crate::domain::{ids::DocId, timestamp::now_ms};
-use crate::store::{Invite, InviteStore, SessionRecords, StoreError, StoreResult};
+use crate::store::{Invite, InviteStatus, InviteStore, SessionRecords, StoreError, StoreResult};
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
 
 #[async_trait]
 impl InviteStore for MongoStore {
     async fn create_invite(&self, invite: &Invite) -> StoreResult<()> {
-        self.coll(invites_collection(invite.org_id))
+        self.coll(invites_collection(invite.org_id()))
             .insert_one(docs::invite_doc(invite))
             .await
             .map_err(map_err)?;
@@ -38,8 +38,8 @@ impl InviteStore for MongoStore {
     }
 
     /// The id names an organization invite or a platform invite; both collections are tried.
-    async fn set_invite_status(&self, id: DocId, status: &str) -> StoreResult<()> {
-        let update = doc! {"$set": {"status": status, "updatedAt": date(now_ms())}};
+    async fn set_invite_status(&self, id: DocId, status: InviteStatus) -> StoreResult<()> {
+        let update = doc! {"$set": {"status": status.as_str(), "updatedAt": date(now_ms())}};
         for collection in [INVITES, PLATFORM_INVITES] {
             let result = self
                 .coll(collection)
@@ -55,7 +55,7 @@ impl InviteStore for MongoStore {
 
     async fn pending_invites(&self, org: Option<DocId>) -> StoreResult<Vec<Invite>> {
         let collection = invites_collection(org);
-        let mut filter = doc! {"status": "pending"};
+        let mut filter = doc! {"status": InviteStatus::Pending.as_str()};
         if let Some(org) = org {
             filter.insert("orgId", oid(org));
         }

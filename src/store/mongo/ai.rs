@@ -365,7 +365,7 @@ impl AiStore for MongoStore {
                 let field = METRICS
                     .iter()
                     .find(|m| *m == metric)
-                    .ok_or_else(|| StoreError::Other(format!("unknown metric {metric}")))?;
+                    .ok_or_else(|| StoreError::other(format!("unknown metric {metric}")))?;
                 filter.field(*field, doc! {"$gte": *threshold});
                 let mut sort = Document::new();
                 sort.insert(*field, -1);

@@ -9,7 +9,10 @@ use crate::domain::{
     model::{Channel, Docs, Enrichment, ErrorEvent, Event, PageView, PerformanceMetric},
     timestamp::to_iso,
 };
-use crate::store::{Invite, Organization, Project, ProjectUpdate, StoreError, StoreResult, User};
+use crate::store::{
+    Invite, InviteScope, InviteStatus, OrgRole, OrgStatus, Organization, PlatformRole, Project,
+    ProjectUpdate, StoreError, StoreResult, User,
+};
 use mongodb::bson::{Binary, Bson, DateTime, Document, doc, oid::ObjectId, spec::BinarySubtype};
 use serde_json::{Map, Number, Value};
 
@@ -253,7 +256,7 @@ pub(super) fn bson_to_json(b: &Bson) -> Value {
 }
 
 fn malformed(collection: &str, field: &str) -> StoreError {
-    StoreError::Other(format!("malformed or missing {collection}.{field}"))
+    StoreError::other(format!("malformed or missing {collection}.{field}"))
 }
 
 /// An id field stored as an ObjectId (or, leniently, as 24 hex characters).
@@ -273,6 +276,25 @@ fn read_str(d: &Document, collection: &str, field: &str) -> StoreResult<String> 
 
 fn read_opt_str(d: &Document, field: &str) -> Option<String> {
     d.get_str(field).ok().map(str::to_string)
+}
+
+/// A role or status of a `collection` document read into its enum: `default` (the schema's
+/// default) when the field is absent or not a string, an error for a string outside the enum.
+pub(super) fn read_enum<T>(
+    d: &Document,
+    collection: &str,
+    field: &str,
+    default: T,
+) -> StoreResult<T>
+where
+    T: std::str::FromStr<Err = crate::domain::records::UnknownValue>,
+{
+    match d.get_str(field) {
+        Ok(s) => s
+            .parse()
+            .map_err(|e| StoreError::other_with(format!("{collection}.{field}: {e}"), e)),
+        Err(_) => Ok(default),
+    }
 }
 
 /// An integer stored as Int32, Int64 or an integral Double (Mongoose writes any of them).
@@ -362,7 +384,7 @@ pub(super) fn user_from_doc(d: &Document) -> StoreResult<User> {
         email: read_str(d, USERS, "email")?,
         password_hash: read_str(d, USERS, "passwordHash")?,
         name: read_opt_str(d, "name"),
-        role: read_opt_str(d, "role").unwrap_or_else(|| "user".into()),
+        role: read_enum(d, USERS, "role", PlatformRole::User)?,
         created_at: created_at(d),
     })
 }
@@ -388,7 +410,7 @@ pub(super) fn org_from_doc(d: &Document) -> StoreResult<Organization> {
         name: read_str(d, ORGANIZATIONS, "name")?,
         slug: read_str(d, ORGANIZATIONS, "slug")?,
         owner_user_id: read_id(d, ORGANIZATIONS, "ownerUserId")?,
-        status: read_opt_str(d, "status").unwrap_or_else(|| "active".into()),
+        status: read_enum(d, ORGANIZATIONS, "status", OrgStatus::Active)?,
         created_at: created_at(d),
     })
 }
@@ -413,10 +435,10 @@ pub(super) fn invite_doc(i: &Invite) -> Document {
         "email": i.email.trim().to_lowercase(),
         "tokenHash": i.token_hash.as_str(),
     };
-    if let Some(org) = i.org_id {
+    if let Some(org) = i.org_id() {
         d.insert("orgId", oid(org));
     }
-    d.insert("role", i.role.as_str());
+    d.insert("role", i.scope.role_str());
     d.insert("status", i.status.as_str());
     d.insert("createdByUserId", oid(i.created_by));
     d.insert("expiresAt", date(i.expires_at));
@@ -428,19 +450,22 @@ pub(super) fn invite_doc(i: &Invite) -> Document {
 /// An invitation read from `collection` (`invites` or `platforminvites`); `role` defaults as in
 /// the schemas (`member` for organizations, `user` for the platform), `status` to `pending`.
 pub(super) fn invite_from_doc(d: &Document, collection: &str) -> StoreResult<Invite> {
-    let org_id = if collection == INVITES {
-        Some(read_id(d, collection, "orgId")?)
+    let scope = if collection == INVITES {
+        InviteScope::Org {
+            org_id: read_id(d, collection, "orgId")?,
+            role: read_enum(d, collection, "role", OrgRole::Member)?,
+        }
     } else {
-        None
+        InviteScope::Platform {
+            role: read_enum(d, collection, "role", PlatformRole::User)?,
+        }
     };
-    let default_role = if org_id.is_some() { "member" } else { "user" };
     Ok(Invite {
         id: read_id(d, collection, "_id")?,
         email: read_str(d, collection, "email")?,
         token_hash: read_str(d, collection, "tokenHash")?,
-        org_id,
-        role: read_opt_str(d, "role").unwrap_or_else(|| default_role.into()),
-        status: read_opt_str(d, "status").unwrap_or_else(|| "pending".into()),
+        scope,
+        status: read_enum(d, collection, "status", InviteStatus::Pending)?,
         created_by: read_id(d, collection, "createdByUserId")?,
         expires_at: read_millis(d, "expiresAt")
             .ok_or_else(|| malformed(collection, "expiresAt"))?,
@@ -627,7 +652,7 @@ mod tests {
             email: "a@b.c".into(),
             password_hash: "$argon2id$x".into(),
             name: None,
-            role: "admin".into(),
+            role: PlatformRole::Admin,
             created_at: 1_706_702_400_000,
         };
         let d = user_doc(&u);
@@ -639,7 +664,7 @@ mod tests {
             name: "Acme".into(),
             slug: "acme".into(),
             owner_user_id: u.id,
-            status: "active".into(),
+            status: OrgStatus::Active,
             created_at: 1_706_702_400_000,
         };
         let d = org_doc(&o);
@@ -669,9 +694,16 @@ mod tests {
             id: DocId::new(),
             email: "guest@example.com".into(),
             token_hash: "ab".repeat(32),
-            org_id,
-            role: "viewer".into(),
-            status: "pending".into(),
+            scope: match org_id {
+                Some(org_id) => InviteScope::Org {
+                    org_id,
+                    role: OrgRole::Viewer,
+                },
+                None => InviteScope::Platform {
+                    role: PlatformRole::Admin,
+                },
+            },
+            status: InviteStatus::Pending,
             created_by: DocId::new(),
             expires_at: 1_706_702_400_000 + 7 * 86_400_000,
             created_at: 1_706_702_400_000,
@@ -681,9 +713,14 @@ mod tests {
     #[test]
     fn org_and_platform_invites_round_trip_in_their_collections() {
         let org = invite(Some(DocId::new()));
-        assert_eq!(invites_collection(org.org_id), INVITES);
+        assert_eq!(invites_collection(org.org_id()), INVITES);
         let d = invite_doc(&org);
-        assert_eq!(d.get_object_id("orgId").unwrap(), oid(org.org_id.unwrap()));
+        assert_eq!(
+            d.get_object_id("orgId").unwrap(),
+            oid(org.org_id().unwrap())
+        );
+        assert_eq!(d.get_str("role").unwrap(), "viewer");
+        assert_eq!(d.get_str("status").unwrap(), "pending");
         assert_eq!(
             d.get_object_id("createdByUserId").unwrap(),
             oid(org.created_by)
@@ -699,6 +736,7 @@ mod tests {
         assert_eq!(invites_collection(None), PLATFORM_INVITES);
         let d = invite_doc(&platform);
         assert!(!d.contains_key("orgId"), "platform invites carry no orgId");
+        assert_eq!(d.get_str("role").unwrap(), "admin");
         assert_eq!(invite_from_doc(&d, PLATFORM_INVITES).unwrap(), platform);
         assert!(
             invite_from_doc(&d, INVITES).is_err(),
@@ -724,15 +762,53 @@ mod tests {
         };
         let read = invite_from_doc(&d, PLATFORM_INVITES).unwrap();
         assert_eq!(
-            (read.role.as_str(), read.created_by, read.expires_at),
-            ("user", creator, 5)
+            (read.scope, read.created_by, read.expires_at),
+            (
+                InviteScope::Platform {
+                    role: PlatformRole::User
+                },
+                creator,
+                5
+            )
         );
         assert_eq!(read.created_at, id.timestamp().timestamp_millis());
         let mut d = d;
-        d.insert("orgId", oid(DocId::new()));
-        assert_eq!(invite_from_doc(&d, INVITES).unwrap().role, "member");
+        let org_id = DocId::new();
+        d.insert("orgId", oid(org_id));
+        assert_eq!(
+            invite_from_doc(&d, INVITES).unwrap().scope,
+            InviteScope::Org {
+                org_id,
+                role: OrgRole::Member
+            }
+        );
         d.remove("expiresAt");
         assert!(invite_from_doc(&d, INVITES).is_err());
+    }
+
+    #[test]
+    fn roles_and_statuses_outside_their_enums_are_errors() {
+        let user =
+            doc! {"_id": ObjectId::new(), "email": "a@b.c", "passwordHash": "h", "role": "root"};
+        let e = user_from_doc(&user).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "store error: users.role: unknown platform role \"root\""
+        );
+        let org = doc! {
+            "_id": ObjectId::new(), "name": "A", "slug": "a", "ownerUserId": ObjectId::new(),
+            "status": "archived",
+        };
+        assert!(org_from_doc(&org).is_err());
+        let mut d = invite_doc(&invite(Some(DocId::new())));
+        d.insert("status", "lost");
+        assert!(invite_from_doc(&d, INVITES).is_err());
+        let mut d = invite_doc(&invite(None));
+        d.insert("role", "owner");
+        assert!(
+            invite_from_doc(&d, PLATFORM_INVITES).is_err(),
+            "a platform invite grants a platform role"
+        );
     }
 
     #[test]

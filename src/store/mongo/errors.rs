@@ -44,9 +44,9 @@ pub(super) fn map_err(e: Error) -> StoreError {
         return StoreError::Conflict(message);
     }
     if is_unavailable(&e) {
-        StoreError::Unavailable(e.to_string())
+        StoreError::unavailable_from(e)
     } else {
-        StoreError::Other(e.to_string())
+        StoreError::other_from(e)
     }
 }
 
@@ -204,7 +204,7 @@ mod tests {
             (2, "Document can't have $ prefixed field names"),
         ]);
         assert!(!only_id_duplicates(&mixed));
-        assert!(matches!(map_err(mixed), StoreError::Other(_)));
+        assert!(matches!(map_err(mixed), StoreError::Other { .. }));
     }
 
     #[test]
@@ -252,11 +252,11 @@ mod tests {
     fn everything_else_is_other() {
         assert!(matches!(
             map_err(command_error(2, "BadValue")),
-            StoreError::Other(_)
+            StoreError::Other { .. }
         ));
         assert!(matches!(
             map_err(Error::custom("boom")),
-            StoreError::Other(_)
+            StoreError::Other { .. }
         ));
     }
 

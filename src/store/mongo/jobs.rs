@@ -48,7 +48,7 @@ fn opt_millis(d: &Document, field: &str) -> Option<i64> {
 }
 
 fn job_from_doc(d: &Document) -> StoreResult<Job> {
-    let bad = |field: &str| StoreError::Other(format!("malformed or missing jobs.{field}"));
+    let bad = |field: &str| StoreError::other(format!("malformed or missing jobs.{field}"));
     let int = |field: &str| read_int(d, field).unwrap_or(0).max(0);
     Ok(Job {
         id: read_id(d, JOBS, "_id")?,

@@ -21,14 +21,14 @@ mod scan;
 mod stats;
 
 use super::{
-    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, Organization, Project,
-    ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError, StoreResult, User,
-    drop_rules_key, slugify,
+    AccountStore, EventWriter, KeyKind, KeyMatch, Member, OrgRole, OrgStatus, Organization,
+    PlatformRole, Project, ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError,
+    StoreResult, User, drop_rules_key,
 };
 use crate::domain::{
     analytics::{ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange},
     drop_rules::DropRules,
-    ids::{DocId, api_key, random_hex},
+    ids::DocId,
     model::{Channel, WriteBatch},
     timestamp::now_ms,
 };
@@ -269,25 +269,13 @@ fn matched(result: &UpdateResult) -> StoreResult<()> {
 
 #[async_trait]
 impl ProjectStore for MongoStore {
-    async fn create_project(&self, new: NewProject) -> StoreResult<Project> {
-        let project = Project {
-            id: DocId::new(),
-            name: new.name.trim().to_string(),
-            icon: new.icon,
-            environment: new.environment,
-            public_api_key: api_key("pk_"),
-            secret_api_key: api_key("sk_"),
-            data_retention_days: 90,
-            org_id: new.org_id,
-            created_at: now_ms(),
-            deleted_at: None,
-        };
+    async fn insert_project(&self, project: &Project) -> StoreResult<()> {
         self.coll(PROJECTS)
-            .insert_one(docs::project_doc(&project))
+            .insert_one(docs::project_doc(project))
             .await
             .map_err(map_err)?;
         self.remember_project(project.id);
-        Ok(project)
+        Ok(())
     }
 
     async fn project(&self, id: DocId) -> StoreResult<Option<Project>> {
@@ -346,7 +334,7 @@ impl ProjectStore for MongoStore {
     }
 
     async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()> {
-        let value = serde_json::to_string(rules).map_err(|e| StoreError::Other(e.to_string()))?;
+        let value = serde_json::to_string(rules).map_err(StoreError::other_from)?;
         let now = date(now_ms());
         // An upsert on the unique `key` (the server retries the duplicate-key race itself).
         self.coll(SETTINGS)
@@ -376,12 +364,17 @@ impl ProjectStore for MongoStore {
         .await
     }
 
-    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+    async fn set_api_keys(
+        &self,
+        id: DocId,
+        public_api_key: &str,
+        secret_api_key: &str,
+    ) -> StoreResult<Project> {
         self.update_live_project(
             id,
             doc! {"$set": {
-                "publicApiKey": api_key("pk_"),
-                "secretApiKey": api_key("sk_"),
+                "publicApiKey": public_api_key,
+                "secretApiKey": secret_api_key,
                 "updatedAt": date(now_ms()),
             }},
         )
@@ -489,31 +482,19 @@ impl ProjectStore for MongoStore {
     }
 }
 
+/// A membership's role (saasbackend's default `member` when the field is missing).
+fn member_role_of(member: &Document) -> StoreResult<OrgRole> {
+    docs::read_enum(member, MEMBERS, "role", OrgRole::Member)
+}
+
 #[async_trait]
 impl AccountStore for MongoStore {
-    async fn create_user(
-        &self,
-        email: &str,
-        password_hash: &str,
-        name: Option<&str>,
-        role: &str,
-    ) -> StoreResult<User> {
-        let user = User {
-            id: DocId::new(),
-            email: email.trim().to_lowercase(),
-            password_hash: password_hash.to_string(),
-            name: name.map(str::to_string),
-            role: role.to_string(),
-            created_at: now_ms(),
-        };
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
         self.coll(USERS)
-            .insert_one(docs::user_doc(&user))
+            .insert_one(docs::user_doc(user))
             .await
-            .map_err(|e| match map_err(e) {
-                StoreError::Conflict(_) => StoreError::Conflict("email already registered".into()),
-                other => other,
-            })?;
-        Ok(user)
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
@@ -533,44 +514,21 @@ impl AccountStore for MongoStore {
             .map_err(map_err)
     }
 
-    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization> {
-        let base = slugify(name);
-        for attempt in 0..8 {
-            let slug = if attempt == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{}", random_hex(3))
-            };
-            let org = Organization {
-                id: DocId::new(),
-                name: name.trim().to_string(),
-                slug,
-                owner_user_id: owner,
-                status: "active".into(),
-                created_at: now_ms(),
-            };
-            let inserted = self
-                .coll(ORGANIZATIONS)
-                .insert_one(docs::org_doc(&org))
-                .await
-                .map_err(map_err);
-            match inserted {
-                Ok(_) => return Ok(org),
-                // The `_id` is fresh, so a duplicate can only be the slug: try another.
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Conflict(format!("no free slug for {name:?}")))
+    async fn insert_org(&self, org: &Organization) -> StoreResult<()> {
+        self.coll(ORGANIZATIONS)
+            .insert_one(docs::org_doc(org))
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
-    async fn add_member(&self, org: DocId, user: DocId, role: &str) -> StoreResult<()> {
+    async fn add_member(&self, org: DocId, user: DocId, role: OrgRole) -> StoreResult<()> {
         let now = date(now_ms());
         self.coll(MEMBERS)
             .update_one(
                 doc! {"orgId": oid(org), "userId": oid(user)},
                 doc! {
-                    "$set": {"role": role, "status": "active", "updatedAt": now},
+                    "$set": {"role": role.as_str(), "status": "active", "updatedAt": now},
                     "$setOnInsert": {"createdAt": now},
                 },
             )
@@ -580,17 +538,17 @@ impl AccountStore for MongoStore {
         Ok(())
     }
 
-    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>> {
+    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<OrgRole>> {
         let found = self
             .coll(MEMBERS)
             .find_one(doc! {"orgId": oid(org), "userId": oid(user), "status": "active"})
             .projection(doc! {"role": 1})
             .await
             .map_err(map_err)?;
-        Ok(found.map(|d| d.get_str("role").unwrap_or("member").to_string()))
+        found.as_ref().map(member_role_of).transpose()
     }
 
-    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>> {
+    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, OrgRole)>> {
         // Two queries (memberships, then their organizations) rather than a `$lookup`: both are
         // index hits, and the order and join stay readable here.
         let members: Vec<Document> = self
@@ -624,7 +582,7 @@ impl AccountStore for MongoStore {
         for member in &members {
             let org_id = docs::read_id(member, MEMBERS, "orgId")?;
             if let Some(org) = orgs.remove(&org_id) {
-                out.push((org, member.get_str("role").unwrap_or("member").to_string()));
+                out.push((org, member_role_of(member)?));
             }
         }
         Ok(out)
@@ -651,8 +609,8 @@ impl AccountStore for MongoStore {
             .await
     }
 
-    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()> {
-        self.set_fields(USERS, doc! {"_id": oid(user)}, doc! {"role": role})
+    async fn set_user_role(&self, user: DocId, role: PlatformRole) -> StoreResult<()> {
+        self.set_fields(USERS, doc! {"_id": oid(user)}, doc! {"role": role.as_str()})
             .await
     }
 
@@ -701,11 +659,11 @@ impl AccountStore for MongoStore {
         .await
     }
 
-    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()> {
+    async fn set_org_status(&self, id: DocId, status: OrgStatus) -> StoreResult<()> {
         self.set_fields(
             ORGANIZATIONS,
             doc! {"_id": oid(id)},
-            doc! {"status": status},
+            doc! {"status": status.as_str()},
         )
         .await
     }
@@ -740,8 +698,10 @@ impl AccountStore for MongoStore {
         for member in &members {
             let user_id = docs::read_id(member, MEMBERS, "userId")?;
             if let Some(user) = users.remove(&user_id) {
-                let role = member.get_str("role").unwrap_or("member").to_string();
-                out.push(Member { user, role });
+                out.push(Member {
+                    user,
+                    role: member_role_of(member)?,
+                });
             }
         }
         Ok(out)
@@ -1012,6 +972,7 @@ impl StoreAdmin for MongoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{domain::ids::random_hex, store::NewProject};
 
     async fn parsed(uri: &str) -> ClientOptions {
         ClientOptions::parse(uri).await.expect("valid test URI")
@@ -1051,7 +1012,7 @@ mod tests {
     async fn a_malformed_uri_is_an_error_not_a_panic() {
         assert!(matches!(
             MongoStore::connect("http://nope", None).await,
-            Err(StoreError::Other(_))
+            Err(StoreError::Other { .. })
         ));
     }
 

@@ -142,7 +142,7 @@ impl MongoStore {
             .collect();
         match self.updates(ROLLUP_DAYS, statements).await?.first() {
             None => Ok(()),
-            Some((_, code, message)) => Err(StoreError::Other(format!(
+            Some((_, code, message)) => Err(StoreError::other(format!(
                 "rollupdays: write error {code}: {message}"
             ))),
         }
@@ -239,7 +239,7 @@ impl MongoStore {
             match result {
                 Ok(Some(d)) => return Ok(d),
                 Ok(None) => {
-                    return Err(StoreError::Other(
+                    return Err(StoreError::other(
                         "rollupstate: no document after upsert".into(),
                     ));
                 }
@@ -334,7 +334,7 @@ impl MongoStore {
             for d in found {
                 let (Ok(client), Ok(id)) = (d.get_str("client"), u32::try_from(int(&d, "id")))
                 else {
-                    return Err(StoreError::Other("rollupclients: malformed entry".into()));
+                    return Err(StoreError::other("rollupclients: malformed entry".into()));
                 };
                 out.insert(client.to_string(), id);
             }
@@ -569,7 +569,7 @@ impl RollupPort for MongoStore {
             })
             .collect();
         if u32::try_from(first + n).is_err() {
-            return Err(StoreError::Other(
+            return Err(StoreError::other(
                 "rollupclients: dense ids exhausted".into(),
             ));
         }
@@ -640,7 +640,7 @@ impl RollupPort for MongoStore {
             ids.push(id);
         }
         if let Some((_, code, message)) = self.updates(ROLLUPS, statements).await?.first() {
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::other(format!(
                 "rollups: write error {code}: {message}"
             )));
         }

@@ -20,7 +20,7 @@ use serde_json::Value;
 use sqlx::{QueryBuilder, Row, Sqlite, sqlite::SqliteRow};
 
 fn bad(table: &str, field: &str) -> StoreError {
-    StoreError::Other(format!("malformed {table}.{field}"))
+    StoreError::other(format!("malformed {table}.{field}"))
 }
 
 fn json_col(r: &SqliteRow, col: &str) -> StoreResult<Option<Value>> {
@@ -340,7 +340,7 @@ impl AiStore for SqliteStore {
                 let column = METRICS
                     .iter()
                     .find(|m| *m == metric)
-                    .ok_or_else(|| StoreError::Other(format!("unknown metric {metric}")))?;
+                    .ok_or_else(|| StoreError::other(format!("unknown metric {metric}")))?;
                 q.push(format_args!(" AND {column} >= "))
                     .push_bind(*threshold)
                     .push(format_args!(" ORDER BY {column} DESC, ts DESC"));

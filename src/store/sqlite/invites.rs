@@ -1,23 +1,31 @@
 //! Invitations in SQLite.
 
-use super::{SqliteStore, map_err};
+use super::{SqliteStore, enum_col, map_err};
 use crate::domain::ids::DocId;
-use crate::store::{Invite, InviteStore, StoreError, StoreResult};
+use crate::store::{Invite, InviteScope, InviteStatus, InviteStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use sqlx::{Row, sqlite::SqliteRow};
 
 fn invite_from_row(r: &SqliteRow) -> StoreResult<Invite> {
     let id = |s: String| {
-        DocId::parse(&s).ok_or_else(|| StoreError::Other(format!("bad id in invites: {s}")))
+        DocId::parse(&s).ok_or_else(|| StoreError::other(format!("bad id in invites: {s}")))
     };
     let org: Option<String> = r.try_get("org_id").map_err(map_err)?;
+    let scope = match org {
+        Some(org) => InviteScope::Org {
+            org_id: id(org)?,
+            role: enum_col(r, "role", "invites.role")?,
+        },
+        None => InviteScope::Platform {
+            role: enum_col(r, "role", "invites.role")?,
+        },
+    };
     Ok(Invite {
         id: id(r.try_get("id").map_err(map_err)?)?,
         email: r.try_get("email").map_err(map_err)?,
         token_hash: r.try_get("token_hash").map_err(map_err)?,
-        org_id: org.map(id).transpose()?,
-        role: r.try_get("role").map_err(map_err)?,
-        status: r.try_get("status").map_err(map_err)?,
+        scope,
+        status: enum_col(r, "status", "invites.status")?,
         created_by: id(r.try_get("created_by").map_err(map_err)?)?,
         expires_at: r.try_get("expires_at").map_err(map_err)?,
         created_at: r.try_get("created_at").map_err(map_err)?,
@@ -34,9 +42,9 @@ impl InviteStore for SqliteStore {
         .bind(invite.id.to_hex())
         .bind(invite.email.trim().to_lowercase())
         .bind(&invite.token_hash)
-        .bind(invite.org_id.map(|o| o.to_hex()))
-        .bind(&invite.role)
-        .bind(&invite.status)
+        .bind(invite.org_id().map(|o| o.to_hex()))
+        .bind(invite.scope.role_str())
+        .bind(invite.status.as_str())
         .bind(invite.created_by.to_hex())
         .bind(invite.expires_at)
         .bind(invite.created_at)
@@ -55,9 +63,9 @@ impl InviteStore for SqliteStore {
         row.as_ref().map(invite_from_row).transpose()
     }
 
-    async fn set_invite_status(&self, id: DocId, status: &str) -> StoreResult<()> {
+    async fn set_invite_status(&self, id: DocId, status: InviteStatus) -> StoreResult<()> {
         let changed = sqlx::query("UPDATE invites SET status = ? WHERE id = ?")
-            .bind(status)
+            .bind(status.as_str())
             .bind(id.to_hex())
             .execute(&self.pool)
             .await

@@ -34,7 +34,7 @@ fn claim_sql(target: &str) -> String {
 }
 
 fn job_from_row(r: &SqliteRow) -> StoreResult<Job> {
-    let bad = |field: &str| StoreError::Other(format!("malformed jobs.{field}"));
+    let bad = |field: &str| StoreError::other(format!("malformed jobs.{field}"));
     let id: String = r.try_get("id").map_err(map_err)?;
     let state: String = r.try_get("state").map_err(map_err)?;
     let dispatch: String = r.try_get("dispatch").map_err(map_err)?;
@@ -113,7 +113,7 @@ impl JobStore for SqliteStore {
         claim: &JobClaim<'_>,
         redis_cutoff: i64,
     ) -> StoreResult<Option<Job>> {
-        let kinds = serde_json::to_string(kinds).map_err(|e| StoreError::Other(e.to_string()))?;
+        let kinds = serde_json::to_string(kinds).map_err(StoreError::other_from)?;
         // The inner SELECT picks the oldest claimable job; the outer WHERE repeats the condition
         // so the row is only taken if it is still claimable when written.
         let pick = format!(

@@ -15,14 +15,14 @@ mod sessions;
 mod stats;
 
 use super::{
-    AccountStore, EventWriter, KeyKind, KeyMatch, Member, NewProject, Organization, Project,
-    ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError, StoreResult, User,
-    drop_rules_key, slugify,
+    AccountStore, EventWriter, KeyKind, KeyMatch, Member, OrgRole, OrgStatus, Organization,
+    PlatformRole, Project, ProjectStore, ProjectUpdate, StatsReader, StoreAdmin, StoreError,
+    StoreResult, User, drop_rules_key,
 };
 use crate::domain::{
     analytics::{ErrorsSummary, EventsSummary, PageViewsSummary, PerformanceFigures, TimeRange},
     drop_rules::DropRules,
-    ids::{DocId, api_key, random_hex},
+    ids::DocId,
     model::{Channel, WriteBatch},
     timestamp::now_ms,
 };
@@ -75,8 +75,9 @@ pub struct SqliteStore {
 }
 
 /// Maps driver errors onto the port's error type.
+/// The driver error stays the port error's `source`.
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
-    match &e {
+    let unavailable = match &e {
         sqlx::Error::Database(db) => {
             if db.is_unique_violation() {
                 return StoreError::Conflict(db.message().to_string());
@@ -85,11 +86,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 .code()
                 .and_then(|c| c.parse::<i32>().ok())
                 .map(|c| c & 0xff);
-            match primary {
-                // BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL, READONLY
-                Some(5 | 6 | 10 | 13 | 14 | 15 | 8) => StoreError::Unavailable(e.to_string()),
-                _ => StoreError::Other(e.to_string()),
-            }
+            // BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL, READONLY
+            matches!(primary, Some(5 | 6 | 10 | 13 | 14 | 15 | 8))
         }
         // `InvalidSavePointStatement` means a connection still thinks it is inside a failed
         // transaction; such connections are closed on release (see `open`), so this is passing.
@@ -97,8 +95,13 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::InvalidSavePointStatement => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Other(e.to_string()),
+        | sqlx::Error::InvalidSavePointStatement => true,
+        _ => false,
+    };
+    if unavailable {
+        StoreError::unavailable_from(e)
+    } else {
+        StoreError::other_from(e)
     }
 }
 
@@ -151,7 +154,7 @@ impl SqliteStore {
     /// Opens (creating when missing) the database file.
     pub async fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
         crate::fsutil::prepare_sqlite_file(path)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StoreError::unavailable_with(format!("{}: {e}", path.display()), e))?;
         let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -274,7 +277,7 @@ impl SqliteStore {
 fn project_from_row(r: &SqliteRow) -> StoreResult<Project> {
     let id = |col: &str| -> StoreResult<DocId> {
         let s: String = r.try_get(col).map_err(map_err)?;
-        DocId::parse(&s).ok_or_else(|| StoreError::Other(format!("bad id in projects.{col}: {s}")))
+        DocId::parse(&s).ok_or_else(|| StoreError::other(format!("bad id in projects.{col}: {s}")))
     };
     Ok(Project {
         id: id("id")?,
@@ -292,34 +295,32 @@ fn project_from_row(r: &SqliteRow) -> StoreResult<Project> {
     })
 }
 
+/// A role or status read from column `col` into its enum; a value outside it is an error that
+/// names where it is stored (`stored_in`, e.g. `users.role`).
+pub(super) fn enum_col<T>(r: &SqliteRow, col: &str, stored_in: &str) -> StoreResult<T>
+where
+    T: std::str::FromStr<Err = crate::domain::records::UnknownValue>,
+{
+    let s: String = r.try_get(col).map_err(map_err)?;
+    s.parse()
+        .map_err(|e| StoreError::other_with(format!("{stored_in}: {e}"), e))
+}
+
 fn user_from_row(r: &SqliteRow) -> StoreResult<User> {
     let id: String = r.try_get("id").map_err(map_err)?;
     Ok(User {
-        id: DocId::parse(&id).ok_or_else(|| StoreError::Other(format!("bad user id {id}")))?,
+        id: DocId::parse(&id).ok_or_else(|| StoreError::other(format!("bad user id {id}")))?,
         email: r.try_get("email").map_err(map_err)?,
         password_hash: r.try_get("password_hash").map_err(map_err)?,
         name: r.try_get("name").map_err(map_err)?,
-        role: r.try_get("role").map_err(map_err)?,
+        role: enum_col(r, "role", "users.role")?,
         created_at: r.try_get("created_at").map_err(map_err)?,
     })
 }
 
 #[async_trait]
 impl ProjectStore for SqliteStore {
-    async fn create_project(&self, new: NewProject) -> StoreResult<Project> {
-        let now = now_ms();
-        let project = Project {
-            id: DocId::new(),
-            name: new.name.trim().to_string(),
-            icon: new.icon,
-            environment: new.environment,
-            public_api_key: api_key("pk_"),
-            secret_api_key: api_key("sk_"),
-            data_retention_days: 90,
-            org_id: new.org_id,
-            created_at: now,
-            deleted_at: None,
-        };
+    async fn insert_project(&self, project: &Project) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO projects (id, name, icon, environment, public_api_key, secret_api_key, \
              data_retention_days, org_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -332,12 +333,12 @@ impl ProjectStore for SqliteStore {
         .bind(&project.secret_api_key)
         .bind(project.data_retention_days as i64)
         .bind(project.org_id.to_hex())
-        .bind(now)
-        .bind(now)
+        .bind(project.created_at)
+        .bind(project.created_at)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(project)
+        Ok(())
     }
 
     async fn project(&self, id: DocId) -> StoreResult<Option<Project>> {
@@ -391,7 +392,7 @@ impl ProjectStore for SqliteStore {
     }
 
     async fn set_drop_rules(&self, project_id: DocId, rules: &DropRules) -> StoreResult<()> {
-        let value = serde_json::to_string(rules).map_err(|e| StoreError::Other(e.to_string()))?;
+        let value = serde_json::to_string(rules).map_err(StoreError::other_from)?;
         sqlx::query(
             "INSERT INTO global_settings (key, value, type, description, updated_at) VALUES (?, ?, 'json', ?, ?) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -427,12 +428,17 @@ impl ProjectStore for SqliteStore {
         self.project(id).await?.ok_or(StoreError::NotFound)
     }
 
-    async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
+    async fn set_api_keys(
+        &self,
+        id: DocId,
+        public_api_key: &str,
+        secret_api_key: &str,
+    ) -> StoreResult<Project> {
         let changed = sqlx::query(
             "UPDATE projects SET public_api_key = ?, secret_api_key = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
         )
-        .bind(api_key("pk_"))
-        .bind(api_key("sk_"))
+        .bind(public_api_key)
+        .bind(secret_api_key)
         .bind(now_ms())
         .bind(id.to_hex())
         .execute(&self.pool)
@@ -558,21 +564,7 @@ impl ProjectStore for SqliteStore {
 
 #[async_trait]
 impl AccountStore for SqliteStore {
-    async fn create_user(
-        &self,
-        email: &str,
-        password_hash: &str,
-        name: Option<&str>,
-        role: &str,
-    ) -> StoreResult<User> {
-        let user = User {
-            id: DocId::new(),
-            email: email.trim().to_lowercase(),
-            password_hash: password_hash.to_string(),
-            name: name.map(str::to_string),
-            role: role.to_string(),
-            created_at: now_ms(),
-        };
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -580,16 +572,13 @@ impl AccountStore for SqliteStore {
         .bind(&user.email)
         .bind(&user.password_hash)
         .bind(&user.name)
-        .bind(&user.role)
+        .bind(user.role.as_str())
         .bind(user.created_at)
         .bind(user.created_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| match map_err(e) {
-            StoreError::Conflict(_) => StoreError::Conflict("email already registered".into()),
-            other => other,
-        })?;
-        Ok(user)
+        .map_err(map_err)?;
+        Ok(())
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
@@ -609,45 +598,25 @@ impl AccountStore for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn create_org(&self, name: &str, owner: DocId) -> StoreResult<Organization> {
-        let base = slugify(name);
-        for attempt in 0..8 {
-            let slug = if attempt == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{}", random_hex(3))
-            };
-            let org = Organization {
-                id: DocId::new(),
-                name: name.trim().to_string(),
-                slug,
-                owner_user_id: owner,
-                status: "active".into(),
-                created_at: now_ms(),
-            };
-            let result = sqlx::query(
-                "INSERT INTO organizations (id, name, slug, owner_user_id, status, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, 'active', ?, ?)",
-            )
-            .bind(org.id.to_hex())
-            .bind(&org.name)
-            .bind(&org.slug)
-            .bind(owner.to_hex())
-            .bind(org.created_at)
-            .bind(org.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err);
-            match result {
-                Ok(_) => return Ok(org),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Conflict(format!("no free slug for {name:?}")))
+    async fn insert_org(&self, org: &Organization) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO organizations (id, name, slug, owner_user_id, status, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(org.id.to_hex())
+        .bind(&org.name)
+        .bind(&org.slug)
+        .bind(org.owner_user_id.to_hex())
+        .bind(org.status.as_str())
+        .bind(org.created_at)
+        .bind(org.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 
-    async fn add_member(&self, org: DocId, user: DocId, role: &str) -> StoreResult<()> {
+    async fn add_member(&self, org: DocId, user: DocId, role: OrgRole) -> StoreResult<()> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO organization_members (org_id, user_id, role, status, created_at, updated_at) \
@@ -656,7 +625,7 @@ impl AccountStore for SqliteStore {
         )
         .bind(org.to_hex())
         .bind(user.to_hex())
-        .bind(role)
+        .bind(role.as_str())
         .bind(now)
         .bind(now)
         .execute(&self.pool)
@@ -665,18 +634,21 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
-    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
+    async fn member_role(&self, org: DocId, user: DocId) -> StoreResult<Option<OrgRole>> {
+        let row = sqlx::query(
             "SELECT role FROM organization_members WHERE org_id = ? AND user_id = ? AND status = 'active'",
         )
         .bind(org.to_hex())
         .bind(user.to_hex())
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_err)
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| enum_col(r, "role", "organization_members.role"))
+            .transpose()
     }
 
-    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, String)>> {
+    async fn memberships(&self, user: DocId) -> StoreResult<Vec<(Organization, OrgRole)>> {
         let rows = sqlx::query(
             "SELECT o.*, m.role AS member_role FROM organization_members m JOIN organizations o ON o.id = m.org_id \
              WHERE m.user_id = ? AND m.status = 'active' AND o.status = 'active' ORDER BY m.created_at, o.id",
@@ -689,7 +661,7 @@ impl AccountStore for SqliteStore {
             .map(|r| {
                 Ok((
                     org_from_row(r)?,
-                    r.try_get::<String, _>("member_role").map_err(map_err)?,
+                    enum_col(r, "member_role", "organization_members.role")?,
                 ))
             })
             .collect()
@@ -714,10 +686,10 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn set_user_role(&self, user: DocId, role: &str) -> StoreResult<()> {
+    async fn set_user_role(&self, user: DocId, role: PlatformRole) -> StoreResult<()> {
         self.update_one(
             "UPDATE users SET role = ?, updated_at = ? WHERE id = ?",
-            role,
+            role.as_str(),
             user,
         )
         .await
@@ -768,10 +740,10 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn set_org_status(&self, id: DocId, status: &str) -> StoreResult<()> {
+    async fn set_org_status(&self, id: DocId, status: OrgStatus) -> StoreResult<()> {
         self.update_one(
             "UPDATE organizations SET status = ?, updated_at = ? WHERE id = ?",
-            status,
+            status.as_str(),
             id,
         )
         .await
@@ -790,7 +762,7 @@ impl AccountStore for SqliteStore {
             .map(|r| {
                 Ok(Member {
                     user: user_from_row(r)?,
-                    role: r.try_get("member_role").map_err(map_err)?,
+                    role: enum_col(r, "member_role", "organization_members.role")?,
                 })
             })
             .collect()
@@ -820,14 +792,14 @@ fn org_from_row(r: &SqliteRow) -> StoreResult<Organization> {
     let id = |col: &str| -> StoreResult<DocId> {
         let s: String = r.try_get(col).map_err(map_err)?;
         DocId::parse(&s)
-            .ok_or_else(|| StoreError::Other(format!("bad id in organizations.{col}: {s}")))
+            .ok_or_else(|| StoreError::other(format!("bad id in organizations.{col}: {s}")))
     };
     Ok(Organization {
         id: id("id")?,
         name: r.try_get("name").map_err(map_err)?,
         slug: r.try_get("slug").map_err(map_err)?,
         owner_user_id: id("owner_user_id")?,
-        status: r.try_get("status").map_err(map_err)?,
+        status: enum_col(r, "status", "organizations.status")?,
         created_at: r.try_get("created_at").map_err(map_err)?,
     })
 }
@@ -1026,7 +998,7 @@ impl StoreAdmin for SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::other_with(format!("migration failed: {e}"), e))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -1051,6 +1023,29 @@ mod tests {
         let stores = crate::store::Stores::new("sqlite", store);
         crate::store::contract::prepare(&stores).await;
         (dir, stores)
+    }
+
+    #[tokio::test]
+    async fn a_stored_role_outside_its_enum_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("r.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let user = store
+            .create_user("a@b.co", "h", None, PlatformRole::User)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE users SET role = 'root' WHERE id = ?")
+            .bind(user.id.to_hex())
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let e = store.user(user.id).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "store error: users.role: unknown platform role \"root\""
+        );
     }
 
     /// One test per behaviour of the store contract (as on MongoDB), each on its own file, so a

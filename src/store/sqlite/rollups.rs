@@ -638,7 +638,7 @@ mod tests {
     use crate::analytics::{engine::HOUR_GRAIN, rollup::encode};
     use crate::domain::timestamp::now_ms;
     use crate::domain::{ids::DocId, model::PageView};
-    use crate::store::{NewProject, Stores, sqlite::SqliteOptions};
+    use crate::store::{NewProject, PlatformRole, Stores, sqlite::SqliteOptions};
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
     async fn open_twice() -> (tempfile::TempDir, Stores, SqliteStore) {
@@ -660,7 +660,12 @@ mod tests {
     async fn project(stores: &Stores) -> DocId {
         let owner = stores
             .accounts
-            .create_user(&format!("{}@r.test", DocId::new()), "h", None, "user")
+            .create_user(
+                &format!("{}@r.test", DocId::new()),
+                "h",
+                None,
+                PlatformRole::User,
+            )
             .await
             .unwrap();
         let org = stores.accounts.create_org("R", owner.id).await.unwrap();
