@@ -377,14 +377,19 @@ pub(super) fn user_doc(u: &User) -> Document {
     d
 }
 
-/// A user read from `users` (`role` defaults to `user`, as in saasbackend).
+/// A user read from `users` (`role` defaults to `user`, as in saasbackend). Every role but
+/// `admin` reads as `user`: SuperInsights 1.x's `/admin/users/invite` created users with role
+/// `viewer`, and such a user must still sign in, with no platform rights.
 pub(super) fn user_from_doc(d: &Document) -> StoreResult<User> {
     Ok(User {
         id: read_id(d, USERS, "_id")?,
         email: read_str(d, USERS, "email")?,
         password_hash: read_str(d, USERS, "passwordHash")?,
         name: read_opt_str(d, "name"),
-        role: read_enum(d, USERS, "role", PlatformRole::User)?,
+        role: match d.get_str("role") {
+            Ok("admin") => PlatformRole::Admin,
+            _ => PlatformRole::User,
+        },
         created_at: created_at(d),
     })
 }
@@ -707,6 +712,25 @@ mod tests {
             created_by: DocId::new(),
             expires_at: 1_706_702_400_000 + 7 * 86_400_000,
             created_at: 1_706_702_400_000,
+        }
+    }
+
+    #[test]
+    fn a_1x_user_with_any_role_but_admin_reads_as_a_plain_user() {
+        let user = |role: Option<&str>| {
+            let mut d = doc! {
+                "_id": ObjectId::new(),
+                "email": "old@example.com",
+                "passwordHash": "$2a$10$abcdefghijklmnopqrstuv",
+            };
+            if let Some(role) = role {
+                d.insert("role", role);
+            }
+            user_from_doc(&d).unwrap().role
+        };
+        assert_eq!(user(Some("admin")), PlatformRole::Admin);
+        for role in [Some("viewer"), Some("user"), Some("root"), None] {
+            assert_eq!(user(role), PlatformRole::User, "{role:?}");
         }
     }
 
