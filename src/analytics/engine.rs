@@ -614,6 +614,25 @@ struct Group {
     edges: Vec<(i64, i64)>,
 }
 
+impl Group {
+    fn is_empty(&self) -> bool {
+        self.stale.is_empty() && self.edges.is_empty()
+    }
+
+    /// The time it covers, in minutes.
+    fn minutes(&self) -> i64 {
+        let stale: i64 = (self.stale.iter())
+            .map(|&(grain, _)| match grain {
+                DAY_GRAIN => 24 * 60,
+                SLOT_GRAIN => SLOT / 60_000,
+                _ => 60,
+            })
+            .sum();
+        let edges: i64 = self.edges.iter().map(|(a, b)| (b - a + 1) / 60_000).sum();
+        stale + edges
+    }
+}
+
 /// A built bucket to store, built from version `ver`; `counts` when its figures belong in the
 /// read's answer (an hour inside a day being built is answered through its day).
 struct Built {
@@ -624,15 +643,16 @@ struct Built {
     counts: bool,
 }
 
-/// Builds larger than this many hours' worth of buckets (a day counts 24) are folded one UTC
-/// day at a time, each day stored while the next is scanned, so memory stays that of a few days
-/// whatever the range (the first read of a large imported database); smaller ones, the usual
-/// few stale slots and hours, in one scan.
+/// Builds larger than this many hours' worth of buckets (a day counts 24) are split by UTC day
+/// and scanned a few days at a time, each scan's buckets stored while the next is scanned, so
+/// memory stays bounded whatever the range (the first read of a large imported database);
+/// smaller ones, the usual few stale slots and hours, in one scan.
 pub(crate) const CHUNKED_BUILD_HOURS: usize = 48;
 
-/// Documents whose built buckets may wait to be stored while a build scans on; beyond that the
-/// read waits for the oldest of its stores, which bounds the memory of a large build (about a
-/// day of a 10-million-document month). Smaller builds never wait.
+/// Documents one scan of a large build aims at, and whose built buckets may wait to be stored
+/// while it scans on; beyond that the read waits for the oldest of its stores. This bounds the
+/// memory of a large build (one scan is about a day of a 10-million-document month). Smaller
+/// builds never wait.
 const STORE_BACKLOG_DOCUMENTS: u64 = 250_000;
 
 /// Builds the stale buckets of a reading and folds the plan's raw edges; stores what was built
@@ -647,39 +667,38 @@ async fn build<P: RollupPort>(
     held: Option<Held<P::Key>>,
 ) -> StoreResult<Aggs> {
     let mut out = std::mem::take(&mut r.out);
-    let hours: usize = (r.stale.iter())
-        .map(|&(grain, _)| if grain == DAY_GRAIN { 24 } else { 1 })
-        .sum();
-    // Per group (a UTC day, or everything in one): its stale buckets and its raw edges.
-    let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
-    if hours <= CHUNKED_BUILD_HOURS {
-        let everything = Group {
-            stale: r.stale.clone(),
-            edges: plan.edges.clone(),
-        };
-        groups.insert(0, everything);
-    } else {
-        for &(grain, bucket) in &r.stale {
-            let day = match grain {
-                DAY_GRAIN => bucket,
-                SLOT_GRAIN => (bucket * SLOT).div_euclid(super::plan::DAY),
-                _ => bucket.div_euclid(24),
-            };
-            groups.entry(day).or_default().stale.push((grain, bucket));
-        }
-        for &(from, to) in &plan.edges {
-            let day = from.div_euclid(super::plan::DAY);
-            groups.entry(day).or_default().edges.push((from, to));
-        }
-    }
+    let mut pending = scan_groups(&r.stale, &plan.edges);
     // Every store holds the project's build gate until it ends, so a read that finds these
     // buckets stale meanwhile waits for them instead of building them again (one build and one
     // store per project at a time).
     let held = held.map(Arc::new);
     let mut storing = std::collections::VecDeque::new();
     let mut edges = Aggs::default();
-    for g in groups.into_values() {
+    // What was scanned so far: how many days the next scan can take.
+    let (mut minutes, mut documents_seen) = (0i64, 0u64);
+    while !pending.is_empty() {
+        // The first day alone (and one day at a time while nothing was found); then as many
+        // days as the density seen so far fits in `STORE_BACKLOG_DOCUMENTS`: sparse data in
+        // few queries (on some servers each costs more than its rows), dense data a day at a
+        // time.
+        let per_minute = documents_seen as f64 / minutes.max(1) as f64;
+        let mut g = Group::default();
+        while let Some(next) = pending.front() {
+            let estimate = per_minute * (g.minutes() + next.minutes()) as f64;
+            if !g.is_empty() && (documents_seen == 0 || estimate > STORE_BACKLOG_DOCUMENTS as f64) {
+                break;
+            }
+            if let Some(next) = pending.pop_front() {
+                g.stale.extend(next.stale);
+                g.edges.extend(next.edges);
+            }
+        }
         let (built, e) = fold_buckets(port, key, &r, &g.stale, &g.edges, parts).await?;
+        let documents: u64 = (built.iter().filter(|b| b.counts))
+            .map(|b| b.aggs.documents())
+            .sum();
+        minutes += g.minutes();
+        documents_seen += documents + e.documents();
         edges.merge(e);
         for b in built.iter().filter(|b| b.counts) {
             out.merge(b.aggs.clone_parts(parts));
@@ -692,11 +711,6 @@ async fn build<P: RollupPort>(
         {
             let _ = oldest.await;
         }
-        let documents = built
-            .iter()
-            .filter(|b| b.counts)
-            .map(|b| b.aggs.documents())
-            .sum();
         // Stored by a task of its own: the request answers without waiting for a write lock
         // (the client dictionary's or the rollups').
         let (storer, epoch, held) = (port.clone(), r.epoch, held.clone());
@@ -713,6 +727,35 @@ async fn build<P: RollupPort>(
     // counted twice (once by name, once by id).
     resolve_clients(port, key, &mut [&mut out], false).await?;
     Ok(out)
+}
+
+/// The scans of a build in time order: one for a build of up to [`CHUNKED_BUILD_HOURS`], else
+/// one per UTC day (which [`build`] joins as the data's density allows).
+fn scan_groups(stale: &[(i64, i64)], edges: &[(i64, i64)]) -> std::collections::VecDeque<Group> {
+    let hours: usize = (stale.iter())
+        .map(|&(grain, _)| if grain == DAY_GRAIN { 24 } else { 1 })
+        .sum();
+    if hours <= CHUNKED_BUILD_HOURS {
+        let everything = Group {
+            stale: stale.to_vec(),
+            edges: edges.to_vec(),
+        };
+        return [everything].into();
+    }
+    let mut by_day: BTreeMap<i64, Group> = BTreeMap::new();
+    for &(grain, bucket) in stale {
+        let day = match grain {
+            DAY_GRAIN => bucket,
+            SLOT_GRAIN => (bucket * SLOT).div_euclid(super::plan::DAY),
+            _ => bucket.div_euclid(24),
+        };
+        by_day.entry(day).or_default().stale.push((grain, bucket));
+    }
+    for &(from, to) in edges {
+        let day = from.div_euclid(super::plan::DAY);
+        by_day.entry(day).or_default().edges.push((from, to));
+    }
+    by_day.into_values().collect()
 }
 
 /// Builds the buckets `stale` of a reading (a stale day from its fresh stored hours and its
