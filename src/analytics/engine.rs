@@ -615,10 +615,6 @@ struct Group {
 }
 
 impl Group {
-    fn is_empty(&self) -> bool {
-        self.stale.is_empty() && self.edges.is_empty()
-    }
-
     /// The time it covers, in minutes.
     fn minutes(&self) -> i64 {
         let stale: i64 = (self.stale.iter())
@@ -675,24 +671,32 @@ async fn build<P: RollupPort>(
     let mut storing = std::collections::VecDeque::new();
     let mut edges = Aggs::default();
     // What was scanned so far: how many days the next scan can take.
-    let (mut minutes, mut documents_seen) = (0i64, 0u64);
+    let (mut scans, mut minutes, mut documents_seen) = (0u32, 0i64, 0u64);
     while !pending.is_empty() {
-        // The first day alone (and one day at a time while nothing was found); then as many
-        // days as the density seen so far fits in `STORE_BACKLOG_DOCUMENTS`: sparse data in
-        // few queries (on some servers each costs more than its rows), dense data a day at a
-        // time.
+        // The first day alone, then twice as many days per scan while nothing was found; once
+        // something was, as many days as the density seen so far fits in
+        // `STORE_BACKLOG_DOCUMENTS`. Sparse or empty ranges take few queries (on some servers
+        // each costs more than its rows), dense data a day at a time.
         let per_minute = documents_seen as f64 / minutes.max(1) as f64;
+        let days = if documents_seen == 0 {
+            1usize << scans.min(20)
+        } else {
+            usize::MAX
+        };
         let mut g = Group::default();
+        let mut taken = 0;
         while let Some(next) = pending.front() {
             let estimate = per_minute * (g.minutes() + next.minutes()) as f64;
-            if !g.is_empty() && (documents_seen == 0 || estimate > STORE_BACKLOG_DOCUMENTS as f64) {
+            if taken > 0 && (taken >= days || estimate > STORE_BACKLOG_DOCUMENTS as f64) {
                 break;
             }
             if let Some(next) = pending.pop_front() {
                 g.stale.extend(next.stale);
                 g.edges.extend(next.edges);
+                taken += 1;
             }
         }
+        scans += 1;
         let (built, e) = fold_buckets(port, key, &r, &g.stale, &g.edges, parts).await?;
         let documents: u64 = (built.iter().filter(|b| b.counts))
             .map(|b| b.aggs.documents())
