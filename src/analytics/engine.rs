@@ -15,7 +15,9 @@
 //! Builds are batched: every stale hour, 5-minute slot and day of a read, and its raw edges,
 //! come from one scan of their time ranges (one query per channel on MongoDB, where a query
 //! costs more than the rows it returns), split by timestamp into one fold per bucket, and are
-//! stored together. One build per project at a time in a process; others wait and reuse it.
+//! stored together (a large build, the first read of a big database, scans and stores a few days
+//! at a time to bound its memory). One build per project at a time in a process; others wait
+//! and reuse it.
 
 use super::{
     plan::{HOUR, SLOT, day_version, plan, spans_of},
@@ -614,21 +616,6 @@ struct Group {
     edges: Vec<(i64, i64)>,
 }
 
-impl Group {
-    /// The time it covers, in minutes.
-    fn minutes(&self) -> i64 {
-        let stale: i64 = (self.stale.iter())
-            .map(|&(grain, _)| match grain {
-                DAY_GRAIN => 24 * 60,
-                SLOT_GRAIN => SLOT / 60_000,
-                _ => 60,
-            })
-            .sum();
-        let edges: i64 = self.edges.iter().map(|(a, b)| (b - a + 1) / 60_000).sum();
-        stale + edges
-    }
-}
-
 /// A built bucket to store, built from version `ver`; `counts` when its figures belong in the
 /// read's answer (an hour inside a day being built is answered through its day).
 struct Built {
@@ -665,44 +652,35 @@ async fn build<P: RollupPort>(
     let mut out = std::mem::take(&mut r.out);
     let mut pending = scan_groups(&r.stale, &plan.edges);
     // Every store holds the project's build gate until it ends, so a read that finds these
-    // buckets stale meanwhile waits for them instead of building them again (one build and one
-    // store per project at a time).
+    // buckets stale meanwhile waits for them instead of building them again (one build per
+    // project at a time; its scans' stores may overlap).
     let held = held.map(Arc::new);
     let mut storing = std::collections::VecDeque::new();
     let mut edges = Aggs::default();
-    // What was scanned so far: how many days the next scan can take.
-    let (mut scans, mut minutes, mut documents_seen) = (0u32, 0i64, 0u64);
+    // The most documents one UTC day held so far: how many days the next scan can take.
+    let (mut scans, mut densest_day) = (0u32, 0u64);
     while !pending.is_empty() {
-        // The first day alone, then twice as many days per scan while nothing was found; once
-        // something was, as many days as the density seen so far fits in
-        // `STORE_BACKLOG_DOCUMENTS`. Sparse or empty ranges take few queries (on some servers
-        // each costs more than its rows), dense data a day at a time.
-        let per_minute = documents_seen as f64 / minutes.max(1) as f64;
-        let days = if documents_seen == 0 {
-            1usize << scans.min(20)
-        } else {
-            usize::MAX
+        // The first day alone; then as many days as fit in `STORE_BACKLOG_DOCUMENTS` at the
+        // densest day's pace, or while nothing was found, 2, 4, then 8 days per scan, a known
+        // written day (a version) only ever first. Empty or sparse ranges take few queries (on
+        // some servers each costs more than its rows), dense data a day at a time.
+        let days = match STORE_BACKLOG_DOCUMENTS.checked_div(densest_day) {
+            None => 1usize << scans.min(3),
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX).max(1),
         };
-        let mut g = Group::default();
-        let mut taken = 0;
-        while let Some(next) = pending.front() {
-            let estimate = per_minute * (g.minutes() + next.minutes()) as f64;
-            if taken > 0 && (taken >= days || estimate > STORE_BACKLOG_DOCUMENTS as f64) {
-                break;
-            }
-            if let Some(next) = pending.pop_front() {
-                g.stale.extend(next.stale);
-                g.edges.extend(next.edges);
-                taken += 1;
-            }
-        }
+        let g = next_scan(&mut pending, days, densest_day == 0, |g| {
+            g.stale
+                .iter()
+                .any(|&(grain, b)| version_of(&r, grain, b) > 0)
+        });
         scans += 1;
         let (built, e) = fold_buckets(port, key, &r, &g.stale, &g.edges, parts).await?;
-        let documents: u64 = (built.iter().filter(|b| b.counts))
-            .map(|b| b.aggs.documents())
-            .sum();
-        minutes += g.minutes();
-        documents_seen += documents + e.documents();
+        let mut per_day: HashMap<i64, u64> = HashMap::new();
+        for b in built.iter().filter(|b| b.counts) {
+            *per_day.entry(day_of(b.grain, b.bucket)).or_default() += b.aggs.documents();
+        }
+        let documents: u64 = per_day.values().sum();
+        densest_day = densest_day.max(per_day.into_values().max().unwrap_or(0));
         edges.merge(e);
         for b in built.iter().filter(|b| b.counts) {
             out.merge(b.aggs.clone_parts(parts));
@@ -733,6 +711,38 @@ async fn build<P: RollupPort>(
     Ok(out)
 }
 
+/// Takes the next scan off `pending`: up to `days` groups, and while `blind` (nothing found yet)
+/// never a `written` group but as the first.
+fn next_scan(
+    pending: &mut std::collections::VecDeque<Group>,
+    days: usize,
+    blind: bool,
+    written: impl Fn(&Group) -> bool,
+) -> Group {
+    let mut g = Group::default();
+    let mut taken = 0;
+    while let Some(next) = pending.front() {
+        if taken > 0 && (taken >= days || (blind && written(next))) {
+            break;
+        }
+        if let Some(next) = pending.pop_front() {
+            g.stale.extend(next.stale);
+            g.edges.extend(next.edges);
+            taken += 1;
+        }
+    }
+    g
+}
+
+/// The UTC day (days since the epoch) a bucket lies in.
+fn day_of(grain: i64, bucket: i64) -> i64 {
+    match grain {
+        DAY_GRAIN => bucket,
+        SLOT_GRAIN => (bucket * SLOT).div_euclid(super::plan::DAY),
+        _ => bucket.div_euclid(24),
+    }
+}
+
 /// The scans of a build in time order: one for a build of up to [`CHUNKED_BUILD_HOURS`], else
 /// one per UTC day (which [`build`] joins as the data's density allows).
 fn scan_groups(stale: &[(i64, i64)], edges: &[(i64, i64)]) -> std::collections::VecDeque<Group> {
@@ -748,11 +758,7 @@ fn scan_groups(stale: &[(i64, i64)], edges: &[(i64, i64)]) -> std::collections::
     }
     let mut by_day: BTreeMap<i64, Group> = BTreeMap::new();
     for &(grain, bucket) in stale {
-        let day = match grain {
-            DAY_GRAIN => bucket,
-            SLOT_GRAIN => (bucket * SLOT).div_euclid(super::plan::DAY),
-            _ => bucket.div_euclid(24),
-        };
+        let day = day_of(grain, bucket);
         by_day.entry(day).or_default().stale.push((grain, bucket));
     }
     for &(from, to) in edges {
@@ -1056,4 +1062,39 @@ pub(crate) fn part_of(code: i64) -> StoreResult<Part> {
         .get(usize::try_from(code).map_err(corrupt)?)
         .copied()
         .ok_or_else(|| corrupt("part"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_build_scans_empty_days_in_growing_steps_and_dense_days_at_their_pace() {
+        // 60 days never written (a MongoDB database may hold older documents there), then 30
+        // written days.
+        let day = |d: i64| Group {
+            stale: vec![(DAY_GRAIN, d)],
+            edges: Vec::new(),
+        };
+        let mut pending: std::collections::VecDeque<Group> = (0..90).map(day).collect();
+        let written = |g: &Group| g.stale[0].1 >= 60;
+        let mut sizes = Vec::new();
+        for scans in 0..7u32 {
+            let days = 1usize << scans.min(3);
+            sizes.push(next_scan(&mut pending, days, true, written).stale.len());
+        }
+        // Blind: 1, 2, 4, then 8 days a scan.
+        assert_eq!(sizes, [1, 2, 4, 8, 8, 8, 8]);
+        assert_eq!(pending.front().unwrap().stale[0].1, 39);
+        // A blind scan stops short of the first written day, which starts the next scan alone.
+        while pending.front().is_some_and(|g| !written(g)) {
+            next_scan(&mut pending, 8, true, written);
+        }
+        assert_eq!(
+            next_scan(&mut pending, 8, true, written).stale,
+            [(DAY_GRAIN, 60)]
+        );
+        // Once days with data were seen, the pace is theirs: here 3 days a scan.
+        assert_eq!(next_scan(&mut pending, 3, false, written).stale.len(), 3);
+    }
 }

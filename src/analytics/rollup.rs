@@ -290,13 +290,21 @@ impl PropertySamples {
             };
             let seen = values.entry(value.to_string()).or_insert(ts);
             *seen = (*seen).max(ts);
+            if values.len() > 4 * SCHEMA_SAMPLES {
+                keep_newest(values, SCHEMA_SAMPLES);
+            }
         }
     }
 
     fn merge(&mut self, o: PropertySamples) {
         for (key, values) in o.0 {
             match self.0.get_mut(&key) {
-                Some(into) => merge_map(into, values, |a, b| *a = (*a).max(b)),
+                Some(into) => {
+                    merge_map(into, values, |a, b| *a = (*a).max(b));
+                    if into.len() > 4 * SCHEMA_SAMPLES {
+                        keep_newest(into, SCHEMA_SAMPLES);
+                    }
+                }
                 None => {
                     self.0.insert(key, values);
                 }
@@ -328,6 +336,16 @@ impl PropertySamples {
             })
             .collect()
     }
+}
+
+/// Drops all but the `n` most recently seen values (ties by text), in memory as in storage: a
+/// value outranked by `n` others stays outranked whatever comes later (it can only come back
+/// with a newer time, which is then its own), so the schema stays exact and memory bounded
+/// however many distinct values a property has (order ids, search terms).
+fn keep_newest(values: &mut HashMap<String, i64>, n: usize) {
+    let mut all: Vec<(i64, String)> = values.drain().map(|(t, ts)| (ts, t)).collect();
+    all.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    values.extend(all.into_iter().take(n).map(|(ts, t)| (t, ts)));
 }
 
 /// Figures of some span for the parts that were asked for; merging spans is exact.
