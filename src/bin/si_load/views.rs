@@ -137,11 +137,13 @@ type Filters = &'static [(&'static str, &'static str)];
 /// The demo data's values (`services::demo`): browsers Chrome/Safari/Firefox/Edge on page views,
 /// errors and vitals; devices on page views (web vitals are all `desktop`); events carry
 /// `properties.plan` (free/pro/team); visitors are `v0`, `v1`, … with `v0` the most frequent.
-const PAGEVIEW_FILTERS: [Filters; 2] = [
+/// Page views also take a URL prefix alone (a third set: one filter that scans).
+const PAGEVIEW_FILTERS: &[Filters] = &[
     &[("browser", "Chrome")],
     &[("browser", "Chrome"), ("deviceType", "mobile")],
+    &[("urlPrefix", "https://demo.example/page/1")],
 ];
-const EVENT_FILTERS: [Filters; 2] = [
+const EVENT_FILTERS: &[Filters] = &[
     &[("metaKey", "plan"), ("metaValue", "pro")],
     &[
         ("metaKey", "plan"),
@@ -149,11 +151,11 @@ const EVENT_FILTERS: [Filters; 2] = [
         ("clientId", "v0"),
     ],
 ];
-const ERROR_FILTERS: [Filters; 2] = [
+const ERROR_FILTERS: &[Filters] = &[
     &[("browser", "Chrome")],
     &[("browser", "Chrome"), ("clientId", "v0")],
 ];
-const PERFORMANCE_FILTERS: [Filters; 2] = [
+const PERFORMANCE_FILTERS: &[Filters] = &[
     &[("browser", "Chrome")],
     &[("browser", "Chrome"), ("deviceType", "desktop")],
 ];
@@ -172,14 +174,14 @@ fn encode_pairs(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Every view, in both forms where it has two, unfiltered and with one and two filters where it
-/// takes filters.
+/// takes filters (page views also with a URL prefix alone).
 fn cases(project: &str, timeframe: &str, event_name: &str, fingerprint: &str) -> Vec<Case> {
     struct View {
         name: &'static str,
         route: String,
         path: String,
         forms: &'static [bool],
-        filters: Option<[Filters; 2]>,
+        filters: Option<&'static [Filters]>,
         figure: Figure,
     }
     let base = format!("/projects/{project}");
@@ -187,7 +189,7 @@ fn cases(project: &str, timeframe: &str, event_name: &str, fingerprint: &str) ->
                 route: &str,
                 path: String,
                 forms: &'static [bool],
-                filters: Option<[Filters; 2]>,
+                filters: Option<&'static [Filters]>,
                 figure: Figure| View {
         name,
         route: route.to_string(),
@@ -271,11 +273,14 @@ fn cases(project: &str, timeframe: &str, event_name: &str, fingerprint: &str) ->
         ),
     ];
     let mut out = Vec::new();
-    for level in 0..3 {
+    for level in 0..4 {
         for v in &views {
-            let filters: &[(&str, &str)] = match (level, &v.filters) {
+            let filters: &[(&str, &str)] = match (level, v.filters) {
                 (0, _) => &[],
-                (l, Some(sets)) => sets[l - 1],
+                (l, Some(sets)) => match sets.get(l - 1) {
+                    Some(set) => set,
+                    None => continue,
+                },
                 (_, None) => continue,
             };
             let mut pairs = vec![("timeframe", timeframe)];
@@ -1012,6 +1017,13 @@ mod tests {
         assert_eq!(unfiltered, 15);
         assert_eq!(cases.iter().filter(|c| c.level == 1).count(), 11);
         assert_eq!(cases.iter().filter(|c| c.level == 2).count(), 11);
+        let prefix: Vec<_> = cases.iter().filter(|c| c.level == 3).collect();
+        assert_eq!(prefix.len(), 2, "page views by URL prefix, HTML and JSON");
+        assert!(prefix.iter().all(|c| {
+            c.view == "page views"
+                && c.path
+                    .ends_with("urlPrefix=https%3A%2F%2Fdemo.example%2Fpage%2F1")
+        }));
         let detail = cases
             .iter()
             .find(|c| c.view == "event detail" && c.level == 2 && c.json)
