@@ -466,9 +466,19 @@ enum Pick<'a> {
     Segment(usize, &'a str),
     /// Of `EventProperties`, one event name.
     EventName(&'a str),
+    /// Of `Pageviews` and `Pages`, the page views of the URLs starting with this prefix: each
+    /// bucket (or raw edge, all within one UTC day) restricted before it is merged.
+    UrlPrefix(&'a str),
 }
 
 impl Pick<'_> {
+    /// Restricts one bucket's (or edge's) figures, all of UTC day `day`, to what is picked.
+    fn restrict(self, a: &mut Aggs, day: i64) {
+        if let Pick::UrlPrefix(prefix) = self {
+            a.keep_urls(prefix, day);
+        }
+    }
+
     fn decode(self, a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<()> {
         match (self, part) {
             (Pick::Segment(dim, value), Part::Segments) => decode_segment(a, data, dim, value),
@@ -539,8 +549,17 @@ async fn read<P: RollupPort>(
         }
         match rows.get(&(grain, bucket)) {
             Some(found) if all_fresh(found, parts.len(), want) => {
+                let mut one = Aggs::default();
+                let into = match pick {
+                    Pick::UrlPrefix(_) => &mut one,
+                    _ => &mut r.out,
+                };
                 for row in found {
-                    pick.decode(&mut r.out, row.part, &row.data)?;
+                    pick.decode(into, row.part, &row.data)?;
+                }
+                if let Pick::UrlPrefix(_) = pick {
+                    pick.restrict(&mut one, day_of(grain, bucket));
+                    r.out.merge(one);
                 }
             }
             _ => r.stale.push((grain, bucket)),
@@ -606,7 +625,7 @@ async fn aggregate_of<P: RollupPort>(
         // Another request may have built (and stored) them while this one waited.
         r = read(port, key, &plan, parts, pick).await?;
     }
-    build(port, key, &plan, r, parts, held).await
+    build(port, key, &plan, r, parts, pick, held).await
 }
 
 /// What one scan of a build covers: stale buckets (grain, number) and raw edges (ms ranges).
@@ -647,10 +666,11 @@ async fn build<P: RollupPort>(
     plan: &super::plan::Plan,
     mut r: Reading,
     parts: &[Part],
+    pick: Pick<'_>,
     held: Option<Held<P::Key>>,
 ) -> StoreResult<Aggs> {
     let mut out = std::mem::take(&mut r.out);
-    let mut pending = scan_groups(&r.stale, &plan.edges);
+    let mut pending = scan_groups(&r.stale, &split_at_midnight(&plan.edges));
     // Every store holds the project's build gate until it ends, so a read that finds these
     // buckets stale meanwhile waits for them instead of building them again (one build per
     // project at a time; its scans' stores may overlap).
@@ -674,7 +694,7 @@ async fn build<P: RollupPort>(
                 .any(|&(grain, b)| version_of(&r, grain, b) > 0)
         });
         scans += 1;
-        let (built, e) = fold_buckets(port, key, &r, &g.stale, &g.edges, parts).await?;
+        let (built, e) = fold_buckets(port, key, &r, &g.stale, &g.edges, parts, pick).await?;
         let mut per_day: HashMap<i64, u64> = HashMap::new();
         for b in built.iter().filter(|b| b.counts) {
             *per_day.entry(day_of(b.grain, b.bucket)).or_default() += b.aggs.documents();
@@ -683,7 +703,9 @@ async fn build<P: RollupPort>(
         densest_day = densest_day.max(per_day.into_values().max().unwrap_or(0));
         edges.merge(e);
         for b in built.iter().filter(|b| b.counts) {
-            out.merge(b.aggs.clone_parts(parts));
+            let mut figures = b.aggs.clone_parts(parts);
+            pick.restrict(&mut figures, day_of(b.grain, b.bucket));
+            out.merge(figures);
         }
         if built.is_empty() {
             continue;
@@ -734,6 +756,22 @@ fn next_scan(
     g
 }
 
+/// Raw edges cut at UTC midnight, so each lies within one day (a restricting [`Pick`] dates
+/// an edge's figures by its day).
+fn split_at_midnight(edges: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let day = super::plan::DAY;
+    let mut out = Vec::with_capacity(edges.len());
+    for &(mut from, to) in edges {
+        while from.div_euclid(day) < to.div_euclid(day) {
+            let midnight = (from.div_euclid(day) + 1) * day;
+            out.push((from, midnight - 1));
+            from = midnight;
+        }
+        out.push((from, to));
+    }
+    out
+}
+
 /// The UTC day (days since the epoch) a bucket lies in.
 fn day_of(grain: i64, bucket: i64) -> i64 {
     match grain {
@@ -778,6 +816,7 @@ async fn fold_buckets<P: RollupPort>(
     stale: &[(i64, i64)],
     edges: &[(i64, i64)],
     parts: &[Part],
+    pick: Pick<'_>,
 ) -> StoreResult<(Vec<Built>, Aggs)> {
     // Stale days: their fresh hours are decoded into the day, the others built.
     let mut days: BTreeMap<i64, Aggs> = BTreeMap::new();
@@ -843,7 +882,9 @@ async fn fold_buckets<P: RollupPort>(
     let mut edge_figures = Aggs::default();
     for t in splitter.targets {
         let Some((grain, bucket)) = t.bucket else {
-            edge_figures.merge(t.fold.finish());
+            let mut figures = t.fold.finish();
+            pick.restrict(&mut figures, t.from.div_euclid(super::plan::DAY));
+            edge_figures.merge(figures);
             continue;
         };
         let (ver, aggs) = (version_of(r, grain, bucket), t.fold.finish());
@@ -958,6 +999,13 @@ pub(crate) async fn pageviews_report<P: RollupPort>(
         aggregate(port, key, range, &[Part::Pageviews, Part::Pages]).await?
     } else if let Some((dim, value)) = one_segment(filters) {
         aggregate_segment(port, key, range, dim, value).await?
+    } else if let (Some(prefix), None, true) = (
+        filters.url_prefix.as_deref(),
+        filters.device_type,
+        filters.segment.is_empty(),
+    ) {
+        let parts = [Part::Pageviews, Part::Pages];
+        aggregate_of(port, key, range, &parts, Pick::UrlPrefix(prefix)).await?
     } else {
         let mut f = Folder::new(&[Part::Pageviews, Part::Pages]);
         port.scan_pageviews(key, range, filters, &mut f).await?;
@@ -1067,6 +1115,20 @@ pub(crate) fn part_of(code: i64) -> StoreResult<Part> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_edges_are_cut_at_utc_midnight() {
+        let day = super::super::plan::DAY;
+        assert_eq!(
+            split_at_midnight(&[(5, 10), (day - 3, 2 * day + 4)]),
+            [
+                (5, 10),
+                (day - 3, day - 1),
+                (day, 2 * day - 1),
+                (2 * day, 2 * day + 4)
+            ]
+        );
+    }
 
     #[test]
     fn a_large_build_scans_empty_days_in_growing_steps_and_dense_days_at_their_pace() {

@@ -469,6 +469,28 @@ impl Aggs {
             && self.perf_days.is_empty()
     }
 
+    /// Restricts the `Pageviews` and `Pages` figures of one span within UTC day `day` to the
+    /// page views of URLs starting with `prefix` (the page-views report's URL filter, exact and
+    /// case-sensitive like the stores' query): their counts, their day, and their visitors as the
+    /// union of the kept pages' visitors.
+    pub(crate) fn keep_urls(&mut self, prefix: &str, day: i64) {
+        self.urls.retain(|url, _| url.starts_with(prefix));
+        self.pages.retain(|url, _| url.starts_with(prefix));
+        let views: u64 = self.urls.values().sum();
+        self.pv_days = if views > 0 {
+            BTreeMap::from([(day, views)])
+        } else {
+            BTreeMap::new()
+        };
+        let (mut clients, mut unnamed, mut anon) = (RoaringBitmap::new(), HashSet::new(), false);
+        for page in self.pages.values() {
+            clients |= &page.clients;
+            unnamed.extend(page.unnamed.iter().cloned());
+            anon |= page.anon;
+        }
+        (self.clients, self.unnamed, self.pv_anon) = (clients, unnamed, u64::from(anon));
+    }
+
     /// Documents folded in, of every channel.
     pub(crate) fn documents(&self) -> u64 {
         let days = |d: &BTreeMap<i64, u64>| d.values().sum::<u64>();
