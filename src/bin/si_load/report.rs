@@ -257,9 +257,14 @@ pub fn suite_markdown(meta: &SuiteMeta, runs: &[SuiteRun]) -> String {
     let _ = writeln!(s, "- Command: `{}`", meta.command);
     let _ = writeln!(
         s,
-        "- Server: `{}` with its defaults (embedded SQLite, `SQLITE_SYNCHRONOUS=full`), a fresh \
-         `DATA_DIR` under `{}` per run, `RUST_LOG=warn`, bound to 127.0.0.1; also set: {}.",
+        "- Server: `{}` with its defaults ({}), a fresh `DATA_DIR` under `{}` per run, \
+         `RUST_LOG=warn`, bound to 127.0.0.1; also set: {}.",
         meta.binary,
+        if meta.settings.iter().any(|s| s.starts_with("MONGODB_URI=")) {
+            "MongoDB at `MONGODB_URI`, a fresh database per run"
+        } else {
+            "embedded SQLite, `SQLITE_SYNCHRONOUS=normal` unless set below"
+        },
         meta.data_parent,
         meta.settings
             .iter()
