@@ -657,11 +657,8 @@ pub(crate) async fn account_admin(stores: &Stores) {
 pub(crate) async fn invites(stores: &Stores) {
     let inviter = DocId::new();
     let org = DocId::new();
-    let invite = |org_id: Option<DocId>, hash: &str, created_at: i64| Invite {
-        id: DocId::new(),
-        email: "Guest@Example.com".into(),
-        token_hash: hash.into(),
-        scope: match org_id {
+    let invite = |org_id: Option<DocId>, hash: &str, created_at: i64| {
+        let scope = match org_id {
             Some(org_id) => InviteScope::Org {
                 org_id,
                 role: OrgRole::Viewer,
@@ -669,11 +666,9 @@ pub(crate) async fn invites(stores: &Stores) {
             None => InviteScope::Platform {
                 role: PlatformRole::Admin,
             },
-        },
-        status: InviteStatus::Pending,
-        created_by: inviter,
-        expires_at: created_at + 7 * 86_400_000,
-        created_at,
+        };
+        let (email, week) = ("Guest@Example.com".into(), 7 * 86_400_000);
+        Invite::new(scope, email, hash.into(), inviter, created_at, week)
     };
     let first = invite(Some(org), &format!("h1-{}", DocId::new()), 1_000);
     let second = invite(Some(org), &format!("h2-{}", DocId::new()), 2_000);

@@ -695,24 +695,24 @@ mod tests {
     }
 
     fn invite(org_id: Option<DocId>) -> Invite {
-        Invite {
-            id: DocId::new(),
-            email: "guest@example.com".into(),
-            token_hash: "ab".repeat(32),
-            scope: match org_id {
-                Some(org_id) => InviteScope::Org {
-                    org_id,
-                    role: OrgRole::Viewer,
-                },
-                None => InviteScope::Platform {
-                    role: PlatformRole::Admin,
-                },
+        let scope = match org_id {
+            Some(org_id) => InviteScope::Org {
+                org_id,
+                role: OrgRole::Viewer,
             },
-            status: InviteStatus::Pending,
-            created_by: DocId::new(),
-            expires_at: 1_706_702_400_000 + 7 * 86_400_000,
-            created_at: 1_706_702_400_000,
-        }
+            None => InviteScope::Platform {
+                role: PlatformRole::Admin,
+            },
+        };
+        let (now, week) = (1_706_702_400_000, 7 * 86_400_000);
+        Invite::new(
+            scope,
+            "guest@example.com".into(),
+            "ab".repeat(32),
+            DocId::new(),
+            now,
+            week,
+        )
     }
 
     #[test]
