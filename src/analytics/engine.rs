@@ -20,7 +20,7 @@
 //! and reuse it.
 
 use super::{
-    plan::{HOUR, SLOT, day_version, plan, spans_of},
+    plan::{DAY, HOUR, SLOT, day_version, plan, spans_of},
     rollup::{
         Aggs, ErrorRow, FMT, Folder, Part, SEGMENT_DIMS, Visitor, corrupt, decode_into,
         decode_properties_of, decode_segment, encode,
@@ -479,6 +479,24 @@ impl Pick<'_> {
         }
     }
 
+    /// Decodes one fresh bucket's rows (of UTC day `day`) into `out`, what is picked of them.
+    fn decode_bucket(self, out: &mut Aggs, rows: &[StoredRollup], day: i64) -> StoreResult<()> {
+        if let Pick::UrlPrefix(prefix) = self {
+            // Restricted on its own before merging: the prefix's views keep their day.
+            let mut one = Aggs::default();
+            for row in rows {
+                decode_into(&mut one, row.part, &row.data)?;
+            }
+            one.keep_urls(prefix, day);
+            out.merge(one);
+            return Ok(());
+        }
+        for row in rows {
+            self.decode(out, row.part, &row.data)?;
+        }
+        Ok(())
+    }
+
     fn decode(self, a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<()> {
         match (self, part) {
             (Pick::Segment(dim, value), Part::Segments) => decode_segment(a, data, dim, value),
@@ -549,18 +567,7 @@ async fn read<P: RollupPort>(
         }
         match rows.get(&(grain, bucket)) {
             Some(found) if all_fresh(found, parts.len(), want) => {
-                let mut one = Aggs::default();
-                let into = match pick {
-                    Pick::UrlPrefix(_) => &mut one,
-                    _ => &mut r.out,
-                };
-                for row in found {
-                    pick.decode(into, row.part, &row.data)?;
-                }
-                if let Pick::UrlPrefix(_) = pick {
-                    pick.restrict(&mut one, day_of(grain, bucket));
-                    r.out.merge(one);
-                }
+                pick.decode_bucket(&mut r.out, found, day_of(grain, bucket))?;
             }
             _ => r.stale.push((grain, bucket)),
         }
@@ -697,16 +704,15 @@ async fn build<P: RollupPort>(
         let (built, e) = fold_buckets(port, key, &r, &g.stale, &g.edges, parts, pick).await?;
         let mut per_day: HashMap<i64, u64> = HashMap::new();
         for b in built.iter().filter(|b| b.counts) {
-            *per_day.entry(day_of(b.grain, b.bucket)).or_default() += b.aggs.documents();
+            let day = day_of(b.grain, b.bucket);
+            *per_day.entry(day).or_default() += b.aggs.documents();
+            let mut figures = b.aggs.clone_parts(parts);
+            pick.restrict(&mut figures, day);
+            out.merge(figures);
         }
         let documents: u64 = per_day.values().sum();
         densest_day = densest_day.max(per_day.into_values().max().unwrap_or(0));
         edges.merge(e);
-        for b in built.iter().filter(|b| b.counts) {
-            let mut figures = b.aggs.clone_parts(parts);
-            pick.restrict(&mut figures, day_of(b.grain, b.bucket));
-            out.merge(figures);
-        }
         if built.is_empty() {
             continue;
         }
@@ -759,11 +765,10 @@ fn next_scan(
 /// Raw edges cut at UTC midnight, so each lies within one day (a restricting [`Pick`] dates
 /// an edge's figures by its day).
 fn split_at_midnight(edges: &[(i64, i64)]) -> Vec<(i64, i64)> {
-    let day = super::plan::DAY;
     let mut out = Vec::with_capacity(edges.len());
     for &(mut from, to) in edges {
-        while from.div_euclid(day) < to.div_euclid(day) {
-            let midnight = (from.div_euclid(day) + 1) * day;
+        while from.div_euclid(DAY) < to.div_euclid(DAY) {
+            let midnight = (from.div_euclid(DAY) + 1) * DAY;
             out.push((from, midnight - 1));
             from = midnight;
         }
@@ -776,7 +781,7 @@ fn split_at_midnight(edges: &[(i64, i64)]) -> Vec<(i64, i64)> {
 fn day_of(grain: i64, bucket: i64) -> i64 {
     match grain {
         DAY_GRAIN => bucket,
-        SLOT_GRAIN => (bucket * SLOT).div_euclid(super::plan::DAY),
+        SLOT_GRAIN => (bucket * SLOT).div_euclid(DAY),
         _ => bucket.div_euclid(24),
     }
 }
@@ -800,7 +805,7 @@ fn scan_groups(stale: &[(i64, i64)], edges: &[(i64, i64)]) -> std::collections::
         by_day.entry(day).or_default().stale.push((grain, bucket));
     }
     for &(from, to) in edges {
-        let day = from.div_euclid(super::plan::DAY);
+        let day = from.div_euclid(DAY);
         by_day.entry(day).or_default().edges.push((from, to));
     }
     by_day.into_values().collect()
@@ -883,7 +888,7 @@ async fn fold_buckets<P: RollupPort>(
     for t in splitter.targets {
         let Some((grain, bucket)) = t.bucket else {
             let mut figures = t.fold.finish();
-            pick.restrict(&mut figures, t.from.div_euclid(super::plan::DAY));
+            pick.restrict(&mut figures, t.from.div_euclid(DAY));
             edge_figures.merge(figures);
             continue;
         };
@@ -1118,7 +1123,7 @@ mod tests {
 
     #[test]
     fn raw_edges_are_cut_at_utc_midnight() {
-        let day = super::super::plan::DAY;
+        let day = super::DAY;
         assert_eq!(
             split_at_midnight(&[(5, 10), (day - 3, 2 * day + 4)]),
             [

@@ -290,9 +290,7 @@ impl PropertySamples {
             };
             let seen = values.entry(value.to_string()).or_insert(ts);
             *seen = (*seen).max(ts);
-            if values.len() > 4 * SCHEMA_SAMPLES {
-                keep_newest(values, SCHEMA_SAMPLES);
-            }
+            bound(values);
         }
     }
 
@@ -301,9 +299,7 @@ impl PropertySamples {
             match self.0.get_mut(&key) {
                 Some(into) => {
                     merge_map(into, values, |a, b| *a = (*a).max(b));
-                    if into.len() > 4 * SCHEMA_SAMPLES {
-                        keep_newest(into, SCHEMA_SAMPLES);
-                    }
+                    bound(into);
                 }
                 None => {
                     self.0.insert(key, values);
@@ -315,12 +311,9 @@ impl PropertySamples {
     /// Per key (ascending), its `n` most recently seen values as JSON text with when, newest
     /// first, ties by text.
     fn top(&self, n: usize) -> impl Iterator<Item = (&String, Vec<(&String, i64)>)> {
-        self.0.iter().map(move |(key, values)| {
-            let mut values: Vec<(&String, i64)> = values.iter().map(|(t, ts)| (t, *ts)).collect();
-            values.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-            values.truncate(n);
-            (key, values)
-        })
+        self.0
+            .iter()
+            .map(move |(key, values)| (key, newest(values, n)))
     }
 
     /// Per key (ascending), up to [`SCHEMA_SAMPLES`] values, most recently seen first, ties by
@@ -338,14 +331,27 @@ impl PropertySamples {
     }
 }
 
-/// Drops all but the `n` most recently seen values (ties by text), in memory as in storage: a
-/// value outranked by `n` others stays outranked whatever comes later (it can only come back
-/// with a newer time, which is then its own), so the schema stays exact and memory bounded
-/// however many distinct values a property has (order ids, search terms).
-fn keep_newest(values: &mut HashMap<String, i64>, n: usize) {
-    let mut all: Vec<(i64, String)> = values.drain().map(|(t, ts)| (ts, t)).collect();
-    all.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    values.extend(all.into_iter().take(n).map(|(ts, t)| (t, ts)));
+/// The `n` most recently seen of `values` (JSON text → when) with when, newest first, ties by
+/// text: the one order of a property's samples, in memory, in storage and on screen.
+fn newest(values: &HashMap<String, i64>, n: usize) -> Vec<(&String, i64)> {
+    let mut all: Vec<(&String, i64)> = values.iter().map(|(t, ts)| (t, *ts)).collect();
+    all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    all.truncate(n);
+    all
+}
+
+/// Keeps a key's values in memory to the [`SCHEMA_SAMPLES`] newest once it holds more than four
+/// times that. Exact: a value outranked by that many others stays outranked whatever comes
+/// later (it can only come back with a newer time, which is then its own), so the schema is
+/// unchanged and memory bounded however many distinct values a property has (order ids,
+/// search terms).
+fn bound(values: &mut HashMap<String, i64>) {
+    if values.len() > 4 * SCHEMA_SAMPLES {
+        *values = newest(values, SCHEMA_SAMPLES)
+            .into_iter()
+            .map(|(t, ts)| (t.clone(), ts))
+            .collect();
+    }
 }
 
 /// Figures of some span for the parts that were asked for; merging spans is exact.
