@@ -416,8 +416,17 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM")
+    }
+
+    /// SIGKILL: the process ends at once, nothing flushed, no destructor run.
+    pub fn crash(&mut self) -> std::process::ExitStatus {
+        self.signal("KILL")
+    }
+
+    fn signal(&mut self, name: &str) -> std::process::ExitStatus {
         Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         self.child.wait().unwrap()

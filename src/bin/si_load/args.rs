@@ -135,6 +135,11 @@ pub struct SuiteArgs {
     /// (`MONGODB_DB`), counted there and dropped at the end unless `--keep`.
     #[arg(long, value_parser = parse_loopback_mongodb_uri)]
     pub mongodb_uri: Option<String>,
+    /// Before the server starts, fill its store with this many demo documents (`superinsights
+    /// seed-demo`, 30 days, in a project of their own), so the phases write into a database of
+    /// that size; the loss check counts only what the phases added.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=20_000_000))]
+    pub seed_events: u64,
 }
 
 fn parse_loopback_mongodb_uri(uri: &str) -> Result<String, String> {

@@ -71,6 +71,8 @@ pub struct SuiteMeta {
     pub batch: usize,
     pub rate: f64,
     pub timestamp_spread: Duration,
+    /// Demo documents written before the server started (`--seed-events`).
+    pub seed_events: u64,
     /// Server environment the suite set beyond `DATA_DIR`, `HOST`, `PORT` and `RUST_LOG`.
     pub settings: Vec<String>,
 }
@@ -272,6 +274,15 @@ pub fn suite_markdown(meta: &SuiteMeta, runs: &[SuiteRun]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if meta.seed_events > 0 {
+        let _ = writeln!(
+            s,
+            "- Before the server started, `superinsights seed-demo` wrote {} demo documents over \
+             30 days into the store (another project, rollups built); the loss check counts only \
+             what the phases added.",
+            thousands(meta.seed_events)
+        );
+    }
     let _ = writeln!(
         s,
         "- Each phase: {} warm-up (not in the figures, but in the loss check), then {}s measured; \

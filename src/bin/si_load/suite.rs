@@ -30,6 +30,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between phases so the writer's queue is empty before the next phase starts.
 const SETTLE: Duration = Duration::from_millis(500);
 const ADMIN_PASSWORD: &str = "si-load-benchmark-password";
+const ADMIN_EMAIL: &str = "bench@example.com";
+/// `--seed-events` of 20M takes minutes (a cold rollup build included).
+const SEED_DEADLINE: Duration = Duration::from_secs(1800);
 
 pub async fn run(a: SuiteArgs) -> Result<(), String> {
     if !a.binary.is_file() {
@@ -55,6 +58,7 @@ pub async fn run(a: SuiteArgs) -> Result<(), String> {
         batch: a.batch as usize,
         rate: a.rate,
         timestamp_spread: a.timestamp_spread,
+        seed_events: a.seed_events,
         settings: settings(&a)
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -169,6 +173,7 @@ pub fn settings(a: &SuiteArgs) -> Vec<(String, String)> {
 async fn run_in(a: &SuiteArgs, dir: &Path, ticks: u64) -> Result<SuiteRun, String> {
     let load_before = load_average();
     let key = create_admin(a, dir).await?;
+    let seeded = seed(a, dir).await?;
     let log_path = dir.join("server.log");
     let (mut server, pid, target) = start_server(&a.binary, server_env(a, dir), &log_path).await?;
     eprintln!(
@@ -235,10 +240,10 @@ async fn run_in(a: &SuiteArgs, dir: &Path, ticks: u64) -> Result<SuiteRun, Strin
         }
     };
     let shutdown = stopping.elapsed();
-    let counted = match &a.mongodb_uri {
-        Some(uri) => crate::mongo::count_ingested(uri, &database_of(dir)).await,
-        None => count_rows(&dir.join("superinsights.db")).await,
-    };
+    let counted = count_stored(a, dir).await.and_then(|n| {
+        n.checked_sub(seeded)
+            .ok_or_else(|| format!("{n} documents stored, fewer than the {seeded} seeded"))
+    });
     let (stored, stored_error) = match counted {
         Ok(n) => (Some(n), None),
         Err(e) => (None, Some(e)),
@@ -304,6 +309,50 @@ pub async fn measure_phase(
     })
 }
 
+/// Page views + events in the run's store (its SQLite file, or its MongoDB database).
+async fn count_stored(a: &SuiteArgs, dir: &Path) -> Result<u64, String> {
+    match &a.mongodb_uri {
+        Some(uri) => crate::mongo::count_ingested(uri, &database_of(dir)).await,
+        None => count_rows(&dir.join("superinsights.db")).await,
+    }
+}
+
+/// With `--seed-events`: `superinsights seed-demo` into the run's store before the server
+/// starts (its rollups built, as a grown install has them). Returns the page views + events
+/// then stored, which the loss check subtracts.
+async fn seed(a: &SuiteArgs, dir: &Path) -> Result<u64, String> {
+    if a.seed_events == 0 {
+        return Ok(0);
+    }
+    let started = Instant::now();
+    let command = Command::new(&a.binary)
+        .args(["seed-demo", "--owner", ADMIN_EMAIL, "--events"])
+        .arg(a.seed_events.to_string())
+        .env_clear()
+        .envs(server_env(a, dir))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(SEED_DEADLINE, command)
+        .await
+        .map_err(|_| format!("seed-demo did not finish within {SEED_DEADLINE:?}"))?
+        .map_err(|e| format!("cannot run {}: {e}", a.binary.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "seed-demo failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let seeded = count_stored(a, dir).await?;
+    eprintln!(
+        "si-load suite:   seeded {} documents ({seeded} page views + events) in {:.1?}",
+        a.seed_events,
+        started.elapsed()
+    );
+    Ok(seeded)
+}
+
 /// `superinsights create-admin` in the run's `DATA_DIR`; returns the project's `pk_` key.
 async fn create_admin(a: &SuiteArgs, dir: &Path) -> Result<String, String> {
     let binary = &a.binary;
@@ -311,7 +360,7 @@ async fn create_admin(a: &SuiteArgs, dir: &Path) -> Result<String, String> {
         .args([
             "create-admin",
             "--email",
-            "bench@example.com",
+            ADMIN_EMAIL,
             "--project",
             "si-load benchmark",
         ])
