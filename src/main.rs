@@ -1,5 +1,10 @@
 //! The `superinsights` binary: parses the command line and runs it (see `cli`).
 
+/// mimalloc instead of glibc's allocator: the ingest path allocates many small, short-lived
+/// values (parsed JSON, enriched documents); see docs/benchmarks.md for what it changed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     std::process::exit(superinsights::cli::main());
 }

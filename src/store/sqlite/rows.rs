@@ -27,15 +27,18 @@ pub(super) fn table(channel: Channel) -> &'static str {
     }
 }
 
-const PAGEVIEW_COLUMNS: &str = "INSERT INTO pageviews (project, ts, url, title, referrer, session_id, client_id, \
+// `OR FAIL`: a failing row ends the statement without undoing the rows before it, so SQLite
+// keeps no statement journal (a copy of every page a multi-row INSERT touches). Nothing is
+// lost by it: any error rolls back the whole ingest transaction.
+const PAGEVIEW_COLUMNS: &str = "INSERT OR FAIL INTO pageviews (project, ts, url, title, referrer, session_id, client_id, \
     utm_source, utm_medium, utm_campaign, utm_term, utm_content, device_type, browser, os, ip, country, is_bot, \
     timestamp_replaced) ";
-const EVENT_COLUMNS: &str = "INSERT INTO events (project, ts, event_name, properties, duration_ms, session_id, \
+const EVENT_COLUMNS: &str = "INSERT OR FAIL INTO events (project, ts, event_name, properties, duration_ms, session_id, \
     client_id, ip, country, is_bot, timestamp_replaced) ";
-const ERROR_COLUMNS: &str = "INSERT INTO errors (project, ts, message, error_type, stack_trace, source_file, \
+const ERROR_COLUMNS: &str = "INSERT OR FAIL INTO errors (project, ts, message, error_type, stack_trace, source_file, \
     line_number, column_number, browser, browser_version, os, os_version, device_type, context, fingerprint, \
     client_id, user_id, ip, country, is_bot, timestamp_replaced) ";
-const PERFORMANCE_COLUMNS: &str = "INSERT INTO performance_metrics (project, ts, metric_type, lcp, cls, fid, ttfb, \
+const PERFORMANCE_COLUMNS: &str = "INSERT OR FAIL INTO performance_metrics (project, ts, metric_type, lcp, cls, fid, ttfb, \
     inp, url, client_id, device_type, browser, connection_type, properties, ip, country, is_bot, \
     timestamp_replaced) ";
 
