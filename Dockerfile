@@ -22,11 +22,13 @@ WORKDIR /build
 
 # 1) Dependencies only. With nothing but the manifest and the lock file in this layer, editing the
 #    application code does not invalidate the (slow) dependency build. The stubs stand in for every
-#    target Cargo.toml declares (library, the server, the si-load tool).
+#    target of the workspace (the library and the server; the si-load tool, a member cargo must
+#    find to read the lock file, though only the server is built).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src/bin \
+COPY si-load/Cargo.toml ./si-load/
+RUN mkdir -p src si-load/src \
  && echo 'fn main() {}' > src/main.rs \
- && echo 'fn main() {}' > src/bin/si-load.rs \
+ && echo 'fn main() {}' > si-load/src/main.rs \
  && : > src/lib.rs \
  && cargo build --release --locked --bin superinsights \
  && rm -rf src \

@@ -5,33 +5,19 @@
 //! Redis piece off and on through the real server, and a Redis outage under traffic; `views`
 //! times every analytics view over HTTP, uncached and cached, on each backend.
 
-#[path = "si_load/args.rs"]
 mod args;
-#[path = "si_load/bare.rs"]
 mod bare;
-#[path = "si_load/client.rs"]
 mod client;
-#[path = "si_load/dashboard.rs"]
 mod dashboard;
-#[path = "si_load/load.rs"]
 mod load;
-#[path = "si_load/mongo.rs"]
 mod mongo;
-#[path = "si_load/payload.rs"]
 mod payload;
-#[path = "si_load/probe.rs"]
 mod probe;
-#[path = "si_load/ratelimit.rs"]
 mod ratelimit;
-#[path = "si_load/redis_compare.rs"]
 mod redis_compare;
-#[path = "si_load/report.rs"]
 mod report;
-#[path = "si_load/sessions.rs"]
 mod sessions;
-#[path = "si_load/suite.rs"]
 mod suite;
-#[path = "si_load/views.rs"]
 mod views;
 
 use clap::{Parser, Subcommand};
