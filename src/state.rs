@@ -124,9 +124,9 @@ impl BackendPlan {
             (
                 "redis",
                 match &config.redis.url {
-                    Some(_) => match config.redis.db {
-                        Some(db) => format!("configured (db {db})"),
-                        None => "configured".into(),
+                    Some(_) => match config.redis.db.or(config.redis.target.db) {
+                        Some(db) => format!("{} (db {db})", config.redis.target),
+                        None => format!("{} (db 0)", config.redis.target),
                     },
                     None => "not configured".into(),
                 },

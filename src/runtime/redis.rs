@@ -10,7 +10,7 @@
 //! ([`BREAKER_FIRST_PROBE`] doubling up to [`BREAKER_MAX_PROBE`]) and closes the breaker on the
 //! first answer.
 
-use crate::config::RedisConfig;
+use crate::config::{ConfigError, RedisConfig, RedisTopology};
 use fred::prelude::*;
 use std::{
     sync::{
@@ -99,17 +99,24 @@ impl Breaker {
 }
 
 impl RedisHandle {
-    /// Builds the client and starts connecting in the background. Errors only for a malformed URL.
-    pub fn start(config: &RedisConfig) -> Result<Option<Self>, String> {
+    /// Builds the client for the topology `REDIS_URL` names (one server, Sentinel or Cluster)
+    /// and starts connecting in the background. Errors only for a malformed URL (which
+    /// `Config::from_env` has already refused).
+    pub fn start(config: &RedisConfig) -> Result<Option<Self>, ConfigError> {
         let Some(url) = &config.url else {
             return Ok(None);
         };
-        let mut fred_config =
-            Config::from_url(url.expose()).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let invalid = |e: fred::error::Error| ConfigError {
+            var: "REDIS_URL",
+            message: e.details().to_string(),
+        };
+        let mut fred_config = Config::from_url(url.expose()).map_err(invalid)?;
         if !config.password.is_empty() {
             fred_config.password = Some(config.password.expose().to_string());
         }
-        if config.db.is_some() {
+        // A cluster has only database 0 and refuses SELECT.
+        if config.db.is_some() && !matches!(config.target.topology, RedisTopology::Cluster { .. })
+        {
             fred_config.database = config.db;
         }
         // Keep retrying the first connection too, instead of failing startup.
@@ -125,7 +132,7 @@ impl RedisHandle {
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build()
-            .map_err(|e| format!("REDIS_URL: {e}"))?;
+            .map_err(invalid)?;
         client.connect();
         // Transitions are logged once each; a reconnect is counted for the metrics.
         let _reconnects = client.on_reconnect(|server| async move {
