@@ -173,9 +173,10 @@ mod tests {
         assert_eq!((single.tls, single.db), (false, Some(2)));
         assert_eq!(single.to_string(), "one server");
 
-        let sentinel =
-            parse("rediss-sentinel://s1:26379/1?sentinelServiceName=si&node=s2:26379&node=s3:26380")
-                .unwrap();
+        let sentinel = parse(
+            "rediss-sentinel://s1:26379/1?sentinelServiceName=si&node=s2:26379&node=s3:26380",
+        )
+        .unwrap();
         assert_eq!(
             sentinel.topology,
             RedisTopology::Sentinel {
@@ -184,7 +185,10 @@ mod tests {
             }
         );
         assert_eq!((sentinel.tls, sentinel.db), (true, Some(1)));
-        assert_eq!(sentinel.to_string(), "sentinel (service si, 3 sentinels), tls");
+        assert_eq!(
+            sentinel.to_string(),
+            "sentinel (service si, 3 sentinels), tls"
+        );
 
         let cluster = parse("redis-cluster://u:p@n1:7000?node=n2:7001").unwrap();
         assert_eq!(cluster.topology, RedisTopology::Cluster { seeds: 2 });
@@ -198,7 +202,10 @@ mod tests {
             ("http://cache:6379", "unknown scheme \"http\""),
             ("cache:6379", "not a URL"),
             ("redis-sentinel://s1:26379/0", "needs sentinelServiceName"),
-            ("redis-sentinel://s1:26379?sentinelServiceName=", "needs sentinelServiceName"),
+            (
+                "redis-sentinel://s1:26379?sentinelServiceName=",
+                "needs sentinelServiceName",
+            ),
             ("redis://:secretpw@cache:99999", "invalid port"),
             ("redis://:secretpw@cache:abc", "invalid port"),
             ("redis://cache:0", "port 0"),
@@ -208,7 +215,10 @@ mod tests {
             ("redis://cache/16", "/0 to /15"),
             ("redis://cache?node=b:1", "use redis-sentinel://"),
             ("redis://cache?sentinelServiceName=x", "applies only to"),
-            ("redis-sentinel://s:1?sentinelservicename=x", "unknown parameter"),
+            (
+                "redis-sentinel://s:1?sentinelservicename=x",
+                "unknown parameter",
+            ),
             ("redis://", "no host"),
         ] {
             let err = parse(url).expect_err(url);

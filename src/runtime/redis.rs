@@ -24,6 +24,8 @@ use std::{
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// The first wait before the probe checks a tripped Redis again.
 pub const BREAKER_FIRST_PROBE: Duration = Duration::from_millis(250);
+/// The longest wait between two reconnection attempts, in milliseconds.
+pub const RECONNECT_MAX_DELAY_MS: u32 = 500;
 /// The longest wait between two probes.
 pub const BREAKER_MAX_PROBE: Duration = Duration::from_secs(5);
 
@@ -74,6 +76,9 @@ impl<E: std::fmt::Display> std::fmt::Display for CallError<E> {
 pub struct Breaker {
     open: AtomicBool,
     probing: AtomicBool,
+    /// Wakes the probe early: the client has just (re)connected, to the same server or, after
+    /// a failover, to the promoted one.
+    reconnected: tokio::sync::Notify,
     trips: AtomicU64,
     short_circuits: AtomicU64,
     timeouts: AtomicU64,
@@ -115,8 +120,7 @@ impl RedisHandle {
             fred_config.password = Some(config.password.expose().to_string());
         }
         // A cluster has only database 0 and refuses SELECT.
-        if config.db.is_some() && !matches!(config.target.topology, RedisTopology::Cluster { .. })
-        {
+        if config.db.is_some() && !matches!(config.target.topology, RedisTopology::Cluster { .. }) {
             fred_config.database = config.db;
         }
         // Keep retrying the first connection too, instead of failing startup.
@@ -130,20 +134,32 @@ impl RedisHandle {
             .with_performance_config(|p| {
                 p.default_command_timeout = COMMAND_TIMEOUT;
             })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            // Retries at most 500 ms apart: after a failover the promoted replica is used
+            // within half a second of the sentinels (or the cluster) announcing it; an attempt
+            // is one connection (and, with Sentinel, one question to a sentinel).
+            .set_policy(ReconnectPolicy::new_exponential(
+                0,
+                50,
+                RECONNECT_MAX_DELAY_MS,
+                2,
+            ))
             .build()
             .map_err(invalid)?;
         client.connect();
-        // Transitions are logged once each; a reconnect is counted for the metrics.
-        let _reconnects = client.on_reconnect(|server| async move {
-            crate::telemetry::redis_reconnected();
-            tracing::info!(%server, "redis: (re)connected");
-            Ok(())
+        let breaker = Arc::<Breaker>::default();
+        // Transitions are logged once each; a reconnect is counted for the metrics and lets an
+        // open breaker's probe try at once instead of at its next interval.
+        let woken = breaker.clone();
+        let _reconnects = client.on_reconnect(move |server| {
+            let woken = woken.clone();
+            async move {
+                crate::telemetry::redis_reconnected();
+                tracing::info!(%server, "redis: (re)connected");
+                woken.reconnected.notify_one();
+                Ok(())
+            }
         });
-        let handle = Self {
-            client,
-            breaker: Arc::default(),
-        };
+        let handle = Self { client, breaker };
         Ok(Some(handle))
     }
 
@@ -240,7 +256,10 @@ impl RedisHandle {
         tokio::spawn(async move {
             let mut wait = BREAKER_FIRST_PROBE;
             loop {
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = breaker.reconnected.notified() => {}
+                }
                 let answered = client.is_connected()
                     && matches!(
                         tokio::time::timeout(COMMAND_TIMEOUT, client.ping::<String>(None)).await,

@@ -113,12 +113,21 @@ fn malformed_redis_urls_stop_startup_with_78_naming_redis_url() {
         ("http://cache:6379", "unknown scheme"),
         ("redis-sentinel://127.0.0.1:26379/0", "sentinelServiceName"),
         ("redis://:pw-in-url@cache:70000", "invalid port"),
-        ("redis-cluster://127.0.0.1:7000?node=127.0.0.1:x", "node=127.0.0.1:x"),
+        (
+            "redis-cluster://127.0.0.1:7000?node=127.0.0.1:x",
+            "node=127.0.0.1:x",
+        ),
     ] {
         let (code, _, err) = run_cli(&["serve"], &[("REDIS_URL", url)]);
         assert_eq!(code, 78, "{url}: {err}");
-        assert!(err.contains("REDIS_URL") && err.contains(reason), "{url}: {err}");
-        assert!(!err.contains("pw-in-url"), "the password is not echoed: {err}");
+        assert!(
+            err.contains("REDIS_URL") && err.contains(reason),
+            "{url}: {err}"
+        );
+        assert!(
+            !err.contains("pw-in-url"),
+            "the password is not echoed: {err}"
+        );
     }
     let (code, out, err) = run_cli(
         &["check-config"],

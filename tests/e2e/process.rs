@@ -233,7 +233,11 @@ pub(crate) async fn get_json(
 }
 
 /// The `_csrf` of the first form on a page of `server`, fetched with `client`.
-pub(crate) async fn csrf_on(client: &reqwest::Client, server: &ServerProcess, path: &str) -> String {
+pub(crate) async fn csrf_on(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    path: &str,
+) -> String {
     let r = client.get(server.url(path)).send().await.unwrap();
     assert_eq!(r.status(), 200, "{path}");
     crate::support::csrf_of(&r.text().await.unwrap())

@@ -120,7 +120,11 @@ async fn an_unreachable_sentinel_or_cluster_at_startup_degrades_like_one_server(
         assert!(!redis_connected(&app).await, "{url}");
         let p = app.project().await;
         let r = app
-            .ingest("events", &p.public_api_key, &json!({"eventName": "no-topology"}))
+            .ingest(
+                "events",
+                &p.public_api_key,
+                &json!({"eventName": "no-topology"}),
+            )
             .await;
         assert_eq!(r.status(), 201, "{url}");
         app.stop().await;
@@ -134,7 +138,11 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .expect("openssl is installed (scripts/test installs it)");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Issue 18: `rediss://` works. A TLS-only redis-server with a certificate from a test CA,
@@ -142,7 +150,13 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 #[tokio::test]
 async fn a_tls_only_redis_is_used_through_rediss() {
     let certs = tempfile::tempdir().unwrap();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=si-test-ca"];
     ca.extend(ec);
     ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
@@ -159,8 +173,21 @@ async fn a_tls_only_redis_is_used_through_rediss() {
     openssl(
         certs.path(),
         &[
-            "x509", "-req", "-days", "1", "-in", "server.csr", "-CA", "ca.pem", "-CAkey",
-            "ca.key", "-CAcreateserial", "-extfile", "san.ext", "-out", "server.pem",
+            "x509",
+            "-req",
+            "-days",
+            "1",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
         ],
     );
     let file = |name: &str| certs.path().join(name).to_str().unwrap().to_string();
