@@ -134,7 +134,7 @@ pub fn parse(url: &str) -> Result<RedisTarget, String> {
         }
     };
     // fred reads the URL itself when connecting; it must agree that it is valid.
-    fred::types::config::Config::from_url(url).map_err(|e| format!("{}", e.details()))?;
+    fred::types::config::Config::from_url(url).map_err(|e| e.details().to_string())?;
     Ok(RedisTarget { topology, tls, db })
 }
 
