@@ -27,18 +27,36 @@ struct SentinelSetup {
 }
 
 const SERVICE: &str = "si-primary";
+/// Every Redis server of these tests requires it.
+const PASSWORD: &str = "failover-test-pw";
+/// The sentinels' own password (`sentinelPassword=` in the URL).
+const SENTINEL_PASSWORD: &str = "sentinel-test-pw";
+
+/// `--requirepass` (and `--masterauth`, for replication) with [`PASSWORD`].
+const AUTH: [&str; 4] = ["--requirepass", PASSWORD, "--masterauth", PASSWORD];
 
 impl SentinelSetup {
     /// Starts everything and waits until every sentinel knows the replica and the two other
     /// sentinels (otherwise a failover could not be agreed on).
     async fn start() -> Self {
-        let primary = RedisServer::start().await;
+        let mut primary = RedisServer::start_with(free_port(), &AUTH).await;
+        primary.password = Some(PASSWORD.into());
         let replica_of = primary.port.to_string();
-        let replica =
-            RedisServer::start_with(free_port(), &["--replicaof", "127.0.0.1", &replica_of]).await;
+        let mut args = AUTH.to_vec();
+        args.extend(["--replicaof", "127.0.0.1", &replica_of]);
+        let mut replica = RedisServer::start_with(free_port(), &args).await;
+        replica.password = Some(PASSWORD.into());
         let mut sentinels = Vec::new();
         for _ in 0..3 {
-            sentinels.push(RedisServer::sentinel(SERVICE, primary.port).await);
+            sentinels.push(
+                RedisServer::sentinel(
+                    SERVICE,
+                    primary.port,
+                    Some(PASSWORD),
+                    Some(SENTINEL_PASSWORD),
+                )
+                .await,
+            );
         }
         let setup = Self {
             primary,
@@ -77,7 +95,8 @@ impl SentinelSetup {
         setup
     }
 
-    /// `REDIS_URL` in fred's grammar: the first sentinel as the host, the others as `node=`.
+    /// `REDIS_URL` in fred's grammar: the servers' password, the first sentinel as the host,
+    /// the others as `node=`, the sentinels' password.
     fn url(&self) -> String {
         let [first, rest @ ..] = &self.sentinels[..] else {
             unreachable!("three sentinels")
@@ -87,7 +106,7 @@ impl SentinelSetup {
             .map(|s| format!("&node=127.0.0.1:{}", s.port))
             .collect();
         format!(
-            "redis-sentinel://127.0.0.1:{}/0?sentinelServiceName={SERVICE}{nodes}",
+            "redis-sentinel://:{PASSWORD}@127.0.0.1:{}/0?sentinelServiceName={SERVICE}{nodes}&sentinelPassword={SENTINEL_PASSWORD}",
             first.port
         )
     }
@@ -217,13 +236,14 @@ impl Figures {
 /// of commands it has processed.
 async fn failover_under_traffic(
     redis_url: &str,
+    redis_password: Option<&str>,
     kill_primary: impl AsyncFnOnce(),
     promoted: impl AsyncFn() -> bool,
     promoted_commands: impl AsyncFn() -> u64,
 ) -> Figures {
     let dir = tempfile::tempdir().unwrap();
     let (project, key) = create_admin(dir.path());
-    let env = [
+    let mut env = vec![
         ("REDIS_URL", redis_url),
         ("SESSION_STORE_REDIS", "true"),
         ("CACHE_REDIS", "true"),
@@ -234,6 +254,9 @@ async fn failover_under_traffic(
         ("RATE_LIMIT_INGEST_PROJECT", "1000000/60s"),
         ("RATE_LIMIT_AUTH_IP", "1000/60s"),
     ];
+    if let Some(password) = redis_password {
+        env.push(("REDIS_PASSWORD", password));
+    }
     let mut server = ServerProcess::start(dir.path(), &env).await;
     assert!(on_redis(&server).await, "on redis from the start");
 
@@ -429,6 +452,7 @@ async fn sentinel_failover_under_traffic_loses_no_event_session_or_job() {
     let primary = &mut setup.primary;
     let figures = failover_under_traffic(
         &url,
+        None,
         async || replicate_then_kill(primary).await,
         // What the client asks: the sentinels' answer, which follows the replica's promotion
         // once they have seen it (they poll its INFO every second during a failover).
@@ -466,13 +490,21 @@ impl ClusterSetup {
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "1000",
+                        AUTH[0],
+                        AUTH[1],
+                        AUTH[2],
+                        AUTH[3],
                     ],
                 )
                 .await,
             );
+            nodes.last_mut().unwrap().password = Some(PASSWORD.into());
         }
         let mut create = tokio::process::Command::new("redis-cli");
-        create.arg("--cluster").arg("create");
+        create
+            .args(["--no-auth-warning", "-a", PASSWORD])
+            .arg("--cluster")
+            .arg("create");
         for node in &nodes {
             create.arg(format!("127.0.0.1:{}", node.port));
         }
@@ -514,7 +546,7 @@ impl ClusterSetup {
         setup
     }
 
-    /// `REDIS_URL`: one node as the host, two more as seeds.
+    /// `REDIS_URL`: one node as the host, two more as seeds (the password is `REDIS_PASSWORD`).
     fn url(&self) -> String {
         format!(
             "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
@@ -581,6 +613,7 @@ async fn cluster_failover_under_traffic_loses_no_event_session_or_job() {
     };
     let figures = failover_under_traffic(
         &url,
+        Some(PASSWORD),
         async || {
             // The marker hashes to the victim's slot, so its WAIT covers what went before.
             let out = victim

@@ -267,6 +267,8 @@ pub struct RedisServer {
     extra: Vec<String>,
     /// Runs as a Sentinel with this configuration file (Sentinel rewrites it).
     sentinel_conf: Option<PathBuf>,
+    /// The password [`cli`](Self::cli) authenticates with (the server's `--requirepass`).
+    pub password: Option<String>,
 }
 
 impl RedisServer {
@@ -287,6 +289,7 @@ impl RedisServer {
             dir,
             extra: extra.iter().map(|a| a.to_string()).collect(),
             sentinel_conf: None,
+            password: None,
         };
         server.restart().await;
         server
@@ -294,29 +297,39 @@ impl RedisServer {
 
     /// A Sentinel on a free port watching the primary on `primary_port` as `service`, with
     /// short timings: the primary counts as down after 1 s without an answer, and 2 sentinels
-    /// must agree.
-    pub async fn sentinel(service: &str, primary_port: u16) -> Self {
+    /// must agree. `auth_pass`: the watched servers' password; `password`: the sentinel's own
+    /// (`requirepass`, also what it tells the other sentinels).
+    pub async fn sentinel(
+        service: &str,
+        primary_port: u16,
+        auth_pass: Option<&str>,
+        password: Option<&str>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let conf = dir.path().join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndir {dir}\n\
-                 sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
-                 sentinel down-after-milliseconds {service} 1000\n\
-                 sentinel failover-timeout {service} 10000\n\
-                 sentinel parallel-syncs {service} 1\n",
-                dir = dir.path().display()
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+             sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
+             sentinel down-after-milliseconds {service} 1000\n\
+             sentinel failover-timeout {service} 10000\n\
+             sentinel parallel-syncs {service} 1\n",
+            dir = dir.path().display()
+        );
+        if let Some(pw) = auth_pass {
+            text += &format!("sentinel auth-pass {service} {pw}\n");
+        }
+        if let Some(pw) = password {
+            text += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
+        }
+        std::fs::write(&conf, text).unwrap();
         let mut server = Self {
             port,
             child: None,
             dir,
             extra: Vec::new(),
             sentinel_conf: Some(conf),
+            password: password.map(str::to_string),
         };
         server.restart().await;
         server
@@ -326,8 +339,12 @@ impl RedisServer {
     /// returns its output.
     pub async fn cli(&self, commands: &str) -> String {
         use tokio::io::AsyncWriteExt;
-        let mut child = tokio::process::Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+        let mut command = tokio::process::Command::new("redis-cli");
+        command.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(password) = &self.password {
+            command.args(["--no-auth-warning", "-a", password]);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
