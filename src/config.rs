@@ -893,6 +893,24 @@ mod tests {
     }
 
     #[test]
+    fn redis_url_names_the_topology_and_a_bad_one_names_redis_url() {
+        let c = config(&[(
+            "REDIS_URL",
+            "redis-cluster://n1:7000?node=n2:7000&node=n3:7000",
+        )])
+        .unwrap();
+        assert_eq!(c.redis.target.topology, RedisTopology::Cluster { seeds: 3 });
+        let err =
+            config(&[("REDIS_URL", "redis-cluster://n1:7000"), ("REDIS_DB", "2")]).unwrap_err();
+        assert_eq!(err.var, "REDIS_DB");
+        let err = config(&[("REDIS_URL", "redis-sentinel://s1:26379")]).unwrap_err();
+        assert_eq!(err.var, "REDIS_URL");
+        assert!(err.message.contains("sentinelServiceName"), "{err}");
+        // Ignored entirely when Redis is switched off.
+        assert!(config(&[("REDIS_URL", "http://x"), ("REDIS_ENABLED", "false")]).is_ok());
+    }
+
+    #[test]
     fn redis_enabled_false_turns_redis_off() {
         let c = config(&[("REDIS_URL", "redis://x"), ("REDIS_ENABLED", "0")]).unwrap();
         assert!(!c.redis.enabled());
