@@ -306,7 +306,7 @@ async fn failover_under_traffic(
     runs.push(queue_run(&browser, &server, project, &csrf).await);
     let mut promoted_after = None;
     eventually(
-        Duration::from_secs(30),
+        Duration::from_secs(20),
         "the server is on redis again after the failover",
         async || {
             if promoted_after.is_none() && promoted().await {
@@ -480,10 +480,15 @@ impl ClusterSetup {
     async fn start() -> Self {
         let mut nodes = Vec::new();
         for _ in 0..6 {
+            // The bus port too: by default it is the port + 10000, beyond 65535 for a port
+            // from the upper part of the ephemeral range.
+            let bus = free_port().to_string();
             nodes.push(
                 RedisServer::start_with(
                     free_port(),
                     &[
+                        "--cluster-port",
+                        &bus,
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",
