@@ -145,10 +145,11 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
-/// Issue 18: `rediss://` works. A TLS-only redis-server with a certificate from a test CA,
-/// which the server trusts through `SSL_CERT_FILE` (rustls, with the system's roots otherwise).
+/// Issue 18: TLS works, on one server (`rediss://`) and behind Sentinel (`rediss-sentinel://`:
+/// the sentinel and the primary it names both TLS-only). Certificates come from a test CA that
+/// the server trusts through `SSL_CERT_FILE` (rustls, with the system's roots otherwise).
 #[tokio::test]
-async fn a_tls_only_redis_is_used_through_rediss() {
+async fn tls_only_redis_is_used_through_rediss_and_rediss_sentinel() {
     let certs = tempfile::tempdir().unwrap();
     let ec = [
         "-newkey",
@@ -191,6 +192,7 @@ async fn a_tls_only_redis_is_used_through_rediss() {
         ],
     );
     let file = |name: &str| certs.path().join(name).to_str().unwrap().to_string();
+    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
     let port = free_port();
     let _redis = RedisServer::start_with(
         port,
@@ -200,36 +202,54 @@ async fn a_tls_only_redis_is_used_through_rediss() {
             "--tls-port",
             &port.to_string(),
             "--tls-cert-file",
-            &file("server.pem"),
+            &cert,
             "--tls-key-file",
-            &file("server.key"),
+            &key,
             "--tls-ca-cert-file",
-            &file("ca.pem"),
+            &ca,
             "--tls-auth-clients",
             "no",
         ],
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("rediss://localhost:{port}");
-    let ca_file = file("ca.pem");
-    let server = ServerProcess::start(
-        dir.path(),
-        &[
-            ("REDIS_URL", &url),
-            ("CACHE_REDIS", "true"),
-            ("SSL_CERT_FILE", &ca_file),
-        ],
-    )
-    .await;
-    eventually(Duration::from_secs(10), "connected over TLS", async || {
-        let v: Value = reqwest::get(server.url("/readyz"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["redis"]["connected"] == true
+    // The sentinel reaches the primary over TLS too (`tls-replication`).
+    let sentinel = RedisServer::sentinel_with("si-tls", port, |sentinel_port| {
+        format!(
+            "port 0\ntls-port {sentinel_port}\ntls-cert-file {cert}\ntls-key-file {key}\n\
+             tls-ca-cert-file {ca}\ntls-auth-clients no\ntls-replication yes\n"
+        )
     })
     .await;
+    for url in [
+        format!("rediss://localhost:{port}"),
+        format!(
+            "rediss-sentinel://localhost:{}/0?sentinelServiceName=si-tls",
+            sentinel.port
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ServerProcess::start(
+            dir.path(),
+            &[
+                ("REDIS_URL", &url),
+                ("CACHE_REDIS", "true"),
+                ("SSL_CERT_FILE", &ca),
+            ],
+        )
+        .await;
+        eventually(
+            Duration::from_secs(10),
+            &format!("connected over TLS: {url}"),
+            async || {
+                let v: Value = reqwest::get(server.url("/readyz"))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                v["redis"]["connected"] == true
+            },
+        )
+        .await;
+    }
 }

@@ -305,6 +305,25 @@ impl RedisServer {
         auth_pass: Option<&str>,
         password: Option<&str>,
     ) -> Self {
+        let mut extra = String::new();
+        if let Some(pw) = auth_pass {
+            extra += &format!("sentinel auth-pass {service} {pw}\n");
+        }
+        if let Some(pw) = password {
+            extra += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
+        }
+        let mut sentinel = Self::sentinel_with(service, primary_port, |_| extra).await;
+        sentinel.password = password.map(str::to_string);
+        sentinel
+    }
+
+    /// Like [`sentinel`](Self::sentinel), with configuration lines `extra(port)` appended
+    /// (later lines win: `port 0` plus `tls-port <port>` makes a TLS-only Sentinel).
+    pub async fn sentinel_with(
+        service: &str,
+        primary_port: u16,
+        extra: impl FnOnce(u16) -> String,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let conf = dir.path().join("sentinel.conf");
@@ -316,12 +335,7 @@ impl RedisServer {
              sentinel parallel-syncs {service} 1\n",
             dir = dir.path().display()
         );
-        if let Some(pw) = auth_pass {
-            text += &format!("sentinel auth-pass {service} {pw}\n");
-        }
-        if let Some(pw) = password {
-            text += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
-        }
+        text += &extra(port);
         std::fs::write(&conf, text).unwrap();
         let mut server = Self {
             port,
@@ -329,7 +343,7 @@ impl RedisServer {
             dir,
             extra: Vec::new(),
             sentinel_conf: Some(conf),
-            password: password.map(str::to_string),
+            password: None,
         };
         server.restart().await;
         server
