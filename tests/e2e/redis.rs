@@ -145,11 +145,11 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
-/// Issue 18: TLS works, on one server (`rediss://`) and behind Sentinel (`rediss-sentinel://`:
-/// the sentinel and the primary it names both TLS-only). Certificates come from a test CA that
+/// Issue 18: TLS works, on one server (`rediss://`), behind Sentinel (`rediss-sentinel://`:
+/// the sentinel and the primary it names both TLS-only) and on a Cluster (`rediss-cluster://`). Certificates come from a test CA that
 /// the server trusts through `SSL_CERT_FILE` (rustls, with the system's roots otherwise).
 #[tokio::test]
-async fn tls_only_redis_is_used_through_rediss_and_rediss_sentinel() {
+async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
     let certs = tempfile::tempdir().unwrap();
     let ec = [
         "-newkey",
@@ -220,11 +220,66 @@ async fn tls_only_redis_is_used_through_rediss_and_rediss_sentinel() {
         )
     })
     .await;
+    // Three TLS-only cluster nodes (bus and replication over TLS too), one slot range each.
+    let tls_args = |port: u16, bus: u16| -> Vec<String> {
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+            "--tls-cluster",
+            "yes",
+            "--tls-replication",
+            "yes",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-port",
+            &bus.to_string(),
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let (port, bus) = (free_port(), free_port());
+        let args = tls_args(port, bus);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nodes.push(RedisServer::start_with(port, &args).await);
+    }
+    let mut create = std::process::Command::new("redis-cli");
+    create.args(["--tls", "--cacert", &ca, "--cluster", "create"]);
+    for node in &nodes {
+        create.arg(format!("127.0.0.1:{}", node.port));
+    }
+    let out = create
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "TLS cluster created: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     for url in [
         format!("rediss://localhost:{port}"),
         format!(
             "rediss-sentinel://localhost:{}/0?sentinelServiceName=si-tls",
             sentinel.port
+        ),
+        format!(
+            "rediss-cluster://127.0.0.1:{}?node=127.0.0.1:{}",
+            nodes[0].port, nodes[1].port
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
