@@ -7,8 +7,12 @@
 //! times out (a paused or overloaded Redis keeps its socket open, so "connected" says nothing)
 //! opens it, and from then on calls fail at once, so each piece takes its fallback without
 //! paying the timeout again. A background probe pings Redis at a growing interval
-//! ([`BREAKER_FIRST_PROBE`] doubling up to [`BREAKER_MAX_PROBE`]) and closes the breaker on the
-//! first answer.
+//! ([`BREAKER_FIRST_PROBE`] doubling up to [`BREAKER_MAX_PROBE`], or at once when the client
+//! reconnects) and closes the breaker on the first answer.
+//!
+//! The topology is whatever `REDIS_URL` names (one server, Sentinel, Cluster; `config::redis_url`
+//! has validated it): fred finds the primary or the slots' owners and follows a failover on
+//! reconnection; nothing here or above depends on which it is.
 
 use crate::config::{ConfigError, RedisConfig, RedisTopology};
 use fred::prelude::*;
@@ -77,7 +81,8 @@ pub struct Breaker {
     open: AtomicBool,
     probing: AtomicBool,
     /// Wakes the probe early: the client has just (re)connected, to the same server or, after
-    /// a failover, to the promoted one.
+    /// a failover, to the promoted one. A wake-up with no probe waiting is kept for the next
+    /// probe, which then tries at once (one early ping, harmless).
     reconnected: tokio::sync::Notify,
     trips: AtomicU64,
     short_circuits: AtomicU64,

@@ -40,7 +40,7 @@ pub fn create_admin(dir: &std::path::Path) -> (DocId, String) {
 }
 
 /// These tests load the server as hard as they can; rate limits are not what they measure.
-pub(crate) const UNLIMITED: [(&str, &str); 2] = [
+const UNLIMITED: [(&str, &str); 2] = [
     ("RATE_LIMIT_INGEST_IP", "off"),
     ("RATE_LIMIT_INGEST_PROJECT", "off"),
 ];

@@ -2,8 +2,8 @@
 //! group, over the durable queue, which still holds every job's state and decides who runs it.
 //!
 //! * Enqueue writes the job to the store first (`dispatch = redis`), then `XADD`s its id to
-//!   `si:{jobs}:stream:{kind}`. If Redis cannot take it, the job is switched to `dispatch = store` and the
-//!   store sweep runs it: nothing is lost, and it is logged.
+//!   `si:{jobs}:stream:{kind}`. If Redis cannot take it, the job is switched to
+//!   `dispatch = store` and the store sweep runs it: nothing is lost, and it is logged.
 //! * Workers read with `XREADGROUP` (group `si-workers`, one consumer per queue instance), and
 //!   first take over entries idle longer than the visibility timeout with `XAUTOCLAIM` (their
 //!   consumer died). Every entry is then claimed *in the store*; an entry whose job another
