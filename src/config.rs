@@ -4,6 +4,9 @@
 
 use std::{collections::BTreeMap, fmt, net::IpAddr, path::PathBuf};
 
+mod redis_url;
+pub use redis_url::{RedisTarget, RedisTopology};
+
 /// Exit code used for any configuration error (BSD `EX_CONFIG`, as SuperInsights 1.x uses for weak secrets).
 pub const EXIT_CONFIG: i32 = 78;
 
@@ -84,6 +87,8 @@ pub enum StoreConfig {
 pub struct RedisConfig {
     /// `None` when `REDIS_URL` is unset or `REDIS_ENABLED=false`.
     pub url: Option<Secret>,
+    /// What `REDIS_URL` names: one server, Sentinel or Cluster, TLS or not (validated).
+    pub target: RedisTarget,
     pub password: Secret,
     /// `REDIS_DB` when set, else the database in `REDIS_URL` (default 0).
     pub db: Option<u8>,
@@ -673,14 +678,10 @@ impl Config {
 
         let redis_enabled = env.flag("REDIS_ENABLED", true)?;
         let redis_url = env.string("REDIS_URL").filter(|_| redis_enabled);
-        if let Some(url) = &redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err(ConfigError::new(
-                "REDIS_URL",
-                "must start with redis:// or rediss://",
-            ));
-        }
+        let redis_target = match &redis_url {
+            Some(url) => redis_url::parse(url).map_err(|e| ConfigError::new("REDIS_URL", e))?,
+            None => RedisTarget::default(),
+        };
         let redis_db: Option<u8> = env
             .get("REDIS_DB")
             .map(|_| env.number("REDIS_DB", 0u8))
@@ -688,8 +689,17 @@ impl Config {
         if redis_db.is_some_and(|db| db > 15) {
             return Err(ConfigError::new("REDIS_DB", "must be between 0 and 15"));
         }
+        if matches!(redis_target.topology, RedisTopology::Cluster { .. })
+            && redis_db.is_some_and(|db| db != 0)
+        {
+            return Err(ConfigError::new(
+                "REDIS_DB",
+                "Redis Cluster has only database 0 (REDIS_URL is redis-cluster://)",
+            ));
+        }
         let redis = RedisConfig {
             url: redis_url.map(Secret::new),
+            target: redis_target,
             password: Secret::new(env.string("REDIS_PASSWORD").unwrap_or_default()),
             db: redis_db,
             ttl_secs: env.number("REDIS_TTL", 300u64)?,
@@ -880,6 +890,24 @@ mod tests {
             config(&[("TRUST_PROXY", "lots")]).unwrap_err().var,
             "TRUST_PROXY"
         );
+    }
+
+    #[test]
+    fn redis_url_names_the_topology_and_a_bad_one_names_redis_url() {
+        let c = config(&[(
+            "REDIS_URL",
+            "redis-cluster://n1:7000?node=n2:7000&node=n3:7000",
+        )])
+        .unwrap();
+        assert_eq!(c.redis.target.topology, RedisTopology::Cluster { seeds: 3 });
+        let err =
+            config(&[("REDIS_URL", "redis-cluster://n1:7000"), ("REDIS_DB", "2")]).unwrap_err();
+        assert_eq!(err.var, "REDIS_DB");
+        let err = config(&[("REDIS_URL", "redis-sentinel://s1:26379")]).unwrap_err();
+        assert_eq!(err.var, "REDIS_URL");
+        assert!(err.message.contains("sentinelServiceName"), "{err}");
+        // Ignored entirely when Redis is switched off.
+        assert!(config(&[("REDIS_URL", "http://x"), ("REDIS_ENABLED", "false")]).is_ok());
     }
 
     #[test]

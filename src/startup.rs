@@ -58,7 +58,7 @@ pub async fn build_with(
     plan.log();
     secure_data_dir(&config);
     let stores = Stores::open(&config).await?;
-    let redis = RedisHandle::start(&config.redis).map_err(StartupError::Other)?;
+    let redis = RedisHandle::start(&config.redis)?;
     if let Some(redis) = &redis {
         redis
             .wait_connected(Duration::from_millis(config.redis.startup_wait_ms))

@@ -124,10 +124,11 @@ impl BackendPlan {
             (
                 "redis",
                 match &config.redis.url {
-                    Some(_) => match config.redis.db {
-                        Some(db) => format!("configured (db {db})"),
-                        None => "configured".into(),
-                    },
+                    Some(_) => format!(
+                        "{} (db {})",
+                        config.redis.target,
+                        config.redis.db.or(config.redis.target.db).unwrap_or(0)
+                    ),
                     None => "not configured".into(),
                 },
             ),

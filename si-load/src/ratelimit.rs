@@ -242,7 +242,8 @@ pub async fn run(a: RateLimitArgs) -> Result<(), String> {
     let handle = RedisHandle::start(&RedisConfig {
         url: Some(Secret::new(url)),
         ..RedisConfig::default()
-    })?
+    })
+    .map_err(|e| e.to_string())?
     .ok_or("no redis handle")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while handle.ping().await.is_err() {

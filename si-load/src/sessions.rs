@@ -105,7 +105,9 @@ pub async fn run(a: SessionArgs) -> Result<(), String> {
         url: Some(Secret::new(redis.url.clone())),
         ..Default::default()
     };
-    let handle = RedisHandle::start(&config)?.ok_or("redis handle")?;
+    let handle = RedisHandle::start(&config)
+        .map_err(|e| e.to_string())?
+        .ok_or("redis handle")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !handle.is_connected() {
         if Instant::now() > deadline {

@@ -7,10 +7,14 @@
 //! times out (a paused or overloaded Redis keeps its socket open, so "connected" says nothing)
 //! opens it, and from then on calls fail at once, so each piece takes its fallback without
 //! paying the timeout again. A background probe pings Redis at a growing interval
-//! ([`BREAKER_FIRST_PROBE`] doubling up to [`BREAKER_MAX_PROBE`]) and closes the breaker on the
-//! first answer.
+//! ([`BREAKER_FIRST_PROBE`] doubling up to [`BREAKER_MAX_PROBE`], or at once when the client
+//! reconnects) and closes the breaker on the first answer.
+//!
+//! The topology is whatever `REDIS_URL` names (one server, Sentinel, Cluster; `config::redis_url`
+//! has validated it): fred finds the primary or the slots' owners and follows a failover on
+//! reconnection; nothing here or above depends on which it is.
 
-use crate::config::RedisConfig;
+use crate::config::{ConfigError, RedisConfig, RedisTopology};
 use fred::prelude::*;
 use std::{
     sync::{
@@ -24,6 +28,8 @@ use std::{
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// The first wait before the probe checks a tripped Redis again.
 pub const BREAKER_FIRST_PROBE: Duration = Duration::from_millis(250);
+/// The longest wait between two reconnection attempts, in milliseconds.
+pub const RECONNECT_MAX_DELAY_MS: u32 = 500;
 /// The longest wait between two probes.
 pub const BREAKER_MAX_PROBE: Duration = Duration::from_secs(5);
 
@@ -74,6 +80,10 @@ impl<E: std::fmt::Display> std::fmt::Display for CallError<E> {
 pub struct Breaker {
     open: AtomicBool,
     probing: AtomicBool,
+    /// Wakes the probe early: the client has just (re)connected, to the same server or, after
+    /// a failover, to the promoted one. A wake-up with no probe waiting is kept for the next
+    /// probe, which then tries at once (one early ping, harmless).
+    reconnected: tokio::sync::Notify,
     trips: AtomicU64,
     short_circuits: AtomicU64,
     timeouts: AtomicU64,
@@ -99,17 +109,23 @@ impl Breaker {
 }
 
 impl RedisHandle {
-    /// Builds the client and starts connecting in the background. Errors only for a malformed URL.
-    pub fn start(config: &RedisConfig) -> Result<Option<Self>, String> {
+    /// Builds the client for the topology `REDIS_URL` names (one server, Sentinel or Cluster)
+    /// and starts connecting in the background. Errors only for a malformed URL (which
+    /// `Config::from_env` has already refused).
+    pub fn start(config: &RedisConfig) -> Result<Option<Self>, ConfigError> {
         let Some(url) = &config.url else {
             return Ok(None);
         };
-        let mut fred_config =
-            Config::from_url(url.expose()).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let invalid = |e: fred::error::Error| ConfigError {
+            var: "REDIS_URL",
+            message: e.details().to_string(),
+        };
+        let mut fred_config = Config::from_url(url.expose()).map_err(invalid)?;
         if !config.password.is_empty() {
             fred_config.password = Some(config.password.expose().to_string());
         }
-        if config.db.is_some() {
+        // A cluster has only database 0 and refuses SELECT.
+        if config.db.is_some() && !matches!(config.target.topology, RedisTopology::Cluster { .. }) {
             fred_config.database = config.db;
         }
         // Keep retrying the first connection too, instead of failing startup.
@@ -123,20 +139,32 @@ impl RedisHandle {
             .with_performance_config(|p| {
                 p.default_command_timeout = COMMAND_TIMEOUT;
             })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            // Retries at most 500 ms apart: after a failover the promoted replica is used
+            // within half a second of the sentinels (or the cluster) announcing it; an attempt
+            // is one connection (and, with Sentinel, one question to a sentinel).
+            .set_policy(ReconnectPolicy::new_exponential(
+                0,
+                50,
+                RECONNECT_MAX_DELAY_MS,
+                2,
+            ))
             .build()
-            .map_err(|e| format!("REDIS_URL: {e}"))?;
+            .map_err(invalid)?;
         client.connect();
-        // Transitions are logged once each; a reconnect is counted for the metrics.
-        let _reconnects = client.on_reconnect(|server| async move {
-            crate::telemetry::redis_reconnected();
-            tracing::info!(%server, "redis: (re)connected");
-            Ok(())
+        let breaker = Arc::<Breaker>::default();
+        // Transitions are logged once each; a reconnect is counted for the metrics and lets an
+        // open breaker's probe try at once instead of at its next interval.
+        let woken = breaker.clone();
+        let _reconnects = client.on_reconnect(move |server| {
+            let woken = woken.clone();
+            async move {
+                crate::telemetry::redis_reconnected();
+                tracing::info!(%server, "redis: (re)connected");
+                woken.reconnected.notify_one();
+                Ok(())
+            }
         });
-        let handle = Self {
-            client,
-            breaker: Arc::default(),
-        };
+        let handle = Self { client, breaker };
         Ok(Some(handle))
     }
 
@@ -233,7 +261,10 @@ impl RedisHandle {
         tokio::spawn(async move {
             let mut wait = BREAKER_FIRST_PROBE;
             loop {
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = breaker.reconnected.notified() => {}
+                }
                 let answered = client.is_connected()
                     && matches!(
                         tokio::time::timeout(COMMAND_TIMEOUT, client.ping::<String>(None)).await,

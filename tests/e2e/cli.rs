@@ -108,6 +108,42 @@ fn bad_flags_and_weak_production_secrets_exit_78_naming_the_variable() {
 }
 
 #[test]
+fn malformed_redis_urls_stop_startup_with_78_naming_redis_url() {
+    for (url, reason) in [
+        ("http://cache:6379", "unknown scheme"),
+        ("redis-sentinel://127.0.0.1:26379/0", "sentinelServiceName"),
+        ("redis://:pw-in-url@cache:70000", "invalid port"),
+        (
+            "redis-cluster://127.0.0.1:7000?node=127.0.0.1:x",
+            "node=127.0.0.1:x",
+        ),
+    ] {
+        let (code, _, err) = run_cli(&["serve"], &[("REDIS_URL", url)]);
+        assert_eq!(code, 78, "{url}: {err}");
+        assert!(
+            err.contains("REDIS_URL") && err.contains(reason),
+            "{url}: {err}"
+        );
+        assert!(
+            !err.contains("pw-in-url"),
+            "the password is not echoed: {err}"
+        );
+    }
+    let (code, out, err) = run_cli(
+        &["check-config"],
+        &[(
+            "REDIS_URL",
+            "redis-sentinel://127.0.0.1:26379/0?sentinelServiceName=si&node=127.0.0.1:26380",
+        )],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("redis: sentinel (service si, 2 sentinels) (db 0)"),
+        "{out}"
+    );
+}
+
+#[test]
 fn seed_demo_fills_a_new_project_in_the_owners_workspace() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();

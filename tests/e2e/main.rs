@@ -14,6 +14,7 @@ mod cli;
 mod connections;
 mod dashboard;
 mod diagnostics_pages;
+mod failover;
 mod faults;
 mod ingest;
 mod jobs;

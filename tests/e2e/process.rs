@@ -51,7 +51,7 @@ pub async fn stored_events(dir: &std::path::Path, project: DocId) -> u64 {
 }
 
 /// Sends 5-event batches from `workers` clients until told to stop; counts acknowledged events.
-fn load(
+pub(crate) fn load(
     urls: Vec<String>,
     key: String,
     workers: usize,
@@ -219,7 +219,7 @@ async fn cache_lookups(server: &ServerProcess, result: &str) -> f64 {
 }
 
 /// GETs `path` on `server` as a JSON client (the `si` CLI's `Accept`).
-async fn get_json(
+pub(crate) async fn get_json(
     client: &reqwest::Client,
     server: &ServerProcess,
     path: &str,
@@ -233,7 +233,11 @@ async fn get_json(
 }
 
 /// The `_csrf` of the first form on a page of `server`, fetched with `client`.
-async fn csrf_on(client: &reqwest::Client, server: &ServerProcess, path: &str) -> String {
+pub(crate) async fn csrf_on(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    path: &str,
+) -> String {
     let r = client.get(server.url(path)).send().await.unwrap();
     assert_eq!(r.status(), 200, "{path}");
     crate::support::csrf_of(&r.text().await.unwrap())

@@ -258,11 +258,17 @@ impl TestApp {
     }
 }
 
-/// A private redis-server on a free loopback port, killed on drop.
+/// A private redis-server (or Sentinel) on a free loopback port, killed on drop.
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Arguments after the defaults (a replica's `--replicaof`, cluster settings).
+    extra: Vec<String>,
+    /// Runs as a Sentinel with this configuration file (Sentinel rewrites it).
+    sentinel_conf: Option<PathBuf>,
+    /// The password [`cli`](Self::cli) authenticates with (the server's `--requirepass`).
+    pub password: Option<String>,
 }
 
 impl RedisServer {
@@ -271,14 +277,99 @@ impl RedisServer {
     }
 
     pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, &[]).await
+    }
+
+    /// A server with extra `redis-server` arguments (`--replicaof`, `--cluster-enabled`, …).
+    pub async fn start_with(port: u16, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut server = Self {
             port,
             child: None,
             dir,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            sentinel_conf: None,
+            password: None,
         };
         server.restart().await;
         server
+    }
+
+    /// A Sentinel on a free port watching the primary on `primary_port` as `service`, with
+    /// short timings: the primary counts as down after 1 s without an answer, and 2 sentinels
+    /// must agree. `auth_pass`: the watched servers' password; `password`: the sentinel's own
+    /// (`requirepass`, also what it tells the other sentinels).
+    pub async fn sentinel(
+        service: &str,
+        primary_port: u16,
+        auth_pass: Option<&str>,
+        password: Option<&str>,
+    ) -> Self {
+        let mut extra = String::new();
+        if let Some(pw) = auth_pass {
+            extra += &format!("sentinel auth-pass {service} {pw}\n");
+        }
+        if let Some(pw) = password {
+            extra += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
+        }
+        let mut sentinel = Self::sentinel_with(service, primary_port, |_| extra).await;
+        sentinel.password = password.map(str::to_string);
+        sentinel
+    }
+
+    /// Like [`sentinel`](Self::sentinel), with configuration lines `extra(port)` appended
+    /// (later lines win: `port 0` plus `tls-port <port>` makes a TLS-only Sentinel).
+    pub async fn sentinel_with(
+        service: &str,
+        primary_port: u16,
+        extra: impl FnOnce(u16) -> String,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        let mut text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+             sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
+             sentinel down-after-milliseconds {service} 1000\n\
+             sentinel failover-timeout {service} 10000\n\
+             sentinel parallel-syncs {service} 1\n",
+            dir = dir.path().display()
+        );
+        text += &extra(port);
+        std::fs::write(&conf, text).unwrap();
+        let mut server = Self {
+            port,
+            child: None,
+            dir,
+            extra: Vec::new(),
+            sentinel_conf: Some(conf),
+            password: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Runs `redis-cli` against this server with `commands` (one per line, on one connection);
+    /// returns its output.
+    pub async fn cli(&self, commands: &str) -> String {
+        use tokio::io::AsyncWriteExt;
+        let mut command = tokio::process::Command::new("redis-cli");
+        command.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(password) = &self.password {
+            command.args(["--no-auth-warning", "-a", password]);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-cli is installed with redis-server");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(commands.as_bytes()).await.unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().await.unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn url(&self) -> String {
@@ -287,19 +378,29 @@ impl RedisServer {
 
     /// (Re)starts the server on the same port and waits until it answers.
     pub async fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
+        let mut command = Command::new("redis-server");
+        match &self.sentinel_conf {
+            Some(conf) => {
+                command.arg(conf).arg("--sentinel");
+            }
+            None => {
+                command
+                    .args([
+                        "--port",
+                        &self.port.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .arg("--dir")
+                    .arg(self.dir.path())
+                    .args(&self.extra);
+            }
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

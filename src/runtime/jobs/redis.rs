@@ -2,17 +2,19 @@
 //! group, over the durable queue, which still holds every job's state and decides who runs it.
 //!
 //! * Enqueue writes the job to the store first (`dispatch = redis`), then `XADD`s its id to
-//!   `si:jobs:{kind}`. If Redis cannot take it, the job is switched to `dispatch = store` and the
-//!   store sweep runs it: nothing is lost, and it is logged.
+//!   `si:{jobs}:stream:{kind}`. If Redis cannot take it, the job is switched to
+//!   `dispatch = store` and the store sweep runs it: nothing is lost, and it is logged.
 //! * Workers read with `XREADGROUP` (group `si-workers`, one consumer per queue instance), and
 //!   first take over entries idle longer than the visibility timeout with `XAUTOCLAIM` (their
 //!   consumer died). Every entry is then claimed *in the store*; an entry whose job another
 //!   attempt holds stays pending, one whose job is finished is acknowledged.
 //! * Heartbeats renew the store lease and reset the entry's idle time (`XCLAIM … JUSTID`).
 //! * Completion and failure are written to the store first, then the entry is `XACK`ed and
-//!   `XDEL`eted. Retries wait in the sorted set `si:jobs:delayed` (score = due time) and are
+//!   `XDEL`eted. Retries wait in the sorted set `si:{jobs}:delayed` (score = due time) and are
 //!   moved back to their stream when due (`ZREM` decides which instance moves one). A job that
-//!   fails for good is also appended to `si:jobs:dead` (the dead-letter stream).
+//!   fails for good is also appended to `si:{jobs}:dead` (the dead-letter stream).
+//! * Every key carries the hash tag `{jobs}`, so on a Redis Cluster they all live in one slot
+//!   and `XREADGROUP` over several streams is one command on one node.
 //! * Store sweeps still run, leaving Redis-dispatched jobs to Redis for a grace period: they
 //!   catch entries lost with a Redis restart or a crash between the two writes. With Redis down,
 //!   everything runs through the store at once.
@@ -34,13 +36,13 @@ use std::{
 /// The consumer group every instance reads with.
 pub const GROUP: &str = "si-workers";
 /// Jobs that failed for good: one entry per job (`id`, `kind`, `attempts`, `error`).
-pub const DEAD_LETTER_STREAM: &str = "si:jobs:dead";
+pub const DEAD_LETTER_STREAM: &str = "si:{jobs}:dead";
 /// Retries waiting for their backoff: member `{kind}:{id}`, score = due time (epoch ms).
-pub const DELAYED_SET: &str = "si:jobs:delayed";
+pub const DELAYED_SET: &str = "si:{jobs}:delayed";
 
-/// The stream carrying jobs of `kind`.
+/// The stream carrying jobs of `kind` (hash tag `{jobs}`: one Cluster slot for the queue).
 pub fn stream_key(kind: &str) -> String {
-    format!("si:jobs:{kind}")
+    format!("si:{{jobs}}:stream:{kind}")
 }
 
 pub struct RedisJobQueue {
@@ -602,6 +604,18 @@ mod tests {
 
     fn s(v: &str) -> Value {
         Value::String(v.into())
+    }
+
+    #[test]
+    fn every_queue_key_lives_in_one_cluster_slot() {
+        let slot = fred::util::redis_keyslot(DELAYED_SET.as_bytes());
+        for key in [
+            DEAD_LETTER_STREAM.to_string(),
+            stream_key("ai-analysis"),
+            stream_key("report"),
+        ] {
+            assert_eq!(fred::util::redis_keyslot(key.as_bytes()), slot, "{key}");
+        }
     }
 
     #[test]
