@@ -4,7 +4,7 @@
 //! Counted: 5xx answers, sign-outs, events acknowledged vs stored, job attempts; measured: the
 //! time from the kill until the server is on Redis again.
 
-use crate::process::{create_admin, csrf_on, get_json, load, stored_events};
+use crate::process::{Load, create_admin, csrf_on, get_json, stored_events};
 use crate::support::{RedisServer, ServerProcess, eventually, free_port};
 use serde_json::{Value, json};
 use std::{
@@ -277,27 +277,20 @@ async fn failover_under_traffic(
     let csrf = csrf_on(&browser, &server, &format!("/projects/{project}/settings")).await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(AtomicU64::new(0));
     let counts = Arc::new(PageCounts::default());
-    let mut tasks = load(
-        vec![server.url("/v1/events")],
-        key,
-        2,
-        stop.clone(),
-        acked.clone(),
-    );
-    tasks.push(page_loads(
+    let load = Load::start(vec![server.url("/v1/events")], key, 2);
+    let pages = page_loads(
         browser.clone(),
         format!("http://{}", server.addr),
         project,
         stop.clone(),
         counts.clone(),
-    ));
+    );
     let mut runs = vec![queue_run(&browser, &server, project, &csrf).await];
     eventually(
         Duration::from_secs(10),
         "traffic flows on redis",
-        async || counts.ok.load(Ordering::Relaxed) >= 10 && acked.load(Ordering::Relaxed) >= 50,
+        async || counts.ok.load(Ordering::Relaxed) >= 10 && load.acked() >= 50,
     )
     .await;
 
@@ -366,9 +359,8 @@ async fn failover_under_traffic(
         .await;
     }
     stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.expect("no client saw an unexpected answer");
-    }
+    pages.await.expect("no client saw an unexpected answer");
+    let acked = load.stop().await;
     let status = tokio::task::spawn_blocking(move || server.terminate())
         .await
         .unwrap();
@@ -385,7 +377,6 @@ async fn failover_under_traffic(
         "nobody was signed out"
     );
     assert!(counts.ok.load(Ordering::Relaxed) > 20);
-    let acked = acked.load(Ordering::Relaxed);
     assert_eq!(
         stored_events(dir.path(), project).await,
         acked,

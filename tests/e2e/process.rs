@@ -50,46 +50,70 @@ pub async fn stored_events(dir: &std::path::Path, project: DocId) -> u64 {
     crate::backend::stored_events(dir, project).await
 }
 
-/// Sends 5-event batches from `workers` clients until told to stop; counts acknowledged events.
-pub(crate) fn load(
-    urls: Vec<String>,
-    key: String,
-    workers: usize,
+/// `workers` clients sending 5-event batches until stopped, counting acknowledged events.
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     acked: Arc<AtomicU64>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..workers)
-        .map(|w| {
-            let (url, key, stop, acked) = (
-                urls[w % urls.len()].clone(),
-                key.clone(),
-                stop.clone(),
-                acked.clone(),
-            );
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let items: Vec<Value> = (0..5)
-                        .map(|i| json!({"eventName": "load", "properties": {"w": w, "i": i}}))
-                        .collect();
-                    match http
-                        .post(&url)
-                        .bearer_auth(&key)
-                        .json(&json!({"items": items}))
-                        .send()
-                        .await
-                    {
-                        Ok(r) if r.status() == 201 || r.status() == 202 => {
-                            acked.fetch_add(5, Ordering::Relaxed);
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts the clients, spread over `urls` (each a `/v1/events` URL).
+    pub(crate) fn start(urls: Vec<String>, key: String, workers: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let workers = (0..workers)
+            .map(|w| {
+                let (url, key, stop, acked) = (
+                    urls[w % urls.len()].clone(),
+                    key.clone(),
+                    stop.clone(),
+                    acked.clone(),
+                );
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let items: Vec<Value> = (0..5)
+                            .map(|i| json!({"eventName": "load", "properties": {"w": w, "i": i}}))
+                            .collect();
+                        match http
+                            .post(&url)
+                            .bearer_auth(&key)
+                            .json(&json!({"items": items}))
+                            .send()
+                            .await
+                        {
+                            Ok(r) if r.status() == 201 || r.status() == 202 => {
+                                acked.fetch_add(5, Ordering::Relaxed);
+                            }
+                            Ok(r) => panic!("unexpected status {}", r.status()),
+                            // The server closed: no acknowledgement, nothing promised.
+                            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                         }
-                        Ok(r) => panic!("unexpected status {}", r.status()),
-                        // The server closed: no acknowledgement, nothing promised.
-                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                     }
-                }
+                })
             })
-        })
-        .collect()
+            .collect();
+        Self {
+            stop,
+            acked,
+            workers,
+        }
+    }
+
+    /// Events acknowledged so far.
+    pub(crate) fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients, waits for them, and returns the events acknowledged in all.
+    pub(crate) async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            w.await.unwrap();
+        }
+        self.acked()
+    }
 }
 
 #[tokio::test]
@@ -97,27 +121,13 @@ async fn sigterm_stops_accepting_and_stores_everything_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let (project, key) = create_admin(dir.path());
     let mut server = ServerProcess::start(dir.path(), &UNLIMITED).await;
-    let (stop, acked) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let workers = load(
-        vec![server.url("/v1/events")],
-        key,
-        16,
-        stop.clone(),
-        acked.clone(),
-    );
+    let load = Load::start(vec![server.url("/v1/events")], key, 16);
     tokio::time::sleep(Duration::from_millis(700)).await;
     let status = tokio::task::spawn_blocking(move || server.terminate())
         .await
         .unwrap();
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
+    let acked = load.stop().await;
     assert!(status.success(), "clean exit after drain: {status:?}");
-    let acked = acked.load(Ordering::Relaxed);
     assert!(acked > 0, "load ran before the signal");
     assert_eq!(
         stored_events(dir.path(), project).await,
@@ -135,30 +145,16 @@ async fn sigkill_mid_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let (project, key) = create_admin(dir.path());
     let mut server = ServerProcess::start(dir.path(), &UNLIMITED).await;
-    let (stop, acked) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let workers = load(
-        vec![server.url("/v1/events")],
-        key,
-        WORKERS,
-        stop.clone(),
-        acked.clone(),
-    );
+    let load = Load::start(vec![server.url("/v1/events")], key, WORKERS);
     crate::support::eventually(Duration::from_secs(10), "load under way", async || {
-        acked.load(Ordering::Relaxed) >= 2_000
+        load.acked() >= 2_000
     })
     .await;
     let status = tokio::task::spawn_blocking(move || server.crash())
         .await
         .unwrap();
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
+    let acked = load.stop().await;
     assert!(!status.success(), "killed, not exited: {status:?}");
-    let acked = acked.load(Ordering::Relaxed);
     // Back on the same files: anything spooled before the kill is replayed.
     let server = ServerProcess::start(dir.path(), &UNLIMITED).await;
     let mut stored = 0;
@@ -180,25 +176,11 @@ async fn two_processes_share_one_sqlite_file() {
     let (project, key) = create_admin(dir.path());
     let mut a = ServerProcess::start(dir.path(), &UNLIMITED).await;
     let mut b = ServerProcess::start(dir.path(), &UNLIMITED).await;
-    let (stop, acked) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let workers = load(
-        vec![a.url("/v1/events"), b.url("/v1/events")],
-        key,
-        8,
-        stop.clone(),
-        acked.clone(),
-    );
+    let load = Load::start(vec![a.url("/v1/events"), b.url("/v1/events")], key, 8);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
+    let acked = load.stop().await;
     assert!(a.terminate().success());
     assert!(b.terminate().success());
-    let acked = acked.load(Ordering::Relaxed);
     assert!(acked > 0);
     assert_eq!(stored_events(dir.path(), project).await, acked);
 }
