@@ -114,16 +114,16 @@ impl SentinelSetup {
 
 /// What the signed-in user saw while the traffic ran.
 #[derive(Default)]
-struct PageCounts {
-    ok: AtomicU64,
-    signed_out: AtomicU64,
-    server_errors: AtomicU64,
+pub(crate) struct PageCounts {
+    pub(crate) ok: AtomicU64,
+    pub(crate) signed_out: AtomicU64,
+    pub(crate) server_errors: AtomicU64,
 }
 
 /// Loads the dashboard data (cache, session) and the settings page (session) as a signed-in
 /// browser until told to stop, counting 200s, sign-outs (401 or a redirect to the login) and
 /// 5xx answers.
-fn page_loads(
+pub(crate) fn page_loads(
     browser: reqwest::Client,
     base: String,
     project: DocId,

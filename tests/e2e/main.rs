@@ -20,6 +20,7 @@ mod ingest;
 mod jobs;
 mod legacy_mongodb;
 mod metrics;
+mod nginx;
 mod org_admin;
 mod outage;
 mod process;

@@ -463,7 +463,21 @@ impl ServerProcess {
 
     /// Starts the binary with its stderr as given and waits until it answers `/healthz`.
     pub async fn start_with(data_dir: &Path, extra_env: &[(&str, &str)], stderr: StderrTo) -> Self {
-        let port = free_port();
+        Self::spawn(data_dir, extra_env, stderr, free_port()).await
+    }
+
+    /// Starts the binary on `port` (a restarted instance takes its predecessor's address, as a
+    /// load balancer's upstream list expects).
+    pub async fn start_on(data_dir: &Path, extra_env: &[(&str, &str)], port: u16) -> Self {
+        Self::spawn(data_dir, extra_env, StderrTo::Inherit, port).await
+    }
+
+    async fn spawn(
+        data_dir: &Path,
+        extra_env: &[(&str, &str)],
+        stderr: StderrTo,
+        port: u16,
+    ) -> Self {
         let binary = env!("CARGO_BIN_EXE_superinsights");
         let mut cmd = match stderr {
             // The shell closes fd 2, then becomes the server.

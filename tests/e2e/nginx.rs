@@ -1,0 +1,322 @@
+//! Issue 18, item 3: three instances behind a real nginx (Debian's package, started by the test
+//! on loopback) with `TRUST_PROXY=1`, sharing one store and one Redis. Through nginx a sign-in
+//! holds on every instance, one per-IP ingest limit counts exactly across them (keyed on the
+//! address nginx forwards, whatever the client claims), and a rolling restart of the instances
+//! one by one under traffic answers no error, signs nobody out and loses no acknowledged event.
+//! The nginx configuration is the one `docs/deployment.md` shows, on test ports.
+
+use crate::failover::{PageCounts, page_loads};
+use crate::process::{Load, create_admin, stored_events};
+use crate::support::{RedisServer, ServerProcess, eventually, free_port};
+use serde_json::json;
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+/// nginx as a reverse proxy in front of `upstreams`, on a port of its own.
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    async fn start(upstreams: &[SocketAddr]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, config(dir.path(), port, upstreams)).unwrap();
+        let child = Command::new(nginx_binary())
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.path().join("startup.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx is installed (scripts/test installs it)");
+        let nginx = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let url = nginx.url("/healthz");
+        eventually(Duration::from_secs(10), "nginx answers", async || {
+            reqwest::get(&url).await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        nginx
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_binary() -> &'static str {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("nginx")
+}
+
+/// docs/deployment.md's reverse-proxy block, with every path inside `dir` so that nginx needs
+/// nothing from the machine but its binary.
+fn config(dir: &Path, port: u16, upstreams: &[SocketAddr]) -> String {
+    let dir = dir.display();
+    let servers: String = upstreams
+        .iter()
+        .map(|a| format!("        server {a} max_fails=0;\n"))
+        .collect();
+    // nginx started by root would hand its workers to `nobody`, who cannot use `dir`.
+    let user = if is_root() { "user root root;\n" } else { "" };
+    format!(
+        r#"{user}worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream superinsights {{
+{servers}        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://superinsights;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_next_upstream error timeout non_idempotent;
+            proxy_connect_timeout 2s;
+        }}
+    }}
+}}
+"#
+    )
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// The environment every instance shares: Redis for sessions, cache and limits, one secret.
+fn shared_env<'a>(redis: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("REDIS_URL", redis),
+        ("SESSION_STORE_REDIS", "true"),
+        ("CACHE_REDIS", "true"),
+        ("RATE_LIMIT_REDIS", "true"),
+        ("SESSION_SECRET", "one-secret-for-every-instance"),
+        ("PUBLIC_LINK_PEPPER", "one-pepper-for-every-instance"),
+        ("TRUST_PROXY", "1"),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// Signs in as the admin through `nginx`; returns the browser holding the cookie.
+async fn sign_in(nginx: &Nginx) -> reqwest::Client {
+    let browser = crate::support::browser();
+    let page = browser.get(nginx.url("/auth/login")).send().await.unwrap();
+    let csrf = crate::support::csrf_of(&page.text().await.unwrap());
+    let r = browser
+        .post(nginx.url("/auth/login"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("email", "admin@example.com"),
+            ("password", "a-strong-password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signed in through nginx");
+    browser
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn through_nginx_one_sign_in_and_one_exact_ip_limit_span_three_instances() {
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (project, key) = create_admin(dir.path());
+    let url = redis.url();
+    let env = shared_env(
+        &url,
+        &[
+            ("RATE_LIMIT_INGEST_IP", "20/60s"),
+            ("RATE_LIMIT_INGEST_PROJECT", "off"),
+        ],
+    );
+    let (a, b, c) = tokio::join!(
+        ServerProcess::start(dir.path(), &env),
+        ServerProcess::start(dir.path(), &env),
+        ServerProcess::start(dir.path(), &env),
+    );
+    let nginx = Nginx::start(&[a.addr, b.addr, c.addr]).await;
+
+    // Every instance serves the signed-in user: nginx spreads these over all three.
+    let browser = sign_in(&nginx).await;
+    for i in 0..9 {
+        let r = browser
+            .get(nginx.url(&format!("/projects/{project}/settings")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "request {i}: signed in on whichever instance"
+        );
+    }
+    // nginx's round robin really reached each instance.
+    for server in [&a, &b, &c] {
+        let text = reqwest::get(server.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("si_http_requests_total")
+                    && l.contains("/projects/:id/settings")),
+            "{} served some of the signed-in pages",
+            server.addr
+        );
+    }
+
+    // 30 single events from one client that claims another address: exactly 20 are taken,
+    // over three instances, and the claim changes nothing (nginx appends what it saw).
+    let http = reqwest::Client::new();
+    let (mut created, mut limited) = (0, 0);
+    for i in 0..30 {
+        let r = http
+            .post(nginx.url("/v1/events"))
+            .bearer_auth(&key)
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&json!({"eventName": format!("limited-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            201 => created += 1,
+            429 => limited += 1,
+            other => panic!("event {i}: unexpected status {other}"),
+        }
+    }
+    assert_eq!(
+        (created, limited),
+        (20, 10),
+        "one limit across the instances"
+    );
+    assert_eq!(stored_events(dir.path(), project).await, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_behind_nginx_answers_no_error_and_loses_nothing() {
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (project, key) = create_admin(dir.path());
+    let url = redis.url();
+    let env = shared_env(
+        &url,
+        &[
+            ("RATE_LIMIT_INGEST_IP", "off"),
+            ("RATE_LIMIT_INGEST_PROJECT", "off"),
+        ],
+    );
+    let (a, b, c) = tokio::join!(
+        ServerProcess::start(dir.path(), &env),
+        ServerProcess::start(dir.path(), &env),
+        ServerProcess::start(dir.path(), &env),
+    );
+    let mut instances = vec![a, b, c];
+    let nginx = Nginx::start(&instances.iter().map(|s| s.addr).collect::<Vec<_>>()).await;
+    let browser = sign_in(&nginx).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(PageCounts::default());
+    let pages = page_loads(
+        browser,
+        nginx.url(""),
+        project,
+        stop.clone(),
+        counts.clone(),
+    );
+    // A 502 (or any answer but 201/202) through nginx makes a load client panic.
+    let load = Load::start(vec![nginx.url("/v1/events")], key, 4);
+    eventually(Duration::from_secs(10), "traffic flows", async || {
+        counts.ok.load(Ordering::Relaxed) >= 10 && load.acked() >= 100
+    })
+    .await;
+
+    // One by one: SIGTERM (the instance drains), then a new process on the same address.
+    for i in 0..instances.len() {
+        let before = load.acked();
+        let mut old = instances.remove(i);
+        let port = old.addr.port();
+        let status = tokio::task::spawn_blocking(move || old.terminate())
+            .await
+            .unwrap();
+        assert!(
+            status.success(),
+            "instance {i} drained and exited: {status:?}"
+        );
+        instances.insert(i, ServerProcess::start_on(dir.path(), &env, port).await);
+        eventually(
+            Duration::from_secs(10),
+            "traffic goes on after the restart",
+            async || load.acked() >= before + 100,
+        )
+        .await;
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    pages.await.expect("no page load saw an unexpected answer");
+    let acked = load.stop().await;
+    assert_eq!(
+        counts.server_errors.load(Ordering::Relaxed),
+        0,
+        "no 5xx through nginx during the restarts"
+    );
+    assert_eq!(
+        counts.signed_out.load(Ordering::Relaxed),
+        0,
+        "nobody was signed out"
+    );
+    for server in &mut instances {
+        assert!(server.terminate().success());
+    }
+    assert_eq!(
+        stored_events(dir.path(), project).await,
+        acked,
+        "every acknowledged event is stored once"
+    );
+}
