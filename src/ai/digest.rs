@@ -9,7 +9,9 @@
 
 use super::prompt::{HEADINGS, Payload};
 use crate::domain::{
-    analytics::{CLS, DayCount, FID, INP, LCP, TTFB, Thresholds, performance_score, utc_day},
+    analytics::{
+        CLS, DayCount, FID, INP, LCP, ScoreInputs, TTFB, Thresholds, performance_score, utc_day,
+    },
     timestamp::parse_iso,
 };
 use std::fmt::Write;
@@ -304,7 +306,13 @@ pub fn digest(current: &Payload, previous: &Payload) -> String {
     if c.performance.total_measurements == 0 {
         let _ = writeln!(md, "No web-vital measurements in this range.");
     } else {
-        let score = performance_score(p75(c, "lcp"), p75(c, "cls"), p75(c, "fid"), p75(c, "ttfb"));
+        let score = performance_score(ScoreInputs {
+            lcp: p75(c, "lcp"),
+            cls: p75(c, "cls"),
+            inp: p75(c, "inp"),
+            ttfb: p75(c, "ttfb"),
+            fid: p75(c, "fid"),
+        });
         let _ = writeln!(
             md,
             "Performance score {} / 100 (p75-based) from {} measurements.\n",

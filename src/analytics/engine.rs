@@ -28,9 +28,10 @@ use super::{
 };
 use crate::domain::{
     analytics::{
-        ErrorDetail, ErrorFilters, ErrorsReport, EventDetail, EventFilters, EventsReport,
-        PageViewFilters, PageViewsReport, PerformanceFilters, PerformanceReport, REPORT_TOP,
-        RecentPaging, TimeRange,
+        BreakdownRow, Breakdowns, Dimension, ErrorDetail, ErrorFilters, ErrorsReport, EventDetail,
+        EventFilters, EventsReport, EventsSummary, PageViewFilters, PageViewsReport,
+        PageViewsSummary, PerformanceFilters, PerformanceReport, REPORT_TOP, RecentPaging,
+        TimeRange,
     },
     segment::SegmentFilters,
     timestamp::now_ms,
@@ -160,14 +161,15 @@ pub(crate) trait RollupPort: Clone + Send + Sync + 'static {
         sink: &mut (dyn Sink + Send),
     ) -> StoreResult<()>;
 
-    /// Feeds the page views of `range` that match `filters` (compiled by the backend into its
-    /// query, every value bound), with their URL and visitor only.
+    /// Feeds the page views of `range` whose client id is `client` (all when `None`; bound,
+    /// never spliced), with their URL, client id by name ([`Visitor::Unnamed`]) and stored
+    /// breakdown fields; the engine matches every other filter itself.
     async fn scan_pageviews(
         &self,
         key: Self::Key,
         range: TimeRange,
-        filters: &PageViewFilters,
-        f: &mut Folder,
+        client: Option<&str>,
+        sink: &mut (dyn Sink + Send),
     ) -> StoreResult<()>;
 
     /// Feeds the web-vitals documents of `range` that match `filters` (compiled by the backend
@@ -608,11 +610,13 @@ async fn aggregate_segment<P: RollupPort>(
         Pick::Segment(dim, value),
     )
     .await?;
-    // Built buckets and raw edges come with every segment; keep the one asked for.
-    let asked = a.segments[dim].remove(value);
+    // Built buckets and raw edges come with every segment; keep the values asked for.
+    let values = std::mem::take(&mut a.segments[dim]);
     a.segments = Default::default();
-    if let Some(sub) = asked {
-        a.merge(sub);
+    for (stored, sub) in values {
+        if Dimension::ALL[dim].matches(Some(&stored), value) {
+            a.merge(sub);
+        }
     }
     Ok(a)
 }
@@ -958,65 +962,149 @@ fn new_rollup(a: &Aggs, grain: i64, bucket: i64, ver: i64) -> StoreResult<NewRol
     })
 }
 
-/// The one segment dimension (index into `Dimension::ALL`) and raw value `filters` restrict
-/// page views to, when that is all they do.
+/// The one segment dimension (index into `Dimension::ALL`) and value `filters` restrict page
+/// views to, when that is all they do and the `Segments` part can answer it (not a placeholder
+/// such as `(unknown)`: missing fields have no segment).
 fn one_segment(filters: &PageViewFilters) -> Segment<'_> {
     let s = &filters.segment;
-    let device = filters.device_type.map(|d| d.as_str());
-    // In `Dimension::ALL` order.
-    let by_dim: [Option<&str>; 8] = [
-        None,
-        s.utm_source.as_deref(),
-        s.utm_medium.as_deref(),
-        s.utm_campaign.as_deref(),
-        None,
-        s.browser.as_deref(),
-        s.os.as_deref(),
-        device.or(s.device_type.as_deref()),
-    ];
-    let set: Vec<(usize, &str)> = (by_dim.iter().enumerate())
+    let set: Vec<(usize, &str)> = (filters.by_dimension().iter().enumerate())
         .filter_map(|(d, v)| v.map(|v| (d, v)))
         .collect();
     let others = filters.url_prefix.is_some()
-        || (device.is_some() && s.device_type.is_some())
+        || (filters.device_type.is_some() && s.device_type.is_some())
         || s.client_id.is_some()
         || s.user_id.is_some()
         || !s.meta.is_empty();
     match set.as_slice() {
-        [(d, v)] if !others && SEGMENT_DIMS.contains(d) => Some((*d, v)),
+        [(d, v)]
+            if !others && SEGMENT_DIMS.contains(d) && !Dimension::ALL[*d].is_placeholder(v) =>
+        {
+            Some((*d, v))
+        }
         _ => None,
     }
 }
 
-/// The page-views report: unfiltered from rollups (views, visitors, days, visitors per page),
-/// under one segment filter from the `Segments` part, otherwise by one scan of the matching
-/// page views.
+/// Passes on to a fold only the page views `filters` match ([`PageViewFilters::matches`], the
+/// one definition): what a store scanned with only the client id pushed down.
+struct Matching<'a> {
+    filters: &'a PageViewFilters,
+    fold: &'a mut Folder,
+}
+
+impl Sink for Matching<'_> {
+    fn wants(&self, part: Part) -> bool {
+        part.channel() == crate::domain::model::Channel::Pageviews && self.fold.wants(part)
+    }
+    fn wants_visitors(&self) -> bool {
+        false // the client id is matched by name
+    }
+    fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]) {
+        let client = match visitor {
+            Visitor::Unnamed(name) => Some(name),
+            Visitor::Anonymous | Visitor::Dense(_) => None,
+        };
+        if self.filters.matches(url, client, dims) {
+            self.fold.pageview(ts, url, visitor, dims);
+        }
+    }
+    fn event(&mut self, _: i64, _: &str, _: Option<f64>) {}
+    fn wants_properties(&self) -> bool {
+        false
+    }
+    fn properties(&mut self, _: i64, _: &str, _: &serde_json::Map<String, Value>) {}
+    fn error(&mut self, _: i64, _: &ErrorRow<'_>) {}
+    fn vitals(&mut self, _: i64, _: [Option<f64>; 5]) {}
+}
+
+/// The figures of `parts` (page-view parts only) of the page views `filters` match: from
+/// rollups when unfiltered, under one segment from the `Segments` part (`Pageviews` and
+/// `Pages` only), under a URL prefix alone by restricting each bucket, otherwise by one scan
+/// of the range (the client id pushed down, everything else matched here).
+async fn pageview_aggs<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    filters: &PageViewFilters,
+    parts: &[Part],
+) -> StoreResult<Aggs> {
+    let views_only = parts
+        .iter()
+        .all(|p| matches!(p, Part::Pageviews | Part::Pages));
+    if filters.is_empty() {
+        return aggregate(port, key, range, parts).await;
+    }
+    if views_only && let Some((dim, value)) = one_segment(filters) {
+        return aggregate_segment(port, key, range, dim, value).await;
+    }
+    if views_only
+        && let (Some(prefix), None, true, None, None) = (
+            filters.url_prefix.as_deref(),
+            filters.device_type,
+            filters.segment.is_empty(),
+            &filters.country,
+            &filters.referrer,
+        )
+    {
+        return aggregate_of(port, key, range, parts, Pick::UrlPrefix(prefix)).await;
+    }
+    let mut fold = Folder::new(parts);
+    let mut sink = Matching {
+        filters,
+        fold: &mut fold,
+    };
+    port.scan_pageviews(key, range, filters.segment.client_id.as_deref(), &mut sink)
+        .await?;
+    Ok(fold.finish())
+}
+
+/// The page-views report: see [`pageview_aggs`] for how each filter is answered.
 pub(crate) async fn pageviews_report<P: RollupPort>(
     port: &P,
     key: P::Key,
     range: TimeRange,
     filters: &PageViewFilters,
 ) -> StoreResult<PageViewsReport> {
-    let a = if filters.device_type.is_none()
-        && filters.url_prefix.is_none()
-        && filters.segment.is_empty()
-    {
-        aggregate(port, key, range, &[Part::Pageviews, Part::Pages]).await?
-    } else if let Some((dim, value)) = one_segment(filters) {
-        aggregate_segment(port, key, range, dim, value).await?
-    } else if let (Some(prefix), None, true) = (
-        filters.url_prefix.as_deref(),
-        filters.device_type,
-        filters.segment.is_empty(),
-    ) {
-        let parts = [Part::Pageviews, Part::Pages];
-        aggregate_of(port, key, range, &parts, Pick::UrlPrefix(prefix)).await?
-    } else {
-        let mut f = Folder::new(&[Part::Pageviews, Part::Pages]);
-        port.scan_pageviews(key, range, filters, &mut f).await?;
-        f.finish()
-    };
+    let a = pageview_aggs(port, key, range, filters, &[Part::Pageviews, Part::Pages]).await?;
     Ok(a.pageviews_report(REPORT_TOP))
+}
+
+/// The dashboard's page-view figures under `filters`: the summary with its `top` pages, and
+/// the breakdowns with up to `list` rows per dimension, pages (`page`) included.
+pub(crate) async fn pageview_figures<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    filters: &PageViewFilters,
+    top: usize,
+    list: usize,
+) -> StoreResult<(PageViewsSummary, Breakdowns)> {
+    let a = pageview_aggs(
+        port,
+        key,
+        range,
+        filters,
+        &[Part::Pageviews, Part::Breakdowns],
+    )
+    .await?;
+    Ok(a.pageview_figures(top, list))
+}
+
+/// The dashboard's event figures, of every event or of one name (exact): the summary with its
+/// `top` names, and up to `list` names by count.
+pub(crate) async fn event_figures<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    name: Option<&str>,
+    top: usize,
+    list: usize,
+) -> StoreResult<(EventsSummary, Vec<BreakdownRow>)> {
+    let a = match name {
+        None => aggregate(port, key, range, &[Part::Events]).await?,
+        Some(_) => aggregate(port, key, range, &[Part::EventNames]).await?,
+    };
+    Ok(a.event_figures(name, top, list))
 }
 
 /// The performance report: unfiltered from rollups, filtered by one scan of the matching

@@ -6,7 +6,7 @@
 
 use super::plan::DAY;
 use crate::domain::{
-    analytics::{Dimension, METRICS, SCHEMA_SAMPLES},
+    analytics::{Dimension, METRICS, SCHEMA_SAMPLES, url_has_prefix},
     model::Channel,
     plausible::{duration_is_plausible, vital_is_plausible},
 };
@@ -480,8 +480,8 @@ impl Aggs {
     /// case-sensitive like the stores' query): their counts, their day, and their visitors as the
     /// union of the kept pages' visitors.
     pub(crate) fn keep_urls(&mut self, prefix: &str, day: i64) {
-        self.urls.retain(|url, _| url.starts_with(prefix));
-        self.pages.retain(|url, _| url.starts_with(prefix));
+        self.urls.retain(|url, _| url_has_prefix(url, prefix));
+        self.pages.retain(|url, _| url_has_prefix(url, prefix));
         let views: u64 = self.urls.values().sum();
         self.pv_days = if views > 0 {
             BTreeMap::from([(day, views)])
@@ -1106,8 +1106,8 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
 }
 
 /// Decodes from a `Segments` blob only the figures of page views whose dimension `dim` (an
-/// index into `Dimension::ALL`) has the raw value `value`, into `a`'s `Pageviews` and `Pages`
-/// figures; every other value is skipped without decoding.
+/// index into `Dimension::ALL`) shows `value` ([`Dimension::matches`]: case aside), into `a`'s
+/// `Pageviews` and `Pages` figures; every other value is skipped without decoding.
 pub(crate) fn decode_segment(
     a: &mut Aggs,
     data: &[u8],
@@ -1119,10 +1119,11 @@ pub(crate) fn decode_segment(
         for _ in 0..d.u()? {
             let this = d.bytes()?;
             let (views, pages) = (d.bytes()?, d.bytes()?);
-            if at == dim && this == value.as_bytes() {
+            // Every stored value showing `value` (case aside) counts: "Firefox" and "firefox".
+            if at == dim && Dimension::ALL[dim].matches(Some(&String::from_utf8_lossy(this)), value)
+            {
                 decode_into(a, Part::Pageviews, views)?;
                 decode_into(a, Part::Pages, pages)?;
-                return Ok(());
             }
         }
         if at == dim {

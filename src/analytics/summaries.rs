@@ -9,11 +9,11 @@ use super::{
 };
 use crate::domain::{
     analytics::{
-        Breakdowns, DayCount, Dimension, DurationSummary, ErrorDetail, ErrorGroup, ErrorsReport,
-        ErrorsSummary, EventCount, EventDetail, EventsReport, EventsSummary, METRICS, MetricsDay,
-        PageCount, PageStats, PageViewsReport, PageViewsSummary, Pagination, Percentiles,
-        PerformanceFigures, PerformanceReport, PropertyKey, REPORT_TOP, RecentPaging, TimedEvent,
-        TopEvent, utc_day,
+        BreakdownRow, Breakdowns, DayCount, Dimension, DurationSummary, ErrorDetail, ErrorGroup,
+        ErrorsReport, ErrorsSummary, EventCount, EventDetail, EventsReport, EventsSummary, METRICS,
+        MetricsDay, PageCount, PageStats, PageViewsReport, PageViewsSummary, Pagination,
+        Percentiles, PerformanceFigures, PerformanceReport, PropertyKey, REPORT_TOP, RecentPaging,
+        TimedEvent, TopEvent, utc_day,
     },
     timestamp::to_iso,
 };
@@ -297,6 +297,53 @@ impl Aggs {
             figures: self.performance_figures(),
             complete_measurements,
         }
+    }
+
+    /// The dashboard's page-view figures: the summary with its `top` pages, and the breakdowns
+    /// with up to `list` rows per dimension and per page (`page`).
+    pub(crate) fn pageview_figures(
+        mut self,
+        top: usize,
+        list: usize,
+    ) -> (PageViewsSummary, Breakdowns) {
+        let dims = std::mem::take(&mut self.dims);
+        let pages = Breakdowns::rank(self.urls.iter().map(|(u, n)| (u.clone(), *n)), list);
+        let summary = self.pageviews_summary(top);
+        let mut out = Breakdowns::default();
+        for (dim, counts) in Dimension::ALL.iter().zip(dims) {
+            *out.of_mut(*dim) = Breakdowns::rank(counts, list);
+        }
+        out.page = pages;
+        (summary, out)
+    }
+
+    /// The dashboard's event figures from the `Events` part (every name) or, for one `name`,
+    /// the `EventNames` part: the summary with its `top` names, and up to `list` names.
+    pub(crate) fn event_figures(
+        mut self,
+        name: Option<&str>,
+        top: usize,
+        list: usize,
+    ) -> (EventsSummary, Vec<BreakdownRow>) {
+        let Some(name) = name else {
+            let names = Breakdowns::rank(self.names.iter().map(|(k, n)| (k.clone(), *n)), list);
+            return (self.events_summary(top), names);
+        };
+        let f = self.event_names.remove(name).unwrap_or_default();
+        let count = f.count();
+        let summary = EventsSummary {
+            total_events: count,
+            events_by_day: by_day(&f.days),
+            top_events: (count > 0)
+                .then(|| EventCount {
+                    event_name: name.to_string(),
+                    count,
+                })
+                .into_iter()
+                .collect(),
+        };
+        let names = Breakdowns::rank([(name.to_string(), count)], list);
+        (summary, names)
     }
 
     /// The `top` values of every dimension by page views.

@@ -114,6 +114,17 @@ pub struct TimeRange {
     pub end_ms: i64,
 }
 
+impl TimeRange {
+    /// The period of equal length that ends just before this one (what KPIs compare with).
+    pub fn previous(self) -> TimeRange {
+        let len = self.end_ms - self.start_ms + 1;
+        TimeRange {
+            start_ms: self.start_ms - len,
+            end_ms: self.start_ms - 1,
+        }
+    }
+}
+
 /// The UTC day (`YYYY-MM-DD`) of a timestamp.
 pub fn utc_day(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
@@ -183,15 +194,24 @@ impl Thresholds {
     }
 }
 
-/// SuperInsights 1.x's performance score from p75 values.
+/// The performance score from p75 values: today's Core Web Vitals (LCP, CLS, INP) and TTFB,
+/// each scored 0–100 between its thresholds, averaged over the metrics that were measured
+/// (SuperInsights 1.x averaged LCP, CLS, FID and TTFB and scored a missing one 0; FID is retired,
+/// and its score is still reported, for 1.x clients, but no longer counted).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PerformanceScore {
+    /// 0 when nothing was measured (see `measured`).
     pub score: u32,
     pub lcp_score: u32,
     pub cls_score: u32,
     pub fid_score: u32,
     pub ttfb_score: u32,
+    #[serde(default)]
+    pub inp_score: u32,
+    /// Whether any of LCP, CLS, INP and TTFB was measured: without, there is no score to show.
+    #[serde(default)]
+    pub measured: bool,
     /// Always `p75`.
     pub basis: String,
 }
@@ -200,7 +220,7 @@ impl PerformanceScore {
     /// The score badge's class (SuperInsights 1.x's colours): > 75 `good`, ≥ 50 `fair`, else
     /// `poor`; empty without any measurement (there is nothing to grade).
     pub fn badge_class(&self, measurements: u64) -> &'static str {
-        if measurements == 0 {
+        if measurements == 0 || !self.measured {
             ""
         } else if self.score > 75 {
             "good"
@@ -210,27 +230,53 @@ impl PerformanceScore {
             "poor"
         }
     }
+
+    /// The score as shown: the number, or `—` without measurements.
+    pub fn shown(&self) -> String {
+        if self.measured {
+            self.score.to_string()
+        } else {
+            "—".into()
+        }
+    }
 }
 
-/// Rounded mean of the four metric scores (a missing metric scores 0).
-pub fn performance_score(
-    lcp: Option<f64>,
-    cls: Option<f64>,
-    fid: Option<f64>,
-    ttfb: Option<f64>,
-) -> PerformanceScore {
-    let (l, c, f, t) = (
-        LCP.score(lcp),
-        CLS.score(cls),
-        FID.score(fid),
-        TTFB.score(ttfb),
-    );
+/// p75 values of the metrics the score reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ScoreInputs {
+    pub lcp: Option<f64>,
+    pub cls: Option<f64>,
+    pub inp: Option<f64>,
+    pub ttfb: Option<f64>,
+    /// Reported only (retired from Core Web Vitals).
+    pub fid: Option<f64>,
+}
+
+/// Rounded mean of the scores of the measured metrics among LCP, CLS, INP and TTFB.
+pub fn performance_score(p75: ScoreInputs) -> PerformanceScore {
+    let counted = [
+        (LCP, p75.lcp),
+        (CLS, p75.cls),
+        (INP, p75.inp),
+        (TTFB, p75.ttfb),
+    ];
+    let scores: Vec<u32> = counted
+        .iter()
+        .filter_map(|(t, v)| v.map(|v| t.score(Some(v))))
+        .collect();
+    let score = if scores.is_empty() {
+        0
+    } else {
+        (scores.iter().sum::<u32>() as f64 / scores.len() as f64).round() as u32
+    };
     PerformanceScore {
-        score: ((l + c + f + t) as f64 / 4.0).round() as u32,
-        lcp_score: l,
-        cls_score: c,
-        fid_score: f,
-        ttfb_score: t,
+        score,
+        lcp_score: LCP.score(p75.lcp),
+        cls_score: CLS.score(p75.cls),
+        fid_score: FID.score(p75.fid),
+        ttfb_score: TTFB.score(p75.ttfb),
+        inp_score: INP.score(p75.inp),
+        measured: !scores.is_empty(),
         basis: "p75".into(),
     }
 }
@@ -340,6 +386,12 @@ pub struct Breakdowns {
     pub browser: Vec<BreakdownRow>,
     pub os: Vec<BreakdownRow>,
     pub device_type: Vec<BreakdownRow>,
+    /// Page views per URL (the dashboard's expandable pages table; empty elsewhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub page: Vec<BreakdownRow>,
+    /// Events per name (the dashboard's expandable events table; empty elsewhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event: Vec<BreakdownRow>,
 }
 
 /// The breakdown dimensions, in [`Breakdowns`] field order.
@@ -501,14 +553,15 @@ impl PerformanceFigures {
             .unwrap_or_default()
     }
 
-    /// SuperInsights 1.x's score from the p75 values.
+    /// The performance score from the p75 values ([`performance_score`]).
     pub fn score(&self) -> PerformanceScore {
-        performance_score(
-            self.of("lcp").p75,
-            self.of("cls").p75,
-            self.of("fid").p75,
-            self.of("ttfb").p75,
-        )
+        performance_score(ScoreInputs {
+            lcp: self.of("lcp").p75,
+            cls: self.of("cls").p75,
+            inp: self.of("inp").p75,
+            ttfb: self.of("ttfb").p75,
+            fid: self.of("fid").p75,
+        })
     }
 }
 
@@ -524,14 +577,170 @@ pub const DETAIL_OCCURRENCES: u32 = 100;
 /// Distinct sample values kept per property key.
 pub const SCHEMA_SAMPLES: usize = 5;
 
-/// What the page-views report is restricted to. `url_prefix` is a literal, anchored prefix (no
-/// pattern characters); `segment` applies as reference §4.7 maps it onto page views.
+/// What page views are restricted to (the page-views report, the dashboard). `url_prefix` is a
+/// literal, anchored prefix (no pattern characters) of the URL or, when it starts with `/`, of
+/// the URL's path ([`url_has_prefix`]); `segment` applies as reference §4.7 maps it onto page
+/// views; `country` and `referrer` (a host, as the breakdown shows it) are page-view fields too.
+/// Every field but the URL and the client id is matched case-insensitively against the value the
+/// breakdowns show ([`Dimension::value_of`]), so a breakdown row's value always filters to that
+/// row. [`PageViewFilters::matches`] is the one definition; stores push down the client id only.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct PageViewFilters {
     pub device_type: Option<crate::domain::model::DeviceType>,
     pub url_prefix: Option<String>,
     pub segment: crate::domain::segment::SegmentFilters,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+}
+
+/// True when `url` starts with `prefix` literally, or, for a prefix that is a path (starts with
+/// `/`), when the path of an absolute `url` (`scheme://host/path…`) does: `/blog/` finds
+/// `https://shop.example/blog/a` as well as a stored `/blog/a`. Case matters (paths are
+/// case-sensitive); an empty prefix matches everything.
+pub fn url_has_prefix(url: &str, prefix: &str) -> bool {
+    if url.starts_with(prefix) {
+        return true;
+    }
+    if !prefix.starts_with('/') {
+        return false;
+    }
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    match rest.find(['/', '?', '#']) {
+        Some(i) if rest[i..].starts_with('/') => rest[i..].starts_with(prefix),
+        _ => false,
+    }
+}
+
+/// True when `shown` equals `wanted` ignoring case (Unicode lowercase of both).
+fn same_ignoring_case(shown: &str, wanted: &str) -> bool {
+    shown
+        .chars()
+        .flat_map(char::to_lowercase)
+        .eq(wanted.chars().flat_map(char::to_lowercase))
+}
+
+impl Dimension {
+    /// True when a page view whose stored field is `stored` shows `wanted` under this dimension,
+    /// ignoring case: what a click on a breakdown row filters to.
+    pub fn matches(self, stored: Option<&str>, wanted: &str) -> bool {
+        same_ignoring_case(&self.value_of(stored), wanted)
+    }
+
+    /// True when `value` is what this dimension shows for a missing field (`(direct)`,
+    /// `(none)`, `(unknown)`), in any case.
+    pub fn is_placeholder(self, value: &str) -> bool {
+        self.matches(None, value)
+    }
+}
+
+impl PageViewFilters {
+    /// True when nothing restricts the page views.
+    pub fn is_empty(&self) -> bool {
+        *self == PageViewFilters::default()
+    }
+
+    /// The wanted value per dimension (in `Dimension::ALL` order); the device is the page's own
+    /// `device_type` or the segment's.
+    pub fn by_dimension(&self) -> [Option<&str>; 8] {
+        let s = &self.segment;
+        [
+            self.referrer.as_deref(),
+            s.utm_source.as_deref(),
+            s.utm_medium.as_deref(),
+            s.utm_campaign.as_deref(),
+            self.country.as_deref(),
+            s.browser.as_deref(),
+            s.os.as_deref(),
+            self.device_type
+                .map(|d| d.as_str())
+                .or(s.device_type.as_deref()),
+        ]
+    }
+
+    /// True when a page view passes every filter: its `url` by [`url_has_prefix`], its client
+    /// id exactly, each stored breakdown field (`dims`, in `Dimension::ALL` order) by
+    /// [`Dimension::matches`]. Filters page views do not carry (user, metadata) do not apply
+    /// (reference §4.7).
+    pub fn matches(&self, url: &str, client: Option<&str>, dims: [Option<&str>; 8]) -> bool {
+        let s = &self.segment;
+        if let Some(c) = &s.client_id
+            && client != Some(c.as_str())
+        {
+            return false;
+        }
+        if let Some(p) = &self.url_prefix
+            && !url_has_prefix(url, p)
+        {
+            return false;
+        }
+        if let (Some(own), Some(seg)) = (self.device_type, &s.device_type)
+            && !same_ignoring_case(own.as_str(), seg)
+        {
+            return false;
+        }
+        (Dimension::ALL.iter().zip(self.by_dimension()).zip(dims))
+            .all(|((dim, wanted), stored)| wanted.is_none_or(|w| dim.matches(stored, w)))
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn a_path_prefix_finds_absolute_urls_and_stored_paths_but_keeps_case() {
+        assert!(url_has_prefix("https://shop.example/blog/a?x=1", "/blog/"));
+        assert!(url_has_prefix("/blog/a", "/blog/"));
+        assert!(url_has_prefix(
+            "https://shop.example/blog/a",
+            "https://shop.example/blog"
+        ));
+        assert!(!url_has_prefix("https://shop.example/Blog/a", "/blog/"));
+        assert!(!url_has_prefix("https://shop.example?/blog/", "/blog/"));
+        assert!(!url_has_prefix("https://blog.example/x", "blog"));
+        assert!(url_has_prefix("anything", ""));
+    }
+
+    #[test]
+    fn breakdown_values_filter_case_insensitively_and_placeholders_find_missing_fields() {
+        let f = PageViewFilters {
+            country: Some("de".into()),
+            referrer: Some("NEWS.example".into()),
+            segment: crate::domain::segment::SegmentFilters {
+                browser: Some("firefox".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut dims = [None; 8];
+        dims[0] = Some("https://www.news.example/story");
+        dims[4] = Some("DE");
+        dims[5] = Some("Firefox");
+        assert!(f.matches("/", None, dims));
+        dims[5] = Some("Chrome");
+        assert!(!f.matches("/", None, dims));
+        let direct = PageViewFilters {
+            referrer: Some("(Direct)".into()),
+            ..Default::default()
+        };
+        assert!(direct.matches("/", None, [None; 8]));
+        assert!(Dimension::Country.is_placeholder("(UNKNOWN)"));
+        assert!(!Dimension::Country.is_placeholder("DE"));
+        let client = PageViewFilters {
+            segment: crate::domain::segment::SegmentFilters {
+                client_id: Some("C1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(client.matches("/", Some("C1"), [None; 8]));
+        assert!(!client.matches("/", Some("c1"), [None; 8]), "ids are exact");
+    }
 }
 
 /// One row of the page-views report's top pages.
@@ -1036,16 +1245,38 @@ mod tests {
     }
 
     #[test]
-    fn score_is_linear_between_thresholds_and_missing_scores_zero() {
+    fn score_is_linear_between_thresholds_and_averages_the_measured_metrics() {
         assert_eq!(LCP.score(Some(2500.0)), 100);
         assert_eq!(LCP.score(Some(3250.0)), 50);
         assert_eq!(LCP.score(Some(4000.0)), 0);
         assert_eq!(CLS.score(Some(0.175)), 50);
-        let s = performance_score(Some(2000.0), Some(0.05), None, Some(1300.0));
+        let s = performance_score(ScoreInputs {
+            lcp: Some(2000.0),
+            cls: Some(0.05),
+            ttfb: Some(1300.0),
+            fid: Some(300.0),
+            inp: None,
+        });
         assert_eq!(
-            (s.lcp_score, s.cls_score, s.fid_score, s.ttfb_score, s.score),
-            (100, 100, 0, 50, 63)
+            (s.lcp_score, s.cls_score, s.ttfb_score, s.inp_score, s.score),
+            (100, 100, 50, 0, 83),
+            "INP unmeasured is left out, not scored 0; FID is not counted"
         );
+        assert_eq!((s.fid_score, s.measured), (0, true));
+        let s = performance_score(ScoreInputs {
+            inp: Some(350.0),
+            ..Default::default()
+        });
+        assert_eq!(
+            (s.inp_score, s.score, s.shown()),
+            (50, 50, "50".to_string())
+        );
+        let none = performance_score(ScoreInputs::default());
+        assert_eq!(
+            (none.score, none.measured, none.shown()),
+            (0, false, "—".into())
+        );
+        assert_eq!(none.badge_class(3), "");
         assert_eq!(TTFB.status(Some(900.0)), Some("needs-improvement"));
         assert_eq!(INP.status(Some(600.0)), Some("poor"));
     }

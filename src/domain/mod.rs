@@ -1,10 +1,11 @@
 //! Plain types and pure logic shared by every layer: identifiers, the four analytics document
 //! kinds, timestamp parsing, error fingerprints, user-agent and bot detection, event drop rules,
 //! segment filters, the records the use cases handle (projects, users, organizations,
-//! invitations, jobs), the query parameters each analytics view takes, redirect targets.
+//! invitations, jobs), the query parameters each analytics view takes, redirect targets, CSV.
 //! Nothing here performs IO.
 
 pub mod analytics;
+pub mod csv;
 pub mod drop_rules;
 pub mod fingerprint;
 pub mod ids;

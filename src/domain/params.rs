@@ -34,7 +34,25 @@ enum Kind {
     Limit,
     /// A JSON object of property filters.
     Meta,
+    /// `csv` (or `json`, the default).
+    Format,
+    /// A dashboard table's name ([`DASHBOARD_TABLES`]).
+    Table,
 }
+
+/// The dashboard's tables, by the name `table=` gives them (CSV downloads).
+pub const DASHBOARD_TABLES: [&str; 10] = [
+    "page",
+    "event",
+    "referrer",
+    "utmSource",
+    "utmMedium",
+    "utmCampaign",
+    "country",
+    "browser",
+    "os",
+    "deviceType",
+];
 
 /// The visitor filter every drill-down accepts (reference §4.7), both spellings.
 const CLIENT: [(&str, Kind); 2] = [("clientId", Kind::Text), ("client_id", Kind::Text)];
@@ -49,8 +67,9 @@ const PEOPLE: [(&str, Kind); 5] = [
     ("metaValue", Kind::Text),
 ];
 
-/// The page-view segment fields beyond [`PEOPLE`].
-const PAGEVIEW_SEGMENT: [(&str, Kind); 9] = [
+/// The page-view fields (segment, country, referrer host), each matched case-insensitively
+/// against the value its breakdown shows, so any breakdown row (`(unknown)` too) filters.
+const PAGEVIEW_SEGMENT: [(&str, Kind); 11] = [
     ("browser", Kind::Text),
     ("os", Kind::Text),
     ("utmSource", Kind::Text),
@@ -59,7 +78,18 @@ const PAGEVIEW_SEGMENT: [(&str, Kind); 9] = [
     ("utm_medium", Kind::Text),
     ("utmCampaign", Kind::Text),
     ("utm_campaign", Kind::Text),
-    ("deviceType", Kind::DeviceType),
+    ("deviceType", Kind::Text),
+    ("country", Kind::Text),
+    ("referrer", Kind::Text),
+];
+
+/// The dashboard's own filters besides the page-view fields: the URL (prefix or path) and the
+/// event name; `format=csv` with `table` downloads one table.
+const DASHBOARD_OWN: [(&str, Kind); 4] = [
+    ("urlPrefix", Kind::Text),
+    ("eventName", Kind::Text),
+    ("format", Kind::Format),
+    ("table", Kind::Table),
 ];
 
 /// An analytics view, by the parameters it accepts.
@@ -84,7 +114,8 @@ pub enum View {
 impl View {
     fn own(self) -> &'static [(&'static str, Kind)] {
         match self {
-            View::Dashboard | View::ErrorDetail => &[],
+            View::Dashboard => &DASHBOARD_OWN,
+            View::ErrorDetail => &[],
             View::Pageviews => &[("urlPrefix", Kind::Text)],
             View::Events => &[
                 ("eventName", Kind::Text),
@@ -100,7 +131,8 @@ impl View {
     /// The segment fields (reference §4.7) that apply to the view's documents.
     fn segment(self) -> [&'static [(&'static str, Kind)]; 2] {
         match self {
-            View::Dashboard | View::ErrorDetail => [&[], &[]],
+            View::Dashboard => [&[], &PAGEVIEW_SEGMENT],
+            View::ErrorDetail => [&[], &[]],
             View::Pageviews => [&CLIENT, &PAGEVIEW_SEGMENT],
             View::Events | View::EventDetail | View::Errors | View::Performance => {
                 [&CLIENT, &PEOPLE]
@@ -164,6 +196,8 @@ fn check_value(kind: Kind, value: &str) -> Result<(), String> {
         Kind::DeviceType => one_of(value, &[FILTER_DEVICE_TYPES.as_slice(), &["all"]].concat()),
         Kind::Browser => one_of(value, &[FILTER_BROWSERS.as_slice(), &["all"]].concat()),
         Kind::Text => Ok(()),
+        Kind::Format => one_of(value, &["json", "csv"]),
+        Kind::Table => one_of(value, &DASHBOARD_TABLES),
         Kind::Page => match value.parse::<u32>() {
             Ok(n) if n >= 1 => Ok(()),
             _ => Err("expected a page number (1 or more)".into()),
@@ -249,11 +283,13 @@ mod tests {
 
     #[test]
     fn unknown_parameters_and_unusable_values_name_the_parameter() {
-        let cases: [(View, Query<'_>, &str); 11] = [
+        let cases: [(View, Query<'_>, &str); 13] = [
             (View::Pageviews, &[("userId", "u1")], "userId"),
             (View::Dashboard, &[("timeframe", "2w")], "timeframe"),
-            (View::Dashboard, &[("browser", "Chrome")], "browser"),
-            (View::Pageviews, &[("deviceType", "phone")], "deviceType"),
+            (View::Dashboard, &[("clientId", "c1")], "clientId"),
+            (View::Dashboard, &[("format", "xls")], "format"),
+            (View::Dashboard, &[("table", "users")], "table"),
+            (View::Events, &[("country", "DE")], "country"),
             (View::Pageviews, &[("eventName", "x")], "eventName"),
             (View::Events, &[("recentLimit", "51")], "recentLimit"),
             (View::Events, &[("recentPage", "0")], "recentPage"),

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 /// - errors: `client_id` → the error's own `clientId` or `context.clientId`; `user_id` → its
 ///   own `userId` or `context.userId`; `meta[k]` → `context.k`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct SegmentFilters {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,

@@ -194,6 +194,13 @@ struct AnalysisPage {
     model: String,
 }
 
+impl AnalysisPage {
+    /// Section links carry no filters from this page.
+    fn query_for(&self, _slug: &str) -> String {
+        String::new()
+    }
+}
+
 /// The AI Analysis page: controls, progress, result, history (filled in by `static/js/ai.js`).
 async fn show_page(
     State(state): State<AppState>,

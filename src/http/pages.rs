@@ -1,5 +1,7 @@
 //! Server-rendered pages (askama) and embedded static assets. Today: the landing page, the
-//! not-found page, and `/static/*`; account and dashboard pages join in later areas.
+//! not-found page, the favicon and `/static/*`: templates link assets by versioned URLs
+//! ([`asset`]: `/static/v/{digest of every asset}/{path}`), served with a year-long immutable
+//! cache, so a new build's files are fetched at once and unchanged ones never again.
 
 use crate::{config::Config, state::AppState};
 use askama::Template;
@@ -61,10 +63,42 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../static/vendor/uplot/uPlot.min.css"),
     ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../static/favicon.svg"),
+    ),
 ];
 
+/// The assets' version: the first 12 hex digits of a SHA-256 over every path and body, so any
+/// change to any asset gives every URL a new version.
+pub fn asset_version() -> &'static str {
+    static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (path, _, body) in STATIC_FILES {
+            h.update(path.as_bytes());
+            h.update([0]);
+            h.update(body.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..6])
+    });
+    &VERSION
+}
+
+/// The versioned URL of a static asset (`css/app.css` → `/static/v/{version}/css/app.css`).
+pub fn asset(path: &str) -> String {
+    format!("/static/v/{}/{path}", asset_version())
+}
+
+/// A year: how long a versioned asset may be cached.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/{*path}", get(static_file))
+    Router::new()
+        .route("/static/{*path}", get(static_file))
+        .route("/favicon.ico", get(favicon))
 }
 
 /// Pages that look at the session (mounted under the session layer).
@@ -141,18 +175,33 @@ async fn landing(State(config): State<Arc<Config>>, session: tower_sessions::Ses
     LandingPage { base_url }.into_response()
 }
 
+/// `/static/{path}` (an hour's cache, for links from older pages) and
+/// `/static/v/{version}/{path}`: immutable for a year when the version is this build's; an
+/// older version gets today's file with an hour's cache (a page of the previous build during a
+/// deploy), never a 404.
 async fn static_file(Path(path): Path<String>) -> Response {
+    let (path, cache) = match path.strip_prefix("v/").and_then(|p| p.split_once('/')) {
+        Some((version, rest)) if version == asset_version() => (rest, IMMUTABLE),
+        Some((_, rest)) => (rest, "public, max-age=3600"),
+        None => (path.as_str(), "public, max-age=3600"),
+    };
     match STATIC_FILES.iter().find(|(p, _, _)| *p == path) {
         Some((_, content_type, body)) => (
             [
                 (header::CONTENT_TYPE, *content_type),
-                (header::CACHE_CONTROL, "public, max-age=3600"),
+                (header::CACHE_CONTROL, cache),
             ],
             *body,
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `/favicon.ico` for clients that ask before reading the page's `<link rel="icon">`: the SVG
+/// icon (browsers read it whatever the name).
+async fn favicon() -> Response {
+    static_file(Path("favicon.svg".into())).await
 }
 
 /// The HTML error page with `status` and `message` (used by layers that answer before any handler).

@@ -2,15 +2,21 @@
 //! with the same JSON shape — `{timeframe, pageViews, events, errors, performance}` where
 //! performance carries `percentiles` (`lcp_p50` …), `metricsByDay`, `totalMeasurements` and
 //! `performanceScore` — plus `breakdowns` (page views by referrer host, UTM, country, browser, OS,
-//! device type), which 1.x never showed; its clients ignore the extra field.
+//! device type and page, events by name, each up to [`BREAKDOWN_LIST`] rows) and the `filters`
+//! it was restricted to, which 1.x never had; its clients ignore the extra fields.
+//!
+//! Filters ([`DashboardFilters`]): the page-view fields restrict the page-view blocks (totals,
+//! chart, pages, breakdowns); the event name restricts the events block. Errors and web vitals
+//! carry none of those fields and are never filtered (the page says so).
 
 use crate::{
     domain::{
         analytics::{
-            BREAKDOWN_TOP, Breakdowns, ErrorsSummary, EventsSummary, METRICS, MetricsDay,
-            PageViewsSummary, PerformanceScore, Timeframe,
+            Breakdowns, ErrorsSummary, EventsSummary, METRICS, MetricsDay, PageViewFilters,
+            PageViewsSummary, PerformanceScore, TimeRange, Timeframe,
         },
         ids::DocId,
+        segment::SegmentFilters,
         timestamp::now_ms,
     },
     store::{StoreResult, Stores},
@@ -20,6 +26,93 @@ use std::collections::BTreeMap;
 
 /// Top pages and top events on the dashboard (SuperInsights 1.x: 5).
 pub const DASHBOARD_TOP: usize = 5;
+
+/// The most rows a dashboard table holds when expanded (and downloads as CSV).
+pub const BREAKDOWN_LIST: usize = 200;
+
+/// What a dashboard is restricted to: page views by [`PageViewFilters::matches`] (URL prefix or
+/// path, referrer host, UTM fields, country, browser, OS, device; case-insensitive), events by
+/// exact name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardFilters {
+    #[serde(default)]
+    pub pageviews: PageViewFilters,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_name: Option<String>,
+}
+
+/// The dashboard's filter parameters, in the order chips show them: (query name, label).
+pub const FILTER_PARAMS: [(&str, &str); 10] = [
+    ("urlPrefix", "Page"),
+    ("referrer", "Referrer"),
+    ("utmSource", "UTM source"),
+    ("utmMedium", "UTM medium"),
+    ("utmCampaign", "UTM campaign"),
+    ("country", "Country"),
+    ("browser", "Browser"),
+    ("os", "OS"),
+    ("deviceType", "Device"),
+    ("eventName", "Event"),
+];
+
+impl DashboardFilters {
+    /// Reads the filters from checked query pairs (`domain::params::View::Dashboard`): values
+    /// trimmed, empty ones unset; both spellings of the UTM fields.
+    pub fn parse(pairs: &[(String, String)]) -> Self {
+        let get = |names: &[&str]| {
+            pairs
+                .iter()
+                .filter(|(k, _)| names.contains(&k.as_str()))
+                .map(|(_, v)| v.trim())
+                .find(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        Self {
+            pageviews: PageViewFilters {
+                url_prefix: get(&["urlPrefix"]),
+                country: get(&["country"]),
+                referrer: get(&["referrer"]),
+                device_type: None,
+                segment: SegmentFilters {
+                    browser: get(&["browser"]),
+                    os: get(&["os"]),
+                    device_type: get(&["deviceType"]),
+                    utm_source: get(&["utmSource", "utm_source"]),
+                    utm_medium: get(&["utmMedium", "utm_medium"]),
+                    utm_campaign: get(&["utmCampaign", "utm_campaign"]),
+                    ..Default::default()
+                },
+            },
+            event_name: get(&["eventName"]),
+        }
+    }
+
+    /// The set filters as (query name, value) pairs, in [`FILTER_PARAMS`] order.
+    pub fn to_params(&self) -> Vec<(&'static str, String)> {
+        let p = &self.pageviews;
+        let s = &p.segment;
+        let values = [
+            &p.url_prefix,
+            &p.referrer,
+            &s.utm_source,
+            &s.utm_medium,
+            &s.utm_campaign,
+            &p.country,
+            &s.browser,
+            &s.os,
+            &s.device_type,
+            &self.event_name,
+        ];
+        (FILTER_PARAMS.iter().zip(values))
+            .filter_map(|((name, _), v)| v.clone().map(|v| (*name, v)))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pageviews.is_empty() && self.event_name.is_none()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,9 +132,45 @@ pub struct Dashboard {
     pub events: EventsSummary,
     pub errors: ErrorsSummary,
     pub performance: PerformanceBlock,
-    /// Top [`BREAKDOWN_TOP`] values per dimension.
+    /// Up to [`BREAKDOWN_LIST`] values per dimension, pages and event names included.
     #[serde(default)]
     pub breakdowns: Breakdowns,
+    /// What the figures are restricted to.
+    #[serde(default)]
+    pub filters: DashboardFilters,
+    /// The same key figures over the previous period of equal length, under the same filters.
+    #[serde(default)]
+    pub previous: Kpis,
+}
+
+/// The key figures a dashboard compares with the previous period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kpis {
+    pub total_views: u64,
+    pub unique_visitors: u64,
+    pub total_events: u64,
+    pub total_errors: u64,
+    pub unique_fingerprints: u64,
+    pub total_measurements: u64,
+    /// `None` without measurements (there is no score to compare).
+    pub performance_score: Option<u32>,
+}
+
+impl Dashboard {
+    /// This period's key figures, to set beside [`Dashboard::previous`].
+    pub fn kpis(&self) -> Kpis {
+        let score = &self.performance.performance_score;
+        Kpis {
+            total_views: self.page_views.total_views,
+            unique_visitors: self.page_views.unique_visitors,
+            total_events: self.events.total_events,
+            total_errors: self.errors.total_errors,
+            unique_fingerprints: self.errors.unique_fingerprints,
+            total_measurements: self.performance.total_measurements,
+            performance_score: score.measured.then_some(score.score),
+        }
+    }
 }
 
 /// Computes the dashboard of a project for a timeframe ending now.
@@ -50,15 +179,34 @@ pub async fn dashboard(
     project: DocId,
     timeframe: Timeframe,
 ) -> StoreResult<Dashboard> {
+    dashboard_filtered(stores, project, timeframe, &DashboardFilters::default()).await
+}
+
+/// Computes the dashboard of a project for a timeframe ending now, restricted by `filters`.
+pub async fn dashboard_filtered(
+    stores: &Stores,
+    project: DocId,
+    timeframe: Timeframe,
+    filters: &DashboardFilters,
+) -> StoreResult<Dashboard> {
     let range = timeframe.range(now_ms());
     let stats = &stores.stats;
-    let (page_views, events, errors, figures, breakdowns) = tokio::try_join!(
-        stats.pageviews_summary(project, range, DASHBOARD_TOP),
-        stats.events_summary(project, range, DASHBOARD_TOP),
+    let event_name = filters.event_name.as_deref();
+    let before = range.previous();
+    let ((page_views, mut breakdowns), (events, names), errors, figures, previous) = tokio::try_join!(
+        stats.pageview_figures(
+            project,
+            range,
+            &filters.pageviews,
+            DASHBOARD_TOP,
+            BREAKDOWN_LIST
+        ),
+        stats.event_figures(project, range, event_name, DASHBOARD_TOP, BREAKDOWN_LIST),
         stats.errors_summary(project, range),
         stats.performance_summary(project, range),
-        stats.breakdowns(project, range, BREAKDOWN_TOP),
+        previous_kpis(stores, project, before, filters),
     )?;
+    breakdowns.event = names;
     let mut percentiles = BTreeMap::new();
     for metric in METRICS {
         let p = figures.of(metric);
@@ -78,5 +226,34 @@ pub async fn dashboard(
             total_measurements: figures.total_measurements,
         },
         breakdowns,
+        filters: filters.clone(),
+        previous,
+    })
+}
+
+/// The key figures of `range` under `filters` (the previous period's).
+async fn previous_kpis(
+    stores: &Stores,
+    project: DocId,
+    range: TimeRange,
+    filters: &DashboardFilters,
+) -> StoreResult<Kpis> {
+    let stats = &stores.stats;
+    let name = filters.event_name.as_deref();
+    let ((views, _), (events, _), errors, figures) = tokio::try_join!(
+        stats.pageview_figures(project, range, &filters.pageviews, 0, 0),
+        stats.event_figures(project, range, name, 0, 0),
+        stats.errors_summary(project, range),
+        stats.performance_summary(project, range),
+    )?;
+    let score = figures.score();
+    Ok(Kpis {
+        total_views: views.total_views,
+        unique_visitors: views.unique_visitors,
+        total_events: events.total_events,
+        total_errors: errors.total_errors,
+        unique_fingerprints: errors.unique_fingerprints,
+        total_measurements: figures.total_measurements,
+        performance_score: score.measured.then_some(score.score),
     })
 }

@@ -17,7 +17,6 @@ use crate::{
             Pagination, PropertyKey, RecentPaging, TimedEvent, Timeframe, TopEvent,
         },
         ids::DocId,
-        model::DeviceType,
         segment::SegmentFilters,
         timestamp::now_ms,
     },
@@ -54,18 +53,26 @@ pub struct PageViewsQuery {
 }
 
 impl PageViewsQuery {
-    /// `timeframe`, `deviceType` (`desktop|mobile|tablet`; `all` or empty for all), `urlPrefix`
-    /// (trimmed, literal) and the page-view segment fields of reference §4.7. Values are checked
-    /// first (`domain::params`): here an unusable one would mean "not set".
+    /// `timeframe`, `deviceType` (any case; `all` or empty for all), `urlPrefix` (trimmed,
+    /// literal; a path also finds absolute URLs), `country`, `referrer` (a host) and the
+    /// page-view segment fields of reference §4.7, matched as [`PageViewFilters::matches`]
+    /// says. Values are checked first (`domain::params`).
     pub fn parse(pairs: &[(String, String)]) -> Self {
         let mut segment = segment_of(pairs);
-        // `deviceType` is the page's own filter, limited to the three known values.
-        segment.device_type = None;
+        if segment
+            .device_type
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case("all"))
+        {
+            segment.device_type = None;
+        }
         Self {
             timeframe: Timeframe::parse(param(pairs, "timeframe")),
             filters: PageViewFilters {
-                device_type: param(pairs, "deviceType").and_then(DeviceType::parse),
+                device_type: None,
                 url_prefix: param(pairs, "urlPrefix").map(str::to_string),
+                country: param(pairs, "country").map(str::to_string),
+                referrer: param(pairs, "referrer").map(str::to_string),
                 segment,
             },
         }
@@ -298,21 +305,27 @@ mod tests {
     }
 
     #[test]
-    fn page_view_queries_keep_only_known_devices_and_a_trimmed_prefix() {
+    fn page_view_queries_read_every_page_view_field_and_a_trimmed_prefix() {
         let q = PageViewsQuery::parse(&pairs(&[
             ("timeframe", "24h"),
-            ("deviceType", "phone"),
+            ("deviceType", "Tablet"),
             ("urlPrefix", "  /blog/ "),
             ("browser", "Firefox"),
+            ("country", "de"),
+            ("referrer", "news.example"),
         ]));
         assert_eq!(q.timeframe, Timeframe::H24);
-        assert_eq!(q.filters.device_type, None, "unknown devices mean all");
+        assert_eq!(
+            q.filters.device_type, None,
+            "the segment carries the device"
+        );
+        assert_eq!(q.filters.segment.device_type.as_deref(), Some("Tablet"));
         assert_eq!(q.filters.url_prefix.as_deref(), Some("/blog/"));
         assert_eq!(q.filters.segment.browser.as_deref(), Some("Firefox"));
-        assert_eq!(q.filters.segment.device_type, None);
-        let q = PageViewsQuery::parse(&pairs(&[("deviceType", "tablet"), ("urlPrefix", " ")]));
-        assert_eq!(q.filters.device_type, Some(DeviceType::Tablet));
-        assert_eq!(q.filters.url_prefix, None);
+        assert_eq!(q.filters.country.as_deref(), Some("de"));
+        assert_eq!(q.filters.referrer.as_deref(), Some("news.example"));
+        let q = PageViewsQuery::parse(&pairs(&[("deviceType", "all"), ("urlPrefix", " ")]));
+        assert_eq!(q.filters, PageViewFilters::default());
         assert_eq!(q.timeframe, Timeframe::D7);
     }
 

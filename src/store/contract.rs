@@ -948,7 +948,8 @@ pub(crate) async fn analytics_summaries(stores: &Stores) {
             score.fid_score,
             score.score
         ),
-        (67, 100, 0, 42)
+        (67, 100, 0, 84),
+        "the mean of the measured LCP and CLS (FID is no longer counted)"
     );
     let days: Vec<_> = f
         .metrics_by_day
@@ -1294,6 +1295,73 @@ pub(crate) async fn pageviews_report_filters(stores: &Stores) {
         8,
         "userId and meta do not apply to page views"
     );
+    // Breakdown values filter case-insensitively, missing fields by their placeholder; country
+    // and referrer host are filters too.
+    for (pairs, country, referrer, views) in [
+        (&[("browser", "chrome")][..], None, None, 1),
+        (&[("browser", "FIREFOX")][..], None, None, 7),
+        (&[("deviceType", "(unknown)")][..], None, None, 0),
+        (&[("utmSource", "(NONE)")][..], None, None, 0),
+        (&[][..], Some("fr"), None, 8),
+        (&[][..], Some("(unknown)"), None, 0),
+        (&[][..], None, Some("REF.example"), 8),
+        (
+            &[("browser", "chrome")][..],
+            Some("FR"),
+            Some("ref.example"),
+            1,
+        ),
+        (&[][..], None, Some("(direct)"), 0),
+    ] {
+        let mut f = segment(pairs);
+        f.country = country.map(str::to_string);
+        f.referrer = referrer.map(str::to_string);
+        assert_eq!(
+            report(f).await.total_views,
+            views,
+            "{pairs:?} {country:?} {referrer:?}"
+        );
+    }
+    // A path prefix also finds absolute URLs (their path), a full-URL prefix only those URLs.
+    let later = t0 + 10 * day;
+    stores
+        .events
+        .write(&[batch(
+            p.id,
+            Docs::Pageviews(vec![
+                pageview("https://shop.example/blog/x?y=1", later),
+                {
+                    let mut v = pageview("https://shop.example/about", later + 1);
+                    v.enrichment.country = None;
+                    v.referrer = None;
+                    v
+                },
+                pageview("/blog/z", later + 2),
+            ]),
+        )])
+        .await
+        .unwrap();
+    let around = TimeRange {
+        start_ms: later - day,
+        end_ms: later + day,
+    };
+    let views_of = async |f: PageViewFilters| {
+        stores
+            .stats
+            .pageviews_report(p.id, around, &f)
+            .await
+            .unwrap()
+            .total_views
+    };
+    assert_eq!(views_of(prefix("/blog/")).await, 2);
+    assert_eq!(views_of(prefix("https://shop.example/")).await, 2);
+    assert_eq!(views_of(prefix("/about")).await, 1);
+    let direct = PageViewFilters {
+        referrer: Some("(Direct)".into()),
+        country: Some("(unknown)".into()),
+        ..Default::default()
+    };
+    assert_eq!(views_of(direct).await, 1);
 
     let empty = TimeRange {
         start_ms: t0 + day,
@@ -2703,8 +2771,10 @@ pub(crate) async fn performance_report_filters_and_quality(stores: &Stores) {
             score.ttfb_score,
             score.score
         ),
-        (67, 33, 50, 90, 60)
+        (67, 33, 50, 90, 73),
+        "LCP, CLS, INP (100) and TTFB; FID reported, not counted"
     );
+    assert_eq!(score.inp_score, 100);
     let days: Vec<_> = all
         .figures
         .metrics_by_day

@@ -404,9 +404,32 @@ pub trait StatsReader: Send + Sync {
         range: TimeRange,
         top: usize,
     ) -> StoreResult<crate::domain::analytics::Breakdowns>;
+    /// The dashboard's page views in `range` (inclusive) restricted by `filters`
+    /// ([`PageViewFilters::matches`]): the summary with its `top` pages, and the breakdowns
+    /// with up to `list` rows per dimension and the pages by views (`page`). An unknown project
+    /// has empty figures.
+    async fn pageview_figures(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &PageViewFilters,
+        top: usize,
+        list: usize,
+    ) -> StoreResult<(PageViewsSummary, crate::domain::analytics::Breakdowns)>;
+    /// The dashboard's events in `range`, of every name or of `name` only (exact): the summary
+    /// with its `top` names, and up to `list` names by count (ties by name).
+    async fn event_figures(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        name: Option<&str>,
+        top: usize,
+        list: usize,
+    ) -> StoreResult<(EventsSummary, Vec<crate::domain::analytics::BreakdownRow>)>;
     /// The page-views drill-down (reference §4.3) over `range` (inclusive) restricted by
-    /// `filters`: device type, a literal anchored URL prefix (`%`, `_`, regex characters match
-    /// themselves) and the page-view segment fields. Top pages: [`REPORT_TOP`] by views, ties by
+    /// `filters` ([`PageViewFilters::matches`]): device type, a literal anchored prefix of the
+    /// URL or of its path (`%`, `_`, regex characters match themselves), country, referrer host
+    /// and the page-view segment fields (case-insensitively). Top pages: [`REPORT_TOP`] by views, ties by
     /// URL, each with its own unique visitors. An unknown project has an empty report.
     ///
     /// [`REPORT_TOP`]: crate::domain::analytics::REPORT_TOP

@@ -1,5 +1,8 @@
 // Dashboard: draws the charts (uPlot, vendored) from the embedded JSON and refreshes everything
-// from `dashboard/data` every 30 s; auto-refresh turns itself off after 3 failures in a row.
+// from `dashboard/data` (with the page's own query: timeframe and filters) every 30 s;
+// auto-refresh turns itself off after 3 failures in a row. Tables: rows are links that add a
+// filter (rendered by the server; redrawn here the same way on refresh), "Show all" expands,
+// and the filter form leaves empty fields out of the URL.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("dashboard-data").textContent);
@@ -7,7 +10,10 @@
   var failures = 0;
   var status = document.getElementById("refresh-status");
   var toggle = document.getElementById("auto-refresh");
-  var timeframe = new URLSearchParams(location.search).get("timeframe") || data.timeframe;
+  var query = new URLSearchParams(location.search);
+  if (!query.get("timeframe")) query.set("timeframe", data.timeframe);
+  query.delete("format");
+  query.delete("table");
 
   function dayTs(d) { return Date.parse(d + "T00:00:00Z") / 1000; }
 
@@ -34,28 +40,100 @@
       var v = el.getAttribute("data-field").split(".").reduce(function (o, k) { return o == null ? o : o[k]; }, d);
       el.textContent = v == null ? "—" : v;
     });
-    fill("top-pages", d.pageViews.topPages.map(function (p) { return [p.url, p.views]; }));
-    fill("top-events", d.events.topEvents.map(function (e) { return [e.eventName, e.count]; }));
+    var score = d.performance.performanceScore || {};
+    var scoreEl = document.querySelector('[data-field="performance.performanceScore.score"]');
+    if (scoreEl && !score.measured) scoreEl.textContent = "—";
+    var prev = d.previous || {};
+    setDelta("views", d.pageViews.totalViews, prev.totalViews, false, false);
+    setDelta("visitors", d.pageViews.uniqueVisitors, prev.uniqueVisitors, false, false);
+    setDelta("events", d.events.totalEvents, prev.totalEvents, false, false);
+    setDelta("errors", d.errors.totalErrors, prev.totalErrors, false, true);
+    setDelta("score", score.measured ? score.score : null, prev.performanceScore, true, false);
     var b = d.breakdowns || {};
-    ["referrer", "utmSource", "utmMedium", "utmCampaign", "country", "browser", "os", "deviceType"].forEach(function (k) {
-      var rows = (b[k] || []).map(function (r) { return [r.value, r.count]; });
-      fill("bd-" + k, rows.length ? rows : [["No data", ""]]);
+    document.querySelectorAll("[data-param]").forEach(function (card) {
+      var name = card.id.replace(/^table-/, "");
+      var total = name === "event" ? d.events.totalEvents : d.pageViews.totalViews;
+      fill(card, card.getAttribute("data-param"), b[name] || [], total);
     });
   }
 
-  function fill(id, rows) {
-    var body = document.querySelector("#" + id + " tbody");
+  // The comparison with the previous period, worded like the server renders it.
+  function setDelta(key, now, before, points, upIsBad) {
+    var el = document.querySelector('[data-delta="' + key + '"]');
+    if (!el) return;
+    var arrow = "", text, cls = "flat";
+    if (now == null || before == null) text = "nothing to compare with the previous period";
+    else if (now === before) { arrow = "→"; text = "no change from the previous period"; }
+    else {
+      var up = now > before, word = up ? "up" : "down", diff = Math.abs(now - before);
+      if (points) text = word + " " + diff + " points from " + before + " in the previous period";
+      else if (before === 0) text = word + " from 0 in the previous period";
+      else text = word + " " + Math.round(diff * 100 / before) + "% from " + before + " in the previous period";
+      arrow = up ? "▲" : "▼";
+      cls = (up ? "up " : "down ") + (up !== upIsBad ? "good" : "bad");
+    }
+    el.className = "delta " + cls;
+    el.textContent = "";
+    var a = document.createElement("span");
+    a.setAttribute("aria-hidden", "true");
+    a.textContent = arrow;
+    el.appendChild(a);
+    el.appendChild(document.createTextNode(" " + text));
+  }
+
+  function share(n, total) { return total ? (n * 100 / total).toFixed(1) + "%" : "0.0%"; }
+
+  // Redraws one table like templates/projects/table.html does.
+  function fill(card, param, rows, total) {
+    var body = card.querySelector("tbody");
+    var expanded = card.classList.contains("expanded");
     body.textContent = "";
-    rows.forEach(function (r) {
+    if (!rows.length) rows = null;
+    (rows || [{ value: "No data", count: "" }]).forEach(function (r, i) {
       var tr = document.createElement("tr");
-      r.forEach(function (c) { var td = document.createElement("td"); td.textContent = c; tr.appendChild(td); });
+      var label = document.createElement("td");
+      if (rows) {
+        label.className = "label";
+        var bar = document.createElement("span");
+        bar.className = "bar w" + (total ? Math.min(100, Math.round(r.count * 20 / total) * 5) : 0);
+        bar.setAttribute("aria-hidden", "true");
+        var a = document.createElement("a");
+        var q = new URLSearchParams(query);
+        q.set(param, r.value);
+        a.href = location.pathname + "?" + q.toString();
+        a.title = "Filter by " + r.value;
+        a.textContent = r.value;
+        label.appendChild(bar);
+        label.appendChild(a);
+      } else { label.className = "muted"; label.textContent = r.value; }
+      tr.appendChild(label);
+      [r.count, rows ? share(r.count, total) : ""].forEach(function (c) { var td = document.createElement("td"); td.textContent = c; tr.appendChild(td); });
+      if (i >= 5) { tr.className = "extra"; tr.hidden = !expanded; }
       body.appendChild(tr);
     });
   }
 
+  // "Show all N" / "Show fewer".
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest("button.expand");
+    if (!button) return;
+    var card = button.closest("[data-param]");
+    var open = !card.classList.contains("expanded");
+    card.classList.toggle("expanded", open);
+    card.querySelectorAll("tr.extra").forEach(function (tr) { tr.hidden = !open; });
+    button.setAttribute("aria-expanded", String(open));
+    button.textContent = open ? "Show fewer" : button.getAttribute("data-more");
+  });
+
+  // The filter form: empty fields are not filters, so they stay out of the URL.
+  var form = document.getElementById("filter-form");
+  if (form) form.addEventListener("submit", function () {
+    form.querySelectorAll("input[name]").forEach(function (input) { if (!input.value.trim()) input.disabled = true; });
+  });
+
   function refresh() {
     if (!toggle.checked) return;
-    fetch(location.pathname + "/data?timeframe=" + encodeURIComponent(timeframe), { headers: { Accept: "application/json" }, credentials: "same-origin" })
+    fetch(location.pathname + "/data?" + query.toString(), { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
       .then(function (body) { failures = 0; data = body.data; render(data); status.textContent = "Updated " + new Date().toLocaleTimeString(); })
       .catch(function (e) {

@@ -27,10 +27,13 @@ test('the dashboard shows the seeded totals and draws its charts', async () => {
   assert.equal(await page.textContent('[data-field="pageViews.totalViews"]'), SI_VIEWS);
   assert.equal(await page.textContent('[data-field="events.totalEvents"]'), SI_EVENTS);
   assert.equal(await page.textContent('[data-field="errors.totalErrors"]'), SI_ERRORS);
-  assert.match(await page.textContent('#top-pages'), /\/pricing/);
+  assert.match(await page.textContent('#bd-page'), /\/pricing/);
   // Breakdowns: the seeded views carry no referrer, so all of them are "(direct)".
-  const direct = await page.$$eval('#bd-referrer tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
-  assert.deepEqual(direct[0], ['(direct)', SI_VIEWS], 'referrer breakdown');
+  const direct = await page.$$eval('#bd-referrer tbody tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  assert.deepEqual(direct[0], ['(direct)', SI_VIEWS, '100.0%'], 'referrer breakdown');
+  // Every KPI compares with the previous period in words (the seeded data is all recent).
+  assert.match(await page.textContent('[data-delta="views"]'), /up from 0 in the previous period/);
+  assert.match(await page.textContent('[data-delta="score"]'), /nothing to compare/);
 
   // uPlot draws on a canvas: it must exist, have a size, and have non-transparent pixels.
   for (const id of ['chart-views', 'chart-events', 'chart-errors', 'chart-vitals']) {

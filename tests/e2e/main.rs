@@ -10,6 +10,7 @@ mod ai;
 mod analytics_pages;
 mod browser;
 mod browser_accounts;
+mod browser_dashboard;
 mod cli;
 mod connections;
 mod dashboard;

@@ -160,7 +160,13 @@ async fn list_events(
     }
     let (meta_key, meta_value) = first_meta(segment);
     let page = EventsPage {
-        ctx: access.page("events", query.timeframe),
+        ctx: PageContext {
+            carried: crate::services::dashboard::DashboardFilters {
+                event_name: query.filters.event_name.clone(),
+                ..Default::default()
+            },
+            ..access.page("events", query.timeframe)
+        },
         event_name: query.filters.event_name.clone().unwrap_or_default(),
         names,
         client_id: segment.client_id.clone().unwrap_or_default(),

@@ -4,6 +4,7 @@
 //! an [`AnalyticsAccess`], which checks either the member or the link, and build every link from
 //! its `base` so a public viewer never leaves the public prefix.
 
+mod dashboard;
 mod errors;
 mod events;
 mod pageviews;
@@ -13,28 +14,23 @@ use super::{projects::ProjectAccess, session::AuthUser, views::Shell};
 use crate::{
     domain::{analytics::Timeframe, ids::DocId, params::View, segment::SegmentFilters},
     error::AppError,
-    services::{dashboard::Dashboard, public_links},
+    services::{dashboard::DashboardFilters, public_links},
     state::AppState,
     store::Project,
 };
-use askama::Template;
-use askama_web::WebTemplate;
 use axum::{
     Json, Router,
-    extract::{FromRequestParts, OriginalUri, Path, Query, State},
+    extract::{FromRequestParts, OriginalUri, Path},
     http::{HeaderMap, header, request::Parts},
     response::{IntoResponse, Response},
-    routing::get,
 };
-use serde_json::json;
 use std::collections::HashMap;
 
 /// The analytics routes, relative to the project prefix (`/projects/{id}` or `/p/{id}/{token}`).
 /// Each view lives in its own submodule with its own `routes()`.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/dashboard", get(show_dashboard))
-        .route("/dashboard/data", get(dashboard_data))
+        .merge(dashboard::routes())
         .merge(errors::routes())
         .merge(performance::routes())
         .merge(pageviews::routes())
@@ -156,6 +152,32 @@ pub struct PageContext {
     pub timeframe: &'static str,
     /// (value, label) of the timeframe selector.
     pub timeframes: Vec<(&'static str, &'static str)>,
+    /// The filters the page is under, carried by the section links to the pages they apply to.
+    pub carried: DashboardFilters,
+}
+
+impl PageContext {
+    /// The query a section link carries: the timeframe and the filters that apply to that
+    /// section (page-view fields to the page views, the event name to the events; all to the
+    /// dashboard); empty when the page is under no filter.
+    pub fn query_for(&self, slug: &str) -> String {
+        if self.carried.is_empty() {
+            return String::new();
+        }
+        let params = self.carried.to_params();
+        let kept: Vec<(&str, String)> = std::iter::once(("timeframe", self.timeframe.to_string()))
+            .chain(params.into_iter().filter(|(name, _)| match slug {
+                "dashboard" => true,
+                "pageviews" => *name != "eventName",
+                "events" => *name == "eventName",
+                _ => false,
+            }))
+            .collect();
+        if kept.len() == 1 {
+            return String::new();
+        }
+        query_string(&kept)
+    }
 }
 
 impl AnalyticsAccess {
@@ -169,6 +191,7 @@ impl AnalyticsAccess {
             can_edit: self.can_edit(),
             timeframe: timeframe.as_str(),
             timeframes: TIMEFRAMES.to_vec(),
+            carried: DashboardFilters::default(),
         }
     }
 }
@@ -264,58 +287,18 @@ pub fn script_json(value: &impl serde::Serialize) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-/// The dashboard of the requested timeframe (`?timeframe=`), through the cache.
-async fn dashboard_of(
-    state: &AppState,
-    access: &AnalyticsAccess,
-    query: &[(String, String)],
-) -> Result<(Timeframe, Dashboard), AppError> {
-    checked(View::Dashboard, query)?;
-    let timeframe = timeframe_of(query);
-    let data = state
-        .dashboards
-        .dashboard(&state.stores, access.project.id, timeframe)
-        .await?;
-    Ok((timeframe, data))
-}
-
-/// SuperInsights 1.x `GET …/dashboard/data?timeframe=…`: always JSON,
-/// `{success: true, data: {timeframe, pageViews, events, errors, performance}}`.
-async fn dashboard_data(
-    State(state): State<AppState>,
-    access: AnalyticsAccess,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Result<Response, AppError> {
-    let (_, data) = dashboard_of(&state, &access, &query).await?;
-    Ok(Json(json!({"success": true, "data": data})).into_response())
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "projects/dashboard.html")]
-struct DashboardPage {
-    ctx: PageContext,
-    data: Dashboard,
-    /// The same data as JSON, escaped for a `<script type="application/json">` block.
-    data_json: String,
-    score_class: &'static str,
-}
-page_context!(DashboardPage);
-
-/// The dashboard page: KPIs, charts, top pages and events; refreshes itself.
-async fn show_dashboard(
-    State(state): State<AppState>,
-    access: AnalyticsAccess,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Result<Response, AppError> {
-    let (timeframe, data) = dashboard_of(&state, &access, &query).await?;
-    let page = DashboardPage {
-        ctx: access.page("dashboard", timeframe),
-        data_json: script_json(&data),
-        score_class: data
-            .performance
-            .performance_score
-            .badge_class(data.performance.total_measurements),
-        data,
-    };
-    Ok(page.into_response())
+/// A CSV download: `text/csv`, an attachment named after `name` (its safe characters).
+pub fn csv_response(name: &str, body: String) -> Response {
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        crate::domain::csv::file_name(name)
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -1,6 +1,6 @@
 //! The page-views page (reference §4.3): totals, unique visitors, views per day and the top 10
-//! pages with their own uniques, filtered by device, a literal URL prefix and the page-view
-//! segment fields. HTML for browsers, JSON `{timeframe,totalViews,uniqueVisitors,topPages,
+//! pages with their own uniques, filtered by device, a literal URL (or path) prefix, country,
+//! referrer host and the page-view segment fields (case-insensitive). HTML for browsers, JSON `{timeframe,totalViews,uniqueVisitors,topPages,
 //! viewsByDay}` for clients that accept only JSON (the `si` CLI). Thin: parse, call
 //! `services::reports`, render.
 
@@ -8,7 +8,10 @@ use super::{AnalyticsAccess, PageContext, checked, json_if_wanted, page_context,
 use crate::{
     domain::params::View,
     error::AppError,
-    services::reports::{self, PageViewsQuery, PageViewsView},
+    services::{
+        dashboard::DashboardFilters,
+        reports::{self, PageViewsQuery, PageViewsView},
+    },
     state::AppState,
 };
 use askama::Template;
@@ -38,7 +41,7 @@ const DEVICES: [(&str, &str); 4] = [
 struct PageViewsPage {
     ctx: PageContext,
     devices: &'static [(&'static str, &'static str)],
-    device: &'static str,
+    device: String,
     url_prefix: String,
     /// (query name, label, current value) of the segment fields offered.
     segment_fields: Vec<(&'static str, &'static str, String)>,
@@ -67,20 +70,33 @@ async fn show_pageviews(
     }
     let segment = &query.filters.segment;
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut ctx = access.page("pageviews", query.timeframe);
+    ctx.carried = DashboardFilters {
+        pageviews: query.filters.clone(),
+        event_name: None,
+    };
     let page = PageViewsPage {
-        ctx: access.page("pageviews", query.timeframe),
+        ctx,
         devices: &DEVICES,
-        device: query.filters.device_type.map_or("", |d| d.as_str()),
+        device: segment
+            .device_type
+            .clone()
+            .unwrap_or_default()
+            .to_lowercase(),
         url_prefix: query.filters.url_prefix.clone().unwrap_or_default(),
         segment_fields: vec![
             ("clientId", "Client id", value(&segment.client_id)),
+            ("country", "Country", value(&query.filters.country)),
+            ("referrer", "Referrer host", value(&query.filters.referrer)),
             ("browser", "Browser", value(&segment.browser)),
             ("os", "OS", value(&segment.os)),
             ("utmSource", "UTM source", value(&segment.utm_source)),
             ("utmMedium", "UTM medium", value(&segment.utm_medium)),
             ("utmCampaign", "UTM campaign", value(&segment.utm_campaign)),
         ],
-        segment_open: !segment.is_empty(),
+        segment_open: !segment.is_empty()
+            || query.filters.country.is_some()
+            || query.filters.referrer.is_some(),
         avg_views_per_visitor: view.avg_views_per_visitor(),
         data_json: script_json(&view),
         view,

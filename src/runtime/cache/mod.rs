@@ -87,8 +87,27 @@ impl DashboardCache {
         project: DocId,
         timeframe: Timeframe,
     ) -> StoreResult<Dashboard> {
-        self.get_or_compute("dashboard", project, timeframe, "-", || {
-            dashboard::dashboard(stores, project, timeframe)
+        self.dashboard_filtered(stores, project, timeframe, &Default::default())
+            .await
+    }
+
+    /// The dashboard restricted by `filters`, cached per filter set.
+    pub async fn dashboard_filtered(
+        &self,
+        stores: &Stores,
+        project: DocId,
+        timeframe: Timeframe,
+        filters: &dashboard::DashboardFilters,
+    ) -> StoreResult<Dashboard> {
+        let variant = if filters.is_empty() {
+            "-".to_string()
+        } else {
+            use sha2::{Digest, Sha256};
+            let json = serde_json::to_vec(filters).unwrap_or_default();
+            hex::encode(&Sha256::digest(&json)[..8])
+        };
+        self.get_or_compute("dashboard", project, timeframe, &variant, || {
+            dashboard::dashboard_filtered(stores, project, timeframe, filters)
         })
         .await
     }

@@ -1,5 +1,5 @@
 //! One builder for the `$match` documents of the drill-down reports, the diagnostics and the AI
-//! sample documents: the project and time bounds, exact filters, a literal prefix, and the
+//! sample documents: the project and time bounds, exact filters and the
 //! segment fields of reference §4.7 per collection. Conditions on distinct fields stay
 //! top-level (so the documents read as before and indexes apply); a second condition on a field
 //! already constrained goes into `$and`, so both apply, as in the SQL builder.
@@ -47,18 +47,6 @@ impl Match {
     pub(super) fn eq(&mut self, field: &str, value: Option<&str>) -> &mut Self {
         if let Some(value) = value {
             self.field(field, value);
-        }
-        self
-    }
-
-    /// `field` starts with `prefix` literally (an anchored regex with every metacharacter
-    /// escaped); nothing for an empty prefix.
-    pub(super) fn prefix(&mut self, field: &str, prefix: Option<&str>) -> &mut Self {
-        if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
-            self.field(
-                field,
-                doc! {"$regex": format!("^{}", regex_literal(prefix))},
-            );
         }
         self
     }
@@ -118,19 +106,6 @@ impl Match {
     }
 }
 
-/// `s` as a regex matching itself: every ASCII non-alphanumeric character is escaped (in PCRE a
-/// backslash before such a character always means the character itself).
-pub(super) fn regex_literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for c in s.chars() {
-        if c.is_ascii() && !c.is_ascii_alphanumeric() {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,24 +157,17 @@ mod tests {
     }
 
     #[test]
-    fn a_second_condition_on_a_field_is_anded_and_prefixes_are_literal() {
+    fn a_second_condition_on_a_field_is_anded() {
         let mut m = scope();
         m.eq("deviceType", Some("mobile"))
             .eq("deviceType", Some("desktop"))
-            .eq("os", None)
-            .prefix("url", Some("/a.b"))
-            .prefix("title", Some(""));
+            .eq("os", None);
         let d = m.build();
         assert_eq!(d.get_str("deviceType").unwrap(), "mobile");
         assert_eq!(
             d.get_array("$and").unwrap(),
             &vec![Bson::Document(doc! {"deviceType": "desktop"})]
         );
-        assert_eq!(
-            d.get_document("url").unwrap().get_str("$regex").unwrap(),
-            r"^\/a\.b"
-        );
-        assert!(d.get("os").is_none() && d.get("title").is_none());
-        assert_eq!(regex_literal("a+b(c)é"), r"a\+b\(c\)é");
+        assert!(d.get("os").is_none());
     }
 }

@@ -862,6 +862,29 @@ impl StatsReader for MongoStore {
         self.stats_performance(project_id, range).await
     }
 
+    async fn pageview_figures(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::PageViewFilters,
+        top: usize,
+        list: usize,
+    ) -> StoreResult<(PageViewsSummary, crate::domain::analytics::Breakdowns)> {
+        crate::analytics::engine::pageview_figures(self, project_id, range, filters, top, list)
+            .await
+    }
+
+    async fn event_figures(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        name: Option<&str>,
+        top: usize,
+        list: usize,
+    ) -> StoreResult<(EventsSummary, Vec<crate::domain::analytics::BreakdownRow>)> {
+        crate::analytics::engine::event_figures(self, project_id, range, name, top, list).await
+    }
+
     async fn pageviews_report(
         &self,
         project_id: DocId,

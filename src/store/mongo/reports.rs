@@ -35,14 +35,6 @@ pub(super) fn events_match(
     m.build()
 }
 
-pub(super) fn pageviews_match(project: DocId, range: TimeRange, f: &PageViewFilters) -> Document {
-    let mut m = Match::scope(project, range);
-    m.eq("deviceType", f.device_type.map(|d| d.as_str()))
-        .prefix("url", f.url_prefix.as_deref())
-        .segment(Channel::Pageviews, &f.segment);
-    m.build()
-}
-
 impl MongoStore {
     pub(super) async fn report_pageviews(
         &self,

@@ -36,7 +36,7 @@ use crate::analytics::{
     rollup::{ErrorRow, FMT, Folder, Part, Visitor, corrupt},
 };
 use crate::domain::{
-    analytics::{ErrorFilters, METRICS, PageViewFilters, PerformanceFilters, TimeRange},
+    analytics::{ErrorFilters, METRICS, PerformanceFilters, TimeRange},
     ids::DocId,
     model::{Channel, Docs, WriteBatch},
     segment::SegmentFilters,
@@ -485,16 +485,16 @@ impl RollupPort for MongoStore {
         &self,
         project: DocId,
         range: TimeRange,
-        filters: &PageViewFilters,
-        f: &mut Folder,
+        client: Option<&str>,
+        f: &mut (dyn Sink + Send),
     ) -> StoreResult<()> {
-        let filter = super::reports::pageviews_match(project, range, filters);
-        self.each(
-            Channel::Pageviews,
-            filter,
-            &["url", "clientId", "timestamp"],
-            |d| fold_pageview(d, false, f),
-        )
+        let mut m = Match::scope(project, range);
+        m.eq("clientId", client);
+        let mut fields = vec!["url", "clientId", "timestamp"];
+        fields.extend(scan::BREAKDOWN_FIELDS.map(|(_, field)| field));
+        self.each(Channel::Pageviews, m.build(), &fields, |d| {
+            fold_pageview(d, true, f)
+        })
         .await
     }
 

@@ -967,6 +967,39 @@ impl StatsReader for SqliteStore {
         self.stats_breakdowns(project_id, range, top).await
     }
 
+    async fn pageview_figures(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        filters: &crate::domain::analytics::PageViewFilters,
+        top: usize,
+        list: usize,
+    ) -> StoreResult<(PageViewsSummary, crate::domain::analytics::Breakdowns)> {
+        match self.pk_for_stats(project_id).await? {
+            Some(pk) => {
+                crate::analytics::engine::pageview_figures(self, pk, range, filters, top, list)
+                    .await
+            }
+            None => Ok(Default::default()),
+        }
+    }
+
+    async fn event_figures(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        name: Option<&str>,
+        top: usize,
+        list: usize,
+    ) -> StoreResult<(EventsSummary, Vec<crate::domain::analytics::BreakdownRow>)> {
+        match self.pk_for_stats(project_id).await? {
+            Some(pk) => {
+                crate::analytics::engine::event_figures(self, pk, range, name, top, list).await
+            }
+            None => Ok(Default::default()),
+        }
+    }
+
     async fn pageviews_report(
         &self,
         project_id: DocId,

@@ -27,15 +27,6 @@ pub(super) fn events_where(scope: &Where, name: Option<&str>, segment: &SegmentF
     w
 }
 
-/// The page views `WHERE`: scope, device, literal URL prefix, and the page-view segment fields.
-pub(super) fn pageviews_where(scope: Where, f: &PageViewFilters) -> Where {
-    let mut w = scope;
-    w.eq("device_type", f.device_type.map(|d| d.as_str()))
-        .prefix("url", f.url_prefix.as_deref())
-        .segment(Channel::Pageviews, &f.segment);
-    w
-}
-
 impl SqliteStore {
     pub(super) async fn report_pageviews(
         &self,

@@ -15,7 +15,7 @@ use super::{
     diagnostics::{errors_where, performance_where},
     filters::{SqliteQuery, Where},
     map_err,
-    reports::{events_where, pageviews_where},
+    reports::events_where,
 };
 pub(super) use crate::analytics::{
     engine::{self, BuildLocks, DAY_GRAIN, NewRollup, RollupPort, SLOT_GRAIN, Sink, StoredRollup},
@@ -23,7 +23,7 @@ pub(super) use crate::analytics::{
     rollup::{Aggs, ErrorRow, FMT, Folder, Part, Visitor, corrupt},
 };
 use crate::domain::{
-    analytics::{ErrorFilters, PageViewFilters, PerformanceFilters, TimeRange},
+    analytics::{ErrorFilters, PerformanceFilters, TimeRange},
     model::{Docs, WriteBatch},
     segment::SegmentFilters,
 };
@@ -262,20 +262,28 @@ impl RollupPort for SqliteStore {
         &self,
         pk: i64,
         range: TimeRange,
-        filters: &PageViewFilters,
-        f: &mut Folder,
+        client: Option<&str>,
+        f: &mut (dyn Sink + Send),
     ) -> StoreResult<()> {
-        let w = pageviews_where(Where::scope(pk, range), filters);
-        self.each_row("SELECT ts, url, client_id FROM pageviews", &w, |r| {
-            let visitor = match r.try_get::<Option<&str>, _>(2).map_err(map_err)? {
+        let mut w = Where::scope(pk, range);
+        w.eq("client_id", client);
+        let select = "SELECT ts, url, client_id, referrer, utm_source, utm_medium, utm_campaign, \
+                      country, browser, os, device_type FROM pageviews";
+        self.each_row(select, &w, |r| {
+            let text = |i: usize| r.try_get::<Option<&str>, _>(i).map_err(map_err);
+            let visitor = match text(2)? {
                 Some(c) => Visitor::Unnamed(c),
                 None => Visitor::Anonymous,
             };
+            let mut dims = [None; 8];
+            for (i, d) in dims.iter_mut().enumerate() {
+                *d = text(3 + i)?;
+            }
             f.pageview(
                 r.try_get(0).map_err(map_err)?,
                 r.try_get::<&str, _>(1).map_err(map_err)?,
                 visitor,
-                [None; 8],
+                dims,
             );
             Ok(())
         })

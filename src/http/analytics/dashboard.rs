@@ -1,0 +1,527 @@
+//! The dashboard page and its data route, filtered by clicking any table row: every row is a
+//! link to the same dashboard with one more filter in the query string (so filters are
+//! shareable, survive reloads and the back button, and work on public links and without
+//! JavaScript); active filters show as chips that link to the query without them. Every table
+//! expands to [`BREAKDOWN_LIST`] rows with percentages and bars, and downloads as CSV
+//! (`dashboard/data?format=csv&table=…`, [`crate::domain::csv`]). Thin: check and parse the query, call the
+//! cached service, shape rows for the template.
+
+use super::{
+    AnalyticsAccess, PageContext, checked, csv_response, page_context, query_string, script_json,
+    timeframe_of,
+};
+use crate::{
+    domain::{
+        analytics::{BreakdownRow, Timeframe},
+        csv,
+        params::View,
+    },
+    error::AppError,
+    services::dashboard::{Dashboard, DashboardFilters, FILTER_PARAMS},
+    state::AppState,
+};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(show_dashboard))
+        .route("/dashboard/data", get(dashboard_data))
+}
+
+/// Rows a table shows before it is expanded.
+const COLLAPSED_ROWS: usize = 5;
+
+/// The dashboard's tables: (table name and filter parameter, title, first column's heading).
+/// The table name is the key of its rows in `breakdowns` and the `table=` of its CSV.
+const TABLES: [(&str, &str, &str, &str); 10] = [
+    ("page", "urlPrefix", "Top pages", "Page"),
+    ("event", "eventName", "Top events", "Event"),
+    ("referrer", "referrer", "Referrers", "Referrer"),
+    ("utmSource", "utmSource", "UTM source", "Source"),
+    ("utmMedium", "utmMedium", "UTM medium", "Medium"),
+    ("utmCampaign", "utmCampaign", "UTM campaign", "Campaign"),
+    ("country", "country", "Countries", "Country"),
+    ("browser", "browser", "Browsers", "Browser"),
+    ("os", "os", "Operating systems", "OS"),
+    ("deviceType", "deviceType", "Device types", "Device"),
+];
+
+/// The rows of table `name` in `data`.
+fn rows_of<'a>(data: &'a Dashboard, name: &str) -> &'a [BreakdownRow] {
+    let b = &data.breakdowns;
+    match name {
+        "page" => &b.page,
+        "event" => &b.event,
+        "referrer" => &b.referrer,
+        "utmSource" => &b.utm_source,
+        "utmMedium" => &b.utm_medium,
+        "utmCampaign" => &b.utm_campaign,
+        "country" => &b.country,
+        "browser" => &b.browser,
+        "os" => &b.os,
+        _ => &b.device_type,
+    }
+}
+
+/// The total a table's percentages are of: events for the events table, page views otherwise.
+fn total_of(data: &Dashboard, name: &str) -> u64 {
+    if name == "event" {
+        data.events.total_events
+    } else {
+        data.page_views.total_views
+    }
+}
+
+/// The dashboard, its filters and timeframe, from a checked query, through the cache.
+async fn dashboard_of(
+    state: &AppState,
+    access: &AnalyticsAccess,
+    query: &[(String, String)],
+) -> Result<(Timeframe, DashboardFilters, Dashboard), AppError> {
+    checked(View::Dashboard, query)?;
+    let timeframe = timeframe_of(query);
+    let filters = DashboardFilters::parse(query);
+    let data = state
+        .dashboards
+        .dashboard_filtered(&state.stores, access.project.id, timeframe, &filters)
+        .await?;
+    Ok((timeframe, filters, data))
+}
+
+fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// One table as CSV (`value,count,percent`), named after the project and table.
+fn csv_download(access: &AnalyticsAccess, data: &Dashboard, table: &str) -> Response {
+    let (_, _, _, heading) = TABLES
+        .iter()
+        .find(|t| t.0 == table)
+        .copied()
+        .unwrap_or(TABLES[0]);
+    let total = total_of(data, table);
+    let mut out = csv::Writer::new(&[heading, "Count", "Percent"]);
+    for r in rows_of(data, table) {
+        out.row(&[&r.value, &r.count.to_string(), &percent(r.count, total)]);
+    }
+    csv_response(
+        &format!(
+            "{}-{}-{table}.csv",
+            access.project.name,
+            data.timeframe.as_str()
+        ),
+        out.finish(),
+    )
+}
+
+/// SuperInsights 1.x `GET …/dashboard/data?timeframe=…`: JSON,
+/// `{success: true, data: {timeframe, pageViews, events, errors, performance, …}}`, the
+/// filters of the dashboard applied; with `format=csv&table=…` one table as CSV.
+async fn dashboard_data(
+    State(state): State<AppState>,
+    access: AnalyticsAccess,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let (_, _, data) = dashboard_of(&state, &access, &query).await?;
+    if param(&query, "format") == Some("csv") {
+        let table = param(&query, "table").unwrap_or("page");
+        return Ok(csv_download(&access, &data, table));
+    }
+    Ok(Json(json!({"success": true, "data": data})).into_response())
+}
+
+/// An active filter: what it is, its value, and the link without it.
+struct Chip {
+    label: &'static str,
+    value: String,
+    remove_href: String,
+}
+
+/// One row of a table: its value links to the dashboard filtered by it.
+struct RowView {
+    value: String,
+    count: u64,
+    percent: String,
+    /// The bar's width class (`w0` … `w100`, 5 % steps).
+    bar: u8,
+    href: String,
+    /// Shown only once the table is expanded.
+    extra: bool,
+}
+
+/// One table of the dashboard.
+struct TableView {
+    name: &'static str,
+    param: &'static str,
+    title: &'static str,
+    heading: &'static str,
+    rows: Vec<RowView>,
+    csv_href: String,
+    /// The filter on this table's field is set (its rows are the filtered value only).
+    active: bool,
+}
+
+/// How a key figure moved since the previous period: an arrow (hidden from screen readers) and
+/// words that say the direction, so neither colour nor the arrow alone carries it.
+struct Delta {
+    arrow: &'static str,
+    text: String,
+    /// `up`, `down` or `flat`, plus `good`/`bad` where a direction is (errors up is bad).
+    class: &'static str,
+}
+
+/// The change from `before` to `now`, in percent (or in points for a score).
+fn delta(now: Option<u64>, before: Option<u64>, points: bool, up_is_bad: bool) -> Delta {
+    let (Some(now), Some(before)) = (now, before) else {
+        return Delta {
+            arrow: "",
+            text: "nothing to compare with the previous period".into(),
+            class: "flat",
+        };
+    };
+    if now == before {
+        return Delta {
+            arrow: "→",
+            text: "no change from the previous period".into(),
+            class: "flat",
+        };
+    }
+    let up = now > before;
+    let diff = now.abs_diff(before);
+    let word = if up { "up" } else { "down" };
+    let text = if points {
+        format!("{word} {diff} points from {before} in the previous period")
+    } else if before == 0 {
+        format!("{word} from 0 in the previous period")
+    } else {
+        let pct = (diff as f64 * 100.0 / before as f64).round();
+        format!("{word} {pct}% from {before} in the previous period")
+    };
+    Delta {
+        arrow: if up { "▲" } else { "▼" },
+        text,
+        class: match (up, up_is_bad) {
+            (true, false) => "up good",
+            (true, true) => "up bad",
+            (false, false) => "down bad",
+            (false, true) => "down good",
+        },
+    }
+}
+
+/// One key figure with its comparison.
+struct KpiView {
+    key: &'static str,
+    label: &'static str,
+    /// Where the value sits in the JSON (for the auto-refresh).
+    field: &'static str,
+    value: String,
+    delta: Delta,
+}
+
+/// The dashboard's key figures beside the previous period's.
+fn kpis(data: &Dashboard) -> Vec<KpiView> {
+    let (now, before) = (data.kpis(), &data.previous);
+    let count = |key, label, field, n: u64, b: u64, up_is_bad| KpiView {
+        key,
+        label,
+        field,
+        value: n.to_string(),
+        delta: delta(Some(n), Some(b), false, up_is_bad),
+    };
+    vec![
+        count(
+            "views",
+            "Page views",
+            "pageViews.totalViews",
+            now.total_views,
+            before.total_views,
+            false,
+        ),
+        count(
+            "visitors",
+            "Unique visitors",
+            "pageViews.uniqueVisitors",
+            now.unique_visitors,
+            before.unique_visitors,
+            false,
+        ),
+        count(
+            "events",
+            "Events",
+            "events.totalEvents",
+            now.total_events,
+            before.total_events,
+            false,
+        ),
+        count(
+            "errors",
+            "Errors",
+            "errors.totalErrors",
+            now.total_errors,
+            before.total_errors,
+            true,
+        ),
+        KpiView {
+            key: "score",
+            label: "Performance score (p75)",
+            field: "performance.performanceScore.score",
+            value: data.performance.performance_score.shown(),
+            delta: delta(
+                now.performance_score.map(u64::from),
+                before.performance_score.map(u64::from),
+                true,
+                false,
+            ),
+        },
+    ]
+}
+
+/// The previous period's name, for the comparison's label.
+fn period_of(timeframe: Timeframe) -> &'static str {
+    match timeframe {
+        Timeframe::M5 => "5 minutes",
+        Timeframe::M30 => "30 minutes",
+        Timeframe::H1 => "hour",
+        Timeframe::H6 => "6 hours",
+        Timeframe::H12 => "12 hours",
+        Timeframe::H24 => "24 hours",
+        Timeframe::D7 => "7 days",
+        Timeframe::D30 => "30 days",
+        Timeframe::M3 => "90 days",
+        Timeframe::Y1 => "period of equal length",
+    }
+}
+
+/// A field of the filter form, with its suggestions.
+struct FilterField {
+    param: &'static str,
+    label: &'static str,
+    value: String,
+    /// Existing values (the table's rows) for the field's datalist.
+    suggestions: Vec<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "projects/dashboard.html")]
+struct DashboardPage {
+    ctx: PageContext,
+    data: Dashboard,
+    /// The same data as JSON, escaped for a `<script type="application/json">` block.
+    data_json: String,
+    score_class: &'static str,
+    chips: Vec<Chip>,
+    clear_href: String,
+    kpis: Vec<KpiView>,
+    /// What the figures are compared with ("7 days": the previous 7 days).
+    period: &'static str,
+    tables: Vec<TableView>,
+    fields: Vec<FilterField>,
+    /// Filters are set that errors and web vitals do not carry.
+    partly_filtered: bool,
+}
+page_context!(DashboardPage);
+
+impl DashboardPage {
+    /// The first two tables (pages, events), then the breakdowns.
+    fn main_tables(&self) -> &[TableView] {
+        &self.tables[..2]
+    }
+    fn breakdown_tables(&self) -> &[TableView] {
+        &self.tables[2..]
+    }
+}
+
+/// `{n/total}` as a percentage with one decimal (`0.0%` of nothing).
+fn percent(n: u64, total: u64) -> String {
+    if total == 0 {
+        return "0.0%".into();
+    }
+    format!("{:.1}%", n as f64 * 100.0 / total as f64)
+}
+
+/// The dashboard's own URL with `timeframe`, the filters and `name=value` set (or removed when
+/// `value` is `None`).
+fn link(
+    base: &str,
+    timeframe: Timeframe,
+    filters: &DashboardFilters,
+    name: &str,
+    value: Option<&str>,
+) -> String {
+    let mut pairs: Vec<(&str, String)> = vec![("timeframe", timeframe.as_str().to_string())];
+    pairs.extend(filters.to_params().into_iter().filter(|(k, _)| *k != name));
+    if let Some(v) = value {
+        pairs.push((name, v.to_string()));
+    }
+    format!("{base}/dashboard{}", query_string(&pairs))
+}
+
+/// The dashboard page: KPIs, charts, filterable tables; refreshes itself.
+async fn show_dashboard(
+    State(state): State<AppState>,
+    access: AnalyticsAccess,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let (timeframe, filters, data) = dashboard_of(&state, &access, &query).await?;
+    if param(&query, "format") == Some("csv") {
+        let table = param(&query, "table").unwrap_or("page");
+        return Ok(csv_download(&access, &data, table));
+    }
+    let base = access.base.clone();
+    let set: Vec<(&'static str, String)> = filters.to_params();
+    let chips = set
+        .iter()
+        .map(|(name, value)| Chip {
+            label: FILTER_PARAMS
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("Filter", |(_, l)| l),
+            value: value.clone(),
+            remove_href: link(&base, timeframe, &filters, name, None),
+        })
+        .collect();
+    let tables: Vec<TableView> = TABLES
+        .iter()
+        .map(|&(name, param, title, heading)| {
+            let total = total_of(&data, name);
+            let rows = rows_of(&data, name)
+                .iter()
+                .enumerate()
+                .map(|(i, r)| RowView {
+                    value: r.value.clone(),
+                    count: r.count,
+                    percent: percent(r.count, total),
+                    bar: if total == 0 {
+                        0
+                    } else {
+                        ((r.count * 20 + total / 2) / total * 5).min(100) as u8
+                    },
+                    href: link(&base, timeframe, &filters, param, Some(&r.value)),
+                    extra: i >= COLLAPSED_ROWS,
+                })
+                .collect();
+            let mut csv_pairs: Vec<(&str, String)> =
+                vec![("timeframe", timeframe.as_str().to_string())];
+            csv_pairs.extend(set.iter().cloned());
+            csv_pairs.push(("format", "csv".into()));
+            csv_pairs.push(("table", name.into()));
+            TableView {
+                name,
+                param,
+                title,
+                heading,
+                rows,
+                csv_href: format!("{base}/dashboard/data{}", query_string(&csv_pairs)),
+                active: set.iter().any(|(n, _)| *n == param),
+            }
+        })
+        .collect();
+    let fields = FILTER_PARAMS
+        .iter()
+        .map(|&(param, label)| {
+            let table = TABLES.iter().find(|t| t.1 == param).map_or("page", |t| t.0);
+            FilterField {
+                param,
+                label,
+                value: set
+                    .iter()
+                    .find(|(n, _)| *n == param)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+                suggestions: rows_of(&data, table)
+                    .iter()
+                    .map(|r| r.value.clone())
+                    .collect(),
+            }
+        })
+        .collect();
+    let mut ctx = access.page("dashboard", timeframe);
+    ctx.carried = filters.clone();
+    let page = DashboardPage {
+        ctx,
+        data_json: script_json(&data),
+        score_class: data
+            .performance
+            .performance_score
+            .badge_class(data.performance.total_measurements),
+        chips,
+        clear_href: format!("{base}/dashboard?timeframe={}", timeframe.as_str()),
+        kpis: kpis(&data),
+        period: period_of(timeframe),
+        tables,
+        fields,
+        partly_filtered: !filters.is_empty(),
+        data,
+    };
+    Ok(page.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_and_bars_round_to_their_steps() {
+        assert_eq!(percent(1, 3), "33.3%");
+        assert_eq!(percent(0, 0), "0.0%");
+        let bar = |n: u64, total: u64| ((n * 20 + total / 2) / total * 5).min(100);
+        assert_eq!(bar(1, 3), 35);
+        assert_eq!(bar(3, 3), 100);
+        assert_eq!(bar(1, 1000), 0);
+    }
+
+    #[test]
+    fn deltas_say_the_direction_in_words_and_grade_errors_the_other_way() {
+        let d = delta(Some(15), Some(10), false, false);
+        assert_eq!((d.arrow, d.class), ("▲", "up good"));
+        assert_eq!(d.text, "up 50% from 10 in the previous period");
+        let d = delta(Some(5), Some(10), false, true);
+        assert_eq!((d.arrow, d.class), ("▼", "down good"));
+        assert_eq!(d.text, "down 50% from 10 in the previous period");
+        assert_eq!(
+            delta(Some(3), Some(0), false, false).text,
+            "up from 0 in the previous period"
+        );
+        assert_eq!(delta(Some(7), Some(7), false, false).class, "flat");
+        assert_eq!(
+            delta(Some(80), Some(90), true, false).text,
+            "down 10 points from 90 in the previous period"
+        );
+        assert_eq!(delta(Some(80), None, true, false).arrow, "");
+    }
+
+    #[test]
+    fn row_links_replace_their_own_filter_and_keep_the_others() {
+        let filters = DashboardFilters::parse(&[
+            ("country".into(), "DE".into()),
+            ("browser".into(), "Firefox".into()),
+        ]);
+        let href = link(
+            "/p/x/t",
+            Timeframe::D7,
+            &filters,
+            "browser",
+            Some("Chrome & <Co>"),
+        );
+        assert_eq!(
+            href,
+            "/p/x/t/dashboard?timeframe=7d&country=DE&browser=Chrome+%26+%3CCo%3E"
+        );
+        assert_eq!(
+            link("/p/x/t", Timeframe::D7, &filters, "country", None),
+            "/p/x/t/dashboard?timeframe=7d&browser=Firefox"
+        );
+    }
+}

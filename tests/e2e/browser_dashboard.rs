@@ -1,0 +1,106 @@
+//! The dashboard's click-to-filter in a real browser: `tests/browser/dashboard_filters.test.mjs`
+//! clicks table rows, removes chips, goes back, types lowercase values with suggestions and a
+//! path prefix, expands a table and downloads it as CSV, against the real server over seeded
+//! page views (countries from a trusted CDN header), for a member and through a public link.
+
+use crate::support::{TestApp, browser_suite_available, member_with_project, run_browser_script};
+use serde_json::json;
+
+/// Ingests `views` page views with the CDN country header `country`.
+async fn views_from(app: &TestApp, key: &str, country: &str, views: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(app.url("/v1/pageviews"))
+        .bearer_auth(key)
+        .header("cf-ipcountry", country)
+        .json(&views)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
+    if !browser_suite_available("the browser dashboard filter test") {
+        return;
+    }
+    let app = TestApp::spawn(&[("TRUST_PROXY", "true")]).await;
+    let (_, id, key) = member_with_project(&app, "filters@example.com").await;
+    let iso = superinsights::domain::timestamp::to_iso;
+    let now = superinsights::domain::timestamp::now_ms();
+    // Germany: six blog posts read with Firefox from a news site; France: the pricing page
+    // four times with Chrome, no referrer.
+    let de: Vec<_> = (1..=6)
+        .map(|i| {
+            json!({"url": format!("https://shop.example/blog/{i}"), "browser": "Firefox",
+            "referrer": "https://www.news.example/story", "clientId": format!("de{i}"),
+            "timestamp": iso(now - i * 60_000)})
+        })
+        .collect();
+    let fr: Vec<_> = (1..=4)
+        .map(|i| {
+            json!({"url": "https://shop.example/pricing", "browser": "Chrome",
+            "clientId": format!("fr{i}"), "timestamp": iso(now - i * 60_000)})
+        })
+        .collect();
+    views_from(&app, &key, "DE", json!(de)).await;
+    views_from(&app, &key, "FR", json!(fr)).await;
+    let events =
+        json!([{"eventName": "signup"}, {"eventName": "signup"}, {"eventName": "checkout"}]);
+    assert_eq!(app.ingest("events", &key, &events).await.status(), 201);
+
+    let project = superinsights::domain::ids::DocId::parse(&id).unwrap();
+    let link = superinsights::services::public_links::enable(
+        &app.state.stores,
+        app.state.config.public_link_pepper.expose(),
+        project,
+    )
+    .await
+    .unwrap();
+    let public_base = format!("/p/{id}/{}", link.token);
+    let screenshot = std::env::var("SI_DASHBOARD_SCREENSHOT").unwrap_or_default();
+    run_browser_script(
+        &app,
+        "dashboard_filters.test.mjs",
+        &[
+            ("SI_EMAIL", "filters@example.com"),
+            ("SI_PASSWORD", "password-123"),
+            ("SI_PROJECT", &id),
+            ("SI_PUBLIC_BASE", &public_base),
+            ("SI_SCREENSHOT", &screenshot),
+        ],
+    )
+    .await;
+
+    // The JSON route answers the same filters, and refuses what it cannot use with a 400.
+    let client = reqwest::Client::new();
+    let data = |query: &str| {
+        client
+            .get(app.url(&format!("{public_base}/dashboard/data{query}")))
+            .header("accept", "application/json")
+            .send()
+    };
+    let body: serde_json::Value = data("?timeframe=24h&country=de&browser=FIREFOX")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["pageViews"]["totalViews"], 6);
+    assert_eq!(body["data"]["pageViews"]["uniqueVisitors"], 6);
+    assert_eq!(
+        body["data"]["events"]["totalEvents"], 3,
+        "events carry no country"
+    );
+    assert_eq!(body["data"]["filters"]["pageviews"]["country"], "de");
+    for bad in ["?nope=1", "?timeframe=2w", "?format=xls", "?table=secrets"] {
+        let r = data(bad).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("query parameter"),
+            "{body}"
+        );
+    }
+    app.stop().await;
+}
