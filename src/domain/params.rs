@@ -84,7 +84,8 @@ const PAGEVIEW_SEGMENT: [(&str, Kind); 11] = [
 ];
 
 /// The dashboard's own filters besides the page-view fields: the URL (prefix or path) and the
-/// event name; `format=csv` with `table` downloads one table.
+/// event name; `format=csv` with `table` downloads one table (the drill-downs take `format=csv`
+/// for their main table).
 const DASHBOARD_OWN: [(&str, Kind); 4] = [
     ("urlPrefix", Kind::Text),
     ("eventName", Kind::Text),
@@ -116,15 +117,24 @@ impl View {
         match self {
             View::Dashboard => &DASHBOARD_OWN,
             View::ErrorDetail => &[],
-            View::Pageviews => &[("urlPrefix", Kind::Text)],
+            View::Pageviews => &[("urlPrefix", Kind::Text), ("format", Kind::Format)],
             View::Events => &[
                 ("eventName", Kind::Text),
                 ("recentPage", Kind::Page),
                 ("recentLimit", Kind::Limit),
+                ("format", Kind::Format),
             ],
             View::EventDetail => &[],
-            View::Errors => &[("browser", Kind::Browser), ("errorType", Kind::Text)],
-            View::Performance => &[("deviceType", Kind::DeviceType), ("browser", Kind::Browser)],
+            View::Errors => &[
+                ("browser", Kind::Browser),
+                ("errorType", Kind::Text),
+                ("format", Kind::Format),
+            ],
+            View::Performance => &[
+                ("deviceType", Kind::DeviceType),
+                ("browser", Kind::Browser),
+                ("format", Kind::Format),
+            ],
         }
     }
 

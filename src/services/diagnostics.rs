@@ -119,7 +119,7 @@ pub struct MetricView {
     pub status: Option<&'static str>,
     pub good: f64,
     pub poor: f64,
-    /// Whether the metric counts in the score (INP does not: 1.x did not measure it).
+    /// Whether the metric counts in the score (FID does not: INP replaced it).
     pub scored: bool,
 }
 
@@ -147,9 +147,9 @@ fn metric_meta(metric: &str) -> (&'static str, &'static str, Thresholds, bool) {
     match metric {
         "lcp" => ("LCP (Largest Contentful Paint)", "ms", LCP, true),
         "cls" => ("CLS (Cumulative Layout Shift)", "", CLS, true),
-        "fid" => ("FID (First Input Delay)", "ms", FID, true),
+        "fid" => ("FID (First Input Delay)", "ms", FID, false),
         "ttfb" => ("TTFB (Time to First Byte)", "ms", TTFB, true),
-        _ => ("INP (Interaction to Next Paint)", "ms", INP, false),
+        _ => ("INP (Interaction to Next Paint)", "ms", INP, true),
     }
 }
 

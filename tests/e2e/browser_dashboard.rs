@@ -46,7 +46,8 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
     views_from(&app, &key, "DE", json!(de)).await;
     views_from(&app, &key, "FR", json!(fr)).await;
     let events =
-        json!([{"eventName": "signup"}, {"eventName": "signup"}, {"eventName": "checkout"}]);
+        json!([{"eventName": "signup"}, {"eventName": "signup"}, {"eventName": "checkout"},
+            {"eventName": "=HYPERLINK(\"http://evil.example\",\"x\")"}]);
     assert_eq!(app.ingest("events", &key, &events).await.status(), 201);
 
     let project = superinsights::domain::ids::DocId::parse(&id).unwrap();
@@ -89,7 +90,7 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
     assert_eq!(body["data"]["pageViews"]["totalViews"], 6);
     assert_eq!(body["data"]["pageViews"]["uniqueVisitors"], 6);
     assert_eq!(
-        body["data"]["events"]["totalEvents"], 3,
+        body["data"]["events"]["totalEvents"], 4,
         "events carry no country"
     );
     assert_eq!(body["data"]["filters"]["pageviews"]["country"], "de");
@@ -102,5 +103,37 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
             "{body}"
         );
     }
+
+    // Every drill-down's main table downloads as CSV with the page's filters; a cell that a
+    // spreadsheet would run as a formula is quoted.
+    let csv = async |path: &str| {
+        let r = client
+            .get(app.url(&format!("{public_base}{path}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        r.text().await.unwrap()
+    };
+    let pages = csv("/pageviews?timeframe=24h&country=de&format=csv").await;
+    assert_eq!(pages.lines().next(), Some("Page,Views,Unique visitors"));
+    assert_eq!(pages.lines().count(), 7, "{pages}");
+    let events = csv("/events?timeframe=24h&format=csv").await;
+    assert!(
+        events.contains("\r\n\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",1,"),
+        "{events}"
+    );
+    assert!(csv("/errors?format=csv").await.starts_with("Message,Count,"));
+    let vitals = csv("/performance?format=csv").await;
+    assert!(
+        vitals.starts_with("Metric,p50,p75,p95,Status (p75)\r\nLCP,"),
+        "{vitals}"
+    );
     app.stop().await;
 }

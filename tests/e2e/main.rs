@@ -8,6 +8,7 @@ mod support;
 mod accounts;
 mod ai;
 mod analytics_pages;
+mod assets;
 mod browser;
 mod browser_accounts;
 mod browser_dashboard;

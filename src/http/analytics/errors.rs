@@ -4,8 +4,8 @@
 //! rendered escaped.
 
 use super::{
-    AnalyticsAccess, PageContext, checked, json_if_wanted, meta_json, page_context, query_string,
-    script_json, timeframe_of,
+    AnalyticsAccess, PageContext, checked, csv_href, csv_table, json_if_wanted, meta_json,
+    page_context, query_string, script_json, timeframe_of, wants_csv,
 };
 use crate::{
     domain::{
@@ -46,6 +46,8 @@ struct ErrorsPage {
     /// Query string carrying the timeframe to the detail pages.
     detail_query: String,
     charts_json: String,
+    /// The error groups as CSV, with the page's query.
+    csv_href: String,
 }
 page_context!(ErrorsPage, ErrorDetailPage);
 
@@ -68,6 +70,30 @@ async fn list_errors(
         filters,
     )
     .await?;
+    if wants_csv(&query) {
+        let rows = view.grouped_errors.iter().map(|g| {
+            let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            vec![
+                g.message.clone(),
+                g.count.to_string(),
+                text(&g.browser),
+                text(&g.os),
+                text(&g.device_type),
+                g.first_seen.clone(),
+                g.fingerprint.clone(),
+            ]
+        });
+        let header = [
+            "Message",
+            "Count",
+            "Browser",
+            "OS",
+            "Device",
+            "First seen",
+            "Fingerprint",
+        ];
+        return Ok(csv_table(&access, timeframe, "errors", &header, rows));
+    }
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
     }
@@ -81,6 +107,7 @@ async fn list_errors(
         avg_per_day: format!("{:.2}", view.avg_per_day),
         meta: meta_json(&view.filters.segment),
         detail_query: query_string(&[("timeframe", timeframe.as_str().to_string())]),
+        csv_href: csv_href(&access.base, "errors", &query),
         charts_json: script_json(&json!({ "charts": charts })),
         view,
     };

@@ -5,8 +5,8 @@
 //! rendered escaped, and percent-encoded in links (`$click` → `%24click`).
 
 use super::{
-    AnalyticsAccess, PageContext, TIMEFRAMES, checked, first_meta, json_if_wanted, page_context,
-    query_string, script_json,
+    AnalyticsAccess, PageContext, TIMEFRAMES, checked, csv_href, csv_table, first_meta,
+    json_if_wanted, page_context, query_string, script_json, wants_csv,
 };
 use crate::{
     domain::{
@@ -118,6 +118,8 @@ struct EventsPage {
     next_href: Option<String>,
     /// `live.json` with the page's query, for the 30 s refresh.
     live_url: String,
+    /// The top events as CSV, with the page's query.
+    csv_href: String,
     /// Query string (timeframe and segment) carried to the detail pages.
     detail_query: String,
     /// Events per day for the chart, escaped for a `<script type="application/json">` block.
@@ -135,6 +137,17 @@ async fn list_events(
     checked(View::Events, &pairs)?;
     let query = EventsQuery::parse(&pairs);
     let view = reports::events(&state.stores, &state.dashboards, access.project.id, &query).await?;
+    if wants_csv(&pairs) {
+        let rows = view.top_events.iter().map(|e| {
+            vec![
+                e.event_name.clone(),
+                e.count.to_string(),
+                e.most_recent_timestamp.clone(),
+            ]
+        });
+        let header = ["Event", "Count", "Most recent"];
+        return Ok(csv_table(&access, query.timeframe, "events", &header, rows));
+    }
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
     }
@@ -214,6 +227,7 @@ async fn list_events(
         next_href: (u64::from(pagination.page) < pagination.total_pages)
             .then(|| page_href(pagination.page + 1)),
         live_url: format!("{base}/events/live.json{}", query_string(&live_pairs)),
+        csv_href: csv_href(&base, "events", &pairs),
         detail_query: detail_query.clone(),
         data_json: script_json(&view.events_by_day),
         view,

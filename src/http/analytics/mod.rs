@@ -302,3 +302,47 @@ pub fn csv_response(name: &str, body: String) -> Response {
     )
         .into_response()
 }
+
+/// True when the query asks for CSV (`format=csv`, checked first).
+pub fn wants_csv(query: &[(String, String)]) -> bool {
+    query.iter().any(|(k, v)| k == "format" && v == "csv")
+}
+
+/// One table as a CSV download named `{project}-{timeframe}-{table}.csv`.
+pub fn csv_table(
+    access: &AnalyticsAccess,
+    timeframe: Timeframe,
+    table: &str,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Response {
+    let mut out = crate::domain::csv::Writer::new(header);
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        out.row(&cells);
+    }
+    csv_response(
+        &format!(
+            "{}-{}-{table}.csv",
+            access.project.name,
+            timeframe.as_str()
+        ),
+        out.finish(),
+    )
+}
+
+/// An optional number as a CSV cell (empty when missing).
+pub fn cell(value: Option<f64>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// `{base}/{view}` with the page's query and `format=csv`.
+pub fn csv_href(base: &str, view: &str, query: &[(String, String)]) -> String {
+    let mut pairs: Vec<(&str, String)> = query
+        .iter()
+        .filter(|(k, v)| k != "format" && !v.trim().is_empty())
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    pairs.push(("format", "csv".into()));
+    format!("{base}/{view}{}", query_string(&pairs))
+}

@@ -4,7 +4,10 @@
 //! viewsByDay}` for clients that accept only JSON (the `si` CLI). Thin: parse, call
 //! `services::reports`, render.
 
-use super::{AnalyticsAccess, PageContext, checked, json_if_wanted, page_context, script_json};
+use super::{
+    AnalyticsAccess, PageContext, checked, csv_href, csv_table, json_if_wanted, page_context,
+    query_string, script_json, wants_csv,
+};
 use crate::{
     domain::params::View,
     error::AppError,
@@ -48,11 +51,26 @@ struct PageViewsPage {
     /// Whether a segment field is set (the segment section starts open).
     segment_open: bool,
     avg_views_per_visitor: String,
+    /// The top pages as CSV, with the page's query.
+    csv_href: String,
+    /// The page's query without its URL prefix, for the rows' links.
+    row_query: Vec<(String, String)>,
     view: PageViewsView,
     /// The view as JSON for the chart, escaped for a `<script type="application/json">` block.
     data_json: String,
 }
 page_context!(PageViewsPage);
+
+impl PageViewsPage {
+    /// This page restricted to the URLs starting with `url` (a row's link).
+    fn filter_href(&self, url: &str) -> String {
+        let mut pairs: Vec<(&str, String)> = (self.row_query.iter())
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        pairs.push(("urlPrefix", url.to_string()));
+        format!("{}/pageviews{}", self.base, query_string(&pairs))
+    }
+}
 
 /// `GET {base}/pageviews`.
 async fn show_pageviews(
@@ -65,6 +83,17 @@ async fn show_pageviews(
     let query = PageViewsQuery::parse(&pairs);
     let view =
         reports::pageviews(&state.stores, &state.dashboards, access.project.id, &query).await?;
+    if wants_csv(&pairs) {
+        let rows = view.report.top_pages.iter().map(|p| {
+            vec![
+                p.url.clone(),
+                p.views.to_string(),
+                p.unique_visitors.to_string(),
+            ]
+        });
+        let header = ["Page", "Views", "Unique visitors"];
+        return Ok(csv_table(&access, query.timeframe, "pages", &header, rows));
+    }
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
     }
@@ -98,6 +127,12 @@ async fn show_pageviews(
             || query.filters.country.is_some()
             || query.filters.referrer.is_some(),
         avg_views_per_visitor: view.avg_views_per_visitor(),
+        csv_href: csv_href(&access.base, "pageviews", &pairs),
+        row_query: pairs
+            .iter()
+            .filter(|(k, v)| k != "urlPrefix" && k != "format" && !v.trim().is_empty())
+            .cloned()
+            .collect(),
         data_json: script_json(&view),
         view,
     };

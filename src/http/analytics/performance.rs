@@ -3,8 +3,8 @@
 //! segment filters. HTML, or JSON for clients that accept only JSON (1.x had HTML only).
 
 use super::{
-    AnalyticsAccess, PageContext, checked, json_if_wanted, meta_json, page_context, script_json,
-    timeframe_of,
+    AnalyticsAccess, PageContext, cell, checked, csv_href, csv_table, json_if_wanted, meta_json,
+    page_context, script_json, timeframe_of, wants_csv,
 };
 use crate::{
     domain::{
@@ -40,6 +40,8 @@ struct PerformancePage {
     /// `meta` filter as JSON, for the form field.
     meta: String,
     charts_json: String,
+    /// The metrics as CSV, with the page's query.
+    csv_href: String,
 }
 page_context!(PerformancePage);
 
@@ -73,6 +75,19 @@ async fn show_performance(
         filters,
     )
     .await?;
+    if wants_csv(&query) {
+        let rows = view.metrics.iter().map(|m| {
+            vec![
+                m.metric.to_uppercase(),
+                cell(m.p50),
+                cell(m.p75),
+                cell(m.p95),
+                m.status.unwrap_or_default().to_string(),
+            ]
+        });
+        let header = ["Metric", "p50", "p75", "p95", "Status (p75)"];
+        return Ok(csv_table(&access, timeframe, "web-vitals", &header, rows));
+    }
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
     }
@@ -106,6 +121,7 @@ async fn show_performance(
         device_types: &FILTER_DEVICE_TYPES,
         meta: meta_json(&view.filters.segment),
         charts_json: script_json(&json!({ "charts": charts })),
+        csv_href: csv_href(&access.base, "performance", &query),
         view,
     };
     Ok(page.into_response())
