@@ -4,7 +4,7 @@
 //! SuperInsights 1.x ignored such input and showed the default figures instead (e.g. 7 days for
 //! `timeframe=2w`); an empty value still means "not set", as a submitted empty form field does.
 
-use super::analytics::{FILTER_BROWSERS, FILTER_DEVICE_TYPES, RecentPaging, Timeframe};
+use super::analytics::{FILTER_BROWSERS, FILTER_DEVICE_TYPES, RecentPaging, Timeframe, UNKNOWN};
 
 /// The longest value any filter takes, in bytes (URLs, names and property values included).
 pub const MAX_VALUE_BYTES: usize = 2048;
@@ -24,6 +24,9 @@ enum Kind {
     Timeframe,
     /// `desktop`, `mobile`, `tablet` or `all`.
     DeviceType,
+    /// A device type as the breakdowns show it, any case: `desktop`, `mobile`, `tablet`,
+    /// `(unknown)`, or `all`.
+    Device,
     /// One of the browsers the filter offers, or `all`.
     Browser,
     /// Any text (an exact match, a literal prefix).
@@ -78,7 +81,7 @@ const PAGEVIEW_SEGMENT: [(&str, Kind); 11] = [
     ("utm_medium", Kind::Text),
     ("utmCampaign", Kind::Text),
     ("utm_campaign", Kind::Text),
-    ("deviceType", Kind::Text),
+    ("deviceType", Kind::Device),
     ("country", Kind::Text),
     ("referrer", Kind::Text),
 ];
@@ -206,6 +209,10 @@ fn check_value(kind: Kind, value: &str) -> Result<(), String> {
         Kind::DeviceType => one_of(value, &[FILTER_DEVICE_TYPES.as_slice(), &["all"]].concat()),
         Kind::Browser => one_of(value, &[FILTER_BROWSERS.as_slice(), &["all"]].concat()),
         Kind::Text => Ok(()),
+        Kind::Device => one_of(
+            &value.to_ascii_lowercase(),
+            &[FILTER_DEVICE_TYPES.as_slice(), &["all", UNKNOWN]].concat(),
+        ),
         Kind::Format => one_of(value, &["json", "csv"]),
         Kind::Table => one_of(value, &DASHBOARD_TABLES),
         Kind::Page => match value.parse::<u32>() {
@@ -293,13 +300,14 @@ mod tests {
 
     #[test]
     fn unknown_parameters_and_unusable_values_name_the_parameter() {
-        let cases: [(View, Query<'_>, &str); 13] = [
+        let cases: [(View, Query<'_>, &str); 14] = [
             (View::Pageviews, &[("userId", "u1")], "userId"),
             (View::Dashboard, &[("timeframe", "2w")], "timeframe"),
             (View::Dashboard, &[("clientId", "c1")], "clientId"),
             (View::Dashboard, &[("format", "xls")], "format"),
             (View::Dashboard, &[("table", "users")], "table"),
             (View::Events, &[("country", "DE")], "country"),
+            (View::Dashboard, &[("deviceType", "watch")], "deviceType"),
             (View::Pageviews, &[("eventName", "x")], "eventName"),
             (View::Events, &[("recentLimit", "51")], "recentLimit"),
             (View::Events, &[("recentPage", "0")], "recentPage"),

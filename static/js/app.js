@@ -1,5 +1,6 @@
-// Small progressive enhancements for every server-rendered page: copy buttons, confirmations and
-// selects that submit their form on change (`data-autosubmit`). Loaded by base.html; no inline
+// Small progressive enhancements for every server-rendered page: copy buttons, reveal buttons
+// for secrets (`data-reveal`), confirmations and selects that submit their form on change
+// (`data-autosubmit`). Loaded by base.html; no inline
 // handlers anywhere, so the Content-Security-Policy needs no 'unsafe-inline'.
 document.addEventListener("click", function (e) {
   var button = e.target.closest("[data-copy]");
@@ -22,4 +23,14 @@ document.addEventListener("submit", function (e) {
 });
 document.addEventListener("change", function (e) {
   if (e.target.matches("select[data-autosubmit]") && e.target.form) e.target.form.submit();
+});
+document.addEventListener("click", function (e) {
+  var button = e.target.closest("[data-reveal]");
+  if (!button) return;
+  var input = document.querySelector(button.getAttribute("data-reveal"));
+  if (!input) return;
+  var shown = input.type === "password";
+  input.type = shown ? "text" : "password";
+  button.textContent = shown ? "Hide" : "Reveal";
+  button.setAttribute("aria-pressed", String(shown));
 });

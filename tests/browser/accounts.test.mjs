@@ -39,6 +39,11 @@ test('register, create a project, copy keys, log out, log in', async () => {
   // Copy buttons put the keys on the clipboard.
   const pk = await page.inputValue('#pk');
   const sk = await page.inputValue('#sk');
+  // The secret key is hidden until revealed.
+  assert.equal(await page.getAttribute('#sk', 'type'), 'password');
+  await page.click('button[data-reveal="#sk"]');
+  assert.equal(await page.getAttribute('#sk', 'type'), 'text');
+  assert.equal(await page.getAttribute('button[data-reveal="#sk"]', 'aria-pressed'), 'true');
   assert.match(pk, /^pk_[0-9a-f]{64}$/);
   assert.match(sk, /^sk_[0-9a-f]{64}$/);
   await page.click('button[data-copy="#pk"]');

@@ -35,7 +35,7 @@ test('the performance page shows the score and draws its trend charts', async ()
   assert.equal((await page.textContent('#performance-score')).trim(), SI_SCORE);
   assert.match(await page.getAttribute('#performance-score', 'class'), /score good/, 'a score above 75 is good');
   assert.match(await page.textContent('#metric-lcp .status'), /Needs improvement/, 'LCP p75 3000 ms');
-  assert.match(await page.textContent('#metric-ttfb .status'), /Needs improvement/, 'TTFB p75 1300 ms');
+  assert.match(await page.textContent('#metric-ttfb .status'), /Needs improvement/, 'TTFB p75 1000 ms');
   assert.match(await page.textContent('#metric-cls .status'), /Good/);
   assert.equal((await page.textContent('#data-quality')).trim(), '100%');
   assert.match(await page.textContent('#thresholds'), /2500ms/);

@@ -1,6 +1,6 @@
 //! What the server sends for pages and assets: versioned asset URLs cached for a year (an old
-//! version still answers, briefly cached), the favicon, and gzip/Brotli compression of pages,
-//! assets and JSON views but never of ingestion answers.
+//! version still answers, briefly cached), the favicon, a not-found page with navigation, and
+//! gzip/Brotli compression of pages, assets and JSON views but never of ingestion answers.
 
 use crate::support::{TestApp, member_with_project};
 use std::io::Read;
@@ -59,9 +59,22 @@ async fn assets_are_versioned_cached_for_a_year_and_pages_are_compressed() {
         Some("public, max-age=3600")
     );
 
+    // The not-found page keeps a way back into the application.
+    let missing = get("/no/such/page".into(), "identity").await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let missing = missing.text().await.unwrap();
+    assert!(
+        missing.contains(r#"<nav class="nav" aria-label="Main">"#)
+            && missing.contains(r#"href="/projects""#),
+        "{missing}"
+    );
+
     let icon = get("/favicon.ico".into(), "identity").await.unwrap();
     assert_eq!(icon.status(), 200);
-    assert_eq!(header(&icon, "content-type").as_deref(), Some("image/svg+xml"));
+    assert_eq!(
+        header(&icon, "content-type").as_deref(),
+        Some("image/svg+xml")
+    );
 
     // JSON views are compressed; ingestion answers are not.
     let (client, id, key) = member_with_project(&app, "assets@example.com").await;

@@ -45,8 +45,7 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
         .collect();
     views_from(&app, &key, "DE", json!(de)).await;
     views_from(&app, &key, "FR", json!(fr)).await;
-    let events =
-        json!([{"eventName": "signup"}, {"eventName": "signup"}, {"eventName": "checkout"},
+    let events = json!([{"eventName": "signup"}, {"eventName": "signup"}, {"eventName": "checkout"},
             {"eventName": "=HYPERLINK(\"http://evil.example\",\"x\")"}]);
     assert_eq!(app.ingest("events", &key, &events).await.status(), 201);
 
@@ -129,7 +128,11 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
         events.contains("\r\n\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",1,"),
         "{events}"
     );
-    assert!(csv("/errors?format=csv").await.starts_with("Message,Count,"));
+    assert!(
+        csv("/errors?format=csv")
+            .await
+            .starts_with("Message,Count,")
+    );
     let vitals = csv("/performance?format=csv").await;
     assert!(
         vitals.starts_with("Metric,p50,p75,p95,Status (p75)\r\nLCP,"),

@@ -252,7 +252,7 @@ async fn performance_page_shows_score_status_quality_and_filters() {
     assert_eq!(mobile["metrics"][3]["status"], "poor", "TTFB 3000 ms");
     assert_eq!(
         mobile["performanceScore"]["score"], 0,
-        "poor LCP and TTFB; missing CLS and FID score 0"
+        "poor LCP and TTFB; missing CLS and INP are left out"
     );
     assert_eq!(mobile["dataQuality"], 0.0);
     let count = async |query: &str| {
@@ -345,12 +345,13 @@ async fn the_performance_page_shows_the_score_and_draws_its_charts_in_chromium()
     let now = superinsights::domain::timestamp::now_ms();
     let iso = superinsights::domain::timestamp::to_iso;
     let day = 86_400_000;
-    // LCP p75 3000 ms (score 67), CLS 0.05 (100), FID 50 (100), TTFB 1300 (50): score 79.
+    // LCP p75 3000 ms (score 67), CLS 0.05 (100), TTFB 1000 (80): score 82 (FID is shown,
+    // not counted; INP, not measured, is left out).
     let vitals: Vec<Value> = [1500, 2000, 3000, 3500]
         .into_iter()
         .zip(0..)
         .map(|(lcp, i)| {
-            json!({"lcp": lcp, "cls": 0.05, "fid": 50, "ttfb": 1300,
+            json!({"lcp": lcp, "cls": 0.05, "fid": 50, "ttfb": 1000,
                 "timestamp": iso(now - i * day)})
         })
         .collect();
@@ -368,7 +369,7 @@ async fn the_performance_page_shows_the_score_and_draws_its_charts_in_chromium()
             ("SI_EMAIL", "perf-browser@example.com"),
             ("SI_PASSWORD", "password-123"),
             ("SI_PROJECT", &id),
-            ("SI_SCORE", "79"),
+            ("SI_SCORE", "82"),
             ("SI_SCREENSHOT", &screenshot),
         ],
     )

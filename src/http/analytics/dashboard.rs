@@ -351,6 +351,11 @@ fn percent(n: u64, total: u64) -> String {
     format!("{:.1}%", n as f64 * 100.0 / total as f64)
 }
 
+/// A bar's width class: `n` of `total` rounded to 5 % steps (0 of nothing).
+fn bar_step(n: u64, total: u64) -> u8 {
+    ((n * 20 + total / 2).checked_div(total).unwrap_or(0) * 5).min(100) as u8
+}
+
 /// The dashboard's own URL with `timeframe`, the filters and `name=value` set (or removed when
 /// `value` is `None`).
 fn link(
@@ -403,11 +408,7 @@ async fn show_dashboard(
                     value: r.value.clone(),
                     count: r.count,
                     percent: percent(r.count, total),
-                    bar: if total == 0 {
-                        0
-                    } else {
-                        ((r.count * 20 + total / 2) / total * 5).min(100) as u8
-                    },
+                    bar: bar_step(r.count, total),
                     href: link(&base, timeframe, &filters, param, Some(&r.value)),
                     extra: i >= COLLAPSED_ROWS,
                 })
@@ -476,10 +477,10 @@ mod tests {
     fn percentages_and_bars_round_to_their_steps() {
         assert_eq!(percent(1, 3), "33.3%");
         assert_eq!(percent(0, 0), "0.0%");
-        let bar = |n: u64, total: u64| ((n * 20 + total / 2) / total * 5).min(100);
-        assert_eq!(bar(1, 3), 35);
-        assert_eq!(bar(3, 3), 100);
-        assert_eq!(bar(1, 1000), 0);
+        assert_eq!(bar_step(1, 3), 35);
+        assert_eq!(bar_step(3, 3), 100);
+        assert_eq!(bar_step(1, 1000), 0);
+        assert_eq!(bar_step(0, 0), 0);
     }
 
     #[test]

@@ -322,11 +322,7 @@ pub fn csv_table(
         out.row(&cells);
     }
     csv_response(
-        &format!(
-            "{}-{}-{table}.csv",
-            access.project.name,
-            timeframe.as_str()
-        ),
+        &format!("{}-{}-{table}.csv", access.project.name, timeframe.as_str()),
         out.finish(),
     )
 }
