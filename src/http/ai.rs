@@ -192,12 +192,19 @@ struct AnalysisPage {
     timeframes: &'static [(&'static str, &'static str)],
     uses_model: bool,
     model: String,
+    /// (id, name) of the organization's other projects.
+    siblings: Vec<(String, String)>,
 }
 
 impl AnalysisPage {
     /// Section links carry no filters from this page.
     fn query_for(&self, _slug: &str) -> String {
         String::new()
+    }
+
+    /// The project switcher's entries.
+    fn siblings(&self) -> &[(String, String)] {
+        &self.siblings
     }
 }
 
@@ -208,7 +215,9 @@ async fn show_page(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let siblings = crate::http::analytics::sibling_projects(&state, &access.project).await?;
     Ok(AnalysisPage {
+        siblings,
         shell: Shell::of(&auth),
         base: format!("/projects/{}", access.project.id),
         section: "ai-analysis",

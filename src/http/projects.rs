@@ -138,6 +138,24 @@ struct SettingsPage {
     public_link: PublicLinkView,
     /// The full public URL, right after a token was made: shown this once.
     public_link_url: Option<String>,
+    /// For the project navigation (`projects/subnav.html`): the link prefix, this section,
+    /// and the organization's other projects.
+    base: String,
+    section: &'static str,
+    can_edit: bool,
+    siblings: Vec<(String, String)>,
+}
+
+impl SettingsPage {
+    /// Section links carry no filters from this page.
+    fn query_for(&self, _slug: &str) -> String {
+        String::new()
+    }
+
+    /// The project switcher's entries.
+    fn siblings(&self) -> &[(String, String)] {
+        &self.siblings
+    }
 }
 
 /// What the settings page says about the public link.
@@ -237,7 +255,12 @@ async fn render_settings(
         token_made: link.last_regenerated_at.map(minute),
         revoked: link.revoked_at.map(minute),
     };
+    let siblings = crate::http::analytics::sibling_projects(state, &access.project).await?;
     Ok(SettingsPage {
+        base: format!("/projects/{}", p.id),
+        section: "settings",
+        can_edit: true,
+        siblings,
         public_link,
         public_link_url: notice.public_link_url,
         shell: Shell::of(auth),

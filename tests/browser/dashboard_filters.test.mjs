@@ -34,6 +34,10 @@ test('a row click filters the whole dashboard; chips, back button, form and link
   // The section links carry the page-view filters to the page-views report, which applies them.
   const pageviews = await page.getAttribute('nav.subnav a:text-is("Page views")', 'href');
   assert.match(pageviews, /country=DE/);
+  // The project switcher (one project navigation on every project page) leads to the same
+  // section of the other project; settings have the same navigation.
+  await page.click('nav.subnav details.switcher summary');
+  assert.equal(await page.getAttribute('nav.subnav .switcher a:text-is("Second Shop")', 'href'), `/projects/${process.env.SI_SIBLING}/dashboard`);
   // A second filter keeps the first.
   await Promise.all([page.waitForURL(/browser=Firefox/), page.click('#bd-browser a:text-is("Firefox")')]);
   assert.match(page.url(), /country=DE/);
@@ -96,6 +100,11 @@ test('a row click filters the whole dashboard; chips, back button, form and link
   const bad = await page.goto(`${dashboard}&colour=red`);
   assert.equal(bad.status(), 400);
   assert.match(await page.textContent('main'), /colour/);
+  await page.goto(`${SI_URL}/projects/${SI_PROJECT}/settings`);
+  assert.equal(await page.getAttribute('nav.subnav a[aria-current="page"]', 'href'), `/projects/${SI_PROJECT}/settings`);
+  assert.ok(await page.$('nav.subnav a:text-is("Page views")'), 'settings carry the project navigation');
+  assert.equal(await page.getAttribute('nav.subnav .switcher a', 'href'), `/projects/${process.env.SI_SIBLING}/settings`);
+  await page.goto(`${dashboard}&country=DE`);
   if (process.env.SI_SCREENSHOT) await page.screenshot({ path: process.env.SI_SCREENSHOT, fullPage: true });
   await context.close();
 });

@@ -50,6 +50,20 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
     assert_eq!(app.ingest("events", &key, &events).await.status(), 201);
 
     let project = superinsights::domain::ids::DocId::parse(&id).unwrap();
+    // A second project of the organization, for the project switcher.
+    let stores = &app.state.stores;
+    let org = stores
+        .projects
+        .project(project)
+        .await
+        .unwrap()
+        .unwrap()
+        .org_id;
+    let sibling = stores
+        .projects
+        .create_project(superinsights::store::NewProject::named("Second Shop", org))
+        .await
+        .unwrap();
     let link = superinsights::services::public_links::enable(
         &app.state.stores,
         app.state.config.public_link_pepper.expose(),
@@ -67,6 +81,7 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
             ("SI_PASSWORD", "password-123"),
             ("SI_PROJECT", &id),
             ("SI_PUBLIC_BASE", &public_base),
+            ("SI_SIBLING", &sibling.id.to_hex()),
             ("SI_SCREENSHOT", &screenshot),
         ],
     )

@@ -55,6 +55,9 @@ pub struct AnalyticsAccess {
     /// `/projects/{id}` for members, `/p/{id}/{token}` (or `/docs/…`) for public links; no
     /// trailing slash.
     pub base: String,
+    /// (id, name) of the other projects of the organization, for the project switcher
+    /// (members only).
+    pub siblings: Vec<(String, String)>,
 }
 
 impl AnalyticsAccess {
@@ -111,14 +114,19 @@ impl FromRequestParts<AppState> for AnalyticsAccess {
                 base: format!("{prefix}/{id}/{token}"),
                 project,
                 viewer: Viewer::Public,
+                siblings: Vec::new(),
             });
         }
         let auth = AuthUser::from_request_parts(parts, state).await?;
         let access = ProjectAccess::check(state, &auth, &id)
             .await
             .map_err(IntoResponse::into_response)?;
+        let siblings = sibling_projects(state, &access.project)
+            .await
+            .map_err(IntoResponse::into_response)?;
         Ok(Self {
             base: format!("/projects/{id}"),
+            siblings,
             project: access.project,
             viewer: Viewer::Member {
                 auth: Box::new(auth),
@@ -126,6 +134,22 @@ impl FromRequestParts<AppState> for AnalyticsAccess {
             },
         })
     }
+}
+
+/// (id, name) of the other live projects of `project`'s organization, by name.
+pub async fn sibling_projects(
+    state: &AppState,
+    project: &Project,
+) -> Result<Vec<(String, String)>, AppError> {
+    let mut out: Vec<(String, String)> = (state.stores.projects)
+        .projects_of_org(project.org_id)
+        .await?
+        .into_iter()
+        .filter(|p| p.id != project.id)
+        .map(|p| (p.id.to_hex(), p.name))
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
 }
 
 /// SuperInsights 1.x content negotiation (reference §2.8): JSON when the client does not accept
@@ -154,9 +178,16 @@ pub struct PageContext {
     pub timeframes: Vec<(&'static str, &'static str)>,
     /// The filters the page is under, carried by the section links to the pages they apply to.
     pub carried: DashboardFilters,
+    /// (id, name) of the organization's other projects (the switcher; empty for public links).
+    pub siblings: Vec<(String, String)>,
 }
 
 impl PageContext {
+    /// The project switcher's entries.
+    pub fn siblings(&self) -> &[(String, String)] {
+        &self.siblings
+    }
+
     /// The query a section link carries: the timeframe and the filters that apply to that
     /// section (page-view fields to the page views, the event name to the events; all to the
     /// dashboard); empty when the page is under no filter.
@@ -192,6 +223,7 @@ impl AnalyticsAccess {
             timeframe: timeframe.as_str(),
             timeframes: TIMEFRAMES.to_vec(),
             carried: DashboardFilters::default(),
+            siblings: self.siblings.clone(),
         }
     }
 }
