@@ -91,6 +91,8 @@ struct HubPage {
     orgs: usize,
     disabled_orgs: usize,
     invites: usize,
+    /// Whether anyone may register (`REGISTRATION_ENABLED`).
+    registration_open: bool,
 }
 
 struct UserRow {
@@ -148,6 +150,7 @@ async fn hub(
             .filter(|o| o.status != OrgStatus::Active)
             .count(),
         invites: invites.len(),
+        registration_open: state.config.registration_enabled,
     }
     .into_response())
 }

@@ -1,9 +1,11 @@
 //! `/auth`: registration, login and logout (server-rendered forms, CSRF-protected, session id
-//! rotated on login). The first account ever becomes the platform admin.
+//! rotated on login), and `/account`, where signed-in users change their own password. The
+//! first account ever becomes the platform admin.
 
 use super::{
     rate_limit::{RateLimitLayer, Style},
-    session::{self, CsrfForm},
+    session::{self, AuthUser, CsrfForm},
+    views::Shell,
 };
 use crate::{
     config::Config,
@@ -47,6 +49,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(register_form).merge(post(register).route_layer(attempts)),
         )
         .route("/auth/logout", post(logout))
+        .route("/account", get(show_account))
+        .route("/account/password", post(change_password))
 }
 
 #[derive(Template, WebTemplate)]
@@ -193,5 +197,61 @@ pub(crate) fn provision_error(e: ProvisionError) -> AppError {
         ProvisionError::Store(e) => e.into(),
         ProvisionError::EmailTaken => AppError::Conflict(sentence_case(&e.to_string())),
         ProvisionError::Invalid(m) => AppError::BadRequest(sentence_case(&m)),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/account.html")]
+struct AccountPage {
+    shell: Shell,
+    email: String,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /account`: the signed-in user's own account (email, password change).
+async fn show_account(auth: AuthUser) -> Response {
+    account_page(&auth, None, None).into_response()
+}
+
+fn account_page(auth: &AuthUser, message: Option<&str>, error: Option<String>) -> AccountPage {
+    AccountPage {
+        shell: Shell::of(auth),
+        email: auth.user.email.clone(),
+        message: message.map(str::to_string),
+        error,
+    }
+}
+
+/// `POST /account/password`: the current password, then the new one twice. On success the
+/// session is signed in again (new id, new CSRF token) and the user's other sessions end.
+async fn change_password(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let new = form.raw("newPassword");
+    if new != form.raw("confirmPassword") {
+        let error = Some("The new passwords do not match.".to_string());
+        return Ok((StatusCode::BAD_REQUEST, account_page(&auth, None, error)).into_response());
+    }
+    match accounts::change_password(&state.stores, &auth.user, form.raw("currentPassword"), new)
+        .await
+    {
+        Ok(updated) => {
+            // Signed in again with the new password's stamp: this session goes on (with a new
+            // id), every other session of the user ends.
+            let org = auth.current_org.as_ref().map(|o| o.id);
+            session::sign_in(&auth.session, &updated, org).await?;
+            let csrf = session::csrf_token(&auth.session).await?;
+            let mut page = account_page(&auth, Some("Your password was changed."), None);
+            page.shell.csrf = csrf;
+            Ok(page.into_response())
+        }
+        Err(ProvisionError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            let error = Some(format!("{}.", sentence_case(&e.to_string())));
+            Ok((StatusCode::BAD_REQUEST, account_page(&auth, None, error)).into_response())
+        }
     }
 }

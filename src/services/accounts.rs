@@ -104,6 +104,30 @@ pub async fn check_login(
     Ok(Some(user))
 }
 
+/// Changes a signed-in user's own password: the current one must match, the new one must
+/// follow the password rule; stored as argon2id. Returns the user with the new hash (the caller
+/// signs the session in again with it: every other session of the user ends). The message of
+/// an `Invalid` error is shown.
+pub async fn change_password(
+    stores: &Stores,
+    user: &User,
+    current: &str,
+    new: &str,
+) -> Result<User, ProvisionError> {
+    if !verify_password(current, &user.password_hash).await {
+        return Err(ProvisionError::Invalid(
+            "the current password is not correct".into(),
+        ));
+    }
+    check_new_password(new)?;
+    let hash = hash_password(new).await?;
+    stores.accounts.set_password_hash(user.id, &hash).await?;
+    tracing::info!(user = %user.id, "password changed by its user");
+    let mut user = user.clone();
+    user.password_hash = hash;
+    Ok(user)
+}
+
 /// An argon2id hash of a random secret, checked against when the email is unknown.
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();

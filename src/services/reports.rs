@@ -101,6 +101,37 @@ impl PageViewsView {
     }
 }
 
+/// Existing values of the page-view fields over `timeframe` (up to
+/// [`crate::services::dashboard::BREAKDOWN_LIST`] each, most frequent first), to suggest in
+/// filter fields: (query name, values).
+pub async fn pageview_suggestions(
+    stores: &Stores,
+    cache: &DashboardCache,
+    project: DocId,
+    timeframe: Timeframe,
+) -> StoreResult<Vec<(&'static str, Vec<String>)>> {
+    let list = crate::services::dashboard::BREAKDOWN_LIST;
+    let b: crate::domain::analytics::Breakdowns = cache
+        .get_or_compute("suggestions", project, timeframe, "-", || {
+            stores
+                .stats
+                .breakdowns(project, timeframe.range(now_ms()), list)
+        })
+        .await?;
+    let values = |rows: Vec<crate::domain::analytics::BreakdownRow>| {
+        rows.into_iter().map(|r| r.value).collect::<Vec<_>>()
+    };
+    Ok(vec![
+        ("country", values(b.country)),
+        ("referrer", values(b.referrer)),
+        ("browser", values(b.browser)),
+        ("os", values(b.os)),
+        ("utmSource", values(b.utm_source)),
+        ("utmMedium", values(b.utm_medium)),
+        ("utmCampaign", values(b.utm_campaign)),
+    ])
+}
+
 /// The page-views report for a query, through the cache.
 pub async fn pageviews(
     stores: &Stores,

@@ -78,6 +78,7 @@ test('signed-in pages satisfy their policy and the selects still submit', async 
     `${project}/ai-analysis`,
     '/org/users',
     '/org/public-links',
+    '/account',
     '/admin',
     '/admin/users',
     '/admin/orgs',

@@ -34,6 +34,11 @@ test('a row click filters the whole dashboard; chips, back button, form and link
   // The section links carry the page-view filters to the page-views report, which applies them.
   const pageviews = await page.getAttribute('nav.subnav a:text-is("Page views")', 'href');
   assert.match(pageviews, /country=DE/);
+  // ... which applies them, and suggests existing values in its own filter fields.
+  await page.goto(new URL(pageviews, SI_URL).href);
+  assert.equal(await page.textContent('#total-views'), '6');
+  assert.deepEqual(await page.$$eval('#dl-country option', (o) => o.map((x) => x.value).sort()), ['DE', 'FR']);
+  await page.goBack();
   // The project switcher (one project navigation on every project page) leads to the same
   // section of the other project; settings have the same navigation.
   await page.click('nav.subnav details.switcher summary');
@@ -120,5 +125,8 @@ test('a public link filters the same way and keeps its prefix', async () => {
   assert.equal(await views(page), '4');
   const remove = await page.getAttribute('#filter-chips a.chip-remove', 'href');
   assert.ok(remove.startsWith(`${SI_PUBLIC_BASE}/dashboard?`), remove);
+  // A phone-wide dashboard never scrolls sideways.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page overflows by ${overflow}px at 390 px`);
   await context.close();
 });

@@ -651,3 +651,83 @@ async fn a_password_change_ends_the_users_other_sessions() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn users_change_their_own_password_on_the_account_page() {
+    let app = TestApp::spawn(&[]).await;
+    let (me, _) = register(&app, "self@example.com").await;
+    let (other, ok) = login(&app, "self@example.com", "password-123").await;
+    assert_eq!(ok.status(), 303);
+    let (status, html) = page(&me, &app, "/account").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("self@example.com") && html.contains("href=\"/account\""));
+    let change = async |csrf: &str, current: &str, new: &str, again: &str| {
+        post_form(
+            &me,
+            &app,
+            "/account/password",
+            csrf,
+            &[
+                ("currentPassword", current),
+                ("newPassword", new),
+                ("confirmPassword", again),
+            ],
+        )
+        .await
+    };
+    for (current, new, again, says) in [
+        (
+            "wrong-password",
+            "new-password-1",
+            "new-password-1",
+            "current password is not correct",
+        ),
+        (
+            "password-123",
+            "new-password-1",
+            "new-password-2",
+            "do not match",
+        ),
+        ("password-123", "short", "short", "at least 8 characters"),
+    ] {
+        let r = change(&csrf_of(&html), current, new, again).await;
+        assert_eq!(r.status(), 400, "{says}");
+        assert!(r.text().await.unwrap().contains(says), "{says}");
+    }
+    let r = change(
+        &csrf_of(&html),
+        "password-123",
+        "new-password-1",
+        "new-password-1",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Your password was changed.")
+    );
+    // This session goes on; the other one ended; the new password signs in, the old one not.
+    let (status, _) = page(&me, &app, "/account").await;
+    assert_eq!(status, 200);
+    let r = other
+        .get(app.url("/projects"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the other session ended");
+    let (_, old) = login(&app, "self@example.com", "password-123").await;
+    assert_ne!(old.status(), 303);
+    let (_, new) = login(&app, "self@example.com", "new-password-1").await;
+    assert_eq!(new.status(), 303);
+    // The first account is the platform admin, who sees whether registration is open.
+    let (status, hub) = page(&me, &app, "/admin").await;
+    assert_eq!(status, 200);
+    assert!(
+        hub.contains(r#"id="registration""#) && hub.contains("Open: anyone"),
+        "{hub}"
+    );
+    app.stop().await;
+}

@@ -55,6 +55,8 @@ struct PageViewsPage {
     csv_href: String,
     /// The page's query without its URL prefix, for the rows' links.
     row_query: Vec<(String, String)>,
+    /// (query name, existing values) for the fields' datalists.
+    suggestions: Vec<(&'static str, Vec<String>)>,
     view: PageViewsView,
     /// The view as JSON for the chart, escaped for a `<script type="application/json">` block.
     data_json: String,
@@ -62,6 +64,13 @@ struct PageViewsPage {
 page_context!(PageViewsPage);
 
 impl PageViewsPage {
+    /// The existing values of field `name` (none for fields without suggestions).
+    fn suggestions_of(&self, name: &str) -> &[String] {
+        (self.suggestions.iter())
+            .find(|(n, _)| *n == name)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
     /// This page restricted to the URLs starting with `url` (a row's link).
     fn filter_href(&self, url: &str) -> String {
         let mut pairs: Vec<(&str, String)> = (self.row_query.iter())
@@ -97,6 +106,13 @@ async fn show_pageviews(
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
     }
+    let suggestions = reports::pageview_suggestions(
+        &state.stores,
+        &state.dashboards,
+        access.project.id,
+        query.timeframe,
+    )
+    .await?;
     let segment = &query.filters.segment;
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let mut ctx = access.page("pageviews", query.timeframe);
@@ -128,6 +144,7 @@ async fn show_pageviews(
             || query.filters.referrer.is_some(),
         avg_views_per_visitor: view.avg_views_per_visitor(),
         csv_href: csv_href(&access.base, "pageviews", &pairs),
+        suggestions,
         row_query: pairs
             .iter()
             .filter(|(k, v)| k != "urlPrefix" && k != "format" && !v.trim().is_empty())
