@@ -364,11 +364,23 @@ async fn show_settings(
 ) -> Result<Response, AppError> {
     let access = ProjectAccess::check(&state, &auth, &id).await?;
     access.require(EDITORS)?;
-    Ok(
-        render_settings(&state, &auth, access, &headers, Notice::default())
-            .await?
-            .into_response(),
-    )
+    let project = access.project.id;
+    let Some((message, url)) = just_made_link(&state, project, &headers).await else {
+        return Ok(
+            render_settings(&state, &auth, access, &headers, Notice::default())
+                .await?
+                .into_response(),
+        );
+    };
+    let notice = Notice {
+        message: Some(message.to_string()),
+        public_link_url: Some(url),
+        ..Default::default()
+    };
+    let page = render_settings(&state, &auth, access, &headers, notice).await?;
+    // Shown once: the cookie is cleared, so a reload shows the page without the link.
+    let clear = new_link_cookie(&state, project, "", 0);
+    Ok(([(axum::http::header::SET_COOKIE, clear)], page).into_response())
 }
 
 async fn update_project(
@@ -587,15 +599,14 @@ async fn clear_data(
     settings_outcome(&state, &auth, access, &headers, outcome).await
 }
 
-/// Enables the public link (owner only) and shows its URL once.
+/// Enables the public link (owner only); the settings page it redirects to shows its URL once.
 async fn enable_public_link(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    headers: HeaderMap,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
-    new_public_link(&state, &auth, &id, &headers, "Public link enabled.").await
+    new_public_link(&state, &auth, &id, "enabled").await
 }
 
 /// Replaces the public link's token (owner only): the old URL stops working at once.
@@ -603,39 +614,86 @@ async fn regenerate_public_link(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    headers: HeaderMap,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let said = "New public link made. The previous link no longer works.";
-    new_public_link(&state, &auth, &id, &headers, said).await
+    new_public_link(&state, &auth, &id, "regenerated").await
 }
 
+/// The cookie that carries a just-made public link's token from the POST to the settings page
+/// it redirects to (POST-redirect-GET: a reload never makes another link). Only the browser
+/// ever holds the raw token: the server stores its hash alone, so it cannot be put in the
+/// session. Scoped to that one settings page, HttpOnly, SameSite=Strict, 5 minutes; cleared by
+/// the page that shows it.
+const NEW_LINK_COOKIE: &str = "si_new_link";
+
+/// What the POST did, as the cookie says it: `enabled` or `regenerated`.
+fn new_link_message(kind: &str) -> Option<&'static str> {
+    match kind {
+        "enabled" => Some("Public link enabled."),
+        "regenerated" => Some("New public link made. The previous link no longer works."),
+        _ => None,
+    }
+}
+
+fn new_link_cookie(state: &AppState, project: DocId, value: &str, max_age: u32) -> String {
+    let secure = if state.config.production {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{NEW_LINK_COOKIE}={value}; Path=/projects/{project}/settings; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    )
+}
+
+/// Makes a new token and redirects to the settings page, which shows the link once.
 async fn new_public_link(
     state: &AppState,
     auth: &AuthUser,
     id: &str,
-    headers: &HeaderMap,
-    message: &str,
+    kind: &str,
 ) -> Result<Response, AppError> {
     let access = ProjectAccess::check(state, auth, id).await?;
     access.require(OWNERS)?;
+    let project = access.project.id;
     let made = public_links::regenerate(
         &state.stores,
         state.config.public_link_pepper.expose(),
-        access.project.id,
+        project,
     )
     .await?;
+    let cookie = new_link_cookie(state, project, &format!("{kind}.{}", made.token), 300);
+    Ok((
+        [(axum::http::header::SET_COOKIE, cookie)],
+        Redirect::to(&format!("/projects/{project}/settings#public-link")),
+    )
+        .into_response())
+}
+
+/// The link made just before (from [`NEW_LINK_COOKIE`]) when it is still the project's
+/// current one: its message and URL, to show once.
+async fn just_made_link(
+    state: &AppState,
+    project: DocId,
+    headers: &HeaderMap,
+) -> Option<(&'static str, String)> {
+    let value = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == NEW_LINK_COOKIE)
+        .map(|(_, value)| value.to_string())?;
+    let (kind, token) = value.split_once('.')?;
+    let message = new_link_message(kind)?;
+    public_links::verify(state, project, token).await.ok()?;
     let url = public_links::dashboard_url(
         &super::links::link(&state.config, headers, ""),
-        access.project.id,
-        &made.token,
+        project,
+        token,
     );
-    let outcome = Ok(Notice {
-        message: Some(message.to_string()),
-        public_link_url: Some(url),
-        ..Default::default()
-    });
-    settings_outcome(state, auth, access, headers, outcome).await
+    Some((message, url))
 }
 
 /// Disables the public link (owner only).

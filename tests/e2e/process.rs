@@ -303,8 +303,16 @@ async fn three_instances_on_one_store_and_one_redis_act_as_one_deployment() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200, "enabled through B");
-    let html = r.text().await.unwrap();
+    assert_eq!(r.status(), 303, "enabled through B");
+    let html = browser
+        .get(b.url(&settings))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let marker = "id=\"public-link-url\" readonly value=\"";
     let at = html.find(marker).expect("the new link is shown") + marker.len();
     let link = html[at..].split('"').next().unwrap();

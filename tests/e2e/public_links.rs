@@ -4,7 +4,8 @@
 //! admins — and the upstream `si` CLI's exact requests.
 
 use crate::support::{
-    TestApp, csrf_of, page, post_form, project_id_of as project_id, public_key_of, register, submit,
+    TestApp, csrf_of, location, page, post_form, project_id_of as project_id, public_key_of,
+    register, submit,
 };
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -43,10 +44,29 @@ async fn settings_action(
     (r.status(), r.text().await.unwrap())
 }
 
+/// Enables (or regenerates) the project's link as its owner: the POST redirects to the
+/// settings page (POST-redirect-GET), which shows the new link once; returns that page.
+async fn link_page(client: &Client, app: &TestApp, settings: &str, action: &str) -> String {
+    let id = project_id(settings);
+    let r = submit(
+        client,
+        app,
+        settings,
+        &format!("/projects/{id}/public-link/{action}"),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{action}");
+    let to = location(&r);
+    assert_eq!(to, format!("{settings}#public-link"));
+    let (status, html) = page(client, app, settings).await;
+    assert_eq!(status, 200);
+    html
+}
+
 /// Enables (or regenerates) the project's link as its owner; returns the token shown.
 async fn make_link(client: &Client, app: &TestApp, settings: &str, action: &str) -> String {
-    let (status, html) = settings_action(client, app, settings, action).await;
-    assert_eq!(status, 200, "{html}");
+    let html = link_page(client, app, settings, action).await;
     token_of(&shown_url(&html).expect("the new link is shown"))
 }
 
@@ -86,10 +106,13 @@ async fn a_shared_link_is_shown_once_and_opens_the_dashboard_without_an_account(
     assert!(html.contains("Enable public link"), "{html}");
     assert!(shown_url(&html).is_none());
 
-    let (status, html) = settings_action(&owner, &app, &settings, "enable").await;
-    assert_eq!(status, 200);
+    let html = link_page(&owner, &app, &settings, "enable").await;
     let url = shown_url(&html).expect("the link is shown right after enabling");
     assert!(html.contains("will not be shown again"));
+    // Beside its message, at the top of the page.
+    let message = html.find("Public link enabled.").expect("the message");
+    assert!(html.find("id=\"public-link-url\"").unwrap() < html.find("<h2>Details</h2>").unwrap());
+    assert!(message < html.find("id=\"public-link-url\"").unwrap());
     let token = token_of(&url);
     assert_eq!(
         url,
@@ -99,9 +122,21 @@ async fn a_shared_link_is_shown_once_and_opens_the_dashboard_without_an_account(
     assert_eq!(token.len(), 64);
     assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
 
-    // Shown once: a later view of the settings says enabled, without the link.
+    // Shown once: a later view (a reload) of the settings says enabled, without the link, and
+    // made no new one.
     let (_, later) = page(&owner, &app, &settings).await;
     assert!(!later.contains(&token), "the token is never shown again");
+    assert_eq!(
+        public_get(
+            &app,
+            &format!("/p/{id}/{token}/dashboard/data"),
+            "application/json"
+        )
+        .await
+        .status(),
+        200,
+        "the link shown still works after the reload"
+    );
     assert!(shown_url(&later).is_none());
     assert!(later.contains("Regenerate link") && later.contains("Revoke link"));
     assert!(later.contains("enabled</span> since"), "{later}");

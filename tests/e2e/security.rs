@@ -518,7 +518,17 @@ async fn links_never_take_a_hostile_host_header() {
         .send()
         .await
         .unwrap();
-    let html = r.text().await.unwrap();
+    assert_eq!(r.status(), 303, "POST-redirect-GET");
+    let html = client
+        .get(app.url(&settings))
+        .header(header::HOST, "evil.example")
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let url = input_value(&html, "public-link-url").expect("public link shown");
     assert!(url.starts_with(&format!("/p/{id}/")), "{url}");
     assert!(!html.contains("evil.example"));
