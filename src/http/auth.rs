@@ -1,6 +1,6 @@
 //! `/auth`: registration, login and logout (server-rendered forms, CSRF-protected, session id
-//! rotated on login), and `/account`, where signed-in users change their own password. The
-//! first account ever becomes the platform admin.
+//! rotated on login), and `/account`, where signed-in users change their own password and email.
+//! The first account ever becomes the platform admin.
 
 use super::{
     rate_limit::{RateLimitLayer, Style},
@@ -51,6 +51,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/auth/logout", post(logout))
         .route("/account", get(show_account))
         .route("/account/password", post(change_password))
+        .route("/account/email", post(change_email))
 }
 
 #[derive(Template, WebTemplate)]
@@ -246,6 +247,28 @@ async fn change_password(
             let csrf = session::csrf_token(&auth.session).await?;
             let mut page = account_page(&auth, Some("Your password was changed."), None);
             page.shell.csrf = csrf;
+            Ok(page.into_response())
+        }
+        Err(ProvisionError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            let error = Some(format!("{}.", sentence_case(&e.to_string())));
+            Ok((StatusCode::BAD_REQUEST, account_page(&auth, None, error)).into_response())
+        }
+    }
+}
+
+/// `POST /account/email`: the new address and the password to confirm it.
+async fn change_email(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let email = form.get("email").unwrap_or_default();
+    match accounts::change_email(&state.stores, &auth.user, form.raw("password"), email).await {
+        Ok(updated) => {
+            let mut page = account_page(&auth, Some("Your email was changed."), None);
+            page.email = updated.email.clone();
+            page.shell.email = updated.email;
             Ok(page.into_response())
         }
         Err(ProvisionError::Store(e)) => Err(e.into()),

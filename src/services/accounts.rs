@@ -128,6 +128,31 @@ pub async fn change_password(
     Ok(user)
 }
 
+/// Changes a signed-in user's own email: the password confirms it, the address is validated
+/// and lowercased, and must not be another account's. Returns the user as updated.
+pub async fn change_email(
+    stores: &Stores,
+    user: &User,
+    password: &str,
+    email: &str,
+) -> Result<User, ProvisionError> {
+    let email = validate_email(email)?;
+    if !verify_password(password, &user.password_hash).await {
+        return Err(ProvisionError::Invalid(
+            "the password is not correct".into(),
+        ));
+    }
+    match stores.accounts.set_user_email(user.id, &email).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(ProvisionError::EmailTaken),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user = %user.id, "email changed by its user");
+    let mut user = user.clone();
+    user.email = email;
+    Ok(user)
+}
+
 /// An argon2id hash of a random secret, checked against when the email is unknown.
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();

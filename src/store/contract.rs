@@ -578,6 +578,21 @@ pub(crate) async fn account_admin(stores: &Stores) {
     let all = a.list_users().await.unwrap();
     assert!(all.iter().any(|u| u.id == owner.id) && all.iter().any(|u| u.id == viewer.id));
 
+    // Emails change, never onto another user's.
+    let new_email = format!("v2-{}@t.example", DocId::new());
+    a.set_user_email(viewer.id, &new_email).await.unwrap();
+    assert_eq!(
+        a.user_by_email(&new_email).await.unwrap().unwrap().id,
+        viewer.id
+    );
+    assert!(matches!(
+        a.set_user_email(viewer.id, &owner.email).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        a.set_user_email(DocId::new(), "nobody@t.example").await,
+        Err(StoreError::NotFound)
+    );
     a.set_password_hash(viewer.id, "h3").await.unwrap();
     a.set_user_role(viewer.id, PlatformRole::Admin)
         .await

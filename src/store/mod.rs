@@ -294,6 +294,9 @@ pub trait AccountStore: Send + Sync {
     /// Every user, oldest first.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()>;
+    /// Sets a user's email (already validated and lowercased). Errors: `Conflict` when another
+    /// user has it, `NotFound` for an unknown user.
+    async fn set_user_email(&self, user: DocId, email: &str) -> StoreResult<()>;
     /// Sets the platform role. Errors: `NotFound`.
     async fn set_user_role(&self, user: DocId, role: PlatformRole) -> StoreResult<()>;
     /// Deletes the user and all their memberships. Errors: `NotFound`.

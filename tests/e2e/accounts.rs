@@ -722,6 +722,29 @@ async fn users_change_their_own_password_on_the_account_page() {
     assert_ne!(old.status(), 303);
     let (_, new) = login(&app, "self@example.com", "new-password-1").await;
     assert_eq!(new.status(), 303);
+    // The email changes with the password, never onto another account's.
+    let (_, html) = page(&me, &app, "/account").await;
+    let (_, _) = register(&app, "taken@example.com").await;
+    let email = async |address: &str, password: &str| {
+        post_form(
+            &me,
+            &app,
+            "/account/email",
+            &csrf_of(&html),
+            &[("email", address), ("password", password)],
+        )
+        .await
+    };
+    let r = email("taken@example.com", "new-password-1").await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("already exists"));
+    assert_eq!(email("me@example.com", "wrong").await.status(), 400);
+    assert_eq!(email("not an email", "new-password-1").await.status(), 400);
+    let r = email("Me@Example.com", "new-password-1").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("me@example.com"));
+    let (_, ok) = login(&app, "me@example.com", "new-password-1").await;
+    assert_eq!(ok.status(), 303, "the new email signs in");
     // The first account is the platform admin, who sees whether registration is open.
     let (status, hub) = page(&me, &app, "/admin").await;
     assert_eq!(status, 200);

@@ -609,6 +609,22 @@ impl AccountStore for MongoStore {
             .await
     }
 
+    /// Looks for another user with the email first: the unique index refuses a duplicate on
+    /// MongoDB, but FerretDB does not check unique indexes on updates (the index still closes
+    /// the race on MongoDB).
+    async fn set_user_email(&self, user: DocId, email: &str) -> StoreResult<()> {
+        let taken = self
+            .coll(USERS)
+            .find_one(doc! {"email": email, "_id": {"$ne": oid(user)}})
+            .await
+            .map_err(map_err)?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict("email already in use".into()));
+        }
+        self.set_fields(USERS, doc! {"_id": oid(user)}, doc! {"email": email})
+            .await
+    }
+
     async fn set_user_role(&self, user: DocId, role: PlatformRole) -> StoreResult<()> {
         self.set_fields(USERS, doc! {"_id": oid(user)}, doc! {"role": role.as_str()})
             .await

@@ -715,6 +715,15 @@ impl AccountStore for SqliteStore {
         .await
     }
 
+    async fn set_user_email(&self, user: DocId, email: &str) -> StoreResult<()> {
+        self.update_one(
+            "UPDATE users SET email = ?, updated_at = ? WHERE id = ?",
+            email,
+            user,
+        )
+        .await
+    }
+
     async fn set_user_role(&self, user: DocId, role: PlatformRole) -> StoreResult<()> {
         self.update_one(
             "UPDATE users SET role = ?, updated_at = ? WHERE id = ?",
