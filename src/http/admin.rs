@@ -37,6 +37,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     );
     Router::new()
         .route("/admin", get(hub))
+        .route("/admin/registration", post(set_registration))
         .route("/admin/system", get(system))
         .route("/admin/users", get(list_users))
         .route("/admin/users/set-role", post(set_role))
@@ -91,8 +92,10 @@ struct HubPage {
     orgs: usize,
     disabled_orgs: usize,
     invites: usize,
-    /// Whether anyone may register (`REGISTRATION_ENABLED`).
+    /// Whether anyone may register now (the admin's choice, else `REGISTRATION_ENABLED`).
     registration_open: bool,
+    /// What `REGISTRATION_ENABLED` says (the default until an admin chooses).
+    registration_configured: bool,
 }
 
 struct UserRow {
@@ -150,9 +153,31 @@ async fn hub(
             .filter(|o| o.status != OrgStatus::Active)
             .count(),
         invites: invites.len(),
-        registration_open: state.config.registration_enabled,
+        registration_open: crate::services::accounts::registration_open(
+            &state.stores,
+            state.config.registration_enabled,
+        )
+        .await?,
+        registration_configured: state.config.registration_enabled,
     }
     .into_response())
+}
+
+/// `POST /admin/registration` (`open=true|false`): opens or closes registration for every
+/// instance (stored), then back to the hub.
+async fn set_registration(
+    State(state): State<AppState>,
+    AdminUser(auth): AdminUser,
+    form: CsrfForm,
+) -> Result<Response, AppError> {
+    let open = match form.get("open") {
+        Some("true") => true,
+        Some("false") => false,
+        _ => return Err(AppError::BadRequest("open must be true or false".into())),
+    };
+    state.stores.accounts.set_registration_setting(open).await?;
+    tracing::info!(admin = %auth.user.id, open, "registration switched");
+    Ok(axum::response::Redirect::to("/admin#registration").into_response())
 }
 
 /// One row of the system page: a piece, its backend and its live state.

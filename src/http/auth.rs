@@ -8,7 +8,6 @@ use super::{
     views::Shell,
 };
 use crate::{
-    config::Config,
     domain::{records::PlatformRole, redirect::redirect_target},
     error::AppError,
     runtime::rate_limit::namespaces,
@@ -27,7 +26,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 use tower_sessions::Session;
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -82,7 +81,7 @@ async fn signed_in(session: &Session) -> bool {
 }
 
 async fn login_form(
-    State(config): State<Arc<Config>>,
+    State(state): State<AppState>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -94,7 +93,7 @@ async fn login_form(
         next: redirect_target(query.get("next").map(String::as_str), "/projects"),
         email: String::new(),
         error: None,
-        registration_enabled: config.registration_enabled,
+        registration_enabled: registration_open(&state).await?,
     }
     .into_response())
 }
@@ -115,7 +114,7 @@ async fn login(
             next,
             email,
             error: Some("Invalid email or password".into()),
-            registration_enabled: state.config.registration_enabled,
+            registration_enabled: registration_open(&state).await?,
         };
         return Ok((StatusCode::BAD_REQUEST, page).into_response());
     };
@@ -130,11 +129,16 @@ async fn login(
     Ok(Redirect::to(&next).into_response())
 }
 
+/// Whether anyone may register now (the admin's choice, else the configuration).
+async fn registration_open(state: &AppState) -> Result<bool, AppError> {
+    Ok(accounts::registration_open(&state.stores, state.config.registration_enabled).await?)
+}
+
 async fn register_form(
-    State(config): State<Arc<Config>>,
+    State(state): State<AppState>,
     session: Session,
 ) -> Result<Response, AppError> {
-    if !config.registration_enabled {
+    if !registration_open(&state).await? {
         return Ok(Redirect::to("/auth/login").into_response());
     }
     if signed_in(&session).await {
@@ -153,7 +157,7 @@ async fn register(
     session: Session,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    if !state.config.registration_enabled {
+    if !registration_open(&state).await? {
         return Err(AppError::Forbidden("Registration is disabled".into()));
     }
     let email = form.get("email").unwrap_or_default().to_string();

@@ -128,6 +128,16 @@ pub async fn change_password(
     Ok(user)
 }
 
+/// Whether anyone may register: the platform admin's choice when made, else `configured`
+/// (`REGISTRATION_ENABLED`, default on as in SuperInsights 1.x).
+pub async fn registration_open(stores: &Stores, configured: bool) -> Result<bool, StoreError> {
+    Ok(stores
+        .accounts
+        .registration_setting()
+        .await?
+        .unwrap_or(configured))
+}
+
 /// Changes a signed-in user's own email: the password confirms it, the address is validated
 /// and lowercased, and must not be another account's. Returns the user as updated.
 pub async fn change_email(

@@ -578,6 +578,12 @@ pub(crate) async fn account_admin(stores: &Stores) {
     let all = a.list_users().await.unwrap();
     assert!(all.iter().any(|u| u.id == owner.id) && all.iter().any(|u| u.id == viewer.id));
 
+    // The platform's registration setting: unset, then as last set.
+    assert_eq!(a.registration_setting().await.unwrap(), None);
+    a.set_registration_setting(false).await.unwrap();
+    assert_eq!(a.registration_setting().await.unwrap(), Some(false));
+    a.set_registration_setting(true).await.unwrap();
+    assert_eq!(a.registration_setting().await.unwrap(), Some(true));
     // Emails change, never onto another user's.
     let new_email = format!("v2-{}@t.example", DocId::new());
     a.set_user_email(viewer.id, &new_email).await.unwrap();

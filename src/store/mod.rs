@@ -237,6 +237,11 @@ pub trait ProjectStore: Send + Sync {
 }
 
 /// Users, organizations and memberships (the part of saasbackend SuperInsights relied on).
+/// The global setting holding the platform admin's choice of open registration.
+pub const REGISTRATION_KEY: &str = "PLATFORM:REGISTRATION_ENABLED";
+/// Its description, stored beside it (as saasbackend's GlobalSetting has one).
+pub const REGISTRATION_DESCRIPTION: &str = "Open registration, as the platform admin set it";
+
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     /// Inserts a user built by [`User::new`]. Errors: `Conflict` when the email is taken.
@@ -294,6 +299,11 @@ pub trait AccountStore: Send + Sync {
     /// Every user, oldest first.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn set_password_hash(&self, user: DocId, hash: &str) -> StoreResult<()>;
+    /// Whether open registration is on, as the platform admin last set it (`None`: never set,
+    /// the configuration decides).
+    async fn registration_setting(&self) -> StoreResult<Option<bool>>;
+    /// Stores the platform admin's choice of open registration (shared by every instance).
+    async fn set_registration_setting(&self, open: bool) -> StoreResult<()>;
     /// Sets a user's email (already validated and lowercased). Errors: `Conflict` when another
     /// user has it, `NotFound` for an unknown user.
     async fn set_user_email(&self, user: DocId, email: &str) -> StoreResult<()>;

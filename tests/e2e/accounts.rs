@@ -752,5 +752,48 @@ async fn users_change_their_own_password_on_the_account_page() {
         hub.contains(r#"id="registration""#) && hub.contains("Open: anyone"),
         "{hub}"
     );
+    // ... and closes it in the page: registration is refused until it is opened again.
+    let r = post_form(
+        &me,
+        &app,
+        "/admin/registration",
+        &csrf_of(&hub),
+        &[("open", "false")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (_, hub) = page(&me, &app, "/admin").await;
+    assert!(
+        hub.contains("Closed: accounts come from invitations only."),
+        "{hub}"
+    );
+    let stranger = crate::support::browser();
+    let r = stranger
+        .get(app.url("/auth/register"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the form sends strangers to the login");
+    let (_, login_page) = page(&stranger, &app, "/auth/login").await;
+    let r = post_form(
+        &stranger,
+        &app,
+        "/auth/register",
+        &csrf_of(&login_page),
+        &[("email", "late@example.com"), ("password", "password-123")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = post_form(
+        &me,
+        &app,
+        "/admin/registration",
+        &csrf_of(&hub),
+        &[("open", "true")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (status, _) = page(&stranger, &app, "/auth/register").await;
+    assert_eq!(status, 200, "open again");
     app.stop().await;
 }

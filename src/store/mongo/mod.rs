@@ -609,6 +609,40 @@ impl AccountStore for MongoStore {
             .await
     }
 
+    async fn registration_setting(&self) -> StoreResult<Option<bool>> {
+        let found = self
+            .coll(SETTINGS)
+            .find_one(doc! {"key": crate::store::REGISTRATION_KEY})
+            .projection(doc! {"value": 1})
+            .await
+            .map_err(map_err)?;
+        Ok(found
+            .as_ref()
+            .and_then(|d| d.get_str("value").ok())
+            .map(|v| v == "true"))
+    }
+
+    async fn set_registration_setting(&self, open: bool) -> StoreResult<()> {
+        let now = date(now_ms());
+        self.coll(SETTINGS)
+            .update_one(
+                doc! {"key": crate::store::REGISTRATION_KEY},
+                doc! {
+                    "$set": {
+                        "value": open.to_string(),
+                        "type": "boolean",
+                        "description": crate::store::REGISTRATION_DESCRIPTION,
+                        "updatedAt": now,
+                    },
+                    "$setOnInsert": {"createdAt": now},
+                },
+            )
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     /// Looks for another user with the email first: the unique index refuses a duplicate on
     /// MongoDB, but FerretDB does not check unique indexes on updates (the index still closes
     /// the race on MongoDB).

@@ -715,6 +715,31 @@ impl AccountStore for SqliteStore {
         .await
     }
 
+    async fn registration_setting(&self) -> StoreResult<Option<bool>> {
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM global_settings WHERE key = ?")
+                .bind(crate::store::REGISTRATION_KEY)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(value.map(|v| v == "true"))
+    }
+
+    async fn set_registration_setting(&self, open: bool) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO global_settings (key, value, type, description, updated_at) VALUES (?, ?, 'boolean', ?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(crate::store::REGISTRATION_KEY)
+        .bind(open.to_string())
+        .bind(crate::store::REGISTRATION_DESCRIPTION)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn set_user_email(&self, user: DocId, email: &str) -> StoreResult<()> {
         self.update_one(
             "UPDATE users SET email = ?, updated_at = ? WHERE id = ?",
