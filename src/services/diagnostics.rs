@@ -269,6 +269,7 @@ mod tests {
         };
         assert_eq!(lcp.show(&Some(2500.4)), "2500 ms");
         assert_eq!(lcp.status_label(), "No data");
-        assert!(!metric_meta("inp").3, "INP is shown but not scored");
+        assert!(metric_meta("inp").3, "INP counts in the score");
+        assert!(!metric_meta("fid").3, "FID is shown but not scored");
     }
 }
