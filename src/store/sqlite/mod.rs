@@ -78,6 +78,8 @@ pub struct SqliteStore {
     /// Raised by the background checkpointer after a pass that left frames in the WAL; the
     /// ingest writer then finishes that checkpoint itself (see [`spawn_checkpointer`]).
     wal_tail_due: Arc<AtomicBool>,
+    /// Whether the background checkpointer runs (see [`SqliteStore::start_checkpoints`]).
+    checkpoints_started: Arc<AtomicBool>,
 }
 
 /// Maps driver errors onto the port's error type.
@@ -208,15 +210,26 @@ impl SqliteStore {
             )
             .await
             .map_err(map_err)?;
-        let wal_tail_due = Arc::new(AtomicBool::new(false));
-        spawn_checkpointer(pool.clone(), wal_tail_due.clone());
         Ok(Self {
             pool,
             ingest,
             project_keys: Arc::default(),
             rollup_builds: Arc::default(),
-            wal_tail_due,
+            wal_tail_due: Arc::default(),
+            checkpoints_started: Arc::default(),
         })
+    }
+
+    /// Starts the background checkpointer, once, when the schema is current: after `migrate`,
+    /// or at the first ingest write of a process that did not migrate. Not at `open`: a pool
+    /// connection that ran a checkpoint between two migrations would keep the older schema in
+    /// memory, SQLite would prepare its next `SELECT *` with the old column count and re-prepare
+    /// it at the first step, and sqlx, which counted the columns at prepare time, panics on the
+    /// extra column (`index out of bounds: the len is 10 but the index is 10`, seen in tests).
+    fn start_checkpoints(&self) {
+        if !self.checkpoints_started.swap(true, Ordering::Relaxed) {
+            spawn_checkpointer(self.pool.clone(), self.wal_tail_due.clone());
+        }
     }
 
     /// The integer key of a project, `NotFound` when it does not exist.
@@ -870,6 +883,7 @@ fn org_from_row(r: &SqliteRow) -> StoreResult<Organization> {
 #[async_trait]
 impl EventWriter for SqliteStore {
     async fn write(&self, batches: &[WriteBatch]) -> StoreResult<()> {
+        self.start_checkpoints();
         let mut conn = self.ingest.acquire().await.map_err(map_err)?;
         if self.wal_tail_due.swap(false, Ordering::Relaxed) {
             // The end of the background checkpoint's pass (see `spawn_checkpointer`). Failing
@@ -888,6 +902,7 @@ impl EventWriter for SqliteStore {
     }
 
     async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
+        self.start_checkpoints();
         let mut tx = self
             .ingest
             .begin_with("BEGIN IMMEDIATE")
@@ -1101,7 +1116,9 @@ impl StoreAdmin for SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::other_with(format!("migration failed: {e}"), e))
+            .map_err(|e| StoreError::other_with(format!("migration failed: {e}"), e))?;
+        self.start_checkpoints();
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {
