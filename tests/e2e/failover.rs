@@ -4,7 +4,7 @@
 //! Counted: 5xx answers, sign-outs, events acknowledged vs stored, job attempts; measured: the
 //! time from the kill until the server is on Redis again.
 
-use crate::process::{Load, create_admin, csrf_on, get_json, stored_events};
+use crate::process::{Load, create_admin, csrf_on, get_json, sign_in_admin, stored_events};
 use crate::support::{RedisServer, ServerProcess, eventually, free_port};
 use serde_json::{Value, json};
 use std::{
@@ -262,18 +262,7 @@ async fn failover_under_traffic(
 
     // Signed in, with the session's CSRF token fetched before anything is replicated.
     let browser = crate::support::browser();
-    let csrf = csrf_on(&browser, &server, "/auth/login").await;
-    let r = browser
-        .post(server.url("/auth/login"))
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("email", "admin@example.com"),
-            ("password", "a-strong-password"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "signed in");
+    sign_in_admin(&browser, &format!("http://{}", server.addr)).await;
     let csrf = csrf_on(&browser, &server, &format!("/projects/{project}/settings")).await;
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -6,7 +6,7 @@
 //! The nginx configuration is the one `docs/deployment.md` shows, on test ports.
 
 use crate::failover::{PageCounts, page_loads};
-use crate::process::{Load, create_admin, stored_events};
+use crate::process::{Load, create_admin, sign_in_admin, stored_events};
 use crate::support::{RedisServer, ServerProcess, eventually, free_port};
 use serde_json::json;
 use std::{
@@ -19,6 +19,7 @@ use std::{
     },
     time::Duration,
 };
+use superinsights::domain::ids::DocId;
 
 /// nginx as a reverse proxy in front of `upstreams`, on a port of its own.
 struct Nginx {
@@ -127,62 +128,74 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-/// The environment every instance shares: Redis for sessions, cache and limits, one secret.
-fn shared_env<'a>(redis: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut env = vec![
-        ("REDIS_URL", redis),
-        ("SESSION_STORE_REDIS", "true"),
-        ("CACHE_REDIS", "true"),
-        ("RATE_LIMIT_REDIS", "true"),
-        ("SESSION_SECRET", "one-secret-for-every-instance"),
-        ("PUBLIC_LINK_PEPPER", "one-pepper-for-every-instance"),
-        ("TRUST_PROXY", "1"),
-    ];
-    env.extend_from_slice(extra);
-    env
+/// Three instances on one store (this leg's backend) and one Redis, behind nginx.
+struct Deployment {
+    _redis: RedisServer,
+    dir: tempfile::TempDir,
+    project: DocId,
+    key: String,
+    /// What every instance is started with (a restarted one too).
+    env: Vec<(&'static str, String)>,
+    instances: Vec<ServerProcess>,
+    nginx: Nginx,
+}
+
+impl Deployment {
+    /// `limits`: the ingest rate limits, `(per IP, per project)`.
+    async fn start(limits: (&'static str, &'static str)) -> Self {
+        let redis = RedisServer::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (project, key) = create_admin(dir.path());
+        let env = vec![
+            ("REDIS_URL", redis.url()),
+            ("SESSION_STORE_REDIS", "true".into()),
+            ("CACHE_REDIS", "true".into()),
+            ("RATE_LIMIT_REDIS", "true".into()),
+            ("SESSION_SECRET", "one-secret-for-every-instance".into()),
+            ("PUBLIC_LINK_PEPPER", "one-pepper-for-every-instance".into()),
+            ("TRUST_PROXY", "1".into()),
+            ("RATE_LIMIT_INGEST_IP", limits.0.into()),
+            ("RATE_LIMIT_INGEST_PROJECT", limits.1.into()),
+        ];
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (a, b, c) = tokio::join!(
+            ServerProcess::start(dir.path(), &pairs),
+            ServerProcess::start(dir.path(), &pairs),
+            ServerProcess::start(dir.path(), &pairs),
+        );
+        let nginx = Nginx::start(&[a.addr, b.addr, c.addr]).await;
+        Self {
+            _redis: redis,
+            dir,
+            project,
+            key,
+            env,
+            instances: vec![a, b, c],
+            nginx,
+        }
+    }
+
+    /// Starts an instance on `port`: the address of one that was stopped, so nginx's list holds.
+    async fn start_instance(&self, port: u16) -> ServerProcess {
+        let pairs: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ServerProcess::start_on(self.dir.path(), &pairs, port).await
+    }
 }
 
 /// Signs in as the admin through `nginx`; returns the browser holding the cookie.
 async fn sign_in(nginx: &Nginx) -> reqwest::Client {
     let browser = crate::support::browser();
-    let page = browser.get(nginx.url("/auth/login")).send().await.unwrap();
-    let csrf = crate::support::csrf_of(&page.text().await.unwrap());
-    let r = browser
-        .post(nginx.url("/auth/login"))
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("email", "admin@example.com"),
-            ("password", "a-strong-password"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "signed in through nginx");
+    sign_in_admin(&browser, &nginx.url("")).await;
     browser
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn through_nginx_one_sign_in_and_one_exact_ip_limit_span_three_instances() {
-    let redis = RedisServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (project, key) = create_admin(dir.path());
-    let url = redis.url();
-    let env = shared_env(
-        &url,
-        &[
-            ("RATE_LIMIT_INGEST_IP", "20/60s"),
-            ("RATE_LIMIT_INGEST_PROJECT", "off"),
-        ],
-    );
-    let (a, b, c) = tokio::join!(
-        ServerProcess::start(dir.path(), &env),
-        ServerProcess::start(dir.path(), &env),
-        ServerProcess::start(dir.path(), &env),
-    );
-    let nginx = Nginx::start(&[a.addr, b.addr, c.addr]).await;
+    let d = Deployment::start(("20/60s", "off")).await;
+    let (nginx, project, key) = (&d.nginx, d.project, &d.key);
 
     // Every instance serves the signed-in user: nginx spreads these over all three.
-    let browser = sign_in(&nginx).await;
+    let browser = sign_in(nginx).await;
     for i in 0..9 {
         let r = browser
             .get(nginx.url(&format!("/projects/{project}/settings")))
@@ -196,7 +209,7 @@ async fn through_nginx_one_sign_in_and_one_exact_ip_limit_span_three_instances()
         );
     }
     // nginx's round robin really reached each instance.
-    for server in [&a, &b, &c] {
+    for server in &d.instances {
         let text = reqwest::get(server.url("/metrics"))
             .await
             .unwrap()
@@ -219,7 +232,7 @@ async fn through_nginx_one_sign_in_and_one_exact_ip_limit_span_three_instances()
     for i in 0..30 {
         let r = http
             .post(nginx.url("/v1/events"))
-            .bearer_auth(&key)
+            .bearer_auth(key)
             .header("x-forwarded-for", format!("203.0.113.{i}"))
             .json(&json!({"eventName": format!("limited-{i}")}))
             .send()
@@ -236,51 +249,35 @@ async fn through_nginx_one_sign_in_and_one_exact_ip_limit_span_three_instances()
         (20, 10),
         "one limit across the instances"
     );
-    assert_eq!(stored_events(dir.path(), project).await, 20);
+    assert_eq!(stored_events(d.dir.path(), project).await, 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_restart_behind_nginx_answers_no_error_and_loses_nothing() {
-    let redis = RedisServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (project, key) = create_admin(dir.path());
-    let url = redis.url();
-    let env = shared_env(
-        &url,
-        &[
-            ("RATE_LIMIT_INGEST_IP", "off"),
-            ("RATE_LIMIT_INGEST_PROJECT", "off"),
-        ],
-    );
-    let (a, b, c) = tokio::join!(
-        ServerProcess::start(dir.path(), &env),
-        ServerProcess::start(dir.path(), &env),
-        ServerProcess::start(dir.path(), &env),
-    );
-    let mut instances = vec![a, b, c];
-    let nginx = Nginx::start(&instances.iter().map(|s| s.addr).collect::<Vec<_>>()).await;
-    let browser = sign_in(&nginx).await;
+    let mut d = Deployment::start(("off", "off")).await;
+    let project = d.project;
+    let browser = sign_in(&d.nginx).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(PageCounts::default());
     let pages = page_loads(
         browser,
-        nginx.url(""),
+        d.nginx.url(""),
         project,
         stop.clone(),
         counts.clone(),
     );
     // A 502 (or any answer but 201/202) through nginx makes a load client panic.
-    let load = Load::start(vec![nginx.url("/v1/events")], key, 4);
+    let load = Load::start(vec![d.nginx.url("/v1/events")], d.key.clone(), 4);
     eventually(Duration::from_secs(10), "traffic flows", async || {
         counts.ok.load(Ordering::Relaxed) >= 10 && load.acked() >= 100
     })
     .await;
 
     // One by one: SIGTERM (the instance drains), then a new process on the same address.
-    for i in 0..instances.len() {
+    for i in 0..d.instances.len() {
         let before = load.acked();
-        let mut old = instances.remove(i);
+        let mut old = d.instances.remove(i);
         let port = old.addr.port();
         let status = tokio::task::spawn_blocking(move || old.terminate())
             .await
@@ -289,7 +286,8 @@ async fn a_rolling_restart_behind_nginx_answers_no_error_and_loses_nothing() {
             status.success(),
             "instance {i} drained and exited: {status:?}"
         );
-        instances.insert(i, ServerProcess::start_on(dir.path(), &env, port).await);
+        let new = d.start_instance(port).await;
+        d.instances.insert(i, new);
         eventually(
             Duration::from_secs(10),
             "traffic goes on after the restart",
@@ -311,11 +309,11 @@ async fn a_rolling_restart_behind_nginx_answers_no_error_and_loses_nothing() {
         0,
         "nobody was signed out"
     );
-    for server in &mut instances {
+    for server in &mut d.instances {
         assert!(server.terminate().success());
     }
     assert_eq!(
-        stored_events(dir.path(), project).await,
+        stored_events(d.dir.path(), project).await,
         acked,
         "every acknowledged event is stored once"
     );

@@ -225,6 +225,29 @@ pub(crate) async fn csrf_on(
     crate::support::csrf_of(&r.text().await.unwrap())
 }
 
+/// Signs `browser` in as the admin `create_admin` made, through the server (or proxy) at `base`
+/// (`http://host:port`).
+pub(crate) async fn sign_in_admin(browser: &reqwest::Client, base: &str) {
+    let page = browser
+        .get(format!("{base}/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the login page at {base}");
+    let csrf = crate::support::csrf_of(&page.text().await.unwrap());
+    let r = browser
+        .post(format!("{base}/auth/login"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("email", "admin@example.com"),
+            ("password", "a-strong-password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signed in at {base}");
+}
+
 /// Issue 13 item 4 (and the scale-out the design card promises): three processes on one store
 /// (this leg's backend: a SQLite file, or one MongoDB database) and one Redis behave as one
 /// deployment, whichever instance a request lands on — a sign-in on one is a sign-in on all
@@ -264,18 +287,7 @@ async fn three_instances_on_one_store_and_one_redis_act_as_one_deployment() {
 
     // Signed in on A; the same cookie opens the project on B and C.
     let browser = crate::support::browser();
-    let csrf = csrf_on(&browser, &a, "/auth/login").await;
-    let r = browser
-        .post(a.url("/auth/login"))
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("email", "admin@example.com"),
-            ("password", "a-strong-password"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "signed in on A");
+    sign_in_admin(&browser, &format!("http://{}", a.addr)).await;
     let dashboard = format!("/projects/{project}/dashboard/data?timeframe=24h");
     for server in [&b, &c] {
         let r = get_json(&browser, server, &dashboard).await;
