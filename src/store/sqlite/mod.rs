@@ -145,8 +145,9 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 ///
 /// A checkpoint copies WAL pages into the database file and syncs both files: 15–45 ms on this
 /// project's test machine at 2,000 commits a second. SQLite's own autocheckpoint runs inside the
-/// COMMIT that crosses its threshold, so one request in ~1,000 used to wait that long (the
-/// ingest p99, issue 14). So the ingest connection has autocheckpoint off, and:
+/// COMMIT that crosses its threshold, so about once a second one commit, and every request
+/// queued behind it, waited that long (the ingest p99, issue 14). So the ingest connection has
+/// autocheckpoint off, and:
 /// - this task runs a PASSIVE checkpoint (never blocks writers or readers) every
 ///   [`CHECKPOINT_INTERVAL`] from a pool connection: the heavy part, off the commit path;
 /// - a WAL only starts over from its beginning once every frame in it is checkpointed, which a
