@@ -193,35 +193,8 @@ async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
     );
     let file = |name: &str| certs.path().join(name).to_str().unwrap().to_string();
     let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
-    let port = free_port();
-    let _redis = RedisServer::start_with(
-        port,
-        &[
-            "--port",
-            "0",
-            "--tls-port",
-            &port.to_string(),
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            "no",
-        ],
-    )
-    .await;
-    // The sentinel reaches the primary over TLS too (`tls-replication`).
-    let sentinel = RedisServer::sentinel_with("si-tls", port, |sentinel_port| {
-        format!(
-            "port 0\ntls-port {sentinel_port}\ntls-cert-file {cert}\ntls-key-file {key}\n\
-             tls-ca-cert-file {ca}\ntls-auth-clients no\ntls-replication yes\n"
-        )
-    })
-    .await;
-    // Three TLS-only cluster nodes (bus and replication over TLS too), one slot range each.
-    let tls_args = |port: u16, bus: u16| -> Vec<String> {
+    // A TLS-only server on `port` (no plain port), clients not asked for certificates.
+    let tls_only = |port: u16| -> Vec<String> {
         [
             "--port",
             "0",
@@ -235,19 +208,41 @@ async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
             &ca,
             "--tls-auth-clients",
             "no",
-            "--tls-cluster",
-            "yes",
-            "--tls-replication",
-            "yes",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-port",
-            &bus.to_string(),
         ]
         .map(str::to_string)
         .to_vec()
+    };
+    let port = free_port();
+    let args = tls_only(port);
+    let _redis =
+        RedisServer::start_with(port, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    // The sentinel reaches the primary over TLS too (`tls-replication`).
+    let sentinel = RedisServer::sentinel_with("si-tls", port, |sentinel_port| {
+        format!(
+            "port 0\ntls-port {sentinel_port}\ntls-cert-file {cert}\ntls-key-file {key}\n\
+             tls-ca-cert-file {ca}\ntls-auth-clients no\ntls-replication yes\n"
+        )
+    })
+    .await;
+    // Three TLS-only cluster nodes (bus and replication over TLS too), one slot range each.
+    let tls_args = |port: u16, bus: u16| -> Vec<String> {
+        let mut args = tls_only(port);
+        args.extend(
+            [
+                "--tls-cluster",
+                "yes",
+                "--tls-replication",
+                "yes",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-port",
+                &bus.to_string(),
+            ]
+            .map(str::to_string),
+        );
+        args
     };
     let mut nodes = Vec::new();
     for _ in 0..3 {
