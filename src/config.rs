@@ -469,6 +469,41 @@ impl ServerConfig {
     }
 }
 
+/// Generated reports (`docs/features/reports.md`).
+#[derive(Clone, Debug)]
+pub struct ReportsConfig {
+    /// `REPORTS_DIR` (default `DATA_DIR/reports`): the local file store of report files.
+    pub dir: PathBuf,
+    /// `REPORT_PDF_FONT`: a TrueType font embedded in PDFs (default DejaVu Sans where installed,
+    /// `/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf`). Without one, PDFs use the built-in
+    /// Helvetica, which shows only Latin-1 text (other characters become `?`).
+    pub pdf_font: Option<PathBuf>,
+    /// `REPORT_TIMEOUT_MS` (300000; 1000–3600000): a generation not finished this long after it
+    /// was asked for is failed, naming the stage it was in.
+    pub timeout_ms: u64,
+}
+
+/// Where Debian's `fonts-dejavu-core` puts DejaVu Sans.
+pub const DEFAULT_PDF_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+impl ReportsConfig {
+    fn from_env(env: &Env, data_dir: &std::path::Path) -> Result<Self, ConfigError> {
+        let pdf_font = match env.string("REPORT_PDF_FONT") {
+            Some(p) if p == "builtin" => None,
+            Some(p) => Some(PathBuf::from(p)),
+            None => Some(PathBuf::from(DEFAULT_PDF_FONT)).filter(|p| p.exists()),
+        };
+        Ok(Self {
+            dir: env
+                .string("REPORTS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("reports")),
+            pdf_font,
+            timeout_ms: env.number_in("REPORT_TIMEOUT_MS", 300_000, 1_000, 3_600_000)?,
+        })
+    }
+}
+
 /// The whole effective configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -482,6 +517,8 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     /// The AI-analysis provider (OpenAI-compatible) and its limits.
     pub ai: AiConfig,
+    /// Generated reports: where their files go, the PDF font, the generation timeout.
+    pub reports: ReportsConfig,
     /// How many reverse proxies in front of the server append to `X-Forwarded-For` (0: trust none).
     /// `TRUST_PROXY=true` means one; a number means that many.
     pub trust_proxy: usize,
@@ -749,6 +786,7 @@ impl Config {
             ));
         }
 
+        let reports = ReportsConfig::from_env(env, &data_dir)?;
         let config = Config {
             production,
             host,
@@ -759,6 +797,7 @@ impl Config {
             ingest,
             rate_limits: RateLimitsConfig::from_env(env)?,
             ai: AiConfig::from_env(env)?,
+            reports,
             trust_proxy: match env.get("TRUST_PROXY") {
                 None => usize::from(production),
                 Some(v) => match (parse_flag(v), v.parse::<usize>()) {

@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for how the modules fit together.
 
 pub mod ai;
+pub mod reports;
 pub mod analytics;
 pub mod cli;
 pub mod config;

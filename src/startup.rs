@@ -100,7 +100,6 @@ pub async fn build_with(
         _ => AppSessionStore::Durable(durable_sessions.clone()),
     };
     tracing::info!("sessions: {}", sessions.describe());
-    spawn_maintenance(durable_sessions, stores.clone());
     let cache: Arc<dyn crate::runtime::cache::Cache> = match &redis {
         Some(handle) if config.redis.cache => Arc::new(
             crate::runtime::cache::redis::RedisCache::new(handle.clone()),
@@ -133,15 +132,32 @@ pub async fn build_with(
         &config.ai,
         Some(jobs.clone()),
     ));
+    let reports = Arc::new(crate::services::report_jobs::ReportJobs::new(
+        stores.clone(),
+        Arc::new(crate::reports::files::LocalFileStore::new(
+            config.reports.dir.clone(),
+        )),
+        jobs.clone(),
+        &config.reports,
+    ));
+    spawn_maintenance(durable_sessions, stores.clone(), reports.clone());
     let ai_kind = crate::runtime::jobs::kinds::AI_ANALYSIS;
-    let handlers = if extra_handlers.get(ai_kind).is_some() {
-        extra_handlers
-    } else {
-        extra_handlers.register(
+    let mut handlers = extra_handlers;
+    if handlers.get(ai_kind).is_none() {
+        handlers = handlers.register(
             ai_kind,
             Arc::new(crate::services::ai_analysis::AiAnalysisHandler(ai.clone())),
-        )
-    };
+        );
+    }
+    let report_kind = crate::runtime::jobs::kinds::REPORT;
+    if handlers.get(report_kind).is_none() {
+        handlers = handlers.register(
+            report_kind,
+            Arc::new(crate::services::report_jobs::ReportJobHandler(
+                reports.clone(),
+            )),
+        );
+    }
     let workers = crate::runtime::jobs::WorkerPool::start(
         jobs.clone(),
         handlers,
@@ -151,6 +167,7 @@ pub async fn build_with(
     let state = AppState {
         jobs,
         ai,
+        reports,
         dashboards,
         sessions,
         config: Arc::new(config),
@@ -192,8 +209,13 @@ fn secure_data_dir(config: &Config) {
     }
 }
 
-/// Hourly: delete expired sessions. Daily (first run a minute after start): the retention purge.
-fn spawn_maintenance(sessions: DurableSessionStore, stores: Stores) {
+/// Hourly: delete expired sessions and the files of expired or deleted reports. Daily (first
+/// run a minute after start): the retention purge.
+fn spawn_maintenance(
+    sessions: DurableSessionStore,
+    stores: Stores,
+    reports: Arc<crate::services::report_jobs::ReportJobs>,
+) {
     tokio::spawn(async move {
         let mut hourly = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -202,6 +224,7 @@ fn spawn_maintenance(sessions: DurableSessionStore, stores: Stores) {
             if removed > 0 {
                 tracing::info!(removed, "expired sessions deleted");
             }
+            crate::services::retention::purge_report_files(&reports).await;
         }
     });
     tokio::spawn(async move {

@@ -26,6 +26,8 @@ pub struct AppState {
     pub sessions: crate::runtime::sessions::AppSessionStore,
     /// AI analysis: runs (through the job queue), the provider, presets.
     pub ai: Arc<crate::services::ai_analysis::AiAnalysis>,
+    /// Generated reports and filter templates (generation runs on the job queue).
+    pub reports: Arc<crate::services::report_jobs::ReportJobs>,
     /// Open WebSocket ingestion connections (closed with 1001 on shutdown).
     pub ws: Arc<crate::http::ws::WsHub>,
     /// The job queue (durable store, or Redis Streams with `JOB_QUEUE_REDIS`): enqueue jobs and

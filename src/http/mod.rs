@@ -16,6 +16,7 @@ pub mod observe;
 pub mod org;
 pub mod pages;
 pub mod projects;
+pub mod report_routes;
 pub mod rate_limit;
 pub mod sdk;
 pub mod security_headers;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router(&state))
         .merge(projects::router())
         .merge(ai::router(&state))
+        .merge(report_routes::router())
         .nest("/projects/{id}", analytics::routes())
         .merge(org::router(&state))
         .merge(invites::router())

@@ -1,6 +1,7 @@
 //! Data retention: analytics older than a project's `dataRetentionDays` are deleted (SuperInsights
 //! 1.x stored the setting but never enforced it). Runs daily from startup; safe to run anywhere,
-//! any number of times.
+//! any number of times. Report files past their expiry (or of deleted reports) are removed here
+//! too ([`purge_report_files`], hourly).
 
 use crate::{domain::timestamp::now_ms, store::Stores};
 
@@ -30,6 +31,16 @@ pub async fn purge_all(stores: &Stores) -> u64 {
         }
     }
     total
+}
+
+/// Removes the files of reports past their 30-day expiry and of deleted reports (the records
+/// stay, without a file: a download then answers 410). Returns how many files went.
+pub async fn purge_report_files(reports: &crate::services::report_jobs::ReportJobs) -> u64 {
+    let removed = reports.sweep_files(now_ms()).await;
+    if removed > 0 {
+        tracing::info!(removed, "expired or deleted report files removed");
+    }
+    removed
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ macro_rules! contract_behaviours {
             implausible_values_are_kept_but_left_out_of_figures,
             ai_presets_and_runs,
             ai_sample_documents,
+            reports_and_templates,
+            report_files_to_sweep,
+            document_scans_page_in_order,
         }
     };
 }
@@ -4057,4 +4060,250 @@ pub(crate) async fn jobs_claims_and_leases(stores: &Stores) {
         }
     );
     assert!(jobs.job(DocId::new()).await.unwrap().is_none());
+}
+
+/// A report of `project` as the service would first record it.
+fn new_report(project: &super::Project, hash: &str, created_at: i64) -> crate::reports::Report {
+    use crate::reports::{DataType, Report, ReportFormat, ReportStatus, Stage};
+    Report {
+        id: DocId::new(),
+        project_id: project.id,
+        org_id: project.org_id,
+        created_by: DocId::new(),
+        name: "Weekly \u{e9}t\u{e9}".into(),
+        data_type: DataType::All,
+        timeframe: "custom".into(),
+        start: created_at - 86_400_000,
+        end: created_at,
+        filters: crate::domain::segment::SegmentFilters {
+            browser: Some("Firefox".into()),
+            meta: [("plan".to_string(), "pro".to_string())].into(),
+            ..Default::default()
+        },
+        format: ReportFormat::Csv,
+        csv_mode: Some(crate::reports::CsvMode::Raw),
+        include_ai_insights: true,
+        status: ReportStatus::Pending,
+        status_message: None,
+        stages: Vec::new(),
+        current_stage: Stage::Queued,
+        progress: 0,
+        estimated_duration_ms: 15_000,
+        job_timeout_at: created_at + 300_000,
+        dedup_hash: hash.into(),
+        filter_template_id: None,
+        file_key: None,
+        file_size: None,
+        expires_at: None,
+        generated_at: None,
+        download_count: 0,
+        deleted_at: None,
+        context_snapshot: None,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+pub async fn reports_and_templates(stores: &Stores) {
+    use crate::reports::{FilterTemplate, ReportStatus, Stage};
+    let p = new_project(stores, "Reports").await;
+    let other = new_project(stores, "Other").await;
+    let t0 = 1_706_702_400_000;
+    let mut a = new_report(&p, "h1", t0);
+    a.enter(Stage::Queued, t0);
+    let b = new_report(&p, "h2", t0 + 1);
+    let c = new_report(&other, "h1", t0 + 2);
+    for r in [&a, &b, &c] {
+        stores.reports.insert_report(r).await.unwrap();
+    }
+    assert!(matches!(
+        stores.reports.insert_report(&a).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(stores.reports.report(a.id).await.unwrap().as_ref(), Some(&a));
+    assert_eq!(stores.reports.report(DocId::new()).await.unwrap(), None);
+    let listed: Vec<DocId> = stores
+        .reports
+        .reports_of_project(p.id, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![b.id, a.id], "newest first, own project only");
+    assert_eq!(stores.reports.reports_of_project(p.id, 1).await.unwrap().len(), 1);
+    // Dedup finds pending/generating reports of the project only.
+    let found = stores.reports.active_report_by_hash(p.id, "h1").await.unwrap();
+    assert_eq!(found.map(|r| r.id), Some(a.id));
+    assert_eq!(stores.reports.active_report_by_hash(p.id, "zz").await.unwrap(), None);
+    // Saving moves it along, with the snapshot and stages.
+    let mut a2 = a.clone();
+    a2.enter(Stage::Aggregating, t0 + 10);
+    a2.context_snapshot = Some(json!({"summary": {"totalCount": 3, "empty": false}, "x": [1.5, "s"]}));
+    a2.enter(Stage::Completed, t0 + 20);
+    a2.file_key = Some("k".into());
+    a2.expires_at = Some(t0 + 1000);
+    assert!(stores.reports.save_report(&a2).await.unwrap());
+    assert_eq!(stores.reports.report(a.id).await.unwrap().as_ref(), Some(&a2));
+    assert_eq!(a2.status, ReportStatus::Completed);
+    assert_eq!(stores.reports.active_report_by_hash(p.id, "h1").await.unwrap(), None);
+    stores.reports.count_download(a.id).await.unwrap();
+    stores.reports.count_download(a.id).await.unwrap();
+    assert_eq!(stores.reports.report(a.id).await.unwrap().unwrap().download_count, 2);
+    // Soft delete: gone from the list, once; a deleted report is not saved again.
+    assert!(stores.reports.soft_delete_report(b.id, t0 + 30).await.unwrap());
+    assert!(!stores.reports.soft_delete_report(b.id, t0 + 31).await.unwrap());
+    assert!(!stores.reports.soft_delete_report(DocId::new(), t0).await.unwrap());
+    let kept = stores.reports.report(b.id).await.unwrap().unwrap();
+    assert_eq!(kept.deleted_at, Some(t0 + 30));
+    assert!(!stores.reports.save_report(&b).await.unwrap());
+    assert_eq!(stores.reports.reports_of_project(p.id, 10).await.unwrap().len(), 1);
+    assert_eq!(stores.reports.active_report_by_hash(p.id, "h2").await.unwrap(), None);
+
+    // Filter templates.
+    let template = |project: &super::Project, name: &str, at: i64| FilterTemplate {
+        id: DocId::new(),
+        project_id: project.id,
+        name: name.into(),
+        description: "d".into(),
+        filters: crate::domain::segment::SegmentFilters {
+            utm_source: Some("news".into()),
+            ..Default::default()
+        },
+        timeframe: Some("custom".into()),
+        start_date: Some(at - 5),
+        end_date: Some(at),
+        created_by: DocId::new(),
+        created_at: at,
+        updated_at: at,
+    };
+    let t1 = template(&p, "First", t0);
+    let t2 = template(&p, "Second \u{1F600}", t0 + 1);
+    let t3 = template(&other, "Elsewhere", t0 + 2);
+    for t in [&t1, &t2, &t3] {
+        stores.reports.insert_filter_template(t).await.unwrap();
+    }
+    assert_eq!(stores.reports.filter_template(t2.id).await.unwrap().as_ref(), Some(&t2));
+    let names: Vec<String> = stores
+        .reports
+        .filter_templates(p.id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, vec![t2.name.clone(), t1.name.clone()]);
+    assert!(stores.reports.delete_filter_template(t1.id).await.unwrap());
+    assert!(!stores.reports.delete_filter_template(t1.id).await.unwrap());
+    assert_eq!(stores.reports.filter_template(t1.id).await.unwrap(), None);
+    assert_eq!(stores.reports.filter_templates(p.id, 100).await.unwrap().len(), 1);
+}
+
+pub async fn report_files_to_sweep(stores: &Stores) {
+    use crate::reports::Stage;
+    let p = new_project(stores, "Sweep").await;
+    let t0 = 1_706_702_400_000;
+    let with_file = |hash: &str, expires: i64, at: i64| {
+        let mut r = new_report(&p, hash, at);
+        r.enter(Stage::Completed, at);
+        r.file_key = Some(format!("ns/{hash}"));
+        r.expires_at = Some(expires);
+        r
+    };
+    let expired = with_file("expired", t0 - 1, t0);
+    let fresh = with_file("fresh", t0 + 1_000_000, t0 + 1);
+    let deleted = with_file("deleted", t0 + 1_000_000, t0 + 2);
+    let no_file = new_report(&p, "none", t0 + 3);
+    for r in [&expired, &fresh, &deleted, &no_file] {
+        stores.reports.insert_report(r).await.unwrap();
+    }
+    stores.reports.soft_delete_report(deleted.id, t0).await.unwrap();
+    let stale: Vec<DocId> = stores
+        .reports
+        .reports_with_stale_files(t0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(stale, vec![expired.id, deleted.id]);
+    stores.reports.clear_report_file(expired.id).await.unwrap();
+    stores.reports.clear_report_file(deleted.id).await.unwrap();
+    assert!(stores.reports.reports_with_stale_files(t0, 10).await.unwrap().is_empty());
+    assert_eq!(stores.reports.report(expired.id).await.unwrap().unwrap().file_key, None);
+    assert_eq!(stores.reports.report(deleted.id).await.unwrap().unwrap().file_key, None);
+    assert!(stores.reports.report(fresh.id).await.unwrap().unwrap().file_key.is_some());
+}
+
+pub async fn document_scans_page_in_order(stores: &Stores) {
+    use crate::domain::{analytics::TimeRange, segment::SegmentFilters};
+    let p = new_project(stores, "Scans").await;
+    let t0 = 1_706_702_400_000;
+    // 25 views, several on the same millisecond, two browsers; one outside the range.
+    let views: Vec<PageView> = (0..25)
+        .map(|i| PageView {
+            browser: Some(if i % 5 == 0 { "Safari" } else { "Firefox" }.into()),
+            ..pageview(&format!("/p{i}"), t0 + (i / 3) as i64)
+        })
+        .chain(std::iter::once(pageview("/late", t0 + 100_000)))
+        .collect();
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Pageviews(views))])
+        .await
+        .unwrap();
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Events(vec![event("e", t0)]))])
+        .await
+        .unwrap();
+    let range = TimeRange {
+        start_ms: t0,
+        end_ms: t0 + 1000,
+    };
+    let scan = |segment: SegmentFilters| async move {
+        let mut after = None;
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = stores
+                .reports
+                .scan_documents(p.id, Channel::Pageviews, range, &segment, after.as_ref(), 4)
+                .await
+                .unwrap();
+            let Some((last, _)) = page.last() else { break };
+            assert!(page.len() <= 4);
+            after = Some(last.clone());
+            pages += 1;
+            seen.extend(page.into_iter().map(|(c, d)| (c.ts, d["url"].as_str().unwrap().to_string())));
+        }
+        (seen, pages)
+    };
+    let (all, pages) = scan(SegmentFilters::default()).await;
+    assert_eq!(all.len(), 25, "every document once, none outside the range");
+    assert_eq!(pages, 7);
+    let mut urls: Vec<&str> = all.iter().map(|(_, u)| u.as_str()).collect();
+    assert!(all.windows(2).all(|w| w[0].0 <= w[1].0), "time order");
+    urls.sort();
+    urls.dedup();
+    assert_eq!(urls.len(), 25, "no duplicates across pages of equal times");
+    let (safari, _) = scan(SegmentFilters {
+        browser: Some("Safari".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(safari.len(), 5, "the segment is pushed down");
+    let unknown = stores
+        .reports
+        .scan_documents(DocId::new(), Channel::Pageviews, range, &SegmentFilters::default(), None, 10)
+        .await
+        .unwrap();
+    assert!(unknown.is_empty());
+    let events = stores
+        .reports
+        .scan_documents(p.id, Channel::Events, range, &SegmentFilters::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1["eventName"], "e");
 }

@@ -674,6 +674,83 @@ pub trait AiStore: Send + Sync {
     ) -> StoreResult<Vec<serde_json::Value>>;
 }
 
+/// Where a document scan stopped: the last document's time (epoch ms) and its backend key
+/// (SQLite rowid, MongoDB `_id`). Scans go in `(time, key)` order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanCursor {
+    pub ts: i64,
+    pub key: String,
+}
+
+/// Generated reports (`reports`) and filter templates (`filtertemplates`), plus the ordered
+/// document scan behind raw CSV exports.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Inserts a report. Errors: `Conflict` when the id exists.
+    async fn insert_report(&self, report: &crate::reports::Report) -> StoreResult<()>;
+    /// The report with this id (deleted ones too; callers check `deleted_at` and the project).
+    async fn report(&self, id: DocId) -> StoreResult<Option<crate::reports::Report>>;
+    /// The project's reports that are not deleted, newest created first, at most `limit`.
+    async fn reports_of_project(
+        &self,
+        project_id: DocId,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::reports::Report>>;
+    /// Replaces a report that is not deleted; `false` (nothing written) when it is deleted or
+    /// missing.
+    async fn save_report(&self, report: &crate::reports::Report) -> StoreResult<bool>;
+    /// Marks a report deleted at `at_ms`; `false` when it is missing or already deleted.
+    async fn soft_delete_report(&self, id: DocId, at_ms: i64) -> StoreResult<bool>;
+    /// A pending or generating, not deleted report of the project with this dedup hash.
+    async fn active_report_by_hash(
+        &self,
+        project_id: DocId,
+        hash: &str,
+    ) -> StoreResult<Option<crate::reports::Report>>;
+    /// Adds one to a report's download count.
+    async fn count_download(&self, id: DocId) -> StoreResult<()>;
+    /// Reports that still have a file and are expired (`expires_at <= now_ms`) or deleted, at
+    /// most `limit`, oldest created first (what the retention sweep removes).
+    async fn reports_with_stale_files(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::reports::Report>>;
+    /// Forgets a report's file (`file_key` unset) after it was removed, deleted or not.
+    async fn clear_report_file(&self, id: DocId) -> StoreResult<()>;
+    /// Inserts a filter template. Errors: `Conflict` when the id exists.
+    async fn insert_filter_template(
+        &self,
+        template: &crate::reports::FilterTemplate,
+    ) -> StoreResult<()>;
+    /// The template with this id (any project; callers check).
+    async fn filter_template(
+        &self,
+        id: DocId,
+    ) -> StoreResult<Option<crate::reports::FilterTemplate>>;
+    /// The project's newest `limit` templates, newest created first.
+    async fn filter_templates(
+        &self,
+        project_id: DocId,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::reports::FilterTemplate>>;
+    /// Deletes a template; `false` when it did not exist.
+    async fn delete_filter_template(&self, id: DocId) -> StoreResult<bool>;
+    /// Up to `limit` documents of `channel` in `range` (inclusive) within `segment` (mapped per
+    /// collection as in reference §4.7), in `(time, key)` order after `after`, as SuperInsights
+    /// JSON, each with its cursor. An empty page means the scan is over. An unknown project has
+    /// none.
+    async fn scan_documents(
+        &self,
+        project_id: DocId,
+        channel: Channel,
+        range: TimeRange,
+        segment: &SegmentFilters,
+        after: Option<&ScanCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ScanCursor, serde_json::Value)>>;
+}
+
 /// Backend-level operations.
 #[async_trait]
 pub trait StoreAdmin: Send + Sync {
@@ -694,6 +771,7 @@ pub trait Backend:
     + StoreAdmin
     + JobStore
     + AiStore
+    + ReportStore
     + 'static
 {
 }
@@ -707,6 +785,7 @@ impl<T> Backend for T where
         + StoreAdmin
         + JobStore
         + AiStore
+        + ReportStore
         + 'static
 {
 }
@@ -726,6 +805,8 @@ pub struct Stores {
     pub jobs: Arc<dyn JobStore>,
     /// AI analysis presets and runs.
     pub ai: Arc<dyn AiStore>,
+    /// Generated reports, filter templates and raw document scans.
+    pub reports: Arc<dyn ReportStore>,
 }
 
 impl Stores {
@@ -741,6 +822,7 @@ impl Stores {
             stats: b.clone(),
             jobs: b.clone(),
             ai: b.clone(),
+            reports: b.clone(),
             admin: b,
         }
     }

@@ -29,5 +29,6 @@ mod process;
 mod public_links;
 mod rate_limit;
 mod redis;
+mod reports;
 mod security;
 mod ws;

@@ -115,6 +115,19 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
                 plain(doc! {"projectId": 1, "start": 1, "end": 1, "createdAt": -1}),
             ],
         ),
+        // SuperInsights 1.x's report indexes (ours store `projectId` as a hex string).
+        (
+            super::report_records::REPORTS,
+            vec![
+                plain(doc! {"projectId": 1, "status": 1, "createdAt": -1}),
+                plain(doc! {"projectId": 1, "dedupHash": 1, "status": 1}),
+                plain(doc! {"fileKey": 1, "expiresAt": 1}),
+            ],
+        ),
+        (
+            super::report_records::FILTER_TEMPLATES,
+            vec![plain(doc! {"projectId": 1, "createdAt": -1})],
+        ),
         (ORGANIZATIONS, vec![unique(doc! {"slug": 1})]),
         (
             MEMBERS,

@@ -15,6 +15,7 @@ mod filters;
 mod indexes;
 mod jobs;
 mod public_links;
+mod report_records;
 mod reports;
 mod rollups;
 mod scan;

@@ -8,6 +8,7 @@ mod filters;
 mod invites;
 mod jobs;
 mod public_links;
+mod report_records;
 mod reports;
 mod rollups;
 mod rows;
