@@ -70,10 +70,11 @@ LABEL org.opencontainers.image.title="superinsights" \
       org.opencontainers.image.description="Self-hosted web analytics server, wire-compatible with SuperInsights 1.x" \
       org.opencontainers.image.licenses="MIT"
 
-# ca-certificates: TLS to MongoDB Atlas and other remote services. No curl: the health check below
+# ca-certificates: TLS to MongoDB Atlas and other remote services. fonts-dejavu-core: the font
+# report PDFs embed (REPORT_PDF_FONT), so non-Latin text survives. No curl: the health check below
 # speaks HTTP through bash's /dev/tcp, which the slim image already has.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 superinsights \
  && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \

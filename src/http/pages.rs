@@ -34,6 +34,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/js/ai.js"),
     ),
     (
+        "js/reports.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/js/reports.js"),
+    ),
+    (
         "js/dashboard.js",
         "application/javascript; charset=utf-8",
         include_str!("../../static/js/dashboard.js"),

@@ -551,14 +551,15 @@ async fn download_report(
         );
         return Ok(r);
     }
-    if report.status != ReportStatus::Completed || report.file_key.is_none() {
+    if report.status != ReportStatus::Completed {
         return Ok(coded(
             StatusCode::CONFLICT,
             "The report is not ready",
             "NOT_READY",
         ));
     }
-    if report.expires_at.is_some_and(|e| e <= now_ms()) {
+    // Expired, or its file already swept.
+    if report.expires_at.is_some_and(|e| e <= now_ms()) || report.file_key.is_none() {
         return Ok(coded(StatusCode::GONE, "The report has expired", "EXPIRED"));
     }
     let namespace = format!("{}_{}/", access.project.org_id, access.project.id);

@@ -1,6 +1,9 @@
 //! Bar charts for reports: one geometry ([`bars`]) drawn as inline SVG for HTML and as vector
 //! paths by the PDF writer, so both formats show the same chart. No scripts, no external assets.
 
+/// The fewest slots a chart is divided into.
+pub const MIN_SLOTS: usize = 8;
+
 /// One bar in a unit box: `x`, `width` and `height` as fractions of the plot area (0–1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bar {
@@ -11,10 +14,11 @@ pub struct Bar {
     pub height: f64,
 }
 
-/// Lays out `series` as bars: equal slots with a gap, heights relative to the largest value
-/// (an all-zero series has flat bars).
+/// Lays out `series` as bars: equal slots with a gap (at least [`MIN_SLOTS`] slots, so a short
+/// series does not draw a wall), heights relative to the largest value (an all-zero series has
+/// flat bars).
 pub fn bars(series: &[(String, f64)]) -> Vec<Bar> {
-    let n = series.len().max(1) as f64;
+    let n = series.len().max(MIN_SLOTS) as f64;
     let max = series.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max);
     let slot = 1.0 / n;
     series

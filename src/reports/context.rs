@@ -208,6 +208,15 @@ pub fn title(d: DataType) -> &'static str {
     }
 }
 
+/// An ISO time as `YYYY-MM-DD HH:MM UTC` (tables and headers); other text unchanged.
+pub fn short_time(iso: &str) -> String {
+    if iso.len() >= 16 && iso.as_bytes().get(10) == Some(&b'T') {
+        format!("{} {} UTC", &iso[..10], &iso[11..16])
+    } else {
+        iso.to_string()
+    }
+}
+
 /// A number from a context field (0 when absent).
 pub fn num(v: &Value, key: &str) -> u64 {
     v.get(key).and_then(Value::as_u64).unwrap_or(0)
@@ -291,7 +300,7 @@ pub fn table(d: DataType, section: &Value) -> (Vec<&'static str>, Vec<Vec<String
                     vec![
                         s(r, "eventName").to_string(),
                         num(r, "count").to_string(),
-                        s(r, "lastSeen").to_string(),
+                        short_time(s(r, "lastSeen")),
                     ]
                 })
                 .collect(),
@@ -304,7 +313,7 @@ pub fn table(d: DataType, section: &Value) -> (Vec<&'static str>, Vec<Vec<String
                     vec![
                         s(r, "message").to_string(),
                         num(r, "count").to_string(),
-                        s(r, "firstSeen").to_string(),
+                        short_time(s(r, "firstSeen")),
                     ]
                 })
                 .collect(),

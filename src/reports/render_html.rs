@@ -4,7 +4,7 @@
 //! escaped; the AI insights are Markdown rendered and sanitised.
 
 use super::charts::{esc, svg_bar_chart};
-use super::context::{self, kpis, s, table, title};
+use super::context::{self, kpis, s, short_time, table, title};
 use super::model::DataType;
 use serde_json::Value;
 
@@ -21,11 +21,11 @@ pub fn body(ctx: &Value) -> String {
     ));
     h.push_str(&format!(
         "<p class=\"report-period\">{} → {} ({}) · {} · generated {}</p>",
-        esc(s(meta, "start")),
-        esc(s(meta, "end")),
+        esc(&short_time(s(meta, "start"))),
+        esc(&short_time(s(meta, "end"))),
         esc(s(meta, "timeframe")),
         esc(s(meta, "environment")),
-        esc(s(meta, "generatedAt"))
+        esc(&short_time(s(meta, "generatedAt")))
     ));
     if let Some(f) = meta.get("filters").and_then(Value::as_object)
         && !f.is_empty()

@@ -7,7 +7,7 @@
 //! `printpdf`'s document is single-threaded: call [`render`] from a blocking task.
 
 use super::charts::{bars, max_value, short};
-use super::context::{self, kpis, s, table, title};
+use super::context::{self, kpis, s, short_time, table, title};
 use super::model::DataType;
 use printpdf::{
     BuiltinFont, Color, IndirectFontRef, Line, Mm, PdfDocument, PdfDocumentReference,
@@ -185,9 +185,10 @@ impl Writer {
 
     /// A bar chart of `series`, 55 mm tall.
     fn chart(&mut self, caption: &str, series: &[(String, f64)]) {
-        self.line(caption, 9.5, rgb(0.28, 0.33, 0.41));
         let h = 50.0;
-        self.need(h + 8.0);
+        // The caption stays on the chart's page.
+        self.need(h + 14.0);
+        self.line(caption, 9.5, rgb(0.28, 0.33, 0.41));
         let left = MARGIN + 12.0;
         let plot_w = CONTENT_W - 12.0;
         let bottom = self.y - h;
@@ -299,7 +300,8 @@ pub fn render(ctx: &Value, report_name: &str, font: Option<&[u8]>) -> Result<Vec
     let meta = &ctx["meta"];
     let project = s(meta, "projectName");
     let (doc, page, layer) =
-        PdfDocument::new(format!("{project} — {report_name}"), Mm(PAGE_W), Mm(PAGE_H), "content");
+        // The document-info title is written in PDFDocEncoding: keep it to plain separators.
+        PdfDocument::new(format!("{project} - {report_name}"), Mm(PAGE_W), Mm(PAGE_H), "content");
     let (font, unicode) = match font {
         Some(bytes) => (
             doc.add_external_font(std::io::Cursor::new(bytes))
@@ -329,8 +331,8 @@ pub fn render(ctx: &Value, report_name: &str, font: Option<&[u8]>) -> Result<Vec
     w.line(
         &format!(
             "Period: {} to {} ({})",
-            s(meta, "start"),
-            s(meta, "end"),
+            short_time(s(meta, "start")),
+            short_time(s(meta, "end")),
             s(meta, "timeframe")
         ),
         10.0,
@@ -340,7 +342,7 @@ pub fn render(ctx: &Value, report_name: &str, font: Option<&[u8]>) -> Result<Vec
         &format!(
             "Environment: {} · generated {}",
             s(meta, "environment"),
-            s(meta, "generatedAt")
+            short_time(s(meta, "generatedAt"))
         ),
         10.0,
         rgb(0.28, 0.33, 0.41),
@@ -366,6 +368,8 @@ pub fn render(ctx: &Value, report_name: &str, font: Option<&[u8]>) -> Result<Vec
     }
     for d in &sections {
         let sec = &ctx[d.as_str()];
+        // A section's heading starts on the page its chart fits on.
+        w.need(90.0);
         w.heading(title(*d));
         let caption = match d {
             DataType::Performance | DataType::All => "p75 per metric (ms)".to_string(),
