@@ -2,7 +2,6 @@
 //! See ARCHITECTURE.md for how the modules fit together.
 
 pub mod ai;
-pub mod reports;
 pub mod analytics;
 pub mod cli;
 pub mod config;
@@ -11,6 +10,7 @@ pub mod error;
 pub mod fsutil;
 pub mod http;
 pub mod ingest;
+pub mod reports;
 pub mod runtime;
 pub mod server;
 pub mod services;

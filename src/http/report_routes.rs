@@ -5,17 +5,15 @@
 //! codes; state-changing routes need the session's CSRF token in `X-CSRF-Token`. Handlers only
 //! translate: `services::report_jobs` does the work.
 
-use super::{
-    analytics::TIMEFRAMES, projects::ProjectAccess, session::AuthUser, views::Shell,
-};
+use super::{analytics::TIMEFRAMES, projects::ProjectAccess, session::AuthUser, views::Shell};
 use crate::{
     domain::{records::OrgRole, timestamp::now_ms},
     error::AppError,
-    reports::{
-        FilterTemplate, Report, ReportStatus, render_html, request::Rejected,
-    },
+    reports::{FilterTemplate, Report, ReportStatus, render_html, request::Rejected},
     runtime::rate_limit::namespaces,
-    services::report_jobs::{ESTIMATED_SECONDS, FORM_TEMPLATES, Generated, LIST_LIMIT, ReportError},
+    services::report_jobs::{
+        ESTIMATED_SECONDS, FORM_TEMPLATES, Generated, LIST_LIMIT, ReportError,
+    },
     state::AppState,
     store::{Project, StoreError},
 };
@@ -40,9 +38,18 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/reports/generate", post(generate_report))
         .route("/projects/{id}/reports/{report_id}", get(show_report))
         .route("/projects/{id}/reports/{report_id}/view", get(view_report))
-        .route("/projects/{id}/reports/{report_id}/status", get(report_status))
-        .route("/projects/{id}/reports/{report_id}/download", get(download_report))
-        .route("/projects/{id}/reports/{report_id}/delete", post(delete_report))
+        .route(
+            "/projects/{id}/reports/{report_id}/status",
+            get(report_status),
+        )
+        .route(
+            "/projects/{id}/reports/{report_id}/download",
+            get(download_report),
+        )
+        .route(
+            "/projects/{id}/reports/{report_id}/delete",
+            post(delete_report),
+        )
         .route(
             "/projects/{id}/filter-templates",
             get(list_templates).post(create_template),
@@ -106,7 +113,11 @@ impl IntoResponse for Refused {
 type Answer = Result<Response, Refused>;
 
 fn not_found() -> Refused {
-    Refused::Coded(StatusCode::NOT_FOUND, "Report not found".into(), "NOT_FOUND")
+    Refused::Coded(
+        StatusCode::NOT_FOUND,
+        "Report not found".into(),
+        "NOT_FOUND",
+    )
 }
 
 fn forbidden() -> Refused {
@@ -114,7 +125,11 @@ fn forbidden() -> Refused {
 }
 
 /// The project, for JSON routes: 404/403 as `{error, code}`.
-async fn access_json(state: &AppState, auth: &AuthUser, id: &str) -> Result<ProjectAccess, Refused> {
+async fn access_json(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+) -> Result<ProjectAccess, Refused> {
     match ProjectAccess::check(state, auth, id).await {
         Ok(a) => Ok(a),
         Err(AppError::NotFound) => Err(Refused::Coded(
@@ -571,7 +586,11 @@ async fn download_report(
         return Err(forbidden());
     }
     let Some(file) = state.reports.open_file(&report).await? else {
-        return Ok(coded(StatusCode::GONE, "The report file is gone", "EXPIRED"));
+        return Ok(coded(
+            StatusCode::GONE,
+            "The report file is gone",
+            "EXPIRED",
+        ));
     };
     let mut r = Response::new(Body::from_stream(file.chunks));
     let h = r.headers_mut();
@@ -580,13 +599,15 @@ async fn download_report(
         HeaderValue::from_static(report.format.content_type()),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.size));
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}\"",
-        report.file_name()
-    )) {
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", report.file_name()))
+    {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(r)
 }
 
@@ -601,11 +622,7 @@ async fn delete_report(
     let access = access_json(&state, &auth, &id).await?;
     editor(&access)?;
     csrf_json(&auth, &headers, &body)?;
-    if state
-        .reports
-        .delete(access.project.id, &report_id)
-        .await?
-    {
+    if state.reports.delete(access.project.id, &report_id).await? {
         Ok(Json(json!({"success": true})).into_response())
     } else {
         Err(not_found())

@@ -261,10 +261,7 @@ pub fn kpis(d: DataType, section: &Value) -> Vec<(String, String)> {
                 .pointer("/percentiles/lcp/p75")
                 .and_then(Value::as_f64)
                 .map_or("–".to_string(), |v| format!("{v:.0} ms"));
-            vec![
-                ("Measurements".into(), n("total")),
-                ("LCP p75".into(), lcp),
-            ]
+            vec![("Measurements".into(), n("total")), ("LCP p75".into(), lcp)]
         }
     }
 }

@@ -135,9 +135,14 @@ impl ReportStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Generating, Self::Completed, Self::Failed]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [
+            Self::Pending,
+            Self::Generating,
+            Self::Completed,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 
     pub fn is_final(self) -> bool {
@@ -257,7 +262,13 @@ impl Report {
         let stem: String = self
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(60)
             .collect();
         format!("{stem}-{}.{ext}", self.id)

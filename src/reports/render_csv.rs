@@ -10,8 +10,10 @@ use serde_json::Value;
 /// One CSV cell: quoted when it holds a comma, quote or line break; a text cell that a
 /// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
 pub fn cell(text: &str, out: &mut String) {
-    let guarded = matches!(text.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r'))
-        && text.parse::<f64>().is_err();
+    let guarded = matches!(
+        text.chars().next(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r')
+    ) && text.parse::<f64>().is_err();
     let needs_quotes = guarded || text.contains([',', '"', '\n', '\r']);
     if needs_quotes {
         out.push('"');
@@ -45,50 +47,137 @@ fn fnum(v: Option<&Value>) -> String {
 
 /// The aggregated CSV of a context.
 pub fn aggregated(ctx: &Value) -> String {
-    let timeframe = ctx.pointer("/meta/timeframe").and_then(Value::as_str).unwrap_or("");
+    let timeframe = ctx
+        .pointer("/meta/timeframe")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let mut out = String::new();
     line(&["metric", "value", "dataType", "timeframe"], &mut out);
     if ctx.pointer("/summary/empty").and_then(Value::as_bool) == Some(true) {
-        let data = ctx.pointer("/meta/dataType").and_then(Value::as_str).unwrap_or("");
-        line(&["note", "No data was recorded in this period", data, timeframe], &mut out);
+        let data = ctx
+            .pointer("/meta/dataType")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        line(
+            &[
+                "note",
+                "No data was recorded in this period",
+                data,
+                timeframe,
+            ],
+            &mut out,
+        );
     }
     let row = |metric: String, value: String, d: DataType, out: &mut String| {
-        line(&[metric.as_str(), value.as_str(), d.as_str(), timeframe], out);
+        line(
+            &[metric.as_str(), value.as_str(), d.as_str(), timeframe],
+            out,
+        );
     };
     for d in context::sections(ctx) {
         let sec = &ctx[d.as_str()];
-        let list = |k: &str| sec.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+        let list = |k: &str| {
+            sec.get(k)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
         match d {
             DataType::Pageviews => {
-                row("totalViews".into(), num(sec, "total").to_string(), d, &mut out);
-                row("uniqueVisitors".into(), num(sec, "uniqueVisitors").to_string(), d, &mut out);
+                row(
+                    "totalViews".into(),
+                    num(sec, "total").to_string(),
+                    d,
+                    &mut out,
+                );
+                row(
+                    "uniqueVisitors".into(),
+                    num(sec, "uniqueVisitors").to_string(),
+                    d,
+                    &mut out,
+                );
                 for (i, p) in list("topPages").iter().enumerate() {
                     let n = i + 1;
                     row(format!("topPage_{n}_url"), s(p, "url").into(), d, &mut out);
-                    row(format!("topPage_{n}_views"), num(p, "views").to_string(), d, &mut out);
-                    row(format!("topPage_{n}_uniqueVisitors"), num(p, "uniqueVisitors").to_string(), d, &mut out);
+                    row(
+                        format!("topPage_{n}_views"),
+                        num(p, "views").to_string(),
+                        d,
+                        &mut out,
+                    );
+                    row(
+                        format!("topPage_{n}_uniqueVisitors"),
+                        num(p, "uniqueVisitors").to_string(),
+                        d,
+                        &mut out,
+                    );
                 }
             }
             DataType::Events => {
-                row("totalEvents".into(), num(sec, "total").to_string(), d, &mut out);
+                row(
+                    "totalEvents".into(),
+                    num(sec, "total").to_string(),
+                    d,
+                    &mut out,
+                );
                 for (i, e) in list("topEvents").iter().enumerate() {
                     let n = i + 1;
-                    row(format!("topEvent_{n}_name"), s(e, "eventName").into(), d, &mut out);
-                    row(format!("topEvent_{n}_count"), num(e, "count").to_string(), d, &mut out);
+                    row(
+                        format!("topEvent_{n}_name"),
+                        s(e, "eventName").into(),
+                        d,
+                        &mut out,
+                    );
+                    row(
+                        format!("topEvent_{n}_count"),
+                        num(e, "count").to_string(),
+                        d,
+                        &mut out,
+                    );
                 }
             }
             DataType::Errors => {
-                row("totalErrors".into(), num(sec, "total").to_string(), d, &mut out);
-                row("uniqueFingerprints".into(), num(sec, "uniqueFingerprints").to_string(), d, &mut out);
+                row(
+                    "totalErrors".into(),
+                    num(sec, "total").to_string(),
+                    d,
+                    &mut out,
+                );
+                row(
+                    "uniqueFingerprints".into(),
+                    num(sec, "uniqueFingerprints").to_string(),
+                    d,
+                    &mut out,
+                );
                 for (i, e) in list("topErrors").iter().enumerate() {
                     let n = i + 1;
-                    row(format!("topError_{n}_fingerprint"), s(e, "fingerprint").into(), d, &mut out);
-                    row(format!("topError_{n}_message"), s(e, "message").into(), d, &mut out);
-                    row(format!("topError_{n}_count"), num(e, "count").to_string(), d, &mut out);
+                    row(
+                        format!("topError_{n}_fingerprint"),
+                        s(e, "fingerprint").into(),
+                        d,
+                        &mut out,
+                    );
+                    row(
+                        format!("topError_{n}_message"),
+                        s(e, "message").into(),
+                        d,
+                        &mut out,
+                    );
+                    row(
+                        format!("topError_{n}_count"),
+                        num(e, "count").to_string(),
+                        d,
+                        &mut out,
+                    );
                 }
             }
             DataType::Performance | DataType::All => {
-                row("totalMeasurements".into(), num(sec, "total").to_string(), d, &mut out);
+                row(
+                    "totalMeasurements".into(),
+                    num(sec, "total").to_string(),
+                    d,
+                    &mut out,
+                );
                 for m in crate::domain::analytics::METRICS {
                     for q in ["p50", "p75", "p95"] {
                         let v = sec.pointer(&format!("/percentiles/{m}/{q}"));
@@ -109,22 +198,65 @@ pub fn aggregated(ctx: &Value) -> String {
 pub fn raw_columns(channel: Channel) -> &'static [&'static str] {
     match channel {
         Channel::Pageviews => &[
-            "timestamp", "url", "title", "referrer", "sessionId", "clientId", "utmSource",
-            "utmMedium", "utmCampaign", "utmTerm", "utmContent", "deviceType", "browser", "os",
-            "country", "isBot",
+            "timestamp",
+            "url",
+            "title",
+            "referrer",
+            "sessionId",
+            "clientId",
+            "utmSource",
+            "utmMedium",
+            "utmCampaign",
+            "utmTerm",
+            "utmContent",
+            "deviceType",
+            "browser",
+            "os",
+            "country",
+            "isBot",
         ],
         Channel::Events => &[
-            "timestamp", "eventName", "properties", "durationMs", "sessionId", "clientId",
-            "country", "isBot",
+            "timestamp",
+            "eventName",
+            "properties",
+            "durationMs",
+            "sessionId",
+            "clientId",
+            "country",
+            "isBot",
         ],
         Channel::Errors => &[
-            "timestamp", "message", "errorType", "stackTrace", "sourceFile", "lineNumber",
-            "columnNumber", "browser", "os", "deviceType", "fingerprint", "clientId", "userId",
-            "context", "country",
+            "timestamp",
+            "message",
+            "errorType",
+            "stackTrace",
+            "sourceFile",
+            "lineNumber",
+            "columnNumber",
+            "browser",
+            "os",
+            "deviceType",
+            "fingerprint",
+            "clientId",
+            "userId",
+            "context",
+            "country",
         ],
         Channel::Performance => &[
-            "timestamp", "metricType", "url", "lcp", "cls", "fid", "ttfb", "inp", "deviceType",
-            "browser", "connectionType", "clientId", "properties", "country",
+            "timestamp",
+            "metricType",
+            "url",
+            "lcp",
+            "cls",
+            "fid",
+            "ttfb",
+            "inp",
+            "deviceType",
+            "browser",
+            "connectionType",
+            "clientId",
+            "properties",
+            "country",
         ],
     }
 }

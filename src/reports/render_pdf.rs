@@ -152,7 +152,8 @@ impl Writer {
 
     fn rect(&self, x1: f32, y1: f32, x2: f32, y2: f32, color: Color) {
         self.layer.set_fill_color(color);
-        self.layer.add_rect(Rect::new(Mm(x1), Mm(y1), Mm(x2), Mm(y2)));
+        self.layer
+            .add_rect(Rect::new(Mm(x1), Mm(y1), Mm(x2), Mm(y2)));
     }
 
     /// KPI boxes, three to a row.
@@ -393,7 +394,9 @@ pub fn render(ctx: &Value, report_name: &str, font: Option<&[u8]>) -> Result<Vec
             }
         }
     }
-    w.doc.save_to_bytes().map_err(|e| format!("PDF writer: {e}"))
+    w.doc
+        .save_to_bytes()
+        .map_err(|e| format!("PDF writer: {e}"))
 }
 
 #[cfg(test)]

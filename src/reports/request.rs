@@ -296,18 +296,28 @@ mod tests {
         let code = |body: Value| parse_generate(&body).unwrap_err().code;
         assert_eq!(code(json!({"dataType": "sessions"})), "INVALID_PARAMS");
         assert_eq!(code(json!({"format": "docx"})), "INVALID_PARAMS");
-        assert_eq!(code(json!({"format": "csv", "csvMode": "x"})), "INVALID_PARAMS");
+        assert_eq!(
+            code(json!({"format": "csv", "csvMode": "x"})),
+            "INVALID_PARAMS"
+        );
         assert_eq!(code(json!({"name": "x".repeat(161)})), "INVALID_PARAMS");
         assert_eq!(code(json!({"timeframe": "2w"})), "INVALID_RANGE");
         assert_eq!(
-            code(json!({"timeframe": "custom", "startDate": "2024-02-01", "endDate": "2024-01-01"})),
+            code(
+                json!({"timeframe": "custom", "startDate": "2024-02-01", "endDate": "2024-01-01"})
+            ),
             "INVALID_RANGE"
         );
         assert_eq!(
-            code(json!({"timeframe": "custom", "startDate": "2020-01-01", "endDate": "2024-01-01"})),
+            code(
+                json!({"timeframe": "custom", "startDate": "2020-01-01", "endDate": "2024-01-01"})
+            ),
             "INVALID_RANGE"
         );
-        assert_eq!(parse_template(&json!({})).unwrap_err().code, "INVALID_PARAMS");
+        assert_eq!(
+            parse_template(&json!({})).unwrap_err().code,
+            "INVALID_PARAMS"
+        );
     }
 
     #[test]
@@ -330,7 +340,13 @@ mod tests {
         };
         let a = parse_generate(&json!({"format": "csv"})).unwrap();
         let b = parse_generate(&json!({"format": "json"})).unwrap();
-        assert_eq!(dedup_hash("p", &a, "custom", range), dedup_hash("p", &a, "custom", range));
-        assert_ne!(dedup_hash("p", &a, "custom", range), dedup_hash("p", &b, "custom", range));
+        assert_eq!(
+            dedup_hash("p", &a, "custom", range),
+            dedup_hash("p", &a, "custom", range)
+        );
+        assert_ne!(
+            dedup_hash("p", &a, "custom", range),
+            dedup_hash("p", &b, "custom", range)
+        );
     }
 }

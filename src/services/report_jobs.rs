@@ -246,8 +246,8 @@ impl ReportJobs {
         out.retain(|r| status.is_none_or(|s| r.status == s));
         match sort {
             "created_asc" => out.sort_by_key(|r| r.created_at),
-            "name_asc" => out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase())),
-            "status_asc" => out.sort_by(|a, b| a.status.as_str().cmp(b.status.as_str())),
+            "name_asc" => out.sort_by_key(|r| r.name.to_lowercase()),
+            "status_asc" => out.sort_by_key(|r| r.status.as_str()),
             _ => {}
         }
         Ok(out)
@@ -257,12 +257,7 @@ impl ReportJobs {
     /// next sweep.
     pub async fn delete(&self, project_id: DocId, id: &str) -> Result<bool, StoreError> {
         match self.report(project_id, id).await? {
-            Some(r) => {
-                self.stores
-                    .reports
-                    .soft_delete_report(r.id, now_ms())
-                    .await
-            }
+            Some(r) => self.stores.reports.soft_delete_report(r.id, now_ms()).await,
             None => Ok(false),
         }
     }
@@ -287,12 +282,7 @@ impl ReportJobs {
     pub async fn sweep_files(&self, now: i64) -> u64 {
         let mut removed = 0;
         loop {
-            let batch = match self
-                .stores
-                .reports
-                .reports_with_stale_files(now, 100)
-                .await
-            {
+            let batch = match self.stores.reports.reports_with_stale_files(now, 100).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "report file sweep: cannot list reports");
@@ -362,7 +352,10 @@ impl ReportJobs {
             created_at: now,
             updated_at: now,
         };
-        self.stores.reports.insert_filter_template(&template).await?;
+        self.stores
+            .reports
+            .insert_filter_template(&template)
+            .await?;
         Ok(template)
     }
 
@@ -567,29 +560,20 @@ impl ReportJobs {
         let mut rows: u64 = 0;
         let mut buf = String::new();
         for channel in channels {
-            let mut after = None;
-            loop {
-                let page = self
-                    .stores
-                    .reports
-                    .scan_documents(
-                        project.id,
-                        channel,
-                        range,
-                        &report.filters,
-                        after.as_ref(),
-                        RAW_PAGE,
-                    )
-                    .await?;
-                let Some((last, _)) = page.last() else { break };
-                let last = last.clone();
+            use futures::StreamExt;
+            let mut pages = self
+                .stores
+                .reports
+                .document_pages(project.id, channel, range, &report.filters, RAW_PAGE)
+                .await?;
+            while let Some(page) = pages.next().await {
+                let page = page?;
                 buf.clear();
-                for (_, doc) in &page {
+                for doc in &page {
                     raw.row(channel, doc, &mut buf);
                 }
                 out.write_all(buf.as_bytes()).await.map_err(io)?;
                 rows += page.len() as u64;
-                after = Some(last);
                 // Renews the lease on long exports; progress creeps through the render stage.
                 let pct = 55 + (rows / u64::from(RAW_PAGE)).min(24) as u8;
                 progress.report(pct, Some("rendering")).await?;
@@ -611,15 +595,13 @@ fn timeout_message(report: &Report) -> String {
 /// The template's timeframe as a period.
 fn template_period(t: &FilterTemplate) -> Option<Period> {
     match (t.timeframe.as_deref(), t.start_date, t.end_date) {
-        (Some("custom"), Some(s), Some(e)) => Some(Period::Custom(
-            crate::domain::analytics::TimeRange {
+        (Some("custom"), Some(s), Some(e)) => {
+            Some(Period::Custom(crate::domain::analytics::TimeRange {
                 start_ms: s,
                 end_ms: e,
-            },
-        )),
-        (Some(name), _, _) if request::PRESETS.contains(&name) => {
-            Some(Period::stored(name, 0, 0))
+            }))
         }
+        (Some(name), _, _) if request::PRESETS.contains(&name) => Some(Period::stored(name, 0, 0)),
         _ => None,
     }
 }

@@ -4120,7 +4120,10 @@ pub async fn reports_and_templates(stores: &Stores) {
         stores.reports.insert_report(&a).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(stores.reports.report(a.id).await.unwrap().as_ref(), Some(&a));
+    assert_eq!(
+        stores.reports.report(a.id).await.unwrap().as_ref(),
+        Some(&a)
+    );
     assert_eq!(stores.reports.report(DocId::new()).await.unwrap(), None);
     let listed: Vec<DocId> = stores
         .reports
@@ -4131,34 +4134,106 @@ pub async fn reports_and_templates(stores: &Stores) {
         .map(|r| r.id)
         .collect();
     assert_eq!(listed, vec![b.id, a.id], "newest first, own project only");
-    assert_eq!(stores.reports.reports_of_project(p.id, 1).await.unwrap().len(), 1);
+    assert_eq!(
+        stores
+            .reports
+            .reports_of_project(p.id, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Dedup finds pending/generating reports of the project only.
-    let found = stores.reports.active_report_by_hash(p.id, "h1").await.unwrap();
+    let found = stores
+        .reports
+        .active_report_by_hash(p.id, "h1")
+        .await
+        .unwrap();
     assert_eq!(found.map(|r| r.id), Some(a.id));
-    assert_eq!(stores.reports.active_report_by_hash(p.id, "zz").await.unwrap(), None);
+    assert_eq!(
+        stores
+            .reports
+            .active_report_by_hash(p.id, "zz")
+            .await
+            .unwrap(),
+        None
+    );
     // Saving moves it along, with the snapshot and stages.
     let mut a2 = a.clone();
     a2.enter(Stage::Aggregating, t0 + 10);
-    a2.context_snapshot = Some(json!({"summary": {"totalCount": 3, "empty": false}, "x": [1.5, "s"]}));
+    a2.context_snapshot =
+        Some(json!({"summary": {"totalCount": 3, "empty": false}, "x": [1.5, "s"]}));
     a2.enter(Stage::Completed, t0 + 20);
     a2.file_key = Some("k".into());
     a2.expires_at = Some(t0 + 1000);
     assert!(stores.reports.save_report(&a2).await.unwrap());
-    assert_eq!(stores.reports.report(a.id).await.unwrap().as_ref(), Some(&a2));
+    assert_eq!(
+        stores.reports.report(a.id).await.unwrap().as_ref(),
+        Some(&a2)
+    );
     assert_eq!(a2.status, ReportStatus::Completed);
-    assert_eq!(stores.reports.active_report_by_hash(p.id, "h1").await.unwrap(), None);
+    assert_eq!(
+        stores
+            .reports
+            .active_report_by_hash(p.id, "h1")
+            .await
+            .unwrap(),
+        None
+    );
     stores.reports.count_download(a.id).await.unwrap();
     stores.reports.count_download(a.id).await.unwrap();
-    assert_eq!(stores.reports.report(a.id).await.unwrap().unwrap().download_count, 2);
+    assert_eq!(
+        stores
+            .reports
+            .report(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .download_count,
+        2
+    );
     // Soft delete: gone from the list, once; a deleted report is not saved again.
-    assert!(stores.reports.soft_delete_report(b.id, t0 + 30).await.unwrap());
-    assert!(!stores.reports.soft_delete_report(b.id, t0 + 31).await.unwrap());
-    assert!(!stores.reports.soft_delete_report(DocId::new(), t0).await.unwrap());
+    assert!(
+        stores
+            .reports
+            .soft_delete_report(b.id, t0 + 30)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !stores
+            .reports
+            .soft_delete_report(b.id, t0 + 31)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !stores
+            .reports
+            .soft_delete_report(DocId::new(), t0)
+            .await
+            .unwrap()
+    );
     let kept = stores.reports.report(b.id).await.unwrap().unwrap();
     assert_eq!(kept.deleted_at, Some(t0 + 30));
     assert!(!stores.reports.save_report(&b).await.unwrap());
-    assert_eq!(stores.reports.reports_of_project(p.id, 10).await.unwrap().len(), 1);
-    assert_eq!(stores.reports.active_report_by_hash(p.id, "h2").await.unwrap(), None);
+    assert_eq!(
+        stores
+            .reports
+            .reports_of_project(p.id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        stores
+            .reports
+            .active_report_by_hash(p.id, "h2")
+            .await
+            .unwrap(),
+        None
+    );
 
     // Filter templates.
     let template = |project: &super::Project, name: &str, at: i64| FilterTemplate {
@@ -4183,7 +4258,15 @@ pub async fn reports_and_templates(stores: &Stores) {
     for t in [&t1, &t2, &t3] {
         stores.reports.insert_filter_template(t).await.unwrap();
     }
-    assert_eq!(stores.reports.filter_template(t2.id).await.unwrap().as_ref(), Some(&t2));
+    assert_eq!(
+        stores
+            .reports
+            .filter_template(t2.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&t2)
+    );
     let names: Vec<String> = stores
         .reports
         .filter_templates(p.id, 100)
@@ -4196,7 +4279,15 @@ pub async fn reports_and_templates(stores: &Stores) {
     assert!(stores.reports.delete_filter_template(t1.id).await.unwrap());
     assert!(!stores.reports.delete_filter_template(t1.id).await.unwrap());
     assert_eq!(stores.reports.filter_template(t1.id).await.unwrap(), None);
-    assert_eq!(stores.reports.filter_templates(p.id, 100).await.unwrap().len(), 1);
+    assert_eq!(
+        stores
+            .reports
+            .filter_templates(p.id, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn report_files_to_sweep(stores: &Stores) {
@@ -4217,7 +4308,11 @@ pub async fn report_files_to_sweep(stores: &Stores) {
     for r in [&expired, &fresh, &deleted, &no_file] {
         stores.reports.insert_report(r).await.unwrap();
     }
-    stores.reports.soft_delete_report(deleted.id, t0).await.unwrap();
+    stores
+        .reports
+        .soft_delete_report(deleted.id, t0)
+        .await
+        .unwrap();
     let stale: Vec<DocId> = stores
         .reports
         .reports_with_stale_files(t0, 10)
@@ -4229,10 +4324,44 @@ pub async fn report_files_to_sweep(stores: &Stores) {
     assert_eq!(stale, vec![expired.id, deleted.id]);
     stores.reports.clear_report_file(expired.id).await.unwrap();
     stores.reports.clear_report_file(deleted.id).await.unwrap();
-    assert!(stores.reports.reports_with_stale_files(t0, 10).await.unwrap().is_empty());
-    assert_eq!(stores.reports.report(expired.id).await.unwrap().unwrap().file_key, None);
-    assert_eq!(stores.reports.report(deleted.id).await.unwrap().unwrap().file_key, None);
-    assert!(stores.reports.report(fresh.id).await.unwrap().unwrap().file_key.is_some());
+    assert!(
+        stores
+            .reports
+            .reports_with_stale_files(t0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        stores
+            .reports
+            .report(expired.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .file_key,
+        None
+    );
+    assert_eq!(
+        stores
+            .reports
+            .report(deleted.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .file_key,
+        None
+    );
+    assert!(
+        stores
+            .reports
+            .report(fresh.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .file_key
+            .is_some()
+    );
 }
 
 pub async fn document_scans_page_in_order(stores: &Stores) {
@@ -4262,20 +4391,23 @@ pub async fn document_scans_page_in_order(stores: &Stores) {
         end_ms: t0 + 1000,
     };
     let scan = |segment: SegmentFilters| async move {
-        let mut after = None;
+        use futures::StreamExt;
+        let mut stream = stores
+            .reports
+            .document_pages(p.id, Channel::Pageviews, range, &segment, 4)
+            .await
+            .unwrap();
         let mut seen = Vec::new();
         let mut pages = 0;
-        loop {
-            let page = stores
-                .reports
-                .scan_documents(p.id, Channel::Pageviews, range, &segment, after.as_ref(), 4)
-                .await
-                .unwrap();
-            let Some((last, _)) = page.last() else { break };
-            assert!(page.len() <= 4);
-            after = Some(last.clone());
+        while let Some(page) = stream.next().await {
+            let page = page.unwrap();
+            assert!(!page.is_empty() && page.len() <= 4, "{}", page.len());
             pages += 1;
-            seen.extend(page.into_iter().map(|(c, d)| (c.ts, d["url"].as_str().unwrap().to_string())));
+            seen.extend(page.into_iter().map(|d| {
+                let ts =
+                    crate::domain::timestamp::parse_iso(d["timestamp"].as_str().unwrap()).unwrap();
+                (ts, d["url"].as_str().unwrap().to_string())
+            }));
         }
         (seen, pages)
     };
@@ -4293,17 +4425,22 @@ pub async fn document_scans_page_in_order(stores: &Stores) {
     })
     .await;
     assert_eq!(safari.len(), 5, "the segment is pushed down");
-    let unknown = stores
-        .reports
-        .scan_documents(DocId::new(), Channel::Pageviews, range, &SegmentFilters::default(), None, 10)
-        .await
-        .unwrap();
-    assert!(unknown.is_empty());
-    let events = stores
-        .reports
-        .scan_documents(p.id, Channel::Events, range, &SegmentFilters::default(), None, 10)
-        .await
-        .unwrap();
+    let collect = |project: DocId, channel: Channel| async move {
+        use futures::StreamExt;
+        let pages: Vec<_> = stores
+            .reports
+            .document_pages(project, channel, range, &SegmentFilters::default(), 10)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        pages
+            .into_iter()
+            .flat_map(|p| p.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(collect(DocId::new(), Channel::Pageviews).await.is_empty());
+    let events = collect(p.id, Channel::Events).await;
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].1["eventName"], "e");
+    assert_eq!(events[0]["eventName"], "e");
 }

@@ -674,16 +674,12 @@ pub trait AiStore: Send + Sync {
     ) -> StoreResult<Vec<serde_json::Value>>;
 }
 
-/// Where a document scan stopped: the last document's time (epoch ms) and its backend key
-/// (SQLite rowid, MongoDB `_id`). Scans go in `(time, key)` order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScanCursor {
-    pub ts: i64,
-    pub key: String,
-}
+/// Documents of one channel in time order, a page (a `Vec` of at most the page size asked for)
+/// at a time: what raw exports write out without holding the whole range in memory.
+pub type DocumentPages = futures::stream::BoxStream<'static, StoreResult<Vec<serde_json::Value>>>;
 
 /// Generated reports (`reports`) and filter templates (`filtertemplates`), plus the ordered
-/// document scan behind raw CSV exports.
+/// document pages behind raw CSV exports.
 #[async_trait]
 pub trait ReportStore: Send + Sync {
     /// Inserts a report. Errors: `Conflict` when the id exists.
@@ -736,19 +732,18 @@ pub trait ReportStore: Send + Sync {
     ) -> StoreResult<Vec<crate::reports::FilterTemplate>>;
     /// Deletes a template; `false` when it did not exist.
     async fn delete_filter_template(&self, id: DocId) -> StoreResult<bool>;
-    /// Up to `limit` documents of `channel` in `range` (inclusive) within `segment` (mapped per
-    /// collection as in reference §4.7), in `(time, key)` order after `after`, as SuperInsights
-    /// JSON, each with its cursor. An empty page means the scan is over. An unknown project has
-    /// none.
-    async fn scan_documents(
+    /// Every document of `channel` in `range` (inclusive) within `segment` (mapped per
+    /// collection as in reference §4.7), in time order (ties in storage order), as
+    /// SuperInsights JSON, in pages of at most `page` documents (`page` ≥ 1). The stream reads
+    /// the store as it is consumed: memory holds about one page. An unknown project has none.
+    async fn document_pages(
         &self,
         project_id: DocId,
         channel: Channel,
         range: TimeRange,
         segment: &SegmentFilters,
-        after: Option<&ScanCursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<(ScanCursor, serde_json::Value)>>;
+        page: u32,
+    ) -> StoreResult<DocumentPages>;
 }
 
 /// Backend-level operations.

@@ -207,13 +207,24 @@ fn custom(at: i64, extra: Value) -> Value {
 }
 
 async fn generate(app: &TestApp, who: &Owner, body: Value) -> String {
-    let (status, answer) = post(app, who, &format!("/projects/{}/reports/generate", who.id), body).await;
+    let (status, answer) = post(
+        app,
+        who,
+        &format!("/projects/{}/reports/generate", who.id),
+        body,
+    )
+    .await;
     assert_eq!(status, 202, "{answer}");
     answer["reportId"].as_str().unwrap().to_string()
 }
 
 async fn status_of(app: &TestApp, who: &Owner, report: &str) -> Value {
-    let (status, body) = get(app, &who.client, &format!("/projects/{}/reports/{report}/status", who.id)).await;
+    let (status, body) = get(
+        app,
+        &who.client,
+        &format!("/projects/{}/reports/{report}/status", who.id),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -229,13 +240,19 @@ async fn download(app: &TestApp, who: &Owner, report: &str) -> reqwest::Response
 /// Generates `body` and runs it to completion; returns (report id, downloaded bytes, content type).
 async fn produce(app: &TestApp, who: &Owner, body: Value) -> (String, Vec<u8>, String) {
     let id = generate(app, who, body).await;
-    assert!(matches!(worker(app).run_once().await.unwrap(), Outcome::Completed(_)));
+    assert!(matches!(
+        worker(app).run_once().await.unwrap(),
+        Outcome::Completed(_)
+    ));
     let s = status_of(app, who, &id).await;
     assert_eq!(s["status"], "completed", "{s}");
     let r = download(app, who, &id).await;
     assert_eq!(r.status(), 200);
     let ct = r.headers()["content-type"].to_str().unwrap().to_string();
-    let cd = r.headers()["content-disposition"].to_str().unwrap().to_string();
+    let cd = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cd.starts_with("attachment; filename=\""), "{cd}");
     (id, r.bytes().await.unwrap().to_vec(), ct)
 }
@@ -261,7 +278,11 @@ fn pdf_text(pdf: &[u8]) -> String {
         .args(["-layout", path.to_str().unwrap(), "-"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -276,7 +297,11 @@ fn pdf_pages(pdf: &[u8]) -> Vec<(f64, f64)> {
         .args(["-r", "40", path.to_str().unwrap(), prefix.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -326,33 +351,71 @@ async fn every_format_is_generated_on_the_queue_stored_and_downloaded() {
         &app,
         &who,
         &format!("/projects/{}/reports/generate", who.id),
-        custom(at, json!({"name": "JSON export", "dataType": "all", "format": "json"})),
+        custom(
+            at,
+            json!({"name": "JSON export", "dataType": "all", "format": "json"}),
+        ),
     )
     .await;
     assert_eq!(status, 202);
     let id = answer["reportId"].as_str().unwrap().to_string();
     assert_eq!(answer["status"], "pending");
     assert_eq!(answer["estimatedSeconds"], 15);
-    assert_eq!(answer["pollingUrl"], format!("/projects/{}/reports/{id}/status", who.id));
-    assert_eq!(answer["viewUrl"], format!("/projects/{}/reports/{id}/view", who.id));
+    assert_eq!(
+        answer["pollingUrl"],
+        format!("/projects/{}/reports/{id}/status", who.id)
+    );
+    assert_eq!(
+        answer["viewUrl"],
+        format!("/projects/{}/reports/{id}/view", who.id)
+    );
     let s = status_of(&app, &who, &id).await;
-    assert_eq!((s["status"].as_str(), s["currentStage"].as_str(), s["progress"].as_u64()), (Some("pending"), Some("queued"), Some(0)));
+    assert_eq!(
+        (
+            s["status"].as_str(),
+            s["currentStage"].as_str(),
+            s["progress"].as_u64()
+        ),
+        (Some("pending"), Some("queued"), Some(0))
+    );
     assert!(s.get("downloadUrl").is_none());
     let r = download(&app, &who, &id).await;
     assert_eq!(r.status(), 409);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "NOT_READY");
     // Until it completes the view sends the reader to the detail page.
-    let r = who.client.get(app.url(&format!("/projects/{}/reports/{id}/view", who.id))).send().await.unwrap();
+    let r = who
+        .client
+        .get(app.url(&format!("/projects/{}/reports/{id}/view", who.id)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
 
-    assert!(matches!(worker(&app).run_once().await.unwrap(), Outcome::Completed(_)));
+    assert!(matches!(
+        worker(&app).run_once().await.unwrap(),
+        Outcome::Completed(_)
+    ));
     let s = status_of(&app, &who, &id).await;
     assert_eq!(s["status"], "completed");
     assert_eq!(s["progress"], 100);
-    let stages: Vec<&str> = s["stages"].as_array().unwrap().iter().map(|x| x["stage"].as_str().unwrap()).collect();
+    let stages: Vec<&str> = s["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["stage"].as_str().unwrap())
+        .collect();
     assert_eq!(stages, ["queued", "aggregating", "rendering", "storing"]);
-    assert!(s["stages"].as_array().unwrap().iter().all(|x| x["completedAt"].is_string()));
-    assert_eq!(s["downloadUrl"], format!("/projects/{}/reports/{id}/download", who.id));
+    assert!(
+        s["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["completedAt"].is_string())
+    );
+    assert_eq!(
+        s["downloadUrl"],
+        format!("/projects/{}/reports/{id}/download", who.id)
+    );
     assert_eq!(s["estimatedSecondsRemaining"], 0);
     let r = download(&app, &who, &id).await;
     assert_eq!(r.headers()["content-type"], "application/json");
@@ -367,78 +430,230 @@ async fn every_format_is_generated_on_the_queue_stored_and_downloaded() {
     assert_eq!(ctx["summary"]["totalCount"], 13);
     assert_eq!(ctx["meta"]["dataType"], "all");
     assert_eq!(ctx["meta"]["projectId"], who.id.as_str());
-    assert!(!ctx.to_string().contains("203.0.113.9"), "no IP addresses in reports");
+    assert!(
+        !ctx.to_string().contains("203.0.113.9"),
+        "no IP addresses in reports"
+    );
 
     // Aggregated CSV with 1.x's columns and the segment filter applied.
-    let (_, csv, ct) = produce(&app, &who, custom(at, json!({"format": "csv", "browser": "Safari"}))).await;
+    let (_, csv, ct) = produce(
+        &app,
+        &who,
+        custom(at, json!({"format": "csv", "browser": "Safari"})),
+    )
+    .await;
     assert_eq!(ct, "text/csv; charset=utf-8");
     let csv = String::from_utf8(csv).unwrap();
-    assert!(csv.starts_with("metric,value,dataType,timeframe\r\n"), "{csv}");
+    assert!(
+        csv.starts_with("metric,value,dataType,timeframe\r\n"),
+        "{csv}"
+    );
     assert!(csv.contains("totalViews,2,pageviews,custom\r\n"), "{csv}");
-    assert!(csv.contains("topPage_1_url,/checkout,pageviews,custom\r\n"), "{csv}");
+    assert!(
+        csv.contains("topPage_1_url,/checkout,pageviews,custom\r\n"),
+        "{csv}"
+    );
 
     // Raw CSV: every document in range within the filters, one line each, IPs left out.
     let (_, raw, _) = produce(&app, &who, custom(at, json!({"format": "csv", "csvMode": "raw", "dataType": "pageviews", "browser": "Firefox"}))).await;
     let raw = String::from_utf8(raw).unwrap();
     let lines: Vec<&str> = raw.trim_end().split("\r\n").collect();
-    assert!(lines[0].starts_with("dataType,timestamp,url,title,"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("dataType,timestamp,url,title,"),
+        "{}",
+        lines[0]
+    );
     assert_eq!(lines.len(), 1 + 4, "{raw}");
-    assert!(lines[1..].iter().all(|l| l.starts_with("pageviews,") && l.contains("/pricing") && l.contains("Firefox")));
+    assert!(
+        lines[1..].iter().all(|l| l.starts_with("pageviews,")
+            && l.contains("/pricing")
+            && l.contains("Firefox"))
+    );
     assert!(raw.contains("Ünïcode — страница"));
     assert!(!raw.contains("203.0.113.9"));
-    let (_, raw_all, _) = produce(&app, &who, custom(at, json!({"format": "csv", "csvMode": "raw", "dataType": "all"}))).await;
+    let (_, raw_all, _) = produce(
+        &app,
+        &who,
+        custom(
+            at,
+            json!({"format": "csv", "csvMode": "raw", "dataType": "all"}),
+        ),
+    )
+    .await;
     let raw_all = String::from_utf8(raw_all).unwrap();
     assert_eq!(raw_all.trim_end().split("\r\n").count(), 1 + 6 + 3 + 2 + 2);
 
     // HTML: self-contained, charts inline, values escaped.
-    let (_, html, ct) = produce(&app, &who, custom(at, json!({"format": "html", "dataType": "all", "name": "<b>HTML</b>"}))).await;
+    let (_, html, ct) = produce(
+        &app,
+        &who,
+        custom(
+            at,
+            json!({"format": "html", "dataType": "all", "name": "<b>HTML</b>"}),
+        ),
+    )
+    .await;
     assert_eq!(ct, "text/html; charset=utf-8");
     let html = String::from_utf8(html).unwrap();
     assert!(html.starts_with("<!doctype html>"));
-    assert!(html.contains("<svg") && html.contains("<rect"), "inline SVG charts");
-    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("<link"), "no external assets");
+    assert!(
+        html.contains("<svg") && html.contains("<rect"),
+        "inline SVG charts"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("src=") && !html.contains("<link"),
+        "no external assets"
+    );
     assert!(html.contains("&lt;b&gt;HTML&lt;/b&gt;"));
     assert!(html.contains("/pricing") && html.contains("TypeError: x is undefined"));
 
-    // PDF: A4 pages with the project, period, KPIs, each section's table and chart.
-    let (pdf_id, pdf, ct) = produce(&app, &who, custom(at, json!({"format": "pdf", "dataType": "all", "name": "Client report"}))).await;
+    // An AI analysis of the period (as a completed run leaves it) for the PDF's insights.
+    let now = now_ms();
+    let run = superinsights::ai::model::AiRun {
+        id: DocId::new(),
+        project_id: DocId::parse(&who.id).unwrap(),
+        preset_id: None,
+        preset_snapshot: None,
+        created_by_user_id: String::new(),
+        created_by_email: String::new(),
+        status: superinsights::ai::model::RunStatus::Queued,
+        progress: None,
+        model: "statistical-digest".into(),
+        timeframe_preset: None,
+        start: at - DAY,
+        end: at,
+        segment: Default::default(),
+        result_markdown: None,
+        error_message: None,
+        duration_ms: None,
+        token_usage: None,
+        job_id: None,
+        created_at: now,
+        updated_at: now,
+    };
+    app.state.stores.ai.create_run(&run).await.unwrap();
+    let outcome = superinsights::ai::model::RunOutcome {
+        status: superinsights::ai::model::RunStatus::Completed,
+        model: "statistical-digest".into(),
+        result_markdown: Some("## Findings\nCheckout conversion fell on Tuesday.".into()),
+        error_message: None,
+        duration_ms: 5,
+        token_usage: None,
+    };
+    assert!(
+        app.state
+            .stores
+            .ai
+            .finish_run(run.id, &outcome)
+            .await
+            .unwrap()
+    );
+
+    // PDF: A4 pages with the project, period, KPIs, each section's table and chart, the insights.
+    let (pdf_id, pdf, ct) = produce(
+        &app,
+        &who,
+        custom(
+            at,
+            json!({"format": "pdf", "dataType": "all", "name": "Client report", "includeAiInsights": true}),
+        ),
+    )
+    .await;
     assert_eq!(ct, "application/pdf");
     assert!(pdf.starts_with(b"%PDF-"));
-    std::fs::write("/tmp/reports-demo.pdf", &pdf).unwrap(); // TEMP
     if tool_available("pdftotext") {
         let text = pdf_text(&pdf);
-        for needle in ["Client report", "Summary", "Page views", "Unique visitors", "Events", "Errors", "Performance", "/pricing", "signup", "TypeError: x is undefined", "LCP"] {
+        for needle in [
+            "Client report",
+            "Summary",
+            "Page views",
+            "Unique visitors",
+            "Events",
+            "Errors",
+            "Performance",
+            "/pricing",
+            "signup",
+            "TypeError: x is undefined",
+            "LCP",
+            "AI insights",
+            "Checkout conversion fell on Tuesday.",
+        ] {
             assert!(text.contains(needle), "{needle:?} in the PDF text:\n{text}");
         }
-        let project = app.state.stores.projects.project(DocId::parse(&who.id).unwrap()).await.unwrap().unwrap();
+        let project = app
+            .state
+            .stores
+            .projects
+            .project(DocId::parse(&who.id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(text.contains(&project.name), "{text}");
-        assert!(text.contains(&to_iso(at - 2 * DAY)[..10]), "the period is printed");
+        assert!(
+            text.contains(&to_iso(at - 2 * DAY)[..10]),
+            "the period is printed"
+        );
         let pages = pdf_pages(&pdf);
         assert!(!pages.is_empty());
-        assert!(pages.iter().all(|(ink, _)| *ink > 0.002), "every page has content: {pages:?}");
+        assert!(
+            pages.iter().all(|(ink, _)| *ink > 0.002),
+            "every page has content: {pages:?}"
+        );
         let indigo: f64 = pages.iter().map(|(_, i)| i).sum();
         assert!(indigo > 0.002, "the bar charts are drawn: {pages:?}");
     }
     // The download is counted, the list shows the reports.
-    let stored = app.state.stores.reports.report(DocId::parse(&pdf_id).unwrap()).await.unwrap().unwrap();
+    let stored = app
+        .state
+        .stores
+        .reports
+        .report(DocId::parse(&pdf_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.download_count, 1);
     let (status, list) = get(&app, &who.client, &format!("/projects/{}/reports", who.id)).await;
     assert_eq!(status, 200);
     assert_eq!(list["data"].as_array().unwrap().len(), 6);
     assert_eq!(list["data"][0]["_id"], pdf_id.as_str());
-    let (_, completed) = get(&app, &who.client, &format!("/projects/{}/reports?status=failed", who.id)).await;
+    let (_, completed) = get(
+        &app,
+        &who.client,
+        &format!("/projects/{}/reports?status=failed", who.id),
+    )
+    .await;
     assert_eq!(completed["data"].as_array().unwrap().len(), 0);
-    let (_, by_name) = get(&app, &who.client, &format!("/projects/{}/reports?sort=name_asc", who.id)).await;
+    let (_, by_name) = get(
+        &app,
+        &who.client,
+        &format!("/projects/{}/reports?sort=name_asc", who.id),
+    )
+    .await;
     assert_eq!(by_name["data"][0]["name"], "<b>HTML</b>");
     // The pages render.
     for path in ["", "/new"] {
-        let (status, html) = page(&who.client, &app, &format!("/projects/{}/reports{path}", who.id)).await;
+        let (status, html) = page(
+            &who.client,
+            &app,
+            &format!("/projects/{}/reports{path}", who.id),
+        )
+        .await;
         assert_eq!(status, 200, "{html}");
     }
-    let (status, html) = page(&who.client, &app, &format!("/projects/{}/reports/{pdf_id}", who.id)).await;
+    let (status, html) = page(
+        &who.client,
+        &app,
+        &format!("/projects/{}/reports/{pdf_id}", who.id),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(html.contains("id=\"report-progress\"") && html.contains("Client report"));
-    let (status, html) = page(&who.client, &app, &format!("/projects/{}/reports/{pdf_id}/view", who.id)).await;
+    let (status, html) = page(
+        &who.client,
+        &app,
+        &format!("/projects/{}/reports/{pdf_id}/view", who.id),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(html.contains("<svg") && html.contains("/pricing"));
 }
@@ -449,19 +664,56 @@ async fn an_empty_period_gives_valid_documents_saying_so() {
     let at = now_ms() - HOUR;
     let who = owner(&app, "empty@example.com", at).await;
     let long_ago = at - 200 * DAY;
-    let (_, json_file, _) = produce(&app, &who, custom(long_ago, json!({"format": "json", "dataType": "all"}))).await;
+    let (_, json_file, _) = produce(
+        &app,
+        &who,
+        custom(long_ago, json!({"format": "json", "dataType": "all"})),
+    )
+    .await;
     let ctx: Value = serde_json::from_slice(&json_file).unwrap();
     assert_eq!(ctx["summary"], json!({"totalCount": 0, "empty": true}));
     let (_, csv, _) = produce(&app, &who, custom(long_ago, json!({"format": "csv"}))).await;
-    assert!(String::from_utf8(csv).unwrap().contains("note,No data was recorded in this period"));
-    let (_, raw, _) = produce(&app, &who, custom(long_ago, json!({"format": "csv", "csvMode": "raw"}))).await;
-    assert_eq!(String::from_utf8(raw).unwrap().matches("\r\n").count(), 1, "the header only");
+    assert!(
+        String::from_utf8(csv)
+            .unwrap()
+            .contains("note,No data was recorded in this period")
+    );
+    let (_, raw, _) = produce(
+        &app,
+        &who,
+        custom(long_ago, json!({"format": "csv", "csvMode": "raw"})),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(raw).unwrap().matches("\r\n").count(),
+        1,
+        "the header only"
+    );
     let (_, html, _) = produce(&app, &who, custom(long_ago, json!({"format": "html"}))).await;
-    assert!(String::from_utf8(html).unwrap().contains("No data was recorded in this period."));
-    let (_, pdf, _) = produce(&app, &who, custom(long_ago, json!({"format": "pdf", "dataType": "all"}))).await;
+    assert!(
+        String::from_utf8(html)
+            .unwrap()
+            .contains("No data was recorded in this period.")
+    );
+    let (_, pdf, _) = produce(
+        &app,
+        &who,
+        custom(
+            long_ago,
+            json!({"format": "pdf", "dataType": "all", "includeAiInsights": true}),
+        ),
+    )
+    .await;
     if tool_available("pdftotext") {
         let text = pdf_text(&pdf);
-        assert!(text.contains("No data was recorded in this period."), "{text}");
+        assert!(
+            text.contains("No analysis available for this period."),
+            "{text}"
+        );
+        assert!(
+            text.contains("No data was recorded in this period."),
+            "{text}"
+        );
         assert!(text.contains("No data in this period."), "{text}");
         assert!(pdf_pages(&pdf).iter().all(|(ink, _)| *ink > 0.005));
     }
@@ -476,40 +728,92 @@ async fn bad_input_is_refused_with_1x_codes_and_nothing_is_recorded() {
     let cases = [
         (json!({"dataType": "sessions"}), "INVALID_PARAMS"),
         (json!({"format": "docx"}), "INVALID_PARAMS"),
-        (json!({"format": "csv", "csvMode": "everything"}), "INVALID_PARAMS"),
+        (
+            json!({"format": "csv", "csvMode": "everything"}),
+            "INVALID_PARAMS",
+        ),
         (json!({"name": "n".repeat(161)}), "INVALID_PARAMS"),
-        (json!({"filterTemplateId": DocId::new().to_hex()}), "INVALID_PARAMS"),
+        (
+            json!({"filterTemplateId": DocId::new().to_hex()}),
+            "INVALID_PARAMS",
+        ),
         (json!({"filterTemplateId": "nope"}), "INVALID_PARAMS"),
         (json!({"timeframe": "2w"}), "INVALID_RANGE"),
-        (json!({"timeframe": "custom", "startDate": "yesterday"}), "INVALID_RANGE"),
-        (json!({"timeframe": "custom", "startDate": to_iso(at), "endDate": to_iso(at - DAY)}), "INVALID_RANGE"),
-        (json!({"timeframe": "custom", "startDate": to_iso(at - 400 * DAY), "endDate": to_iso(at)}), "INVALID_RANGE"),
+        (
+            json!({"timeframe": "custom", "startDate": "yesterday"}),
+            "INVALID_RANGE",
+        ),
+        (
+            json!({"timeframe": "custom", "startDate": to_iso(at), "endDate": to_iso(at - DAY)}),
+            "INVALID_RANGE",
+        ),
+        (
+            json!({"timeframe": "custom", "startDate": to_iso(at - 400 * DAY), "endDate": to_iso(at)}),
+            "INVALID_RANGE",
+        ),
     ];
     for (body, code) in cases {
         let (status, answer) = post(&app, &who, &path, body.clone()).await;
-        assert_eq!((status, answer["code"].as_str()), (400, Some(code)), "{body}: {answer}");
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some(code)),
+            "{body}: {answer}"
+        );
         assert!(answer["error"].is_string());
     }
     // Not JSON, no CSRF token.
-    let r = who.client.post(app.url(&path)).header("x-csrf-token", &who.csrf).body("[1]").send().await.unwrap();
+    let r = who
+        .client
+        .post(app.url(&path))
+        .header("x-csrf-token", &who.csrf)
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = who.client.post(app.url(&path)).json(&json!({})).send().await.unwrap();
+    let r = who
+        .client
+        .post(app.url(&path))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     // Templates: a name is required, ranges are checked.
     let tpath = format!("/projects/{}/filter-templates", who.id);
     for (body, code) in [
         (json!({}), "INVALID_PARAMS"),
         (json!({"name": "x".repeat(121)}), "INVALID_PARAMS"),
-        (json!({"name": "t", "description": "d".repeat(501)}), "INVALID_PARAMS"),
-        (json!({"name": "t", "timeframe": "custom", "startDate": to_iso(at), "endDate": to_iso(at - 1)}), "INVALID_RANGE"),
+        (
+            json!({"name": "t", "description": "d".repeat(501)}),
+            "INVALID_PARAMS",
+        ),
+        (
+            json!({"name": "t", "timeframe": "custom", "startDate": to_iso(at), "endDate": to_iso(at - 1)}),
+            "INVALID_RANGE",
+        ),
     ] {
         let (status, answer) = post(&app, &who, &tpath, body.clone()).await;
-        assert_eq!((status, answer["code"].as_str()), (400, Some(code)), "{body}: {answer}");
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some(code)),
+            "{body}: {answer}"
+        );
     }
     // Unknown ids: 404 with the code; nothing was recorded by any of the above.
-    let (status, answer) = get(&app, &who.client, &format!("/projects/{}/reports/{}/status", who.id, DocId::new())).await;
+    let (status, answer) = get(
+        &app,
+        &who.client,
+        &format!("/projects/{}/reports/{}/status", who.id, DocId::new()),
+    )
+    .await;
     assert_eq!((status, answer["code"].as_str()), (404, Some("NOT_FOUND")));
-    let (status, _) = get(&app, &who.client, &format!("/projects/{}/reports/not-an-id/status", who.id)).await;
+    let (status, _) = get(
+        &app,
+        &who.client,
+        &format!("/projects/{}/reports/not-an-id/status", who.id),
+    )
+    .await;
     assert_eq!(status, 404);
     let (_, list) = get(&app, &who.client, &format!("/projects/{}/reports", who.id)).await;
     assert_eq!(list["data"], json!([]));
@@ -525,50 +829,144 @@ async fn viewers_read_but_cannot_generate_or_delete_and_other_tenants_see_404() 
     let who = owner(&app, "tenant-a@example.com", at).await;
     let report = generate(&app, &who, custom(at, json!({"format": "json"}))).await;
     worker(&app).run_once().await.unwrap();
-    let (_, tpl) = post(&app, &who, &format!("/projects/{}/filter-templates", who.id), json!({"name": "Mine"})).await;
+    let (_, tpl) = post(
+        &app,
+        &who,
+        &format!("/projects/{}/filter-templates", who.id),
+        json!({"name": "Mine"}),
+    )
+    .await;
     let tpl_id = tpl["data"]["_id"].as_str().unwrap().to_string();
 
     // A viewer of the same organization.
     let viewer = owner(&app, "viewer@example.com", at).await;
     let pid = DocId::parse(&who.id).unwrap();
-    let org = app.state.stores.projects.project(pid).await.unwrap().unwrap().org_id;
-    let vuser = app.state.stores.accounts.user_by_email("viewer@example.com").await.unwrap().unwrap();
-    app.state.stores.accounts.add_member(org, vuser.id, OrgRole::Viewer).await.unwrap();
-    let as_viewer = Owner { client: viewer.client.clone(), id: who.id.clone(), csrf: viewer.csrf.clone() };
-    let (status, list) = get(&app, &as_viewer.client, &format!("/projects/{}/reports", who.id)).await;
+    let org = app
+        .state
+        .stores
+        .projects
+        .project(pid)
+        .await
+        .unwrap()
+        .unwrap()
+        .org_id;
+    let vuser = app
+        .state
+        .stores
+        .accounts
+        .user_by_email("viewer@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    app.state
+        .stores
+        .accounts
+        .add_member(org, vuser.id, OrgRole::Viewer)
+        .await
+        .unwrap();
+    let as_viewer = Owner {
+        client: viewer.client.clone(),
+        id: who.id.clone(),
+        csrf: viewer.csrf.clone(),
+    };
+    let (status, list) = get(
+        &app,
+        &as_viewer.client,
+        &format!("/projects/{}/reports", who.id),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
-    assert_eq!(status_of(&app, &as_viewer, &report).await["status"], "completed");
+    assert_eq!(
+        status_of(&app, &as_viewer, &report).await["status"],
+        "completed"
+    );
     assert_eq!(download(&app, &as_viewer, &report).await.status(), 200);
-    let (status, _) = get(&app, &as_viewer.client, &format!("/projects/{}/filter-templates", who.id)).await;
+    let (status, _) = get(
+        &app,
+        &as_viewer.client,
+        &format!("/projects/{}/filter-templates", who.id),
+    )
+    .await;
     assert_eq!(status, 200);
     for (path, body) in [
-        (format!("/projects/{}/reports/generate", who.id), custom(at, json!({}))),
-        (format!("/projects/{}/reports/{report}/delete", who.id), json!({})),
-        (format!("/projects/{}/filter-templates", who.id), json!({"name": "x"})),
-        (format!("/projects/{}/filter-templates/{tpl_id}/delete", who.id), json!({})),
+        (
+            format!("/projects/{}/reports/generate", who.id),
+            custom(at, json!({})),
+        ),
+        (
+            format!("/projects/{}/reports/{report}/delete", who.id),
+            json!({}),
+        ),
+        (
+            format!("/projects/{}/filter-templates", who.id),
+            json!({"name": "x"}),
+        ),
+        (
+            format!("/projects/{}/filter-templates/{tpl_id}/delete", who.id),
+            json!({}),
+        ),
     ] {
         let (status, answer) = post(&app, &as_viewer, &path, body).await;
-        assert_eq!((status, answer["code"].as_str()), (403, Some("FORBIDDEN")), "{path}");
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (403, Some("FORBIDDEN")),
+            "{path}"
+        );
     }
-    let (status, _) = page(&as_viewer.client, &app, &format!("/projects/{}/reports/new", who.id)).await;
+    let (status, _) = page(
+        &as_viewer.client,
+        &app,
+        &format!("/projects/{}/reports/new", who.id),
+    )
+    .await;
     assert_eq!(status, 403);
     let (_, list) = get(&app, &who.client, &format!("/projects/{}/reports", who.id)).await;
-    assert_eq!(list["data"].as_array().unwrap().len(), 1, "nothing deleted or added");
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "nothing deleted or added"
+    );
 
     // Another tenant: their own project does not hold this report (404); ours is not theirs (403).
     let other = owner(&app, "tenant-b@example.com", at).await;
     for suffix in ["/status", "/download", ""] {
-        let (status, _) = get(&app, &other.client, &format!("/projects/{}/reports/{report}{suffix}", other.id)).await;
+        let (status, _) = get(
+            &app,
+            &other.client,
+            &format!("/projects/{}/reports/{report}{suffix}", other.id),
+        )
+        .await;
         assert_eq!(status, 404, "{suffix}");
     }
-    let (status, answer) = post(&app, &other, &format!("/projects/{}/reports/{report}/delete", other.id), json!({})).await;
+    let (status, answer) = post(
+        &app,
+        &other,
+        &format!("/projects/{}/reports/{report}/delete", other.id),
+        json!({}),
+    )
+    .await;
     assert_eq!((status, answer["code"].as_str()), (404, Some("NOT_FOUND")));
-    let (status, _) = post(&app, &other, &format!("/projects/{}/filter-templates/{tpl_id}/delete", other.id), json!({})).await;
+    let (status, _) = post(
+        &app,
+        &other,
+        &format!("/projects/{}/filter-templates/{tpl_id}/delete", other.id),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, _) = get(&app, &other.client, &format!("/projects/{}/reports/{report}/status", who.id)).await;
+    let (status, _) = get(
+        &app,
+        &other.client,
+        &format!("/projects/{}/reports/{report}/status", who.id),
+    )
+    .await;
     assert_eq!(status, 403);
-    assert_eq!(status_of(&app, &who, &report).await["status"], "completed", "still there");
+    assert_eq!(
+        status_of(&app, &who, &report).await["status"],
+        "completed",
+        "still there"
+    );
 }
 
 #[tokio::test]
@@ -581,7 +979,10 @@ async fn downloads_answer_410_when_expired_403_outside_the_namespace_and_are_rat
     let rid = DocId::parse(&id).unwrap();
     let stored = app.state.stores.reports.report(rid).await.unwrap().unwrap();
     let key = stored.file_key.clone().unwrap();
-    assert!(key.starts_with(&format!("{}_{}/", stored.org_id, stored.project_id)), "{key}");
+    assert!(
+        key.starts_with(&format!("{}_{}/", stored.org_id, stored.project_id)),
+        "{key}"
+    );
     let on_disk = app.data_dir.join("reports").join(&key);
     assert!(on_disk.exists(), "{}", on_disk.display());
     assert!(stored.expires_at.unwrap() - stored.generated_at.unwrap() == 30 * DAY);
@@ -596,13 +997,26 @@ async fn downloads_answer_410_when_expired_403_outside_the_namespace_and_are_rat
     // Past its expiry: 410, and the sweep removes the file.
     let mut expired = stored.clone();
     expired.expires_at = Some(now_ms() - 1);
-    assert!(app.state.stores.reports.save_report(&expired).await.unwrap());
+    assert!(
+        app.state
+            .stores
+            .reports
+            .save_report(&expired)
+            .await
+            .unwrap()
+    );
     let r = download(&app, &who, &id).await;
     assert_eq!(r.status(), 410);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "EXPIRED");
-    assert_eq!(superinsights::services::retention::purge_report_files(&app.state.reports).await, 1);
+    assert_eq!(
+        superinsights::services::retention::purge_report_files(&app.state.reports).await,
+        1
+    );
     assert!(!on_disk.exists(), "the expired file is removed");
-    assert_eq!(superinsights::services::retention::purge_report_files(&app.state.reports).await, 0);
+    assert_eq!(
+        superinsights::services::retention::purge_report_files(&app.state.reports).await,
+        0
+    );
     assert_eq!(download(&app, &who, &id).await.status(), 410);
 
     // Ten downloads a minute per user and project (3 answered above, refusals count), then 429.
@@ -624,17 +1038,57 @@ async fn generation_is_limited_per_user_and_project_and_duplicates_answer_the_pe
     let who = owner(&app, "dedup@example.com", at).await;
     let body = custom(at, json!({"format": "csv", "dataType": "events"}));
     let first = generate(&app, &who, body.clone()).await;
-    let (status, answer) = post(&app, &who, &format!("/projects/{}/reports/generate", who.id), body.clone()).await;
-    assert_eq!((status, answer["code"].as_str()), (429, Some("RATE_LIMIT")), "one per 10 s");
+    let (status, answer) = post(
+        &app,
+        &who,
+        &format!("/projects/{}/reports/generate", who.id),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (429, Some("RATE_LIMIT")),
+        "one per 10 s"
+    );
     assert!(answer["details"].is_object());
     // A second user of the project has a budget of their own; the same request is deduplicated.
     let admin = owner(&app, "dedup-admin@example.com", at).await;
     let pid = DocId::parse(&who.id).unwrap();
-    let org = app.state.stores.projects.project(pid).await.unwrap().unwrap().org_id;
-    let user = app.state.stores.accounts.user_by_email("dedup-admin@example.com").await.unwrap().unwrap();
-    app.state.stores.accounts.add_member(org, user.id, OrgRole::Admin).await.unwrap();
-    let as_admin = Owner { client: admin.client, id: who.id.clone(), csrf: admin.csrf };
-    let (status, answer) = post(&app, &as_admin, &format!("/projects/{}/reports/generate", who.id), body).await;
+    let org = app
+        .state
+        .stores
+        .projects
+        .project(pid)
+        .await
+        .unwrap()
+        .unwrap()
+        .org_id;
+    let user = app
+        .state
+        .stores
+        .accounts
+        .user_by_email("dedup-admin@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    app.state
+        .stores
+        .accounts
+        .add_member(org, user.id, OrgRole::Admin)
+        .await
+        .unwrap();
+    let as_admin = Owner {
+        client: admin.client,
+        id: who.id.clone(),
+        csrf: admin.csrf,
+    };
+    let (status, answer) = post(
+        &app,
+        &as_admin,
+        &format!("/projects/{}/reports/generate", who.id),
+        body,
+    )
+    .await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["reportId"], first.as_str());
     assert_eq!(answer["deduplicated"], true);
@@ -647,38 +1101,82 @@ async fn filter_templates_are_saved_listed_applied_and_deleted() {
     let at = now_ms() - HOUR;
     let who = owner(&app, "templates@example.com", at).await;
     let tpath = format!("/projects/{}/filter-templates", who.id);
-    let (status, created) = post(&app, &who, &tpath, custom(at, json!({
-        "name": "Safari only", "description": "The Safari visitors", "browser": "Safari",
-        "meta": {"plan": "pro"},
-    })))
+    let (status, created) = post(
+        &app,
+        &who,
+        &tpath,
+        custom(
+            at,
+            json!({
+                "name": "Safari only", "description": "The Safari visitors", "browser": "Safari",
+                "meta": {"plan": "pro"},
+            }),
+        ),
+    )
     .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["success"], true);
     let t = &created["data"];
     assert_eq!(t["name"], "Safari only");
-    assert_eq!(t["filters"], json!({"browser": "Safari", "meta": {"plan": "pro"}}));
+    assert_eq!(
+        t["filters"],
+        json!({"browser": "Safari", "meta": {"plan": "pro"}})
+    );
     assert_eq!(t["timeframe"], "custom");
     let tid = t["_id"].as_str().unwrap().to_string();
-    let (_, second) = post(&app, &who, &tpath, json!({"name": "Last day", "timeframe": "24h"})).await;
+    let (_, second) = post(
+        &app,
+        &who,
+        &tpath,
+        json!({"name": "Last day", "timeframe": "24h"}),
+    )
+    .await;
     let (status, list) = get(&app, &who.client, &tpath).await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = list["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["Last day", "Safari only"]);
     // The new-report form offers them.
-    let (_, form) = page(&who.client, &app, &format!("/projects/{}/reports/new", who.id)).await;
+    let (_, form) = page(
+        &who.client,
+        &app,
+        &format!("/projects/{}/reports/new", who.id),
+    )
+    .await;
     assert!(form.contains("Safari only") && form.contains(&tid));
 
     // A report with the template takes its filters and range.
-    let id = generate(&app, &who, json!({"format": "csv", "filterTemplateId": tid})).await;
+    let id = generate(
+        &app,
+        &who,
+        json!({"format": "csv", "filterTemplateId": tid}),
+    )
+    .await;
     worker(&app).run_once().await.unwrap();
-    let stored = app.state.stores.reports.report(DocId::parse(&id).unwrap()).await.unwrap().unwrap();
+    let stored = app
+        .state
+        .stores
+        .reports
+        .report(DocId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.filters.browser.as_deref(), Some("Safari"));
     assert_eq!(stored.timeframe, "custom");
     assert_eq!(stored.filter_template_id.as_deref(), Some(tid.as_str()));
     let csv = download(&app, &who, &id).await.text().await.unwrap();
     assert!(csv.contains("totalViews,2,pageviews,custom"), "{csv}");
     // The request's own filters win over the template's.
-    let id2 = generate(&app, &who, json!({"format": "csv", "filterTemplateId": tid, "browser": "Firefox"})).await;
+    let id2 = generate(
+        &app,
+        &who,
+        json!({"format": "csv", "filterTemplateId": tid, "browser": "Firefox"}),
+    )
+    .await;
     worker(&app).run_once().await.unwrap();
     let csv = download(&app, &who, &id2).await.text().await.unwrap();
     assert!(csv.contains("totalViews,4,pageviews,custom"), "{csv}");
@@ -699,35 +1197,89 @@ async fn deleting_hides_the_report_and_the_sweep_removes_its_file() {
     let who = owner(&app, "delete@example.com", at).await;
     let id = generate(&app, &who, custom(at, json!({"format": "html"}))).await;
     worker(&app).run_once().await.unwrap();
-    let key = app.state.stores.reports.report(DocId::parse(&id).unwrap()).await.unwrap().unwrap().file_key.unwrap();
+    let key = app
+        .state
+        .stores
+        .reports
+        .report(DocId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .file_key
+        .unwrap();
     let on_disk = app.data_dir.join("reports").join(&key);
     assert!(on_disk.exists());
-    let (status, answer) = post(&app, &who, &format!("/projects/{}/reports/{id}/delete", who.id), json!({})).await;
+    let (status, answer) = post(
+        &app,
+        &who,
+        &format!("/projects/{}/reports/{id}/delete", who.id),
+        json!({}),
+    )
+    .await;
     assert_eq!((status, answer), (200, json!({"success": true})));
-    let (status, _) = get(&app, &who.client, &format!("/projects/{}/reports/{id}/status", who.id)).await;
+    let (status, _) = get(
+        &app,
+        &who.client,
+        &format!("/projects/{}/reports/{id}/status", who.id),
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(download(&app, &who, &id).await.status(), 404);
     let (_, list) = get(&app, &who.client, &format!("/projects/{}/reports", who.id)).await;
     assert_eq!(list["data"], json!([]));
-    let (status, _) = post(&app, &who, &format!("/projects/{}/reports/{id}/delete", who.id), json!({})).await;
+    let (status, _) = post(
+        &app,
+        &who,
+        &format!("/projects/{}/reports/{id}/delete", who.id),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 404, "deleted once");
     // Soft: the record stays (deleted), the file goes with the sweep.
-    let kept = app.state.stores.reports.report(DocId::parse(&id).unwrap()).await.unwrap().unwrap();
+    let kept = app
+        .state
+        .stores
+        .reports
+        .report(DocId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(kept.deleted_at.is_some());
-    assert_eq!(superinsights::services::retention::purge_report_files(&app.state.reports).await, 1);
+    assert_eq!(
+        superinsights::services::retention::purge_report_files(&app.state.reports).await,
+        1
+    );
     assert!(!on_disk.exists());
     // Deleted while queued: the job finds it deleted and writes no file.
     let queued = generate(&app, &who, custom(at, json!({"format": "json"}))).await;
-    post(&app, &who, &format!("/projects/{}/reports/{queued}/delete", who.id), json!({})).await;
+    post(
+        &app,
+        &who,
+        &format!("/projects/{}/reports/{queued}/delete", who.id),
+        json!({}),
+    )
+    .await;
     worker(&app).run_once().await.unwrap();
-    let r = app.state.stores.reports.report(DocId::parse(&queued).unwrap()).await.unwrap().unwrap();
+    let r = app
+        .state
+        .stores
+        .reports
+        .report(DocId::parse(&queued).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(r.file_key.is_none());
 }
 
 #[tokio::test]
 async fn a_timeout_or_a_dead_worker_never_leaves_a_report_pending() {
     // 1. The generation timeout fails the report, naming the stage it was stuck in.
-    let app = TestApp::spawn(&[("JOB_WORKERS", "0"), NO_GEN_LIMIT, ("REPORT_TIMEOUT_MS", "1000")]).await;
+    let app = TestApp::spawn(&[
+        ("JOB_WORKERS", "0"),
+        NO_GEN_LIMIT,
+        ("REPORT_TIMEOUT_MS", "1000"),
+    ])
+    .await;
     let at = now_ms() - HOUR;
     let who = owner(&app, "timeout@example.com", at).await;
     let id = generate(&app, &who, custom(at, json!({"format": "pdf"}))).await;
@@ -735,7 +1287,10 @@ async fn a_timeout_or_a_dead_worker_never_leaves_a_report_pending() {
     let s = status_of(&app, &who, &id).await;
     assert_eq!(s["status"], "failed", "{s}");
     let message = s["message"].as_str().unwrap();
-    assert!(message.contains("timed out") && message.contains("queued"), "{message}");
+    assert!(
+        message.contains("timed out") && message.contains("queued"),
+        "{message}"
+    );
     assert_eq!(s["stages"][0]["errorMessage"], message);
     // A worker that picks the job up afterwards does not revive it.
     worker(&app).run_once().await.unwrap();
@@ -745,50 +1300,97 @@ async fn a_timeout_or_a_dead_worker_never_leaves_a_report_pending() {
 
     // 2. A worker that dies mid-job: the lease runs out and another worker completes it.
     let app = TestApp::spawn(&[
-        ("JOB_WORKERS", "0"), NO_GEN_LIMIT,
-        ("JOB_VISIBILITY_TIMEOUT_MS", "300"), ("JOB_RETRY_BACKOFF_MS", "10"), ("JOB_MAX_ATTEMPTS", "2"),
+        ("JOB_WORKERS", "0"),
+        NO_GEN_LIMIT,
+        ("JOB_VISIBILITY_TIMEOUT_MS", "300"),
+        ("JOB_RETRY_BACKOFF_MS", "10"),
+        ("JOB_MAX_ATTEMPTS", "2"),
     ])
     .await;
     let who = owner(&app, "crash@example.com", at).await;
     let id = generate(&app, &who, custom(at, json!({"format": "json"}))).await;
-    let dead = app.state.jobs.next(&[kinds::REPORT.to_string()]).await.unwrap().expect("claimed");
+    let dead = app
+        .state
+        .jobs
+        .next(&[kinds::REPORT.to_string()])
+        .await
+        .unwrap()
+        .expect("claimed");
     assert_eq!(dead.job.id.to_hex(), id);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(matches!(worker(&app).run_once().await.unwrap(), Outcome::Completed(_)));
+    assert!(matches!(
+        worker(&app).run_once().await.unwrap(),
+        Outcome::Completed(_)
+    ));
     assert_eq!(status_of(&app, &who, &id).await["status"], "completed");
 
     // 3. Dying on the last attempt: the queue fails the job, and the report says so.
     let app = TestApp::spawn(&[
-        ("JOB_WORKERS", "0"), NO_GEN_LIMIT,
-        ("JOB_VISIBILITY_TIMEOUT_MS", "200"), ("JOB_MAX_ATTEMPTS", "1"),
+        ("JOB_WORKERS", "0"),
+        NO_GEN_LIMIT,
+        ("JOB_VISIBILITY_TIMEOUT_MS", "200"),
+        ("JOB_MAX_ATTEMPTS", "1"),
     ])
     .await;
     let who = owner(&app, "dead@example.com", at).await;
     let id = generate(&app, &who, custom(at, json!({"format": "json"}))).await;
-    app.state.jobs.next(&[kinds::REPORT.to_string()]).await.unwrap().expect("claimed");
+    app.state
+        .jobs
+        .next(&[kinds::REPORT.to_string()])
+        .await
+        .unwrap()
+        .expect("claimed");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(worker(&app).run_once().await.unwrap(), Outcome::Idle);
     let s = status_of(&app, &who, &id).await;
     assert_eq!(s["status"], "failed", "{s}");
-    assert!(s["message"].as_str().unwrap().starts_with("Generation failed during queued"), "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Generation failed during queued"),
+        "{s}"
+    );
 }
 
-/// Ingests `n` page views in range and exports them as raw CSV through the queue.
-async fn raw_export_of(app: &TestApp, who: &Owner, n: usize, at: i64) -> (String, u64) {
-    let pid = DocId::parse(&who.id).unwrap();
+/// Ingests `n` Chrome page views of client `bulk` on 50 URLs, spread over the day before `at`;
+/// view `i` has session id `s{i}`.
+async fn ingest_bulk(app: &TestApp, project: DocId, n: usize, at: i64) {
     let mut written = 0;
     while written < n {
         let chunk = (n - written).min(5_000);
         let views: Vec<PageView> = (0..chunk)
-            .map(|i| view(&format!("/bulk/{}", written + i), at - DAY + ((written + i) as i64 % DAY), "Chrome", "bulk"))
+            .map(|i| {
+                let k = written + i;
+                PageView {
+                    session_id: Some(format!("s{k}")),
+                    ..view(
+                        &format!("/bulk/{}", k % 50),
+                        at - DAY + (k as i64 % DAY),
+                        "Chrome",
+                        "bulk",
+                    )
+                }
+            })
             .collect();
-        app.state.stores.events.write(&[batch(pid, Docs::Pageviews(views))]).await.unwrap();
+        app.state
+            .stores
+            .events
+            .write(&[batch(project, Docs::Pageviews(views))])
+            .await
+            .unwrap();
         written += chunk;
     }
+}
+
+/// The raw CSV export of the Chrome page views, run through the queue: its report id.
+async fn raw_export(app: &TestApp, who: &Owner, at: i64) -> String {
     let id = generate(app, who, custom(at, json!({"format": "csv", "csvMode": "raw", "dataType": "pageviews", "browser": "Chrome"}))).await;
-    assert!(matches!(worker(app).run_once().await.unwrap(), Outcome::Completed(_)));
-    let stored = app.state.stores.reports.report(DocId::parse(&id).unwrap()).await.unwrap().unwrap();
-    (id, stored.file_size.unwrap())
+    assert!(matches!(
+        worker(app).run_once().await.unwrap(),
+        Outcome::Completed(_)
+    ));
+    id
 }
 
 #[tokio::test]
@@ -796,13 +1398,24 @@ async fn a_raw_export_spans_many_scan_pages_and_keeps_every_document_once() {
     let app = TestApp::spawn(&[("JOB_WORKERS", "0"), NO_GEN_LIMIT]).await;
     let at = now_ms() - HOUR;
     let who = owner(&app, "raw@example.com", at).await;
-    let (id, _) = raw_export_of(&app, &who, 5_123, at).await;
+    ingest_bulk(&app, DocId::parse(&who.id).unwrap(), 5_123, at).await;
+    let id = raw_export(&app, &who, at).await;
     let csv = download(&app, &who, &id).await.text().await.unwrap();
-    let mut urls: Vec<&str> = csv.split("\r\n").skip(1).filter(|l| !l.is_empty()).map(|l| l.split(',').nth(2).unwrap()).collect();
-    assert_eq!(urls.len(), 5_123);
-    urls.sort();
-    urls.dedup();
-    assert_eq!(urls.len(), 5_123, "no duplicates across pages");
+    let mut sessions: Vec<&str> = csv
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').nth(5).unwrap())
+        .collect();
+    assert_eq!(sessions.len(), 5_123);
+    assert!(
+        sessions.iter().all(|s| s.starts_with('s')),
+        "{:?}",
+        &sessions[..3]
+    );
+    sessions.sort();
+    sessions.dedup();
+    assert_eq!(sessions.len(), 5_123, "no duplicates across pages");
 }
 
 /// The peak resident memory of this process, in KiB (`VmHWM`).
@@ -823,27 +1436,46 @@ async fn raw_csv_of_100k_documents_is_streamed_with_bounded_memory() {
     let app = TestApp::spawn(&[("JOB_WORKERS", "0"), NO_GEN_LIMIT]).await;
     let at = now_ms() - HOUR;
     let who = owner(&app, "bench@example.com", at).await;
-    let pid = DocId::parse(&who.id).unwrap();
     // Ingest first (its memory is not the export's), then measure the export alone.
-    let n = 100_000;
-    let mut written = 0;
-    while written < n {
-        let chunk = (n - written).min(5_000);
-        let views: Vec<PageView> = (0..chunk)
-            .map(|i| view(&format!("/bulk/{}", written + i), at - DAY + ((written + i) as i64 % DAY), "Chrome", "bulk"))
-            .collect();
-        app.state.stores.events.write(&[batch(pid, Docs::Pageviews(views))]).await.unwrap();
-        written += chunk;
-    }
+    let n: usize = std::env::var("SI_BENCH_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    ingest_bulk(&app, DocId::parse(&who.id).unwrap(), n, at).await;
     let before = peak_rss_kib();
     let started = std::time::Instant::now();
-    let id = generate(&app, &who, custom(at, json!({"format": "csv", "csvMode": "raw", "dataType": "pageviews"}))).await;
-    assert!(matches!(worker(&app).run_once().await.unwrap(), Outcome::Completed(_)));
+    let id = raw_export(&app, &who, at).await;
+    let stages = app
+        .state
+        .stores
+        .reports
+        .report(DocId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .stages;
+    for s in &stages {
+        println!(
+            "BENCH stage {}: {} ms",
+            s.stage.as_str(),
+            s.completed_at.unwrap_or(s.started_at) - s.started_at
+        );
+    }
     let took = started.elapsed();
     let after = peak_rss_kib();
-    let stored = app.state.stores.reports.report(DocId::parse(&id).unwrap()).await.unwrap().unwrap();
+    let stored = app
+        .state
+        .stores
+        .reports
+        .report(DocId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let path = app.data_dir.join("reports").join(stored.file_key.unwrap());
-    let lines = std::fs::read_to_string(&path).unwrap().matches("\r\n").count();
+    let lines = std::fs::read_to_string(&path)
+        .unwrap()
+        .matches("\r\n")
+        .count();
     assert_eq!(lines, n + 1);
     println!(
         "BENCH raw CSV: {n} documents, {} bytes, {:.1} s; peak RSS {} MiB before the export, {} MiB after (grew {} MiB)",
@@ -854,7 +1486,11 @@ async fn raw_csv_of_100k_documents_is_streamed_with_bounded_memory() {
         (after - before) / 1024
     );
     // The file is far larger than what the export may hold in memory.
-    assert!(after - before < 64 * 1024, "peak RSS grew {} KiB", after - before);
+    assert!(
+        after - before < 64 * 1024,
+        "peak RSS grew {} KiB",
+        after - before
+    );
 }
 
 #[tokio::test]
@@ -874,7 +1510,13 @@ async fn the_form_progress_page_and_interactive_view_work_in_chromium() {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut done = 0;
         while std::time::Instant::now() < deadline && done < 2 {
-            let pending = reports.reports_of_project(pid, 10).await.unwrap().into_iter().filter(|r| r.status.as_str() == "pending").count();
+            let pending = reports
+                .reports_of_project(pid, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.status.as_str() == "pending")
+                .count();
             if pending > 0 {
                 // Let the page show the queued state before the work starts.
                 tokio::time::sleep(Duration::from_millis(2500)).await;

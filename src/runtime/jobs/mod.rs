@@ -28,7 +28,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 pub mod kinds {
     /// An AI analysis run (the job id is the run id).
     pub const AI_ANALYSIS: &str = "ai_analysis";
-    /// A report generation (later).
+    /// A report generation (the job id is the report id; `services::report_jobs`).
     pub const REPORT: &str = "report";
 }
 

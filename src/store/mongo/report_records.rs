@@ -5,18 +5,15 @@
 
 use super::{
     MongoStore,
-    docs::{bson_to_json, collection_of, date, json_to_bson, oid},
+    docs::{bson_to_json, collection_of, json_to_bson, oid},
     errors::{CollectAll, map_err},
     filters::Match,
 };
-use crate::domain::{
-    analytics::TimeRange, ids::DocId, model::Channel, segment::SegmentFilters,
-};
+use crate::domain::{analytics::TimeRange, ids::DocId, model::Channel, segment::SegmentFilters};
 use crate::reports::{FilterTemplate, Report};
-use crate::store::{ReportStore, ScanCursor, StoreError, StoreResult};
+use crate::store::{DocumentPages, ReportStore, StoreError, StoreResult};
 use async_trait::async_trait;
-use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
-use serde_json::Value;
+use mongodb::bson::{Bson, Document, doc};
 
 /// SuperInsights 1.x's collection names.
 pub(super) const REPORTS: &str = "reports";
@@ -40,7 +37,10 @@ fn from_doc<T: serde::de::DeserializeOwned>(d: &Document, collection: &str) -> S
         .map_err(|e| StoreError::other(format!("malformed {collection} document: {e}")))
 }
 
-fn all<T: serde::de::DeserializeOwned>(found: &[Document], collection: &str) -> StoreResult<Vec<T>> {
+fn all<T: serde::de::DeserializeOwned>(
+    found: &[Document],
+    collection: &str,
+) -> StoreResult<Vec<T>> {
     found.iter().map(|d| from_doc(d, collection)).collect()
 }
 
@@ -157,7 +157,10 @@ impl ReportStore for MongoStore {
 
     async fn clear_report_file(&self, id: DocId) -> StoreResult<()> {
         self.coll(REPORTS)
-            .update_one(doc! {"_id": oid(id)}, doc! {"$set": {"fileKey": Bson::Null}})
+            .update_one(
+                doc! {"_id": oid(id)},
+                doc! {"$set": {"fileKey": Bson::Null}},
+            )
             .await
             .map_err(map_err)?;
         Ok(())
@@ -208,51 +211,46 @@ impl ReportStore for MongoStore {
         Ok(done.deleted_count == 1)
     }
 
-    async fn scan_documents(
+    async fn document_pages(
         &self,
         project_id: DocId,
         channel: Channel,
         range: TimeRange,
         segment: &SegmentFilters,
-        after: Option<&ScanCursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<(ScanCursor, Value)>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
+        page: u32,
+    ) -> StoreResult<DocumentPages> {
+        let page = page.max(1);
         let mut filter = Match::scope(project_id, range);
         filter.segment(channel, segment);
-        if let Some(c) = after {
-            let last = ObjectId::parse_str(&c.key)
-                .map_err(|_| StoreError::other(format!("bad scan cursor {:?}", c.key)))?;
-            filter.field(
-                "$or",
-                vec![
-                    Bson::Document(doc! {"timestamp": {"$gt": date(c.ts)}}),
-                    Bson::Document(doc! {"timestamp": date(c.ts), "_id": {"$gt": last}}),
-                ],
-            );
-        }
-        let found = self
+        // One query whose cursor is read a batch at a time (a keyset query per page would make
+        // servers without range pushdown, FerretDB among them, scan the range once per page).
+        let cursor = self
             .coll(collection_of(channel))
             .find(filter.build())
             .sort(doc! {"timestamp": 1, "_id": 1})
-            .limit(i64::from(limit))
-            .collect_all()
-            .await?;
-        found
-            .iter()
-            .map(|d| {
-                let key = d
-                    .get_object_id("_id")
-                    .map_err(|_| StoreError::other("a document without an ObjectId _id".into()))?
-                    .to_hex();
-                let ts = match d.get("timestamp") {
-                    Some(Bson::DateTime(t)) => t.timestamp_millis(),
-                    _ => return Err(StoreError::other("a document without a timestamp".into())),
-                };
-                Ok((ScanCursor { ts, key }, super::docs::to_json(d)))
-            })
-            .collect()
+            .batch_size(page)
+            .await
+            .map_err(map_err)?;
+        let page = page as usize;
+        Ok(Box::pin(futures::stream::unfold(
+            Some(cursor),
+            move |cursor| async move {
+                use futures::TryStreamExt;
+                let mut cursor = cursor?;
+                let mut docs = Vec::with_capacity(page);
+                while docs.len() < page {
+                    match cursor.try_next().await {
+                        Ok(Some(d)) => docs.push(super::docs::to_json(&d)),
+                        Ok(None) => break,
+                        Err(e) => return Some((Err(map_err(e)), None)),
+                    }
+                }
+                if docs.is_empty() {
+                    return None;
+                }
+                let more = docs.len() == page;
+                Some((Ok(docs), more.then_some(cursor)))
+            },
+        )))
     }
 }

@@ -3,18 +3,17 @@
 //! exports. (The drill-down reads are in `reports.rs`; they are not these reports.)
 
 use super::{SqliteStore, map_err, rows};
-use crate::domain::{
-    analytics::TimeRange, ids::DocId, model::Channel, segment::SegmentFilters,
-};
+use crate::domain::{analytics::TimeRange, ids::DocId, model::Channel, segment::SegmentFilters};
 use crate::reports::{FilterTemplate, Report};
-use crate::store::{ReportStore, ScanCursor, StoreError, StoreResult};
+use crate::store::{DocumentPages, ReportStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::{QueryBuilder, Row, Sqlite, sqlite::SqliteRow};
 
 fn doc_of<T: serde::de::DeserializeOwned>(r: &SqliteRow, table: &str) -> StoreResult<T> {
     let text: String = r.try_get("doc").map_err(map_err)?;
-    serde_json::from_str(&text).map_err(|e| StoreError::other(format!("malformed {table}.doc: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::other(format!("malformed {table}.doc: {e}")))
 }
 
 fn text<T: serde::Serialize>(v: &T) -> StoreResult<String> {
@@ -191,7 +190,10 @@ impl ReportStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        found.iter().map(|r| doc_of(r, "filter_templates")).collect()
+        found
+            .iter()
+            .map(|r| doc_of(r, "filter_templates"))
+            .collect()
     }
 
     async fn delete_filter_template(&self, id: DocId) -> StoreResult<bool> {
@@ -203,57 +205,96 @@ impl ReportStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn scan_documents(
+    async fn document_pages(
         &self,
         project_id: DocId,
         channel: Channel,
         range: TimeRange,
         segment: &SegmentFilters,
-        after: Option<&ScanCursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<(ScanCursor, Value)>> {
+        page: u32,
+    ) -> StoreResult<DocumentPages> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let Some(mut w) = self.report_scope(&mut conn, project_id, range).await? else {
-            return Ok(Vec::new());
+            return Ok(Box::pin(futures::stream::empty()));
         };
+        drop(conn);
         w.segment(channel, segment);
-        let table = rows::table(channel);
+        let state = Scan {
+            store: self.clone(),
+            project_id,
+            channel,
+            w,
+            after: None,
+            page: page.max(1),
+            done: false,
+        };
+        Ok(Box::pin(futures::stream::unfold(
+            state,
+            |mut st| async move {
+                if st.done {
+                    return None;
+                }
+                match st.next_page().await {
+                    Ok(docs) if docs.is_empty() => None,
+                    Ok(docs) => Some((Ok(docs), st)),
+                    Err(e) => {
+                        st.done = true;
+                        Some((Err(e), st))
+                    }
+                }
+            },
+        )))
+    }
+}
+
+/// A keyset scan in `(ts, rowid)` order: each page starts after the last row of the one
+/// before, through the `(project, ts)` index.
+struct Scan {
+    store: SqliteStore,
+    project_id: DocId,
+    channel: Channel,
+    w: super::filters::Where,
+    after: Option<(i64, i64)>,
+    page: u32,
+    done: bool,
+}
+
+impl Scan {
+    async fn next_page(&mut self) -> StoreResult<Vec<Value>> {
+        let table = rows::table(self.channel);
         let mut q =
             QueryBuilder::<Sqlite>::new(format!("SELECT rowid AS scan_rowid, * FROM {table}"));
-        w.push_to(&mut q);
-        if let Some(c) = after {
-            let rowid: i64 = c
-                .key
-                .parse()
-                .map_err(|_| StoreError::other(format!("bad scan cursor {:?}", c.key)))?;
+        self.w.push_to(&mut q);
+        if let Some((ts, rowid)) = self.after {
             q.push(" AND (ts > ")
-                .push_bind(c.ts)
+                .push_bind(ts)
                 .push(" OR (ts = ")
-                .push_bind(c.ts)
+                .push_bind(ts)
                 .push(" AND rowid > ")
                 .push_bind(rowid)
                 .push("))");
         }
         q.push(" ORDER BY ts, rowid LIMIT ")
-            .push_bind(i64::from(limit));
-        let found = q.build().fetch_all(&mut *conn).await.map_err(map_err)?;
-        found
-            .iter()
-            .map(|r| {
-                let rowid: i64 = r.try_get("scan_rowid").map_err(map_err)?;
-                let ts: i64 = r.try_get("ts").map_err(map_err)?;
-                let mut doc = rows::to_json(r, project_id);
-                if let Some(o) = doc.as_object_mut() {
-                    o.remove("scanRowid");
-                }
-                Ok((
-                    ScanCursor {
-                        ts,
-                        key: rowid.to_string(),
-                    },
-                    doc,
-                ))
-            })
-            .collect()
+            .push_bind(i64::from(self.page));
+        let found = q
+            .build()
+            .fetch_all(&self.store.pool)
+            .await
+            .map_err(map_err)?;
+        if found.len() < self.page as usize {
+            self.done = true;
+        }
+        let mut docs = Vec::with_capacity(found.len());
+        for r in &found {
+            let rowid: i64 = r.try_get("scan_rowid").map_err(map_err)?;
+            let ts: i64 = r.try_get("ts").map_err(map_err)?;
+            self.after = Some((ts, rowid));
+            let mut doc = rows::to_json(r, self.project_id);
+            if let Some(o) = doc.as_object_mut() {
+                o.remove("scanRowid");
+            }
+            docs.push(doc);
+        }
+        Ok(docs)
     }
 }
