@@ -423,6 +423,9 @@ pub struct ServerConfig {
     /// Open WebSocket connections per client IP, per instance (`WS_MAX_CONNECTIONS_PER_IP`, 100;
     /// 0 turns the cap off; at most 1000000). IPv6 clients count per /64.
     pub ws_max_per_ip: usize,
+    /// Realtime streams (`…/realtime/stream`) one client may hold open at once, per instance:
+    /// a signed-in session, or an IP for public links (`REALTIME_STREAMS_PER_CLIENT`, 8; 1–1000).
+    pub realtime_streams_per_client: usize,
 }
 
 impl Default for ServerConfig {
@@ -434,6 +437,7 @@ impl Default for ServerConfig {
             max_connections: None,
             reserved_connections: 32,
             ws_max_per_ip: 100,
+            realtime_streams_per_client: 8,
         }
     }
 }
@@ -464,6 +468,12 @@ impl ServerConfig {
                 d.ws_max_per_ip as u64,
                 0,
                 1_000_000,
+            )? as usize,
+            realtime_streams_per_client: env.number_in(
+                "REALTIME_STREAMS_PER_CLIENT",
+                d.realtime_streams_per_client as u64,
+                1,
+                1000,
             )? as usize,
         })
     }

@@ -82,7 +82,12 @@ pub async fn build_with(
         spool.clone(),
         options,
     );
-    let ingestor = Ingestor::new(KeyCache::new(stores.projects.clone()), enricher, pipeline);
+    let realtime = crate::runtime::realtime::RealtimeHub::start(
+        redis.clone(),
+        config.server.realtime_streams_per_client,
+    );
+    let ingestor = Ingestor::new(KeyCache::new(stores.projects.clone()), enricher, pipeline)
+        .with_live(realtime.clone());
     let memory_limiter = Arc::new(MemoryRateLimiter::default());
     memory_limiter.spawn_sweeper(Duration::from_secs(60));
     let rate_limiter: Arc<dyn RateLimiter> = match &redis {
@@ -178,6 +183,7 @@ pub async fn build_with(
         plan: Arc::new(plan),
         rate_limiter,
         ws: Arc::default(),
+        realtime,
     };
     Ok(App {
         state,
@@ -258,6 +264,7 @@ impl App {
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
         let redis = state.redis.clone();
         let ws = state.ws.clone();
+        let realtime = state.realtime.clone();
         let limits = crate::server::Limits::from_config(&state.config.server);
         let router = http::router(state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -268,6 +275,8 @@ impl App {
         let server = tokio::spawn(server);
         let _ = stopping_rx.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        // Realtime streams never finish by themselves: end them, so the drain does not wait.
+        realtime.close_all();
         // Upgraded WebSocket connections are not requests the server waits for: close them
         // (1001) alongside, before the ingest queue is drained below.
         // Job workers stop alongside: each finishes its current job within the timeout or

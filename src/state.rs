@@ -33,6 +33,8 @@ pub struct AppState {
     /// The job queue (durable store, or Redis Streams with `JOB_QUEUE_REDIS`): enqueue jobs and
     /// read their state here.
     pub jobs: Arc<dyn crate::runtime::jobs::JobQueue>,
+    /// The realtime hub: acknowledged batches to the live streams (across instances with Redis).
+    pub realtime: Arc<crate::runtime::realtime::RealtimeHub>,
 }
 
 impl FromRef<AppState> for Arc<Ingestor> {
@@ -122,6 +124,14 @@ impl BackendPlan {
                     "bounded channel + group commit; disk spool at {}",
                     config.ingest.spool_path.display()
                 ),
+            ),
+            (
+                "realtime",
+                if redis {
+                    "redis pub/sub across instances (this instance's events only while redis is down)".into()
+                } else {
+                    "in-process".into()
+                },
             ),
             (
                 "redis",

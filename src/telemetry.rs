@@ -59,6 +59,7 @@ pub enum Piece {
     RateLimits,
     JobQueue,
     Ingest,
+    Realtime,
 }
 
 impl Piece {
@@ -70,6 +71,7 @@ impl Piece {
             Piece::RateLimits => "rate_limits",
             Piece::JobQueue => "job_queue",
             Piece::Ingest => "ingest",
+            Piece::Realtime => "realtime",
         }
     }
 }

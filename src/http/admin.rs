@@ -749,10 +749,11 @@ async fn revoke_any_link(
     auth: &AuthUser,
     project: crate::domain::ids::DocId,
 ) -> Result<Response, AppError> {
-    let result = crate::services::public_links::revoke(&state.stores, project, None)
-        .await?
-        .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
-        .ok_or_else(super::org::no_such_project);
+    let result =
+        crate::services::public_links::revoke(&state.stores, &state.realtime, project, None)
+            .await?
+            .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
+            .ok_or_else(super::org::no_such_project);
     render_outcome(result, async |notice| {
         render_public_links(state, auth, notice).await
     })

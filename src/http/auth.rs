@@ -178,7 +178,7 @@ async fn register(
     {
         Ok(created) => {
             session::sign_in(&session, &created.user, Some(created.org.id)).await?;
-            Ok(Redirect::to(&format!("/projects/{}/settings", created.project.id)).into_response())
+            Ok(Redirect::to(&format!("/projects/{}/setup", created.project.id)).into_response())
         }
         Err(ProvisionError::Store(e)) => Err(e.into()),
         Err(e) => {
@@ -192,8 +192,17 @@ async fn register(
     }
 }
 
-async fn logout(session: Session, _form: CsrfForm) -> Result<Response, AppError> {
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    let ended = session.id();
     session::sign_out(&session).await?;
+    // The session's realtime streams end with it, on every instance.
+    if let Some(id) = ended {
+        (state.realtime).session_ended(&crate::runtime::realtime::session_key(&id.to_string()));
+    }
     Ok(Redirect::to("/auth/login").into_response())
 }
 

@@ -460,10 +460,11 @@ async fn revoke_link_of_org(
     project: DocId,
 ) -> Result<Response, AppError> {
     let org = auth.require_org_owner()?.id;
-    let result = crate::services::public_links::revoke(&state.stores, project, Some(org))
-        .await?
-        .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
-        .ok_or_else(no_such_project);
+    let result =
+        crate::services::public_links::revoke(&state.stores, &state.realtime, project, Some(org))
+            .await?
+            .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
+            .ok_or_else(no_such_project);
     render_outcome(result, async |notice| {
         render_public_links(state, auth, notice).await
     })

@@ -3,7 +3,7 @@
 //! ([`asset`]: `/static/v/{digest of every asset}/{path}`), served with a year-long immutable
 //! cache, so a new build's files are fetched at once and unchanged ones never again.
 
-use crate::{config::Config, state::AppState};
+use crate::state::AppState;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
@@ -14,7 +14,6 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
-use std::sync::Arc;
 
 /// Static files compiled into the binary, so one file is the whole server.
 const STATIC_FILES: &[(&str, &str, &str)] = &[
@@ -154,6 +153,8 @@ pub async fn html_errors(
 #[template(path = "landing.html")]
 struct LandingPage {
     base_url: String,
+    /// Whether the "Create an account" link is shown.
+    registration_open: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -163,7 +164,8 @@ struct ErrorPage {
     message: String,
 }
 
-async fn landing(State(config): State<Arc<Config>>, session: tower_sessions::Session) -> Response {
+async fn landing(State(state): State<AppState>, session: tower_sessions::Session) -> Response {
+    let config = &state.config;
     if session
         .get::<crate::domain::ids::DocId>("uid")
         .await
@@ -177,7 +179,16 @@ async fn landing(State(config): State<Arc<Config>>, session: tower_sessions::Ses
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://localhost:{}", config.port));
-    LandingPage { base_url }.into_response()
+    // A store that cannot answer hides the sign-up link rather than failing the page.
+    let registration_open =
+        crate::services::accounts::registration_open(&state.stores, config.registration_enabled)
+            .await
+            .unwrap_or(false);
+    LandingPage {
+        base_url,
+        registration_open,
+    }
+    .into_response()
 }
 
 /// `/static/{path}` (an hour's cache, for links from older pages) and

@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/projects", get(list_projects).post(create_project))
         .route("/projects/new", get(new_project))
         .route("/projects/{id}", get(project_home))
+        .route("/projects/{id}/setup", get(show_setup))
         .route("/projects/{id}/settings", get(show_settings))
         .route("/projects/{id}/update", post(update_project))
         .route("/projects/{id}/regenerate-keys", post(regenerate_keys))
@@ -103,7 +104,7 @@ const OWNERS: &[OrgRole] = &[OrgRole::Owner];
 #[template(path = "projects/list.html")]
 struct ListPage {
     shell: Shell,
-    projects: Vec<Project>,
+    projects: Vec<ProjectRow>,
     can_create: bool,
 }
 
@@ -235,19 +236,7 @@ async fn render_settings(
         .into_iter()
         .map(|m| (m.user.email, m.role.to_string(), m.user.id.to_hex()))
         .collect();
-    // Without a trusted address the snippet says so instead of guessing from the Host header.
-    let base = super::links::base_url(&state.config, headers)
-        .unwrap_or_else(|| super::links::UNKNOWN_BASE.to_string());
-    // In production the versioned URL is cached for a year; in development the plain one.
-    let sdk = if state.config.production {
-        super::sdk::sdk_versioned_path()
-    } else {
-        "/sdk/superinsights.js".to_string()
-    };
-    let snippet = format!(
-        "<script src=\"{base}{sdk}\" defer></script>\n<script>\n  window.addEventListener('load', function () {{\n    SuperInsights.init('{}', {{ apiUrl: '{base}' }});\n  }});\n</script>",
-        p.public_api_key
-    );
+    let snippet = snippet_of(state, headers, p);
     let link = public_links::state(&state.stores, p.id).await?;
     let public_link = PublicLinkView {
         enabled: link.enabled,
@@ -285,12 +274,102 @@ async fn render_settings(
     })
 }
 
+/// The SDK snippet for `project`, as the settings and setup pages show it.
+fn snippet_of(state: &AppState, headers: &HeaderMap, project: &Project) -> String {
+    // Without a trusted address the snippet says so instead of guessing from the Host header.
+    let base = super::links::base_url(&state.config, headers)
+        .unwrap_or_else(|| super::links::UNKNOWN_BASE.to_string());
+    // In production the versioned URL is cached for a year; in development the plain one.
+    let sdk = if state.config.production {
+        super::sdk::sdk_versioned_path()
+    } else {
+        "/sdk/superinsights.js".to_string()
+    };
+    format!(
+        "<script src=\"{base}{sdk}\" defer></script>\n<script>\n  window.addEventListener('load', function () {{\n    SuperInsights.init('{}', {{ apiUrl: '{base}' }});\n  }});\n</script>",
+        project.public_api_key
+    )
+}
+
+/// A project on the projects list, with its visitors today and their hourly sparkline.
+struct ProjectRow {
+    project: Project,
+    today: u64,
+    /// The sparkline's polyline points (96×24 box), last 24 hours by hour.
+    points: String,
+    /// The hourly figures in words, for screen readers.
+    hourly_text: String,
+}
+
+/// The first-run page of a project: the snippet, and a live status that turns from "waiting"
+/// to "receiving data" when the first event arrives (`js/realtime.js`).
+#[derive(Template, WebTemplate)]
+#[template(path = "projects/setup.html")]
+struct SetupPage {
+    shell: Shell,
+    project: Project,
+    snippet: String,
+    curl: String,
+    has_data: bool,
+    can_edit: bool,
+    base: String,
+}
+
+/// `GET /projects/{id}/setup`: where sign-up and a new project lead.
+async fn show_setup(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let p = &access.project;
+    let has_data = crate::services::realtime::has_data(&state.stores, p.id).await?;
+    let base = super::links::base_url(&state.config, &headers)
+        .unwrap_or_else(|| super::links::UNKNOWN_BASE.to_string());
+    let curl = format!(
+        "curl -X POST {base}/v1/pageviews \\\n  -H \"Authorization: Bearer {}\" -H \"Content-Type: application/json\" \\\n  -d '{{\"url\":\"/hello\"}}'",
+        p.public_api_key
+    );
+    Ok(SetupPage {
+        shell: Shell::of(&auth),
+        snippet: snippet_of(&state, &headers, p),
+        curl,
+        has_data,
+        can_edit: EDITORS.contains(&access.role),
+        base: format!("/projects/{}", p.id),
+        project: access.project,
+    }
+    .into_response())
+}
+
 async fn list_projects(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<Response, AppError> {
     let org = auth.require_org()?;
+    let now = crate::domain::timestamp::now_ms();
     let projects = state.stores.projects.projects_of_org(org.id).await?;
+    let figures = futures::future::try_join_all(
+        (projects.iter())
+            .map(|p| crate::services::realtime::visitors_today(&state.stores, p.id, now)),
+    )
+    .await?;
+    let projects = projects
+        .into_iter()
+        .zip(figures)
+        .map(|(project, v)| ProjectRow {
+            points: crate::services::realtime::sparkline_points(&v.hourly, 96.0, 24.0),
+            hourly_text: v
+                .hourly
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            today: v.today,
+            project,
+        })
+        .collect();
     let can_create = auth.role_in(org.id) == Some(OrgRole::Owner) || auth.is_admin();
     Ok(ListPage {
         shell: Shell::of(&auth),
@@ -344,7 +423,7 @@ async fn create_project(
         .projects
         .update_project(created.id, &update)
         .await?;
-    Ok(Redirect::to(&format!("/projects/{}/settings", created.id)).into_response())
+    Ok(Redirect::to(&format!("/projects/{}/setup", created.id)).into_response())
 }
 
 /// The project's dashboard. The id is a decoded path segment, so the target goes through the
@@ -662,6 +741,8 @@ async fn new_public_link(
         project,
     )
     .await?;
+    // The old token stopped working: its open streams end.
+    state.realtime.link_changed(project);
     let cookie = new_link_cookie(state, project, &format!("{kind}.{}", made.token), 300);
     Ok((
         [(axum::http::header::SET_COOKIE, cookie)],
@@ -708,6 +789,7 @@ async fn revoke_public_link(
     access.require(OWNERS)?;
     public_links::revoke(
         &state.stores,
+        &state.realtime,
         access.project.id,
         Some(access.project.org_id),
     )

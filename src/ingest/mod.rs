@@ -33,6 +33,8 @@ pub struct Ingestor {
     keys: KeyCache,
     pub enricher: enrich::Enricher,
     pipeline: Pipeline,
+    /// Where acknowledged batches are announced to the realtime streams.
+    live: Option<std::sync::Arc<crate::runtime::realtime::RealtimeHub>>,
 }
 
 impl Ingestor {
@@ -41,7 +43,14 @@ impl Ingestor {
             keys,
             enricher,
             pipeline,
+            live: None,
         }
+    }
+
+    /// Announces every acknowledged batch to `hub`'s realtime streams.
+    pub fn with_live(mut self, hub: std::sync::Arc<crate::runtime::realtime::RealtimeHub>) -> Self {
+        self.live = Some(hub);
+        self
     }
 
     /// Resolves an API key (public or secret) to its project.
@@ -87,6 +96,8 @@ impl Ingestor {
         let docs =
             parse::documents(channel, &kept, facts).map_err(|e| AppError::Validation(e.0))?;
         let count = docs.len();
+        let live =
+            (self.live.as_ref()).and_then(|hub| Some((hub, hub.gather(auth.project_id, &docs)?)));
         let batch = WriteBatch {
             batch_id: DocId::new(),
             project_id: auth.project_id,
@@ -94,6 +105,12 @@ impl Ingestor {
             dropped: dropped as u32,
         };
         let outcome = self.pipeline.submit(batch).await;
+        if let Some((hub, offer)) = live
+            && matches!(outcome, Outcome::Stored | Outcome::Spooled)
+            && count > 0
+        {
+            hub.offer(offer);
+        }
         crate::telemetry::ingest_items("dropped", dropped);
         match outcome {
             Outcome::Stored => crate::telemetry::ingest_items("stored", count),

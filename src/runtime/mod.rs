@@ -4,5 +4,6 @@
 pub mod cache;
 pub mod jobs;
 pub mod rate_limit;
+pub mod realtime;
 pub mod redis;
 pub mod sessions;

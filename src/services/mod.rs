@@ -9,6 +9,7 @@ pub mod diagnostics;
 pub mod orgs;
 pub mod projects;
 pub mod public_links;
+pub mod realtime;
 pub mod report_jobs;
 pub mod reports;
 pub mod retention;

@@ -65,9 +65,11 @@ pub async fn regenerate(
 }
 
 /// Disables the project's link, but only when the project belongs to `org` (`None`: any
-/// organization, for platform admins). `Ok(None)` when there is no such project.
+/// organization, for platform admins), and ends the link's realtime streams on every instance.
+/// `Ok(None)` when there is no such project.
 pub async fn revoke(
     stores: &Stores,
+    live: &crate::runtime::realtime::RealtimeHub,
     project: DocId,
     org: Option<DocId>,
 ) -> Result<Option<Project>, AppError> {
@@ -78,7 +80,10 @@ pub async fn revoke(
         return Ok(None);
     }
     match stores.projects.revoke_public_link(project, now_ms()).await {
-        Ok(()) => Ok(Some(found)),
+        Ok(()) => {
+            live.link_changed(project);
+            Ok(Some(found))
+        }
         Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -23,7 +23,8 @@ test('register, create a project, copy keys, log out, log in', async () => {
   await page.goto(`${SI_URL}/auth/register`);
   await page.fill('input[name=email]', EMAIL);
   await page.fill('input[name=password]', PASSWORD);
-  await Promise.all([page.waitForURL(/\/projects\/[0-9a-f]{24}\/settings$/), page.click('main button[type=submit]')]);
+  // Sign-up leads to the first project's setup page.
+  await Promise.all([page.waitForURL(/\/projects\/[0-9a-f]{24}\/setup$/), page.click('main button[type=submit]')]);
   assert.match(await page.textContent('h1'), /My First Project/);
 
   // Create a second project from the list.
@@ -33,7 +34,9 @@ test('register, create a project, copy keys, log out, log in', async () => {
   await page.fill('input[name=icon]', '🛒');
   await page.selectOption('select[name=environment]', 'staging');
   await page.fill('input[name=dataRetentionDays]', '30');
-  await Promise.all([page.waitForURL(/\/projects\/[0-9a-f]{24}\/settings$/), page.click('main button[type=submit]')]);
+  await Promise.all([page.waitForURL(/\/projects\/[0-9a-f]{24}\/setup$/), page.click('main button[type=submit]')]);
+  assert.match(await page.textContent('h1'), /Browser Shop/);
+  await Promise.all([page.waitForURL(/\/projects\/[0-9a-f]{24}\/settings$/), page.click('text=Project settings')]);
   assert.match(await page.textContent('h1'), /Browser Shop/);
 
   // Copy buttons put the keys on the clipboard.

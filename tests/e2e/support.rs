@@ -641,7 +641,8 @@ pub async fn post_form(
         .unwrap()
 }
 
-/// Registers `email` (password `password-123`) and returns (client, project settings path).
+/// Registers `email` (password `password-123`) and returns (client, the first project's
+/// settings path).
 pub async fn register(app: &TestApp, email: &str) -> (reqwest::Client, String) {
     let client = browser();
     let (status, html) = page(&client, app, "/auth/register").await;
@@ -655,12 +656,13 @@ pub async fn register(app: &TestApp, email: &str) -> (reqwest::Client, String) {
     )
     .await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    // Sign-up leads to the first project's setup page (the guided first run).
     let to = location(&r);
     assert!(
-        to.starts_with("/projects/") && to.ends_with("/settings"),
+        to.starts_with("/projects/") && to.ends_with("/setup"),
         "{to}"
     );
-    (client, to)
+    (client, to.replace("/setup", "/settings"))
 }
 
 /// Logs in with a fresh client; returns it with the login response.

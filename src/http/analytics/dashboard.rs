@@ -330,6 +330,9 @@ struct DashboardPage {
     fields: Vec<FilterField>,
     /// Filters are set that errors and web vitals do not carry.
     partly_filtered: bool,
+    /// The project has never received anything: the page explains what to do instead of
+    /// showing zeros (`projects/live.html`).
+    first_run: bool,
 }
 page_context!(DashboardPage);
 
@@ -450,7 +453,12 @@ async fn show_dashboard(
         .collect();
     let mut ctx = access.page("dashboard", timeframe);
     ctx.carried = filters.clone();
+    // Only a dashboard with nothing in its timeframe asks whether there was ever anything.
+    let nothing = data.kpis() == crate::services::dashboard::Kpis::default();
+    let first_run =
+        nothing && !crate::services::realtime::has_data(&state.stores, access.project.id).await?;
     let page = DashboardPage {
+        first_run,
         ctx,
         data_json: script_json(&data),
         score_class: data

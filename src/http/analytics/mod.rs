@@ -9,6 +9,7 @@ mod errors;
 mod events;
 mod pageviews;
 mod performance;
+mod realtime;
 
 use super::{projects::ProjectAccess, session::AuthUser, views::Shell};
 use crate::{
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .merge(performance::routes())
         .merge(pageviews::routes())
         .merge(events::routes())
+        .merge(realtime::routes())
 }
 
 /// Who is looking at a project's analytics.

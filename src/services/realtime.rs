@@ -1,0 +1,168 @@
+//! What the live views read from the store: visitors in the last five minutes (the engine's
+//! distinct-visitor count over that window), the newest documents that seed a live feed, whether
+//! a project has received anything yet (the first run), and each project's visitors today with
+//! an hourly sparkline (the projects list). The live signals themselves come from
+//! `runtime::realtime`; this module never holds them.
+
+use crate::{
+    domain::{
+        analytics::{PageViewFilters, TimeRange},
+        ids::DocId,
+        model::Channel,
+        timestamp::parse_iso,
+    },
+    runtime::realtime::LiveHit,
+    store::{StoreResult, Stores},
+};
+use serde::Serialize;
+
+/// The window "visitors right now" counts over.
+pub const WINDOW_MS: i64 = 5 * 60 * 1000;
+/// How far back the feed a stream starts with reaches.
+pub const FEED_SEED_MS: i64 = 30 * 60 * 1000;
+/// Lines a feed starts with at most.
+pub const FEED_SEED: u32 = 10;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Distinct visitors (page views' client ids, as every visitor count) in the last
+/// [`WINDOW_MS`] up to `now`.
+pub async fn visitors_now(stores: &Stores, project: DocId, now: i64) -> StoreResult<u64> {
+    let range = TimeRange {
+        start_ms: now - WINDOW_MS + 1,
+        end_ms: now,
+    };
+    let (summary, _) = stores
+        .stats
+        .pageview_figures(project, range, &PageViewFilters::default(), 0, 0)
+        .await?;
+    Ok(summary.unique_visitors)
+}
+
+/// The newest page views and events of the last [`FEED_SEED_MS`], newest first, at most
+/// [`FEED_SEED`], as feed lines.
+pub async fn recent_hits(stores: &Stores, project: DocId, now: i64) -> StoreResult<Vec<LiveHit>> {
+    let (views, events) = tokio::try_join!(
+        stores.stats.recent(project, Channel::Pageviews, FEED_SEED),
+        stores.stats.recent(project, Channel::Events, FEED_SEED),
+    )?;
+    let mut hits: Vec<LiveHit> = (views
+        .iter()
+        .filter_map(|d| hit(Channel::Pageviews, d, "url")))
+    .chain(
+        events
+            .iter()
+            .filter_map(|d| hit(Channel::Events, d, "eventName")),
+    )
+    .filter(|h| h.at > now - FEED_SEED_MS)
+    .collect();
+    hits.sort_by(|a, b| b.at.cmp(&a.at));
+    hits.truncate(FEED_SEED as usize);
+    Ok(hits)
+}
+
+fn hit(kind: Channel, doc: &serde_json::Value, field: &str) -> Option<LiveHit> {
+    let at = parse_iso(doc.get("timestamp")?.as_str()?)?;
+    Some(LiveHit {
+        kind,
+        label: doc.get(field)?.as_str()?.chars().take(200).collect(),
+        at,
+        country: doc
+            .get("country")
+            .and_then(|c| c.as_str())
+            .map(str::to_string),
+    })
+}
+
+/// True once the project has stored anything at all (its dashboard then shows figures rather
+/// than the first-run guide).
+pub async fn has_data(stores: &Stores, project: DocId) -> StoreResult<bool> {
+    for channel in Channel::ALL {
+        if !stores.stats.recent(project, channel, 1).await?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A project's visitors since the start of the UTC day, and per hour over the last 24 hours
+/// (oldest first; the last hour is the current, partial one).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisitorsToday {
+    pub today: u64,
+    pub hourly: Vec<u64>,
+}
+
+/// [`VisitorsToday`] of `project` at `now`.
+pub async fn visitors_today(
+    stores: &Stores,
+    project: DocId,
+    now: i64,
+) -> StoreResult<VisitorsToday> {
+    let none = PageViewFilters::default();
+    let count = |range: TimeRange| {
+        let none = &none;
+        async move {
+            let (summary, _) = stores
+                .stats
+                .pageview_figures(project, range, none, 0, 0)
+                .await?;
+            StoreResult::Ok(summary.unique_visitors)
+        }
+    };
+    let current_hour = now - now.rem_euclid(HOUR_MS);
+    let hours = (0..24).rev().map(|back| {
+        let start = current_hour - back * HOUR_MS;
+        count(TimeRange {
+            start_ms: start,
+            end_ms: (start + HOUR_MS - 1).min(now),
+        })
+    });
+    let today = count(TimeRange {
+        start_ms: now - now.rem_euclid(DAY_MS),
+        end_ms: now,
+    });
+    let (today, hourly) = tokio::try_join!(today, futures::future::try_join_all(hours))?;
+    Ok(VisitorsToday { today, hourly })
+}
+
+/// The points of an SVG polyline drawing `values` in a `width`×`height` box: x evenly spaced,
+/// y from 0 at the bottom to the largest value at the top (a flat line at the bottom when all
+/// are zero). One decimal per coordinate.
+pub fn sparkline_points(values: &[u64], width: f64, height: f64) -> String {
+    let max = values.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let step = if values.len() > 1 {
+        width / (values.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let inset = 1.0;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let y = height - inset - (*v as f64 / max) * (height - 2.0 * inset);
+            format!("{:.1},{:.1}", i as f64 * step, y)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_spans_the_box_from_zero_to_the_peak() {
+        let pts = sparkline_points(&[0, 5, 10], 100.0, 20.0);
+        assert_eq!(pts, "0.0,19.0 50.0,10.0 100.0,1.0");
+    }
+
+    #[test]
+    fn an_all_zero_sparkline_lies_flat_at_the_bottom() {
+        assert_eq!(sparkline_points(&[0, 0], 10.0, 10.0), "0.0,9.0 10.0,9.0");
+        assert_eq!(sparkline_points(&[], 10.0, 10.0), "");
+    }
+}
