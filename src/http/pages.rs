@@ -53,6 +53,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/js/pageviews.js"),
     ),
     (
+        "js/realtime.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/js/realtime.js"),
+    ),
+    (
         "js/diagnostics.js",
         "application/javascript; charset=utf-8",
         include_str!("../../static/js/diagnostics.js"),
