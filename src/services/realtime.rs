@@ -57,7 +57,7 @@ pub async fn recent_hits(stores: &Stores, project: DocId, now: i64) -> StoreResu
     )
     .filter(|h| h.at > now - FEED_SEED_MS)
     .collect();
-    hits.sort_by(|a, b| b.at.cmp(&a.at));
+    hits.sort_by_key(|h| std::cmp::Reverse(h.at));
     hits.truncate(FEED_SEED as usize);
     Ok(hits)
 }

@@ -281,9 +281,8 @@ async fn still_allowed(state: &AppState, project: DocId, owner: &Owner) -> Optio
     match owner {
         Owner::Session { id, .. } => {
             use tower_sessions::SessionStore;
-            match state.sessions.load(id).await {
-                Ok(None) => return Some("signed-out"),
-                Ok(Some(_)) | Err(_) => {}
+            if let Ok(None) = state.sessions.load(id).await {
+                return Some("signed-out");
             }
             match state.stores.projects.project(project).await {
                 Ok(None) => Some("deleted"),
