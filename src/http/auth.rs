@@ -192,8 +192,18 @@ async fn register(
     }
 }
 
-async fn logout(session: Session, _form: CsrfForm) -> Result<Response, AppError> {
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    _form: CsrfForm,
+) -> Result<Response, AppError> {
+    let user = session
+        .get::<crate::domain::ids::DocId>("uid")
+        .await
+        .ok()
+        .flatten();
     session::sign_out(&session).await?;
+    accounts::signed_out(&state.stores, user).await;
     Ok(Redirect::to("/auth/login").into_response())
 }
 

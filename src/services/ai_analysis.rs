@@ -202,6 +202,11 @@ impl AiAnalysis {
             updated_at: now,
         };
         self.stores.ai.create_run(&run).await?;
+        super::audit::action(crate::domain::audit::codes::AI_ANALYSIS_RUN_STARTED)
+            .by(user)
+            .project(run.project_id)
+            .record(&self.stores)
+            .await;
         match &self.queue {
             Some(queue) => {
                 let job = NewJob {
@@ -312,7 +317,18 @@ impl AiAnalysis {
             duration_ms: started.elapsed().as_millis() as i64,
             ..outcome
         };
-        self.stores.ai.finish_run(run_id, &outcome).await?;
+        if self.stores.ai.finish_run(run_id, &outcome).await? {
+            let code = match outcome.status {
+                RunStatus::Failed => crate::domain::audit::codes::AI_ANALYSIS_RUN_FAILED,
+                _ => crate::domain::audit::codes::AI_ANALYSIS_RUN_COMPLETED,
+            };
+            super::audit::action(code)
+                .by_ref(&run.created_by_user_id, &run.created_by_email)
+                .project(run.project_id)
+                .org(project.org_id)
+                .record(&self.stores)
+                .await;
+        }
         match outcome.status {
             RunStatus::Failed => Err(JobError::Permanent(
                 outcome

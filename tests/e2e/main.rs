@@ -9,6 +9,7 @@ mod accounts;
 mod ai;
 mod analytics_pages;
 mod assets;
+mod audit_log;
 mod browser;
 mod browser_accounts;
 mod browser_dashboard;
