@@ -98,9 +98,10 @@ async fn actions_and_errors_are_logged_without_secrets_and_the_admin_viewer_filt
     ] {
         assert!(seen.iter().any(|c| c == code), "{code} in {seen:?}");
     }
-    // Newest first: the error came last.
-    assert_eq!(seen[0], "error 400");
-    let error = &all["entries"][0];
+    // Newest first: alice's refused look at the platform log, then her bad form.
+    assert_eq!(seen[..2], ["error 403", "error 400"]);
+    assert_eq!(all["entries"][0]["path"], "/admin/logs");
+    let error = &all["entries"][1];
     assert_eq!(error["kind"], "error");
     assert_eq!(error["email"], "alice@example.com");
     assert_eq!(error["path"], "/org/users/set-role");
@@ -116,7 +117,7 @@ async fn actions_and_errors_are_logged_without_secrets_and_the_admin_viewer_filt
 
     // Filters.
     let (_, v) = logs(&root, &app, "/admin/logs?kind=error").await;
-    assert_eq!(codes(&v), vec!["error 400"]);
+    assert_eq!(codes(&v), vec!["error 403", "error 400"]);
     let (_, v) = logs(&root, &app, "/admin/logs?actionCode=PROJECT_CREATE").await;
     assert_eq!(v["total"], 1);
     assert_eq!(v["entries"][0]["projectId"], shop.as_str());
