@@ -33,6 +33,8 @@ pub struct AppState {
     /// The job queue (durable store, or Redis Streams with `JOB_QUEUE_REDIS`): enqueue jobs and
     /// read their state here.
     pub jobs: Arc<dyn crate::runtime::jobs::JobQueue>,
+    /// Outgoing email (`SMTP_*`; says so when not configured).
+    pub mailer: Arc<crate::services::mail::Mailer>,
 }
 
 impl FromRef<AppState> for Arc<Ingestor> {
@@ -122,6 +124,13 @@ impl BackendPlan {
                     "bounded channel + group commit; disk spool at {}",
                     config.ingest.spool_path.display()
                 ),
+            ),
+            (
+                "email",
+                match &config.smtp {
+                    Some(smtp) => format!("smtp {}", smtp.server),
+                    None => "off (no SMTP_URL or SMTP_HOST)".into(),
+                },
             ),
             (
                 "redis",

@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod audit_context;
 pub mod auth;
 pub mod cors;
+pub mod email;
 pub mod health;
 pub mod ingest;
 pub mod invites;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invites::router())
         .merge(admin::router(&state))
         .merge(logs::router())
+        .merge(email::router(&state))
         .merge(pages::session_router())
         .layer(middleware::from_fn(pages::html_errors))
         .layer(session_layer(&state));

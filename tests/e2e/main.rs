@@ -17,6 +17,7 @@ mod cli;
 mod connections;
 mod dashboard;
 mod diagnostics_pages;
+mod email;
 mod failover;
 mod faults;
 mod ingest;
