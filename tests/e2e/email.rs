@@ -67,7 +67,7 @@ impl SmtpSink {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    fn maildir(&self) -> PathBuf {
+    pub fn maildir(&self) -> PathBuf {
         self.dir.path().join("maildir")
     }
 

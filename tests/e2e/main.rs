@@ -13,6 +13,7 @@ mod audit_log;
 mod browser;
 mod browser_accounts;
 mod browser_dashboard;
+mod browser_email;
 mod cli;
 mod connections;
 mod dashboard;
