@@ -91,10 +91,10 @@ pub fn from_env(env: &Env) -> Result<Option<SmtpConfig>, ConfigError> {
         .query_pairs()
         .find(|(k, _)| k == "tls")
         .map(|(_, v)| v.into_owned());
-    let ok = match (parsed.scheme(), tls.as_deref()) {
-        ("smtp", None | Some("required" | "opportunistic")) | ("smtps", None) => true,
-        _ => false,
-    };
+    let ok = matches!(
+        (parsed.scheme(), tls.as_deref()),
+        ("smtp", None | Some("required" | "opportunistic")) | ("smtps", None)
+    );
     if !ok || parsed.host_str().is_none_or(str::is_empty) {
         return Err(ConfigError::new(
             "SMTP_URL",

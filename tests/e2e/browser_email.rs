@@ -21,7 +21,10 @@ async fn reset_a_password_by_email_and_filter_the_log_in_chromium() {
     run_browser_script(
         &app,
         "email_logs.test.mjs",
-        &[("SI_MAILDIR", maildir.to_str().unwrap()), ("SI_EMAIL", email)],
+        &[
+            ("SI_MAILDIR", maildir.to_str().unwrap()),
+            ("SI_EMAIL", email),
+        ],
     )
     .await;
     let stores = &app.state.stores;

@@ -309,7 +309,10 @@ async fn without_smtp_the_email_features_say_why() {
     let (status, html) = page(&visitor, &app, "/auth/forgot").await;
     assert_eq!(status, 200);
     assert!(html.contains("id=\"reset-unavailable\"") && html.contains("SMTP_URL"));
-    assert!(!html.contains("action=\"/auth/forgot\""), "no form to fill in vain");
+    assert!(
+        !html.contains("action=\"/auth/forgot\""),
+        "no form to fill in vain"
+    );
     let (_, login_page) = page(&visitor, &app, "/auth/login").await;
     let r = post_form(
         &visitor,
