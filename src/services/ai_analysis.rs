@@ -735,6 +735,61 @@ pub fn new_preset(user: &User, body: &Value) -> Result<Preset, Invalid> {
     })
 }
 
+/// Stores a new preset of its owner (`code`: `AI_ANALYSIS_PRESET_CREATED`, or
+/// `AI_ANALYSIS_PRESET_AI_GENERATED` when the model wrote it) and records it in the audit log.
+pub async fn create_preset(stores: &Stores, preset: &Preset, code: &str) -> Result<(), StoreError> {
+    stores.ai.create_preset(preset).await?;
+    super::audit::action(code)
+        .note(preset.id.to_hex())
+        .record(stores)
+        .await;
+    Ok(())
+}
+
+/// Replaces a preset's fields (`code`: `AI_ANALYSIS_PRESET_UPDATED` or `…_AI_REFINED`).
+pub async fn update_preset(
+    stores: &Stores,
+    id: DocId,
+    fields: &crate::ai::presets::PresetFields,
+    code: &str,
+) -> Result<Preset, StoreError> {
+    let preset = stores.ai.update_preset(id, fields).await?;
+    super::audit::action(code)
+        .note(id.to_hex())
+        .record(stores)
+        .await;
+    Ok(preset)
+}
+
+/// Makes a preset `public` (published) or `private` (unpublished).
+pub async fn set_preset_visibility(
+    stores: &Stores,
+    id: DocId,
+    visibility: &str,
+) -> Result<Preset, StoreError> {
+    let preset = stores.ai.set_preset_visibility(id, visibility).await?;
+    let code = if visibility == "public" {
+        crate::domain::audit::codes::AI_ANALYSIS_PRESET_PUBLISHED
+    } else {
+        crate::domain::audit::codes::AI_ANALYSIS_PRESET_UNPUBLISHED
+    };
+    super::audit::action(code)
+        .note(id.to_hex())
+        .record(stores)
+        .await;
+    Ok(preset)
+}
+
+/// Deletes a preset (`NotFound` when it is already gone).
+pub async fn delete_preset(stores: &Stores, id: DocId) -> Result<(), StoreError> {
+    stores.ai.delete_preset(id).await?;
+    super::audit::action(crate::domain::audit::codes::AI_ANALYSIS_PRESET_DELETED)
+        .note(id.to_hex())
+        .record(stores)
+        .await;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,59 +863,4 @@ mod tests {
             assert!(!fields.iter().any(|f| matches!(*f, "ip" | "country")));
         }
     }
-}
-
-/// Stores a new preset of its owner (`code`: `AI_ANALYSIS_PRESET_CREATED`, or
-/// `AI_ANALYSIS_PRESET_AI_GENERATED` when the model wrote it) and records it in the audit log.
-pub async fn create_preset(stores: &Stores, preset: &Preset, code: &str) -> Result<(), StoreError> {
-    stores.ai.create_preset(preset).await?;
-    super::audit::action(code)
-        .note(preset.id.to_hex())
-        .record(stores)
-        .await;
-    Ok(())
-}
-
-/// Replaces a preset's fields (`code`: `AI_ANALYSIS_PRESET_UPDATED` or `…_AI_REFINED`).
-pub async fn update_preset(
-    stores: &Stores,
-    id: DocId,
-    fields: &crate::ai::presets::PresetFields,
-    code: &str,
-) -> Result<Preset, StoreError> {
-    let preset = stores.ai.update_preset(id, fields).await?;
-    super::audit::action(code)
-        .note(id.to_hex())
-        .record(stores)
-        .await;
-    Ok(preset)
-}
-
-/// Makes a preset `public` (published) or `private` (unpublished).
-pub async fn set_preset_visibility(
-    stores: &Stores,
-    id: DocId,
-    visibility: &str,
-) -> Result<Preset, StoreError> {
-    let preset = stores.ai.set_preset_visibility(id, visibility).await?;
-    let code = if visibility == "public" {
-        crate::domain::audit::codes::AI_ANALYSIS_PRESET_PUBLISHED
-    } else {
-        crate::domain::audit::codes::AI_ANALYSIS_PRESET_UNPUBLISHED
-    };
-    super::audit::action(code)
-        .note(id.to_hex())
-        .record(stores)
-        .await;
-    Ok(preset)
-}
-
-/// Deletes a preset (`NotFound` when it is already gone).
-pub async fn delete_preset(stores: &Stores, id: DocId) -> Result<(), StoreError> {
-    stores.ai.delete_preset(id).await?;
-    super::audit::action(crate::domain::audit::codes::AI_ANALYSIS_PRESET_DELETED)
-        .note(id.to_hex())
-        .record(stores)
-        .await;
-    Ok(())
 }
