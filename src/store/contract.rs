@@ -4233,6 +4233,221 @@ pub async fn reports_and_templates(stores: &Stores) {
         stores
             .reports
             .active_report_by_hash(p.id, "h2")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Filter templates.
+    let template = |project: &super::Project, name: &str, at: i64| FilterTemplate {
+        id: DocId::new(),
+        project_id: project.id,
+        name: name.into(),
+        description: "d".into(),
+        filters: crate::domain::segment::SegmentFilters {
+            utm_source: Some("news".into()),
+            ..Default::default()
+        },
+        timeframe: Some("custom".into()),
+        start_date: Some(at - 5),
+        end_date: Some(at),
+        created_by: DocId::new(),
+        created_at: at,
+        updated_at: at,
+    };
+    let t1 = template(&p, "First", t0);
+    let t2 = template(&p, "Second \u{1F600}", t0 + 1);
+    let t3 = template(&other, "Elsewhere", t0 + 2);
+    for t in [&t1, &t2, &t3] {
+        stores.reports.insert_filter_template(t).await.unwrap();
+    }
+    assert_eq!(
+        stores
+            .reports
+            .filter_template(t2.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&t2)
+    );
+    let names: Vec<String> = stores
+        .reports
+        .filter_templates(p.id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, vec![t2.name.clone(), t1.name.clone()]);
+    assert!(stores.reports.delete_filter_template(t1.id).await.unwrap());
+    assert!(!stores.reports.delete_filter_template(t1.id).await.unwrap());
+    assert_eq!(stores.reports.filter_template(t1.id).await.unwrap(), None);
+    assert_eq!(
+        stores
+            .reports
+            .filter_templates(p.id, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn report_files_to_sweep(stores: &Stores) {
+    use crate::reports::Stage;
+    let p = new_project(stores, "Sweep").await;
+    let t0 = 1_706_702_400_000;
+    let with_file = |hash: &str, expires: i64, at: i64| {
+        let mut r = new_report(&p, hash, at);
+        r.enter(Stage::Completed, at);
+        r.file_key = Some(format!("ns/{hash}"));
+        r.expires_at = Some(expires);
+        r
+    };
+    let expired = with_file("expired", t0 - 1, t0);
+    let fresh = with_file("fresh", t0 + 1_000_000, t0 + 1);
+    let deleted = with_file("deleted", t0 + 1_000_000, t0 + 2);
+    let no_file = new_report(&p, "none", t0 + 3);
+    for r in [&expired, &fresh, &deleted, &no_file] {
+        stores.reports.insert_report(r).await.unwrap();
+    }
+    stores
+        .reports
+        .soft_delete_report(deleted.id, t0)
+        .await
+        .unwrap();
+    let stale: Vec<DocId> = stores
+        .reports
+        .reports_with_stale_files(t0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(stale, vec![expired.id, deleted.id]);
+    stores.reports.clear_report_file(expired.id).await.unwrap();
+    stores.reports.clear_report_file(deleted.id).await.unwrap();
+    assert!(
+        stores
+            .reports
+            .reports_with_stale_files(t0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        stores
+            .reports
+            .report(expired.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .file_key,
+        None
+    );
+    assert_eq!(
+        stores
+            .reports
+            .report(deleted.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .file_key,
+        None
+    );
+    assert!(
+        stores
+            .reports
+            .report(fresh.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .file_key
+            .is_some()
+    );
+}
+
+pub async fn document_scans_page_in_order(stores: &Stores) {
+    use crate::domain::{analytics::TimeRange, segment::SegmentFilters};
+    let p = new_project(stores, "Scans").await;
+    let t0 = 1_706_702_400_000;
+    // 25 views, several on the same millisecond, two browsers; one outside the range.
+    let views: Vec<PageView> = (0..25)
+        .map(|i| PageView {
+            browser: Some(if i % 5 == 0 { "Safari" } else { "Firefox" }.into()),
+            ..pageview(&format!("/p{i}"), t0 + (i / 3) as i64)
+        })
+        .chain(std::iter::once(pageview("/late", t0 + 100_000)))
+        .collect();
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Pageviews(views))])
+        .await
+        .unwrap();
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Events(vec![event("e", t0)]))])
+        .await
+        .unwrap();
+    let range = TimeRange {
+        start_ms: t0,
+        end_ms: t0 + 1000,
+    };
+    let scan = |segment: SegmentFilters| async move {
+        use futures::StreamExt;
+        let mut stream = stores
+            .reports
+            .document_pages(p.id, Channel::Pageviews, range, &segment, 4)
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        while let Some(page) = stream.next().await {
+            let page = page.unwrap();
+            assert!(!page.is_empty() && page.len() <= 4, "{}", page.len());
+            pages += 1;
+            seen.extend(page.into_iter().map(|d| {
+                let ts =
+                    crate::domain::timestamp::parse_iso(d["timestamp"].as_str().unwrap()).unwrap();
+                (ts, d["url"].as_str().unwrap().to_string())
+            }));
+        }
+        (seen, pages)
+    };
+    let (all, pages) = scan(SegmentFilters::default()).await;
+    assert_eq!(all.len(), 25, "every document once, none outside the range");
+    assert_eq!(pages, 7);
+    let mut urls: Vec<&str> = all.iter().map(|(_, u)| u.as_str()).collect();
+    assert!(all.windows(2).all(|w| w[0].0 <= w[1].0), "time order");
+    urls.sort();
+    urls.dedup();
+    assert_eq!(urls.len(), 25, "no duplicates across pages of equal times");
+    let (safari, _) = scan(SegmentFilters {
+        browser: Some("Safari".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(safari.len(), 5, "the segment is pushed down");
+    let collect = |project: DocId, channel: Channel| async move {
+        use futures::StreamExt;
+        let pages: Vec<_> = stores
+            .reports
+            .document_pages(project, channel, range, &SegmentFilters::default(), 10)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        pages
+            .into_iter()
+            .flat_map(|p| p.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(collect(DocId::new(), Channel::Pageviews).await.is_empty());
+    let events = collect(p.id, Channel::Events).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["eventName"], "e");
+}
+
 /// Raw logs: every filter of the viewers (reference §5.9) agrees with
 /// [`LogQuery::matches`](crate::domain::audit::LogQuery::matches), pages are newest first, and
 /// pruning keeps the newest entries.
@@ -4452,215 +4667,6 @@ pub async fn password_resets_are_single_use(stores: &Stores) {
             .unwrap(),
         None
     );
-
-    // Filter templates.
-    let template = |project: &super::Project, name: &str, at: i64| FilterTemplate {
-        id: DocId::new(),
-        project_id: project.id,
-        name: name.into(),
-        description: "d".into(),
-        filters: crate::domain::segment::SegmentFilters {
-            utm_source: Some("news".into()),
-            ..Default::default()
-        },
-        timeframe: Some("custom".into()),
-        start_date: Some(at - 5),
-        end_date: Some(at),
-        created_by: DocId::new(),
-        created_at: at,
-        updated_at: at,
-    };
-    let t1 = template(&p, "First", t0);
-    let t2 = template(&p, "Second \u{1F600}", t0 + 1);
-    let t3 = template(&other, "Elsewhere", t0 + 2);
-    for t in [&t1, &t2, &t3] {
-        stores.reports.insert_filter_template(t).await.unwrap();
-    }
-    assert_eq!(
-        stores
-            .reports
-            .filter_template(t2.id)
-            .await
-            .unwrap()
-            .as_ref(),
-        Some(&t2)
-    );
-    let names: Vec<String> = stores
-        .reports
-        .filter_templates(p.id, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    assert_eq!(names, vec![t2.name.clone(), t1.name.clone()]);
-    assert!(stores.reports.delete_filter_template(t1.id).await.unwrap());
-    assert!(!stores.reports.delete_filter_template(t1.id).await.unwrap());
-    assert_eq!(stores.reports.filter_template(t1.id).await.unwrap(), None);
-    assert_eq!(
-        stores
-            .reports
-            .filter_templates(p.id, 100)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-}
-
-pub async fn report_files_to_sweep(stores: &Stores) {
-    use crate::reports::Stage;
-    let p = new_project(stores, "Sweep").await;
-    let t0 = 1_706_702_400_000;
-    let with_file = |hash: &str, expires: i64, at: i64| {
-        let mut r = new_report(&p, hash, at);
-        r.enter(Stage::Completed, at);
-        r.file_key = Some(format!("ns/{hash}"));
-        r.expires_at = Some(expires);
-        r
-    };
-    let expired = with_file("expired", t0 - 1, t0);
-    let fresh = with_file("fresh", t0 + 1_000_000, t0 + 1);
-    let deleted = with_file("deleted", t0 + 1_000_000, t0 + 2);
-    let no_file = new_report(&p, "none", t0 + 3);
-    for r in [&expired, &fresh, &deleted, &no_file] {
-        stores.reports.insert_report(r).await.unwrap();
-    }
-    stores
-        .reports
-        .soft_delete_report(deleted.id, t0)
-        .await
-        .unwrap();
-    let stale: Vec<DocId> = stores
-        .reports
-        .reports_with_stale_files(t0, 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(stale, vec![expired.id, deleted.id]);
-    stores.reports.clear_report_file(expired.id).await.unwrap();
-    stores.reports.clear_report_file(deleted.id).await.unwrap();
-    assert!(
-        stores
-            .reports
-            .reports_with_stale_files(t0, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        stores
-            .reports
-            .report(expired.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .file_key,
-        None
-    );
-    assert_eq!(
-        stores
-            .reports
-            .report(deleted.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .file_key,
-        None
-    );
-    assert!(
-        stores
-            .reports
-            .report(fresh.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .file_key
-            .is_some()
-    );
-}
-
-pub async fn document_scans_page_in_order(stores: &Stores) {
-    use crate::domain::{analytics::TimeRange, segment::SegmentFilters};
-    let p = new_project(stores, "Scans").await;
-    let t0 = 1_706_702_400_000;
-    // 25 views, several on the same millisecond, two browsers; one outside the range.
-    let views: Vec<PageView> = (0..25)
-        .map(|i| PageView {
-            browser: Some(if i % 5 == 0 { "Safari" } else { "Firefox" }.into()),
-            ..pageview(&format!("/p{i}"), t0 + (i / 3) as i64)
-        })
-        .chain(std::iter::once(pageview("/late", t0 + 100_000)))
-        .collect();
-    stores
-        .events
-        .write(&[batch(p.id, Docs::Pageviews(views))])
-        .await
-        .unwrap();
-    stores
-        .events
-        .write(&[batch(p.id, Docs::Events(vec![event("e", t0)]))])
-        .await
-        .unwrap();
-    let range = TimeRange {
-        start_ms: t0,
-        end_ms: t0 + 1000,
-    };
-    let scan = |segment: SegmentFilters| async move {
-        use futures::StreamExt;
-        let mut stream = stores
-            .reports
-            .document_pages(p.id, Channel::Pageviews, range, &segment, 4)
-            .await
-            .unwrap();
-        let mut seen = Vec::new();
-        let mut pages = 0;
-        while let Some(page) = stream.next().await {
-            let page = page.unwrap();
-            assert!(!page.is_empty() && page.len() <= 4, "{}", page.len());
-            pages += 1;
-            seen.extend(page.into_iter().map(|d| {
-                let ts =
-                    crate::domain::timestamp::parse_iso(d["timestamp"].as_str().unwrap()).unwrap();
-                (ts, d["url"].as_str().unwrap().to_string())
-            }));
-        }
-        (seen, pages)
-    };
-    let (all, pages) = scan(SegmentFilters::default()).await;
-    assert_eq!(all.len(), 25, "every document once, none outside the range");
-    assert_eq!(pages, 7);
-    let mut urls: Vec<&str> = all.iter().map(|(_, u)| u.as_str()).collect();
-    assert!(all.windows(2).all(|w| w[0].0 <= w[1].0), "time order");
-    urls.sort();
-    urls.dedup();
-    assert_eq!(urls.len(), 25, "no duplicates across pages of equal times");
-    let (safari, _) = scan(SegmentFilters {
-        browser: Some("Safari".into()),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(safari.len(), 5, "the segment is pushed down");
-    let collect = |project: DocId, channel: Channel| async move {
-        use futures::StreamExt;
-        let pages: Vec<_> = stores
-            .reports
-            .document_pages(project, channel, range, &SegmentFilters::default(), 10)
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        pages
-            .into_iter()
-            .flat_map(|p| p.unwrap())
-            .collect::<Vec<_>>()
-    };
-    assert!(collect(DocId::new(), Channel::Pageviews).await.is_empty());
-    let events = collect(p.id, Channel::Events).await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["eventName"], "e");
 }
 
 /// Subscriptions are idempotent per cadence; a send key is claimed once until released.

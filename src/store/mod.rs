@@ -744,6 +744,8 @@ pub trait ReportStore: Send + Sync {
         segment: &SegmentFilters,
         page: u32,
     ) -> StoreResult<DocumentPages>;
+}
+
 /// The raw audit log (reference §5.9): action and error entries, newest kept.
 #[async_trait]
 pub trait LogStore: Send + Sync {
