@@ -5,6 +5,7 @@
 use std::{collections::BTreeMap, fmt, net::IpAddr, path::PathBuf};
 
 mod redis_url;
+pub mod smtp;
 pub use redis_url::{RedisTarget, RedisTopology};
 
 /// Exit code used for any configuration error (BSD `EX_CONFIG`, as SuperInsights 1.x uses for weak secrets).
@@ -555,6 +556,10 @@ pub struct Config {
     pub metrics_token: Secret,
     /// `text` (default) or `json` log lines (`LOG_FORMAT`).
     pub log_json: bool,
+    /// Outgoing email (`SMTP_*`); `None`: password resets by email and email reports are off.
+    pub smtp: Option<smtp::SmtpConfig>,
+    /// How often each instance looks for email reports to send (`EMAIL_REPORTS_CHECK_MS`).
+    pub email_reports_check_ms: u64,
 }
 
 /// Reads variables from a map, so tests never touch the process environment.
@@ -848,6 +853,13 @@ impl Config {
             },
             jobs: JobsConfig::from_env(env)?,
             server: ServerConfig::from_env(env)?,
+            smtp: smtp::from_env(env)?,
+            email_reports_check_ms: env.number_in(
+                "EMAIL_REPORTS_CHECK_MS",
+                15 * 60 * 1000,
+                100,
+                24 * 3600 * 1000,
+            )?,
         };
         if production {
             config.check_production_secrets()?;

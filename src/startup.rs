@@ -163,6 +163,25 @@ pub async fn build_with(
             )),
         );
     }
+    // Email reports: a handler and a scheduler when email is configured and links can be made.
+    let mailer = Arc::new(crate::services::mail::Mailer::new(config.smtp.as_ref()));
+    if let (Some(public_url), true) = (&config.public_url, mailer.is_configured())
+        && handlers.get(crate::services::email_reports::KIND).is_none()
+    {
+        crate::services::email_reports::spawn_scheduler(
+            stores.clone(),
+            jobs.clone(),
+            Duration::from_millis(config.email_reports_check_ms),
+        );
+        handlers = handlers.register(
+            crate::services::email_reports::KIND,
+            Arc::new(crate::services::email_reports::EmailReportHandler {
+                stores: stores.clone(),
+                mailer: mailer.clone(),
+                public_url: public_url.clone(),
+            }),
+        );
+    }
     let workers = crate::runtime::jobs::WorkerPool::start(
         jobs.clone(),
         handlers,
@@ -170,6 +189,7 @@ pub async fn build_with(
         Duration::from_secs(config.shutdown_timeout_secs),
     );
     let state = AppState {
+        mailer,
         jobs,
         ai,
         reports,

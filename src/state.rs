@@ -35,6 +35,8 @@ pub struct AppState {
     pub jobs: Arc<dyn crate::runtime::jobs::JobQueue>,
     /// The realtime hub: acknowledged batches to the live streams (across instances with Redis).
     pub realtime: Arc<crate::runtime::realtime::RealtimeHub>,
+    /// Outgoing email (`SMTP_*`; says so when not configured).
+    pub mailer: Arc<crate::services::mail::Mailer>,
 }
 
 impl FromRef<AppState> for Arc<Ingestor> {
@@ -131,6 +133,13 @@ impl BackendPlan {
                     "redis pub/sub across instances (this instance's events only while redis is down)".into()
                 } else {
                     "in-process".into()
+                },
+            ),
+            (
+                "email",
+                match &config.smtp {
+                    Some(smtp) => format!("smtp {}", smtp.server),
+                    None => "off (no SMTP_URL or SMTP_HOST)".into(),
                 },
             ),
             (

@@ -225,6 +225,17 @@ pub fn session_lookup(store: &'static str) {
     counter!("si_session_lookups_total", "store" => store).increment(1);
 }
 
+/// An audit-log write: `written`, or `failed` (the user's action went on; the entry is lost).
+pub fn audit_log_write(outcome: &'static str) {
+    counter!("si_audit_log_writes_total", "outcome" => outcome).increment(1);
+}
+
+/// An email handed to the SMTP server (`sent`) or refused by it or unreachable (`failed`), by
+/// what it was (`password_reset`, `report`).
+pub fn email_sent(kind: &'static str, outcome: &'static str) {
+    counter!("si_emails_total", "kind" => kind, "outcome" => outcome).increment(1);
+}
+
 /// Seconds since the process started, at scrape time.
 pub fn uptime(seconds: f64) {
     gauge!("si_uptime_seconds").set(seconds);

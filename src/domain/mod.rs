@@ -5,8 +5,10 @@
 //! Nothing here performs IO.
 
 pub mod analytics;
+pub mod audit;
 pub mod csv;
 pub mod drop_rules;
+pub mod email;
 pub mod fingerprint;
 pub mod ids;
 pub mod model;

@@ -619,13 +619,20 @@ async fn rename_org(
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let result = match org_of(&state, &form).await? {
-        Ok(org) => match svc::org_name(form.get("name").unwrap_or_default()) {
-            Ok(name) => {
-                state.stores.accounts.rename_org(org.id, &name).await?;
-                Ok(format!("{} is now called {name}.", org.name))
+        Ok(org) => {
+            match svc::rename_org(
+                &state.stores,
+                org.id,
+                form.get("name").unwrap_or_default(),
+                true,
+            )
+            .await
+            {
+                Ok(name) => Ok(format!("{} is now called {name}.", org.name)),
+                Err(MemberError::Store(e)) => return Err(e.into()),
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
         Err(e) => Err(e),
     };
     orgs_outcome(&state, &auth, result).await
@@ -639,7 +646,12 @@ async fn set_org_status(
 ) -> Result<Response, AppError> {
     let result = match org_of(state, form).await? {
         Ok(org) => {
-            state.stores.accounts.set_org_status(org.id, status).await?;
+            if let Err(e) = svc::set_org_status(&state.stores, org.id, status).await {
+                return Err(match e {
+                    MemberError::Store(e) => e.into(),
+                    other => AppError::Internal(other.to_string()),
+                });
+            }
             if state
                 .stores
                 .accounts

@@ -17,7 +17,7 @@ use crate::{
         presets::{self, BUILTINS, Invalid, Preset},
         render::markdown_to_safe_html,
     },
-    domain::{ids::DocId, timestamp::now_ms},
+    domain::{audit::codes, ids::DocId, timestamp::now_ms},
     error::AppError,
     services::ai_analysis::{self as svc, DEFAULT_RUNS, StartError},
     state::AppState,
@@ -335,7 +335,7 @@ async fn create_preset(
 ) -> Answer {
     let body = csrf_json(&auth, &headers, &body)?;
     let preset = svc::new_preset(&auth.user, &body).map_err(invalid)?;
-    state.stores.ai.create_preset(&preset).await?;
+    svc::create_preset(&state.stores, &preset, codes::AI_ANALYSIS_PRESET_CREATED).await?;
     Ok(created(&preset))
 }
 
@@ -393,7 +393,15 @@ async fn update_preset(
     let body = csrf_json(&auth, &headers, &body)?;
     let preset = owned(&state, &auth, &preset_id).await?;
     let fields = presets::validate(&body, Some(&preset.fields)).map_err(invalid)?;
-    stored(state.stores.ai.update_preset(preset.id, &fields).await)
+    stored(
+        svc::update_preset(
+            &state.stores,
+            preset.id,
+            &fields,
+            codes::AI_ANALYSIS_PRESET_UPDATED,
+        )
+        .await,
+    )
 }
 
 async fn delete_preset(
@@ -405,7 +413,7 @@ async fn delete_preset(
 ) -> Answer {
     csrf_json(&auth, &headers, &body)?;
     let preset = owned(&state, &auth, &preset_id).await?;
-    match state.stores.ai.delete_preset(preset.id).await {
+    match svc::delete_preset(&state.stores, preset.id).await {
         Ok(()) | Err(StoreError::NotFound) => Ok(Json(json!({"success": true})).into_response()),
         Err(e) => Err(e.into()),
     }
@@ -421,13 +429,7 @@ async fn set_visibility(
 ) -> Answer {
     csrf_json(&auth, &headers, &body)?;
     let preset = owned(&state, &auth, &preset_id).await?;
-    stored(
-        state
-            .stores
-            .ai
-            .set_preset_visibility(preset.id, visibility)
-            .await,
-    )
+    stored(svc::set_preset_visibility(&state.stores, preset.id, visibility).await)
 }
 
 async fn publish_preset(
@@ -487,7 +489,12 @@ async fn generate_preset(
         created_at: now,
         updated_at: now,
     };
-    state.stores.ai.create_preset(&preset).await?;
+    svc::create_preset(
+        &state.stores,
+        &preset,
+        codes::AI_ANALYSIS_PRESET_AI_GENERATED,
+    )
+    .await?;
     Ok(created(&preset))
 }
 
@@ -518,5 +525,13 @@ async fn refine_preset(
     };
     let (mut fields, _) = answer.map_err(|e| refuse(StatusCode::BAD_GATEWAY, e))?;
     fields.tags = preset.fields.tags.clone();
-    stored(state.stores.ai.update_preset(preset.id, &fields).await)
+    stored(
+        svc::update_preset(
+            &state.stores,
+            preset.id,
+            &fields,
+            codes::AI_ANALYSIS_PRESET_AI_REFINED,
+        )
+        .await,
+    )
 }

@@ -197,12 +197,18 @@ async fn logout(
     session: Session,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
+    let user = session
+        .get::<crate::domain::ids::DocId>("uid")
+        .await
+        .ok()
+        .flatten();
     let ended = session.id();
     session::sign_out(&session).await?;
     // The session's realtime streams end with it, on every instance.
     if let Some(id) = ended {
         (state.realtime).session_ended(&crate::runtime::realtime::session_key(&id.to_string()));
     }
+    accounts::signed_out(&state.stores, user).await;
     Ok(Redirect::to("/auth/login").into_response())
 }
 

@@ -6,12 +6,15 @@
 pub mod admin;
 pub mod ai;
 pub mod analytics;
+pub mod audit_context;
 pub mod auth;
 pub mod cors;
+pub mod email;
 pub mod health;
 pub mod ingest;
 pub mod invites;
 pub mod links;
+pub mod logs;
 pub mod observe;
 pub mod org;
 pub mod pages;
@@ -46,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .merge(org::router(&state))
         .merge(invites::router())
         .merge(admin::router(&state))
+        .merge(logs::router())
+        .merge(email::router(&state))
         .merge(pages::session_router())
         .layer(middleware::from_fn(pages::html_errors))
         .layer(session_layer(&state));
@@ -64,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         .merge(ws::router())
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit_context::audit_context,
+        ))
         .layer(middleware::from_fn(observe::log_error_cause))
         .layer(middleware::from_fn(observe::record_metrics))
         .layer(PropagateRequestIdLayer::new(observe::X_REQUEST_ID.clone()))

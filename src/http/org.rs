@@ -261,9 +261,16 @@ async fn rename_org(
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let org = auth.require_org_owner()?.id;
-    let result = match svc::org_name(form.get("name").unwrap_or_default()) {
+    let result = match svc::rename_org(
+        &state.stores,
+        org,
+        form.get("name").unwrap_or_default(),
+        false,
+    )
+    .await
+    {
+        Err(MemberError::Store(e)) => return Err(e.into()),
         Ok(name) => {
-            state.stores.accounts.rename_org(org, &name).await?;
             if let Some(current) = auth.current_org.as_mut() {
                 current.name = name.clone();
             }

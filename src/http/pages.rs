@@ -135,9 +135,11 @@ pub async fn html_errors(
     let status = response.status();
     let page = ErrorPage {
         status: status.as_u16(),
-        message: info.message,
+        message: info.message.clone(),
     };
     let mut rendered = (status, page).into_response();
+    // Kept for the audit trail's error entries (`http::audit_context`).
+    rendered.extensions_mut().insert(info);
     for (name, value) in response.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             rendered.headers_mut().insert(name.clone(), value.clone());

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     domain::ids::DocId,
-    domain::records::{NewProject, OrgRole, Project},
+    domain::records::{OrgRole, Project},
     error::AppError,
     services::{
         orgs::{self, MemberError},
@@ -407,22 +407,7 @@ async fn create_project(
             return Ok((StatusCode::BAD_REQUEST, page).into_response());
         }
     };
-    let created = state
-        .stores
-        .projects
-        .create_project(NewProject {
-            name: update.name.clone(),
-            icon: update.icon.clone(),
-            environment: update.environment.clone(),
-            org_id: org,
-        })
-        .await?;
-    // Retention is not part of NewProject's defaults; apply it right away.
-    state
-        .stores
-        .projects
-        .update_project(created.id, &update)
-        .await?;
+    let created = svc::create(&state.stores, org, &update).await?;
     Ok(Redirect::to(&format!("/projects/{}/setup", created.id)).into_response())
 }
 
@@ -474,11 +459,7 @@ async fn update_project(
     let raw = project_form(&form);
     let outcome = match raw.validate() {
         Ok(update) => {
-            access.project = state
-                .stores
-                .projects
-                .update_project(access.project.id, &update)
-                .await?;
+            access.project = svc::update(&state.stores, access.project.id, &update).await?;
             done("Project updated successfully.")
         }
         Err(error) => Err((
@@ -495,11 +476,7 @@ async fn update_project(
 
 /// The project changes that invalidate cached keys and dashboards themselves.
 fn changes(state: &AppState) -> svc::ProjectChanges<'_> {
-    svc::ProjectChanges::new(
-        &*state.stores.projects,
-        state.ingestor.keys(),
-        &state.dashboards,
-    )
+    svc::ProjectChanges::new(&state.stores, state.ingestor.keys(), &state.dashboards)
 }
 
 async fn regenerate_keys(

@@ -211,6 +211,7 @@ where
             let _ = session.flush().await;
             return Err(required());
         };
+        crate::services::audit::set_request_user(&user);
         let memberships = state
             .stores
             .accounts

@@ -101,7 +101,24 @@ pub async fn check_login(
         // The caller signs in with the hash now stored.
         user.password_hash = upgraded;
     }
+    super::audit::action(crate::domain::audit::codes::AUTH_LOGIN_SUCCESS)
+        .by(&user)
+        .record(stores)
+        .await;
     Ok(Some(user))
+}
+
+/// Records a sign-out of `user` (the session itself is ended by the caller).
+pub async fn signed_out(stores: &Stores, user: Option<crate::domain::ids::DocId>) {
+    let user = match user {
+        Some(id) => stores.accounts.user(id).await.ok().flatten(),
+        None => None,
+    };
+    let mut entry = super::audit::action(crate::domain::audit::codes::AUTH_LOGOUT);
+    if let Some(user) = &user {
+        entry = entry.by(user);
+    }
+    entry.record(stores).await;
 }
 
 /// Changes a signed-in user's own password: the current one must match, the new one must
@@ -123,6 +140,10 @@ pub async fn change_password(
     let hash = hash_password(new).await?;
     stores.accounts.set_password_hash(user.id, &hash).await?;
     tracing::info!(user = %user.id, "password changed by its user");
+    super::audit::action(crate::domain::audit::codes::AUTH_PASSWORD_CHANGE)
+        .by(user)
+        .record(stores)
+        .await;
     let mut user = user.clone();
     user.password_hash = hash;
     Ok(user)
@@ -245,6 +266,12 @@ pub async fn provision_named(
         .projects
         .create_project(NewProject::named(project_name, org.id))
         .await?;
+    super::audit::action(crate::domain::audit::codes::AUTH_REGISTER_SUCCESS)
+        .by(&user)
+        .org(org.id)
+        .project(project.id)
+        .record(stores)
+        .await;
     Ok(Provisioned { user, org, project })
 }
 

@@ -202,6 +202,11 @@ impl AiAnalysis {
             updated_at: now,
         };
         self.stores.ai.create_run(&run).await?;
+        super::audit::action(crate::domain::audit::codes::AI_ANALYSIS_RUN_STARTED)
+            .by(user)
+            .project(run.project_id)
+            .record(&self.stores)
+            .await;
         match &self.queue {
             Some(queue) => {
                 let job = NewJob {
@@ -312,7 +317,18 @@ impl AiAnalysis {
             duration_ms: started.elapsed().as_millis() as i64,
             ..outcome
         };
-        self.stores.ai.finish_run(run_id, &outcome).await?;
+        if self.stores.ai.finish_run(run_id, &outcome).await? {
+            let code = match outcome.status {
+                RunStatus::Failed => crate::domain::audit::codes::AI_ANALYSIS_RUN_FAILED,
+                _ => crate::domain::audit::codes::AI_ANALYSIS_RUN_COMPLETED,
+            };
+            super::audit::action(code)
+                .by_ref(&run.created_by_user_id, &run.created_by_email)
+                .project(run.project_id)
+                .org(project.org_id)
+                .record(&self.stores)
+                .await;
+        }
         match outcome.status {
             RunStatus::Failed => Err(JobError::Permanent(
                 outcome
@@ -379,7 +395,16 @@ impl JobHandler for AiAnalysisHandler {
                 duration_ms: 0,
                 token_usage: None,
             };
-            let _ = self.0.stores.ai.finish_run(run_id, &outcome).await;
+            if let Ok(true) = self.0.stores.ai.finish_run(run_id, &outcome).await
+                && let Ok(Some(run)) = self.0.stores.ai.run(run_id).await
+            {
+                super::audit::action(crate::domain::audit::codes::AI_ANALYSIS_RUN_FAILED)
+                    .by_ref(&run.created_by_user_id, &run.created_by_email)
+                    .project(run.project_id)
+                    .note(format!("AI analysis failed: {reason}"))
+                    .record(&self.0.stores)
+                    .await;
+            }
         }
         result
     }
@@ -708,6 +733,61 @@ pub fn new_preset(user: &User, body: &Value) -> Result<Preset, Invalid> {
         created_at: now,
         updated_at: now,
     })
+}
+
+/// Stores a new preset of its owner (`code`: `AI_ANALYSIS_PRESET_CREATED`, or
+/// `AI_ANALYSIS_PRESET_AI_GENERATED` when the model wrote it) and records it in the audit log.
+pub async fn create_preset(stores: &Stores, preset: &Preset, code: &str) -> Result<(), StoreError> {
+    stores.ai.create_preset(preset).await?;
+    super::audit::action(code)
+        .note(preset.id.to_hex())
+        .record(stores)
+        .await;
+    Ok(())
+}
+
+/// Replaces a preset's fields (`code`: `AI_ANALYSIS_PRESET_UPDATED` or `…_AI_REFINED`).
+pub async fn update_preset(
+    stores: &Stores,
+    id: DocId,
+    fields: &crate::ai::presets::PresetFields,
+    code: &str,
+) -> Result<Preset, StoreError> {
+    let preset = stores.ai.update_preset(id, fields).await?;
+    super::audit::action(code)
+        .note(id.to_hex())
+        .record(stores)
+        .await;
+    Ok(preset)
+}
+
+/// Makes a preset `public` (published) or `private` (unpublished).
+pub async fn set_preset_visibility(
+    stores: &Stores,
+    id: DocId,
+    visibility: &str,
+) -> Result<Preset, StoreError> {
+    let preset = stores.ai.set_preset_visibility(id, visibility).await?;
+    let code = if visibility == "public" {
+        crate::domain::audit::codes::AI_ANALYSIS_PRESET_PUBLISHED
+    } else {
+        crate::domain::audit::codes::AI_ANALYSIS_PRESET_UNPUBLISHED
+    };
+    super::audit::action(code)
+        .note(id.to_hex())
+        .record(stores)
+        .await;
+    Ok(preset)
+}
+
+/// Deletes a preset (`NotFound` when it is already gone).
+pub async fn delete_preset(stores: &Stores, id: DocId) -> Result<(), StoreError> {
+    stores.ai.delete_preset(id).await?;
+    super::audit::action(crate::domain::audit::codes::AI_ANALYSIS_PRESET_DELETED)
+        .note(id.to_hex())
+        .record(stores)
+        .await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,10 +3,14 @@
 
 pub mod accounts;
 pub mod ai_analysis;
+pub mod audit;
 pub mod dashboard;
 pub mod demo;
 pub mod diagnostics;
+pub mod email_reports;
+pub mod mail;
 pub mod orgs;
+pub mod password_reset;
 pub mod projects;
 pub mod public_links;
 pub mod realtime;

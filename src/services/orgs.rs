@@ -4,6 +4,7 @@
 //! [`MemberError`] whose kind the HTTP layer maps to a status.
 
 use crate::{
+    domain::audit::codes,
     domain::{
         ids::{DocId, random_hex},
         records::{
@@ -13,7 +14,7 @@ use crate::{
     },
     services::{
         accounts::{self, ProvisionError},
-        sentence_case,
+        audit, sentence_case,
     },
     store::{StoreError, Stores},
 };
@@ -97,6 +98,11 @@ pub async fn add_existing(
         )));
     }
     stores.accounts.add_member(org, user.id, role).await?;
+    audit::action(codes::PROJECT_USER_ADD)
+        .org(org)
+        .note(format!("{} as {role}", user.email))
+        .record(stores)
+        .await;
     Ok(user)
 }
 
@@ -169,7 +175,19 @@ pub async fn invite_to_org(
             "An invite for {email} is already pending"
         )));
     }
-    create_invite(stores, InviteScope::Org { org_id: org, role }, email, by).await
+    let token = create_invite(
+        stores,
+        InviteScope::Org { org_id: org, role },
+        email.clone(),
+        by,
+    )
+    .await?;
+    audit::action(codes::ORG_USER_INVITE)
+        .org(org)
+        .note(format!("{email} as {role}"))
+        .record(stores)
+        .await;
+    Ok(token)
 }
 
 /// Invites `email` to the platform with `role` (`user|admin`) for 7 days; returns the token.
@@ -191,7 +209,12 @@ pub async fn invite_to_platform(
             "An invite for {email} is already pending"
         )));
     }
-    create_invite(stores, InviteScope::Platform { role }, email, by).await
+    let token = create_invite(stores, InviteScope::Platform { role }, email.clone(), by).await?;
+    audit::action(codes::ADMIN_PLATFORM_INVITE)
+        .note(format!("{email} as {}", role.as_str()))
+        .record(stores)
+        .await;
+    Ok(token)
 }
 
 /// Revokes a pending invite of `org` (`None`: the platform). Errors: no such pending invite there.
@@ -211,6 +234,11 @@ pub async fn revoke_invite(
         .invites
         .set_invite_status(found.id, InviteStatus::Revoked)
         .await?;
+    let mut entry = audit::action(codes::ORG_INVITE_REVOKE).note(found.email.clone());
+    if let Some(org) = org {
+        entry = entry.org(org);
+    }
+    entry.record(stores).await;
     Ok(found)
 }
 
@@ -236,6 +264,11 @@ pub async fn set_member_role(
         ));
     }
     stores.accounts.add_member(org, user, role).await?;
+    audit::action(codes::ORG_USER_SET_ROLE)
+        .org(org)
+        .note(format!("{} to {role}", target.user.email))
+        .record(stores)
+        .await;
     Ok(())
 }
 
@@ -265,6 +298,11 @@ pub async fn remove_from_org(
         ));
     }
     stores.accounts.remove_member(org, user).await?;
+    audit::action(codes::PROJECT_USER_REMOVE)
+        .org(org)
+        .note(target.user.email.clone())
+        .record(stores)
+        .await;
     Ok(target.user.clone())
 }
 
@@ -421,6 +459,11 @@ pub async fn accept_org_invite(
         .invites
         .set_invite_status(invite.id, InviteStatus::Accepted)
         .await?;
+    audit::action(codes::ORG_INVITE_ACCEPT)
+        .org(org.id)
+        .by(&user)
+        .record(stores)
+        .await;
     Ok((user, org))
 }
 
@@ -478,6 +521,10 @@ pub async fn accept_platform_invite(
         .invites
         .set_invite_status(invite.id, InviteStatus::Accepted)
         .await?;
+    audit::action(codes::ORG_INVITE_ACCEPT)
+        .note("platform invite")
+        .record(stores)
+        .await;
     Ok(result)
 }
 
@@ -502,6 +549,10 @@ pub async fn set_platform_role(
         ));
     }
     stores.accounts.set_user_role(user, role).await?;
+    audit::action(codes::ADMIN_USER_SET_ROLE)
+        .note(format!("{} to {}", target.email, role.as_str()))
+        .record(stores)
+        .await;
     Ok(target)
 }
 
@@ -531,6 +582,10 @@ pub async fn set_password(
     let hash = accounts::hash_password(password).await?;
     stores.accounts.set_password_hash(user, &hash).await?;
     target.password_hash = hash;
+    audit::action(codes::ADMIN_USER_SET_PASSWORD)
+        .note(target.email.clone())
+        .record(stores)
+        .await;
     Ok(target)
 }
 
@@ -553,6 +608,10 @@ pub async fn delete_user(stores: &Stores, actor: DocId, user: DocId) -> Result<U
         ));
     }
     stores.accounts.delete_user(user).await?;
+    audit::action(codes::ADMIN_USER_DELETE)
+        .note(target.email.clone())
+        .record(stores)
+        .await;
     Ok(target)
 }
 
@@ -568,7 +627,49 @@ pub async fn create_org(
         .accounts
         .add_member(org.id, creator, OrgRole::Owner)
         .await?;
+    audit::action(codes::ADMIN_ORG_CREATE)
+        .org(org.id)
+        .note(org.name.clone())
+        .record(stores)
+        .await;
     Ok(org)
+}
+
+/// Renames an organization (`by_admin`: from the platform admin's pages); returns the name.
+pub async fn rename_org(
+    stores: &Stores,
+    org: DocId,
+    name: &str,
+    by_admin: bool,
+) -> Result<String, MemberError> {
+    let name = org_name(name)?;
+    stores.accounts.rename_org(org, &name).await?;
+    let code = if by_admin {
+        codes::ADMIN_ORG_RENAME
+    } else {
+        codes::ORG_RENAME
+    };
+    audit::action(code)
+        .org(org)
+        .note(name.clone())
+        .record(stores)
+        .await;
+    Ok(name)
+}
+
+/// Sets an organization's status from the platform admin's pages (disabled: members lose access).
+pub async fn set_org_status(
+    stores: &Stores,
+    org: DocId,
+    status: OrgStatus,
+) -> Result<(), MemberError> {
+    stores.accounts.set_org_status(org, status).await?;
+    audit::action(codes::ADMIN_ORG_DISABLE)
+        .org(org)
+        .note(status.as_str())
+        .record(stores)
+        .await;
+    Ok(())
 }
 
 /// Validates an organization name (required, at most 120 characters); returns it trimmed.

@@ -4,6 +4,7 @@
 //! `services::orgs`.)
 
 use crate::{
+    domain::audit::codes,
     domain::records::{Project, ProjectUpdate},
     domain::{
         drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
@@ -11,26 +12,25 @@ use crate::{
     },
     ingest::keys::KeyCache,
     runtime::cache::DashboardCache,
-    store::{ProjectStore, StoreResult},
+    services::audit,
+    store::{ProjectStore, StoreResult, Stores},
 };
 
 /// Changes to a project that cached state depends on. Each one writes the store, then drops
 /// this instance's cached API keys of the project (other instances see it within the key
 /// cache's TTL) and every cached dashboard of it (shared through Redis when the cache is).
 pub struct ProjectChanges<'a> {
+    stores: &'a Stores,
     projects: &'a dyn ProjectStore,
     keys: &'a KeyCache,
     dashboards: &'a DashboardCache,
 }
 
 impl<'a> ProjectChanges<'a> {
-    pub fn new(
-        projects: &'a dyn ProjectStore,
-        keys: &'a KeyCache,
-        dashboards: &'a DashboardCache,
-    ) -> Self {
+    pub fn new(stores: &'a Stores, keys: &'a KeyCache, dashboards: &'a DashboardCache) -> Self {
         Self {
-            projects,
+            stores,
+            projects: &*stores.projects,
             keys,
             dashboards,
         }
@@ -40,6 +40,7 @@ impl<'a> ProjectChanges<'a> {
     pub async fn regenerate_keys(&self, id: DocId) -> StoreResult<Project> {
         let project = self.projects.regenerate_keys(id).await?;
         self.keys.invalidate_project(id);
+        self.record(codes::PROJECT_REGENERATE_KEYS, &project).await;
         Ok(project)
     }
 
@@ -55,6 +56,7 @@ impl<'a> ProjectChanges<'a> {
     pub async fn delete(&self, id: DocId) -> StoreResult<()> {
         self.projects.soft_delete_project(id).await?;
         self.forget(id).await;
+        self.record_id(codes::PROJECT_SOFT_DELETE, id).await;
         Ok(())
     }
 
@@ -62,13 +64,61 @@ impl<'a> ProjectChanges<'a> {
     pub async fn clear_data(&self, id: DocId) -> StoreResult<()> {
         self.projects.clear_project_data(id).await?;
         self.forget(id).await;
+        self.record_id(codes::PROJECT_CLEAR_DATA, id).await;
         Ok(())
+    }
+
+    async fn record(&self, code: &str, project: &Project) {
+        audit::action(code)
+            .project(project.id)
+            .org(project.org_id)
+            .record(self.stores)
+            .await;
+    }
+
+    async fn record_id(&self, code: &str, id: DocId) {
+        match self.projects.project(id).await {
+            Ok(Some(project)) => self.record(code, &project).await,
+            _ => audit::action(code).project(id).record(self.stores).await,
+        }
     }
 
     async fn forget(&self, id: DocId) {
         self.keys.invalidate_project(id);
         self.dashboards.invalidate(id).await;
     }
+}
+
+/// Creates a project of `org` from a validated form.
+pub async fn create(stores: &Stores, org: DocId, update: &ProjectUpdate) -> StoreResult<Project> {
+    let created = stores
+        .projects
+        .create_project(crate::domain::records::NewProject {
+            name: update.name.clone(),
+            icon: update.icon.clone(),
+            environment: update.environment.clone(),
+            org_id: org,
+        })
+        .await?;
+    // Retention is not part of NewProject's defaults; apply it right away.
+    let project = stores.projects.update_project(created.id, update).await?;
+    audit::action(codes::PROJECT_CREATE)
+        .project(project.id)
+        .org(org)
+        .record(stores)
+        .await;
+    Ok(project)
+}
+
+/// Changes a project's editable fields from a validated form.
+pub async fn update(stores: &Stores, id: DocId, update: &ProjectUpdate) -> StoreResult<Project> {
+    let project = stores.projects.update_project(id, update).await?;
+    audit::action(codes::PROJECT_UPDATE)
+        .project(project.id)
+        .org(project.org_id)
+        .record(stores)
+        .await;
+    Ok(project)
 }
 
 pub const ENVIRONMENTS: [&str; 3] = ["production", "staging", "development"];

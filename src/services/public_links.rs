@@ -4,12 +4,14 @@
 //! token); the raw token is returned once, when it is made, and never again.
 
 use crate::{
+    domain::audit::codes,
     domain::records::{Project, PublicLink},
     domain::{
         ids::{DocId, random_hex},
         timestamp::now_ms,
     },
     error::AppError,
+    services::audit,
     state::AppState,
     store::{StoreError, Stores},
 };
@@ -47,11 +49,25 @@ pub struct NewLink {
 /// old one stops working at once). Returns the raw token, to show once.
 /// Errors: `NotFound` for an unknown or deleted project.
 pub async fn enable(stores: &Stores, pepper: &str, project: DocId) -> Result<NewLink, AppError> {
+    make(stores, pepper, project, codes::PROJECT_PUBLIC_LINK_ENABLE).await
+}
+
+async fn make(
+    stores: &Stores,
+    pepper: &str,
+    project: DocId,
+    code: &str,
+) -> Result<NewLink, AppError> {
     let token = random_hex(TOKEN_BYTES);
     let link = stores
         .projects
         .set_public_link(project, &token_hash(pepper, &token), now_ms())
         .await?;
+    audit::action(code)
+        .project(project)
+        .org(link.project.org_id)
+        .record(stores)
+        .await;
     Ok(NewLink { link, token })
 }
 
@@ -61,7 +77,13 @@ pub async fn regenerate(
     pepper: &str,
     project: DocId,
 ) -> Result<NewLink, AppError> {
-    enable(stores, pepper, project).await
+    make(
+        stores,
+        pepper,
+        project,
+        codes::PROJECT_PUBLIC_LINK_REGENERATE,
+    )
+    .await
 }
 
 /// Disables the project's link, but only when the project belongs to `org` (`None`: any
@@ -82,6 +104,16 @@ pub async fn revoke(
     match stores.projects.revoke_public_link(project, now_ms()).await {
         Ok(()) => {
             live.link_changed(project);
+            let code = if org.is_some() {
+                codes::PROJECT_PUBLIC_LINK_REVOKE
+            } else {
+                codes::ADMIN_PROJECT_PUBLIC_LINK_REVOKE
+            };
+            audit::action(code)
+                .project(project)
+                .org(found.org_id)
+                .record(stores)
+                .await;
             Ok(Some(found))
         }
         Err(StoreError::NotFound) => Ok(None),

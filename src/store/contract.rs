@@ -46,6 +46,9 @@ macro_rules! contract_behaviours {
             reports_and_templates,
             report_files_to_sweep,
             document_scans_page_in_order,
+            raw_logs_filter_page_and_prune,
+            password_resets_are_single_use,
+            email_subscriptions_and_send_claims,
         }
     };
 }
@@ -4443,4 +4446,291 @@ pub async fn document_scans_page_in_order(stores: &Stores) {
     let events = collect(p.id, Channel::Events).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["eventName"], "e");
+}
+
+/// Raw logs: every filter of the viewers (reference §5.9) agrees with
+/// [`LogQuery::matches`](crate::domain::audit::LogQuery::matches), pages are newest first, and
+/// pruning keeps the newest entries.
+pub async fn raw_logs_filter_page_and_prune(stores: &Stores) {
+    use crate::domain::audit::{LogKind, LogQuery, OrgScope, RawLog};
+    prepare(stores).await;
+    let base = 1_700_000_000_000i64;
+    let mut all = Vec::new();
+    for i in 0..30i64 {
+        let mut log = RawLog::new(
+            if i % 3 == 0 {
+                LogKind::Error
+            } else {
+                LogKind::Action
+            },
+            base + i * 1000,
+        );
+        log.action_code = (i % 3 != 0).then(|| {
+            if i % 2 == 0 {
+                "PROJECT_CREATE".to_string()
+            } else {
+                "AUTH_LOGIN_SUCCESS".to_string()
+            }
+        });
+        log.error_message = (i % 3 == 0).then(|| format!("Boom_{i}% in Checkout"));
+        log.user_id = Some(format!("u{}", i % 4));
+        log.email = Some(format!("user{}@x.example", i % 4));
+        log.project_id = (i % 5 != 0).then(|| format!("p{}", i % 2));
+        log.org_id = (i % 5 == 0).then(|| "o1".to_string());
+        log.method = Some("POST".into());
+        log.path = Some(format!("/projects/{i}/settings"));
+        log.status = Some(if i % 3 == 0 { 500 } else { 302 });
+        log.ip = Some("203.0.113.7".into());
+        stores.logs.insert_log(&log).await.unwrap();
+        all.push(log);
+    }
+    // Stored as written.
+    let page = stores
+        .logs
+        .query_logs(&LogQuery {
+            page: 1,
+            limit: 200,
+            ..LogQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 30);
+    let mut newest_first = all.clone();
+    newest_first.reverse();
+    assert_eq!(page.entries, newest_first);
+
+    let queries = [
+        LogQuery {
+            kind: Some(LogKind::Error),
+            ..LogQuery::default()
+        },
+        LogQuery {
+            action_code: Some("PROJECT_CREATE".into()),
+            ..LogQuery::default()
+        },
+        LogQuery {
+            user_id: Some("u1".into()),
+            email: Some("USER1@x.example".into()),
+            ..LogQuery::default()
+        },
+        LogQuery {
+            project_id: Some("p0".into()),
+            ..LogQuery::default()
+        },
+        // Literal and case-insensitive: `%` and `_` are not wildcards.
+        LogQuery {
+            contains: Some("_1% IN check".into()),
+            ..LogQuery::default()
+        },
+        LogQuery {
+            contains: Some("_12% IN check".into()),
+            ..LogQuery::default()
+        },
+        LogQuery {
+            contains: Some("/projects/2".into()),
+            ..LogQuery::default()
+        },
+        LogQuery {
+            contains: Some("x%y".into()),
+            ..LogQuery::default()
+        },
+        LogQuery {
+            from: Some(base + 5000),
+            to: Some(base + 9000),
+            ..LogQuery::default()
+        },
+        LogQuery {
+            scope: Some(OrgScope {
+                org_id: "o1".into(),
+                project_ids: vec!["p1".into()],
+            }),
+            ..LogQuery::default()
+        },
+        LogQuery {
+            scope: Some(OrgScope {
+                org_id: "o2".into(),
+                project_ids: vec![],
+            }),
+            ..LogQuery::default()
+        },
+    ];
+    for mut q in queries {
+        q.page = 1;
+        q.limit = 10;
+        let want: Vec<RawLog> = newest_first
+            .iter()
+            .filter(|l| q.matches(l))
+            .cloned()
+            .collect();
+        let got = stores.logs.query_logs(&q).await.unwrap();
+        assert_eq!(got.total, want.len() as u64, "{q:?}");
+        assert_eq!(
+            got.entries,
+            want.iter().take(10).cloned().collect::<Vec<_>>(),
+            "{q:?}"
+        );
+        q.page = 2;
+        let second = stores.logs.query_logs(&q).await.unwrap();
+        assert_eq!(
+            second.entries,
+            want.iter().skip(10).take(10).cloned().collect::<Vec<_>>(),
+            "page 2 of {q:?}"
+        );
+    }
+
+    assert_eq!(stores.logs.prune_logs(40).await.unwrap(), 0);
+    assert_eq!(stores.logs.prune_logs(12).await.unwrap(), 18);
+    let kept = stores
+        .logs
+        .query_logs(&LogQuery {
+            page: 1,
+            limit: 200,
+            ..LogQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept.total, 12);
+    assert_eq!(kept.entries, newest_first[..12].to_vec(), "the newest stay");
+}
+
+/// A reset token is used once, only before it expires, and concurrent uses let one through.
+pub async fn password_resets_are_single_use(stores: &Stores) {
+    use crate::domain::email::PasswordReset;
+    prepare(stores).await;
+    let now = 1_700_000_000_000i64;
+    let reset = |hash: &str, expires_at: i64| PasswordReset {
+        id: DocId::new(),
+        user_id: DocId::new(),
+        token_hash: hash.to_string(),
+        created_at: now - 1000,
+        expires_at,
+        used_at: None,
+    };
+    let live = reset("hash-live", now + 60_000);
+    stores.mail.insert_password_reset(&live).await.unwrap();
+    assert!(matches!(
+        stores
+            .mail
+            .insert_password_reset(&reset("hash-live", now))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        stores.mail.password_reset("hash-live").await.unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(stores.mail.password_reset("nope").await.unwrap(), None);
+    // Two at once: exactly one wins.
+    let (a, b) = tokio::join!(
+        stores.mail.use_password_reset("hash-live", now),
+        stores.mail.use_password_reset("hash-live", now)
+    );
+    let winners: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(winners.len(), 1);
+    assert_eq!(winners[0].user_id, live.user_id);
+    assert_eq!(winners[0].used_at, Some(now));
+    assert_eq!(
+        stores
+            .mail
+            .use_password_reset("hash-live", now)
+            .await
+            .unwrap(),
+        None,
+        "used once"
+    );
+    assert_eq!(
+        stores
+            .mail
+            .password_reset("hash-live")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at,
+        Some(now)
+    );
+    let old = reset("hash-old", now);
+    stores.mail.insert_password_reset(&old).await.unwrap();
+    assert_eq!(
+        stores
+            .mail
+            .use_password_reset("hash-old", now)
+            .await
+            .unwrap(),
+        None,
+        "expired at its expiry time"
+    );
+    assert_eq!(
+        stores
+            .mail
+            .use_password_reset("unknown", now)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// Subscriptions are idempotent per cadence; a send key is claimed once until released.
+pub async fn email_subscriptions_and_send_claims(stores: &Stores) {
+    use crate::domain::email::{Cadence, Subscription};
+    prepare(stores).await;
+    let (project, user, other) = (DocId::new(), DocId::new(), DocId::new());
+    let sub = |user: DocId, cadence: Cadence, at: i64| Subscription {
+        project_id: project,
+        user_id: user,
+        cadence,
+        created_at: at,
+    };
+    stores
+        .mail
+        .subscribe(&sub(user, Cadence::Weekly, 10))
+        .await
+        .unwrap();
+    stores
+        .mail
+        .subscribe(&sub(user, Cadence::Weekly, 11))
+        .await
+        .unwrap();
+    stores
+        .mail
+        .subscribe(&sub(user, Cadence::Monthly, 12))
+        .await
+        .unwrap();
+    stores
+        .mail
+        .subscribe(&sub(other, Cadence::Weekly, 13))
+        .await
+        .unwrap();
+    assert_eq!(
+        stores.mail.subscriptions_of(project, user).await.unwrap(),
+        vec![
+            sub(user, Cadence::Weekly, 10),
+            sub(user, Cadence::Monthly, 12)
+        ]
+    );
+    assert_eq!(
+        stores.mail.subscribers(Cadence::Weekly).await.unwrap(),
+        vec![
+            sub(user, Cadence::Weekly, 10),
+            sub(other, Cadence::Weekly, 13)
+        ]
+    );
+    stores
+        .mail
+        .unsubscribe(project, user, Cadence::Weekly)
+        .await
+        .unwrap();
+    stores
+        .mail
+        .unsubscribe(project, user, Cadence::Weekly)
+        .await
+        .unwrap();
+    assert_eq!(
+        stores.mail.subscriptions_of(project, user).await.unwrap(),
+        vec![sub(user, Cadence::Monthly, 12)]
+    );
+    assert!(stores.mail.claim_send("weekly:k", 1).await.unwrap());
+    assert!(!stores.mail.claim_send("weekly:k", 2).await.unwrap());
+    assert!(stores.mail.claim_send("weekly:other", 2).await.unwrap());
+    stores.mail.release_send("weekly:k").await.unwrap();
+    assert!(stores.mail.claim_send("weekly:k", 3).await.unwrap());
 }

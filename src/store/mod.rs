@@ -746,6 +746,70 @@ pub trait ReportStore: Send + Sync {
     ) -> StoreResult<DocumentPages>;
 }
 
+/// The raw audit log (reference §5.9): action and error entries, newest kept.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// Inserts one entry (already scrubbed by the caller).
+    async fn insert_log(&self, log: &crate::domain::audit::RawLog) -> StoreResult<()>;
+    /// Deletes all but the newest `keep` entries (by `ts`, then id); returns how many went.
+    async fn prune_logs(&self, keep: u64) -> StoreResult<u64>;
+    /// The `query.page` page of entries passing every filter of `query`
+    /// ([`LogQuery::matches`](crate::domain::audit::LogQuery::matches)), newest first (ties by
+    /// id, newest first), with the number of matching entries.
+    async fn query_logs(
+        &self,
+        query: &crate::domain::audit::LogQuery,
+    ) -> StoreResult<crate::domain::audit::LogPage>;
+}
+
+/// Password-reset tokens, email-report subscriptions and the once-per-period send claims.
+#[async_trait]
+pub trait MailStore: Send + Sync {
+    /// Inserts a reset request. Errors: `Conflict` when the token hash exists.
+    async fn insert_password_reset(
+        &self,
+        reset: &crate::domain::email::PasswordReset,
+    ) -> StoreResult<()>;
+    /// The reset request with this token hash, used or not, expired or not.
+    async fn password_reset(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<crate::domain::email::PasswordReset>>;
+    /// Marks the request used at `now` if it is unused and `expires_at > now`, atomically: of
+    /// two concurrent calls one gets the request, the other `None` (as for an unknown, used or
+    /// expired token).
+    async fn use_password_reset(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<crate::domain::email::PasswordReset>>;
+    /// Subscribes `user` to `project`'s report of `cadence` (idempotent).
+    async fn subscribe(&self, sub: &crate::domain::email::Subscription) -> StoreResult<()>;
+    /// Ends that subscription (no-op when there is none).
+    async fn unsubscribe(
+        &self,
+        project: DocId,
+        user: DocId,
+        cadence: crate::domain::email::Cadence,
+    ) -> StoreResult<()>;
+    /// The user's subscriptions to the project, by cadence.
+    async fn subscriptions_of(
+        &self,
+        project: DocId,
+        user: DocId,
+    ) -> StoreResult<Vec<crate::domain::email::Subscription>>;
+    /// Every subscription of `cadence`, oldest first.
+    async fn subscribers(
+        &self,
+        cadence: crate::domain::email::Cadence,
+    ) -> StoreResult<Vec<crate::domain::email::Subscription>>;
+    /// Claims `key` (one email of one period to one subscriber): `true` for the first caller
+    /// ever, `false` afterwards, across instances.
+    async fn claim_send(&self, key: &str, now: i64) -> StoreResult<bool>;
+    /// Gives a claim back (the email could not be sent), so a retry may claim it again.
+    async fn release_send(&self, key: &str) -> StoreResult<()>;
+}
+
 /// Backend-level operations.
 #[async_trait]
 pub trait StoreAdmin: Send + Sync {
@@ -767,6 +831,8 @@ pub trait Backend:
     + JobStore
     + AiStore
     + ReportStore
+    + LogStore
+    + MailStore
     + 'static
 {
 }
@@ -781,6 +847,8 @@ impl<T> Backend for T where
         + JobStore
         + AiStore
         + ReportStore
+        + LogStore
+        + MailStore
         + 'static
 {
 }
@@ -802,6 +870,10 @@ pub struct Stores {
     pub ai: Arc<dyn AiStore>,
     /// Generated reports, filter templates and raw document scans.
     pub reports: Arc<dyn ReportStore>,
+    /// The raw audit log.
+    pub logs: Arc<dyn LogStore>,
+    /// Password resets, email-report subscriptions and send claims.
+    pub mail: Arc<dyn MailStore>,
 }
 
 impl Stores {
@@ -818,6 +890,8 @@ impl Stores {
             jobs: b.clone(),
             ai: b.clone(),
             reports: b.clone(),
+            logs: b.clone(),
+            mail: b.clone(),
             admin: b,
         }
     }

@@ -200,6 +200,30 @@ fn worker(app: &TestApp) -> Worker {
 }
 
 /// Signs up, seeds data, and opens the AI page; returns (client, project id, CSRF token).
+/// The audit log's action codes starting with `prefix`, oldest first, with their emails.
+async fn logged(app: &TestApp, prefix: &str) -> Vec<(String, String)> {
+    let page = app
+        .state
+        .stores
+        .logs
+        .query_logs(&superinsights::domain::audit::LogQuery {
+            page: 1,
+            limit: 200,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    page.entries
+        .iter()
+        .rev()
+        .filter_map(|l| {
+            let code = l.action_code.clone()?;
+            code.starts_with(prefix)
+                .then(|| (code, l.email.clone().unwrap_or_default()))
+        })
+        .collect()
+}
+
 async fn signed_in(app: &TestApp, email: &str) -> (reqwest::Client, String, String) {
     let (client, settings) = register(app, email).await;
     let id = project_id_of(&settings);
@@ -529,6 +553,14 @@ async fn a_provider_slower_than_the_timeout_fails_the_run_with_a_timeout_error()
     );
     assert_eq!(run["data"]["resultMarkdown"], Value::Null);
     assert_eq!(stub.requests().len(), 1);
+    let who = "ai-timeout@example.com".to_string();
+    assert_eq!(
+        logged(&app, "AI_ANALYSIS_RUN").await,
+        vec![
+            ("AI_ANALYSIS_RUN_STARTED".to_string(), who.clone()),
+            ("AI_ANALYSIS_RUN_FAILED".to_string(), who)
+        ]
+    );
     app.stop().await;
 }
 
@@ -587,6 +619,15 @@ async fn without_a_provider_key_the_run_writes_the_statistical_digest() {
     );
     assert!(md.contains("× 3: TypeError: cart is undefined"), "{md}");
     assert!(!md.contains(SECRET_IP));
+    let who = "ai-digest@example.com".to_string();
+    assert_eq!(
+        logged(&app, "AI_ANALYSIS_RUN").await,
+        vec![
+            ("AI_ANALYSIS_RUN_STARTED".to_string(), who.clone()),
+            ("AI_ANALYSIS_RUN_COMPLETED".to_string(), who)
+        ],
+        "the worker's entry names who asked"
+    );
     app.stop().await;
 }
 
@@ -760,6 +801,23 @@ async fn presets_are_versioned_owner_only_and_builtins_are_read_only() {
     assert_eq!(status, 200);
     let (status, _) = get_json(&alice, &app, &format!("/ai-analysis/presets/{pid}")).await;
     assert_eq!(status, 404);
+    let codes: Vec<String> = logged(&app, "AI_ANALYSIS_PRESET")
+        .await
+        .into_iter()
+        .map(|(code, _)| code.trim_start_matches("AI_ANALYSIS_PRESET_").to_string())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "CREATED",
+            "UPDATED",
+            "PUBLISHED",
+            "AI_GENERATED",
+            "AI_REFINED",
+            "DELETED"
+        ],
+        "every preset change is in the audit log; refused ones are not"
+    );
     app.stop().await;
 }
 

@@ -38,6 +38,10 @@ pub mod namespaces {
     pub const REPORT_DOWNLOADS: &str = "report-downloads";
     /// Requests that may call the AI provider, per client IP.
     pub const AI: &str = "ai";
+    /// Password-reset requests per client IP (`POST /auth/forgot`).
+    pub const PASSWORD_RESET_IP: &str = "password-reset-ip";
+    /// Password-reset emails per address (the answer does not change; the email is not sent).
+    pub const PASSWORD_RESET_EMAIL: &str = "password-reset-email";
 }
 
 /// The answer to one check.

@@ -172,6 +172,25 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
         ),
         // Ours: claim markers, deleted per job when it finishes.
         (super::jobs::JOB_CLAIMS, vec![plain(doc! {"job": 1})]),
+        // The raw audit log (1.x indexed each filter field; the viewers sort by `ts`).
+        (
+            super::audit::RAW_LOGS,
+            vec![
+                plain(doc! {"ts": -1}),
+                plain(doc! {"projectId": 1, "ts": -1}),
+                plain(doc! {"orgId": 1, "ts": -1}),
+                plain(doc! {"actionCode": 1, "ts": -1}),
+            ],
+        ),
+        // Ours: password resets by token hash; subscriptions by cadence.
+        (
+            super::audit::PASSWORD_RESETS,
+            vec![unique(doc! {"tokenHash": 1})],
+        ),
+        (
+            super::audit::EMAIL_SUBSCRIPTIONS,
+            vec![plain(doc! {"cadence": 1, "createdAt": 1})],
+        ),
         // Ours: the rollup engine's versions and blobs, read by bucket range.
         (
             super::rollups::ROLLUP_DAYS,

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod ai;
+mod audit;
 mod diagnostics;
 mod docs;
 mod errors;

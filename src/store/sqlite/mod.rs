@@ -3,6 +3,7 @@
 //! compact integer key; everything above this module sees only [`DocId`]s.
 
 mod ai;
+mod audit;
 mod diagnostics;
 mod filters;
 mod invites;

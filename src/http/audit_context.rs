@@ -1,0 +1,64 @@
+//! The audit trail's view of each request: sets the request context the services record
+//! actions with (`services::audit::RequestContext`: method, path, client IP; the session layer
+//! adds the user), and records the error handler's answers (`AppError`, reference §2.11) as
+//! `error` entries: every 5xx with its hidden cause, and the 4xx a person was shown (bad input,
+//! forbidden, conflict) outside ingestion. 404s, 429s and 408s are not recorded: scanners and
+//! floods would push real entries out of the capped log.
+
+use crate::{
+    error::{ErrorCause, ErrorPageInfo},
+    services::audit,
+    state::AppState,
+};
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    middleware::Next,
+    response::Response,
+};
+use std::net::SocketAddr;
+
+pub async fn audit_context(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| {
+            state
+                .ingestor
+                .enricher
+                .client_ip(peer.ip(), request.headers())
+                .to_string()
+        });
+    let path = request.uri().path().to_string();
+    let ctx = audit::RequestContext::new(request.method().as_str(), &path, ip);
+    audit::with_request(ctx, async move {
+        let response = next.run(request).await;
+        let status = response.status().as_u16();
+        let recorded = match status {
+            500.. => response
+                .extensions()
+                .get::<ErrorCause>()
+                .map(|c| c.0.clone())
+                .or_else(|| {
+                    response
+                        .extensions()
+                        .get::<ErrorPageInfo>()
+                        .map(|i| i.message.clone())
+                }),
+            404 | 408 | 429 => None,
+            400.. if !path.starts_with("/v1") => response
+                .extensions()
+                .get::<ErrorPageInfo>()
+                .map(|i| i.message.clone()),
+            _ => None,
+        };
+        if let Some(message) = recorded {
+            audit::error(&state.stores, status, &message).await;
+        }
+        response
+    })
+    .await
+}
