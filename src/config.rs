@@ -808,7 +808,12 @@ impl Config {
                     1024,
                     64 * 1024 * 1024 * 1024,
                 )?,
-                claim_idle_ms: env.number_in("INGEST_BUFFER_CLAIM_IDLE_MS", 30_000, 100, 3_600_000)?,
+                claim_idle_ms: env.number_in(
+                    "INGEST_BUFFER_CLAIM_IDLE_MS",
+                    30_000,
+                    100,
+                    3_600_000,
+                )?,
             },
         };
 

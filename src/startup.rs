@@ -40,7 +40,10 @@ pub struct App {
     /// `JOB_WORKERS` job workers, stopped (finish or release) on shutdown.
     workers: crate::runtime::jobs::WorkerPool,
     /// This instance's writer of the Redis ingest buffer, stopped after its current round.
-    buffer_consumer: Option<(tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>)>,
+    buffer_consumer: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Sender<bool>,
+    )>,
 }
 
 /// Builds every piece the configuration asks for. Fails only for a bad configuration or a store

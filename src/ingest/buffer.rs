@@ -401,9 +401,7 @@ impl RedisBuffer {
     async fn refresh_stats(&self) {
         let client = self.redis.client();
         let length = self.call("XLEN", client.xlen::<u64, _>(STREAM)).await;
-        let bytes = self
-            .call("GET", client.get::<Option<u64>, _>(BYTES))
-            .await;
+        let bytes = self.call("GET", client.get::<Option<u64>, _>(BYTES)).await;
         let pending = self
             .call(
                 "XPENDING",
@@ -509,12 +507,19 @@ impl RedisBuffer {
 
     /// One round: reclaim, own pending (after a failure), new entries. Returns how many
     /// entries it handled; Err when it should back off.
-    async fn round(&self, events: &dyn EventWriter, own_pending: &mut bool) -> Result<usize, String> {
+    async fn round(
+        &self,
+        events: &dyn EventWriter,
+        own_pending: &mut bool,
+    ) -> Result<usize, String> {
         self.ensure_group().await?;
         let claimed = self.reclaim().await?;
         if !claimed.is_empty() {
             let n = claimed.len();
-            tracing::info!(entries = n, "ingest buffer: took over batches whose writer stopped");
+            tracing::info!(
+                entries = n,
+                "ingest buffer: took over batches whose writer stopped"
+            );
             *own_pending = true;
             self.commit(events, claimed, true).await?;
             return Ok(n);
@@ -684,10 +689,16 @@ mod tests {
     #[test]
     fn stream_replies_are_parsed_in_both_shapes() {
         let e = Value::Array(vec![s("5-0"), Value::Array(vec![s("b"), s("{}")])]);
-        let read = Value::Array(vec![Value::Array(vec![s(STREAM), Value::Array(vec![e.clone()])])]);
+        let read = Value::Array(vec![Value::Array(vec![
+            s(STREAM),
+            Value::Array(vec![e.clone()]),
+        ])]);
         let got = read_entries(read);
         assert_eq!(got.len(), 1);
-        assert_eq!((got[0].id.as_str(), got[0].raw.as_deref()), ("5-0", Some("{}")));
+        assert_eq!(
+            (got[0].id.as_str(), got[0].raw.as_deref()),
+            ("5-0", Some("{}"))
+        );
         assert!(read_entries(Value::Null).is_empty());
         let claimed = Value::Array(vec![
             s("0-0"),
@@ -704,7 +715,12 @@ mod tests {
             Value::Array(vec![]),
         ]);
         assert_eq!(pending_summary(summary), (3, Some(1_700_000_000_000)));
-        let none = Value::Array(vec![Value::Integer(0), Value::Null, Value::Null, Value::Null]);
+        let none = Value::Array(vec![
+            Value::Integer(0),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ]);
         assert_eq!(pending_summary(none), (0, None));
     }
 }

@@ -19,6 +19,7 @@ mod diagnostics_pages;
 mod failover;
 mod faults;
 mod ingest;
+mod ingest_buffer;
 mod jobs;
 mod legacy_mongodb;
 mod metrics;
