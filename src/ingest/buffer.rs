@@ -608,7 +608,7 @@ fn entry_batch(fields: Value) -> Option<String> {
         Value::Map(map) => map
             .inner()
             .into_iter()
-            .find(|(k, _)| k.as_str().as_deref() == Some("b"))
+            .find(|(k, _)| k.as_str() == Some("b"))
             .and_then(|(_, v)| v.as_string()),
         Value::Array(values) => values
             .chunks(2)
@@ -633,7 +633,7 @@ fn entry(value: Value) -> Option<Entry> {
 /// empty).
 fn read_entries(reply: Value) -> Vec<Entry> {
     let per_stream: Vec<Value> = match reply {
-        Value::Map(map) => map.inner().into_iter().map(|(_, v)| v).collect(),
+        Value::Map(map) => map.inner().into_values().collect(),
         Value::Array(streams) => streams
             .into_iter()
             .filter_map(|s| s.into_array().into_iter().nth(1))
