@@ -99,6 +99,9 @@ pub struct RedisConfig {
     pub cache: bool,
     pub rate_limits: bool,
     pub job_queue: bool,
+    /// `INGEST_BUFFER_REDIS`: ingest batches are acknowledged once in a Redis stream and
+    /// committed by a consumer group of writers (`crate::ingest::buffer`). Needs `REDIS_URL`.
+    pub ingest_buffer: bool,
     /// How long startup waits for the first Redis connection before serving on the fallbacks
     /// (`REDIS_STARTUP_WAIT_MS`, default 5000; 0 does not wait).
     pub startup_wait_ms: u64,
@@ -123,6 +126,31 @@ pub struct IngestConfig {
     pub commit_wait_ms: u64,
     pub country_lookup: bool,
     pub geoip_db_path: Option<PathBuf>,
+    /// The Redis ingest buffer's bounds and reclaim time (used with `INGEST_BUFFER_REDIS`).
+    pub buffer: IngestBufferConfig,
+}
+
+/// Bounds of the Redis Streams ingest buffer. When either bound is reached, new batches take
+/// the local path (group commit, disk spool); nothing in the stream is ever trimmed.
+#[derive(Clone, Debug)]
+pub struct IngestBufferConfig {
+    /// `INGEST_BUFFER_MAX_BATCHES`: batches waiting in the stream (default 100000).
+    pub max_batches: u64,
+    /// `INGEST_BUFFER_MAX_BYTES`: serialized bytes waiting in the stream (default 256 MiB).
+    pub max_bytes: u64,
+    /// `INGEST_BUFFER_CLAIM_IDLE_MS`: a batch delivered to a writer that has not committed it
+    /// for this long is taken over by another writer (default 30000).
+    pub claim_idle_ms: u64,
+}
+
+impl Default for IngestBufferConfig {
+    fn default() -> Self {
+        Self {
+            max_batches: 100_000,
+            max_bytes: 256 * 1024 * 1024,
+            claim_idle_ms: 30_000,
+        }
+    }
 }
 
 /// One limiter's setting: at most `max` requests in any rolling `window`. `max == 0` turns the
@@ -759,9 +787,20 @@ impl Config {
             cache: env.flag("CACHE_REDIS", false)?,
             rate_limits: env.flag("RATE_LIMIT_REDIS", false)?,
             job_queue: env.flag("JOB_QUEUE_REDIS", false)?,
+            ingest_buffer: env.flag("INGEST_BUFFER_REDIS", false)?,
             startup_wait_ms: env.number_in("REDIS_STARTUP_WAIT_MS", 5000, 0, 120_000)?,
         };
 
+        if redis.ingest_buffer && redis.url.is_none() {
+            return Err(ConfigError::new(
+                "INGEST_BUFFER_REDIS",
+                if redis_enabled {
+                    "is true but REDIS_URL is not set: the buffer needs Redis"
+                } else {
+                    "is true but REDIS_ENABLED=false turns Redis (REDIS_URL) off: the buffer needs Redis"
+                },
+            ));
+        }
         let ingest = IngestConfig {
             spool_path: env
                 .get("INGEST_SPOOL_PATH")
@@ -776,6 +815,21 @@ impl Config {
                 .get("GEOIP_DB_PATH")
                 .map(PathBuf::from)
                 .or_else(|| crate::ingest::enrich::bundled_country_db(&data_dir)),
+            buffer: IngestBufferConfig {
+                max_batches: env.number_in("INGEST_BUFFER_MAX_BATCHES", 100_000, 1, 100_000_000)?,
+                max_bytes: env.number_in(
+                    "INGEST_BUFFER_MAX_BYTES",
+                    256 * 1024 * 1024,
+                    1024,
+                    64 * 1024 * 1024 * 1024,
+                )?,
+                claim_idle_ms: env.number_in(
+                    "INGEST_BUFFER_CLAIM_IDLE_MS",
+                    30_000,
+                    100,
+                    3_600_000,
+                )?,
+            },
         };
 
         let public_url = env
@@ -1100,6 +1154,51 @@ mod tests {
             ("OPENROUTER_BASE_URL", "ftp://x"),
         ] {
             assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ingest_buffer_needs_redis_and_parses_its_bounds() {
+        let c = config(&[]).unwrap();
+        assert!(!c.redis.ingest_buffer);
+        assert_eq!(c.ingest.buffer.max_batches, 100_000);
+        assert_eq!(c.ingest.buffer.claim_idle_ms, 30_000);
+        let err = config(&[("INGEST_BUFFER_REDIS", "true")]).unwrap_err();
+        assert_eq!(err.var, "INGEST_BUFFER_REDIS");
+        assert!(err.message.contains("REDIS_URL"), "{}", err.message);
+        let err = config(&[
+            ("INGEST_BUFFER_REDIS", "true"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("REDIS_ENABLED", "false"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "INGEST_BUFFER_REDIS");
+        assert!(err.message.contains("REDIS_ENABLED"), "{}", err.message);
+        let c = config(&[
+            ("INGEST_BUFFER_REDIS", "on"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("INGEST_BUFFER_MAX_BATCHES", "50"),
+            ("INGEST_BUFFER_MAX_BYTES", "4096"),
+            ("INGEST_BUFFER_CLAIM_IDLE_MS", "500"),
+        ])
+        .unwrap();
+        assert!(c.redis.ingest_buffer);
+        assert_eq!(
+            (
+                c.ingest.buffer.max_batches,
+                c.ingest.buffer.max_bytes,
+                c.ingest.buffer.claim_idle_ms
+            ),
+            (50, 4096, 500)
+        );
+        for (var, bad) in [
+            ("INGEST_BUFFER_MAX_BATCHES", "0"),
+            ("INGEST_BUFFER_MAX_BYTES", "10"),
+            ("INGEST_BUFFER_CLAIM_IDLE_MS", "soon"),
+            ("INGEST_BUFFER_REDIS", "maybe"),
+        ] {
+            let err = config(&[(var, bad), ("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap_err();
+            assert_eq!(err.var, var, "{bad}");
         }
     }
 

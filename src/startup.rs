@@ -39,6 +39,11 @@ pub struct App {
     tasks: PipelineTasks,
     /// `JOB_WORKERS` job workers, stopped (finish or release) on shutdown.
     workers: crate::runtime::jobs::WorkerPool,
+    /// This instance's writer of the Redis ingest buffer, stopped after its current round.
+    buffer_consumer: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Sender<bool>,
+    )>,
 }
 
 /// Builds every piece the configuration asks for. Fails only for a bad configuration or a store
@@ -86,8 +91,26 @@ pub async fn build_with(
         redis.clone(),
         config.server.realtime_streams_per_client,
     );
-    let ingestor = Ingestor::new(KeyCache::new(stores.projects.clone()), enricher, pipeline)
+    let mut ingestor = Ingestor::new(KeyCache::new(stores.projects.clone()), enricher, pipeline)
         .with_live(realtime.clone());
+    let mut buffer_consumer = None;
+    if let Some(handle) = redis.as_ref().filter(|_| config.redis.ingest_buffer) {
+        let buffer = Arc::new(crate::ingest::buffer::RedisBuffer::new(
+            handle.clone(),
+            spool.clone(),
+            config.ingest.buffer.clone(),
+        ));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let consumer = buffer.start_consumer(stores.events.clone(), stop_rx);
+        tracing::info!(
+            consumer = buffer.consumer(),
+            "ingest buffer: redis stream {} (group {})",
+            crate::ingest::buffer::STREAM,
+            crate::ingest::buffer::GROUP
+        );
+        buffer_consumer = Some((consumer, stop));
+        ingestor = ingestor.with_buffer(buffer);
+    }
     let memory_limiter = Arc::new(MemoryRateLimiter::default());
     memory_limiter.spawn_sweeper(Duration::from_secs(60));
     let rate_limiter: Arc<dyn RateLimiter> = match &redis {
@@ -209,6 +232,7 @@ pub async fn build_with(
         state,
         tasks,
         workers,
+        buffer_consumer,
     })
 }
 
@@ -280,6 +304,7 @@ impl App {
             state,
             tasks,
             workers,
+            buffer_consumer,
         } = self;
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
         let redis = state.redis.clone();
@@ -311,6 +336,14 @@ impl App {
             Err(_) => tracing::warn!(?timeout, "in-flight requests did not finish in time"),
         }
         tasks.shutdown(timeout).await;
+        // What this writer read and has not committed stays pending in the stream; another
+        // instance's writer takes it over after `INGEST_BUFFER_CLAIM_IDLE_MS`.
+        if let Some((consumer, stop)) = buffer_consumer {
+            let _ = stop.send(true);
+            if tokio::time::timeout(timeout, consumer).await.is_err() {
+                tracing::warn!(?timeout, "ingest buffer writer did not stop in time");
+            }
+        }
         if let Some(redis) = redis {
             redis.quit().await;
         }

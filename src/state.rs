@@ -122,9 +122,13 @@ impl BackendPlan {
             ),
             (
                 "ingest buffer",
-                format!(
-                    "bounded channel + group commit; disk spool at {}",
-                    config.ingest.spool_path.display()
+                on_redis(
+                    config.redis.ingest_buffer,
+                    "redis stream si:{ingest}:batches, committed by a consumer group of writers",
+                    format!(
+                        "bounded channel + group commit; disk spool at {}",
+                        config.ingest.spool_path.display()
+                    ),
                 ),
             ),
             (

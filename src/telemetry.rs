@@ -60,6 +60,7 @@ pub enum Piece {
     JobQueue,
     Ingest,
     Realtime,
+    IngestBuffer,
 }
 
 impl Piece {
@@ -72,6 +73,7 @@ impl Piece {
             Piece::JobQueue => "job_queue",
             Piece::Ingest => "ingest",
             Piece::Realtime => "realtime",
+            Piece::IngestBuffer => "ingest_buffer",
         }
     }
 }
@@ -212,6 +214,23 @@ pub fn ingest_commit(elapsed: Duration, items: usize, stored: bool) {
     histogram!("si_ingest_commit_duration_seconds", "result" => result)
         .record(elapsed.as_secs_f64());
     histogram!("si_ingest_commit_items").record(items as f64);
+}
+
+/// Batches through the Redis ingest buffer by what happened: `buffered` (in the stream,
+/// acknowledged), `full`, `unavailable`, `error` (not added: the local path took them),
+/// `uncertain` (no answer to the add: spooled), and on the writer's side `committed`,
+/// `duplicate` (already in the store: only acknowledged), `reclaimed` (taken over from a dead
+/// writer), `spooled` (refused by the store: to the disk spool), `unreadable`.
+pub fn ingest_buffer_batches(outcome: &'static str, batches: u64) {
+    counter!("si_ingest_buffer_batches_total", "outcome" => outcome).increment(batches);
+}
+
+/// The Redis ingest buffer at scrape time (as this instance's writer last saw it).
+pub fn ingest_buffer_state(length: u64, pending: u64, oldest_pending_seconds: f64, bytes: u64) {
+    gauge!("si_ingest_buffer_length").set(length as f64);
+    gauge!("si_ingest_buffer_pending").set(pending as f64);
+    gauge!("si_ingest_buffer_oldest_pending_age_seconds").set(oldest_pending_seconds);
+    gauge!("si_ingest_buffer_bytes").set(bytes as f64);
 }
 
 /// The spool at scrape time.

@@ -48,6 +48,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "redis": s.redis,
         "ingestSpool": {"pending": s.ingest.spool_bytes > 0},
         "ingest": s.ingest,
+        "ingestBuffer": s.ingest_buffer,
         "jobQueue": match s.jobs {
             Some(c) => json!({
                 "backend": s.job_backend,
@@ -129,6 +130,8 @@ pub struct Snapshot {
     pub store_ok: bool,
     pub redis: RedisState,
     pub ingest: IngestState,
+    /// The Redis ingest buffer, when `INGEST_BUFFER_REDIS` is on.
+    pub ingest_buffer: Option<crate::ingest::buffer::BufferState>,
     pub job_backend: &'static str,
     pub jobs: Option<JobCounts>,
     pub cache: CacheState,
@@ -226,6 +229,8 @@ impl Snapshot {
             refused_batches: health.refused_batches(),
             spool_bytes: state.spool.pending_bytes(),
         };
+        // As this instance's writer last saw it (refreshed every second): no Redis call here.
+        let ingest_buffer = state.ingestor.buffer().map(|b| b.stats().state());
         let jobs = match tokio::time::timeout(bound, state.jobs.counts()).await {
             Ok(Ok(c)) => Some(c),
             _ => None,
@@ -237,6 +242,7 @@ impl Snapshot {
             store_ok,
             redis,
             ingest,
+            ingest_buffer,
             job_backend: state.jobs.backend(),
             jobs,
             cache: CacheState {
@@ -263,6 +269,9 @@ impl Snapshot {
             t::redis_state(self.redis.connected, b.open, b.trips, b.timeouts);
         }
         t::spool_state(self.ingest.spool_bytes, !self.ingest.store_taking_writes);
+        if let Some(b) = &self.ingest_buffer {
+            t::ingest_buffer_state(b.length, b.pending, b.oldest_pending_seconds, b.bytes);
+        }
         if let Some(c) = self.jobs {
             let oldest = c.oldest_queued_ms.map(|ms| {
                 let age = crate::domain::timestamp::now_ms().saturating_sub(ms);

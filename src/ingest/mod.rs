@@ -2,6 +2,7 @@
 //! hand the batch to the write pipeline. HTTP and WebSocket handlers both call [`Ingestor`];
 //! neither touches the store directly.
 
+pub mod buffer;
 pub mod coerce;
 pub mod enrich;
 pub mod keys;
@@ -17,11 +18,12 @@ use crate::error::AppError;
 use keys::{KeyCache, ProjectAuth};
 use parse::{Item, RequestFacts};
 use pipeline::{Outcome, Pipeline};
+use std::sync::Arc;
 
 /// What happened to an accepted request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Accepted {
-    /// Items stored (or spooled).
+    /// Items stored (or spooled, or in the Redis buffer).
     pub count: usize,
     /// Events removed by the project's drop rules.
     pub dropped: usize,
@@ -29,12 +31,35 @@ pub struct Accepted {
     pub spooled: bool,
 }
 
+impl Accepted {
+    fn of(outcome: Outcome, count: usize, dropped: usize) -> Result<Self, AppError> {
+        match outcome {
+            Outcome::Stored => Ok(Accepted {
+                count,
+                dropped,
+                spooled: false,
+            }),
+            Outcome::Spooled => Ok(Accepted {
+                count,
+                dropped,
+                spooled: true,
+            }),
+            Outcome::Failed => Err(AppError::Unavailable {
+                cause: "store and ingest spool both unavailable".into(),
+                retry_after: 5,
+            }),
+        }
+    }
+}
+
 pub struct Ingestor {
     keys: KeyCache,
     pub enricher: enrich::Enricher,
     pipeline: Pipeline,
     /// Where acknowledged batches are announced to the realtime streams.
-    live: Option<std::sync::Arc<crate::runtime::realtime::RealtimeHub>>,
+    live: Option<Arc<crate::runtime::realtime::RealtimeHub>>,
+    /// The Redis Streams buffer in front of the pipeline (`INGEST_BUFFER_REDIS`).
+    buffer: Option<Arc<buffer::RedisBuffer>>,
 }
 
 impl Ingestor {
@@ -44,13 +69,25 @@ impl Ingestor {
             enricher,
             pipeline,
             live: None,
+            buffer: None,
         }
     }
 
     /// Announces every acknowledged batch to `hub`'s realtime streams.
-    pub fn with_live(mut self, hub: std::sync::Arc<crate::runtime::realtime::RealtimeHub>) -> Self {
+    pub fn with_live(mut self, hub: Arc<crate::runtime::realtime::RealtimeHub>) -> Self {
         self.live = Some(hub);
         self
+    }
+
+    /// Puts the Redis buffer in front of the local pipeline.
+    pub fn with_buffer(mut self, buffer: Arc<buffer::RedisBuffer>) -> Self {
+        self.buffer = Some(buffer);
+        self
+    }
+
+    /// The Redis buffer, when `INGEST_BUFFER_REDIS` is on.
+    pub fn buffer(&self) -> Option<&Arc<buffer::RedisBuffer>> {
+        self.buffer.as_ref()
     }
 
     /// Resolves an API key (public or secret) to its project.
@@ -104,14 +141,40 @@ impl Ingestor {
             docs,
             dropped: dropped as u32,
         };
-        let outcome = self.pipeline.submit(batch).await;
+        crate::telemetry::ingest_items("dropped", dropped);
+        let outcome = self.write(batch, count).await;
         if let Some((hub, offer)) = live
             && matches!(outcome, Outcome::Stored | Outcome::Spooled)
             && count > 0
         {
             hub.offer(offer);
         }
-        crate::telemetry::ingest_items("dropped", dropped);
+        Accepted::of(outcome, count, dropped)
+    }
+
+    /// Makes `batch` durable: in the Redis buffer when it is on and takes it, else through the
+    /// local pipeline (store, or disk spool while the store is down). Counts what happened.
+    async fn write(&self, batch: WriteBatch, count: usize) -> Outcome {
+        if let Some(buffer) = &self.buffer {
+            match buffer.offer(&batch).await {
+                buffer::Offer::Buffered => {
+                    crate::telemetry::ingest_items("buffered", count);
+                    return Outcome::Stored;
+                }
+                buffer::Offer::Uncertain(outcome) => {
+                    let word = if outcome == Outcome::Spooled {
+                        "spooled"
+                    } else {
+                        "refused"
+                    };
+                    crate::telemetry::ingest_items(word, count);
+                    return outcome;
+                }
+                // Redis away or the stream full: the local path below.
+                buffer::Offer::NotAdded(_) => {}
+            }
+        }
+        let outcome = self.pipeline.submit(batch).await;
         match outcome {
             Outcome::Stored => crate::telemetry::ingest_items("stored", count),
             Outcome::Spooled => {
@@ -120,21 +183,6 @@ impl Ingestor {
             }
             Outcome::Failed => crate::telemetry::ingest_items("refused", count),
         }
-        match outcome {
-            Outcome::Stored => Ok(Accepted {
-                count,
-                dropped,
-                spooled: false,
-            }),
-            Outcome::Spooled => Ok(Accepted {
-                count,
-                dropped,
-                spooled: true,
-            }),
-            Outcome::Failed => Err(AppError::Unavailable {
-                cause: "store and ingest spool both unavailable".into(),
-                retry_after: 5,
-            }),
-        }
+        outcome
     }
 }

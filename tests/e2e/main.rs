@@ -23,6 +23,7 @@ mod email;
 mod failover;
 mod faults;
 mod ingest;
+mod ingest_buffer;
 mod jobs;
 mod legacy_mongodb;
 mod metrics;
