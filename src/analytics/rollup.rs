@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// count implausible values (`domain::plausible`) and leave them out of sums and histograms.
 /// 3: the `Pages` part (visitors per page). 4: web-vital days count complete documents.
 /// 5: the `EventNames` and `ErrorGroups` parts. 6: the `Segments` part. 7: the
-/// `EventProperties` part.
-pub(crate) const FMT: i64 = 7;
+/// `EventProperties` part. 8: the `Visits` part.
+pub(crate) const FMT: i64 = 8;
 
 /// What a rollup row holds; one row per part so each summary decodes only what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +42,9 @@ pub(crate) enum Part {
     /// Per event name and top-level property key: the [`SCHEMA_SAMPLES`] most recently seen
     /// distinct values (the event detail's property schema).
     EventProperties,
+    /// Per `sessionId`: the visit's first and last page view and its number of page views
+    /// ([`VisitFigures`]; visits, bounces, durations, entry and exit pages).
+    Visits,
 }
 
 /// The dimensions (indices into `Dimension::ALL`) whose raw stored values the `Segments` part
@@ -49,7 +52,7 @@ pub(crate) enum Part {
 pub(crate) const SEGMENT_DIMS: [usize; 7] = [1, 2, 3, 4, 5, 6, 7];
 
 impl Part {
-    pub(crate) const ALL: [Part; 10] = [
+    pub(crate) const ALL: [Part; 11] = [
         Part::Pageviews,
         Part::Events,
         Part::Errors,
@@ -60,6 +63,7 @@ impl Part {
         Part::ErrorGroups,
         Part::Segments,
         Part::EventProperties,
+        Part::Visits,
     ];
 
     pub(crate) fn code(self) -> i64 {
@@ -69,7 +73,9 @@ impl Part {
     /// The channel whose documents the part is folded from.
     pub(crate) fn channel(self) -> Channel {
         match self {
-            Part::Pageviews | Part::Breakdowns | Part::Pages | Part::Segments => Channel::Pageviews,
+            Part::Pageviews | Part::Breakdowns | Part::Pages | Part::Segments | Part::Visits => {
+                Channel::Pageviews
+            }
             Part::Events | Part::EventNames | Part::EventProperties => Channel::Events,
             Part::Errors | Part::ErrorGroups => Channel::Errors,
             Part::Performance => Channel::Performance,
@@ -203,6 +209,52 @@ impl NameFigures {
             .extend(o.durations.into_iter().filter(|h| !h.is_empty()));
         self.duration_sum.merge(o.duration_sum);
         self.implausible += o.implausible;
+    }
+}
+
+/// One visit (the page views sharing a `sessionId`) within a span: its first and its last page
+/// view (time and URL; on equal times the smaller URL is first and the larger last, so the
+/// order documents arrive in never matters) and its number of page views. Merging two spans'
+/// figures of one session is exact: the earlier first, the later last, the counts added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VisitFigures {
+    pub first: (i64, String),
+    pub last: (i64, String),
+    pub views: u64,
+}
+
+impl VisitFigures {
+    fn of(ts: i64, url: &str) -> Self {
+        VisitFigures {
+            first: (ts, url.to_string()),
+            last: (ts, url.to_string()),
+            views: 1,
+        }
+    }
+
+    fn add(&mut self, ts: i64, url: &str) {
+        self.views += 1;
+        if (ts, url) < (self.first.0, self.first.1.as_str()) {
+            self.first = (ts, url.to_string());
+        }
+        if (ts, url) > (self.last.0, self.last.1.as_str()) {
+            self.last = (ts, url.to_string());
+        }
+    }
+
+    fn merge(&mut self, o: VisitFigures) {
+        self.views += o.views;
+        if o.first < self.first {
+            self.first = o.first;
+        }
+        if o.last > self.last {
+            self.last = o.last;
+        }
+    }
+
+    /// Milliseconds from the first to the last page view (0 for a single page view).
+    pub(crate) fn duration_ms(&self) -> i64 {
+        self.last.0 - self.first.0
     }
 }
 
@@ -384,6 +436,8 @@ pub(crate) struct Aggs {
     /// Per `Dimension::ALL` index (only [`SEGMENT_DIMS`]) and raw value: the page views'
     /// `Pageviews` and `Pages` figures.
     pub segments: [HashMap<String, Aggs>; 8],
+    /// Per `sessionId` (page views without one are in no visit).
+    pub visits: HashMap<String, VisitFigures>,
 }
 
 pub(crate) fn add_counts<K: Eq + std::hash::Hash>(
@@ -465,6 +519,7 @@ impl Aggs {
             o.event_properties,
             PropertySamples::merge,
         );
+        merge_map(&mut self.visits, o.visits, VisitFigures::merge);
     }
 
     /// True when no document was folded in.
@@ -603,6 +658,7 @@ impl Aggs {
             Part::ErrorGroups => out.error_groups = self.error_groups.clone(),
             Part::Segments => out.segments = self.segments.clone(),
             Part::EventProperties => out.event_properties = self.event_properties.clone(),
+            Part::Visits => out.visits = self.visits.clone(),
         }
         out
     }
@@ -961,6 +1017,17 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 e.bytes(&one.0);
             }
         }
+        Part::Visits => {
+            e.u(a.visits.len() as u64);
+            for (session, v) in &a.visits {
+                e.bytes(session.as_bytes());
+                e.i(v.first.0);
+                e.bytes(v.first.1.as_bytes());
+                e.i(v.last.0);
+                e.bytes(v.last.1.as_bytes());
+                e.u(v.views);
+            }
+        }
         Part::ErrorGroups => {
             e.u(a.error_groups.len() as u64);
             for (fingerprint, g) in &a.error_groups {
@@ -1080,6 +1147,19 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 o.event_properties.insert(name, decode_samples(d.bytes()?)?);
             }
         }
+        Part::Visits => {
+            let n = d.u()? as usize;
+            o.visits.reserve(n);
+            for _ in 0..n {
+                let session = d.string()?;
+                let v = VisitFigures {
+                    first: (d.i()?, d.string()?),
+                    last: (d.i()?, d.string()?),
+                    views: d.u()?,
+                };
+                o.visits.insert(session, v);
+            }
+        }
         Part::ErrorGroups => {
             let n = d.u()? as usize;
             o.error_groups.reserve(n);
@@ -1194,7 +1274,11 @@ pub(crate) struct Folder {
     error_groups: bool,
     segments: bool,
     properties: bool,
-    raw_dims: [HashMap<Option<String>, u64>; 8],
+    visits: bool,
+    /// Per dimension: page views per raw stored value, and those without the field (counted
+    /// apart so that a page view allocates nothing for a value seen before).
+    raw_dims: [HashMap<String, u64>; 8],
+    missing_dims: [u64; 8],
     hists: [BTreeMap<u64, u64>; 5],
     name_hists: HashMap<String, BTreeMap<u64, u64>>,
 }
@@ -1213,7 +1297,9 @@ impl Folder {
             error_groups: parts.contains(&Part::ErrorGroups),
             segments: parts.contains(&Part::Segments),
             properties: parts.contains(&Part::EventProperties),
+            visits: parts.contains(&Part::Visits),
             raw_dims: Default::default(),
+            missing_dims: [0; 8],
             hists: Default::default(),
             name_hists: HashMap::new(),
         }
@@ -1235,14 +1321,28 @@ impl Folder {
         self.pageviews || self.pages
     }
 
-    /// One page view; `dims` are the raw stored values of `Dimension::ALL`, in that order.
+    /// One page view with its `sessionId` when it has one; `dims` are the raw stored values of
+    /// `Dimension::ALL`, in that order.
     pub(crate) fn pageview(
         &mut self,
         ts: i64,
         url: &str,
         visitor: Visitor<'_>,
+        session: Option<&str>,
         dims: [Option<&str>; 8],
     ) {
+        if self.visits
+            && let Some(session) = session
+        {
+            match self.a.visits.get_mut(session) {
+                Some(v) => v.add(ts, url),
+                None => {
+                    self.a
+                        .visits
+                        .insert(session.to_string(), VisitFigures::of(ts, url));
+                }
+            }
+        }
         if self.pageviews {
             self.a.count_view(ts, url, visitor);
         }
@@ -1262,11 +1362,18 @@ impl Folder {
             }
         }
         if self.breakdowns {
-            for (counts, v) in self.raw_dims.iter_mut().zip(dims) {
-                if let Some(n) = counts.get_mut(&v.map(str::to_string)) {
-                    *n += 1;
-                } else {
-                    counts.insert(v.map(str::to_string), 1);
+            for ((counts, missing), v) in (self.raw_dims.iter_mut())
+                .zip(self.missing_dims.iter_mut())
+                .zip(dims)
+            {
+                match v {
+                    None => *missing += 1,
+                    Some(v) => match counts.get_mut(v) {
+                        Some(n) => *n += 1,
+                        None => {
+                            counts.insert(v.to_string(), 1);
+                        }
+                    },
                 }
             }
         }
@@ -1378,13 +1485,17 @@ impl Folder {
 
     /// The aggregates of everything folded in.
     pub(crate) fn finish(mut self) -> Aggs {
-        for ((dim, raw), into) in Dimension::ALL
+        for (((dim, raw), missing), into) in Dimension::ALL
             .iter()
             .zip(self.raw_dims)
+            .zip(self.missing_dims)
             .zip(self.a.dims.iter_mut())
         {
             for (v, n) in raw {
-                *into.entry(dim.value_of(v.as_deref())).or_default() += n;
+                *into.entry(dim.value_of(Some(&v))).or_default() += n;
+            }
+            if missing > 0 {
+                *into.entry(dim.value_of(None)).or_default() += missing;
             }
         }
         for (into, hist) in self.a.hists.iter_mut().zip(self.hists) {
@@ -1524,10 +1635,10 @@ mod tests {
             None,
             None,
         ];
-        f.pageview(T, "/a", Visitor::Dense(7), dims);
-        f.pageview(T + 1, "/a", Visitor::Dense(7), dims);
-        f.pageview(T + 2, "/b", Visitor::Unnamed("new"), dims);
-        f.pageview(T - DAY, "/b", Visitor::Anonymous, [None; 8]);
+        f.pageview(T, "/a", Visitor::Dense(7), None, dims);
+        f.pageview(T + 1, "/a", Visitor::Dense(7), None, dims);
+        f.pageview(T + 2, "/b", Visitor::Unnamed("new"), None, dims);
+        f.pageview(T - DAY, "/b", Visitor::Anonymous, None, [None; 8]);
         f.event(T, "signup", Some(120.0));
         f.event(T + 5, "signup", Some(-1.0));
         f.error(
@@ -1583,9 +1694,9 @@ mod tests {
         let mut all = Folder::new(&[Part::Segments]);
         let mut chrome = Folder::new(&[Part::Pageviews, Part::Pages]);
         for (url, visitor, d) in views {
-            all.pageview(T, url, visitor, d);
+            all.pageview(T, url, visitor, None, d);
             if d[5] == Some("Chrome") {
-                chrome.pageview(T, url, visitor, d);
+                chrome.pageview(T, url, visitor, None, d);
             }
         }
         let blob = encode(&all.finish(), Part::Segments).unwrap();
