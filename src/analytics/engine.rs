@@ -918,7 +918,8 @@ async fn fold_buckets<P: RollupPort>(
             edge_figures.merge(figures);
             continue;
         };
-        let (ver, aggs) = (version_of(r, grain, bucket), t.fold.finish());
+        let (ver, mut aggs) = (version_of(r, grain, bucket), t.fold.finish());
+        aggs.visits.close(t.from, t.to);
         let in_day = grain == HOUR_GRAIN && day_hours.contains(&bucket);
         if in_day {
             let day = days
@@ -941,6 +942,7 @@ async fn fold_buckets<P: RollupPort>(
     }
     for (day, mut merged) in days {
         merged.fold_hists();
+        merged.visits.close(day * DAY, day * DAY + DAY - 1);
         built.push(Built {
             grain: DAY_GRAIN,
             bucket: day,
@@ -1008,11 +1010,11 @@ fn one_segment(filters: &PageViewFilters) -> Segment<'_> {
 }
 
 /// One time range of a filtered scan: its fold and, under an entry or exit page filter, the
-/// sessions whose page views it keeps.
+/// visits whose page views it keeps (per session id, their first and last page view times).
 struct MatchTarget {
     range: TimeRange,
     fold: Folder,
-    sessions: Option<HashSet<String>>,
+    visits: Option<HashMap<String, Vec<(i64, i64)>>>,
 }
 
 /// Passes on to the fold of its range only the page views `filters` match
@@ -1045,8 +1047,10 @@ impl Sink for Matching<'_> {
         else {
             return;
         };
-        if let Some(kept) = &t.sessions
-            && !session.is_some_and(|s| kept.contains(s))
+        if let Some(kept) = &t.visits
+            && !session
+                .and_then(|s| kept.get(s))
+                .is_some_and(|spans| spans.iter().any(|(a, b)| (*a..=*b).contains(&ts)))
         {
             return;
         }
@@ -1067,30 +1071,33 @@ impl Sink for Matching<'_> {
     fn vitals(&mut self, _: i64, _: [Option<f64>; 5]) {}
 }
 
-/// Under an entry or exit page filter, the sessions of `range` whose visit (all its page views
-/// in `range`, whatever the other filters) enters or leaves by that page, from the `Visits`
-/// rollups; `None` without such a filter.
-async fn kept_sessions<P: RollupPort>(
+/// Under an entry or exit page filter, the visits of `range` (all their page views in `range`,
+/// whatever the other filters) that enter or leave by that page, per session id their first
+/// and last page view times, from a scan of the range's page views (the rollups keep most
+/// visits as totals only); `None` without such a filter.
+async fn kept_visits<P: RollupPort>(
     port: &P,
     key: P::Key,
     range: TimeRange,
     filters: &PageViewFilters,
-) -> StoreResult<Option<HashSet<String>>> {
+) -> StoreResult<Option<HashMap<String, Vec<(i64, i64)>>>> {
     if !filters.by_visit() {
         return Ok(None);
     }
     let (entry, exit) = (filters.entry_page.as_deref(), filters.exit_page.as_deref());
-    let visits = aggregate(port, key, range, &[Part::Visits]).await?.visits;
-    Ok(Some(
-        visits
-            .into_iter()
-            .filter(|(_, v)| {
-                entry.is_none_or(|e| same_page(&v.first.1, e))
-                    && exit.is_none_or(|e| same_page(&v.last.1, e))
-            })
-            .map(|(session, _)| session)
-            .collect(),
-    ))
+    let mut fold = Folder::new(&[Part::Visits]);
+    port.scan_pageviews(key, range, None, &mut fold).await?;
+    let mut kept: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    for (session, v) in fold.finish().visits.open_visits() {
+        if entry.is_none_or(|e| same_page(&v.first.1, e))
+            && exit.is_none_or(|e| same_page(&v.last.1, e))
+        {
+            kept.entry(session.clone())
+                .or_default()
+                .push((v.first.0, v.last.0));
+        }
+    }
+    Ok(Some(kept))
 }
 
 /// The figures of `parts` of the page views `filters` match in each of `ranges` (disjoint),
@@ -1107,7 +1114,7 @@ async fn scan_matching<P: RollupPort>(
         targets.push(MatchTarget {
             range,
             fold: Folder::new(parts),
-            sessions: kept_sessions(port, key, range, filters).await?,
+            visits: kept_visits(port, key, range, filters).await?,
         });
     }
     let (Some(start_ms), Some(end_ms)) = (

@@ -57,24 +57,19 @@ fn ranked(counts: HashMap<String, u64>, top: usize) -> Vec<(String, u64)> {
     all
 }
 
-/// The visits of a `Visits` part over a span holding `total_views` page views: how many, the
-/// bounces (one page view), the mean duration (first to last page view) and views per visit.
-pub(crate) fn visits_summary(
-    visits: &HashMap<String, super::rollup::VisitFigures>,
-    total_views: u64,
-) -> VisitsSummary {
-    let n = visits.len() as u64;
-    let bounces = visits.values().filter(|v| v.views == 1).count() as u64;
-    let in_visits: u64 = visits.values().map(|v| v.views).sum();
-    let duration: i64 = visits.values().map(|v| v.duration_ms()).sum();
+/// The visits' figures from their totals over a span holding `total_views` page views: how
+/// many, the bounces (one page view), the mean duration (first to last page view) and views
+/// per visit.
+pub(crate) fn visits_summary(t: &super::rollup::VisitTotals, total_views: u64) -> VisitsSummary {
+    let n = t.visits;
     let per = |x: f64| (n > 0).then(|| x / n as f64);
     VisitsSummary {
         visits: n,
-        bounces,
-        bounce_rate: per(bounces as f64 * 100.0),
-        avg_duration_ms: per(duration as f64),
-        views_per_visit: per(in_visits as f64),
-        views_without_session: total_views.saturating_sub(in_visits),
+        bounces: t.bounces,
+        bounce_rate: per(t.bounces as f64 * 100.0),
+        avg_duration_ms: per(t.duration_ms as f64),
+        views_per_visit: per(t.views as f64),
+        views_without_session: total_views.saturating_sub(t.views),
     }
 }
 
@@ -337,19 +332,12 @@ impl Aggs {
             *out.of_mut(*dim) = Breakdowns::rank(counts, list);
         }
         out.page = pages;
-        let (entries, exits) = if list == 0 {
-            Default::default()
-        } else {
-            let (mut entries, mut exits) = (HashMap::new(), HashMap::new());
-            for v in visits.values() {
-                *entries.entry(v.first.1.clone()).or_default() += 1;
-                *exits.entry(v.last.1.clone()).or_default() += 1;
-            }
-            (entries, exits)
-        };
-        out.entry_page = Breakdowns::rank(entries, list);
-        out.exit_page = Breakdowns::rank(exits, list);
-        let visits = visits_summary(&visits, summary.total_views);
+        let totals = visits.totals();
+        let visits = visits_summary(&totals, summary.total_views);
+        if list > 0 {
+            out.entry_page = Breakdowns::rank(totals.entries, list);
+            out.exit_page = Breakdowns::rank(totals.exits, list);
+        }
         (summary, visits, out)
     }
 

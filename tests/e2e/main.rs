@@ -31,4 +31,5 @@ mod rate_limit;
 mod redis;
 mod reports;
 mod security;
+mod visits;
 mod ws;
