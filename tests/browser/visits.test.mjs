@@ -52,7 +52,6 @@ test('a public link filters by exit page the same way', async () => {
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
   await page.goto(`${SI_URL}${SI_PUBLIC_BASE}/dashboard?timeframe=24h`);
-  await page.click('#table-exitPage button.expand').catch(() => {});
   await Promise.all([page.waitForURL(/exitPage=%2Fpricing/), page.click('#bd-exitPage a:text-is("/pricing")')]);
   assert.ok(page.url().startsWith(`${SI_URL}${SI_PUBLIC_BASE}/dashboard?`), page.url());
   assert.equal(await field(page, 'pageViews.totalViews'), '2');
