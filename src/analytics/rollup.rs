@@ -1757,7 +1757,7 @@ mod tests {
         );
         let t = one.visits.totals();
         assert_eq!((t.visits, t.bounces, t.views), (4, 2, 8));
-        assert_eq!(t.duration_ms, (26 * M) + 0 + 10 * M + 0);
+        assert_eq!(t.duration_ms, 26 * M + 10 * M);
         assert_eq!(
             t.entries.get("/a"),
             Some(&2),
