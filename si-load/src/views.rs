@@ -212,7 +212,7 @@ fn cases(project: &str, timeframe: &str, event_name: &str, fingerprint: &str) ->
             "/dashboard/data",
             format!("{base}/dashboard/data"),
             &[true],
-            None,
+            Some(PAGEVIEW_FILTERS),
             Figure::At("/data/pageViews/totalViews"),
         ),
         view(
@@ -1034,7 +1034,17 @@ mod tests {
         );
         assert_eq!(detail.request, "/events/{name} (JSON)");
         assert!(cases.iter().all(|c| c.path.contains("timeframe=30d")));
-        assert!(!cases.iter().any(|c| c.view == "dashboard" && c.level > 0));
+        // The dashboard page is timed unfiltered; its data route under the page-view filters too.
+        assert!(
+            !cases
+                .iter()
+                .any(|c| c.request == "/dashboard" && c.level > 0)
+        );
+        assert!(
+            cases
+                .iter()
+                .any(|c| c.request == "/dashboard/data" && c.level == 3)
+        );
     }
 
     #[test]

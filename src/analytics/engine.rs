@@ -28,10 +28,10 @@ use super::{
 };
 use crate::domain::{
     analytics::{
-        BreakdownRow, Breakdowns, Dimension, ErrorDetail, ErrorFilters, ErrorsReport, EventDetail,
-        EventFilters, EventsReport, EventsSummary, PageViewFilters, PageViewsReport,
-        PageViewsSummary, PerformanceFilters, PerformanceReport, REPORT_TOP, RecentPaging,
-        TimeRange,
+        BreakdownRow, Dimension, ErrorDetail, ErrorFilters, ErrorsReport, EventDetail,
+        EventFilters, EventsReport, EventsSummary, PageViewFigures, PageViewFilters,
+        PageViewsReport, PerformanceFilters, PerformanceReport, REPORT_TOP, RecentPaging,
+        TimeRange, same_page,
     },
     segment::SegmentFilters,
     timestamp::now_ms,
@@ -76,8 +76,16 @@ pub(crate) trait Sink: Send {
     fn wants(&self, part: Part) -> bool;
     /// True when page views should come with dense client ids where the store has them.
     fn wants_visitors(&self) -> bool;
-    /// One page view; `dims` are the raw stored values of `Dimension::ALL`, in that order.
-    fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]);
+    /// One page view with its `sessionId` when it has one; `dims` are the raw stored values of
+    /// `Dimension::ALL`, in that order.
+    fn pageview(
+        &mut self,
+        ts: i64,
+        url: &str,
+        visitor: Visitor<'_>,
+        session: Option<&str>,
+        dims: [Option<&str>; 8],
+    );
     /// One event with its `durationMs` when it carries a number.
     fn event(&mut self, ts: i64, name: &str, duration: Option<f64>);
     /// True when events should also come with their top-level properties ([`Sink::properties`]).
@@ -95,8 +103,15 @@ impl Sink for Folder {
     fn wants_visitors(&self) -> bool {
         Folder::wants_visitors(self)
     }
-    fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]) {
-        Folder::pageview(self, ts, url, visitor, dims)
+    fn pageview(
+        &mut self,
+        ts: i64,
+        url: &str,
+        visitor: Visitor<'_>,
+        session: Option<&str>,
+        dims: [Option<&str>; 8],
+    ) {
+        Folder::pageview(self, ts, url, visitor, session, dims)
     }
     fn event(&mut self, ts: i64, name: &str, duration: Option<f64>) {
         Folder::event(self, ts, name, duration)
@@ -162,8 +177,8 @@ pub(crate) trait RollupPort: Clone + Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// Feeds the page views of `range` whose client id is `client` (all when `None`; bound,
-    /// never spliced), with their URL, client id by name ([`Visitor::Unnamed`]) and stored
-    /// breakdown fields; the engine matches every other filter itself.
+    /// never spliced), with their URL, client id by name ([`Visitor::Unnamed`]), session id and
+    /// stored breakdown fields; the engine matches every other filter itself.
     async fn scan_pageviews(
         &self,
         key: Self::Key,
@@ -386,9 +401,16 @@ impl Sink for Splitter {
     fn wants_visitors(&self) -> bool {
         self.targets.iter().any(|t| t.fold.wants_visitors())
     }
-    fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]) {
+    fn pageview(
+        &mut self,
+        ts: i64,
+        url: &str,
+        visitor: Visitor<'_>,
+        session: Option<&str>,
+        dims: [Option<&str>; 8],
+    ) {
         if let Some(f) = self.target(ts, Part::Pageviews) {
-            f.pageview(ts, url, visitor, dims);
+            f.pageview(ts, url, visitor, session, dims);
         }
     }
     fn event(&mut self, ts: i64, name: &str, duration: Option<f64>) {
@@ -896,7 +918,8 @@ async fn fold_buckets<P: RollupPort>(
             edge_figures.merge(figures);
             continue;
         };
-        let (ver, aggs) = (version_of(r, grain, bucket), t.fold.finish());
+        let (ver, mut aggs) = (version_of(r, grain, bucket), t.fold.finish());
+        aggs.visits.close(t.from, t.to);
         let in_day = grain == HOUR_GRAIN && day_hours.contains(&bucket);
         if in_day {
             let day = days
@@ -919,6 +942,7 @@ async fn fold_buckets<P: RollupPort>(
     }
     for (day, mut merged) in days {
         merged.fold_hists();
+        merged.visits.close(day * DAY, day * DAY + DAY - 1);
         built.push(Built {
             grain: DAY_GRAIN,
             bucket: day,
@@ -985,27 +1009,57 @@ fn one_segment(filters: &PageViewFilters) -> Segment<'_> {
     }
 }
 
-/// Passes on to a fold only the page views `filters` match ([`PageViewFilters::matches`], the
-/// one definition): what a store scanned with only the client id pushed down.
+/// One time range of a filtered scan: its fold and, under an entry or exit page filter, the
+/// visits whose page views it keeps (per session id, their first and last page view times).
+struct MatchTarget {
+    range: TimeRange,
+    fold: Folder,
+    visits: Option<HashMap<String, Vec<(i64, i64)>>>,
+}
+
+/// Passes on to the fold of its range only the page views `filters` match
+/// ([`PageViewFilters::matches`], the one definition) and, under an entry or exit page filter,
+/// only those of the kept visits: what a store scanned with only the client id pushed down.
 struct Matching<'a> {
     filters: &'a PageViewFilters,
-    fold: &'a mut Folder,
+    /// Disjoint ranges.
+    targets: Vec<MatchTarget>,
 }
 
 impl Sink for Matching<'_> {
     fn wants(&self, part: Part) -> bool {
-        part.channel() == crate::domain::model::Channel::Pageviews && self.fold.wants(part)
+        part.channel() == crate::domain::model::Channel::Pageviews
+            && self.targets.iter().any(|t| t.fold.wants(part))
     }
     fn wants_visitors(&self) -> bool {
         false // the client id is matched by name
     }
-    fn pageview(&mut self, ts: i64, url: &str, visitor: Visitor<'_>, dims: [Option<&str>; 8]) {
+    fn pageview(
+        &mut self,
+        ts: i64,
+        url: &str,
+        visitor: Visitor<'_>,
+        session: Option<&str>,
+        dims: [Option<&str>; 8],
+    ) {
+        let Some(t) =
+            (self.targets.iter_mut()).find(|t| (t.range.start_ms..=t.range.end_ms).contains(&ts))
+        else {
+            return;
+        };
+        if let Some(kept) = &t.visits
+            && !session
+                .and_then(|s| kept.get(s))
+                .is_some_and(|spans| spans.iter().any(|(a, b)| (*a..=*b).contains(&ts)))
+        {
+            return;
+        }
         let client = match visitor {
             Visitor::Unnamed(name) => Some(name),
             Visitor::Anonymous | Visitor::Dense(_) => None,
         };
         if self.filters.matches(url, client, dims) {
-            self.fold.pageview(ts, url, visitor, dims);
+            t.fold.pageview(ts, url, visitor, session, dims);
         }
     }
     fn event(&mut self, _: i64, _: &str, _: Option<f64>) {}
@@ -1017,10 +1071,69 @@ impl Sink for Matching<'_> {
     fn vitals(&mut self, _: i64, _: [Option<f64>; 5]) {}
 }
 
+/// Under an entry or exit page filter, the visits of `range` (all their page views in `range`,
+/// whatever the other filters) that enter or leave by that page, per session id their first
+/// and last page view times, from a scan of the range's page views (the rollups keep most
+/// visits as totals only); `None` without such a filter.
+async fn kept_visits<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    filters: &PageViewFilters,
+) -> StoreResult<Option<HashMap<String, Vec<(i64, i64)>>>> {
+    if !filters.by_visit() {
+        return Ok(None);
+    }
+    let (entry, exit) = (filters.entry_page.as_deref(), filters.exit_page.as_deref());
+    let mut fold = Folder::new(&[Part::Visits]);
+    port.scan_pageviews(key, range, None, &mut fold).await?;
+    let mut kept: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    for (session, v) in fold.finish().visits.open_visits() {
+        if entry.is_none_or(|e| same_page(&v.first.1, e))
+            && exit.is_none_or(|e| same_page(&v.last.1, e))
+        {
+            kept.entry(session.clone())
+                .or_default()
+                .push((v.first.0, v.last.0));
+        }
+    }
+    Ok(Some(kept))
+}
+
+/// The figures of `parts` of the page views `filters` match in each of `ranges` (disjoint),
+/// from one scan of the span they cover (the client id pushed down, everything else matched
+/// here).
+async fn scan_matching<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    ranges: &[(TimeRange, &[Part])],
+    filters: &PageViewFilters,
+) -> StoreResult<Vec<Aggs>> {
+    let mut targets = Vec::with_capacity(ranges.len());
+    for &(range, parts) in ranges {
+        targets.push(MatchTarget {
+            range,
+            fold: Folder::new(parts),
+            visits: kept_visits(port, key, range, filters).await?,
+        });
+    }
+    let (Some(start_ms), Some(end_ms)) = (
+        ranges.iter().map(|r| r.0.start_ms).min(),
+        ranges.iter().map(|r| r.0.end_ms).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut sink = Matching { filters, targets };
+    let span = TimeRange { start_ms, end_ms };
+    port.scan_pageviews(key, span, filters.segment.client_id.as_deref(), &mut sink)
+        .await?;
+    Ok(sink.targets.into_iter().map(|t| t.fold.finish()).collect())
+}
+
 /// The figures of `parts` (page-view parts only) of the page views `filters` match: from
 /// rollups when unfiltered, under one segment from the `Segments` part (`Pageviews` and
 /// `Pages` only), under a URL prefix alone by restricting each bucket, otherwise by one scan
-/// of the range (the client id pushed down, everything else matched here).
+/// of the range ([`scan_matching`]).
 async fn pageview_aggs<P: RollupPort>(
     port: &P,
     key: P::Key,
@@ -1030,7 +1143,8 @@ async fn pageview_aggs<P: RollupPort>(
 ) -> StoreResult<Aggs> {
     let views_only = parts
         .iter()
-        .all(|p| matches!(p, Part::Pageviews | Part::Pages));
+        .all(|p| matches!(p, Part::Pageviews | Part::Pages))
+        && !filters.by_visit();
     if filters.is_empty() {
         return aggregate(port, key, range, parts).await;
     }
@@ -1048,14 +1162,8 @@ async fn pageview_aggs<P: RollupPort>(
     {
         return aggregate_of(port, key, range, parts, Pick::UrlPrefix(prefix)).await;
     }
-    let mut fold = Folder::new(parts);
-    let mut sink = Matching {
-        filters,
-        fold: &mut fold,
-    };
-    port.scan_pageviews(key, range, filters.segment.client_id.as_deref(), &mut sink)
-        .await?;
-    Ok(fold.finish())
+    let mut out = scan_matching(port, key, &[(range, parts)], filters).await?;
+    Ok(out.pop().unwrap_or_default())
 }
 
 /// The page-views report: see [`pageview_aggs`] for how each filter is answered.
@@ -1069,25 +1177,48 @@ pub(crate) async fn pageviews_report<P: RollupPort>(
     Ok(a.pageviews_report(REPORT_TOP))
 }
 
-/// The dashboard's page-view figures under `filters`: the summary with its `top` pages, and
-/// the breakdowns with up to `list` rows per dimension, pages (`page`) included.
+/// The dashboard's page-view figures under `filters`: the summary with its `top` pages, the
+/// visits, and the breakdowns with up to `list` rows per dimension, pages (`page`) and entry
+/// and exit pages included; with `previous`, that period's summary and visits too. Unfiltered
+/// from rollups; filtered by one scan of both periods together (the previous one folds no
+/// breakdowns).
 pub(crate) async fn pageview_figures<P: RollupPort>(
     port: &P,
     key: P::Key,
     range: TimeRange,
+    previous: Option<TimeRange>,
     filters: &PageViewFilters,
     top: usize,
     list: usize,
-) -> StoreResult<(PageViewsSummary, Breakdowns)> {
-    let a = pageview_aggs(
-        port,
-        key,
-        range,
-        filters,
-        &[Part::Pageviews, Part::Breakdowns],
-    )
-    .await?;
-    Ok(a.pageview_figures(top, list))
+) -> StoreResult<PageViewFigures> {
+    const NOW: [Part; 3] = [Part::Pageviews, Part::Breakdowns, Part::Visits];
+    const BEFORE: [Part; 2] = [Part::Pageviews, Part::Visits];
+    let (now, before) = if filters.is_empty() {
+        let before = async {
+            match previous {
+                Some(p) => aggregate(port, key, p, &BEFORE).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        tokio::try_join!(aggregate(port, key, range, &NOW), before)?
+    } else {
+        let mut ranges: Vec<(TimeRange, &[Part])> = vec![(range, &NOW)];
+        ranges.extend(previous.map(|p| (p, &BEFORE[..])));
+        let mut all = scan_matching(port, key, &ranges, filters)
+            .await?
+            .into_iter();
+        (all.next().unwrap_or_default(), all.next())
+    };
+    let (summary, visits, breakdowns) = now.pageview_figures(top, list);
+    Ok(PageViewFigures {
+        summary,
+        visits,
+        breakdowns,
+        previous: before.map(|a| {
+            let (summary, visits, _) = a.pageview_figures(0, 0);
+            (summary, visits)
+        }),
+    })
 }
 
 /// The dashboard's event figures, of every event or of one name (exact): the summary with its

@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// count implausible values (`domain::plausible`) and leave them out of sums and histograms.
 /// 3: the `Pages` part (visitors per page). 4: web-vital days count complete documents.
 /// 5: the `EventNames` and `ErrorGroups` parts. 6: the `Segments` part. 7: the
-/// `EventProperties` part.
-pub(crate) const FMT: i64 = 7;
+/// `EventProperties` part. 8: the `Visits` part.
+pub(crate) const FMT: i64 = 8;
 
 /// What a rollup row holds; one row per part so each summary decodes only what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +42,10 @@ pub(crate) enum Part {
     /// Per event name and top-level property key: the [`SCHEMA_SAMPLES`] most recently seen
     /// distinct values (the event detail's property schema).
     EventProperties,
+    /// The visits ([`Visits`]): totals of those complete within the bucket, and per `sessionId`
+    /// the first and last page view and number of page views of those that may continue in a
+    /// neighbouring bucket (visits, bounces, durations, entry and exit pages).
+    Visits,
 }
 
 /// The dimensions (indices into `Dimension::ALL`) whose raw stored values the `Segments` part
@@ -49,7 +53,7 @@ pub(crate) enum Part {
 pub(crate) const SEGMENT_DIMS: [usize; 7] = [1, 2, 3, 4, 5, 6, 7];
 
 impl Part {
-    pub(crate) const ALL: [Part; 10] = [
+    pub(crate) const ALL: [Part; 11] = [
         Part::Pageviews,
         Part::Events,
         Part::Errors,
@@ -60,6 +64,7 @@ impl Part {
         Part::ErrorGroups,
         Part::Segments,
         Part::EventProperties,
+        Part::Visits,
     ];
 
     pub(crate) fn code(self) -> i64 {
@@ -69,7 +74,9 @@ impl Part {
     /// The channel whose documents the part is folded from.
     pub(crate) fn channel(self) -> Channel {
         match self {
-            Part::Pageviews | Part::Breakdowns | Part::Pages | Part::Segments => Channel::Pageviews,
+            Part::Pageviews | Part::Breakdowns | Part::Pages | Part::Segments | Part::Visits => {
+                Channel::Pageviews
+            }
             Part::Events | Part::EventNames | Part::EventProperties => Channel::Events,
             Part::Errors | Part::ErrorGroups => Channel::Errors,
             Part::Performance => Channel::Performance,
@@ -203,6 +210,149 @@ impl NameFigures {
             .extend(o.durations.into_iter().filter(|h| !h.is_empty()));
         self.duration_sum.merge(o.duration_sum);
         self.implausible += o.implausible;
+    }
+}
+
+/// Longest time between two page views of one visit: the SDK's own inactivity rule for its
+/// `sessionId` (a session id whose page views are further apart makes several visits).
+pub(crate) const VISIT_GAP: i64 = 30 * 60_000;
+
+/// One visit (page views sharing a `sessionId`, none more than [`VISIT_GAP`] after the one
+/// before) within a span: its first and its last page view (time and URL; on equal times the
+/// smaller URL is first and the larger last, so the order documents arrive in never matters)
+/// and its number of page views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VisitFigures {
+    pub first: (i64, String),
+    pub last: (i64, String),
+    pub views: u64,
+}
+
+impl VisitFigures {
+    fn of(ts: i64, url: &str) -> Self {
+        VisitFigures {
+            first: (ts, url.to_string()),
+            last: (ts, url.to_string()),
+            views: 1,
+        }
+    }
+
+    fn merge(&mut self, o: VisitFigures) {
+        self.views += o.views;
+        if o.first < self.first {
+            self.first = o.first;
+        }
+        if o.last > self.last {
+            self.last = o.last;
+        }
+    }
+
+    /// Milliseconds from the first to the last page view (0 for a single page view).
+    pub(crate) fn duration_ms(&self) -> i64 {
+        self.last.0 - self.first.0
+    }
+}
+
+/// Totals of complete visits: how many, their bounces (one page view), page views and summed
+/// durations, and how many entered and left by each page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct VisitTotals {
+    pub visits: u64,
+    pub bounces: u64,
+    pub views: u64,
+    pub duration_ms: i64,
+    pub entries: HashMap<String, u64>,
+    pub exits: HashMap<String, u64>,
+}
+
+impl VisitTotals {
+    fn add(&mut self, v: &VisitFigures) {
+        self.visits += 1;
+        self.bounces += u64::from(v.views == 1);
+        self.views += v.views;
+        self.duration_ms += v.duration_ms();
+        bump(&mut self.entries, &v.first.1);
+        bump(&mut self.exits, &v.last.1);
+    }
+
+    fn merge(&mut self, o: VisitTotals) {
+        self.visits += o.visits;
+        self.bounces += o.bounces;
+        self.views += o.views;
+        self.duration_ms += o.duration_ms;
+        add_counts(&mut self.entries, o.entries);
+        add_counts(&mut self.exits, o.exits);
+    }
+}
+
+/// The visits of a span. A visit at least [`VISIT_GAP`] away from both ends of the span it was
+/// built in cannot take in a page view from outside it, so it is `closed`: kept as totals only.
+/// The others stay `open` with their figures, per session in time order, and merging spans
+/// joins those of one session that are at most [`VISIT_GAP`] apart. Both steps are exact, so
+/// any spans merge to the visits of one fold of their page views; a day keeps only the few
+/// visits near its midnights open, which keeps a month's read small.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Visits {
+    pub closed: VisitTotals,
+    pub open: HashMap<String, Vec<VisitFigures>>,
+}
+
+impl Visits {
+    /// Joins a session's visits (any order) that are at most [`VISIT_GAP`] apart; the result is
+    /// in time order.
+    fn join(list: &mut Vec<VisitFigures>) {
+        if list.len() < 2 {
+            return;
+        }
+        list.sort_unstable_by(|a, b| a.first.cmp(&b.first));
+        let mut out: Vec<VisitFigures> = Vec::with_capacity(list.len());
+        for v in list.drain(..) {
+            match out.last_mut() {
+                Some(prev) if v.first.0 - prev.last.0 <= VISIT_GAP => prev.merge(v),
+                _ => out.push(v),
+            }
+        }
+        *list = out;
+    }
+
+    fn merge(&mut self, o: Visits) {
+        self.closed.merge(o.closed);
+        merge_map(&mut self.open, o.open, |into, mut from| {
+            into.append(&mut from);
+            Visits::join(into);
+        });
+    }
+
+    /// Closes the open visits that lie at least [`VISIT_GAP`] inside `[from, to]` (inclusive
+    /// ms), the span these figures are all of (a bucket being stored).
+    pub(crate) fn close(&mut self, from: i64, to: i64) {
+        let closed = &mut self.closed;
+        self.open.retain(|_, list| {
+            list.retain(|v| {
+                let inside = v.first.0 - from >= VISIT_GAP && to - v.last.0 >= VISIT_GAP;
+                if inside {
+                    closed.add(v);
+                }
+                !inside
+            });
+            !list.is_empty()
+        });
+    }
+
+    /// The totals of every visit, closed and open.
+    pub(crate) fn totals(&self) -> VisitTotals {
+        let mut t = self.closed.clone();
+        for v in self.open.values().flatten() {
+            t.add(v);
+        }
+        t
+    }
+
+    /// Every open visit with its session id.
+    pub(crate) fn open_visits(&self) -> impl Iterator<Item = (&String, &VisitFigures)> {
+        self.open
+            .iter()
+            .flat_map(|(s, l)| l.iter().map(move |v| (s, v)))
     }
 }
 
@@ -384,6 +534,8 @@ pub(crate) struct Aggs {
     /// Per `Dimension::ALL` index (only [`SEGMENT_DIMS`]) and raw value: the page views'
     /// `Pageviews` and `Pages` figures.
     pub segments: [HashMap<String, Aggs>; 8],
+    /// Per `sessionId` (page views without one are in no visit).
+    pub visits: Visits,
 }
 
 pub(crate) fn add_counts<K: Eq + std::hash::Hash>(
@@ -465,6 +617,7 @@ impl Aggs {
             o.event_properties,
             PropertySamples::merge,
         );
+        self.visits.merge(o.visits);
     }
 
     /// True when no document was folded in.
@@ -603,6 +756,7 @@ impl Aggs {
             Part::ErrorGroups => out.error_groups = self.error_groups.clone(),
             Part::Segments => out.segments = self.segments.clone(),
             Part::EventProperties => out.event_properties = self.event_properties.clone(),
+            Part::Visits => out.visits = self.visits.clone(),
         }
         out
     }
@@ -961,6 +1115,27 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 e.bytes(&one.0);
             }
         }
+        Part::Visits => {
+            let c = &a.visits.closed;
+            e.u(c.visits);
+            e.u(c.bounces);
+            e.u(c.views);
+            e.i(c.duration_ms);
+            e.counts(&c.entries);
+            e.counts(&c.exits);
+            e.u(a.visits.open.len() as u64);
+            for (session, list) in &a.visits.open {
+                e.bytes(session.as_bytes());
+                e.u(list.len() as u64);
+                for v in list {
+                    e.i(v.first.0);
+                    e.bytes(v.first.1.as_bytes());
+                    e.i(v.last.0);
+                    e.bytes(v.last.1.as_bytes());
+                    e.u(v.views);
+                }
+            }
+        }
         Part::ErrorGroups => {
             e.u(a.error_groups.len() as u64);
             for (fingerprint, g) in &a.error_groups {
@@ -1080,6 +1255,31 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 o.event_properties.insert(name, decode_samples(d.bytes()?)?);
             }
         }
+        Part::Visits => {
+            o.visits.closed = VisitTotals {
+                visits: d.u()?,
+                bounces: d.u()?,
+                views: d.u()?,
+                duration_ms: d.i()?,
+                entries: d.counts()?,
+                exits: d.counts()?,
+            };
+            let n = d.u()? as usize;
+            o.visits.open.reserve(n);
+            for _ in 0..n {
+                let session = d.string()?;
+                let k = d.u()? as usize;
+                let mut list = Vec::with_capacity(k.min(1024));
+                for _ in 0..k {
+                    list.push(VisitFigures {
+                        first: (d.i()?, d.string()?),
+                        last: (d.i()?, d.string()?),
+                        views: d.u()?,
+                    });
+                }
+                o.visits.open.insert(session, list);
+            }
+        }
         Part::ErrorGroups => {
             let n = d.u()? as usize;
             o.error_groups.reserve(n);
@@ -1194,7 +1394,13 @@ pub(crate) struct Folder {
     error_groups: bool,
     segments: bool,
     properties: bool,
-    raw_dims: [HashMap<Option<String>, u64>; 8],
+    visits: bool,
+    /// Per session id: its page views as one-view visits, joined at [`Folder::finish`].
+    sessions: HashMap<String, Vec<VisitFigures>>,
+    /// Per dimension: page views per raw stored value, and those without the field (counted
+    /// apart so that a page view allocates nothing for a value seen before).
+    raw_dims: [HashMap<String, u64>; 8],
+    missing_dims: [u64; 8],
     hists: [BTreeMap<u64, u64>; 5],
     name_hists: HashMap<String, BTreeMap<u64, u64>>,
 }
@@ -1213,7 +1419,10 @@ impl Folder {
             error_groups: parts.contains(&Part::ErrorGroups),
             segments: parts.contains(&Part::Segments),
             properties: parts.contains(&Part::EventProperties),
+            visits: parts.contains(&Part::Visits),
+            sessions: HashMap::new(),
             raw_dims: Default::default(),
+            missing_dims: [0; 8],
             hists: Default::default(),
             name_hists: HashMap::new(),
         }
@@ -1235,14 +1444,26 @@ impl Folder {
         self.pageviews || self.pages
     }
 
-    /// One page view; `dims` are the raw stored values of `Dimension::ALL`, in that order.
+    /// One page view with its `sessionId` when it has one; `dims` are the raw stored values of
+    /// `Dimension::ALL`, in that order.
     pub(crate) fn pageview(
         &mut self,
         ts: i64,
         url: &str,
         visitor: Visitor<'_>,
+        session: Option<&str>,
         dims: [Option<&str>; 8],
     ) {
+        if self.visits
+            && let Some(session) = session
+        {
+            // Page views may come in any order: a session's visits are cut at finish.
+            let views = match self.sessions.get_mut(session) {
+                Some(v) => v,
+                None => self.sessions.entry(session.to_string()).or_default(),
+            };
+            views.push(VisitFigures::of(ts, url));
+        }
         if self.pageviews {
             self.a.count_view(ts, url, visitor);
         }
@@ -1262,11 +1483,18 @@ impl Folder {
             }
         }
         if self.breakdowns {
-            for (counts, v) in self.raw_dims.iter_mut().zip(dims) {
-                if let Some(n) = counts.get_mut(&v.map(str::to_string)) {
-                    *n += 1;
-                } else {
-                    counts.insert(v.map(str::to_string), 1);
+            for ((counts, missing), v) in (self.raw_dims.iter_mut())
+                .zip(self.missing_dims.iter_mut())
+                .zip(dims)
+            {
+                match v {
+                    None => *missing += 1,
+                    Some(v) => match counts.get_mut(v) {
+                        Some(n) => *n += 1,
+                        None => {
+                            counts.insert(v.to_string(), 1);
+                        }
+                    },
                 }
             }
         }
@@ -1378,13 +1606,17 @@ impl Folder {
 
     /// The aggregates of everything folded in.
     pub(crate) fn finish(mut self) -> Aggs {
-        for ((dim, raw), into) in Dimension::ALL
+        for (((dim, raw), missing), into) in Dimension::ALL
             .iter()
             .zip(self.raw_dims)
+            .zip(self.missing_dims)
             .zip(self.a.dims.iter_mut())
         {
             for (v, n) in raw {
-                *into.entry(dim.value_of(v.as_deref())).or_default() += n;
+                *into.entry(dim.value_of(Some(&v))).or_default() += n;
+            }
+            if missing > 0 {
+                *into.entry(dim.value_of(None)).or_default() += missing;
             }
         }
         for (into, hist) in self.a.hists.iter_mut().zip(self.hists) {
@@ -1397,6 +1629,10 @@ impl Folder {
                 f.durations.push(hist.into_iter().collect());
             }
         }
+        for (_, list) in self.sessions.iter_mut() {
+            Visits::join(list);
+        }
+        self.a.visits.open = self.sessions;
         self.a
     }
 }
@@ -1469,6 +1705,94 @@ mod tests {
     }
 
     #[test]
+    fn visits_merge_across_stored_buckets_as_one_fold_of_their_page_views() {
+        use crate::analytics::summaries::visits_summary;
+        const H: i64 = 3_600_000;
+        const M: i64 = 60_000;
+        const T: i64 = 1_706_702_400_000; // 2024-01-31T12:00:00Z, an hour's start
+        // (time, url, session): s1 crosses the hour and ties at its start; s2 is one page
+        // view; s3 comes back after more than 30 minutes (two visits); the last two have no
+        // session id (in no visit).
+        let views = [
+            (T - M, "/b", Some("s1")),
+            (T - M, "/a", Some("s1")),
+            (T + 5_000, "/c", Some("s1")),
+            (T + 25 * M, "/d", Some("s1")),
+            (T + 30_000, "/a", Some("s2")),
+            (T - 50 * M, "/x", Some("s3")),
+            (T - 40 * M, "/y", Some("s3")),
+            (T + 40 * M, "/z", Some("s3")),
+            (T + 40_000, "/a", None),
+            (T - 1, "/x", None),
+        ];
+        let fold = |from: i64, to: i64| {
+            let mut f = Folder::new(&[Part::Pageviews, Part::Visits]);
+            // Reversed: the order documents arrive in does not matter.
+            for &(ts, url, session) in views.iter().rev() {
+                if (from..=to).contains(&ts) {
+                    f.pageview(ts, url, Visitor::Anonymous, session, [None; 8]);
+                }
+            }
+            let mut a = f.finish();
+            a.visits.close(from, to);
+            a
+        };
+        let one = fold(T - DAY, T + DAY);
+        // Stored hours (5-minute slots for the last one), merged in any order.
+        let mut stored: Vec<(i64, i64)> =
+            (-2..1).map(|h| (T + h * H, T + (h + 1) * H - 1)).collect();
+        stored.extend((12..24).map(|s| (T + s * 5 * M, T + (s + 1) * 5 * M - 1)));
+        stored.reverse();
+        let mut merged = Aggs::default();
+        for (from, to) in stored {
+            let part = fold(from, to);
+            for p in [Part::Pageviews, Part::Visits] {
+                decode_into(&mut merged, p, &encode(&part, p).unwrap()).unwrap();
+            }
+        }
+        assert_eq!(merged.visits.totals(), one.visits.totals());
+        assert_eq!(
+            one.visits.closed.visits, 4,
+            "a day closes what lies 30 minutes inside"
+        );
+        let t = one.visits.totals();
+        assert_eq!((t.visits, t.bounces, t.views), (4, 2, 8));
+        assert_eq!(t.duration_ms, 26 * M + 10 * M);
+        assert_eq!(
+            t.entries.get("/a"),
+            Some(&2),
+            "ties: the smaller URL is first"
+        );
+        assert_eq!((t.exits.get("/d"), t.exits.get("/z")), (Some(&1), Some(&1)));
+        let v = visits_summary(&t, 10);
+        assert_eq!((v.visits, v.bounces, v.views_without_session), (4, 2, 2));
+        assert_eq!(v.bounce_rate, Some(50.0));
+        assert_eq!(v.views_per_visit, Some(2.0));
+        assert_eq!(v.avg_duration_ms, Some((36 * M) as f64 / 4.0));
+        let (_, visits, b) = merged.pageview_figures(5, 10);
+        assert_eq!(visits, v);
+        let rows = |r: &[crate::domain::analytics::BreakdownRow]| {
+            r.iter()
+                .map(|r| (r.value.clone(), r.count))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            rows(&b.entry_page),
+            [
+                ("/a".to_string(), 2),
+                ("/x".to_string(), 1),
+                ("/z".to_string(), 1)
+            ]
+        );
+        // Without any session id there are no visits, and no figure to divide by.
+        let none = visits_summary(&VisitTotals::default(), 3);
+        assert_eq!(
+            (none.visits, none.bounce_rate, none.views_without_session),
+            (0, None, 3)
+        );
+    }
+
+    #[test]
     fn ordered_keys_round_trip_and_sort_numerically() {
         let vals = [-5.5, -0.0, 0.0, 1e-9, 0.1, 2500.0, f64::MAX];
         let keys: Vec<u64> = vals.iter().map(|v| ord_key(*v)).collect();
@@ -1524,10 +1848,10 @@ mod tests {
             None,
             None,
         ];
-        f.pageview(T, "/a", Visitor::Dense(7), dims);
-        f.pageview(T + 1, "/a", Visitor::Dense(7), dims);
-        f.pageview(T + 2, "/b", Visitor::Unnamed("new"), dims);
-        f.pageview(T - DAY, "/b", Visitor::Anonymous, [None; 8]);
+        f.pageview(T, "/a", Visitor::Dense(7), None, dims);
+        f.pageview(T + 1, "/a", Visitor::Dense(7), None, dims);
+        f.pageview(T + 2, "/b", Visitor::Unnamed("new"), None, dims);
+        f.pageview(T - DAY, "/b", Visitor::Anonymous, None, [None; 8]);
         f.event(T, "signup", Some(120.0));
         f.event(T + 5, "signup", Some(-1.0));
         f.error(
@@ -1583,9 +1907,9 @@ mod tests {
         let mut all = Folder::new(&[Part::Segments]);
         let mut chrome = Folder::new(&[Part::Pageviews, Part::Pages]);
         for (url, visitor, d) in views {
-            all.pageview(T, url, visitor, d);
+            all.pageview(T, url, visitor, None, d);
             if d[5] == Some("Chrome") {
-                chrome.pageview(T, url, visitor, d);
+                chrome.pageview(T, url, visitor, None, d);
             }
         }
         let blob = encode(&all.finish(), Part::Segments).unwrap();

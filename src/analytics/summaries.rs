@@ -13,7 +13,7 @@ use crate::domain::{
         ErrorsReport, ErrorsSummary, EventCount, EventDetail, EventsReport, EventsSummary, METRICS,
         MetricsDay, PageCount, PageStats, PageViewsReport, PageViewsSummary, Pagination,
         Percentiles, PerformanceFigures, PerformanceReport, PropertyKey, REPORT_TOP, RecentPaging,
-        TimedEvent, TopEvent, utc_day,
+        TimedEvent, TopEvent, VisitsSummary, utc_day,
     },
     timestamp::to_iso,
 };
@@ -55,6 +55,22 @@ fn ranked(counts: HashMap<String, u64>, top: usize) -> Vec<(String, u64)> {
     all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     all.truncate(top);
     all
+}
+
+/// The visits' figures from their totals over a span holding `total_views` page views: how
+/// many, the bounces (one page view), the mean duration (first to last page view) and views
+/// per visit.
+pub(crate) fn visits_summary(t: &super::rollup::VisitTotals, total_views: u64) -> VisitsSummary {
+    let n = t.visits;
+    let per = |x: f64| (n > 0).then(|| x / n as f64);
+    VisitsSummary {
+        visits: n,
+        bounces: t.bounces,
+        bounce_rate: per(t.bounces as f64 * 100.0),
+        avg_duration_ms: per(t.duration_ms as f64),
+        views_per_visit: per(t.views as f64),
+        views_without_session: total_views.saturating_sub(t.views),
+    }
 }
 
 impl Aggs {
@@ -299,14 +315,16 @@ impl Aggs {
         }
     }
 
-    /// The dashboard's page-view figures: the summary with its `top` pages, and the breakdowns
-    /// with up to `list` rows per dimension and per page (`page`).
+    /// The dashboard's page-view figures: the summary with its `top` pages, the visits, and the
+    /// breakdowns with up to `list` rows per dimension, per page (`page`) and per entry and exit
+    /// page (visits).
     pub(crate) fn pageview_figures(
         mut self,
         top: usize,
         list: usize,
-    ) -> (PageViewsSummary, Breakdowns) {
+    ) -> (PageViewsSummary, VisitsSummary, Breakdowns) {
         let dims = std::mem::take(&mut self.dims);
+        let visits = std::mem::take(&mut self.visits);
         let pages = Breakdowns::rank(self.urls.iter().map(|(u, n)| (u.clone(), *n)), list);
         let summary = self.pageviews_summary(top);
         let mut out = Breakdowns::default();
@@ -314,7 +332,13 @@ impl Aggs {
             *out.of_mut(*dim) = Breakdowns::rank(counts, list);
         }
         out.page = pages;
-        (summary, out)
+        let totals = visits.totals();
+        let visits = visits_summary(&totals, summary.total_views);
+        if list > 0 {
+            out.entry_page = Breakdowns::rank(totals.entries, list);
+            out.exit_page = Breakdowns::rank(totals.exits, list);
+        }
+        (summary, visits, out)
     }
 
     /// The dashboard's event figures from the `Events` part (every name) or, for one `name`,
@@ -372,7 +396,7 @@ mod tests {
             ("/x", Visitor::Anonymous),
             ("/y", Visitor::Unnamed("b")),
         ] {
-            f.pageview(T, url, visitor, [None; 8]);
+            f.pageview(T, url, visitor, None, [None; 8]);
         }
         let report = f.finish().pageviews_report(10);
         assert_eq!((report.total_views, report.unique_visitors), (5, 4));

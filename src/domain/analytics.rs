@@ -312,6 +312,38 @@ pub struct PageViewsSummary {
     pub top_pages: Vec<PageCount>,
 }
 
+/// The dashboard's visits block (not in 1.x). A visit is the page views in range sharing one
+/// `sessionId` (the SDK's, renewed after 30 minutes without activity); page views without one
+/// belong to no visit and are counted apart. Definitions: docs/features/dashboard.md "Visits".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisitsSummary {
+    /// Distinct session ids among the page views.
+    pub visits: u64,
+    /// Visits of exactly one page view.
+    pub bounces: u64,
+    /// `bounces / visits` in percent; `None` without visits.
+    pub bounce_rate: Option<f64>,
+    /// Mean over visits of (last page view − first page view), in milliseconds (a one-page
+    /// visit lasts 0); `None` without visits.
+    pub avg_duration_ms: Option<f64>,
+    /// Page views in visits divided by visits; `None` without visits.
+    pub views_per_visit: Option<f64>,
+    /// Page views without a session id (in no visit).
+    pub views_without_session: u64,
+}
+
+/// The dashboard's page-view figures under its filters (`StatsReader::pageview_figures`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PageViewFigures {
+    pub summary: PageViewsSummary,
+    pub visits: VisitsSummary,
+    /// Breakdowns, pages, entry and exit pages.
+    pub breakdowns: Breakdowns,
+    /// The previous period's summary and visits, when asked for.
+    pub previous: Option<(PageViewsSummary, VisitsSummary)>,
+}
+
 /// The dashboard's events block.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -392,6 +424,12 @@ pub struct Breakdowns {
     /// Events per name (the dashboard's expandable events table; empty elsewhere).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub event: Vec<BreakdownRow>,
+    /// Visits per entry page (their first page view's URL; the dashboard only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entry_page: Vec<BreakdownRow>,
+    /// Visits per exit page (their last page view's URL; the dashboard only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit_page: Vec<BreakdownRow>,
 }
 
 /// The breakdown dimensions, in [`Breakdowns`] field order.
@@ -594,6 +632,29 @@ pub struct PageViewFilters {
     pub country: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
+    /// Only the page views of visits whose first page view is this page ([`same_page`]); the
+    /// engine resolves it through the visits of the range, not per page view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_page: Option<String>,
+    /// Only the page views of visits whose last page view is this page ([`same_page`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_page: Option<String>,
+}
+
+/// True when `url` is the page `wanted`: equal, or, for a `wanted` path (starting with `/`),
+/// the path (with its query) of an absolute `url` is exactly `wanted`. What an entry or exit
+/// page filter matches.
+pub fn same_page(url: &str, wanted: &str) -> bool {
+    if url == wanted {
+        return true;
+    }
+    if !wanted.starts_with('/') || !url_has_prefix(url, wanted) {
+        return false;
+    }
+    match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').is_some_and(|i| &rest[i..] == wanted),
+        None => false,
+    }
 }
 
 /// True when `url` starts with `prefix` literally, or, for a prefix that is a path (starts with
@@ -662,10 +723,15 @@ impl PageViewFilters {
         ]
     }
 
+    /// True when the entry or exit page restricts the page views (to whole visits).
+    pub fn by_visit(&self) -> bool {
+        self.entry_page.is_some() || self.exit_page.is_some()
+    }
+
     /// True when a page view passes every filter: its `url` by [`url_has_prefix`], its client
     /// id exactly, each stored breakdown field (`dims`, in `Dimension::ALL` order) by
     /// [`Dimension::matches`]. Filters page views do not carry (user, metadata) do not apply
-    /// (reference §4.7).
+    /// (reference §4.7); the entry and exit page are matched per visit by the engine.
     pub fn matches(&self, url: &str, client: Option<&str>, dims: [Option<&str>; 8]) -> bool {
         let s = &self.segment;
         if let Some(c) = &s.client_id
@@ -691,6 +757,17 @@ impl PageViewFilters {
 #[cfg(test)]
 mod filter_tests {
     use super::*;
+
+    #[test]
+    fn an_entry_page_is_one_url_or_one_path_with_its_query() {
+        assert!(same_page("https://x.example/a", "https://x.example/a"));
+        assert!(same_page("https://x.example/a?b=1", "/a?b=1"));
+        assert!(same_page("/a", "/a"));
+        assert!(!same_page("https://x.example/ab", "/a"));
+        assert!(!same_page("https://x.example/a/", "/a"));
+        assert!(!same_page("https://x.example/A", "/a"));
+        assert!(!same_page("https://x.example/a", "x.example/a"));
+    }
 
     #[test]
     fn a_path_prefix_finds_absolute_urls_and_stored_paths_but_keeps_case() {

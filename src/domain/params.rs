@@ -44,8 +44,10 @@ enum Kind {
 }
 
 /// The dashboard's tables, by the name `table=` gives them (CSV downloads).
-pub const DASHBOARD_TABLES: [&str; 10] = [
+pub const DASHBOARD_TABLES: [&str; 12] = [
     "page",
+    "entryPage",
+    "exitPage",
     "event",
     "referrer",
     "utmSource",
@@ -89,8 +91,10 @@ const PAGEVIEW_SEGMENT: [(&str, Kind); 11] = [
 /// The dashboard's own filters besides the page-view fields: the URL (prefix or path) and the
 /// event name; `format=csv` with `table` downloads one table (the drill-downs take `format=csv`
 /// for their main table).
-const DASHBOARD_OWN: [(&str, Kind); 4] = [
+const DASHBOARD_OWN: [(&str, Kind); 6] = [
     ("urlPrefix", Kind::Text),
+    ("entryPage", Kind::Text),
+    ("exitPage", Kind::Text),
     ("eventName", Kind::Text),
     ("format", Kind::Format),
     ("table", Kind::Table),
@@ -120,7 +124,12 @@ impl View {
         match self {
             View::Dashboard => &DASHBOARD_OWN,
             View::ErrorDetail => &[],
-            View::Pageviews => &[("urlPrefix", Kind::Text), ("format", Kind::Format)],
+            View::Pageviews => &[
+                ("urlPrefix", Kind::Text),
+                ("entryPage", Kind::Text),
+                ("exitPage", Kind::Text),
+                ("format", Kind::Format),
+            ],
             View::Events => &[
                 ("eventName", Kind::Text),
                 ("recentPage", Kind::Page),

@@ -2,8 +2,9 @@
 //! with the same JSON shape — `{timeframe, pageViews, events, errors, performance}` where
 //! performance carries `percentiles` (`lcp_p50` …), `metricsByDay`, `totalMeasurements` and
 //! `performanceScore` — plus `breakdowns` (page views by referrer host, UTM, country, browser, OS,
-//! device type and page, events by name, each up to [`BREAKDOWN_LIST`] rows) and the `filters`
-//! it was restricted to, which 1.x never had; its clients ignore the extra fields.
+//! device type and page, events by name, visits by entry and exit page, each up to
+//! [`BREAKDOWN_LIST`] rows), `visits` (from the SDK's `sessionId`) and the `filters` it was
+//! restricted to, which 1.x never had; its clients ignore the extra fields.
 //!
 //! Filters ([`DashboardFilters`]): the page-view fields restrict the page-view blocks (totals,
 //! chart, pages, breakdowns); the event name restricts the events block. Errors and web vitals
@@ -13,7 +14,7 @@ use crate::{
     domain::{
         analytics::{
             Breakdowns, ErrorsSummary, EventsSummary, METRICS, MetricsDay, PageViewFilters,
-            PageViewsSummary, PerformanceScore, TimeRange, Timeframe,
+            PageViewsSummary, PerformanceScore, TimeRange, Timeframe, VisitsSummary,
         },
         ids::DocId,
         segment::SegmentFilters,
@@ -43,8 +44,10 @@ pub struct DashboardFilters {
 }
 
 /// The dashboard's filter parameters, in the order chips show them: (query name, label).
-pub const FILTER_PARAMS: [(&str, &str); 10] = [
+pub const FILTER_PARAMS: [(&str, &str); 12] = [
     ("urlPrefix", "Page"),
+    ("entryPage", "Entry page"),
+    ("exitPage", "Exit page"),
     ("referrer", "Referrer"),
     ("utmSource", "UTM source"),
     ("utmMedium", "UTM medium"),
@@ -73,6 +76,8 @@ impl DashboardFilters {
                 url_prefix: get(&["urlPrefix"]),
                 country: get(&["country"]),
                 referrer: get(&["referrer"]),
+                entry_page: get(&["entryPage"]),
+                exit_page: get(&["exitPage"]),
                 device_type: None,
                 segment: SegmentFilters {
                     browser: get(&["browser"]),
@@ -94,6 +99,8 @@ impl DashboardFilters {
         let s = &p.segment;
         let values = [
             &p.url_prefix,
+            &p.entry_page,
+            &p.exit_page,
             &p.referrer,
             &s.utm_source,
             &s.utm_medium,
@@ -129,6 +136,9 @@ pub struct PerformanceBlock {
 pub struct Dashboard {
     pub timeframe: Timeframe,
     pub page_views: PageViewsSummary,
+    /// Visits by `sessionId` (not in 1.x).
+    #[serde(default)]
+    pub visits: VisitsSummary,
     pub events: EventsSummary,
     pub errors: ErrorsSummary,
     pub performance: PerformanceBlock,
@@ -149,6 +159,16 @@ pub struct Dashboard {
 pub struct Kpis {
     pub total_views: u64,
     pub unique_visitors: u64,
+    #[serde(default)]
+    pub visits: u64,
+    /// Percent of visits with one page view (`None` without visits).
+    #[serde(default)]
+    pub bounce_rate: Option<f64>,
+    /// Mean visit duration in milliseconds (`None` without visits).
+    #[serde(default)]
+    pub avg_visit_duration_ms: Option<f64>,
+    #[serde(default)]
+    pub views_per_visit: Option<f64>,
     pub total_events: u64,
     pub total_errors: u64,
     pub unique_fingerprints: u64,
@@ -164,6 +184,10 @@ impl Dashboard {
         Kpis {
             total_views: self.page_views.total_views,
             unique_visitors: self.page_views.unique_visitors,
+            visits: self.visits.visits,
+            bounce_rate: self.visits.bounce_rate,
+            avg_visit_duration_ms: self.visits.avg_duration_ms,
+            views_per_visit: self.visits.views_per_visit,
             total_events: self.events.total_events,
             total_errors: self.errors.total_errors,
             unique_fingerprints: self.errors.unique_fingerprints,
@@ -193,10 +217,12 @@ pub async fn dashboard_filtered(
     let stats = &stores.stats;
     let event_name = filters.event_name.as_deref();
     let before = range.previous();
-    let ((page_views, mut breakdowns), (events, names), errors, figures, previous) = tokio::try_join!(
+    // The page views of both periods come together: under a filter, one scan reads both.
+    let (views, (events, names), errors, figures, mut previous) = tokio::try_join!(
         stats.pageview_figures(
             project,
             range,
+            Some(before),
             &filters.pageviews,
             DASHBOARD_TOP,
             BREAKDOWN_LIST
@@ -206,6 +232,14 @@ pub async fn dashboard_filtered(
         stats.performance_summary(project, range),
         previous_kpis(stores, project, before, filters),
     )?;
+    let (page_views, visits, mut breakdowns) = (views.summary, views.visits, views.breakdowns);
+    let (views_before, visits_before) = views.previous.unwrap_or_default();
+    previous.total_views = views_before.total_views;
+    previous.unique_visitors = views_before.unique_visitors;
+    previous.visits = visits_before.visits;
+    previous.bounce_rate = visits_before.bounce_rate;
+    previous.avg_visit_duration_ms = visits_before.avg_duration_ms;
+    previous.views_per_visit = visits_before.views_per_visit;
     breakdowns.event = names;
     let mut percentiles = BTreeMap::new();
     for metric in METRICS {
@@ -217,6 +251,7 @@ pub async fn dashboard_filtered(
     Ok(Dashboard {
         timeframe,
         page_views,
+        visits,
         events,
         errors,
         performance: PerformanceBlock {
@@ -231,7 +266,8 @@ pub async fn dashboard_filtered(
     })
 }
 
-/// The key figures of `range` under `filters` (the previous period's).
+/// The key figures of `range` under `filters` (the previous period's) but those of page views
+/// and visits, which come with the current period's ([`dashboard_filtered`]).
 async fn previous_kpis(
     stores: &Stores,
     project: DocId,
@@ -240,20 +276,18 @@ async fn previous_kpis(
 ) -> StoreResult<Kpis> {
     let stats = &stores.stats;
     let name = filters.event_name.as_deref();
-    let ((views, _), (events, _), errors, figures) = tokio::try_join!(
-        stats.pageview_figures(project, range, &filters.pageviews, 0, 0),
+    let ((events, _), errors, figures) = tokio::try_join!(
         stats.event_figures(project, range, name, 0, 0),
         stats.errors_summary(project, range),
         stats.performance_summary(project, range),
     )?;
     let score = figures.score();
     Ok(Kpis {
-        total_views: views.total_views,
-        unique_visitors: views.unique_visitors,
         total_events: events.total_events,
         total_errors: errors.total_errors,
         unique_fingerprints: errors.unique_fingerprints,
         total_measurements: figures.total_measurements,
         performance_score: score.measured.then_some(score.score),
+        ..Default::default()
     })
 }

@@ -73,6 +73,8 @@ impl PageViewsQuery {
                 url_prefix: param(pairs, "urlPrefix").map(str::to_string),
                 country: param(pairs, "country").map(str::to_string),
                 referrer: param(pairs, "referrer").map(str::to_string),
+                entry_page: param(pairs, "entryPage").map(str::to_string),
+                exit_page: param(pairs, "exitPage").map(str::to_string),
                 segment,
             },
         }

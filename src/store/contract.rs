@@ -39,6 +39,7 @@ macro_rules! contract_behaviours {
             performance_report_filters_and_quality,
             pageviews_report_filters,
             pageviews_report_matches_a_naive_count,
+            dashboard_visits_follow_session_ids,
             events_reports,
             implausible_values_are_kept_but_left_out_of_figures,
             ai_presets_and_runs,
@@ -1419,6 +1420,213 @@ pub(crate) async fn pageviews_report_filters(stores: &Stores) {
 /// days, hours, 5-minute slots, the open slot and raw edges), the page-views report and the
 /// dashboard summary equal a naive count of the same documents, for random ranges, unfiltered
 /// (rollups) and filtered (a scan), before and after late writes into built rollups.
+/// Visits (by `sessionId`) on the dashboard: sessions crossing hours and days, page views
+/// without a session, one-page visits; unfiltered (rollups and raw edges), filtered (one scan
+/// of both periods) and by entry and exit page, each against a naive count of the documents.
+pub(crate) async fn dashboard_visits_follow_session_ids(stores: &Stores) {
+    use crate::domain::analytics::{PageViewFilters, TimeRange, VisitsSummary, same_page};
+    use crate::domain::timestamp::now_ms;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    use std::collections::HashMap;
+
+    let p = new_project(stores, "Visits").await;
+    let mut rng = StdRng::seed_from_u64(16);
+    let now = now_ms();
+    let hour = 3_600_000;
+    let urls = ["/", "/a", "/b", "/c"];
+    let browsers = ["Chrome", "Firefox"];
+    let mut views = Vec::new();
+    for s in 0..300 {
+        // Each session lives within two hours somewhere in the last four days: many cross an
+        // hour, some a day, some the two periods' boundary.
+        let start = now - rng.random_range(0..4 * 24 * hour);
+        let n = if s % 3 == 0 {
+            1
+        } else {
+            rng.random_range(2..6)
+        };
+        // Some sessions are read slowly: views up to two hours apart (several visits).
+        let spread = if s % 4 == 1 { 2 * hour } else { hour / 2 };
+        for _ in 0..n {
+            let mut v = pageview(
+                urls[rng.random_range(0..urls.len())],
+                (start + rng.random_range(0..spread)).min(now),
+            );
+            v.session_id = Some(format!("s{s}"));
+            v.browser = Some(browsers[rng.random_range(0..2)].into());
+            views.push(v);
+        }
+    }
+    for i in 0..15 {
+        let mut v = pageview("/a", now - i * 5 * hour);
+        v.session_id = None;
+        views.push(v);
+    }
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Pageviews(views.clone()))])
+        .await
+        .unwrap();
+
+    // Naive: a visit is a run of one session's page views (by time, then URL) none more than
+    // 30 minutes after the one before; (first, last, views) per visit of the kept page views.
+    type Visit = ((i64, String), (i64, String), u64);
+    let visits_of = |kept: &[&PageView]| -> Vec<(String, Visit)> {
+        let mut by_session: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        for v in kept {
+            if let Some(s) = &v.session_id {
+                by_session
+                    .entry(s.clone())
+                    .or_default()
+                    .push((v.timestamp, v.url.clone()));
+            }
+        }
+        let mut out = Vec::new();
+        for (s, mut at) in by_session {
+            at.sort();
+            let mut visit: Option<Visit> = None;
+            for a in at {
+                visit = match visit {
+                    Some((first, last, n)) if a.0 - last.0 <= 30 * 60_000 => {
+                        Some((first, a, n + 1))
+                    }
+                    Some(done) => {
+                        out.push((s.clone(), done));
+                        Some((a.clone(), a, 1))
+                    }
+                    None => Some((a.clone(), a, 1)),
+                };
+            }
+            out.extend(visit.map(|v| (s.clone(), v)));
+        }
+        out
+    };
+    let naive = |range: TimeRange, keep: &dyn Fn(&PageView) -> bool| {
+        let in_range: Vec<&PageView> = views
+            .iter()
+            .filter(|v| (range.start_ms..=range.end_ms).contains(&v.timestamp))
+            .collect();
+        let visits = visits_of(&in_range);
+        let kept: Vec<&PageView> = in_range.iter().copied().filter(|v| keep(v)).collect();
+        let out = visits_of(&kept);
+        let n = out.len() as u64;
+        let bounces = out.iter().filter(|v| v.1.2 == 1).count() as u64;
+        let in_visits: u64 = out.iter().map(|v| v.1.2).sum();
+        let duration: i64 = out.iter().map(|v| v.1.1.0 - v.1.0.0).sum();
+        let per = |x: f64| (n > 0).then(|| x / n as f64);
+        let summary = VisitsSummary {
+            visits: n,
+            bounces,
+            bounce_rate: per(bounces as f64 * 100.0),
+            avg_duration_ms: per(duration as f64),
+            views_per_visit: per(in_visits as f64),
+            views_without_session: kept.len() as u64 - in_visits,
+        };
+        (summary, visits)
+    };
+    let range = TimeRange {
+        start_ms: now - 2 * 24 * hour,
+        end_ms: now,
+    };
+    let before = range.previous();
+    let all = |_: &PageView| true;
+    for round in 0..2 {
+        // Twice: built from raw rows, then from the stored rollups.
+        let f = stores
+            .stats
+            .pageview_figures(
+                p.id,
+                range,
+                Some(before),
+                &PageViewFilters::default(),
+                5,
+                200,
+            )
+            .await
+            .unwrap();
+        let (want, sessions) = naive(range, &all);
+        assert!(want.visits > 20 && want.bounces > 0, "{want:?}");
+        assert_eq!(f.visits, want, "round {round}");
+        assert_eq!(f.previous.as_ref().unwrap().1, naive(before, &all).0);
+        let mut entries: HashMap<&str, u64> = HashMap::new();
+        for (_, v) in &sessions {
+            *entries.entry(v.0.1.as_str()).or_default() += 1;
+        }
+        let shown: HashMap<&str, u64> = (f.breakdowns.entry_page.iter())
+            .map(|r| (r.value.as_str(), r.count))
+            .collect();
+        assert_eq!(shown, entries);
+        assert_eq!(
+            f.breakdowns.exit_page.iter().map(|r| r.count).sum::<u64>(),
+            want.visits
+        );
+        stores.stats.rollups_settled().await;
+    }
+
+    // A page-view filter: the visits of the matching page views, both periods in one scan.
+    let chrome = PageViewFilters {
+        segment: crate::domain::segment::SegmentFilters {
+            browser: Some("chrome".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let is_chrome = |v: &PageView| v.browser.as_deref() == Some("Chrome");
+    let f = stores
+        .stats
+        .pageview_figures(p.id, range, Some(before), &chrome, 5, 200)
+        .await
+        .unwrap();
+    assert_eq!(f.visits, naive(range, &is_chrome).0);
+    assert_eq!(f.previous.unwrap().1, naive(before, &is_chrome).0);
+
+    // Entry and exit page: the page views of the visits entering (leaving) there.
+    for (entry, exit) in [
+        (Some("/a"), None),
+        (None, Some("/b")),
+        (Some("/"), Some("/c")),
+    ] {
+        let (_, sessions) = naive(range, &all);
+        let kept = |v: &PageView| {
+            v.session_id.as_deref().is_some_and(|s| {
+                sessions.iter().any(|(id, visit)| {
+                    id == s
+                        && (visit.0.0..=visit.1.0).contains(&v.timestamp)
+                        && entry.is_none_or(|e| same_page(&visit.0.1, e))
+                        && exit.is_none_or(|e| same_page(&visit.1.1, e))
+                })
+            })
+        };
+        let filters = PageViewFilters {
+            entry_page: entry.map(str::to_string),
+            exit_page: exit.map(str::to_string),
+            ..Default::default()
+        };
+        let f = stores
+            .stats
+            .pageview_figures(p.id, range, None, &filters, 5, 200)
+            .await
+            .unwrap();
+        let (want, _) = naive(range, &kept);
+        assert_eq!(f.visits, want, "{entry:?} {exit:?}");
+        let views = views
+            .iter()
+            .filter(|v| (range.start_ms..=range.end_ms).contains(&v.timestamp) && kept(v))
+            .count() as u64;
+        assert_eq!(f.summary.total_views, views);
+        if let Some(e) = entry {
+            assert!(f.breakdowns.entry_page.iter().all(|r| r.value == e));
+        }
+    }
+    // Unknown project: empty figures.
+    let none = stores
+        .stats
+        .pageview_figures(DocId::new(), range, Some(before), &chrome, 5, 200)
+        .await
+        .unwrap();
+    assert_eq!(none.visits.visits, 0);
+}
+
 pub(crate) async fn pageviews_report_matches_a_naive_count(stores: &Stores) {
     use crate::domain::analytics::{
         DayCount, PageStats, PageViewFilters, PageViewsReport, REPORT_TOP, TimeRange, utc_day,

@@ -418,17 +418,20 @@ pub trait StatsReader: Send + Sync {
         top: usize,
     ) -> StoreResult<crate::domain::analytics::Breakdowns>;
     /// The dashboard's page views in `range` (inclusive) restricted by `filters`
-    /// ([`PageViewFilters::matches`]): the summary with its `top` pages, and the breakdowns
-    /// with up to `list` rows per dimension and the pages by views (`page`). An unknown project
-    /// has empty figures.
+    /// ([`PageViewFilters::matches`], and by visit for the entry and exit page): the summary
+    /// with its `top` pages, the visits (by `sessionId`), and the breakdowns with up to `list`
+    /// rows per dimension, the pages by views (`page`) and the entry and exit pages by visits;
+    /// with `previous`, that range's summary and visits under the same filters. An unknown
+    /// project has empty figures.
     async fn pageview_figures(
         &self,
         project_id: DocId,
         range: TimeRange,
+        previous: Option<TimeRange>,
         filters: &PageViewFilters,
         top: usize,
         list: usize,
-    ) -> StoreResult<(PageViewsSummary, crate::domain::analytics::Breakdowns)>;
+    ) -> StoreResult<crate::domain::analytics::PageViewFigures>;
     /// The dashboard's events in `range`, of every name or of `name` only (exact): the summary
     /// with its `top` names, and up to `list` names by count (ties by name).
     async fn event_figures(

@@ -40,21 +40,36 @@
       var v = el.getAttribute("data-field").split(".").reduce(function (o, k) { return o == null ? o : o[k]; }, d);
       el.textContent = v == null ? "—" : v;
     });
+    // Visit figures are ratios: written as the server writes them.
+    document.querySelectorAll("[data-format]").forEach(function (el) {
+      var v = el.getAttribute("data-field").split(".").reduce(function (o, k) { return o == null ? o : o[k]; }, d);
+      el.textContent = v == null ? "—" : visitFigure(el.getAttribute("data-format"), v);
+    });
     var score = d.performance.performanceScore || {};
     var scoreEl = document.querySelector('[data-field="performance.performanceScore.score"]');
     if (scoreEl && !score.measured) scoreEl.textContent = "—";
     var prev = d.previous || {};
     setDelta("views", d.pageViews.totalViews, prev.totalViews, false, false);
     setDelta("visitors", d.pageViews.uniqueVisitors, prev.uniqueVisitors, false, false);
+    setDelta("visits", (d.visits || {}).visits, prev.visits, false, false);
     setDelta("events", d.events.totalEvents, prev.totalEvents, false, false);
     setDelta("errors", d.errors.totalErrors, prev.totalErrors, false, true);
     setDelta("score", score.measured ? score.score : null, prev.performanceScore, true, false);
     var b = d.breakdowns || {};
     document.querySelectorAll("[data-param]").forEach(function (card) {
       var name = card.id.replace(/^table-/, "");
-      var total = name === "event" ? d.events.totalEvents : d.pageViews.totalViews;
+      var total = name === "event" ? d.events.totalEvents
+        : /^(entry|exit)Page$/.test(name) ? (d.visits || {}).visits : d.pageViews.totalViews;
       fill(card, card.getAttribute("data-param"), b[name] || [], total);
     });
+  }
+
+  // A visit KPI's value: a percentage, a duration (ms) or views per visit.
+  function visitFigure(format, v) {
+    if (format === "percent") return Math.round(v) + "%";
+    if (format === "ratio") return v.toFixed(2);
+    var s = Math.round(v / 1000);
+    return s < 60 ? s + " s" : Math.floor(s / 60) + " min " + (s % 60) + " s";
   }
 
   // The comparison with the previous period, worded like the server renders it.

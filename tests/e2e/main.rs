@@ -37,4 +37,5 @@ mod realtime;
 mod redis;
 mod reports;
 mod security;
+mod visits;
 mod ws;

@@ -41,9 +41,11 @@ const COLLAPSED_ROWS: usize = 5;
 
 /// The dashboard's tables: (table name and filter parameter, title, first column's heading).
 /// The table name is the key of its rows in `breakdowns` and the `table=` of its CSV.
-const TABLES: [(&str, &str, &str, &str); 10] = [
+const TABLES: [(&str, &str, &str, &str); 12] = [
     ("page", "urlPrefix", "Top pages", "Page"),
     ("event", "eventName", "Top events", "Event"),
+    ("entryPage", "entryPage", "Entry pages", "Entry page"),
+    ("exitPage", "exitPage", "Exit pages", "Exit page"),
     ("referrer", "referrer", "Referrers", "Referrer"),
     ("utmSource", "utmSource", "UTM source", "Source"),
     ("utmMedium", "utmMedium", "UTM medium", "Medium"),
@@ -60,6 +62,8 @@ fn rows_of<'a>(data: &'a Dashboard, name: &str) -> &'a [BreakdownRow] {
     match name {
         "page" => &b.page,
         "event" => &b.event,
+        "entryPage" => &b.entry_page,
+        "exitPage" => &b.exit_page,
         "referrer" => &b.referrer,
         "utmSource" => &b.utm_source,
         "utmMedium" => &b.utm_medium,
@@ -71,12 +75,13 @@ fn rows_of<'a>(data: &'a Dashboard, name: &str) -> &'a [BreakdownRow] {
     }
 }
 
-/// The total a table's percentages are of: events for the events table, page views otherwise.
+/// The total a table's percentages are of: events for the events table, visits for the entry
+/// and exit pages, page views otherwise.
 fn total_of(data: &Dashboard, name: &str) -> u64 {
-    if name == "event" {
-        data.events.total_events
-    } else {
-        data.page_views.total_views
+    match name {
+        "event" => data.events.total_events,
+        "entryPage" | "exitPage" => data.visits.visits,
+        _ => data.page_views.total_views,
     }
 }
 
@@ -220,12 +225,65 @@ fn delta(now: Option<u64>, before: Option<u64>, points: bool, up_is_bad: bool) -
     }
 }
 
+/// A figure that exists only with visits, or a dash.
+fn shown(v: Option<f64>, text: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "—".into(), text)
+}
+
+/// A mean visit duration for people: `45 s`, `3 min 5 s`.
+fn duration_text(ms: f64) -> String {
+    let s = (ms / 1000.0).round() as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else {
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
+/// How a percentage moved, in points (rounded to whole points).
+fn rate_delta(now: Option<f64>, before: Option<f64>, up_is_bad: bool) -> Delta {
+    let round = |v: Option<f64>| v.map(|v| v.round() as u64);
+    let mut d = delta(round(now), round(before), true, up_is_bad);
+    if let (Some(b), true) = (round(before), d.class != "flat") {
+        d.text = d
+            .text
+            .replace(&format!("from {b} "), &format!("from {b}% "));
+    }
+    d
+}
+
+/// How a ratio (duration, views per visit) moved, in percent, with the previous value as
+/// `text` writes it.
+fn ratio_delta(now: Option<f64>, before: Option<f64>, text: impl Fn(f64) -> String) -> Delta {
+    let (Some(now), Some(before)) = (now, before) else {
+        return delta(None, None, false, false);
+    };
+    if text(now) == text(before) {
+        return delta(Some(0), Some(0), false, false);
+    }
+    let up = now > before;
+    let word = if up { "up" } else { "down" };
+    let text = if before == 0.0 {
+        format!("{word} from {} in the previous period", text(before))
+    } else {
+        let pct = ((now - before).abs() * 100.0 / before).round();
+        format!("{word} {pct}% from {} in the previous period", text(before))
+    };
+    Delta {
+        arrow: if up { "▲" } else { "▼" },
+        text,
+        class: if up { "up good" } else { "down bad" },
+    }
+}
+
 /// One key figure with its comparison.
 struct KpiView {
     key: &'static str,
     label: &'static str,
     /// Where the value sits in the JSON (for the auto-refresh).
     field: &'static str,
+    /// How the auto-refresh writes a ratio (`percent`, `duration`, `ratio`); empty for counts.
+    format: &'static str,
     value: String,
     delta: Delta,
 }
@@ -237,6 +295,7 @@ fn kpis(data: &Dashboard) -> Vec<KpiView> {
         key,
         label,
         field,
+        format: "",
         value: n.to_string(),
         delta: delta(Some(n), Some(b), false, up_is_bad),
     };
@@ -258,6 +317,44 @@ fn kpis(data: &Dashboard) -> Vec<KpiView> {
             false,
         ),
         count(
+            "visits",
+            "Visits",
+            "visits.visits",
+            now.visits,
+            before.visits,
+            false,
+        ),
+        KpiView {
+            key: "bounce",
+            label: "Bounce rate",
+            field: "visits.bounceRate",
+            format: "percent",
+            value: shown(now.bounce_rate, |r| format!("{r:.0}%")),
+            delta: rate_delta(now.bounce_rate, before.bounce_rate, true),
+        },
+        KpiView {
+            key: "duration",
+            label: "Visit duration",
+            field: "visits.avgDurationMs",
+            format: "duration",
+            value: shown(now.avg_visit_duration_ms, duration_text),
+            delta: ratio_delta(
+                now.avg_visit_duration_ms,
+                before.avg_visit_duration_ms,
+                duration_text,
+            ),
+        },
+        KpiView {
+            key: "viewsPerVisit",
+            label: "Views per visit",
+            field: "visits.viewsPerVisit",
+            format: "ratio",
+            value: shown(now.views_per_visit, |v| format!("{v:.2}")),
+            delta: ratio_delta(now.views_per_visit, before.views_per_visit, |v| {
+                format!("{v:.2}")
+            }),
+        },
+        count(
             "events",
             "Events",
             "events.totalEvents",
@@ -277,6 +374,7 @@ fn kpis(data: &Dashboard) -> Vec<KpiView> {
             key: "score",
             label: "Performance score (p75)",
             field: "performance.performanceScore.score",
+            format: "",
             value: data.performance.performance_score.shown(),
             delta: delta(
                 now.performance_score.map(u64::from),
@@ -337,12 +435,16 @@ struct DashboardPage {
 page_context!(DashboardPage);
 
 impl DashboardPage {
-    /// The first two tables (pages, events), then the breakdowns.
+    /// The first two tables (pages, events), then the entry and exit pages, then the
+    /// breakdowns.
     fn main_tables(&self) -> &[TableView] {
         &self.tables[..2]
     }
+    fn visit_tables(&self) -> &[TableView] {
+        &self.tables[2..4]
+    }
     fn breakdown_tables(&self) -> &[TableView] {
-        &self.tables[2..]
+        &self.tables[4..]
     }
 }
 

@@ -918,12 +918,15 @@ impl StatsReader for MongoStore {
         &self,
         project_id: DocId,
         range: TimeRange,
+        previous: Option<TimeRange>,
         filters: &crate::domain::analytics::PageViewFilters,
         top: usize,
         list: usize,
-    ) -> StoreResult<(PageViewsSummary, crate::domain::analytics::Breakdowns)> {
-        crate::analytics::engine::pageview_figures(self, project_id, range, filters, top, list)
-            .await
+    ) -> StoreResult<crate::domain::analytics::PageViewFigures> {
+        crate::analytics::engine::pageview_figures(
+            self, project_id, range, previous, filters, top, list,
+        )
+        .await
     }
 
     async fn event_figures(

@@ -451,7 +451,7 @@ impl RollupPort for MongoStore {
             _ => doc! {"projectId": oid(project), "$or": within},
         };
         if f.wants(Part::Pageviews) {
-            let mut fields = vec!["url", "clientId", "timestamp"];
+            let mut fields = vec!["url", "clientId", "sessionId", "timestamp"];
             fields.extend(scan::BREAKDOWN_FIELDS.map(|(_, field)| field));
             self.each(Channel::Pageviews, scope.clone(), &fields, |d| {
                 fold_pageview(d, true, f)
@@ -490,7 +490,7 @@ impl RollupPort for MongoStore {
     ) -> StoreResult<()> {
         let mut m = Match::scope(project, range);
         m.eq("clientId", client);
-        let mut fields = vec!["url", "clientId", "timestamp"];
+        let mut fields = vec!["url", "clientId", "sessionId", "timestamp"];
         fields.extend(scan::BREAKDOWN_FIELDS.map(|(_, field)| field));
         self.each(Channel::Pageviews, m.build(), &fields, |d| {
             fold_pageview(d, true, f)
@@ -672,7 +672,11 @@ fn fold_pageview(d: &Document, dims: bool, f: &mut (impl Sink + ?Sized)) {
     } else {
         [None; 8]
     };
-    f.pageview(ts, scan::text(d, "url").unwrap_or(""), visitor, values);
+    let (url, session) = (
+        scan::text(d, "url").unwrap_or(""),
+        scan::text(d, "sessionId"),
+    );
+    f.pageview(ts, url, visitor, session, values);
 }
 
 /// What [`fold_event`] reads.

@@ -1023,14 +1023,17 @@ impl StatsReader for SqliteStore {
         &self,
         project_id: DocId,
         range: TimeRange,
+        previous: Option<TimeRange>,
         filters: &crate::domain::analytics::PageViewFilters,
         top: usize,
         list: usize,
-    ) -> StoreResult<(PageViewsSummary, crate::domain::analytics::Breakdowns)> {
+    ) -> StoreResult<crate::domain::analytics::PageViewFigures> {
         match self.pk_for_stats(project_id).await? {
             Some(pk) => {
-                crate::analytics::engine::pageview_figures(self, pk, range, filters, top, list)
-                    .await
+                crate::analytics::engine::pageview_figures(
+                    self, pk, range, previous, filters, top, list,
+                )
+                .await
             }
             None => Ok(Default::default()),
         }

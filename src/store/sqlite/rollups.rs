@@ -267,8 +267,8 @@ impl RollupPort for SqliteStore {
     ) -> StoreResult<()> {
         let mut w = Where::scope(pk, range);
         w.eq("client_id", client);
-        let select = "SELECT ts, url, client_id, referrer, utm_source, utm_medium, utm_campaign, \
-                      country, browser, os, device_type FROM pageviews";
+        let select = "SELECT ts, url, client_id, session_id, referrer, utm_source, utm_medium, \
+                      utm_campaign, country, browser, os, device_type FROM pageviews";
         self.each_row(select, &w, |r| {
             let text = |i: usize| r.try_get::<Option<&str>, _>(i).map_err(map_err);
             let visitor = match text(2)? {
@@ -277,12 +277,13 @@ impl RollupPort for SqliteStore {
             };
             let mut dims = [None; 8];
             for (i, d) in dims.iter_mut().enumerate() {
-                *d = text(3 + i)?;
+                *d = text(4 + i)?;
             }
             f.pageview(
                 r.try_get(0).map_err(map_err)?,
                 r.try_get::<&str, _>(1).map_err(map_err)?,
                 visitor,
+                text(3)?,
                 dims,
             );
             Ok(())
@@ -454,8 +455,9 @@ async fn scan(
 ) -> StoreResult<()> {
     if f.wants(Part::Pageviews) {
         let sql = format!(
-            "SELECT p.ts, p.url, p.client_id, {}, p.referrer, p.utm_source, p.utm_medium, \
-             p.utm_campaign, p.country, p.browser, p.os, p.device_type FROM pageviews p {} \
+            "SELECT p.ts, p.url, p.client_id, {}, p.session_id, p.referrer, p.utm_source, \
+             p.utm_medium, p.utm_campaign, p.country, p.browser, p.os, p.device_type \
+             FROM pageviews p {} \
              WHERE p.project = ? AND p.ts BETWEEN ? AND ?",
             if f.wants_visitors() { "d.id" } else { "NULL" },
             if f.wants_visitors() {
@@ -476,12 +478,13 @@ async fn scan(
             };
             let mut dims = [None; 8];
             for (i, d) in dims.iter_mut().enumerate() {
-                *d = text(4 + i)?;
+                *d = text(5 + i)?;
             }
             f.pageview(
                 r.try_get(0).map_err(map_err)?,
                 r.try_get::<&str, _>(1).map_err(map_err)?,
                 visitor,
+                text(4)?,
                 dims,
             );
         }
