@@ -545,9 +545,10 @@ impl Aggs {
         }
     }
 
-    /// One page view's `Pageviews` figures (days, URL, visitor).
-    fn count_view(&mut self, ts: i64, url: &str, visitor: Visitor<'_>) {
-        *self.pv_days.entry(ts.div_euclid(DAY)).or_default() += 1;
+    /// One page view's `Pageviews` figures (its day, or its [`Folder::with_unit`] bucket; URL,
+    /// visitor).
+    fn count_view(&mut self, bucket: i64, url: &str, visitor: Visitor<'_>) {
+        *self.pv_days.entry(bucket).or_default() += 1;
         bump(&mut self.urls, url);
         match visitor {
             Visitor::Anonymous => self.pv_anon += 1,
@@ -1197,11 +1198,22 @@ pub(crate) struct Folder {
     raw_dims: [HashMap<Option<String>, u64>; 8],
     hists: [BTreeMap<u64, u64>; 5],
     name_hists: HashMap<String, BTreeMap<u64, u64>>,
+    /// The length (ms) of the buckets the per-"day" maps are keyed by: a UTC day, except in a
+    /// fold for a fine time series ([`Folder::with_unit`]).
+    unit: i64,
 }
 
 impl Folder {
     pub(crate) fn new(parts: &[Part]) -> Self {
+        Self::with_unit(parts, DAY)
+    }
+
+    /// A fold whose per-day maps (`pv_days`, `ev_days`, `er_days`, `perf_days`, the days of
+    /// event names and error groups) count buckets of `unit` ms instead (minutes or hours for a
+    /// fine time series, `analytics::series`). Never stored as a rollup.
+    pub(crate) fn with_unit(parts: &[Part], unit: i64) -> Self {
         Self {
+            unit,
             a: Aggs::default(),
             parts: parts.to_vec(),
             pageviews: parts.contains(&Part::Pageviews),
@@ -1244,7 +1256,7 @@ impl Folder {
         dims: [Option<&str>; 8],
     ) {
         if self.pageviews {
-            self.a.count_view(ts, url, visitor);
+            self.a.count_view(ts.div_euclid(self.unit), url, visitor);
         }
         if self.pages {
             self.a.count_page_visitor(url, visitor);
@@ -1257,7 +1269,7 @@ impl Folder {
                     Some(sub) => sub,
                     None => values.entry(value.to_string()).or_default(),
                 };
-                sub.count_view(ts, url, visitor);
+                sub.count_view(ts.div_euclid(self.unit), url, visitor);
                 sub.count_page_visitor(url, visitor);
             }
         }
@@ -1275,7 +1287,7 @@ impl Folder {
     /// One custom event with its `durationMs` when it carries a number. Implausible durations
     /// are counted and left out.
     pub(crate) fn event(&mut self, ts: i64, name: &str, duration: Option<f64>) {
-        let day = ts.div_euclid(DAY);
+        let day = ts.div_euclid(self.unit);
         if self.events {
             *self.a.ev_days.entry(day).or_default() += 1;
             bump(&mut self.a.names, name);
@@ -1329,7 +1341,7 @@ impl Folder {
 
     /// One error.
     pub(crate) fn error(&mut self, ts: i64, e: &ErrorRow<'_>) {
-        let day = ts.div_euclid(DAY);
+        let day = ts.div_euclid(self.unit);
         if self.errors {
             *self.a.er_days.entry(day).or_default() += 1;
             bump(&mut self.a.fingerprints, e.fingerprint.unwrap_or_default());
@@ -1361,7 +1373,11 @@ impl Folder {
     /// One web-vitals document: its values of `METRICS`, in that order. Implausible values are
     /// counted and left out.
     pub(crate) fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]) {
-        let day = self.a.perf_days.entry(ts.div_euclid(DAY)).or_default();
+        let day = self
+            .a
+            .perf_days
+            .entry(ts.div_euclid(self.unit))
+            .or_default();
         day.rows += 1;
         day.complete += u64::from(values[..4].iter().all(Option::is_some));
         for (m, (hist, v)) in self.hists.iter_mut().zip(values).enumerate() {

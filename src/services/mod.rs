@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod ai_analysis;
+pub mod charts;
 pub mod dashboard;
 pub mod demo;
 pub mod diagnostics;

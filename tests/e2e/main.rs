@@ -11,6 +11,7 @@ mod analytics_pages;
 mod assets;
 mod browser;
 mod browser_accounts;
+mod browser_charts;
 mod browser_dashboard;
 mod browser_realtime;
 mod cli;
