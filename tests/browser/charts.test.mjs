@@ -46,7 +46,8 @@ test('each range is plotted in its bucket, every bucket counted, the cut ones pa
   const cases = [['5m', 'minute', 6], ['1h', 'minute', 61], ['24h', 'hour', 25], ['7d', 'day', 8], ['3m', 'day', 91],
     ['1y', bucketOf(now - jan1), null]];
   for (const [tf, bucket, points] of cases) {
-    const r = await page.request.get(`${SI_URL}${base}/dashboard/data?timeframe=${tf}`, { headers: { accept: 'application/json' } });
+    // A year's first read builds its rollups (slow on FerretDB): a generous timeout.
+    const r = await page.request.get(`${SI_URL}${base}/dashboard/data?timeframe=${tf}`, { headers: { accept: 'application/json' }, timeout: 180_000 });
     assert.equal(r.status(), 200, tf);
     const { data } = await r.json();
     for (const key of ['views', 'events', 'errors', 'vitals']) {
