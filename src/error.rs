@@ -139,7 +139,7 @@ impl IntoResponse for AppError {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
             AppError::BadParameter(bad) => (
                 StatusCode::BAD_REQUEST,
-                json!({"error": bad.to_string(), "parameter": bad.name}),
+                json!({"error": bad.to_string(), "parameter": bad.name, "code": bad.code}),
             ),
             AppError::Forbidden(m) => (
                 StatusCode::FORBIDDEN,

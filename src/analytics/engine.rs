@@ -25,6 +25,7 @@ use super::{
         Aggs, ErrorRow, FMT, Folder, Part, SEGMENT_DIMS, Visitor, corrupt, decode_into,
         decode_properties_of, decode_segment, encode,
     },
+    series::{SeriesSource, UnitCounts, VitalsUnit},
 };
 use crate::domain::{
     analytics::{
@@ -1326,6 +1327,72 @@ pub(crate) async fn error_detail<P: RollupPort>(
     Ok(aggregate(port, key, range, &[Part::ErrorGroups])
         .await?
         .error_detail(fingerprint))
+}
+
+/// Per-minute or per-hour figures (`unit` ms) of `range` for a fine time series
+/// (`analytics::series`): one raw scan of the documents `source` names, under the same filters
+/// as its report. Only for short ranges (the chart's minute and hour buckets, at most 48 hours):
+/// rollups hold whole hours and days, and a chart of minutes needs the raw timestamps.
+pub(crate) async fn fine_counts<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    unit: i64,
+    source: SeriesSource<'_>,
+) -> StoreResult<UnitCounts> {
+    let mut out = UnitCounts {
+        unit,
+        ..Default::default()
+    };
+    match source {
+        SeriesSource::Pageviews(filters) => {
+            let target = MatchTarget {
+                range,
+                fold: Folder::with_unit(&[Part::Pageviews], unit),
+                visits: kept_visits(port, key, range, filters).await?,
+            };
+            let mut sink = Matching {
+                filters,
+                targets: vec![target],
+            };
+            port.scan_pageviews(key, range, filters.segment.client_id.as_deref(), &mut sink)
+                .await?;
+            out.counts = (sink.targets.pop())
+                .map(|t| t.fold.finish().pv_days)
+                .unwrap_or_default();
+        }
+        SeriesSource::Events { name, segment } => {
+            let mut fold = Folder::with_unit(&[Part::Events], unit);
+            port.scan_events(key, range, name, segment, &mut fold)
+                .await?;
+            out.counts = fold.finish().ev_days;
+        }
+        SeriesSource::Errors(filters) => {
+            let mut fold = Folder::with_unit(&[Part::Errors], unit);
+            port.scan_errors(key, range, filters, &mut fold).await?;
+            out.counts = fold.finish().er_days;
+        }
+        SeriesSource::ErrorGroup(fingerprint) => {
+            let mut fold = Folder::with_unit(&[Part::ErrorGroups], unit);
+            port.scan_errors(key, range, &ErrorFilters::default(), &mut fold)
+                .await?;
+            if let Some(g) = fold.finish().error_groups.remove(fingerprint) {
+                out.counts = g.days;
+            }
+        }
+        SeriesSource::Performance(filters) => {
+            let mut fold = Folder::with_unit(&[Part::Performance], unit);
+            port.scan_performance(key, range, filters, &mut fold)
+                .await?;
+            out.vitals = (fold.finish().perf_days.into_iter())
+                .map(|(u, d)| {
+                    let sum = std::array::from_fn(|m| d.sum[m].value());
+                    (u, VitalsUnit { n: d.n, sum })
+                })
+                .collect();
+        }
+    }
+    Ok(out)
 }
 
 /// A bucket's part code back to its [`Part`].

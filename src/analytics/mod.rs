@@ -6,4 +6,5 @@
 pub mod engine;
 pub mod plan;
 pub mod rollup;
+pub mod series;
 pub mod summaries;

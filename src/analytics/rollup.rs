@@ -698,9 +698,10 @@ impl Aggs {
         }
     }
 
-    /// One page view's `Pageviews` figures (days, URL, visitor).
-    fn count_view(&mut self, ts: i64, url: &str, visitor: Visitor<'_>) {
-        *self.pv_days.entry(ts.div_euclid(DAY)).or_default() += 1;
+    /// One page view's `Pageviews` figures (its day, or its [`Folder::with_unit`] bucket; URL,
+    /// visitor).
+    fn count_view(&mut self, bucket: i64, url: &str, visitor: Visitor<'_>) {
+        *self.pv_days.entry(bucket).or_default() += 1;
         bump(&mut self.urls, url);
         match visitor {
             Visitor::Anonymous => self.pv_anon += 1,
@@ -1403,11 +1404,22 @@ pub(crate) struct Folder {
     missing_dims: [u64; 8],
     hists: [BTreeMap<u64, u64>; 5],
     name_hists: HashMap<String, BTreeMap<u64, u64>>,
+    /// The length (ms) of the buckets the per-"day" maps are keyed by: a UTC day, except in a
+    /// fold for a fine time series ([`Folder::with_unit`]).
+    unit: i64,
 }
 
 impl Folder {
     pub(crate) fn new(parts: &[Part]) -> Self {
+        Self::with_unit(parts, DAY)
+    }
+
+    /// A fold whose per-day maps (`pv_days`, `ev_days`, `er_days`, `perf_days`, the days of
+    /// event names and error groups) count buckets of `unit` ms instead (minutes or hours for a
+    /// fine time series, `analytics::series`). Never stored as a rollup.
+    pub(crate) fn with_unit(parts: &[Part], unit: i64) -> Self {
         Self {
+            unit,
             a: Aggs::default(),
             parts: parts.to_vec(),
             pageviews: parts.contains(&Part::Pageviews),
@@ -1465,7 +1477,7 @@ impl Folder {
             views.push(VisitFigures::of(ts, url));
         }
         if self.pageviews {
-            self.a.count_view(ts, url, visitor);
+            self.a.count_view(ts.div_euclid(self.unit), url, visitor);
         }
         if self.pages {
             self.a.count_page_visitor(url, visitor);
@@ -1478,7 +1490,7 @@ impl Folder {
                     Some(sub) => sub,
                     None => values.entry(value.to_string()).or_default(),
                 };
-                sub.count_view(ts, url, visitor);
+                sub.count_view(ts.div_euclid(self.unit), url, visitor);
                 sub.count_page_visitor(url, visitor);
             }
         }
@@ -1503,7 +1515,7 @@ impl Folder {
     /// One custom event with its `durationMs` when it carries a number. Implausible durations
     /// are counted and left out.
     pub(crate) fn event(&mut self, ts: i64, name: &str, duration: Option<f64>) {
-        let day = ts.div_euclid(DAY);
+        let day = ts.div_euclid(self.unit);
         if self.events {
             *self.a.ev_days.entry(day).or_default() += 1;
             bump(&mut self.a.names, name);
@@ -1557,7 +1569,7 @@ impl Folder {
 
     /// One error.
     pub(crate) fn error(&mut self, ts: i64, e: &ErrorRow<'_>) {
-        let day = ts.div_euclid(DAY);
+        let day = ts.div_euclid(self.unit);
         if self.errors {
             *self.a.er_days.entry(day).or_default() += 1;
             bump(&mut self.a.fingerprints, e.fingerprint.unwrap_or_default());
@@ -1589,7 +1601,11 @@ impl Folder {
     /// One web-vitals document: its values of `METRICS`, in that order. Implausible values are
     /// counted and left out.
     pub(crate) fn vitals(&mut self, ts: i64, values: [Option<f64>; 5]) {
-        let day = self.a.perf_days.entry(ts.div_euclid(DAY)).or_default();
+        let day = self
+            .a
+            .perf_days
+            .entry(ts.div_euclid(self.unit))
+            .or_default();
         day.rows += 1;
         day.complete += u64::from(values[..4].iter().all(Option::is_some));
         for (m, (hist, v)) in self.hists.iter_mut().zip(values).enumerate() {

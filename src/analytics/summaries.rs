@@ -295,6 +295,7 @@ impl Aggs {
                     fid: avg(2),
                     ttfb: avg(3),
                     inp: avg(4),
+                    n: d.n,
                 }
             })
             .collect();

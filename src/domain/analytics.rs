@@ -125,6 +125,109 @@ impl TimeRange {
     }
 }
 
+/// A custom range of whole UTC days picked on the dashboard (`from` and `to`, `YYYY-MM-DD`,
+/// both included), as days since 1970-01-01. The range ends now when `to` is today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DayRange {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// The longest custom range, in days (three years).
+pub const MAX_RANGE_DAYS: i64 = 3 * 366;
+
+/// Why a custom range cannot be used (a 400 with code `INVALID_DATE_RANGE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeProblem {
+    /// The parameter at fault: `from` or `to`.
+    pub param: &'static str,
+    pub message: String,
+}
+
+impl DayRange {
+    /// Reads `from` and `to` (empty values are absent): `None` when neither is set; a problem
+    /// when only one is, when one is not a date, when the range is reversed, starts in the
+    /// future or before 2000, or is longer than [`MAX_RANGE_DAYS`].
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<DayRange>, RangeProblem> {
+        fn clean(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|v| !v.is_empty())
+        }
+        let problem = |param, message: String| RangeProblem { param, message };
+        let (from, to) = match (clean(from), clean(to)) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return Err(problem("to", "a custom range needs an end date".into()));
+            }
+            (None, Some(_)) => {
+                return Err(problem("from", "a custom range needs a start date".into()));
+            }
+            (Some(f), Some(t)) => (f, t),
+        };
+        let day = |param, v: &str| {
+            parse_day(v).ok_or_else(|| {
+                problem(
+                    param,
+                    format!(
+                        "`{}` is not a date (YYYY-MM-DD)",
+                        v.chars().take(32).collect::<String>()
+                    ),
+                )
+            })
+        };
+        let (from, to) = (day("from", from)?, day("to", to)?);
+        let today = now_ms.div_euclid(DAY);
+        if from > to {
+            return Err(problem(
+                "from",
+                "the start date is after the end date".into(),
+            ));
+        }
+        if from > today {
+            return Err(problem("from", "the range starts in the future".into()));
+        }
+        if from < 10_957 {
+            return Err(problem("from", "the range starts before 2000".into()));
+        }
+        if to - from + 1 > MAX_RANGE_DAYS {
+            return Err(problem(
+                "to",
+                format!("the range is longer than {MAX_RANGE_DAYS} days"),
+            ));
+        }
+        Ok(Some(DayRange { from, to }))
+    }
+
+    /// The milliseconds covered, up to `now_ms` at most.
+    pub fn range(self, now_ms: i64) -> TimeRange {
+        TimeRange {
+            start_ms: self.from * DAY,
+            end_ms: ((self.to + 1) * DAY - 1).min(now_ms),
+        }
+    }
+
+    /// `from` and `to` as `YYYY-MM-DD`.
+    pub fn dates(self) -> (String, String) {
+        (utc_day(self.from * DAY), utc_day(self.to * DAY))
+    }
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
+fn parse_day(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i32 = s[..4].parse().ok()?;
+    let m: u8 = s[5..7].parse().ok()?;
+    let d: u8 = s[8..].parse().ok()?;
+    let date = Date::from_calendar_date(y, Month::try_from(m).ok()?, d).ok()?;
+    Some(i64::from(date.to_julian_day() - 2_440_588))
+}
+
 /// The UTC day (`YYYY-MM-DD`) of a timestamp.
 pub fn utc_day(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
@@ -371,6 +474,10 @@ pub struct MetricsDay {
     pub fid: Option<f64>,
     pub ttfb: Option<f64>,
     pub inp: Option<f64>,
+    /// Per metric of [`METRICS`], how many values the average is of (what charts weigh a
+    /// day by when they sum days into weeks or months); not part of 1.x's JSON.
+    #[serde(skip)]
+    pub n: [u64; 5],
 }
 
 /// p50/p75/p95 of one metric (lower nearest rank), `None` without data.
@@ -1302,6 +1409,33 @@ mod tests {
             Timeframe::Y1.range(JAN_31_2024_NOON).start_ms,
             1_704_067_200_000,
             "2024-01-01T00:00Z"
+        );
+    }
+
+    #[test]
+    fn custom_ranges_are_whole_days_and_refuse_what_makes_no_sense() {
+        let now = 1_796_601_600_000 + 10 * HOUR; // 2026-12-07 10:00 UTC
+        let r = DayRange::parse(Some("2026-11-01"), Some("2026-11-30"), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.dates(), ("2026-11-01".into(), "2026-11-30".into()));
+        assert_eq!(r.range(now).end_ms - r.range(now).start_ms + 1, 30 * DAY);
+        let today = DayRange::parse(Some("2026-12-07"), Some("2026-12-07"), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(today.range(now).end_ms, now, "today ends now");
+        assert_eq!(DayRange::parse(None, Some(" "), now), Ok(None));
+        let bad = |f, t| DayRange::parse(Some(f), Some(t), now).unwrap_err().message;
+        assert!(bad("2026-11-30", "2026-11-01").contains("after the end"));
+        assert!(bad("2026-02-30", "2026-03-01").contains("not a date"));
+        assert!(bad("2027-01-01", "2027-01-02").contains("future"));
+        assert!(bad("1970-01-01", "1970-01-02").contains("before 2000"));
+        assert!(bad("2020-01-01", "2026-01-01").contains("longer than"));
+        assert_eq!(
+            DayRange::parse(Some("2026-11-01"), None, now)
+                .unwrap_err()
+                .param,
+            "to"
         );
     }
 

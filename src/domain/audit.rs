@@ -419,6 +419,7 @@ impl LogQuery {
         let bad = |name: &str, problem: &str| BadParam {
             name: name.to_string(),
             problem: problem.to_string(),
+            code: "BAD_PARAMETER",
         };
         let get = |name: &str| {
             pairs

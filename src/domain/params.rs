@@ -15,6 +15,18 @@ pub const MAX_VALUE_BYTES: usize = 2048;
 pub struct BadParam {
     pub name: String,
     pub problem: String,
+    /// The JSON answer's `code`: `BAD_PARAMETER`, or `INVALID_DATE_RANGE` for a custom range.
+    pub code: &'static str,
+}
+
+impl From<super::analytics::RangeProblem> for BadParam {
+    fn from(p: super::analytics::RangeProblem) -> Self {
+        BadParam {
+            name: p.param.into(),
+            problem: p.message,
+            code: "INVALID_DATE_RANGE",
+        }
+    }
 }
 
 /// What a parameter's value must be.
@@ -90,8 +102,11 @@ const PAGEVIEW_SEGMENT: [(&str, Kind); 11] = [
 
 /// The dashboard's own filters besides the page-view fields: the URL (prefix or path) and the
 /// event name; `format=csv` with `table` downloads one table (the drill-downs take `format=csv`
-/// for their main table).
-const DASHBOARD_OWN: [(&str, Kind); 6] = [
+/// for their main table); `from` and `to` pick a custom range of days (checked together by
+/// `DayRange::parse`).
+const DASHBOARD_OWN: [(&str, Kind); 8] = [
+    ("from", Kind::Text),
+    ("to", Kind::Text),
     ("urlPrefix", Kind::Text),
     ("entryPage", Kind::Text),
     ("exitPage", Kind::Text),
@@ -184,6 +199,7 @@ impl View {
             let bad = |problem: String| BadParam {
                 name: name.chars().take(64).collect(),
                 problem,
+                code: "BAD_PARAMETER",
             };
             let Some(kind) = self.kind_of(name) else {
                 return Err(bad("not a parameter of this view".into()));

@@ -63,14 +63,19 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/js/diagnostics.js"),
     ),
     (
-        "vendor/uplot/uPlot.iife.min.js",
+        "js/charts.js",
         "application/javascript; charset=utf-8",
-        include_str!("../../static/vendor/uplot/uPlot.iife.min.js"),
+        include_str!("../../static/js/charts.js"),
     ),
     (
-        "vendor/uplot/uPlot.min.css",
-        "text/css; charset=utf-8",
-        include_str!("../../static/vendor/uplot/uPlot.min.css"),
+        "js/theme.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/js/theme.js"),
+    ),
+    (
+        "js/format.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../static/js/format.js"),
     ),
     (
         "favicon.svg",

@@ -32,6 +32,10 @@ pub struct ErrorsView {
     pub avg_per_day: f64,
     #[serde(skip)]
     pub filters: ErrorFilters,
+    /// The chart's series, bucketed by the length of the range (minutes to months), the
+    /// partial buckets marked; the day list stays as in 1.x.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
 /// Errors of a project for a timeframe ending now.
@@ -52,7 +56,17 @@ pub async fn errors(
             )
         })
         .await?;
+    let series = crate::services::charts::count_series(
+        &*stores.stats,
+        project,
+        timeframe.range(now_ms()),
+        "errors",
+        crate::analytics::series::SeriesSource::Errors(&filters),
+        &report.errors_by_day,
+    )
+    .await?;
     Ok(ErrorsView {
+        series: Some(series),
         timeframe,
         avg_per_day: report.total_errors as f64 / timeframe.nominal_days(now_ms()),
         total_errors: report.total_errors,
@@ -73,6 +87,10 @@ pub struct ErrorDetailView {
     pub detail: ErrorDetail,
     /// The newest occurrence (message, type, stack, location, context), `null` without any.
     pub details: Option<crate::domain::analytics::ErrorOccurrence>,
+    /// The chart's series, bucketed by the length of the range (minutes to months), the
+    /// partial buckets marked; the day list stays as in 1.x.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
 /// One error fingerprint for a timeframe ending now, with its true occurrence count.
@@ -96,7 +114,17 @@ pub async fn error_detail(
             )
         })
         .await?;
+    let series = crate::services::charts::count_series(
+        &*stores.stats,
+        project,
+        timeframe.range(now_ms()),
+        "errors",
+        crate::analytics::series::SeriesSource::ErrorGroup(fingerprint),
+        &detail.errors_by_day,
+    )
+    .await?;
     Ok(ErrorDetailView {
+        series: Some(series),
         timeframe,
         details: detail.latest().cloned(),
         detail,
@@ -171,6 +199,10 @@ pub struct PerformanceView {
     /// without measurements.
     pub data_quality: Option<f64>,
     pub performance_score: PerformanceScore,
+    /// The chart's series, bucketed by the length of the range (minutes to months), the
+    /// partial buckets marked; the day list stays as in 1.x.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
 impl PerformanceView {
@@ -202,6 +234,15 @@ pub async fn performance(
             },
         )
         .await?;
+    let series = crate::services::charts::vitals_series(
+        &*stores.stats,
+        project,
+        timeframe.range(now_ms()),
+        crate::analytics::series::SeriesSource::Performance(&filters),
+        &report.figures.metrics_by_day,
+        &[("lcp", 0), ("cls", 1), ("fid", 2), ("ttfb", 3), ("inp", 4)],
+    )
+    .await?;
     let figures = &report.figures;
     let mut percentiles = BTreeMap::new();
     let mut metrics = Vec::new();
@@ -237,6 +278,7 @@ pub async fn performance(
         data_quality: (total > 0)
             .then(|| (1000.0 * report.complete_measurements as f64 / total as f64).round() / 10.0),
         metrics_by_day: report.figures.metrics_by_day,
+        series: Some(series),
     })
 }
 

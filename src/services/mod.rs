@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod ai_analysis;
 pub mod audit;
+pub mod charts;
 pub mod dashboard;
 pub mod demo;
 pub mod diagnostics;

@@ -33,11 +33,11 @@ pub async fn visitors_now(stores: &Stores, project: DocId, now: i64) -> StoreRes
         start_ms: now - WINDOW_MS + 1,
         end_ms: now,
     };
-    let (summary, _) = stores
+    let figures = stores
         .stats
-        .pageview_figures(project, range, &PageViewFilters::default(), 0, 0)
+        .pageview_figures(project, range, None, &PageViewFilters::default(), 0, 0)
         .await?;
-    Ok(summary.unique_visitors)
+    Ok(figures.summary.unique_visitors)
 }
 
 /// The newest page views and events of the last [`FEED_SEED_MS`], newest first, at most
@@ -105,11 +105,11 @@ pub async fn visitors_today(
     let count = |range: TimeRange| {
         let none = &none;
         async move {
-            let (summary, _) = stores
+            let figures = stores
                 .stats
-                .pageview_figures(project, range, none, 0, 0)
+                .pageview_figures(project, range, None, none, 0, 0)
                 .await?;
-            StoreResult::Ok(summary.unique_visitors)
+            StoreResult::Ok(figures.summary.unique_visitors)
         }
     };
     let current_hour = now - now.rem_euclid(HOUR_MS);

@@ -88,6 +88,10 @@ pub struct PageViewsView {
     pub timeframe: Timeframe,
     #[serde(flatten)]
     pub report: PageViewsReport,
+    /// The chart's series, bucketed by the length of the range (minutes to months), the
+    /// partial buckets marked; the day list stays as in 1.x.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
 impl PageViewsView {
@@ -155,7 +159,21 @@ pub async fn pageviews(
             },
         )
         .await?;
-    Ok(PageViewsView { timeframe, report })
+    let range = timeframe.range(now_ms());
+    let series = crate::services::charts::count_series(
+        &*stores.stats,
+        project,
+        range,
+        "views",
+        crate::analytics::series::SeriesSource::Pageviews(&query.filters),
+        &report.views_by_day,
+    )
+    .await?;
+    Ok(PageViewsView {
+        timeframe,
+        report,
+        series: Some(series),
+    })
 }
 
 /// What the events pages were asked for.
@@ -210,6 +228,10 @@ pub struct EventsView {
     /// Events whose duration is beyond the plausible bound, left out of `timed_events`.
     #[serde(default)]
     pub implausible_durations: u64,
+    /// The chart's series, bucketed by the length of the range (minutes to months), the
+    /// partial buckets marked; the day list stays as in 1.x.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
 /// The live JSON the events page polls.
@@ -246,7 +268,20 @@ pub async fn events(
             },
         )
         .await?;
+    let series = crate::services::charts::count_series(
+        &*stores.stats,
+        project,
+        timeframe.range(now_ms()),
+        "events",
+        crate::analytics::series::SeriesSource::Events {
+            name: query.filters.event_name.as_deref(),
+            segment: &query.filters.segment,
+        },
+        &report.events_by_day,
+    )
+    .await?;
     Ok(EventsView {
+        series: Some(series),
         timeframe,
         event_name: query.filters.event_name.clone().unwrap_or_default(),
         total_events: report.total_events,
@@ -290,6 +325,10 @@ pub struct EventDetailView {
     pub property_schema: Vec<PropertyKey>,
     pub events_by_day: Vec<DayCount>,
     pub duration_summary: DurationSummary,
+    /// The chart's series, bucketed by the length of the range (minutes to months), the
+    /// partial buckets marked; the day list stays as in 1.x.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
 /// One event name in detail (`timeframe` and the events' segment fields from the query),
@@ -316,7 +355,20 @@ pub async fn event_detail(
             },
         )
         .await?;
+    let series = crate::services::charts::count_series(
+        &*stores.stats,
+        project,
+        timeframe.range(now_ms()),
+        "events",
+        crate::analytics::series::SeriesSource::Events {
+            name: Some(event_name),
+            segment: &segment,
+        },
+        &detail.events_by_day,
+    )
+    .await?;
     Ok(EventDetailView {
+        series: Some(series),
         event_name: event_name.to_string(),
         timeframe,
         segment,
@@ -391,6 +443,7 @@ mod tests {
                 unique_visitors,
                 ..Default::default()
             },
+            series: None,
         };
         assert_eq!(view(8, 6).avg_views_per_visitor(), "1.33");
         assert_eq!(view(0, 0).avg_views_per_visitor(), "0.00");

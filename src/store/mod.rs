@@ -512,6 +512,18 @@ pub trait StatsReader: Send + Sync {
         range: TimeRange,
         filters: &crate::domain::analytics::PerformanceFilters,
     ) -> StoreResult<crate::domain::analytics::PerformanceReport>;
+
+    /// The figures of `range` per `unit` ms (a minute or an hour) of the documents `source`
+    /// names, under its filters: what a chart's minute and hour buckets are summed from
+    /// (`analytics::series`). One raw scan of the range, so only for short ranges (≤ 48 h).
+    /// An unknown project has no figures.
+    async fn unit_counts(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        unit: i64,
+        source: crate::analytics::series::SeriesSource<'_>,
+    ) -> StoreResult<crate::analytics::series::UnitCounts>;
 }
 
 /// Who claims a job, when, and until when the lease holds.

@@ -1,6 +1,6 @@
 // Small progressive enhancements for every server-rendered page: copy buttons, reveal buttons
 // for secrets (`data-reveal`), confirmations and selects that submit their form on change
-// (`data-autosubmit`). Loaded by base.html; no inline
+// (`data-autosubmit`; from the keyboard, on Enter). Loaded by base.html; no inline
 // handlers anywhere, so the Content-Security-Policy needs no 'unsafe-inline'.
 document.addEventListener("click", function (e) {
   var button = e.target.closest("[data-copy]");
@@ -21,9 +21,22 @@ document.addEventListener("submit", function (e) {
   var message = e.target.getAttribute("data-confirm");
   if (message && !window.confirm(message)) e.preventDefault();
 });
-document.addEventListener("change", function (e) {
-  if (e.target.matches("select[data-autosubmit]") && e.target.form) e.target.form.submit();
+// A select that submits on change submits at once when picked with the mouse (or a touch
+// screen's picker); from the keyboard, arrow keys only move the choice (Chromium fires
+// `change` on each one) and Enter submits it, so reading the options never reloads the page.
+var keyedSelect = null;
+document.addEventListener("keydown", function (e) {
+  var select = e.target;
+  if (!select.matches || !select.matches("select[data-autosubmit]")) return;
+  if (e.key === "Enter" && select.form) { e.preventDefault(); keyedSelect = null; select.form.submit(); return; }
+  if (e.key !== "Tab") keyedSelect = select;
 });
+document.addEventListener("change", function (e) {
+  if (!e.target.matches("select[data-autosubmit]") || !e.target.form) return;
+  if (keyedSelect === e.target) return;
+  e.target.form.submit();
+});
+document.addEventListener("mousedown", function () { keyedSelect = null; });
 document.addEventListener("click", function (e) {
   var button = e.target.closest("[data-reveal]");
   if (!button) return;

@@ -1,4 +1,4 @@
-// Dashboard: draws the charts (uPlot, vendored) from the embedded JSON and refreshes everything
+// Dashboard: draws the charts (static/js/charts.js, SVG) from the embedded JSON's `charts` and refreshes everything
 // from `dashboard/data` (with the page's own query: timeframe and filters) every 30 s;
 // auto-refresh turns itself off after 3 failures in a row. Tables: rows are links that add a
 // filter (rendered by the server; redrawn here the same way on refresh), "Show all" expands,
@@ -15,30 +15,23 @@
   query.delete("format");
   query.delete("table");
 
-  function dayTs(d) { return Date.parse(d + "T00:00:00Z") / 1000; }
+  var CHARTS = [
+    ["chart-views", "views", [{ index: 0, label: "Page views" }], "bars", ""],
+    ["chart-events", "events", [{ index: 0, label: "Events" }], "bars", ""],
+    ["chart-errors", "errors", [{ index: 0, label: "Errors" }], "bars", ""],
+    ["chart-vitals", "vitals", [{ index: 0, label: "LCP" }, { index: 1, label: "TTFB" }], "line", "ms"]
+  ];
 
-  function draw(id, days, series) {
-    var el = document.getElementById(id);
-    var xs = days.map(function (d) { return dayTs(d.date); });
-    var cols = [xs].concat(series.map(function (s) { return days.map(function (d) { return d[s.field] == null ? null : d[s.field]; }); }));
-    var opts = {
-      width: Math.max(el.clientWidth, 240), height: 180,
-      series: [{}].concat(series.map(function (s) { return { label: s.label, stroke: s.color, width: 2, points: { show: true } }; })),
-      axes: [{}, { size: 50 }], legend: { show: series.length > 1 }
-    };
-    if (charts[id]) { charts[id].setData(cols); return; }
-    charts[id] = new uPlot(opts, cols, el);
-  }
+  function fmt(v) { return window.siFormat ? siFormat.number(v) : String(v); }
 
   function render(d) {
-    draw("chart-views", d.pageViews.viewsByDay, [{ field: "count", label: "Views", color: "#3559e0" }]);
-    draw("chart-events", d.events.eventsByDay, [{ field: "count", label: "Events", color: "#0f9d58" }]);
-    draw("chart-errors", d.errors.errorsByDay, [{ field: "count", label: "Errors", color: "#c53030" }]);
-    draw("chart-vitals", d.performance.metricsByDay, [
-      { field: "lcp", label: "LCP", color: "#7c3aed" }, { field: "ttfb", label: "TTFB", color: "#d97706" }]);
+    CHARTS.forEach(function (c) {
+      var el = document.getElementById(c[0]);
+      if (el && d.charts && window.siCharts) siCharts.draw(el, { series: d.charts[c[1]], lines: c[2], kind: c[3], unit: c[4] });
+    });
     document.querySelectorAll("[data-field]").forEach(function (el) {
       var v = el.getAttribute("data-field").split(".").reduce(function (o, k) { return o == null ? o : o[k]; }, d);
-      el.textContent = v == null ? "—" : v;
+      el.textContent = v == null ? "—" : typeof v === "number" ? fmt(v) : v;
     });
     // Visit figures are ratios: written as the server writes them.
     document.querySelectorAll("[data-format]").forEach(function (el) {
@@ -81,9 +74,9 @@
     else if (now === before) { arrow = "→"; text = "no change from the previous period"; }
     else {
       var up = now > before, word = up ? "up" : "down", diff = Math.abs(now - before);
-      if (points) text = word + " " + diff + " points from " + before + " in the previous period";
+      if (points) text = word + " " + fmt(diff) + " points from " + fmt(before) + " in the previous period";
       else if (before === 0) text = word + " from 0 in the previous period";
-      else text = word + " " + Math.round(diff * 100 / before) + "% from " + before + " in the previous period";
+      else text = word + " " + fmt(Math.round(diff * 100 / before)) + "% from " + fmt(before) + " in the previous period";
       arrow = up ? "▲" : "▼";
       cls = (up ? "up " : "down ") + (up !== upIsBad ? "good" : "bad");
     }
@@ -122,10 +115,15 @@
         label.appendChild(a);
       } else { label.className = "muted"; label.textContent = r.value; }
       tr.appendChild(label);
-      [r.count, rows ? share(r.count, total) : ""].forEach(function (c) { var td = document.createElement("td"); td.textContent = c; tr.appendChild(td); });
+      [r.count, rows ? share(r.count, total) : ""].forEach(function (c, j) {
+        var td = document.createElement("td");
+        td.textContent = j === 0 && c !== "" ? fmt(c) : c;
+        tr.appendChild(td);
+      });
       if (i >= 5) { tr.className = "extra"; tr.hidden = !expanded; }
       body.appendChild(tr);
     });
+    if (window.siFormat) siFormat.apply(card);
   }
 
   // "Show all N" / "Show fewer".
@@ -144,6 +142,27 @@
   var form = document.getElementById("filter-form");
   if (form) form.addEventListener("submit", function () {
     form.querySelectorAll("input[name]").forEach(function (input) { if (!input.value.trim()) input.disabled = true; });
+  });
+
+  // The custom range: both dates, the start not after the end, nothing in the future; said on
+  // the page before anything is sent (the server checks the same and answers 400 otherwise).
+  var rangeForm = document.getElementById("range-form");
+  if (rangeForm) rangeForm.addEventListener("submit", function (e) {
+    var from = rangeForm.elements.from, to = rangeForm.elements.to, error = document.getElementById("range-error");
+    var problem = null, field = null;
+    if (!from.value) { problem = "Choose a start date."; field = from; }
+    else if (!to.value) { problem = "Choose an end date."; field = to; }
+    else if (from.value > to.value) { problem = "The start date is after the end date."; field = from; }
+    else if (from.max && from.value > from.max) { problem = "The range starts in the future."; field = from; }
+    else if (from.min && from.value < from.min) { problem = "The range starts before 2000."; field = from; }
+    [from, to].forEach(function (f) { f.removeAttribute("aria-invalid"); });
+    if (!problem) { error.hidden = true; return; }
+    e.preventDefault();
+    error.textContent = problem;
+    error.hidden = false;
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-describedby", "range-error");
+    field.focus();
   });
 
   function refresh() {

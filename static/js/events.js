@@ -1,16 +1,11 @@
-// Events pages: draws the per-day chart (uPlot, vendored) from the embedded JSON; on the events
+// Events pages: draws the events chart (static/js/charts.js, SVG) from the embedded series; on the events
 // list, refreshes top events and recent occurrences from `live.json` every 30 s (and on demand),
 // showing what happened in a status line. Everything from the server is inserted as text.
 (function () {
   "use strict";
-  var days = JSON.parse(document.getElementById("events-by-day").textContent) || [];
+  var series = JSON.parse(document.getElementById("events-by-day").textContent);
   var el = document.getElementById("chart-events");
-  new uPlot({
-    width: Math.max(el.clientWidth, 240), height: 200,
-    series: [{}, { label: "Events", stroke: "#0f9d58", width: 2, points: { show: true } }],
-    axes: [{}, { size: 50 }], legend: { show: false }
-  }, [days.map(function (d) { return Date.parse(d.date + "T00:00:00Z") / 1000; }),
-      days.map(function (d) { return d.count; })], el);
+  if (el && series && window.siCharts) siCharts.draw(el, { series: series, lines: [{ index: 0, label: "Events" }] });
 
   var live = document.getElementById("live");
   if (!live) return;
@@ -26,6 +21,18 @@
     td.textContent = text == null ? "" : String(text);
     tr.appendChild(td);
     return td;
+  }
+
+  // A timestamp as <time>, local and relative (static/js/format.js).
+  function timeCell(tr, iso) {
+    var td = document.createElement("td");
+    var t = document.createElement("time");
+    t.setAttribute("datetime", iso || "");
+    t.textContent = iso || "";
+    var d = iso && window.siFormat ? siFormat.date(iso) : null;
+    if (d) { t.textContent = d.text; t.title = d.title; }
+    td.appendChild(t);
+    tr.appendChild(td);
   }
 
   function linkCell(tr, name) {
@@ -56,11 +63,11 @@
   function render(data) {
     fill("top-events", data.topEvents || [], 3, "No events in this timeframe.", function (tr, e) {
       linkCell(tr, e.eventName);
-      cell(tr, e.count);
-      cell(tr, e.mostRecentTimestamp);
+      cell(tr, window.siFormat ? siFormat.number(e.count) : e.count, "num");
+      timeCell(tr, e.mostRecentTimestamp);
     });
     fill("recent", data.recentOccurrences || [], 5, "No occurrences on this page.", function (tr, o) {
-      cell(tr, o.timestamp);
+      timeCell(tr, o.timestamp);
       linkCell(tr, o.eventName);
       cell(tr, o.sessionId, "mono break");
       cell(tr, ms(o.durationMs));

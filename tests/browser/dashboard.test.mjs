@@ -4,7 +4,7 @@
 // seeds the data and passes SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT and the expected figures.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useBrowser } from './lib.mjs';
+import { chartDrawn, useBrowser } from './lib.mjs';
 
 const { SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT, SI_VIEWS, SI_EVENTS, SI_ERRORS } = process.env;
 assert.ok(SI_URL && SI_EMAIL && SI_PROJECT, 'set by tests/e2e/browser_accounts.rs');
@@ -35,16 +35,13 @@ test('the dashboard shows the seeded totals and draws its charts', async () => {
   assert.match(await page.textContent('[data-delta="views"]'), /up from 0 in the previous period/);
   assert.match(await page.textContent('[data-delta="score"]'), /nothing to compare/);
 
-  // uPlot draws on a canvas: it must exist, have a size, and have non-transparent pixels.
+  // The charts are SVG (static/js/charts.js): each has a size and marks, and a 7-day range
+  // is drawn in days.
   for (const id of ['chart-views', 'chart-events', 'chart-errors', 'chart-vitals']) {
-    const painted = await page.$eval(`#${id} canvas`, (c) => {
-      const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      let n = 0;
-      for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
-      return { w: c.width, h: c.height, painted: n };
-    });
-    assert.ok(painted.w > 100 && painted.h > 100, `${id} has a size: ${JSON.stringify(painted)}`);
-    assert.ok(painted.painted > 500, `${id} is drawn: ${JSON.stringify(painted)}`);
+    const c = await chartDrawn(page, id);
+    assert.ok(c.w > 100 && c.h > 100, `${id} has a size: ${JSON.stringify(c)}`);
+    assert.ok(c.marks > 0, `${id} is drawn: ${JSON.stringify(c)}`);
+    assert.match(c.label, / per day, /, `${id} is in days`);
   }
   assert.deepEqual(failedRequests, [], 'no asset or data request failed');
 

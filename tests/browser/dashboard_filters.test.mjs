@@ -21,11 +21,11 @@ test('a row click filters the whole dashboard; chips, back button, form and link
   const dashboard = `${SI_URL}/projects/${SI_PROJECT}/dashboard?timeframe=24h`;
   await page.goto(dashboard);
   assert.equal(await views(page), '10');
-  assert.deepEqual(await cells(page, 'country'), ['DE', 'FR']);
+  assert.deepEqual(await cells(page, 'country'), ['🇩🇪 Germany', '🇫🇷 France'], 'countries by name and flag');
   assert.match(await page.textContent('#bd-country tbody tr'), /60\.0%/, 'share of page views');
 
   // Click "DE": the URL, the figures, the other tables and a removable chip follow.
-  await Promise.all([page.waitForURL(/country=DE/), page.click('#bd-country a:text-is("DE")')]);
+  await Promise.all([page.waitForURL(/country=DE/), page.click('#bd-country a:text-is("🇩🇪 Germany")')]);
   assert.equal(await views(page), '6');
   assert.deepEqual(await cells(page, 'browser'), ['Firefox']);
   assert.deepEqual(await cells(page, 'referrer'), ['news.example']);
@@ -120,7 +120,7 @@ test('a public link filters the same way and keeps its prefix', async () => {
   page.setDefaultTimeout(15_000);
   await page.goto(`${SI_URL}${SI_PUBLIC_BASE}/dashboard?timeframe=24h`);
   assert.equal(await views(page), '10');
-  await Promise.all([page.waitForURL(/country=FR/), page.click('#bd-country a:text-is("FR")')]);
+  await Promise.all([page.waitForURL(/country=FR/), page.click('#bd-country a:text-is("🇫🇷 France")')]);
   assert.ok(page.url().startsWith(`${SI_URL}${SI_PUBLIC_BASE}/dashboard?`), page.url());
   assert.equal(await views(page), '4');
   const remove = await page.getAttribute('#filter-chips a.chip-remove', 'href');

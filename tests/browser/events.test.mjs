@@ -5,7 +5,7 @@
 // which seeds the data and passes SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT and SI_KEY.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { logIn, useBrowser } from './lib.mjs';
+import { chartDrawn, logIn, useBrowser } from './lib.mjs';
 
 const { SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT, SI_KEY } = process.env;
 assert.ok(SI_URL && SI_EMAIL && SI_PROJECT && SI_KEY, 'set by tests/e2e/analytics_pages.rs');
@@ -32,8 +32,9 @@ test('the events page lists events and refreshes itself after new ingestion', as
   assert.match(await page.textContent('#recent tbody tr:first-child'), /\$click/);
   const detailHref = await page.getAttribute('#top-events a:text-is("$click")', 'href');
   assert.equal(detailHref, `/projects/${SI_PROJECT}/events/%24click?timeframe=24h`);
-  const painted = await page.$eval('#chart-events canvas', (c) => c.width > 100 && c.height > 100);
-  assert.ok(painted, 'the chart is drawn');
+  const chart = await chartDrawn(page, 'chart-events');
+  assert.ok(chart.w > 100 && chart.h > 100 && chart.marks > 0, `the chart is drawn: ${JSON.stringify(chart)}`);
+  assert.match(chart.label, / per hour, /, 'a 24-hour range is drawn in hours');
 
   // A new event arrives through the ingestion API…
   const r = await fetch(`${SI_URL}/v1/events`, {

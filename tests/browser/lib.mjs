@@ -1,7 +1,7 @@
 // Shared set-up of the headless-Chromium tests (Debian's Chromium driven by playwright-core,
 // run with `node --test` by the e2e suite): the launch with the flags every test uses, a
-// browser opened before a file's tests and closed after them, the login form, and the pixels a
-// chart canvas painted. Every context opened through `launchChromium` (or `useBrowser`) watches
+// browser opened before a file's tests and closed after them, the login form, and what an SVG
+// chart drew. Every context opened through `launchChromium` (or `useBrowser`) watches
 // for Content-Security-Policy violations, and any test during which a page reported one fails.
 import { after, afterEach, before } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -88,6 +88,27 @@ export function useBrowser() {
   });
   after(async () => browser?.close());
   return { newContext: (options) => browser.newContext(options) };
+}
+
+/**
+ * What an SVG chart (static/js/charts.js) in `#id` drew: its size, its marks (bars and dots
+ * of the series), the partial ones, its bucket count (the table's rows) and its legend text.
+ */
+export async function chartDrawn(page, id) {
+  await page.waitForSelector(`#${id} svg.chart-svg`);
+  return page.$eval(`#${id}`, (el) => {
+    const svg = el.querySelector('svg.chart-svg');
+    const box = svg.getBoundingClientRect();
+    return {
+      w: box.width,
+      h: box.height,
+      marks: svg.querySelectorAll('rect.series, circle.dot').length,
+      partial: svg.querySelectorAll('.partial').length,
+      rows: el.querySelectorAll('.chart-table tbody tr').length,
+      legend: el.querySelector('.chart-legend')?.textContent || '',
+      label: svg.getAttribute('aria-label'),
+    };
+  });
 }
 
 /** Signs in through the login form and waits for the projects list. */

@@ -1,25 +1,16 @@
 // The performance page in a real browser (Debian's Chromium, headless, playwright-core): log in,
 // open a project's performance page over seeded web vitals, check the score badge and the
-// per-metric status, and that every trend chart is drawn with its threshold lines. Run by
+// per-metric status, and that every trend chart is drawn (SVG) with its threshold lines. Run by
 // tests/e2e/diagnostics_pages.rs, which seeds the data and passes SI_URL, SI_EMAIL, SI_PASSWORD,
 // SI_PROJECT and the expected SI_SCORE.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { logIn, useBrowser } from './lib.mjs';
+import { chartDrawn, logIn, useBrowser } from './lib.mjs';
 
 const { SI_URL, SI_EMAIL, SI_PASSWORD, SI_PROJECT, SI_SCORE } = process.env;
 assert.ok(SI_URL && SI_EMAIL && SI_PROJECT && SI_SCORE, 'set by tests/e2e/diagnostics_pages.rs');
 
 const browser = useBrowser();
-
-async function painted(page, id) {
-  return page.$eval(`#${id} canvas`, (c) => {
-    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let n = 0;
-    for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
-    return { w: c.width, h: c.height, painted: n };
-  });
-}
 
 test('the performance page shows the score and draws its trend charts', async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -40,23 +31,23 @@ test('the performance page shows the score and draws its trend charts', async ()
   assert.equal((await page.textContent('#data-quality')).trim(), '100%');
   assert.match(await page.textContent('#thresholds'), /2500ms/);
 
-  await page.waitForFunction(() => window.siDiagnostics && window.siDiagnostics.charts() === 4).catch((e) => { throw new Error(e.message + ' ' + JSON.stringify(failures)); });
+  await page.waitForFunction(() => window.siDiagnostics && window.siDiagnostics.charts() === 5).catch((e) => { throw new Error(e.message + ' ' + JSON.stringify(failures)); });
   for (const id of ['chart-lcp', 'chart-cls', 'chart-fid', 'chart-ttfb']) {
-    const p = await painted(page, id);
+    const p = await chartDrawn(page, id);
     assert.ok(p.w > 100 && p.h > 100, `${id} has a size: ${JSON.stringify(p)}`);
-    assert.ok(p.painted > 500, `${id} is drawn: ${JSON.stringify(p)}`);
+    assert.ok(p.marks > 0, `${id} is drawn: ${JSON.stringify(p)}`);
   }
   // The LCP chart's legend names the value and both threshold lines.
-  const legend = await page.textContent('#chart-lcp .u-legend');
+  const legend = await page.textContent('#chart-lcp .chart-legend');
   assert.match(legend, /LCP/);
-  assert.match(legend, /Good ≤ 2500/);
-  assert.match(legend, /Poor > 4000/);
+  assert.match(legend, /Good ≤ 2,500 ms/);
+  assert.match(legend, /Poor > 4,000 ms/);
   // INP was not measured: its box says so instead of drawing an empty chart.
   assert.match(await page.textContent('#chart-inp'), /No data in this timeframe/);
 
   // On a phone the charts shrink with their boxes and nothing overflows the page.
   await page.setViewportSize({ width: 375, height: 800 });
-  await page.waitForFunction(() => document.querySelector('#chart-lcp canvas').getBoundingClientRect().width <= 375);
+  await page.waitForFunction(() => document.querySelector('#chart-lcp svg').getBoundingClientRect().width <= 375);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling on a phone (overflow ${overflow}px)`);
   assert.deepEqual(failures, [], 'no asset request or script failed');

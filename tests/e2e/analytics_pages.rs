@@ -43,9 +43,13 @@ async fn page_views_answer_html_or_json_with_device_prefix_and_segment_filters()
             "totalViews",
             "uniqueVisitors",
             "topPages",
-            "viewsByDay"
+            "viewsByDay",
+            "series"
         ])
     );
+    // The chart's series beside 1.x's day list: a day of hours, every view counted.
+    assert_eq!(all["series"]["bucket"], "hour");
+    assert_eq!(all["series"]["points"].as_array().unwrap().len(), 25);
     assert_eq!(all["timeframe"], "24h");
     assert_eq!(all["totalViews"], 6);
     assert_eq!(all["uniqueVisitors"], 5, "c1..c4 and one for no clientId");
@@ -225,7 +229,8 @@ async fn events_answer_html_or_json_with_filters_paging_live_and_detail() {
             "recentPagination",
             "eventsByDay",
             "timedEvents",
-            "implausibleDurations"
+            "implausibleDurations",
+            "series"
         ])
     );
     assert_eq!(all["implausibleDurations"], 0);
@@ -336,7 +341,8 @@ async fn events_answer_html_or_json_with_filters_paging_live_and_detail() {
                 "occurrences",
                 "propertySchema",
                 "eventsByDay",
-                "durationSummary"
+                "durationSummary",
+                "series"
             ])
         );
         assert_eq!(detail["eventName"], "$click");

@@ -44,11 +44,12 @@ async fn errors_list_negotiates_json_and_html_filters_and_escapes_messages() {
         [
             "errorsByDay",
             "groupedErrors",
+            "series",
             "timeframe",
             "totalErrors",
             "uniqueFingerprints"
         ],
-        "SuperInsights 1.x's JSON shape"
+        "SuperInsights 1.x's JSON shape, and the chart's series"
     );
     assert_eq!(list["timeframe"], "24h");
     assert_eq!(

@@ -12,9 +12,10 @@ use super::{
 };
 use crate::{
     domain::{
-        analytics::{BreakdownRow, Timeframe},
+        analytics::{BreakdownRow, DayRange, Timeframe, utc_day},
         csv,
         params::View,
+        timestamp::now_ms,
     },
     error::AppError,
     services::dashboard::{Dashboard, DashboardFilters, FILTER_PARAMS},
@@ -93,7 +94,9 @@ async fn dashboard_of(
 ) -> Result<(Timeframe, DashboardFilters, Dashboard), AppError> {
     checked(View::Dashboard, query)?;
     let timeframe = timeframe_of(query);
-    let filters = DashboardFilters::parse(query);
+    let mut filters = DashboardFilters::parse(query);
+    filters.range = DayRange::parse(param(query, "from"), param(query, "to"), now_ms())
+        .map_err(crate::domain::params::BadParam::from)?;
     let data = state
         .dashboards
         .dashboard_filtered(&state.stores, access.project.id, timeframe, &filters)
@@ -424,6 +427,10 @@ struct DashboardPage {
     kpis: Vec<KpiView>,
     /// What the figures are compared with ("7 days": the previous 7 days).
     period: &'static str,
+    /// The custom range's `from` and `to` (empty without one).
+    range: (String, String),
+    /// Today (UTC), the date pickers' latest day.
+    today: String,
     tables: Vec<TableView>,
     fields: Vec<FilterField>,
     /// Filters are set that errors and web vitals do not carry.
@@ -471,11 +478,20 @@ fn link(
     value: Option<&str>,
 ) -> String {
     let mut pairs: Vec<(&str, String)> = vec![("timeframe", timeframe.as_str().to_string())];
+    pairs.extend(range_params(filters));
     pairs.extend(filters.to_params().into_iter().filter(|(k, _)| *k != name));
     if let Some(v) = value {
         pairs.push((name, v.to_string()));
     }
     format!("{base}/dashboard{}", query_string(&pairs))
+}
+
+/// `from` and `to` of a custom range (none without one).
+fn range_params(filters: &DashboardFilters) -> Vec<(&'static str, String)> {
+    match filters.range.map(DayRange::dates) {
+        Some((from, to)) => vec![("from", from), ("to", to)],
+        None => Vec::new(),
+    }
 }
 
 /// The dashboard page: KPIs, charts, filterable tables; refreshes itself.
@@ -520,6 +536,7 @@ async fn show_dashboard(
                 .collect();
             let mut csv_pairs: Vec<(&str, String)> =
                 vec![("timeframe", timeframe.as_str().to_string())];
+            csv_pairs.extend(range_params(&filters));
             csv_pairs.extend(set.iter().cloned());
             csv_pairs.push(("format", "csv".into()));
             csv_pairs.push(("table", name.into()));
@@ -568,9 +585,19 @@ async fn show_dashboard(
             .performance_score
             .badge_class(data.performance.total_measurements),
         chips,
-        clear_href: format!("{base}/dashboard?timeframe={}", timeframe.as_str()),
+        clear_href: {
+            let mut pairs = vec![("timeframe", timeframe.as_str().to_string())];
+            pairs.extend(range_params(&filters));
+            format!("{base}/dashboard{}", query_string(&pairs))
+        },
         kpis: kpis(&data),
-        period: period_of(timeframe),
+        period: if filters.range.is_some() {
+            "period of equal length"
+        } else {
+            period_of(timeframe)
+        },
+        range: filters.range.map(DayRange::dates).unwrap_or_default(),
+        today: utc_day(now_ms()),
         tables,
         fields,
         partly_filtered: !filters.is_empty(),

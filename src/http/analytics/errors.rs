@@ -98,8 +98,7 @@ async fn list_errors(
         return Ok(json);
     }
     let charts = json!([{
-        "id": "chart-errors", "label": "Errors", "color": "#c53030",
-        "days": view.errors_by_day.iter().map(|d| json!({"date": d.date, "value": d.count})).collect::<Vec<_>>(),
+        "id": "chart-errors", "label": "Errors", "index": 0, "series": view.series,
     }]);
     let page = ErrorsPage {
         ctx: access.page("errors", timeframe),
@@ -148,8 +147,7 @@ async fn show_error(
         return Ok(json);
     }
     let charts = json!([{
-        "id": "chart-error-days", "label": "Occurrences", "color": "#c53030",
-        "days": view.detail.errors_by_day.iter().map(|d| json!({"date": d.date, "value": d.count})).collect::<Vec<_>>(),
+        "id": "chart-error-days", "label": "Occurrences", "index": 0, "series": view.series,
     }]);
     let page = ErrorDetailPage {
         ctx: access.page("errors", timeframe),

@@ -229,7 +229,7 @@ async fn list_events(
         live_url: format!("{base}/events/live.json{}", query_string(&live_pairs)),
         csv_href: csv_href(&base, "events", &pairs),
         detail_query: detail_query.clone(),
-        data_json: script_json(&view.events_by_day),
+        data_json: script_json(&view.series),
         view,
     };
     Ok(page.into_response())
@@ -363,7 +363,7 @@ async fn show_event(
         max: ms(summary.max_ms),
         summary,
         list_href: format!("{}/events{}", access.base, query_string(&list_pairs)),
-        data_json: script_json(&view.events_by_day),
+        data_json: script_json(&view.series),
         view,
     };
     Ok(page.into_response())

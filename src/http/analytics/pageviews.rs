@@ -118,7 +118,7 @@ async fn show_pageviews(
     let mut ctx = access.page("pageviews", query.timeframe);
     ctx.carried = DashboardFilters {
         pageviews: query.filters.clone(),
-        event_name: None,
+        ..Default::default()
     };
     let page = PageViewsPage {
         ctx,

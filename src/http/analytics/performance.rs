@@ -45,17 +45,6 @@ struct PerformancePage {
 }
 page_context!(PerformancePage);
 
-/// Colours of the trend lines, per metric.
-fn color_of(metric: &str) -> &'static str {
-    match metric {
-        "lcp" => "#7c3aed",
-        "cls" => "#0f766e",
-        "fid" => "#3559e0",
-        "ttfb" => "#d97706",
-        _ => "#be185d",
-    }
-}
-
 /// `GET {base}/performance`.
 async fn show_performance(
     State(state): State<AppState>,
@@ -91,27 +80,12 @@ async fn show_performance(
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
     }
-    let charts: Vec<_> = view
-        .metrics
-        .iter()
-        .map(|m| {
-            let days: Vec<_> = view
-                .metrics_by_day
-                .iter()
-                .map(|d| {
-                    let value = match m.metric {
-                        "lcp" => d.lcp,
-                        "cls" => d.cls,
-                        "fid" => d.fid,
-                        "ttfb" => d.ttfb,
-                        _ => d.inp,
-                    };
-                    json!({"date": d.date, "value": value})
-                })
-                .collect();
+    let charts: Vec<_> = (view.metrics.iter().enumerate())
+        .map(|(i, m)| {
             json!({
                 "id": format!("chart-{}", m.metric), "label": m.metric.to_uppercase(),
-                "color": color_of(m.metric), "days": days, "good": m.good, "poor": m.poor,
+                "index": i, "series": view.series, "good": m.good, "poor": m.poor,
+                "unit": m.unit, "kind": "line",
             })
         })
         .collect();

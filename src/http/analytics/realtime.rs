@@ -54,6 +54,7 @@ fn no_params(query: &[(String, String)]) -> Result<(), AppError> {
         Some((name, _)) => Err(BadParam {
             name: name.chars().take(64).collect(),
             problem: "not a parameter of this view".into(),
+            code: "BAD_PARAMETER",
         }
         .into()),
         None => Ok(()),

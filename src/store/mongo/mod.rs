@@ -1008,6 +1008,16 @@ impl StatsReader for MongoStore {
     ) -> StoreResult<crate::domain::analytics::PerformanceReport> {
         self.report_performance(project_id, range, filters).await
     }
+
+    async fn unit_counts(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        unit: i64,
+        source: crate::analytics::series::SeriesSource<'_>,
+    ) -> StoreResult<crate::analytics::series::UnitCounts> {
+        crate::analytics::engine::fine_counts(self, project_id, range, unit, source).await
+    }
 }
 
 #[async_trait]

@@ -1114,6 +1114,22 @@ impl StatsReader for SqliteStore {
     ) -> StoreResult<crate::domain::analytics::PerformanceReport> {
         self.report_performance(project_id, range, filters).await
     }
+
+    async fn unit_counts(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        unit: i64,
+        source: crate::analytics::series::SeriesSource<'_>,
+    ) -> StoreResult<crate::analytics::series::UnitCounts> {
+        match self.pk_for_stats(project_id).await? {
+            Some(pk) => crate::analytics::engine::fine_counts(self, pk, range, unit, source).await,
+            None => Ok(crate::analytics::series::UnitCounts {
+                unit,
+                ..Default::default()
+            }),
+        }
+    }
 }
 
 #[async_trait]

@@ -350,6 +350,7 @@ impl SqliteStore {
                     fid: r.try_get("fid").map_err(map_err)?,
                     ttfb: r.try_get("ttfb").map_err(map_err)?,
                     inp: r.try_get("inp").map_err(map_err)?,
+                    n: [0; 5],
                 })
             })
             .collect::<StoreResult<_>>()?;
