@@ -6,6 +6,7 @@
 //! No HTTP types here. (The drill-downs in `services::reports` are not these reports.)
 
 use crate::config::ReportsConfig;
+use crate::domain::audit::codes;
 use crate::domain::{ids::DocId, timestamp::now_ms};
 use crate::reports::{
     CsvMode, FilterTemplate, Report, ReportFormat, ReportStatus, Stage,
@@ -17,6 +18,7 @@ use crate::reports::{
     request::{self, Period, Rejected},
 };
 use crate::runtime::jobs::{JobError, JobHandler, JobQueue, NewJob, Progress, kinds};
+use crate::services::audit;
 use crate::store::{Job, JobState, Project, StoreError, Stores, User};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -174,6 +176,17 @@ impl ReportJobs {
             let _ = self.stores.reports.save_report(&report).await;
             return Err(e.into());
         }
+        audit::action(codes::REPORT_GENERATED)
+            .project(report.project_id)
+            .org(report.org_id)
+            .by(user)
+            .note(format!(
+                "{} {}",
+                report.data_type.as_str(),
+                report.format.as_str()
+            ))
+            .record(&self.stores)
+            .await;
         Ok(Generated::Created(report))
     }
 
@@ -222,6 +235,7 @@ impl ReportJobs {
         if let Some(m) = message {
             report.fail(&m, now);
             self.stores.reports.save_report(&report).await?;
+            self.record_failure(&report, &m).await;
         }
         Ok(report)
     }
@@ -256,10 +270,22 @@ impl ReportJobs {
     /// Soft-deletes the project's report; `false` when there is none. The file goes with the
     /// next sweep.
     pub async fn delete(&self, project_id: DocId, id: &str) -> Result<bool, StoreError> {
-        match self.report(project_id, id).await? {
-            Some(r) => self.stores.reports.soft_delete_report(r.id, now_ms()).await,
-            None => Ok(false),
+        let Some(r) = self.report(project_id, id).await? else {
+            return Ok(false);
+        };
+        let deleted = self
+            .stores
+            .reports
+            .soft_delete_report(r.id, now_ms())
+            .await?;
+        if deleted {
+            audit::action(codes::REPORT_DELETED)
+                .project(r.project_id)
+                .org(r.org_id)
+                .record(&self.stores)
+                .await;
         }
+        Ok(deleted)
     }
 
     /// Opens a completed report's file and counts the download; `None` when the file is gone.
@@ -274,6 +300,11 @@ impl ReportJobs {
             .map_err(|e| StoreError::unavailable_with("report file store", e))?;
         if file.is_some() {
             self.stores.reports.count_download(report.id).await?;
+            audit::action(codes::REPORT_DOWNLOADED)
+                .project(report.project_id)
+                .org(report.org_id)
+                .record(&self.stores)
+                .await;
         }
         Ok(file)
     }
@@ -413,6 +444,7 @@ impl ReportJobs {
         if let JobError::Permanent(m) = &error {
             report.fail(m, now_ms());
             self.stores.reports.save_report(&report).await?;
+            self.record_failure(&report, m).await;
         } else if let JobError::Retry(m) = &error
             && last_attempt
         {
@@ -422,8 +454,19 @@ impl ReportJobs {
             );
             report.fail(&m, now_ms());
             let _ = self.stores.reports.save_report(&report).await;
+            self.record_failure(&report, &m).await;
         }
         Err(error)
+    }
+
+    /// The audit trail's entry for a generation that failed for good.
+    async fn record_failure(&self, report: &Report, message: &str) {
+        audit::action(codes::REPORT_GENERATION_FAILED)
+            .project(report.project_id)
+            .org(report.org_id)
+            .note(message.to_string())
+            .record(&self.stores)
+            .await;
     }
 
     /// Moves to `stage`, saves, and tells the queue. A deleted report stops the job.

@@ -1250,6 +1250,20 @@ async fn deleting_hides_the_report_and_the_sweep_removes_its_file() {
         1
     );
     assert!(!on_disk.exists());
+    // The audit trail has the generation and the deletion, on the org's log viewer.
+    let (status, logged) = get(
+        &app,
+        &who.client,
+        &format!("/org/logs?projectId={}&limit=200", who.id),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let codes: Vec<&str> = (logged["entries"].as_array().unwrap().iter())
+        .filter_map(|e| e["actionCode"].as_str())
+        .collect();
+    for code in ["REPORT_GENERATED", "REPORT_DELETED"] {
+        assert!(codes.contains(&code), "{code} in {codes:?}");
+    }
     // Deleted while queued: the job finds it deleted and writes no file.
     let queued = generate(&app, &who, custom(at, json!({"format": "json"}))).await;
     post(
