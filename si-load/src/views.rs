@@ -1015,12 +1015,16 @@ mod tests {
         let cases = cases("p1", "30d", "$click", "abc");
         let unfiltered = cases.iter().filter(|c| c.level == 0).count();
         assert_eq!(unfiltered, 15);
-        assert_eq!(cases.iter().filter(|c| c.level == 1).count(), 11);
-        assert_eq!(cases.iter().filter(|c| c.level == 2).count(), 11);
+        assert_eq!(cases.iter().filter(|c| c.level == 1).count(), 12);
+        assert_eq!(cases.iter().filter(|c| c.level == 2).count(), 12);
         let prefix: Vec<_> = cases.iter().filter(|c| c.level == 3).collect();
-        assert_eq!(prefix.len(), 2, "page views by URL prefix, HTML and JSON");
+        assert_eq!(
+            prefix.len(),
+            3,
+            "page views by URL prefix, HTML and JSON, and the dashboard's data"
+        );
         assert!(prefix.iter().all(|c| {
-            c.view == "page views"
+            (c.view == "page views" || c.request == "/dashboard/data")
                 && c.path
                     .ends_with("urlPrefix=https%3A%2F%2Fdemo.example%2Fpage%2F1")
         }));
