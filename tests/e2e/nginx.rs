@@ -64,7 +64,19 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// A fast shutdown (SIGTERM) lets the master stop its workers; SIGKILL would leave them
+    /// running after the test. SIGKILL only if the master has not exited within 5 s.
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
