@@ -105,6 +105,9 @@ pub struct RedisConfig {
     /// How long startup waits for the first Redis connection before serving on the fallbacks
     /// (`REDIS_STARTUP_WAIT_MS`, default 5000; 0 does not wait).
     pub startup_wait_ms: u64,
+    /// How long one Redis command may take before its caller falls back and the breaker opens
+    /// (`REDIS_COMMAND_TIMEOUT_MS`, default 500).
+    pub command_timeout_ms: u64,
 }
 
 impl RedisConfig {
@@ -789,6 +792,7 @@ impl Config {
             job_queue: env.flag("JOB_QUEUE_REDIS", false)?,
             ingest_buffer: env.flag("INGEST_BUFFER_REDIS", false)?,
             startup_wait_ms: env.number_in("REDIS_STARTUP_WAIT_MS", 5000, 0, 120_000)?,
+            command_timeout_ms: env.number_in("REDIS_COMMAND_TIMEOUT_MS", 500, 50, 60_000)?,
         };
 
         if redis.ingest_buffer && redis.url.is_none() {

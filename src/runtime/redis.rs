@@ -1,7 +1,7 @@
 //! The shared Redis connection (fred). It connects in the background, reconnects on its own with
 //! exponential backoff, and never blocks or fails startup: when Redis is down the pieces that
-//! would use it run on their in-process or durable fallbacks. Commands fail fast (short timeout)
-//! instead of queueing while disconnected.
+//! would use it run on their in-process or durable fallbacks. Commands fail fast (a short
+//! timeout, `REDIS_COMMAND_TIMEOUT_MS`, default 500 ms) instead of queueing while disconnected.
 //!
 //! A circuit breaker sits in front of every call ([`RedisHandle::call`]): the first call that
 //! times out (a paused or overloaded Redis keeps its socket open, so "connected" says nothing)
@@ -24,8 +24,6 @@ use std::{
     time::Duration,
 };
 
-/// How long any single Redis command may take before the caller falls back.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// The first wait before the probe checks a tripped Redis again.
 pub const BREAKER_FIRST_PROBE: Duration = Duration::from_millis(250);
 /// The longest wait between two reconnection attempts, in milliseconds.
@@ -46,7 +44,7 @@ pub enum CallError<E> {
     Disconnected,
     /// Not attempted: the breaker is open.
     BreakerOpen,
-    /// No answer within [`COMMAND_TIMEOUT`] (the breaker is now open).
+    /// No answer within the command timeout (the breaker is now open).
     TimedOut,
     /// Redis (or the client) answered with an error.
     Failed(E),
@@ -78,6 +76,8 @@ impl<E: std::fmt::Display> std::fmt::Display for CallError<E> {
 /// The breaker's state and counters (all since start).
 #[derive(Debug, Default)]
 pub struct Breaker {
+    /// How long one call may wait for an answer (`REDIS_COMMAND_TIMEOUT_MS`).
+    timeout: Duration,
     open: AtomicBool,
     probing: AtomicBool,
     /// Wakes the probe early: the client has just (re)connected, to the same server or, after
@@ -102,9 +102,13 @@ impl Breaker {
     pub fn short_circuits(&self) -> u64 {
         self.short_circuits.load(Ordering::Relaxed)
     }
-    /// Calls that waited the whole [`COMMAND_TIMEOUT`].
+    /// Calls that waited the whole command timeout.
     pub fn timeouts(&self) -> u64 {
         self.timeouts.load(Ordering::Relaxed)
+    }
+    /// How long one call may wait for an answer before it falls back and opens the breaker.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 }
 
@@ -120,6 +124,7 @@ impl RedisHandle {
             var: "REDIS_URL",
             message: e.details().to_string(),
         };
+        let timeout = Duration::from_millis(config.command_timeout_ms);
         let mut fred_config = Config::from_url(url.expose()).map_err(invalid)?;
         if !config.password.is_empty() {
             fred_config.password = Some(config.password.expose().to_string());
@@ -137,7 +142,7 @@ impl RedisHandle {
                 c.max_command_attempts = 1;
             })
             .with_performance_config(|p| {
-                p.default_command_timeout = COMMAND_TIMEOUT;
+                p.default_command_timeout = timeout;
             })
             // Retries at most 500 ms apart: after a failover the promoted replica is used
             // within half a second of the sentinels (or the cluster) announcing it; an attempt
@@ -151,7 +156,10 @@ impl RedisHandle {
             .build()
             .map_err(invalid)?;
         client.connect();
-        let breaker = Arc::<Breaker>::default();
+        let breaker = Arc::new(Breaker {
+            timeout,
+            ..Breaker::default()
+        });
         // Transitions are logged once each; a reconnect is counted for the metrics and lets an
         // open breaker's probe try at once instead of at its next interval.
         let woken = breaker.clone();
@@ -202,7 +210,7 @@ impl RedisHandle {
     }
 
     /// Runs one Redis call through the breaker: refused at once when Redis is disconnected or
-    /// the breaker is open, bounded by [`COMMAND_TIMEOUT`], and a timeout opens the breaker.
+    /// the breaker is open, bounded by the command timeout, and a timeout opens the breaker.
     /// Errors Redis answers with (a wrong type, a missing script) leave it closed.
     pub async fn call<T, E>(
         &self,
@@ -215,7 +223,7 @@ impl RedisHandle {
             self.breaker.short_circuits.fetch_add(1, Ordering::Relaxed);
             return Err(CallError::BreakerOpen);
         }
-        match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+        match tokio::time::timeout(self.breaker.timeout, call).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(CallError::Failed(e)),
             Err(_) => {
@@ -251,7 +259,7 @@ impl RedisHandle {
         if !self.breaker.open.swap(true, Ordering::Relaxed) {
             self.breaker.trips.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
-                "redis: no answer within {COMMAND_TIMEOUT:?}; calls fail fast to their fallbacks until a probe answers"
+                timeout = ?self.breaker.timeout, "redis: no answer in time; calls fail fast to their fallbacks until a probe answers"
             );
         }
         if self.breaker.probing.swap(true, Ordering::Relaxed) {
@@ -267,7 +275,7 @@ impl RedisHandle {
                 }
                 let answered = client.is_connected()
                     && matches!(
-                        tokio::time::timeout(COMMAND_TIMEOUT, client.ping::<String>(None)).await,
+                        tokio::time::timeout(breaker.timeout, client.ping::<String>(None)).await,
                         Ok(Ok(_))
                     );
                 if answered {
@@ -283,7 +291,7 @@ impl RedisHandle {
         });
     }
 
-    /// A PING round trip through the breaker, bounded by [`COMMAND_TIMEOUT`].
+    /// A PING round trip through the breaker, bounded by the command timeout.
     pub async fn ping(&self) -> Result<(), String> {
         if !self.client.is_connected() {
             return Err("disconnected".into());
@@ -299,7 +307,7 @@ impl RedisHandle {
 
     /// Closes the connection (on shutdown).
     pub async fn quit(&self) {
-        let _ = tokio::time::timeout(COMMAND_TIMEOUT, self.client.quit()).await;
+        let _ = tokio::time::timeout(self.breaker.timeout, self.client.quit()).await;
     }
 }
 

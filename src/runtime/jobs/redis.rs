@@ -77,7 +77,7 @@ impl RedisJobQueue {
     }
 
     /// Runs one Redis call through the breaker, bounded by
-    /// [`crate::runtime::redis::COMMAND_TIMEOUT`]; errors without waiting when
+    /// the Redis command timeout (`REDIS_COMMAND_TIMEOUT_MS`); errors without waiting when
     /// disconnected.
     async fn call<T>(
         &self,

@@ -65,7 +65,7 @@ impl RedisRateLimiter {
     }
 
     /// One check in one round trip through the Redis breaker, bounded by
-    /// [`crate::runtime::redis::COMMAND_TIMEOUT`]. Errors when Redis is
+    /// the Redis command timeout (`REDIS_COMMAND_TIMEOUT_MS`). Errors when Redis is
     /// disconnected or its breaker is open (without waiting), slow, or answers something
     /// unexpected.
     pub async fn try_check(
