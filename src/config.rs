@@ -84,7 +84,7 @@ pub enum StoreConfig {
 }
 
 /// Redis connection settings and the per-piece flags.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RedisConfig {
     /// `None` when `REDIS_URL` is unset or `REDIS_ENABLED=false`.
     pub url: Option<Secret>,
@@ -108,6 +108,29 @@ pub struct RedisConfig {
     /// How long one Redis command may take before its caller falls back and the breaker opens
     /// (`REDIS_COMMAND_TIMEOUT_MS`, default 500).
     pub command_timeout_ms: u64,
+}
+
+/// `REDIS_COMMAND_TIMEOUT_MS` when unset.
+pub const DEFAULT_REDIS_COMMAND_TIMEOUT_MS: u64 = 500;
+
+/// Redis off, every piece off, the default timeouts.
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            target: RedisTarget::default(),
+            password: Secret::default(),
+            db: None,
+            ttl_secs: 0,
+            sessions: false,
+            cache: false,
+            rate_limits: false,
+            job_queue: false,
+            ingest_buffer: false,
+            startup_wait_ms: 0,
+            command_timeout_ms: DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+        }
+    }
 }
 
 impl RedisConfig {
@@ -792,7 +815,12 @@ impl Config {
             job_queue: env.flag("JOB_QUEUE_REDIS", false)?,
             ingest_buffer: env.flag("INGEST_BUFFER_REDIS", false)?,
             startup_wait_ms: env.number_in("REDIS_STARTUP_WAIT_MS", 5000, 0, 120_000)?,
-            command_timeout_ms: env.number_in("REDIS_COMMAND_TIMEOUT_MS", 500, 50, 60_000)?,
+            command_timeout_ms: env.number_in(
+                "REDIS_COMMAND_TIMEOUT_MS",
+                DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+                50,
+                60_000,
+            )?,
         };
 
         if redis.ingest_buffer && redis.url.is_none() {
