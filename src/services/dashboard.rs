@@ -179,7 +179,11 @@ pub struct DashboardCharts {
     pub vitals: TimeSeries,
     /// With `compare=1`: the page views of the previous period of equal length, bucket `i`
     /// beside bucket `i` of `views` (same bucket size; at most as many points).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "viewsPrevious",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub views_previous: Option<TimeSeries>,
 }
 
