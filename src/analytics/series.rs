@@ -321,13 +321,27 @@ mod tests {
         // bucket is 14 days ago), as the day 3 days ago is bucket 4 of this week.
         let at = |s: &TimeSeries, i: usize| s.points[i].values[0];
         assert_eq!(at(&aligned, 4), Some(4.0));
-        assert_eq!(aligned.points.iter().filter_map(|p| p.values[0]).sum::<f64>(), 4.0);
+        assert_eq!(
+            aligned
+                .points
+                .iter()
+                .filter_map(|p| p.values[0])
+                .sum::<f64>(),
+            4.0
+        );
         assert_eq!(aligned.points[0].start, (NOW - 14 * DAY) / DAY * DAY);
         assert_eq!(aligned.points[4].end - aligned.points[4].start, DAY);
         let months = range(NOW - 340 * DAY, NOW);
         let short = series(months, Bucket::Month, &[("views", Line::Count(&days))]);
-        let long = series(range(NOW - 700 * DAY, NOW), Bucket::Month, &[("views", Line::Count(&days))]);
-        assert_eq!(aligned_previous(&short, long).points.len(), short.points.len());
+        let long = series(
+            range(NOW - 700 * DAY, NOW),
+            Bucket::Month,
+            &[("views", Line::Count(&days))],
+        );
+        assert_eq!(
+            aligned_previous(&short, long).points.len(),
+            short.points.len()
+        );
     }
 
     #[test]

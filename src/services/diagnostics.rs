@@ -50,12 +50,9 @@ pub async fn errors(
     let key = filters.cache_token() + &span.cache_token();
     let report = cache
         .get_or_compute("errors", project, timeframe, &key, || {
-            stores.stats.errors_report(
-                project,
-                span.range(now_ms()),
-                &filters,
-                GROUPED_ERRORS_TOP,
-            )
+            stores
+                .stats
+                .errors_report(project, span.range(now_ms()), &filters, GROUPED_ERRORS_TOP)
         })
         .await?;
     let series = crate::services::charts::count_series(
@@ -106,8 +103,7 @@ pub async fn error_detail(
     // Any text can arrive in the URL: the key holds a digest of it.
     use sha2::{Digest, Sha256};
     let timeframe = span.timeframe;
-    let variant =
-        hex::encode(&Sha256::digest(fingerprint.as_bytes())[..8]) + &span.cache_token();
+    let variant = hex::encode(&Sha256::digest(fingerprint.as_bytes())[..8]) + &span.cache_token();
     let detail = cache
         .get_or_compute("error", project, timeframe, &variant, || {
             stores.stats.error_detail(

@@ -11,8 +11,8 @@ use crate::support::{
     run_browser_script,
 };
 use serde_json::{Value, json};
-use superinsights::domain::{analytics::utc_day, timestamp::to_iso};
 use std::time::Duration;
+use superinsights::domain::{analytics::utc_day, timestamp::to_iso};
 
 const DAY: i64 = 86_400_000;
 const HOUR: i64 = 3_600_000;
@@ -165,7 +165,11 @@ async fn every_drill_down_takes_a_custom_range_and_refuses_bad_ones() {
         ("pageviews", "totalViews", within(&seeded.views, 9, 3)),
         ("events", "totalEvents", within(&seeded.events, 9, 3)),
         ("errors", "totalErrors", within(&seeded.errors, 9, 3)),
-        ("performance", "totalMeasurements", within(&seeded.vitals, 9, 3)),
+        (
+            "performance",
+            "totalMeasurements",
+            within(&seeded.vitals, 9, 3),
+        ),
     ];
     for (view, field, n) in expect {
         assert!(n > 0, "{view}: the seed covers the range");
@@ -178,7 +182,11 @@ async fn every_drill_down_takes_a_custom_range_and_refuses_bad_ones() {
         assert_eq!(status, 200, "{view}: {body}");
         assert_eq!(body[field], n, "{view} over {range}");
         assert_eq!(body["series"]["bucket"], "day", "{view}: 7 days in days");
-        assert_eq!(body["series"]["points"].as_array().unwrap().len(), 7, "{view}");
+        assert_eq!(
+            body["series"]["points"].as_array().unwrap().len(),
+            7,
+            "{view}"
+        );
     }
     let signups = (seeded.events.iter().enumerate())
         .filter(|(i, _)| i % 2 == 0)
@@ -229,11 +237,7 @@ async fn every_drill_down_takes_a_custom_range_and_refuses_bad_ones() {
     }
     // Browsers get the message on a page.
     let r = client
-        .get(app.url(&format!(
-            "{base}/performance?from={}&to={}",
-            day(3),
-            day(9)
-        )))
+        .get(app.url(&format!("{base}/performance?from={}&to={}", day(3), day(9))))
         .header("accept", "text/html")
         .send()
         .await
@@ -255,10 +259,18 @@ async fn the_previous_period_is_overlaid_bucket_by_bucket() {
     seed(&app, &key).await;
     let base = format!("/projects/{id}/dashboard/data");
     let range = format!("from={}&to={}", day(8), day(2));
-    for q in ["timeframe=7d", "timeframe=24h", "timeframe=6h", range.as_str()] {
+    for q in [
+        "timeframe=7d",
+        "timeframe=24h",
+        "timeframe=6h",
+        range.as_str(),
+    ] {
         let (status, plain) = json_at(&client, &app, &format!("{base}?{q}")).await;
         assert_eq!(status, 200);
-        assert!(plain["data"]["charts"].get("viewsPrevious").is_none(), "{q}");
+        assert!(
+            plain["data"]["charts"].get("viewsPrevious").is_none(),
+            "{q}"
+        );
         let (status, body) = json_at(&client, &app, &format!("{base}?{q}&compare=1")).await;
         assert_eq!(status, 200, "{q}: {body}");
         let data = &body["data"];
@@ -266,12 +278,19 @@ async fn the_previous_period_is_overlaid_bucket_by_bucket() {
         let before = data["charts"]["viewsPrevious"]["points"]
             .as_array()
             .unwrap();
-        assert_eq!(before.len(), now.len(), "{q}: one earlier bucket per bucket");
+        assert_eq!(
+            before.len(),
+            now.len(),
+            "{q}: one earlier bucket per bucket"
+        );
         assert_eq!(
             data["charts"]["viewsPrevious"]["bucket"],
             data["charts"]["views"]["bucket"]
         );
-        let sum: f64 = before.iter().map(|p| p["values"][0].as_f64().unwrap()).sum();
+        let sum: f64 = before
+            .iter()
+            .map(|p| p["values"][0].as_f64().unwrap())
+            .sum();
         assert_eq!(
             sum as u64,
             data["previous"]["totalViews"].as_u64().unwrap(),
@@ -306,10 +325,14 @@ async fn completed_report(app: &TestApp, client: &reqwest::Client, id: &str) -> 
     let report: Value = r.json().await.unwrap();
     let report = report["reportId"].as_str().unwrap().to_string();
     let status_path = format!("/projects/{id}/reports/{report}/status");
-    eventually(Duration::from_secs(60), "the report completes", async || {
-        let (_, s) = json_at(client, app, &status_path).await;
-        s.to_string().contains("completed")
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the report completes",
+        async || {
+            let (_, s) = json_at(client, app, &status_path).await;
+            s.to_string().contains("completed")
+        },
+    )
     .await;
     report
 }
