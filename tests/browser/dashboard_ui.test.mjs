@@ -17,7 +17,8 @@ const day = (n) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 
 async function signedIn() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
   const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  // Generous: several browser suites and FerretDB share a 2-core machine in CI.
+  page.setDefaultTimeout(45_000);
   const failures = [];
   page.on('pageerror', (e) => failures.push(`script error: ${e.message}`));
   await logIn(page, SI_URL, SI_EMAIL, SI_PASSWORD);
