@@ -282,6 +282,16 @@ pub fn series(range: TimeRange, bucket: Bucket, lines: &[(&'static str, Line<'_>
     }
 }
 
+/// The previous period's series set beside `current` bucket by bucket: point `i` of the
+/// result is the `i`-th bucket of the previous period (its own start and end, so a tooltip can
+/// say which days it was), cut to `current`'s length. Both periods have the same length and
+/// so the same bucket size; only calendar months and ISO weeks can give the earlier period a
+/// bucket more or less, and a missing one is simply not drawn.
+pub fn aligned_previous(current: &TimeSeries, mut previous: TimeSeries) -> TimeSeries {
+    previous.points.truncate(current.points.len());
+    previous
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +302,47 @@ mod tests {
 
     // 2026-12-07 (a Monday) 10:37:12 UTC.
     const NOW: i64 = 1_796_601_600_000 + 10 * HOUR + 37 * MINUTE + 12_000;
+
+    #[test]
+    fn the_previous_period_lines_up_bucket_by_bucket() {
+        let now = range(NOW - 7 * DAY, NOW);
+        let before = range(now.start_ms - 7 * DAY - 1, now.start_ms - 1);
+        let days = UnitCounts {
+            unit: DAY,
+            counts: BTreeMap::from([((NOW - 10 * DAY) / DAY, 4)]),
+            ..Default::default()
+        };
+        let current = series(now, Bucket::Day, &[("views", Line::Count(&days))]);
+        let earlier = series(before, Bucket::Day, &[("views", Line::Count(&days))]);
+        let aligned = aligned_previous(&current, earlier);
+        assert_eq!(aligned.points.len(), current.points.len());
+        assert_eq!(aligned.points.len(), 8);
+        // The day 10 days ago is bucket 4 of the week before the last 7 days (its first
+        // bucket is 14 days ago), as the day 3 days ago is bucket 4 of this week.
+        let at = |s: &TimeSeries, i: usize| s.points[i].values[0];
+        assert_eq!(at(&aligned, 4), Some(4.0));
+        assert_eq!(
+            aligned
+                .points
+                .iter()
+                .filter_map(|p| p.values[0])
+                .sum::<f64>(),
+            4.0
+        );
+        assert_eq!(aligned.points[0].start, (NOW - 14 * DAY) / DAY * DAY);
+        assert_eq!(aligned.points[4].end - aligned.points[4].start, DAY);
+        let months = range(NOW - 340 * DAY, NOW);
+        let short = series(months, Bucket::Month, &[("views", Line::Count(&days))]);
+        let long = series(
+            range(NOW - 700 * DAY, NOW),
+            Bucket::Month,
+            &[("views", Line::Count(&days))],
+        );
+        assert_eq!(
+            aligned_previous(&short, long).points.len(),
+            short.points.len()
+        );
+    }
 
     #[test]
     fn the_bucket_follows_the_length_of_the_range() {

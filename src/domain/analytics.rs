@@ -215,6 +215,57 @@ impl DayRange {
     }
 }
 
+/// What an analytics view covers: its timeframe ending now, or a custom range of whole days
+/// (`from`/`to`) that takes the timeframe's place. Every drill-down page reads its range from
+/// here, so a custom range means the same thing on each of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub timeframe: Timeframe,
+    pub days: Option<DayRange>,
+}
+
+impl From<Timeframe> for Span {
+    fn from(timeframe: Timeframe) -> Self {
+        Span {
+            timeframe,
+            days: None,
+        }
+    }
+}
+
+impl Span {
+    /// The milliseconds covered at `now_ms`.
+    pub fn range(self, now_ms: i64) -> TimeRange {
+        match self.days {
+            Some(days) => days.range(now_ms),
+            None => self.timeframe.range(now_ms),
+        }
+    }
+
+    /// Length in days (for "average per day" figures), as [`Timeframe::nominal_days`].
+    pub fn nominal_days(self, now_ms: i64) -> f64 {
+        let r = self.range(now_ms);
+        ((r.end_ms - r.start_ms) as f64 / DAY as f64).max(1.0 / 24.0 / 12.0)
+    }
+
+    /// What tells a custom range apart in a cache key (empty for the timeframe alone).
+    pub fn cache_token(self) -> String {
+        self.days
+            .map(|d| format!("~{}-{}", d.from, d.to))
+            .unwrap_or_default()
+    }
+
+    /// The URL parameters that give this span back: `timeframe`, then `from` and `to` when set.
+    pub fn to_params(self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("timeframe", self.timeframe.as_str().to_string())];
+        if let Some((from, to)) = self.days.map(DayRange::dates) {
+            out.push(("from", from));
+            out.push(("to", to));
+        }
+        out
+    }
+}
+
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date.
 fn parse_day(s: &str) -> Option<i64> {
     let b = s.as_bytes();

@@ -53,6 +53,8 @@ enum Kind {
     Format,
     /// A dashboard table's name ([`DASHBOARD_TABLES`]).
     Table,
+    /// An on/off switch: `1` or `0`.
+    Flag,
 }
 
 /// The dashboard's tables, by the name `table=` gives them (CSV downloads).
@@ -103,10 +105,9 @@ const PAGEVIEW_SEGMENT: [(&str, Kind); 11] = [
 /// The dashboard's own filters besides the page-view fields: the URL (prefix or path) and the
 /// event name; `format=csv` with `table` downloads one table (the drill-downs take `format=csv`
 /// for their main table); `from` and `to` pick a custom range of days (checked together by
-/// `DayRange::parse`).
-const DASHBOARD_OWN: [(&str, Kind); 8] = [
-    ("from", Kind::Text),
-    ("to", Kind::Text),
+/// `DayRange::parse`); `compare=1` overlays the previous period on the page-view chart.
+const DASHBOARD_OWN: [(&str, Kind); 7] = [
+    ("compare", Kind::Flag),
     ("urlPrefix", Kind::Text),
     ("entryPage", Kind::Text),
     ("exitPage", Kind::Text),
@@ -114,6 +115,10 @@ const DASHBOARD_OWN: [(&str, Kind); 8] = [
     ("format", Kind::Format),
     ("table", Kind::Table),
 ];
+
+/// The custom range every view takes instead of its timeframe: `from` and `to`, checked
+/// together by `DayRange::parse` (a 400 `INVALID_DATE_RANGE`).
+const RANGE: [(&str, Kind); 2] = [("from", Kind::Text), ("to", Kind::Text)];
 
 /// An analytics view, by the parameters it accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +189,7 @@ impl View {
         let [a, b] = self.segment();
         self.own()
             .iter()
+            .chain(&RANGE)
             .chain(a)
             .chain(b)
             .find(|(n, _)| *n == name)
@@ -240,6 +246,7 @@ fn check_value(kind: Kind, value: &str) -> Result<(), String> {
         ),
         Kind::Format => one_of(value, &["json", "csv"]),
         Kind::Table => one_of(value, &DASHBOARD_TABLES),
+        Kind::Flag => one_of(value, &["1", "0"]),
         Kind::Page => match value.parse::<u32>() {
             Ok(n) if n >= 1 => Ok(()),
             _ => Err("expected a page number (1 or more)".into()),

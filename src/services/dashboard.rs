@@ -11,7 +11,7 @@
 //! carry none of those fields and are never filtered (the page says so).
 
 use crate::{
-    analytics::series::{SeriesSource, TimeSeries},
+    analytics::series::{SeriesSource, TimeSeries, aligned_previous},
     domain::{
         analytics::{
             Breakdowns, DayRange, ErrorsSummary, EventsSummary, METRICS, MetricsDay,
@@ -48,6 +48,9 @@ pub struct DashboardFilters {
     /// figures, so [`DashboardFilters::is_empty`] ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<DayRange>,
+    /// Draw the previous period over the page-view chart (`compare=1`); not a filter either.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compare: bool,
 }
 
 /// The dashboard's filter parameters, in the order chips show them: (query name, label).
@@ -98,6 +101,7 @@ impl DashboardFilters {
             },
             event_name: get(&["eventName"]),
             range: None,
+            compare: get(&["compare"]).as_deref() == Some("1"),
         }
     }
 
@@ -173,6 +177,14 @@ pub struct DashboardCharts {
     pub errors: TimeSeries,
     /// LCP and TTFB averages.
     pub vitals: TimeSeries,
+    /// With `compare=1`: the page views of the previous period of equal length, bucket `i`
+    /// beside bucket `i` of `views` (same bucket size; at most as many points).
+    #[serde(
+        default,
+        rename = "viewsPrevious",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub views_previous: Option<TimeSeries>,
 }
 
 /// The key figures a dashboard compares with the previous period.
@@ -266,7 +278,7 @@ pub async fn dashboard_filtered(
     previous.avg_visit_duration_ms = visits_before.avg_duration_ms;
     previous.views_per_visit = visits_before.views_per_visit;
     breakdowns.event = names;
-    let charts = dashboard_charts(
+    let mut charts = dashboard_charts(
         stores,
         project,
         range,
@@ -275,6 +287,18 @@ pub async fn dashboard_filtered(
         &figures.metrics_by_day,
     )
     .await?;
+    if filters.compare {
+        let earlier = count_series(
+            &*stores.stats,
+            project,
+            before,
+            "views",
+            SeriesSource::Pageviews(&filters.pageviews),
+            &views_before.views_by_day,
+        )
+        .await?;
+        charts.views_previous = Some(aligned_previous(&charts.views, earlier));
+    }
     let mut percentiles = BTreeMap::new();
     for metric in METRICS {
         let p = figures.of(metric);
@@ -357,6 +381,7 @@ async fn dashboard_charts(
         events,
         errors,
         vitals,
+        views_previous: None,
     })
 }
 

@@ -7,7 +7,7 @@ use crate::{
         analytics::{
             CLS, DayCount, ERROR_DETAIL_OCCURRENCES, ErrorDetail, ErrorFilters, ErrorGroup, FID,
             GROUPED_ERRORS_TOP, INP, LCP, METRICS, MetricsDay, PerformanceFilters,
-            PerformanceScore, TTFB, Thresholds, Timeframe,
+            PerformanceScore, Span, TTFB, Thresholds, Timeframe,
         },
         ids::DocId,
         timestamp::now_ms,
@@ -38,28 +38,27 @@ pub struct ErrorsView {
     pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
-/// Errors of a project for a timeframe ending now.
+/// Errors of a project over `span` (a timeframe ending now, or a custom range of days).
 pub async fn errors(
     cache: &DashboardCache,
     stores: &Stores,
     project: DocId,
-    timeframe: Timeframe,
+    span: Span,
     filters: ErrorFilters,
 ) -> StoreResult<ErrorsView> {
+    let timeframe = span.timeframe;
+    let key = filters.cache_token() + &span.cache_token();
     let report = cache
-        .get_or_compute("errors", project, timeframe, &filters.cache_token(), || {
-            stores.stats.errors_report(
-                project,
-                timeframe.range(now_ms()),
-                &filters,
-                GROUPED_ERRORS_TOP,
-            )
+        .get_or_compute("errors", project, timeframe, &key, || {
+            stores
+                .stats
+                .errors_report(project, span.range(now_ms()), &filters, GROUPED_ERRORS_TOP)
         })
         .await?;
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
-        timeframe.range(now_ms()),
+        span.range(now_ms()),
         "errors",
         crate::analytics::series::SeriesSource::Errors(&filters),
         &report.errors_by_day,
@@ -68,7 +67,7 @@ pub async fn errors(
     Ok(ErrorsView {
         series: Some(series),
         timeframe,
-        avg_per_day: report.total_errors as f64 / timeframe.nominal_days(now_ms()),
+        avg_per_day: report.total_errors as f64 / span.nominal_days(now_ms()),
         total_errors: report.total_errors,
         grouped_errors: report.grouped_errors,
         unique_fingerprints: report.unique_fingerprints,
@@ -93,23 +92,24 @@ pub struct ErrorDetailView {
     pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
-/// One error fingerprint for a timeframe ending now, with its true occurrence count.
+/// One error fingerprint over `span`, with its true occurrence count.
 pub async fn error_detail(
     cache: &DashboardCache,
     stores: &Stores,
     project: DocId,
-    timeframe: Timeframe,
+    span: Span,
     fingerprint: &str,
 ) -> StoreResult<ErrorDetailView> {
     // Any text can arrive in the URL: the key holds a digest of it.
     use sha2::{Digest, Sha256};
-    let variant = hex::encode(&Sha256::digest(fingerprint.as_bytes())[..8]);
+    let timeframe = span.timeframe;
+    let variant = hex::encode(&Sha256::digest(fingerprint.as_bytes())[..8]) + &span.cache_token();
     let detail = cache
         .get_or_compute("error", project, timeframe, &variant, || {
             stores.stats.error_detail(
                 project,
                 fingerprint,
-                timeframe.range(now_ms()),
+                span.range(now_ms()),
                 ERROR_DETAIL_OCCURRENCES,
             )
         })
@@ -117,7 +117,7 @@ pub async fn error_detail(
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
-        timeframe.range(now_ms()),
+        span.range(now_ms()),
         "errors",
         crate::analytics::series::SeriesSource::ErrorGroup(fingerprint),
         &detail.errors_by_day,
@@ -213,31 +213,32 @@ impl PerformanceView {
     }
 }
 
-/// Web vitals of a project for a timeframe ending now.
+/// Web vitals of a project over `span` (a timeframe ending now, or a custom range of days).
 pub async fn performance(
     cache: &DashboardCache,
     stores: &Stores,
     project: DocId,
-    timeframe: Timeframe,
+    span: Span,
     filters: PerformanceFilters,
 ) -> StoreResult<PerformanceView> {
+    let timeframe = span.timeframe;
     let report = cache
         .get_or_compute(
             "performance",
             project,
             timeframe,
-            &filters.cache_token(),
+            &(filters.cache_token() + &span.cache_token()),
             || {
                 stores
                     .stats
-                    .performance_report(project, timeframe.range(now_ms()), &filters)
+                    .performance_report(project, span.range(now_ms()), &filters)
             },
         )
         .await?;
     let series = crate::services::charts::vitals_series(
         &*stores.stats,
         project,
-        timeframe.range(now_ms()),
+        span.range(now_ms()),
         crate::analytics::series::SeriesSource::Performance(&filters),
         &report.figures.metrics_by_day,
         &[("lcp", 0), ("cls", 1), ("fid", 2), ("ttfb", 3), ("inp", 4)],

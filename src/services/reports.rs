@@ -13,8 +13,9 @@
 use crate::{
     domain::{
         analytics::{
-            DayCount, DurationSummary, EventFilters, Occurrence, PageViewFilters, PageViewsReport,
-            Pagination, PropertyKey, RecentPaging, TimedEvent, Timeframe, TopEvent,
+            DayCount, DayRange, DurationSummary, EventFilters, Occurrence, PageViewFilters,
+            PageViewsReport, Pagination, PropertyKey, RecentPaging, Span, TimedEvent, Timeframe,
+            TopEvent,
         },
         ids::DocId,
         segment::SegmentFilters,
@@ -49,6 +50,8 @@ fn variant(value: &impl Serialize) -> String {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PageViewsQuery {
     pub timeframe: Timeframe,
+    /// A custom range of days in place of the timeframe (checked by the handler).
+    pub days: Option<DayRange>,
     pub filters: PageViewFilters,
 }
 
@@ -68,6 +71,7 @@ impl PageViewsQuery {
         }
         Self {
             timeframe: Timeframe::parse(param(pairs, "timeframe")),
+            days: None,
             filters: PageViewFilters {
                 device_type: None,
                 url_prefix: param(pairs, "urlPrefix").map(str::to_string),
@@ -77,6 +81,14 @@ impl PageViewsQuery {
                 exit_page: param(pairs, "exitPage").map(str::to_string),
                 segment,
             },
+        }
+    }
+
+    /// The timeframe, or the custom range in its place.
+    pub fn span(&self) -> Span {
+        Span {
+            timeframe: self.timeframe,
+            days: self.days,
         }
     }
 }
@@ -107,21 +119,21 @@ impl PageViewsView {
     }
 }
 
-/// Existing values of the page-view fields over `timeframe` (up to
+/// Existing values of the page-view fields over `span` (up to
 /// [`crate::services::dashboard::BREAKDOWN_LIST`] each, most frequent first), to suggest in
 /// filter fields: (query name, values).
 pub async fn pageview_suggestions(
     stores: &Stores,
     cache: &DashboardCache,
     project: DocId,
-    timeframe: Timeframe,
+    span: Span,
 ) -> StoreResult<Vec<(&'static str, Vec<String>)>> {
     let list = crate::services::dashboard::BREAKDOWN_LIST;
+    let token = span.cache_token();
+    let variant = if token.is_empty() { "-" } else { &token };
     let b: crate::domain::analytics::Breakdowns = cache
-        .get_or_compute("suggestions", project, timeframe, "-", || {
-            stores
-                .stats
-                .breakdowns(project, timeframe.range(now_ms()), list)
+        .get_or_compute("suggestions", project, span.timeframe, variant, || {
+            stores.stats.breakdowns(project, span.range(now_ms()), list)
         })
         .await?;
     let values = |rows: Vec<crate::domain::analytics::BreakdownRow>| {
@@ -145,21 +157,21 @@ pub async fn pageviews(
     project: DocId,
     query: &PageViewsQuery,
 ) -> StoreResult<PageViewsView> {
-    let timeframe = query.timeframe;
+    let (timeframe, span) = (query.timeframe, query.span());
     let report = cache
         .get_or_compute(
             "pageviews",
             project,
             timeframe,
-            &variant(&query.filters),
+            &(variant(&query.filters) + &span.cache_token()),
             || {
                 stores
                     .stats
-                    .pageviews_report(project, timeframe.range(now_ms()), &query.filters)
+                    .pageviews_report(project, span.range(now_ms()), &query.filters)
             },
         )
         .await?;
-    let range = timeframe.range(now_ms());
+    let range = span.range(now_ms());
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
@@ -180,6 +192,8 @@ pub async fn pageviews(
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventsQuery {
     pub timeframe: Timeframe,
+    /// A custom range of days in place of the timeframe (checked by the handler).
+    pub days: Option<DayRange>,
     pub filters: EventFilters,
     pub paging: RecentPaging,
 }
@@ -190,6 +204,7 @@ impl EventsQuery {
     pub fn parse(pairs: &[(String, String)]) -> Self {
         Self {
             timeframe: Timeframe::parse(param(pairs, "timeframe")),
+            days: None,
             filters: EventFilters {
                 event_name: param(pairs, "eventName").map(str::to_string),
                 segment: segment_of(pairs),
@@ -198,10 +213,18 @@ impl EventsQuery {
         }
     }
 
-    /// The query as URL pairs (timeframe, event name, segment, limit), for links that keep the
-    /// filters; the page number is left to the caller.
+    /// The timeframe, or the custom range in its place.
+    pub fn span(&self) -> Span {
+        Span {
+            timeframe: self.timeframe,
+            days: self.days,
+        }
+    }
+
+    /// The query as URL pairs (timeframe and custom range, event name, segment, limit), for
+    /// links that keep the filters; the page number is left to the caller.
     pub fn to_params(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![("timeframe", self.timeframe.as_str().to_string())];
+        let mut out = self.span().to_params();
         if let Some(name) = &self.filters.event_name {
             out.push(("eventName", name.clone()));
         }
@@ -251,17 +274,17 @@ pub async fn events(
     project: DocId,
     query: &EventsQuery,
 ) -> StoreResult<EventsView> {
-    let timeframe = query.timeframe;
+    let (timeframe, span) = (query.timeframe, query.span());
     let report = cache
         .get_or_compute(
             "events",
             project,
             timeframe,
-            &variant(&(&query.filters, query.paging)),
+            &(variant(&(&query.filters, query.paging)) + &span.cache_token()),
             || {
                 stores.stats.events_report(
                     project,
-                    timeframe.range(now_ms()),
+                    span.range(now_ms()),
                     &query.filters,
                     query.paging,
                 )
@@ -271,7 +294,7 @@ pub async fn events(
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
-        timeframe.range(now_ms()),
+        span.range(now_ms()),
         "events",
         crate::analytics::series::SeriesSource::Events {
             name: query.filters.event_name.as_deref(),
@@ -301,7 +324,7 @@ pub async fn live(stores: &Stores, project: DocId, query: &EventsQuery) -> Store
         .stats
         .events_report(
             project,
-            query.timeframe.range(now_ms()),
+            query.span().range(now_ms()),
             &query.filters,
             query.paging,
         )
@@ -331,34 +354,35 @@ pub struct EventDetailView {
     pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
-/// One event name in detail (`timeframe` and the events' segment fields from the query),
-/// through the cache.
+/// One event name in detail over `span` (the events' segment fields from the query), through
+/// the cache.
 pub async fn event_detail(
     stores: &Stores,
     cache: &DashboardCache,
     project: DocId,
     event_name: &str,
+    span: Span,
     pairs: &[(String, String)],
 ) -> StoreResult<EventDetailView> {
-    let timeframe = Timeframe::parse(param(pairs, "timeframe"));
+    let timeframe = span.timeframe;
     let segment = segment_of(pairs);
     let detail = cache
         .get_or_compute(
             "event",
             project,
             timeframe,
-            &variant(&(event_name, &segment)),
+            &(variant(&(event_name, &segment)) + &span.cache_token()),
             || {
                 stores
                     .stats
-                    .event_detail(project, timeframe.range(now_ms()), event_name, &segment)
+                    .event_detail(project, span.range(now_ms()), event_name, &segment)
             },
         )
         .await?;
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
-        timeframe.range(now_ms()),
+        span.range(now_ms()),
         "events",
         crate::analytics::series::SeriesSource::Events {
             name: Some(event_name),

@@ -1,6 +1,7 @@
 // Small progressive enhancements for every server-rendered page: copy buttons, reveal buttons
-// for secrets (`data-reveal`), confirmations and selects that submit their form on change
-// (`data-autosubmit`; from the keyboard, on Enter). Loaded by base.html; no inline
+// for secrets (`data-reveal`), confirmations, selects that submit their form on change
+// (`data-autosubmit`; from the keyboard, on Enter), switches that submit when toggled, and
+// the custom date range's checks. Loaded by base.html; no inline
 // handlers anywhere, so the Content-Security-Policy needs no 'unsafe-inline'.
 document.addEventListener("click", function (e) {
   var button = e.target.closest("[data-copy]");
@@ -32,9 +33,42 @@ document.addEventListener("keydown", function (e) {
   if (e.key !== "Tab") keyedSelect = select;
 });
 document.addEventListener("change", function (e) {
-  if (!e.target.matches("select[data-autosubmit]") || !e.target.form) return;
+  if (!e.target.form) return;
+  // A switch (the chart's comparison) is one deliberate press, by mouse or by Space.
+  if (e.target.matches("input[type=checkbox][data-autosubmit]")) { e.target.form.submit(); return; }
+  if (!e.target.matches("select[data-autosubmit]")) return;
   if (keyedSelect === e.target) return;
   e.target.form.submit();
+});
+// A timeframe picked in place of a custom range ends the range: the form's hidden `from`/`to`
+// (`data-range`) stay out of the URL unless the "Custom" option is still the chosen one.
+document.addEventListener("submit", function (e) {
+  var select = e.target.querySelector && e.target.querySelector("select[name=timeframe]");
+  if (!select) return;
+  var custom = select.selectedOptions[0] && select.selectedOptions[0].hasAttribute("data-custom");
+  e.target.querySelectorAll("input[data-range]").forEach(function (input) { input.disabled = !custom; });
+});
+// The custom range (`#range-form` on the dashboard and the drill-downs): both dates, the start
+// not after the end, nothing in the future or before 2000; said on the page before anything is
+// sent (the server checks the same and answers 400 INVALID_DATE_RANGE otherwise).
+document.addEventListener("submit", function (e) {
+  var form = e.target;
+  if (form.id !== "range-form") return;
+  var from = form.elements.from, to = form.elements.to, error = document.getElementById("range-error");
+  var problem = null, field = null;
+  if (!from.value) { problem = "Choose a start date."; field = from; }
+  else if (!to.value) { problem = "Choose an end date."; field = to; }
+  else if (from.value > to.value) { problem = "The start date is after the end date."; field = from; }
+  else if (from.max && from.value > from.max) { problem = "The range starts in the future."; field = from; }
+  else if (from.min && from.value < from.min) { problem = "The range starts before 2000."; field = from; }
+  [from, to].forEach(function (f) { f.removeAttribute("aria-invalid"); });
+  if (!problem) { error.hidden = true; return; }
+  e.preventDefault();
+  error.textContent = problem;
+  error.hidden = false;
+  field.setAttribute("aria-invalid", "true");
+  field.setAttribute("aria-describedby", "range-error");
+  field.focus();
 });
 document.addEventListener("mousedown", function () { keyedSelect = null; });
 document.addEventListener("click", function (e) {

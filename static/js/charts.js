@@ -3,7 +3,10 @@
 // 0, partial buckets (the current hour, a range's cut first day) hatched and labelled, a tooltip
 // on hover and on keyboard focus (arrow keys, Home, End), redrawn when its box resizes, and a
 // table of the same figures for screen readers and anyone who prefers numbers.
-// `siCharts.draw(el, {series, lines: [{index, label, color?}], kind: "bars"|"line", unit, good, poor, title})`.
+// A line with `overlay: true` (the previous period on the dashboard) is always drawn as a dashed
+// line over the bars, and its points may carry `prev: {start, end}`: the earlier bucket it
+// stands beside, named in the tooltip and the table.
+// `siCharts.draw(el, {series, lines: [{index, label, overlay?}], kind: "bars"|"line", unit, good, poor, title})`.
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
@@ -99,10 +102,21 @@
       if (g[1] == null || g[1] > top) return;
       svg.appendChild(svgEl("line", { x1: M.left, x2: W - M.right, y1: y(g[1]), y2: y(g[1]), "class": "threshold " + g[0] }));
     });
+    var barLines = lines.filter(function (l) { return !l.overlay; }).length || 1;
     lines.forEach(function (l, li) {
       var cls = "series s" + li;
-      if (kind === "bars") {
-        var bw = Math.max(1, step / lines.length - 2);
+      if (l.overlay) {
+        var last = null;
+        pts.forEach(function (p, i) {
+          var v = p.values[l.index];
+          if (v == null) { last = null; return; }
+          var cx = x(i) + step / 2, cy = y(v);
+          if (last) svg.appendChild(svgEl("line", { x1: last[0], y1: last[1], x2: cx, y2: cy, "class": "stroke overlay" }));
+          svg.appendChild(svgEl("circle", { cx: cx, cy: cy, r: 3, "class": "overlay-dot", "data-i": i }));
+          last = [cx, cy];
+        });
+      } else if (kind === "bars") {
+        var bw = Math.max(1, step / barLines - 2);
         pts.forEach(function (p, i) {
           var v = p.values[l.index] || 0;
           svg.appendChild(svgEl("rect", { x: x(i) + 1 + li * (bw + 1), y: y(v), width: bw, height: Math.max(0, M.top + ih - y(v)),
@@ -146,7 +160,7 @@
     legend.className = "chart-legend muted";
     if (lines.length > 1 || spec.good != null || spec.poor != null) lines.forEach(function (l, li) {
       var key = document.createElement("span");
-      key.className = "key s" + li;
+      key.className = "key " + (l.overlay ? "overlay" : "s" + li);
       key.textContent = l.label;
       legend.appendChild(key);
     });
@@ -167,6 +181,11 @@
     }
     if (legend.childNodes.length) el.appendChild(legend);
 
+    // An overlay's name in the tooltip says which earlier bucket it is.
+    function lineLabel(l, p) {
+      return l.overlay && p.prev ? l.label + " (" + bucketLabel(s.bucket, p.prev) + ")" : l.label;
+    }
+
     function show(i, fromKey) {
       el.siActive = i;
       if (i < 0 || i >= n) { tip.hidden = true; cursor.setAttribute("visibility", "hidden"); return; }
@@ -179,7 +198,7 @@
       tip.appendChild(h);
       lines.forEach(function (l) {
         var row = document.createElement("span");
-        row.textContent = l.label + ": " + value(p.values[l.index], spec.unit);
+        row.textContent = lineLabel(l, p) + ": " + value(p.values[l.index], spec.unit);
         tip.appendChild(row);
       });
       tip.hidden = false;
@@ -230,7 +249,11 @@
       var th = document.createElement("th"); th.scope = "row";
       th.textContent = bucketLabel(s.bucket, p) + (p.partial ? " (partial)" : "");
       tr.appendChild(th);
-      lines.forEach(function (l) { var td = document.createElement("td"); td.textContent = value(p.values[l.index], spec.unit); tr.appendChild(td); });
+      lines.forEach(function (l) {
+        var td = document.createElement("td");
+        td.textContent = value(p.values[l.index], spec.unit) + (l.overlay && p.prev ? " (" + bucketLabel(s.bucket, p.prev) + ")" : "");
+        tr.appendChild(td);
+      });
       body.appendChild(tr);
     });
     table.appendChild(body);

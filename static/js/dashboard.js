@@ -2,7 +2,8 @@
 // from `dashboard/data` (with the page's own query: timeframe and filters) every 30 s;
 // auto-refresh turns itself off after 3 failures in a row. Tables: rows are links that add a
 // filter (rendered by the server; redrawn here the same way on refresh), "Show all" expands,
-// and the filter form leaves empty fields out of the URL.
+// and the filter form leaves empty fields out of the URL. With `compare=1` the page-view chart
+// carries the previous period (`charts.viewsPrevious`) as a dashed overlay, bucket by bucket.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("dashboard-data").textContent);
@@ -24,10 +25,26 @@
 
   function fmt(v) { return window.siFormat ? siFormat.number(v) : String(v); }
 
+  // The page views with the previous period beside each bucket, as a second line.
+  function withPrevious(series, previous) {
+    var points = series.points.map(function (p, i) {
+      var q = previous.points[i];
+      return { start: p.start, end: p.end, partial: p.partial, values: [p.values[0], q ? q.values[0] : null],
+        prev: q ? { start: q.start, end: q.end } : null };
+    });
+    return { bucket: series.bucket, lines: series.lines.concat(["viewsPrevious"]), points: points };
+  }
+
   function render(d) {
     CHARTS.forEach(function (c) {
       var el = document.getElementById(c[0]);
-      if (el && d.charts && window.siCharts) siCharts.draw(el, { series: d.charts[c[1]], lines: c[2], kind: c[3], unit: c[4] });
+      if (!el || !d.charts || !window.siCharts) return;
+      var series = d.charts[c[1]], lines = c[2];
+      if (c[1] === "views" && d.charts.viewsPrevious) {
+        series = withPrevious(series, d.charts.viewsPrevious);
+        lines = lines.concat([{ index: 1, label: "Previous period", overlay: true }]);
+      }
+      siCharts.draw(el, { series: series, lines: lines, kind: c[3], unit: c[4] });
     });
     document.querySelectorAll("[data-field]").forEach(function (el) {
       var v = el.getAttribute("data-field").split(".").reduce(function (o, k) { return o == null ? o : o[k]; }, d);
@@ -142,27 +159,6 @@
   var form = document.getElementById("filter-form");
   if (form) form.addEventListener("submit", function () {
     form.querySelectorAll("input[name]").forEach(function (input) { if (!input.value.trim()) input.disabled = true; });
-  });
-
-  // The custom range: both dates, the start not after the end, nothing in the future; said on
-  // the page before anything is sent (the server checks the same and answers 400 otherwise).
-  var rangeForm = document.getElementById("range-form");
-  if (rangeForm) rangeForm.addEventListener("submit", function (e) {
-    var from = rangeForm.elements.from, to = rangeForm.elements.to, error = document.getElementById("range-error");
-    var problem = null, field = null;
-    if (!from.value) { problem = "Choose a start date."; field = from; }
-    else if (!to.value) { problem = "Choose an end date."; field = to; }
-    else if (from.value > to.value) { problem = "The start date is after the end date."; field = from; }
-    else if (from.max && from.value > from.max) { problem = "The range starts in the future."; field = from; }
-    else if (from.min && from.value < from.min) { problem = "The range starts before 2000."; field = from; }
-    [from, to].forEach(function (f) { f.removeAttribute("aria-invalid"); });
-    if (!problem) { error.hidden = true; return; }
-    e.preventDefault();
-    error.textContent = problem;
-    error.hidden = false;
-    field.setAttribute("aria-invalid", "true");
-    field.setAttribute("aria-describedby", "range-error");
-    field.focus();
   });
 
   function refresh() {

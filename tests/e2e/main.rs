@@ -15,6 +15,7 @@ mod browser_accounts;
 mod browser_charts;
 mod browser_dashboard;
 mod browser_email;
+mod browser_pages;
 mod browser_realtime;
 mod cli;
 mod connections;

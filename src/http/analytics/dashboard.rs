@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     domain::{
-        analytics::{BreakdownRow, DayRange, Timeframe, utc_day},
+        analytics::{BreakdownRow, DayRange, Span, Timeframe, utc_day},
         csv,
         params::View,
         timestamp::now_ms,
@@ -431,6 +431,8 @@ struct DashboardPage {
     range: (String, String),
     /// Today (UTC), the date pickers' latest day.
     today: String,
+    /// The previous period is drawn over the page-view chart (`compare=1`).
+    compare: bool,
     tables: Vec<TableView>,
     fields: Vec<FilterField>,
     /// Filters are set that errors and web vitals do not carry.
@@ -486,12 +488,17 @@ fn link(
     format!("{base}/dashboard{}", query_string(&pairs))
 }
 
-/// `from` and `to` of a custom range (none without one).
+/// `from` and `to` of a custom range, and `compare=1` with the chart's overlay: what every
+/// link of the page keeps besides the timeframe and the filters.
 fn range_params(filters: &DashboardFilters) -> Vec<(&'static str, String)> {
-    match filters.range.map(DayRange::dates) {
+    let mut out = match filters.range.map(DayRange::dates) {
         Some((from, to)) => vec![("from", from), ("to", to)],
         None => Vec::new(),
+    };
+    if filters.compare {
+        out.push(("compare", "1".into()));
     }
+    out
 }
 
 /// The dashboard page: KPIs, charts, filterable tables; refreshes itself.
@@ -570,7 +577,13 @@ async fn show_dashboard(
             }
         })
         .collect();
-    let mut ctx = access.page("dashboard", timeframe);
+    let mut ctx = access.page(
+        "dashboard",
+        Span {
+            timeframe,
+            days: filters.range,
+        },
+    );
     ctx.carried = filters.clone();
     // Only a dashboard with nothing in its timeframe asks whether there was ever anything.
     let nothing = data.kpis() == crate::services::dashboard::Kpis::default();
@@ -598,6 +611,7 @@ async fn show_dashboard(
         },
         range: filters.range.map(DayRange::dates).unwrap_or_default(),
         today: utc_day(now_ms()),
+        compare: filters.compare,
         tables,
         fields,
         partly_filtered: !filters.is_empty(),

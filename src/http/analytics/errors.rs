@@ -5,7 +5,7 @@
 
 use super::{
     AnalyticsAccess, PageContext, checked, csv_href, csv_table, json_if_wanted, meta_json,
-    page_context, query_string, script_json, timeframe_of, wants_csv,
+    page_context, query_string, script_json, span_of, wants_csv,
 };
 use crate::{
     domain::{
@@ -60,13 +60,13 @@ async fn list_errors(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Errors, &query)?;
-    let timeframe = timeframe_of(&query);
+    let span = span_of(&query)?;
     let filters = ErrorFilters::from_params(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let view = diagnostics::errors(
         &state.dashboards,
         &state.stores,
         access.project.id,
-        timeframe,
+        span,
         filters,
     )
     .await?;
@@ -92,7 +92,7 @@ async fn list_errors(
             "First seen",
             "Fingerprint",
         ];
-        return Ok(csv_table(&access, timeframe, "errors", &header, rows));
+        return Ok(csv_table(&access, span, "errors", &header, rows));
     }
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
@@ -101,11 +101,11 @@ async fn list_errors(
         "id": "chart-errors", "label": "Errors", "index": 0, "series": view.series,
     }]);
     let page = ErrorsPage {
-        ctx: access.page("errors", timeframe),
+        ctx: access.page("errors", span).with_query(&query),
         browsers: &FILTER_BROWSERS,
         avg_per_day: format!("{:.2}", view.avg_per_day),
         meta: meta_json(&view.filters.segment),
-        detail_query: query_string(&[("timeframe", timeframe.as_str().to_string())]),
+        detail_query: query_string(&span.to_params()),
         csv_href: csv_href(&access.base, "errors", &query),
         charts_json: script_json(&json!({ "charts": charts })),
         view,
@@ -134,12 +134,12 @@ async fn show_error(
 ) -> Result<Response, AppError> {
     let fingerprint = params.get("fingerprint").cloned().unwrap_or_default();
     checked(View::ErrorDetail, &query)?;
-    let timeframe = timeframe_of(&query);
+    let span = span_of(&query)?;
     let view = diagnostics::error_detail(
         &state.dashboards,
         &state.stores,
         access.project.id,
-        timeframe,
+        span,
         &fingerprint,
     )
     .await?;
@@ -150,8 +150,8 @@ async fn show_error(
         "id": "chart-error-days", "label": "Occurrences", "index": 0, "series": view.series,
     }]);
     let page = ErrorDetailPage {
-        ctx: access.page("errors", timeframe),
-        back_query: query_string(&[("timeframe", timeframe.as_str().to_string())]),
+        ctx: access.page("errors", span).with_query(&query),
+        back_query: query_string(&span.to_params()),
         charts_json: script_json(&json!({ "charts": charts })),
         view,
     };

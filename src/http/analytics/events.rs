@@ -6,7 +6,7 @@
 
 use super::{
     AnalyticsAccess, PageContext, TIMEFRAMES, checked, csv_href, csv_table, first_meta,
-    json_if_wanted, page_context, query_string, script_json, wants_csv,
+    json_if_wanted, page_context, query_string, script_json, span_of, wants_csv,
 };
 use crate::{
     domain::{
@@ -135,7 +135,8 @@ async fn list_events(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Events, &pairs)?;
-    let query = EventsQuery::parse(&pairs);
+    let mut query = EventsQuery::parse(&pairs);
+    query.days = span_of(&pairs)?.days;
     let view = reports::events(&state.stores, &state.dashboards, access.project.id, &query).await?;
     if wants_csv(&pairs) {
         let rows = view.top_events.iter().map(|e| {
@@ -146,14 +147,14 @@ async fn list_events(
             ]
         });
         let header = ["Event", "Count", "Most recent"];
-        return Ok(csv_table(&access, query.timeframe, "events", &header, rows));
+        return Ok(csv_table(&access, query.span(), "events", &header, rows));
     }
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
     }
     let base = access.base.clone();
     let segment = &query.filters.segment;
-    let mut detail_pairs = vec![("timeframe", query.timeframe.as_str().to_string())];
+    let mut detail_pairs = query.span().to_params();
     detail_pairs.extend(segment.to_params());
     let detail_query = query_string(&detail_pairs);
     let detail_href = |name: &str| format!("{base}/events/{}{detail_query}", path_segment(name));
@@ -178,7 +179,7 @@ async fn list_events(
                 event_name: query.filters.event_name.clone(),
                 ..Default::default()
             },
-            ..access.page("events", query.timeframe)
+            ..access.page("events", query.span()).with_query(&pairs)
         },
         event_name: query.filters.event_name.clone().unwrap_or_default(),
         names,
@@ -243,7 +244,8 @@ async fn live_events(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Events, &pairs)?;
-    let query = EventsQuery::parse(&pairs);
+    let mut query = EventsQuery::parse(&pairs);
+    query.days = span_of(&pairs)?.days;
     let live = reports::live(&state.stores, access.project.id, &query).await?;
     Ok(Json(live).into_response())
 }
@@ -298,11 +300,13 @@ async fn show_event(
 ) -> Result<Response, AppError> {
     let event_name = params.get("event_name").cloned().unwrap_or_default();
     checked(View::EventDetail, &pairs)?;
+    let span = span_of(&pairs)?;
     let view = reports::event_detail(
         &state.stores,
         &state.dashboards,
         access.project.id,
         &event_name,
+        span,
         &pairs,
     )
     .await?;
@@ -317,17 +321,15 @@ async fn show_event(
         timeframes.push(*other);
     }
     let segment = &view.segment;
-    let mut list_pairs = vec![
-        ("timeframe", timeframe.to_string()),
-        ("eventName", event_name.clone()),
-    ];
+    let mut list_pairs = span.to_params();
+    list_pairs.push(("eventName", event_name.clone()));
     list_pairs.extend(segment.to_params());
     let (meta_key, meta_value) = first_meta(segment);
     let summary = view.duration_summary.clone();
     let page = EventDetailPage {
         ctx: PageContext {
             timeframes,
-            ..access.page("events", view.timeframe)
+            ..access.page("events", span).with_query(&pairs)
         },
         client_id: segment.client_id.clone().unwrap_or_default(),
         user_id: segment.user_id.clone().unwrap_or_default(),

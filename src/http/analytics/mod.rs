@@ -13,7 +13,13 @@ mod realtime;
 
 use super::{projects::ProjectAccess, session::AuthUser, views::Shell};
 use crate::{
-    domain::{analytics::Timeframe, ids::DocId, params::View, segment::SegmentFilters},
+    domain::{
+        analytics::{DayRange, Span, Timeframe, utc_day},
+        ids::DocId,
+        params::{BadParam, View},
+        segment::SegmentFilters,
+        timestamp::now_ms,
+    },
     error::AppError,
     services::{dashboard::DashboardFilters, public_links},
     state::AppState,
@@ -176,12 +182,17 @@ pub struct PageContext {
     pub section: &'static str,
     pub can_edit: bool,
     pub timeframe: &'static str,
+    /// The custom range of days replacing the timeframe, if any (`from`, `to`).
+    pub days: Option<DayRange>,
     /// (value, label) of the timeframe selector.
     pub timeframes: Vec<(&'static str, &'static str)>,
     /// The filters the page is under, carried by the section links to the pages they apply to.
     pub carried: DashboardFilters,
     /// (id, name) of the organization's other projects (the switcher; empty for public links).
     pub siblings: Vec<(String, String)>,
+    /// The page's query but its span and paging ([`PageContext::with_query`]): what the date
+    /// picker keeps when it changes the range.
+    pub kept: Vec<(String, String)>,
 }
 
 impl PageContext {
@@ -190,15 +201,52 @@ impl PageContext {
         &self.siblings
     }
 
-    /// The query a section link carries: the timeframe and the filters that apply to that
-    /// section (page-view fields to the page views, the event name to the events; all to the
-    /// dashboard); empty when the page is under no filter.
+    /// Keeps the page's filters (its `query` but span, paging and format) for the date picker.
+    pub fn with_query(mut self, query: &[(String, String)]) -> Self {
+        const SPAN: [&str; 6] = ["timeframe", "from", "to", "format", "table", "recentPage"];
+        self.kept = (query.iter())
+            .filter(|(k, v)| !SPAN.contains(&k.as_str()) && !v.trim().is_empty())
+            .cloned()
+            .collect();
+        self
+    }
+
+    /// `from` and `to` of the custom range as `YYYY-MM-DD` (both empty without one).
+    pub fn range_dates(&self) -> (String, String) {
+        self.days.map(DayRange::dates).unwrap_or_default()
+    }
+
+    /// Today (UTC), the date pickers' latest day.
+    pub fn today(&self) -> String {
+        utc_day(now_ms())
+    }
+
+    /// The page's span as URL parameters: `timeframe`, and `from`/`to` with a custom range.
+    pub fn span_params(&self) -> Vec<(&'static str, String)> {
+        Span {
+            timeframe: Timeframe::parse(Some(self.timeframe)),
+            days: self.days,
+        }
+        .to_params()
+    }
+
+    /// `?timeframe=…` plus the custom range, for links that keep the page's span only.
+    pub fn span_query(&self) -> String {
+        query_string(&self.span_params())
+    }
+
+    /// The query a section link carries: the timeframe, the custom range and the filters that
+    /// apply to that section (page-view fields to the page views, the event name to the
+    /// events; all to the dashboard); empty when the page is under neither range nor filter.
     pub fn query_for(&self, slug: &str) -> String {
-        if self.carried.is_empty() {
+        if self.carried.is_empty() && self.days.is_none() {
             return String::new();
         }
         let params = self.carried.to_params();
-        let kept: Vec<(&str, String)> = std::iter::once(("timeframe", self.timeframe.to_string()))
+        let span = self.span_params();
+        let spanned = span.len();
+        let kept: Vec<(&str, String)> = span
+            .into_iter()
             .chain(params.into_iter().filter(|(name, _)| match slug {
                 "dashboard" => true,
                 "pageviews" => *name != "eventName",
@@ -206,7 +254,7 @@ impl PageContext {
                 _ => false,
             }))
             .collect();
-        if kept.len() == 1 {
+        if kept.len() == 1 && spanned == 1 {
             return String::new();
         }
         query_string(&kept)
@@ -215,8 +263,10 @@ impl PageContext {
 
 impl AnalyticsAccess {
     /// The page frame of `section` for this viewer, with the full timeframe selector.
-    pub fn page(&self, section: &'static str, timeframe: Timeframe) -> PageContext {
+    pub fn page(&self, section: &'static str, span: impl Into<Span>) -> PageContext {
+        let Span { timeframe, days } = span.into();
         PageContext {
+            days,
             shell: self.shell(),
             project: self.project.clone(),
             base: self.base.clone(),
@@ -226,6 +276,7 @@ impl AnalyticsAccess {
             timeframes: TIMEFRAMES.to_vec(),
             carried: DashboardFilters::default(),
             siblings: self.siblings.clone(),
+            kept: Vec::new(),
         }
     }
 }
@@ -263,6 +314,23 @@ pub fn timeframe_of(query: &[(String, String)]) -> Timeframe {
             .find(|(k, _)| k == "timeframe")
             .map(|(_, v)| v.as_str()),
     )
+}
+
+/// The `timeframe` and, when `from`/`to` are given, the custom range of the query: a 400
+/// `INVALID_DATE_RANGE` naming the parameter when the range makes no sense (reversed,
+/// half-given, not dates, in the future, before 2000, longer than three years).
+pub fn span_of(query: &[(String, String)]) -> Result<Span, AppError> {
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let days = DayRange::parse(get("from"), get("to"), now_ms()).map_err(BadParam::from)?;
+    Ok(Span {
+        timeframe: timeframe_of(query),
+        days,
+    })
 }
 
 /// `?a=b&…` from pairs, form-encoded (empty for none).
@@ -342,10 +410,11 @@ pub fn wants_csv(query: &[(String, String)]) -> bool {
     query.iter().any(|(k, v)| k == "format" && v == "csv")
 }
 
-/// One table as a CSV download named `{project}-{timeframe}-{table}.csv`.
+/// One table as a CSV download named `{project}-{timeframe}-{table}.csv` (`{from}-{to}` in
+/// place of the timeframe for a custom range).
 pub fn csv_table(
     access: &AnalyticsAccess,
-    timeframe: Timeframe,
+    span: impl Into<Span>,
     table: &str,
     header: &[&str],
     rows: impl IntoIterator<Item = Vec<String>>,
@@ -355,8 +424,13 @@ pub fn csv_table(
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         out.row(&cells);
     }
+    let span: Span = span.into();
+    let period = match span.days.map(DayRange::dates) {
+        Some((from, to)) => format!("{from}-{to}"),
+        None => span.timeframe.as_str().to_string(),
+    };
     csv_response(
-        &format!("{}-{}-{table}.csv", access.project.name, timeframe.as_str()),
+        &format!("{}-{period}-{table}.csv", access.project.name),
         out.finish(),
     )
 }

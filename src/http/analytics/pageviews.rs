@@ -6,7 +6,7 @@
 
 use super::{
     AnalyticsAccess, PageContext, checked, csv_href, csv_table, json_if_wanted, page_context,
-    query_string, script_json, wants_csv,
+    query_string, script_json, span_of, wants_csv,
 };
 use crate::{
     domain::params::View,
@@ -89,7 +89,8 @@ async fn show_pageviews(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Pageviews, &pairs)?;
-    let query = PageViewsQuery::parse(&pairs);
+    let mut query = PageViewsQuery::parse(&pairs);
+    query.days = span_of(&pairs)?.days;
     let view =
         reports::pageviews(&state.stores, &state.dashboards, access.project.id, &query).await?;
     if wants_csv(&pairs) {
@@ -101,7 +102,7 @@ async fn show_pageviews(
             ]
         });
         let header = ["Page", "Views", "Unique visitors"];
-        return Ok(csv_table(&access, query.timeframe, "pages", &header, rows));
+        return Ok(csv_table(&access, query.span(), "pages", &header, rows));
     }
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
@@ -110,12 +111,12 @@ async fn show_pageviews(
         &state.stores,
         &state.dashboards,
         access.project.id,
-        query.timeframe,
+        query.span(),
     )
     .await?;
     let segment = &query.filters.segment;
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
-    let mut ctx = access.page("pageviews", query.timeframe);
+    let mut ctx = access.page("pageviews", query.span()).with_query(&pairs);
     ctx.carried = DashboardFilters {
         pageviews: query.filters.clone(),
         ..Default::default()

@@ -4,7 +4,7 @@
 
 use super::{
     AnalyticsAccess, PageContext, cell, checked, csv_href, csv_table, json_if_wanted, meta_json,
-    page_context, script_json, timeframe_of, wants_csv,
+    page_context, script_json, span_of, wants_csv,
 };
 use crate::{
     domain::{
@@ -53,14 +53,14 @@ async fn show_performance(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Performance, &query)?;
-    let timeframe = timeframe_of(&query);
+    let span = span_of(&query)?;
     let filters =
         PerformanceFilters::from_params(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let view = diagnostics::performance(
         &state.dashboards,
         &state.stores,
         access.project.id,
-        timeframe,
+        span,
         filters,
     )
     .await?;
@@ -75,7 +75,7 @@ async fn show_performance(
             ]
         });
         let header = ["Metric", "p50", "p75", "p95", "Status (p75)"];
-        return Ok(csv_table(&access, timeframe, "web-vitals", &header, rows));
+        return Ok(csv_table(&access, span, "web-vitals", &header, rows));
     }
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
@@ -90,7 +90,7 @@ async fn show_performance(
         })
         .collect();
     let page = PerformancePage {
-        ctx: access.page("performance", timeframe),
+        ctx: access.page("performance", span).with_query(&query),
         browsers: &FILTER_BROWSERS,
         device_types: &FILTER_DEVICE_TYPES,
         meta: meta_json(&view.filters.segment),

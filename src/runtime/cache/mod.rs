@@ -99,7 +99,7 @@ impl DashboardCache {
         timeframe: Timeframe,
         filters: &dashboard::DashboardFilters,
     ) -> StoreResult<Dashboard> {
-        let variant = if filters.is_empty() && filters.range.is_none() {
+        let variant = if filters.is_empty() && filters.range.is_none() && !filters.compare {
             "-".to_string()
         } else {
             use sha2::{Digest, Sha256};
