@@ -147,17 +147,27 @@ async fn measure(a: &DashboardArgs, dir: &std::path::Path) -> Result<(), String>
         );
     }
     let cache = DashboardCache::new(Arc::new(MemoryCache::default()), DEFAULT_TTL);
-    cache
-        .dashboard(&stores, project.id, Timeframe::D30)
-        .await
-        .map_err(|e| e.to_string())?;
+    superinsights::services::dashboard::cached(
+        &cache,
+        &stores,
+        project.id,
+        Timeframe::D30,
+        &Default::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let mut cached = Vec::new();
     for _ in 0..a.runs {
         let t = Instant::now();
-        cache
-            .dashboard(&stores, project.id, Timeframe::D30)
-            .await
-            .map_err(|e| e.to_string())?;
+        superinsights::services::dashboard::cached(
+            &cache,
+            &stores,
+            project.id,
+            Timeframe::D30,
+            &Default::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         cached.push(t.elapsed());
     }
     println!(
@@ -194,10 +204,15 @@ async fn real_cache_simulation(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while Instant::now() < deadline {
                 tick.tick().await;
-                cache
-                    .dashboard(&stores, project, Timeframe::D30)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                superinsights::services::dashboard::cached(
+                    &cache,
+                    &stores,
+                    project,
+                    Timeframe::D30,
+                    &Default::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             }
             Ok::<_, String>(())
         }));
