@@ -155,7 +155,13 @@ impl RedisHandle {
             ))
             .build()
             .map_err(invalid)?;
-        client.connect();
+        let connection = client.connect();
+        crate::tasks::spawn_loop("redis_connection", async move {
+            connection
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        });
         let breaker = Arc::new(Breaker {
             timeout,
             ..Breaker::default()
@@ -266,7 +272,7 @@ impl RedisHandle {
             return;
         }
         let (client, breaker) = (self.client.clone(), self.breaker.clone());
-        tokio::spawn(async move {
+        crate::tasks::spawn_loop("redis_breaker_probe", async move {
             let mut wait = BREAKER_FIRST_PROBE;
             loop {
                 tokio::select! {
