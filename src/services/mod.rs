@@ -8,6 +8,7 @@ pub mod charts;
 pub mod dashboard;
 pub mod demo;
 pub mod diagnostics;
+pub mod drill_downs;
 pub mod email_reports;
 pub mod mail;
 pub mod orgs;
@@ -16,7 +17,6 @@ pub mod projects;
 pub mod public_links;
 pub mod realtime;
 pub mod report_jobs;
-pub mod reports;
 pub mod retention;
 
 /// Upper-cases the first letter, for showing a lower-case error message as a sentence.
