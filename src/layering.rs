@@ -4,174 +4,61 @@
 
 use std::path::{Path, PathBuf};
 
-/// Who may import whom. A unit is a top-level module, or `store::sqlite` / `store::mongo` (the
-/// backends, apart from the ports in `store`); a unit may always import itself. Keep in step with
-/// the table in ARCHITECTURE.md.
-const ALLOWED: &[(&str, &[&str])] = &[
-    ("domain", &[]),
-    ("tasks", &["telemetry"]),
-    ("fsutil", &[]),
-    ("telemetry", &["domain"]),
-    ("config", &["domain"]),
-    ("analytics", &["tasks", "domain", "store", "telemetry"]),
-    ("ai", &["domain", "config"]),
-    (
-        "reports",
-        &["tasks", "domain", "ai", "analytics", "store", "config"],
-    ),
+/// Who may import whom (a space-separated list per unit; `layering` is this test). A unit is a
+/// top-level module, or `store::sqlite` / `store::mongo` (the backends, apart from the ports in
+/// `store`); a unit may always import itself. Keep in step with ARCHITECTURE.md's table.
+const ALLOWED: &[(&str, &str)] = &[
+    ("domain", ""),
+    ("tasks", "telemetry"),
+    ("fsutil", ""),
+    ("telemetry", "domain"),
+    ("config", "domain"),
+    ("analytics", "tasks domain store telemetry"),
+    ("ai", "domain config"),
+    ("reports", "tasks domain ai analytics store config"),
     (
         "store",
-        &[
-            "tasks",
-            "domain",
-            "analytics",
-            "ai",
-            "reports",
-            "config",
-            "fsutil",
-            "telemetry",
-        ],
+        "tasks domain analytics ai reports config fsutil telemetry",
     ),
     (
         "store::sqlite",
-        &[
-            "tasks",
-            "domain",
-            "analytics",
-            "ai",
-            "reports",
-            "config",
-            "fsutil",
-            "telemetry",
-            "store",
-        ],
+        "tasks domain analytics ai reports config fsutil telemetry store",
     ),
     (
         "store::mongo",
-        &[
-            "tasks",
-            "domain",
-            "analytics",
-            "ai",
-            "reports",
-            "config",
-            "fsutil",
-            "telemetry",
-            "store",
-        ],
+        "tasks domain analytics ai reports config fsutil telemetry store",
     ),
-    (
-        "runtime",
-        &["tasks", "domain", "store", "config", "telemetry", "fsutil"],
-    ),
+    ("runtime", "tasks domain store config telemetry fsutil"),
     (
         "ingest",
-        &[
-            "tasks",
-            "domain",
-            "store",
-            "runtime",
-            "config",
-            "fsutil",
-            "telemetry",
-        ],
+        "tasks domain store runtime config fsutil telemetry",
     ),
     (
         "services",
-        &[
-            "tasks",
-            "domain",
-            "analytics",
-            "ai",
-            "reports",
-            "store",
-            "runtime",
-            "ingest",
-            "config",
-            "fsutil",
-            "telemetry",
-        ],
+        "tasks domain analytics ai reports store runtime ingest config fsutil telemetry",
     ),
-    ("error", &["domain", "store", "ingest"]),
+    ("error", "domain store ingest"),
     (
         "state",
-        &[
-            "domain",
-            "store",
-            "runtime",
-            "ingest",
-            "services",
-            "config",
-            "telemetry",
-            "reports",
-        ],
+        "domain store runtime ingest services config telemetry reports",
     ),
     (
         "http",
-        &[
-            "tasks",
-            "domain",
-            "analytics",
-            "ai",
-            "reports",
-            "store",
-            "runtime",
-            "ingest",
-            "services",
-            "config",
-            "fsutil",
-            "telemetry",
-            "error",
-            "state",
-            "server",
-        ],
+        "tasks domain analytics ai reports store runtime \
+         ingest services config fsutil telemetry error state server",
     ),
-    (
-        "server",
-        &["tasks", "config", "telemetry", "domain", "error"],
-    ),
+    ("server", "tasks config telemetry domain error"),
     (
         "startup",
-        &[
-            "tasks",
-            "domain",
-            "analytics",
-            "ai",
-            "reports",
-            "store",
-            "runtime",
-            "ingest",
-            "services",
-            "config",
-            "fsutil",
-            "telemetry",
-            "error",
-            "state",
-            "http",
-            "server",
-        ],
+        "tasks domain analytics ai reports store runtime ingest \
+         services config fsutil telemetry error state http server",
     ),
     (
         "cli",
-        &[
-            "tasks",
-            "domain",
-            "analytics",
-            "ai",
-            "reports",
-            "store",
-            "runtime",
-            "ingest",
-            "services",
-            "config",
-            "fsutil",
-            "telemetry",
-            "state",
-            "startup",
-        ],
+        "tasks domain analytics ai reports store runtime \
+         ingest services config fsutil telemetry state startup",
     ),
-    // This test itself.
-    ("layering", &[]),
+    ("layering", ""),
 ];
 
 /// What `#[cfg(test)]` code may name besides its unit's list: a real backend to run against.
@@ -195,6 +82,7 @@ fn allowed(from: &str, to: &str, in_test: bool) -> bool {
     let Some((_, list)) = ALLOWED.iter().find(|(unit, _)| *unit == from) else {
         return false;
     };
+    let list: Vec<&str> = list.split_whitespace().collect();
     // `store::sqlite` may name `store` (the ports); a backend naming the other backend is not
     // in any list.
     list.contains(&to)

@@ -109,17 +109,18 @@ impl TaskSet {
                     }
                     Ok(None) => break,
                     Err(_) => {
-                        let mut running = self.running();
-                        let late: Vec<&str> = running.names.values().copied().collect();
-                        tracing::warn!(
-                            ?deadline,
-                            tasks = ?late,
-                            "background tasks did not finish in time; aborting them"
-                        );
-                        running.names.clear();
-                        running.set.abort_all();
+                        {
+                            let mut running = self.running();
+                            let late: Vec<&str> = running.names.values().copied().collect();
+                            tracing::warn!(
+                                ?deadline,
+                                tasks = ?late,
+                                "background tasks did not finish in time; aborting them"
+                            );
+                            running.names.clear();
+                            running.set.abort_all();
+                        }
                         set.abort_all();
-                        drop(running);
                         while set.join_next().await.is_some() {}
                         return;
                     }
@@ -291,7 +292,10 @@ mod tests {
         let started = tokio::time::Instant::now();
         set.shutdown(Duration::from_millis(300)).await;
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(!stuck_finished.load(Ordering::SeqCst), "aborted at the deadline");
+        assert!(
+            !stuck_finished.load(Ordering::SeqCst),
+            "aborted at the deadline"
+        );
         assert!(set.is_empty());
     }
 

@@ -396,12 +396,7 @@ async fn generate_report(
 
 /// What a report's pages show around it: the project (access checked), the report (404 when
 /// it is not the project's), the project's base path and the project switcher's siblings.
-struct ReportPage {
-    access: ProjectAccess,
-    report: Report,
-    base: String,
-    siblings: Vec<(String, String)>,
-}
+type ReportPage = (ProjectAccess, Report, String, Vec<(String, String)>);
 
 async fn report_page(
     state: &AppState,
@@ -416,12 +411,8 @@ async fn report_page(
         .await?
         .ok_or(AppError::NotFound)?;
     let siblings = crate::http::analytics::sibling_projects(state, &access.project).await?;
-    Ok(ReportPage {
-        base: base_of(&access.project),
-        access,
-        report,
-        siblings,
-    })
+    let base = base_of(&access.project);
+    Ok((access, report, base, siblings))
 }
 
 /// `GET …/reports/{reportId}`: the detail page (progress polled from `/status`).
@@ -430,12 +421,7 @@ async fn show_report(
     auth: AuthUser,
     Path((id, report_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let ReportPage {
-        access,
-        report,
-        base,
-        siblings,
-    } = report_page(&state, &auth, &id, &report_id).await?;
+    let (access, report, base, siblings) = report_page(&state, &auth, &id, &report_id).await?;
     let retry = json!({
         "name": report.name, "dataType": report.data_type.as_str(),
         "timeframe": report.timeframe,
@@ -467,12 +453,7 @@ async fn view_report(
     auth: AuthUser,
     Path((id, report_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let ReportPage {
-        access,
-        report,
-        base,
-        siblings,
-    } = report_page(&state, &auth, &id, &report_id).await?;
+    let (access, report, base, siblings) = report_page(&state, &auth, &id, &report_id).await?;
     let Some(ctx) = report
         .context_snapshot
         .as_ref()

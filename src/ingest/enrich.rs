@@ -11,12 +11,7 @@ use crate::domain::{
     useragent::{self, UserAgentInfo},
 };
 use axum::http::HeaderMap;
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-    path::{Path, PathBuf},
-    sync::Mutex,
-};
+use std::{collections::HashMap, net::IpAddr, path::Path, sync::Mutex};
 
 /// Headers CDNs and edge proxies set with the visitor's ISO country code.
 const COUNTRY_HEADERS: &[&str] = &[
@@ -397,7 +392,7 @@ mod tests {
         {
             assert_eq!(
                 bundled_country_db(empty.path()),
-                Some(PathBuf::from(NPM_DB_PATH))
+                Some(std::path::PathBuf::from(NPM_DB_PATH))
             );
         }
     }

@@ -399,13 +399,7 @@ fn subscribe(redis: &RedisHandle, origin: String, local: broadcast::Sender<Arc<S
         }
     });
     let mut messages = subscriber.message_rx();
-    let connection = subscriber.connect();
-    crate::tasks::spawn_loop("realtime_subscriber", async move {
-        connection
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
-    });
+    crate::runtime::redis::own_connection("realtime_subscriber", subscriber.connect());
     crate::tasks::spawn_loop("realtime_relay", async move {
         loop {
             let message = match messages.recv().await {

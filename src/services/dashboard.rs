@@ -414,10 +414,7 @@ pub async fn cached(
 mod tests {
     use super::*;
     use crate::domain::{model::Docs, timestamp::now_ms};
-    use crate::store::{
-        contract,
-        sqlite::{SqliteOptions, SqliteStore},
-    };
+    use crate::store::contract;
     use std::{
         sync::{Arc, atomic::Ordering},
         time::Duration,
@@ -425,25 +422,9 @@ mod tests {
 
     async fn fixture() -> (tempfile::TempDir, Stores, DocId) {
         let dir = tempfile::tempdir().unwrap();
-        let stores = Stores::new(
-            "sqlite",
-            SqliteStore::open(&dir.path().join("c.db"), SqliteOptions::default())
-                .await
-                .unwrap(),
-        );
-        stores.admin.migrate().await.unwrap();
-        let project = crate::services::accounts::provision(
-            &stores,
-            "c@example.com",
-            "password1",
-            crate::domain::records::PlatformRole::User,
-            "P",
-        )
-        .await
-        .unwrap()
-        .project
-        .id;
-        (dir, stores, project)
+        let (stores, project) =
+            crate::services::fixtures::sqlite_with_project(&dir, "c@example.com").await;
+        (dir, stores, project.id)
     }
 
     async fn add_view(stores: &Stores, project: DocId) {

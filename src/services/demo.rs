@@ -42,31 +42,13 @@ pub async fn warm_up(stores: &Stores, project: DocId) -> StoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        domain::model::Channel,
-        store::sqlite::{SqliteOptions, SqliteStore},
-    };
+    use crate::domain::model::Channel;
 
     #[tokio::test]
     async fn seeds_the_requested_volume_across_channels_and_days() {
         let dir = tempfile::tempdir().unwrap();
-        let stores = Stores::new(
-            "sqlite",
-            SqliteStore::open(&dir.path().join("d.db"), SqliteOptions::default())
-                .await
-                .unwrap(),
-        );
-        stores.admin.migrate().await.unwrap();
-        let p = crate::services::accounts::provision(
-            &stores,
-            "d@example.com",
-            "password1",
-            crate::domain::records::PlatformRole::User,
-            "Demo",
-        )
-        .await
-        .unwrap()
-        .project;
+        let (stores, p) =
+            crate::services::fixtures::sqlite_with_project(&dir, "d@example.com").await;
         let s = seed(&stores, p.id, 12_000, 30, 7).await.unwrap();
         assert_eq!(s.pageviews + s.events + s.errors + s.performance, 12_000);
         assert!(

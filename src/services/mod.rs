@@ -27,3 +27,32 @@ pub fn sentence_case(s: &str) -> String {
         None => String::new(),
     }
 }
+
+/// Fixtures shared by the services' tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::store::{
+        Project, Stores,
+        sqlite::{SqliteOptions, SqliteStore},
+    };
+
+    /// A migrated SQLite store in `dir` with one user (`email`) and its first project.
+    pub async fn sqlite_with_project(dir: &tempfile::TempDir, email: &str) -> (Stores, Project) {
+        let store = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let stores = Stores::new("sqlite", store);
+        stores.admin.migrate().await.unwrap();
+        let project = super::accounts::provision(
+            &stores,
+            email,
+            "password1",
+            crate::domain::records::PlatformRole::User,
+            "P",
+        )
+        .await
+        .unwrap()
+        .project;
+        (stores, project)
+    }
+}
