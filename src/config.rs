@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, fmt, net::IpAddr, path::PathBuf};
 
+pub mod country_db;
 mod redis_url;
 pub mod smtp;
 pub use redis_url::{RedisTarget, RedisTopology};
@@ -846,7 +847,7 @@ impl Config {
             geoip_db_path: env
                 .get("GEOIP_DB_PATH")
                 .map(PathBuf::from)
-                .or_else(|| crate::ingest::enrich::bundled_country_db(&data_dir)),
+                .or_else(|| country_db::bundled_country_db(&data_dir)),
             buffer: IngestBufferConfig {
                 max_batches: env.number_in("INGEST_BUFFER_MAX_BATCHES", 100_000, 1, 100_000_000)?,
                 max_bytes: env.number_in(

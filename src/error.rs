@@ -96,6 +96,22 @@ impl From<crate::store::StoreError> for AppError {
     }
 }
 
+/// The ingest path's refusals, as 1.x answers them.
+impl From<crate::ingest::IngestError> for AppError {
+    fn from(e: crate::ingest::IngestError) -> Self {
+        use crate::ingest::IngestError;
+        match e {
+            IngestError::ApiKeyRequired => AppError::ApiKeyRequired,
+            IngestError::InvalidApiKey => AppError::InvalidApiKey,
+            IngestError::Validation(details) => AppError::Validation(details),
+            IngestError::Unavailable { cause, retry_after } => {
+                AppError::Unavailable { cause, retry_after }
+            }
+            IngestError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {

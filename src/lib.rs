@@ -17,4 +17,8 @@ pub mod services;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
+
+#[cfg(test)]
+mod layering;

@@ -184,7 +184,7 @@ pub async fn serve(
             stop: stop.subscribe(),
             _open: open_rx.clone(),
         };
-        tokio::spawn(connection.run(stream));
+        crate::tasks::spawn_handle("http_connection", connection.run(stream));
     }
     drop(listener);
     drop(open_rx);

@@ -3,6 +3,7 @@
 //! Nothing below this module knows which backend is live.
 
 use crate::runtime::sessions::{AppSessionStore, DurableSessionStore, RedisFrontedStore};
+use crate::tasks::TaskSet;
 use crate::{
     config::{Config, ConfigError},
     http,
@@ -44,6 +45,8 @@ pub struct App {
         tokio::task::JoinHandle<()>,
         tokio::sync::watch::Sender<bool>,
     )>,
+    /// Every other background task (`crate::tasks`), drained last on shutdown.
+    owned: TaskSet,
 }
 
 /// Builds every piece the configuration asks for. Fails only for a bad configuration or a store
@@ -54,6 +57,22 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
 
 /// Like [`build`], with extra job handlers for the workers (tests register their own kinds).
 pub async fn build_with(
+    config: Config,
+    extra_handlers: crate::runtime::jobs::JobHandlers,
+) -> Result<App, StartupError> {
+    // Every background task started while building (and later from requests and from those
+    // tasks) belongs to this set, which `serve` drains on shutdown.
+    let owned = TaskSet::new();
+    let built = owned.scope(build_owned(config, extra_handlers)).await;
+    if built.is_err() {
+        owned.shutdown(Duration::from_secs(5)).await;
+    }
+    let mut app = built?;
+    app.owned = owned;
+    Ok(app)
+}
+
+async fn build_owned(
     config: Config,
     extra_handlers: crate::runtime::jobs::JobHandlers,
 ) -> Result<App, StartupError> {
@@ -233,6 +252,7 @@ pub async fn build_with(
         tasks,
         workers,
         buffer_consumer,
+        owned: TaskSet::new(),
     })
 }
 
@@ -266,7 +286,7 @@ fn spawn_maintenance(
     stores: Stores,
     reports: Arc<crate::services::report_jobs::ReportJobs>,
 ) {
-    tokio::spawn(async move {
+    crate::tasks::spawn_loop::<()>("maintenance_hourly", async move {
         let mut hourly = tokio::time::interval(Duration::from_secs(3600));
         loop {
             hourly.tick().await;
@@ -277,7 +297,7 @@ fn spawn_maintenance(
             crate::services::retention::purge_report_files(&reports).await;
         }
     });
-    tokio::spawn(async move {
+    crate::tasks::spawn_loop::<()>("retention_purge", async move {
         tokio::time::sleep(Duration::from_secs(60)).await;
         let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
         loop {
@@ -305,6 +325,7 @@ impl App {
             tasks,
             workers,
             buffer_consumer,
+            owned,
         } = self;
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
         let redis = state.redis.clone();
@@ -317,7 +338,10 @@ impl App {
             shutdown.await;
             let _ = stopping_tx.send(());
         });
-        let server = tokio::spawn(server);
+        // The accept loop runs in the task set's scope, so what requests spawn is owned; its
+        // own result is this function's.
+        let scope = owned.clone();
+        let server = tokio::spawn(async move { scope.scope(server).await });
         let _ = stopping_rx.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         // Realtime streams never finish by themselves: end them, so the drain does not wait.
@@ -344,6 +368,9 @@ impl App {
                 tracing::warn!(?timeout, "ingest buffer writer did not stop in time");
             }
         }
+        // Sweepers, schedulers and relays stop; one-off tasks (a mail, an audit prune, a rollup
+        // store) get what is left of the deadline.
+        owned.shutdown(timeout).await;
         if let Some(redis) = redis {
             redis.quit().await;
         }

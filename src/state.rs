@@ -29,7 +29,7 @@ pub struct AppState {
     /// Generated reports and filter templates (generation runs on the job queue).
     pub reports: Arc<crate::services::report_jobs::ReportJobs>,
     /// Open WebSocket ingestion connections (closed with 1001 on shutdown).
-    pub ws: Arc<crate::http::ws::WsHub>,
+    pub ws: Arc<crate::runtime::connections::WsHub>,
     /// The job queue (durable store, or Redis Streams with `JOB_QUEUE_REDIS`): enqueue jobs and
     /// read their state here.
     pub jobs: Arc<dyn crate::runtime::jobs::JobQueue>,
@@ -54,6 +54,28 @@ impl FromRef<AppState> for Arc<dyn RateLimiter> {
 impl FromRef<AppState> for Arc<dyn crate::runtime::jobs::JobQueue> {
     fn from_ref(s: &AppState) -> Self {
         s.jobs.clone()
+    }
+}
+
+impl FromRef<AppState> for Stores {
+    fn from_ref(s: &AppState) -> Self {
+        s.stores.clone()
+    }
+}
+
+/// What the analytics views read: the stores and the dashboard cache in front of them.
+#[derive(Clone)]
+pub struct ViewState {
+    pub stores: Stores,
+    pub dashboards: Arc<crate::runtime::cache::DashboardCache>,
+}
+
+impl FromRef<AppState> for ViewState {
+    fn from_ref(s: &AppState) -> Self {
+        Self {
+            stores: s.stores.clone(),
+            dashboards: s.dashboards.clone(),
+        }
     }
 }
 

@@ -104,6 +104,11 @@ pub fn fallback(piece: Piece, reason: &'static str) {
     note_recent(piece.label(), reason);
 }
 
+/// A background task (`crate::tasks`) panicked or returned an error; `task` is its fixed name.
+pub fn task_failure(task: &'static str) {
+    counter!("si_task_failures_total", "task" => task).increment(1);
+}
+
 /// One run of fallbacks of a piece for a reason: when it began and ended, and how many calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FallbackRun {

@@ -282,7 +282,7 @@ impl<K> BuildLocks<K> {
             .running
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let running = Running(self.storing.clone());
-        tokio::spawn(async move {
+        crate::tasks::spawn_handle("rollup_store", async move {
             let _running = running;
             store.await;
         })
@@ -1101,30 +1101,33 @@ async fn kept_visits<P: RollupPort>(
     Ok(Some(kept))
 }
 
-/// The figures of `parts` of the page views `filters` match in each of `ranges` (disjoint),
-/// from one scan of the span they cover (the client id pushed down, everything else matched
-/// here).
+/// Each fold of `targets` run over the page views `filters` match in its range (disjoint
+/// ranges), from one scan of the span they cover (the client id pushed down, everything else
+/// matched here). Callers choose the fold: the parts of a report, or per-unit counts of a chart.
 async fn scan_matching<P: RollupPort>(
     port: &P,
     key: P::Key,
-    ranges: &[(TimeRange, &[Part])],
+    targets: Vec<(TimeRange, Folder)>,
     filters: &PageViewFilters,
 ) -> StoreResult<Vec<Aggs>> {
-    let mut targets = Vec::with_capacity(ranges.len());
-    for &(range, parts) in ranges {
-        targets.push(MatchTarget {
-            range,
-            fold: Folder::new(parts),
-            visits: kept_visits(port, key, range, filters).await?,
-        });
-    }
     let (Some(start_ms), Some(end_ms)) = (
-        ranges.iter().map(|r| r.0.start_ms).min(),
-        ranges.iter().map(|r| r.0.end_ms).max(),
+        targets.iter().map(|t| t.0.start_ms).min(),
+        targets.iter().map(|t| t.0.end_ms).max(),
     ) else {
         return Ok(Vec::new());
     };
-    let mut sink = Matching { filters, targets };
+    let mut matched = Vec::with_capacity(targets.len());
+    for (range, fold) in targets {
+        matched.push(MatchTarget {
+            range,
+            fold,
+            visits: kept_visits(port, key, range, filters).await?,
+        });
+    }
+    let mut sink = Matching {
+        filters,
+        targets: matched,
+    };
     let span = TimeRange { start_ms, end_ms };
     port.scan_pageviews(key, span, filters.segment.client_id.as_deref(), &mut sink)
         .await?;
@@ -1163,7 +1166,7 @@ async fn pageview_aggs<P: RollupPort>(
     {
         return aggregate_of(port, key, range, parts, Pick::UrlPrefix(prefix)).await;
     }
-    let mut out = scan_matching(port, key, &[(range, parts)], filters).await?;
+    let mut out = scan_matching(port, key, vec![(range, Folder::new(parts))], filters).await?;
     Ok(out.pop().unwrap_or_default())
 }
 
@@ -1203,9 +1206,9 @@ pub(crate) async fn pageview_figures<P: RollupPort>(
         };
         tokio::try_join!(aggregate(port, key, range, &NOW), before)?
     } else {
-        let mut ranges: Vec<(TimeRange, &[Part])> = vec![(range, &NOW)];
-        ranges.extend(previous.map(|p| (p, &BEFORE[..])));
-        let mut all = scan_matching(port, key, &ranges, filters)
+        let mut targets = vec![(range, Folder::new(&NOW))];
+        targets.extend(previous.map(|p| (p, Folder::new(&BEFORE))));
+        let mut all = scan_matching(port, key, targets, filters)
             .await?
             .into_iter();
         (all.next().unwrap_or_default(), all.next())
@@ -1346,20 +1349,9 @@ pub(crate) async fn fine_counts<P: RollupPort>(
     };
     match source {
         SeriesSource::Pageviews(filters) => {
-            let target = MatchTarget {
-                range,
-                fold: Folder::with_unit(&[Part::Pageviews], unit),
-                visits: kept_visits(port, key, range, filters).await?,
-            };
-            let mut sink = Matching {
-                filters,
-                targets: vec![target],
-            };
-            port.scan_pageviews(key, range, filters.segment.client_id.as_deref(), &mut sink)
-                .await?;
-            out.counts = (sink.targets.pop())
-                .map(|t| t.fold.finish().pv_days)
-                .unwrap_or_default();
+            let fold = Folder::with_unit(&[Part::Pageviews], unit);
+            let mut all = scan_matching(port, key, vec![(range, fold)], filters).await?;
+            out.counts = all.pop().map(|a| a.pv_days).unwrap_or_default();
         }
         SeriesSource::Events { name, segment } => {
             let mut fold = Folder::with_unit(&[Part::Events], unit);

@@ -7,6 +7,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod csv;
+pub mod demo;
 pub mod drop_rules;
 pub mod email;
 pub mod fingerprint;

@@ -166,7 +166,7 @@ async fn hub(
 /// `POST /admin/registration` (`open=true|false`): opens or closes registration for every
 /// instance (stored), then back to the hub.
 async fn set_registration(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
@@ -175,7 +175,7 @@ async fn set_registration(
         Some("false") => false,
         _ => return Err(AppError::BadRequest("open must be true or false".into())),
     };
-    state.stores.accounts.set_registration_setting(open).await?;
+    stores.accounts.set_registration_setting(open).await?;
     tracing::info!(admin = %auth.user.id, open, "registration switched");
     Ok(axum::response::Redirect::to("/admin#registration").into_response())
 }

@@ -7,6 +7,7 @@ use super::{
     analytics::TIMEFRAMES,
     projects::ProjectAccess,
     rate_limit::{RateLimitLayer, Style},
+    refused::{Refused, fail},
     session::AuthUser,
     views::Shell,
 };
@@ -35,7 +36,6 @@ use axum::{
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use subtle::ConstantTimeEq;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     // Only the requests that may call the model are limited (model calls cost money).
@@ -79,17 +79,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
 }
 
-/// Largest JSON body accepted.
-const MAX_JSON_BYTES: usize = 64 * 1024;
-
-fn fail(status: StatusCode, error: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"success": false, "error": error.into()})),
-    )
-        .into_response()
-}
-
 /// 201 `{success: true, data}` for a newly saved preset.
 fn created(preset: &Preset) -> Response {
     (
@@ -101,34 +90,6 @@ fn created(preset: &Preset) -> Response {
 
 fn ok(data: Value) -> Response {
     Json(json!({"success": true, "data": data})).into_response()
-}
-
-/// Why a route answers early: a `{success: false, error}` answer with its status, or an
-/// application error (rendered as usual). Lets every handler stop with `?`.
-enum Refused {
-    Fail(StatusCode, String),
-    App(AppError),
-}
-
-impl From<AppError> for Refused {
-    fn from(e: AppError) -> Self {
-        Refused::App(e)
-    }
-}
-
-impl From<StoreError> for Refused {
-    fn from(e: StoreError) -> Self {
-        Refused::App(e.into())
-    }
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        match self {
-            Refused::Fail(status, error) => fail(status, error),
-            Refused::App(e) => e.into_response(),
-        }
-    }
 }
 
 /// An early `{success: false, error}` answer.
@@ -145,31 +106,8 @@ type Answer = Result<Response, Refused>;
 
 /// 403 unless `X-CSRF-Token` equals the session's token; then the body as a JSON object.
 fn csrf_json(auth: &AuthUser, headers: &HeaderMap, body: &Bytes) -> Result<Value, Refused> {
-    csrf_json_checked(auth, headers, body).map_err(|(status, error)| refuse(status, error))
-}
-
-fn csrf_json_checked(
-    auth: &AuthUser,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<Value, (StatusCode, &'static str)> {
-    let sent = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(auth.csrf.as_bytes())) {
-        return Err((StatusCode::FORBIDDEN, "Invalid or missing CSRF token"));
-    }
-    if body.len() > MAX_JSON_BYTES {
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, "Body too large"));
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err((StatusCode::BAD_REQUEST, "Body must be a JSON object")),
-    }
+    super::refused::csrf_json(&auth.csrf, headers, body)
+        .map_err(|(status, error)| refuse(status, error))
 }
 
 /// A run as the routes show it: SuperInsights fields plus `resultHtml`, the sanitised rendering.
@@ -328,14 +266,14 @@ async fn list_presets(State(state): State<AppState>, auth: AuthUser) -> Result<R
 }
 
 async fn create_preset(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     auth: AuthUser,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
     let body = csrf_json(&auth, &headers, &body)?;
     let preset = svc::new_preset(&auth.user, &body).map_err(invalid)?;
-    svc::create_preset(&state.stores, &preset, codes::AI_ANALYSIS_PRESET_CREATED).await?;
+    svc::create_preset(&stores, &preset, codes::AI_ANALYSIS_PRESET_CREATED).await?;
     Ok(created(&preset))
 }
 

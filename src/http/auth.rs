@@ -246,7 +246,7 @@ fn account_page(auth: &AuthUser, message: Option<&str>, error: Option<String>) -
 /// `POST /account/password`: the current password, then the new one twice. On success the
 /// session is signed in again (new id, new CSRF token) and the user's other sessions end.
 async fn change_password(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     auth: AuthUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
@@ -255,9 +255,7 @@ async fn change_password(
         let error = Some("The new passwords do not match.".to_string());
         return Ok((StatusCode::BAD_REQUEST, account_page(&auth, None, error)).into_response());
     }
-    match accounts::change_password(&state.stores, &auth.user, form.raw("currentPassword"), new)
-        .await
-    {
+    match accounts::change_password(&stores, &auth.user, form.raw("currentPassword"), new).await {
         Ok(updated) => {
             // Signed in again with the new password's stamp: this session goes on (with a new
             // id), every other session of the user ends.
@@ -278,12 +276,12 @@ async fn change_password(
 
 /// `POST /account/email`: the new address and the password to confirm it.
 async fn change_email(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     auth: AuthUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let email = form.get("email").unwrap_or_default();
-    match accounts::change_email(&state.stores, &auth.user, form.raw("password"), email).await {
+    match accounts::change_email(&stores, &auth.user, form.raw("password"), email).await {
         Ok(updated) => {
             let mut page = account_page(&auth, Some("Your email was changed."), None);
             page.email = updated.email.clone();

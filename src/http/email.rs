@@ -136,7 +136,7 @@ struct ResetPage {
 }
 
 async fn reset_form(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -156,7 +156,7 @@ async fn reset_form(
         )
             .into_response());
     }
-    match reset::check(&state.stores, &token).await {
+    match reset::check(&stores, &token).await {
         Ok(()) => Ok(page(None, false).into_response()),
         Err(reset::ResetError::Store(e)) => Err(e.into()),
         Err(e) => Ok((StatusCode::BAD_REQUEST, page(Some(e.to_string()), true)).into_response()),
@@ -164,12 +164,12 @@ async fn reset_form(
 }
 
 async fn reset_password(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     session: Session,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let token = form.get("token").unwrap_or_default().to_string();
-    let result = reset::reset(&state.stores, &token, form.raw("password")).await;
+    let result = reset::reset(&stores, &token, form.raw("password")).await;
     let csrf = session::csrf_token(&session).await?;
     match result {
         Ok(_) => {

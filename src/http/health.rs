@@ -27,8 +27,10 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ingestor.health().writer_alive() {
+async fn healthz(
+    State(ingestor): State<std::sync::Arc<crate::ingest::Ingestor>>,
+) -> impl IntoResponse {
+    if ingestor.health().writer_alive() {
         (StatusCode::OK, Json(json!({"status": "ok"})))
     } else {
         (

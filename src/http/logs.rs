@@ -34,14 +34,14 @@ fn pairs(raw: Option<String>) -> Vec<(String, String)> {
 }
 
 async fn admin_logs(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     AdminUser(auth): AdminUser,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let pairs = pairs(raw);
     let query = LogQuery::from_params(&pairs)?;
-    let page = audit::query(&state.stores, &query).await?;
+    let page = audit::query(&stores, &query).await?;
     respond(
         &auth,
         &headers,
@@ -54,7 +54,7 @@ async fn admin_logs(
 }
 
 async fn org_logs(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     auth: AuthUser,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -62,12 +62,12 @@ async fn org_logs(
     let org = auth.require_org_owner()?.clone();
     let pairs = pairs(raw);
     let mut query = LogQuery::from_params(&pairs)?;
-    let projects = state.stores.projects.projects_of_org(org.id).await?;
+    let projects = stores.projects.projects_of_org(org.id).await?;
     query.scope = Some(OrgScope {
         org_id: org.id.to_hex(),
         project_ids: projects.iter().map(|p| p.id.to_hex()).collect(),
     });
-    let page = audit::query(&state.stores, &query).await?;
+    let page = audit::query(&stores, &query).await?;
     respond(
         &auth,
         &headers,

@@ -20,6 +20,7 @@ pub mod org;
 pub mod pages;
 pub mod projects;
 pub mod rate_limit;
+pub mod refused;
 pub mod report_routes;
 pub mod sdk;
 pub mod security_headers;

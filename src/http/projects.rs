@@ -344,15 +344,14 @@ async fn show_setup(
 }
 
 async fn list_projects(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     auth: AuthUser,
 ) -> Result<Response, AppError> {
     let org = auth.require_org()?;
     let now = crate::domain::timestamp::now_ms();
-    let projects = state.stores.projects.projects_of_org(org.id).await?;
+    let projects = stores.projects.projects_of_org(org.id).await?;
     let figures = futures::future::try_join_all(
-        (projects.iter())
-            .map(|p| crate::services::realtime::visitors_today(&state.stores, p.id, now)),
+        (projects.iter()).map(|p| crate::services::realtime::visitors_today(&stores, p.id, now)),
     )
     .await?;
     let projects = projects
@@ -390,7 +389,7 @@ async fn new_project(auth: AuthUser) -> Result<Response, AppError> {
 }
 
 async fn create_project(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     auth: AuthUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
@@ -407,7 +406,7 @@ async fn create_project(
             return Ok((StatusCode::BAD_REQUEST, page).into_response());
         }
     };
-    let created = svc::create(&state.stores, org, &update).await?;
+    let created = svc::create(&stores, org, &update).await?;
     Ok(Redirect::to(&format!("/projects/{}/setup", created.id)).into_response())
 }
 
@@ -745,7 +744,14 @@ async fn just_made_link(
         .map(|(_, value)| value.to_string())?;
     let (kind, token) = value.split_once('.')?;
     let message = new_link_message(kind)?;
-    public_links::verify(state, project, token).await.ok()?;
+    public_links::verify(
+        &state.stores,
+        state.config.public_link_pepper.expose(),
+        project,
+        token,
+    )
+    .await
+    .ok()?;
     let url = public_links::dashboard_url(
         &super::links::link(&state.config, headers, ""),
         project,

@@ -5,7 +5,13 @@
 //! codes; state-changing routes need the session's CSRF token in `X-CSRF-Token`. Handlers only
 //! translate: `services::report_jobs` does the work.
 
-use super::{analytics::TIMEFRAMES, projects::ProjectAccess, session::AuthUser, views::Shell};
+use super::{
+    analytics::TIMEFRAMES,
+    projects::ProjectAccess,
+    refused::{Refused, coded},
+    session::AuthUser,
+    views::Shell,
+};
 use crate::{
     domain::{records::OrgRole, timestamp::now_ms},
     error::AppError,
@@ -15,7 +21,7 @@ use crate::{
         ESTIMATED_SECONDS, FORM_TEMPLATES, Generated, LIST_LIMIT, ReportError,
     },
     state::AppState,
-    store::{Project, StoreError},
+    store::Project,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -29,7 +35,6 @@ use axum::{
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use subtle::ConstantTimeEq;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -61,30 +66,6 @@ pub fn router() -> Router<AppState> {
 }
 
 const EDITORS: &[OrgRole] = &[OrgRole::Owner, OrgRole::Admin];
-const MAX_JSON_BYTES: usize = 64 * 1024;
-
-/// A JSON error `{error, code}` (plus `details` when given).
-fn coded(status: StatusCode, error: &str, code: &str) -> Response {
-    (status, Json(json!({"error": error, "code": code}))).into_response()
-}
-
-/// Why a JSON route answers early.
-enum Refused {
-    Coded(StatusCode, String, &'static str),
-    App(AppError),
-}
-
-impl From<AppError> for Refused {
-    fn from(e: AppError) -> Self {
-        Refused::App(e)
-    }
-}
-
-impl From<StoreError> for Refused {
-    fn from(e: StoreError) -> Self {
-        Refused::App(e.into())
-    }
-}
 
 impl From<Rejected> for Refused {
     fn from(r: Rejected) -> Self {
@@ -97,15 +78,6 @@ impl From<ReportError> for Refused {
         match e {
             ReportError::Rejected(r) => r.into(),
             ReportError::Store(s) => s.into(),
-        }
-    }
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        match self {
-            Refused::Coded(status, error, code) => coded(status, &error, code),
-            Refused::App(e) => e.into_response(),
         }
     }
 }
@@ -152,35 +124,14 @@ fn editor(access: &ProjectAccess) -> Result<(), Refused> {
 
 /// 403 unless `X-CSRF-Token` is the session's; then the body as a JSON object.
 fn csrf_json(auth: &AuthUser, headers: &HeaderMap, body: &Bytes) -> Result<Value, Refused> {
-    let sent = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(auth.csrf.as_bytes())) {
-        return Err(Refused::Coded(
-            StatusCode::FORBIDDEN,
-            "Invalid or missing CSRF token".into(),
-            "CSRF",
-        ));
-    }
-    if body.len() > MAX_JSON_BYTES {
-        return Err(Refused::Coded(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Body too large".into(),
-            "INVALID_PARAMS",
-        ));
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(Refused::Coded(
-            StatusCode::BAD_REQUEST,
-            "Body must be a JSON object".into(),
-            "INVALID_PARAMS",
-        )),
-    }
+    super::refused::csrf_json(&auth.csrf, headers, body).map_err(|(status, error)| {
+        let code = if status == StatusCode::FORBIDDEN {
+            "CSRF"
+        } else {
+            "INVALID_PARAMS"
+        };
+        Refused::Coded(status, error.into(), code)
+    })
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -443,19 +394,34 @@ async fn generate_report(
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
+/// What a report's pages show around it: the project (access checked), the report (404 when
+/// it is not the project's), the project's base path and the project switcher's siblings.
+type ReportPage = (ProjectAccess, Report, String, Vec<(String, String)>);
+
+async fn report_page(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+    report_id: &str,
+) -> Result<ReportPage, AppError> {
+    let access = ProjectAccess::check(state, auth, id).await?;
+    let report = state
+        .reports
+        .report(access.project.id, report_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let siblings = crate::http::analytics::sibling_projects(state, &access.project).await?;
+    let base = base_of(&access.project);
+    Ok((access, report, base, siblings))
+}
+
 /// `GET …/reports/{reportId}`: the detail page (progress polled from `/status`).
 async fn show_report(
     State(state): State<AppState>,
     auth: AuthUser,
     Path((id, report_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
-    let report = state
-        .reports
-        .report(access.project.id, &report_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let base = base_of(&access.project);
+    let (access, report, base, siblings) = report_page(&state, &auth, &id, &report_id).await?;
     let retry = json!({
         "name": report.name, "dataType": report.data_type.as_str(),
         "timeframe": report.timeframe,
@@ -466,7 +432,6 @@ async fn show_report(
         "includeAiInsights": report.include_ai_insights,
         "filters": report.filters,
     });
-    let siblings = crate::http::analytics::sibling_projects(&state, &access.project).await?;
     Ok(DetailPage {
         shell: Shell::of(&auth),
         status_json: script_json(&status_json(&report, &base)),
@@ -488,13 +453,7 @@ async fn view_report(
     auth: AuthUser,
     Path((id, report_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
-    let report = state
-        .reports
-        .report(access.project.id, &report_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let base = base_of(&access.project);
+    let (access, report, base, siblings) = report_page(&state, &auth, &id, &report_id).await?;
     let Some(ctx) = report
         .context_snapshot
         .as_ref()
@@ -503,7 +462,6 @@ async fn view_report(
         return Ok(Redirect::to(&format!("{base}/reports/{}", report.id)).into_response());
     };
     let body_html = render_html::body(ctx);
-    let siblings = crate::http::analytics::sibling_projects(&state, &access.project).await?;
     Ok(ViewPage {
         shell: Shell::of(&auth),
         base,

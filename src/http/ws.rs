@@ -13,8 +13,11 @@ use crate::{
     domain::{model::Channel, timestamp::now_ms},
     error::{AppError, MAX_INGEST_BYTES},
     http::rate_limit::{self, Style},
-    ingest::{Ingestor, keys::ProjectAuth, parse::RequestFacts},
-    runtime::rate_limit::{RateLimiter, namespaces},
+    ingest::{IngestError, Ingestor, keys::ProjectAuth, parse::RequestFacts},
+    runtime::{
+        connections::{IpSlot, WsHub},
+        rate_limit::{RateLimiter, namespaces},
+    },
     state::AppState,
 };
 use axum::{
@@ -31,16 +34,7 @@ use axum::{
 };
 use futures::SinkExt;
 use serde_json::{Value, json};
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
-use tokio::sync::watch;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 /// Largest message accepted, in bytes (the HTTP body limit); larger ones close the socket with
 /// 1009 as soon as their header says so, before they are buffered.
@@ -74,95 +68,6 @@ const CLOSE_TOO_BIG: u16 = 1009;
 pub fn router() -> Router<AppState> {
     // A static route: axum prefers it over the `/v1/{*path}` catch-all of `ingest`.
     Router::new().route("/v1/ws", any(upgrade))
-}
-
-/// Live WebSocket connections: tells them to close on shutdown and waits until they have,
-/// counts them per client IP, and holds the keepalive interval.
-pub struct WsHub {
-    shutdown: watch::Sender<bool>,
-    ping_interval_ms: AtomicU64,
-    /// Open connections per client IP key; an entry goes when its count reaches 0, so the map
-    /// never holds more entries than there are connections.
-    per_ip: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Default for WsHub {
-    fn default() -> Self {
-        Self {
-            shutdown: watch::channel(false).0,
-            ping_interval_ms: AtomicU64::new(30_000),
-            per_ip: Arc::default(),
-        }
-    }
-}
-
-/// One open connection's place in its IP's count, given back when dropped.
-struct IpSlot {
-    per_ip: Arc<Mutex<HashMap<String, usize>>>,
-    key: String,
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(open) = per_ip.get_mut(&self.key) {
-            *open -= 1;
-            if *open == 0 {
-                per_ip.remove(&self.key);
-            }
-        }
-    }
-}
-
-impl WsHub {
-    /// How often the server pings each client; a client that has sent nothing (not even a pong)
-    /// since the previous ping is dropped. Default 30 s; tests shorten it.
-    pub fn set_ping_interval(&self, every: Duration) {
-        self.ping_interval_ms
-            .store(every.as_millis().max(1) as u64, Ordering::Relaxed);
-    }
-
-    fn ping_interval(&self) -> Duration {
-        Duration::from_millis(self.ping_interval_ms.load(Ordering::Relaxed))
-    }
-
-    /// Open connections.
-    pub fn connections(&self) -> usize {
-        self.shutdown.receiver_count()
-    }
-
-    /// Takes a place for one more connection from `ip_key`, unless it already has `max` open
-    /// (`max == 0`: no cap).
-    fn admit(&self, ip_key: String, max: usize) -> Result<IpSlot, AppError> {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let open = per_ip.entry(ip_key.clone()).or_insert(0);
-        if max > 0 && *open >= max {
-            return Err(AppError::TooManyConnections {
-                limit: max,
-                retry_after: CONNECTIONS_RETRY_AFTER_SECS,
-            });
-        }
-        *open += 1;
-        Ok(IpSlot {
-            per_ip: self.per_ip.clone(),
-            key: ip_key,
-        })
-    }
-
-    /// Closes every connection with 1001 (each finishes the message it is ingesting first) and
-    /// waits up to `timeout` for all of them to end. Connections opened afterwards close at once.
-    pub async fn close_all(&self, timeout: Duration) {
-        self.shutdown.send_replace(true);
-        if tokio::time::timeout(timeout, self.shutdown.closed())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                open = self.connections(),
-                "websocket clients did not close in time"
-            );
-        }
-    }
 }
 
 /// The key from the query string only (`apiKey`, then `api_key`), as SuperInsights 1.x: browsers
@@ -207,7 +112,14 @@ async fn upgrade(
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(rejection.into_response()),
     };
-    let ip_slot = state.ws.admit(ip_key, state.config.server.ws_max_per_ip)?;
+    let max = state.config.server.ws_max_per_ip;
+    let ip_slot = state
+        .ws
+        .admit(ip_key, max)
+        .ok_or(AppError::TooManyConnections {
+            limit: max,
+            retry_after: CONNECTIONS_RETRY_AFTER_SECS,
+        })?;
     let connection = Connection {
         _ip_slot: ip_slot,
         key: key.unwrap_or_default(),
@@ -253,7 +165,7 @@ fn error_reply(error: &str) -> Value {
 
 impl Connection {
     async fn run(mut self, mut socket: WebSocket) {
-        let mut shutdown = self.hub.shutdown.subscribe();
+        let mut shutdown = self.hub.subscribe_shutdown();
         if *shutdown.borrow_and_update() {
             close(&mut socket, CLOSE_GOING_AWAY, "server shutting down").await;
             return;
@@ -336,7 +248,7 @@ impl Connection {
         // drop-rule changes apply to open connections. A store outage keeps the last answer.
         match self.ingestor.authenticate(Some(&self.key)).await {
             Ok(auth) => self.auth = auth,
-            Err(AppError::InvalidApiKey | AppError::ApiKeyRequired) => {
+            Err(IngestError::InvalidApiKey | IngestError::ApiKeyRequired) => {
                 return Next::Close(error_reply("unauthorized"), CLOSE_POLICY, "invalid API key");
             }
             Err(_) => {}
@@ -397,13 +309,13 @@ impl Connection {
                     ack
                 }
                 // 1.x's shape: an item it refused is an `ingestion_failed` with its message.
-                Err(AppError::Validation(details)) => json!({
+                Err(IngestError::Validation(details)) => json!({
                     "type": "error",
                     "error": "ingestion_failed",
                     "details": details,
                 }),
                 // Nothing was stored or spooled: the client should send the message again.
-                Err(AppError::Unavailable { retry_after, cause }) => {
+                Err(IngestError::Unavailable { retry_after, cause }) => {
                     tracing::warn!(%cause, "websocket message refused");
                     json!({
                         "type": "error",

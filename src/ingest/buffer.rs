@@ -550,7 +550,7 @@ impl RedisBuffer {
         mut stop: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let buffer = self.clone();
-        tokio::spawn(async move {
+        crate::tasks::spawn_handle("ingest_buffer_consumer", async move {
             buffer.stats.consumer_alive.store(true, Ordering::Relaxed);
             let _alive = ConsumerAlive(buffer.stats.clone());
             let mut own_pending = true;

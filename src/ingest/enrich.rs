@@ -11,12 +11,7 @@ use crate::domain::{
     useragent::{self, UserAgentInfo},
 };
 use axum::http::HeaderMap;
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-    path::{Path, PathBuf},
-    sync::Mutex,
-};
+use std::{collections::HashMap, net::IpAddr, path::Path, sync::Mutex};
 
 /// Headers CDNs and edge proxies set with the visitor's ISO country code.
 const COUNTRY_HEADERS: &[&str] = &[
@@ -29,32 +24,10 @@ const COUNTRY_HEADERS: &[&str] = &[
 /// Distinct User-Agent strings kept parsed; the cache is cleared when full.
 const UA_CACHE_LIMIT: usize = 2048;
 
-/// File name of the bundled IP-to-country database (npm package
-/// `@ip-location-db/geo-whois-asn-country-mmdb`, IPv4 and IPv6, redistributable).
-pub const BUNDLED_DB_FILE: &str = "geo-whois-asn-country.mmdb";
-
-/// Where the container image puts the bundled database (see the Dockerfile).
-pub const IMAGE_DB_DIR: &str = "/usr/share/superinsights";
-
-/// Where `npm ci` puts it, relative to a checkout.
-pub const NPM_DB_PATH: &str =
-    "node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb";
-
-/// The country database used when `GEOIP_DB_PATH` is unset: the first file found of
-/// `<DATA_DIR>/geo-whois-asn-country.mmdb` (a refreshed copy), the container image's
-/// `/usr/share/superinsights/geo-whois-asn-country.mmdb`, and `node_modules/…` under the working
-/// directory or a parent of the executable's directory (a checkout after `npm ci`).
-pub fn bundled_country_db(data_dir: &Path) -> Option<PathBuf> {
-    let mut candidates = vec![
-        data_dir.join(BUNDLED_DB_FILE),
-        Path::new(IMAGE_DB_DIR).join(BUNDLED_DB_FILE),
-        PathBuf::from(NPM_DB_PATH),
-    ];
-    if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).take(4).map(|d| d.join(NPM_DB_PATH)));
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
+// Where the bundled country database is looked for is configuration (`GEOIP_DB_PATH` unset).
+pub use crate::config::country_db::{
+    BUNDLED_DB_FILE, IMAGE_DB_DIR, NPM_DB_PATH, bundled_country_db,
+};
 
 /// False for addresses that belong to no country: loopback, private, shared, link-local,
 /// multicast and unspecified ranges (the bundled database maps some of them). Documentation
@@ -419,7 +392,7 @@ mod tests {
         {
             assert_eq!(
                 bundled_country_db(empty.path()),
-                Some(PathBuf::from(NPM_DB_PATH))
+                Some(std::path::PathBuf::from(NPM_DB_PATH))
             );
         }
     }

@@ -14,11 +14,29 @@ use crate::domain::{
     ids::DocId,
     model::{Channel, WriteBatch},
 };
-use crate::error::AppError;
 use keys::{KeyCache, ProjectAuth};
 use parse::{Item, RequestFacts};
 use pipeline::{Outcome, Pipeline};
 use std::sync::Arc;
+
+/// Why the ingest path refused a request. It speaks no HTTP: `crate::error` turns it into 1.x's
+/// answers (`AppError`), the WebSocket protocol into its replies.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("API key required")]
+    ApiKeyRequired,
+    #[error("invalid API key")]
+    InvalidApiKey,
+    /// An item failed validation; the text is 1.x's `details`.
+    #[error("validation failed: {0}")]
+    Validation(String),
+    /// Neither stored nor spooled: the client should send it again after `retry_after` seconds.
+    #[error("{cause}")]
+    Unavailable { cause: String, retry_after: u32 },
+    /// The key lookup failed (and no stale answer was kept).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
 
 /// What happened to an accepted request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +50,7 @@ pub struct Accepted {
 }
 
 impl Accepted {
-    fn of(outcome: Outcome, count: usize, dropped: usize) -> Result<Self, AppError> {
+    fn of(outcome: Outcome, count: usize, dropped: usize) -> Result<Self, IngestError> {
         match outcome {
             Outcome::Stored => Ok(Accepted {
                 count,
@@ -44,7 +62,7 @@ impl Accepted {
                 dropped,
                 spooled: true,
             }),
-            Outcome::Failed => Err(AppError::Unavailable {
+            Outcome::Failed => Err(IngestError::Unavailable {
                 cause: "store and ingest spool both unavailable".into(),
                 retry_after: 5,
             }),
@@ -91,15 +109,15 @@ impl Ingestor {
     }
 
     /// Resolves an API key (public or secret) to its project.
-    pub async fn authenticate(&self, key: Option<&str>) -> Result<ProjectAuth, AppError> {
+    pub async fn authenticate(&self, key: Option<&str>) -> Result<ProjectAuth, IngestError> {
         let key = key
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or(AppError::ApiKeyRequired)?;
+            .ok_or(IngestError::ApiKeyRequired)?;
         self.keys
             .authenticate(key)
             .await?
-            .ok_or(AppError::InvalidApiKey)
+            .ok_or(IngestError::InvalidApiKey)
     }
 
     pub fn keys(&self) -> &KeyCache {
@@ -119,7 +137,7 @@ impl Ingestor {
         channel: Channel,
         items: Vec<Item>,
         facts: &RequestFacts,
-    ) -> Result<Accepted, AppError> {
+    ) -> Result<Accepted, IngestError> {
         let total = items.len();
         let kept: Vec<Item> = if channel == Channel::Events {
             items
@@ -131,7 +149,7 @@ impl Ingestor {
         };
         let dropped = total - kept.len();
         let docs =
-            parse::documents(channel, &kept, facts).map_err(|e| AppError::Validation(e.0))?;
+            parse::documents(channel, &kept, facts).map_err(|e| IngestError::Validation(e.0))?;
         let count = docs.len();
         let live =
             (self.live.as_ref()).and_then(|hub| Some((hub, hub.gather(auth.project_id, &docs)?)));

@@ -165,23 +165,29 @@ impl Pipeline {
         let wake_drainer = Arc::new(Notify::new());
         let (stop_drainer, stop_rx) = watch::channel(false);
         let health = Arc::new(IngestHealth::default());
-        let writer = tokio::spawn(run_writer(
-            rx,
-            events.clone(),
-            spool.clone(),
-            options.clone(),
-            wake_drainer.clone(),
-            health.clone(),
-        ));
-        let drainer = tokio::spawn(run_drainer(
-            events,
-            admin,
-            spool,
-            options.drain_interval,
-            wake_drainer,
-            stop_rx,
-            health.clone(),
-        ));
+        let writer = crate::tasks::spawn_handle(
+            "ingest_writer",
+            run_writer(
+                rx,
+                events.clone(),
+                spool.clone(),
+                options.clone(),
+                wake_drainer.clone(),
+                health.clone(),
+            ),
+        );
+        let drainer = crate::tasks::spawn_handle(
+            "ingest_spool_drainer",
+            run_drainer(
+                events,
+                admin,
+                spool,
+                options.drain_interval,
+                wake_drainer,
+                stop_rx,
+                health.clone(),
+            ),
+        );
         (
             Pipeline { tx, health },
             PipelineTasks {

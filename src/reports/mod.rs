@@ -5,7 +5,7 @@
 //!
 //! No HTTP and no job-queue types here: `services::report_jobs` drives generation and
 //! `http::report_routes` serves it. (The page-view and event *drill-downs* live in
-//! `services::reports`; they are not these reports.)
+//! `services::drill_downs`; they are not these reports.)
 
 pub mod charts;
 pub mod context;

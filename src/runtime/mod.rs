@@ -2,6 +2,7 @@
 //! later the cache, job queue and session layer, each with an in-process and a Redis implementation.
 
 pub mod cache;
+pub mod connections;
 pub mod jobs;
 pub mod rate_limit;
 pub mod realtime;

@@ -110,7 +110,10 @@ impl RealtimeHub {
                 crate::telemetry::Piece::Realtime,
                 "realtime streams show this instance's events only",
             ));
-            tokio::spawn(publish_loop(handle.clone(), outbox_rx, fallback.clone()));
+            crate::tasks::spawn_loop(
+                "realtime_publisher",
+                publish_loop(handle.clone(), outbox_rx, fallback.clone()),
+            );
             subscribe(&handle, origin.clone(), local.clone());
             Relay {
                 origin,
@@ -127,7 +130,10 @@ impl RealtimeHub {
             open: Mutex::default(),
             per_client: per_client.max(1),
         });
-        tokio::spawn(coalesce(Arc::downgrade(&hub), pending_rx));
+        crate::tasks::spawn_loop(
+            "realtime_coalescer",
+            coalesce(Arc::downgrade(&hub), pending_rx),
+        );
         hub
     }
 
@@ -393,8 +399,8 @@ fn subscribe(redis: &RedisHandle, origin: String, local: broadcast::Sender<Arc<S
         }
     });
     let mut messages = subscriber.message_rx();
-    subscriber.connect();
-    tokio::spawn(async move {
+    crate::runtime::redis::own_connection("realtime_subscriber", subscriber.connect());
+    crate::tasks::spawn_loop("realtime_relay", async move {
         loop {
             let message = match messages.recv().await {
                 Ok(m) => m,

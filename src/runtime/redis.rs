@@ -155,7 +155,7 @@ impl RedisHandle {
             ))
             .build()
             .map_err(invalid)?;
-        client.connect();
+        own_connection("redis_connection", client.connect());
         let breaker = Arc::new(Breaker {
             timeout,
             ..Breaker::default()
@@ -266,7 +266,7 @@ impl RedisHandle {
             return;
         }
         let (client, breaker) = (self.client.clone(), self.breaker.clone());
-        tokio::spawn(async move {
+        crate::tasks::spawn_loop("redis_breaker_probe", async move {
             let mut wait = BREAKER_FIRST_PROBE;
             loop {
                 tokio::select! {
@@ -362,4 +362,21 @@ impl FallbackState {
     pub fn fallbacks(&self) -> u64 {
         self.fallbacks.load(Ordering::Relaxed)
     }
+}
+
+/// Owns a client's connection task (fred's `connect()`, which runs until the client quits) for
+/// the server's life, so a connection task that fails or panics is logged and counted.
+pub(crate) fn own_connection<E1, E2>(
+    name: &'static str,
+    connection: impl std::future::Future<Output = Result<Result<(), E2>, E1>> + Send + 'static,
+) where
+    E1: std::fmt::Display + Send + 'static,
+    E2: std::fmt::Display + Send + 'static,
+{
+    crate::tasks::spawn_loop(name, async move {
+        connection
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    });
 }

@@ -148,7 +148,7 @@ impl RedisFrontedStore {
     /// Deletes stale copies once Redis answers again.
     fn spawn_cleaner(&self) {
         let store = self.clone();
-        tokio::spawn(async move {
+        crate::tasks::spawn_loop::<()>("session_cleaner", async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let ids: Vec<Id> = store

@@ -220,7 +220,7 @@ impl AiAnalysis {
             None => {
                 let this = self.clone();
                 let id = run.id;
-                tokio::spawn(async move {
+                crate::tasks::spawn("ai_analysis_fallback", async move {
                     if let Err(e) = this.run_analysis(id, &|_, _| async { Ok(()) }).await {
                         tracing::warn!(run = %id, error = %e, "AI analysis run failed");
                     }

@@ -192,7 +192,7 @@ async fn write(stores: &Stores, log: RawLog) {
     }
     if WRITES.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
         let logs = stores.logs.clone();
-        tokio::spawn(async move {
+        crate::tasks::spawn("audit_prune", async move {
             if let Err(e) = logs.prune_logs(MAX_RAW_LOGS).await {
                 tracing::warn!(error = %e, "audit log not pruned");
             }

@@ -22,6 +22,7 @@ use crate::{
         segment::SegmentFilters,
         timestamp::now_ms,
     },
+    runtime::cache::DashboardCache,
     services::charts::{count_series, vitals_series},
     store::{StoreResult, Stores},
 };
@@ -409,4 +410,130 @@ async fn previous_kpis(
         performance_score: score.measured.then_some(score.score),
         ..Default::default()
     })
+}
+
+/// The dashboard restricted by `filters`, from the dashboard cache when a fresh entry exists
+/// (cached per filter set; computed once per key however many callers miss together).
+pub async fn cached(
+    cache: &DashboardCache,
+    stores: &Stores,
+    project: DocId,
+    timeframe: Timeframe,
+    filters: &DashboardFilters,
+) -> StoreResult<Dashboard> {
+    let variant = if filters.is_empty() && filters.range.is_none() && !filters.compare {
+        "-".to_string()
+    } else {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_vec(filters).unwrap_or_default();
+        hex::encode(&Sha256::digest(&json)[..8])
+    };
+    cache
+        .get_or_compute("dashboard", project, timeframe, &variant, || {
+            dashboard_filtered(stores, project, timeframe, filters)
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{model::Docs, timestamp::now_ms};
+    use crate::store::contract;
+    use std::{
+        sync::{Arc, atomic::Ordering},
+        time::Duration,
+    };
+
+    async fn fixture() -> (tempfile::TempDir, Stores, DocId) {
+        let dir = tempfile::tempdir().unwrap();
+        let (stores, project) =
+            crate::services::fixtures::sqlite_with_project(&dir, "c@example.com").await;
+        (dir, stores, project.id)
+    }
+
+    async fn add_view(stores: &Stores, project: DocId) {
+        let docs = Docs::Pageviews(vec![contract::pageview("/x", now_ms())]);
+        stores
+            .events
+            .write(&[contract::batch(project, docs)])
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn repeated_views_hit_and_invalidation_misses() {
+        let (_dir, stores, project) = fixture().await;
+        let cache = DashboardCache::new(
+            Arc::new(crate::runtime::cache::memory::MemoryCache::default()),
+            Duration::from_secs(300),
+        );
+        let no_filters = DashboardFilters::default();
+        add_view(&stores, project).await;
+        let first = cached(&cache, &stores, project, Timeframe::D7, &no_filters)
+            .await
+            .unwrap();
+        add_view(&stores, project).await;
+        let second = cached(&cache, &stores, project, Timeframe::D7, &no_filters)
+            .await
+            .unwrap();
+        assert_eq!(first, second, "served from the cache within the bucket");
+        assert_eq!(
+            (
+                cache.counters.hits.load(Ordering::Relaxed),
+                cache.counters.misses.load(Ordering::Relaxed)
+            ),
+            (1, 1)
+        );
+        cache.invalidate(project).await;
+        let third = cached(&cache, &stores, project, Timeframe::D7, &no_filters)
+            .await
+            .unwrap();
+        assert_eq!(
+            third.page_views.total_views, 2,
+            "a new generation is computed afresh"
+        );
+        let other = cached(&cache, &stores, project, Timeframe::H24, &no_filters)
+            .await
+            .unwrap();
+        assert_eq!(
+            other.timeframe,
+            Timeframe::H24,
+            "timeframes have their own keys"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_compute_once() {
+        let (_dir, stores, project) = fixture().await;
+        let cache = Arc::new(DashboardCache::new(
+            Arc::new(crate::runtime::cache::memory::MemoryCache::default()),
+            Duration::from_secs(300),
+        ));
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, stores) = (cache.clone(), stores.clone());
+                tokio::spawn(async move {
+                    cached(
+                        &cache,
+                        &stores,
+                        project,
+                        Timeframe::D30,
+                        &Default::default(),
+                    )
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        for c in calls {
+            c.await.unwrap();
+        }
+        assert_eq!(
+            cache.counters.misses.load(Ordering::Relaxed),
+            1,
+            "single-flight"
+        );
+        assert_eq!(cache.counters.hits.load(Ordering::Relaxed), 15);
+    }
 }

@@ -126,7 +126,7 @@ pub async fn schedule_due(stores: &Stores, jobs: &dyn JobQueue, now: i64) -> Sto
 
 /// Every `every`, on each instance: [`schedule_due`] (only when email reports are available).
 pub fn spawn_scheduler(stores: Stores, jobs: Arc<dyn JobQueue>, every: Duration) {
-    tokio::spawn(async move {
+    crate::tasks::spawn_loop::<()>("email_report_scheduler", async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;

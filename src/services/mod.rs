@@ -8,6 +8,7 @@ pub mod charts;
 pub mod dashboard;
 pub mod demo;
 pub mod diagnostics;
+pub mod drill_downs;
 pub mod email_reports;
 pub mod mail;
 pub mod orgs;
@@ -16,7 +17,6 @@ pub mod projects;
 pub mod public_links;
 pub mod realtime;
 pub mod report_jobs;
-pub mod reports;
 pub mod retention;
 
 /// Upper-cases the first letter, for showing a lower-case error message as a sentence.
@@ -25,5 +25,34 @@ pub fn sentence_case(s: &str) -> String {
     match c.next() {
         Some(first) => first.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
+    }
+}
+
+/// Fixtures shared by the services' tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::store::{
+        Project, Stores,
+        sqlite::{SqliteOptions, SqliteStore},
+    };
+
+    /// A migrated SQLite store in `dir` with one user (`email`) and its first project.
+    pub async fn sqlite_with_project(dir: &tempfile::TempDir, email: &str) -> (Stores, Project) {
+        let store = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let stores = Stores::new("sqlite", store);
+        stores.admin.migrate().await.unwrap();
+        let project = super::accounts::provision(
+            &stores,
+            email,
+            "password1",
+            crate::domain::records::PlatformRole::User,
+            "P",
+        )
+        .await
+        .unwrap()
+        .project;
+        (stores, project)
     }
 }

@@ -65,7 +65,7 @@ pub async fn request(
         tracing::info!("password reset email not sent: too many for this address");
         return;
     }
-    tokio::spawn(async move {
+    crate::tasks::spawn("password_reset_mail", async move {
         if let Err(e) = send_reset(&stores, &mailer, &email, &base).await {
             tracing::warn!(error = %e, "password reset email not sent");
         }

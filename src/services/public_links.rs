@@ -10,9 +10,7 @@ use crate::{
         ids::{DocId, random_hex},
         timestamp::now_ms,
     },
-    error::AppError,
     services::audit,
-    state::AppState,
     store::{StoreError, Stores},
 };
 use sha2::{Digest, Sha256};
@@ -48,7 +46,7 @@ pub struct NewLink {
 /// Enables the project's link with a fresh token (or replaces the token of an enabled link: the
 /// old one stops working at once). Returns the raw token, to show once.
 /// Errors: `NotFound` for an unknown or deleted project.
-pub async fn enable(stores: &Stores, pepper: &str, project: DocId) -> Result<NewLink, AppError> {
+pub async fn enable(stores: &Stores, pepper: &str, project: DocId) -> Result<NewLink, StoreError> {
     make(stores, pepper, project, codes::PROJECT_PUBLIC_LINK_ENABLE).await
 }
 
@@ -57,7 +55,7 @@ async fn make(
     pepper: &str,
     project: DocId,
     code: &str,
-) -> Result<NewLink, AppError> {
+) -> Result<NewLink, StoreError> {
     let token = random_hex(TOKEN_BYTES);
     let link = stores
         .projects
@@ -76,7 +74,7 @@ pub async fn regenerate(
     stores: &Stores,
     pepper: &str,
     project: DocId,
-) -> Result<NewLink, AppError> {
+) -> Result<NewLink, StoreError> {
     make(
         stores,
         pepper,
@@ -94,7 +92,7 @@ pub async fn revoke(
     live: &crate::runtime::realtime::RealtimeHub,
     project: DocId,
     org: Option<DocId>,
-) -> Result<Option<Project>, AppError> {
+) -> Result<Option<Project>, StoreError> {
     let Some(found) = stores.projects.project(project).await? else {
         return Ok(None);
     };
@@ -117,38 +115,42 @@ pub async fn revoke(
             Ok(Some(found))
         }
         Err(StoreError::NotFound) => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
 /// The project's link state; `NotFound` for an unknown project.
-pub async fn state(stores: &Stores, project: DocId) -> Result<PublicLink, AppError> {
+pub async fn state(stores: &Stores, project: DocId) -> Result<PublicLink, StoreError> {
     stores
         .projects
         .public_link(project)
         .await?
-        .ok_or(AppError::NotFound)
+        .ok_or(StoreError::NotFound)
 }
 
 /// Enabled links of live projects, of one organization or (`None`) of all.
-pub async fn list(stores: &Stores, org: Option<DocId>) -> Result<Vec<PublicLink>, AppError> {
-    Ok(stores.projects.public_links(org).await?)
+pub async fn list(stores: &Stores, org: Option<DocId>) -> Result<Vec<PublicLink>, StoreError> {
+    stores.projects.public_links(org).await
 }
 
 /// The project behind a public link, if the project is live, its link enabled and `token`
 /// matches the stored hash (compared in constant time). Any failure is a plain 404, so links
-/// cannot be probed; a store outage stays a 503.
-pub async fn verify(state: &AppState, id: DocId, token: &str) -> Result<Project, AppError> {
+/// cannot be probed (`StoreError::NotFound`); a store outage stays a 503.
+pub async fn verify(
+    stores: &Stores,
+    pepper: &str,
+    id: DocId,
+    token: &str,
+) -> Result<Project, StoreError> {
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-        return Err(AppError::NotFound);
+        return Err(StoreError::NotFound);
     }
-    let link = state
-        .stores
+    let link = stores
         .projects
         .public_link(id)
         .await?
-        .ok_or(AppError::NotFound)?;
-    let presented = token_hash(state.config.public_link_pepper.expose(), token);
+        .ok_or(StoreError::NotFound)?;
+    let presented = token_hash(pepper, token);
     let matches = link
         .token_hash
         .as_deref()
@@ -156,7 +158,7 @@ pub async fn verify(state: &AppState, id: DocId, token: &str) -> Result<Project,
     if link.enabled && link.project.deleted_at.is_none() && matches {
         Ok(link.project)
     } else {
-        Err(AppError::NotFound)
+        Err(StoreError::NotFound)
     }
 }
 

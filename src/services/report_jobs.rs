@@ -3,7 +3,7 @@
 //! rendering → storing → completed) with progress, under the generation timeout; reading a
 //! report with its true state (a timed-out or dead job shows as `failed`, never as stuck
 //! `pending`); downloads, soft delete, the expiry sweep that removes files; filter templates.
-//! No HTTP types here. (The drill-downs in `services::reports` are not these reports.)
+//! No HTTP types here. (The drill-downs are `services::drill_downs`.)
 
 use crate::config::ReportsConfig;
 use crate::domain::audit::codes;

@@ -47,31 +47,13 @@ pub async fn purge_report_files(reports: &crate::services::report_jobs::ReportJo
 mod tests {
     use super::*;
     use crate::domain::model::{Channel, Docs};
-    use crate::store::{
-        ProjectUpdate, contract,
-        sqlite::{SqliteOptions, SqliteStore},
-    };
+    use crate::store::{ProjectUpdate, contract};
 
     #[tokio::test]
     async fn old_data_goes_recent_data_stays() {
         let dir = tempfile::tempdir().unwrap();
-        let stores = Stores::new(
-            "sqlite",
-            SqliteStore::open(&dir.path().join("r.db"), SqliteOptions::default())
-                .await
-                .unwrap(),
-        );
-        stores.admin.migrate().await.unwrap();
-        let p = crate::services::accounts::provision(
-            &stores,
-            "r@example.com",
-            "password1",
-            crate::domain::records::PlatformRole::User,
-            "P",
-        )
-        .await
-        .unwrap()
-        .project;
+        let (stores, p) =
+            crate::services::fixtures::sqlite_with_project(&dir, "r@example.com").await;
         let update = ProjectUpdate {
             name: "P".into(),
             icon: "📊".into(),

@@ -97,10 +97,14 @@ async fn dashboard_of(
     let mut filters = DashboardFilters::parse(query);
     filters.range = DayRange::parse(param(query, "from"), param(query, "to"), now_ms())
         .map_err(crate::domain::params::BadParam::from)?;
-    let data = state
-        .dashboards
-        .dashboard_filtered(&state.stores, access.project.id, timeframe, &filters)
-        .await?;
+    let data = crate::services::dashboard::cached(
+        &state.dashboards,
+        &state.stores,
+        access.project.id,
+        timeframe,
+        &filters,
+    )
+    .await?;
     Ok((timeframe, filters, data))
 }
 

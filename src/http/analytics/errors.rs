@@ -54,7 +54,7 @@ page_context!(ErrorsPage, ErrorDetailPage);
 /// `GET {base}/errors`: errors grouped by fingerprint; JSON
 /// `{timeframe,totalErrors,groupedErrors,uniqueFingerprints,errorsByDay}` for JSON-only clients.
 async fn list_errors(
-    State(state): State<AppState>,
+    State(state): State<crate::state::ViewState>,
     access: AnalyticsAccess,
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
@@ -126,7 +126,7 @@ struct ErrorDetailPage {
 /// `GET {base}/errors/{fingerprint}`: one fingerprint with its true occurrence count (HTML; the
 /// same figures as JSON for clients that accept only JSON — SuperInsights 1.x had no JSON form).
 async fn show_error(
-    State(state): State<AppState>,
+    State(state): State<crate::state::ViewState>,
     access: AnalyticsAccess,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,

@@ -14,7 +14,7 @@ use crate::{
         params::View,
     },
     error::AppError,
-    services::reports::{self, EventDetailView, EventsQuery, EventsView},
+    services::drill_downs::{self, EventDetailView, EventsQuery, EventsView},
     state::AppState,
 };
 use askama::Template;
@@ -129,7 +129,7 @@ page_context!(EventsPage, EventDetailPage);
 
 /// `GET {base}/events`.
 async fn list_events(
-    State(state): State<AppState>,
+    State(state): State<crate::state::ViewState>,
     access: AnalyticsAccess,
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
@@ -137,7 +137,7 @@ async fn list_events(
     checked(View::Events, &pairs)?;
     let mut query = EventsQuery::parse(&pairs);
     query.days = span_of(&pairs)?.days;
-    let view = reports::events(&state.stores, &state.dashboards, access.project.id, &query).await?;
+    let view = drill_downs::events(&state.stores, &state.dashboards, access.project.id, &query).await?;
     if wants_csv(&pairs) {
         let rows = view.top_events.iter().map(|e| {
             vec![
@@ -239,14 +239,14 @@ async fn list_events(
 /// `GET {base}/events/live.json`: always JSON `{timeframe,topEvents,recentOccurrences,
 /// recentPagination}`, computed fresh.
 async fn live_events(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     access: AnalyticsAccess,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Events, &pairs)?;
     let mut query = EventsQuery::parse(&pairs);
     query.days = span_of(&pairs)?.days;
-    let live = reports::live(&state.stores, access.project.id, &query).await?;
+    let live = drill_downs::live(&stores, access.project.id, &query).await?;
     Ok(Json(live).into_response())
 }
 
@@ -292,7 +292,7 @@ struct EventDetailPage {
 /// durations; JSON `{eventName,timeframe,segment,occurrences,propertySchema,eventsByDay,
 /// durationSummary}` for JSON-only clients.
 async fn show_event(
-    State(state): State<AppState>,
+    State(state): State<crate::state::ViewState>,
     access: AnalyticsAccess,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
@@ -301,7 +301,7 @@ async fn show_event(
     let event_name = params.get("event_name").cloned().unwrap_or_default();
     checked(View::EventDetail, &pairs)?;
     let span = span_of(&pairs)?;
-    let view = reports::event_detail(
+    let view = drill_downs::event_detail(
         &state.stores,
         &state.dashboards,
         access.project.id,

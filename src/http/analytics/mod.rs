@@ -115,9 +115,14 @@ impl FromRequestParts<AppState> for AnalyticsAccess {
             let doc_id = DocId::parse(&id)
                 .ok_or(AppError::NotFound)
                 .map_err(IntoResponse::into_response)?;
-            let project = public_links::verify(state, doc_id, token)
-                .await
-                .map_err(IntoResponse::into_response)?;
+            let project = public_links::verify(
+                &state.stores,
+                state.config.public_link_pepper.expose(),
+                doc_id,
+                token,
+            )
+            .await
+            .map_err(|e| AppError::from(e).into_response())?;
             return Ok(Self {
                 base: format!("{prefix}/{id}/{token}"),
                 project,

@@ -2,7 +2,7 @@
 //! pages with their own uniques, filtered by device, a literal URL (or path) prefix, country,
 //! referrer host and the page-view segment fields (case-insensitive). HTML for browsers, JSON `{timeframe,totalViews,uniqueVisitors,topPages,
 //! viewsByDay}` for clients that accept only JSON (the `si` CLI). Thin: parse, call
-//! `services::reports`, render.
+//! `services::drill_downs`, render.
 
 use super::{
     AnalyticsAccess, PageContext, checked, csv_href, csv_table, json_if_wanted, page_context,
@@ -13,7 +13,7 @@ use crate::{
     error::AppError,
     services::{
         dashboard::DashboardFilters,
-        reports::{self, PageViewsQuery, PageViewsView},
+        drill_downs::{self, PageViewsQuery, PageViewsView},
     },
     state::AppState,
 };
@@ -83,7 +83,7 @@ impl PageViewsPage {
 
 /// `GET {base}/pageviews`.
 async fn show_pageviews(
-    State(state): State<AppState>,
+    State(state): State<crate::state::ViewState>,
     access: AnalyticsAccess,
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
@@ -92,7 +92,7 @@ async fn show_pageviews(
     let mut query = PageViewsQuery::parse(&pairs);
     query.days = span_of(&pairs)?.days;
     let view =
-        reports::pageviews(&state.stores, &state.dashboards, access.project.id, &query).await?;
+        drill_downs::pageviews(&state.stores, &state.dashboards, access.project.id, &query).await?;
     if wants_csv(&pairs) {
         let rows = view.report.top_pages.iter().map(|p| {
             vec![
@@ -107,7 +107,7 @@ async fn show_pageviews(
     if let Some(json) = json_if_wanted(&headers, &view) {
         return Ok(json);
     }
-    let suggestions = reports::pageview_suggestions(
+    let suggestions = drill_downs::pageview_suggestions(
         &state.stores,
         &state.dashboards,
         access.project.id,

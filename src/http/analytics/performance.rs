@@ -47,7 +47,7 @@ page_context!(PerformancePage);
 
 /// `GET {base}/performance`.
 async fn show_performance(
-    State(state): State<AppState>,
+    State(state): State<crate::state::ViewState>,
     access: AnalyticsAccess,
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,

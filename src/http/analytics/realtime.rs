@@ -63,7 +63,7 @@ fn no_params(query: &[(String, String)]) -> Result<(), AppError> {
 
 /// `GET …/realtime`: `{visitors, windowMinutes, recent: [{kind, label, at, country?}]}`.
 async fn realtime_now(
-    State(state): State<AppState>,
+    State(stores): State<crate::store::Stores>,
     access: AnalyticsAccess,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
@@ -71,8 +71,8 @@ async fn realtime_now(
     let now = now_ms();
     let project = access.project.id;
     let (visitors, recent) = tokio::try_join!(
-        svc::visitors_now(&state.stores, project, now),
-        svc::recent_hits(&state.stores, project, now),
+        svc::visitors_now(&stores, project, now),
+        svc::recent_hits(&stores, project, now),
     )?;
     Ok(Json(json!({
         "visitors": visitors,
@@ -138,7 +138,10 @@ async fn realtime_stream(
             retry_after: 5,
         })?;
     let (tx, mut rx) = mpsc::channel::<Event>(STREAM_BUFFER);
-    tokio::spawn(run_stream(state, access.project.id, owner, permit, tx));
+    crate::tasks::spawn(
+        "realtime_stream",
+        run_stream(state, access.project.id, owner, permit, tx),
+    );
     let events =
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok::<_, Infallible>)));
     let mut response = Sse::new(events)
@@ -292,8 +295,15 @@ async fn still_allowed(state: &AppState, project: DocId, owner: &Owner) -> Optio
             }
         }
         Owner::Link { token } => {
-            match crate::services::public_links::verify(state, project, token).await {
-                Err(AppError::NotFound) => Some("revoked"),
+            match crate::services::public_links::verify(
+                &state.stores,
+                state.config.public_link_pepper.expose(),
+                project,
+                token,
+            )
+            .await
+            {
+                Err(crate::store::StoreError::NotFound) => Some("revoked"),
                 _ => None,
             }
         }

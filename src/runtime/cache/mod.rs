@@ -11,8 +11,7 @@ pub mod redis;
 
 use crate::{
     domain::{analytics::Timeframe, ids::DocId, timestamp::now_ms},
-    services::dashboard::{self, Dashboard},
-    store::{StoreResult, Stores},
+    store::StoreResult,
 };
 use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
@@ -78,38 +77,6 @@ impl DashboardCache {
 
     pub fn backend(&self) -> &'static str {
         self.cache.name()
-    }
-
-    /// The dashboard, from the cache when a fresh entry exists.
-    pub async fn dashboard(
-        &self,
-        stores: &Stores,
-        project: DocId,
-        timeframe: Timeframe,
-    ) -> StoreResult<Dashboard> {
-        self.dashboard_filtered(stores, project, timeframe, &Default::default())
-            .await
-    }
-
-    /// The dashboard restricted by `filters`, cached per filter set.
-    pub async fn dashboard_filtered(
-        &self,
-        stores: &Stores,
-        project: DocId,
-        timeframe: Timeframe,
-        filters: &dashboard::DashboardFilters,
-    ) -> StoreResult<Dashboard> {
-        let variant = if filters.is_empty() && filters.range.is_none() && !filters.compare {
-            "-".to_string()
-        } else {
-            use sha2::{Digest, Sha256};
-            let json = serde_json::to_vec(filters).unwrap_or_default();
-            hex::encode(&Sha256::digest(&json)[..8])
-        };
-        self.get_or_compute("dashboard", project, timeframe, &variant, || {
-            dashboard::dashboard_filtered(stores, project, timeframe, filters)
-        })
-        .await
     }
 
     /// Any analytics view behind the cache: the entry under
@@ -205,117 +172,6 @@ impl DashboardCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::Docs;
-    use crate::store::{
-        contract,
-        sqlite::{SqliteOptions, SqliteStore},
-    };
-
-    async fn fixture() -> (tempfile::TempDir, Stores, DocId) {
-        let dir = tempfile::tempdir().unwrap();
-        let stores = Stores::new(
-            "sqlite",
-            SqliteStore::open(&dir.path().join("c.db"), SqliteOptions::default())
-                .await
-                .unwrap(),
-        );
-        stores.admin.migrate().await.unwrap();
-        let project = crate::services::accounts::provision(
-            &stores,
-            "c@example.com",
-            "password1",
-            crate::domain::records::PlatformRole::User,
-            "P",
-        )
-        .await
-        .unwrap()
-        .project
-        .id;
-        (dir, stores, project)
-    }
-
-    async fn add_view(stores: &Stores, project: DocId) {
-        let docs = Docs::Pageviews(vec![contract::pageview("/x", now_ms())]);
-        stores
-            .events
-            .write(&[contract::batch(project, docs)])
-            .await
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn repeated_views_hit_and_invalidation_misses() {
-        let (_dir, stores, project) = fixture().await;
-        let cache = DashboardCache::new(
-            Arc::new(memory::MemoryCache::default()),
-            Duration::from_secs(300),
-        );
-        add_view(&stores, project).await;
-        let first = cache
-            .dashboard(&stores, project, Timeframe::D7)
-            .await
-            .unwrap();
-        add_view(&stores, project).await;
-        let second = cache
-            .dashboard(&stores, project, Timeframe::D7)
-            .await
-            .unwrap();
-        assert_eq!(first, second, "served from the cache within the bucket");
-        assert_eq!(
-            (
-                cache.counters.hits.load(Ordering::Relaxed),
-                cache.counters.misses.load(Ordering::Relaxed)
-            ),
-            (1, 1)
-        );
-        cache.invalidate(project).await;
-        let third = cache
-            .dashboard(&stores, project, Timeframe::D7)
-            .await
-            .unwrap();
-        assert_eq!(
-            third.page_views.total_views, 2,
-            "a new generation is computed afresh"
-        );
-        let other = cache
-            .dashboard(&stores, project, Timeframe::H24)
-            .await
-            .unwrap();
-        assert_eq!(
-            other.timeframe,
-            Timeframe::H24,
-            "timeframes have their own keys"
-        );
-    }
-
-    #[tokio::test]
-    async fn concurrent_misses_compute_once() {
-        let (_dir, stores, project) = fixture().await;
-        let cache = Arc::new(DashboardCache::new(
-            Arc::new(memory::MemoryCache::default()),
-            Duration::from_secs(300),
-        ));
-        let calls: Vec<_> = (0..16)
-            .map(|_| {
-                let (cache, stores) = (cache.clone(), stores.clone());
-                tokio::spawn(async move {
-                    cache
-                        .dashboard(&stores, project, Timeframe::D30)
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        for c in calls {
-            c.await.unwrap();
-        }
-        assert_eq!(
-            cache.counters.misses.load(Ordering::Relaxed),
-            1,
-            "single-flight"
-        );
-        assert_eq!(cache.counters.hits.load(Ordering::Relaxed), 15);
-    }
 
     #[test]
     fn short_timeframes_use_short_buckets() {

@@ -323,4 +323,26 @@ mod tests {
             crate::store::JobState::Completed
         );
     }
+
+    /// On MongoDB (FerretDB in `scripts/test`), in the MongoDB leg with the store contract.
+    mod mongodb_contract {
+        /// The durable job queue's contract over MongoDB: several workers never run one job
+        /// twice (claims arbitrated by a unique insert, then `find_one_and_update`). Alone on the
+        /// server: it measures lease expiry with a 15 ms tolerance.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn durable_job_queue() {
+            crate::store::mongo::tests::contract::alone_on_fresh_database(
+                "durable_job_queue",
+                |stores| {
+                    Box::pin(async move {
+                        use crate::runtime::jobs::{contract, durable::DurableJobQueue};
+                        let queue =
+                            DurableJobQueue::new(stores.jobs.clone(), contract::fast_options());
+                        contract::run_all(std::sync::Arc::new(queue)).await;
+                    })
+                },
+            )
+            .await;
+        }
+    }
 }

@@ -204,7 +204,9 @@ impl WorkerPool {
         }
         let worker = Worker::new(queue, handlers);
         let tasks = (0..count)
-            .map(|_| tokio::spawn(worker.clone().run(stopped.clone(), grace)))
+            .map(|_| {
+                crate::tasks::spawn_handle("job_worker", worker.clone().run(stopped.clone(), grace))
+            })
             .collect();
         Self { stop, tasks, grace }
     }

@@ -108,7 +108,7 @@ impl MemoryRateLimiter {
     /// Starts a task that sweeps idle keys every `every`; it ends when the limiter is dropped.
     pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) {
         let weak: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
+        crate::tasks::spawn_loop("rate_limit_sweeper", async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;

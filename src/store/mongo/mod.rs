@@ -1058,7 +1058,7 @@ impl StoreAdmin for MongoStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{domain::ids::random_hex, store::NewProject};
 
@@ -1136,7 +1136,7 @@ mod tests {
     /// The MongoDB leg of the store contract: one test per behaviour, each on a throwaway
     /// database of the server `SUPERINSIGHTS_TEST_MONGODB_URI` names (scripts/test starts
     /// FerretDB 1.24 and sets it; a real MongoDB works too).
-    mod contract {
+    pub(crate) mod contract {
         use super::*;
 
         const URI_VAR: &str = "SUPERINSIGHTS_TEST_MONGODB_URI";
@@ -1212,7 +1212,7 @@ mod tests {
         }
 
         /// [`fresh_database_run`] with the server to itself (timing-sensitive behaviours).
-        async fn alone_on_fresh_database(
+        pub(crate) async fn alone_on_fresh_database(
             behaviour: &str,
             run: fn(
                 crate::store::Stores,
@@ -1461,21 +1461,6 @@ mod tests {
                             .is_empty(),
                         "failed for good, nothing left to abandon"
                     );
-                })
-            })
-            .await;
-        }
-
-        /// The durable job queue's contract over MongoDB: several workers never run one job
-        /// twice (claims arbitrated by a unique insert, then `find_one_and_update`). Alone on the
-        /// server: it measures lease expiry with a 15 ms tolerance.
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn durable_job_queue() {
-            alone_on_fresh_database("durable_job_queue", |stores| {
-                Box::pin(async move {
-                    use crate::runtime::jobs::{contract, durable::DurableJobQueue};
-                    let queue = DurableJobQueue::new(stores.jobs.clone(), contract::fast_options());
-                    contract::run_all(std::sync::Arc::new(queue)).await;
                 })
             })
             .await;

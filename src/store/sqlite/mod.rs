@@ -158,7 +158,7 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 ///   before its next transaction (a few ms, once per interval); its next commit then restarts
 ///   the WAL. Other connections keep the autocheckpoint as a backstop for idle ingest.
 fn spawn_checkpointer(pool: SqlitePool, tail_due: Arc<AtomicBool>) {
-    tokio::spawn(async move {
+    crate::tasks::spawn_loop("sqlite_checkpointer", async move {
         let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

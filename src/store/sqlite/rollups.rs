@@ -756,15 +756,21 @@ mod tests {
         Ok(RollupPort::store(s, pk, epoch, vec![row]).await? == 1)
     }
 
+    /// Demo data (`domain::demo`) over the last 3 days, written as `si demo` writes it.
+    async fn seed_demo(stores: &Stores, p: DocId, total: u64) {
+        let data = crate::domain::demo::DemoData::new(p, total, 3, 5, now_ms());
+        for batches in data {
+            stores.events.write(&batches).await.unwrap();
+        }
+    }
+
     /// Issue 12, item 6: a request dropped while it waits for or runs a build leaves no gate
     /// behind (the single-flight map cannot grow without bound).
     #[tokio::test]
     async fn cancelled_reads_leave_no_build_gate_behind() {
         let (_dir, stores, direct) = open_twice().await;
         let p = project(&stores).await;
-        crate::services::demo::seed(&stores, p, 6_000, 3, 5)
-            .await
-            .unwrap();
+        seed_demo(&stores, p, 6_000).await;
         let mut conn = direct.pool.acquire().await.unwrap();
         let pk = direct.project_key(&mut conn, p).await.unwrap();
         drop(conn);
@@ -809,9 +815,7 @@ mod tests {
     async fn a_building_read_does_not_wait_for_the_write_lock() {
         let (_dir, stores, direct) = open_twice().await;
         let p = project(&stores).await;
-        crate::services::demo::seed(&stores, p, 3_000, 3, 5)
-            .await
-            .unwrap();
+        seed_demo(&stores, p, 3_000).await;
         let now = now_ms();
         let range = TimeRange {
             start_ms: now - 3 * DAY,
@@ -853,9 +857,7 @@ mod tests {
     async fn rollups_match_raw_scans_on_demo_data_including_late_and_concurrent_writes() {
         let (_dir, stores, direct) = open_twice().await;
         let p = project(&stores).await;
-        crate::services::demo::seed(&stores, p, 6_000, 3, 5)
-            .await
-            .unwrap();
+        seed_demo(&stores, p, 6_000).await;
         let now = now_ms();
         let mut rng = StdRng::seed_from_u64(9);
         let mut ranges = vec![
