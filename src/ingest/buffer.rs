@@ -564,7 +564,9 @@ impl RedisBuffer {
                 tracing::info!(consumers = ?removed, "ingest buffer: removed the names of writers that stopped");
             }
             Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "ingest buffer: consumer names not pruned this time"),
+            Err(e) => {
+                tracing::debug!(error = %e, "ingest buffer: consumer names not pruned this time")
+            }
         }
     }
 

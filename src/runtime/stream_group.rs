@@ -38,17 +38,13 @@ pub async fn prune_idle_consumers(
     keep: &str,
     idle: Duration,
 ) -> Result<Vec<String>, String> {
-    let args: Vec<Value> = vec![
-        group.into(),
-        (idle.as_millis() as i64).into(),
-        keep.into(),
-    ];
+    let args: Vec<Value> = vec![group.into(), (idle.as_millis() as i64).into(), keep.into()];
     redis
-        .command(
-            redis
-                .client()
-                .eval::<Vec<String>, _, _, _>(PRUNE_SCRIPT, vec![stream.to_string()], args),
-        )
+        .command(redis.client().eval::<Vec<String>, _, _, _>(
+            PRUNE_SCRIPT,
+            vec![stream.to_string()],
+            args,
+        ))
         .await
         .map_err(|e| format!("consumer pruning: {e}"))
 }

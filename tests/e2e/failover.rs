@@ -730,7 +730,11 @@ async fn buffer_failover_under_traffic(
             superinsights::ingest::buffer::GROUP
         ))
         .await;
-    assert_eq!(pending.lines().next().map(str::trim), Some("0"), "{pending}");
+    assert_eq!(
+        pending.lines().next().map(str::trim),
+        Some("0"),
+        "{pending}"
+    );
     for server in [&mut a, &mut b] {
         assert!(server.terminate().success());
     }

@@ -474,14 +474,22 @@ async fn killed_writers_leave_no_consumer_names_behind() {
             send_batches(&server.url("/v1/events"), &key, 5, &format!("r{round}")).await;
         assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
         acked += n;
-        eventually(Duration::from_secs(15), "the batches are committed", async || {
-            stream_length(&redis).await == 0 && stored_events(dir.path(), project).await == acked
-        })
+        eventually(
+            Duration::from_secs(15),
+            "the batches are committed",
+            async || {
+                stream_length(&redis).await == 0
+                    && stored_events(dir.path(), project).await == acked
+            },
+        )
         .await;
         seen.extend(redis.consumer_names(STREAM, GROUP).await);
         assert!(!server.crash().success());
     }
-    assert!(seen.len() >= 3, "each process joined under its own name: {seen:?}");
+    assert!(
+        seen.len() >= 3,
+        "each process joined under its own name: {seen:?}"
+    );
     let last = ServerProcess::start(dir.path(), &pairs(&env)).await;
     let (n, _) = send_batches(&last.url("/v1/events"), &key, 2, "last").await;
     acked += n;
@@ -521,7 +529,10 @@ async fn pruning_removes_only_idle_consumers_holding_nothing() {
     let removed = prune_idle_consumers(&handle, "s", "g", "me", bound)
         .await
         .unwrap();
-    assert!(removed.is_empty(), "nobody idle long enough yet: {removed:?}");
+    assert!(
+        removed.is_empty(),
+        "nobody idle long enough yet: {removed:?}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let removed = prune_idle_consumers(&handle, "s", "g", "me", bound)
         .await
@@ -529,7 +540,11 @@ async fn pruning_removes_only_idle_consumers_holding_nothing() {
     assert_eq!(removed, ["idle"]);
     let mut names = redis.consumer_names("s", "g").await;
     names.sort();
-    assert_eq!(names, ["holder", "me"], "the holder keeps its pending entry");
+    assert_eq!(
+        names,
+        ["holder", "me"],
+        "the holder keeps its pending entry"
+    );
     assert!(redis.cli("XPENDING s g\n").await.starts_with('1'));
     redis.cli("XACK s g 1-0\n").await;
     let removed = prune_idle_consumers(&handle, "s", "g", "me", bound)

@@ -552,7 +552,13 @@ async fn stopped_workers_leave_no_consumer_names_behind() {
             JobHandlers::new().register("echo", counting.clone()),
         )
         .await;
-        enqueue_until(&app.jobs, "echo", JobState::Completed, &format!("job {n} runs")).await;
+        enqueue_until(
+            &app.jobs,
+            "echo",
+            JobState::Completed,
+            &format!("job {n} runs"),
+        )
+        .await;
         seen.extend(redis.consumer_names(&stream, group).await);
         let _ = app.stop.send(());
         app.served.await.unwrap().unwrap();
@@ -565,7 +571,13 @@ async fn stopped_workers_leave_no_consumer_names_behind() {
         JobHandlers::new().register("echo", counting.clone()),
     )
     .await;
-    enqueue_until(&app.jobs, "echo", JobState::Completed, "the last app's job runs").await;
+    enqueue_until(
+        &app.jobs,
+        "echo",
+        JobState::Completed,
+        "the last app's job runs",
+    )
+    .await;
     eventually(
         Duration::from_secs(10),
         "only the live worker's name is left",

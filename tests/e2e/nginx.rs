@@ -347,12 +347,7 @@ async fn a_rolling_restart_behind_nginx_answers_no_error_and_loses_nothing() {
 
 /// Ingests one page view through `server` (directly, not through nginx) and waits until
 /// `stream` shows it, sending it again if the stream missed it (a subscription just made).
-async fn seen_on_stream(
-    stream: &mut Stream,
-    server: &ServerProcess,
-    key: &str,
-    label: &str,
-) {
+async fn seen_on_stream(stream: &mut Stream, server: &ServerProcess, key: &str, label: &str) {
     let http = reqwest::Client::new();
     for attempt in 0..5 {
         let r = http
@@ -382,7 +377,10 @@ async fn seen_on_stream(
             }
         }
     }
-    panic!("{label}, ingested through {}, never reached the stream", server.addr);
+    panic!(
+        "{label}, ingested through {}, never reached the stream",
+        server.addr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

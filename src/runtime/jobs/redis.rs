@@ -317,7 +317,9 @@ impl RedisJobQueue {
                     tracing::info!(%stream, consumers = ?removed, "job queue: removed the names of workers that stopped");
                 }
                 Ok(_) => {}
-                Err(e) => tracing::debug!(%stream, error = %e, "job queue: consumer names not pruned this time"),
+                Err(e) => {
+                    tracing::debug!(%stream, error = %e, "job queue: consumer names not pruned this time")
+                }
             }
         }
     }
