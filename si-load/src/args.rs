@@ -71,6 +71,64 @@ impl IngestArgs {
             timestamp_spread: self.timestamp_spread,
             timeout: self.timeout,
             max_requests: self.max_requests,
+            get: None,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+/// `si-load pages`: signed-in `GET`s of one path, closed loop (dashboard throughput).
+#[derive(Args, Debug)]
+pub struct PagesArgs {
+    /// Base URL of the server or of the proxy in front of it; loopback only.
+    #[arg(long)]
+    pub url: String,
+    /// The path and query to fetch, e.g. `/projects/ID/dashboard/data?timeframe=7d`.
+    #[arg(long)]
+    pub path: String,
+    /// Account to sign in with through the login form (the session cookie is then shared by
+    /// every connection, as one dashboard user's tabs would).
+    #[arg(long, default_value = crate::redis_compare::EMAIL)]
+    pub email: String,
+    #[arg(long, env = "SI_LOAD_PASSWORD", hide_env_values = true, default_value = crate::redis_compare::PASSWORD)]
+    pub password: String,
+    /// Connections, one worker each (requests in flight).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Measured duration, at most 10 minutes.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Load applied before measuring, not counted.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Per-request timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Hard cap on requests sent (warm-up included).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub max_requests: u64,
+}
+
+impl PagesArgs {
+    /// The load phase, given the session cookie.
+    pub fn to_spec(&self, cookie: String) -> Result<LoadSpec, String> {
+        let spec = LoadSpec {
+            target: Target::parse(&self.url)?,
+            key: "-".into(),
+            channel: Channel::Events,
+            batch: 1,
+            concurrency: self.concurrency,
+            warmup: self.warmup,
+            duration: self.duration,
+            rate: None,
+            timestamp_spread: Duration::from_secs(5),
+            timeout: self.timeout,
+            max_requests: self.max_requests,
+            get: Some(crate::load::GetPage {
+                path: self.path.clone(),
+                cookie,
+            }),
         };
         spec.validate()?;
         Ok(spec)

@@ -51,6 +51,30 @@ pub struct LoadSpec {
     pub timestamp_spread: Duration,
     pub timeout: Duration,
     pub max_requests: u64,
+    /// Instead of ingestion: a signed-in page or JSON route, fetched with `GET` (`si-load pages`).
+    pub get: Option<GetPage>,
+}
+
+/// A `GET` of one path with a session cookie (the dashboard's data route, a page).
+#[derive(Clone, Debug)]
+pub struct GetPage {
+    /// Path and query, e.g. `/projects/…/dashboard/data?timeframe=7d`.
+    pub path: String,
+    /// `sid=…`, as the sign-in returned it.
+    pub cookie: String,
+}
+
+impl GetPage {
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.path.starts_with('/') || self.path.parse::<Uri>().is_err() {
+            return Err(format!(
+                "--path must be a path such as /projects/ID/dashboard/data, not {:?}",
+                self.path
+            ));
+        }
+        HeaderValue::from_str(&self.cookie).map_err(|_| "the cookie is not a valid header")?;
+        Ok(())
+    }
 }
 
 impl LoadSpec {
@@ -83,6 +107,9 @@ impl LoadSpec {
         }
         if self.max_requests == 0 {
             return Err("--max-requests must be at least 1".into());
+        }
+        if let Some(get) = &self.get {
+            get.validate()?;
         }
         Ok(())
     }
@@ -280,6 +307,18 @@ struct Ctx {
 
 impl Ctx {
     fn request(&self, seq: usize) -> Request<Full<Bytes>> {
+        if let Some(get) = &self.spec.get {
+            let mut r = Request::new(Full::new(Bytes::new()));
+            *r.uri_mut() = get.path.parse().expect("validated path");
+            let h = r.headers_mut();
+            h.insert(header::HOST, self.host.clone());
+            h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+            h.insert(
+                header::COOKIE,
+                HeaderValue::from_str(&get.cookie).expect("validated cookie"),
+            );
+            return r;
+        }
         let mut r = Request::new(Full::new(self.bodies.body(seq, now_ms())));
         *r.method_mut() = Method::POST;
         *r.uri_mut() = Uri::from_static(self.spec.channel.path());
@@ -488,5 +527,69 @@ mod tests {
         assert_eq!(l.p99, Duration::from_micros(990));
         assert_eq!(l.max, Duration::from_micros(1000));
         assert_eq!(Latency::from_micros(vec![]).count, 0);
+    }
+
+    fn page_spec(path: &str) -> LoadSpec {
+        LoadSpec {
+            target: Target::loopback("127.0.0.1:3000".parse().unwrap()),
+            key: "-".into(),
+            channel: Channel::Events,
+            batch: 1,
+            concurrency: 2,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            rate: None,
+            timestamp_spread: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+            max_requests: 10,
+            get: Some(GetPage {
+                path: path.into(),
+                cookie: "sid=abc".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_page_spec_sends_a_signed_in_get_without_a_body_or_key() {
+        let spec = page_spec("/projects/p1/dashboard/data?timeframe=7d");
+        spec.validate().unwrap();
+        let now = Instant::now();
+        let ctx = Ctx {
+            bodies: Bodies::generate(Channel::Events, 1, Duration::from_secs(5), 1),
+            host: HeaderValue::from_static("127.0.0.1:3000"),
+            key: HeaderValue::from_static("Bearer -"),
+            agents: vec![HeaderValue::from_static("a")],
+            t0: now,
+            measure_from: now,
+            end: now,
+            issued: AtomicU64::new(0),
+            spec,
+        };
+        let r = ctx.request(3);
+        assert_eq!(r.method(), Method::GET);
+        assert_eq!(
+            r.uri().to_string(),
+            "/projects/p1/dashboard/data?timeframe=7d"
+        );
+        assert_eq!(r.headers()[header::COOKIE], "sid=abc");
+        assert!(r.headers().get(header::AUTHORIZATION).is_none());
+        assert!(r.headers().get(header::CONTENT_TYPE).is_none());
+        // Ingestion specs are untouched: a POST with the key.
+        let mut ingest = ctx.spec.clone();
+        ingest.get = None;
+        let ctx = Ctx {
+            spec: ingest,
+            ..ctx
+        };
+        let r = ctx.request(0);
+        assert_eq!(r.method(), Method::POST);
+        assert_eq!(r.headers()[header::AUTHORIZATION], "Bearer -");
+    }
+
+    #[test]
+    fn a_page_spec_needs_a_path() {
+        assert!(page_spec("dashboard/data").validate().is_err());
+        assert!(page_spec("http://127.0.0.1/x").validate().is_err());
+        assert!(page_spec("/ok").validate().is_ok());
     }
 }

@@ -18,6 +18,7 @@ mod redis_compare;
 mod report;
 mod sessions;
 mod suite;
+mod topology;
 mod views;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,10 @@ struct Cli {
 enum Command {
     /// Drive /v1 ingestion on a running server: closed loop, or open loop with --rate.
     Ingest(args::IngestArgs),
+    /// Signed-in GETs of one path (the dashboard's data route) through a server or proxy.
+    Pages(args::PagesArgs),
+    /// Each Redis topology (one server, Sentinel, Cluster; ingest buffer on or off) in rounds.
+    Topologies(topology::TopologyArgs),
     /// Serve a bare axum handler (POST /v1/{channel} → 201) to compare the real server against.
     Bare(args::BareArgs),
     /// The reproducible end-to-end benchmark: fresh server, four load phases, SIGTERM, loss check.
@@ -73,6 +78,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Ingest(a) => run_ingest(a).await,
+            Command::Pages(a) => run_pages(a).await,
+            Command::Topologies(a) => topology::run(a).await,
             Command::Bare(a) => bare::serve(a.port, a.max_time).await,
             Command::Suite(a) => suite::run(a).await,
             Command::Ratelimit(a) => ratelimit::run(a).await,
@@ -89,6 +96,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_pages(a: args::PagesArgs) -> Result<(), String> {
+    let target = args::Target::parse(&a.url)?;
+    let (cookie, _) = redis_compare::sign_in(&target, &a.email, &a.password).await?;
+    let spec = a.to_spec(cookie)?;
+    let r = load::run(&spec).await?;
+    let load_average = probe::load_average().map_or("?".into(), |l| format!("{l:.2}"));
+    println!(
+        "GET {} via {}: {:.0} ok/s over {} connections, p50 {} / p99 {} / max {}, {} not 2xx, load average {load_average}",
+        a.path,
+        target.url(),
+        r.ok_per_sec(),
+        a.concurrency,
+        report::ms(r.latency.p50),
+        report::ms(r.latency.p99),
+        report::ms(r.latency.max),
+        r.measured.requests - r.measured.ok_2xx,
+    );
+    if let Some(e) = &r.first_error {
+        println!("first error: {e}");
+    }
+    if r.measured.ok_2xx == 0 {
+        return Err("no request was answered with a 2xx status".into());
+    }
+    Ok(())
 }
 
 async fn run_ingest(a: args::IngestArgs) -> Result<(), String> {

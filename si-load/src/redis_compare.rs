@@ -172,7 +172,7 @@ pub(crate) struct Project {
     pub(crate) key: String,
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     pid: u32,
     target: Target,
@@ -203,7 +203,7 @@ fn base_env(dir: &Path) -> Vec<(String, String)> {
 }
 
 /// The Redis settings of the "on" server: every piece that has a Redis backend.
-fn redis_env(url: &str) -> Vec<(String, String)> {
+pub(crate) fn redis_env(url: &str) -> Vec<(String, String)> {
     [
         ("REDIS_URL", url),
         ("SESSION_STORE_REDIS", "true"),
@@ -269,7 +269,7 @@ pub(crate) fn parse_project(out: &str) -> Result<Project, String> {
 }
 
 impl Server {
-    async fn start(
+    pub(crate) async fn start(
         a: &CompareArgs,
         label: &str,
         extra: &[(String, String)],
@@ -376,7 +376,7 @@ impl Server {
         out
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = terminate(self.pid).await;
         if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
@@ -479,12 +479,12 @@ fn json_str(body: &[u8], field: &str) -> Option<String> {
 // Figures.
 
 #[derive(Clone, Debug, Default)]
-struct Stat {
-    n: usize,
-    errors: usize,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
+pub(crate) struct Stat {
+    pub(crate) n: usize,
+    pub(crate) errors: usize,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) max: Duration,
 }
 
 impl Stat {
@@ -507,7 +507,7 @@ impl Stat {
         }
     }
 
-    fn p50_p99(&self) -> String {
+    pub(crate) fn p50_p99(&self) -> String {
         if self.n == 0 {
             return "–".into();
         }
@@ -523,14 +523,14 @@ fn ratio(on: Duration, off: Duration) -> String {
 }
 
 /// What one server measured.
-struct Figures {
-    session: Stat,
-    uncached: Stat,
-    cached: Stat,
-    job_start: Stat,
-    job_done: Stat,
-    single: load::LoadResult,
-    batch: load::LoadResult,
+pub(crate) struct Figures {
+    pub(crate) session: Stat,
+    pub(crate) uncached: Stat,
+    pub(crate) cached: Stat,
+    pub(crate) job_start: Stat,
+    pub(crate) job_done: Stat,
+    pub(crate) single: load::LoadResult,
+    pub(crate) batch: load::LoadResult,
 }
 
 async fn timed(conn: &mut Conn, request: Request<Full<Bytes>>) -> (Duration, Option<u16>, Bytes) {
@@ -541,7 +541,7 @@ async fn timed(conn: &mut Conn, request: Request<Full<Bytes>>) -> (Duration, Opt
     }
 }
 
-async fn measure(a: &CompareArgs, s: &Server) -> Result<Figures, String> {
+pub(crate) async fn measure(a: &CompareArgs, s: &Server) -> Result<Figures, String> {
     let p0 = &s.projects[0].id;
     let mut conn = s.conn().await?;
 
@@ -623,6 +623,7 @@ async fn measure(a: &CompareArgs, s: &Server) -> Result<Figures, String> {
         timestamp_spread: Duration::from_secs(5),
         timeout: TIMEOUT,
         max_requests: 5_000_000,
+        get: None,
     };
     let single = load::run(&spec(1, Some(a.rate), 8)).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;

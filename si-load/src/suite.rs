@@ -196,6 +196,7 @@ async fn run_in(a: &SuiteArgs, dir: &Path, ticks: u64) -> Result<SuiteRun, Strin
         timestamp_spread: a.timestamp_spread,
         timeout: REQUEST_TIMEOUT,
         max_requests: 20_000_000,
+        get: None,
     };
     let batch = measure_phase(
         format!("server: batches of {}, c={}", a.batch, a.concurrency),

@@ -20,6 +20,10 @@
 //!   outage costs lag, which the metrics show ([`BufferStats`]).
 //! * A batch the store refuses for any other reason (poison) goes to the disk spool, whose
 //!   replay retries it and moves it to the dead-letter file after `spool::MAX_ATTEMPTS`.
+//! * **Dead writers' names.** Every process joins [`GROUP`] under a fresh consumer name; every
+//!   `INGEST_BUFFER_CLAIM_IDLE_MS` each writer removes the names idle for twice that long that
+//!   hold no pending entry ([`crate::runtime::stream_group`]), so restarts do not pile names up
+//!   (a dead writer's pending entries are first taken over, then its name goes).
 //! * **Keys.** [`STREAM`] and [`BYTES`] carry the hash tag `{ingest}`: on a Redis Cluster both
 //!   live in one slot, so each script touches one slot.
 //!
@@ -543,6 +547,29 @@ impl RedisBuffer {
         Ok(n)
     }
 
+    /// Removes the names of writers gone for good (idle for twice the claim time, nothing
+    /// pending); logged when there were any.
+    async fn prune_consumers(&self) {
+        let idle = Duration::from_millis(self.config.claim_idle_ms.saturating_mul(2));
+        match crate::runtime::stream_group::prune_idle_consumers(
+            &self.redis,
+            STREAM,
+            GROUP,
+            &self.consumer,
+            idle,
+        )
+        .await
+        {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(consumers = ?removed, "ingest buffer: removed the names of writers that stopped");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "ingest buffer: consumer names not pruned this time")
+            }
+        }
+    }
+
     /// Starts this instance's writer; it stops when `stop` turns true (after its current round).
     pub fn start_consumer(
         self: &Arc<Self>,
@@ -555,6 +582,8 @@ impl RedisBuffer {
             let _alive = ConsumerAlive(buffer.stats.clone());
             let mut own_pending = true;
             let mut last_stats: Option<Instant> = None;
+            let prune_every = Duration::from_millis(buffer.config.claim_idle_ms.max(1_000));
+            let mut last_prune = Instant::now();
             loop {
                 if *stop.borrow() {
                     return;
@@ -566,6 +595,10 @@ impl RedisBuffer {
                         buffer.stats.fresh.store(false, Ordering::Relaxed);
                     }
                     last_stats = Some(Instant::now());
+                }
+                if last_prune.elapsed() >= prune_every && buffer.redis.is_connected() {
+                    buffer.prune_consumers().await;
+                    last_prune = Instant::now();
                 }
                 let wait = if !buffer.redis.is_connected() {
                     IDLE_POLL

@@ -8,3 +8,4 @@ pub mod rate_limit;
 pub mod realtime;
 pub mod redis;
 pub mod sessions;
+pub mod stream_group;

@@ -613,3 +613,177 @@ async fn cluster_failover_under_traffic_loses_no_event_session_or_job() {
     .await;
     figures.print("cluster");
 }
+
+/// `master_repl_offset` of a Redis server (on a replica: how far it has processed).
+async fn replication_offset(server: &RedisServer) -> Option<u64> {
+    server
+        .cli("INFO replication\n")
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Pauses writes on `primary` (clients' writes wait, then time out), waits until `replica` has
+/// processed everything the primary has, then kills the primary. Redis replication is
+/// asynchronous: a plain kill can lose the writes of the last moments, acknowledged batches
+/// among them (the buffer's module docs say so); this kill loses none, so every acknowledged
+/// event must be stored.
+async fn kill_once_replicated(primary: &mut RedisServer, replica: &RedisServer) {
+    assert!(
+        primary
+            .cli("CLIENT PAUSE 10000 WRITE\n")
+            .await
+            .contains("OK")
+    );
+    eventually(
+        Duration::from_secs(5),
+        "the replica has processed every write of the primary",
+        async || {
+            let at = replication_offset(primary).await;
+            at.is_some() && replication_offset(replica).await == at
+        },
+    )
+    .await;
+    primary.kill();
+}
+
+/// Two instances with the Redis Streams ingest buffer on `redis_url`, clients on both; the
+/// primary holding the stream is failed over mid-traffic (`kill_primary`). Every acknowledged
+/// event is stored exactly once, the buffer is used again after the promotion, and the stream
+/// ends empty. Returns (events acknowledged, batches through the stream after the failover).
+async fn buffer_failover_under_traffic(
+    redis_url: &str,
+    redis_password: Option<&str>,
+    kill_primary: impl AsyncFnOnce(),
+    promoted: &RedisServer,
+) -> (u64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (project, key) = create_admin(dir.path());
+    let mut env = vec![
+        ("REDIS_URL", redis_url),
+        ("INGEST_BUFFER_REDIS", "true"),
+        ("INGEST_BUFFER_CLAIM_IDLE_MS", "1000"),
+        ("RATE_LIMIT_INGEST_IP", "off"),
+        ("RATE_LIMIT_INGEST_PROJECT", "off"),
+    ];
+    if let Some(password) = redis_password {
+        env.push(("REDIS_PASSWORD", password));
+    }
+    let (mut a, mut b) = tokio::join!(
+        ServerProcess::start(dir.path(), &env),
+        ServerProcess::start(dir.path(), &env),
+    );
+    let buffered = async |s: &ServerProcess| {
+        metric(s, "si_ingest_buffer_batches_total", "outcome=\"buffered\"").await
+    };
+    let load = Load::start(vec![a.url("/v1/events"), b.url("/v1/events")], key, 4);
+    eventually(
+        Duration::from_secs(20),
+        "batches flow through the stream on both instances",
+        async || load.acked() >= 500 && buffered(&a).await > 0.0 && buffered(&b).await > 0.0,
+    )
+    .await;
+
+    kill_primary().await;
+    let killed_at = load.acked();
+    eventually(
+        Duration::from_secs(20),
+        "both instances are on redis again after the failover",
+        async || on_redis(&a).await && on_redis(&b).await,
+    )
+    .await;
+    let before = buffered(&a).await + buffered(&b).await;
+    eventually(
+        Duration::from_secs(20),
+        "the buffer takes batches again, on the promoted node",
+        async || {
+            buffered(&a).await + buffered(&b).await > before + 20.0
+                && load.acked() >= killed_at + 500
+        },
+    )
+    .await;
+    let after = buffered(&a).await + buffered(&b).await - before;
+    let acked = load.stop().await;
+
+    let stream = superinsights::ingest::buffer::STREAM;
+    let mut stored = 0;
+    eventually(
+        Duration::from_secs(40),
+        "stream and spool drained into the store",
+        async || {
+            stored = stored_events(dir.path(), project).await;
+            let left = promoted.cli(&format!("XLEN {stream}\n")).await;
+            stored >= acked && left.trim() == "0"
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        stored_events(dir.path(), project).await,
+        acked,
+        "stored = acknowledged: nothing lost, nothing twice"
+    );
+    let pending = promoted
+        .cli(&format!(
+            "XPENDING {stream} {}\n",
+            superinsights::ingest::buffer::GROUP
+        ))
+        .await;
+    assert_eq!(
+        pending.lines().next().map(str::trim),
+        Some("0"),
+        "{pending}"
+    );
+    for server in [&mut a, &mut b] {
+        assert!(server.terminate().success());
+    }
+    (acked, after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ingest_buffer_survives_a_sentinel_failover_exactly_once() {
+    let mut setup = SentinelSetup::start().await;
+    let url = setup.url();
+    let replica = &setup.replica;
+    let primary = &mut setup.primary;
+    let (acked, after) = buffer_failover_under_traffic(
+        &url,
+        None,
+        async || kill_once_replicated(primary, replica).await,
+        replica,
+    )
+    .await;
+    assert!(is_primary(replica).await, "the replica was promoted");
+    eprintln!(
+        "sentinel buffer failover: {acked} events acknowledged and stored once; {after} batches through the stream after it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ingest_buffer_survives_a_cluster_failover_exactly_once() {
+    let mut setup = ClusterSetup::start().await;
+    let url = setup.url();
+    // The primary serving the buffer's slot (`{ingest}`).
+    let (primary, replica) = setup
+        .primary_and_replica_of(superinsights::ingest::buffer::STREAM)
+        .await;
+    let (victim, promoted) = if primary < replica {
+        let (left, right) = setup.nodes.split_at_mut(replica);
+        (&mut left[primary], &right[0])
+    } else {
+        let (left, right) = setup.nodes.split_at_mut(primary);
+        (&mut right[0], &left[replica])
+    };
+    let (acked, after) = buffer_failover_under_traffic(
+        &url,
+        Some(PASSWORD),
+        async || kill_once_replicated(victim, promoted).await,
+        promoted,
+    )
+    .await;
+    assert!(is_primary(promoted).await, "the replica was promoted");
+    eprintln!(
+        "cluster buffer failover: {acked} events acknowledged and stored once; {after} batches through the stream after it"
+    );
+}

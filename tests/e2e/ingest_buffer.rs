@@ -455,3 +455,107 @@ fn the_buffer_without_redis_is_a_configuration_error() {
         "{err}"
     );
 }
+
+/// (6) Writers killed one after another (SIGKILL: no chance to leave the group) leave no names
+/// behind: the live writer removes those idle for twice the claim time with nothing pending,
+/// and every acknowledged event is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_writers_leave_no_consumer_names_behind() {
+    use superinsights::ingest::buffer::{GROUP, STREAM};
+    let redis = durable_redis().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (project, key) = create_admin(dir.path());
+    let env = buffer_env(&redis.url());
+    let mut acked = 0;
+    let mut seen = std::collections::HashSet::new();
+    for round in 0..3 {
+        let mut server = ServerProcess::start(dir.path(), &pairs(&env)).await;
+        let (n, statuses) =
+            send_batches(&server.url("/v1/events"), &key, 5, &format!("r{round}")).await;
+        assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+        acked += n;
+        eventually(
+            Duration::from_secs(15),
+            "the batches are committed",
+            async || {
+                stream_length(&redis).await == 0
+                    && stored_events(dir.path(), project).await == acked
+            },
+        )
+        .await;
+        seen.extend(redis.consumer_names(STREAM, GROUP).await);
+        assert!(!server.crash().success());
+    }
+    assert!(
+        seen.len() >= 3,
+        "each process joined under its own name: {seen:?}"
+    );
+    let last = ServerProcess::start(dir.path(), &pairs(&env)).await;
+    let (n, _) = send_batches(&last.url("/v1/events"), &key, 2, "last").await;
+    acked += n;
+    let mut names = Vec::new();
+    eventually(
+        Duration::from_secs(15),
+        "only the live writer's name is left",
+        async || {
+            names = redis.consumer_names(STREAM, GROUP).await;
+            names.len() == 1 && !seen.contains(&names[0])
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(15), "everything stored", async || {
+        stored_events(dir.path(), project).await >= acked
+    })
+    .await;
+    assert_eq!(stored_events(dir.path(), project).await, acked);
+}
+
+/// The pruning script itself (the ingest buffer and the job queue share it): a consumer that
+/// holds a pending entry is kept however long it has been idle, an idle one holding nothing
+/// goes, the caller is never removed, and the holder goes once its entry is acknowledged.
+#[tokio::test]
+async fn pruning_removes_only_idle_consumers_holding_nothing() {
+    use superinsights::runtime::stream_group::prune_idle_consumers;
+    let redis = RedisServer::start().await;
+    let handle = redis.connected_handle().await;
+    let out = redis
+        .cli(
+            "XGROUP CREATE s g 0 MKSTREAM\nXADD s 1-0 b x\nXREADGROUP GROUP g holder COUNT 1 STREAMS s >\n\
+             XGROUP CREATECONSUMER s g idle\nXGROUP CREATECONSUMER s g me\n",
+        )
+        .await;
+    assert!(out.contains("1-0"), "{out}");
+    let bound = Duration::from_millis(300);
+    let removed = prune_idle_consumers(&handle, "s", "g", "me", bound)
+        .await
+        .unwrap();
+    assert!(
+        removed.is_empty(),
+        "nobody idle long enough yet: {removed:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let removed = prune_idle_consumers(&handle, "s", "g", "me", bound)
+        .await
+        .unwrap();
+    assert_eq!(removed, ["idle"]);
+    let mut names = redis.consumer_names("s", "g").await;
+    names.sort();
+    assert_eq!(
+        names,
+        ["holder", "me"],
+        "the holder keeps its pending entry"
+    );
+    assert!(redis.cli("XPENDING s g\n").await.starts_with('1'));
+    redis.cli("XACK s g 1-0\n").await;
+    let removed = prune_idle_consumers(&handle, "s", "g", "me", bound)
+        .await
+        .unwrap();
+    assert_eq!(removed, ["holder"]);
+    assert_eq!(redis.consumer_names("s", "g").await, ["me"]);
+    // No group: an error, not a panic; the caller tries again later.
+    assert!(
+        prune_idle_consumers(&handle, "nothing", "g", "me", bound)
+            .await
+            .is_err()
+    );
+}

@@ -524,3 +524,69 @@ async fn the_app_runs_jobs_through_redis_reports_depth_and_releases_on_shutdown(
     let _ = next.stop.send(());
     next.served.await.unwrap().unwrap();
 }
+
+/// Each app start joins the group under a new consumer name; stopped apps' names (idle for two
+/// visibility timeouts, nothing pending) are removed by the live one, so restarts do not pile
+/// names up in `XINFO CONSUMERS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_workers_leave_no_consumer_names_behind() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JOB_QUEUE_REDIS", "true"),
+        ("JOB_WORKERS", "1"),
+        ("JOB_POLL_INTERVAL_MS", "50"),
+        ("JOB_VISIBILITY_TIMEOUT_MS", "500"),
+        ("SHUTDOWN_TIMEOUT_SECS", "1"),
+    ];
+    let stream = stream_key("echo");
+    let group = superinsights::runtime::jobs::redis::GROUP;
+    let mut seen = std::collections::HashSet::new();
+    for n in 0..3 {
+        let counting = Arc::new(Counting::default());
+        let app = start_app(
+            dir.path(),
+            &env,
+            JobHandlers::new().register("echo", counting.clone()),
+        )
+        .await;
+        enqueue_until(
+            &app.jobs,
+            "echo",
+            JobState::Completed,
+            &format!("job {n} runs"),
+        )
+        .await;
+        seen.extend(redis.consumer_names(&stream, group).await);
+        let _ = app.stop.send(());
+        app.served.await.unwrap().unwrap();
+    }
+    assert!(seen.len() >= 3, "one name per app: {seen:?}");
+    let counting = Arc::new(Counting::default());
+    let app = start_app(
+        dir.path(),
+        &env,
+        JobHandlers::new().register("echo", counting.clone()),
+    )
+    .await;
+    enqueue_until(
+        &app.jobs,
+        "echo",
+        JobState::Completed,
+        "the last app's job runs",
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "only the live worker's name is left",
+        async || {
+            let names = redis.consumer_names(&stream, group).await;
+            names.len() == 1 && !seen.contains(&names[0])
+        },
+    )
+    .await;
+    let _ = app.stop.send(());
+    app.served.await.unwrap().unwrap();
+}

@@ -2,11 +2,14 @@
 //! on loopback) with `TRUST_PROXY=1`, sharing one store and one Redis. Through nginx a sign-in
 //! holds on every instance, one per-IP ingest limit counts exactly across them (keyed on the
 //! address nginx forwards, whatever the client claims), and a rolling restart of the instances
-//! one by one under traffic answers no error, signs nobody out and loses no acknowledged event.
+//! one by one under traffic answers no error, signs nobody out and loses no acknowledged event;
+//! a dashboard's realtime stream held through nginx shows the events ingested through each
+//! instance, and a rolling restart ends it cleanly (`shutdown`) and lets it reconnect.
 //! The nginx configuration is the one `docs/deployment.md` shows, on test ports.
 
 use crate::failover::{PageCounts, page_loads};
 use crate::process::{Load, create_admin, sign_in_admin, stored_events};
+use crate::realtime::Stream;
 use crate::support::{RedisServer, ServerProcess, eventually, free_port};
 use serde_json::json;
 use std::{
@@ -126,6 +129,17 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_next_upstream error timeout non_idempotent;
             proxy_connect_timeout 2s;
+        }}
+        location ~ /realtime/stream$ {{
+            proxy_pass http://superinsights;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_buffering off;
+            proxy_cache off;
+            proxy_read_timeout 1h;
         }}
     }}
 }}
@@ -329,4 +343,119 @@ async fn a_rolling_restart_behind_nginx_answers_no_error_and_loses_nothing() {
         acked,
         "every acknowledged event is stored once"
     );
+}
+
+/// Ingests one page view through `server` (directly, not through nginx) and waits until
+/// `stream` shows it, sending it again if the stream missed it (a subscription just made).
+async fn seen_on_stream(stream: &mut Stream, server: &ServerProcess, key: &str, label: &str) {
+    let http = reqwest::Client::new();
+    for attempt in 0..5 {
+        let r = http
+            .post(server.url("/v1/pageviews"))
+            .bearer_auth(key)
+            .json(&json!({"url": label, "clientId": format!("rt-{attempt}-{label}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match stream.next_or_wait(left).await {
+                Ok(Some((name, data))) => {
+                    if name == "hits"
+                        && data["hits"]
+                            .as_array()
+                            .is_some_and(|h| h.iter().any(|h| h["label"] == label))
+                    {
+                        return;
+                    }
+                    assert_ne!(name, "end", "the stream ended: {data}");
+                }
+                Ok(None) => panic!("the stream closed before showing {label}"),
+                Err(_) => break,
+            }
+        }
+    }
+    panic!(
+        "{label}, ingested through {}, never reached the stream",
+        server.addr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_realtime_stream_through_nginx_sees_every_instance_and_survives_a_rolling_restart() {
+    let mut d = Deployment::start(("off", "off")).await;
+    let (project, key) = (d.project, d.key.clone());
+    let browser = sign_in(&d.nginx).await;
+    let stream_url = d.nginx.url(&format!("/projects/{project}/realtime/stream"));
+    let mut stream = Stream::open(&browser, &stream_url).await;
+    stream
+        .until(Duration::from_secs(5), "visitors", |_| true)
+        .await;
+    // Events ingested through each instance reach the one stream, whichever instance holds it.
+    for (i, server) in d.instances.iter().enumerate() {
+        seen_on_stream(
+            &mut stream,
+            server,
+            &key,
+            &format!("https://shop.example/via-{i}"),
+        )
+        .await;
+    }
+
+    // One by one: the restart of the instance holding the stream ends it with `shutdown` and
+    // a clean close; the browser reconnects through nginx and sees events again.
+    let mut ends = 0;
+    for i in 0..d.instances.len() {
+        let mut old = d.instances.remove(i);
+        let port = old.addr.port();
+        let status = tokio::task::spawn_blocking(move || old.terminate())
+            .await
+            .unwrap();
+        assert!(status.success(), "instance {i} exited cleanly: {status:?}");
+        // The holder's shutdown has sent `end` before the process exited; others send nothing
+        // but their periodic counts.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match stream.next_or_wait(left).await {
+                Ok(Some((name, data))) if name == "end" => {
+                    assert_eq!(data["reason"], "shutdown", "restart {i}");
+                    assert!(
+                        matches!(stream.next_or_wait(Duration::from_secs(5)).await, Ok(None)),
+                        "the stream closes after its end event"
+                    );
+                    ends += 1;
+                    stream = Stream::open(&browser, &stream_url).await;
+                    stream
+                        .until(Duration::from_secs(5), "visitors", |_| true)
+                        .await;
+                    break;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("restart {i}: the stream closed without an end event"),
+                Err(_) => break,
+            }
+        }
+        let new = d.start_instance(port).await;
+        d.instances.insert(i, new);
+        // The reconnected (or untouched) stream still sees every instance, the new one too.
+        for (j, server) in d.instances.iter().enumerate() {
+            seen_on_stream(
+                &mut stream,
+                server,
+                &key,
+                &format!("https://shop.example/after-{i}-via-{j}"),
+            )
+            .await;
+        }
+    }
+    assert!(
+        ends >= 1,
+        "the instance holding the stream was among those restarted"
+    );
+    for server in &mut d.instances {
+        assert!(server.terminate().success());
+    }
 }

@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 /// One Server-Sent Events stream, read event by event.
-struct Stream {
+pub(crate) struct Stream {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
 }
 
 impl Stream {
-    async fn open(client: &reqwest::Client, url: &str) -> Self {
+    pub(crate) async fn open(client: &reqwest::Client, url: &str) -> Self {
         let r = client
             .get(url)
             .header("accept", "text/event-stream")
@@ -34,7 +34,16 @@ impl Stream {
     }
 
     /// The next event (name, data), skipping keep-alive comments; `None` when the stream ended.
-    async fn next(&mut self, within: Duration) -> Option<(String, Value)> {
+    pub(crate) async fn next(&mut self, within: Duration) -> Option<(String, Value)> {
+        self.next_or_wait(within).await.expect("an event in time")
+    }
+
+    /// Like [`next`](Self::next), but `Err` when nothing came within `within` (the stream is
+    /// still open).
+    pub(crate) async fn next_or_wait(
+        &mut self,
+        within: Duration,
+    ) -> Result<Option<(String, Value)>, tokio::time::error::Elapsed> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
@@ -51,20 +60,18 @@ impl Stream {
                 if data.is_empty() {
                     continue;
                 }
-                return Some((name, serde_json::from_str(&data).unwrap()));
+                return Ok(Some((name, serde_json::from_str(&data).unwrap())));
             }
-            let chunk = tokio::time::timeout_at(deadline, self.body.next())
-                .await
-                .expect("an event in time");
+            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await?;
             match chunk {
                 Some(Ok(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                Some(Err(_)) | None => return None,
+                Some(Err(_)) | None => return Ok(None),
             }
         }
     }
 
     /// Reads until an event named `name` whose data passes `check`; panics after `within`.
-    async fn until(
+    pub(crate) async fn until(
         &mut self,
         within: Duration,
         name: &str,
@@ -82,7 +89,7 @@ impl Stream {
     }
 
     /// Reads to the end: the `end` event's reason, then the close.
-    async fn end_reason(&mut self, within: Duration) -> String {
+    pub(crate) async fn end_reason(&mut self, within: Duration) -> String {
         let data = self.until(within, "end", |_| true).await;
         assert!(
             self.next(within).await.is_none(),

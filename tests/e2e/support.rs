@@ -801,6 +801,23 @@ pub async fn run_browser_script(app: &TestApp, script: &str, env: &[(&str, &str)
 }
 
 impl RedisServer {
+    /// The consumer names of `group` on `stream` (`XINFO CONSUMERS`), empty when there is none.
+    pub async fn consumer_names(&self, stream: &str, group: &str) -> Vec<String> {
+        let out = self
+            .cli(&format!("XINFO CONSUMERS {stream} {group}\n"))
+            .await;
+        let mut lines = out.lines();
+        let mut names = Vec::new();
+        while let Some(line) = lines.next() {
+            if line.trim() == "name"
+                && let Some(name) = lines.next()
+            {
+                names.push(name.trim().to_string());
+            }
+        }
+        names
+    }
+
     /// The app's Redis client on this server, once it answers `PING`.
     pub async fn connected_handle(&self) -> superinsights::runtime::redis::RedisHandle {
         let config = superinsights::config::RedisConfig {

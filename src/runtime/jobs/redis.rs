@@ -13,6 +13,9 @@
 //!   `XDEL`eted. Retries wait in the sorted set `si:{jobs}:delayed` (score = due time) and are
 //!   moved back to their stream when due (`ZREM` decides which instance moves one). A job that
 //!   fails for good is also appended to `si:{jobs}:dead` (the dead-letter stream).
+//! * Every visibility timeout one worker pass removes the consumer names idle for twice that long
+//!   with nothing pending ([`crate::runtime::stream_group`]): each process start joins under a
+//!   fresh name, and restarts would otherwise pile the names up in the group.
 //! * Every key carries the hash tag `{jobs}`, so on a Redis Cluster they all live in one slot
 //!   and `XREADGROUP` over several streams is one command on one node.
 //! * Store sweeps still run, leaving Redis-dispatched jobs to Redis for a grace period: they
@@ -52,6 +55,8 @@ pub struct RedisJobQueue {
     groups: Mutex<HashSet<String>>,
     /// Whether Redis serves the queue (the change is logged once each way).
     fallback: FallbackState,
+    /// When this instance last pruned the groups' dead consumer names.
+    last_prune: Mutex<Option<std::time::Instant>>,
 }
 
 impl RedisJobQueue {
@@ -64,6 +69,7 @@ impl RedisJobQueue {
                 crate::telemetry::Piece::JobQueue,
                 "jobs run from the store until it can",
             ),
+            last_prune: Mutex::new(None),
         }
     }
 
@@ -286,6 +292,38 @@ impl RedisJobQueue {
         }
     }
 
+    /// At most once per visibility timeout: removes the names of consumers idle for twice that
+    /// long with nothing pending (processes gone for good).
+    async fn prune_consumers(&self, streams: &[String]) {
+        let every = self.durable.options().visibility_timeout;
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < every) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        for stream in streams {
+            match crate::runtime::stream_group::prune_idle_consumers(
+                &self.redis,
+                stream,
+                GROUP,
+                self.consumer(),
+                every * 2,
+            )
+            .await
+            {
+                Ok(removed) if !removed.is_empty() => {
+                    tracing::info!(%stream, consumers = ?removed, "job queue: removed the names of workers that stopped");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%stream, error = %e, "job queue: consumer names not pruned this time")
+                }
+            }
+        }
+    }
+
     /// Entries idle longer than the visibility timeout (their consumer died), then new entries.
     async fn next_from_redis(&self, kinds: &[String]) -> Result<Option<Delivery>, NextError> {
         self.promote_due().await?;
@@ -294,6 +332,7 @@ impl RedisJobQueue {
             self.ensure_group(stream).await?;
         }
         let idle_ms = self.durable.options().visibility_timeout.as_millis() as u64;
+        self.prune_consumers(&streams).await;
         for stream in &streams {
             // One at a time: claimed entries are ours until handled, so take only what we run.
             for _ in 0..5 {
