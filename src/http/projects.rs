@@ -350,10 +350,14 @@ async fn list_projects(
     let org = auth.require_org()?;
     let now = crate::domain::timestamp::now_ms();
     let projects = state.stores.projects.projects_of_org(org.id).await?;
-    let figures = futures::future::try_join_all(
-        (projects.iter())
-            .map(|p| crate::services::realtime::visitors_today(&state.stores, p.id, now)),
-    )
+    let figures = futures::future::try_join_all((projects.iter()).map(|p| {
+        crate::services::realtime::visitors_today_cached(
+            &state.stores,
+            &state.dashboards,
+            p.id,
+            now,
+        )
+    }))
     .await?;
     let projects = projects
         .into_iter()
