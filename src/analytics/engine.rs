@@ -1017,6 +1017,7 @@ fn one_segment(filters: &PageViewFilters) -> Segment<'_> {
 
 /// True when the dashboard's page-view figures under `filters` come from the `Segments` part
 /// (one segment filter alone), unless two stored values show its value.
+#[cfg(test)]
 pub(crate) fn answers_from_segments(filters: &PageViewFilters) -> bool {
     one_segment(filters).is_some() && !filters.by_visit()
 }
