@@ -25,6 +25,8 @@ WORKDIR /build
 #    target of the workspace (the library and the server; the si-load tool, a member cargo must
 #    find to read the lock file, though only the server is built).
 COPY Cargo.toml Cargo.lock ./
+# Build settings (SQLite's compile flags) before the dependency build that uses them.
+COPY .cargo ./.cargo
 COPY si-load/Cargo.toml ./si-load/
 RUN mkdir -p src si-load/src \
  && echo 'fn main() {}' > src/main.rs \

@@ -616,15 +616,18 @@ pub(crate) async fn aggregate<P: RollupPort>(
     aggregate_of(port, key, range, parts, Pick::All).await
 }
 
-/// The page views' `Pageviews` and `Pages` figures over `range` of the page views whose
-/// dimension `dim` (one of `SEGMENT_DIMS`) has the raw value `value`, from the `Segments` part.
+/// The figures of the page views whose dimension `dim` (one of `SEGMENT_DIMS`) shows `value`
+/// (case aside) over `range`, from the `Segments` part: their `Pageviews`, `Pages`,
+/// `Breakdowns` and `Visits` figures, and how many distinct stored values showed `value`.
+/// With more than one ("Firefox" and "firefox"), the visits are not exact (a session's page
+/// views under both would be joined by a scan, but are two visits here); everything else is.
 async fn aggregate_segment<P: RollupPort>(
     port: &P,
     key: P::Key,
     range: TimeRange,
     dim: usize,
     value: &str,
-) -> StoreResult<Aggs> {
+) -> StoreResult<(Aggs, usize)> {
     let mut a = aggregate_of(
         port,
         key,
@@ -636,12 +639,14 @@ async fn aggregate_segment<P: RollupPort>(
     // Built buckets and raw edges come with every segment; keep the values asked for.
     let values = std::mem::take(&mut a.segments[dim]);
     a.segments = Default::default();
+    let mut matched = 0;
     for (stored, sub) in values {
         if Dimension::ALL[dim].matches(Some(&stored), value) {
+            matched += 1;
             a.merge(sub);
         }
     }
-    Ok(a)
+    Ok((a, matched))
 }
 
 async fn aggregate_of<P: RollupPort>(
@@ -920,7 +925,7 @@ async fn fold_buckets<P: RollupPort>(
             continue;
         };
         let (ver, mut aggs) = (version_of(r, grain, bucket), t.fold.finish());
-        aggs.visits.close(t.from, t.to);
+        aggs.close_visits(t.from, t.to);
         let in_day = grain == HOUR_GRAIN && day_hours.contains(&bucket);
         if in_day {
             let day = days
@@ -943,7 +948,7 @@ async fn fold_buckets<P: RollupPort>(
     }
     for (day, mut merged) in days {
         merged.fold_hists();
-        merged.visits.close(day * DAY, day * DAY + DAY - 1);
+        merged.close_visits(day * DAY, day * DAY + DAY - 1);
         built.push(Built {
             grain: DAY_GRAIN,
             bucket: day,
@@ -1008,6 +1013,13 @@ fn one_segment(filters: &PageViewFilters) -> Segment<'_> {
         }
         _ => None,
     }
+}
+
+/// True when the dashboard's page-view figures under `filters` come from the `Segments` part
+/// (one segment filter alone), unless two stored values show its value.
+#[cfg(test)]
+pub(crate) fn answers_from_segments(filters: &PageViewFilters) -> bool {
+    one_segment(filters).is_some() && !filters.by_visit()
 }
 
 /// One time range of a filtered scan: its fold and, under an entry or exit page filter, the
@@ -1153,7 +1165,9 @@ async fn pageview_aggs<P: RollupPort>(
         return aggregate(port, key, range, parts).await;
     }
     if views_only && let Some((dim, value)) = one_segment(filters) {
-        return aggregate_segment(port, key, range, dim, value).await;
+        let (mut a, _) = aggregate_segment(port, key, range, dim, value).await?;
+        (a.dims, a.visits) = Default::default();
+        return Ok(a);
     }
     if views_only
         && let (Some(prefix), None, true, None, None) = (
@@ -1184,8 +1198,8 @@ pub(crate) async fn pageviews_report<P: RollupPort>(
 /// The dashboard's page-view figures under `filters`: the summary with its `top` pages, the
 /// visits, and the breakdowns with up to `list` rows per dimension, pages (`page`) and entry
 /// and exit pages included; with `previous`, that period's summary and visits too. Unfiltered
-/// from rollups; filtered by one scan of both periods together (the previous one folds no
-/// breakdowns).
+/// from rollups; under one segment filter from the `Segments` part ([`segment_figures`]);
+/// otherwise by one scan of both periods together (the previous one folds no breakdowns).
 pub(crate) async fn pageview_figures<P: RollupPort>(
     port: &P,
     key: P::Key,
@@ -1205,6 +1219,8 @@ pub(crate) async fn pageview_figures<P: RollupPort>(
             }
         };
         tokio::try_join!(aggregate(port, key, range, &NOW), before)?
+    } else if let Some(both) = segment_figures(port, key, range, previous, filters).await? {
+        both
     } else {
         let mut targets = vec![(range, Folder::new(&NOW))];
         targets.extend(previous.map(|p| (p, Folder::new(&BEFORE))));
@@ -1223,6 +1239,40 @@ pub(crate) async fn pageview_figures<P: RollupPort>(
             (summary, visits)
         }),
     })
+}
+
+/// The figures of `range` (and `previous`) for the dashboard when `filters` is one segment
+/// filter alone ([`one_segment`]), from the `Segments` part: `None` when it is not, or when
+/// more than one stored value shows the filter's (then only a scan gets the visits exact).
+async fn segment_figures<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    previous: Option<TimeRange>,
+    filters: &PageViewFilters,
+) -> StoreResult<Option<(Aggs, Option<Aggs>)>> {
+    let Some((dim, value)) = one_segment(filters) else {
+        return Ok(None);
+    };
+    if filters.by_visit() {
+        return Ok(None);
+    }
+    let before = async {
+        match previous {
+            Some(p) => aggregate_segment(port, key, p, dim, value).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (now, before) = tokio::try_join!(aggregate_segment(port, key, range, dim, value), before)?;
+    if now.1 > 1 || before.as_ref().is_some_and(|b| b.1 > 1) {
+        return Ok(None);
+    }
+    // The previous period's figures fold no breakdowns (as the scan's).
+    let before = before.map(|(mut a, _)| {
+        a.dims = Default::default();
+        a
+    });
+    Ok(Some((now.0, before)))
 }
 
 /// The dashboard's event figures, of every event or of one name (exact): the summary with its

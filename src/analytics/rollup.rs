@@ -19,8 +19,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// count implausible values (`domain::plausible`) and leave them out of sums and histograms.
 /// 3: the `Pages` part (visitors per page). 4: web-vital days count complete documents.
 /// 5: the `EventNames` and `ErrorGroups` parts. 6: the `Segments` part. 7: the
-/// `EventProperties` part. 8: the `Visits` part.
-pub(crate) const FMT: i64 = 8;
+/// `EventProperties` part. 8: the `Visits` part. 9: each segment of the `Segments` part also
+/// carries its page views' breakdowns and visits (the dashboard under one segment filter).
+pub(crate) const FMT: i64 = 9;
 
 /// What a rollup row holds; one row per part so each summary decodes only what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -36,8 +37,9 @@ pub(crate) enum Part {
     EventNames,
     /// Per error fingerprint: days, first and last occurrence (the errors report and detail).
     ErrorGroups,
-    /// Per value of each [`SEGMENT_DIMS`] dimension: the `Pageviews` and `Pages` figures of the
-    /// page views carrying it (the page-views report under one segment filter).
+    /// Per value of each [`SEGMENT_DIMS`] dimension: the `Pageviews`, `Pages`, `Breakdowns`
+    /// and `Visits` figures of the page views carrying it (the page-views report and the
+    /// dashboard under one segment filter).
     Segments,
     /// Per event name and top-level property key: the [`SCHEMA_SAMPLES`] most recently seen
     /// distinct values (the event detail's property schema).
@@ -51,6 +53,10 @@ pub(crate) enum Part {
 /// The dimensions (indices into `Dimension::ALL`) whose raw stored values the `Segments` part
 /// keeps figures for: every breakdown but the referrer (whole URLs: too many values).
 pub(crate) const SEGMENT_DIMS: [usize; 7] = [1, 2, 3, 4, 5, 6, 7];
+
+/// The parts each segment of the `Segments` part carries, in their stored order.
+pub(crate) const SEGMENT_PARTS: [Part; 4] =
+    [Part::Pageviews, Part::Pages, Part::Breakdowns, Part::Visits];
 
 impl Part {
     pub(crate) const ALL: [Part; 11] = [
@@ -532,7 +538,7 @@ pub(crate) struct Aggs {
     /// Per event name: its properties' most recently seen values.
     pub event_properties: HashMap<String, PropertySamples>,
     /// Per `Dimension::ALL` index (only [`SEGMENT_DIMS`]) and raw value: the page views'
-    /// `Pageviews` and `Pages` figures.
+    /// `Pageviews`, `Pages`, `Breakdowns` and `Visits` figures.
     pub segments: [HashMap<String, Aggs>; 8],
     /// Per `sessionId` (page views without one are in no visit).
     pub visits: Visits,
@@ -648,6 +654,15 @@ impl Aggs {
             anon |= page.anon;
         }
         (self.clients, self.unnamed, self.pv_anon) = (clients, unnamed, u64::from(anon));
+    }
+
+    /// Closes the visits lying well inside `[from, to]` ([`Visits::close`]), the span these
+    /// figures are all of, and those of every segment.
+    pub(crate) fn close_visits(&mut self, from: i64, to: i64) {
+        self.visits.close(from, to);
+        for sub in self.segments.iter_mut().flat_map(HashMap::values_mut) {
+            sub.close_visits(from, to);
+        }
     }
 
     /// Documents folded in, of every channel.
@@ -1094,8 +1109,9 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 e.u(a.segments[d].len() as u64);
                 for (value, sub) in &a.segments[d] {
                     e.bytes(value.as_bytes());
-                    e.bytes(&encode(sub, Part::Pageviews)?);
-                    e.bytes(&encode(sub, Part::Pages)?);
+                    for part in SEGMENT_PARTS {
+                        e.bytes(&encode(sub, part)?);
+                    }
                 }
             }
         }
@@ -1242,8 +1258,9 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 for _ in 0..n {
                     let value = d.string()?;
                     let mut sub = Aggs::default();
-                    decode_into(&mut sub, Part::Pageviews, d.bytes()?)?;
-                    decode_into(&mut sub, Part::Pages, d.bytes()?)?;
+                    for part in SEGMENT_PARTS {
+                        decode_into(&mut sub, part, d.bytes()?)?;
+                    }
                     o.segments[dim].insert(value, sub);
                 }
             }
@@ -1306,9 +1323,9 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
     Ok(())
 }
 
-/// Decodes from a `Segments` blob only the figures of page views whose dimension `dim` (an
-/// index into `Dimension::ALL`) shows `value` ([`Dimension::matches`]: case aside), into `a`'s
-/// `Pageviews` and `Pages` figures; every other value is skipped without decoding.
+/// Decodes from a `Segments` blob only the segments of dimension `dim` (an index into
+/// `Dimension::ALL`) whose stored value shows `value` ([`Dimension::matches`]: case aside), into
+/// `a.segments[dim]` by stored value; every other value is skipped without decoding.
 pub(crate) fn decode_segment(
     a: &mut Aggs,
     data: &[u8],
@@ -1319,12 +1336,18 @@ pub(crate) fn decode_segment(
     for at in SEGMENT_DIMS {
         for _ in 0..d.u()? {
             let this = d.bytes()?;
-            let (views, pages) = (d.bytes()?, d.bytes()?);
+            let blobs: [&[u8]; SEGMENT_PARTS.len()] =
+                [d.bytes()?, d.bytes()?, d.bytes()?, d.bytes()?];
             // Every stored value showing `value` (case aside) counts: "Firefox" and "firefox".
-            if at == dim && Dimension::ALL[dim].matches(Some(&String::from_utf8_lossy(this)), value)
-            {
-                decode_into(a, Part::Pageviews, views)?;
-                decode_into(a, Part::Pages, pages)?;
+            let stored = String::from_utf8_lossy(this);
+            if at == dim && Dimension::ALL[dim].matches(Some(&stored), value) {
+                let mut sub = Aggs::default();
+                for (part, blob) in SEGMENT_PARTS.into_iter().zip(blobs) {
+                    decode_into(&mut sub, part, blob)?;
+                }
+                let mut one = Aggs::default();
+                one.segments[dim].insert(stored.into_owned(), sub);
+                a.merge(one);
             }
         }
         if at == dim {
@@ -1402,6 +1425,9 @@ pub(crate) struct Folder {
     /// apart so that a page view allocates nothing for a value seen before).
     raw_dims: [HashMap<String, u64>; 8],
     missing_dims: [u64; 8],
+    /// Per [`SEGMENT_DIMS`] dimension and raw stored value: that segment's fold (the
+    /// `Segments` part), moved into the figures at [`Folder::finish`].
+    segment_folds: [HashMap<String, SegmentFold>; 8],
     hists: [BTreeMap<u64, u64>; 5],
     name_hists: HashMap<String, BTreeMap<u64, u64>>,
     /// The length (ms) of the buckets the per-"day" maps are keyed by: a UTC day, except in a
@@ -1435,6 +1461,7 @@ impl Folder {
             sessions: HashMap::new(),
             raw_dims: Default::default(),
             missing_dims: [0; 8],
+            segment_folds: Default::default(),
             hists: Default::default(),
             name_hists: HashMap::new(),
         }
@@ -1469,12 +1496,7 @@ impl Folder {
         if self.visits
             && let Some(session) = session
         {
-            // Page views may come in any order: a session's visits are cut at finish.
-            let views = match self.sessions.get_mut(session) {
-                Some(v) => v,
-                None => self.sessions.entry(session.to_string()).or_default(),
-            };
-            views.push(VisitFigures::of(ts, url));
+            add_session_view(&mut self.sessions, session, ts, url);
         }
         if self.pageviews {
             self.a.count_view(ts.div_euclid(self.unit), url, visitor);
@@ -1485,30 +1507,21 @@ impl Folder {
         if self.segments {
             for d in SEGMENT_DIMS {
                 let Some(value) = dims[d] else { continue };
-                let values = &mut self.a.segments[d];
+                let values = &mut self.segment_folds[d];
                 let sub = match values.get_mut(value) {
                     Some(sub) => sub,
                     None => values.entry(value.to_string()).or_default(),
                 };
-                sub.count_view(ts.div_euclid(self.unit), url, visitor);
-                sub.count_page_visitor(url, visitor);
+                sub.a.count_view(ts.div_euclid(self.unit), url, visitor);
+                sub.a.count_page_visitor(url, visitor);
+                count_dims(&mut sub.raw_dims, &mut sub.missing_dims, dims);
+                if let Some(session) = session {
+                    add_session_view(&mut sub.sessions, session, ts, url);
+                }
             }
         }
         if self.breakdowns {
-            for ((counts, missing), v) in (self.raw_dims.iter_mut())
-                .zip(self.missing_dims.iter_mut())
-                .zip(dims)
-            {
-                match v {
-                    None => *missing += 1,
-                    Some(v) => match counts.get_mut(v) {
-                        Some(n) => *n += 1,
-                        None => {
-                            counts.insert(v.to_string(), 1);
-                        }
-                    },
-                }
-            }
+            count_dims(&mut self.raw_dims, &mut self.missing_dims, dims);
         }
     }
 
@@ -1622,17 +1635,13 @@ impl Folder {
 
     /// The aggregates of everything folded in.
     pub(crate) fn finish(mut self) -> Aggs {
-        for (((dim, raw), missing), into) in Dimension::ALL
-            .iter()
-            .zip(self.raw_dims)
-            .zip(self.missing_dims)
-            .zip(self.a.dims.iter_mut())
-        {
-            for (v, n) in raw {
-                *into.entry(dim.value_of(Some(&v))).or_default() += n;
-            }
-            if missing > 0 {
-                *into.entry(dim.value_of(None)).or_default() += missing;
+        add_dims(&mut self.a.dims, self.raw_dims, self.missing_dims);
+        for (into, folds) in self.a.segments.iter_mut().zip(self.segment_folds) {
+            for (value, fold) in folds {
+                let mut sub = fold.a;
+                add_dims(&mut sub.dims, fold.raw_dims, fold.missing_dims);
+                sub.visits.open = joined(fold.sessions);
+                into.insert(value, sub);
             }
         }
         for (into, hist) in self.a.hists.iter_mut().zip(self.hists) {
@@ -1645,12 +1654,79 @@ impl Folder {
                 f.durations.push(hist.into_iter().collect());
             }
         }
-        for (_, list) in self.sessions.iter_mut() {
-            Visits::join(list);
-        }
-        self.a.visits.open = self.sessions;
+        self.a.visits.open = joined(self.sessions);
         self.a
     }
+}
+
+/// One segment's fold (a [`SEGMENT_DIMS`] dimension's raw stored value): its `Pageviews` and
+/// `Pages` figures, its breakdown counts by raw value and its sessions' page views, as the
+/// [`Folder`] keeps them for all page views.
+#[derive(Default)]
+struct SegmentFold {
+    a: Aggs,
+    raw_dims: [HashMap<String, u64>; 8],
+    missing_dims: [u64; 8],
+    sessions: HashMap<String, Vec<VisitFigures>>,
+}
+
+/// Counts one page view's raw dimension values (`None`: the field is missing).
+fn count_dims(
+    raw: &mut [HashMap<String, u64>; 8],
+    missing: &mut [u64; 8],
+    dims: [Option<&str>; 8],
+) {
+    for ((counts, missing), v) in raw.iter_mut().zip(missing.iter_mut()).zip(dims) {
+        match v {
+            None => *missing += 1,
+            Some(v) => match counts.get_mut(v) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(v.to_string(), 1);
+                }
+            },
+        }
+    }
+}
+
+/// Adds raw dimension counts to breakdown counts by the value each shows
+/// ([`Dimension::value_of`]).
+fn add_dims(
+    into: &mut [HashMap<String, u64>; 8],
+    raw: [HashMap<String, u64>; 8],
+    missing: [u64; 8],
+) {
+    for (((dim, raw), missing), into) in Dimension::ALL.iter().zip(raw).zip(missing).zip(into) {
+        for (v, n) in raw {
+            *into.entry(dim.value_of(Some(&v))).or_default() += n;
+        }
+        if missing > 0 {
+            *into.entry(dim.value_of(None)).or_default() += missing;
+        }
+    }
+}
+
+/// One page view of a session, as a one-view visit (page views may come in any order: a
+/// session's visits are cut by [`joined`]).
+fn add_session_view(
+    sessions: &mut HashMap<String, Vec<VisitFigures>>,
+    session: &str,
+    ts: i64,
+    url: &str,
+) {
+    let views = match sessions.get_mut(session) {
+        Some(v) => v,
+        None => sessions.entry(session.to_string()).or_default(),
+    };
+    views.push(VisitFigures::of(ts, url));
+}
+
+/// Each session's one-view visits joined into visits ([`Visits::join`]).
+fn joined(mut sessions: HashMap<String, Vec<VisitFigures>>) -> HashMap<String, Vec<VisitFigures>> {
+    for list in sessions.values_mut() {
+        Visits::join(list);
+    }
+    sessions
 }
 
 #[cfg(test)]
@@ -1915,35 +1991,61 @@ mod tests {
             d
         };
         let views = [
-            ("/a", Visitor::Dense(1), dims("Chrome", "mobile")),
-            ("/a", Visitor::Dense(2), dims("Firefox", "mobile")),
-            ("/b", Visitor::Anonymous, dims("Chrome", "desktop")),
-            ("/b", Visitor::Dense(1), dims("Chrome", "desktop")),
+            (
+                "/a",
+                Visitor::Dense(1),
+                dims("Chrome", "mobile"),
+                Some("s1"),
+            ),
+            (
+                "/a",
+                Visitor::Dense(2),
+                dims("Firefox", "mobile"),
+                Some("s2"),
+            ),
+            ("/b", Visitor::Anonymous, dims("Chrome", "desktop"), None),
+            (
+                "/b",
+                Visitor::Dense(1),
+                dims("Chrome", "desktop"),
+                Some("s1"),
+            ),
         ];
         let mut all = Folder::new(&[Part::Segments]);
-        let mut chrome = Folder::new(&[Part::Pageviews, Part::Pages]);
-        for (url, visitor, d) in views {
-            all.pageview(T, url, visitor, None, d);
+        let mut chrome = Folder::new(&SEGMENT_PARTS);
+        for (i, (url, visitor, d, session)) in views.into_iter().enumerate() {
+            let ts = T + i as i64 * 60_000;
+            all.pageview(ts, url, visitor, session, d);
             if d[5] == Some("Chrome") {
-                chrome.pageview(T, url, visitor, None, d);
+                chrome.pageview(ts, url, visitor, session, d);
             }
         }
         let blob = encode(&all.finish(), Part::Segments).unwrap();
-        let mut got = Aggs::default();
-        decode_segment(&mut got, &blob, 5, "Chrome").unwrap();
+        // What a read keeps of the decoded segments: those of one dimension, merged.
+        let decoded = |dim: usize, value: &str| {
+            let mut a = Aggs::default();
+            decode_segment(&mut a, &blob, dim, value).unwrap();
+            let mut out = Aggs::default();
+            for (_, sub) in std::mem::take(&mut a.segments[dim]) {
+                out.merge(sub);
+            }
+            assert!(a.segments.iter().all(HashMap::is_empty) && a.is_empty());
+            out
+        };
+        let got = decoded(5, "Chrome");
         let want = chrome.finish();
-        assert_eq!((got.pv_days, got.urls), (want.pv_days, want.urls));
-        assert_eq!((got.clients, got.pv_anon), (want.clients, want.pv_anon));
+        assert_eq!((&got.pv_days, &got.urls), (&want.pv_days, &want.urls));
+        assert_eq!((&got.clients, got.pv_anon), (&want.clients, want.pv_anon));
         assert_eq!(got.pages["/b"].count(), 2);
-        let mut none = Aggs::default();
-        decode_segment(&mut none, &blob, 5, "Opera").unwrap();
-        decode_segment(&mut none, &blob, 6, "Chrome").unwrap();
+        assert_eq!(got.dims, want.dims);
+        assert_eq!(got.dims[7]["desktop"], 2);
+        assert_eq!(got.visits.totals(), want.visits.totals());
+        assert_eq!(got.visits.totals().visits, 1, "s1 only: s2 is Firefox");
+        let none = (decoded(5, "Opera"), decoded(6, "Chrome"));
         assert!(
-            none.is_empty(),
+            none.0.is_empty() && none.1.is_empty(),
             "other values and dimensions decode nothing"
         );
-        let mut mobile = Aggs::default();
-        decode_segment(&mut mobile, &blob, 7, "mobile").unwrap();
-        assert_eq!(mobile.clients.len(), 2);
+        assert_eq!(decoded(7, "mobile").clients.len(), 2);
     }
 }

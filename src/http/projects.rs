@@ -344,15 +344,20 @@ async fn show_setup(
 }
 
 async fn list_projects(
-    State(stores): State<crate::store::Stores>,
+    State(view): State<crate::state::ViewState>,
     auth: AuthUser,
 ) -> Result<Response, AppError> {
     let org = auth.require_org()?;
     let now = crate::domain::timestamp::now_ms();
-    let projects = stores.projects.projects_of_org(org.id).await?;
-    let figures = futures::future::try_join_all(
-        (projects.iter()).map(|p| crate::services::realtime::visitors_today(&stores, p.id, now)),
-    )
+    let projects = view.stores.projects.projects_of_org(org.id).await?;
+    let figures = futures::future::try_join_all((projects.iter()).map(|p| {
+        crate::services::realtime::visitors_today_cached(
+            &view.stores,
+            &view.dashboards,
+            p.id,
+            now,
+        )
+    }))
     .await?;
     let projects = projects
         .into_iter()

@@ -47,6 +47,28 @@ fn password_stamp(password_hash: &str) -> String {
     hex::encode(&Sha256::digest(password_hash.as_bytes())[..8])
 }
 
+/// Whether a stored session still signs its user in, by the rule every request applies
+/// ([`AuthUser`]): `Ok(user)` while it does; otherwise why not — `signed-out` (no user id, or
+/// the account is gone) or `password-changed` (the password was changed since it signed in,
+/// which ends every other session of the user). Store errors are `Err`.
+pub(crate) async fn record_signs_in(
+    state: &AppState,
+    record: &tower_sessions::session::Record,
+) -> Result<Result<User, &'static str>, AppError> {
+    let field = |name: &str| record.data.get(name).cloned();
+    let Some(uid) = field(UID).and_then(|v| serde_json::from_value::<DocId>(v).ok()) else {
+        return Ok(Err("signed-out"));
+    };
+    let Some(user) = state.stores.accounts.user(uid).await? else {
+        return Ok(Err("signed-out"));
+    };
+    let stamp = field(PWD).and_then(|v| v.as_str().map(str::to_string));
+    if stamp.as_deref() != Some(password_stamp(&user.password_hash).as_str()) {
+        return Ok(Err("password-changed"));
+    }
+    Ok(Ok(user))
+}
+
 /// Signs the user in: a new session id (no fixation), the user id, the password stamp, a fresh
 /// CSRF token.
 pub async fn sign_in(session: &Session, user: &User, org: Option<DocId>) -> Result<(), AppError> {

@@ -6,15 +6,16 @@
 
 use crate::{
     domain::{
-        analytics::{PageViewFilters, TimeRange},
+        analytics::{TimeRange, Timeframe},
         ids::DocId,
         model::Channel,
+        records::{PlatformRole, User},
         timestamp::parse_iso,
     },
-    runtime::realtime::LiveHit,
+    runtime::{cache::DashboardCache, realtime::LiveHit},
     store::{StoreResult, Stores},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The window "visitors right now" counts over.
 pub const WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -27,17 +28,44 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Distinct visitors (page views' client ids, as every visitor count) in the last
-/// [`WINDOW_MS`] up to `now`.
+/// [`WINDOW_MS`] up to `now`: the `Pageviews` figures alone (no breakdowns, pages or visits,
+/// which a stream's recount every few seconds would fold for nothing).
 pub async fn visitors_now(stores: &Stores, project: DocId, now: i64) -> StoreResult<u64> {
     let range = TimeRange {
         start_ms: now - WINDOW_MS + 1,
         end_ms: now,
     };
-    let figures = stores
-        .stats
-        .pageview_figures(project, range, None, &PageViewFilters::default(), 0, 0)
-        .await?;
-    Ok(figures.summary.unique_visitors)
+    unique_visitors(stores, project, range).await
+}
+
+/// Distinct visitors of the page views in `range`, from the `Pageviews` figures only.
+async fn unique_visitors(stores: &Stores, project: DocId, range: TimeRange) -> StoreResult<u64> {
+    let summary = stores.stats.pageviews_summary(project, range, 0).await?;
+    Ok(summary.unique_visitors)
+}
+
+/// Why a member's live stream of `project` must end, `None` while `user` may still read it:
+/// `deleted` when the project is gone, `access-removed` when the user is no longer a member of
+/// its organization (nor a platform admin, who reads every project) — the same rule as opening
+/// any project page.
+pub async fn member_access_ended(
+    stores: &Stores,
+    user: &User,
+    project: DocId,
+) -> StoreResult<Option<&'static str>> {
+    let Some(project) = stores.projects.project(project).await? else {
+        return Ok(Some("deleted"));
+    };
+    if project.deleted_at.is_some() {
+        return Ok(Some("deleted"));
+    }
+    if user.role == PlatformRole::Admin {
+        return Ok(None);
+    }
+    let member = (stores.accounts.memberships(user.id).await?)
+        .iter()
+        .any(|(org, _)| org.id == project.org_id);
+    Ok((!member).then_some("access-removed"))
 }
 
 /// The newest page views and events of the last [`FEED_SEED_MS`], newest first, at most
@@ -88,30 +116,40 @@ pub async fn has_data(stores: &Stores, project: DocId) -> StoreResult<bool> {
 
 /// A project's visitors since the start of the UTC day, and per hour over the last 24 hours
 /// (oldest first; the last hour is the current, partial one).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VisitorsToday {
     pub today: u64,
     pub hourly: Vec<u64>,
 }
 
-/// [`VisitorsToday`] of `project` at `now`.
+/// [`VisitorsToday`] of `project` at `now`, behind the dashboard cache for a minute (the
+/// projects list reads it for every project of the organization; 25 counts each): the
+/// project's cache generation ends it early when its data is cleared or it is deleted. A day
+/// without visitors is not kept, so a new project's first visitor shows at once (the first
+/// run leads from "receiving data" to this list).
+pub async fn visitors_today_cached(
+    stores: &Stores,
+    cache: &DashboardCache,
+    project: DocId,
+    now: i64,
+) -> StoreResult<VisitorsToday> {
+    // The 1-hour timeframe's cache bucket is a minute long.
+    let keep = |v: &VisitorsToday| v.today > 0;
+    cache
+        .get_or_compute_kept("visitors-today", project, Timeframe::H1, "-", keep, || {
+            visitors_today(stores, project, now)
+        })
+        .await
+}
+
+/// [`VisitorsToday`] of `project` at `now`, from the `Pageviews` figures only.
 pub async fn visitors_today(
     stores: &Stores,
     project: DocId,
     now: i64,
 ) -> StoreResult<VisitorsToday> {
-    let none = PageViewFilters::default();
-    let count = |range: TimeRange| {
-        let none = &none;
-        async move {
-            let figures = stores
-                .stats
-                .pageview_figures(project, range, None, none, 0, 0)
-                .await?;
-            StoreResult::Ok(figures.summary.unique_visitors)
-        }
-    };
+    let count = |range: TimeRange| unique_visitors(stores, project, range);
     let current_hour = now - now.rem_euclid(HOUR_MS);
     let hours = (0..24).rev().map(|back| {
         let start = current_hour - back * HOUR_MS;

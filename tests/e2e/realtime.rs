@@ -2,11 +2,14 @@
 //! of a public link shows an ingested page view within seconds and the five-minute visitor
 //! count moves; the stream ends on logout, on public link revocation and on shutdown (which
 //! does not wait for it); streams are capped per client; two instances sharing Redis see each
-//! other's events and sign-outs. The guided first run: landing links, the setup page after
+//! other's events and sign-outs; a password change ends the other sessions' streams and a
+//! member removed from the organization loses theirs, each within the stream's check. The
+//! guided first run: landing links, the setup page after
 //! sign-up, the projects list's visitors today, the empty dashboard's explanation.
 
 use crate::support::{
-    RedisServer, TestApp, csrf_of, location, member_with_project, page, post_form,
+    RedisServer, TestApp, csrf_of, location, login, member_with_project, page, post_form, register,
+    submit,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -372,5 +375,102 @@ async fn the_first_run_leads_from_the_landing_page_to_the_snippet_and_live_statu
         "{list}"
     );
     assert!(list.contains("<polyline points=\""), "{list}");
+    app.stop().await;
+}
+
+/// Longest a stream may outlive an access it lost without a signal: the stream's 10 s check,
+/// and some slack.
+const CHECK: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn a_password_change_ends_the_streams_of_the_other_sessions() {
+    let app = TestApp::spawn(&[]).await;
+    register(&app, "root@example.com").await; // the first account is the platform admin
+    let (me, id, _) = member_with_project(&app, "pass@example.com").await;
+    let (elsewhere, r) = login(&app, "pass@example.com", "password-123").await;
+    assert_eq!(r.status(), 303);
+    let mut stream = Stream::open(
+        &elsewhere,
+        &app.url(&format!("/projects/{id}/realtime/stream")),
+    )
+    .await;
+    stream.until(SOON, "visitors", |_| true).await;
+    let (_, html) = page(&me, &app, "/account").await;
+    let r = post_form(
+        &me,
+        &app,
+        "/account/password",
+        &csrf_of(&html),
+        &[
+            ("currentPassword", "password-123"),
+            ("newPassword", "new-password-1"),
+            ("confirmPassword", "new-password-1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let started = std::time::Instant::now();
+    assert_eq!(stream.end_reason(CHECK).await, "password-changed");
+    assert!(started.elapsed() < CHECK, "{:?}", started.elapsed());
+    // The session that changed it goes on: its stream opens.
+    let mut mine = Stream::open(&me, &app.url(&format!("/projects/{id}/realtime/stream"))).await;
+    mine.until(SOON, "visitors", |_| true).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn removing_a_member_ends_their_streams_of_the_organization_projects() {
+    let app = TestApp::spawn(&[]).await;
+    register(&app, "root@example.com").await; // the first account is the platform admin
+    let (owner, id, key) = member_with_project(&app, "owner@example.com").await;
+    let (mate, _) = register(&app, "mate@example.com").await;
+    let r = submit(
+        &owner,
+        &app,
+        "/org/users",
+        "/org/users/add",
+        &[("email", "mate@example.com"), ("role", "viewer")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let url = app.url(&format!("/projects/{id}/realtime/stream"));
+    let mut stream = Stream::open(&mate, &url).await;
+    stream.until(SOON, "visitors", |_| true).await;
+    // Still a member: the stream lives through its checks and carries the hits.
+    pageview(&app, &key, "https://team.example/", "mate-1").await;
+    stream
+        .until(SOON, "hits", |d| {
+            d["hits"][0]["label"] == "https://team.example/"
+        })
+        .await;
+    let mate_id = app
+        .state
+        .stores
+        .accounts
+        .user_by_email("mate@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+        .to_hex();
+    let r = submit(
+        &owner,
+        &app,
+        "/org/users",
+        "/org/users/remove",
+        &[("userId", &mate_id)],
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let started = std::time::Instant::now();
+    assert_eq!(stream.end_reason(CHECK).await, "access-removed");
+    assert!(started.elapsed() < CHECK, "{:?}", started.elapsed());
+    let r = mate
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no new stream either");
     app.stop().await;
 }

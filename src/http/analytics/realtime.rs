@@ -5,8 +5,9 @@
 //! public link's under `/p/{id}/{token}`.
 //!
 //! A stream belongs to a signed-in session or to a public link and ends (an `end` event, then
-//! the close) when the session signs out, the link is revoked or replaced, the project is
-//! deleted, or the server shuts down; each client (session, or IP for public links) holds at
+//! the close) when the session signs out or is ended by a password change, the member loses
+//! access to the project, the link is revoked or replaced, the project is deleted (a signal
+//! where there is one, else the check every 10 s), or the server shuts down; each client (session, or IP for public links) holds at
 //! most `REALTIME_STREAMS_PER_CLIENT` at once. The stream's only buffer is a small channel: a
 //! client that stops reading lags on the hub's ring and is told how many signals it missed.
 
@@ -95,7 +96,8 @@ enum Owner {
 
 /// `GET …/realtime/stream`: `text/event-stream` with events `visitors` (`{visitors,
 /// windowMinutes}`), `hits` (`{hits: [...], count}`), `lagged` (`{skipped}`) and a last `end`
-/// (`{reason}`: `signed-out`, `revoked`, `shutdown`). 429 when the client holds too many.
+/// (`{reason}`: `signed-out`, `password-changed`, `access-removed`, `deleted`, `revoked`,
+/// `shutdown`). 429 when the client holds too many.
 async fn realtime_stream(
     State(state): State<AppState>,
     access: AnalyticsAccess,
@@ -279,20 +281,27 @@ fn hits_event(hits: &[LiveHit], count: u64) -> Event {
     event("hits", json!({ "hits": hits, "count": count }))
 }
 
-/// `None` while the stream may go on; else why it ends. A store that cannot answer ends
-/// nothing (an outage is not a revocation).
+/// `None` while the stream may go on; else why it ends: a member's session signed out or
+/// ended by a password change, the member's access to the project removed (membership, or the
+/// platform role that gave it), the project deleted; a public link revoked. A store that cannot
+/// answer ends nothing (an outage is not a revocation).
 async fn still_allowed(state: &AppState, project: DocId, owner: &Owner) -> Option<&'static str> {
     match owner {
         Owner::Session { id, .. } => {
             use tower_sessions::SessionStore;
-            if let Ok(None) = state.sessions.load(id).await {
-                return Some("signed-out");
-            }
-            match state.stores.projects.project(project).await {
-                Ok(None) => Some("deleted"),
-                Ok(Some(p)) if p.deleted_at.is_some() => Some("deleted"),
-                _ => None,
-            }
+            let record = match state.sessions.load(id).await {
+                Ok(Some(record)) => record,
+                Ok(None) => return Some("signed-out"),
+                Err(_) => return None,
+            };
+            let user = match crate::http::session::record_signs_in(state, &record).await {
+                Ok(Ok(user)) => user,
+                Ok(Err(reason)) => return Some(reason),
+                Err(_) => return None,
+            };
+            svc::member_access_ended(&state.stores, &user, project)
+                .await
+                .unwrap_or(None)
         }
         Owner::Link { token } => {
             match crate::services::public_links::verify(
