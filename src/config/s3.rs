@@ -28,9 +28,7 @@ pub struct S3Config {
 fn valid_bucket(name: &str) -> bool {
     let edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     (3..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| edge(b) || matches!(b, b'.' | b'-'))
+        && name.bytes().all(|b| edge(b) || matches!(b, b'.' | b'-'))
         && name.bytes().next().is_some_and(edge)
         && name.bytes().last().is_some_and(edge)
         && !name.contains("..")
@@ -95,7 +93,10 @@ pub fn from_env(env: &Env) -> Result<Option<S3Config>, ConfigError> {
         ));
     }
     let access_key_id = env.get("REPORTS_S3_ACCESS_KEY_ID").ok_or_else(|| {
-        ConfigError::new("REPORTS_S3_ACCESS_KEY_ID", "required with REPORTS_S3_BUCKET")
+        ConfigError::new(
+            "REPORTS_S3_ACCESS_KEY_ID",
+            "required with REPORTS_S3_BUCKET",
+        )
     })?;
     if access_key_id.len() > 128 || !access_key_id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ConfigError::new(
@@ -164,10 +165,18 @@ mod tests {
         let c = from_env(&env(&BASE)).unwrap().unwrap();
         assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!((c.region.as_str(), c.path_style), ("us-east-1", true));
-        assert!(!format!("{c:?}").contains("wJalrXUtnFEMI"), "secret redacted");
-        let aws = from_env(&env(&[BASE[0], BASE[2], BASE[3], ("REPORTS_S3_REGION", "eu-west-1")]))
-            .unwrap()
-            .unwrap();
+        assert!(
+            !format!("{c:?}").contains("wJalrXUtnFEMI"),
+            "secret redacted"
+        );
+        let aws = from_env(&env(&[
+            BASE[0],
+            BASE[2],
+            BASE[3],
+            ("REPORTS_S3_REGION", "eu-west-1"),
+        ]))
+        .unwrap()
+        .unwrap();
         assert!(!aws.path_style && aws.endpoint.is_none());
     }
 
@@ -175,16 +184,25 @@ mod tests {
     fn malformed_values_name_their_variable() {
         let cases: [(&str, &str, &str); 8] = [
             ("REPORTS_S3_BUCKET", "Bad_Bucket", "REPORTS_S3_BUCKET"),
-            ("REPORTS_S3_ENDPOINT", "localhost:9000", "REPORTS_S3_ENDPOINT"),
+            (
+                "REPORTS_S3_ENDPOINT",
+                "localhost:9000",
+                "REPORTS_S3_ENDPOINT",
+            ),
             ("REPORTS_S3_ENDPOINT", "ftp://h", "REPORTS_S3_ENDPOINT"),
             ("REPORTS_S3_ENDPOINT", "http://u:p@h", "REPORTS_S3_ENDPOINT"),
             ("REPORTS_S3_REGION", "EU West", "REPORTS_S3_REGION"),
             ("REPORTS_S3_PATH_STYLE", "maybe", "REPORTS_S3_PATH_STYLE"),
             ("REPORTS_S3_PREFIX", "a/../b", "REPORTS_S3_PREFIX"),
-            ("REPORTS_S3_ACCESS_KEY_ID", "has space", "REPORTS_S3_ACCESS_KEY_ID"),
+            (
+                "REPORTS_S3_ACCESS_KEY_ID",
+                "has space",
+                "REPORTS_S3_ACCESS_KEY_ID",
+            ),
         ];
         for (var, value, named) in cases {
-            let mut pairs: Vec<(&str, &str)> = BASE.iter().copied().filter(|(k, _)| *k != var).collect();
+            let mut pairs: Vec<(&str, &str)> =
+                BASE.iter().copied().filter(|(k, _)| *k != var).collect();
             pairs.push((var, value));
             let err = from_env(&env(&pairs)).unwrap_err();
             assert_eq!(err.var, named, "{var}={value}: {err}");

@@ -291,9 +291,10 @@ async fn change_email_reports(
         }
     };
     let delivery = match form.get("delivery").unwrap_or("link") {
-        d if on => Some(Delivery::parse(d).ok_or_else(|| {
-            AppError::BadRequest("delivery must be link or pdf".into())
-        })?),
+        d if on => Some(
+            Delivery::parse(d)
+                .ok_or_else(|| AppError::BadRequest("delivery must be link or pdf".into()))?,
+        ),
         _ => None,
     };
     if on

@@ -37,7 +37,10 @@ pub fn s3_binary() -> PathBuf {
         return PathBuf::from(p);
     }
     let gopath = std::env::var("GOPATH").unwrap_or_else(|_| {
-        format!("{}/go", std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+        format!(
+            "{}/go",
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+        )
     });
     PathBuf::from(gopath).join("bin/versitygw")
 }
@@ -143,7 +146,10 @@ pub async fn contract(store: &dyn FileStore) {
     assert_eq!(store.put_file(&key, &src).await.unwrap(), 21);
     assert!(!src.exists(), "the scratch file is consumed");
     let (size, bytes, _) = read_back(store, &key).await.unwrap();
-    assert_eq!((size, bytes.as_slice()), (21, &b"metric,value\nviews,3\n"[..]));
+    assert_eq!(
+        (size, bytes.as_slice()),
+        (21, &b"metric,value\nviews,3\n"[..])
+    );
 
     // Storing again under the same key replaces the file.
     let src = write_scratch(store, "b.part", b"second").await;
@@ -168,10 +174,19 @@ pub async fn contract(store: &dyn FileStore) {
     let (size, bytes, largest) = read_back(store, &big_key).await.unwrap();
     assert_eq!(size, big.len() as u64);
     assert!(bytes == big, "the large file differs after the round trip");
-    assert!(largest < big.len() / 2, "streamed, not read whole ({largest})");
+    assert!(
+        largest < big.len() / 2,
+        "streamed, not read whole ({largest})"
+    );
 
     // Namespaces do not see each other; a missing file is None.
-    assert!(store.open(&format!("{OTHER_NS}/r-1.csv")).await.unwrap().is_none());
+    assert!(
+        store
+            .open(&format!("{OTHER_NS}/r-1.csv"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Removal, twice (a missing file is not an error).
     for k in [&key, &empty, &big_key] {
@@ -225,14 +240,24 @@ async fn s3_errors_surface_as_io_errors_and_wrong_credentials_are_refused() {
     config.secret_access_key = Secret::new("not-the-secret");
     let store = S3FileStore::new(&config, dir.path().join(".tmp")).unwrap();
     let src = write_scratch(&store, "x.part", b"x").await;
-    let err = store.put_file(&format!("{NS}/x.csv"), &src).await.unwrap_err();
+    let err = store
+        .put_file(&format!("{NS}/x.csv"), &src)
+        .await
+        .unwrap_err();
     assert!(!err.to_string().is_empty());
-    assert!(src.exists(), "a failed upload keeps the scratch file for the caller");
+    assert!(
+        src.exists(),
+        "a failed upload keeps the scratch file for the caller"
+    );
     // A server that is gone: an error within the retry budget, never a hang.
     let good = S3FileStore::new(&s3.config(None), dir.path().join(".tmp")).unwrap();
     drop(s3);
     let started = Instant::now();
     assert!(good.put_file(&format!("{NS}/x.csv"), &src).await.is_err());
     assert!(good.open(&format!("{NS}/x.csv")).await.is_err());
-    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
 }

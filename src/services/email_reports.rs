@@ -424,14 +424,7 @@ impl JobHandler for EmailReportHandler {
                     }
                 }
             };
-            let email = self.compose(
-                &project,
-                &period,
-                (now, before),
-                &top,
-                &user.email,
-                extra,
-            );
+            let email = self.compose(&project, &period, (now, before), &top, &user.email, extra);
             self.mailer
                 .send("report", email)
                 .await

@@ -80,7 +80,9 @@ impl Mailer {
             .subject(email.subject);
         let message = if email.attachments.is_empty() {
             match email.html {
-                Some(html) => builder.multipart(MultiPart::alternative_plain_html(email.text, html)),
+                Some(html) => {
+                    builder.multipart(MultiPart::alternative_plain_html(email.text, html))
+                }
                 None => builder.header(ContentType::TEXT_PLAIN).body(email.text),
             }
         } else {

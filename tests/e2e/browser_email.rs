@@ -80,11 +80,20 @@ async fn choose_the_pdf_or_a_link_for_email_reports_in_chromium() {
         .state
         .stores
         .mail
-        .subscriptions_of(superinsights::domain::ids::DocId::parse(&project).unwrap(), user.id)
+        .subscriptions_of(
+            superinsights::domain::ids::DocId::parse(&project).unwrap(),
+            user.id,
+        )
         .await
         .unwrap();
     assert_eq!(subs.len(), 1, "{subs:?}");
-    assert_eq!(subs[0].cadence, superinsights::domain::email::Cadence::Weekly);
-    assert_eq!(subs[0].delivery, superinsights::domain::email::Delivery::Pdf);
+    assert_eq!(
+        subs[0].cadence,
+        superinsights::domain::email::Cadence::Weekly
+    );
+    assert_eq!(
+        subs[0].delivery,
+        superinsights::domain::email::Delivery::Pdf
+    );
     app.stop().await;
 }

@@ -415,7 +415,10 @@ async fn email_reports_go_out_once_per_period_per_subscriber_across_instances() 
     .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    assert!(html.contains("id=\"weekly-state\">subscribed, link"), "{html}");
+    assert!(
+        html.contains("id=\"weekly-state\">subscribed, link"),
+        "{html}"
+    );
 
     let mails = sink.wait_for(1).await;
     let mail = &mails[0];
@@ -481,7 +484,10 @@ async fn views_last_week(app: &TestApp, project: &str) {
     let views: Vec<Value> = (0..5)
         .map(|i| json!({"url": "/pricing", "clientId": format!("c{i}"), "timestamp": iso(week.start + 3_600_000 * (i + 1))}))
         .collect();
-    assert_eq!(app.ingest("pageviews", &key, &json!(views)).await.status(), 201);
+    assert_eq!(
+        app.ingest("pageviews", &key, &json!(views)).await.status(),
+        201
+    );
 }
 
 #[tokio::test]
@@ -501,28 +507,46 @@ async fn email_reports_attach_the_pdf_or_link_it_when_it_is_over_the_cap() {
     views_last_week(&app, &project).await;
     let path = format!("/projects/{project}/email-reports");
     let (_, html) = page(&alice, &app, &path).await;
-    assert!(html.contains("id=\"weekly-pdf\""), "the choice is offered: {html}");
+    assert!(
+        html.contains("id=\"weekly-pdf\""),
+        "the choice is offered: {html}"
+    );
     let r = submit(
         &alice,
         &app,
         &path,
         &path,
-        &[("cadence", "weekly"), ("subscribe", "true"), ("delivery", "pdf")],
+        &[
+            ("cadence", "weekly"),
+            ("subscribe", "true"),
+            ("delivery", "pdf"),
+        ],
     )
     .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    assert!(html.contains("id=\"weekly-state\">subscribed, PDF attached"), "{html}");
+    assert!(
+        html.contains("id=\"weekly-state\">subscribed, PDF attached"),
+        "{html}"
+    );
     assert!(html.contains("with the PDF report attached"), "{html}");
     let mails = sink.wait_for(1).await;
     let mail = &mails[0];
     assert_eq!(mail.to, "alice@example.com");
-    assert!(mail.text.contains("The full PDF report of this period is attached."), "{}", mail.text);
+    assert!(
+        mail.text
+            .contains("The full PDF report of this period is attached."),
+        "{}",
+        mail.text
+    );
     assert!(mail.text.contains("Page views: 5"), "{}", mail.text);
     assert_eq!(mail.attachments.len(), 1);
     let (name, content_type, pdf) = &mail.attachments[0];
     assert_eq!(content_type, "application/pdf");
-    assert!(name.starts_with("weekly-") && name.ends_with(".pdf"), "{name}");
+    assert!(
+        name.starts_with("weekly-") && name.ends_with(".pdf"),
+        "{name}"
+    );
     assert!(pdf.starts_with(b"%PDF-"));
     let text = crate::reports::pdf_text(pdf);
     assert!(text.contains("My First Project"), "{text}");
@@ -533,11 +557,18 @@ async fn email_reports_attach_the_pdf_or_link_it_when_it_is_over_the_cap() {
         &app,
         &path,
         &path,
-        &[("cadence", "weekly"), ("subscribe", "true"), ("delivery", "link")],
+        &[
+            ("cadence", "weekly"),
+            ("subscribe", "true"),
+            ("delivery", "link"),
+        ],
     )
     .await;
     let html = r.text().await.unwrap();
-    assert!(html.contains("id=\"weekly-state\">subscribed, link"), "{html}");
+    assert!(
+        html.contains("id=\"weekly-state\">subscribed, link"),
+        "{html}"
+    );
     assert!(html.contains("id=\"weekly-delivery\""), "{html}");
     // A bad delivery is refused and changes nothing.
     let r = submit(
@@ -545,12 +576,19 @@ async fn email_reports_attach_the_pdf_or_link_it_when_it_is_over_the_cap() {
         &app,
         &path,
         &path,
-        &[("cadence", "monthly"), ("subscribe", "true"), ("delivery", "fax")],
+        &[
+            ("cadence", "monthly"),
+            ("subscribe", "true"),
+            ("delivery", "fax"),
+        ],
     )
     .await;
     assert_eq!(r.status(), 400);
     let (_, html) = page(&alice, &app, &path).await;
-    assert!(html.contains("id=\"monthly-state\">not subscribed"), "{html}");
+    assert!(
+        html.contains("id=\"monthly-state\">not subscribed"),
+        "{html}"
+    );
     app.stop().await;
 
     // Over the cap: linked instead, with a sentence saying so.
@@ -568,12 +606,19 @@ async fn email_reports_attach_the_pdf_or_link_it_when_it_is_over_the_cap() {
         &app,
         &path,
         &path,
-        &[("cadence", "weekly"), ("subscribe", "true"), ("delivery", "pdf")],
+        &[
+            ("cadence", "weekly"),
+            ("subscribe", "true"),
+            ("delivery", "pdf"),
+        ],
     )
     .await;
     assert!(r.text().await.unwrap().contains("subscribed, PDF attached"));
     let mails = sink.wait_for(2).await;
-    let mail = mails.iter().find(|m| m.to == "bob@example.com").expect("bob's email");
+    let mail = mails
+        .iter()
+        .find(|m| m.to == "bob@example.com")
+        .expect("bob's email");
     assert!(mail.attachments.is_empty(), "nothing attached over the cap");
     assert!(
         mail.text.contains("is larger than this server attaches to an email (1 KB), so it is not attached: open the dashboard instead."),
@@ -581,6 +626,9 @@ async fn email_reports_attach_the_pdf_or_link_it_when_it_is_over_the_cap() {
         mail.text
     );
     let dashboard = link(&mail.text, "http://si.test/projects/");
-    assert_eq!(dashboard, format!("http://si.test/projects/{project}/dashboard"));
+    assert_eq!(
+        dashboard,
+        format!("http://si.test/projects/{project}/dashboard")
+    );
     app.stop().await;
 }

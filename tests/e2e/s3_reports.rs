@@ -79,11 +79,15 @@ impl S3Server {
             });
         self.child = Some(child);
         let port = self.port;
-        eventually(Duration::from_secs(20), "the S3 server listens", async || {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
+        eventually(
+            Duration::from_secs(20),
+            "the S3 server listens",
+            async || {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+            },
+        )
         .await;
     }
 
@@ -230,19 +234,28 @@ async fn two_instances_share_report_files_through_one_bucket() {
     assert_eq!(status_of(&second, &who, &id).await["status"], "completed");
     let from_second = download(&second, &who, &id).await;
     assert_eq!(from_second.status(), 200);
-    let length = from_second.headers()["content-length"].to_str().unwrap().to_string();
+    let length = from_second.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let pdf = from_second.bytes().await.unwrap().to_vec();
     assert_eq!(length, pdf.len().to_string());
     assert!(pdf.starts_with(b"%PDF-"));
     assert!(pdf_text(&pdf).contains("My First Project"));
     let from_first = download(&first, &who, &id).await.bytes().await.unwrap();
-    assert!(from_first.as_ref() == pdf.as_slice(), "the same bytes from both");
+    assert!(
+        from_first.as_ref() == pdf.as_slice(),
+        "the same bytes from both"
+    );
 
     // A raw CSV generated on the second downloads from the first.
     let raw = generate(
         &second,
         &who,
-        custom(at, json!({"format": "csv", "csvMode": "raw", "dataType": "all"})),
+        custom(
+            at,
+            json!({"format": "csv", "csvMode": "raw", "dataType": "all"}),
+        ),
     )
     .await;
     assert!(matches!(
@@ -250,14 +263,33 @@ async fn two_instances_share_report_files_through_one_bucket() {
         Outcome::Completed(_)
     ));
     let csv = download(&first, &who, &raw).await.text().await.unwrap();
-    assert_eq!(csv.lines().filter(|l| l.starts_with("pageviews,")).count(), 6, "{csv}");
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("pageviews,")).count(),
+        6,
+        "{csv}"
+    );
 
     // Expiry (30 days; moved into the past here) removes the object at the next sweep.
     let rid = DocId::parse(&id).unwrap();
-    let mut expired = first.state.stores.reports.report(rid).await.unwrap().unwrap();
+    let mut expired = first
+        .state
+        .stores
+        .reports
+        .report(rid)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(expired.expires_at.unwrap() - expired.generated_at.unwrap() == 30 * DAY);
     expired.expires_at = Some(now_ms() - 1);
-    assert!(first.state.stores.reports.save_report(&expired).await.unwrap());
+    assert!(
+        first
+            .state
+            .stores
+            .reports
+            .save_report(&expired)
+            .await
+            .unwrap()
+    );
     assert_eq!(download(&second, &who, &id).await.status(), 410);
     assert_eq!(
         superinsights::services::retention::purge_report_files(&second.state.reports).await,
@@ -322,7 +354,10 @@ async fn an_s3_outage_fails_the_report_at_the_storing_stage_or_is_retried() {
     let who = owner(&app, "s3-outage@example.com", at).await;
 
     let done = generate(&app, &who, custom(at, json!({"format": "csv"}))).await;
-    assert!(matches!(run_until_not_idle(&app).await, Outcome::Completed(_)));
+    assert!(matches!(
+        run_until_not_idle(&app).await,
+        Outcome::Completed(_)
+    ));
 
     // The server dies after the report was asked for: the first attempt fails at storing and
     // the report waits for its retry (not failed, not stuck: the job is due again).
@@ -330,7 +365,10 @@ async fn an_s3_outage_fails_the_report_at_the_storing_stage_or_is_retried() {
     s3.kill();
     let r = download(&app, &who, &done).await;
     assert_eq!(r.status(), 503, "a download while the bucket is down");
-    assert!(matches!(run_until_not_idle(&app).await, Outcome::Retrying(_)));
+    assert!(matches!(
+        run_until_not_idle(&app).await,
+        Outcome::Retrying(_)
+    ));
     let (status, stage) = report_stage(&app, &who, &id).await;
     assert_eq!((status.as_str(), stage.as_str()), ("generating", "storing"));
     // Still down on the last attempt: failed, naming the stage.
@@ -343,12 +381,17 @@ async fn an_s3_outage_fails_the_report_at_the_storing_stage_or_is_retried() {
         "{message}"
     );
     assert_eq!(download(&app, &who, &id).await.status(), 409);
-    let scratch = std::fs::read_dir(local.path().join(".tmp")).unwrap().count();
+    let scratch = std::fs::read_dir(local.path().join(".tmp"))
+        .unwrap()
+        .count();
     assert_eq!(scratch, 0, "no scratch file is left");
 
     // Down for the first attempt only: the retry stores it and it downloads.
     let id = generate(&app, &who, custom(at, json!({"format": "json"}))).await;
-    assert!(matches!(run_until_not_idle(&app).await, Outcome::Retrying(_)));
+    assert!(matches!(
+        run_until_not_idle(&app).await,
+        Outcome::Retrying(_)
+    ));
     s3.restart().await;
     assert!(matches!(
         run_until_not_idle(&app).await,
@@ -356,8 +399,17 @@ async fn an_s3_outage_fails_the_report_at_the_storing_stage_or_is_retried() {
     ));
     let r = download(&app, &who, &id).await;
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("\"projectName\": \"My First Project\""));
-    assert_eq!(download(&app, &who, &done).await.status(), 200, "the older file is back");
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("\"projectName\": \"My First Project\"")
+    );
+    assert_eq!(
+        download(&app, &who, &done).await.status(),
+        200,
+        "the older file is back"
+    );
     app.stop().await;
 }
 
@@ -384,16 +436,22 @@ async fn reports_on_the_redis_job_queue_survive_a_worker_process_killed_mid_repo
     };
     // The test's own instance asks and reads (no workers); worker processes generate.
     let app = TestApp::spawn(&pairs(&queue(local.0.path(), "0"))).await;
-    assert!(app.state.jobs.backend().contains("redis"), "{}", app.state.jobs.backend());
+    assert!(
+        app.state.jobs.backend().contains("redis"),
+        "{}",
+        app.state.jobs.backend()
+    );
     let at = now_ms() - HOUR;
     let who = owner(&app, "redis-reports@example.com", at).await;
     let mut doomed = ServerProcess::start(&app.data_dir, &pairs(&queue(local.1.path(), "1"))).await;
 
     // Through the Redis Streams queue to completion.
     let id = generate(&app, &who, custom(at, json!({"format": "pdf"}))).await;
-    eventually(Duration::from_secs(30), "the report completes", async || {
-        status_of(&app, &who, &id).await["status"] == "completed"
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the report completes",
+        async || status_of(&app, &who, &id).await["status"] == "completed",
+    )
     .await;
     assert_eq!(download(&app, &who, &id).await.status(), 200);
 
@@ -401,9 +459,11 @@ async fn reports_on_the_redis_job_queue_survive_a_worker_process_killed_mid_repo
     // the upload hangs): another instance's worker claims it after the visibility timeout.
     s3.pause();
     let id = generate(&app, &who, custom(at, json!({"format": "csv"}))).await;
-    eventually(Duration::from_secs(30), "the worker is storing", async || {
-        report_stage(&app, &who, &id).await == ("generating".into(), "storing".into())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the worker is storing",
+        async || report_stage(&app, &who, &id).await == ("generating".into(), "storing".into()),
+    )
     .await;
     doomed.crash();
     s3.resume();
@@ -413,12 +473,19 @@ async fn reports_on_the_redis_job_queue_survive_a_worker_process_killed_mid_repo
         "the killed worker did not finish it"
     );
     let _rescuer = ServerProcess::start(&app.data_dir, &pairs(&queue(local.2.path(), "1"))).await;
-    eventually(Duration::from_secs(30), "another instance finishes it", async || {
-        status_of(&app, &who, &id).await["status"] == "completed"
-    })
+    eventually(
+        Duration::from_secs(30),
+        "another instance finishes it",
+        async || status_of(&app, &who, &id).await["status"] == "completed",
+    )
     .await;
     let r = download(&app, &who, &id).await;
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().starts_with("metric,value,dataType,timeframe"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .starts_with("metric,value,dataType,timeframe")
+    );
     app.stop().await;
 }
