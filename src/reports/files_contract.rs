@@ -30,19 +30,12 @@ pub struct TestS3 {
 pub const TEST_ACCESS_KEY: &str = "si-test-access";
 pub const TEST_SECRET_KEY: &str = "si-test-secret-0123456789";
 
-/// The versitygw binary: `SUPERINSIGHTS_TEST_S3_BIN`, else `versitygw` in Go's bin directory
-/// (`scripts/test` installs it there).
+/// The versitygw binary: `SUPERINSIGHTS_TEST_S3_BIN` (`scripts/test` installs it into Go's bin
+/// directory and sets it), else `versitygw` on `PATH`.
 pub fn s3_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("SUPERINSIGHTS_TEST_S3_BIN") {
-        return PathBuf::from(p);
-    }
-    let gopath = std::env::var("GOPATH").unwrap_or_else(|_| {
-        format!(
-            "{}/go",
-            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
-        )
-    });
-    PathBuf::from(gopath).join("bin/versitygw")
+    std::env::var("SUPERINSIGHTS_TEST_S3_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("versitygw"))
 }
 
 impl TestS3 {
@@ -70,8 +63,9 @@ impl TestS3 {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start the S3 test server {} ({e}); install it with \
-                     `go install github.com/versity/versitygw/cmd/versitygw@v1.8.0` or run scripts/test",
+                    "cannot start the S3 test server {} ({e}); run scripts/test, or install it with \
+                     `go install github.com/versity/versitygw/cmd/versitygw@v1.8.0` and set \
+                     SUPERINSIGHTS_TEST_S3_BIN to it",
                     bin.display()
                 )
             });
