@@ -279,11 +279,19 @@ impl ReportJobs {
             .soft_delete_report(r.id, now_ms())
             .await?;
         if deleted && let Some(key) = &r.file_key {
-            match self.files.remove(key).await {
-                Ok(()) => self.stores.reports.clear_report_file(r.id).await?,
-                Err(e) => {
-                    tracing::warn!(report = %r.id, error = %e, "report file not removed; the sweep will retry");
-                }
+            // The report is deleted either way; what is left here, the sweep finishes.
+            let removed = match self.files.remove(key).await {
+                Ok(()) => self
+                    .stores
+                    .reports
+                    .clear_report_file(r.id)
+                    .await
+                    .err()
+                    .map(|e| e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = removed {
+                tracing::warn!(report = %r.id, error = %e, "report file not removed; the sweep will retry");
             }
         }
         if deleted {
