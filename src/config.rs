@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, fmt, net::IpAddr, path::PathBuf};
 
 pub mod country_db;
 mod redis_url;
+pub mod s3;
 pub mod smtp;
 pub use redis_url::{RedisTarget, RedisTopology};
 
@@ -547,6 +548,9 @@ pub struct ReportsConfig {
     /// `REPORT_TIMEOUT_MS` (300000; 1000–3600000): a generation not finished this long after it
     /// was asked for is failed, naming the stage it was in.
     pub timeout_ms: u64,
+    /// `REPORTS_S3_*`: the S3-compatible bucket report files go to instead of `dir` (which then
+    /// only holds files being written); `None`: the local directory.
+    pub s3: Option<s3::S3Config>,
 }
 
 /// Where Debian's `fonts-dejavu-core` puts DejaVu Sans.
@@ -566,6 +570,7 @@ impl ReportsConfig {
                 .unwrap_or_else(|| data_dir.join("reports")),
             pdf_font,
             timeout_ms: env.number_in("REPORT_TIMEOUT_MS", 300_000, 1_000, 3_600_000)?,
+            s3: s3::from_env(env)?,
         })
     }
 }
@@ -615,6 +620,9 @@ pub struct Config {
     pub smtp: Option<smtp::SmtpConfig>,
     /// How often each instance looks for email reports to send (`EMAIL_REPORTS_CHECK_MS`).
     pub email_reports_check_ms: u64,
+    /// The largest PDF attached to an email report (`EMAIL_REPORT_ATTACHMENT_MAX_BYTES`); a
+    /// larger one is linked instead.
+    pub email_report_attachment_max_bytes: u64,
 }
 
 /// Reads variables from a map, so tests never touch the process environment.
@@ -946,6 +954,12 @@ impl Config {
                 15 * 60 * 1000,
                 100,
                 24 * 3600 * 1000,
+            )?,
+            email_report_attachment_max_bytes: env.number_in(
+                "EMAIL_REPORT_ATTACHMENT_MAX_BYTES",
+                10 * 1024 * 1024,
+                1024,
+                100 * 1024 * 1024,
             )?,
         };
         if production {

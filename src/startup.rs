@@ -181,9 +181,7 @@ async fn build_owned(
     ));
     let reports = Arc::new(crate::services::report_jobs::ReportJobs::new(
         stores.clone(),
-        Arc::new(crate::reports::files::LocalFileStore::new(
-            config.reports.dir.clone(),
-        )),
+        report_files(&config.reports)?,
         jobs.clone(),
         &config.reports,
     ));
@@ -221,6 +219,8 @@ async fn build_owned(
                 stores: stores.clone(),
                 mailer: mailer.clone(),
                 public_url: public_url.clone(),
+                reports: reports.clone(),
+                attachment_max_bytes: config.email_report_attachment_max_bytes,
             }),
         );
     }
@@ -253,6 +253,23 @@ async fn build_owned(
         workers,
         buffer_consumer,
         owned: TaskSet::new(),
+    })
+}
+
+/// The report file store the configuration picks: the S3-compatible bucket when
+/// `REPORTS_S3_BUCKET` is set (files being written still go to `REPORTS_DIR/.tmp`), else the
+/// local `REPORTS_DIR`.
+fn report_files(
+    config: &crate::config::ReportsConfig,
+) -> Result<Arc<dyn crate::reports::files::FileStore>, StartupError> {
+    Ok(match &config.s3 {
+        Some(s3) => Arc::new(
+            crate::reports::s3_files::S3FileStore::new(s3, config.dir.join(".tmp"))
+                .map_err(|e| StartupError::Other(format!("report file store: {e}")))?,
+        ),
+        None => Arc::new(crate::reports::files::LocalFileStore::new(
+            config.dir.clone(),
+        )),
     })
 }
 

@@ -140,12 +140,40 @@ impl Period {
     }
 }
 
+/// How a subscriber gets the period's report: the summary with a link to the dashboard, or
+/// the same with the period's PDF report attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    #[default]
+    Link,
+    Pdf,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Link => "link",
+            Delivery::Pdf => "pdf",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "link" => Some(Delivery::Link),
+            "pdf" => Some(Delivery::Pdf),
+            _ => None,
+        }
+    }
+}
+
 /// A member's subscription to a project's email report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Subscription {
     pub project_id: DocId,
     pub user_id: DocId,
     pub cadence: Cadence,
+    /// Link only, or the PDF attached.
+    pub delivery: Delivery,
     pub created_at: i64,
 }
 

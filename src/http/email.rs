@@ -12,7 +12,10 @@ use super::{
 };
 use crate::{
     config::Limit,
-    domain::{email::Cadence, records::Project},
+    domain::{
+        email::{Cadence, Delivery},
+        records::Project,
+    },
     error::AppError,
     runtime::rate_limit::namespaces,
     services::{email_reports, password_reset as reset},
@@ -207,12 +210,16 @@ struct EmailReportsPage {
     unavailable: Option<&'static str>,
     toggles: Vec<Toggle>,
     message: Option<String>,
+    /// `EMAIL_REPORT_ATTACHMENT_MAX_BYTES`, readable.
+    attachment_limit: String,
 }
 
 struct Toggle {
     cadence: &'static str,
     label: &'static str,
     on: bool,
+    /// `link` or `pdf` (the current choice when subscribed).
+    delivery: &'static str,
 }
 
 async fn render(
@@ -230,17 +237,22 @@ async fn render(
         ),
         toggles: Cadence::ALL
             .iter()
-            .map(|c| Toggle {
-                cadence: c.as_str(),
-                label: match c {
-                    Cadence::Weekly => "Weekly report",
-                    Cadence::Monthly => "Monthly report",
-                },
-                on: subs.contains(c),
+            .map(|c| {
+                let sub = subs.iter().find(|s| s.cadence == *c);
+                Toggle {
+                    cadence: c.as_str(),
+                    label: match c {
+                        Cadence::Weekly => "Weekly report",
+                        Cadence::Monthly => "Monthly report",
+                    },
+                    on: sub.is_some(),
+                    delivery: sub.map_or(Delivery::Link, |s| s.delivery).as_str(),
+                }
             })
             .collect(),
         project,
         message,
+        attachment_limit: email_reports::human_size(state.config.email_report_attachment_max_bytes),
     })
 }
 
@@ -255,8 +267,9 @@ async fn show_email_reports(
         .into_response())
 }
 
-/// Form: `cadence` (`weekly`, `monthly`) and `subscribe` (`true`/`false`); any member may
-/// change their own subscriptions.
+/// Form: `cadence` (`weekly`, `monthly`), `subscribe` (`true`/`false`) and, when subscribing,
+/// `delivery` (`link` default, `pdf`: the PDF report attached; subscribing again changes it);
+/// any member may change their own subscriptions.
 async fn change_email_reports(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -277,19 +290,36 @@ async fn change_email_reports(
             ));
         }
     };
+    let delivery = match form.get("delivery").unwrap_or("link") {
+        d if on => Some(
+            Delivery::parse(d)
+                .ok_or_else(|| AppError::BadRequest("delivery must be link or pdf".into()))?,
+        ),
+        _ => None,
+    };
     if on
         && let Some(why) =
             email_reports::unavailable_reason(&state.mailer, state.config.public_url.as_deref())
     {
         return Err(AppError::Conflict(why.into()));
     }
-    email_reports::set_subscription(&state.stores, &access.project, &auth.user, cadence, on)
-        .await?;
-    let message = if on {
+    email_reports::set_subscription(
+        &state.stores,
+        &access.project,
+        &auth.user,
+        cadence,
+        delivery,
+    )
+    .await?;
+    let message = if let Some(delivery) = delivery {
         format!(
-            "You will get the {} report by email at {}. The first one covers the last complete period.",
+            "You will get the {} report by email at {}{}. The first one covers the last complete period.",
             cadence.as_str(),
-            auth.user.email
+            auth.user.email,
+            match delivery {
+                Delivery::Link => ", with a link to the dashboard",
+                Delivery::Pdf => ", with the PDF report attached",
+            }
         )
     } else {
         format!("You will no longer get the {} report.", cadence.as_str())

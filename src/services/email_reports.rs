@@ -4,13 +4,15 @@
 //! per subscriber on the durable job queue, with an id derived from both, so however many
 //! instances schedule it the queue holds one; the job claims the period's send key before
 //! sending (released again when the server refuses it, so a retry can send), so a subscriber
-//! gets one email per period. The PDF report is not attached (reports are built elsewhere).
+//! gets one email per period. A subscriber who chose the PDF gets the period's PDF report
+//! (rendered by `services::report_jobs`) attached, unless it is larger than
+//! `EMAIL_REPORT_ATTACHMENT_MAX_BYTES`: then the email links to the dashboard and says why.
 
 use crate::{
     domain::{
         analytics::TimeRange,
         audit::codes,
-        email::{Cadence, Period, Subscription},
+        email::{Cadence, Delivery, Period, Subscription},
         ids::DocId,
         records::{PlatformRole, Project, User},
         timestamp::now_ms,
@@ -18,7 +20,8 @@ use crate::{
     runtime::jobs::{JobError, JobHandler, JobQueue, NewJob, Progress},
     services::{
         audit,
-        mail::{Email, MailError, Mailer},
+        mail::{Attachment, Email, MailError, Mailer},
+        report_jobs::ReportJobs,
     },
     store::{StoreError, StoreResult, Stores},
 };
@@ -46,36 +49,32 @@ pub fn unavailable_reason(mailer: &Mailer, public_url: Option<&str>) -> Option<&
     }
 }
 
-/// The cadences `user` is subscribed to for `project`.
+/// The subscriptions of `user` to `project`'s email reports, by cadence.
 pub async fn subscriptions(
     stores: &Stores,
     project: DocId,
     user: DocId,
-) -> StoreResult<Vec<Cadence>> {
-    Ok(stores
-        .mail
-        .subscriptions_of(project, user)
-        .await?
-        .into_iter()
-        .map(|s| s.cadence)
-        .collect())
+) -> StoreResult<Vec<Subscription>> {
+    stores.mail.subscriptions_of(project, user).await
 }
 
-/// Subscribes (`on`) or unsubscribes `user` to `project`'s report of `cadence`.
+/// Subscribes (`Some(delivery)`; again: changes the delivery) or unsubscribes (`None`) `user`
+/// to `project`'s report of `cadence`.
 pub async fn set_subscription(
     stores: &Stores,
     project: &Project,
     user: &User,
     cadence: Cadence,
-    on: bool,
+    delivery: Option<Delivery>,
 ) -> StoreResult<()> {
-    let code = if on {
+    let code = if let Some(delivery) = delivery {
         stores
             .mail
             .subscribe(&Subscription {
                 project_id: project.id,
                 user_id: user.id,
                 cadence,
+                delivery,
                 created_at: now_ms(),
             })
             .await?;
@@ -90,7 +89,10 @@ pub async fn set_subscription(
     audit::action(code)
         .project(project.id)
         .org(project.org_id)
-        .note(cadence.as_str())
+        .note(match delivery {
+            Some(d) => format!("{} {}", cadence.as_str(), d.as_str()),
+            None => cadence.as_str().to_string(),
+        })
         .record(stores)
         .await;
     Ok(())
@@ -144,6 +146,27 @@ pub struct EmailReportHandler {
     pub stores: Stores,
     pub mailer: Arc<Mailer>,
     pub public_url: String,
+    /// Renders the PDF of subscribers who chose it.
+    pub reports: Arc<ReportJobs>,
+    /// The largest PDF attached; a larger one is linked instead.
+    pub attachment_max_bytes: u64,
+}
+
+/// What the email carries besides the summary.
+enum Extra {
+    Nothing,
+    Pdf(Vec<u8>),
+    /// The PDF was this many bytes, over the cap.
+    TooLarge(u64),
+}
+
+/// `1.4 MB`, `900 KB`.
+pub fn human_size(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{} KB", bytes.div_ceil(1024))
+    }
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, JobError> {
@@ -227,10 +250,10 @@ impl EmailReportHandler {
         &self,
         project: &Project,
         period: &Period,
-        now: Figures,
-        before: Figures,
+        (now, before): (Figures, Figures),
         top: &[(String, u64)],
         to: &str,
+        extra: Extra,
     ) -> Email {
         let last_day = crate::domain::timestamp::to_iso(period.end - 1)[..10].to_string();
         let what = match period.cadence {
@@ -263,6 +286,19 @@ impl EmailReportHandler {
         for (url, views) in top {
             text.push_str(&format!("  {views}  {url}\n"));
         }
+        let note = match &extra {
+            Extra::Nothing => None,
+            Extra::Pdf(_) => Some("The full PDF report of this period is attached.".to_string()),
+            Extra::TooLarge(size) => Some(format!(
+                "The PDF report of this period ({}) is larger than this server attaches to an \
+                 email ({}), so it is not attached: open the dashboard instead.",
+                human_size(*size),
+                human_size(self.attachment_max_bytes)
+            )),
+        };
+        if let Some(note) = &note {
+            text.push_str(&format!("\n{note}\n"));
+        }
         text.push_str(&format!(
             "\nOpen the dashboard: {link}\nStop these emails: {settings}\n"
         ));
@@ -281,11 +317,28 @@ impl EmailReportHandler {
         for (url, views) in top {
             html.push_str(&format!("<li>{} — {views}</li>", escape(url)));
         }
+        html.push_str("</ol>");
+        if let Some(note) = &note {
+            html.push_str(&format!("<p>{}</p>", escape(note)));
+        }
         html.push_str(&format!(
-            "</ol><p><a href=\"{}\">Open the dashboard</a></p><p><a href=\"{}\">Stop these emails</a></p>",
+            "<p><a href=\"{}\">Open the dashboard</a></p><p><a href=\"{}\">Stop these emails</a></p>",
             escape(&link),
             escape(&settings)
         ));
+        let attachments = match extra {
+            Extra::Pdf(bytes) => vec![Attachment {
+                filename: format!(
+                    "{}-{}-{}.pdf",
+                    period.cadence.as_str(),
+                    period.label(),
+                    last_day
+                ),
+                content_type: "application/pdf",
+                bytes,
+            }],
+            _ => Vec::new(),
+        };
         Email {
             to: to.to_string(),
             subject: format!(
@@ -295,6 +348,7 @@ impl EmailReportHandler {
             ),
             text,
             html: Some(html),
+            attachments,
         }
     }
 }
@@ -319,12 +373,13 @@ impl JobHandler for EmailReportHandler {
         let (project_id, user_id) = (id(p, "projectId")?, id(p, "userId")?);
         let skipped = |why: &str| Ok(json!({"skipped": why}));
         // Still subscribed, still a member, the project still there.
-        if !subscriptions(&self.stores, project_id, user_id)
+        let Some(subscription) = subscriptions(&self.stores, project_id, user_id)
             .await?
-            .contains(&cadence)
-        {
+            .into_iter()
+            .find(|s| s.cadence == cadence)
+        else {
             return skipped("unsubscribed");
-        }
+        };
         let Some(user) = self.stores.accounts.user(user_id).await? else {
             return skipped("no such user");
         };
@@ -354,7 +409,22 @@ impl JobHandler for EmailReportHandler {
         let sent = async {
             let (now, top) = self.figures(project.id, &period).await?;
             let (before, _) = self.figures(project.id, &period.previous()).await?;
-            let email = self.compose(&project, &period, now, before, &top, &user.email);
+            let extra = match subscription.delivery {
+                Delivery::Link => Extra::Nothing,
+                Delivery::Pdf => {
+                    let name = format!("{} report", period.cadence.as_str());
+                    let pdf = self
+                        .reports
+                        .period_pdf(&project, range(&period), &name)
+                        .await?;
+                    if pdf.len() as u64 > self.attachment_max_bytes {
+                        Extra::TooLarge(pdf.len() as u64)
+                    } else {
+                        Extra::Pdf(pdf)
+                    }
+                }
+            };
+            let email = self.compose(&project, &period, (now, before), &top, &user.email, extra);
             self.mailer
                 .send("report", email)
                 .await
@@ -391,5 +461,12 @@ mod tests {
         assert_eq!(change(100, 100), "no change");
         assert_eq!(change(3, 0), "new");
         assert_eq!(change(0, 0), "no change");
+    }
+
+    #[test]
+    fn sizes_read_as_a_person_would_say_them() {
+        assert_eq!(human_size(900), "1 KB");
+        assert_eq!(human_size(10 * 1024 * 1024), "10.0 MB");
+        assert_eq!(human_size(1_500_000), "1.4 MB");
     }
 }

@@ -5,7 +5,7 @@
 use crate::config::smtp::SmtpConfig;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, MultiPart, header::ContentType},
+    message::{Attachment as MimeAttachment, Mailbox, MultiPart, header::ContentType},
 };
 
 /// Why an email was not sent.
@@ -20,12 +20,22 @@ pub enum MailError {
     Send(String),
 }
 
+/// A file attached to an email.
+pub struct Attachment {
+    pub filename: String,
+    /// A MIME type, e.g. `application/pdf`.
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
 /// An email to send: plain text, and an HTML alternative when given.
 pub struct Email {
     pub to: String,
     pub subject: String,
     pub text: String,
     pub html: Option<String>,
+    /// Files sent with it (a `multipart/mixed` message then).
+    pub attachments: Vec<Attachment>,
 }
 
 pub struct Mailer {
@@ -68,9 +78,29 @@ impl Mailer {
             .from(from.clone())
             .to(to)
             .subject(email.subject);
-        let message = match email.html {
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(email.text, html)),
-            None => builder.header(ContentType::TEXT_PLAIN).body(email.text),
+        let message = if email.attachments.is_empty() {
+            match email.html {
+                Some(html) => {
+                    builder.multipart(MultiPart::alternative_plain_html(email.text, html))
+                }
+                None => builder.header(ContentType::TEXT_PLAIN).body(email.text),
+            }
+        } else {
+            let body = match email.html {
+                Some(html) => MultiPart::alternative_plain_html(email.text, html),
+                None => MultiPart::mixed().singlepart(
+                    lettre::message::SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(email.text),
+                ),
+            };
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for a in email.attachments {
+                let ct = ContentType::parse(a.content_type)
+                    .map_err(|e| MailError::Send(format!("attachment type: {e}")))?;
+                mixed = mixed.singlepart(MimeAttachment::new(a.filename).body(a.bytes, ct));
+            }
+            builder.multipart(mixed)
         }
         .map_err(|e| MailError::Send(e.to_string()))?;
         match transport.send(message).await {

@@ -115,6 +115,7 @@ async fn send_reset(
                     user.email
                 ),
                 html: None,
+                attachments: Vec::new(),
             },
         )
         .await?;

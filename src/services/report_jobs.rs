@@ -267,8 +267,8 @@ impl ReportJobs {
         Ok(out)
     }
 
-    /// Soft-deletes the project's report; `false` when there is none. The file goes with the
-    /// next sweep.
+    /// Soft-deletes the project's report and removes its file; `false` when there is none. A
+    /// file the store cannot remove now goes with the next sweep.
     pub async fn delete(&self, project_id: DocId, id: &str) -> Result<bool, StoreError> {
         let Some(r) = self.report(project_id, id).await? else {
             return Ok(false);
@@ -278,6 +278,22 @@ impl ReportJobs {
             .reports
             .soft_delete_report(r.id, now_ms())
             .await?;
+        if deleted && let Some(key) = &r.file_key {
+            // The report is deleted either way; what is left here, the sweep finishes.
+            let removed = match self.files.remove(key).await {
+                Ok(()) => self
+                    .stores
+                    .reports
+                    .clear_report_file(r.id)
+                    .await
+                    .err()
+                    .map(|e| e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = removed {
+                tracing::warn!(report = %r.id, error = %e, "report file not removed; the sweep will retry");
+            }
+        }
         if deleted {
             audit::action(codes::REPORT_DELETED)
                 .project(r.project_id)
@@ -336,6 +352,35 @@ impl ReportJobs {
                 removed += 1;
             }
         }
+    }
+
+    /// The PDF report of the whole project (every data type, no filters) over `range`, titled
+    /// `name`, rendered in memory without a report record (what email reports attach).
+    pub async fn period_pdf(
+        &self,
+        project: &Project,
+        range: crate::domain::analytics::TimeRange,
+        name: &str,
+    ) -> Result<Vec<u8>, JobError> {
+        let filters = crate::domain::segment::SegmentFilters::default();
+        let scope = Scope {
+            project,
+            data_type: crate::reports::DataType::All,
+            timeframe: "custom",
+            range,
+            filters: &filters,
+            include_ai_insights: false,
+            now: now_ms(),
+        };
+        let ctx = context::build(&self.stores, &scope).await?;
+        let name = name.to_string();
+        let font = self.font.clone();
+        tokio::task::spawn_blocking(move || {
+            render_pdf::render(&ctx, &name, font.as_deref().map(Vec::as_slice))
+        })
+        .await
+        .map_err(|e| JobError::Permanent(format!("PDF writer stopped: {e}")))?
+        .map_err(JobError::Permanent)
     }
 
     // -- filter templates ------------------------------------------------------------------

@@ -4990,15 +4990,17 @@ pub async fn password_resets_are_single_use(stores: &Stores) {
     );
 }
 
-/// Subscriptions are idempotent per cadence; a send key is claimed once until released.
+/// Subscriptions are idempotent per cadence (subscribing again only changes the delivery); a
+/// send key is claimed once until released.
 pub async fn email_subscriptions_and_send_claims(stores: &Stores) {
-    use crate::domain::email::{Cadence, Subscription};
+    use crate::domain::email::{Cadence, Delivery, Subscription};
     prepare(stores).await;
     let (project, user, other) = (DocId::new(), DocId::new(), DocId::new());
     let sub = |user: DocId, cadence: Cadence, at: i64| Subscription {
         project_id: project,
         user_id: user,
         cadence,
+        delivery: Delivery::Link,
         created_at: at,
     };
     stores
@@ -5048,6 +5050,19 @@ pub async fn email_subscriptions_and_send_claims(stores: &Stores) {
     assert_eq!(
         stores.mail.subscriptions_of(project, user).await.unwrap(),
         vec![sub(user, Cadence::Monthly, 12)]
+    );
+    // Subscribing again with the other delivery changes only the delivery.
+    let pdf = Subscription {
+        delivery: Delivery::Pdf,
+        ..sub(user, Cadence::Monthly, 99)
+    };
+    stores.mail.subscribe(&pdf).await.unwrap();
+    assert_eq!(
+        stores.mail.subscriptions_of(project, user).await.unwrap(),
+        vec![Subscription {
+            delivery: Delivery::Pdf,
+            ..sub(user, Cadence::Monthly, 12)
+        }]
     );
     assert!(stores.mail.claim_send("weekly:k", 1).await.unwrap());
     assert!(!stores.mail.claim_send("weekly:k", 2).await.unwrap());

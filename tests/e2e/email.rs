@@ -24,6 +24,8 @@ pub struct Mail {
     pub to: String,
     pub subject: String,
     pub text: String,
+    /// (file name, content type, bytes) of each attachment.
+    pub attachments: Vec<(String, String, Vec<u8>)>,
 }
 
 /// `python3 -m aiosmtpd` on a free loopback port, storing messages in a Maildir.
@@ -81,7 +83,8 @@ for f in files:
     with open(os.path.join(d, f), "rb") as fh:
         m = email.message_from_binary_file(fh, policy=email.policy.default)
     body = m.get_body(("plain",))
-    print(json.dumps({"to": str(m["to"]), "subject": str(m["subject"]), "text": body.get_content() if body else ""}))
+    files = [[a.get_filename(), a.get_content_type(), a.get_payload(decode=True).hex()] for a in m.iter_attachments()]
+    print(json.dumps({"to": str(m["to"]), "subject": str(m["subject"]), "text": body.get_content() if body else "", "attachments": files}))
 "#;
         let out = Command::new(PYTHON)
             .args(["-c", script])
@@ -102,6 +105,18 @@ for f in files:
                     to: v["to"].as_str().unwrap().to_string(),
                     subject: v["subject"].as_str().unwrap().to_string(),
                     text: v["text"].as_str().unwrap().to_string(),
+                    attachments: v["attachments"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| {
+                            (
+                                a[0].as_str().unwrap_or_default().to_string(),
+                                a[1].as_str().unwrap().to_string(),
+                                hex::decode(a[2].as_str().unwrap()).unwrap(),
+                            )
+                        })
+                        .collect(),
                 }
             })
             .collect()
@@ -400,11 +415,15 @@ async fn email_reports_go_out_once_per_period_per_subscriber_across_instances() 
     .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    assert!(html.contains("id=\"weekly-state\">subscribed"), "{html}");
+    assert!(
+        html.contains("id=\"weekly-state\">subscribed, link"),
+        "{html}"
+    );
 
     let mails = sink.wait_for(1).await;
     let mail = &mails[0];
     assert_eq!(mail.to, "alice@example.com");
+    assert!(mail.attachments.is_empty(), "a link, nothing attached");
     assert!(
         mail.subject.starts_with("Weekly report: My First Project"),
         "{}",
@@ -455,4 +474,161 @@ async fn email_reports_go_out_once_per_period_per_subscriber_across_instances() 
     );
     second.stop().await;
     first.stop().await;
+}
+
+/// Ingests five page views into the last complete week of `project`.
+async fn views_last_week(app: &TestApp, project: &str) {
+    let key = public_key_of(app, project).await;
+    let week = superinsights::domain::email::Cadence::Weekly.last_complete(now_ms());
+    let iso = superinsights::domain::timestamp::to_iso;
+    let views: Vec<Value> = (0..5)
+        .map(|i| json!({"url": "/pricing", "clientId": format!("c{i}"), "timestamp": iso(week.start + 3_600_000 * (i + 1))}))
+        .collect();
+    assert_eq!(
+        app.ingest("pageviews", &key, &json!(views)).await.status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn email_reports_attach_the_pdf_or_link_it_when_it_is_over_the_cap() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let env = [
+        ("SMTP_URL", url.as_str()),
+        ("SMTP_FROM", "si@example.com"),
+        ("PUBLIC_URL", "http://si.test"),
+        ("EMAIL_REPORTS_CHECK_MS", "150"),
+    ];
+    // The PDF chosen and under the cap: attached, a valid PDF of the project.
+    let app = TestApp::spawn(&env).await;
+    let (alice, settings) = register(&app, "alice@example.com").await;
+    let project = project_id_of(&settings);
+    views_last_week(&app, &project).await;
+    let path = format!("/projects/{project}/email-reports");
+    let (_, html) = page(&alice, &app, &path).await;
+    assert!(
+        html.contains("id=\"weekly-pdf\""),
+        "the choice is offered: {html}"
+    );
+    let r = submit(
+        &alice,
+        &app,
+        &path,
+        &path,
+        &[
+            ("cadence", "weekly"),
+            ("subscribe", "true"),
+            ("delivery", "pdf"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("id=\"weekly-state\">subscribed, PDF attached"),
+        "{html}"
+    );
+    assert!(html.contains("with the PDF report attached"), "{html}");
+    let mails = sink.wait_for(1).await;
+    let mail = &mails[0];
+    assert_eq!(mail.to, "alice@example.com");
+    assert!(
+        mail.text
+            .contains("The full PDF report of this period is attached."),
+        "{}",
+        mail.text
+    );
+    assert!(mail.text.contains("Page views: 5"), "{}", mail.text);
+    assert_eq!(mail.attachments.len(), 1);
+    let (name, content_type, pdf) = &mail.attachments[0];
+    assert_eq!(content_type, "application/pdf");
+    assert!(
+        name.starts_with("weekly-") && name.ends_with(".pdf"),
+        "{name}"
+    );
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = crate::reports::pdf_text(pdf);
+    assert!(text.contains("My First Project"), "{text}");
+    assert!(text.contains("Page views"), "{text}");
+    // Switching back to a link keeps the subscription.
+    let r = submit(
+        &alice,
+        &app,
+        &path,
+        &path,
+        &[
+            ("cadence", "weekly"),
+            ("subscribe", "true"),
+            ("delivery", "link"),
+        ],
+    )
+    .await;
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("id=\"weekly-state\">subscribed, link"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"weekly-delivery\""), "{html}");
+    // A bad delivery is refused and changes nothing.
+    let r = submit(
+        &alice,
+        &app,
+        &path,
+        &path,
+        &[
+            ("cadence", "monthly"),
+            ("subscribe", "true"),
+            ("delivery", "fax"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let (_, html) = page(&alice, &app, &path).await;
+    assert!(
+        html.contains("id=\"monthly-state\">not subscribed"),
+        "{html}"
+    );
+    app.stop().await;
+
+    // Over the cap: linked instead, with a sentence saying so.
+    let mut capped = env.to_vec();
+    capped.push(("EMAIL_REPORT_ATTACHMENT_MAX_BYTES", "1024"));
+    let app = TestApp::spawn(&capped).await;
+    let (bob, settings) = register(&app, "bob@example.com").await;
+    let project = project_id_of(&settings);
+    views_last_week(&app, &project).await;
+    let path = format!("/projects/{project}/email-reports");
+    let (_, html) = page(&bob, &app, &path).await;
+    assert!(html.contains("a PDF over 1 KB is linked instead"), "{html}");
+    let r = submit(
+        &bob,
+        &app,
+        &path,
+        &path,
+        &[
+            ("cadence", "weekly"),
+            ("subscribe", "true"),
+            ("delivery", "pdf"),
+        ],
+    )
+    .await;
+    assert!(r.text().await.unwrap().contains("subscribed, PDF attached"));
+    let mails = sink.wait_for(2).await;
+    let mail = mails
+        .iter()
+        .find(|m| m.to == "bob@example.com")
+        .expect("bob's email");
+    assert!(mail.attachments.is_empty(), "nothing attached over the cap");
+    assert!(
+        mail.text.contains("is larger than this server attaches to an email (1 KB), so it is not attached: open the dashboard instead."),
+        "{}",
+        mail.text
+    );
+    let dashboard = link(&mail.text, "http://si.test/projects/");
+    assert_eq!(
+        dashboard,
+        format!("http://si.test/projects/{project}/dashboard")
+    );
+    app.stop().await;
 }

@@ -38,6 +38,7 @@ mod rate_limit;
 mod realtime;
 mod redis;
 mod reports;
+mod s3_reports;
 mod security;
 mod visits;
 mod ws;

@@ -19,10 +19,10 @@ use superinsights::{
     services::report_jobs::ReportJobHandler,
 };
 
-const HOUR: i64 = 3_600_000;
-const DAY: i64 = 24 * HOUR;
+pub(crate) const HOUR: i64 = 3_600_000;
+pub(crate) const DAY: i64 = 24 * HOUR;
 /// Report generation unthrottled (its own test puts the limit back).
-const NO_GEN_LIMIT: (&str, &str) = ("RATE_LIMIT_REPORT_GENERATION", "off");
+pub(crate) const NO_GEN_LIMIT: (&str, &str) = ("RATE_LIMIT_REPORT_GENERATION", "off");
 
 fn enrichment() -> Enrichment {
     Enrichment {
@@ -65,7 +65,7 @@ fn batch(project: DocId, docs: Docs) -> WriteBatch {
 
 /// Seeds, around `at`: 6 page views (4 Firefox on /pricing, 2 Safari on /checkout), 3 events,
 /// 2 errors and 2 web-vital records.
-async fn seed(app: &TestApp, project: DocId, at: i64) {
+pub(crate) async fn seed(app: &TestApp, project: DocId, at: i64) {
     let mut views: Vec<PageView> = (0..4)
         .map(|i| view("/pricing", at - i * 60_000, "Firefox", &format!("c{i}")))
         .collect();
@@ -137,7 +137,7 @@ async fn seed(app: &TestApp, project: DocId, at: i64) {
 }
 
 /// A worker running report jobs with the app's own service (the app's workers are off).
-fn worker(app: &TestApp) -> Worker {
+pub(crate) fn worker(app: &TestApp) -> Worker {
     Worker::new(
         app.state.jobs.clone(),
         JobHandlers::new().register(
@@ -148,13 +148,13 @@ fn worker(app: &TestApp) -> Worker {
 }
 
 /// A signed-in owner with a seeded project: (client, project id, CSRF token).
-struct Owner {
-    client: reqwest::Client,
-    id: String,
-    csrf: String,
+pub(crate) struct Owner {
+    pub client: reqwest::Client,
+    pub id: String,
+    pub csrf: String,
 }
 
-async fn owner(app: &TestApp, email: &str, at: i64) -> Owner {
+pub(crate) async fn owner(app: &TestApp, email: &str, at: i64) -> Owner {
     let (client, settings) = register(app, email).await;
     let id = project_id_of(&settings);
     seed(app, DocId::parse(&id).unwrap(), at).await;
@@ -168,7 +168,7 @@ async fn owner(app: &TestApp, email: &str, at: i64) -> Owner {
     }
 }
 
-async fn post(app: &TestApp, who: &Owner, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(app: &TestApp, who: &Owner, path: &str, body: Value) -> (u16, Value) {
     let r = who
         .client
         .post(app.url(path))
@@ -182,7 +182,7 @@ async fn post(app: &TestApp, who: &Owner, path: &str, body: Value) -> (u16, Valu
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, Value) {
+pub(crate) async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, Value) {
     let r = client
         .get(app.url(path))
         .header("accept", "application/json")
@@ -194,7 +194,7 @@ async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, Value
 }
 
 /// A custom range around `at` (the last two days up to a minute after it).
-fn custom(at: i64, extra: Value) -> Value {
+pub(crate) fn custom(at: i64, extra: Value) -> Value {
     let mut body = json!({
         "timeframe": "custom",
         "startDate": to_iso(at - 2 * DAY),
@@ -206,7 +206,7 @@ fn custom(at: i64, extra: Value) -> Value {
     body
 }
 
-async fn generate(app: &TestApp, who: &Owner, body: Value) -> String {
+pub(crate) async fn generate(app: &TestApp, who: &Owner, body: Value) -> String {
     let (status, answer) = post(
         app,
         who,
@@ -218,7 +218,7 @@ async fn generate(app: &TestApp, who: &Owner, body: Value) -> String {
     answer["reportId"].as_str().unwrap().to_string()
 }
 
-async fn status_of(app: &TestApp, who: &Owner, report: &str) -> Value {
+pub(crate) async fn status_of(app: &TestApp, who: &Owner, report: &str) -> Value {
     let (status, body) = get(
         app,
         &who.client,
@@ -229,7 +229,7 @@ async fn status_of(app: &TestApp, who: &Owner, report: &str) -> Value {
     body
 }
 
-async fn download(app: &TestApp, who: &Owner, report: &str) -> reqwest::Response {
+pub(crate) async fn download(app: &TestApp, who: &Owner, report: &str) -> reqwest::Response {
     who.client
         .get(app.url(&format!("/projects/{}/reports/{report}/download", who.id)))
         .send()
@@ -270,7 +270,7 @@ fn tool_available(tool: &str) -> bool {
 }
 
 /// The text of a PDF (`pdftotext -layout`).
-fn pdf_text(pdf: &[u8]) -> String {
+pub(crate) fn pdf_text(pdf: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.pdf");
     std::fs::write(&path, pdf).unwrap();
@@ -1191,7 +1191,7 @@ async fn filter_templates_are_saved_listed_applied_and_deleted() {
 }
 
 #[tokio::test]
-async fn deleting_hides_the_report_and_the_sweep_removes_its_file() {
+async fn deleting_hides_the_report_and_removes_its_file() {
     let app = TestApp::spawn(&[("JOB_WORKERS", "0"), NO_GEN_LIMIT]).await;
     let at = now_ms() - HOUR;
     let who = owner(&app, "delete@example.com", at).await;
@@ -1235,7 +1235,8 @@ async fn deleting_hides_the_report_and_the_sweep_removes_its_file() {
     )
     .await;
     assert_eq!(status, 404, "deleted once");
-    // Soft: the record stays (deleted), the file goes with the sweep.
+    // Soft: the record stays (deleted); the file goes with the deletion, so the sweep finds
+    // nothing left to remove.
     let kept = app
         .state
         .stores
@@ -1245,11 +1246,12 @@ async fn deleting_hides_the_report_and_the_sweep_removes_its_file() {
         .unwrap()
         .unwrap();
     assert!(kept.deleted_at.is_some());
+    assert!(kept.file_key.is_none(), "the file is forgotten");
+    assert!(!on_disk.exists(), "the file is removed with the report");
     assert_eq!(
         superinsights::services::retention::purge_report_files(&app.state.reports).await,
-        1
+        0
     );
-    assert!(!on_disk.exists());
     // The audit trail has the generation and the deletion, on the org's log viewer.
     let (status, logged) = get(
         &app,
@@ -1369,7 +1371,7 @@ async fn a_timeout_or_a_dead_worker_never_leaves_a_report_pending() {
 
 /// Ingests `n` Chrome page views of client `bulk` on 50 URLs, spread over the day before `at`;
 /// view `i` has session id `s{i}`.
-async fn ingest_bulk(app: &TestApp, project: DocId, n: usize, at: i64) {
+pub(crate) async fn ingest_bulk(app: &TestApp, project: DocId, n: usize, at: i64) {
     let mut written = 0;
     while written < n {
         let chunk = (n - written).min(5_000);

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::domain::{
     audit::{LogKind, LogPage, LogQuery, RawLog},
-    email::{Cadence, PasswordReset, Subscription},
+    email::{Cadence, Delivery, PasswordReset, Subscription},
     ids::DocId,
 };
 use crate::store::{LogStore, MailStore, StoreError, StoreResult};
@@ -228,6 +228,12 @@ fn sub_from_doc(d: &Document) -> StoreResult<Subscription> {
         cadence: Cadence::parse(cadence).ok_or_else(|| {
             StoreError::other(format!("bad cadence in {EMAIL_SUBSCRIPTIONS}: {cadence}"))
         })?,
+        // Subscriptions made before the choice existed are links.
+        delivery: d
+            .get_str("delivery")
+            .ok()
+            .and_then(Delivery::parse)
+            .unwrap_or_default(),
         created_at: millis(d, "createdAt").unwrap_or_default(),
     })
 }
@@ -301,18 +307,30 @@ impl MailStore for MongoStore {
     }
 
     async fn subscribe(&self, sub: &Subscription) -> StoreResult<()> {
-        insert_unique(
+        let key = sub_key(sub.project_id, sub.user_id, sub.cadence);
+        let inserted = insert_unique(
             self,
             EMAIL_SUBSCRIPTIONS,
             doc! {
-                "_id": sub_key(sub.project_id, sub.user_id, sub.cadence),
+                "_id": key.clone(),
                 "projectId": oid(sub.project_id),
                 "userId": oid(sub.user_id),
                 "cadence": sub.cadence.as_str(),
+                "delivery": sub.delivery.as_str(),
                 "createdAt": date(sub.created_at),
             },
         )
         .await?;
+        if !inserted {
+            // Already subscribed: only the delivery changes.
+            self.coll(EMAIL_SUBSCRIPTIONS)
+                .update_one(
+                    doc! {"_id": key},
+                    doc! {"$set": {"delivery": sub.delivery.as_str()}},
+                )
+                .await
+                .map_err(map_err)?;
+        }
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use super::{SqliteStore, map_err};
 use crate::domain::{
     audit::{LogKind, LogPage, LogQuery, RawLog},
-    email::{Cadence, PasswordReset, Subscription},
+    email::{Cadence, Delivery, PasswordReset, Subscription},
     ids::DocId,
 };
 use crate::store::{LogStore, MailStore, StoreError, StoreResult};
@@ -199,6 +199,12 @@ fn sub_from_row(r: &SqliteRow) -> StoreResult<Subscription> {
         cadence: Cadence::parse(&cadence).ok_or_else(|| {
             StoreError::other(format!("bad cadence in email_subscriptions: {cadence}"))
         })?,
+        delivery: {
+            let d: String = r.try_get("delivery").map_err(map_err)?;
+            Delivery::parse(&d).ok_or_else(|| {
+                StoreError::other(format!("bad delivery in email_subscriptions: {d}"))
+            })?
+        },
         created_at: r.try_get("created_at").map_err(map_err)?,
     })
 }
@@ -255,12 +261,14 @@ impl MailStore for SqliteStore {
 
     async fn subscribe(&self, sub: &Subscription) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO email_subscriptions (project_id, user_id, cadence, created_at) \
-             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO email_subscriptions (project_id, user_id, cadence, delivery, created_at) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (project_id, user_id, cadence) DO UPDATE SET delivery = excluded.delivery",
         )
         .bind(sub.project_id.to_hex())
         .bind(sub.user_id.to_hex())
         .bind(sub.cadence.as_str())
+        .bind(sub.delivery.as_str())
         .bind(sub.created_at)
         .execute(&self.pool)
         .await
