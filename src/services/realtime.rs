@@ -192,6 +192,52 @@ pub fn sparkline_points(values: &[u64], width: f64, height: f64) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn answers_that_must_not_stay_stale_are_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stores, project) =
+            crate::services::fixtures::sqlite_with_project(&dir, "today@test.example").await;
+        let project = project.id;
+        let cache = DashboardCache::new(
+            std::sync::Arc::new(crate::runtime::cache::memory::MemoryCache::default()),
+            std::time::Duration::from_secs(300),
+        );
+        let today = async || {
+            visitors_today_cached(&stores, &cache, project, crate::domain::timestamp::now_ms())
+                .await
+                .unwrap()
+                .today
+        };
+        let visitor = async |client: &str| {
+            let mut v = crate::store::contract::pageview("/x", crate::domain::timestamp::now_ms());
+            v.client_id = Some(client.into());
+            let docs = crate::domain::model::Docs::Pageviews(vec![v]);
+            stores
+                .events
+                .write(&[crate::store::contract::batch(project, docs)])
+                .await
+                .unwrap();
+        };
+        loop {
+            cache.invalidate(project).await;
+            assert_eq!(today().await, 0);
+            visitor("c1").await;
+            let minute = crate::domain::timestamp::now_ms() / 60_000;
+            assert_eq!(today().await, 1, "a day without visitors was not kept");
+            visitor("c2").await;
+            let cached = today().await;
+            if crate::domain::timestamp::now_ms() / 60_000 != minute {
+                // The minute's cache bucket ended meanwhile: once more from an empty project.
+                stores.projects.clear_project_data(project).await.unwrap();
+                continue;
+            }
+            assert_eq!(cached, 1, "then kept for its minute");
+            cache.invalidate(project).await;
+            assert_eq!(today().await, 2, "a new generation is read afresh");
+            return;
+        }
+    }
+
     #[test]
     fn sparkline_spans_the_box_from_zero_to_the_peak() {
         let pts = sparkline_points(&[0, 5, 10], 100.0, 20.0);

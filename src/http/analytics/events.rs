@@ -137,7 +137,8 @@ async fn list_events(
     checked(View::Events, &pairs)?;
     let mut query = EventsQuery::parse(&pairs);
     query.days = span_of(&pairs)?.days;
-    let view = drill_downs::events(&state.stores, &state.dashboards, access.project.id, &query).await?;
+    let view =
+        drill_downs::events(&state.stores, &state.dashboards, access.project.id, &query).await?;
     if wants_csv(&pairs) {
         let rows = view.top_events.iter().map(|e| {
             vec![
