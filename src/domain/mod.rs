@@ -9,6 +9,8 @@ pub mod audit;
 pub mod csv;
 pub mod drop_rules;
 pub mod email;
+pub mod error_groups;
+pub mod error_signature;
 pub mod fingerprint;
 pub mod ids;
 pub mod model;

@@ -21,6 +21,7 @@ mod connections;
 mod dashboard;
 mod diagnostics_pages;
 mod email;
+mod error_groups;
 mod failover;
 mod faults;
 mod ingest;
