@@ -10,11 +10,11 @@ use super::{
 use crate::domain::{
     analytics::{
         BreakdownRow, Breakdowns, DayCount, Dimension, DurationSummary, ErrorDetail, ErrorGroup,
-        KeyCount, SIGNATURE_GROUP_TOP, SIGNATURE_GROUPS_MAX, SignatureGroup,
-        ErrorsReport, ErrorsSummary, EventCount, EventDetail, EventsReport, EventsSummary, METRICS,
-        MetricsDay, PageCount, PageStats, PageViewsReport, PageViewsSummary, Pagination,
-        Percentiles, PerformanceFigures, PerformanceReport, PropertyKey, REPORT_TOP, RecentPaging,
-        TimedEvent, TopEvent, VisitsSummary, utc_day,
+        ErrorsReport, ErrorsSummary, EventCount, EventDetail, EventsReport, EventsSummary,
+        KeyCount, METRICS, MetricsDay, PageCount, PageStats, PageViewsReport, PageViewsSummary,
+        Pagination, Percentiles, PerformanceFigures, PerformanceReport, PropertyKey, REPORT_TOP,
+        RecentPaging, SIGNATURE_GROUP_TOP, SIGNATURE_GROUPS_MAX, SignatureGroup, TimedEvent,
+        TopEvent, VisitsSummary, utc_day,
     },
     timestamp::to_iso,
 };

@@ -33,8 +33,10 @@ static UUID: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b0x[0-9a-f]+\b").unwrap());
 static HEX_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*\b|\b[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b")
-        .unwrap()
+    Regex::new(
+        r"(?i)\b[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*\b|\b[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b",
+    )
+    .unwrap()
 });
 static QUOTED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#""[^"\n]{0,200}"|(?:^|[^\p{L}\p{N}])'[^'\n]{0,200}'|`[^`\n]{0,200}`"#).unwrap()
@@ -42,8 +44,9 @@ static QUOTED: LazyLock<Regex> = LazyLock::new(|| {
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9]+(?:[.,][0-9]+)*").unwrap());
 static SPACES: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\s+").unwrap());
 /// `at fn (file:1:2)`, `at file:1:2` (V8) and `fn@file:1:2` (SpiderMonkey, JavaScriptCore).
-static V8_FRAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*at\s+(?:(.+?)\s+\()?(.+?)(?::\d+)?(?::\d+)?\)?\s*$").unwrap());
+static V8_FRAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*at\s+(?:(.+?)\s+\()?(.+?)(?::\d+)?(?::\d+)?\)?\s*$").unwrap()
+});
 static GECKO_FRAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*([^@\s]*)@(.+?)(?::\d+)?(?::\d+)?\s*$").unwrap());
 
@@ -117,7 +120,9 @@ pub fn top_frame(stack: &str) -> Option<String> {
         if location.is_empty() {
             continue;
         }
-        let location = location.find(['?', '#']).map_or(location, |i| &location[..i]);
+        let location = location
+            .find(['?', '#'])
+            .map_or(location, |i| &location[..i]);
         let file = match location.find("://") {
             Some(i) => location[i + 3..]
                 .find('/')
@@ -193,7 +198,10 @@ mod tests {
             normalise_message("segfault at 0x7ffee4b2a9c0"),
             "segfault at <addr>"
         );
-        assert_eq!(normalise_message("commit 9fceb02d0ae5 lost"), "commit <hex> lost");
+        assert_eq!(
+            normalise_message("commit 9fceb02d0ae5 lost"),
+            "commit <hex> lost"
+        );
         assert_eq!(
             normalise_message("Cannot read properties of undefined (reading 'name')"),
             "Cannot read properties of undefined (reading '<str>')"
@@ -203,7 +211,11 @@ mod tests {
             r#"Unexpected token "<str>" in JSON at position <n>"#
         );
         assert_eq!(normalise_message("  can't   stop\n now "), "can't stop now");
-        assert_eq!(normalise_message("decade cafe"), "decade cafe", "words stay");
+        assert_eq!(
+            normalise_message("decade cafe"),
+            "decade cafe",
+            "words stay"
+        );
     }
 
     #[test]
@@ -228,15 +240,18 @@ mod tests {
 
     #[test]
     fn four_messages_with_varying_parts_make_four_signatures() {
-        let stack = |line: u32| {
-            format!("Error\n    at load (https://shop.example/assets/app.js:{line}:3)")
-        };
+        let stack =
+            |line: u32| format!("Error\n    at load (https://shop.example/assets/app.js:{line}:3)");
         let mut keys = std::collections::HashSet::new();
         let mut n = 0;
         for i in 0..40u32 {
             let messages = [
                 format!("Item {i} not found"),
-                format!("Failed to fetch https://api.example.com/orders/{}?t={}", 1000 + i, i * 7),
+                format!(
+                    "Failed to fetch https://api.example.com/orders/{}?t={}",
+                    1000 + i,
+                    i * 7
+                ),
                 format!(
                     "Session {:08x}-1234-4abc-8def-{:012x} expired",
                     i * 7919,

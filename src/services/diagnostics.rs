@@ -4,12 +4,12 @@
 
 use crate::{
     domain::{
+        analytics::SignatureGroup,
         analytics::{
             CLS, DayCount, ERROR_DETAIL_OCCURRENCES, ErrorDetail, ErrorFilters, ErrorGroup, FID,
             GROUPED_ERRORS_TOP, INP, LCP, METRICS, MetricsDay, PerformanceFilters,
             PerformanceScore, TTFB, Thresholds, Timeframe,
         },
-        analytics::SignatureGroup,
         error_groups::{ErrorGroupState, GroupState, ShownState, StateFilter, shown_state},
         ids::DocId,
         timestamp::now_ms,

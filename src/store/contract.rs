@@ -2400,8 +2400,14 @@ pub(crate) async fn errors_report_groups_by_signature(stores: &Stores) {
         let ts = t0 - DIAG_DAY + i64::from(i) * 60_000;
         let messages = [
             format!("Item {i} not found"),
-            format!("Failed to fetch https://api.example/orders/{}?t={i}", 900 + i),
-            format!("Session 3f2b8c1e-0a4d-4c8e-9b1a-2d3e4f5a6b{:02x} expired", i),
+            format!(
+                "Failed to fetch https://api.example/orders/{}?t={i}",
+                900 + i
+            ),
+            format!(
+                "Session 3f2b8c1e-0a4d-4c8e-9b1a-2d3e4f5a6b{:02x} expired",
+                i
+            ),
             format!("Cannot read properties of undefined (reading 'f{i}')"),
         ];
         for (k, m) in messages.into_iter().enumerate() {
@@ -2428,7 +2434,10 @@ pub(crate) async fn errors_report_groups_by_signature(stores: &Stores) {
         .errors_report(p.id, diag_range(), &ErrorFilters::default(), 50)
         .await
         .unwrap();
-    assert_eq!(unfiltered.unique_fingerprints, 48, "1.x fingerprints stay per message");
+    assert_eq!(
+        unfiltered.unique_fingerprints, 48,
+        "1.x fingerprints stay per message"
+    );
     assert_eq!(unfiltered.unique_signatures, 4);
     assert_eq!(unfiltered.signature_groups.len(), 4);
     stores.stats.rollups_settled().await;
@@ -2444,7 +2453,10 @@ pub(crate) async fn errors_report_groups_by_signature(stores: &Stores) {
         .find(|g| g.pattern == "Item <n> not found")
         .expect("the item group");
     assert_eq!(items.count, 12);
-    assert_eq!(items.message, "Item 0 not found", "the earliest represents the group");
+    assert_eq!(
+        items.message, "Item 0 not found",
+        "the earliest represents the group"
+    );
     assert_eq!(
         items.fingerprint,
         error_fingerprint("Item 0 not found", Some(&stack(1)))
@@ -2509,11 +2521,19 @@ pub(crate) async fn errors_report_groups_by_signature(stores: &Stores) {
     assert_eq!(firefox.signature_groups.len(), 4);
     assert!(firefox.signature_groups.iter().all(|g| g.count == 3));
     let keys = |r: &crate::domain::analytics::ErrorsReport| {
-        let mut k: Vec<_> = r.signature_groups.iter().map(|g| g.signature.clone()).collect();
+        let mut k: Vec<_> = r
+            .signature_groups
+            .iter()
+            .map(|g| g.signature.clone())
+            .collect();
         k.sort();
         k
     };
-    assert_eq!(keys(&firefox), keys(&stored), "the same signatures from a scan");
+    assert_eq!(
+        keys(&firefox),
+        keys(&stored),
+        "the same signatures from a scan"
+    );
 }
 
 /// Group states are stored per project and signature, replaced on a second set, and removed
@@ -2530,7 +2550,14 @@ pub(crate) async fn error_group_states_per_project(stores: &Stores) {
         updated_at: at,
         updated_by: Some(user),
     };
-    assert!(stores.error_states.error_group_states(a.id).await.unwrap().is_empty());
+    assert!(
+        stores
+            .error_states
+            .error_group_states(a.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let es = &stores.error_states;
     es.set_error_group_state(&state(a.id, "00000000000000aa", GroupState::Resolved, 1000))
         .await

@@ -14,7 +14,12 @@ use std::time::Duration;
 
 /// Four message shapes, `n` occurrences each, every one with its own numbers, ids and URLs.
 fn four_shapes(n: u32) -> Vec<Value> {
-    let stack = |i: u32| format!("Error\n    at load (https://shop.example/assets/app.js:{}:7)", i % 3 + 1);
+    let stack = |i: u32| {
+        format!(
+            "Error\n    at load (https://shop.example/assets/app.js:{}:7)",
+            i % 3 + 1
+        )
+    };
     let mut items = Vec::new();
     for i in 0..n {
         items.push(json!({"message": format!("Item {i} not found"), "errorType": "Error",
@@ -25,8 +30,10 @@ fn four_shapes(n: u32) -> Vec<Value> {
             "context": {"url": "https://shop.example/checkout"}}));
         items.push(json!({"message": format!("Session 3f2b8c1e-0a4d-4c8e-9b1a-2d3e4f5a6b{:02x} expired", i),
             "errorType": "Error", "stackTrace": stack(i), "browser": "Safari"}));
-        items.push(json!({"message": format!("Cannot read properties of undefined (reading 'f{i}')"),
-            "errorType": "TypeError", "stackTrace": stack(i), "browser": "Chrome"}));
+        items.push(
+            json!({"message": format!("Cannot read properties of undefined (reading 'f{i}')"),
+            "errorType": "TypeError", "stackTrace": stack(i), "browser": "Chrome"}),
+        );
     }
     items
 }
@@ -75,12 +82,19 @@ async fn errors_group_by_signature_and_members_resolve_ignore_and_reopen_them() 
     let list_path = format!("/projects/{id}/errors?timeframe=24h");
     let list = json_of(&client, &app, &list_path).await;
     assert_eq!(list["totalErrors"], 40);
-    assert_eq!(list["uniqueFingerprints"], 40, "1.x fingerprints are kept per message");
+    assert_eq!(
+        list["uniqueFingerprints"], 40,
+        "1.x fingerprints are kept per message"
+    );
     assert_eq!(list["uniqueSignatures"], 4, "one group per message shape");
     assert_eq!(list["errorGroups"].as_array().unwrap().len(), 4);
     assert_eq!(list["stateFilter"], "open");
     assert_eq!(list["stateCounts"]["open"], 4);
-    assert_eq!(list["groupedErrors"].as_array().unwrap().len(), 40, "1.x's list stays");
+    assert_eq!(
+        list["groupedErrors"].as_array().unwrap().len(),
+        40,
+        "1.x's list stays"
+    );
     let items = group(&list, "Item <n> not found");
     assert_eq!(items["count"], 10);
     assert_eq!(items["message"], "Item 0 not found");
@@ -89,7 +103,11 @@ async fn errors_group_by_signature_and_members_resolve_ignore_and_reopen_them() 
     assert_eq!(items["visitors"], 10);
     assert_eq!(items["state"], "open");
     assert_eq!(items["browsers"], json!([{"key": "Firefox", "count": 10}]));
-    assert_eq!(items["pages"].as_array().unwrap().len(), 3, "the top three pages");
+    assert_eq!(
+        items["pages"].as_array().unwrap().len(),
+        3,
+        "the top three pages"
+    );
     assert!(items["firstSeen"].as_str().unwrap() <= items["lastSeen"].as_str().unwrap());
     let fetches = group(&list, "Failed to fetch https://api.example/orders/<id>");
     assert_eq!(fetches["pages"], json!([{"key": "/checkout", "count": 10}]));
@@ -100,12 +118,19 @@ async fn errors_group_by_signature_and_members_resolve_ignore_and_reopen_them() 
     assert_eq!(only["totalErrors"], 10);
     assert_eq!(only["errorGroups"].as_array().unwrap().len(), 1);
     let (_, html) = page(&client, &app, &format!("{list_path}&signature={signature}")).await;
-    assert!(html.contains("Error group: <strong>Item &#60;n&#62; not found</strong>"), "{html}");
-    assert!(html.contains(&format!("href=\"/projects/{id}/errors?timeframe=24h\" class=\"chip-remove\"")));
+    assert!(
+        html.contains("Error group: <strong>Item &#60;n&#62; not found</strong>"),
+        "{html}"
+    );
+    assert!(html.contains(&format!(
+        "href=\"/projects/{id}/errors?timeframe=24h\" class=\"chip-remove\""
+    )));
 
     // Resolve: it leaves the default list and shows under "resolved".
     let (_, html) = page(&client, &app, &list_path).await;
-    assert!(html.contains(&format!("action=\"/projects/{id}/errors/groups/{signature}/state\"")));
+    assert!(html.contains(&format!(
+        "action=\"/projects/{id}/errors/groups/{signature}/state\""
+    )));
     let csrf = csrf_of(&html);
     let r = set_state(&client, &app, &id, &signature, &csrf, "resolved").await;
     assert_eq!(r.status(), 303);
@@ -162,12 +187,17 @@ async fn error_group_states_refuse_readers_and_bad_input_without_a_500() {
     let app = TestApp::spawn(&[]).await;
     let (alice, id, key) = member_with_project(&app, "alice-groups@example.com").await;
     assert_eq!(
-        app.ingest("errors", &key, &json!(four_shapes(2))).await.status(),
+        app.ingest("errors", &key, &json!(four_shapes(2)))
+            .await
+            .status(),
         201
     );
     let list_path = format!("/projects/{id}/errors?timeframe=24h");
     let list = json_of(&alice, &app, &list_path).await;
-    let signature = list["errorGroups"][0]["signature"].as_str().unwrap().to_string();
+    let signature = list["errorGroups"][0]["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, html) = page(&alice, &app, &list_path).await;
     let csrf = csrf_of(&html);
     let state_path = format!("/projects/{id}/errors/groups/{signature}/state");
@@ -198,7 +228,10 @@ async fn error_group_states_refuse_readers_and_bad_input_without_a_500() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body, json!({"success": true, "signature": signature, "state": "ignored"}));
+    assert_eq!(
+        body,
+        json!({"success": true, "signature": signature, "state": "ignored"})
+    );
     // Without the CSRF token: refused, nothing changed.
     let r = set_state(&alice, &app, &id, &signature, "wrong", "open").await;
     assert_eq!(r.status(), 403);
@@ -206,7 +239,13 @@ async fn error_group_states_refuse_readers_and_bad_input_without_a_500() {
     assert_eq!(ignored["errorGroups"].as_array().unwrap().len(), 1);
     // Bad list parameters: 400, never a 500.
     for bad in ["state=bogus", "signature=xyz", "signature=%3Cscript%3E"] {
-        let r = get(&alice, &app, &format!("{list_path}&{bad}"), "application/json").await;
+        let r = get(
+            &alice,
+            &app,
+            &format!("{list_path}&{bad}"),
+            "application/json",
+        )
+        .await;
         assert_eq!(r.status(), 400, "{bad}");
         let r = get(&alice, &app, &format!("{list_path}&{bad}"), BROWSER_ACCEPT).await;
         assert_eq!(r.status(), 400, "{bad}");
@@ -219,7 +258,15 @@ async fn error_group_states_refuse_readers_and_bad_input_without_a_500() {
     let m_csrf = csrf_of(&m_html);
     let r = set_state(&mallory, &app, &id, &signature, &m_csrf, "resolved").await;
     assert_eq!(r.status(), 403, "a stranger's project");
-    let r = set_state(&mallory, &app, "000000000000000000000000", &signature, &m_csrf, "open").await;
+    let r = set_state(
+        &mallory,
+        &app,
+        "000000000000000000000000",
+        &signature,
+        &m_csrf,
+        "open",
+    )
+    .await;
     assert_eq!(r.status(), 404);
     let r = set_state(&mallory, &app, "not-an-id", &signature, &m_csrf, "open").await;
     assert_eq!(r.status(), 404);
@@ -238,7 +285,10 @@ async fn error_group_states_refuse_readers_and_bad_input_without_a_500() {
     let (status, viewer_html) = page(&mallory, &app, &format!("{list_path}&state=all")).await;
     assert_eq!(status, 200);
     assert!(viewer_html.contains("id=\"error-groups\""));
-    assert!(!viewer_html.contains("/state\""), "no state forms for viewers");
+    assert!(
+        !viewer_html.contains("/state\""),
+        "no state forms for viewers"
+    );
     let r = set_state(&mallory, &app, &id, &signature, &m_csrf, "open").await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("read-only"));
@@ -253,7 +303,13 @@ async fn error_group_states_refuse_readers_and_bad_input_without_a_500() {
     .unwrap();
     let public = format!("/p/{id}/{}", link.token);
     let anon = reqwest::Client::new();
-    let r = get(&anon, &app, &format!("{public}/errors?timeframe=24h&state=all"), BROWSER_ACCEPT).await;
+    let r = get(
+        &anon,
+        &app,
+        &format!("{public}/errors?timeframe=24h&state=all"),
+        BROWSER_ACCEPT,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let public_html = r.text().await.unwrap();
     assert!(public_html.contains("id=\"error-groups\""));
@@ -267,7 +323,11 @@ async fn error_group_states_refuse_readers_and_bad_input_without_a_500() {
         .unwrap();
     assert_eq!(r.status(), 403);
     let still = json_of(&alice, &app, &format!("{list_path}&state=ignored")).await;
-    assert_eq!(still["errorGroups"].as_array().unwrap().len(), 1, "unchanged");
+    assert_eq!(
+        still["errorGroups"].as_array().unwrap().len(),
+        1,
+        "unchanged"
+    );
     app.stop().await;
 }
 
@@ -281,7 +341,9 @@ async fn error_groups_are_resolved_and_regress_in_chromium() {
     let app = TestApp::spawn(&[("REDIS_TTL", "1")]).await;
     let (_client, id, key) = member_with_project(&app, "browser-groups@example.com").await;
     assert_eq!(
-        app.ingest("errors", &key, &json!(four_shapes(5))).await.status(),
+        app.ingest("errors", &key, &json!(four_shapes(5)))
+            .await
+            .status(),
         201
     );
     run_browser_script(

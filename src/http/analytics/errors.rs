@@ -5,8 +5,8 @@
 //! Messages and stacks are untrusted and only ever rendered escaped.
 
 use super::{
-    AnalyticsAccess, PageContext, Viewer, checked, csv_href, csv_table, json_if_wanted,
-    meta_json, page_context, query_string, script_json, timeframe_of, wants_csv, wants_json,
+    AnalyticsAccess, PageContext, Viewer, checked, csv_href, csv_table, json_if_wanted, meta_json,
+    page_context, query_string, script_json, timeframe_of, wants_csv, wants_json,
 };
 use crate::http::session::CsrfForm;
 use crate::{
@@ -306,7 +306,9 @@ async fn set_group_state(
         ));
     }
     let Viewer::Member { auth, .. } = &access.viewer else {
-        return Err(AppError::Forbidden("Sign in to change error groups.".into()));
+        return Err(AppError::Forbidden(
+            "Sign in to change error groups.".into(),
+        ));
     };
     let form = match CsrfForm::from_request(request, &state).await {
         Ok(form) => form,
