@@ -1359,10 +1359,11 @@ pub(crate) async fn errors_report<P: RollupPort>(
     filters: &ErrorFilters,
     top: usize,
 ) -> StoreResult<ErrorsReport> {
+    const PARTS: [Part; 3] = [Part::Errors, Part::ErrorGroups, Part::ErrorSignatures];
     let a = if filters.is_empty() {
-        aggregate(port, key, range, &[Part::Errors, Part::ErrorGroups]).await?
+        aggregate(port, key, range, &PARTS).await?
     } else {
-        let mut f = Folder::new(&[Part::Errors, Part::ErrorGroups]);
+        let mut f = Folder::new(&PARTS).only_signature(filters.signature.as_deref());
         port.scan_errors(key, range, filters, &mut f).await?;
         f.finish()
     };
@@ -1410,7 +1411,8 @@ pub(crate) async fn fine_counts<P: RollupPort>(
             out.counts = fold.finish().ev_days;
         }
         SeriesSource::Errors(filters) => {
-            let mut fold = Folder::with_unit(&[Part::Errors], unit);
+            let mut fold = Folder::with_unit(&[Part::Errors], unit)
+                .only_signature(filters.signature.as_deref());
             port.scan_errors(key, range, filters, &mut fold).await?;
             out.counts = fold.finish().er_days;
         }

@@ -21,7 +21,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// 5: the `EventNames` and `ErrorGroups` parts. 6: the `Segments` part. 7: the
 /// `EventProperties` part. 8: the `Visits` part. 9: each segment of the `Segments` part also
 /// carries its page views' breakdowns and visits (the dashboard under one segment filter).
-pub(crate) const FMT: i64 = 9;
+/// 10: the `ErrorSignatures` part. Older rows are rebuilt on first read, as for every change.
+pub(crate) const FMT: i64 = 10;
 
 /// What a rollup row holds; one row per part so each summary decodes only what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,6 +49,9 @@ pub(crate) enum Part {
     /// the first and last page view and number of page views of those that may continue in a
     /// neighbouring bucket (visits, bounces, durations, entry and exit pages).
     Visits,
+    /// Per error signature (`domain::error_signature`): days, first and last occurrence, top
+    /// pages and browsers, affected visitors (the errors page's groups).
+    ErrorSignatures,
 }
 
 /// The dimensions (indices into `Dimension::ALL`) whose raw stored values the `Segments` part
@@ -59,7 +63,7 @@ pub(crate) const SEGMENT_PARTS: [Part; 4] =
     [Part::Pageviews, Part::Pages, Part::Breakdowns, Part::Visits];
 
 impl Part {
-    pub(crate) const ALL: [Part; 11] = [
+    pub(crate) const ALL: [Part; 12] = [
         Part::Pageviews,
         Part::Events,
         Part::Errors,
@@ -71,6 +75,7 @@ impl Part {
         Part::Segments,
         Part::EventProperties,
         Part::Visits,
+        Part::ErrorSignatures,
     ];
 
     pub(crate) fn code(self) -> i64 {
@@ -84,7 +89,7 @@ impl Part {
                 Channel::Pageviews
             }
             Part::Events | Part::EventNames | Part::EventProperties => Channel::Events,
-            Part::Errors | Part::ErrorGroups => Channel::Errors,
+            Part::Errors | Part::ErrorGroups | Part::ErrorSignatures => Channel::Errors,
             Part::Performance => Channel::Performance,
         }
     }
@@ -374,6 +379,12 @@ pub(crate) struct ErrorRow<'a> {
     pub os: Option<&'a str>,
     pub os_version: Option<&'a str>,
     pub device_type: Option<&'a str>,
+    /// `errorType`, the stack trace, the page (`context.url`) and the visitor (`userId`, else
+    /// `clientId`): what the `ErrorSignatures` part reads.
+    pub error_type: Option<&'a str>,
+    pub stack: Option<&'a str>,
+    pub page: Option<&'a str>,
+    pub visitor: Option<&'a str>,
 }
 
 /// The earliest occurrence of a fingerprint (owned [`ErrorRow`] fields with its time).
@@ -426,6 +437,80 @@ impl GroupFigures {
             self.first = o.first;
         }
         self.last = self.last.max(o.last);
+    }
+}
+
+/// Pages and browsers kept per error signature and bucket (the most frequent; ties by name).
+pub(crate) const SIGNATURE_TOP_KEYS: usize = 20;
+/// Distinct visitors counted per error signature; beyond, the count shows as "at least".
+pub(crate) const SIGNATURE_VISITORS_CAP: usize = 1000;
+
+/// One error signature over a span: occurrences per day, the earliest occurrence (its
+/// fingerprint and message represent the group), the newest time, the most frequent pages and
+/// browsers, and the affected visitors up to [`SIGNATURE_VISITORS_CAP`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SignatureFigures {
+    pub days: BTreeMap<i64, u64>,
+    pub first: FirstError,
+    pub fingerprint: String,
+    pub error_type: Option<String>,
+    pub pattern: String,
+    pub frame: Option<String>,
+    pub last: i64,
+    pub pages: HashMap<String, u64>,
+    pub browsers: HashMap<String, u64>,
+    pub visitors: HashSet<String>,
+    /// True when more visitors were seen than are kept.
+    pub visitors_more: bool,
+}
+
+impl SignatureFigures {
+    pub(crate) fn count(&self) -> u64 {
+        self.days.values().sum()
+    }
+
+    fn merge(&mut self, o: SignatureFigures) {
+        add_days(&mut self.days, o.days);
+        if o.first.precedes(&self.first) {
+            self.first = o.first;
+            self.fingerprint = o.fingerprint;
+        }
+        self.last = self.last.max(o.last);
+        add_counts(&mut self.pages, o.pages);
+        add_counts(&mut self.browsers, o.browsers);
+        self.visitors_more |= o.visitors_more;
+        self.visitors.extend(o.visitors);
+        self.bound();
+    }
+
+    /// Keeps the most frequent pages and browsers and at most the visitors cap.
+    fn bound(&mut self) {
+        for m in [&mut self.pages, &mut self.browsers] {
+            if m.len() > SIGNATURE_TOP_KEYS {
+                let mut v: Vec<_> = m.drain().collect();
+                v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                v.truncate(SIGNATURE_TOP_KEYS);
+                m.extend(v);
+            }
+        }
+        if self.visitors.len() > SIGNATURE_VISITORS_CAP {
+            let mut v: Vec<_> = self.visitors.drain().collect();
+            v.sort_unstable();
+            v.truncate(SIGNATURE_VISITORS_CAP);
+            self.visitors.extend(v);
+            self.visitors_more = true;
+        }
+    }
+}
+
+/// The path of a page URL (origin, query and fragment dropped), as the errors page lists it.
+fn page_path(url: &str) -> String {
+    let cut = url.find(['?', '#']).map_or(url, |i| &url[..i]);
+    match cut.find("://") {
+        Some(i) => cut[i + 3..]
+            .find('/')
+            .map_or("/".to_string(), |j| cut[i + 3 + j..].to_string()),
+        None => cut.to_string(),
     }
 }
 
@@ -535,6 +620,8 @@ pub(crate) struct Aggs {
     pub event_names: HashMap<String, NameFigures>,
     /// Per error fingerprint (errors without one are in no group).
     pub error_groups: HashMap<String, GroupFigures>,
+    /// Per error signature key.
+    pub error_signatures: HashMap<String, SignatureFigures>,
     /// Per event name: its properties' most recently seen values.
     pub event_properties: HashMap<String, PropertySamples>,
     /// Per `Dimension::ALL` index (only [`SEGMENT_DIMS`]) and raw value: the page views'
@@ -615,6 +702,11 @@ impl Aggs {
         merge_map(&mut self.pages, o.pages, PageVisitors::merge);
         merge_map(&mut self.event_names, o.event_names, NameFigures::merge);
         merge_map(&mut self.error_groups, o.error_groups, GroupFigures::merge);
+        merge_map(
+            &mut self.error_signatures,
+            o.error_signatures,
+            SignatureFigures::merge,
+        );
         for (into, from) in self.segments.iter_mut().zip(o.segments) {
             merge_map(into, from, Aggs::merge);
         }
@@ -773,6 +865,7 @@ impl Aggs {
             Part::Segments => out.segments = self.segments.clone(),
             Part::EventProperties => out.event_properties = self.event_properties.clone(),
             Part::Visits => out.visits = self.visits.clone(),
+            Part::ErrorSignatures => out.error_signatures = self.error_signatures.clone(),
         }
         out
     }
@@ -1153,6 +1246,37 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 }
             }
         }
+        Part::ErrorSignatures => {
+            e.u(a.error_signatures.len() as u64);
+            for (key, g) in &a.error_signatures {
+                e.bytes(key.as_bytes());
+                e.days(&g.days);
+                e.i(g.last);
+                let first = &g.first;
+                e.i(first.ts);
+                e.bytes(&first.order);
+                e.bytes(first.message.as_bytes());
+                for t in [
+                    &first.browser,
+                    &first.os,
+                    &first.os_version,
+                    &first.device_type,
+                ] {
+                    e.text(t.as_deref());
+                }
+                e.bytes(g.fingerprint.as_bytes());
+                e.text(g.error_type.as_deref());
+                e.bytes(g.pattern.as_bytes());
+                e.text(g.frame.as_deref());
+                e.counts(&g.pages);
+                e.counts(&g.browsers);
+                e.u(u64::from(g.visitors_more));
+                e.u(g.visitors.len() as u64);
+                for v in &g.visitors {
+                    e.bytes(v.as_bytes());
+                }
+            }
+        }
         Part::ErrorGroups => {
             e.u(a.error_groups.len() as u64);
             for (fingerprint, g) in &a.error_groups {
@@ -1318,6 +1442,52 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                     .insert(fingerprint, GroupFigures { days, first, last });
             }
         }
+        Part::ErrorSignatures => {
+            let n = d.u()? as usize;
+            o.error_signatures.reserve(n);
+            for _ in 0..n {
+                let key = d.string()?;
+                let days = d.days()?;
+                let last = d.i()?;
+                let first = FirstError {
+                    ts: d.i()?,
+                    order: d.bytes()?.try_into().map_err(corrupt)?,
+                    message: d.string()?,
+                    browser: d.text()?,
+                    os: d.text()?,
+                    os_version: d.text()?,
+                    device_type: d.text()?,
+                };
+                let fingerprint = d.string()?;
+                let error_type = d.text()?;
+                let pattern = d.string()?;
+                let frame = d.text()?;
+                let pages = d.counts()?;
+                let browsers = d.counts()?;
+                let visitors_more = d.u()? != 0;
+                let nv = d.u()? as usize;
+                let mut visitors = HashSet::with_capacity(nv);
+                for _ in 0..nv {
+                    visitors.insert(d.string()?);
+                }
+                o.error_signatures.insert(
+                    key,
+                    SignatureFigures {
+                        days,
+                        first,
+                        fingerprint,
+                        error_type,
+                        pattern,
+                        frame,
+                        last,
+                        pages,
+                        browsers,
+                        visitors,
+                        visitors_more,
+                    },
+                );
+            }
+        }
     }
     a.merge(o);
     Ok(())
@@ -1416,6 +1586,11 @@ pub(crate) struct Folder {
     event_names: bool,
     errors: bool,
     error_groups: bool,
+    error_signatures: bool,
+    /// Signatures already computed in this fold, by a hash of type, message and stack.
+    signature_memo: HashMap<u64, std::sync::Arc<crate::domain::error_signature::Signature>>,
+    /// Only errors of this signature are folded ([`Folder::only_signature`]).
+    only_signature: Option<String>,
     segments: bool,
     properties: bool,
     visits: bool,
@@ -1455,6 +1630,9 @@ impl Folder {
             event_names: parts.contains(&Part::EventNames),
             errors: parts.contains(&Part::Errors),
             error_groups: parts.contains(&Part::ErrorGroups),
+            error_signatures: parts.contains(&Part::ErrorSignatures),
+            signature_memo: HashMap::new(),
+            only_signature: None,
             segments: parts.contains(&Part::Segments),
             properties: parts.contains(&Part::EventProperties),
             visits: parts.contains(&Part::Visits),
@@ -1582,10 +1760,18 @@ impl Folder {
 
     /// One error.
     pub(crate) fn error(&mut self, ts: i64, e: &ErrorRow<'_>) {
+        if let Some(only) = self.only_signature.clone()
+            && self.signature_of(e).key != only
+        {
+            return;
+        }
         let day = ts.div_euclid(self.unit);
         if self.errors {
             *self.a.er_days.entry(day).or_default() += 1;
             bump(&mut self.a.fingerprints, e.fingerprint.unwrap_or_default());
+        }
+        if self.error_signatures {
+            self.error_signature(ts, day, e);
         }
         let Some(fingerprint) = e.fingerprint.filter(|_| self.error_groups) else {
             return;
@@ -1608,6 +1794,80 @@ impl Folder {
                     },
                 );
             }
+        }
+    }
+
+    /// The signature of an error, computed once per distinct (type, message, stack) in this
+    /// fold.
+    fn signature_of(
+        &mut self,
+        e: &ErrorRow<'_>,
+    ) -> std::sync::Arc<crate::domain::error_signature::Signature> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (e.error_type, e.message, e.stack).hash(&mut h);
+        let memo_key = h.finish();
+        if let Some(s) = self.signature_memo.get(&memo_key) {
+            return s.clone();
+        }
+        let s = std::sync::Arc::new(crate::domain::error_signature::signature(
+            e.error_type,
+            e.message.unwrap_or_default(),
+            e.stack,
+        ));
+        if self.signature_memo.len() >= 4096 {
+            self.signature_memo.clear();
+        }
+        self.signature_memo.insert(memo_key, s.clone());
+        s
+    }
+
+    /// Restricts the fold's errors to those of one signature (the errors page filtered by a
+    /// group); never stored as a rollup.
+    pub(crate) fn only_signature(mut self, key: Option<&str>) -> Self {
+        self.only_signature = key.map(str::to_string);
+        self
+    }
+
+    /// One error into its signature's figures; the signature is computed once per distinct
+    /// (type, message, stack) in this fold.
+    fn error_signature(&mut self, ts: i64, day: i64, e: &ErrorRow<'_>) {
+        let sig = self.signature_of(e);
+        let g = match self.a.error_signatures.get_mut(&sig.key) {
+            Some(g) => g,
+            None => self
+                .a
+                .error_signatures
+                .entry(sig.key.clone())
+                .or_insert_with(|| SignatureFigures {
+                    first: FirstError::of(ts, e),
+                    fingerprint: e.fingerprint.unwrap_or_default().to_string(),
+                    error_type: e.error_type.map(str::to_string),
+                    pattern: sig.pattern.clone(),
+                    frame: sig.frame.clone(),
+                    last: ts,
+                    ..Default::default()
+                }),
+        };
+        *g.days.entry(day).or_default() += 1;
+        g.last = g.last.max(ts);
+        if (ts, e.order) < (g.first.ts, g.first.order) {
+            g.first = FirstError::of(ts, e);
+            g.fingerprint = e.fingerprint.unwrap_or_default().to_string();
+        }
+        if let Some(page) = e.page.filter(|p| !p.is_empty()) {
+            *g.pages.entry(page_path(page)).or_default() += 1;
+        }
+        bump(&mut g.browsers, e.browser.unwrap_or("Unknown"));
+        if let Some(v) = e.visitor.filter(|v| !v.is_empty()) {
+            if g.visitors.len() < SIGNATURE_VISITORS_CAP {
+                g.visitors.insert(v.to_string());
+            } else if !g.visitors.contains(v) {
+                g.visitors_more = true;
+            }
+        }
+        if g.pages.len() > 4 * SIGNATURE_TOP_KEYS || g.browsers.len() > 4 * SIGNATURE_TOP_KEYS {
+            g.bound();
         }
     }
 
@@ -1655,6 +1915,9 @@ impl Folder {
             }
         }
         self.a.visits.open = joined(self.sessions);
+        for g in self.a.error_signatures.values_mut() {
+            g.bound();
+        }
         self.a
     }
 }

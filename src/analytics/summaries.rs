@@ -10,10 +10,11 @@ use super::{
 use crate::domain::{
     analytics::{
         BreakdownRow, Breakdowns, DayCount, Dimension, DurationSummary, ErrorDetail, ErrorGroup,
-        ErrorsReport, ErrorsSummary, EventCount, EventDetail, EventsReport, EventsSummary, METRICS,
-        MetricsDay, PageCount, PageStats, PageViewsReport, PageViewsSummary, Pagination,
-        Percentiles, PerformanceFigures, PerformanceReport, PropertyKey, REPORT_TOP, RecentPaging,
-        TimedEvent, TopEvent, VisitsSummary, utc_day,
+        ErrorsReport, ErrorsSummary, EventCount, EventDetail, EventsReport, EventsSummary,
+        KeyCount, METRICS, MetricsDay, PageCount, PageStats, PageViewsReport, PageViewsSummary,
+        Pagination, Percentiles, PerformanceFigures, PerformanceReport, PropertyKey, REPORT_TOP,
+        RecentPaging, SIGNATURE_GROUP_TOP, SIGNATURE_GROUPS_MAX, SignatureGroup, TimedEvent,
+        TopEvent, VisitsSummary, utc_day,
     },
     timestamp::to_iso,
 };
@@ -213,11 +214,45 @@ impl Aggs {
     /// The errors report of the `Errors` and `ErrorGroups` parts: the `top` fingerprints by
     /// count (ties by fingerprint), each described by its earliest occurrence.
     pub(crate) fn errors_report(self, top: usize) -> ErrorsReport {
+        let mut signatures: Vec<_> = self.error_signatures.into_iter().collect();
+        let unique_signatures = signatures.len() as u64;
+        signatures
+            .sort_unstable_by(|a, b| b.1.count().cmp(&a.1.count()).then_with(|| a.0.cmp(&b.0)));
+        signatures.truncate(SIGNATURE_GROUPS_MAX);
+        let top_keys = |m: HashMap<String, u64>| {
+            let mut v: Vec<_> = m
+                .into_iter()
+                .map(|(key, count)| KeyCount { key, count })
+                .collect();
+            v.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+            v.truncate(SIGNATURE_GROUP_TOP);
+            v
+        };
+        let signature_groups = signatures
+            .into_iter()
+            .map(|(signature, g)| SignatureGroup {
+                count: g.count(),
+                signature,
+                message: g.first.message,
+                pattern: g.pattern,
+                error_type: g.error_type,
+                frame: g.frame,
+                fingerprint: g.fingerprint,
+                visitors: g.visitors.len() as u64,
+                visitors_more: g.visitors_more,
+                first_seen: to_iso(g.first.ts),
+                last_seen: to_iso(g.last),
+                pages: top_keys(g.pages),
+                browsers: top_keys(g.browsers),
+            })
+            .collect();
         let mut groups: Vec<_> = self.error_groups.into_iter().collect();
         let unique_fingerprints = groups.len() as u64;
         groups.sort_unstable_by(|a, b| b.1.count().cmp(&a.1.count()).then_with(|| a.0.cmp(&b.0)));
         groups.truncate(top);
         ErrorsReport {
+            signature_groups,
+            unique_signatures,
             total_errors: self.er_days.values().sum(),
             errors_by_day: by_day(&self.er_days),
             unique_fingerprints,

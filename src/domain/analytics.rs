@@ -1243,6 +1243,10 @@ pub struct ErrorFilters {
     pub error_type: Option<String>,
     /// Only `client_id`, `user_id` and `meta` are ever set.
     pub segment: crate::domain::segment::SegmentFilters,
+    /// One error group's signature key (`domain::error_signature`), matched by the analytics
+    /// engine (stores do not see it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl ErrorFilters {
@@ -1261,6 +1265,9 @@ impl ErrorFilters {
                 "browser" if FILTER_BROWSERS.contains(&value) => f.browser = Some(value.into()),
                 "errorType" if !value.is_empty() && value != "all" && !value.contains('\0') => {
                     f.error_type = Some(value.into())
+                }
+                "signature" if crate::domain::error_signature::is_signature_key(value) => {
+                    f.signature = Some(value.into())
                 }
                 _ => {}
             }
@@ -1346,6 +1353,53 @@ pub struct ErrorsReport {
     /// Distinct fingerprints matching the same filters as `total_errors` (SuperInsights 1.x
     /// ignored the browser filter here; we do not).
     pub unique_fingerprints: u64,
+    /// Every error signature (`domain::error_signature`) by count, ties by key, at most
+    /// [`SIGNATURE_GROUPS_MAX`]; the caller applies the groups' states.
+    #[serde(default)]
+    pub signature_groups: Vec<SignatureGroup>,
+    /// Distinct signatures under the same filters.
+    #[serde(default)]
+    pub unique_signatures: u64,
+}
+
+/// Error signatures a report carries at most (the errors page shows the top ones of a state).
+pub const SIGNATURE_GROUPS_MAX: usize = 1000;
+/// Pages and browsers shown per error group.
+pub const SIGNATURE_GROUP_TOP: usize = 3;
+
+/// A name with its number of occurrences.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCount {
+    pub key: String,
+    pub count: u64,
+}
+
+/// One error group as developers read it: every occurrence with the same signature (type,
+/// normalised message, top frame). Descriptive fields come from its earliest occurrence in the
+/// range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureGroup {
+    /// The signature key (16 hex digits).
+    pub signature: String,
+    /// The earliest occurrence's message.
+    pub message: String,
+    /// The normalised message the group is keyed by.
+    pub pattern: String,
+    pub error_type: Option<String>,
+    /// The top stack frame without line and column.
+    pub frame: Option<String>,
+    /// The earliest occurrence's 1.x fingerprint (its detail page).
+    pub fingerprint: String,
+    pub count: u64,
+    /// Distinct `userId`s (else `clientId`s) seen, at least this many when `visitors_more`.
+    pub visitors: u64,
+    pub visitors_more: bool,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// The most frequent pages (paths) and browsers, with counts.
+    pub pages: Vec<KeyCount>,
+    pub browsers: Vec<KeyCount>,
 }
 
 /// One stored occurrence of an error (absent fields are omitted from JSON).

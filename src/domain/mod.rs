@@ -10,6 +10,8 @@ pub mod csv;
 pub mod demo;
 pub mod drop_rules;
 pub mod email;
+pub mod error_groups;
+pub mod error_signature;
 pub mod fingerprint;
 pub mod ids;
 pub mod model;

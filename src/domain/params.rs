@@ -41,6 +41,10 @@ enum Kind {
     Device,
     /// One of the browsers the filter offers, or `all`.
     Browser,
+    /// An error group's signature key (16 lowercase hex digits).
+    Signature,
+    /// Which error groups are listed: `open`, `resolved`, `ignored`, `all`.
+    GroupState,
     /// Any text (an exact match, a literal prefix).
     Text,
     /// A page number, 1 or more.
@@ -160,6 +164,8 @@ impl View {
             View::Errors => &[
                 ("browser", Kind::Browser),
                 ("errorType", Kind::Text),
+                ("signature", Kind::Signature),
+                ("state", Kind::GroupState),
                 ("format", Kind::Format),
             ],
             View::Performance => &[
@@ -240,6 +246,9 @@ fn check_value(kind: Kind, value: &str) -> Result<(), String> {
         Kind::DeviceType => one_of(value, &[FILTER_DEVICE_TYPES.as_slice(), &["all"]].concat()),
         Kind::Browser => one_of(value, &[FILTER_BROWSERS.as_slice(), &["all"]].concat()),
         Kind::Text => Ok(()),
+        Kind::Signature if crate::domain::error_signature::is_signature_key(value) => Ok(()),
+        Kind::Signature => Err("expected an error group signature (16 hex digits)".into()),
+        Kind::GroupState => one_of(value, &crate::domain::error_groups::StateFilter::NAMES),
         Kind::Device => one_of(
             &value.to_ascii_lowercase(),
             &[FILTER_DEVICE_TYPES.as_slice(), &["all", UNKNOWN]].concat(),

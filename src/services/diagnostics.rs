@@ -4,11 +4,13 @@
 
 use crate::{
     domain::{
+        analytics::SignatureGroup,
         analytics::{
             CLS, DayCount, ERROR_DETAIL_OCCURRENCES, ErrorDetail, ErrorFilters, ErrorGroup, FID,
             GROUPED_ERRORS_TOP, INP, LCP, METRICS, MetricsDay, PerformanceFilters,
             PerformanceScore, Span, TTFB, Thresholds, Timeframe,
         },
+        error_groups::{ErrorGroupState, GroupState, ShownState, StateFilter, shown_state},
         ids::DocId,
         timestamp::now_ms,
     },
@@ -16,7 +18,30 @@ use crate::{
     store::{StoreResult, Stores},
 };
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+/// One error group on the errors page: its figures and the state shown for it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorGroupView {
+    #[serde(flatten)]
+    pub group: SignatureGroup,
+    /// `open`, `regressed`, `resolved` or `ignored`.
+    pub state: ShownState,
+    /// When a member last set the state (ISO), `null` for a group never touched.
+    pub state_changed_at: Option<String>,
+}
+
+/// How many of the range's groups each state filter lists.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateCounts {
+    /// Open and regressed.
+    pub open: u64,
+    pub regressed: u64,
+    pub resolved: u64,
+    pub ignored: u64,
+}
 
 /// The errors page: SuperInsights 1.x's JSON fields plus what the HTML adds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -27,6 +52,14 @@ pub struct ErrorsView {
     pub grouped_errors: Vec<ErrorGroup>,
     pub unique_fingerprints: u64,
     pub errors_by_day: Vec<DayCount>,
+    /// The error groups by signature (`domain::error_signature`) of the listed state, the
+    /// [`GROUPED_ERRORS_TOP`] most frequent.
+    pub error_groups: Vec<ErrorGroupView>,
+    /// Distinct signatures in the range (any state).
+    pub unique_signatures: u64,
+    /// Which states are listed (`state` parameter).
+    pub state_filter: StateFilter,
+    pub state_counts: StateCounts,
     /// Total ÷ the timeframe's nominal days (HTML only, as in 1.x).
     #[serde(skip)]
     pub avg_per_day: f64,
@@ -38,13 +71,15 @@ pub struct ErrorsView {
     pub series: Option<crate::analytics::series::TimeSeries>,
 }
 
-/// Errors of a project over `span` (a timeframe ending now, or a custom range of days).
+/// Errors of a project over `span` (a timeframe ending now, or a custom range of days), the
+/// groups of `state_filter` listed.
 pub async fn errors(
     cache: &DashboardCache,
     stores: &Stores,
     project: DocId,
     span: Span,
     filters: ErrorFilters,
+    state_filter: StateFilter,
 ) -> StoreResult<ErrorsView> {
     let timeframe = span.timeframe;
     let key = filters.cache_token() + &span.cache_token();
@@ -64,7 +99,19 @@ pub async fn errors(
         &report.errors_by_day,
     )
     .await?;
+    // States change without new data, so they are read apart from the cached report.
+    let states: HashMap<String, ErrorGroupState> = (stores.error_states)
+        .error_group_states(project)
+        .await?
+        .into_iter()
+        .map(|s| (s.signature.clone(), s))
+        .collect();
+    let (error_groups, state_counts) = with_states(report.signature_groups, &states, state_filter);
     Ok(ErrorsView {
+        error_groups,
+        state_counts,
+        state_filter,
+        unique_signatures: report.unique_signatures,
         series: Some(series),
         timeframe,
         avg_per_day: report.total_errors as f64 / span.nominal_days(now_ms()),
@@ -74,6 +121,59 @@ pub async fn errors(
         errors_by_day: report.errors_by_day,
         filters,
     })
+}
+
+/// The groups `filter` lists, with their shown states, at most [`GROUPED_ERRORS_TOP`], and the
+/// count of every state.
+fn with_states(
+    groups: Vec<SignatureGroup>,
+    states: &HashMap<String, ErrorGroupState>,
+    filter: StateFilter,
+) -> (Vec<ErrorGroupView>, StateCounts) {
+    let mut counts = StateCounts::default();
+    let mut out = Vec::new();
+    for group in groups {
+        let stored = states.get(&group.signature);
+        let last_seen = crate::domain::timestamp::parse_iso(&group.last_seen).unwrap_or(0);
+        let state = shown_state(stored, last_seen);
+        match state {
+            ShownState::Open => counts.open += 1,
+            ShownState::Regressed => {
+                counts.open += 1;
+                counts.regressed += 1
+            }
+            ShownState::Resolved => counts.resolved += 1,
+            ShownState::Ignored => counts.ignored += 1,
+        }
+        if filter.admits(state) && out.len() < GROUPED_ERRORS_TOP {
+            out.push(ErrorGroupView {
+                state_changed_at: stored.map(|s| crate::domain::timestamp::to_iso(s.updated_at)),
+                group,
+                state,
+            });
+        }
+    }
+    (out, counts)
+}
+
+/// Sets the state of the project's group `signature` (a member with write rights; the handler
+/// checks). A resolved group seen again afterwards shows as regressed.
+pub async fn set_group_state(
+    stores: &Stores,
+    project: DocId,
+    signature: &str,
+    state: GroupState,
+    by: DocId,
+) -> StoreResult<ErrorGroupState> {
+    let record = ErrorGroupState {
+        project_id: project,
+        signature: signature.to_string(),
+        state,
+        updated_at: now_ms(),
+        updated_by: Some(by),
+    };
+    stores.error_states.set_error_group_state(&record).await?;
+    Ok(record)
 }
 
 /// One fingerprint's page; its JSON form is the detail plus the timeframe and the newest

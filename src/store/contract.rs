@@ -34,6 +34,8 @@ macro_rules! contract_behaviours {
             analytics_summaries,
             summaries_over_days_hours_and_edges,
             errors_report_groups_by_fingerprint,
+            errors_report_groups_by_signature,
+            error_group_states_per_project,
             error_segments_match_own_ids_or_context,
             error_detail_counts_every_occurrence,
             performance_report_filters_and_quality,
@@ -2495,6 +2497,218 @@ fn diag_range() -> crate::domain::analytics::TimeRange {
         start_ms: DIAG_T0 - 2 * DIAG_DAY,
         end_ms: DIAG_T0,
     }
+}
+
+/// Errors whose messages differ only in numbers, ids and URLs fall into one group per message
+/// shape, with the 1.x fingerprints still stored per message; each group carries its count,
+/// earliest message and fingerprint, newest time, pages, browsers and visitors, the same read
+/// from rollups (unfiltered, then again once stored) as from a filtered scan.
+pub(crate) async fn errors_report_groups_by_signature(stores: &Stores) {
+    use crate::domain::analytics::{ErrorFilters, KeyCount};
+    let p = new_project(stores, "Error signatures").await;
+    let t0 = DIAG_T0;
+    let stack = |line: u32| format!("Error\n    at load (https://x.example/app.js:{line}:3)");
+    let mut docs = Vec::new();
+    for i in 0..12u32 {
+        let ts = t0 - DIAG_DAY + i64::from(i) * 60_000;
+        let messages = [
+            format!("Item {i} not found"),
+            format!(
+                "Failed to fetch https://api.example/orders/{}?t={i}",
+                900 + i
+            ),
+            format!(
+                "Session 3f2b8c1e-0a4d-4c8e-9b1a-2d3e4f5a6b{:02x} expired",
+                i
+            ),
+            format!("Cannot read properties of undefined (reading 'f{i}')"),
+        ];
+        for (k, m) in messages.into_iter().enumerate() {
+            let st = stack(i % 3 + 1);
+            docs.push(ErrorEvent {
+                error_type: Some(if k == 3 { "TypeError" } else { "Error" }.into()),
+                fingerprint: error_fingerprint(&m, Some(&st)),
+                stack_trace: Some(st),
+                browser: Some(if i % 4 == 0 { "Firefox" } else { "Chrome" }.into()),
+                context: Some(json!({"url": format!("https://x.example/p{}?q=1", i % 2)})),
+                client_id: Some(format!("c{}", i % 5)),
+                user_id: (k == 0 && i == 0).then(|| "u-1".to_string()),
+                ..error(&m, ts)
+            });
+        }
+    }
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Errors(docs))])
+        .await
+        .unwrap();
+    let unfiltered = stores
+        .stats
+        .errors_report(p.id, diag_range(), &ErrorFilters::default(), 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        unfiltered.unique_fingerprints, 48,
+        "1.x fingerprints stay per message"
+    );
+    assert_eq!(unfiltered.unique_signatures, 4);
+    assert_eq!(unfiltered.signature_groups.len(), 4);
+    stores.stats.rollups_settled().await;
+    let stored = stores
+        .stats
+        .errors_report(p.id, diag_range(), &ErrorFilters::default(), 50)
+        .await
+        .unwrap();
+    assert_eq!(stored.signature_groups, unfiltered.signature_groups);
+    let items = stored
+        .signature_groups
+        .iter()
+        .find(|g| g.pattern == "Item <n> not found")
+        .expect("the item group");
+    assert_eq!(items.count, 12);
+    assert_eq!(
+        items.message, "Item 0 not found",
+        "the earliest represents the group"
+    );
+    assert_eq!(
+        items.fingerprint,
+        error_fingerprint("Item 0 not found", Some(&stack(1)))
+    );
+    assert_eq!(items.error_type.as_deref(), Some("Error"));
+    assert_eq!(items.frame.as_deref(), Some("load (/app.js)"));
+    assert_eq!(items.first_seen, "2024-01-30T12:00:00.000Z");
+    assert_eq!(items.last_seen, "2024-01-30T12:11:00.000Z");
+    assert_eq!(
+        items.pages,
+        vec![
+            KeyCount {
+                key: "/p0".into(),
+                count: 6
+            },
+            KeyCount {
+                key: "/p1".into(),
+                count: 6
+            }
+        ]
+    );
+    assert_eq!(
+        items.browsers,
+        vec![
+            KeyCount {
+                key: "Chrome".into(),
+                count: 9
+            },
+            KeyCount {
+                key: "Firefox".into(),
+                count: 3
+            }
+        ]
+    );
+    assert_eq!(
+        (items.visitors, items.visitors_more),
+        (6, false),
+        "c0…c4 and one user id instead of c0"
+    );
+    let fetches = stored
+        .signature_groups
+        .iter()
+        .find(|g| g.pattern.starts_with("Failed to fetch"))
+        .unwrap();
+    assert_eq!(
+        fetches.pattern,
+        "Failed to fetch https://api.example/orders/<id>"
+    );
+    let firefox = stores
+        .stats
+        .errors_report(
+            p.id,
+            diag_range(),
+            &ErrorFilters {
+                browser: Some("Firefox".into()),
+                ..Default::default()
+            },
+            50,
+        )
+        .await
+        .unwrap();
+    assert_eq!(firefox.signature_groups.len(), 4);
+    assert!(firefox.signature_groups.iter().all(|g| g.count == 3));
+    let keys = |r: &crate::domain::analytics::ErrorsReport| {
+        let mut k: Vec<_> = r
+            .signature_groups
+            .iter()
+            .map(|g| g.signature.clone())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&firefox),
+        keys(&stored),
+        "the same signatures from a scan"
+    );
+}
+
+/// Group states are stored per project and signature, replaced on a second set, and removed
+/// when the project's data is cleared or the project is deleted.
+pub(crate) async fn error_group_states_per_project(stores: &Stores) {
+    use crate::domain::error_groups::{ErrorGroupState, GroupState};
+    let a = new_project(stores, "States A").await;
+    let b = new_project(stores, "States B").await;
+    let user = DocId::new();
+    let state = |project: DocId, signature: &str, state: GroupState, at: i64| ErrorGroupState {
+        project_id: project,
+        signature: signature.into(),
+        state,
+        updated_at: at,
+        updated_by: Some(user),
+    };
+    assert!(
+        stores
+            .error_states
+            .error_group_states(a.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let es = &stores.error_states;
+    es.set_error_group_state(&state(a.id, "00000000000000aa", GroupState::Resolved, 1000))
+        .await
+        .unwrap();
+    es.set_error_group_state(&state(a.id, "00000000000000bb", GroupState::Ignored, 2000))
+        .await
+        .unwrap();
+    es.set_error_group_state(&state(b.id, "00000000000000aa", GroupState::Ignored, 3000))
+        .await
+        .unwrap();
+    assert_eq!(
+        es.error_group_states(a.id).await.unwrap(),
+        vec![
+            state(a.id, "00000000000000aa", GroupState::Resolved, 1000),
+            state(a.id, "00000000000000bb", GroupState::Ignored, 2000),
+        ]
+    );
+    let reopened = ErrorGroupState {
+        updated_by: None,
+        ..state(a.id, "00000000000000aa", GroupState::Open, 4000)
+    };
+    es.set_error_group_state(&reopened).await.unwrap();
+    let now = es.error_group_states(a.id).await.unwrap();
+    assert_eq!(now.len(), 2, "replaced, not added");
+    assert_eq!(now[0], reopened);
+    assert_eq!(
+        es.error_group_states(b.id).await.unwrap(),
+        vec![state(b.id, "00000000000000aa", GroupState::Ignored, 3000)],
+        "the other project's state is its own"
+    );
+    stores.projects.clear_project_data(a.id).await.unwrap();
+    assert!(es.error_group_states(a.id).await.unwrap().is_empty());
+    assert_eq!(es.error_group_states(b.id).await.unwrap().len(), 1);
+    stores.projects.soft_delete_project(b.id).await.unwrap();
+    assert!(
+        es.error_group_states(b.id).await.unwrap().is_empty(),
+        "deleting the project removes its states"
+    );
 }
 
 /// An error of fingerprint `fp` (set directly, so one group can carry different messages).

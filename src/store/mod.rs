@@ -825,6 +825,22 @@ pub trait MailStore: Send + Sync {
     async fn release_send(&self, key: &str) -> StoreResult<()>;
 }
 
+/// The states members give error groups (per project and signature). Soft-deleting a project
+/// or clearing its data removes its states.
+#[async_trait]
+pub trait ErrorStateStore: Send + Sync {
+    /// Every stored state of the project's groups, by signature.
+    async fn error_group_states(
+        &self,
+        project: DocId,
+    ) -> StoreResult<Vec<crate::domain::error_groups::ErrorGroupState>>;
+    /// Sets one group's state (inserts or replaces the row of its project and signature).
+    async fn set_error_group_state(
+        &self,
+        state: &crate::domain::error_groups::ErrorGroupState,
+    ) -> StoreResult<()>;
+}
+
 /// Backend-level operations.
 #[async_trait]
 pub trait StoreAdmin: Send + Sync {
@@ -848,6 +864,7 @@ pub trait Backend:
     + ReportStore
     + LogStore
     + MailStore
+    + ErrorStateStore
     + 'static
 {
 }
@@ -864,6 +881,7 @@ impl<T> Backend for T where
         + ReportStore
         + LogStore
         + MailStore
+        + ErrorStateStore
         + 'static
 {
 }
@@ -889,6 +907,8 @@ pub struct Stores {
     pub logs: Arc<dyn LogStore>,
     /// Password resets, email-report subscriptions and send claims.
     pub mail: Arc<dyn MailStore>,
+    /// Error group states (open, resolved, ignored).
+    pub error_states: Arc<dyn ErrorStateStore>,
 }
 
 impl Stores {
@@ -907,6 +927,7 @@ impl Stores {
             reports: b.clone(),
             logs: b.clone(),
             mail: b.clone(),
+            error_states: b.clone(),
             admin: b,
         }
     }

@@ -42,14 +42,18 @@ async fn errors_list_negotiates_json_and_html_filters_and_escapes_messages() {
     assert_eq!(
         keys,
         [
+            "errorGroups",
             "errorsByDay",
             "groupedErrors",
             "series",
+            "stateCounts",
+            "stateFilter",
             "timeframe",
             "totalErrors",
-            "uniqueFingerprints"
+            "uniqueFingerprints",
+            "uniqueSignatures"
         ],
-        "SuperInsights 1.x's JSON shape, and the chart's series"
+        "SuperInsights 1.x's JSON shape, the chart's series and the error groups"
     );
     assert_eq!(list["timeframe"], "24h");
     assert_eq!(

@@ -22,6 +22,7 @@ mod connections;
 mod dashboard;
 mod diagnostics_pages;
 mod email;
+mod error_groups;
 mod failover;
 mod faults;
 mod ingest;

@@ -147,6 +147,7 @@ mod tests {
                 browser: Some("Safari".into()),
                 error_type: Some("window_error".into()),
                 segment: segment.clone(),
+                signature: None,
             },
         );
         assert_eq!(e.get_str("browser").unwrap(), "Safari");

@@ -182,6 +182,11 @@ pub(super) fn all() -> Vec<(&'static str, Vec<IndexModel>)> {
                 plain(doc! {"actionCode": 1, "ts": -1}),
             ],
         ),
+        // Ours: error group states, read per project.
+        (
+            super::error_states::ERROR_GROUP_STATES,
+            vec![plain(doc! {"projectId": 1})],
+        ),
         // Ours: password resets by token hash; subscriptions by cadence.
         (
             super::audit::PASSWORD_RESETS,

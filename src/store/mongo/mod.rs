@@ -11,6 +11,7 @@ mod ai;
 mod audit;
 mod diagnostics;
 mod docs;
+mod error_states;
 mod errors;
 mod filters;
 mod indexes;
@@ -393,7 +394,8 @@ impl ProjectStore for MongoStore {
             )
             .await
             .map_err(map_err)?;
-        matched(&result)
+        matched(&result)?;
+        self.forget_error_states(id).await
     }
 
     /// Not atomic (no transactions): the counter reset comes first and doubles as the existence
@@ -419,6 +421,7 @@ impl ProjectStore for MongoStore {
                 .map_err(map_err)?;
         }
         self.forget_rollups(id).await?;
+        self.forget_error_states(id).await?;
         self.coll(SETTINGS)
             .delete_one(doc! {"key": drop_rules_key(id)})
             .await

@@ -705,8 +705,13 @@ fn fold_event(d: &Document, f: &mut (impl Sink + ?Sized)) {
 }
 
 /// What [`fold_error`] reads (and `_id`, the storage order).
-const ERROR_FIELDS: [&str; 7] = [
+const ERROR_FIELDS: [&str; 12] = [
     "fingerprint",
+    "errorType",
+    "stackTrace",
+    "context",
+    "userId",
+    "clientId",
     "timestamp",
     "message",
     "browser",
@@ -731,6 +736,13 @@ fn fold_error(d: &Document, f: &mut (impl Sink + ?Sized)) {
             os: text("os"),
             os_version: text("osVersion"),
             device_type: text("deviceType"),
+            error_type: text("errorType"),
+            stack: text("stackTrace"),
+            page: d
+                .get_document("context")
+                .ok()
+                .and_then(|c| c.get_str("url").ok()),
+            visitor: text("userId").or_else(|| text("clientId")),
         },
     );
 }

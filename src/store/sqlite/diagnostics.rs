@@ -130,6 +130,7 @@ mod tests {
         let f = ErrorFilters {
             browser: Some("Firefox".into()),
             error_type: None,
+            signature: None,
             segment: SegmentFilters {
                 client_id: Some("c'1".into()),
                 ..Default::default()

@@ -5,6 +5,7 @@
 mod ai;
 mod audit;
 mod diagnostics;
+mod error_states;
 mod filters;
 mod invites;
 mod jobs;
@@ -507,10 +508,9 @@ impl ProjectStore for SqliteStore {
             .map_err(map_err)?
             .rows_affected();
         if changed == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
+            return Err(StoreError::NotFound);
         }
+        Self::forget_error_states(&self.pool, id).await
     }
 
     async fn clear_project_data(&self, id: DocId) -> StoreResult<()> {
@@ -531,6 +531,7 @@ impl ProjectStore for SqliteStore {
             .map_err(map_err)?;
         }
         rollups::forget_project(&mut tx, pk).await?;
+        Self::forget_error_states(&mut *tx, id).await?;
         sqlx::query("DELETE FROM ai_analysis_runs WHERE project_id = ?")
             .bind(id.to_hex())
             .execute(&mut *tx)

@@ -545,7 +545,10 @@ fn fold_event(r: &sqlx::sqlite::SqliteRow, f: &mut (impl Sink + ?Sized)) -> Stor
 }
 
 /// The columns [`error_of`] reads, in its order.
-const ERROR_COLUMNS: &str = "ts, fingerprint, rowid, message, browser, os, os_version, device_type";
+const ERROR_COLUMNS: &str = "ts, fingerprint, rowid, message, browser, os, os_version, device_type, \
+     error_type, stack_trace, CASE WHEN json_valid(context) THEN CASE WHEN \
+     json_type(context, '$.url') = 'text' THEN json_extract(context, '$.url') END END, \
+     COALESCE(user_id, client_id)";
 
 /// `(ts, error)` of a row selected as [`ERROR_COLUMNS`]; the rowid is the storage order.
 fn error_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(i64, ErrorRow<'_>)> {
@@ -562,6 +565,10 @@ fn error_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<(i64, ErrorRow<'_>)> {
             os: text(5)?,
             os_version: text(6)?,
             device_type: text(7)?,
+            error_type: text(8)?,
+            stack: text(9)?,
+            page: text(10)?,
+            visitor: text(11)?,
         },
     ))
 }
