@@ -24,7 +24,7 @@ fn four_shapes(n: u32) -> Vec<Value> {
     for i in 0..n {
         items.push(json!({"message": format!("Item {i} not found"), "errorType": "Error",
             "stackTrace": stack(i), "browser": "Firefox",
-            "context": {"url": format!("https://shop.example/items/{i}"), "clientId": format!("c{i}")}}));
+            "clientId": format!("c{i}"), "context": {"url": format!("https://shop.example/items/{i}")}}));
         items.push(json!({"message": format!("Failed to fetch https://api.example/orders/{}?t={i}", 7000 + i),
             "errorType": "Error", "stackTrace": stack(i), "browser": "Chrome",
             "context": {"url": "https://shop.example/checkout"}}));

@@ -14,7 +14,7 @@ use crate::{
         analytics::{ErrorFilters, FILTER_BROWSERS, KeyCount},
         error_groups::{GroupState, ShownState, StateFilter},
         error_signature::is_signature_key,
-        params::View,
+        params::{BadParam, View},
     },
     error::AppError,
     services::diagnostics::{self, ErrorDetailView, ErrorGroupView, ErrorsView},
@@ -316,14 +316,18 @@ async fn set_group_state(
     };
     let signature = params.get("signature").map(String::as_str).unwrap_or("");
     if !is_signature_key(signature) {
-        return Err(AppError::BadRequest(
-            "Unknown error group: a signature is 16 hexadecimal digits.".into(),
-        ));
+        return Err(AppError::BadParameter(BadParam {
+            name: "signature".into(),
+            problem: "unknown error group: a signature is 16 hexadecimal digits".into(),
+            code: "BAD_PARAMETER",
+        }));
     }
     let Some(new_state) = form.get("state").and_then(GroupState::parse) else {
-        return Err(AppError::BadRequest(
-            "Unknown state: expected open, resolved or ignored.".into(),
-        ));
+        return Err(AppError::BadParameter(BadParam {
+            name: "state".into(),
+            problem: "expected open, resolved or ignored".into(),
+            code: "BAD_PARAMETER",
+        }));
     };
     let record = diagnostics::set_group_state(
         &state.stores,
