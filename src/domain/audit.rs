@@ -59,6 +59,7 @@ pub mod codes {
     pub const EMAIL_REPORT_SUBSCRIBE: &str = "EMAIL_REPORT_SUBSCRIBE";
     pub const EMAIL_REPORT_UNSUBSCRIBE: &str = "EMAIL_REPORT_UNSUBSCRIBE";
     pub const EMAIL_REPORT_SENT: &str = "EMAIL_REPORT_SENT";
+    pub const ERROR_GROUP_SET_STATE: &str = "ERROR_GROUP_SET_STATE";
 
     /// Every code, for the viewers' filter list.
     pub const ALL: &[&str] = &[
@@ -108,6 +109,7 @@ pub mod codes {
         REPORT_GENERATION_FAILED,
         EMAIL_REPORT_SUBSCRIBE,
         EMAIL_REPORT_UNSUBSCRIBE,
+        ERROR_GROUP_SET_STATE,
         EMAIL_REPORT_SENT,
     ];
 }

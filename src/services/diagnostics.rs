@@ -15,7 +15,7 @@ use crate::{
         timestamp::now_ms,
     },
     runtime::cache::DashboardCache,
-    store::{StoreResult, Stores},
+    store::{Project, StoreResult, Stores},
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -160,19 +160,25 @@ fn with_states(
 /// checks). A resolved group seen again afterwards shows as regressed.
 pub async fn set_group_state(
     stores: &Stores,
-    project: DocId,
+    project: &Project,
     signature: &str,
     state: GroupState,
     by: DocId,
 ) -> StoreResult<ErrorGroupState> {
     let record = ErrorGroupState {
-        project_id: project,
+        project_id: project.id,
         signature: signature.to_string(),
         state,
         updated_at: now_ms(),
         updated_by: Some(by),
     };
     stores.error_states.set_error_group_state(&record).await?;
+    super::audit::action(crate::domain::audit::codes::ERROR_GROUP_SET_STATE)
+        .project(project.id)
+        .org(project.org_id)
+        .note(format!("{signature} {}", state.as_str()))
+        .record(stores)
+        .await;
     Ok(record)
 }
 

@@ -141,6 +141,22 @@ async fn errors_group_by_signature_and_members_resolve_ignore_and_reopen_them() 
     let resolved = json_of(&client, &app, &format!("{list_path}&state=resolved")).await;
     assert_eq!(resolved["errorGroups"][0]["signature"], signature.as_str());
     assert_eq!(resolved["errorGroups"][0]["state"], "resolved");
+    // The change is in the organization's audit log, with the group and its new state.
+    let logs = json_of(
+        &client,
+        &app,
+        "/org/logs?actionCode=ERROR_GROUP_SET_STATE&limit=10",
+    )
+    .await;
+    let entries = logs["entries"].as_array().expect("log entries");
+    assert_eq!(entries.len(), 1, "{logs}");
+    assert_eq!(entries[0]["projectId"], id.as_str(), "{logs}");
+    assert!(
+        entries[0]
+            .to_string()
+            .contains(&format!("{signature} resolved")),
+        "{logs}"
+    );
 
     // Ignore another: hidden by default, listed under "ignored", then reopened.
     let other = group(&list, "Session <uuid> expired")["signature"]

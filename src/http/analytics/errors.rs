@@ -331,7 +331,7 @@ async fn set_group_state(
     };
     let record = diagnostics::set_group_state(
         &state.stores,
-        access.project.id,
+        &access.project,
         signature,
         new_state,
         auth.user.id,
