@@ -998,6 +998,21 @@ impl Enc {
         self.u(b.len() as u64);
         self.0.extend_from_slice(b);
     }
+    /// An error group's first occurrence (the `ErrorGroups` and `ErrorSignatures` parts).
+    fn first_error(&mut self, first: &FirstError) {
+        self.i(first.ts);
+        self.bytes(&first.order);
+        self.bytes(first.message.as_bytes());
+        for t in [
+            &first.browser,
+            &first.os,
+            &first.os_version,
+            &first.device_type,
+        ] {
+            self.text(t.as_deref());
+        }
+    }
+
     pub(crate) fn days(&mut self, d: &BTreeMap<i64, u64>) {
         self.u(d.len() as u64);
         for (k, n) in d {
@@ -1083,6 +1098,19 @@ impl<'a> Dec<'a> {
         self.at += n;
         Ok(s)
     }
+    /// What [`Enc::first_error`] wrote.
+    fn first_error(&mut self) -> StoreResult<FirstError> {
+        Ok(FirstError {
+            ts: self.i()?,
+            order: self.bytes()?.try_into().map_err(corrupt)?,
+            message: self.string()?,
+            browser: self.text()?,
+            os: self.text()?,
+            os_version: self.text()?,
+            device_type: self.text()?,
+        })
+    }
+
     pub(crate) fn days(&mut self) -> StoreResult<BTreeMap<i64, u64>> {
         let n = self.u()?;
         (0..n).map(|_| Ok((self.i()?, self.u()?))).collect()
@@ -1252,18 +1280,7 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 e.bytes(key.as_bytes());
                 e.days(&g.days);
                 e.i(g.last);
-                let first = &g.first;
-                e.i(first.ts);
-                e.bytes(&first.order);
-                e.bytes(first.message.as_bytes());
-                for t in [
-                    &first.browser,
-                    &first.os,
-                    &first.os_version,
-                    &first.device_type,
-                ] {
-                    e.text(t.as_deref());
-                }
+                e.first_error(&g.first);
                 e.bytes(g.fingerprint.as_bytes());
                 e.text(g.error_type.as_deref());
                 e.bytes(g.pattern.as_bytes());
@@ -1283,18 +1300,7 @@ pub(crate) fn encode(a: &Aggs, part: Part) -> StoreResult<Vec<u8>> {
                 e.bytes(fingerprint.as_bytes());
                 e.days(&g.days);
                 e.i(g.last);
-                let first = &g.first;
-                e.i(first.ts);
-                e.bytes(&first.order);
-                e.bytes(first.message.as_bytes());
-                for t in [
-                    &first.browser,
-                    &first.os,
-                    &first.os_version,
-                    &first.device_type,
-                ] {
-                    e.text(t.as_deref());
-                }
+                e.first_error(&g.first);
             }
         }
     }
@@ -1429,15 +1435,7 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 let fingerprint = d.string()?;
                 let days = d.days()?;
                 let last = d.i()?;
-                let first = FirstError {
-                    ts: d.i()?,
-                    order: d.bytes()?.try_into().map_err(corrupt)?,
-                    message: d.string()?,
-                    browser: d.text()?,
-                    os: d.text()?,
-                    os_version: d.text()?,
-                    device_type: d.text()?,
-                };
+                let first = d.first_error()?;
                 o.error_groups
                     .insert(fingerprint, GroupFigures { days, first, last });
             }
@@ -1449,15 +1447,7 @@ pub(crate) fn decode_into(a: &mut Aggs, part: Part, data: &[u8]) -> StoreResult<
                 let key = d.string()?;
                 let days = d.days()?;
                 let last = d.i()?;
-                let first = FirstError {
-                    ts: d.i()?,
-                    order: d.bytes()?.try_into().map_err(corrupt)?,
-                    message: d.string()?,
-                    browser: d.text()?,
-                    os: d.text()?,
-                    os_version: d.text()?,
-                    device_type: d.text()?,
-                };
+                let first = d.first_error()?;
                 let fingerprint = d.string()?;
                 let error_type = d.text()?;
                 let pattern = d.string()?;
