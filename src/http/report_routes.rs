@@ -550,7 +550,9 @@ async fn download_report(
             "EXPIRED",
         ));
     };
-    let mut r = Response::new(Body::from_stream(file.chunks));
+    // Fused: the compression layer polls the body once more after its end (tower-http 0.7's
+    // `BodyIntoStream`), and a file stream built with `unfold` panics when polled past its end.
+    let mut r = Response::new(Body::from_stream(futures::StreamExt::fuse(file.chunks)));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

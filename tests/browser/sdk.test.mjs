@@ -328,7 +328,12 @@ test('a session idle for more than 30 minutes is renewed; the visitor id is kept
     const tab = await context.newPage();
     await tab.goto(`${pagesUrl}/misc.html`);
     await tab.evaluate(() => SuperInsights.trackEvent('session_check', { idle: true }));
-    await until('the page view and the event', () => itemsOf(calls, 'pageviews').length && itemsOf(calls, 'events').length);
+    // Wait for the server's answers, not just the requests: closing the context cancels a request
+    // still in flight, and the server then rightly drops what it never acknowledged.
+    await until('the page view and the event answered', () =>
+      itemsOf(calls, 'pageviews').length && itemsOf(calls, 'events').length && calls.every((c) => c.status !== null),
+    );
+    for (const call of calls) assert.equal(call.status, 201, `${call.url} answered ${call.status}`);
     for (const item of [...itemsOf(calls, 'pageviews'), ...itemsOf(calls, 'events')]) {
       assert.equal(item.clientId, 'visitor-from-an-earlier-visit');
       assert.equal(item.sessionId === 'session-from-an-earlier-visit', !renewed, `idle ${idleMinutes} min`);

@@ -3,7 +3,7 @@
 //! checked here field by field. Also the SDK's HTTP caching. Skips with a message only outside CI
 //! when Chromium, Node or playwright-core (`npm ci`) is missing; `scripts/test` installs them.
 
-use crate::support::{TestApp, eventually};
+use crate::support::TestApp;
 use serde_json::Value;
 use std::{path::Path, time::Duration};
 use superinsights::{domain::model::Channel, store::Project};
@@ -39,14 +39,20 @@ async fn stored(app: &TestApp, project: &Project, channel: Channel) -> Vec<Value
 
 /// Waits until the project has at least `n` documents of `channel`, and returns them. Generous:
 /// under a loaded machine a slow store spools a batch and the drain replays it a few seconds later.
+/// On a timeout it says what was stored, so a missing document can be told from a late one.
 async fn at_least(app: &TestApp, project: &Project, channel: Channel, n: usize) -> Vec<Value> {
-    eventually(
-        Duration::from_secs(30),
-        &format!("{n} stored {channel:?}"),
-        async || stored(app, project, channel).await.len() >= n,
-    )
-    .await;
-    stored(app, project, channel).await
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = stored(app, project, channel).await;
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {n} stored {channel:?}; stored: {found:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 fn named<'a>(events: &'a [Value], name: &str) -> &'a Value {
