@@ -63,6 +63,70 @@ impl FromRef<AppState> for Stores {
     }
 }
 
+impl FromRef<AppState> for Arc<crate::runtime::realtime::RealtimeHub> {
+    fn from_ref(s: &AppState) -> Self {
+        s.realtime.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::services::mail::Mailer> {
+    fn from_ref(s: &AppState) -> Self {
+        s.mailer.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::services::ai_analysis::AiAnalysis> {
+    fn from_ref(s: &AppState) -> Self {
+        s.ai.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::services::report_jobs::ReportJobs> {
+    fn from_ref(s: &AppState) -> Self {
+        s.reports.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::runtime::connections::WsHub> {
+    fn from_ref(s: &AppState) -> Self {
+        s.ws.clone()
+    }
+}
+
+/// The rate limiter every limit shares, with the configured limits (`RATE_LIMIT_*`), for
+/// handlers that count a request against a limit themselves.
+#[derive(Clone)]
+pub struct Limiting {
+    pub limiter: Arc<dyn RateLimiter>,
+    pub limits: crate::config::RateLimitsConfig,
+}
+
+impl FromRef<AppState> for Limiting {
+    fn from_ref(s: &AppState) -> Self {
+        Self {
+            limiter: s.rate_limiter.clone(),
+            limits: s.config.rate_limits.clone(),
+        }
+    }
+}
+
+/// What a change to a project must invalidate besides the store: this instance's cache of API
+/// keys (held by the ingestor) and the dashboard cache.
+#[derive(Clone)]
+pub struct ProjectCaches {
+    pub ingestor: Arc<Ingestor>,
+    pub dashboards: Arc<crate::runtime::cache::DashboardCache>,
+}
+
+impl FromRef<AppState> for ProjectCaches {
+    fn from_ref(s: &AppState) -> Self {
+        Self {
+            ingestor: s.ingestor.clone(),
+            dashboards: s.dashboards.clone(),
+        }
+    }
+}
+
 /// What the analytics views read: the stores and the dashboard cache in front of them.
 #[derive(Clone)]
 pub struct ViewState {

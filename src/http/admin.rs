@@ -9,12 +9,14 @@ use super::{
     session::{self, AuthUser, CsrfForm},
     views::Shell,
 };
+use crate::{config::Config, runtime::realtime::RealtimeHub};
 use crate::{
     domain::records::{OrgStatus, PlatformRole},
     error::AppError,
     runtime::rate_limit::namespaces,
     services::orgs::{self as svc, MemberError},
     state::AppState,
+    store::Stores,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -26,7 +28,7 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::json;
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let invites = RateLimitLayer::per_client_ip(
@@ -134,12 +136,13 @@ struct OrgsPage {
 }
 
 async fn hub(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     AdminUser(auth): AdminUser,
 ) -> Result<Response, AppError> {
-    let users = state.stores.accounts.list_users().await?;
-    let orgs = state.stores.accounts.list_orgs().await?;
-    let invites = state.stores.invites.pending_invites(None).await?;
+    let users = stores.accounts.list_users().await?;
+    let orgs = stores.accounts.list_orgs().await?;
+    let invites = stores.invites.pending_invites(None).await?;
     Ok(HubPage {
         shell: Shell::of(&auth),
         users: users.len(),
@@ -154,11 +157,11 @@ async fn hub(
             .count(),
         invites: invites.len(),
         registration_open: crate::services::accounts::registration_open(
-            &state.stores,
-            state.config.registration_enabled,
+            &stores,
+            config.registration_enabled,
         )
         .await?,
-        registration_configured: state.config.registration_enabled,
+        registration_configured: config.registration_enabled,
     }
     .into_response())
 }
@@ -346,12 +349,11 @@ async fn system(
 }
 
 async fn render_users(
-    state: &AppState,
+    stores: &Stores,
     auth: &AuthUser,
     notice: Notice,
 ) -> Result<UsersPage, AppError> {
-    let users = state
-        .stores
+    let users = stores
         .accounts
         .list_users()
         .await?
@@ -365,8 +367,7 @@ async fn render_users(
             created: day(u.created_at),
         })
         .collect();
-    let invites = state
-        .stores
+    let invites = stores
         .invites
         .pending_invites(None)
         .await?
@@ -383,18 +384,18 @@ async fn render_users(
 
 /// The users page after an action: the notice, or the refusal with its status.
 async fn users_outcome(
-    state: &AppState,
+    stores: &Stores,
     auth: &AuthUser,
     result: Result<Notice, MemberError>,
 ) -> Result<Response, AppError> {
     render_outcome(result, async |notice| {
-        render_users(state, auth, notice).await
+        render_users(stores, auth, notice).await
     })
     .await
 }
 
 async fn list_users(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -406,18 +407,18 @@ async fn list_users(
         },
         _ => Notice::default(),
     };
-    Ok(render_users(&state, &auth, notice).await?.into_response())
+    Ok(render_users(&stores, &auth, notice).await?.into_response())
 }
 
 async fn set_role(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let user = id_field(&form, "userId")?;
     let role = svc::platform_role(form.get("role"))
         .ok_or_else(|| AppError::BadRequest("role must be user or admin".into()))?;
-    let result = svc::set_platform_role(&state.stores, user, role).await;
+    let result = svc::set_platform_role(&stores, user, role).await;
     if result.is_ok() && user == auth.user.id {
         // Own privileges changed: new session id; a demoted admin leaves the admin area.
         session::rotate(&auth.session).await?;
@@ -429,16 +430,16 @@ async fn set_role(
         return Ok(Redirect::to(to).into_response());
     }
     let result = result.map(|u| Notice::ok(format!("{} is now {role}.", u.email)));
-    users_outcome(&state, &auth, result).await
+    users_outcome(&stores, &auth, result).await
 }
 
 async fn set_password(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let user = id_field(&form, "userId")?;
-    let result = svc::set_password(&state.stores, user, form.raw("password")).await;
+    let result = svc::set_password(&stores, user, form.raw("password")).await;
     // The change ends every session of that user; an admin changing their own password stays
     // signed in on this one.
     if let Ok(updated) = &result
@@ -450,7 +451,7 @@ async fn set_password(
         return Ok(axum::response::Redirect::to("/admin/users").into_response());
     }
     let result = result.map(|u| Notice::ok(format!("The password of {} was changed.", u.email)));
-    users_outcome(&state, &auth, result).await
+    users_outcome(&stores, &auth, result).await
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -463,7 +464,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 /// Deletes a user and their memberships. JSON clients get SuperInsights' `{success, message}`;
 /// browsers go back to the list.
 async fn delete_user(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
     headers: HeaderMap,
     form: CsrfForm,
@@ -483,7 +484,7 @@ async fn delete_user(
         }
         return Err(AppError::BadRequest(message));
     };
-    match svc::delete_user(&state.stores, auth.user.id, user).await {
+    match svc::delete_user(&stores, auth.user.id, user).await {
         Ok(_) if json => Ok(
             Json(json!({"success": true, "message": "User deleted successfully"})).into_response(),
         ),
@@ -492,19 +493,20 @@ async fn delete_user(
             let (status, message) = refusal(e)?;
             Ok((status, Json(json!({"success": false, "message": message}))).into_response())
         }
-        Err(e) => users_outcome(&state, &auth, Err(e)).await,
+        Err(e) => users_outcome(&stores, &auth, Err(e)).await,
     }
 }
 
 async fn platform_invite(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     AdminUser(auth): AdminUser,
     headers: HeaderMap,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let role = svc::platform_role(form.get("role")).unwrap_or(PlatformRole::User);
     let email = form.get("email").unwrap_or_default();
-    let result = svc::invite_to_platform(&state.stores, email, role, auth.user.id)
+    let result = svc::invite_to_platform(&stores, email, role, auth.user.id)
         .await
         .map(|token| Notice {
             message: Some(format!(
@@ -512,37 +514,37 @@ async fn platform_invite(
                 email.trim().to_lowercase()
             )),
             invite_link: Some(super::links::link(
-                &state.config,
+                &config,
                 &headers,
                 &format!("/accept-platform-invite?token={token}"),
             )),
             ..Default::default()
         });
-    users_outcome(&state, &auth, result).await
+    users_outcome(&stores, &auth, result).await
 }
 
 async fn revoke_invite(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let invite = id_field(&form, "inviteId")?;
-    let result = svc::revoke_invite(&state.stores, None, invite)
+    let result = svc::revoke_invite(&stores, None, invite)
         .await
         .map(|i| Notice::ok(format!("The invite for {} was revoked.", i.email)));
-    users_outcome(&state, &auth, result).await
+    users_outcome(&stores, &auth, result).await
 }
 
 async fn render_orgs(
-    state: &AppState,
+    stores: &Stores,
     auth: &AuthUser,
     notice: Notice,
 ) -> Result<OrgsPage, AppError> {
     let mut orgs = Vec::new();
-    for o in state.stores.accounts.list_orgs().await? {
+    for o in stores.accounts.list_orgs().await? {
         orgs.push(OrgRow {
             id: o.id.to_hex(),
-            members: state.stores.accounts.members(o.id).await?.len(),
+            members: stores.accounts.members(o.id).await?.len(),
             active: o.status == OrgStatus::Active,
             created: day(o.created_at),
             name: o.name,
@@ -557,7 +559,7 @@ async fn render_orgs(
 }
 
 async fn orgs_outcome(
-    state: &AppState,
+    stores: &Stores,
     auth: &AuthUser,
     result: Result<String, MemberError>,
 ) -> Result<Response, AppError> {
@@ -566,47 +568,41 @@ async fn orgs_outcome(
         ..Default::default()
     });
     render_outcome(result, async |notice| {
-        render_orgs(state, auth, notice).await
+        render_orgs(stores, auth, notice).await
     })
     .await
 }
 
 async fn list_orgs(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
 ) -> Result<Response, AppError> {
-    Ok(render_orgs(&state, &auth, Notice::default())
+    Ok(render_orgs(&stores, &auth, Notice::default())
         .await?
         .into_response())
 }
 
 async fn create_org(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let result = svc::create_org(
-        &state.stores,
-        form.get("name").unwrap_or_default(),
-        auth.user.id,
-    )
-    .await;
+    let result = svc::create_org(&stores, form.get("name").unwrap_or_default(), auth.user.id).await;
     if result.is_ok() {
         // The creator became an owner of a new organization.
         session::rotate(&auth.session).await?;
     }
     let result = result.map(|o| format!("{} was created; you are its owner.", o.name));
-    orgs_outcome(&state, &auth, result).await
+    orgs_outcome(&stores, &auth, result).await
 }
 
 /// The organization named by `orgId`, or a `NotFound` refusal.
 async fn org_of(
-    state: &AppState,
+    stores: &Stores,
     form: &CsrfForm,
 ) -> Result<Result<crate::domain::records::Organization, MemberError>, AppError> {
     let id = id_field(form, "orgId")?;
-    Ok(state
-        .stores
+    Ok(stores
         .accounts
         .org(id)
         .await?
@@ -614,19 +610,13 @@ async fn org_of(
 }
 
 async fn rename_org(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let result = match org_of(&state, &form).await? {
+    let result = match org_of(&stores, &form).await? {
         Ok(org) => {
-            match svc::rename_org(
-                &state.stores,
-                org.id,
-                form.get("name").unwrap_or_default(),
-                true,
-            )
-            .await
+            match svc::rename_org(&stores, org.id, form.get("name").unwrap_or_default(), true).await
             {
                 Ok(name) => Ok(format!("{} is now called {name}.", org.name)),
                 Err(MemberError::Store(e)) => return Err(e.into()),
@@ -635,25 +625,24 @@ async fn rename_org(
         }
         Err(e) => Err(e),
     };
-    orgs_outcome(&state, &auth, result).await
+    orgs_outcome(&stores, &auth, result).await
 }
 
 async fn set_org_status(
-    state: &AppState,
+    stores: &Stores,
     auth: &AuthUser,
     form: &CsrfForm,
     status: OrgStatus,
 ) -> Result<Response, AppError> {
-    let result = match org_of(state, form).await? {
+    let result = match org_of(stores, form).await? {
         Ok(org) => {
-            if let Err(e) = svc::set_org_status(&state.stores, org.id, status).await {
+            if let Err(e) = svc::set_org_status(stores, org.id, status).await {
                 return Err(match e {
                     MemberError::Store(e) => e.into(),
                     other => AppError::Internal(other.to_string()),
                 });
             }
-            if state
-                .stores
+            if stores
                 .accounts
                 .member_role(org.id, auth.user.id)
                 .await?
@@ -670,23 +659,23 @@ async fn set_org_status(
         }
         Err(e) => Err(e),
     };
-    orgs_outcome(state, auth, result).await
+    orgs_outcome(stores, auth, result).await
 }
 
 async fn disable_org(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    set_org_status(&state, &auth, &form, OrgStatus::Disabled).await
+    set_org_status(&stores, &auth, &form, OrgStatus::Disabled).await
 }
 
 async fn enable_org(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    set_org_status(&state, &auth, &form, OrgStatus::Active).await
+    set_org_status(&stores, &auth, &form, OrgStatus::Active).await
 }
 
 #[derive(Template, WebTemplate)]
@@ -699,19 +688,18 @@ struct PublicLinksPage {
 }
 
 async fn render_public_links(
-    state: &AppState,
+    stores: &Stores,
     auth: &AuthUser,
     notice: Notice,
 ) -> Result<PublicLinksPage, AppError> {
-    let orgs: HashMap<_, _> = state
-        .stores
+    let orgs: HashMap<_, _> = stores
         .accounts
         .list_orgs()
         .await?
         .into_iter()
         .map(|o| (o.id, o.name))
         .collect();
-    let links = crate::services::public_links::list(&state.stores, None)
+    let links = crate::services::public_links::list(stores, None)
         .await?
         .iter()
         .map(|l| {
@@ -728,46 +716,48 @@ async fn render_public_links(
 
 /// Every enabled public link on the platform.
 async fn list_public_links(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     AdminUser(auth): AdminUser,
 ) -> Result<Response, AppError> {
-    Ok(render_public_links(&state, &auth, Notice::default())
+    Ok(render_public_links(&stores, &auth, Notice::default())
         .await?
         .into_response())
 }
 
 /// SuperInsights 1.x's form: `projectId` in the body.
 async fn revoke_public_link(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(realtime): State<Arc<RealtimeHub>>,
     AdminUser(auth): AdminUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let project = id_field(&form, "projectId")?;
-    revoke_any_link(&state, &auth, project).await
+    revoke_any_link(&stores, &realtime, &auth, project).await
 }
 
 async fn revoke_public_link_at(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(realtime): State<Arc<RealtimeHub>>,
     AdminUser(auth): AdminUser,
     axum::extract::Path(project): axum::extract::Path<String>,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
     let project = crate::domain::ids::DocId::parse(&project).ok_or(AppError::NotFound)?;
-    revoke_any_link(&state, &auth, project).await
+    revoke_any_link(&stores, &realtime, &auth, project).await
 }
 
 async fn revoke_any_link(
-    state: &AppState,
+    stores: &Stores,
+    realtime: &RealtimeHub,
     auth: &AuthUser,
     project: crate::domain::ids::DocId,
 ) -> Result<Response, AppError> {
-    let result =
-        crate::services::public_links::revoke(&state.stores, &state.realtime, project, None)
-            .await?
-            .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
-            .ok_or_else(super::org::no_such_project);
+    let result = crate::services::public_links::revoke(stores, realtime, project, None)
+        .await?
+        .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
+        .ok_or_else(super::org::no_such_project);
     render_outcome(result, async |notice| {
-        render_public_links(state, auth, notice).await
+        render_public_links(stores, auth, notice).await
     })
     .await
 }

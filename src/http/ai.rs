@@ -20,8 +20,10 @@ use crate::{
     },
     domain::{audit::codes, ids::DocId, timestamp::now_ms},
     error::AppError,
+    services::ai_analysis::AiAnalysis,
     services::ai_analysis::{self as svc, DEFAULT_RUNS, StartError},
     state::AppState,
+    store::Stores,
     store::{Project, StoreError},
 };
 use askama::Template;
@@ -36,6 +38,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     // Only the requests that may call the model are limited (model calls cost money).
@@ -148,12 +151,13 @@ impl AnalysisPage {
 
 /// The AI Analysis page: controls, progress, result, history (filled in by `static/js/ai.js`).
 async fn show_page(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(ai): State<Arc<AiAnalysis>>,
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
-    let siblings = crate::http::analytics::sibling_projects(&state, &access.project).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
+    let siblings = crate::http::analytics::sibling_projects(&stores, &access.project).await?;
     Ok(AnalysisPage {
         siblings,
         shell: Shell::of(&auth),
@@ -165,28 +169,25 @@ async fn show_page(
         ),
         project: access.project,
         timeframes: &TIMEFRAMES,
-        uses_model: state.ai.uses_model(),
-        model: state.ai.model_name().to_string(),
+        uses_model: ai.uses_model(),
+        model: ai.model_name().to_string(),
     }
     .into_response())
 }
 
 /// `POST …/ai-analysis/run`: validates, records a queued run, enqueues it; 202 `{success, runId}`.
 async fn start_run(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(ai): State<Arc<AiAnalysis>>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     let body = csrf_json(&auth, &headers, &body)?;
     let request = svc::parse_run_request(&body, now_ms()).map_err(invalid)?;
-    match state
-        .ai
-        .start_run(&access.project, &auth.user, request)
-        .await
-    {
+    match ai.start_run(&access.project, &auth.user, request).await {
         Ok(run_id) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({"success": true, "runId": run_id.to_hex()})),
@@ -199,21 +200,17 @@ async fn start_run(
 
 /// `GET …/ai-analysis/runs?limit=` (1–100, default 30), newest first.
 async fn list_runs(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     let limit = query
         .get("limit")
         .and_then(|l| l.trim().parse::<i64>().ok())
         .map_or(DEFAULT_RUNS, |l| l.clamp(1, 100) as u32);
-    let runs = state
-        .stores
-        .ai
-        .runs_of_project(access.project.id, limit)
-        .await?;
+    let runs = stores.ai.runs_of_project(access.project.id, limit).await?;
     // The list leaves the (long) results out; the detail route has them.
     let data: Vec<Value> = runs
         .iter()
@@ -231,13 +228,13 @@ async fn list_runs(
 
 /// `GET …/ai-analysis/runs/{runId}`: the run, or 404 `Run not found`.
 async fn show_run(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     Path((id, run_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     let run = match DocId::parse(&run_id) {
-        Some(run_id) => state.stores.ai.run(run_id).await?,
+        Some(run_id) => stores.ai.run(run_id).await?,
         None => None,
     };
     match run.filter(|r| r.project_id == access.project.id) {
@@ -251,10 +248,9 @@ async fn show_run(
 // ------------------------------------------------------------------------------------------
 
 /// `GET /ai-analysis/presets`: `{builtins, mine, public}` (public = others', ≤ 200).
-async fn list_presets(State(state): State<AppState>, auth: AuthUser) -> Result<Response, AppError> {
-    let mine = state.stores.ai.presets_of_owner(auth.user.id).await?;
-    let public = state
-        .stores
+async fn list_presets(State(stores): State<Stores>, auth: AuthUser) -> Result<Response, AppError> {
+    let mine = stores.ai.presets_of_owner(auth.user.id).await?;
+    let public = stores
         .ai
         .public_presets(auth.user.id, presets::MAX_PUBLIC_LISTED)
         .await?;
@@ -278,10 +274,10 @@ async fn create_preset(
 }
 
 /// A stored preset the user may read, or the answer to give instead (404, 403).
-async fn readable(state: &AppState, auth: &AuthUser, id: &str) -> Result<Preset, Refused> {
+async fn readable(stores: &Stores, auth: &AuthUser, id: &str) -> Result<Preset, Refused> {
     let not_found = || refuse(StatusCode::NOT_FOUND, "Preset not found");
     let id = DocId::parse(id).ok_or_else(not_found)?;
-    match state.stores.ai.preset(id).await? {
+    match stores.ai.preset(id).await? {
         None => Err(not_found()),
         Some(p) if !p.readable_by(auth.user.id) => Err(refuse(StatusCode::FORBIDDEN, "Forbidden")),
         Some(p) => Ok(p),
@@ -289,28 +285,28 @@ async fn readable(state: &AppState, auth: &AuthUser, id: &str) -> Result<Preset,
 }
 
 /// A preset the user owns (builtins: 403 read-only), or the answer to give instead.
-async fn owned(state: &AppState, auth: &AuthUser, id: &str) -> Result<Preset, Refused> {
+async fn owned(stores: &Stores, auth: &AuthUser, id: &str) -> Result<Preset, Refused> {
     if presets::is_builtin_id(id) {
         return Err(refuse(
             StatusCode::FORBIDDEN,
             "Builtin presets are read-only",
         ));
     }
-    match readable(state, auth, id).await? {
+    match readable(stores, auth, id).await? {
         p if p.owner_user_id != auth.user.id => Err(refuse(StatusCode::FORBIDDEN, "Forbidden")),
         p => Ok(p),
     }
 }
 
 async fn show_preset(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     Path(preset_id): Path<String>,
 ) -> Answer {
     if let Some(b) = presets::builtin(&preset_id) {
         return Ok(ok(b.to_json()));
     }
-    Ok(ok(readable(&state, &auth, &preset_id).await?.to_json()))
+    Ok(ok(readable(&stores, &auth, &preset_id).await?.to_json()))
 }
 
 fn stored(result: Result<Preset, StoreError>) -> Answer {
@@ -322,18 +318,18 @@ fn stored(result: Result<Preset, StoreError>) -> Answer {
 }
 
 async fn update_preset(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
     let body = csrf_json(&auth, &headers, &body)?;
-    let preset = owned(&state, &auth, &preset_id).await?;
+    let preset = owned(&stores, &auth, &preset_id).await?;
     let fields = presets::validate(&body, Some(&preset.fields)).map_err(invalid)?;
     stored(
         svc::update_preset(
-            &state.stores,
+            &stores,
             preset.id,
             &fields,
             codes::AI_ANALYSIS_PRESET_UPDATED,
@@ -343,22 +339,22 @@ async fn update_preset(
 }
 
 async fn delete_preset(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
     csrf_json(&auth, &headers, &body)?;
-    let preset = owned(&state, &auth, &preset_id).await?;
-    match svc::delete_preset(&state.stores, preset.id).await {
+    let preset = owned(&stores, &auth, &preset_id).await?;
+    match svc::delete_preset(&stores, preset.id).await {
         Ok(()) | Err(StoreError::NotFound) => Ok(Json(json!({"success": true})).into_response()),
         Err(e) => Err(e.into()),
     }
 }
 
 async fn set_visibility(
-    state: AppState,
+    stores: Stores,
     auth: AuthUser,
     preset_id: String,
     headers: HeaderMap,
@@ -366,28 +362,28 @@ async fn set_visibility(
     visibility: &str,
 ) -> Answer {
     csrf_json(&auth, &headers, &body)?;
-    let preset = owned(&state, &auth, &preset_id).await?;
-    stored(svc::set_preset_visibility(&state.stores, preset.id, visibility).await)
+    let preset = owned(&stores, &auth, &preset_id).await?;
+    stored(svc::set_preset_visibility(&stores, preset.id, visibility).await)
 }
 
 async fn publish_preset(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    set_visibility(state, auth, preset_id, headers, body, "public").await
+    set_visibility(stores, auth, preset_id, headers, body, "public").await
 }
 
 async fn unpublish_preset(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    set_visibility(state, auth, preset_id, headers, body, "private").await
+    set_visibility(stores, auth, preset_id, headers, body, "private").await
 }
 
 fn no_provider() -> Refused {
@@ -400,7 +396,8 @@ fn no_provider() -> Refused {
 /// `POST /ai-analysis/presets/ai-generate` `{goal, visibility}`: the model writes a preset, which
 /// is validated and saved as a new preset of the user.
 async fn generate_preset(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(ai): State<Arc<AiAnalysis>>,
     auth: AuthUser,
     headers: HeaderMap,
     body: Bytes,
@@ -408,11 +405,7 @@ async fn generate_preset(
     let body = csrf_json(&auth, &headers, &body)?;
     let goal = presets::goal(&body).map_err(invalid)?;
     let requested = presets::visibility(body.get("visibility")).map_err(invalid)?;
-    let Some(answer) = state
-        .ai
-        .ask_for_preset(&presets::generate_messages(&goal))
-        .await
-    else {
+    let Some(answer) = ai.ask_for_preset(&presets::generate_messages(&goal)).await else {
         return Err(no_provider());
     };
     let (fields, _) = answer.map_err(|e| refuse(StatusCode::BAD_GATEWAY, e))?;
@@ -427,26 +420,22 @@ async fn generate_preset(
         created_at: now,
         updated_at: now,
     };
-    svc::create_preset(
-        &state.stores,
-        &preset,
-        codes::AI_ANALYSIS_PRESET_AI_GENERATED,
-    )
-    .await?;
+    svc::create_preset(&stores, &preset, codes::AI_ANALYSIS_PRESET_AI_GENERATED).await?;
     Ok(created(&preset))
 }
 
 /// `POST /ai-analysis/presets/{id}/ai-refine` `{goal}`: owner only; the model rewrites the
 /// preset, which is validated and saved (version + 1; visibility unchanged).
 async fn refine_preset(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(ai): State<Arc<AiAnalysis>>,
     auth: AuthUser,
     Path(preset_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
     let body = csrf_json(&auth, &headers, &body)?;
-    let preset = owned(&state, &auth, &preset_id).await?;
+    let preset = owned(&stores, &auth, &preset_id).await?;
     let goal = presets::goal(&body).map_err(invalid)?;
     let current = json!({
         "name": preset.fields.name,
@@ -454,8 +443,7 @@ async fn refine_preset(
         "visibility": preset.visibility,
         "definition": preset.fields.definition,
     });
-    let Some(answer) = state
-        .ai
+    let Some(answer) = ai
         .ask_for_preset(&presets::refine_messages(&goal, &current))
         .await
     else {
@@ -465,7 +453,7 @@ async fn refine_preset(
     fields.tags = preset.fields.tags.clone();
     stored(
         svc::update_preset(
-            &state.stores,
+            &stores,
             preset.id,
             &fields,
             codes::AI_ANALYSIS_PRESET_AI_REFINED,

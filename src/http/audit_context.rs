@@ -7,18 +7,20 @@
 
 use crate::{
     error::{ErrorCause, ErrorPageInfo},
+    ingest::Ingestor,
     services::audit,
-    state::AppState,
+    store::Stores,
 };
 use axum::{
     extract::{ConnectInfo, Request, State},
     middleware::Next,
     response::Response,
 };
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 pub async fn audit_context(
-    State(state): State<AppState>,
+    State(ingestor): State<Arc<Ingestor>>,
+    State(stores): State<Stores>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -26,8 +28,7 @@ pub async fn audit_context(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| {
-            state
-                .ingestor
+            ingestor
                 .enricher
                 .client_ip(peer.ip(), request.headers())
                 .to_string()
@@ -56,7 +57,7 @@ pub async fn audit_context(
             _ => None,
         };
         if let Some(message) = recorded {
-            audit::error(&state.stores, status, &message).await;
+            audit::error(&stores, status, &message).await;
         }
         response
     })

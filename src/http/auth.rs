@@ -8,14 +8,17 @@ use super::{
     views::Shell,
 };
 use crate::{
+    config::Config,
     domain::{records::PlatformRole, redirect::redirect_target},
     error::AppError,
     runtime::rate_limit::namespaces,
+    runtime::realtime::RealtimeHub,
     services::{
         accounts::{self, ProvisionError},
         sentence_case,
     },
     state::AppState,
+    store::Stores,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -27,6 +30,7 @@ use axum::{
     routing::{get, post},
 };
 use std::collections::HashMap;
+use std::sync::Arc;
 use tower_sessions::Session;
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -81,7 +85,8 @@ async fn signed_in(session: &Session) -> bool {
 }
 
 async fn login_form(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -93,19 +98,20 @@ async fn login_form(
         next: redirect_target(query.get("next").map(String::as_str), "/projects"),
         email: String::new(),
         error: None,
-        registration_enabled: registration_open(&state).await?,
+        registration_enabled: registration_open(&stores, &config).await?,
     }
     .into_response())
 }
 
 async fn login(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     session: Session,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let email = form.get("email").unwrap_or_default().to_string();
     let next = redirect_target(form.get("next"), "/projects");
-    let user = accounts::check_login(&state.stores, &email, form.raw("password"))
+    let user = accounts::check_login(&stores, &email, form.raw("password"))
         .await
         .map_err(provision_error)?;
     let Some(user) = user else {
@@ -114,12 +120,11 @@ async fn login(
             next,
             email,
             error: Some("Invalid email or password".into()),
-            registration_enabled: registration_open(&state).await?,
+            registration_enabled: registration_open(&stores, &config).await?,
         };
         return Ok((StatusCode::BAD_REQUEST, page).into_response());
     };
-    let first_org = state
-        .stores
+    let first_org = stores
         .accounts
         .memberships(user.id)
         .await?
@@ -130,15 +135,16 @@ async fn login(
 }
 
 /// Whether anyone may register now (the admin's choice, else the configuration).
-async fn registration_open(state: &AppState) -> Result<bool, AppError> {
-    Ok(accounts::registration_open(&state.stores, state.config.registration_enabled).await?)
+async fn registration_open(stores: &Stores, config: &Config) -> Result<bool, AppError> {
+    Ok(accounts::registration_open(stores, config.registration_enabled).await?)
 }
 
 async fn register_form(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     session: Session,
 ) -> Result<Response, AppError> {
-    if !registration_open(&state).await? {
+    if !registration_open(&stores, &config).await? {
         return Ok(Redirect::to("/auth/login").into_response());
     }
     if signed_in(&session).await {
@@ -153,22 +159,23 @@ async fn register_form(
 }
 
 async fn register(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     session: Session,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    if !registration_open(&state).await? {
+    if !registration_open(&stores, &config).await? {
         return Err(AppError::Forbidden("Registration is disabled".into()));
     }
     let email = form.get("email").unwrap_or_default().to_string();
     // The first account ever becomes the platform admin.
-    let role = if state.stores.accounts.count_users().await? == 0 {
+    let role = if stores.accounts.count_users().await? == 0 {
         PlatformRole::Admin
     } else {
         PlatformRole::User
     };
     match accounts::provision(
-        &state.stores,
+        &stores,
         &email,
         form.raw("password"),
         role,
@@ -193,7 +200,8 @@ async fn register(
 }
 
 async fn logout(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(realtime): State<Arc<RealtimeHub>>,
     session: Session,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
@@ -206,9 +214,9 @@ async fn logout(
     session::sign_out(&session).await?;
     // The session's realtime streams end with it, on every instance.
     if let Some(id) = ended {
-        (state.realtime).session_ended(&crate::runtime::realtime::session_key(&id.to_string()));
+        realtime.session_ended(&crate::runtime::realtime::session_key(&id.to_string()));
     }
-    accounts::signed_out(&state.stores, user).await;
+    accounts::signed_out(&stores, user).await;
     Ok(Redirect::to("/auth/login").into_response())
 }
 

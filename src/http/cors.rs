@@ -2,18 +2,19 @@
 //! mode) and for allow-listed origins, the origin is reflected with credentials; elsewhere `*`.
 //! Every `OPTIONS` request is answered 204 here, before routing, auth or limits.
 
-use crate::state::AppState;
+use crate::config::Config;
 use axum::{
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use std::sync::Arc;
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const DEFAULT_ALLOW_HEADERS: &str = "Authorization, X-API-Key, Content-Type";
 
-pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn cors(State(config): State<Arc<Config>>, request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).cloned();
     let path = request.uri().path();
     let on_v1 = path == "/v1" || path.starts_with("/v1/");
@@ -24,7 +25,7 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
     let allow_listed = origin
         .as_ref()
         .and_then(|o| o.to_str().ok())
-        .is_some_and(|o| state.config.cors_allowed_origins.iter().any(|a| a == o));
+        .is_some_and(|o| config.cors_allowed_origins.iter().any(|a| a == o));
     let reflect = origin.filter(|_| on_v1 || allow_listed);
 
     let mut response = if request.method() == Method::OPTIONS {

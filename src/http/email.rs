@@ -11,15 +11,19 @@ use super::{
     views::Shell,
 };
 use crate::{
+    config::Config,
     config::Limit,
     domain::{
         email::{Cadence, Delivery},
         records::Project,
     },
     error::AppError,
+    runtime::rate_limit::RateLimiter,
     runtime::rate_limit::namespaces,
+    services::mail::Mailer,
     services::{email_reports, password_reset as reset},
     state::AppState,
+    store::Stores,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -31,6 +35,7 @@ use axum::{
     routing::get,
 };
 use std::collections::HashMap;
+use std::sync::Arc;
 use tower_sessions::Session;
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -56,14 +61,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// Why password resets by email cannot work here (no SMTP, or no trusted address to link to).
-fn reset_unavailable(state: &AppState, headers: &HeaderMap) -> Option<&'static str> {
-    if !state.mailer.is_configured() {
+fn reset_unavailable(
+    config: &Config,
+    mailer: &Mailer,
+    headers: &HeaderMap,
+) -> Option<&'static str> {
+    if !mailer.is_configured() {
         Some(
             "Password reset by email is not available: this server has no outgoing email \
              configured (SMTP_URL or SMTP_HOST, and SMTP_FROM). Ask your administrator to set \
              a new password for you.",
         )
-    } else if links::base_url(&state.config, headers).is_none() {
+    } else if links::base_url(config, headers).is_none() {
         Some(
             "Password reset by email is not available: this server does not know its public \
              address (PUBLIC_URL or ALLOWED_HOSTS) to link to. Ask your administrator.",
@@ -82,26 +91,30 @@ struct ForgotPage {
 }
 
 async fn forgot_form(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(mailer): State<Arc<Mailer>>,
     session: Session,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     Ok(ForgotPage {
         csrf: session::csrf_token(&session).await?,
-        unavailable: reset_unavailable(&state, &headers),
+        unavailable: reset_unavailable(&config, &mailer, &headers),
         sent: false,
     }
     .into_response())
 }
 
 async fn forgot(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    State(mailer): State<Arc<Mailer>>,
+    State(rate_limiter): State<Arc<dyn RateLimiter>>,
     session: Session,
     headers: HeaderMap,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let csrf = session::csrf_token(&session).await?;
-    if let Some(why) = reset_unavailable(&state, &headers) {
+    if let Some(why) = reset_unavailable(&config, &mailer, &headers) {
         let page = ForgotPage {
             csrf,
             unavailable: Some(why),
@@ -109,11 +122,11 @@ async fn forgot(
         };
         return Ok((StatusCode::SERVICE_UNAVAILABLE, page).into_response());
     }
-    let base = links::base_url(&state.config, &headers).unwrap_or_default();
+    let base = links::base_url(&config, &headers).unwrap_or_default();
     reset::request(
-        state.stores.clone(),
-        state.mailer.clone(),
-        &*state.rate_limiter,
+        stores,
+        mailer,
+        &*rate_limiter,
         form.get("email").unwrap_or_default().to_string(),
         base,
     )
@@ -223,18 +236,17 @@ struct Toggle {
 }
 
 async fn render(
-    state: &AppState,
+    stores: &Stores,
+    config: &Config,
+    mailer: &Mailer,
     auth: &AuthUser,
     project: Project,
     message: Option<String>,
 ) -> Result<EmailReportsPage, AppError> {
-    let subs = email_reports::subscriptions(&state.stores, project.id, auth.user.id).await?;
+    let subs = email_reports::subscriptions(stores, project.id, auth.user.id).await?;
     Ok(EmailReportsPage {
         shell: Shell::of(auth),
-        unavailable: email_reports::unavailable_reason(
-            &state.mailer,
-            state.config.public_url.as_deref(),
-        ),
+        unavailable: email_reports::unavailable_reason(mailer, config.public_url.as_deref()),
         toggles: Cadence::ALL
             .iter()
             .map(|c| {
@@ -252,31 +264,37 @@ async fn render(
             .collect(),
         project,
         message,
-        attachment_limit: email_reports::human_size(state.config.email_report_attachment_max_bytes),
+        attachment_limit: email_reports::human_size(config.email_report_attachment_max_bytes),
     })
 }
 
 async fn show_email_reports(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    State(mailer): State<Arc<Mailer>>,
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
-    Ok(render(&state, &auth, access.project, None)
-        .await?
-        .into_response())
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
+    Ok(
+        render(&stores, &config, &mailer, &auth, access.project, None)
+            .await?
+            .into_response(),
+    )
 }
 
 /// Form: `cadence` (`weekly`, `monthly`), `subscribe` (`true`/`false`) and, when subscribing,
 /// `delivery` (`link` default, `pdf`: the PDF report attached; subscribing again changes it);
 /// any member may change their own subscriptions.
 async fn change_email_reports(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    State(mailer): State<Arc<Mailer>>,
     auth: AuthUser,
     Path(id): Path<String>,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     let cadence = form
         .get("cadence")
         .and_then(Cadence::parse)
@@ -298,19 +316,12 @@ async fn change_email_reports(
         _ => None,
     };
     if on
-        && let Some(why) =
-            email_reports::unavailable_reason(&state.mailer, state.config.public_url.as_deref())
+        && let Some(why) = email_reports::unavailable_reason(&mailer, config.public_url.as_deref())
     {
         return Err(AppError::Conflict(why.into()));
     }
-    email_reports::set_subscription(
-        &state.stores,
-        &access.project,
-        &auth.user,
-        cadence,
-        delivery,
-    )
-    .await?;
+    email_reports::set_subscription(&stores, &access.project, &auth.user, cadence, delivery)
+        .await?;
     let message = if let Some(delivery) = delivery {
         format!(
             "You will get the {} report by email at {}{}. The first one covers the last complete period.",
@@ -324,7 +335,14 @@ async fn change_email_reports(
     } else {
         format!("You will no longer get the {} report.", cadence.as_str())
     };
-    Ok(render(&state, &auth, access.project, Some(message))
-        .await?
-        .into_response())
+    Ok(render(
+        &stores,
+        &config,
+        &mailer,
+        &auth,
+        access.project,
+        Some(message),
+    )
+    .await?
+    .into_response())
 }

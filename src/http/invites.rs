@@ -13,6 +13,7 @@ use crate::{
     error::AppError,
     services::orgs::{self as svc, Acceptance, InviteKind, MemberError},
     state::AppState,
+    store::Stores,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -76,7 +77,7 @@ fn dead_end(e: MemberError) -> Response {
 }
 
 async fn render(
-    state: &AppState,
+    stores: &Stores,
     session: &Session,
     invite: &Invite,
     kind: InviteKind,
@@ -86,15 +87,14 @@ async fn render(
 ) -> Result<AcceptPage, Response> {
     let target = match kind {
         InviteKind::Org => {
-            svc::invite_org(&state.stores, invite)
+            svc::invite_org(stores, invite)
                 .await
                 .map_err(dead_end)?
                 .name
         }
         InviteKind::Platform => "SuperInsights".to_string(),
     };
-    let existing = state
-        .stores
+    let existing = stores
         .accounts
         .user_by_email(&invite.email)
         .await
@@ -117,18 +117,18 @@ async fn render(
 }
 
 async fn show_form(
-    state: &AppState,
+    stores: &Stores,
     session: &Session,
     query: &HashMap<String, String>,
     kind: InviteKind,
 ) -> Response {
     let token = query.get("token").map(String::as_str);
-    let invite = match svc::open_invite(&state.stores, token, kind).await {
+    let invite = match svc::open_invite(stores, token, kind).await {
         Ok(invite) => invite,
         Err(e) => return dead_end(e),
     };
     match render(
-        state,
+        stores,
         session,
         &invite,
         kind,
@@ -144,29 +144,29 @@ async fn show_form(
 }
 
 async fn org_invite_form(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    show_form(&state, &session, &query, InviteKind::Org).await
+    show_form(&stores, &session, &query, InviteKind::Org).await
 }
 
 async fn platform_invite_form(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    show_form(&state, &session, &query, InviteKind::Platform).await
+    show_form(&stores, &session, &query, InviteKind::Platform).await
 }
 
 async fn accept(
-    state: &AppState,
+    stores: &Stores,
     session: &Session,
     form: &CsrfForm,
     kind: InviteKind,
 ) -> Result<Response, Response> {
     let token = form.get("token");
-    let invite = svc::open_invite(&state.stores, token, kind)
+    let invite = svc::open_invite(stores, token, kind)
         .await
         .map_err(dead_end)?;
     let who = Acceptance {
@@ -175,10 +175,10 @@ async fn accept(
         password: form.raw("password"),
     };
     let accepted = match kind {
-        InviteKind::Org => svc::accept_org_invite(&state.stores, &invite, who)
+        InviteKind::Org => svc::accept_org_invite(stores, &invite, who)
             .await
             .map(|(user, org)| (user, Some(org.id))),
-        InviteKind::Platform => svc::accept_platform_invite(&state.stores, &invite, who).await,
+        InviteKind::Platform => svc::accept_platform_invite(stores, &invite, who).await,
     };
     match accepted {
         Ok((user, org)) => {
@@ -191,7 +191,7 @@ async fn accept(
         Err(e @ (MemberError::Invalid(_) | MemberError::Forbidden(_))) => {
             let (status, error) = super::org::refusal(e).map_err(IntoResponse::into_response)?;
             let page = render(
-                state,
+                stores,
                 session,
                 &invite,
                 kind,
@@ -207,21 +207,21 @@ async fn accept(
 }
 
 async fn accept_org_invite(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     session: Session,
     form: CsrfForm,
 ) -> Response {
-    accept(&state, &session, &form, InviteKind::Org)
+    accept(&stores, &session, &form, InviteKind::Org)
         .await
         .unwrap_or_else(|r| r)
 }
 
 async fn accept_platform_invite(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     session: Session,
     form: CsrfForm,
 ) -> Response {
-    accept(&state, &session, &form, InviteKind::Platform)
+    accept(&stores, &session, &form, InviteKind::Platform)
         .await
         .unwrap_or_else(|r| r)
 }

@@ -8,12 +8,15 @@ use super::{
     views::Shell,
 };
 use crate::{
+    config::Config,
     domain::records::Organization,
     domain::{ids::DocId, redirect::redirect_target, timestamp::now_ms},
     error::{AppError, ErrorPageInfo},
     runtime::rate_limit::namespaces,
+    runtime::realtime::RealtimeHub,
     services::orgs::{self as svc, MemberError},
     state::AppState,
+    store::Stores,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -24,6 +27,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
+use std::sync::Arc;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let invites = RateLimitLayer::per_client_ip(
@@ -148,14 +152,13 @@ struct UsersPage {
 }
 
 async fn render_users(
-    state: &AppState,
+    stores: &Stores,
     auth: &AuthUser,
     notice: Notice,
 ) -> Result<UsersPage, AppError> {
     let org = auth.require_org()?.clone();
     let can_manage = auth.require_org_owner().is_ok();
-    let members = state
-        .stores
+    let members = stores
         .accounts
         .members(org.id)
         .await?
@@ -170,8 +173,7 @@ async fn render_users(
         .collect();
     // Invitees' addresses are for the people who manage the organization.
     let invites = if can_manage {
-        state
-            .stores
+        stores
             .invites
             .pending_invites(Some(org.id))
             .await?
@@ -219,12 +221,12 @@ pub(super) async fn render_outcome<P: IntoResponse>(
 
 /// The organization page after an action.
 async fn outcome(
-    state: &AppState,
+    stores: &Stores,
     auth: &AuthUser,
     result: Result<Notice, MemberError>,
 ) -> Result<Response, AppError> {
     render_outcome(result, async |notice| {
-        render_users(state, auth, notice).await
+        render_users(stores, auth, notice).await
     })
     .await
 }
@@ -249,52 +251,46 @@ async fn switch_org(auth: AuthUser, form: CsrfForm) -> Result<Response, AppError
     Ok(Redirect::to(&redirect_target(form.get("redirectTo"), "/projects")).into_response())
 }
 
-async fn show_users(State(state): State<AppState>, auth: AuthUser) -> Result<Response, AppError> {
-    Ok(render_users(&state, &auth, Notice::default())
+async fn show_users(State(stores): State<Stores>, auth: AuthUser) -> Result<Response, AppError> {
+    Ok(render_users(&stores, &auth, Notice::default())
         .await?
         .into_response())
 }
 
 async fn rename_org(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     mut auth: AuthUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let org = auth.require_org_owner()?.id;
-    let result = match svc::rename_org(
-        &state.stores,
-        org,
-        form.get("name").unwrap_or_default(),
-        false,
-    )
-    .await
-    {
-        Err(MemberError::Store(e)) => return Err(e.into()),
-        Ok(name) => {
-            if let Some(current) = auth.current_org.as_mut() {
-                current.name = name.clone();
+    let result =
+        match svc::rename_org(&stores, org, form.get("name").unwrap_or_default(), false).await {
+            Err(MemberError::Store(e)) => return Err(e.into()),
+            Ok(name) => {
+                if let Some(current) = auth.current_org.as_mut() {
+                    current.name = name.clone();
+                }
+                for (o, _) in auth.memberships.iter_mut().filter(|(o, _)| o.id == org) {
+                    o.name = name.clone();
+                }
+                Ok(Notice::ok(format!(
+                    "The organization is now called {name}."
+                )))
             }
-            for (o, _) in auth.memberships.iter_mut().filter(|(o, _)| o.id == org) {
-                o.name = name.clone();
-            }
-            Ok(Notice::ok(format!(
-                "The organization is now called {name}."
-            )))
-        }
-        Err(e) => Err(e),
-    };
-    outcome(&state, &auth, result).await
+            Err(e) => Err(e),
+        };
+    outcome(&stores, &auth, result).await
 }
 
 async fn add_user(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let org = auth.require_org_owner()?.id;
     let role = svc::org_role(form.get("role"));
     let email = form.get("email").unwrap_or_default();
-    let result = svc::add_existing(&state.stores, org, email, role).await;
+    let result = svc::add_existing(&stores, org, email, role).await;
     if let Ok(user) = &result
         && user.id == auth.user.id
     {
@@ -303,11 +299,12 @@ async fn add_user(
         return Ok(Redirect::to("/org/users").into_response());
     }
     let result = result.map(|user| Notice::ok(format!("{} now has access as {role}.", user.email)));
-    outcome(&state, &auth, result).await
+    outcome(&stores, &auth, result).await
 }
 
 async fn invite_user(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     auth: AuthUser,
     headers: HeaderMap,
     form: CsrfForm,
@@ -315,7 +312,7 @@ async fn invite_user(
     let org = auth.require_org_owner()?.id;
     let role = svc::org_role(form.get("role"));
     let email = form.get("email").unwrap_or_default();
-    let result = svc::invite_to_org(&state.stores, org, email, role, auth.user.id)
+    let result = svc::invite_to_org(&stores, org, email, role, auth.user.id)
         .await
         .map(|token| Notice {
             message: Some(format!(
@@ -323,57 +320,57 @@ async fn invite_user(
                 email.trim().to_lowercase()
             )),
             invite_link: Some(super::links::link(
-                &state.config,
+                &config,
                 &headers,
                 &format!("/accept-invite?token={token}"),
             )),
             ..Default::default()
         });
-    outcome(&state, &auth, result).await
+    outcome(&stores, &auth, result).await
 }
 
 async fn set_role(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let org = auth.require_org_owner()?.id;
     let user = id_field(&form, "userId")?;
     let role = svc::org_role(form.get("role"));
-    let result = svc::set_member_role(&state.stores, org, user, role).await;
+    let result = svc::set_member_role(&stores, org, user, role).await;
     if result.is_ok() && user == auth.user.id {
         // The signed-in user changed their own privileges: new session id, fresh page.
         session::rotate(&auth.session).await?;
         return Ok(Redirect::to("/org/users").into_response());
     }
     let result = result.map(|()| Notice::ok(format!("Role changed to {role}.")));
-    outcome(&state, &auth, result).await
+    outcome(&stores, &auth, result).await
 }
 
 async fn remove_user(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let org = auth.require_org_owner()?.id;
     let user = id_field(&form, "userId")?;
-    let result = svc::remove_from_org(&state.stores, org, auth.user.id, user)
+    let result = svc::remove_from_org(&stores, org, auth.user.id, user)
         .await
         .map(|removed| Notice::ok(format!("{} was removed.", removed.email)));
-    outcome(&state, &auth, result).await
+    outcome(&stores, &auth, result).await
 }
 
 async fn revoke_invite(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let org = auth.require_org_owner()?.id;
     let invite = id_field(&form, "inviteId")?;
-    let result = svc::revoke_invite(&state.stores, Some(org), invite)
+    let result = svc::revoke_invite(&stores, Some(org), invite)
         .await
         .map(|i| Notice::ok(format!("The invite for {} was revoked.", i.email)));
-    outcome(&state, &auth, result).await
+    outcome(&stores, &auth, result).await
 }
 
 /// One enabled public link in the organization and admin lists (never the token).
@@ -413,12 +410,12 @@ struct PublicLinksPage {
 }
 
 async fn render_public_links(
-    state: &AppState,
+    stores: &Stores,
     auth: &AuthUser,
     notice: Notice,
 ) -> Result<PublicLinksPage, AppError> {
     let org = auth.require_org_owner()?.clone();
-    let links = crate::services::public_links::list(&state.stores, Some(org.id))
+    let links = crate::services::public_links::list(stores, Some(org.id))
         .await?
         .iter()
         .map(PublicLinkRow::of)
@@ -433,47 +430,49 @@ async fn render_public_links(
 
 /// The organization's enabled public links (owners and platform admins).
 async fn list_public_links(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
 ) -> Result<Response, AppError> {
-    Ok(render_public_links(&state, &auth, Notice::default())
+    Ok(render_public_links(&stores, &auth, Notice::default())
         .await?
         .into_response())
 }
 
 /// SuperInsights 1.x's form: `projectId` in the body.
 async fn revoke_public_link(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(realtime): State<Arc<RealtimeHub>>,
     auth: AuthUser,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let project = id_field(&form, "projectId")?;
-    revoke_link_of_org(&state, &auth, project).await
+    revoke_link_of_org(&stores, &realtime, &auth, project).await
 }
 
 async fn revoke_public_link_at(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(realtime): State<Arc<RealtimeHub>>,
     auth: AuthUser,
     axum::extract::Path(project): axum::extract::Path<String>,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
     let project = DocId::parse(&project).ok_or(AppError::NotFound)?;
-    revoke_link_of_org(&state, &auth, project).await
+    revoke_link_of_org(&stores, &realtime, &auth, project).await
 }
 
 async fn revoke_link_of_org(
-    state: &AppState,
+    stores: &Stores,
+    realtime: &RealtimeHub,
     auth: &AuthUser,
     project: DocId,
 ) -> Result<Response, AppError> {
     let org = auth.require_org_owner()?.id;
-    let result =
-        crate::services::public_links::revoke(&state.stores, &state.realtime, project, Some(org))
-            .await?
-            .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
-            .ok_or_else(no_such_project);
+    let result = crate::services::public_links::revoke(stores, realtime, project, Some(org))
+        .await?
+        .map(|p| Notice::ok(format!("The public link of {} was revoked.", p.name)))
+        .ok_or_else(no_such_project);
     render_outcome(result, async |notice| {
-        render_public_links(state, auth, notice).await
+        render_public_links(stores, auth, notice).await
     })
     .await
 }

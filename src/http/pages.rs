@@ -3,7 +3,9 @@
 //! ([`asset`]: `/static/v/{digest of every asset}/{path}`), served with a year-long immutable
 //! cache, so a new build's files are fetched at once and unchanged ones never again.
 
+use crate::config::Config;
 use crate::state::AppState;
+use crate::store::Stores;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
@@ -14,6 +16,7 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
+use std::sync::Arc;
 
 /// Static files compiled into the binary, so one file is the whole server.
 const STATIC_FILES: &[(&str, &str, &str)] = &[
@@ -176,8 +179,11 @@ struct ErrorPage {
     message: String,
 }
 
-async fn landing(State(state): State<AppState>, session: tower_sessions::Session) -> Response {
-    let config = &state.config;
+async fn landing(
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    session: tower_sessions::Session,
+) -> Response {
     if session
         .get::<crate::domain::ids::DocId>("uid")
         .await
@@ -193,7 +199,7 @@ async fn landing(State(state): State<AppState>, session: tower_sessions::Session
         .unwrap_or_else(|| format!("http://localhost:{}", config.port));
     // A store that cannot answer hides the sign-up link rather than failing the page.
     let registration_open =
-        crate::services::accounts::registration_open(&state.stores, config.registration_enabled)
+        crate::services::accounts::registration_open(&stores, config.registration_enabled)
             .await
             .unwrap_or(false);
     LandingPage {

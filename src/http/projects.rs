@@ -8,15 +8,18 @@ use super::{
     views::Shell,
 };
 use crate::{
+    config::Config,
     domain::ids::DocId,
     domain::records::{OrgRole, Project},
     error::AppError,
+    runtime::realtime::RealtimeHub,
     services::{
         orgs::{self, MemberError},
         projects::{self as svc, ProjectForm},
         public_links,
     },
-    state::AppState,
+    state::{AppState, ProjectCaches},
+    store::Stores,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -28,6 +31,7 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::json;
+use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -69,10 +73,9 @@ pub struct ProjectAccess {
 
 impl ProjectAccess {
     /// 404 for an unknown or deleted project; 403 for a non-member.
-    pub async fn check(state: &AppState, auth: &AuthUser, id: &str) -> Result<Self, AppError> {
+    pub async fn check(stores: &Stores, auth: &AuthUser, id: &str) -> Result<Self, AppError> {
         let id = DocId::parse(id).ok_or(AppError::NotFound)?;
-        let project = state
-            .stores
+        let project = stores
             .projects
             .project(id)
             .await?
@@ -208,14 +211,15 @@ struct Notice {
 }
 
 async fn render_settings(
-    state: &AppState,
+    stores: &Stores,
+    config: &Config,
     auth: &AuthUser,
     access: ProjectAccess,
     headers: &HeaderMap,
     notice: Notice,
 ) -> Result<SettingsPage, AppError> {
     let p = &access.project;
-    let rules = state.stores.projects.drop_rules(p.id).await?;
+    let rules = stores.projects.drop_rules(p.id).await?;
     let mut filter_rows: Vec<(String, String, String)> = rules
         .filters
         .iter()
@@ -228,23 +232,22 @@ async fn render_settings(
         })
         .collect();
     filter_rows.extend((0..2).map(|_| (String::new(), "equals".to_string(), String::new())));
-    let members = state
-        .stores
+    let members = stores
         .accounts
         .members(p.org_id)
         .await?
         .into_iter()
         .map(|m| (m.user.email, m.role.to_string(), m.user.id.to_hex()))
         .collect();
-    let snippet = snippet_of(state, headers, p);
-    let link = public_links::state(&state.stores, p.id).await?;
+    let snippet = snippet_of(config, headers, p);
+    let link = public_links::state(stores, p.id).await?;
     let public_link = PublicLinkView {
         enabled: link.enabled,
         since: link.created_at.map(minute),
         token_made: link.last_regenerated_at.map(minute),
         revoked: link.revoked_at.map(minute),
     };
-    let siblings = crate::http::analytics::sibling_projects(state, &access.project).await?;
+    let siblings = crate::http::analytics::sibling_projects(stores, &access.project).await?;
     Ok(SettingsPage {
         base: format!("/projects/{}", p.id),
         section: "settings",
@@ -265,7 +268,7 @@ async fn render_settings(
         whitelist: rules.mode == crate::domain::drop_rules::DropMode::Whitelist,
         rules,
         filter_rows,
-        dropped: state.stores.stats.dropped_events(p.id).await?,
+        dropped: stores.stats.dropped_events(p.id).await?,
         members,
         invite_link: notice.invite_link,
         message: notice.message,
@@ -275,12 +278,12 @@ async fn render_settings(
 }
 
 /// The SDK snippet for `project`, as the settings and setup pages show it.
-fn snippet_of(state: &AppState, headers: &HeaderMap, project: &Project) -> String {
+fn snippet_of(config: &Config, headers: &HeaderMap, project: &Project) -> String {
     // Without a trusted address the snippet says so instead of guessing from the Host header.
-    let base = super::links::base_url(&state.config, headers)
+    let base = super::links::base_url(config, headers)
         .unwrap_or_else(|| super::links::UNKNOWN_BASE.to_string());
     // In production the versioned URL is cached for a year; in development the plain one.
-    let sdk = if state.config.production {
+    let sdk = if config.production {
         super::sdk::sdk_versioned_path()
     } else {
         "/sdk/superinsights.js".to_string()
@@ -317,15 +320,16 @@ struct SetupPage {
 
 /// `GET /projects/{id}/setup`: where sign-up and a new project lead.
 async fn show_setup(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     let p = &access.project;
-    let has_data = crate::services::realtime::has_data(&state.stores, p.id).await?;
-    let base = super::links::base_url(&state.config, &headers)
+    let has_data = crate::services::realtime::has_data(&stores, p.id).await?;
+    let base = super::links::base_url(&config, &headers)
         .unwrap_or_else(|| super::links::UNKNOWN_BASE.to_string());
     let curl = format!(
         "curl -X POST {base}/v1/pageviews \\\n  -H \"Authorization: Bearer {}\" -H \"Content-Type: application/json\" \\\n  -d '{{\"url\":\"/hello\"}}'",
@@ -333,7 +337,7 @@ async fn show_setup(
     );
     Ok(SetupPage {
         shell: Shell::of(&auth),
-        snippet: snippet_of(&state, &headers, p),
+        snippet: snippet_of(&config, &headers, p),
         curl,
         has_data,
         can_edit: EDITORS.contains(&access.role),
@@ -420,17 +424,18 @@ async fn project_home(Path(id): Path<String>) -> Redirect {
 }
 
 async fn show_settings(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(EDITORS)?;
     let project = access.project.id;
-    let Some((message, url)) = just_made_link(&state, project, &headers).await else {
+    let Some((message, url)) = just_made_link(&stores, &config, project, &headers).await else {
         return Ok(
-            render_settings(&state, &auth, access, &headers, Notice::default())
+            render_settings(&stores, &config, &auth, access, &headers, Notice::default())
                 .await?
                 .into_response(),
         );
@@ -440,25 +445,26 @@ async fn show_settings(
         public_link_url: Some(url),
         ..Default::default()
     };
-    let page = render_settings(&state, &auth, access, &headers, notice).await?;
+    let page = render_settings(&stores, &config, &auth, access, &headers, notice).await?;
     // Shown once: the cookie is cleared, so a reload shows the page without the link.
-    let clear = new_link_cookie(&state, project, "", 0);
+    let clear = new_link_cookie(&config, project, "", 0);
     Ok(([(axum::http::header::SET_COOKIE, clear)], page).into_response())
 }
 
 async fn update_project(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let mut access = ProjectAccess::check(&state, &auth, &id).await?;
+    let mut access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(EDITORS)?;
     let raw = project_form(&form);
     let outcome = match raw.validate() {
         Ok(update) => {
-            access.project = svc::update(&state.stores, access.project.id, &update).await?;
+            access.project = svc::update(&stores, access.project.id, &update).await?;
             done("Project updated successfully.")
         }
         Err(error) => Err((
@@ -470,36 +476,42 @@ async fn update_project(
             },
         )),
     };
-    settings_outcome(&state, &auth, access, &headers, outcome).await
+    settings_outcome(&stores, &config, &auth, access, &headers, outcome).await
 }
 
 /// The project changes that invalidate cached keys and dashboards themselves.
-fn changes(state: &AppState) -> svc::ProjectChanges<'_> {
-    svc::ProjectChanges::new(&state.stores, state.ingestor.keys(), &state.dashboards)
+fn changes<'a>(stores: &'a Stores, caches: &'a ProjectCaches) -> svc::ProjectChanges<'a> {
+    svc::ProjectChanges::new(stores, caches.ingestor.keys(), &caches.dashboards)
 }
 
 async fn regenerate_keys(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    State(caches): State<ProjectCaches>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let mut access = ProjectAccess::check(&state, &auth, &id).await?;
+    let mut access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(OWNERS)?;
-    access.project = changes(&state).regenerate_keys(access.project.id).await?;
+    access.project = changes(&stores, &caches)
+        .regenerate_keys(access.project.id)
+        .await?;
     let outcome = done("New keys generated. The old keys no longer work.");
-    settings_outcome(&state, &auth, access, &headers, outcome).await
+    settings_outcome(&stores, &config, &auth, access, &headers, outcome).await
 }
 
 async fn save_drop_rules(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    State(caches): State<ProjectCaches>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(EDITORS)?;
     let parsed = svc::drop_rules_from_form(
         form.get("dropEnabled"),
@@ -510,35 +522,36 @@ async fn save_drop_rules(
     );
     let outcome = match parsed {
         Ok(rules) => {
-            changes(&state)
+            changes(&stores, &caches)
                 .set_drop_rules(access.project.id, &rules)
                 .await?;
             done("Drop rules saved.")
         }
         Err(error) => refused(StatusCode::BAD_REQUEST, error),
     };
-    settings_outcome(&state, &auth, access, &headers, outcome).await
+    settings_outcome(&stores, &config, &auth, access, &headers, outcome).await
 }
 
 async fn drop_report(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(EDITORS)?;
-    let dropped = state.stores.stats.dropped_events(access.project.id).await?;
+    let dropped = stores.stats.dropped_events(access.project.id).await?;
     Ok(Json(json!({"dropped": dropped})).into_response())
 }
 
 async fn add_user(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(EDITORS)?;
     let role = match form.get("role") {
         Some("owner") if access.role == OrgRole::Owner => OrgRole::Owner,
@@ -549,16 +562,16 @@ async fn add_user(
     let org = access.project.org_id;
     // Access is organization-wide: an existing user joins the organization, anyone else is
     // invited to it.
-    let result = match orgs::add_existing(&state.stores, org, email, role).await {
+    let result = match orgs::add_existing(&stores, org, email, role).await {
         Err(MemberError::NotFound(_)) => {
-            orgs::invite_to_org(&state.stores, org, email, role, auth.user.id)
+            orgs::invite_to_org(&stores, org, email, role, auth.user.id)
                 .await
                 .map(|token| Notice {
                     message: Some(format!(
                         "{email} has no account yet: send them this invite link."
                     )),
                     invite_link: Some(super::links::link(
-                        &state.config,
+                        &config,
                         &headers,
                         &format!("/accept-invite?token={token}"),
                     )),
@@ -571,47 +584,51 @@ async fn add_user(
         }),
     };
     let outcome = member_outcome(result)?;
-    settings_outcome(&state, &auth, access, &headers, outcome).await
+    settings_outcome(&stores, &config, &auth, access, &headers, outcome).await
 }
 
 async fn remove_user(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(OWNERS)?;
     let user = form
         .get("userId")
         .and_then(DocId::parse)
         .ok_or_else(|| AppError::BadRequest("userId is required".into()))?;
-    let result = orgs::remove_from_org(&state.stores, access.project.org_id, auth.user.id, user)
+    let result = orgs::remove_from_org(&stores, access.project.org_id, auth.user.id, user)
         .await
         .map(|_| Notice {
             message: Some("Member removed.".into()),
             ..Default::default()
         });
     let outcome = member_outcome(result)?;
-    settings_outcome(&state, &auth, access, &headers, outcome).await
+    settings_outcome(&stores, &config, &auth, access, &headers, outcome).await
 }
 
 /// The settings page after an action: its message, or its error with the refusal's status.
 async fn settings_outcome(
-    state: &AppState,
+    stores: &Stores,
+    config: &Config,
     auth: &AuthUser,
     access: ProjectAccess,
     headers: &HeaderMap,
     outcome: Outcome,
 ) -> Result<Response, AppError> {
     match outcome {
-        Ok(notice) => Ok(render_settings(state, auth, access, headers, notice)
-            .await?
-            .into_response()),
+        Ok(notice) => Ok(
+            render_settings(stores, config, auth, access, headers, notice)
+                .await?
+                .into_response(),
+        ),
         Err((status, notice)) => Ok((
             status,
-            render_settings(state, auth, access, headers, notice).await?,
+            render_settings(stores, config, auth, access, headers, notice).await?,
         )
             .into_response()),
     }
@@ -629,49 +646,58 @@ fn member_outcome(result: Result<Notice, MemberError>) -> Result<Outcome, AppErr
 }
 
 async fn delete_project(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(caches): State<ProjectCaches>,
     auth: AuthUser,
     Path(id): Path<String>,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(OWNERS)?;
-    changes(&state).delete(access.project.id).await?;
+    changes(&stores, &caches).delete(access.project.id).await?;
     Ok(Redirect::to("/projects").into_response())
 }
 
 async fn clear_data(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    State(caches): State<ProjectCaches>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(OWNERS)?;
-    changes(&state).clear_data(access.project.id).await?;
+    changes(&stores, &caches)
+        .clear_data(access.project.id)
+        .await?;
     let outcome = done("All analytics data of this project was deleted.");
-    settings_outcome(&state, &auth, access, &headers, outcome).await
+    settings_outcome(&stores, &config, &auth, access, &headers, outcome).await
 }
 
 /// Enables the public link (owner only); the settings page it redirects to shows its URL once.
 async fn enable_public_link(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    State(realtime): State<Arc<RealtimeHub>>,
     auth: AuthUser,
     Path(id): Path<String>,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
-    new_public_link(&state, &auth, &id, "enabled").await
+    new_public_link(&stores, &config, &realtime, &auth, &id, "enabled").await
 }
 
 /// Replaces the public link's token (owner only): the old URL stops working at once.
 async fn regenerate_public_link(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    State(realtime): State<Arc<RealtimeHub>>,
     auth: AuthUser,
     Path(id): Path<String>,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
-    new_public_link(&state, &auth, &id, "regenerated").await
+    new_public_link(&stores, &config, &realtime, &auth, &id, "regenerated").await
 }
 
 /// The cookie that carries a just-made public link's token from the POST to the settings page
@@ -690,12 +716,8 @@ fn new_link_message(kind: &str) -> Option<&'static str> {
     }
 }
 
-fn new_link_cookie(state: &AppState, project: DocId, value: &str, max_age: u32) -> String {
-    let secure = if state.config.production {
-        "; Secure"
-    } else {
-        ""
-    };
+fn new_link_cookie(config: &Config, project: DocId, value: &str, max_age: u32) -> String {
+    let secure = if config.production { "; Secure" } else { "" };
     format!(
         "{NEW_LINK_COOKIE}={value}; Path=/projects/{project}/settings; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     )
@@ -703,23 +725,21 @@ fn new_link_cookie(state: &AppState, project: DocId, value: &str, max_age: u32) 
 
 /// Makes a new token and redirects to the settings page, which shows the link once.
 async fn new_public_link(
-    state: &AppState,
+    stores: &Stores,
+    config: &Config,
+    realtime: &RealtimeHub,
     auth: &AuthUser,
     id: &str,
     kind: &str,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(state, auth, id).await?;
+    let access = ProjectAccess::check(stores, auth, id).await?;
     access.require(OWNERS)?;
     let project = access.project.id;
-    let made = public_links::regenerate(
-        &state.stores,
-        state.config.public_link_pepper.expose(),
-        project,
-    )
-    .await?;
+    let made =
+        public_links::regenerate(stores, config.public_link_pepper.expose(), project).await?;
     // The old token stopped working: its open streams end.
-    state.realtime.link_changed(project);
-    let cookie = new_link_cookie(state, project, &format!("{kind}.{}", made.token), 300);
+    realtime.link_changed(project);
+    let cookie = new_link_cookie(config, project, &format!("{kind}.{}", made.token), 300);
     Ok((
         [(axum::http::header::SET_COOKIE, cookie)],
         Redirect::to(&format!("/projects/{project}/settings#public-link")),
@@ -730,7 +750,8 @@ async fn new_public_link(
 /// The link made just before (from [`NEW_LINK_COOKIE`]) when it is still the project's
 /// current one: its message and URL, to show once.
 async fn just_made_link(
-    state: &AppState,
+    stores: &Stores,
+    config: &Config,
     project: DocId,
     headers: &HeaderMap,
 ) -> Option<(&'static str, String)> {
@@ -744,39 +765,32 @@ async fn just_made_link(
         .map(|(_, value)| value.to_string())?;
     let (kind, token) = value.split_once('.')?;
     let message = new_link_message(kind)?;
-    public_links::verify(
-        &state.stores,
-        state.config.public_link_pepper.expose(),
-        project,
-        token,
-    )
-    .await
-    .ok()?;
-    let url = public_links::dashboard_url(
-        &super::links::link(&state.config, headers, ""),
-        project,
-        token,
-    );
+    public_links::verify(stores, config.public_link_pepper.expose(), project, token)
+        .await
+        .ok()?;
+    let url = public_links::dashboard_url(&super::links::link(config, headers, ""), project, token);
     Some((message, url))
 }
 
 /// Disables the public link (owner only).
 async fn revoke_public_link(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(config): State<Arc<Config>>,
+    State(realtime): State<Arc<RealtimeHub>>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     _form: CsrfForm,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(OWNERS)?;
     public_links::revoke(
-        &state.stores,
-        &state.realtime,
+        &stores,
+        &realtime,
         access.project.id,
         Some(access.project.org_id),
     )
     .await?;
     let outcome = done("Public link revoked. It no longer works.");
-    settings_outcome(&state, &auth, access, &headers, outcome).await
+    settings_outcome(&stores, &config, &auth, access, &headers, outcome).await
 }

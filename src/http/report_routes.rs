@@ -17,11 +17,13 @@ use crate::{
     error::AppError,
     reports::{FilterTemplate, Report, ReportStatus, render_html, request::Rejected},
     runtime::rate_limit::namespaces,
+    services::report_jobs::ReportJobs,
     services::report_jobs::{
         ESTIMATED_SECONDS, FORM_TEMPLATES, Generated, LIST_LIMIT, ReportError,
     },
-    state::AppState,
+    state::{AppState, Limiting},
     store::Project,
+    store::Stores,
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -35,6 +37,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -97,12 +100,8 @@ fn forbidden() -> Refused {
 }
 
 /// The project, for JSON routes: 404/403 as `{error, code}`.
-async fn access_json(
-    state: &AppState,
-    auth: &AuthUser,
-    id: &str,
-) -> Result<ProjectAccess, Refused> {
-    match ProjectAccess::check(state, auth, id).await {
+async fn access_json(stores: &Stores, auth: &AuthUser, id: &str) -> Result<ProjectAccess, Refused> {
+    match ProjectAccess::check(stores, auth, id).await {
         Ok(a) => Ok(a),
         Err(AppError::NotFound) => Err(Refused::Coded(
             StatusCode::NOT_FOUND,
@@ -264,24 +263,24 @@ page_helpers!(ListPage, NewPage, DetailPage, ViewPage);
 
 /// `GET …/reports` (`?status=`, `?sort=`): the list page, or `{success, data}` for JSON.
 async fn list_reports(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     let status = q.get("status").map(String::as_str).unwrap_or("all");
     let sort = q.get("sort").map(String::as_str).unwrap_or("created_desc");
-    let reports = state
-        .reports
+    let reports = reports
         .list(access.project.id, ReportStatus::parse(status), sort)
         .await?;
     if wants_json(&headers) {
         let data: Vec<Value> = reports.iter().map(Report::to_json).collect();
         return Ok(Json(json!({"success": true, "data": data})).into_response());
     }
-    let siblings = crate::http::analytics::sibling_projects(&state, &access.project).await?;
+    let siblings = crate::http::analytics::sibling_projects(&stores, &access.project).await?;
     Ok(ListPage {
         shell: Shell::of(&auth),
         base: base_of(&access.project),
@@ -298,17 +297,15 @@ async fn list_reports(
 
 /// `GET …/reports/new`: the form with up to 50 templates (owner/admin).
 async fn new_report_form(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let access = ProjectAccess::check(&state, &auth, &id).await?;
+    let access = ProjectAccess::check(&stores, &auth, &id).await?;
     access.require(EDITORS)?;
-    let templates = state
-        .reports
-        .templates(access.project.id, FORM_TEMPLATES)
-        .await?;
-    let siblings = crate::http::analytics::sibling_projects(&state, &access.project).await?;
+    let templates = reports.templates(access.project.id, FORM_TEMPLATES).await?;
+    let siblings = crate::http::analytics::sibling_projects(&stores, &access.project).await?;
     Ok(NewPage {
         shell: Shell::of(&auth),
         base: base_of(&access.project),
@@ -335,22 +332,24 @@ fn script_json(v: &Value) -> String {
 /// `POST …/reports/generate`: 202 `{reportId, status, pollingUrl, viewUrl, estimatedSeconds}`
 /// (or `deduplicated: true`); 400 `INVALID_*`, 403 `FORBIDDEN`, 429 `RATE_LIMIT`.
 async fn generate_report(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(limiting): State<Limiting>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let access = access_json(&state, &auth, &id).await?;
+    let access = access_json(&stores, &auth, &id).await?;
     editor(&access)?;
     let body = csrf_json(&auth, &headers, &body)?;
     let key = format!("{}:{}", auth.user.id, access.project.id);
-    let decision = state
-        .rate_limiter
+    let decision = limiting
+        .limiter
         .check_limit(
             namespaces::REPORT_GENERATION,
             &key,
-            state.config.rate_limits.report_generation,
+            limiting.limits.report_generation,
         )
         .await;
     if let Some(wait) = decision.retry_after() {
@@ -373,11 +372,7 @@ async fn generate_report(
             format!("{base}/reports/{}/view", r.id),
         )
     };
-    let answer = match state
-        .reports
-        .generate(&access.project, &auth.user, &body)
-        .await?
-    {
+    let answer = match reports.generate(&access.project, &auth.user, &body).await? {
         Generated::Created(r) => {
             let (polling, view) = urls(&r);
             json!({"reportId": r.id.to_hex(), "status": r.status.as_str(), "pollingUrl": polling,
@@ -399,29 +394,31 @@ async fn generate_report(
 type ReportPage = (ProjectAccess, Report, String, Vec<(String, String)>);
 
 async fn report_page(
-    state: &AppState,
+    stores: &Stores,
+    reports: &ReportJobs,
     auth: &AuthUser,
     id: &str,
     report_id: &str,
 ) -> Result<ReportPage, AppError> {
-    let access = ProjectAccess::check(state, auth, id).await?;
-    let report = state
-        .reports
+    let access = ProjectAccess::check(stores, auth, id).await?;
+    let report = reports
         .report(access.project.id, report_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let siblings = crate::http::analytics::sibling_projects(state, &access.project).await?;
+    let siblings = crate::http::analytics::sibling_projects(stores, &access.project).await?;
     let base = base_of(&access.project);
     Ok((access, report, base, siblings))
 }
 
 /// `GET …/reports/{reportId}`: the detail page (progress polled from `/status`).
 async fn show_report(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path((id, report_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let (access, report, base, siblings) = report_page(&state, &auth, &id, &report_id).await?;
+    let (access, report, base, siblings) =
+        report_page(&stores, &reports, &auth, &id, &report_id).await?;
     let retry = json!({
         "name": report.name, "dataType": report.data_type.as_str(),
         "timeframe": report.timeframe,
@@ -449,11 +446,13 @@ async fn show_report(
 /// `GET …/reports/{reportId}/view`: the report as an interactive page; the detail page until
 /// it is completed.
 async fn view_report(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path((id, report_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let (access, report, base, siblings) = report_page(&state, &auth, &id, &report_id).await?;
+    let (access, report, base, siblings) =
+        report_page(&stores, &reports, &auth, &id, &report_id).await?;
     let Some(ctx) = report
         .context_snapshot
         .as_ref()
@@ -477,13 +476,13 @@ async fn view_report(
 
 /// `GET …/reports/{reportId}/status`: progress JSON; 404 `{error, code: "NOT_FOUND"}`.
 async fn report_status(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path((id, report_id)): Path<(String, String)>,
 ) -> Answer {
-    let access = access_json(&state, &auth, &id).await?;
-    let report = state
-        .reports
+    let access = access_json(&stores, &auth, &id).await?;
+    let report = reports
         .report(access.project.id, &report_id)
         .await?
         .ok_or_else(not_found)?;
@@ -493,23 +492,24 @@ async fn report_status(
 /// `GET …/reports/{reportId}/download`: the file as an attachment. 409 not ready, 410 expired,
 /// 403 outside the project's namespace, 429 past 10 a minute per user and project.
 async fn download_report(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(limiting): State<Limiting>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path((id, report_id)): Path<(String, String)>,
 ) -> Answer {
-    let access = access_json(&state, &auth, &id).await?;
-    let report = state
-        .reports
+    let access = access_json(&stores, &auth, &id).await?;
+    let report = reports
         .report(access.project.id, &report_id)
         .await?
         .ok_or_else(not_found)?;
     let key = format!("{}:{}", auth.user.id, access.project.id);
-    let decision = state
-        .rate_limiter
+    let decision = limiting
+        .limiter
         .check_limit(
             namespaces::REPORT_DOWNLOADS,
             &key,
-            state.config.rate_limits.report_downloads,
+            limiting.limits.report_downloads,
         )
         .await;
     if decision.retry_after().is_some() {
@@ -543,7 +543,7 @@ async fn download_report(
     {
         return Err(forbidden());
     }
-    let Some(file) = state.reports.open_file(&report).await? else {
+    let Some(file) = reports.open_file(&report).await? else {
         return Ok(coded(
             StatusCode::GONE,
             "The report file is gone",
@@ -573,16 +573,17 @@ async fn download_report(
 
 /// `POST …/reports/{reportId}/delete`: soft delete → `{success: true}` (owner/admin).
 async fn delete_report(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path((id, report_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let access = access_json(&state, &auth, &id).await?;
+    let access = access_json(&stores, &auth, &id).await?;
     editor(&access)?;
     csrf_json(&auth, &headers, &body)?;
-    if state.reports.delete(access.project.id, &report_id).await? {
+    if reports.delete(access.project.id, &report_id).await? {
         Ok(Json(json!({"success": true})).into_response())
     } else {
         Err(not_found())
@@ -595,32 +596,30 @@ async fn delete_report(
 
 /// `GET …/filter-templates` → `{success, data: [≤ 100 newest]}`.
 async fn list_templates(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Answer {
-    let access = access_json(&state, &auth, &id).await?;
-    let templates = state
-        .reports
-        .templates(access.project.id, LIST_LIMIT)
-        .await?;
+    let access = access_json(&stores, &auth, &id).await?;
+    let templates = reports.templates(access.project.id, LIST_LIMIT).await?;
     let data: Vec<Value> = templates.iter().map(FilterTemplate::to_json).collect();
     Ok(Json(json!({"success": true, "data": data})).into_response())
 }
 
 /// `POST …/filter-templates` → 201 `{success, data}`; 400 `INVALID_PARAMS` / `INVALID_RANGE`.
 async fn create_template(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let access = access_json(&state, &auth, &id).await?;
+    let access = access_json(&stores, &auth, &id).await?;
     editor(&access)?;
     let body = csrf_json(&auth, &headers, &body)?;
-    let template = state
-        .reports
+    let template = reports
         .create_template(&access.project, &auth.user, &body)
         .await?;
     Ok((
@@ -632,17 +631,17 @@ async fn create_template(
 
 /// `POST …/filter-templates/{templateId}/delete` → `{success: true}`.
 async fn delete_template(
-    State(state): State<AppState>,
+    State(stores): State<Stores>,
+    State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
     Path((id, template_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let access = access_json(&state, &auth, &id).await?;
+    let access = access_json(&stores, &auth, &id).await?;
     editor(&access)?;
     csrf_json(&auth, &headers, &body)?;
-    if state
-        .reports
+    if reports
         .delete_template(access.project.id, &template_id)
         .await?
     {

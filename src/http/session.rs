@@ -9,6 +9,7 @@ use crate::{
     domain::records::{OrgRole, Organization, PlatformRole, User},
     error::AppError,
     state::AppState,
+    store::Stores,
 };
 use axum::{
     extract::{FromRef, FromRequest, FromRequestParts, Request},
@@ -52,14 +53,14 @@ fn password_stamp(password_hash: &str) -> String {
 /// the account is gone) or `password-changed` (the password was changed since it signed in,
 /// which ends every other session of the user). Store errors are `Err`.
 pub(crate) async fn record_signs_in(
-    state: &AppState,
+    stores: &Stores,
     record: &tower_sessions::session::Record,
 ) -> Result<Result<User, &'static str>, AppError> {
     let field = |name: &str| record.data.get(name).cloned();
     let Some(uid) = field(UID).and_then(|v| serde_json::from_value::<DocId>(v).ok()) else {
         return Ok(Err("signed-out"));
     };
-    let Some(user) = state.stores.accounts.user(uid).await? else {
+    let Some(user) = stores.accounts.user(uid).await? else {
         return Ok(Err("signed-out"));
     };
     let stamp = field(PWD).and_then(|v| v.as_str().map(str::to_string));

@@ -23,7 +23,7 @@ use crate::{
 use axum::{
     Router,
     extract::{
-        ConnectInfo, State,
+        ConnectInfo, FromRef, State,
         ws::{
             CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
         },
@@ -84,11 +84,32 @@ fn query_key(uri: &Uri) -> Option<String> {
     })
 }
 
+/// What the upgrade reads: the configured limits, the ingestor (client IP, key check, the
+/// connection's writes), the shared rate limiter and the registry of open connections.
+#[derive(Clone)]
+pub struct UpgradeState {
+    config: Arc<crate::config::Config>,
+    ingestor: Arc<Ingestor>,
+    rate_limiter: Arc<dyn RateLimiter>,
+    ws: Arc<WsHub>,
+}
+
+impl FromRef<AppState> for UpgradeState {
+    fn from_ref(s: &AppState) -> Self {
+        Self {
+            config: s.config.clone(),
+            ingestor: s.ingestor.clone(),
+            rate_limiter: s.rate_limiter.clone(),
+            ws: s.ws.clone(),
+        }
+    }
+}
+
 /// Counts the attempt against the client IP's upgrade rate (429), authenticates (401 with the
 /// ingestion body), takes a place under the IP's connection cap (429), then hands the socket to a
 /// [`Connection`] with bounded buffers.
 async fn upgrade(
-    State(state): State<AppState>,
+    State(state): State<UpgradeState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,

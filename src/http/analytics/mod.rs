@@ -23,7 +23,7 @@ use crate::{
     error::AppError,
     services::{dashboard::DashboardFilters, public_links},
     state::AppState,
-    store::Project,
+    store::{Project, Stores},
 };
 use axum::{
     Json, Router,
@@ -131,10 +131,10 @@ impl FromRequestParts<AppState> for AnalyticsAccess {
             });
         }
         let auth = AuthUser::from_request_parts(parts, state).await?;
-        let access = ProjectAccess::check(state, &auth, &id)
+        let access = ProjectAccess::check(&state.stores, &auth, &id)
             .await
             .map_err(IntoResponse::into_response)?;
-        let siblings = sibling_projects(state, &access.project)
+        let siblings = sibling_projects(&state.stores, &access.project)
             .await
             .map_err(IntoResponse::into_response)?;
         Ok(Self {
@@ -151,10 +151,10 @@ impl FromRequestParts<AppState> for AnalyticsAccess {
 
 /// (id, name) of the other live projects of `project`'s organization, by name.
 pub async fn sibling_projects(
-    state: &AppState,
+    stores: &Stores,
     project: &Project,
 ) -> Result<Vec<(String, String)>, AppError> {
-    let mut out: Vec<(String, String)> = (state.stores.projects)
+    let mut out: Vec<(String, String)> = (stores.projects)
         .projects_of_org(project.org_id)
         .await?
         .into_iter()

@@ -13,15 +13,21 @@
 
 use super::{AnalyticsAccess, Viewer};
 use crate::{
+    config::Config,
     domain::{ids::DocId, params::BadParam, timestamp::now_ms},
     error::AppError,
-    runtime::realtime::{LiveHit, Signal, StreamPermit, session_key},
+    ingest::Ingestor,
+    runtime::{
+        realtime::{LiveHit, RealtimeHub, Signal, StreamPermit, session_key},
+        sessions::AppSessionStore,
+    },
     services::realtime as svc,
     state::AppState,
+    store::Stores,
 };
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, Query, State},
+    extract::{ConnectInfo, FromRef, Query, State},
     http::{HeaderMap, HeaderValue, header},
     response::{
         IntoResponse, Response,
@@ -30,7 +36,7 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
-use std::{convert::Infallible, net::SocketAddr, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
 pub fn routes() -> Router<AppState> {
@@ -94,20 +100,42 @@ enum Owner {
     },
 }
 
+/// What a live stream reads while it runs: the stores (counts, hits, access checks), the
+/// session records (whether a member's session still signs them in), the configuration (the
+/// public-link pepper) and the realtime hub.
+#[derive(Clone)]
+struct StreamState {
+    stores: Stores,
+    sessions: AppSessionStore,
+    config: Arc<Config>,
+    realtime: Arc<RealtimeHub>,
+}
+
+impl FromRef<AppState> for StreamState {
+    fn from_ref(s: &AppState) -> Self {
+        Self {
+            stores: s.stores.clone(),
+            sessions: s.sessions.clone(),
+            config: s.config.clone(),
+            realtime: s.realtime.clone(),
+        }
+    }
+}
+
 /// `GET …/realtime/stream`: `text/event-stream` with events `visitors` (`{visitors,
 /// windowMinutes}`), `hits` (`{hits: [...], count}`), `lagged` (`{skipped}`) and a last `end`
 /// (`{reason}`: `signed-out`, `password-changed`, `access-removed`, `deleted`, `revoked`,
 /// `shutdown`). 429 when the client holds too many.
 async fn realtime_stream(
-    State(state): State<AppState>,
+    State(state): State<StreamState>,
+    State(ingestor): State<Arc<Ingestor>>,
     access: AnalyticsAccess,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     no_params(&query)?;
-    let ip =
-        || crate::http::rate_limit::ip_key(state.ingestor.enricher.client_ip(peer.ip(), &headers));
+    let ip = || crate::http::rate_limit::ip_key(ingestor.enricher.client_ip(peer.ip(), &headers));
     let (owner, client) = match &access.viewer {
         Viewer::Member { auth, .. } => match auth.session.id() {
             Some(id) => {
@@ -168,7 +196,7 @@ fn end(reason: &str) -> Event {
 /// One stream's life: the count and recent feed first, then hits as they come, the count
 /// again after hits and every [`RECOUNT_EVERY`], until the client leaves or the stream ends.
 async fn run_stream(
-    state: AppState,
+    state: StreamState,
     project: DocId,
     owner: Owner,
     _permit: StreamPermit,
@@ -182,7 +210,7 @@ async fn run_stream(
         return;
     }
     let project_hex = project.to_hex();
-    let count = |state: &AppState| {
+    let count = |state: &StreamState| {
         let state = state.clone();
         async move {
             svc::visitors_now(&state.stores, project, now_ms())
@@ -285,7 +313,7 @@ fn hits_event(hits: &[LiveHit], count: u64) -> Event {
 /// ended by a password change, the member's access to the project removed (membership, or the
 /// platform role that gave it), the project deleted; a public link revoked. A store that cannot
 /// answer ends nothing (an outage is not a revocation).
-async fn still_allowed(state: &AppState, project: DocId, owner: &Owner) -> Option<&'static str> {
+async fn still_allowed(state: &StreamState, project: DocId, owner: &Owner) -> Option<&'static str> {
     match owner {
         Owner::Session { id, .. } => {
             use tower_sessions::SessionStore;
@@ -294,7 +322,7 @@ async fn still_allowed(state: &AppState, project: DocId, owner: &Owner) -> Optio
                 Ok(None) => return Some("signed-out"),
                 Err(_) => return None,
             };
-            let user = match crate::http::session::record_signs_in(state, &record).await {
+            let user = match crate::http::session::record_signs_in(&state.stores, &record).await {
                 Ok(Ok(user)) => user,
                 Ok(Err(reason)) => return Some(reason),
                 Err(_) => return None,
