@@ -34,6 +34,7 @@ use crate::domain::{
         PageViewsReport, PerformanceFilters, PerformanceReport, REPORT_TOP, RecentPaging,
         TimeRange, same_page,
     },
+    error_groups::ErrorFigures,
     segment::SegmentFilters,
     timestamp::now_ms,
 };
@@ -1368,6 +1369,29 @@ pub(crate) async fn errors_report<P: RollupPort>(
         f.finish()
     };
     Ok(a.errors_report(top))
+}
+
+/// The dashboard's errors block: unfiltered from the `Errors` and `ErrorSignatures` rollups;
+/// restricted to one group (`signature`), by one scan of the range's errors, folded through the
+/// same signature function (stores never see the key). `list` groups at most.
+pub(crate) async fn error_figures<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    range: TimeRange,
+    signature: Option<&str>,
+    list: usize,
+) -> StoreResult<ErrorFigures> {
+    const PARTS: [Part; 2] = [Part::Errors, Part::ErrorSignatures];
+    let a = match signature {
+        None => aggregate(port, key, range, &PARTS).await?,
+        Some(only) => {
+            let mut f = Folder::new(&PARTS).only_signature(Some(only));
+            port.scan_errors(key, range, &ErrorFilters::default(), &mut f)
+                .await?;
+            f.finish()
+        }
+    };
+    Ok(a.error_figures(list))
 }
 
 /// One fingerprint's figures over `range` without its occurrences (the store reads them), from

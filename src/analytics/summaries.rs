@@ -16,6 +16,7 @@ use crate::domain::{
         RecentPaging, SIGNATURE_GROUP_TOP, SIGNATURE_GROUPS_MAX, SignatureGroup, TimedEvent,
         TopEvent, VisitsSummary, utc_day,
     },
+    error_groups::{ErrorFigures, GroupRow},
     timestamp::to_iso,
 };
 use std::collections::{BTreeMap, HashMap};
@@ -56,6 +57,18 @@ fn ranked(counts: HashMap<String, u64>, top: usize) -> Vec<(String, u64)> {
     all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     all.truncate(top);
     all
+}
+
+/// How many error signatures there are, and the `top` by count (ties by key).
+fn ranked_signatures(
+    signatures: HashMap<String, super::rollup::SignatureFigures>,
+    top: usize,
+) -> (u64, Vec<(String, super::rollup::SignatureFigures)>) {
+    let mut all: Vec<_> = signatures.into_iter().collect();
+    let unique = all.len() as u64;
+    all.sort_unstable_by(|a, b| b.1.count().cmp(&a.1.count()).then_with(|| a.0.cmp(&b.0)));
+    all.truncate(top);
+    (unique, all)
 }
 
 /// The visits' figures from their totals over a span holding `total_views` page views: how
@@ -214,11 +227,8 @@ impl Aggs {
     /// The errors report of the `Errors` and `ErrorGroups` parts: the `top` fingerprints by
     /// count (ties by fingerprint), each described by its earliest occurrence.
     pub(crate) fn errors_report(self, top: usize) -> ErrorsReport {
-        let mut signatures: Vec<_> = self.error_signatures.into_iter().collect();
-        let unique_signatures = signatures.len() as u64;
-        signatures
-            .sort_unstable_by(|a, b| b.1.count().cmp(&a.1.count()).then_with(|| a.0.cmp(&b.0)));
-        signatures.truncate(SIGNATURE_GROUPS_MAX);
+        let (unique_signatures, signatures) =
+            ranked_signatures(self.error_signatures, SIGNATURE_GROUPS_MAX);
         let top_keys = |m: HashMap<String, u64>| {
             let mut v: Vec<_> = m
                 .into_iter()
@@ -287,6 +297,27 @@ impl Aggs {
             last_seen: Some(to_iso(g.last)),
             errors_by_day: by_day(&g.days),
             occurrences: Vec::new(),
+        }
+    }
+
+    /// The dashboard's errors block from the `Errors` and `ErrorSignatures` parts: 1.x's
+    /// summary and, beside it, the number of error groups and the `list` most frequent.
+    pub(crate) fn error_figures(mut self, list: usize) -> ErrorFigures {
+        let signatures = std::mem::take(&mut self.error_signatures);
+        let (unique_signatures, top) = ranked_signatures(signatures, list);
+        ErrorFigures {
+            summary: self.errors_summary(),
+            unique_signatures,
+            top_groups: top
+                .into_iter()
+                .map(|(signature, g)| GroupRow {
+                    count: g.count(),
+                    signature,
+                    message: g.first.message,
+                    pattern: g.pattern,
+                    last_seen: to_iso(g.last),
+                })
+                .collect(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The state a developer gives an error group (one signature of a project): open, resolved or
 //! ignored, and what the errors page shows from it. A resolved group with an occurrence after
-//! it was resolved shows as regressed, in the open list again. Pure.
+//! it was resolved shows as regressed, in the open list again. Also the dashboard's errors
+//! block ([`ErrorFigures`]): 1.x's figures with the groups beside them. Pure.
 
 use crate::domain::ids::DocId;
 use serde::{Deserialize, Serialize};
@@ -132,6 +133,37 @@ impl StateFilter {
             StateFilter::All => true,
         }
     }
+}
+
+/// The dashboard's errors block: SuperInsights 1.x's fields (`totalErrors`,
+/// `uniqueFingerprints`, `errorsByDay`, unchanged in name and meaning) and, beside them, the
+/// error groups by signature (`uniqueSignatures`, `topGroups`), any state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorFigures {
+    #[serde(flatten)]
+    pub summary: crate::domain::analytics::ErrorsSummary,
+    /// Distinct signatures (error groups) under the same restriction as `total_errors`.
+    #[serde(default)]
+    pub unique_signatures: u64,
+    /// The most frequent groups, by count (ties by signature key).
+    #[serde(default)]
+    pub top_groups: Vec<GroupRow>,
+}
+
+/// One error group in the dashboard's errors table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRow {
+    /// The signature key (16 hex digits): what `signature=` filters by.
+    pub signature: String,
+    /// The earliest occurrence's message in the range.
+    pub message: String,
+    /// The normalised message the group is keyed by.
+    pub pattern: String,
+    pub count: u64,
+    /// ISO time of the newest occurrence in the range.
+    pub last_seen: String,
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ enum Kind {
 }
 
 /// The dashboard's tables, by the name `table=` gives them (CSV downloads).
-pub const DASHBOARD_TABLES: [&str; 12] = [
+pub const DASHBOARD_TABLES: [&str; 13] = [
     "page",
     "entryPage",
     "exitPage",
@@ -75,6 +75,7 @@ pub const DASHBOARD_TABLES: [&str; 12] = [
     "browser",
     "os",
     "deviceType",
+    "error",
 ];
 
 /// The visitor filter every drill-down accepts (reference §4.7), both spellings.
@@ -109,13 +110,15 @@ const PAGEVIEW_SEGMENT: [(&str, Kind); 11] = [
 /// The dashboard's own filters besides the page-view fields: the URL (prefix or path) and the
 /// event name; `format=csv` with `table` downloads one table (the drill-downs take `format=csv`
 /// for their main table); `from` and `to` pick a custom range of days (checked together by
-/// `DayRange::parse`); `compare=1` overlays the previous period on the page-view chart.
-const DASHBOARD_OWN: [(&str, Kind); 7] = [
+/// `DayRange::parse`); `compare=1` overlays the previous period on the page-view chart;
+/// `signature` restricts the errors block to one error group.
+const DASHBOARD_OWN: [(&str, Kind); 8] = [
     ("compare", Kind::Flag),
     ("urlPrefix", Kind::Text),
     ("entryPage", Kind::Text),
     ("exitPage", Kind::Text),
     ("eventName", Kind::Text),
+    ("signature", Kind::Signature),
     ("format", Kind::Format),
     ("table", Kind::Table),
 ];

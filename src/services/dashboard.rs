@@ -6,9 +6,14 @@
 //! [`BREAKDOWN_LIST`] rows), `visits` (from the SDK's `sessionId`) and the `filters` it was
 //! restricted to, which 1.x never had; its clients ignore the extra fields.
 //!
+//! The errors block keeps 1.x's fields (`uniqueFingerprints` counts 1.x fingerprints) and adds
+//! the error groups by signature beside them (`uniqueSignatures`, `topGroups`,
+//! [`ErrorFigures`]), read from the `ErrorSignatures` rollup part as the errors page does.
+//!
 //! Filters ([`DashboardFilters`]): the page-view fields restrict the page-view blocks (totals,
-//! chart, pages, breakdowns); the event name restricts the events block. Errors and web vitals
-//! carry none of those fields and are never filtered (the page says so).
+//! chart, pages, breakdowns); the event name restricts the events block; an error group
+//! (`signature`) restricts the errors block (KPI, chart, groups table). Web vitals are never
+//! filtered, and no filter crosses blocks (the page says so).
 
 use crate::{
     analytics::series::{SeriesSource, TimeSeries, aligned_previous},
@@ -18,6 +23,7 @@ use crate::{
             PageViewFilters, PageViewsSummary, PerformanceScore, TimeRange, Timeframe,
             VisitsSummary,
         },
+        error_groups::ErrorFigures,
         ids::DocId,
         segment::SegmentFilters,
         timestamp::now_ms,
@@ -45,6 +51,10 @@ pub struct DashboardFilters {
     pub pageviews: PageViewFilters,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_name: Option<String>,
+    /// One error group's signature key (checked by `domain::params` before parsing): restricts
+    /// the errors block only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     /// A custom range of days instead of the timeframe (`from`, `to`); not a filter of the
     /// figures, so [`DashboardFilters::is_empty`] ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,7 +65,7 @@ pub struct DashboardFilters {
 }
 
 /// The dashboard's filter parameters, in the order chips show them: (query name, label).
-pub const FILTER_PARAMS: [(&str, &str); 12] = [
+pub const FILTER_PARAMS: [(&str, &str); 13] = [
     ("urlPrefix", "Page"),
     ("entryPage", "Entry page"),
     ("exitPage", "Exit page"),
@@ -68,6 +78,7 @@ pub const FILTER_PARAMS: [(&str, &str); 12] = [
     ("os", "OS"),
     ("deviceType", "Device"),
     ("eventName", "Event"),
+    ("signature", "Error group"),
 ];
 
 impl DashboardFilters {
@@ -101,6 +112,7 @@ impl DashboardFilters {
                 },
             },
             event_name: get(&["eventName"]),
+            signature: get(&["signature"]),
             range: None,
             compare: get(&["compare"]).as_deref() == Some("1"),
         }
@@ -123,6 +135,7 @@ impl DashboardFilters {
             &s.os,
             &s.device_type,
             &self.event_name,
+            &self.signature,
         ];
         (FILTER_PARAMS.iter().zip(values))
             .filter_map(|((name, _), v)| v.clone().map(|v| (*name, v)))
@@ -130,7 +143,7 @@ impl DashboardFilters {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pageviews.is_empty() && self.event_name.is_none()
+        self.pageviews.is_empty() && self.event_name.is_none() && self.signature.is_none()
     }
 }
 
@@ -153,7 +166,8 @@ pub struct Dashboard {
     #[serde(default)]
     pub visits: VisitsSummary,
     pub events: EventsSummary,
-    pub errors: ErrorsSummary,
+    /// 1.x's `totalErrors`, `uniqueFingerprints`, `errorsByDay`, and the error groups.
+    pub errors: ErrorFigures,
     pub performance: PerformanceBlock,
     /// Up to [`BREAKDOWN_LIST`] values per dimension, pages and event names included.
     #[serde(default)]
@@ -224,8 +238,8 @@ impl Dashboard {
             avg_visit_duration_ms: self.visits.avg_duration_ms,
             views_per_visit: self.visits.views_per_visit,
             total_events: self.events.total_events,
-            total_errors: self.errors.total_errors,
-            unique_fingerprints: self.errors.unique_fingerprints,
+            total_errors: self.errors.summary.total_errors,
+            unique_fingerprints: self.errors.summary.unique_fingerprints,
             total_measurements: self.performance.total_measurements,
             performance_score: score.measured.then_some(score.score),
         }
@@ -266,7 +280,7 @@ pub async fn dashboard_filtered(
             BREAKDOWN_LIST
         ),
         stats.event_figures(project, range, event_name, DASHBOARD_TOP, BREAKDOWN_LIST),
-        stats.errors_summary(project, range),
+        stats.error_figures(project, range, filters.signature.as_deref(), BREAKDOWN_LIST),
         stats.performance_summary(project, range),
         previous_kpis(stores, project, before, filters),
     )?;
@@ -284,7 +298,7 @@ pub async fn dashboard_filtered(
         project,
         range,
         filters,
-        (&page_views, &events, &errors),
+        (&page_views, &events, &errors.summary),
         &figures.metrics_by_day,
     )
     .await?;
@@ -338,7 +352,10 @@ async fn dashboard_charts(
 ) -> StoreResult<DashboardCharts> {
     let stats = &*stores.stats;
     let segment = SegmentFilters::default();
-    let error_filters = crate::domain::analytics::ErrorFilters::default();
+    let error_filters = crate::domain::analytics::ErrorFilters {
+        signature: filters.signature.clone(),
+        ..Default::default()
+    };
     let perf_filters = crate::domain::analytics::PerformanceFilters::default();
     let (views, events, errors, vitals) = tokio::try_join!(
         count_series(
@@ -396,9 +413,16 @@ async fn previous_kpis(
 ) -> StoreResult<Kpis> {
     let stats = &stores.stats;
     let name = filters.event_name.as_deref();
+    // Without a group, the `Errors` part alone (the previous period shows no groups).
+    let errors = async {
+        match filters.signature.as_deref() {
+            None => stats.errors_summary(project, range).await,
+            Some(key) => Ok(stats.error_figures(project, range, Some(key), 0).await?.summary),
+        }
+    };
     let ((events, _), errors, figures) = tokio::try_join!(
         stats.event_figures(project, range, name, 0, 0),
-        stats.errors_summary(project, range),
+        errors,
         stats.performance_summary(project, range),
     )?;
     let score = figures.score();

@@ -35,6 +35,7 @@ macro_rules! contract_behaviours {
             summaries_over_days_hours_and_edges,
             errors_report_groups_by_fingerprint,
             errors_report_groups_by_signature,
+            dashboard_error_figures_count_groups_by_signature,
             error_group_states_per_project,
             error_segments_match_own_ids_or_context,
             error_detail_counts_every_occurrence,
@@ -2646,6 +2647,125 @@ pub(crate) async fn errors_report_groups_by_signature(stores: &Stores) {
         keys(&firefox),
         keys(&stored),
         "the same signatures from a scan"
+    );
+}
+
+/// The dashboard's errors block counts error groups by signature beside 1.x's fingerprints:
+/// the summary equals `errors_summary`, the groups equal the errors report's (counts, order,
+/// earliest message), `list` cuts only the rows, the same from rollups once stored, and one
+/// group's key restricts every figure to that group (an absent key gives zeros).
+pub(crate) async fn dashboard_error_figures_count_groups_by_signature(stores: &Stores) {
+    use crate::domain::analytics::ErrorFilters;
+    let p = new_project(stores, "Dashboard error groups").await;
+    let stack = |line: u32| format!("Error\n    at run (https://x.example/main.js:{line}:9)");
+    let mut docs = Vec::new();
+    // Shape k occurs when i % (k + 1) == 0: 12, 6, 4 and 3 times, each message its own.
+    for i in 0..12u32 {
+        let ts = DIAG_T0 - DIAG_DAY - 3_600_000 + i64::from(i) * 60_000;
+        let messages = [
+            format!("Order {} failed", 5000 + i),
+            format!("Timeout after {i}ms at https://api.example/v{i}/cart"),
+            format!("User 9b2c{i:04x}-aaaa-4bbb-8ccc-0123456789ab not allowed"),
+            format!("Cannot read properties of null (reading 'k{i}')"),
+        ];
+        for (k, m) in messages.into_iter().enumerate() {
+            if i % (k as u32 + 1) != 0 {
+                continue;
+            }
+            let st = stack(i % 4 + 1);
+            docs.push(ErrorEvent {
+                error_type: Some(if k == 3 { "TypeError" } else { "Error" }.into()),
+                fingerprint: error_fingerprint(&m, Some(&st)),
+                stack_trace: Some(st),
+                ..error(&m, ts)
+            });
+        }
+    }
+    // Outside the range: counted nowhere.
+    docs.push(error("Order 1 failed", DIAG_T0 + DIAG_DAY));
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Errors(docs))])
+        .await
+        .unwrap();
+    let range = diag_range();
+    let check = |f: &crate::domain::error_groups::ErrorFigures| {
+        assert_eq!(f.summary.total_errors, 25);
+        assert_eq!(f.summary.unique_fingerprints, 25, "1.x: one per message");
+        assert_eq!(f.unique_signatures, 4, "one group per message shape");
+        let counts: Vec<u64> = f.top_groups.iter().map(|g| g.count).collect();
+        assert_eq!(counts, [12, 6, 4, 3], "by count");
+        assert_eq!(f.top_groups[0].pattern, "Order <n> failed");
+        assert_eq!(f.top_groups[0].message, "Order 5000 failed", "the earliest");
+    };
+    let first = stores
+        .stats
+        .error_figures(p.id, range, None, 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.summary,
+        stores.stats.errors_summary(p.id, range).await.unwrap(),
+        "1.x's figures unchanged"
+    );
+    let report = stores
+        .stats
+        .errors_report(p.id, range, &ErrorFilters::default(), 50)
+        .await
+        .unwrap();
+    let from_report: Vec<(String, u64, String)> = (report.signature_groups.iter())
+        .map(|g| (g.signature.clone(), g.count, g.message.clone()))
+        .collect();
+    let from_dashboard: Vec<(String, u64, String)> = (first.top_groups.iter())
+        .map(|g| (g.signature.clone(), g.count, g.message.clone()))
+        .collect();
+    assert_eq!(from_dashboard, from_report, "the errors page's groups");
+    assert_eq!(
+        first.top_groups[0].last_seen,
+        "2024-01-30T11:11:00.000Z",
+        "the newest occurrence"
+    );
+    stores.stats.rollups_settled().await;
+    let stored = stores
+        .stats
+        .error_figures(p.id, range, None, 50)
+        .await
+        .unwrap();
+    assert_eq!(stored, first, "the same from stored rollups");
+    check(&stored);
+    let two = stores
+        .stats
+        .error_figures(p.id, range, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(two.top_groups, stored.top_groups[..2]);
+    assert_eq!(two.unique_signatures, 4, "the count is not cut");
+
+    let key = stored.top_groups[1].signature.clone();
+    let one = stores
+        .stats
+        .error_figures(p.id, range, Some(&key), 50)
+        .await
+        .unwrap();
+    assert_eq!(one.summary.total_errors, 6);
+    assert_eq!(one.summary.unique_fingerprints, 6);
+    assert_eq!(one.unique_signatures, 1);
+    assert_eq!(one.top_groups, stored.top_groups[1..2]);
+    assert_eq!(one.summary.errors_by_day.len(), 1);
+    let none = stores
+        .stats
+        .error_figures(p.id, range, Some("0000000000000000"), 50)
+        .await
+        .unwrap();
+    assert_eq!(none, Default::default(), "no error of that group");
+    assert_eq!(
+        stores
+            .stats
+            .error_figures(DocId::new(), range, None, 50)
+            .await
+            .unwrap(),
+        Default::default(),
+        "an unknown project"
     );
 }
 

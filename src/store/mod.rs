@@ -400,6 +400,18 @@ pub trait StatsReader: Send + Sync {
         project_id: DocId,
         range: TimeRange,
     ) -> StoreResult<ErrorsSummary>;
+    /// The dashboard's errors in `range` (inclusive): the [`StatsReader::errors_summary`]
+    /// figures, the number of error groups (distinct signatures, `domain::error_signature`) and
+    /// the `list` most frequent groups (ties by key), each with its earliest message in the
+    /// range and its newest time; with `signature`, restricted to that group's errors (a well
+    /// formed key of no error in range gives zeros). An unknown project has no errors.
+    async fn error_figures(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        signature: Option<&str>,
+        list: usize,
+    ) -> StoreResult<crate::domain::error_groups::ErrorFigures>;
     /// Web vitals in `range`: p50/p75/p95 per metric (lower nearest rank, nulls excluded), daily
     /// averages, and the number of measurements.
     async fn performance_summary(

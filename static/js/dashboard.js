@@ -1,7 +1,8 @@
 // Dashboard: draws the charts (static/js/charts.js, SVG) from the embedded JSON's `charts` and refreshes everything
 // from `dashboard/data` (with the page's own query: timeframe and filters) every 30 s;
 // auto-refresh turns itself off after 3 failures in a row. Tables: rows are links that add a
-// filter (rendered by the server; redrawn here the same way on refresh), "Show all" expands,
+// filter (rendered by the server; redrawn here the same way on refresh; an error group's row
+// filters by its `signature` and links to the errors page filtered by it), "Show all" expands,
 // and the filter form leaves empty fields out of the URL. With `compare=1` the page-view chart
 // carries the previous period (`charts.viewsPrevious`) as a dashed overlay, bucket by bucket.
 (function () {
@@ -68,6 +69,11 @@
     var b = d.breakdowns || {};
     document.querySelectorAll("[data-param]").forEach(function (card) {
       var name = card.id.replace(/^table-/, "");
+      if (name === "error") {
+        var groups = (d.errors.topGroups || []).map(function (g) { return { value: g.message, key: g.signature, count: g.count }; });
+        fill(card, "signature", groups, d.errors.totalErrors);
+        return;
+      }
       var total = name === "event" ? d.events.totalEvents
         : /^(entry|exit)Page$/.test(name) ? (d.visits || {}).visits : d.pageViews.totalViews;
       fill(card, card.getAttribute("data-param"), b[name] || [], total);
@@ -106,6 +112,25 @@
     el.appendChild(document.createTextNode(" " + text));
   }
 
+  // An error group's link to the errors page filtered by it, the span kept.
+  function detailLink(r) {
+    var q = new URLSearchParams();
+    ["timeframe", "from", "to"].forEach(function (k) { if (query.get(k)) q.set(k, query.get(k)); });
+    q.set("signature", r.key);
+    var a = document.createElement("a");
+    a.className = "row-detail";
+    a.href = location.pathname.replace(/\/dashboard$/, "/errors") + "?" + q.toString();
+    a.textContent = "Details";
+    var hidden = document.createElement("span");
+    hidden.className = "sr-only";
+    hidden.textContent = " of " + r.value + " on the errors page";
+    a.appendChild(hidden);
+    var frag = document.createDocumentFragment();
+    frag.appendChild(document.createTextNode(" "));
+    frag.appendChild(a);
+    return frag;
+  }
+
   function share(n, total) { return total ? (n * 100 / total).toFixed(1) + "%" : "0.0%"; }
 
   // Redraws one table like templates/projects/table.html does.
@@ -124,12 +149,13 @@
         bar.setAttribute("aria-hidden", "true");
         var a = document.createElement("a");
         var q = new URLSearchParams(query);
-        q.set(param, r.value);
+        q.set(param, r.key || r.value);
         a.href = location.pathname + "?" + q.toString();
         a.title = "Filter by " + r.value;
         a.textContent = r.value;
         label.appendChild(bar);
         label.appendChild(a);
+        if (r.key) label.appendChild(detailLink(r));
       } else { label.className = "muted"; label.textContent = r.value; }
       tr.appendChild(label);
       [r.count, rows ? share(r.count, total) : ""].forEach(function (c, j) {

@@ -2,8 +2,9 @@
 //! are one group each (the 1.x fingerprints still per message), groups are resolved, ignored
 //! and reopened with CSRF-checked forms by members with write rights, a resolved group seen
 //! again comes back as regressed, readers (viewers, public links) cannot change states, and bad
-//! input is a 400 or 404, never a 500. The same flow in headless Chromium:
-//! `tests/browser/error_groups.test.mjs`.
+//! input is a 400 or 404, never a 500. The dashboard counts and lists the same groups (1.x's
+//! fingerprint count kept beside them) and filters its errors by one (`signature=`). The same
+//! flows in headless Chromium: `tests/browser/error_groups.test.mjs`.
 
 use crate::support::{
     BROWSER_ACCEPT, TestApp, browser_suite_available, csrf_of, eventually, get_accepting as get,
@@ -344,6 +345,176 @@ async fn error_group_states_refuse_readers_and_bad_input_without_a_500() {
         1,
         "unchanged"
     );
+    app.stop().await;
+}
+
+/// The dashboard's errors KPI and table count groups by signature (the JSON keeps 1.x's
+/// fields, with the group count beside them); a row filters the dashboard's errors by its group
+/// and links to the errors page filtered the same way; the chip removes it; section links carry
+/// it both ways; public links keep it; a malformed key is a 400, never a 500.
+#[tokio::test]
+async fn dashboard_counts_error_groups_and_filters_by_one() {
+    let app = TestApp::spawn(&[]).await;
+    let (client, id, key) = member_with_project(&app, "dash-groups@example.com").await;
+    assert_eq!(
+        app.ingest("errors", &key, &json!(four_shapes(10)))
+            .await
+            .status(),
+        201
+    );
+    let views = json!([{"url": "https://shop.example/", "clientId": "v1"},
+        {"url": "https://shop.example/items/1", "clientId": "v2"}]);
+    assert_eq!(app.ingest("pageviews", &key, &views).await.status(), 201);
+    let data_path = format!("/projects/{id}/dashboard/data?timeframe=24h");
+    let all = json_of(&client, &app, &data_path).await;
+    let errors = &all["data"]["errors"];
+    // 1.x's fields, same names and meaning; the groups beside them.
+    assert_eq!(errors["totalErrors"], 40);
+    assert_eq!(errors["uniqueFingerprints"], 40, "1.x: one fingerprint per message");
+    assert!(errors["errorsByDay"].is_array());
+    assert_eq!(errors["uniqueSignatures"], 4, "one group per message shape");
+    let groups = errors["topGroups"].as_array().unwrap();
+    assert_eq!(groups.len(), 4);
+    assert!(groups.iter().all(|g| g["count"] == 10), "{errors}");
+    let item = groups
+        .iter()
+        .find(|g| g["pattern"] == "Item <n> not found")
+        .expect("the item group");
+    assert_eq!(item["message"], "Item 0 not found");
+    let signature = item["signature"].as_str().unwrap().to_string();
+    assert_eq!(all["data"]["previous"]["uniqueFingerprints"], 0);
+    assert_eq!(all["data"]["pageViews"]["totalViews"], 2);
+
+    // The page: "4 error groups" under the KPI, a row per group.
+    let dash = format!("/projects/{id}/dashboard?timeframe=24h");
+    let (status, html) = page(&client, &app, &dash).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(r#"data-field="errors.uniqueSignatures">4</span> error groups"#),
+        "{html}"
+    );
+    let filter_href = format!("/projects/{id}/dashboard?timeframe=24h&#38;signature={signature}");
+    let detail_href = format!("/projects/{id}/errors?timeframe=24h&#38;signature={signature}");
+    assert!(html.contains(&format!("href=\"{filter_href}\"")), "{html}");
+    assert!(html.contains(&format!("href=\"{detail_href}\" class=\"row-detail\"")));
+    assert!(html.contains(r#"id="bd-error""#));
+    assert!(!html.contains(r#"id="filter-scope""#), "nothing filtered yet");
+
+    // Filtered by the group: the errors are the group's, the page views are not filtered.
+    let one = json_of(&client, &app, &format!("{data_path}&signature={signature}")).await;
+    let e = &one["data"]["errors"];
+    assert_eq!(e["totalErrors"], 10);
+    assert_eq!(e["uniqueSignatures"], 1);
+    assert_eq!(e["uniqueFingerprints"], 10);
+    assert_eq!(e["topGroups"].as_array().unwrap().len(), 1);
+    assert_eq!(e["topGroups"][0]["signature"], signature.as_str());
+    assert_eq!(one["data"]["filters"]["signature"], signature.as_str());
+    assert_eq!(one["data"]["pageViews"]["totalViews"], 2, "page views are not filtered");
+    let chart_total: u64 = one["data"]["charts"]["errors"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["values"][0].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(chart_total, 10, "the errors chart follows the group");
+    let (status, html) = page(&client, &app, &format!("{dash}&signature={signature}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Error group: <strong>Item &#60;n&#62; not found</strong>"),
+        "{html}"
+    );
+    assert!(html.contains(&format!(
+        "href=\"/projects/{id}/dashboard?timeframe=24h\" class=\"chip-remove\""
+    )));
+    assert!(html.contains("The error group filter applies to errors only"));
+    assert!(html.contains(r#"<input type="hidden" name="signature""#), "the forms keep it");
+    // The section links: the errors page gets the group, the page views do not.
+    assert!(html.contains(&format!("href=\"{detail_href}\">Errors")), "{html}");
+    assert!(html.contains(&format!("href=\"/projects/{id}/pageviews\">Page views")));
+    // …and the errors page sends it back to the dashboard.
+    let (_, errors_html) = page(
+        &client,
+        &app,
+        &format!("/projects/{id}/errors?timeframe=24h&signature={signature}"),
+    )
+    .await;
+    assert!(errors_html.contains(&format!("href=\"{filter_href}\">Dashboard")), "{errors_html}");
+    // The groups table as CSV.
+    let csv = get(
+        &client,
+        &app,
+        &format!("{data_path}&format=csv&table=error"),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("Error,Signature,Count,Percent"), "{csv}");
+    assert!(csv.contains(&format!("Item 0 not found,{signature},10,25.0%")), "{csv}");
+    assert_eq!(csv.lines().count(), 5);
+
+    // A well-formed key without errors: zeros, its key on the chip.
+    let absent = "0000000000000000";
+    let none = json_of(&client, &app, &format!("{data_path}&signature={absent}")).await;
+    assert_eq!(none["data"]["errors"]["totalErrors"], 0);
+    assert_eq!(none["data"]["errors"]["uniqueSignatures"], 0);
+    let (status, html) = page(&client, &app, &format!("{dash}&signature={absent}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&format!("Error group: <strong>{absent}</strong>")));
+
+    // Malformed keys: 400 with a code in JSON, a message on the page, nothing unescaped.
+    for bad in ["xyz", "%3Cscript%3Ealert(1)%3C%2Fscript%3E", "0123456789ABCDEF"] {
+        let r = get(
+            &client,
+            &app,
+            &format!("{data_path}&signature={bad}"),
+            "application/json",
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "BAD_PARAMETER", "{body}");
+        assert_eq!(body["parameter"], "signature", "{body}");
+        let r = get(&client, &app, &format!("{dash}&signature={bad}"), BROWSER_ACCEPT).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("error group signature (16 hex digits)"), "{text}");
+        assert!(!text.contains("<script>"));
+    }
+
+    // A public link keeps the group in its links and figures.
+    let link = superinsights::services::public_links::enable(
+        &app.state.stores,
+        app.state.config.public_link_pepper.expose(),
+        superinsights::domain::ids::DocId::parse(&id).unwrap(),
+    )
+    .await
+    .unwrap();
+    let public = format!("/p/{id}/{}", link.token);
+    let anon = reqwest::Client::new();
+    let r = get(
+        &anon,
+        &app,
+        &format!("{public}/dashboard?timeframe=24h&signature={signature}"),
+        BROWSER_ACCEPT,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let public_html = r.text().await.unwrap();
+    assert!(public_html.contains("Error group: <strong>Item &#60;n&#62; not found</strong>"));
+    assert!(public_html.contains(&format!(
+        "href=\"{public}/errors?timeframe=24h&#38;signature={signature}\""
+    )));
+    let r = get(
+        &anon,
+        &app,
+        &format!("{public}/dashboard/data?timeframe=24h&signature={signature}"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"]["errors"]["totalErrors"], 10);
     app.stop().await;
 }
 

@@ -1,7 +1,9 @@
 //! The dashboard page and its data route, filtered by clicking any table row: every row is a
 //! link to the same dashboard with one more filter in the query string (so filters are
 //! shareable, survive reloads and the back button, and work on public links and without
-//! JavaScript); active filters show as chips that link to the query without them. Every table
+//! JavaScript); active filters show as chips that link to the query without them. The errors
+//! table lists error groups (by signature): a row filters the dashboard's errors by its group
+//! (`signature=`) and links to the errors page filtered the same way. Every table
 //! expands to [`BREAKDOWN_LIST`] rows with percentages and bars, and downloads as CSV
 //! (`dashboard/data?format=csv&table=…`, [`crate::domain::csv`]). Thin: check and parse the query, call the
 //! cached service, shape rows for the template.
@@ -56,6 +58,9 @@ const TABLES: [(&str, &str, &str, &str); 12] = [
     ("os", "os", "Operating systems", "OS"),
     ("deviceType", "deviceType", "Device types", "Device"),
 ];
+
+/// The errors table: error groups by signature, filtered by `signature`.
+const ERROR_TABLE: (&str, &str, &str, &str) = ("error", "signature", "Error groups", "Error");
 
 /// The rows of table `name` in `data`.
 fn rows_of<'a>(data: &'a Dashboard, name: &str) -> &'a [BreakdownRow] {
@@ -115,8 +120,23 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// One table as CSV (`value,count,percent`), named after the project and table.
+/// One table as CSV (`value,count,percent`; the error groups with their signature too), named
+/// after the project and table.
 fn csv_download(access: &AnalyticsAccess, data: &Dashboard, table: &str) -> Response {
+    let name = format!(
+        "{}-{}-{table}.csv",
+        access.project.name,
+        data.timeframe.as_str()
+    );
+    if table == ERROR_TABLE.0 {
+        let total = data.errors.summary.total_errors;
+        let mut out = csv::Writer::new(&[ERROR_TABLE.3, "Signature", "Count", "Percent"]);
+        for g in &data.errors.top_groups {
+            let count = g.count.to_string();
+            out.row(&[&g.message, &g.signature, &count, &percent(g.count, total)]);
+        }
+        return csv_response(&name, out.finish());
+    }
     let (_, _, _, heading) = TABLES
         .iter()
         .find(|t| t.0 == table)
@@ -127,14 +147,7 @@ fn csv_download(access: &AnalyticsAccess, data: &Dashboard, table: &str) -> Resp
     for r in rows_of(data, table) {
         out.row(&[&r.value, &r.count.to_string(), &percent(r.count, total)]);
     }
-    csv_response(
-        &format!(
-            "{}-{}-{table}.csv",
-            access.project.name,
-            data.timeframe.as_str()
-        ),
-        out.finish(),
-    )
+    csv_response(&name, out.finish())
 }
 
 /// SuperInsights 1.x `GET …/dashboard/data?timeframe=…`: JSON,
@@ -168,6 +181,8 @@ struct RowView {
     /// The bar's width class (`w0` … `w100`, 5 % steps).
     bar: u8,
     href: String,
+    /// The errors table's link to the errors page filtered by the row's group.
+    detail_href: Option<String>,
     /// Shown only once the table is expanded.
     extra: bool,
 }
@@ -437,10 +452,11 @@ struct DashboardPage {
     today: String,
     /// The previous period is drawn over the page-view chart (`compare=1`).
     compare: bool,
+    /// The page-view and event tables, the breakdowns, then the error groups.
     tables: Vec<TableView>,
     fields: Vec<FilterField>,
-    /// Filters are set that errors and web vitals do not carry.
-    partly_filtered: bool,
+    /// Which blocks the set filters restrict (empty without filters).
+    scope_note: &'static str,
     /// The project has never received anything: the page explains what to do instead of
     /// showing zeros (`projects/live.html`).
     first_run: bool,
@@ -457,7 +473,10 @@ impl DashboardPage {
         &self.tables[2..4]
     }
     fn breakdown_tables(&self) -> &[TableView] {
-        &self.tables[4..]
+        &self.tables[4..self.tables.len() - 1]
+    }
+    fn error_tables(&self) -> &[TableView] {
+        &self.tables[self.tables.len() - 1..]
     }
 }
 
@@ -505,6 +524,66 @@ fn range_params(filters: &DashboardFilters) -> Vec<(&'static str, String)> {
     out
 }
 
+/// The error groups table: a row's value is its earliest message; it filters the dashboard by
+/// its group, and its detail link opens the errors page filtered the same way (span kept).
+fn error_table(
+    base: &str,
+    timeframe: Timeframe,
+    filters: &DashboardFilters,
+    data: &Dashboard,
+    csv_href: String,
+) -> TableView {
+    let (name, param, title, heading) = ERROR_TABLE;
+    let total = data.errors.summary.total_errors;
+    let span = Span {
+        timeframe,
+        days: filters.range,
+    };
+    let rows = (data.errors.top_groups.iter().enumerate())
+        .map(|(i, g)| {
+            let mut pairs = span.to_params();
+            pairs.push(("signature", g.signature.clone()));
+            RowView {
+                value: g.message.clone(),
+                count: g.count,
+                percent: percent(g.count, total),
+                bar: bar_step(g.count, total),
+                href: link(base, timeframe, filters, param, Some(&g.signature)),
+                detail_href: Some(format!("{base}/errors{}", query_string(&pairs))),
+                extra: i >= COLLAPSED_ROWS,
+            }
+        })
+        .collect();
+    TableView {
+        name,
+        param,
+        title,
+        heading,
+        rows,
+        csv_href,
+        active: filters.signature.is_some(),
+    }
+}
+
+/// What the set filters restrict, for the line under the chips: page-view and event filters
+/// do not reach errors, an error group reaches nothing else, and web vitals are never filtered.
+fn scope_note(filters: &DashboardFilters) -> &'static str {
+    let group = filters.signature.is_some();
+    let others = !filters.pageviews.is_empty() || filters.event_name.is_some();
+    match (others, group) {
+        (false, false) => "",
+        (true, false) => {
+            "Filters apply to page views and events; errors and web vitals are not filtered."
+        }
+        (false, true) => {
+            "The error group filter applies to errors only; page views, events and web vitals are not filtered."
+        }
+        (true, true) => {
+            "Page and event filters apply to page views and events, the error group to errors; web vitals are not filtered."
+        }
+    }
+}
+
 /// The dashboard page: KPIs, charts, filterable tables; refreshes itself.
 async fn show_dashboard(
     State(state): State<AppState>,
@@ -525,11 +604,25 @@ async fn show_dashboard(
                 .iter()
                 .find(|(n, _)| n == name)
                 .map_or("Filter", |(_, l)| l),
-            value: value.clone(),
+            // A group reads as its message shape; its key only when no error is in range.
+            value: match *name {
+                "signature" => (data.errors.top_groups.iter())
+                    .find(|g| g.signature == *value)
+                    .map_or_else(|| value.clone(), |g| g.pattern.clone()),
+                _ => value.clone(),
+            },
             remove_href: link(&base, timeframe, &filters, name, None),
         })
         .collect();
-    let tables: Vec<TableView> = TABLES
+    let csv_href = |name: &str| {
+        let mut pairs: Vec<(&str, String)> = vec![("timeframe", timeframe.as_str().to_string())];
+        pairs.extend(range_params(&filters));
+        pairs.extend(set.iter().cloned());
+        pairs.push(("format", "csv".into()));
+        pairs.push(("table", name.into()));
+        format!("{base}/dashboard/data{}", query_string(&pairs))
+    };
+    let mut tables: Vec<TableView> = TABLES
         .iter()
         .map(|&(name, param, title, heading)| {
             let total = total_of(&data, name);
@@ -542,30 +635,26 @@ async fn show_dashboard(
                     percent: percent(r.count, total),
                     bar: bar_step(r.count, total),
                     href: link(&base, timeframe, &filters, param, Some(&r.value)),
+                    detail_href: None,
                     extra: i >= COLLAPSED_ROWS,
                 })
                 .collect();
-            let mut csv_pairs: Vec<(&str, String)> =
-                vec![("timeframe", timeframe.as_str().to_string())];
-            csv_pairs.extend(range_params(&filters));
-            csv_pairs.extend(set.iter().cloned());
-            csv_pairs.push(("format", "csv".into()));
-            csv_pairs.push(("table", name.into()));
             TableView {
                 name,
                 param,
                 title,
                 heading,
                 rows,
-                csv_href: format!("{base}/dashboard/data{}", query_string(&csv_pairs)),
+                csv_href: csv_href(name),
                 active: set.iter().any(|(n, _)| *n == param),
             }
         })
         .collect();
+    tables.push(error_table(&base, timeframe, &filters, &data, csv_href(ERROR_TABLE.0)));
     let fields = FILTER_PARAMS
         .iter()
         .map(|&(param, label)| {
-            let table = TABLES.iter().find(|t| t.1 == param).map_or("page", |t| t.0);
+            let table = TABLES.iter().find(|t| t.1 == param).map(|t| t.0);
             FilterField {
                 param,
                 label,
@@ -574,10 +663,10 @@ async fn show_dashboard(
                     .find(|(n, _)| *n == param)
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default(),
-                suggestions: rows_of(&data, table)
-                    .iter()
-                    .map(|r| r.value.clone())
-                    .collect(),
+                // A group is picked from its table, not typed (no field, no suggestions).
+                suggestions: table.map_or_else(Vec::new, |t| {
+                    rows_of(&data, t).iter().map(|r| r.value.clone()).collect()
+                }),
             }
         })
         .collect();
@@ -618,7 +707,7 @@ async fn show_dashboard(
         compare: filters.compare,
         tables,
         fields,
-        partly_filtered: !filters.is_empty(),
+        scope_note: scope_note(&filters),
         data,
     };
     Ok(page.into_response())

@@ -214,12 +214,15 @@ async fn list_errors(
         ),
     })
     .collect();
+    let mut ctx = access.page("errors", span).with_query(&query);
+    // The group goes back to the dashboard with the section link, as it came.
+    ctx.carried.signature = view.filters.signature.clone();
     let page = ErrorsPage {
         tabs,
         can_triage: can_triage(&access),
         without_signature: keep(&["signature"]),
         here,
-        ctx: access.page("errors", span).with_query(&query),
+        ctx,
         browsers: &FILTER_BROWSERS,
         avg_per_day: format!("{:.2}", view.avg_per_day),
         meta: meta_json(&view.filters.segment),

@@ -242,7 +242,8 @@ impl PageContext {
 
     /// The query a section link carries: the timeframe, the custom range and the filters that
     /// apply to that section (page-view fields to the page views, the event name to the
-    /// events; all to the dashboard); empty when the page is under neither range nor filter.
+    /// events, the error group to the errors; all to the dashboard); empty when the page is
+    /// under neither range nor filter.
     pub fn query_for(&self, slug: &str) -> String {
         if self.carried.is_empty() && self.days.is_none() {
             return String::new();
@@ -254,8 +255,9 @@ impl PageContext {
             .into_iter()
             .chain(params.into_iter().filter(|(name, _)| match slug {
                 "dashboard" => true,
-                "pageviews" => *name != "eventName",
+                "pageviews" => !["eventName", "signature"].contains(name),
                 "events" => *name == "eventName",
+                "errors" => *name == "signature",
                 _ => false,
             }))
             .collect();

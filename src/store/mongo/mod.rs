@@ -932,6 +932,16 @@ impl StatsReader for MongoStore {
         .await
     }
 
+    async fn error_figures(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        signature: Option<&str>,
+        list: usize,
+    ) -> StoreResult<crate::domain::error_groups::ErrorFigures> {
+        crate::analytics::engine::error_figures(self, project_id, range, signature, list).await
+    }
+
     async fn event_figures(
         &self,
         project_id: DocId,

@@ -1040,6 +1040,21 @@ impl StatsReader for SqliteStore {
         }
     }
 
+    async fn error_figures(
+        &self,
+        project_id: DocId,
+        range: TimeRange,
+        signature: Option<&str>,
+        list: usize,
+    ) -> StoreResult<crate::domain::error_groups::ErrorFigures> {
+        match self.pk_for_stats(project_id).await? {
+            Some(pk) => {
+                crate::analytics::engine::error_figures(self, pk, range, signature, list).await
+            }
+            None => Ok(Default::default()),
+        }
+    }
+
     async fn event_figures(
         &self,
         project_id: DocId,
