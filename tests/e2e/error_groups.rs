@@ -410,13 +410,13 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
     assert_eq!(e["topGroups"][0]["signature"], signature.as_str());
     assert_eq!(one["data"]["filters"]["signature"], signature.as_str());
     assert_eq!(one["data"]["pageViews"]["totalViews"], 2, "page views are not filtered");
-    let chart_total: u64 = one["data"]["charts"]["errors"]["points"]
+    let chart_total: f64 = one["data"]["charts"]["errors"]["points"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["values"][0].as_u64().unwrap_or(0))
+        .map(|p| p["values"][0].as_f64().unwrap_or(0.0))
         .sum();
-    assert_eq!(chart_total, 10, "the errors chart follows the group");
+    assert_eq!(chart_total, 10.0, "the errors chart follows the group");
     let (status, html) = page(&client, &app, &format!("{dash}&signature={signature}")).await;
     assert_eq!(status, 200);
     assert!(
