@@ -417,7 +417,10 @@ async fn previous_kpis(
     let errors = async {
         match filters.signature.as_deref() {
             None => stats.errors_summary(project, range).await,
-            Some(key) => Ok(stats.error_figures(project, range, Some(key), 0).await?.summary),
+            Some(key) => Ok(stats
+                .error_figures(project, range, Some(key), 0)
+                .await?
+                .summary),
         }
     };
     let ((events, _), errors, figures) = tokio::try_join!(

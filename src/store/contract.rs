@@ -2721,8 +2721,7 @@ pub(crate) async fn dashboard_error_figures_count_groups_by_signature(stores: &S
         .collect();
     assert_eq!(from_dashboard, from_report, "the errors page's groups");
     assert_eq!(
-        first.top_groups[0].last_seen,
-        "2024-01-30T11:11:00.000Z",
+        first.top_groups[0].last_seen, "2024-01-30T11:11:00.000Z",
         "the newest occurrence"
     );
     stores.stats.rollups_settled().await;

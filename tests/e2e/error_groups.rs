@@ -370,7 +370,10 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
     let errors = &all["data"]["errors"];
     // 1.x's fields, same names and meaning; the groups beside them.
     assert_eq!(errors["totalErrors"], 40);
-    assert_eq!(errors["uniqueFingerprints"], 40, "1.x: one fingerprint per message");
+    assert_eq!(
+        errors["uniqueFingerprints"], 40,
+        "1.x: one fingerprint per message"
+    );
     assert!(errors["errorsByDay"].is_array());
     assert_eq!(errors["uniqueSignatures"], 4, "one group per message shape");
     let groups = errors["topGroups"].as_array().unwrap();
@@ -398,7 +401,10 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
     assert!(html.contains(&format!("href=\"{filter_href}\"")), "{html}");
     assert!(html.contains(&format!("href=\"{detail_href}\" class=\"row-detail\"")));
     assert!(html.contains(r#"id="bd-error""#));
-    assert!(!html.contains(r#"id="filter-scope""#), "nothing filtered yet");
+    assert!(
+        !html.contains(r#"id="filter-scope""#),
+        "nothing filtered yet"
+    );
 
     // Filtered by the group: the errors are the group's, the page views are not filtered.
     let one = json_of(&client, &app, &format!("{data_path}&signature={signature}")).await;
@@ -409,7 +415,10 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
     assert_eq!(e["topGroups"].as_array().unwrap().len(), 1);
     assert_eq!(e["topGroups"][0]["signature"], signature.as_str());
     assert_eq!(one["data"]["filters"]["signature"], signature.as_str());
-    assert_eq!(one["data"]["pageViews"]["totalViews"], 2, "page views are not filtered");
+    assert_eq!(
+        one["data"]["pageViews"]["totalViews"], 2,
+        "page views are not filtered"
+    );
     let chart_total: f64 = one["data"]["charts"]["errors"]["points"]
         .as_array()
         .unwrap()
@@ -427,9 +436,15 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
         "href=\"/projects/{id}/dashboard?timeframe=24h\" class=\"chip-remove\""
     )));
     assert!(html.contains("The error group filter applies to errors only"));
-    assert!(html.contains(r#"<input type="hidden" name="signature""#), "the forms keep it");
+    assert!(
+        html.contains(r#"<input type="hidden" name="signature""#),
+        "the forms keep it"
+    );
     // The section links: the errors page gets the group, the page views do not.
-    assert!(html.contains(&format!("href=\"{detail_href}\">Errors")), "{html}");
+    assert!(
+        html.contains(&format!("href=\"{detail_href}\">Errors")),
+        "{html}"
+    );
     assert!(html.contains(&format!("href=\"/projects/{id}/pageviews\">Page views")));
     // …and the errors page sends it back to the dashboard.
     let (_, errors_html) = page(
@@ -438,7 +453,10 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
         &format!("/projects/{id}/errors?timeframe=24h&signature={signature}"),
     )
     .await;
-    assert!(errors_html.contains(&format!("href=\"{filter_href}\">Dashboard")), "{errors_html}");
+    assert!(
+        errors_html.contains(&format!("href=\"{filter_href}\">Dashboard")),
+        "{errors_html}"
+    );
     // The groups table as CSV.
     let csv = get(
         &client,
@@ -450,7 +468,10 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
     assert_eq!(csv.status(), 200);
     let csv = csv.text().await.unwrap();
     assert!(csv.starts_with("Error,Signature,Count,Percent"), "{csv}");
-    assert!(csv.contains(&format!("Item 0 not found,{signature},10,25.0%")), "{csv}");
+    assert!(
+        csv.contains(&format!("Item 0 not found,{signature},10,25.0%")),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 5);
 
     // A well-formed key without errors: zeros, its key on the chip.
@@ -463,7 +484,11 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
     assert!(html.contains(&format!("Error group: <strong>{absent}</strong>")));
 
     // Malformed keys: 400 with a code in JSON, a message on the page, nothing unescaped.
-    for bad in ["xyz", "%3Cscript%3Ealert(1)%3C%2Fscript%3E", "0123456789ABCDEF"] {
+    for bad in [
+        "xyz",
+        "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "0123456789ABCDEF",
+    ] {
         let r = get(
             &client,
             &app,
@@ -475,10 +500,19 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["code"], "BAD_PARAMETER", "{body}");
         assert_eq!(body["parameter"], "signature", "{body}");
-        let r = get(&client, &app, &format!("{dash}&signature={bad}"), BROWSER_ACCEPT).await;
+        let r = get(
+            &client,
+            &app,
+            &format!("{dash}&signature={bad}"),
+            BROWSER_ACCEPT,
+        )
+        .await;
         assert_eq!(r.status(), 400, "{bad}");
         let text = r.text().await.unwrap();
-        assert!(text.contains("error group signature (16 hex digits)"), "{text}");
+        assert!(
+            text.contains("error group signature (16 hex digits)"),
+            "{text}"
+        );
         assert!(!text.contains("<script>"));
     }
 

@@ -650,7 +650,13 @@ async fn show_dashboard(
             }
         })
         .collect();
-    tables.push(error_table(&base, timeframe, &filters, &data, csv_href(ERROR_TABLE.0)));
+    tables.push(error_table(
+        &base,
+        timeframe,
+        &filters,
+        &data,
+        csv_href(ERROR_TABLE.0),
+    ));
     let fields = FILTER_PARAMS
         .iter()
         .map(|&(param, label)| {
