@@ -212,10 +212,8 @@ async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
         .map(str::to_string)
         .to_vec()
     };
-    let port = free_port();
-    let args = tls_only(port);
-    let _redis =
-        RedisServer::start_with(port, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let redis = RedisServer::start_ports(0, |port, _| tls_only(port)).await;
+    let port = redis.port;
     // The sentinel reaches the primary over TLS too (`tls-replication`).
     let sentinel = RedisServer::sentinel_with("si-tls", port, |sentinel_port| {
         format!(
@@ -246,10 +244,7 @@ async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
     };
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        let (port, bus) = (free_port(), free_port());
-        let args = tls_args(port, bus);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        nodes.push(RedisServer::start_with(port, &args).await);
+        nodes.push(RedisServer::start_ports(1, |port, spare| tls_args(port, spare[0])).await);
     }
     let mut create = std::process::Command::new("redis-cli");
     create.args(["--tls", "--cacert", &ca, "--cluster", "create"]);
