@@ -1,7 +1,9 @@
 //! Redis is optional and never fatal: the server starts without it, reports it in /readyz,
 //! reconnects when it returns, and ingestion keeps working throughout.
 
-use crate::support::{RedisServer, ServerProcess, TestApp, eventually, free_port};
+use crate::support::{
+    RedisServer, ServerProcess, TestApp, eventually, free_port, listens_on, wait_listening,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -297,4 +299,33 @@ async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
         )
         .await;
     }
+}
+
+/// The harness never takes another process's socket for the helper it started: with the port
+/// held by this test, a `redis-server` started on it is reported as exited (address in use), not
+/// as up; a server started on fresh ports comes up owning its port.
+#[tokio::test]
+async fn a_helper_whose_port_was_taken_is_detected_not_mistaken_for_ours() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    assert!(
+        listens_on(std::process::id(), port),
+        "the socket held here is this process's"
+    );
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/test installs it)");
+    assert!(!listens_on(child.id(), port));
+    let refused = wait_listening(&mut child, &[port], Duration::from_secs(10))
+        .await
+        .expect_err("the port belongs to this test, not to the child");
+    assert!(refused.contains("exited"), "{refused}");
+    drop(held);
+    let redis = RedisServer::start().await;
+    assert!(listens_on(redis.pid(), redis.port));
+    assert!(!listens_on(std::process::id(), redis.port));
 }

@@ -583,6 +583,11 @@ impl RedisServer {
         Ok(())
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("redis-server running").id()
+    }
+
     /// Sends a signal (`STOP` freezes the server with its sockets open, `CONT` thaws it).
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("redis-server running").id();
