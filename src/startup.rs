@@ -2,6 +2,7 @@
 //! serves with a graceful drain (stop accepting, finish requests, flush the ingest queue, exit).
 //! Nothing below this module knows which backend is live.
 
+use crate::domain::clock::{SharedClock, SystemClock};
 use crate::runtime::sessions::{AppSessionStore, DurableSessionStore, RedisFrontedStore};
 use crate::tasks::TaskSet;
 use crate::{
@@ -60,10 +61,22 @@ pub async fn build_with(
     config: Config,
     extra_handlers: crate::runtime::jobs::JobHandlers,
 ) -> Result<App, StartupError> {
+    build_with_clock(config, extra_handlers, SystemClock::shared()).await
+}
+
+/// Like [`build_with`], reading time from `clock` wherever time decides behaviour (a test's
+/// [`crate::domain::clock::ManualClock`]).
+pub async fn build_with_clock(
+    config: Config,
+    extra_handlers: crate::runtime::jobs::JobHandlers,
+    clock: SharedClock,
+) -> Result<App, StartupError> {
     // Every background task started while building (and later from requests and from those
     // tasks) belongs to this set, which `serve` drains on shutdown.
     let owned = TaskSet::new();
-    let built = owned.scope(build_owned(config, extra_handlers)).await;
+    let built = owned
+        .scope(build_owned(config, extra_handlers, clock))
+        .await;
     if built.is_err() {
         owned.shutdown(Duration::from_secs(5)).await;
     }
@@ -75,6 +88,7 @@ pub async fn build_with(
 async fn build_owned(
     config: Config,
     extra_handlers: crate::runtime::jobs::JobHandlers,
+    clock: SharedClock,
 ) -> Result<App, StartupError> {
     crate::http::health::started_at();
     crate::telemetry::handle();
@@ -130,7 +144,7 @@ async fn build_owned(
         buffer_consumer = Some((consumer, stop));
         ingestor = ingestor.with_buffer(buffer);
     }
-    let memory_limiter = Arc::new(MemoryRateLimiter::default());
+    let memory_limiter = Arc::new(MemoryRateLimiter::default().with_clock(clock.clone()));
     memory_limiter.spawn_sweeper(Duration::from_secs(60));
     let rate_limiter: Arc<dyn RateLimiter> = match &redis {
         Some(redis) if config.redis.rate_limits => Arc::new(FallbackLimiter::new(
@@ -139,7 +153,7 @@ async fn build_owned(
         )),
         _ => memory_limiter,
     };
-    let durable_sessions = DurableSessionStore::new(stores.sessions.clone());
+    let durable_sessions = DurableSessionStore::new(stores.sessions.clone(), clock.clone());
     let sessions = match &redis {
         Some(handle) if config.redis.sessions => AppSessionStore::RedisFronted(
             RedisFrontedStore::new(durable_sessions.clone(), handle.clone()),
@@ -165,11 +179,13 @@ async fn build_owned(
                 stores.jobs.clone(),
                 handle.clone(),
                 job_options,
+                clock.clone(),
             ))
         }
         _ => Arc::new(crate::runtime::jobs::DurableJobQueue::new(
             stores.jobs.clone(),
             job_options,
+            clock.clone(),
         )),
     };
     tracing::info!("job queue: {}", jobs.backend());
@@ -185,7 +201,12 @@ async fn build_owned(
         jobs.clone(),
         &config.reports,
     ));
-    spawn_maintenance(durable_sessions, stores.clone(), reports.clone());
+    spawn_maintenance(
+        durable_sessions,
+        stores.clone(),
+        reports.clone(),
+        clock.clone(),
+    );
     let ai_kind = crate::runtime::jobs::kinds::AI_ANALYSIS;
     let mut handlers = extra_handlers;
     if handlers.get(ai_kind).is_none() {
@@ -212,6 +233,7 @@ async fn build_owned(
             stores.clone(),
             jobs.clone(),
             Duration::from_millis(config.email_reports_check_ms),
+            clock.clone(),
         );
         handlers = handlers.register(
             crate::services::email_reports::KIND,
@@ -231,6 +253,7 @@ async fn build_owned(
         Duration::from_secs(config.shutdown_timeout_secs),
     );
     let state = AppState {
+        clock,
         mailer,
         jobs,
         ai,
@@ -302,7 +325,9 @@ fn spawn_maintenance(
     sessions: DurableSessionStore,
     stores: Stores,
     reports: Arc<crate::services::report_jobs::ReportJobs>,
+    clock: SharedClock,
 ) {
+    let clock2 = clock.clone();
     crate::tasks::spawn_loop::<()>("maintenance_hourly", async move {
         let mut hourly = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -311,7 +336,7 @@ fn spawn_maintenance(
             if removed > 0 {
                 tracing::info!(removed, "expired sessions deleted");
             }
-            crate::services::retention::purge_report_files(&reports).await;
+            crate::services::retention::purge_report_files(&reports, clock.now_ms()).await;
         }
     });
     crate::tasks::spawn_loop::<()>("retention_purge", async move {
@@ -319,7 +344,7 @@ fn spawn_maintenance(
         let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
         loop {
             daily.tick().await;
-            crate::services::retention::purge_all(&stores).await;
+            crate::services::retention::purge_all(&stores, clock2.now_ms()).await;
         }
     });
 }

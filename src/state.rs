@@ -3,6 +3,7 @@
 
 use crate::{
     config::Config,
+    domain::clock::SharedClock,
     ingest::{Ingestor, spool::Spool},
     runtime::{rate_limit::RateLimiter, redis::RedisHandle},
     store::Stores,
@@ -12,6 +13,9 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// Where "now" comes from for every decision made from time (the system clock, or a test's
+    /// manual clock through `startup::build_with_clock`).
+    pub clock: SharedClock,
     pub config: Arc<Config>,
     pub stores: Stores,
     pub ingestor: Arc<Ingestor>,
@@ -54,6 +58,12 @@ impl FromRef<AppState> for Arc<dyn RateLimiter> {
 impl FromRef<AppState> for Arc<dyn crate::runtime::jobs::JobQueue> {
     fn from_ref(s: &AppState) -> Self {
         s.jobs.clone()
+    }
+}
+
+impl FromRef<AppState> for SharedClock {
+    fn from_ref(s: &AppState) -> Self {
+        s.clock.clone()
     }
 }
 

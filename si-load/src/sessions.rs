@@ -71,7 +71,10 @@ pub async fn run(a: SessionArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let stores = Stores::new("sqlite", sqlite);
     stores.admin.migrate().await.map_err(|e| e.to_string())?;
-    let durable = DurableSessionStore::new(stores.sessions.clone());
+    let durable = DurableSessionStore::new(
+        stores.sessions.clone(),
+        superinsights::domain::clock::SystemClock::shared(),
+    );
 
     // Sessions shaped like a signed-in user's: user id, current org, CSRF token.
     let mut ids = Vec::with_capacity(a.sessions as usize);

@@ -1,11 +1,13 @@
 //! Plain types and pure logic shared by every layer: identifiers, the four analytics document
 //! kinds, timestamp parsing, error fingerprints, user-agent and bot detection, event drop rules,
 //! segment filters, the records the use cases handle (projects, users, organizations,
-//! invitations, jobs), the query parameters each analytics view takes, redirect targets, CSV.
+//! invitations, jobs), the query parameters each analytics view takes, redirect targets, CSV,
+//! and the clock port (`clock`: where "now" comes from, with a manual clock for tests).
 //! Nothing here performs IO.
 
 pub mod analytics;
 pub mod audit;
+pub mod clock;
 pub mod csv;
 pub mod demo;
 pub mod drop_rules;

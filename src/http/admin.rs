@@ -372,7 +372,7 @@ async fn render_users(
         .pending_invites(None)
         .await?
         .iter()
-        .map(InviteRow::of)
+        .map(|i| InviteRow::of(i, crate::domain::timestamp::now_ms()))
         .collect();
     Ok(UsersPage {
         shell: Shell::of(auth),
@@ -499,6 +499,7 @@ async fn delete_user(
 
 async fn platform_invite(
     State(stores): State<Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     State(config): State<Arc<Config>>,
     AdminUser(auth): AdminUser,
     headers: HeaderMap,
@@ -506,7 +507,7 @@ async fn platform_invite(
 ) -> Result<Response, AppError> {
     let role = svc::platform_role(form.get("role")).unwrap_or(PlatformRole::User);
     let email = form.get("email").unwrap_or_default();
-    let result = svc::invite_to_platform(&stores, email, role, auth.user.id)
+    let result = svc::invite_to_platform(&stores, email, role, auth.user.id, clock.now_ms())
         .await
         .map(|token| Notice {
             message: Some(format!(

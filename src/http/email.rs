@@ -153,6 +153,7 @@ struct ResetPage {
 
 async fn reset_form(
     State(stores): State<crate::store::Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -172,7 +173,7 @@ async fn reset_form(
         )
             .into_response());
     }
-    match reset::check(&stores, &token).await {
+    match reset::check(&stores, &token, clock.now_ms()).await {
         Ok(()) => Ok(page(None, false).into_response()),
         Err(reset::ResetError::Store(e)) => Err(e.into()),
         Err(e) => Ok((StatusCode::BAD_REQUEST, page(Some(e.to_string()), true)).into_response()),
@@ -181,11 +182,12 @@ async fn reset_form(
 
 async fn reset_password(
     State(stores): State<crate::store::Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     session: Session,
     form: CsrfForm,
 ) -> Result<Response, AppError> {
     let token = form.get("token").unwrap_or_default().to_string();
-    let result = reset::reset(&stores, &token, form.raw("password")).await;
+    let result = reset::reset(&stores, &token, form.raw("password"), clock.now_ms()).await;
     let csrf = session::csrf_token(&session).await?;
     match result {
         Ok(_) => {

@@ -118,12 +118,13 @@ async fn render(
 
 async fn show_form(
     stores: &Stores,
+    now: i64,
     session: &Session,
     query: &HashMap<String, String>,
     kind: InviteKind,
 ) -> Response {
     let token = query.get("token").map(String::as_str);
-    let invite = match svc::open_invite(stores, token, kind).await {
+    let invite = match svc::open_invite(stores, token, kind, now).await {
         Ok(invite) => invite,
         Err(e) => return dead_end(e),
     };
@@ -145,28 +146,38 @@ async fn show_form(
 
 async fn org_invite_form(
     State(stores): State<Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    show_form(&stores, &session, &query, InviteKind::Org).await
+    show_form(&stores, clock.now_ms(), &session, &query, InviteKind::Org).await
 }
 
 async fn platform_invite_form(
     State(stores): State<Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     session: Session,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    show_form(&stores, &session, &query, InviteKind::Platform).await
+    show_form(
+        &stores,
+        clock.now_ms(),
+        &session,
+        &query,
+        InviteKind::Platform,
+    )
+    .await
 }
 
 async fn accept(
     stores: &Stores,
+    now: i64,
     session: &Session,
     form: &CsrfForm,
     kind: InviteKind,
 ) -> Result<Response, Response> {
     let token = form.get("token");
-    let invite = svc::open_invite(stores, token, kind)
+    let invite = svc::open_invite(stores, token, kind, now)
         .await
         .map_err(dead_end)?;
     let who = Acceptance {
@@ -208,20 +219,28 @@ async fn accept(
 
 async fn accept_org_invite(
     State(stores): State<Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     session: Session,
     form: CsrfForm,
 ) -> Response {
-    accept(&stores, &session, &form, InviteKind::Org)
+    accept(&stores, clock.now_ms(), &session, &form, InviteKind::Org)
         .await
         .unwrap_or_else(|r| r)
 }
 
 async fn accept_platform_invite(
     State(stores): State<Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     session: Session,
     form: CsrfForm,
 ) -> Response {
-    accept(&stores, &session, &form, InviteKind::Platform)
-        .await
-        .unwrap_or_else(|r| r)
+    accept(
+        &stores,
+        clock.now_ms(),
+        &session,
+        &form,
+        InviteKind::Platform,
+    )
+    .await
+    .unwrap_or_else(|r| r)
 }

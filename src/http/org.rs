@@ -10,7 +10,7 @@ use super::{
 use crate::{
     config::Config,
     domain::records::Organization,
-    domain::{ids::DocId, redirect::redirect_target, timestamp::now_ms},
+    domain::{ids::DocId, redirect::redirect_target},
     error::{AppError, ErrorPageInfo},
     runtime::rate_limit::namespaces,
     runtime::realtime::RealtimeHub,
@@ -110,13 +110,14 @@ pub(super) struct InviteRow {
 }
 
 impl InviteRow {
-    pub(super) fn of(i: &crate::domain::records::Invite) -> Self {
+    /// The row as of `now` (epoch ms): whether the invite has expired by then.
+    pub(super) fn of(i: &crate::domain::records::Invite, now: i64) -> Self {
         Self {
             id: i.id.to_hex(),
             email: i.email.clone(),
             role: i.scope.role_str().to_string(),
             expires: minute(i.expires_at),
-            expired: i.expires_at <= now_ms(),
+            expired: i.expires_at <= now,
         }
     }
 }
@@ -178,7 +179,7 @@ async fn render_users(
             .pending_invites(Some(org.id))
             .await?
             .iter()
-            .map(InviteRow::of)
+            .map(|i| InviteRow::of(i, crate::domain::timestamp::now_ms()))
             .collect()
     } else {
         Vec::new()
@@ -304,6 +305,7 @@ async fn add_user(
 
 async fn invite_user(
     State(stores): State<Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     State(config): State<Arc<Config>>,
     auth: AuthUser,
     headers: HeaderMap,
@@ -312,7 +314,7 @@ async fn invite_user(
     let org = auth.require_org_owner()?.id;
     let role = svc::org_role(form.get("role"));
     let email = form.get("email").unwrap_or_default();
-    let result = svc::invite_to_org(&stores, org, email, role, auth.user.id)
+    let result = svc::invite_to_org(&stores, org, email, role, auth.user.id, clock.now_ms())
         .await
         .map(|token| Notice {
             message: Some(format!(

@@ -545,6 +545,7 @@ async fn drop_report(
 
 async fn add_user(
     State(stores): State<Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     State(config): State<Arc<Config>>,
     auth: AuthUser,
     Path(id): Path<String>,
@@ -564,7 +565,7 @@ async fn add_user(
     // invited to it.
     let result = match orgs::add_existing(&stores, org, email, role).await {
         Err(MemberError::NotFound(_)) => {
-            orgs::invite_to_org(&stores, org, email, role, auth.user.id)
+            orgs::invite_to_org(&stores, org, email, role, auth.user.id, clock.now_ms())
                 .await
                 .map(|token| Notice {
                     message: Some(format!(

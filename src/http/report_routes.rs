@@ -493,6 +493,7 @@ async fn report_status(
 /// 403 outside the project's namespace, 429 past 10 a minute per user and project.
 async fn download_report(
     State(stores): State<Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     State(limiting): State<Limiting>,
     State(reports): State<Arc<ReportJobs>>,
     auth: AuthUser,
@@ -532,7 +533,7 @@ async fn download_report(
         ));
     }
     // Expired, or its file already swept.
-    if report.expires_at.is_some_and(|e| e <= now_ms()) || report.file_key.is_none() {
+    if report.expires_at.is_some_and(|e| e <= clock.now_ms()) || report.file_key.is_none() {
         return Ok(coded(StatusCode::GONE, "The report has expired", "EXPIRED"));
     }
     let namespace = format!("{}_{}/", access.project.org_id, access.project.id);

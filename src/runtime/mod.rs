@@ -9,3 +9,4 @@ pub mod realtime;
 pub mod redis;
 pub mod sessions;
 pub mod stream_group;
+pub mod time;

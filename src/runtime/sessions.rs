@@ -8,6 +8,7 @@
 //! stale copy as soon as Redis answers again. Copies in Redis live at most [`REDIS_COPY_TTL`], which
 //! bounds staleness even when the instance that saw the failure dies before cleaning up.
 
+use crate::domain::clock::SharedClock;
 use crate::runtime::redis::{FallbackState, RedisHandle};
 use crate::store::SessionRecords;
 use async_trait::async_trait;
@@ -32,6 +33,8 @@ pub const REDIS_COPY_TTL: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct DurableSessionStore {
     records: Arc<dyn SessionRecords>,
+    /// Decides which records are expired (loading and sweeping).
+    clock: SharedClock,
 }
 
 impl fmt::Debug for DurableSessionStore {
@@ -49,13 +52,21 @@ fn backend(e: impl fmt::Display) -> Error {
 }
 
 impl DurableSessionStore {
-    pub fn new(records: Arc<dyn SessionRecords>) -> Self {
-        Self { records }
+    pub fn new(records: Arc<dyn SessionRecords>, clock: SharedClock) -> Self {
+        Self { records, clock }
     }
 
-    /// Removes expired sessions (run periodically).
+    /// Removes the sessions expired by the clock's "now" (run periodically).
     pub async fn sweep(&self) -> u64 {
-        self.records.delete_expired_sessions().await.unwrap_or(0)
+        self.records
+            .delete_expired_sessions(self.clock.now_ms())
+            .await
+            .unwrap_or(0)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.clock.now_ms()) * 1_000_000)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc())
     }
 }
 
@@ -87,7 +98,7 @@ impl SessionStore for DurableSessionStore {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match self
             .records
-            .load_session(&id.to_string())
+            .load_session(&id.to_string(), self.clock.now_ms())
             .await
             .map_err(backend)?
         {
@@ -197,8 +208,8 @@ impl RedisFrontedStore {
     }
 
     /// The record as cached in Redis: same data, expiry capped at [`REDIS_COPY_TTL`].
-    fn redis_copy(record: &Record) -> Record {
-        let cap = OffsetDateTime::now_utc() + REDIS_COPY_TTL;
+    fn redis_copy(&self, record: &Record) -> Record {
+        let cap = self.durable.now() + REDIS_COPY_TTL;
         Record {
             id: record.id,
             data: record.data.clone(),
@@ -208,7 +219,7 @@ impl RedisFrontedStore {
 
     /// Best-effort: puts a copy into Redis when none is there.
     async fn populate(&self, record: &Record) {
-        let mut copy = Self::redis_copy(record);
+        let mut copy = self.redis_copy(record);
         // NX create; if an entry appeared meanwhile, the store picks another id for the copy,
         // which then simply expires unused.
         let _ = self.redis_call(self.redis.create(&mut copy)).await;
@@ -227,7 +238,7 @@ impl SessionStore for RedisFrontedStore {
         self.durable.save(record).await?;
         if self.is_dirty(&record.id)
             || self
-                .redis_call(self.redis.save(&Self::redis_copy(record)))
+                .redis_call(self.redis.save(&self.redis_copy(record)))
                 .await
                 .is_none()
         {
@@ -239,7 +250,7 @@ impl SessionStore for RedisFrontedStore {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         if !self.is_dirty(id)
             && let Some(Some(record)) = self.redis_call(self.redis.load(id)).await
-            && record.expiry_date > OffsetDateTime::now_utc()
+            && record.expiry_date > self.durable.now()
         {
             crate::telemetry::session_lookup("redis");
             return Ok(Some(record));
@@ -303,5 +314,56 @@ impl SessionStore for AppSessionStore {
             AppSessionStore::Durable(s) => s.delete(id).await,
             AppSessionStore::RedisFronted(s) => s.delete(id).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::clock::ManualClock;
+    use crate::store::{
+        Stores,
+        sqlite::{SqliteOptions, SqliteStore},
+    };
+
+    /// Expiry is decided on the injected clock: a session loads until the clock passes its
+    /// expiry date, then neither loads nor survives the sweep, with no real time passing.
+    #[tokio::test]
+    async fn sessions_expire_and_are_swept_by_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let stores = Stores::new("sqlite", store);
+        stores.admin.migrate().await.unwrap();
+        let clock = Arc::new(ManualClock::new());
+        let sessions = DurableSessionStore::new(stores.sessions.clone(), clock.clone());
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: sessions.now() + Duration::from_secs(3600),
+        };
+        sessions.create(&mut record).await.unwrap();
+        let other_id = Id::default();
+        let mut other = Record {
+            id: other_id,
+            data: Default::default(),
+            expiry_date: sessions.now() + Duration::from_secs(7200),
+        };
+        sessions.create(&mut other).await.unwrap();
+        assert!(sessions.load(&record.id).await.unwrap().is_some());
+        clock.advance(Duration::from_secs(3599));
+        assert!(sessions.load(&record.id).await.unwrap().is_some(), "live");
+        assert_eq!(sessions.sweep().await, 0, "nothing expired yet");
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            sessions.load(&record.id).await.unwrap().is_none(),
+            "expired at its expiry date"
+        );
+        assert_eq!(sessions.sweep().await, 1, "only the expired one is deleted");
+        assert!(sessions.load(&other.id).await.unwrap().is_some());
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(sessions.sweep().await, 1);
+        assert!(sessions.load(&other.id).await.unwrap().is_none());
     }
 }

@@ -126,13 +126,19 @@ pub async fn schedule_due(stores: &Stores, jobs: &dyn JobQueue, now: i64) -> Sto
     Ok(queued)
 }
 
-/// Every `every`, on each instance: [`schedule_due`] (only when email reports are available).
-pub fn spawn_scheduler(stores: Stores, jobs: Arc<dyn JobQueue>, every: Duration) {
+/// Every `every`, on each instance: [`schedule_due`] at the clock's "now" (only when email
+/// reports are available).
+pub fn spawn_scheduler(
+    stores: Stores,
+    jobs: Arc<dyn JobQueue>,
+    every: Duration,
+    clock: crate::domain::clock::SharedClock,
+) {
     crate::tasks::spawn_loop::<()>("email_report_scheduler", async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            match schedule_due(&stores, &*jobs, now_ms()).await {
+            match schedule_due(&stores, &*jobs, clock.now_ms()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(queued = n, "email reports queued"),
                 Err(e) => tracing::warn!(error = %e, "email reports not scheduled"),

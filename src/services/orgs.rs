@@ -10,7 +10,6 @@ use crate::{
         records::{
             Invite, InviteScope, InviteStatus, OrgRole, OrgStatus, Organization, PlatformRole, User,
         },
-        timestamp::now_ms,
     },
     services::{
         accounts::{self, ProvisionError},
@@ -106,14 +105,14 @@ pub async fn add_existing(
     Ok(user)
 }
 
-/// The pending, unexpired invite for `email` in `org` (`None`: the platform), if any. Pending
-/// invites found expired are marked `expired` on the way.
+/// The pending invite for `email` in `org` (`None`: the platform) unexpired at `now`, if any.
+/// Pending invites found expired are marked `expired` on the way.
 async fn live_invite_for(
     stores: &Stores,
     org: Option<DocId>,
     email: &str,
+    now: i64,
 ) -> Result<Option<Invite>, MemberError> {
-    let now = now_ms();
     for invite in stores.invites.pending_invites(org).await? {
         if invite.email != email {
             continue;
@@ -135,32 +134,28 @@ async fn create_invite(
     scope: InviteScope,
     email: String,
     by: DocId,
+    now: i64,
 ) -> Result<String, MemberError> {
     let prefix = match scope {
         InviteScope::Org { .. } => ORG_TOKEN_PREFIX,
         InviteScope::Platform { .. } => PLATFORM_TOKEN_PREFIX,
     };
     let token = format!("{prefix}{}", random_hex(24));
-    let invite = Invite::new(
-        scope,
-        email,
-        token_hash(&token),
-        by,
-        now_ms(),
-        INVITE_TTL_MS,
-    );
+    let invite = Invite::new(scope, email, token_hash(&token), by, now, INVITE_TTL_MS);
     stores.invites.create_invite(&invite).await?;
     Ok(token)
 }
 
-/// Invites `email` to `org` with `role` for 7 days; returns the token (shown once, stored only
-/// as its SHA-256). Errors: already an active member or an invite pending → `Conflict`.
+/// Invites `email` to `org` with `role` for 7 days from `now` (epoch ms, the caller's clock);
+/// returns the token (shown once, stored only as its SHA-256). Errors: already an active member
+/// or an invite pending → `Conflict`.
 pub async fn invite_to_org(
     stores: &Stores,
     org: DocId,
     email: &str,
     role: OrgRole,
     by: DocId,
+    now: i64,
 ) -> Result<String, MemberError> {
     let email = accounts::validate_email(email)?;
     if let Some(user) = stores.accounts.user_by_email(&email).await?
@@ -170,7 +165,10 @@ pub async fn invite_to_org(
             "{email} is already a member of this organization"
         )));
     }
-    if live_invite_for(stores, Some(org), &email).await?.is_some() {
+    if live_invite_for(stores, Some(org), &email, now)
+        .await?
+        .is_some()
+    {
         return Err(MemberError::Conflict(format!(
             "An invite for {email} is already pending"
         )));
@@ -180,6 +178,7 @@ pub async fn invite_to_org(
         InviteScope::Org { org_id: org, role },
         email.clone(),
         by,
+        now,
     )
     .await?;
     audit::action(codes::ORG_USER_INVITE)
@@ -190,13 +189,14 @@ pub async fn invite_to_org(
     Ok(token)
 }
 
-/// Invites `email` to the platform with `role` (`user|admin`) for 7 days; returns the token.
-/// Errors: the account exists or an invite is pending → `Conflict`.
+/// Invites `email` to the platform with `role` (`user|admin`) for 7 days from `now`; returns the
+/// token. Errors: the account exists or an invite is pending → `Conflict`.
 pub async fn invite_to_platform(
     stores: &Stores,
     email: &str,
     role: PlatformRole,
     by: DocId,
+    now: i64,
 ) -> Result<String, MemberError> {
     let email = accounts::validate_email(email)?;
     if stores.accounts.user_by_email(&email).await?.is_some() {
@@ -204,12 +204,19 @@ pub async fn invite_to_platform(
             "An account for {email} already exists"
         )));
     }
-    if live_invite_for(stores, None, &email).await?.is_some() {
+    if live_invite_for(stores, None, &email, now).await?.is_some() {
         return Err(MemberError::Conflict(format!(
             "An invite for {email} is already pending"
         )));
     }
-    let token = create_invite(stores, InviteScope::Platform { role }, email.clone(), by).await?;
+    let token = create_invite(
+        stores,
+        InviteScope::Platform { role },
+        email.clone(),
+        by,
+        now,
+    )
+    .await?;
     audit::action(codes::ADMIN_PLATFORM_INVITE)
         .note(format!("{email} as {}", role.as_str()))
         .record(stores)
@@ -314,12 +321,13 @@ pub enum InviteKind {
 }
 
 /// The pending invite behind `token`. Errors: missing token → `Invalid`; unknown (or of the
-/// other kind) → `NotFound`; accepted/revoked/expired → `Invalid`; past its expiry → marked
-/// `expired`, then `Invalid`.
+/// other kind) → `NotFound`; accepted/revoked/expired → `Invalid`; past its expiry at `now` →
+/// marked `expired`, then `Invalid`.
 pub async fn open_invite(
     stores: &Stores,
     token: Option<&str>,
     kind: InviteKind,
+    now: i64,
 ) -> Result<Invite, MemberError> {
     let token = token
         .map(str::trim)
@@ -340,7 +348,7 @@ pub async fn open_invite(
             invite.status
         )));
     }
-    if invite.expires_at <= now_ms() {
+    if invite.expires_at <= now {
         stores
             .invites
             .set_invite_status(invite.id, InviteStatus::Expired)
@@ -689,6 +697,7 @@ pub fn org_name(name: &str) -> Result<String, MemberError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::timestamp::now_ms;
     use crate::store::sqlite::{SqliteOptions, SqliteStore};
 
     async fn stores() -> (tempfile::TempDir, Stores) {
@@ -725,6 +734,7 @@ mod tests {
             "New@X.io",
             OrgRole::Viewer,
             owner.user.id,
+            now_ms(),
         )
         .await
         .unwrap();
@@ -738,22 +748,23 @@ mod tests {
                 owner.org.id,
                 "new@x.io",
                 OrgRole::Viewer,
-                owner.user.id
+                owner.user.id,
+                now_ms(),
             )
             .await,
             Err(MemberError::Conflict(_))
         ));
-        let invite = open_invite(&stores, Some(&token), InviteKind::Org)
+        let invite = open_invite(&stores, Some(&token), InviteKind::Org, now_ms())
             .await
             .unwrap();
         assert_eq!(invite.email, "new@x.io");
         assert_eq!(invite.token_hash, token_hash(&token));
         assert!(matches!(
-            open_invite(&stores, Some(&token), InviteKind::Platform).await,
+            open_invite(&stores, Some(&token), InviteKind::Platform, now_ms()).await,
             Err(MemberError::NotFound(_))
         ));
         assert!(matches!(
-            open_invite(&stores, None, InviteKind::Org).await,
+            open_invite(&stores, None, InviteKind::Org, now_ms()).await,
             Err(MemberError::Invalid(_))
         ));
 
@@ -777,7 +788,7 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            open_invite(&stores, Some(stale), InviteKind::Org).await,
+            open_invite(&stores, Some(stale), InviteKind::Org, now_ms()).await,
             Err(MemberError::Invalid(_))
         ));
         let marked = stores
@@ -793,9 +804,25 @@ mod tests {
             "late@x.io",
             OrgRole::Viewer,
             owner.user.id,
+            now_ms(),
         )
         .await
         .unwrap();
+
+        // Expiry is decided at the caller's "now": the first invite is live until 7 days after
+        // it was made, and expired from then on.
+        let made = invite.created_at;
+        let opened = open_invite(
+            &stores,
+            Some(&token),
+            InviteKind::Org,
+            made + INVITE_TTL_MS - 1,
+        );
+        assert!(opened.await.is_ok(), "live until its expiry");
+        assert!(matches!(
+            open_invite(&stores, Some(&token), InviteKind::Org, made + INVITE_TTL_MS).await,
+            Err(MemberError::Invalid(_))
+        ));
     }
 
     #[tokio::test]

@@ -122,29 +122,35 @@ async fn send_reset(
     Ok(())
 }
 
-/// Whether `token` can still be used (for showing the form).
-pub async fn check(stores: &Stores, token: &str) -> Result<(), ResetError> {
+/// Whether `token` can still be used at `now` (epoch ms, the caller's clock; for showing the
+/// form).
+pub async fn check(stores: &Stores, token: &str, now: i64) -> Result<(), ResetError> {
     match stores.mail.password_reset(&token_hash(token)).await? {
         None => Err(ResetError::Invalid),
         Some(r) if r.used_at.is_some() => Err(ResetError::Invalid),
-        Some(r) if r.expires_at <= now_ms() => Err(ResetError::Expired),
+        Some(r) if r.expires_at <= now => Err(ResetError::Expired),
         Some(_) => Ok(()),
     }
 }
 
 /// Uses `token` to set `password`: the token is spent (once, even under concurrent use), the
 /// password stored as argon2id, every session of the account ends. A password that breaks the
-/// rule is refused before the token is spent.
-pub async fn reset(stores: &Stores, token: &str, password: &str) -> Result<User, ResetError> {
+/// rule is refused before the token is spent. `now`: the caller's clock (expiry, `usedAt`).
+pub async fn reset(
+    stores: &Stores,
+    token: &str,
+    password: &str,
+    now: i64,
+) -> Result<User, ResetError> {
     accounts::check_new_password(password)
         .map_err(|e| ResetError::Password(crate::services::sentence_case(&e.to_string())))?;
-    check(stores, token).await?;
+    check(stores, token, now).await?;
     let hash = accounts::hash_password(password)
         .await
         .map_err(|e| ResetError::Password(e.to_string()))?;
     let Some(reset) = stores
         .mail
-        .use_password_reset(&token_hash(token), now_ms())
+        .use_password_reset(&token_hash(token), now)
         .await?
     else {
         return Err(ResetError::Invalid);

@@ -192,6 +192,61 @@ pub fn sparkline_points(values: &[u64], width: f64, height: f64) -> String {
 mod tests {
     use super::*;
 
+    /// "Right now" is the last five minutes up to the caller's clock: a visit counts until the
+    /// clock is a window past it, with no real time passing.
+    #[tokio::test]
+    async fn a_visitor_counts_for_five_minutes_of_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stores, project) =
+            crate::services::fixtures::sqlite_with_project(&dir, "now@test.example").await;
+        let clock = crate::domain::clock::ManualClock::new();
+        use crate::domain::clock::Clock;
+        let seen = clock.now_ms();
+        let mut v = crate::store::contract::pageview("/x", seen);
+        v.client_id = Some("c1".into());
+        stores
+            .events
+            .write(&[crate::store::contract::batch(
+                project.id,
+                crate::domain::model::Docs::Pageviews(vec![v]),
+            )])
+            .await
+            .unwrap();
+        assert_eq!(
+            visitors_now(&stores, project.id, clock.now_ms())
+                .await
+                .unwrap(),
+            1
+        );
+        clock.advance_ms(WINDOW_MS as u64 - 1);
+        assert_eq!(
+            visitors_now(&stores, project.id, clock.now_ms())
+                .await
+                .unwrap(),
+            1,
+            "still inside the window"
+        );
+        clock.advance_ms(1);
+        assert_eq!(
+            visitors_now(&stores, project.id, clock.now_ms())
+                .await
+                .unwrap(),
+            0,
+            "gone once the clock is a window past it"
+        );
+        let feed = recent_hits(&stores, project.id, clock.now_ms())
+            .await
+            .unwrap();
+        assert_eq!(feed.len(), 1, "the feed reaches further back (30 minutes)");
+        clock.advance_ms((FEED_SEED_MS - WINDOW_MS) as u64);
+        assert!(
+            recent_hits(&stores, project.id, clock.now_ms())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     #[tokio::test]
     async fn answers_that_must_not_stay_stale_are_not_kept() {
         let dir = tempfile::tempdir().unwrap();

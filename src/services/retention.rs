@@ -3,13 +3,14 @@
 //! any number of times. Report files past their expiry (or of deleted reports) are removed here
 //! too ([`purge_report_files`], hourly).
 
-use crate::{domain::timestamp::now_ms, store::Stores};
+use crate::store::Stores;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-/// Purges every live project; returns the number of documents removed. Errors are logged per
-/// project and do not stop the others.
-pub async fn purge_all(stores: &Stores) -> u64 {
+/// Purges every live project of what is older than its retention at `now` (epoch ms, from the
+/// caller's clock); returns the number of documents removed. Errors are logged per project and
+/// do not stop the others.
+pub async fn purge_all(stores: &Stores, now: i64) -> u64 {
     let projects = match stores.projects.live_projects().await {
         Ok(p) => p,
         Err(e) => {
@@ -17,7 +18,6 @@ pub async fn purge_all(stores: &Stores) -> u64 {
             return 0;
         }
     };
-    let now = now_ms();
     let mut total = 0;
     for project in projects {
         let cutoff = now - i64::from(project.data_retention_days) * DAY_MS;
@@ -34,9 +34,13 @@ pub async fn purge_all(stores: &Stores) -> u64 {
 }
 
 /// Removes the files of reports past their 30-day expiry and of deleted reports (the records
-/// stay, without a file: a download then answers 410). Returns how many files went.
-pub async fn purge_report_files(reports: &crate::services::report_jobs::ReportJobs) -> u64 {
-    let removed = reports.sweep_files(now_ms()).await;
+/// stay, without a file: a download then answers 410), as of `now` (epoch ms). Returns how many
+/// files went.
+pub async fn purge_report_files(
+    reports: &crate::services::report_jobs::ReportJobs,
+    now: i64,
+) -> u64 {
+    let removed = reports.sweep_files(now).await;
     if removed > 0 {
         tracing::info!(removed, "expired or deleted report files removed");
     }
@@ -47,6 +51,7 @@ pub async fn purge_report_files(reports: &crate::services::report_jobs::ReportJo
 mod tests {
     use super::*;
     use crate::domain::model::{Channel, Docs};
+    use crate::domain::timestamp::now_ms;
     use crate::store::{ProjectUpdate, contract};
 
     #[tokio::test]
@@ -71,7 +76,7 @@ mod tests {
             .write(&[contract::batch(p.id, docs)])
             .await
             .unwrap();
-        assert_eq!(purge_all(&stores).await, 1);
+        assert_eq!(purge_all(&stores, now).await, 1);
         let left = stores
             .stats
             .recent(p.id, Channel::Pageviews, 10)
@@ -79,6 +84,9 @@ mod tests {
             .unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0]["url"], "/new");
-        assert_eq!(purge_all(&stores).await, 0, "idempotent");
+        assert_eq!(purge_all(&stores, now).await, 0, "idempotent");
+        // A day later the page view of 6 days ago is 7 days old: past the retention too.
+        assert_eq!(purge_all(&stores, now + DAY_MS - 1).await, 0);
+        assert_eq!(purge_all(&stores, now + DAY_MS + 1).await, 1);
     }
 }

@@ -788,24 +788,46 @@ pub(crate) async fn sessions(stores: &Stores) {
         "ids never collide silently"
     );
     assert_eq!(
-        s.load_session(&id).await.unwrap().as_deref(),
+        s.load_session(&id, now).await.unwrap().as_deref(),
         Some(&b"one"[..])
     );
     s.save_session(&id, b"two", now + 60_000).await.unwrap();
     assert_eq!(
-        s.load_session(&id).await.unwrap().as_deref(),
+        s.load_session(&id, now).await.unwrap().as_deref(),
         Some(&b"two"[..])
     );
     let expired = format!("old-{}", DocId::new());
     s.save_session(&expired, b"x", now - 1).await.unwrap();
     assert_eq!(
-        s.load_session(&expired).await.unwrap(),
+        s.load_session(&expired, now).await.unwrap(),
         None,
         "expired records are not loaded"
     );
-    assert!(s.delete_expired_sessions().await.unwrap() >= 1);
+    // Expiry is decided at the caller's "now": the live record is expired a minute later, and
+    // the sweep at that time removes it too.
+    assert_eq!(
+        s.load_session(&id, now + 60_000).await.unwrap(),
+        None,
+        "expired at the given time"
+    );
+    assert!(
+        s.load_session(&id, now + 59_999).await.unwrap().is_some(),
+        "live until its expiry"
+    );
+    assert!(s.delete_expired_sessions(now).await.unwrap() >= 1);
+    assert!(
+        s.load_session(&id, now).await.unwrap().is_some(),
+        "the sweep at `now` keeps what is live at `now`"
+    );
+    s.delete_expired_sessions(now + 60_000).await.unwrap();
+    assert_eq!(
+        s.load_session(&id, now).await.unwrap(),
+        None,
+        "swept once expired"
+    );
+    s.save_session(&id, b"three", now + 60_000).await.unwrap();
     s.delete_session(&id).await.unwrap();
-    assert_eq!(s.load_session(&id).await.unwrap(), None);
+    assert_eq!(s.load_session(&id, now).await.unwrap(), None);
     s.delete_session(&id).await.unwrap();
 }
 

@@ -340,11 +340,11 @@ pub trait SessionRecords: Send + Sync {
     async fn create_session(&self, id: &str, data: &[u8], expires_at_ms: i64) -> StoreResult<bool>;
     /// Inserts or replaces a record.
     async fn save_session(&self, id: &str, data: &[u8], expires_at_ms: i64) -> StoreResult<()>;
-    /// The record's bytes, `None` when missing or expired.
-    async fn load_session(&self, id: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// The record's bytes, `None` when missing or expired at `now_ms` (the caller's clock).
+    async fn load_session(&self, id: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>>;
     async fn delete_session(&self, id: &str) -> StoreResult<()>;
-    /// Removes expired records; returns how many.
-    async fn delete_expired_sessions(&self) -> StoreResult<u64>;
+    /// Removes the records expired at `now_ms`; returns how many.
+    async fn delete_expired_sessions(&self, now_ms: i64) -> StoreResult<u64>;
 }
 
 /// The ingestion sink.

@@ -47,7 +47,15 @@ test('an analysis runs with visible progress and injected HTML in the result nev
   assert.equal(await page.textContent('#ai-result strong'), 'slow');
   assert.equal(await page.$('#ai-result script'), null);
   assert.equal(await page.$('#ai-result img'), null);
-  await page.waitForTimeout(300); // give any injected handler the chance to fire
+  // A marker that must come after what must not happen: the probe requests the same failing
+  // image the injected `<img src=x onerror=…>` would have requested at render time, so once the
+  // probe's own error event has fired, an injected handler would already have run.
+  await page.evaluate(() => new Promise((resolve) => {
+    const probe = new Image();
+    probe.addEventListener('error', resolve, { once: true });
+    probe.addEventListener('load', resolve, { once: true });
+    probe.src = 'x';
+  }));
   assert.equal(await page.evaluate(() => window.__pwned), undefined, 'injected script did not run');
   assert.deepEqual(dialogs, []);
 

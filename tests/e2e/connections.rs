@@ -2,7 +2,7 @@
 //! headers, idle keep-alive, bodies shorter than their `Content-Length`, the connection cap with
 //! its reserved health-check slots, and the real binary under a 1,024 open-file limit.
 
-use crate::support::{TestApp, eventually, free_port};
+use crate::support::{TestApp, eventually, spawn_listening};
 use std::{
     net::SocketAddr,
     process::{Command, Stdio},
@@ -226,26 +226,29 @@ async fn the_binary_survives_more_idle_sockets_than_its_open_file_limit() {
     // This test process needs room for 1,100 sockets of its own.
     let _ = rlimit::increase_nofile_limit(4096);
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            r#"ulimit -Sn 1024 && ulimit -Hn 1024 && exec "$0""#,
-            env!("CARGO_BIN_EXE_superinsights"),
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATA_DIR", dir.path())
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("ENV_FILE", "/nonexistent")
-        .env("RUST_LOG", "error")
-        .env("HTTP_HEADER_TIMEOUT_MS", "1500")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // `exec`: the shell becomes the server, so the pid that must hold the port is the child's.
+    let (mut child, ports) = spawn_listening("the server", 1, Duration::from_secs(20), |ports| {
+        Command::new("sh")
+            .args([
+                "-c",
+                r#"ulimit -Sn 1024 && ulimit -Hn 1024 && exec "$0""#,
+                env!("CARGO_BIN_EXE_superinsights"),
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATA_DIR", dir.path())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", ports[0].to_string())
+            .env("ENV_FILE", "/nonexistent")
+            .env("RUST_LOG", "error")
+            .env("HTTP_HEADER_TIMEOUT_MS", "1500")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    })
+    .await;
+    let addr: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
     let health = format!("http://{addr}/healthz");
     let healthy = async || reqwest::get(&health).await.is_ok_and(|r| r.status() == 200);
     eventually(Duration::from_secs(20), "the server starts", healthy).await;

@@ -4,8 +4,8 @@
 //! even with two instances), and the pages saying why without SMTP.
 
 use crate::support::{
-    TestApp, browser, csrf_of, eventually, free_port, login, page, post_form, project_id_of,
-    public_key_of, register, submit,
+    TestApp, browser, csrf_of, eventually, login, page, post_form, project_id_of, public_key_of,
+    register, spawn_listening, submit,
 };
 use serde_json::{Value, json};
 use std::{
@@ -41,28 +41,24 @@ const PYTHON: &str = "/usr/bin/python3";
 impl SmtpSink {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new(PYTHON)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(dir.path().join("maildir"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3-aiosmtpd is installed (scripts/test installs it)");
-        let sink = Self { child, dir, port };
-        eventually(
-            Duration::from_secs(15),
-            "the SMTP sink listens",
-            async || {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            },
-        )
-        .await;
-        sink
+        let (child, ports) =
+            spawn_listening("the SMTP sink", 1, Duration::from_secs(15), |ports| {
+                Command::new(PYTHON)
+                    .args(["-m", "aiosmtpd", "-n", "-l"])
+                    .arg(format!("127.0.0.1:{}", ports[0]))
+                    .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                    .arg(dir.path().join("maildir"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("python3-aiosmtpd is installed (scripts/test installs it)")
+            })
+            .await;
+        Self {
+            child,
+            dir,
+            port: ports[0],
+        }
     }
 
     pub fn url(&self) -> String {

@@ -5,7 +5,7 @@
 //! time from the kill until the server is on Redis again.
 
 use crate::process::{Load, create_admin, csrf_on, get_json, sign_in_admin, stored_events};
-use crate::support::{RedisServer, ServerProcess, eventually, free_port};
+use crate::support::{RedisServer, ServerProcess, eventually};
 use serde_json::{Value, json};
 use std::{
     sync::{
@@ -39,12 +39,12 @@ impl SentinelSetup {
     /// Starts everything and waits until every sentinel knows the replica and the two other
     /// sentinels (otherwise a failover could not be agreed on).
     async fn start() -> Self {
-        let mut primary = RedisServer::start_with(free_port(), &AUTH).await;
+        let mut primary = RedisServer::start_args(&AUTH).await;
         primary.password = Some(PASSWORD.into());
         let replica_of = primary.port.to_string();
         let mut args = AUTH.to_vec();
         args.extend(["--replicaof", "127.0.0.1", &replica_of]);
-        let mut replica = RedisServer::start_with(free_port(), &args).await;
+        let mut replica = RedisServer::start_args(&args).await;
         replica.password = Some(PASSWORD.into());
         let mut sentinels = Vec::new();
         for _ in 0..3 {
@@ -460,27 +460,24 @@ impl ClusterSetup {
     async fn start() -> Self {
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            // The bus port too: by default it is the port + 10000, beyond 65535 for a port
-            // from the upper part of the ephemeral range.
-            let bus = free_port().to_string();
+            // The bus port too (one spare port): by default it is the port + 10000, beyond
+            // 65535 for a port from the upper part of the ephemeral range.
             nodes.push(
-                RedisServer::start_with(
-                    free_port(),
-                    &[
-                        "--cluster-port",
-                        &bus,
+                RedisServer::start_ports(1, |_, spare| {
+                    let mut args: Vec<String> = [
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "1000",
-                        AUTH[0],
-                        AUTH[1],
-                        AUTH[2],
-                        AUTH[3],
-                    ],
-                )
+                    ]
+                    .map(str::to_string)
+                    .to_vec();
+                    args.extend(["--cluster-port".to_string(), spare[0].to_string()]);
+                    args.extend(AUTH.map(str::to_string));
+                    args
+                })
                 .await,
             );
             nodes.last_mut().unwrap().password = Some(PASSWORD.into());

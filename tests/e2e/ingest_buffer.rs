@@ -7,7 +7,7 @@
 
 use crate::backend::{self, StoreLock, StoreProxy};
 use crate::process::{Load, create_admin, stored_events};
-use crate::support::{RedisServer, ServerProcess, TestApp, eventually, free_port};
+use crate::support::{RedisServer, ServerProcess, TestApp, eventually};
 use serde_json::{Value, json};
 use std::{sync::atomic::Ordering, time::Duration};
 use superinsights::domain::model::Channel;
@@ -15,11 +15,7 @@ use superinsights::domain::model::Channel;
 /// Redis append-only with `appendfsync always` (compose.yml keeps `everysec`): every add is in the
 /// append-only file before its answer, so a restarted server has every acknowledged entry.
 async fn durable_redis() -> RedisServer {
-    RedisServer::start_with(
-        free_port(),
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    )
-    .await
+    RedisServer::start_args(&["--appendonly", "yes", "--appendfsync", "always"]).await
 }
 
 /// The buffer on `redis`, a writer taking over entries idle for a second, no rate limits.

@@ -17,7 +17,7 @@ use std::{
 };
 use superinsights::{
     config::{Config, Env},
-    domain::ids::DocId,
+    domain::{clock::SystemClock, ids::DocId},
     runtime::{
         jobs::{
             JobError, JobHandler, JobHandlers, JobQueue, NewJob, Outcome, Progress, QueueOptions,
@@ -42,6 +42,7 @@ async fn redis_queue(dir: &tempfile::TempDir, handle: RedisHandle) -> Arc<dyn Jo
         job_store(dir).await,
         handle,
         redis_only(),
+        SystemClock::shared(),
     ))
 }
 
@@ -112,6 +113,20 @@ async fn run_until_not_idle(worker: &Worker) -> Outcome {
     }
 }
 
+/// Like [`run_until_not_idle`], letting 10 ms pass on `time` (a manual clock the queue reads)
+/// between idle tries.
+async fn run_until_not_idle_on(worker: &Worker, time: &contract::Time) -> Outcome {
+    let deadline = time.now() + Duration::from_secs(15);
+    loop {
+        let outcome = worker.run_once().await.unwrap();
+        if outcome != Outcome::Idle {
+            return outcome;
+        }
+        assert!(time.now() < deadline, "no job was delivered");
+        time.pass(Duration::from_millis(10)).await;
+    }
+}
+
 async fn xlen(handle: &RedisHandle, key: &str) -> i64 {
     handle.client().xlen(key).await.unwrap()
 }
@@ -134,12 +149,14 @@ async fn pending(handle: &RedisHandle, stream: &str) -> i64 {
 async fn redis_job_queue_passes_the_contract() {
     let redis = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
+    // Redis keeps the entries' idle times itself, so real time passes for this queue.
     let queue = RedisJobQueue::new(
         job_store(&dir).await,
         redis.connected_handle().await,
         redis_only(),
+        SystemClock::shared(),
     );
-    contract::run_all(Arc::new(queue)).await;
+    contract::run_all(Arc::new(queue), contract::Time::real()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -205,7 +222,14 @@ async fn a_poison_job_is_dead_lettered_after_its_attempts_and_failed_with_its_er
     let redis = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let handle = redis.connected_handle().await;
-    let queue: Arc<dyn JobQueue> = redis_queue(&dir, handle.clone()).await;
+    // Retries wait in the delayed set scored by the queue's clock: a manual one, advanced here.
+    let (clock, time) = contract::Time::manual();
+    let queue: Arc<dyn JobQueue> = Arc::new(RedisJobQueue::new(
+        job_store(&dir).await,
+        handle.clone(),
+        redis_only(),
+        clock.clone(),
+    ));
     let id = queue
         .enqueue(NewJob::new("report", json!({"broken": true})))
         .await
@@ -214,10 +238,10 @@ async fn a_poison_job_is_dead_lettered_after_its_attempts_and_failed_with_its_er
         queue.clone(),
         JobHandlers::new().register("report", Arc::new(Poison)),
     );
-    let started = std::time::Instant::now();
+    let started = time.now();
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        outcomes.push(run_until_not_idle(&worker).await);
+        outcomes.push(run_until_not_idle_on(&worker, &time).await);
     }
     assert_eq!(
         outcomes,
@@ -227,8 +251,12 @@ async fn a_poison_job_is_dead_lettered_after_its_attempts_and_failed_with_its_er
             Outcome::Failed(id)
         ]
     );
-    // Backoff 100 ms, then 200 ms.
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Backoff 100 ms, then 200 ms (polled in 10 ms steps).
+    let waited = time.now() - started;
+    assert!(
+        waited >= Duration::from_millis(300) && waited <= Duration::from_millis(320),
+        "{waited:?}"
+    );
     let job = queue.job(id).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.attempts, 3);
@@ -250,7 +278,9 @@ async fn a_poison_job_is_dead_lettered_after_its_attempts_and_failed_with_its_er
     let delayed: i64 = handle.client().zcard(DELAYED_SET).await.unwrap();
     assert_eq!(delayed, 0);
     assert_eq!(pending(&handle, &stream_key("report")).await, 0);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Past every backoff and past the grace after which the store sweep takes Redis jobs too:
+    // a job still claimable anywhere would be delivered now.
+    clock.advance(redis_only().redis_grace + redis_only().max_backoff);
     assert_eq!(
         worker.run_once().await.unwrap(),
         Outcome::Idle,

@@ -10,7 +10,7 @@
 use crate::failover::{PageCounts, page_loads};
 use crate::process::{Load, create_admin, sign_in_admin, stored_events};
 use crate::realtime::Stream;
-use crate::support::{RedisServer, ServerProcess, eventually, free_port};
+use crate::support::{RedisServer, ServerProcess, eventually, spawn_listening};
 use serde_json::json;
 use std::{
     net::SocketAddr,
@@ -34,23 +34,27 @@ struct Nginx {
 impl Nginx {
     async fn start(upstreams: &[SocketAddr]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, config(dir.path(), port, upstreams)).unwrap();
-        let child = Command::new(nginx_binary())
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf)
-            .arg("-e")
-            .arg(dir.path().join("startup.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx is installed (scripts/test installs it)");
+        // The master process (`daemon off`) holds the listening socket: that it is ours is
+        // checked, and a port taken meanwhile retried.
+        let (child, ports) = spawn_listening("nginx", 1, Duration::from_secs(10), |ports| {
+            std::fs::write(&conf, config(dir.path(), ports[0], upstreams)).unwrap();
+            Command::new(nginx_binary())
+                .arg("-p")
+                .arg(dir.path())
+                .arg("-c")
+                .arg(&conf)
+                .arg("-e")
+                .arg(dir.path().join("startup.log"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("nginx is installed (scripts/test installs it)")
+        })
+        .await;
         let nginx = Self {
             child,
-            port,
+            port: ports[0],
             _dir: dir,
         };
         let url = nginx.url("/healthz");

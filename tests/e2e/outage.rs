@@ -76,9 +76,41 @@ async fn store_outage_spools_to_disk_and_drains_exactly_once_on_recovery() {
         async || app.count(&p, Channel::Events).await == 102 && !spool.has_pending(),
     )
     .await;
-    // A second drain pass finds nothing to replay: nothing duplicated.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(app.count(&p, Channel::Events).await, 102);
+    // A second drain pass, run here, finds nothing to replay: nothing duplicated.
+    let again = spool.drain(&*app.state.stores.events).await.unwrap();
+    assert_eq!(
+        (again.drained, again.requeued, again.dead),
+        (0, 0, 0),
+        "nothing left to replay"
+    );
+    // A marker through the one writer: once it is stored, anything queued before it is too, so
+    // a late duplicate would be counted here.
+    assert_eq!(
+        app.ingest("events", &p.public_api_key, &json!({"eventName": "marker"}))
+            .await
+            .status(),
+        201
+    );
+    eventually(
+        Duration::from_secs(15),
+        "the marker is stored",
+        async || {
+            app.state
+                .stores
+                .stats
+                .recent(p.id, Channel::Events, 200)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e["eventName"] == "marker")
+        },
+    )
+    .await;
+    assert_eq!(
+        app.count(&p, Channel::Events).await,
+        103,
+        "102 and the marker"
+    );
     let names: Vec<String> = app
         .state
         .stores

@@ -1,7 +1,9 @@
 //! Redis is optional and never fatal: the server starts without it, reports it in /readyz,
 //! reconnects when it returns, and ingestion keeps working throughout.
 
-use crate::support::{RedisServer, ServerProcess, TestApp, eventually, free_port};
+use crate::support::{
+    RedisServer, ServerProcess, TestApp, eventually, free_port, listens_on, wait_listening,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -212,10 +214,8 @@ async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
         .map(str::to_string)
         .to_vec()
     };
-    let port = free_port();
-    let args = tls_only(port);
-    let _redis =
-        RedisServer::start_with(port, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let redis = RedisServer::start_ports(0, |port, _| tls_only(port)).await;
+    let port = redis.port;
     // The sentinel reaches the primary over TLS too (`tls-replication`).
     let sentinel = RedisServer::sentinel_with("si-tls", port, |sentinel_port| {
         format!(
@@ -246,10 +246,7 @@ async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
     };
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        let (port, bus) = (free_port(), free_port());
-        let args = tls_args(port, bus);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        nodes.push(RedisServer::start_with(port, &args).await);
+        nodes.push(RedisServer::start_ports(1, |port, spare| tls_args(port, spare[0])).await);
     }
     let mut create = std::process::Command::new("redis-cli");
     create.args(["--tls", "--cacert", &ca, "--cluster", "create"]);
@@ -302,4 +299,33 @@ async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
         )
         .await;
     }
+}
+
+/// The harness never takes another process's socket for the helper it started: with the port
+/// held by this test, a `redis-server` started on it is reported as exited (address in use), not
+/// as up; a server started on fresh ports comes up owning its port.
+#[tokio::test]
+async fn a_helper_whose_port_was_taken_is_detected_not_mistaken_for_ours() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    assert!(
+        listens_on(std::process::id(), port),
+        "the socket held here is this process's"
+    );
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/test installs it)");
+    assert!(!listens_on(child.id(), port));
+    let refused = wait_listening(&mut child, &[port], Duration::from_secs(10))
+        .await
+        .expect_err("the port belongs to this test, not to the child");
+    assert!(refused.contains("exited"), "{refused}");
+    drop(held);
+    let redis = RedisServer::start().await;
+    assert!(listens_on(redis.pid(), redis.port));
+    assert!(!listens_on(std::process::id(), redis.port));
 }

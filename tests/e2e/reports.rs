@@ -1045,12 +1045,20 @@ async fn downloads_answer_410_when_expired_403_outside_the_namespace_and_are_rat
     assert_eq!(r.status(), 410);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "EXPIRED");
     assert_eq!(
-        superinsights::services::retention::purge_report_files(&app.state.reports).await,
+        superinsights::services::retention::purge_report_files(
+            &app.state.reports,
+            app.state.clock.now_ms(),
+        )
+        .await,
         1
     );
     assert!(!on_disk.exists(), "the expired file is removed");
     assert_eq!(
-        superinsights::services::retention::purge_report_files(&app.state.reports).await,
+        superinsights::services::retention::purge_report_files(
+            &app.state.reports,
+            app.state.clock.now_ms(),
+        )
+        .await,
         0
     );
     assert_eq!(download(&app, &who, &id).await.status(), 410);
@@ -1285,7 +1293,11 @@ async fn deleting_hides_the_report_and_removes_its_file() {
     assert!(kept.file_key.is_none(), "the file is forgotten");
     assert!(!on_disk.exists(), "the file is removed with the report");
     assert_eq!(
-        superinsights::services::retention::purge_report_files(&app.state.reports).await,
+        superinsights::services::retention::purge_report_files(
+            &app.state.reports,
+            app.state.clock.now_ms(),
+        )
+        .await,
         0
     );
     // The audit trail has the generation and the deletion, on the org's log viewer.

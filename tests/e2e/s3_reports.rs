@@ -8,7 +8,7 @@
 use crate::reports::{
     DAY, HOUR, NO_GEN_LIMIT, Owner, custom, download, generate, owner, pdf_text, status_of, worker,
 };
-use crate::support::{RedisServer, ServerProcess, TestApp, eventually, free_port};
+use crate::support::{RedisServer, ServerProcess, TestApp, eventually, free_port, wait_listening};
 use serde_json::json;
 use std::{
     path::{Path, PathBuf},
@@ -52,16 +52,31 @@ impl S3Server {
         std::fs::create_dir_all(dir.path().join("meta")).unwrap();
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port: 0,
             dir,
         };
-        server.launch().await;
-        server
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            server.port = free_port();
+            match server.launch().await {
+                Ok(()) => return server,
+                Err(e) => {
+                    eprintln!(
+                        "the S3 server on {}: {e}; retrying on another port",
+                        server.port
+                    );
+                    errors.push(e);
+                }
+            }
+        }
+        panic!("the S3 server never started: {errors:?}");
     }
 
-    async fn launch(&mut self) {
+    /// Starts the gateway on `self.port`; `Err` if the process we started is not the one
+    /// listening there (the port was taken).
+    async fn launch(&mut self) -> Result<(), String> {
         let bin = binary();
-        let child = Command::new(&bin)
+        let mut child = Command::new(&bin)
             .args(["--access", ACCESS_KEY, "--secret", SECRET_KEY])
             .args(["--port", &format!("127.0.0.1:{}", self.port)])
             .arg("posix")
@@ -77,18 +92,9 @@ impl S3Server {
                     bin.display()
                 )
             });
+        wait_listening(&mut child, &[self.port], Duration::from_secs(20)).await?;
         self.child = Some(child);
-        let port = self.port;
-        eventually(
-            Duration::from_secs(20),
-            "the S3 server listens",
-            async || {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            },
-        )
-        .await;
+        Ok(())
     }
 
     fn signal(&self, name: &str) {
@@ -115,7 +121,9 @@ impl S3Server {
     /// The same server again, on the same port and files.
     pub async fn restart(&mut self) {
         self.kill();
-        self.launch().await;
+        if let Err(e) = self.launch().await {
+            panic!("the S3 server on {}: {e}", self.port);
+        }
     }
 
     /// SIGSTOP: connections are accepted by the kernel, nothing is answered.
@@ -292,7 +300,11 @@ async fn two_instances_share_report_files_through_one_bucket() {
     );
     assert_eq!(download(&second, &who, &id).await.status(), 410);
     assert_eq!(
-        superinsights::services::retention::purge_report_files(&second.state.reports).await,
+        superinsights::services::retention::purge_report_files(
+            &second.state.reports,
+            second.state.clock.now_ms(),
+        )
+        .await,
         1
     );
     assert!(!s3.has(&key), "the expired object is deleted");

@@ -31,12 +31,124 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl AsyncFnMu
     }
 }
 
+/// A port that was free a moment ago. Between this call and a helper process binding it, another
+/// process may take it: start helpers through [`spawn_listening`] (or check with
+/// [`listens_on`]), which notices and retries.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The inodes of the TCP sockets listening on `port` (any local address, IPv4 or IPv6), from
+/// `/proc/net/tcp{,6}`.
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st … inode (column 9); state 0A is LISTEN.
+            let (Some(local), Some(state), Some(inode)) = (cols.get(1), cols.get(3), cols.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok());
+            if *state == "0A"
+                && local_port == Some(port)
+                && let Ok(inode) = inode.parse()
+            {
+                inodes.push(inode);
+            }
+        }
+    }
+    inodes
+}
+
+/// Whether the process `pid` holds a socket listening on `port` (its open files include the
+/// listening socket's inode): the process we started, not another one that took the port.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            let target = target.to_string_lossy();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|inode| inodes.contains(&inode))
+        })
+    })
+}
+
+/// Waits until the process we started, `child`, listens on every port of `ports`. `Err` when it
+/// exited first (a port was taken: "Address already in use") or another process holds a port
+/// and ours never got it within `within`.
+pub async fn wait_listening(
+    child: &mut Child,
+    ports: &[u16],
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited ({status}) before listening on {ports:?}"));
+        }
+        if ports.iter().all(|&port| listens_on(child.id(), port)) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let taken: Vec<u16> = ports
+                .iter()
+                .copied()
+                .filter(|&p| !listening_inodes(p).is_empty() && !listens_on(child.id(), p))
+                .collect();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "not listening on {ports:?} within {within:?} (held by another process: {taken:?})"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts a helper process on `n` fresh loopback ports (`spawn(ports)` builds and spawns it) and
+/// waits until that process is the one listening on all of them. A port taken between
+/// [`free_port`] and the bind (the child exits, or another process answers there) is retried
+/// with fresh ports, up to 5 times.
+pub async fn spawn_listening(
+    what: &str,
+    n: usize,
+    within: Duration,
+    mut spawn: impl FnMut(&[u16]) -> Child,
+) -> (Child, Vec<u16>) {
+    let mut errors = Vec::new();
+    for _ in 0..5 {
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut child = spawn(&ports);
+        match wait_listening(&mut child, &ports, within).await {
+            Ok(()) => return (child, ports),
+            Err(e) => {
+                eprintln!("{what} on {ports:?}: {e}; retrying on other ports");
+                errors.push(e);
+            }
+        }
+    }
+    panic!("{what} never started: {errors:?}");
 }
 
 /// The server running inside the test process, on a real port.
@@ -269,18 +381,57 @@ pub struct RedisServer {
     sentinel_conf: Option<PathBuf>,
     /// The password [`cli`](Self::cli) authenticates with (the server's `--requirepass`).
     pub password: Option<String>,
+    /// More ports the process must listen on besides `port` (a cluster node's bus port).
+    also: Vec<u16>,
 }
 
 impl RedisServer {
+    /// A server on a fresh port (retried on another one if the port was taken meanwhile).
     pub async fn start() -> Self {
-        Self::start_on(free_port()).await
+        Self::start_args(&[]).await
     }
 
+    /// A server on a fresh port with extra `redis-server` arguments (`--replicaof`, …).
+    pub async fn start_args(extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        Self::start_ports(0, |_, _| extra.clone()).await
+    }
+
+    /// A server on a fresh port with `spare` more fresh ports; `extra(port, spare_ports)` gives
+    /// its extra arguments (a cluster node's `--cluster-port`, TLS-only `--port 0 --tls-port`).
+    /// The process must listen on all of them; a port taken meanwhile is retried with new ones.
+    pub async fn start_ports(spare: usize, extra: impl Fn(u16, &[u16]) -> Vec<String>) -> Self {
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let also: Vec<u16> = (0..spare).map(|_| free_port()).collect();
+            let mut server = Self {
+                port,
+                child: None,
+                dir: tempfile::tempdir().unwrap(),
+                extra: extra(port, &also),
+                sentinel_conf: None,
+                password: None,
+                also,
+            };
+            match server.try_restart().await {
+                Ok(()) => return server,
+                Err(e) => {
+                    eprintln!("redis-server on {port}: {e}; retrying on another port");
+                    errors.push(e);
+                }
+            }
+        }
+        panic!("redis-server never started: {errors:?}");
+    }
+
+    /// A server on this exact port (one a client was configured with before the server
+    /// existed); panics if another process holds it.
     pub async fn start_on(port: u16) -> Self {
         Self::start_with(port, &[]).await
     }
 
-    /// A server with extra `redis-server` arguments (`--replicaof`, `--cluster-enabled`, …).
+    /// Like [`start_on`](Self::start_on), with extra `redis-server` arguments.
     pub async fn start_with(port: u16, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut server = Self {
@@ -290,6 +441,7 @@ impl RedisServer {
             extra: extra.iter().map(|a| a.to_string()).collect(),
             sentinel_conf: None,
             password: None,
+            also: Vec::new(),
         };
         server.restart().await;
         server
@@ -312,7 +464,7 @@ impl RedisServer {
         if let Some(pw) = password {
             extra += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
         }
-        let mut sentinel = Self::sentinel_with(service, primary_port, |_| extra).await;
+        let mut sentinel = Self::sentinel_with(service, primary_port, |_| extra.clone()).await;
         sentinel.password = password.map(str::to_string);
         sentinel
     }
@@ -322,31 +474,41 @@ impl RedisServer {
     pub async fn sentinel_with(
         service: &str,
         primary_port: u16,
-        extra: impl FnOnce(u16) -> String,
+        extra: impl Fn(u16) -> String,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let conf = dir.path().join("sentinel.conf");
-        let mut text = format!(
-            "port {port}\nbind 127.0.0.1\ndir {dir}\n\
-             sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
-             sentinel down-after-milliseconds {service} 1000\n\
-             sentinel failover-timeout {service} 10000\n\
-             sentinel parallel-syncs {service} 1\n",
-            dir = dir.path().display()
-        );
-        text += &extra(port);
-        std::fs::write(&conf, text).unwrap();
-        let mut server = Self {
-            port,
-            child: None,
-            dir,
-            extra: Vec::new(),
-            sentinel_conf: Some(conf),
-            password: None,
-        };
-        server.restart().await;
-        server
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let conf = dir.path().join("sentinel.conf");
+            let mut text = format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                 sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
+                 sentinel down-after-milliseconds {service} 1000\n\
+                 sentinel failover-timeout {service} 10000\n\
+                 sentinel parallel-syncs {service} 1\n",
+                dir = dir.path().display()
+            );
+            text += &extra(port);
+            std::fs::write(&conf, text).unwrap();
+            let mut server = Self {
+                port,
+                child: None,
+                dir,
+                extra: Vec::new(),
+                sentinel_conf: Some(conf),
+                password: None,
+                also: Vec::new(),
+            };
+            match server.try_restart().await {
+                Ok(()) => return server,
+                Err(e) => {
+                    eprintln!("sentinel on {port}: {e}; retrying on another port");
+                    errors.push(e);
+                }
+            }
+        }
+        panic!("redis sentinel never started: {errors:?}");
     }
 
     /// Runs `redis-cli` against this server with `commands` (one per line, on one connection);
@@ -376,8 +538,17 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// (Re)starts the server on the same port and waits until it answers.
+    /// (Re)starts the server on the same port and waits until it is the process listening there;
+    /// panics if another process holds the port.
     pub async fn restart(&mut self) {
+        if let Err(e) = self.try_restart().await {
+            panic!("redis-server on {}: {e}", self.port);
+        }
+    }
+
+    /// (Re)starts the server on the same port(s): `Ok` once the process started here listens on
+    /// them, `Err` when it exited first (a port taken) or another process answers there.
+    async fn try_restart(&mut self) -> Result<(), String> {
         let mut command = Command::new("redis-server");
         match &self.sentinel_conf {
             Some(conf) => {
@@ -400,19 +571,21 @@ impl RedisServer {
                     .args(&self.extra);
             }
         }
-        let child = command
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test installs it)");
+        let mut ports = vec![self.port];
+        ports.extend(&self.also);
+        wait_listening(&mut child, &ports, Duration::from_secs(10)).await?;
         self.child = Some(child);
-        let port = self.port;
-        eventually(
-            Duration::from_secs(10),
-            "redis-server accepts connections",
-            async || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        )
-        .await;
+        Ok(())
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("redis-server running").id()
     }
 
     /// Sends a signal (`STOP` freezes the server with its sockets open, `CONT` thaws it).
@@ -463,21 +636,37 @@ impl ServerProcess {
 
     /// Starts the binary with its stderr as given and waits until it answers `/healthz`.
     pub async fn start_with(data_dir: &Path, extra_env: &[(&str, &str)], stderr: StderrTo) -> Self {
-        Self::spawn(data_dir, extra_env, stderr, free_port()).await
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match Self::spawn(data_dir, extra_env, &stderr, port).await {
+                Ok(server) => return server,
+                Err(e) => {
+                    eprintln!("server process on {port}: {e}; retrying on another port");
+                    errors.push(e);
+                }
+            }
+        }
+        panic!("the server process never started: {errors:?}");
     }
 
     /// Starts the binary on `port` (a restarted instance takes its predecessor's address, as a
     /// load balancer's upstream list expects).
     pub async fn start_on(data_dir: &Path, extra_env: &[(&str, &str)], port: u16) -> Self {
-        Self::spawn(data_dir, extra_env, StderrTo::Inherit, port).await
+        match Self::spawn(data_dir, extra_env, &StderrTo::Inherit, port).await {
+            Ok(server) => server,
+            Err(e) => panic!("server process on {port}: {e}"),
+        }
     }
 
+    /// Starts the binary on `port`; `Err` when the process started here is not the one
+    /// listening there (it exited: the port was taken).
     async fn spawn(
         data_dir: &Path,
         extra_env: &[(&str, &str)],
-        stderr: StderrTo,
+        stderr: &StderrTo,
         port: u16,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let binary = env!("CARGO_BIN_EXE_superinsights");
         let mut cmd = match stderr {
             // The shell closes fd 2, then becomes the server.
@@ -512,7 +701,9 @@ impl ServerProcess {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn().unwrap();
+        // The binary binds its port after opening the store, so this also waits for startup.
+        wait_listening(&mut child, &[port], Duration::from_secs(20)).await?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let server = Self { child, addr };
         let url = format!("http://{addr}/healthz");
@@ -522,7 +713,7 @@ impl ServerProcess {
             async || reqwest::get(&url).await.is_ok_and(|r| r.status() == 200),
         )
         .await;
-        server
+        Ok(server)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -14,7 +14,7 @@
 use super::{AnalyticsAccess, Viewer};
 use crate::{
     config::Config,
-    domain::{ids::DocId, params::BadParam, timestamp::now_ms},
+    domain::{ids::DocId, params::BadParam},
     error::AppError,
     ingest::Ingestor,
     runtime::{
@@ -71,11 +71,12 @@ fn no_params(query: &[(String, String)]) -> Result<(), AppError> {
 /// `GET …/realtime`: `{visitors, windowMinutes, recent: [{kind, label, at, country?}]}`.
 async fn realtime_now(
     State(stores): State<crate::store::Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     access: AnalyticsAccess,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     no_params(&query)?;
-    let now = now_ms();
+    let now = clock.now_ms();
     let project = access.project.id;
     let (visitors, recent) = tokio::try_join!(
         svc::visitors_now(&stores, project, now),
@@ -109,6 +110,7 @@ struct StreamState {
     sessions: AppSessionStore,
     config: Arc<Config>,
     realtime: Arc<RealtimeHub>,
+    clock: crate::domain::clock::SharedClock,
 }
 
 impl FromRef<AppState> for StreamState {
@@ -118,6 +120,7 @@ impl FromRef<AppState> for StreamState {
             sessions: s.sessions.clone(),
             config: s.config.clone(),
             realtime: s.realtime.clone(),
+            clock: s.clock.clone(),
         }
     }
 }
@@ -213,7 +216,7 @@ async fn run_stream(
     let count = |state: &StreamState| {
         let state = state.clone();
         async move {
-            svc::visitors_now(&state.stores, project, now_ms())
+            svc::visitors_now(&state.stores, project, state.clock.now_ms())
                 .await
                 .ok()
                 .map(visitors_event)
@@ -224,7 +227,7 @@ async fn run_stream(
     {
         return;
     }
-    if let Ok(recent) = svc::recent_hits(&state.stores, project, now_ms()).await
+    if let Ok(recent) = svc::recent_hits(&state.stores, project, state.clock.now_ms()).await
         && !recent.is_empty()
     {
         let mut oldest_first = recent;

@@ -1,7 +1,10 @@
 //! The contract every [`JobQueue`] must meet, as one async suite run against each backend (the
-//! durable queue on SQLite in its unit tests; the Redis queue against a private `redis-server` in
-//! `tests/e2e/jobs.rs`). Uses real time with short timeouts ([`fast_options`]) and polls with
-//! deadlines; each check uses job kinds of its own, so checks never see each other's jobs.
+//! durable queue on SQLite and MongoDB in its unit tests; the Redis queue against a private
+//! `redis-server` in `tests/e2e/jobs.rs`). Time passes through [`Time`]: the durable queue reads a
+//! [`ManualClock`] the suite advances, so leases, backoffs and redelivery are checked exactly and
+//! without sleeping; the Redis queue keeps idle times in Redis itself, so for it real time passes
+//! (short timeouts, [`fast_options`]). Each check uses job kinds of its own, so checks never see
+//! each other's jobs.
 
 use super::{Delivery, FailOutcome, JobError, JobQueue, NewJob, QueueOptions};
 use crate::store::{JobState, StoreError};
@@ -24,35 +27,40 @@ pub fn fast_options() -> QueueOptions {
     }
 }
 
+pub use crate::runtime::time::Time;
+
 /// Runs every contract check. Wants a multi-threaded runtime and a queue built with
-/// [`fast_options`].
-pub async fn run_all(queue: Arc<dyn JobQueue>) {
+/// [`fast_options`] (and, for [`Time::Manual`], with that clock).
+pub async fn run_all(queue: Arc<dyn JobQueue>, time: Time) {
     let run = crate::domain::ids::random_hex(3);
-    lifecycle(&*queue, &run).await;
-    failures_retry_with_backoff_then_fail(&*queue, &run).await;
-    permanent_errors_fail_at_once(&*queue, &run).await;
-    a_dead_worker_is_redelivered_and_only_the_new_attempt_completes(&*queue, &run).await;
-    heartbeats_keep_the_lease(&*queue, &run).await;
-    release_gives_the_job_back_without_counting_the_attempt(&*queue, &run).await;
+    let t = &time;
+    lifecycle(&*queue, &run, t).await;
+    failures_retry_with_backoff_then_fail(&*queue, &run, t).await;
+    permanent_errors_fail_at_once(&*queue, &run, t).await;
+    a_dead_worker_is_redelivered_and_only_the_new_attempt_completes(&*queue, &run, t).await;
+    heartbeats_keep_the_lease(&*queue, &run, t).await;
+    release_gives_the_job_back_without_counting_the_attempt(&*queue, &run, t).await;
     concurrent_consumers_get_each_job_once(&queue, &run).await;
-    dying_on_the_last_attempt_fails_the_job(&*queue, &run).await;
+    dying_on_the_last_attempt_fails_the_job(&*queue, &run, t).await;
 }
 
-/// Polls `next` every 10 ms until it delivers or `deadline` passes.
+/// Polls `next`, letting 10 ms pass between tries, until it delivers or `deadline` has passed
+/// (on the queue's time).
 pub async fn next_within(
     queue: &dyn JobQueue,
     kinds: &[String],
     deadline: Duration,
+    time: &Time,
 ) -> Option<Delivery> {
-    let start = Instant::now();
+    let start = time.now();
     loop {
         if let Some(d) = queue.next(kinds).await.expect("next") {
             return Some(d);
         }
-        if start.elapsed() > deadline {
+        if time.now() - start > deadline {
             return None;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        time.pass(Duration::from_millis(10)).await;
     }
 }
 
@@ -65,7 +73,7 @@ async fn state_of(queue: &dyn JobQueue, id: crate::domain::ids::DocId) -> crate:
 }
 
 /// Enqueue → queued; delivered once, leased; progress visible; completed once with its result.
-pub async fn lifecycle(queue: &dyn JobQueue, run: &str) {
+pub async fn lifecycle(queue: &dyn JobQueue, run: &str, time: &Time) {
     let kinds = kinds_for(run, "life");
     let job = NewJob::new(&kinds[0], json!({"projectId": "p1", "days": 7}));
     let id = queue.enqueue(job.clone()).await.expect("enqueue");
@@ -92,7 +100,7 @@ pub async fn lifecycle(queue: &dyn JobQueue, run: &str) {
             .is_none(),
         "only the asked kinds are delivered"
     );
-    let d = next_within(queue, &kinds, Duration::from_secs(5))
+    let d = next_within(queue, &kinds, Duration::from_secs(5), time)
         .await
         .expect("delivered");
     assert_eq!(
@@ -139,23 +147,23 @@ pub async fn lifecycle(queue: &dyn JobQueue, run: &str) {
 }
 
 /// A retryable failure comes back after 100 ms, then 200 ms; the third fails for good.
-pub async fn failures_retry_with_backoff_then_fail(queue: &dyn JobQueue, run: &str) {
+pub async fn failures_retry_with_backoff_then_fail(queue: &dyn JobQueue, run: &str, time: &Time) {
     let kinds = kinds_for(run, "retry");
     let id = queue
         .enqueue(NewJob::new(&kinds[0], json!({})))
         .await
         .unwrap();
-    let mut last_failed_at = Instant::now();
+    let mut last_failed_at = time.now();
     for attempt in 1..=3u32 {
-        let d = next_within(queue, &kinds, Duration::from_secs(5))
+        let d = next_within(queue, &kinds, Duration::from_secs(5), time)
             .await
             .expect("delivered again");
         assert_eq!(d.job.attempts, attempt);
         if attempt > 1 {
-            let waited = last_failed_at.elapsed();
+            let waited = time.now() - last_failed_at;
             let backoff = fast_options().backoff(attempt - 1);
             assert!(
-                waited >= backoff - Duration::from_millis(15),
+                waited >= backoff - time.slack(),
                 "attempt {attempt} came after {waited:?}, backoff is {backoff:?}"
             );
             assert_eq!(
@@ -166,7 +174,7 @@ pub async fn failures_retry_with_backoff_then_fail(queue: &dyn JobQueue, run: &s
         }
         // Before the call: the store's "now" that the backoff counts from is later than this,
         // however long the call takes (a slow server made the old order flaky).
-        last_failed_at = Instant::now();
+        last_failed_at = time.now();
         let outcome = queue
             .fail(&d, &JobError::Retry(format!("boom {attempt}")))
             .await
@@ -190,7 +198,7 @@ pub async fn failures_retry_with_backoff_then_fail(queue: &dyn JobQueue, run: &s
     assert_eq!(failed.attempts, 3);
     assert_eq!(failed.last_error.as_deref(), Some("boom 3"));
     assert!(failed.finished_at.is_some());
-    tokio::time::sleep(fast_options().max_backoff).await;
+    time.pass(fast_options().max_backoff).await;
     assert!(
         queue.next(&kinds).await.unwrap().is_none(),
         "failed is final"
@@ -198,13 +206,13 @@ pub async fn failures_retry_with_backoff_then_fail(queue: &dyn JobQueue, run: &s
 }
 
 /// A permanent error fails the job on its first attempt.
-pub async fn permanent_errors_fail_at_once(queue: &dyn JobQueue, run: &str) {
+pub async fn permanent_errors_fail_at_once(queue: &dyn JobQueue, run: &str, time: &Time) {
     let kinds = kinds_for(run, "perm");
     let id = queue
         .enqueue(NewJob::new(&kinds[0], json!({})))
         .await
         .unwrap();
-    let d = next_within(queue, &kinds, Duration::from_secs(5))
+    let d = next_within(queue, &kinds, Duration::from_secs(5), time)
         .await
         .unwrap();
     let outcome = queue
@@ -222,22 +230,23 @@ pub async fn permanent_errors_fail_at_once(queue: &dyn JobQueue, run: &str) {
 pub async fn a_dead_worker_is_redelivered_and_only_the_new_attempt_completes(
     queue: &dyn JobQueue,
     run: &str,
+    time: &Time,
 ) {
     let kinds = kinds_for(run, "dead");
     let id = queue
         .enqueue(NewJob::new(&kinds[0], json!({})))
         .await
         .unwrap();
-    let first = next_within(queue, &kinds, Duration::from_secs(5))
+    let first = next_within(queue, &kinds, Duration::from_secs(5), time)
         .await
         .unwrap();
-    let delivered_at = Instant::now();
+    let delivered_at = time.now();
     assert!(queue.next(&kinds).await.unwrap().is_none());
-    let second = next_within(queue, &kinds, Duration::from_secs(10))
+    let second = next_within(queue, &kinds, Duration::from_secs(10), time)
         .await
         .expect("re-delivered");
     assert!(
-        delivered_at.elapsed() >= fast_options().visibility_timeout - Duration::from_millis(15),
+        time.now() - delivered_at >= fast_options().visibility_timeout - time.slack(),
         "not before the lease expired"
     );
     assert_eq!((second.job.id, second.job.attempts), (id, 2));
@@ -261,18 +270,18 @@ pub async fn a_dead_worker_is_redelivered_and_only_the_new_attempt_completes(
 }
 
 /// Heartbeats every half lease keep a job from being delivered again.
-pub async fn heartbeats_keep_the_lease(queue: &dyn JobQueue, run: &str) {
+pub async fn heartbeats_keep_the_lease(queue: &dyn JobQueue, run: &str, time: &Time) {
     let kinds = kinds_for(run, "beat");
     let id = queue
         .enqueue(NewJob::new(&kinds[0], json!({})))
         .await
         .unwrap();
-    let d = next_within(queue, &kinds, Duration::from_secs(5))
+    let d = next_within(queue, &kinds, Duration::from_secs(5), time)
         .await
         .unwrap();
     let half = fast_options().visibility_timeout / 2;
     for _ in 0..4 {
-        tokio::time::sleep(half).await;
+        time.pass(half).await;
         assert!(queue.heartbeat(&d, None).await.unwrap());
         assert!(
             queue.next(&kinds).await.unwrap().is_none(),
@@ -287,19 +296,20 @@ pub async fn heartbeats_keep_the_lease(queue: &dyn JobQueue, run: &str) {
 pub async fn release_gives_the_job_back_without_counting_the_attempt(
     queue: &dyn JobQueue,
     run: &str,
+    time: &Time,
 ) {
     let kinds = kinds_for(run, "release");
     let id = queue
         .enqueue(NewJob::new(&kinds[0], json!({})))
         .await
         .unwrap();
-    let d = next_within(queue, &kinds, Duration::from_secs(5))
+    let d = next_within(queue, &kinds, Duration::from_secs(5), time)
         .await
         .unwrap();
     assert!(queue.release(&d).await.unwrap());
     let job = state_of(queue, id).await;
     assert_eq!((job.state, job.attempts), (JobState::Queued, 0));
-    let again = next_within(queue, &kinds, Duration::from_secs(5))
+    let again = next_within(queue, &kinds, Duration::from_secs(5), time)
         .await
         .expect("released jobs are due at once");
     assert!(
@@ -360,20 +370,20 @@ pub async fn concurrent_consumers_get_each_job_once(queue: &Arc<dyn JobQueue>, r
 }
 
 /// A job whose worker dies on every attempt is failed after the last one, not retried forever.
-pub async fn dying_on_the_last_attempt_fails_the_job(queue: &dyn JobQueue, run: &str) {
+pub async fn dying_on_the_last_attempt_fails_the_job(queue: &dyn JobQueue, run: &str, time: &Time) {
     let kinds = kinds_for(run, "abandon");
     let id = queue
         .enqueue(NewJob::new(&kinds[0], json!({})))
         .await
         .unwrap();
     for attempt in 1..=3 {
-        let d = next_within(queue, &kinds, Duration::from_secs(10))
+        let d = next_within(queue, &kinds, Duration::from_secs(10), time)
             .await
             .expect("delivered");
         assert_eq!(d.job.attempts, attempt);
         // The worker dies: no heartbeat, no completion.
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = time.now() + Duration::from_secs(10);
     loop {
         assert!(
             queue.next(&kinds).await.unwrap().is_none(),
@@ -385,7 +395,7 @@ pub async fn dying_on_the_last_attempt_fails_the_job(queue: &dyn JobQueue, run: 
             assert_eq!(job.last_error.as_deref(), Some(super::durable::ABANDONED));
             return;
         }
-        assert!(Instant::now() < deadline, "abandoned job never failed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(time.now() < deadline, "abandoned job never failed");
+        time.pass(Duration::from_millis(20)).await;
     }
 }

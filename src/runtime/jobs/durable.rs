@@ -6,7 +6,7 @@
 use super::{
     Delivery, FailOutcome, JobError, JobQueue, NewJob, QueueOptions, new_token, valid_kind,
 };
-use crate::domain::{ids::DocId, timestamp::now_ms};
+use crate::domain::{clock::SharedClock, ids::DocId};
 use crate::store::{
     Job, JobClaim, JobCounts, JobDispatch, JobStore, NewJobRecord, StoreError, StoreResult,
 };
@@ -23,13 +23,16 @@ pub struct DurableJobQueue {
     /// Recorded on claimed jobs: which process ran them.
     worker: String,
     wake: Notify,
+    /// "Now" for leases, backoffs and due times.
+    clock: SharedClock,
 }
 
 impl DurableJobQueue {
-    pub fn new(store: Arc<dyn JobStore>, options: QueueOptions) -> Self {
+    pub fn new(store: Arc<dyn JobStore>, options: QueueOptions, clock: SharedClock) -> Self {
         Self {
             store,
             options,
+            clock,
             worker: format!(
                 "pid{}-{}",
                 std::process::id(),
@@ -37,6 +40,15 @@ impl DurableJobQueue {
             ),
             wake: Notify::new(),
         }
+    }
+
+    /// The clock leases and due times are read from.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn store(&self) -> &Arc<dyn JobStore> {
@@ -61,7 +73,7 @@ impl DurableJobQueue {
                 job.kind
             )));
         }
-        let now = now_ms();
+        let now = self.now_ms();
         self.store
             .insert_job(&NewJobRecord {
                 id: job.id,
@@ -89,7 +101,7 @@ impl DurableJobQueue {
         let token = new_token();
         let job = self
             .store
-            .claim_job(id, &self.claim(&token, now_ms()))
+            .claim_job(id, &self.claim(&token, self.now_ms()))
             .await?;
         Ok(job.map(|job| Delivery {
             job,
@@ -109,7 +121,7 @@ impl DurableJobQueue {
             return Ok(None);
         }
         let token = new_token();
-        let now = now_ms();
+        let now = self.now_ms();
         let cutoff = now - redis_grace.as_millis() as i64;
         let job = self
             .store
@@ -124,7 +136,10 @@ impl DurableJobQueue {
 
     /// Fails jobs whose worker died on their last attempt; returns their ids.
     pub(crate) async fn fail_abandoned(&self) -> StoreResult<Vec<DocId>> {
-        let failed = self.store.fail_abandoned_jobs(now_ms(), ABANDONED).await?;
+        let failed = self
+            .store
+            .fail_abandoned_jobs(self.now_ms(), ABANDONED)
+            .await?;
         for id in &failed {
             tracing::warn!(job = %id, "job failed: its worker stopped during the last attempt");
         }
@@ -142,7 +157,7 @@ impl DurableJobQueue {
         if *error == JobError::LeaseLost {
             return Ok(FailOutcome::LeaseLost);
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let retry_at = match error {
             JobError::Retry(_) if job.attempts < job.max_attempts => {
                 Some(now + self.options.backoff(job.attempts).as_millis() as i64)
@@ -182,7 +197,7 @@ impl DurableJobQueue {
     ) -> StoreResult<bool> {
         let released = self
             .store
-            .release_job(delivery.job.id, &delivery.token, dispatch, now_ms())
+            .release_job(delivery.job.id, &delivery.token, dispatch, self.now_ms())
             .await?;
         if released {
             self.wake();
@@ -199,7 +214,7 @@ impl DurableJobQueue {
             .renew_job_lease(
                 delivery.job.id,
                 &delivery.token,
-                now_ms() + self.options.lease_ms(),
+                self.now_ms() + self.options.lease_ms(),
                 progress,
             )
             .await
@@ -229,7 +244,7 @@ impl JobQueue for DurableJobQueue {
 
     async fn complete(&self, delivery: &Delivery, result: serde_json::Value) -> StoreResult<bool> {
         self.store
-            .complete_job(delivery.job.id, &delivery.token, &result, now_ms())
+            .complete_job(delivery.job.id, &delivery.token, &result, self.now_ms())
             .await
     }
 
@@ -280,10 +295,11 @@ mod tests {
     async fn durable_queue_on_sqlite_passes_the_contract() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite(&dir).await;
-        contract::run_all(Arc::new(DurableJobQueue::new(
-            store,
-            contract::fast_options(),
-        )))
+        let (clock, time) = contract::Time::manual();
+        contract::run_all(
+            Arc::new(DurableJobQueue::new(store, contract::fast_options(), clock)),
+            time,
+        )
         .await;
     }
 
@@ -293,8 +309,11 @@ mod tests {
     async fn a_restart_resumes_jobs_of_a_dead_process() {
         let dir = tempfile::tempdir().unwrap();
         let kinds = vec!["k".to_string()];
+        // Both "processes" read one clock, which the test advances.
+        let (clock, time) = contract::Time::manual();
         let id = {
-            let first = DurableJobQueue::new(sqlite(&dir).await, contract::fast_options());
+            let first =
+                DurableJobQueue::new(sqlite(&dir).await, contract::fast_options(), clock.clone());
             let id = first
                 .enqueue(NewJob::new("k", serde_json::json!({"n": 1})))
                 .await
@@ -304,13 +323,18 @@ mod tests {
             id
             // Dropped without completing: the process "died".
         };
-        let second = DurableJobQueue::new(sqlite(&dir).await, contract::fast_options());
+        let second =
+            DurableJobQueue::new(sqlite(&dir).await, contract::fast_options(), clock.clone());
         assert!(second.next(&kinds).await.unwrap().is_none(), "still leased");
-        let started = std::time::Instant::now();
-        let again = contract::next_within(&second, &kinds, Duration::from_secs(5))
+        clock.advance(contract::fast_options().visibility_timeout - Duration::from_millis(1));
+        assert!(
+            second.next(&kinds).await.unwrap().is_none(),
+            "still leased a millisecond before the lease ends"
+        );
+        clock.advance(Duration::from_millis(1));
+        let again = contract::next_within(&second, &kinds, Duration::ZERO, &time)
             .await
-            .expect("re-delivered after the lease");
-        assert!(started.elapsed() >= Duration::from_millis(200));
+            .expect("re-delivered once the lease ended");
         assert_eq!((again.job.id, again.job.attempts), (id, 2));
         assert!(
             second
@@ -327,8 +351,8 @@ mod tests {
     /// On MongoDB (FerretDB in `scripts/test`), in the MongoDB leg with the store contract.
     mod mongodb_contract {
         /// The durable job queue's contract over MongoDB: several workers never run one job
-        /// twice (claims arbitrated by a unique insert, then `find_one_and_update`). Alone on the
-        /// server: it measures lease expiry with a 15 ms tolerance.
+        /// twice (claims arbitrated by a unique insert, then `find_one_and_update`), on a manual
+        /// clock the suite advances.
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn durable_job_queue() {
             crate::store::mongo::tests::contract::alone_on_fresh_database(
@@ -336,9 +360,13 @@ mod tests {
                 |stores| {
                     Box::pin(async move {
                         use crate::runtime::jobs::{contract, durable::DurableJobQueue};
-                        let queue =
-                            DurableJobQueue::new(stores.jobs.clone(), contract::fast_options());
-                        contract::run_all(std::sync::Arc::new(queue)).await;
+                        let (clock, time) = contract::Time::manual();
+                        let queue = DurableJobQueue::new(
+                            stores.jobs.clone(),
+                            contract::fast_options(),
+                            clock,
+                        );
+                        contract::run_all(std::sync::Arc::new(queue), time).await;
                     })
                 },
             )

@@ -25,7 +25,7 @@
 use super::{
     Delivery, DurableJobQueue, FailOutcome, JobError, JobQueue, NewJob, QueueOptions, StreamEntry,
 };
-use crate::domain::{ids::DocId, timestamp::now_ms};
+use crate::domain::{clock::SharedClock, ids::DocId};
 use crate::runtime::redis::{CallError, FallbackState, RedisHandle};
 use crate::store::{Job, JobCounts, JobDispatch, JobState, JobStore, StoreResult};
 use async_trait::async_trait;
@@ -60,9 +60,14 @@ pub struct RedisJobQueue {
 }
 
 impl RedisJobQueue {
-    pub fn new(store: Arc<dyn JobStore>, redis: RedisHandle, options: QueueOptions) -> Self {
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        redis: RedisHandle,
+        options: QueueOptions,
+        clock: SharedClock,
+    ) -> Self {
         Self {
-            durable: DurableJobQueue::new(store, options),
+            durable: DurableJobQueue::new(store, options, clock),
             redis,
             groups: Mutex::new(HashSet::new()),
             fallback: FallbackState::new(
@@ -163,7 +168,7 @@ impl RedisJobQueue {
     /// when due now, the delayed set otherwise. When Redis cannot take it, switches it to the
     /// store sweep (logged) so it is not left waiting for the grace period.
     async fn dispatch(&self, kind: &str, id: DocId, due_at: i64) {
-        let sent = if due_at <= now_ms() {
+        let sent = if due_at <= self.durable.clock().now_ms() {
             self.push(kind, id).await
         } else {
             self.call(
@@ -201,8 +206,13 @@ impl RedisJobQueue {
         let due: Vec<String> = self
             .call(
                 "ZRANGEBYSCORE",
-                self.client()
-                    .zrangebyscore(DELAYED_SET, "-inf", now_ms(), false, Some((0, 50))),
+                self.client().zrangebyscore(
+                    DELAYED_SET,
+                    "-inf",
+                    self.durable.clock().now_ms(),
+                    false,
+                    Some((0, 50)),
+                ),
             )
             .await?;
         for member in due {

@@ -249,7 +249,11 @@ mod tests {
     use serde_json::{Value, json};
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    async fn queue(dir: &tempfile::TempDir) -> Arc<dyn JobQueue> {
+    /// A durable queue reading `clock` (real time where the worker's own timers must act).
+    async fn queue_with(
+        dir: &tempfile::TempDir,
+        clock: crate::domain::clock::SharedClock,
+    ) -> Arc<dyn JobQueue> {
         let store = SqliteStore::open(&dir.path().join("w.db"), SqliteOptions::default())
             .await
             .unwrap();
@@ -257,7 +261,12 @@ mod tests {
         Arc::new(DurableJobQueue::new(
             Arc::new(store),
             contract::fast_options(),
+            clock,
         ))
+    }
+
+    async fn queue(dir: &tempfile::TempDir) -> Arc<dyn JobQueue> {
+        queue_with(dir, crate::domain::clock::SystemClock::shared()).await
     }
 
     /// Reports progress twice, then answers with its payload doubled.
@@ -306,15 +315,16 @@ mod tests {
         }
     }
 
-    async fn run_until_not_idle(worker: &Worker) -> Outcome {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    /// Runs the worker once, advancing the queue's clock 10 ms between idle tries.
+    async fn run_until_not_idle(worker: &Worker, time: &contract::Time) -> Outcome {
+        let deadline = time.now() + Duration::from_secs(10);
         loop {
             let outcome = worker.run_once().await.unwrap();
             if outcome != Outcome::Idle {
                 return outcome;
             }
-            assert!(std::time::Instant::now() < deadline, "no job became due");
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert!(time.now() < deadline, "no job became due");
+            time.pass(Duration::from_millis(10)).await;
         }
     }
 
@@ -363,7 +373,8 @@ mod tests {
     #[tokio::test]
     async fn failures_and_panics_are_retried_until_the_handler_succeeds() {
         let dir = tempfile::tempdir().unwrap();
-        let queue = queue(&dir).await;
+        let (clock, time) = contract::Time::manual();
+        let queue = queue_with(&dir, clock).await;
         let flaky = Arc::new(Flaky {
             calls: AtomicU32::new(0),
             panic_first: true,
@@ -376,13 +387,22 @@ mod tests {
             .enqueue(NewJob::new("flaky", json!({})))
             .await
             .unwrap();
-        assert_eq!(run_until_not_idle(&worker).await, Outcome::Retrying(id));
+        assert_eq!(
+            run_until_not_idle(&worker, &time).await,
+            Outcome::Retrying(id)
+        );
         assert_eq!(
             queue.job(id).await.unwrap().unwrap().last_error.as_deref(),
             Some("the job handler panicked")
         );
-        assert_eq!(run_until_not_idle(&worker).await, Outcome::Retrying(id));
-        assert_eq!(run_until_not_idle(&worker).await, Outcome::Completed(id));
+        assert_eq!(
+            run_until_not_idle(&worker, &time).await,
+            Outcome::Retrying(id)
+        );
+        assert_eq!(
+            run_until_not_idle(&worker, &time).await,
+            Outcome::Completed(id)
+        );
         let job = queue.job(id).await.unwrap().unwrap();
         assert_eq!((job.attempts, job.result), (3, Some(json!(3))));
         assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);

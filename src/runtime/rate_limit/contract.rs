@@ -1,21 +1,22 @@
 //! The contract every [`RateLimiter`] must meet, as one async suite run against each
 //! implementation (memory always; Redis against a private `redis-server` in `tests/e2e`).
-//! Uses real time with short windows and polls with deadlines; each run uses fresh namespaces.
+//! Time passes through [`Time`]: the in-process limiter reads a manual clock the suite advances
+//! (exact, no sleeping); the Redis limiter's script reads Redis's own `TIME`, so for it real time
+//! passes, with short windows and polls with deadlines. Each run uses fresh namespaces.
 
 use super::RateLimiter;
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+pub use crate::runtime::time::Time;
+use std::{sync::Arc, time::Duration};
 
-/// Runs every contract check. Wants a multi-threaded runtime (the concurrency check spawns).
-pub async fn run_all(limiter: Arc<dyn RateLimiter>) {
+/// Runs every contract check. Wants a multi-threaded runtime (the concurrency check spawns) and,
+/// for [`Time::Manual`], a limiter reading that clock.
+pub async fn run_all(limiter: Arc<dyn RateLimiter>, time: Time) {
     let run = crate::domain::ids::random_hex(4);
     exactly_max_of_concurrent_checks_pass(&limiter, &run).await;
     keys_and_namespaces_are_independent(&*limiter, &run).await;
     remaining_and_reset_are_reported(&*limiter, &run).await;
-    the_window_slides(&*limiter, &run).await;
-    rejected_requests_are_not_recorded(&*limiter, &run).await;
+    the_window_slides(&*limiter, &run, &time).await;
+    rejected_requests_are_not_recorded(&*limiter, &run, &time).await;
 }
 
 /// `max + k` checks at once: exactly `max` pass, each with a distinct `remaining`.
@@ -83,14 +84,14 @@ pub async fn remaining_and_reset_are_reported(limiter: &dyn RateLimiter, run: &s
 }
 
 /// A slot frees when the *oldest* request ages out, not when a fixed window restarts.
-pub async fn the_window_slides(limiter: &dyn RateLimiter, run: &str) {
+pub async fn the_window_slides(limiter: &dyn RateLimiter, run: &str, time: &Time) {
     let ns = format!("contract-{run}-slides");
     let w = Duration::from_millis(600);
-    let first_sent = Instant::now();
+    let first_sent = time.now();
     assert!(limiter.check(&ns, "k", 2, w).await.allowed);
     // Let time pass (this is the behaviour under test, not a wait for readiness).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let second_sent = Instant::now();
+    time.pass(Duration::from_millis(300)).await;
+    let second_sent = time.now();
     assert!(limiter.check(&ns, "k", 2, w).await.allowed);
     let d = limiter.check(&ns, "k", 2, w).await;
     assert!(!d.allowed);
@@ -99,52 +100,54 @@ pub async fn the_window_slides(limiter: &dyn RateLimiter, run: &str) {
         "the wait is for the oldest request, not a whole window: {:?}",
         d.reset_after
     );
-    let freed = poll_until_allowed(limiter, &ns, 2, w, Duration::from_secs(5)).await;
+    let freed = poll_until_allowed(limiter, &ns, 2, w, Duration::from_secs(5), time).await;
     assert!(
-        freed.duration_since(first_sent) >= w,
+        freed - first_sent >= w,
         "no slot frees before the oldest request is a window old"
     );
     // The second request is still inside its window: only one slot freed.
-    let probe_sent = Instant::now();
+    let probe_sent = time.now();
     let d = limiter.check(&ns, "k", 2, w).await;
-    if probe_sent.duration_since(second_sent) < w - Duration::from_millis(50) {
+    if probe_sent - second_sent < w - Duration::from_millis(50) {
         assert!(!d.allowed, "only the aged-out request's slot is free");
     }
 }
 
 /// Checks that keep arriving while rejected do not push the wait out.
-pub async fn rejected_requests_are_not_recorded(limiter: &dyn RateLimiter, run: &str) {
+pub async fn rejected_requests_are_not_recorded(limiter: &dyn RateLimiter, run: &str, time: &Time) {
     let ns = format!("contract-{run}-rejected");
     let w = Duration::from_millis(400);
-    let started = Instant::now();
+    let started = time.now();
     assert!(limiter.check(&ns, "k", 2, w).await.allowed);
     assert!(limiter.check(&ns, "k", 2, w).await.allowed);
     // Retry every few milliseconds; if rejections were recorded this would never succeed.
-    let freed = poll_until_allowed(limiter, &ns, 2, w, Duration::from_secs(5)).await;
-    assert!(freed.duration_since(started) >= w);
+    let freed = poll_until_allowed(limiter, &ns, 2, w, Duration::from_secs(5), time).await;
+    assert!(freed - started >= w);
     // Once the second early request ages out too, exactly one more fits beside the one just
     // accepted (the budget is back to `limit`, not more).
-    poll_until_allowed(limiter, &ns, 2, w, Duration::from_secs(5)).await;
+    poll_until_allowed(limiter, &ns, 2, w, Duration::from_secs(5), time).await;
     assert!(!limiter.check(&ns, "k", 2, w).await.allowed);
 }
 
-/// Checks every 5 ms until one is accepted; returns when, or panics after `deadline`.
+/// Checks, letting 5 ms pass between tries, until one is accepted; returns when (on `time`), or
+/// panics after `deadline`.
 async fn poll_until_allowed(
     limiter: &dyn RateLimiter,
     ns: &str,
     limit: u32,
     window: Duration,
     deadline: Duration,
-) -> Instant {
-    let start = Instant::now();
+    time: &Time,
+) -> Duration {
+    let start = time.now();
     loop {
         if limiter.check(ns, "k", limit, window).await.allowed {
-            return Instant::now();
+            return time.now();
         }
         assert!(
-            start.elapsed() < deadline,
+            time.now() - start < deadline,
             "a slot never freed within {deadline:?}"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        time.pass(Duration::from_millis(5)).await;
     }
 }

@@ -4,11 +4,12 @@
 //! full shard evicts its least recently used key. Limits are per process (no sharing).
 
 use super::{Decision, RateLimiter};
+use crate::domain::clock::{SharedClock, SystemClock};
 use std::{
     collections::{HashMap, VecDeque},
     hash::{BuildHasher, RandomState},
     sync::{Arc, Mutex, MutexGuard, Weak},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 /// Bounds of the in-process limiter.
@@ -82,7 +83,8 @@ impl Shard {
 pub struct MemoryRateLimiter {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
-    start: Instant,
+    /// Windows are measured on this clock's monotonic reading.
+    clock: SharedClock,
     options: MemoryOptions,
     per_shard: usize,
 }
@@ -99,10 +101,17 @@ impl MemoryRateLimiter {
         Self {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: RandomState::new(),
-            start: Instant::now(),
+            clock: SystemClock::shared(),
             per_shard: options.max_keys.div_ceil(shards).max(1),
             options,
         }
+    }
+
+    /// The same limiter measuring its windows on `clock` (the application's, or a test's
+    /// [`crate::domain::clock::ManualClock`]).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Starts a task that sweeps idle keys every `every`; it ends when the limiter is dropped.
@@ -140,7 +149,7 @@ impl MemoryRateLimiter {
     }
 
     fn now_us(&self) -> u64 {
-        self.start.elapsed().as_micros() as u64
+        self.clock.monotonic().as_micros() as u64
     }
 
     fn shard(&self, id: &str) -> &Mutex<Shard> {
@@ -260,7 +269,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn memory_limiter_passes_the_contract() {
-        super::super::contract::run_all(Arc::new(MemoryRateLimiter::default())).await;
+        let (clock, time) = super::super::contract::Time::manual();
+        let limiter = MemoryRateLimiter::default().with_clock(clock);
+        super::super::contract::run_all(Arc::new(limiter), time).await;
     }
 
     #[test]
@@ -347,5 +358,40 @@ mod tests {
         }
         let shard = lock(l.shard("ns\u{1f}k"));
         assert_eq!(shard.logs["ns\u{1f}k"].stamps.len(), 7);
+    }
+
+    /// Through the public `check`: the window is measured on the injected clock, so a test
+    /// advances it instead of sleeping, and `sweep` forgets keys once it has moved past them.
+    #[tokio::test]
+    async fn the_window_follows_the_injected_clock() {
+        let clock = Arc::new(crate::domain::clock::ManualClock::new());
+        let l = MemoryRateLimiter::default().with_clock(clock.clone());
+        let w = Duration::from_secs(60);
+        assert!(l.check("ns", "k", 2, w).await.allowed);
+        clock.advance(Duration::from_secs(20));
+        assert!(l.check("ns", "k", 2, w).await.allowed);
+        let d = l.check("ns", "k", 2, w).await;
+        assert!(!d.allowed);
+        assert_eq!(
+            d.reset_after,
+            Duration::from_secs(40),
+            "the oldest ages out first"
+        );
+        clock.advance(Duration::from_secs(40) - Duration::from_micros(1));
+        assert!(
+            !l.check("ns", "k", 2, w).await.allowed,
+            "not a microsecond early"
+        );
+        clock.advance(Duration::from_micros(1));
+        assert!(
+            l.check("ns", "k", 2, w).await.allowed,
+            "exactly one slot freed"
+        );
+        assert!(!l.check("ns", "k", 2, w).await.allowed);
+        l.sweep();
+        assert_eq!(l.len(), 1, "still inside its window");
+        clock.advance(w);
+        l.sweep();
+        assert!(l.is_empty(), "swept once the clock passed the window");
     }
 }

@@ -96,12 +96,12 @@ impl SessionRecords for MongoStore {
         Ok(())
     }
 
-    async fn load_session(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
+    async fn load_session(&self, id: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
         // The TTL index removes expired records only when its monitor runs (about once a
         // minute), so the expiry is checked here too.
         let found = self
             .coll(SESSIONS)
-            .find_one(doc! {"_id": id, "expireAt": {"$gt": date(now_ms())}})
+            .find_one(doc! {"_id": id, "expireAt": {"$gt": date(now_ms)}})
             .projection(doc! {"data": 1})
             .await
             .map_err(map_err)?;
@@ -116,10 +116,10 @@ impl SessionRecords for MongoStore {
         Ok(())
     }
 
-    async fn delete_expired_sessions(&self) -> StoreResult<u64> {
+    async fn delete_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
         Ok(self
             .coll(SESSIONS)
-            .delete_many(doc! {"expireAt": {"$lte": date(now_ms())}})
+            .delete_many(doc! {"expireAt": {"$lte": date(now_ms)}})
             .await
             .map_err(map_err)?
             .deleted_count)

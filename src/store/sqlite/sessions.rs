@@ -1,7 +1,6 @@
 //! Durable session records in SQLite (the `sessions` table).
 
 use super::{SqliteStore, map_err};
-use crate::domain::timestamp::now_ms;
 use crate::store::{SessionRecords, StoreResult};
 use async_trait::async_trait;
 
@@ -35,10 +34,10 @@ impl SessionRecords for SqliteStore {
         Ok(())
     }
 
-    async fn load_session(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
+    async fn load_session(&self, id: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
         sqlx::query_scalar("SELECT data FROM sessions WHERE id = ? AND expires_at > ?")
             .bind(id)
-            .bind(now_ms())
+            .bind(now_ms)
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)
@@ -53,9 +52,9 @@ impl SessionRecords for SqliteStore {
         Ok(())
     }
 
-    async fn delete_expired_sessions(&self) -> StoreResult<u64> {
+    async fn delete_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
         Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-            .bind(now_ms())
+            .bind(now_ms)
             .execute(&self.pool)
             .await
             .map_err(map_err)?
