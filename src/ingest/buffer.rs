@@ -12,9 +12,11 @@
 //!   is stored once whichever copy lands first.
 //! * **Commit.** Each instance's consumer reads with `XREADGROUP` (group [`GROUP`]), takes over
 //!   entries idle longer than `INGEST_BUFFER_CLAIM_IDLE_MS` with `XAUTOCLAIM` (their writer
-//!   died), and commits every batch with [`EventWriter::write_once`] (the per-batch ledger): a
+//!   died), and commits the batches of each read (up to [`READ_COUNT`]) together with
+//!   [`EventWriter::write_once_many`]: one store transaction (SQLite) or a few round trips
+//!   (MongoDB) for the group, each batch still recorded once in the per-batch ledger, so a
 //!   batch committed by a writer that died before its `XACK` is found in the ledger and only
-//!   acknowledged. After the commit one script `XACK`s, `XDEL`s and subtracts the size.
+//!   acknowledged. After the commit one script `XACK`s, `XDEL`s and subtracts the sizes.
 //! * **Store outage.** A commit refused as "unavailable" leaves the entry pending; the consumer
 //!   backs off and retries its own pending entries first. Acknowledging goes on meanwhile: the
 //!   outage costs lag, which the metrics show ([`BufferStats`]).
@@ -92,6 +94,14 @@ const BACKOFF: Duration = Duration::from_secs(1);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// How long one commit may take before the store counts as unavailable.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a group commit did not go through.
+enum GroupFailure {
+    /// The store is away (or did not answer in time): the group stays pending.
+    Unavailable(String),
+    /// The store refused the group: one of its batches may be at fault.
+    Refused(String),
+}
 
 /// What happened to a batch offered to the buffer.
 #[derive(Debug, PartialEq, Eq)]
@@ -429,8 +439,11 @@ impl RedisBuffer {
         }
     }
 
-    /// Commits `entries`; acknowledges what is stored. Err when the store (or Redis) refused,
-    /// leaving the rest pending.
+    /// Commits `entries`; acknowledges what is stored. The batches of one read are committed
+    /// together ([`EventWriter::write_once_many`]: one store transaction, each batch still
+    /// recorded once in the ledger); when the store refuses that group for a reason other than
+    /// being unavailable, they are committed one by one so that only the batch at fault goes to
+    /// the disk spool. Err when the store (or Redis) refused, leaving the rest pending.
     async fn commit(
         &self,
         events: &dyn EventWriter,
@@ -438,7 +451,8 @@ impl RedisBuffer {
         reclaimed: bool,
     ) -> Result<(), String> {
         let mut done = Vec::with_capacity(entries.len());
-        let mut failure = None;
+        let mut group: Vec<(String, usize)> = Vec::with_capacity(entries.len());
+        let mut batches: Vec<WriteBatch> = Vec::with_capacity(entries.len());
         for entry in entries {
             let Some(raw) = entry.raw else {
                 // Deleted after it was read (another writer finished it): just acknowledge.
@@ -446,19 +460,90 @@ impl RedisBuffer {
                 continue;
             };
             let size = raw.len();
-            let batch: WriteBatch = match serde_json::from_str(&raw) {
-                Ok(b) => b,
+            match serde_json::from_str::<WriteBatch>(&raw) {
+                Ok(batch) => {
+                    group.push((entry.id, size));
+                    batches.push(batch);
+                }
                 Err(e) => {
                     tracing::error!(entry = %entry.id, error = %e, "ingest buffer: unreadable entry dropped from the stream");
                     crate::telemetry::ingest_buffer_batches("unreadable", 1);
                     done.push((entry.id, size));
-                    continue;
                 }
-            };
-            if reclaimed {
-                self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
-                crate::telemetry::ingest_buffer_batches("reclaimed", 1);
             }
+        }
+        if reclaimed && !batches.is_empty() {
+            self.stats
+                .reclaimed
+                .fetch_add(batches.len() as u64, Ordering::Relaxed);
+            crate::telemetry::ingest_buffer_batches("reclaimed", batches.len() as u64);
+        }
+        let failure = match self.commit_group(events, &batches).await {
+            Ok(fresh) => {
+                for new in fresh {
+                    self.count_stored(new, 1);
+                }
+                done.extend(group);
+                None
+            }
+            Err(GroupFailure::Unavailable(f)) => Some(f),
+            Err(GroupFailure::Refused(e)) => {
+                tracing::debug!(error = %e, batches = batches.len(), "ingest buffer: the store refused a group; committing its batches one by one");
+                self.commit_each(events, group, batches, &mut done).await
+            }
+        };
+        let acked = self.ack(&done).await;
+        match (failure, acked) {
+            (None, Ok(())) => Ok(()),
+            (Some(f), _) => Err(f),
+            (None, Err(e)) => Err(e),
+        }
+    }
+
+    /// One `write_once_many` for the group, timed like any commit.
+    async fn commit_group(
+        &self,
+        events: &dyn EventWriter,
+        batches: &[WriteBatch],
+    ) -> Result<Vec<bool>, GroupFailure> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let written = tokio::time::timeout(COMMIT_TIMEOUT, events.write_once_many(batches)).await;
+        let docs = batches.iter().map(|b| b.docs.len()).sum();
+        crate::telemetry::ingest_commit(started.elapsed(), docs, matches!(written, Ok(Ok(_))));
+        match written {
+            Ok(Ok(fresh)) => Ok(fresh),
+            Ok(Err(e)) if !e.is_unavailable() => Err(GroupFailure::Refused(e.to_string())),
+            Ok(Err(e)) => Err(GroupFailure::Unavailable(format!("store: {e}"))),
+            Err(_) => Err(GroupFailure::Unavailable(format!(
+                "store: no answer within {COMMIT_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// Counts one batch stored now (`fresh`) or found in the ledger.
+    fn count_stored(&self, fresh: bool, n: u64) {
+        let (counter, word) = if fresh {
+            (&self.stats.committed, "committed")
+        } else {
+            (&self.stats.duplicates, "duplicate")
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+        crate::telemetry::ingest_buffer_batches(word, n);
+    }
+
+    /// The batches of a refused group one at a time: a batch the store refuses goes to the disk
+    /// spool (which retries it and dead-letters it). Returns the failure that stopped it, if any.
+    async fn commit_each(
+        &self,
+        events: &dyn EventWriter,
+        group: Vec<(String, usize)>,
+        batches: Vec<WriteBatch>,
+        done: &mut Vec<(String, usize)>,
+    ) -> Option<String> {
+        for ((id, size), batch) in group.into_iter().zip(batches) {
             let started = Instant::now();
             let written = tokio::time::timeout(COMMIT_TIMEOUT, events.write_once(&batch)).await;
             crate::telemetry::ingest_commit(
@@ -468,14 +553,8 @@ impl RedisBuffer {
             );
             match written {
                 Ok(Ok(fresh)) => {
-                    let (counter, word) = if fresh {
-                        (&self.stats.committed, "committed")
-                    } else {
-                        (&self.stats.duplicates, "duplicate")
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    crate::telemetry::ingest_buffer_batches(word, 1);
-                    done.push((entry.id, size));
+                    self.count_stored(fresh, 1);
+                    done.push((id, size));
                 }
                 Ok(Err(e)) if !e.is_unavailable() => {
                     // This batch, not the store: the spool retries it and dead-letters it.
@@ -483,30 +562,16 @@ impl RedisBuffer {
                     match self.spool.append(vec![batch]).await {
                         Ok(()) => {
                             crate::telemetry::ingest_buffer_batches("spooled", 1);
-                            done.push((entry.id, size));
+                            done.push((id, size));
                         }
-                        Err(e) => {
-                            failure = Some(format!("spool: {e}"));
-                            break;
-                        }
+                        Err(e) => return Some(format!("spool: {e}")),
                     }
                 }
-                Ok(Err(e)) => {
-                    failure = Some(format!("store: {e}"));
-                    break;
-                }
-                Err(_) => {
-                    failure = Some(format!("store: no answer within {COMMIT_TIMEOUT:?}"));
-                    break;
-                }
+                Ok(Err(e)) => return Some(format!("store: {e}")),
+                Err(_) => return Some(format!("store: no answer within {COMMIT_TIMEOUT:?}")),
             }
         }
-        let acked = self.ack(&done).await;
-        match (failure, acked) {
-            (None, Ok(())) => Ok(()),
-            (Some(f), _) => Err(f),
-            (None, Err(e)) => Err(e),
-        }
+        None
     }
 
     /// One round: reclaim, own pending (after a failure), new entries. Returns how many

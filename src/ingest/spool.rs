@@ -324,6 +324,9 @@ mod tests {
             stored.push(batch.batch_id);
             Ok(true)
         }
+        async fn write_once_many(&self, _: &[WriteBatch]) -> StoreResult<Vec<bool>> {
+            unreachable!("the spool replays one batch at a time")
+        }
     }
 
     fn batch(n: usize) -> WriteBatch {
@@ -436,6 +439,9 @@ mod tests {
             }
             self.stored.lock().unwrap().push(batch.batch_id);
             Ok(true)
+        }
+        async fn write_once_many(&self, _: &[WriteBatch]) -> StoreResult<Vec<bool>> {
+            unreachable!("the spool replays one batch at a time")
         }
     }
 

@@ -457,7 +457,8 @@ pub async fn cached(
     };
     cache
         .get_or_compute("dashboard", project, timeframe, &variant, || {
-            dashboard_filtered(stores, project, timeframe, filters)
+            let (stores, filters) = (stores.clone(), filters.clone());
+            async move { dashboard_filtered(&stores, project, timeframe, &filters).await }
         })
         .await
 }

@@ -85,9 +85,12 @@ pub async fn errors(
     let key = filters.cache_token() + &span.cache_token();
     let report = cache
         .get_or_compute("errors", project, timeframe, &key, || {
-            stores
-                .stats
-                .errors_report(project, span.range(now_ms()), &filters, GROUPED_ERRORS_TOP)
+            let (stats, filters) = (stores.stats.clone(), filters.clone());
+            async move {
+                stats
+                    .errors_report(project, span.range(now_ms()), &filters, GROUPED_ERRORS_TOP)
+                    .await
+            }
         })
         .await?;
     let series = crate::services::charts::count_series(
@@ -212,12 +215,17 @@ pub async fn error_detail(
     let variant = hex::encode(&Sha256::digest(fingerprint.as_bytes())[..8]) + &span.cache_token();
     let detail = cache
         .get_or_compute("error", project, timeframe, &variant, || {
-            stores.stats.error_detail(
-                project,
-                fingerprint,
-                span.range(now_ms()),
-                ERROR_DETAIL_OCCURRENCES,
-            )
+            let (stats, fingerprint) = (stores.stats.clone(), fingerprint.to_string());
+            async move {
+                stats
+                    .error_detail(
+                        project,
+                        &fingerprint,
+                        span.range(now_ms()),
+                        ERROR_DETAIL_OCCURRENCES,
+                    )
+                    .await
+            }
         })
         .await?;
     let series = crate::services::charts::count_series(
@@ -335,9 +343,12 @@ pub async fn performance(
             timeframe,
             &(filters.cache_token() + &span.cache_token()),
             || {
-                stores
-                    .stats
-                    .performance_report(project, span.range(now_ms()), &filters)
+                let (stats, filters) = (stores.stats.clone(), filters.clone());
+                async move {
+                    stats
+                        .performance_report(project, span.range(now_ms()), &filters)
+                        .await
+                }
             },
         )
         .await?;

@@ -133,7 +133,8 @@ pub async fn pageview_suggestions(
     let variant = if token.is_empty() { "-" } else { &token };
     let b: crate::domain::analytics::Breakdowns = cache
         .get_or_compute("suggestions", project, span.timeframe, variant, || {
-            stores.stats.breakdowns(project, span.range(now_ms()), list)
+            let stats = stores.stats.clone();
+            async move { stats.breakdowns(project, span.range(now_ms()), list).await }
         })
         .await?;
     let values = |rows: Vec<crate::domain::analytics::BreakdownRow>| {
@@ -165,9 +166,12 @@ pub async fn pageviews(
             timeframe,
             &(variant(&query.filters) + &span.cache_token()),
             || {
-                stores
-                    .stats
-                    .pageviews_report(project, span.range(now_ms()), &query.filters)
+                let (stats, filters) = (stores.stats.clone(), query.filters.clone());
+                async move {
+                    stats
+                        .pageviews_report(project, span.range(now_ms()), &filters)
+                        .await
+                }
             },
         )
         .await?;
@@ -282,12 +286,13 @@ pub async fn events(
             timeframe,
             &(variant(&(&query.filters, query.paging)) + &span.cache_token()),
             || {
-                stores.stats.events_report(
-                    project,
-                    span.range(now_ms()),
-                    &query.filters,
-                    query.paging,
-                )
+                let (stats, filters, paging) =
+                    (stores.stats.clone(), query.filters.clone(), query.paging);
+                async move {
+                    stats
+                        .events_report(project, span.range(now_ms()), &filters, paging)
+                        .await
+                }
             },
         )
         .await?;
@@ -373,9 +378,16 @@ pub async fn event_detail(
             timeframe,
             &(variant(&(event_name, &segment)) + &span.cache_token()),
             || {
-                stores
-                    .stats
-                    .event_detail(project, span.range(now_ms()), event_name, &segment)
+                let (stats, name, segment) = (
+                    stores.stats.clone(),
+                    event_name.to_string(),
+                    segment.clone(),
+                );
+                async move {
+                    stats
+                        .event_detail(project, span.range(now_ms()), &name, &segment)
+                        .await
+                }
             },
         )
         .await?;

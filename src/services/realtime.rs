@@ -138,7 +138,8 @@ pub async fn visitors_today_cached(
     let keep = |v: &VisitorsToday| v.today > 0;
     cache
         .get_or_compute_kept("visitors-today", project, Timeframe::H1, "-", keep, || {
-            visitors_today(stores, project, now)
+            let stores = stores.clone();
+            async move { visitors_today(&stores, project, now).await }
         })
         .await
 }

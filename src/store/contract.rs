@@ -25,6 +25,7 @@ macro_rules! contract_behaviours {
             writes,
             write_is_all_or_nothing,
             replays_are_idempotent,
+            grouped_replays_skip_ledgered_batches_all_or_nothing,
             project_lifecycle,
             account_admin,
             invites,
@@ -434,6 +435,65 @@ pub(crate) async fn replays_are_idempotent(stores: &Stores) {
     let next = batch(p.id, Docs::Events(vec![event("d", 4)]));
     assert!(stores.events.write_once(&next).await.unwrap());
     assert_eq!(stores.stats.count(p.id, Channel::Events).await.unwrap(), 4);
+}
+
+/// `write_once_many`: one call for several batches. A batch already in the ledger (or named
+/// twice) is skipped and reported `false`, the others are stored; a group that fails records
+/// none of its batches, so each replays as new.
+pub(crate) async fn grouped_replays_skip_ledgered_batches_all_or_nothing(stores: &Stores) {
+    let p = new_project(stores, "Grouped replay").await;
+    let w = &stores.events;
+    let seen = batch(p.id, Docs::Events(vec![event("a", 1)]));
+    assert!(w.write_once(&seen).await.unwrap());
+    let two_events = batch(p.id, Docs::Events(vec![event("b", 2), event("c", 3)]));
+    let mut a_view = batch(
+        p.id,
+        Docs::Pageviews(vec![pageview("https://x.example/", 4)]),
+    );
+    a_view.dropped = 2;
+    let group = [
+        two_events.clone(),
+        seen.clone(),
+        a_view.clone(),
+        two_events.clone(),
+    ];
+    assert_eq!(
+        w.write_once_many(&group).await.unwrap(),
+        vec![true, false, true, false],
+        "the ledgered batch and the repeated one are skipped, the rest stored"
+    );
+    let counts = || async {
+        (
+            stores.stats.count(p.id, Channel::Events).await.unwrap(),
+            stores.stats.count(p.id, Channel::Pageviews).await.unwrap(),
+            stores.stats.dropped_events(p.id).await.unwrap(),
+        )
+    };
+    assert_eq!(counts().await, (3, 1, 2));
+    assert_eq!(
+        w.write_once_many(&group).await.unwrap(),
+        vec![false; 4],
+        "a replayed group is a no-op"
+    );
+    assert_eq!(counts().await, (3, 1, 2));
+    assert_eq!(w.write_once_many(&[]).await.unwrap(), Vec::<bool>::new());
+
+    let good = batch(p.id, Docs::Events(vec![event("d", 5), event("e", 6)]));
+    let ghost = batch(DocId::new(), Docs::Events(vec![event("ghost", 7)]));
+    assert!(
+        w.write_once_many(&[good.clone(), ghost]).await.is_err(),
+        "a batch for an unknown project fails the group"
+    );
+    assert_eq!(
+        counts().await,
+        (3, 1, 2),
+        "nothing of the failed group stored"
+    );
+    assert!(
+        w.write_once(&good).await.unwrap(),
+        "the failed group's good batch is not in the ledger"
+    );
+    assert_eq!(counts().await, (5, 1, 2));
 }
 
 pub(crate) async fn project_lifecycle(stores: &Stores) {

@@ -356,6 +356,12 @@ pub trait EventWriter: Send + Sync {
     /// Stores one batch at most once, keyed by `batch_id`: returns `false` (and writes nothing)
     /// when that batch was already stored. Used to replay the disk spool safely.
     async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool>;
+    /// [`EventWriter::write_once`] for several batches in one store transaction (SQLite) or a
+    /// few round trips (MongoDB): element `i` is `true` when `batches[i]` was stored now,
+    /// `false` when it was already in the ledger (or appears earlier in `batches`). On `Err` no
+    /// batch of the group is recorded in the ledger, so each can be replayed. Used by the Redis
+    /// ingest buffer's writer to commit a whole read of the stream at once.
+    async fn write_once_many(&self, batches: &[WriteBatch]) -> StoreResult<Vec<bool>>;
 }
 
 /// Read side of the analytics data. Issue-by-issue this grows summary queries (dashboards);

@@ -11,7 +11,7 @@ pub mod redis;
 
 use crate::{
     domain::{analytics::Timeframe, ids::DocId, timestamp::now_ms},
-    store::StoreResult,
+    store::{StoreError, StoreResult},
 };
 use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
@@ -57,12 +57,25 @@ pub struct CacheCounters {
     pub compute_micros: AtomicU64,
 }
 
+/// How long a request waits for a view being computed before it is answered 503 with
+/// `Retry-After` (the computation goes on and fills the cache for the retry). Below the 30 s
+/// that clients and proxies commonly give a request.
+pub const VIEW_WAIT: Duration = Duration::from_secs(20);
+
+/// What a computation left for the callers waiting on it: the view serialized, or its error
+/// (whether the store was unavailable, and the message).
+type Landed = Result<Arc<Vec<u8>>, (bool, String)>;
+
+/// The computations in flight, by cache key: each caller of a key watches the one computation.
+type Flights = Mutex<HashMap<String, tokio::sync::watch::Receiver<Option<Landed>>>>;
+
 /// Dashboards behind the cache.
 pub struct DashboardCache {
     cache: Arc<dyn Cache>,
     default_ttl: Duration,
-    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    pub counters: CacheCounters,
+    wait: Duration,
+    inflight: Arc<Flights>,
+    pub counters: Arc<CacheCounters>,
 }
 
 impl DashboardCache {
@@ -70,9 +83,16 @@ impl DashboardCache {
         Self {
             cache,
             default_ttl,
-            inflight: Mutex::default(),
-            counters: CacheCounters::default(),
+            wait: VIEW_WAIT,
+            inflight: Arc::default(),
+            counters: Arc::default(),
         }
+    }
+
+    /// The same cache with another bound on the wait for a computation (tests).
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
     }
 
     pub fn backend(&self) -> &'static str {
@@ -93,9 +113,9 @@ impl DashboardCache {
         compute: F,
     ) -> StoreResult<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Send + 'static,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = StoreResult<T>>,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
     {
         self.get_or_compute_kept(kind, project, timeframe, variant, |_| true, compute)
             .await
@@ -103,22 +123,29 @@ impl DashboardCache {
 
     /// [`DashboardCache::get_or_compute`], storing a computed value only when `keep` says so
     /// (an answer that must not stay stale, such as the first data of an empty project).
+    ///
+    /// Single-flight: the first caller to miss a key starts the computation as a task of its
+    /// own, and every caller that misses the key while it runs waits for that one task — its
+    /// value, or its error, is everyone's (a failed computation is not repeated once per
+    /// waiter). The task does not belong to any request: a caller that gives up (its client
+    /// went away) does not stop it, and what it computes is cached for the next request. A
+    /// caller waits at most [`VIEW_WAIT`], then gets `Unavailable` (503 with `Retry-After`).
     pub async fn get_or_compute_kept<T, F, Fut>(
         &self,
         kind: &str,
         project: DocId,
         timeframe: Timeframe,
         variant: &str,
-        keep: impl FnOnce(&T) -> bool,
+        keep: impl FnOnce(&T) -> bool + Send + 'static,
         compute: F,
     ) -> StoreResult<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Send + 'static,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = StoreResult<T>>,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
     {
         let Some(generation) = self.cache.generation(project).await else {
-            return self.timed(kind, project, timeframe, compute()).await;
+            return timed(&self.counters, kind, project, timeframe, compute()).await;
         };
         let bucket = bucket_len(timeframe, self.default_ttl);
         let slot = now_ms() / bucket.as_millis().max(1) as i64;
@@ -129,27 +156,66 @@ impl DashboardCache {
         if let Some(hit) = self.cached(kind, &key).await {
             return Ok(hit);
         }
-        // Single-flight: one computation per key; the others wait and then read the cache.
-        let gate = self
-            .inflight
-            .lock()
-            .expect("inflight")
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        let _turn = gate.lock().await;
-        if let Some(hit) = self.cached(kind, &key).await {
-            return Ok(hit);
+        let (mut flight, joined) = {
+            let mut inflight = self.inflight.lock().expect("inflight");
+            match inflight.get(&key) {
+                Some(running) => (running.clone(), true),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    inflight.insert(key.clone(), rx.clone());
+                    let work = compute();
+                    let flight = Flight {
+                        inflight: self.inflight.clone(),
+                        key: key.clone(),
+                    };
+                    let (cache, counters, kind) =
+                        (self.cache.clone(), self.counters.clone(), kind.to_string());
+                    crate::tasks::spawn("view_compute", async move {
+                        let fresh = timed(&counters, &kind, project, timeframe, work).await;
+                        let landed = match fresh {
+                            Ok(value) => match serde_json::to_vec(&value) {
+                                Ok(bytes) => {
+                                    if keep(&value) {
+                                        cache.set(&flight.key, &bytes, bucket).await;
+                                    }
+                                    Ok(Arc::new(bytes))
+                                }
+                                Err(e) => Err((false, format!("view not serializable: {e}"))),
+                            },
+                            Err(e) => Err((e.is_unavailable(), e.to_string())),
+                        };
+                        // Off the list before the callers hear: a caller arriving now finds
+                        // the cache (or, for a value not kept or an error, starts anew).
+                        drop(flight);
+                        let _ = tx.send(Some(landed));
+                    });
+                    (rx, false)
+                }
+            }
+        };
+        let landed = match tokio::time::timeout(self.wait, flight.wait_for(Option::is_some)).await {
+            Ok(Ok(landed)) => landed.clone().expect("waited for Some"),
+            Ok(Err(_)) => Err((false, format!("the {kind} view's computation stopped"))),
+            Err(_) => {
+                return Err(StoreError::unavailable(format!(
+                    "the {kind} view is still being computed (waited {:?}); try again shortly",
+                    self.wait
+                )));
+            }
+        };
+        match landed {
+            Ok(bytes) => {
+                if joined {
+                    // Served without a computation of its own: a hit, as a cache read is.
+                    self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                    crate::telemetry::cache_lookup(kind, true, None);
+                }
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::other(format!("the {kind} view did not decode: {e}")))
+            }
+            Err((true, message)) => Err(StoreError::unavailable(message)),
+            Err((false, message)) => Err(StoreError::other(message)),
         }
-        let fresh = self.timed(kind, project, timeframe, compute()).await;
-        if let Ok(value) = &fresh
-            && keep(value)
-            && let Ok(bytes) = serde_json::to_vec(value)
-        {
-            self.cache.set(&key, &bytes, bucket).await;
-        }
-        self.inflight.lock().expect("inflight").remove(&key);
-        fresh
     }
 
     async fn cached<T: DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
@@ -164,30 +230,45 @@ impl DashboardCache {
         }
     }
 
-    async fn timed<T>(
-        &self,
-        kind: &str,
-        project: DocId,
-        timeframe: Timeframe,
-        work: impl Future<Output = StoreResult<T>>,
-    ) -> StoreResult<T> {
-        self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let result = work.await;
-        let took = started.elapsed();
-        crate::telemetry::cache_lookup(kind, false, Some(took));
-        let micros = took.as_micros() as u64;
-        self.counters
-            .compute_micros
-            .fetch_add(micros, Ordering::Relaxed);
-        tracing::debug!(%project, kind, timeframe = timeframe.as_str(), micros, "view computed");
-        result
-    }
-
     /// Makes every cached dashboard of the project unreachable (after clear, delete, drop rules).
     pub async fn invalidate(&self, project: DocId) {
         self.cache.bump_generation(project).await;
     }
+}
+
+/// A computation's place in the in-flight list; leaves it when dropped (also when the
+/// computation panics), so the key never stays taken.
+struct Flight {
+    inflight: Arc<Flights>,
+    key: String,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// Runs a view's computation, counting it as a miss and timing it.
+async fn timed<T>(
+    counters: &CacheCounters,
+    kind: &str,
+    project: DocId,
+    timeframe: Timeframe,
+    work: impl Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    counters.misses.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let result = work.await;
+    let took = started.elapsed();
+    crate::telemetry::cache_lookup(kind, false, Some(took));
+    let micros = took.as_micros() as u64;
+    counters.compute_micros.fetch_add(micros, Ordering::Relaxed);
+    tracing::debug!(%project, kind, timeframe = timeframe.as_str(), micros, "view computed");
+    result
 }
 
 #[cfg(test)]
@@ -201,5 +282,157 @@ mod tests {
         assert_eq!(bucket_len(Timeframe::M30, ttl), Duration::from_secs(30));
         assert_eq!(bucket_len(Timeframe::H6, ttl), Duration::from_secs(60));
         assert_eq!(bucket_len(Timeframe::D30, ttl), ttl);
+    }
+
+    /// A cache whose views count their computations and take `delay` each.
+    fn counting(wait: Duration) -> (Arc<DashboardCache>, Arc<AtomicU64>) {
+        let cache = DashboardCache::new(
+            Arc::new(memory::MemoryCache::default()),
+            Duration::from_secs(300),
+        )
+        .with_wait(wait);
+        (Arc::new(cache), Arc::new(AtomicU64::new(0)))
+    }
+
+    async fn view(
+        cache: &DashboardCache,
+        project: DocId,
+        runs: &Arc<AtomicU64>,
+        delay: Duration,
+        fail: bool,
+    ) -> StoreResult<u64> {
+        let runs = runs.clone();
+        cache
+            .get_or_compute("test", project, Timeframe::D7, "-", || async move {
+                let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::time::sleep(delay).await;
+                if fail {
+                    Err(StoreError::unavailable("store away".into()))
+                } else {
+                    Ok(n * 100)
+                }
+            })
+            .await
+    }
+
+    async fn sixteen_at_once(
+        cache: &Arc<DashboardCache>,
+        project: DocId,
+        runs: &Arc<AtomicU64>,
+        delay: Duration,
+        fail: bool,
+    ) -> Vec<StoreResult<u64>> {
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, runs) = (cache.clone(), runs.clone());
+                tokio::spawn(async move { view(&cache, project, &runs, delay, fail).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for c in calls {
+            out.push(c.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_computation() {
+        let (cache, runs) = counting(Duration::from_secs(10));
+        let project = DocId::new();
+        let answers =
+            sixteen_at_once(&cache, project, &runs, Duration::from_millis(200), false).await;
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "one computation for 16 callers"
+        );
+        assert!(answers.iter().all(|a| matches!(a, Ok(100))), "{answers:?}");
+        assert_eq!(cache.counters.misses.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.counters.hits.load(Ordering::Relaxed), 15);
+    }
+
+    #[tokio::test]
+    async fn a_failed_computation_is_shared_not_repeated_per_waiter() {
+        let (cache, runs) = counting(Duration::from_secs(10));
+        let project = DocId::new();
+        let started = Instant::now();
+        let answers =
+            sixteen_at_once(&cache, project, &runs, Duration::from_millis(200), true).await;
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "the waiters share the failure"
+        );
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Err(e) if e.is_unavailable())),
+            "{answers:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "not one computation after another: {:?}",
+            started.elapsed()
+        );
+        // Errors are not cached: the next caller computes again.
+        assert_eq!(
+            view(&cache, project, &runs, Duration::ZERO, false)
+                .await
+                .unwrap(),
+            200
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_slow_computation_answers_unavailable_and_fills_the_cache_for_the_retry() {
+        let (cache, runs) = counting(Duration::from_millis(100));
+        let project = DocId::new();
+        let started = Instant::now();
+        let answers =
+            sixteen_at_once(&cache, project, &runs, Duration::from_millis(600), false).await;
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "bounded wait: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Err(e) if e.is_unavailable())),
+            "{answers:?}"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // The callers gave up; the computation did not. Once it lands, the retry is a hit.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let hits = cache.counters.hits.load(Ordering::Relaxed);
+        assert_eq!(
+            view(&cache, project, &runs, Duration::ZERO, false)
+                .await
+                .unwrap(),
+            100
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "no second computation");
+        assert_eq!(cache.counters.hits.load(Ordering::Relaxed), hits + 1);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_does_not_stop_the_computation() {
+        let (cache, runs) = counting(Duration::from_secs(10));
+        let project = DocId::new();
+        let gone = tokio::time::timeout(
+            Duration::from_millis(50),
+            view(&cache, project, &runs, Duration::from_millis(300), false),
+        )
+        .await;
+        assert!(gone.is_err(), "the caller was dropped mid-wait");
+        // A caller arriving meanwhile joins the same computation.
+        assert_eq!(
+            view(&cache, project, &runs, Duration::ZERO, false)
+                .await
+                .unwrap(),
+            100
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
 }

@@ -125,6 +125,19 @@ pub(super) fn only_id_duplicates(e: &Error) -> bool {
     }
 }
 
+/// For an unordered `insert_many` that failed only on `_id` duplicates: the positions (in the
+/// inserted list) of the documents refused as duplicates. `None` for any other failure.
+pub(super) fn id_duplicate_indexes(e: &Error) -> Option<Vec<usize>> {
+    match e.kind.as_ref() {
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(errors),
+            write_concern_error: None,
+            ..
+        }) if only_id_duplicates(e) => Some(errors.iter().map(|w| w.index).collect()),
+        _ => None,
+    }
+}
+
 /// The server says `E11000 duplicate key error collection: db.c index: _id_ dup key: {…}`; the
 /// driver drops the structured `keyPattern`, so the index name in the message is what we have.
 /// A message that names no index at all (some MongoDB-compatible servers) is read as `_id`,

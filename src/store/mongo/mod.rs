@@ -40,7 +40,8 @@ use docs::{
     AI_RUNS, INGEST_BATCHES, MEMBERS, ORGANIZATIONS, PROJECTS, SETTINGS, USERS, collection_of,
     date, oid,
 };
-use errors::{CollectAll, map_err, only_id_duplicates};
+use errors::{CollectAll, id_duplicate_indexes, map_err, only_id_duplicates};
+use futures::{StreamExt, TryStreamExt};
 use mongodb::{
     Client, Collection, Database,
     bson::{Bson, Document, doc},
@@ -62,6 +63,10 @@ pub const DEFAULT_DATABASE: &str = "superinsights";
 
 /// Description SuperInsights 1.x gives the drop-rules GlobalSetting.
 const DROP_RULES_DESCRIPTION: &str = "Ingestion drop rules for events";
+
+/// Ledger point reads one [`EventWriter::write_once_many`] keeps in flight (below the driver's
+/// default pool of 10 connections, so reads of other requests still find one).
+const LEDGER_LOOKUPS_IN_FLIGHT: usize = 8;
 
 /// Bound on the cache of known project ids (cleared when full; it only saves a round trip).
 const KNOWN_PROJECTS_MAX: usize = 10_000;
@@ -790,46 +795,93 @@ impl EventWriter for MongoStore {
         self.add_dropped(batches).await
     }
 
-    /// Exactly once in effect, without transactions. Order: look for the batch's marker
-    /// (`ingestbatches`, `_id` = batch id) → insert the documents (duplicates tolerated) → add
-    /// the dropped count → insert the marker.
-    /// - A crash before the marker is written leaves no marker, so the replay runs again; the
-    ///   documents it re-inserts are recognised by their `_id` and not duplicated. (The
-    ///   dropped-events counter is the exception: it may be added twice in that window.)
-    /// - Once the marker exists, every later replay returns `false` and writes nothing.
-    /// - Two replays racing each other both write the same documents; only the one whose
-    ///   marker insert wins returns `true`.
     async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
-        let marker = oid(batch.batch_id);
-        let seen = self
-            .coll(INGEST_BATCHES)
-            .find_one(doc! {"_id": marker})
-            .projection(doc! {"_id": 1})
-            .await
-            .map_err(map_err)?;
-        if seen.is_some() {
-            return Ok(false);
+        let fresh = self.write_once_many(std::slice::from_ref(batch)).await?;
+        Ok(fresh.first().copied().unwrap_or(false))
+    }
+
+    /// Exactly once in effect, without transactions. Order: look for the batches' markers
+    /// (`ingestbatches`, `_id` = batch id; one point read per batch, sent concurrently) → insert
+    /// the new batches' documents (duplicates tolerated) → add their dropped counts → insert
+    /// their markers (one unordered `insert_many`).
+    /// - A failure before the markers are written leaves none, so the whole group is replayed;
+    ///   the documents it re-inserts are recognised by their `_id` and not duplicated. (The
+    ///   dropped-events counter is the exception: it may be added twice in that window.)
+    /// - Once a batch's marker exists, every later replay skips it.
+    /// - Two writers racing on one batch both write the same documents; only the one whose
+    ///   marker insert wins reports it as stored.
+    async fn write_once_many(&self, batches: &[WriteBatch]) -> StoreResult<Vec<bool>> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
         }
-        let batches = std::slice::from_ref(batch);
-        self.ensure_projects_exist(batches).await?;
-        self.insert_docs(batches).await?;
-        self.bump_versions(batches).await?;
-        self.add_dropped(batches).await?;
-        let inserted = self
-            .coll(INGEST_BATCHES)
-            .insert_one(doc! {
-                "_id": marker,
-                "projectId": oid(batch.project_id),
-                "channel": batch.docs.channel().as_str(),
-                "docs": i64::try_from(batch.docs.len()).unwrap_or(i64::MAX),
-                "createdAt": date(now_ms()),
+        let ledger = self.coll(INGEST_BATCHES);
+        let mut first_of: HashMap<DocId, usize> = HashMap::with_capacity(batches.len());
+        for (i, b) in batches.iter().enumerate() {
+            first_of.entry(b.batch_id).or_insert(i);
+        }
+        // Point reads by `_id` (the one filter every MongoDB-compatible server serves from its
+        // index), concurrently: one round trip's wait for the group instead of one per batch.
+        let ids: Vec<DocId> = first_of.keys().copied().collect();
+        let lookups = ids.into_iter().map(|id| {
+            let ledger = ledger.clone();
+            async move {
+                let seen = ledger
+                    .find_one(doc! {"_id": oid(id)})
+                    .projection(doc! {"_id": 1})
+                    .await
+                    .map_err(map_err)?;
+                Ok::<_, StoreError>((id, seen.is_some()))
+            }
+        });
+        let seen: HashSet<DocId> = futures::stream::iter(lookups)
+            .buffer_unordered(LEDGER_LOOKUPS_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .filter_map(|(id, seen)| seen.then_some(id))
+            .collect();
+        let mut fresh: Vec<bool> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, b)| first_of[&b.batch_id] == i && !seen.contains(&b.batch_id))
+            .collect();
+        let to_store: Vec<WriteBatch> = batches
+            .iter()
+            .zip(&fresh)
+            .filter_map(|(b, new)| new.then(|| b.clone()))
+            .collect();
+        if to_store.is_empty() {
+            return Ok(fresh);
+        }
+        self.ensure_projects_exist(&to_store).await?;
+        self.insert_docs(&to_store).await?;
+        self.bump_versions(&to_store).await?;
+        self.add_dropped(&to_store).await?;
+        let markers: Vec<Document> = to_store
+            .iter()
+            .map(|batch| {
+                doc! {
+                    "_id": oid(batch.batch_id),
+                    "projectId": oid(batch.project_id),
+                    "channel": batch.docs.channel().as_str(),
+                    "docs": i64::try_from(batch.docs.len()).unwrap_or(i64::MAX),
+                    "createdAt": date(now_ms()),
+                }
             })
-            .await
-            .map_err(map_err);
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
+            .collect();
+        match ledger.insert_many(markers).ordered(false).await {
+            Ok(_) => Ok(fresh),
+            Err(e) => {
+                // Markers another writer inserted first: those batches are its, not ours.
+                let lost = id_duplicate_indexes(&e).ok_or_else(|| map_err(e))?;
+                let stored_at: Vec<usize> = (0..batches.len()).filter(|&i| fresh[i]).collect();
+                for j in lost {
+                    if let Some(&i) = stored_at.get(j) {
+                        fresh[i] = false;
+                    }
+                }
+                Ok(fresh)
+            }
         }
     }
 }

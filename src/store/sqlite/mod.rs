@@ -38,7 +38,7 @@ use sqlx::{
     },
 };
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::Path,
     sync::{
         Arc, RwLock,
@@ -139,6 +139,9 @@ fn pool_options(connections: u32, busy_timeout: Duration) -> SqlitePoolOptions {
             })
         })
 }
+
+/// Ledger rows per `INSERT` of [`EventWriter::write_once_many`] (two parameters each).
+const LEDGER_ROWS_PER_INSERT: usize = 500;
 
 /// How often the background checkpointer moves committed WAL pages into the database file.
 /// Short passes keep the part left for the ingest writer (see below) small.
@@ -296,13 +299,30 @@ impl SqliteStore {
         }
     }
 
+    /// The ingest connection, after the background checkpoint's tail when one is due.
+    async fn ingest_connection(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        self.start_checkpoints();
+        let mut conn = self.ingest.acquire().await.map_err(map_err)?;
+        if self.wal_tail_due.swap(false, Ordering::Relaxed) {
+            // The end of the background checkpoint's pass (see `spawn_checkpointer`). Failing
+            // (another process holds the checkpoint lock) costs nothing: the next pass retries.
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut *conn)
+                .await
+            {
+                tracing::debug!(error = %e, "ingest WAL checkpoint skipped");
+            }
+        }
+        Ok(conn)
+    }
+
     async fn insert_batches(
         &self,
         conn: &mut SqliteConnection,
-        batches: &[WriteBatch],
+        batches: &[&WriteBatch],
     ) -> StoreResult<()> {
         let mut keyed = Vec::with_capacity(batches.len());
-        for batch in batches {
+        for &batch in batches {
             let pk = self.project_key(conn, batch.project_id).await?;
             keyed.push((pk, batch));
             if batch.dropped > 0 {
@@ -887,46 +907,58 @@ fn org_from_row(r: &SqliteRow) -> StoreResult<Organization> {
 #[async_trait]
 impl EventWriter for SqliteStore {
     async fn write(&self, batches: &[WriteBatch]) -> StoreResult<()> {
-        self.start_checkpoints();
-        let mut conn = self.ingest.acquire().await.map_err(map_err)?;
-        if self.wal_tail_due.swap(false, Ordering::Relaxed) {
-            // The end of the background checkpoint's pass (see `spawn_checkpointer`). Failing
-            // (another process holds the checkpoint lock) costs nothing: the next pass retries.
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&mut *conn)
-                .await
-            {
-                tracing::debug!(error = %e, "ingest WAL checkpoint skipped");
-            }
-        }
+        let mut conn = self.ingest_connection().await?;
         // IMMEDIATE takes the write lock up front, so the busy timeout covers the whole wait.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        self.insert_batches(&mut tx, batches).await?;
+        let all: Vec<&WriteBatch> = batches.iter().collect();
+        self.insert_batches(&mut tx, &all).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn write_once(&self, batch: &WriteBatch) -> StoreResult<bool> {
-        self.start_checkpoints();
-        let mut tx = self
-            .ingest
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
-        let fresh = sqlx::query("INSERT INTO ingest_batches (batch_id, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(batch.batch_id.to_hex())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected()
-            == 1;
-        if !fresh {
-            return Ok(false);
+        let fresh = self.write_once_many(std::slice::from_ref(batch)).await?;
+        Ok(fresh.first().copied().unwrap_or(false))
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction for the whole group: one multi-row ledger insert
+    /// (`ON CONFLICT DO NOTHING RETURNING` names the batches that are new), then the new
+    /// batches' rows. Any error rolls the transaction back, ledger rows included.
+    async fn write_once_many(&self, batches: &[WriteBatch]) -> StoreResult<Vec<bool>> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
         }
-        self.insert_batches(&mut tx, std::slice::from_ref(batch))
-            .await?;
+        let mut conn = self.ingest_connection().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        let applied_at = now_ms();
+        let mut new_ids: HashSet<String> = HashSet::with_capacity(batches.len());
+        // 2 parameters a row; far below SQLite's 32,766 bound per statement.
+        for chunk in batches.chunks(LEDGER_ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO ingest_batches (batch_id, applied_at) VALUES {} ON CONFLICT DO NOTHING RETURNING batch_id",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for batch in chunk {
+                q = q.bind(batch.batch_id.to_hex()).bind(applied_at);
+            }
+            new_ids.extend(q.fetch_all(&mut *tx).await.map_err(map_err)?);
+        }
+        // A batch id twice in one group: the first occurrence is the one stored.
+        let fresh: Vec<bool> = batches
+            .iter()
+            .map(|b| new_ids.remove(&b.batch_id.to_hex()))
+            .collect();
+        let to_store: Vec<&WriteBatch> = batches
+            .iter()
+            .zip(&fresh)
+            .filter_map(|(b, new)| new.then_some(b))
+            .collect();
+        if to_store.is_empty() {
+            return Ok(fresh);
+        }
+        self.insert_batches(&mut tx, &to_store).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        Ok(fresh)
     }
 }
 
