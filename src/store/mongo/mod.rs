@@ -848,7 +848,8 @@ impl EventWriter for MongoStore {
         let to_store: Vec<WriteBatch> = batches
             .iter()
             .zip(&fresh)
-            .filter_map(|(b, new)| new.then(|| b.clone()))
+            .filter(|&(_, new)| *new)
+            .map(|(b, _)| b.clone())
             .collect();
         if to_store.is_empty() {
             return Ok(fresh);
