@@ -454,13 +454,7 @@ async fn strangers_get_403_unknown_projects_404_and_public_links_read_everything
         assert_eq!(r.status(), 401, "{path} signed out");
     }
 
-    let link = superinsights::services::public_links::enable(
-        &app.state.stores,
-        app.state.config.public_link_pepper.expose(),
-        DocId::parse(&id).unwrap(),
-    )
-    .await
-    .unwrap();
+    let link = app.enable_public_link(DocId::parse(&id).unwrap()).await;
     let public = format!("/p/{id}/{}", link.token);
     let anyone = browser();
     let live = json_of(&anyone, &app, &format!("{public}/events/live.json")).await;

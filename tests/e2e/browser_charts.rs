@@ -94,13 +94,7 @@ async fn charts_formatting_dark_mode_and_phone_widths_in_chromium() {
     assert_eq!(errors["series"]["bucket"], "day");
 
     let project = superinsights::domain::ids::DocId::parse(&id).unwrap();
-    let link = superinsights::services::public_links::enable(
-        &app.state.stores,
-        app.state.config.public_link_pepper.expose(),
-        project,
-    )
-    .await
-    .unwrap();
+    let link = app.enable_public_link(project).await;
     let shots = format!("{}/screenshots/charts", env!("CARGO_TARGET_TMPDIR"));
     run_browser_script(
         &app,

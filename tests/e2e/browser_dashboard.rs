@@ -64,13 +64,7 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
         .create_project(superinsights::store::NewProject::named("Second Shop", org))
         .await
         .unwrap();
-    let link = superinsights::services::public_links::enable(
-        &app.state.stores,
-        app.state.config.public_link_pepper.expose(),
-        project,
-    )
-    .await
-    .unwrap();
+    let link = app.enable_public_link(project).await;
     let public_base = format!("/p/{id}/{}", link.token);
     let screenshot = std::env::var("SI_DASHBOARD_SCREENSHOT").unwrap_or_default();
     run_browser_script(

@@ -345,13 +345,9 @@ async fn drill_down_ranges_the_overlay_and_keyboard_use_work_in_chromium() {
     let app = TestApp::spawn(&[("TRUST_PROXY", "true")]).await;
     let (_, id, key) = member_with_project(&app, "dashui@example.com").await;
     seed(&app, &key).await;
-    let link = superinsights::services::public_links::enable(
-        &app.state.stores,
-        app.state.config.public_link_pepper.expose(),
-        superinsights::domain::ids::DocId::parse(&id).unwrap(),
-    )
-    .await
-    .unwrap();
+    let link = app
+        .enable_public_link(superinsights::domain::ids::DocId::parse(&id).unwrap())
+        .await;
     run_browser_script(
         &app,
         "dashboard_ui.test.mjs",
@@ -377,13 +373,7 @@ async fn every_other_page_fits_a_phone_and_passes_axe_in_chromium() {
     seed(&app, &key).await;
     let report = completed_report(&app, &client, &id).await;
     let project = superinsights::domain::ids::DocId::parse(&id).unwrap();
-    let link = superinsights::services::public_links::enable(
-        &app.state.stores,
-        app.state.config.public_link_pepper.expose(),
-        project,
-    )
-    .await
-    .unwrap();
+    let link = app.enable_public_link(project).await;
     let shots = format!("{}/screenshots/pages", env!("CARGO_TARGET_TMPDIR"));
     run_browser_script(
         &app,

@@ -311,13 +311,9 @@ async fn error_group_states_refuse_readers_and_bad_input_without_a_500() {
     assert!(r.text().await.unwrap().contains("read-only"));
 
     // A public link reads the groups; a post is refused.
-    let link = superinsights::services::public_links::enable(
-        &app.state.stores,
-        app.state.config.public_link_pepper.expose(),
-        superinsights::domain::ids::DocId::parse(&id).unwrap(),
-    )
-    .await
-    .unwrap();
+    let link = app
+        .enable_public_link(superinsights::domain::ids::DocId::parse(&id).unwrap())
+        .await;
     let public = format!("/p/{id}/{}", link.token);
     let anon = reqwest::Client::new();
     let r = get(
@@ -517,13 +513,9 @@ async fn dashboard_counts_error_groups_and_filters_by_one() {
     }
 
     // A public link keeps the group in its links and figures.
-    let link = superinsights::services::public_links::enable(
-        &app.state.stores,
-        app.state.config.public_link_pepper.expose(),
-        superinsights::domain::ids::DocId::parse(&id).unwrap(),
-    )
-    .await
-    .unwrap();
+    let link = app
+        .enable_public_link(superinsights::domain::ids::DocId::parse(&id).unwrap())
+        .await;
     let public = format!("/p/{id}/{}", link.token);
     let anon = reqwest::Client::new();
     let r = get(

@@ -208,13 +208,7 @@ async fn a_public_link_stream_shows_events_and_ends_when_the_link_is_revoked() {
     let app = TestApp::spawn(&[]).await;
     let (owner, id, key) = member_with_project(&app, "sharer@example.com").await;
     let project = superinsights::domain::ids::DocId::parse(&id).unwrap();
-    let link = superinsights::services::public_links::enable(
-        &app.state.stores,
-        app.state.config.public_link_pepper.expose(),
-        project,
-    )
-    .await
-    .unwrap();
+    let link = app.enable_public_link(project).await;
     let public = format!("/p/{id}/{}/realtime/stream", link.token);
     let mut stream = Stream::open(&reqwest::Client::new(), &app.url(&public)).await;
     stream.until(SOON, "visitors", |_| true).await;

@@ -168,6 +168,21 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Enables `project`'s public link, as its settings page does; the link's token is in the
+    /// answer (`/p/{project}/{token}/…`).
+    pub async fn enable_public_link(
+        &self,
+        project: superinsights::domain::ids::DocId,
+    ) -> superinsights::services::public_links::NewLink {
+        superinsights::services::public_links::enable(
+            &self.state.stores,
+            self.state.config.public_link_pepper.expose(),
+            project,
+        )
+        .await
+        .unwrap()
+    }
+
     /// A fresh server with its own data directory and extra environment.
     pub async fn spawn(extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();

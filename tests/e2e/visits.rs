@@ -132,13 +132,7 @@ async fn clicking_an_entry_page_filters_the_dashboard_in_chromium() {
     let (_, id, key) = member_with_project(&app, "visits-ui@example.com").await;
     seed_visits(&app, &key).await;
     let project = superinsights::domain::ids::DocId::parse(&id).unwrap();
-    let link = superinsights::services::public_links::enable(
-        &app.state.stores,
-        app.state.config.public_link_pepper.expose(),
-        project,
-    )
-    .await
-    .unwrap();
+    let link = app.enable_public_link(project).await;
     let public_base = format!("/p/{id}/{}", link.token);
     run_browser_script(
         &app,

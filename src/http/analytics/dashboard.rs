@@ -21,7 +21,7 @@ use crate::{
     },
     error::AppError,
     services::dashboard::{Dashboard, DashboardFilters, FILTER_PARAMS},
-    state::AppState,
+    state::{AppState, ViewState},
 };
 use askama::Template;
 use askama_web::WebTemplate;
@@ -93,7 +93,7 @@ fn total_of(data: &Dashboard, name: &str) -> u64 {
 
 /// The dashboard, its filters and timeframe, from a checked query, through the cache.
 async fn dashboard_of(
-    state: &AppState,
+    state: &ViewState,
     access: &AnalyticsAccess,
     query: &[(String, String)],
 ) -> Result<(Timeframe, DashboardFilters, Dashboard), AppError> {
@@ -154,7 +154,7 @@ fn csv_download(access: &AnalyticsAccess, data: &Dashboard, table: &str) -> Resp
 /// `{success: true, data: {timeframe, pageViews, events, errors, performance, …}}`, the
 /// filters of the dashboard applied; with `format=csv&table=…` one table as CSV.
 async fn dashboard_data(
-    State(state): State<AppState>,
+    State(state): State<ViewState>,
     access: AnalyticsAccess,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
@@ -185,6 +185,21 @@ struct RowView {
     detail_href: Option<String>,
     /// Shown only once the table is expanded.
     extra: bool,
+}
+
+impl RowView {
+    /// Row `index` of a table whose rows add up to `total`, linking to `href`.
+    fn new(index: usize, value: &str, count: u64, total: u64, href: String) -> Self {
+        Self {
+            value: value.to_string(),
+            count,
+            percent: percent(count, total),
+            bar: bar_step(count, total),
+            href,
+            detail_href: None,
+            extra: index >= COLLAPSED_ROWS,
+        }
+    }
 }
 
 /// One table of the dashboard.
@@ -544,13 +559,14 @@ fn error_table(
             let mut pairs = span.to_params();
             pairs.push(("signature", g.signature.clone()));
             RowView {
-                value: g.message.clone(),
-                count: g.count,
-                percent: percent(g.count, total),
-                bar: bar_step(g.count, total),
-                href: link(base, timeframe, filters, param, Some(&g.signature)),
                 detail_href: Some(format!("{base}/errors{}", query_string(&pairs))),
-                extra: i >= COLLAPSED_ROWS,
+                ..RowView::new(
+                    i,
+                    &g.message,
+                    g.count,
+                    total,
+                    link(base, timeframe, filters, param, Some(&g.signature)),
+                )
             }
         })
         .collect();
@@ -586,7 +602,7 @@ fn scope_note(filters: &DashboardFilters) -> &'static str {
 
 /// The dashboard page: KPIs, charts, filterable tables; refreshes itself.
 async fn show_dashboard(
-    State(state): State<AppState>,
+    State(state): State<ViewState>,
     access: AnalyticsAccess,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
@@ -629,14 +645,9 @@ async fn show_dashboard(
             let rows = rows_of(&data, name)
                 .iter()
                 .enumerate()
-                .map(|(i, r)| RowView {
-                    value: r.value.clone(),
-                    count: r.count,
-                    percent: percent(r.count, total),
-                    bar: bar_step(r.count, total),
-                    href: link(&base, timeframe, &filters, param, Some(&r.value)),
-                    detail_href: None,
-                    extra: i >= COLLAPSED_ROWS,
+                .map(|(i, r)| {
+                    let href = link(&base, timeframe, &filters, param, Some(&r.value));
+                    RowView::new(i, &r.value, r.count, total, href)
                 })
                 .collect();
             TableView {
