@@ -184,8 +184,8 @@ struct LandingPage {
 struct ErrorPage {
     status: u16,
     message: String,
-    /// Seconds after which the page reloads itself (`<meta http-equiv="refresh">`, which the
-    /// Content-Security-Policy allows, unlike an inline script), if ever.
+    /// Seconds after which the page reloads itself (`static/js/app.js`, with a button to stop
+    /// it: a `<meta http-equiv="refresh">` could not be stopped), if ever.
     reload_after: Option<u32>,
     /// This request's path and query, for the "Reload now" link.
     reload_href: String,

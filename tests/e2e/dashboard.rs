@@ -262,8 +262,9 @@ async fn a_cold_view_answers_503_with_retry_after_then_serves_its_computation() 
     let html = r.text().await.unwrap();
     for needle in [
         "<title>Still computing — SuperInsights</title>",
-        r#"<meta http-equiv="refresh" content="5">"#,
+        r#"id="still-computing" data-reload-after="5""#,
         r#"role="status""#,
+        r#"<p id="reload-stop-row" hidden><button type="button" id="reload-stop">Stop reloading</button></p>"#,
         "These figures are still being computed.",
         "This page reloads itself in 5 seconds.",
         &format!(r#"<a href="{page}">Reload now</a>"#),
