@@ -294,9 +294,8 @@ impl AppSessionStore {
             AppSessionStore::RedisFronted(_) => "redis in front of the durable store",
         }
     }
-}
 
-impl AppSessionStore {
+    /// The durable store (alone, or behind Redis): its clock decides expiry.
     fn durable(&self) -> &DurableSessionStore {
         match self {
             AppSessionStore::Durable(s) => s,
