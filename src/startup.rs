@@ -108,7 +108,8 @@ async fn build_owned(
         config.ingest.country_lookup,
         config.ingest.geoip_db_path.as_deref(),
     )
-    .map_err(StartupError::Other)?;
+    .map_err(StartupError::Other)?
+    .with_clock(clock.clone());
     let options = PipelineOptions {
         queue_capacity: config.ingest.queue_capacity,
         max_commit_items: config.ingest.max_commit_items,
@@ -173,7 +174,8 @@ async fn build_owned(
             cache,
             Duration::from_secs(config.redis.ttl_secs),
         )
-        .with_wait(config.server.view_wait),
+        .with_wait(config.server.view_wait)
+        .with_clock(clock.clone()),
     );
     let job_options = crate::runtime::jobs::QueueOptions::from_config(&config.jobs);
     let jobs: Arc<dyn crate::runtime::jobs::JobQueue> = match &redis {
@@ -203,6 +205,7 @@ async fn build_owned(
         report_files(&config.reports)?,
         jobs.clone(),
         &config.reports,
+        clock.clone(),
     ));
     spawn_maintenance(
         durable_sessions,
@@ -323,7 +326,8 @@ fn secure_data_dir(config: &Config) {
 }
 
 /// Hourly: delete expired sessions and the files of expired or deleted reports. Daily (first
-/// run a minute after start): the retention purge.
+/// run a minute after start): the retention purge. Both wait on `clock` (a test advancing its
+/// manual clock by an hour runs the hourly pass).
 fn spawn_maintenance(
     sessions: DurableSessionStore,
     stores: Stores,
@@ -332,22 +336,20 @@ fn spawn_maintenance(
 ) {
     let clock2 = clock.clone();
     crate::tasks::spawn_loop::<()>("maintenance_hourly", async move {
-        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
         loop {
-            hourly.tick().await;
             let removed = sessions.sweep().await;
             if removed > 0 {
                 tracing::info!(removed, "expired sessions deleted");
             }
             crate::services::retention::purge_report_files(&reports, clock.now_ms()).await;
+            clock.sleep(Duration::from_secs(3600)).await;
         }
     });
     crate::tasks::spawn_loop::<()>("retention_purge", async move {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
+        clock2.sleep(Duration::from_secs(60)).await;
         loop {
-            daily.tick().await;
             crate::services::retention::purge_all(&stores, clock2.now_ms()).await;
+            clock2.sleep(Duration::from_secs(24 * 3600)).await;
         }
     });
 }

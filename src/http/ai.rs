@@ -179,6 +179,7 @@ async fn show_page(
 async fn start_run(
     State(stores): State<Stores>,
     State(ai): State<Arc<AiAnalysis>>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     auth: AuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -186,7 +187,7 @@ async fn start_run(
 ) -> Answer {
     let access = ProjectAccess::check(&stores, &auth, &id).await?;
     let body = csrf_json(&auth, &headers, &body)?;
-    let request = svc::parse_run_request(&body, now_ms()).map_err(invalid)?;
+    let request = svc::parse_run_request(&body, clock.now_ms()).map_err(invalid)?;
     match ai.start_run(&access.project, &auth.user, request).await {
         Ok(run_id) => Ok((
             StatusCode::ACCEPTED,

@@ -352,7 +352,7 @@ async fn list_projects(
     auth: AuthUser,
 ) -> Result<Response, AppError> {
     let org = auth.require_org()?;
-    let now = crate::domain::timestamp::now_ms();
+    let now = view.dashboards.now_ms();
     let projects = view.stores.projects.projects_of_org(org.id).await?;
     let figures = futures::future::try_join_all((projects.iter()).map(|p| {
         crate::services::realtime::visitors_today_cached(&view.stores, &view.dashboards, p.id, now)

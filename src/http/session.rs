@@ -1,6 +1,7 @@
 //! The signed-in user, the current organization and CSRF protection, on top of tower-sessions.
 //!
-//! Session keys: `uid` (user id), `org` (current organization id), `csrf` (per-session token).
+//! Session keys: `uid` (user id), `org` (current organization id), `csrf` (per-session token),
+//! `seen` (when a request last extended the session, on the server's clock).
 //! Every state-changing form goes through [`CsrfForm`], which rejects a missing or wrong token
 //! with 403, so no handler can forget the check.
 
@@ -26,6 +27,12 @@ const CSRF: &str = "csrf";
 /// A stamp of the password hash the session was signed in with: a password change (by the user,
 /// an admin, or the bcrypt→argon2id upgrade) ends every other session of that user.
 const PWD: &str = "pwd";
+/// When a signed-in request last extended the session (epoch ms on the server's clock).
+const SEEN: &str = "seen";
+/// A signed-in request extends the session (14 more days from now) when the last extension is
+/// at least this old: sliding expiry, as 1.x's store touch gave, at most one session write an
+/// hour instead of one per request.
+const EXTEND_EVERY_MS: i64 = 3_600_000;
 /// Largest form body accepted.
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
@@ -88,6 +95,16 @@ pub async fn sign_in(session: &Session, user: &User, org: Option<DocId>) -> Resu
         None => {
             session.remove_value(ORG).await.map_err(session_error)?;
         }
+    }
+    Ok(())
+}
+
+/// Marks the session used at `now` when its last extension is [`EXTEND_EVERY_MS`] old (or
+/// from a later "now" than this one): the change saves it with a fresh 14-day expiry.
+async fn extend(session: &Session, now: i64) -> Result<(), AppError> {
+    let seen: Option<i64> = session.get(SEEN).await.map_err(session_error)?;
+    if seen.is_none_or(|at| now - at >= EXTEND_EVERY_MS || at > now) {
+        session.insert(SEEN, now).await.map_err(session_error)?;
     }
     Ok(())
 }
@@ -257,6 +274,9 @@ where
             stored.map_err(|e| session_error(e).into_response())?;
         }
         let csrf = csrf_token(&session)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        extend(&session, state.clock.now_ms())
             .await
             .map_err(IntoResponse::into_response)?;
         Ok(AuthUser {

@@ -10,7 +10,7 @@
 //! The protocol lives here; validation, enrichment and writing stay in [`crate::ingest`].
 
 use crate::{
-    domain::{model::Channel, timestamp::now_ms},
+    domain::model::Channel,
     error::{AppError, MAX_INGEST_BYTES},
     http::rate_limit::{self, Style},
     ingest::{IngestError, Ingestor, keys::ProjectAuth, parse::RequestFacts},
@@ -310,7 +310,7 @@ impl Connection {
             );
         };
         let facts = RequestFacts {
-            now_ms: now_ms(),
+            now_ms: self.ingestor.enricher.now_ms(),
             ..self.facts.clone()
         };
         Next::Reply(

@@ -1,13 +1,14 @@
 //! Request enrichment: the client IP (socket address, or `X-Forwarded-For` only behind a trusted
 //! proxy), the country (CDN header behind a trusted proxy, else a MaxMind-format file: the one
 //! `GEOIP_DB_PATH` names, or the bundled `geo-whois-asn-country.mmdb`, see
-//! [`bundled_country_db`]), and User-Agent facts (parsed once per distinct UA string, cached).
-//! Never downloads anything.
+//! [`bundled_country_db`]), User-Agent facts (parsed once per distinct UA string, cached), and
+//! the server's time of the request (on the injected clock; items without a readable timestamp
+//! take it). Never downloads anything.
 
 use super::parse::RequestFacts;
 use crate::domain::{
+    clock::{SharedClock, SystemClock},
     model::Enrichment,
-    timestamp::now_ms,
     useragent::{self, UserAgentInfo},
 };
 use axum::http::HeaderMap;
@@ -82,6 +83,8 @@ pub struct Enricher {
     country_lookup: bool,
     geoip: Option<maxminddb::Reader<Vec<u8>>>,
     ua_cache: Mutex<HashMap<String, UserAgentInfo>>,
+    /// The server's time of a request.
+    clock: SharedClock,
 }
 
 impl Enricher {
@@ -111,7 +114,20 @@ impl Enricher {
             country_lookup,
             geoip,
             ua_cache: Mutex::new(HashMap::new()),
+            clock: SystemClock::shared(),
         })
+    }
+
+    /// The same enricher with the server's time from `clock` (the system clock by default).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The server's time now (epoch ms): what a request's items are stamped with when they
+    /// carry no readable timestamp.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn has_geoip(&self) -> bool {
@@ -206,7 +222,7 @@ impl Enricher {
                 timestamp_replaced: false,
             },
             user_agent,
-            now_ms: now_ms(),
+            now_ms: self.now_ms(),
         }
     }
 }

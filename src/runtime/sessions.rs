@@ -68,6 +68,13 @@ impl DurableSessionStore {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.clock.now_ms()) * 1_000_000)
             .unwrap_or_else(|_| OffsetDateTime::now_utc())
     }
+
+    /// tower-sessions dates a record's expiry from the system clock (now + 14 days of
+    /// inactivity); the same span from this store's clock, which decides expiry.
+    fn on_clock(&self, expiry: OffsetDateTime) -> OffsetDateTime {
+        self.now()
+            .saturating_add(expiry - OffsetDateTime::now_utc())
+    }
 }
 
 #[async_trait]
@@ -287,17 +294,33 @@ impl AppSessionStore {
             AppSessionStore::RedisFronted(_) => "redis in front of the durable store",
         }
     }
+
+    /// The durable store (alone, or behind Redis): its clock decides expiry.
+    fn durable(&self) -> &DurableSessionStore {
+        match self {
+            AppSessionStore::Durable(s) => s,
+            AppSessionStore::RedisFronted(s) => &s.durable,
+        }
+    }
 }
 
+/// The session layer's store. Expiry dates arrive counted from the system clock and are
+/// re-dated on the server's clock here, once, before either store sees them.
 #[async_trait]
 impl SessionStore for AppSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        record.expiry_date = self.durable().on_clock(record.expiry_date);
         match self {
             AppSessionStore::Durable(s) => s.create(record).await,
             AppSessionStore::RedisFronted(s) => s.create(record).await,
         }
     }
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let record = &Record {
+            id: record.id,
+            data: record.data.clone(),
+            expiry_date: self.durable().on_clock(record.expiry_date),
+        };
         match self {
             AppSessionStore::Durable(s) => s.save(record).await,
             AppSessionStore::RedisFronted(s) => s.save(record).await,
@@ -365,5 +388,41 @@ mod tests {
         clock.advance(Duration::from_secs(3600));
         assert_eq!(sessions.sweep().await, 1);
         assert!(sessions.load(&other.id).await.unwrap().is_none());
+    }
+
+    /// tower-sessions dates a record from the system clock; the session layer's store re-dates
+    /// it on the server's clock, so a server whose clock stands 10 days ahead keeps a record
+    /// saved "for an hour" for that hour of its own time.
+    #[tokio::test]
+    async fn the_layers_store_dates_expiry_on_the_servers_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let stores = Stores::new("sqlite", store);
+        stores.admin.migrate().await.unwrap();
+        let clock = Arc::new(ManualClock::new());
+        clock.advance(Duration::from_secs(10 * 86_400));
+        let layer = AppSessionStore::Durable(DurableSessionStore::new(
+            stores.sessions.clone(),
+            clock.clone(),
+        ));
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: OffsetDateTime::now_utc() + Duration::from_secs(3600),
+        };
+        layer.create(&mut record).await.unwrap();
+        assert!(layer.load(&record.id).await.unwrap().is_some(), "created");
+        clock.advance(Duration::from_secs(3590));
+        record.expiry_date = OffsetDateTime::now_utc() + Duration::from_secs(3600);
+        layer.save(&record).await.unwrap();
+        clock.advance(Duration::from_secs(3590));
+        assert!(
+            layer.load(&record.id).await.unwrap().is_some(),
+            "the save extended it by an hour of the server's time"
+        );
+        clock.advance(Duration::from_secs(20));
+        assert!(layer.load(&record.id).await.unwrap().is_none(), "expired");
     }
 }

@@ -246,25 +246,35 @@ impl Dashboard {
     }
 }
 
-/// Computes the dashboard of a project for a timeframe ending now.
+/// Computes the dashboard of a project for a timeframe ending now on the system clock (the
+/// demo's warm-up and the load tool; the views go through [`cached`], on the server's clock).
 pub async fn dashboard(
     stores: &Stores,
     project: DocId,
     timeframe: Timeframe,
 ) -> StoreResult<Dashboard> {
-    dashboard_filtered(stores, project, timeframe, &DashboardFilters::default()).await
+    dashboard_filtered(
+        stores,
+        project,
+        timeframe,
+        &DashboardFilters::default(),
+        now_ms(),
+    )
+    .await
 }
 
-/// Computes the dashboard of a project for a timeframe ending now, restricted by `filters`.
+/// Computes the dashboard of a project for a timeframe ending at `now` (epoch ms, the caller's
+/// clock), restricted by `filters`.
 pub async fn dashboard_filtered(
     stores: &Stores,
     project: DocId,
     timeframe: Timeframe,
     filters: &DashboardFilters,
+    now: i64,
 ) -> StoreResult<Dashboard> {
     let range = match filters.range {
-        Some(days) => days.range(now_ms()),
-        None => timeframe.range(now_ms()),
+        Some(days) => days.range(now),
+        None => timeframe.range(now),
     };
     let stats = &stores.stats;
     let event_name = filters.event_name.as_deref();
@@ -455,10 +465,11 @@ pub async fn cached(
         let json = serde_json::to_vec(filters).unwrap_or_default();
         hex::encode(&Sha256::digest(&json)[..8])
     };
+    let now = cache.now_ms();
     cache
         .get_or_compute("dashboard", project, timeframe, &variant, || {
             let (stores, filters) = (stores.clone(), filters.clone());
-            async move { dashboard_filtered(&stores, project, timeframe, &filters).await }
+            async move { dashboard_filtered(&stores, project, timeframe, &filters, now).await }
         })
         .await
 }

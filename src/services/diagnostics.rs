@@ -81,6 +81,7 @@ pub async fn errors(
     filters: ErrorFilters,
     state_filter: StateFilter,
 ) -> StoreResult<ErrorsView> {
+    let now = cache.now_ms();
     let timeframe = span.timeframe;
     let key = filters.cache_token() + &span.cache_token();
     let report = cache
@@ -88,7 +89,7 @@ pub async fn errors(
             let (stats, filters) = (stores.stats.clone(), filters.clone());
             async move {
                 stats
-                    .errors_report(project, span.range(now_ms()), &filters, GROUPED_ERRORS_TOP)
+                    .errors_report(project, span.range(now), &filters, GROUPED_ERRORS_TOP)
                     .await
             }
         })
@@ -96,7 +97,7 @@ pub async fn errors(
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
-        span.range(now_ms()),
+        span.range(now),
         "errors",
         crate::analytics::series::SeriesSource::Errors(&filters),
         &report.errors_by_day,
@@ -117,7 +118,7 @@ pub async fn errors(
         unique_signatures: report.unique_signatures,
         series: Some(series),
         timeframe,
-        avg_per_day: report.total_errors as f64 / span.nominal_days(now_ms()),
+        avg_per_day: report.total_errors as f64 / span.nominal_days(now),
         total_errors: report.total_errors,
         grouped_errors: report.grouped_errors,
         unique_fingerprints: report.unique_fingerprints,
@@ -209,6 +210,7 @@ pub async fn error_detail(
     span: Span,
     fingerprint: &str,
 ) -> StoreResult<ErrorDetailView> {
+    let now = cache.now_ms();
     // Any text can arrive in the URL: the key holds a digest of it.
     use sha2::{Digest, Sha256};
     let timeframe = span.timeframe;
@@ -221,7 +223,7 @@ pub async fn error_detail(
                     .error_detail(
                         project,
                         &fingerprint,
-                        span.range(now_ms()),
+                        span.range(now),
                         ERROR_DETAIL_OCCURRENCES,
                     )
                     .await
@@ -231,7 +233,7 @@ pub async fn error_detail(
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
-        span.range(now_ms()),
+        span.range(now),
         "errors",
         crate::analytics::series::SeriesSource::ErrorGroup(fingerprint),
         &detail.errors_by_day,
@@ -335,6 +337,7 @@ pub async fn performance(
     span: Span,
     filters: PerformanceFilters,
 ) -> StoreResult<PerformanceView> {
+    let now = cache.now_ms();
     let timeframe = span.timeframe;
     let report = cache
         .get_or_compute(
@@ -346,7 +349,7 @@ pub async fn performance(
                 let (stats, filters) = (stores.stats.clone(), filters.clone());
                 async move {
                     stats
-                        .performance_report(project, span.range(now_ms()), &filters)
+                        .performance_report(project, span.range(now), &filters)
                         .await
                 }
             },
@@ -355,7 +358,7 @@ pub async fn performance(
     let series = crate::services::charts::vitals_series(
         &*stores.stats,
         project,
-        span.range(now_ms()),
+        span.range(now),
         crate::analytics::series::SeriesSource::Performance(&filters),
         &report.figures.metrics_by_day,
         &[("lcp", 0), ("cls", 1), ("fid", 2), ("ttfb", 3), ("inp", 4)],

@@ -19,7 +19,6 @@ use crate::{
         },
         ids::DocId,
         segment::SegmentFilters,
-        timestamp::now_ms,
     },
     runtime::cache::DashboardCache,
     store::{StoreResult, Stores},
@@ -128,13 +127,14 @@ pub async fn pageview_suggestions(
     project: DocId,
     span: Span,
 ) -> StoreResult<Vec<(&'static str, Vec<String>)>> {
+    let now = cache.now_ms();
     let list = crate::services::dashboard::BREAKDOWN_LIST;
     let token = span.cache_token();
     let variant = if token.is_empty() { "-" } else { &token };
     let b: crate::domain::analytics::Breakdowns = cache
         .get_or_compute("suggestions", project, span.timeframe, variant, || {
             let stats = stores.stats.clone();
-            async move { stats.breakdowns(project, span.range(now_ms()), list).await }
+            async move { stats.breakdowns(project, span.range(now), list).await }
         })
         .await?;
     let values = |rows: Vec<crate::domain::analytics::BreakdownRow>| {
@@ -158,6 +158,7 @@ pub async fn pageviews(
     project: DocId,
     query: &PageViewsQuery,
 ) -> StoreResult<PageViewsView> {
+    let now = cache.now_ms();
     let (timeframe, span) = (query.timeframe, query.span());
     let report = cache
         .get_or_compute(
@@ -169,13 +170,13 @@ pub async fn pageviews(
                 let (stats, filters) = (stores.stats.clone(), query.filters.clone());
                 async move {
                     stats
-                        .pageviews_report(project, span.range(now_ms()), &filters)
+                        .pageviews_report(project, span.range(now), &filters)
                         .await
                 }
             },
         )
         .await?;
-    let range = span.range(now_ms());
+    let range = span.range(now);
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
@@ -278,6 +279,7 @@ pub async fn events(
     project: DocId,
     query: &EventsQuery,
 ) -> StoreResult<EventsView> {
+    let now = cache.now_ms();
     let (timeframe, span) = (query.timeframe, query.span());
     let report = cache
         .get_or_compute(
@@ -290,7 +292,7 @@ pub async fn events(
                     (stores.stats.clone(), query.filters.clone(), query.paging);
                 async move {
                     stats
-                        .events_report(project, span.range(now_ms()), &filters, paging)
+                        .events_report(project, span.range(now), &filters, paging)
                         .await
                 }
             },
@@ -299,7 +301,7 @@ pub async fn events(
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
-        span.range(now_ms()),
+        span.range(now),
         "events",
         crate::analytics::series::SeriesSource::Events {
             name: query.filters.event_name.as_deref(),
@@ -324,12 +326,17 @@ pub async fn events(
 }
 
 /// The live part of the events report, computed fresh (new events show on the next poll).
-pub async fn live(stores: &Stores, project: DocId, query: &EventsQuery) -> StoreResult<LiveView> {
+pub async fn live(
+    stores: &Stores,
+    project: DocId,
+    query: &EventsQuery,
+    now: i64,
+) -> StoreResult<LiveView> {
     let report = stores
         .stats
         .events_report(
             project,
-            query.span().range(now_ms()),
+            query.span().range(now),
             &query.filters,
             query.paging,
         )
@@ -369,6 +376,7 @@ pub async fn event_detail(
     span: Span,
     pairs: &[(String, String)],
 ) -> StoreResult<EventDetailView> {
+    let now = cache.now_ms();
     let timeframe = span.timeframe;
     let segment = segment_of(pairs);
     let detail = cache
@@ -385,7 +393,7 @@ pub async fn event_detail(
                 );
                 async move {
                     stats
-                        .event_detail(project, span.range(now_ms()), &name, &segment)
+                        .event_detail(project, span.range(now), &name, &segment)
                         .await
                 }
             },
@@ -394,7 +402,7 @@ pub async fn event_detail(
     let series = crate::services::charts::count_series(
         &*stores.stats,
         project,
-        span.range(now_ms()),
+        span.range(now),
         "events",
         crate::analytics::series::SeriesSource::Events {
             name: Some(event_name),

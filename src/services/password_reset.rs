@@ -11,7 +11,6 @@ use crate::{
         email::{PasswordReset, RESET_TOKEN_PREFIX, RESET_TTL_MS},
         ids::{DocId, random_hex},
         records::User,
-        timestamp::now_ms,
     },
     services::{
         accounts, audit,
@@ -42,14 +41,16 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Starts a reset for `email` in the background and returns at once: when the address has an
-/// account, a token is stored and the link `<base>/auth/reset?token=…` is emailed. Unknown
-/// addresses and failures change nothing the requester can see (failures are logged).
+/// account, a token is stored (valid for an hour from `now`, epoch ms on the caller's clock)
+/// and the link `<base>/auth/reset?token=…` is emailed. Unknown addresses and failures change
+/// nothing the requester can see (failures are logged).
 pub async fn request(
     stores: Stores,
     mailer: Arc<Mailer>,
     limiter: &dyn crate::runtime::rate_limit::RateLimiter,
     email: String,
     base: String,
+    now: i64,
 ) {
     // At most 3 emails an hour to one address, whoever asks.
     let key = email.trim().to_lowercase();
@@ -66,7 +67,7 @@ pub async fn request(
         return;
     }
     crate::tasks::spawn("password_reset_mail", async move {
-        if let Err(e) = send_reset(&stores, &mailer, &email, &base).await {
+        if let Err(e) = send_reset(&stores, &mailer, &email, &base, now).await {
             tracing::warn!(error = %e, "password reset email not sent");
         }
     });
@@ -77,6 +78,7 @@ async fn send_reset(
     mailer: &Mailer,
     email: &str,
     base: &str,
+    now: i64,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let Ok(email) = accounts::validate_email(email) else {
         return Ok(());
@@ -85,7 +87,6 @@ async fn send_reset(
         return Ok(());
     };
     let token = format!("{RESET_TOKEN_PREFIX}{}", random_hex(24));
-    let now = now_ms();
     stores
         .mail
         .insert_password_reset(&PasswordReset {

@@ -7,7 +7,7 @@
 
 use crate::config::ReportsConfig;
 use crate::domain::audit::codes;
-use crate::domain::{ids::DocId, timestamp::now_ms};
+use crate::domain::{clock::SharedClock, ids::DocId};
 use crate::reports::{
     CsvMode, FilterTemplate, Report, ReportFormat, ReportStatus, Stage,
     context::{self, Scope},
@@ -58,6 +58,8 @@ pub struct ReportJobs {
     queue: Arc<dyn JobQueue>,
     font: Option<Arc<Vec<u8>>>,
     timeout_ms: i64,
+    /// Decides generation timeouts, preset periods and the 30-day expiry.
+    clock: SharedClock,
 }
 
 impl ReportJobs {
@@ -68,6 +70,7 @@ impl ReportJobs {
         files: Arc<dyn FileStore>,
         queue: Arc<dyn JobQueue>,
         config: &ReportsConfig,
+        clock: SharedClock,
     ) -> Self {
         let font = config.pdf_font.as_ref().and_then(|p| match std::fs::read(p) {
             Ok(bytes) => Some(Arc::new(bytes)),
@@ -93,7 +96,12 @@ impl ReportJobs {
             queue,
             font,
             timeout_ms: config.timeout_ms as i64,
+            clock,
         }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn stores(&self) -> &Stores {
@@ -108,7 +116,7 @@ impl ReportJobs {
         user: &User,
         body: &Value,
     ) -> Result<Generated, ReportError> {
-        let now = now_ms();
+        let now = self.now();
         let mut req = request::parse_generate(body)?;
         let mut period = req.period.clone();
         if let Some(tid) = &req.filter_template_id {
@@ -172,7 +180,7 @@ impl ReportJobs {
             payload: json!({"reportId": report.id.to_hex()}),
         };
         if let Err(e) = self.queue.enqueue(job).await {
-            report.fail(&format!("Could not queue the generation: {e}"), now_ms());
+            report.fail(&format!("Could not queue the generation: {e}"), self.now());
             let _ = self.stores.reports.save_report(&report).await;
             return Err(e.into());
         }
@@ -212,7 +220,7 @@ impl ReportJobs {
         if report.status.is_final() {
             return Ok(report);
         }
-        let now = now_ms();
+        let now = self.now();
         let message = if report.timed_out(now) {
             Some(timeout_message(&report))
         } else {
@@ -276,7 +284,7 @@ impl ReportJobs {
         let deleted = self
             .stores
             .reports
-            .soft_delete_report(r.id, now_ms())
+            .soft_delete_report(r.id, self.now())
             .await?;
         if deleted && let Some(key) = &r.file_key {
             // The report is deleted either way; what is left here, the sweep finishes.
@@ -370,7 +378,7 @@ impl ReportJobs {
             range,
             filters: &filters,
             include_ai_insights: false,
-            now: now_ms(),
+            now: self.now(),
         };
         let ctx = context::build(&self.stores, &scope).await?;
         let name = name.to_string();
@@ -409,7 +417,7 @@ impl ReportJobs {
         body: &Value,
     ) -> Result<FilterTemplate, ReportError> {
         let req = request::parse_template(body)?;
-        let now = now_ms();
+        let now = self.now();
         let (timeframe, start_date, end_date) = match req.period {
             None => (None, None, None),
             Some(Period::Custom(r)) => (Some("custom".into()), Some(r.start_ms), Some(r.end_ms)),
@@ -468,7 +476,7 @@ impl ReportJobs {
         if report.deleted_at.is_some() || report.status.is_final() {
             return Ok(json!({"reportId": id.to_hex(), "status": report.status.as_str()}));
         }
-        let now = now_ms();
+        let now = self.now();
         if report.timed_out(now) {
             let m = timeout_message(&report);
             report.fail(&m, now);
@@ -487,7 +495,7 @@ impl ReportJobs {
         };
         let last_attempt = progress.job().attempts >= progress.job().max_attempts;
         if let JobError::Permanent(m) = &error {
-            report.fail(m, now_ms());
+            report.fail(m, self.now());
             self.stores.reports.save_report(&report).await?;
             self.record_failure(&report, m).await;
         } else if let JobError::Retry(m) = &error
@@ -497,7 +505,7 @@ impl ReportJobs {
                 "Generation failed during {}: {m}",
                 report.current_stage.as_str()
             );
-            report.fail(&m, now_ms());
+            report.fail(&m, self.now());
             let _ = self.stores.reports.save_report(&report).await;
             self.record_failure(&report, &m).await;
         }
@@ -521,7 +529,7 @@ impl ReportJobs {
         stage: Stage,
         progress: &Progress<'_>,
     ) -> Result<(), JobError> {
-        report.enter(stage, now_ms());
+        report.enter(stage, self.now());
         if !self.stores.reports.save_report(report).await? {
             return Err(JobError::Permanent("the report was deleted".into()));
         }
@@ -533,7 +541,7 @@ impl ReportJobs {
     async fn stages(&self, report: &mut Report, progress: &Progress<'_>) -> Result<(), JobError> {
         let started = std::time::Instant::now();
         self.enter(report, Stage::Aggregating, progress).await?;
-        let now = now_ms();
+        let now = self.now();
         // Presets are re-resolved when the job runs.
         let range = Period::stored(&report.timeframe, report.start, report.end).range(now);
         report.start = range.start_ms;
@@ -579,7 +587,7 @@ impl ReportJobs {
                 return Err(JobError::Retry(format!("storing the file: {e}")));
             }
         };
-        let now = now_ms();
+        let now = self.now();
         report.file_key = Some(key.clone());
         report.file_size = Some(size);
         report.generated_at = Some(now);

@@ -8,8 +8,9 @@ use crate::store::Stores;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// Purges every live project of what is older than its retention at `now` (epoch ms, from the
-/// caller's clock); returns the number of documents removed. Errors are logged per project and
-/// do not stop the others.
+/// caller's clock), then the ingest ledger of its old entries (`StoreAdmin::sweep_batch_ledger`);
+/// returns the number of analytics documents removed. Errors are logged per project and do not
+/// stop the others.
 pub async fn purge_all(stores: &Stores, now: i64) -> u64 {
     let projects = match stores.projects.live_projects().await {
         Ok(p) => p,
@@ -29,6 +30,11 @@ pub async fn purge_all(stores: &Stores, now: i64) -> u64 {
             }
             Err(e) => tracing::warn!(project = %project.id, error = %e, "retention purge failed"),
         }
+    }
+    match stores.admin.sweep_batch_ledger(now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(forgotten = n, "old ingest ledger entries removed"),
+        Err(e) => tracing::warn!(error = %e, "ingest ledger sweep failed"),
     }
     total
 }
@@ -88,5 +94,30 @@ mod tests {
         // A day later the page view of 6 days ago is 7 days old: past the retention too.
         assert_eq!(purge_all(&stores, now + DAY_MS - 1).await, 0);
         assert_eq!(purge_all(&stores, now + DAY_MS + 1).await, 1);
+    }
+
+    /// The daily purge also forgets ingest-ledger entries older than 30 days at its "now":
+    /// until then a replayed batch is refused as already stored, afterwards it is new again.
+    #[tokio::test]
+    async fn the_purge_forgets_ledger_entries_after_thirty_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stores, p) =
+            crate::services::fixtures::sqlite_with_project(&dir, "l@example.com").await;
+        let now = now_ms();
+        let batch = contract::batch(
+            p.id,
+            Docs::Pageviews(vec![contract::pageview("/x", now - DAY_MS)]),
+        );
+        assert!(stores.events.write_once(&batch).await.unwrap());
+        purge_all(&stores, now + 29 * DAY_MS).await;
+        assert!(
+            !stores.events.write_once(&batch).await.unwrap(),
+            "remembered for 30 days"
+        );
+        purge_all(&stores, now + 31 * DAY_MS).await;
+        assert!(
+            stores.events.write_once(&batch).await.unwrap(),
+            "forgotten after them"
+        );
     }
 }

@@ -875,7 +875,15 @@ pub trait StoreAdmin: Send + Sync {
     async fn migrate(&self) -> StoreResult<()>;
     /// A cheap round trip proving the backend answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Forgets the [`EventWriter::write_once`] ledger entries recorded more than
+    /// [`BATCH_LEDGER_TTL`] before `now_ms` (the caller's clock); returns how many. A batch
+    /// replayed after that would be stored again. Run daily by the retention purge.
+    async fn sweep_batch_ledger(&self, now_ms: i64) -> StoreResult<u64>;
 }
+
+/// How long the `write_once` ledger remembers a batch: far longer than any spool replay can be
+/// delayed.
+pub const BATCH_LEDGER_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// Everything a backend implements.
 pub trait Backend:

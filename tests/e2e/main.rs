@@ -18,6 +18,7 @@ mod browser_email;
 mod browser_pages;
 mod browser_realtime;
 mod cli;
+mod clock;
 mod connections;
 mod dashboard;
 mod diagnostics_pages;

@@ -14,6 +14,7 @@ use std::{
 };
 use superinsights::{
     config::{Config, Env},
+    domain::clock::{ManualClock, SharedClock, SystemClock},
     startup,
     state::AppState,
     store::Project,
@@ -185,20 +186,38 @@ impl TestApp {
 
     /// A fresh server with its own data directory and extra environment.
     pub async fn spawn(extra_env: &[(&str, &str)]) -> Self {
+        Self::spawn_on_clock(extra_env, SystemClock::shared()).await
+    }
+
+    /// A fresh server reading time from `clock` wherever time decides (a [`ManualClock`] the
+    /// test advances instead of waiting).
+    pub async fn spawn_on_clock(extra_env: &[(&str, &str)], clock: SharedClock) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut app = Self::spawn_with(dir.path(), extra_env, true).await;
+        let mut app = Self::spawn_with(dir.path(), extra_env, true, clock).await;
         app._dir = Some(dir);
         app
     }
 
+    /// A fresh server on a fresh [`ManualClock`] standing at the real current time; returns
+    /// the clock too.
+    pub async fn spawn_manual(extra_env: &[(&str, &str)]) -> (Self, std::sync::Arc<ManualClock>) {
+        let clock = std::sync::Arc::new(ManualClock::new());
+        (Self::spawn_on_clock(extra_env, clock.clone()).await, clock)
+    }
+
     /// A server on an existing data directory (to share it with others).
     pub async fn spawn_in(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
-        Self::spawn_with(data_dir, extra_env, false).await
+        Self::spawn_with(data_dir, extra_env, false, SystemClock::shared()).await
     }
 
     /// A server on `data_dir`; on MongoDB, `own_database` drops the directory's database when
     /// the test ends.
-    async fn spawn_with(data_dir: &Path, extra_env: &[(&str, &str)], own_database: bool) -> Self {
+    async fn spawn_with(
+        data_dir: &Path,
+        extra_env: &[(&str, &str)],
+        own_database: bool,
+        clock: SharedClock,
+    ) -> Self {
         let data = data_dir.to_str().unwrap().to_string();
         let mut pairs: Vec<(&str, &str)> = vec![("DATA_DIR", &data)];
         // On MongoDB: the database of this data directory, through a proxy of this app's own.
@@ -223,7 +242,13 @@ impl TestApp {
         pairs.extend(backend_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         pairs.extend_from_slice(extra_env);
         let config = Config::from_env(&Env::from_pairs(pairs)).expect("test config");
-        let app = startup::build(config).await.expect("app builds");
+        let app = startup::build_with_clock(
+            config,
+            superinsights::runtime::jobs::JobHandlers::new(),
+            clock,
+        )
+        .await
+        .expect("app builds");
         let state = app.state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

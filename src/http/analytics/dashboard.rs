@@ -17,7 +17,6 @@ use crate::{
         analytics::{BreakdownRow, DayRange, Span, Timeframe, utc_day},
         csv,
         params::View,
-        timestamp::now_ms,
     },
     error::AppError,
     services::dashboard::{Dashboard, DashboardFilters, FILTER_PARAMS},
@@ -100,8 +99,12 @@ async fn dashboard_of(
     checked(View::Dashboard, query)?;
     let timeframe = timeframe_of(query);
     let mut filters = DashboardFilters::parse(query);
-    filters.range = DayRange::parse(param(query, "from"), param(query, "to"), now_ms())
-        .map_err(crate::domain::params::BadParam::from)?;
+    filters.range = DayRange::parse(
+        param(query, "from"),
+        param(query, "to"),
+        state.dashboards.now_ms(),
+    )
+    .map_err(crate::domain::params::BadParam::from)?;
     let data = crate::services::dashboard::cached(
         &state.dashboards,
         &state.stores,
@@ -720,7 +723,7 @@ async fn show_dashboard(
             period_of(timeframe)
         },
         range: filters.range.map(DayRange::dates).unwrap_or_default(),
-        today: utc_day(now_ms()),
+        today: utc_day(state.dashboards.now_ms()),
         compare: filters.compare,
         tables,
         fields,

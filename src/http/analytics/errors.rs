@@ -120,7 +120,7 @@ async fn list_errors(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Errors, &query)?;
-    let span = span_of(&query)?;
+    let span = span_of(&query, state.dashboards.now_ms())?;
     let filters = ErrorFilters::from_params(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let state_filter = query
         .iter()
@@ -255,7 +255,7 @@ async fn show_error(
 ) -> Result<Response, AppError> {
     let fingerprint = params.get("fingerprint").cloned().unwrap_or_default();
     checked(View::ErrorDetail, &query)?;
-    let span = span_of(&query)?;
+    let span = span_of(&query, state.dashboards.now_ms())?;
     let view = diagnostics::error_detail(
         &state.dashboards,
         &state.stores,

@@ -136,7 +136,7 @@ async fn list_events(
 ) -> Result<Response, AppError> {
     checked(View::Events, &pairs)?;
     let mut query = EventsQuery::parse(&pairs);
-    query.days = span_of(&pairs)?.days;
+    query.days = span_of(&pairs, state.dashboards.now_ms())?.days;
     let view =
         drill_downs::events(&state.stores, &state.dashboards, access.project.id, &query).await?;
     if wants_csv(&pairs) {
@@ -241,13 +241,14 @@ async fn list_events(
 /// recentPagination}`, computed fresh.
 async fn live_events(
     State(stores): State<crate::store::Stores>,
+    State(clock): State<crate::domain::clock::SharedClock>,
     access: AnalyticsAccess,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Events, &pairs)?;
     let mut query = EventsQuery::parse(&pairs);
-    query.days = span_of(&pairs)?.days;
-    let live = drill_downs::live(&stores, access.project.id, &query).await?;
+    query.days = span_of(&pairs, clock.now_ms())?.days;
+    let live = drill_downs::live(&stores, access.project.id, &query, clock.now_ms()).await?;
     Ok(Json(live).into_response())
 }
 
@@ -301,7 +302,7 @@ async fn show_event(
 ) -> Result<Response, AppError> {
     let event_name = params.get("event_name").cloned().unwrap_or_default();
     checked(View::EventDetail, &pairs)?;
-    let span = span_of(&pairs)?;
+    let span = span_of(&pairs, state.dashboards.now_ms())?;
     let view = drill_downs::event_detail(
         &state.stores,
         &state.dashboards,

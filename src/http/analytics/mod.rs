@@ -325,15 +325,16 @@ pub fn timeframe_of(query: &[(String, String)]) -> Timeframe {
 
 /// The `timeframe` and, when `from`/`to` are given, the custom range of the query: a 400
 /// `INVALID_DATE_RANGE` naming the parameter when the range makes no sense (reversed,
-/// half-given, not dates, in the future, before 2000, longer than three years).
-pub fn span_of(query: &[(String, String)]) -> Result<Span, AppError> {
+/// half-given, not dates, in the future, before 2000, longer than three years); "the future"
+/// is after `now` (epoch ms, the views' clock).
+pub fn span_of(query: &[(String, String)], now: i64) -> Result<Span, AppError> {
     let get = |name: &str| {
         query
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let days = DayRange::parse(get("from"), get("to"), now_ms()).map_err(BadParam::from)?;
+    let days = DayRange::parse(get("from"), get("to"), now).map_err(BadParam::from)?;
     Ok(Span {
         timeframe: timeframe_of(query),
         days,

@@ -90,7 +90,7 @@ async fn show_pageviews(
 ) -> Result<Response, AppError> {
     checked(View::Pageviews, &pairs)?;
     let mut query = PageViewsQuery::parse(&pairs);
-    query.days = span_of(&pairs)?.days;
+    query.days = span_of(&pairs, state.dashboards.now_ms())?.days;
     let view =
         drill_downs::pageviews(&state.stores, &state.dashboards, access.project.id, &query).await?;
     if wants_csv(&pairs) {

@@ -53,7 +53,7 @@ async fn show_performance(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Performance, &query)?;
-    let span = span_of(&query)?;
+    let span = span_of(&query, state.dashboards.now_ms())?;
     let filters =
         PerformanceFilters::from_params(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let view = diagnostics::performance(

@@ -1,7 +1,7 @@
 //! The dashboard cache: a `Cache` port (in-process, or Redis with `CACHE_REDIS=true`) and
 //! [`DashboardCache`], which puts dashboards (and any other analytics view) behind it with keys
 //! that actually hit: `si:v1:{kind}:{project}:{generation}:{timeframe}:{bucket}:{variant}`, where the bucket is the current
-//! time rounded to the timeframe's bucket length (SuperInsights' plan embedded "now" in
+//! time (on the injected clock) rounded to the timeframe's bucket length (SuperInsights' plan embedded "now" in
 //! milliseconds, so nothing ever hit). Concurrent misses of one key compute once (single-flight);
 //! clearing data, deleting a project or changing drop rules bumps the project's generation, so its
 //! old entries are never read again. Cache errors are misses, never failures.
@@ -12,8 +12,8 @@ pub mod redis;
 use crate::{
     domain::{
         analytics::{StillComputing, Timeframe},
+        clock::{SharedClock, SystemClock},
         ids::DocId,
-        timestamp::now_ms,
     },
     store::{StoreError, StoreResult},
 };
@@ -80,6 +80,8 @@ pub struct DashboardCache {
     wait: Duration,
     inflight: Arc<Flights>,
     pub counters: Arc<CacheCounters>,
+    /// Whose "now" picks the time bucket of a key.
+    clock: SharedClock,
 }
 
 impl DashboardCache {
@@ -90,7 +92,15 @@ impl DashboardCache {
             wait: VIEW_WAIT,
             inflight: Arc::default(),
             counters: Arc::default(),
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// The same cache with its time buckets on `clock` (the server's; the system clock by
+    /// default).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The same cache with another bound on the wait for a computation (`VIEW_WAIT_MS`).
@@ -101,6 +111,12 @@ impl DashboardCache {
 
     pub fn backend(&self) -> &'static str {
         self.cache.name()
+    }
+
+    /// The views' "now" (epoch ms): where a timeframe ends, on the clock that also picks the
+    /// keys' time buckets, so a view and its bucket are read at one time.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Any analytics view behind the cache: the entry under
@@ -153,7 +169,7 @@ impl DashboardCache {
             return timed(&self.counters, kind, project, timeframe, compute()).await;
         };
         let bucket = bucket_len(timeframe, self.default_ttl);
-        let slot = now_ms() / bucket.as_millis().max(1) as i64;
+        let slot = self.now_ms() / bucket.as_millis().max(1) as i64;
         let key = format!(
             "si:v1:{kind}:{project}:{generation}:{}:{slot}:{variant}",
             timeframe.as_str()
@@ -338,6 +354,33 @@ mod tests {
             out.push(c.await.unwrap());
         }
         out
+    }
+
+    /// The time bucket follows the injected clock: a view is reused within its bucket and
+    /// computed again once the clock moves into the next one, with no real time passing.
+    #[tokio::test]
+    async fn a_view_is_computed_again_when_the_clock_enters_the_next_bucket() {
+        use crate::domain::clock::ManualClock;
+        // At the start of a 15-second bucket (the 5-minute timeframe's).
+        let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+        let cache = DashboardCache::new(
+            Arc::new(memory::MemoryCache::default()),
+            Duration::from_secs(300),
+        )
+        .with_clock(clock.clone());
+        let (project, runs) = (DocId::new(), Arc::new(AtomicU64::new(0)));
+        let view = || {
+            let runs = runs.clone();
+            cache.get_or_compute("test", project, Timeframe::M5, "-", || async move {
+                Ok(runs.fetch_add(1, Ordering::SeqCst) + 1)
+            })
+        };
+        assert_eq!(view().await.unwrap(), 1);
+        clock.advance(Duration::from_millis(14_999));
+        assert_eq!(view().await.unwrap(), 1, "the same bucket: a hit");
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(view().await.unwrap(), 2, "the next bucket: computed again");
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -21,8 +21,9 @@ use mongodb::{
 };
 use std::time::Duration;
 
-/// How long `write_once` markers are kept: far longer than any spool replay can be delayed.
-pub(super) const BATCH_MARKER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long `write_once` markers are kept (the sweep, `sweep_batch_ledger`, is what removes
+/// them on a server without TTL indexes).
+pub(super) const BATCH_MARKER_TTL: Duration = crate::store::BATCH_LEDGER_TTL;
 
 fn plain(keys: Document) -> IndexModel {
     IndexModel::builder().keys(keys).build()

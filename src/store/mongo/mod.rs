@@ -479,15 +479,6 @@ impl ProjectStore for MongoStore {
                 .deleted_count;
         }
         self.purged_rollups(id, cutoff_ms).await?;
-        // The project's old `write_once` markers, whether or not a TTL index also removes them
-        // (this runs daily from the retention purge). Not counted: they are not analytics.
-        let marker_cutoff = now_ms().saturating_sub(
-            i64::try_from(indexes::BATCH_MARKER_TTL.as_millis()).unwrap_or(i64::MAX),
-        );
-        self.coll(INGEST_BATCHES)
-            .delete_many(doc! {"projectId": oid(id), "createdAt": {"$lt": date(marker_cutoff)}})
-            .await
-            .map_err(map_err)?;
         Ok(removed)
     }
 }
@@ -1096,6 +1087,18 @@ impl StatsReader for MongoStore {
 
 #[async_trait]
 impl StoreAdmin for MongoStore {
+    /// The old `write_once` markers, whether or not a TTL index also removes them.
+    async fn sweep_batch_ledger(&self, now_ms: i64) -> StoreResult<u64> {
+        let ttl = i64::try_from(indexes::BATCH_MARKER_TTL.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(ttl);
+        Ok(self
+            .coll(INGEST_BATCHES)
+            .delete_many(doc! {"createdAt": {"$lt": date(cutoff)}})
+            .await
+            .map_err(map_err)?
+            .deleted_count)
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         // createIndexes with an identical definition is a no-op, which makes this repeatable.
         // One index per command: FerretDB 1.24 panics on a createIndexes listing two or more
@@ -1395,17 +1398,19 @@ pub(crate) mod tests {
             .await;
         }
 
-        /// Without TTL indexes (FerretDB) the ingest-batch markers still go: the retention
-        /// purge deletes a project's markers older than their 30 days, and only those.
+        /// Without TTL indexes (FerretDB) the ingest-batch markers still go: the daily ledger
+        /// sweep deletes the markers older than 30 days at the caller's "now", and only those.
         #[tokio::test]
-        async fn old_ingest_markers_are_swept_by_the_purge() {
-            on_fresh_store("old_ingest_markers_are_swept_by_the_purge", |store| {
+        async fn old_ingest_markers_are_swept_at_the_callers_now() {
+            on_fresh_store("old_ingest_markers_are_swept_at_the_callers_now", |store| {
                 Box::pin(async move {
                     let project = store
                         .create_project(NewProject::named("P", DocId::new()))
                         .await
                         .unwrap();
                     let ttl = i64::try_from(indexes::BATCH_MARKER_TTL.as_millis()).unwrap();
+                    // Far from the real time: only the "now" passed in decides.
+                    let now = now_ms() + 400 * 24 * 3600 * 1000;
                     let (old, new) = (DocId::new(), DocId::new());
                     for (id, age) in [(old, ttl + 60_000), (new, 60_000)] {
                         store
@@ -1413,23 +1418,27 @@ pub(crate) mod tests {
                             .insert_one(doc! {
                                 "_id": oid(id),
                                 "projectId": oid(project.id),
-                                "createdAt": date(now_ms() - age),
+                                "createdAt": date(now - age),
                             })
                             .await
                             .unwrap();
                     }
-                    store.purge_before(project.id, 0).await.unwrap();
-                    let left: Vec<Document> = store
-                        .coll(INGEST_BATCHES)
-                        .find(doc! {})
-                        .collect_all()
-                        .await
-                        .unwrap();
-                    let left: Vec<DocId> = left
-                        .iter()
-                        .map(|d| docs::read_id(d, INGEST_BATCHES, "_id").unwrap())
-                        .collect();
-                    assert_eq!(left, vec![new]);
+                    let left = async || -> Vec<DocId> {
+                        let found: Vec<Document> = store
+                            .coll(INGEST_BATCHES)
+                            .find(doc! {})
+                            .collect_all()
+                            .await
+                            .unwrap();
+                        found
+                            .iter()
+                            .map(|d| docs::read_id(d, INGEST_BATCHES, "_id").unwrap())
+                            .collect()
+                    };
+                    assert_eq!(store.sweep_batch_ledger(now).await.unwrap(), 1);
+                    assert_eq!(left().await, vec![new]);
+                    assert_eq!(store.sweep_batch_ledger(now + ttl).await.unwrap(), 1);
+                    assert_eq!(left().await, Vec::<DocId>::new());
                 })
             })
             .await;

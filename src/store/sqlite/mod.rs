@@ -1193,6 +1193,18 @@ impl StatsReader for SqliteStore {
 
 #[async_trait]
 impl StoreAdmin for SqliteStore {
+    async fn sweep_batch_ledger(&self, now_ms: i64) -> StoreResult<u64> {
+        let ttl = i64::try_from(crate::store::BATCH_LEDGER_TTL.as_millis()).unwrap_or(i64::MAX);
+        Ok(
+            sqlx::query("DELETE FROM ingest_batches WHERE applied_at < ?")
+                .bind(now_ms.saturating_sub(ttl))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?
+                .rows_affected(),
+        )
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.pool)
