@@ -3,6 +3,7 @@
 //! with the request id; the cause travels in a response extension and is logged once by the
 //! request-id middleware (`http::request_id`), inside the request's span.
 
+use crate::domain::analytics::StillComputing;
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
@@ -39,6 +40,11 @@ pub enum AppError {
     /// A dependency is down and nothing was accepted; the client should retry after `retry_after` s.
     #[error("service unavailable: {cause}")]
     Unavailable { cause: String, retry_after: u32 },
+    /// An analytics view is still being computed after the request's wait; the computation goes
+    /// on and fills the cache, so a retry after `retry_after` s finds it. JSON clients get the
+    /// same 503 as [`AppError::Unavailable`]; browsers a page that says so and reloads itself.
+    #[error("still computing: {cause}")]
+    StillComputing { cause: String, retry_after: u32 },
     /// A bug or an unexpected failure; `cause` is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -61,7 +67,24 @@ pub enum AppError {
 #[derive(Clone, Debug)]
 pub struct ErrorPageInfo {
     pub message: String,
+    /// Seconds after which the page reloads itself (a view still being computed), if ever.
+    pub reload_after: Option<u32>,
 }
+
+impl ErrorPageInfo {
+    /// A page showing `message`, not reloading itself.
+    pub fn new(message: String) -> Self {
+        Self {
+            message,
+            reload_after: None,
+        }
+    }
+}
+
+/// What the page of a view still being computed says.
+const STILL_COMPUTING: &str = "These figures are still being computed. The first look at a long \
+    period or at a lot of data can take a while; the computation goes on without this page, and \
+    the figures appear as soon as it is done.";
 
 /// The hidden cause of a 5xx response, for the request-id middleware to log.
 #[derive(Clone, Debug)]
@@ -87,6 +110,13 @@ impl From<crate::store::StoreError> for AppError {
         use std::error::Error;
         match &e {
             crate::store::StoreError::NotFound => AppError::NotFound,
+            crate::store::StoreError::Unavailable {
+                message,
+                source: Some(cause),
+            } if cause.is::<StillComputing>() => AppError::StillComputing {
+                cause: message.clone(),
+                retry_after: 5,
+            },
             crate::store::StoreError::Unavailable { message, .. } => AppError::Unavailable {
                 cause: with_causes(message.clone(), e.source()),
                 retry_after: 5,
@@ -144,7 +174,8 @@ impl IntoResponse for AppError {
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({"error": "Too many connections", "limit": limit, "retryAfter": retry_after}),
             ),
-            AppError::Unavailable { retry_after, .. } => (
+            AppError::Unavailable { retry_after, .. }
+            | AppError::StillComputing { retry_after, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "Service temporarily unavailable", "retryAfter": retry_after}),
             ),
@@ -174,17 +205,31 @@ impl IntoResponse for AppError {
             AppError::Unavailable { .. } => {
                 "The service is temporarily unavailable. Please try again shortly.".into()
             }
+            AppError::StillComputing { .. } => STILL_COMPUTING.into(),
             AppError::Internal(_) => "Something went wrong on our side.".into(),
             other => other.to_string(),
         };
+        let reload_after = match &self {
+            AppError::StillComputing { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
         let mut response = (status, Json(body)).into_response();
-        response.extensions_mut().insert(ErrorPageInfo { message });
+        response.extensions_mut().insert(ErrorPageInfo {
+            message,
+            reload_after,
+        });
         match self {
             AppError::Unavailable { cause, retry_after } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 response.extensions_mut().insert(ErrorCause(cause));
+            }
+            // Not a failure: no cause to log as one (the request's log line shows the 503).
+            AppError::StillComputing { retry_after, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             AppError::Internal(cause) => {
                 response.extensions_mut().insert(ErrorCause(cause));
@@ -265,5 +310,34 @@ mod tests {
         .into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(
+            r.extensions().get::<ErrorPageInfo>().unwrap().reload_after,
+            None
+        );
+    }
+
+    /// A view still being computed: JSON clients get the outage's 503, browsers a page that
+    /// reloads itself after `Retry-After`; no failure is logged. Any other outage stays one.
+    #[test]
+    fn a_view_still_being_computed_is_a_503_whose_page_reloads_itself() {
+        use crate::store::StoreError;
+        let pending = StillComputing {
+            kind: "dashboard".into(),
+            waited: std::time::Duration::from_secs(20),
+        };
+        let e = AppError::from(StoreError::unavailable_from(pending.clone()));
+        assert!(
+            matches!(&e, AppError::StillComputing { cause, retry_after: 5 } if *cause == pending.to_string()),
+            "{e:?}"
+        );
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        let info = r.extensions().get::<ErrorPageInfo>().unwrap();
+        assert_eq!(info.reload_after, Some(5));
+        assert!(info.message.contains("still being computed"), "{info:?}");
+        assert!(r.extensions().get::<ErrorCause>().is_none());
+        let outage = AppError::from(StoreError::unavailable("pool closed".into()));
+        assert!(matches!(outage, AppError::Unavailable { .. }), "{outage:?}");
     }
 }

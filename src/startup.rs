@@ -168,10 +168,13 @@ async fn build_owned(
         _ => Arc::new(crate::runtime::cache::memory::MemoryCache::default()),
     };
     tracing::info!("dashboard cache: {}", cache.name());
-    let dashboards = Arc::new(crate::runtime::cache::DashboardCache::new(
-        cache,
-        Duration::from_secs(config.redis.ttl_secs),
-    ));
+    let dashboards = Arc::new(
+        crate::runtime::cache::DashboardCache::new(
+            cache,
+            Duration::from_secs(config.redis.ttl_secs),
+        )
+        .with_wait(config.server.view_wait),
+    );
     let job_options = crate::runtime::jobs::QueueOptions::from_config(&config.jobs);
     let jobs: Arc<dyn crate::runtime::jobs::JobQueue> = match &redis {
         Some(handle) if config.redis.job_queue => {

@@ -473,6 +473,22 @@ struct Reading {
     hour_vers: HashMap<i64, i64>,
     slot_vers: HashMap<i64, i64>,
     stale: Vec<(i64, i64)>,
+    /// With [`aggregate_each`]: every fresh bucket's figures on their own, by the time span
+    /// (inclusive ms) they cover, instead of merged into `out`.
+    spans: Option<Vec<Span>>,
+}
+
+/// A bucket's or raw edge's figures with the time span (inclusive ms) they cover.
+type Span = ((i64, i64), Aggs);
+
+/// The time span (inclusive ms) of a bucket.
+fn span_of(grain: i64, bucket: i64) -> (i64, i64) {
+    let len = match grain {
+        DAY_GRAIN => DAY,
+        SLOT_GRAIN => SLOT,
+        _ => HOUR,
+    };
+    (bucket * len, bucket * len + len - 1)
 }
 
 fn version_of(r: &Reading, grain: i64, bucket: i64) -> i64 {
@@ -546,6 +562,7 @@ async fn read<P: RollupPort>(
     plan: &super::plan::Plan,
     parts: &[Part],
     pick: Pick<'_>,
+    by_span: bool,
 ) -> StoreResult<Reading> {
     let epoch = port.epoch(key).await?;
     let mut r = Reading {
@@ -554,6 +571,7 @@ async fn read<P: RollupPort>(
         hour_vers: HashMap::new(),
         slot_vers: HashMap::new(),
         stale: Vec::new(),
+        spans: by_span.then(Vec::new),
     };
     let first = (plan.hours.first().copied())
         .into_iter()
@@ -593,7 +611,15 @@ async fn read<P: RollupPort>(
         }
         match rows.get(&(grain, bucket)) {
             Some(found) if all_fresh(found, parts.len(), want) => {
-                pick.decode_bucket(&mut r.out, found, day_of(grain, bucket))?;
+                let day = day_of(grain, bucket);
+                match r.spans.as_mut() {
+                    Some(spans) => {
+                        let mut one = Aggs::default();
+                        pick.decode_bucket(&mut one, found, day)?;
+                        spans.push((span_of(grain, bucket), one));
+                    }
+                    None => pick.decode_bucket(&mut r.out, found, day)?,
+                }
             }
             _ => r.stale.push((grain, bucket)),
         }
@@ -658,14 +684,72 @@ async fn aggregate_of<P: RollupPort>(
     pick: Pick<'_>,
 ) -> StoreResult<Aggs> {
     let plan = plan(range, now_ms());
-    let mut r = read(port, key, &plan, parts, pick).await?;
+    Ok(gather(port, key, &plan, parts, pick, false).await?.0)
+}
+
+/// Reads `plan`'s fresh buckets, builds the stale ones (waiting for the project's build gate
+/// first, then reading again: another request may have built them meanwhile) and folds the raw
+/// edges: the figures merged, or with `by_span` each bucket's and edge's on its own.
+async fn gather<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    plan: &super::plan::Plan,
+    parts: &[Part],
+    pick: Pick<'_>,
+    by_span: bool,
+) -> StoreResult<(Aggs, Vec<Span>)> {
+    let mut r = read(port, key, plan, parts, pick, by_span).await?;
     let mut held = None;
     if !r.stale.is_empty() {
         held = Some(port.build_locks().hold(key).await);
-        // Another request may have built (and stored) them while this one waited.
-        r = read(port, key, &plan, parts, pick).await?;
+        r = read(port, key, plan, parts, pick, by_span).await?;
     }
-    build(port, key, &plan, r, parts, pick, held).await
+    build(port, key, plan, r, parts, pick, held).await
+}
+
+/// The figures of `parts` over each of `ranges` (adjacent hours, say, and a day made of some of
+/// them), from one read of the stored rollups of their union, at most one build of its stale
+/// buckets and one scan of its raw edges, where one [`aggregate`] per range would read (and on
+/// a cold start build) once each. The union is read in hours and 5-minute slots (never whole
+/// days, which a range may cut), so it is meant for a day or two. Each range must begin at a
+/// whole hour or at the union's start, and end just before a whole hour or at the union's end;
+/// otherwise the answer is an error, never a range's figures with a part of a bucket missing.
+pub(crate) async fn aggregate_each<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    ranges: &[TimeRange],
+    parts: &[Part],
+) -> StoreResult<Vec<Aggs>> {
+    let (Some(start), Some(end)) = (
+        ranges.iter().map(|r| r.start_ms).min(),
+        ranges.iter().map(|r| r.end_ms).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut plan = plan(
+        TimeRange {
+            start_ms: start,
+            end_ms: end,
+        },
+        now_ms(),
+    );
+    for day in std::mem::take(&mut plan.days) {
+        plan.hours.extend(day * 24..day * 24 + 24);
+    }
+    plan.hours.sort_unstable();
+    let (_, spans) = gather(port, key, &plan, parts, Pick::All, true).await?;
+    let mut out = vec![Aggs::default(); ranges.len()];
+    for ((from, to), figures) in spans {
+        for (range, into) in ranges.iter().zip(out.iter_mut()) {
+            let inside = range.start_ms <= from && to <= range.end_ms;
+            if inside {
+                into.merge(figures.clone());
+            } else if from <= range.end_ms && range.start_ms <= to {
+                return Err(corrupt("a range of aggregate_each cuts a bucket"));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What one scan of a build covers: stale buckets (grain, number) and raw edges (ms ranges).
@@ -699,7 +783,7 @@ const STORE_BACKLOG_DOCUMENTS: u64 = 250_000;
 
 /// Builds the stale buckets of a reading and folds the plan's raw edges; stores what was built
 /// in the background; returns the reading's figures with the built buckets' and the edges'
-/// added.
+/// added (merged, or by span when the reading keeps spans).
 async fn build<P: RollupPort>(
     port: &P,
     key: P::Key,
@@ -708,8 +792,9 @@ async fn build<P: RollupPort>(
     parts: &[Part],
     pick: Pick<'_>,
     held: Option<Held<P::Key>>,
-) -> StoreResult<Aggs> {
+) -> StoreResult<(Aggs, Vec<Span>)> {
     let mut out = std::mem::take(&mut r.out);
+    let mut spans = r.spans.take();
     let mut pending = scan_groups(&r.stale, &split_at_midnight(&plan.edges));
     // Every store holds the project's build gate until it ends, so a read that finds these
     // buckets stale meanwhile waits for them instead of building them again (one build per
@@ -741,11 +826,19 @@ async fn build<P: RollupPort>(
             *per_day.entry(day).or_default() += b.aggs.documents();
             let mut figures = b.aggs.clone_parts(parts);
             pick.restrict(&mut figures, day);
-            out.merge(figures);
+            match spans.as_mut() {
+                Some(spans) => spans.push((span_of(b.grain, b.bucket), figures)),
+                None => out.merge(figures),
+            }
         }
         let documents: u64 = per_day.values().sum();
         densest_day = densest_day.max(per_day.into_values().max().unwrap_or(0));
-        edges.merge(e);
+        for (span, figures) in e {
+            match spans.as_mut() {
+                Some(spans) => spans.push((span, figures)),
+                None => edges.merge(figures),
+            }
+        }
         if built.is_empty() {
             continue;
         }
@@ -766,10 +859,14 @@ async fn build<P: RollupPort>(
         storing.push_back((store, documents));
     }
     out.merge(edges);
+    let mut spans = spans.unwrap_or_default();
     // After every scan: a client named by a build meanwhile is found here, so it is not
     // counted twice (once by name, once by id).
-    resolve_clients(port, key, &mut [&mut out], false).await?;
-    Ok(out)
+    let mut all: Vec<&mut Aggs> = std::iter::once(&mut out)
+        .chain(spans.iter_mut().map(|(_, a)| a))
+        .collect();
+    resolve_clients(port, key, &mut all, false).await?;
+    Ok((out, spans))
 }
 
 /// Takes the next scan off `pending`: up to `days` groups, and while `blind` (nothing found yet)
@@ -846,7 +943,7 @@ fn scan_groups(stale: &[(i64, i64)], edges: &[(i64, i64)]) -> std::collections::
 
 /// Builds the buckets `stale` of a reading (a stale day from its fresh stored hours and its
 /// stale hours built) and folds the raw `edges`, from one scan of their time ranges. Returns
-/// the buckets to store and the edges' figures.
+/// the buckets to store and each edge's figures.
 async fn fold_buckets<P: RollupPort>(
     port: &P,
     key: P::Key,
@@ -855,7 +952,7 @@ async fn fold_buckets<P: RollupPort>(
     edges: &[(i64, i64)],
     parts: &[Part],
     pick: Pick<'_>,
-) -> StoreResult<(Vec<Built>, Aggs)> {
+) -> StoreResult<(Vec<Built>, Vec<Span>)> {
     // Stale days: their fresh hours are decoded into the day, the others built.
     let mut days: BTreeMap<i64, Aggs> = BTreeMap::new();
     let mut fine: Vec<(i64, i64)> = Vec::new();
@@ -917,12 +1014,12 @@ async fn fold_buckets<P: RollupPort>(
         port.scan(key, &splitter.ranges(), &mut splitter).await?;
     }
     let mut built: Vec<Built> = Vec::with_capacity(fine.len() + days.len());
-    let mut edge_figures = Aggs::default();
+    let mut edge_figures = Vec::with_capacity(edges.len());
     for t in splitter.targets {
         let Some((grain, bucket)) = t.bucket else {
             let mut figures = t.fold.finish();
             pick.restrict(&mut figures, t.from.div_euclid(DAY));
-            edge_figures.merge(figures);
+            edge_figures.push(((t.from, t.to), figures));
             continue;
         };
         let (ver, mut aggs) = (version_of(r, grain, bucket), t.fold.finish());
@@ -1183,6 +1280,16 @@ async fn pageview_aggs<P: RollupPort>(
     }
     let mut out = scan_matching(port, key, vec![(range, Folder::new(parts))], filters).await?;
     Ok(out.pop().unwrap_or_default())
+}
+
+/// Unique visitors of each of `ranges`, read together ([`aggregate_each`]).
+pub(crate) async fn unique_visitors_each<P: RollupPort>(
+    port: &P,
+    key: P::Key,
+    ranges: &[TimeRange],
+) -> StoreResult<Vec<u64>> {
+    let each = aggregate_each(port, key, ranges, &[Part::Pageviews]).await?;
+    Ok(each.iter().map(Aggs::unique_visitors).collect())
 }
 
 /// The page-views report: see [`pageview_aggs`] for how each filter is answered.

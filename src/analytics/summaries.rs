@@ -88,13 +88,18 @@ pub(crate) fn visits_summary(t: &super::rollup::VisitTotals, total_views: u64) -
 }
 
 impl Aggs {
+    /// Distinct visitors of the page views: client ids, and the page views without one as one
+    /// more visitor together.
+    pub(crate) fn unique_visitors(&self) -> u64 {
+        self.clients.len() + self.unnamed.len() as u64 + u64::from(self.pv_anon > 0)
+    }
+
     /// Page views: every view, unique visitors (page views without a `clientId` count as one
     /// visitor together), per UTC day, the `top` pages.
     pub(crate) fn pageviews_summary(self, top: usize) -> PageViewsSummary {
-        let unnamed = self.unnamed.len() as u64;
         PageViewsSummary {
             total_views: self.pv_days.values().sum(),
-            unique_visitors: self.clients.len() + unnamed + u64::from(self.pv_anon > 0),
+            unique_visitors: self.unique_visitors(),
             views_by_day: by_day(&self.pv_days),
             top_pages: ranked(self.urls, top)
                 .into_iter()

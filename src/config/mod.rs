@@ -34,7 +34,7 @@ pub use redis::{DEFAULT_REDIS_COMMAND_TIMEOUT_MS, RedisConfig};
 pub use redis_url::{RedisTarget, RedisTopology};
 pub use reports::{DEFAULT_PDF_FONT, ReportsConfig};
 pub use secrets::Secret;
-pub use server::ServerConfig;
+pub use server::{DEFAULT_VIEW_WAIT, ServerConfig};
 pub use store::StoreConfig;
 
 /// Exit code used for any configuration error (BSD `EX_CONFIG`, as SuperInsights 1.x uses for weak secrets).

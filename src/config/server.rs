@@ -1,5 +1,6 @@
 //! The HTTP server: connection timeouts and caps (`HTTP_*`, `WS_MAX_CONNECTIONS_PER_IP`,
-//! `REALTIME_STREAMS_PER_CLIENT`) and the `ALLOWED_HOSTS` list.
+//! `REALTIME_STREAMS_PER_CLIENT`), how long a request waits for a view being computed
+//! (`VIEW_WAIT_MS`) and the `ALLOWED_HOSTS` list.
 
 use super::{ConfigError, Env};
 
@@ -28,7 +29,14 @@ pub struct ServerConfig {
     /// Realtime streams (`…/realtime/stream`) one client may hold open at once, per instance:
     /// a signed-in session, or an IP for public links (`REALTIME_STREAMS_PER_CLIENT`, 8; 1–1000).
     pub realtime_streams_per_client: usize,
+    /// How long a request waits for an analytics view being computed before it is answered 503
+    /// with `Retry-After` while the computation goes on (`VIEW_WAIT_MS`, 20000; 0–300000; 0
+    /// answers at once whenever the view is not cached yet).
+    pub view_wait: std::time::Duration,
 }
+
+/// `VIEW_WAIT_MS` when unset: below the 30 s that clients and proxies commonly give a request.
+pub const DEFAULT_VIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -40,6 +48,7 @@ impl Default for ServerConfig {
             reserved_connections: 32,
             ws_max_per_ip: 100,
             realtime_streams_per_client: 8,
+            view_wait: DEFAULT_VIEW_WAIT,
         }
     }
 }
@@ -77,6 +86,9 @@ impl ServerConfig {
                 1,
                 1000,
             )? as usize,
+            view_wait: env
+                .number_in("VIEW_WAIT_MS", d.view_wait.as_millis() as u64, 0, 300_000)
+                .map(std::time::Duration::from_millis)?,
         })
     }
 }

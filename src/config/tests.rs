@@ -335,3 +335,20 @@ fn connection_limits_default_and_parse_strictly() {
         assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
     }
 }
+
+#[test]
+fn the_view_wait_defaults_to_20_s_and_parses_strictly() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.server.view_wait, std::time::Duration::from_secs(20));
+    for (value, ms) in [("0", 0), ("1500", 1500), ("300000", 300_000)] {
+        let c = config(&[("VIEW_WAIT_MS", value)]).unwrap();
+        assert_eq!(c.server.view_wait.as_millis(), ms, "{value}");
+    }
+    for bad in ["300001", "-1", "20s"] {
+        assert_eq!(
+            config(&[("VIEW_WAIT_MS", bad)]).unwrap_err().var,
+            "VIEW_WAIT_MS",
+            "{bad}"
+        );
+    }
+}

@@ -71,7 +71,9 @@ pub(super) fn minute(ms: i64) -> String {
 /// page with `message` for browsers (through `pages::html_errors`).
 pub(super) fn refusal_page(status: StatusCode, message: String) -> Response {
     let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
-    response.extensions_mut().insert(ErrorPageInfo { message });
+    response
+        .extensions_mut()
+        .insert(ErrorPageInfo::new(message));
     response
 }
 

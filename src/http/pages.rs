@@ -130,6 +130,11 @@ pub async fn html_errors(
     next: axum::middleware::Next,
 ) -> Response {
     let html = wants_html(request.headers());
+    // The same request again, for a page that reloads itself (a view still being computed).
+    let reload_href = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_string(),
+        |p| p.as_str().to_string(),
+    );
     let mut response = next.run(request).await;
     if !html {
         return response;
@@ -144,6 +149,8 @@ pub async fn html_errors(
     let page = ErrorPage {
         status: status.as_u16(),
         message: info.message.clone(),
+        reload_after: info.reload_after,
+        reload_href,
     };
     let mut rendered = (status, page).into_response();
     // Kept for the audit trail's error entries (`http::audit_context`).
@@ -177,6 +184,23 @@ struct LandingPage {
 struct ErrorPage {
     status: u16,
     message: String,
+    /// Seconds after which the page reloads itself (`static/js/app.js`, with a button to stop
+    /// it: a `<meta http-equiv="refresh">` could not be stopped), if ever.
+    reload_after: Option<u32>,
+    /// This request's path and query, for the "Reload now" link.
+    reload_href: String,
+}
+
+impl ErrorPage {
+    /// A page that does not reload itself.
+    fn plain(status: u16, message: String) -> Self {
+        Self {
+            status,
+            message,
+            reload_after: None,
+            reload_href: String::new(),
+        }
+    }
 }
 
 async fn landing(
@@ -240,11 +264,7 @@ async fn favicon() -> Response {
 
 /// The HTML error page with `status` and `message` (used by layers that answer before any handler).
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    let page = ErrorPage {
-        status: status.as_u16(),
-        message: message.into(),
-    };
-    (status, page).into_response()
+    (status, ErrorPage::plain(status.as_u16(), message.into())).into_response()
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -257,10 +277,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// 404 for anything unrouted: an HTML page for browsers, JSON otherwise.
 pub async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
     if wants_html(&headers) {
-        let page = ErrorPage {
-            status: 404,
-            message: "This page does not exist.".into(),
-        };
+        let page = ErrorPage::plain(404, "This page does not exist.".into());
         (StatusCode::NOT_FOUND, page).into_response()
     } else {
         (

@@ -34,6 +34,7 @@ macro_rules! contract_behaviours {
             jobs_claims_and_leases,
             analytics_summaries,
             summaries_over_days_hours_and_edges,
+            visitors_of_many_ranges_read_together,
             errors_report_groups_by_fingerprint,
             errors_report_groups_by_signature,
             dashboard_error_figures_count_groups_by_signature,
@@ -2736,6 +2737,99 @@ pub(crate) async fn errors_report_groups_by_signature(stores: &Stores) {
 /// the summary equals `errors_summary`, the groups equal the errors report's (counts, order,
 /// earliest message), `list` cuts only the rows, the same from rollups once stored, and one
 /// group's key restricts every figure to that group (an absent key gives zeros).
+/// The projects list's read: unique visitors of each of the last 24 hours and of the day so far,
+/// in one read, cold (nothing built) and warm, equal to one summary per range; a range that cuts
+/// a bucket of the union is refused, never answered short.
+pub(crate) async fn visitors_of_many_ranges_read_together(stores: &Stores) {
+    use crate::domain::analytics::TimeRange;
+    const HOUR: i64 = 3_600_000;
+    let p = new_project(stores, "Visitors per hour").await;
+    let now = crate::domain::timestamp::now_ms();
+    let current_hour = now - now.rem_euclid(HOUR);
+    let mut views = Vec::new();
+    for back in 0..26i64 {
+        let start = current_hour - back * HOUR;
+        // In every hour the regular "a"; one visitor of that hour only; in every third hour a
+        // view without a clientId; within the current hour, only what is already past.
+        for (k, client) in [Some("a".to_string()), Some(format!("h{back}")), None]
+            .into_iter()
+            .enumerate()
+        {
+            let ts = (start + k as i64 * 60_000).min(now - 1);
+            if client.is_none() && back % 3 != 0 {
+                continue;
+            }
+            views.push(PageView {
+                client_id: client,
+                ..pageview("/hour", ts)
+            });
+        }
+    }
+    stores
+        .events
+        .write(&[batch(p.id, Docs::Pageviews(views))])
+        .await
+        .unwrap();
+    let mut ranges: Vec<TimeRange> = (0..24i64)
+        .rev()
+        .map(|back| {
+            let start = current_hour - back * HOUR;
+            TimeRange {
+                start_ms: start,
+                end_ms: (start + HOUR - 1).min(now),
+            }
+        })
+        .collect();
+    ranges.push(TimeRange {
+        start_ms: now - now.rem_euclid(24 * HOUR),
+        end_ms: now,
+    });
+    let cold = stores
+        .stats
+        .unique_visitors_each(p.id, &ranges)
+        .await
+        .unwrap();
+    stores.stats.rollups_settled().await;
+    let mut want = Vec::new();
+    for r in &ranges {
+        let s = stores.stats.pageviews_summary(p.id, *r, 0).await.unwrap();
+        want.push(s.unique_visitors);
+    }
+    assert_eq!(cold, want, "cold: one read equals one summary per range");
+    let hours_today = (now.rem_euclid(24 * HOUR) / HOUR) as usize + 1;
+    assert_eq!(want[23], 3, "the current hour: a, h0, anonymous");
+    assert!(
+        want[24] > hours_today as u64,
+        "today: a and each hour's own visitor"
+    );
+    let warm = stores
+        .stats
+        .unique_visitors_each(p.id, &ranges)
+        .await
+        .unwrap();
+    assert_eq!(warm, want, "warm: read from the stored rollups");
+    let cut = [
+        ranges[0],
+        TimeRange {
+            start_ms: current_hour - HOUR / 2,
+            end_ms: now,
+        },
+    ];
+    assert!(
+        stores.stats.unique_visitors_each(p.id, &cut).await.is_err(),
+        "a range cutting an hour of the union is refused"
+    );
+    let other = new_project(stores, "No views").await;
+    assert_eq!(
+        stores
+            .stats
+            .unique_visitors_each(other.id, &ranges)
+            .await
+            .unwrap(),
+        vec![0; ranges.len()]
+    );
+}
+
 pub(crate) async fn dashboard_error_figures_count_groups_by_signature(stores: &Stores) {
     use crate::domain::analytics::ErrorFilters;
     let p = new_project(stores, "Dashboard error groups").await;

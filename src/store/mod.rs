@@ -393,6 +393,15 @@ pub trait StatsReader: Send + Sync {
         range: TimeRange,
         top: usize,
     ) -> StoreResult<PageViewsSummary>;
+    /// Unique visitors (as in [`pageviews_summary`](Self::pageviews_summary)) of each of
+    /// `ranges`, read together: adjacent hours and a day made of some of them, say. Each range
+    /// begins at a whole hour or at the earliest range's start and ends just before a whole hour
+    /// or at the latest range's end (else an error); the union should span a day or two.
+    async fn unique_visitors_each(
+        &self,
+        project_id: DocId,
+        ranges: &[TimeRange],
+    ) -> StoreResult<Vec<u64>>;
     /// Events in `range`: total, per UTC day, and the `top` event names by count (ties by name).
     async fn events_summary(
         &self,

@@ -1,7 +1,8 @@
 // Small progressive enhancements for every server-rendered page: copy buttons, reveal buttons
 // for secrets (`data-reveal`), confirmations, selects that submit their form on change
 // (`data-autosubmit`; from the keyboard, on Enter), switches that submit when toggled, and
-// the custom date range's checks. Loaded by base.html; no inline
+// the custom date range's checks, and the "Still computing" page's reload after the server's
+// Retry-After (which the person may stop). Loaded by base.html; no inline
 // handlers anywhere, so the Content-Security-Policy needs no 'unsafe-inline'.
 document.addEventListener("click", function (e) {
   var button = e.target.closest("[data-copy]");
@@ -81,3 +82,19 @@ document.addEventListener("click", function (e) {
   button.textContent = shown ? "Hide" : "Reveal";
   button.setAttribute("aria-pressed", String(shown));
 });
+
+// A view still being computed (templates/error.html): reload after `data-reload-after` seconds,
+// the server's Retry-After, by when the computation has usually landed in the cache. Not a
+// <meta http-equiv="refresh">: a person must be able to stop a timed reload (WCAG 2.2.1).
+(function () {
+  var box = document.getElementById("still-computing");
+  var row = document.getElementById("reload-stop-row");
+  if (!box || !row) return;
+  var timer = setTimeout(function () { location.reload(); }, (Number(box.getAttribute("data-reload-after")) || 5) * 1000);
+  row.hidden = false;
+  document.getElementById("reload-stop").addEventListener("click", function () {
+    clearTimeout(timer);
+    row.hidden = true;
+    document.getElementById("reload-note").textContent = "Reloading stopped.";
+  });
+})();

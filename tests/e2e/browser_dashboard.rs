@@ -1,7 +1,8 @@
 //! The dashboard's click-to-filter in a real browser: `tests/browser/dashboard_filters.test.mjs`
 //! clicks table rows, removes chips, goes back, types lowercase values with suggestions and a
 //! path prefix, expands a table and downloads it as CSV, against the real server over seeded
-//! page views (countries from a trusted CDN header), for a member and through a public link.
+//! page views (countries from a trusted CDN header), for a member and through a public link; and
+//! a cold dashboard's "Still computing" page (`tests/browser/still_computing.test.mjs`).
 
 use crate::support::{TestApp, browser_suite_available, member_with_project, run_browser_script};
 use serde_json::json;
@@ -141,5 +142,33 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
         vitals.starts_with("Metric,p50,p75,p95,Status (p75)\r\nLCP,"),
         "{vitals}"
     );
+    app.stop().await;
+}
+
+/// A cold dashboard in Chromium (`tests/browser/still_computing.test.mjs`): with
+/// `VIEW_WAIT_MS=0` its first request answers the "Still computing" page (light and dark, no
+/// axe violations), which reloads itself after `Retry-After` into the computed dashboard.
+#[tokio::test]
+async fn a_cold_dashboard_page_says_still_computing_and_reloads_itself_in_chromium() {
+    if !browser_suite_available("the browser still-computing test") {
+        return;
+    }
+    // A day's bucket (`REDIS_TTL`), so the reload asks for the first request's cache key.
+    let app = TestApp::spawn(&[("VIEW_WAIT_MS", "0"), ("REDIS_TTL", "86400")]).await;
+    let (_, id, key) = member_with_project(&app, "cold-page@example.com").await;
+    let views = json!([{"url": "/a", "clientId": "c1"}, {"url": "/b", "clientId": "c2"}]);
+    assert_eq!(app.ingest("pageviews", &key, &views).await.status(), 201);
+    let shots = std::env::var("SI_STILL_COMPUTING_SHOTS").unwrap_or_default();
+    run_browser_script(
+        &app,
+        "still_computing.test.mjs",
+        &[
+            ("SI_EMAIL", "cold-page@example.com"),
+            ("SI_PASSWORD", "password-123"),
+            ("SI_PROJECT", &id),
+            ("SI_SHOTS", &shots),
+        ],
+    )
+    .await;
     app.stop().await;
 }

@@ -207,3 +207,91 @@ async fn dashboard_cache_on_redis_hits_survives_an_outage_and_invalidates() {
     assert_eq!(total().await, 0, "invalidated at once");
     app.stop().await;
 }
+
+/// A view that takes longer than the request's wait (`VIEW_WAIT_MS=0`: every view not yet
+/// cached does) answers 503 with `Retry-After` while its computation goes on: JSON clients get
+/// the JSON 503, a browser a page saying the figures are still being computed that reloads
+/// itself after `Retry-After`. A retry a little later is served (200) from that computation,
+/// not from one of its own.
+#[tokio::test]
+async fn a_cold_view_answers_503_with_retry_after_then_serves_its_computation() {
+    use crate::support::{BROWSER_ACCEPT, eventually, get_accepting};
+    use std::time::Duration;
+    // A day's bucket (`REDIS_TTL`), so the retries ask for the first request's cache key.
+    let app = TestApp::spawn(&[("VIEW_WAIT_MS", "0"), ("REDIS_TTL", "86400")]).await;
+    let (client, id, key) = member_with_project(&app, "cold@example.com").await;
+    let views = json!([{"url": "/a", "clientId": "c1"}, {"url": "/b", "clientId": "c2"}]);
+    assert_eq!(app.ingest("pageviews", &key, &views).await.status(), 201);
+    let computations = async || {
+        let v: Value = app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["dashboardCache"]["misses"].as_u64().unwrap()
+    };
+    let before = computations().await;
+    // Two cold views (7 and 30 days), so neither request can find the other's result.
+    let data = format!("/projects/{id}/dashboard/data?timeframe=7d");
+    let page = format!("/projects/{id}/dashboard?timeframe=30d");
+    let content_type =
+        |r: &reqwest::Response| r.headers()["content-type"].to_str().unwrap().to_string();
+
+    let r = get_accepting(&client, &app, &data, "application/json").await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert!(content_type(&r).starts_with("application/json"));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "Service temporarily unavailable", "retryAfter": 5})
+    );
+
+    let r = get_accepting(&client, &app, &page, BROWSER_ACCEPT).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert!(content_type(&r).starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    for needle in [
+        "<title>Still computing — SuperInsights</title>",
+        r#"id="still-computing" data-reload-after="5""#,
+        r#"role="status""#,
+        r#"<p id="reload-stop-row" hidden><button type="button" id="reload-stop">Stop reloading</button></p>"#,
+        "These figures are still being computed.",
+        "This page reloads itself in 5 seconds.",
+        &format!(r#"<a href="{page}">Reload now</a>"#),
+    ] {
+        assert!(html.contains(needle), "{needle:?} in the page:\n{html}");
+    }
+
+    // The retries (sooner than Retry-After, to keep the test short) are 503 until the
+    // computations land, then 200 from them.
+    for (path, accept) in [(&data, "application/json"), (&page, BROWSER_ACCEPT)] {
+        eventually(
+            Duration::from_secs(60),
+            "the view is computed",
+            async || {
+                let status = get_accepting(&client, &app, path, accept).await.status();
+                assert!(status == 200 || status == 503, "{path}: {status}");
+                status == 200
+            },
+        )
+        .await;
+    }
+    let r = get_accepting(&client, &app, &data, "application/json").await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"]["pageViews"]["totalViews"], 2, "{body}");
+    let r = get_accepting(&client, &app, &page, BROWSER_ACCEPT).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Top pages") && !html.contains("Still computing"));
+    assert_eq!(
+        computations().await - before,
+        2,
+        "one computation per view: every retry was served from the first request's"
+    );
+    app.stop().await;
+}

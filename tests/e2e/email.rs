@@ -530,6 +530,11 @@ async fn email_reports_attach_the_pdf_or_link_it_when_it_is_over_the_cap() {
         "{name}"
     );
     assert!(pdf.starts_with(b"%PDF-"));
+    assert!(
+        pdf.len() < 200_000,
+        "the font is subset: {} bytes",
+        pdf.len()
+    );
     let text = crate::reports::pdf_text(pdf);
     assert!(text.contains("My First Project"), "{text}");
     assert!(text.contains("Page views"), "{text}");

@@ -259,6 +259,21 @@ fn tool_available(tool: &str) -> bool {
     found
 }
 
+/// Whether DejaVu Sans, the PDFs' default font, is there (without it they show Latin-1 only).
+fn default_font_installed() -> bool {
+    let found = std::path::Path::new(superinsights::config::DEFAULT_PDF_FONT).exists();
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "fonts-dejavu-core must be installed in CI"
+    );
+    if !found {
+        eprintln!(
+            "SKIPPED the non-Latin PDF checks: DejaVu Sans missing; scripts/test installs it"
+        );
+    }
+    found
+}
+
 /// The text of a PDF (`pdftotext -layout`).
 pub(crate) fn pdf_text(pdf: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -568,18 +583,26 @@ async fn every_format_is_generated_on_the_queue_stored_and_downloaded() {
             .unwrap()
     );
 
-    // PDF: A4 pages with the project, period, KPIs, each section's table and chart, the insights.
+    // PDF: A4 pages with the project, period, KPIs, each section's table and chart, the insights;
+    // a name in Cyrillic and Greek too, which the embedded font shows and the text keeps.
     let (pdf_id, pdf, ct) = produce(
         &app,
         &who,
         custom(
             at,
-            json!({"format": "pdf", "dataType": "all", "name": "Client report", "includeAiInsights": true}),
+            json!({"format": "pdf", "dataType": "all", "name": "Client report · Отчёт · Αναφορά", "includeAiInsights": true}),
         ),
     )
     .await;
     assert_eq!(ct, "application/pdf");
     assert!(pdf.starts_with(b"%PDF-"));
+    // The font is embedded as the subset of glyphs the report uses (DejaVu Sans whole made
+    // every PDF ~0.8 MB).
+    assert!(
+        pdf.len() < 200_000,
+        "a report PDF embeds only the glyphs it uses: {} bytes",
+        pdf.len()
+    );
     if tool_available("pdftotext") {
         let text = pdf_text(&pdf);
         for needle in [
@@ -598,6 +621,11 @@ async fn every_format_is_generated_on_the_queue_stored_and_downloaded() {
             "Checkout conversion fell on Tuesday.",
         ] {
             assert!(text.contains(needle), "{needle:?} in the PDF text:\n{text}");
+        }
+        if default_font_installed() {
+            for needle in ["Отчёт", "Αναφορά"] {
+                assert!(text.contains(needle), "{needle:?} in the PDF text:\n{text}");
+            }
         }
         let project = app.stored_project(DocId::parse(&who.id).unwrap()).await;
         assert!(text.contains(&project.name), "{text}");

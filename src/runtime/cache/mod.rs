@@ -10,7 +10,11 @@ pub mod memory;
 pub mod redis;
 
 use crate::{
-    domain::{analytics::Timeframe, ids::DocId, timestamp::now_ms},
+    domain::{
+        analytics::{StillComputing, Timeframe},
+        ids::DocId,
+        timestamp::now_ms,
+    },
     store::{StoreError, StoreResult},
 };
 use async_trait::async_trait;
@@ -58,9 +62,9 @@ pub struct CacheCounters {
 }
 
 /// How long a request waits for a view being computed before it is answered 503 with
-/// `Retry-After` (the computation goes on and fills the cache for the retry). Below the 30 s
-/// that clients and proxies commonly give a request.
-pub const VIEW_WAIT: Duration = Duration::from_secs(20);
+/// `Retry-After` (the computation goes on and fills the cache for the retry), unless
+/// `VIEW_WAIT_MS` says otherwise. Below the 30 s that clients and proxies commonly give a request.
+pub const VIEW_WAIT: Duration = crate::config::DEFAULT_VIEW_WAIT;
 
 /// What a computation left for the callers waiting on it: the view serialized, or its error
 /// (whether the store was unavailable, and the message).
@@ -89,7 +93,7 @@ impl DashboardCache {
         }
     }
 
-    /// The same cache with another bound on the wait for a computation (tests).
+    /// The same cache with another bound on the wait for a computation (`VIEW_WAIT_MS`).
     pub fn with_wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
         self
@@ -129,7 +133,8 @@ impl DashboardCache {
     /// value, or its error, is everyone's (a failed computation is not repeated once per
     /// waiter). The task does not belong to any request: a caller that gives up (its client
     /// went away) does not stop it, and what it computes is cached for the next request. A
-    /// caller waits at most [`VIEW_WAIT`], then gets `Unavailable` (503 with `Retry-After`).
+    /// caller waits at most [`VIEW_WAIT`] (or its `with_wait`), then gets `Unavailable` caused by
+    /// [`StillComputing`] (503 with `Retry-After`, and a page that reloads itself).
     pub async fn get_or_compute_kept<T, F, Fut>(
         &self,
         kind: &str,
@@ -197,10 +202,10 @@ impl DashboardCache {
             Ok(Ok(landed)) => landed.clone().expect("waited for Some"),
             Ok(Err(_)) => Err((false, format!("the {kind} view's computation stopped"))),
             Err(_) => {
-                return Err(StoreError::unavailable(format!(
-                    "the {kind} view is still being computed (waited {:?}); try again shortly",
-                    self.wait
-                )));
+                return Err(StoreError::unavailable_from(StillComputing {
+                    kind: kind.to_string(),
+                    waited: self.wait,
+                }));
             }
         };
         match landed {
@@ -396,10 +401,12 @@ mod tests {
             "bounded wait: {:?}",
             started.elapsed()
         );
+        // Unavailable because still being computed (the page that reloads itself), not an outage.
+        let pending = |e: &StoreError| matches!(e, StoreError::Unavailable { source: Some(s), .. } if s.is::<StillComputing>());
         assert!(
             answers
                 .iter()
-                .all(|a| matches!(a, Err(e) if e.is_unavailable())),
+                .all(|a| matches!(a, Err(e) if e.is_unavailable() && pending(e))),
             "{answers:?}"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 1);

@@ -945,6 +945,14 @@ impl StatsReader for MongoStore {
         self.stats_pageviews(project_id, range, top).await
     }
 
+    async fn unique_visitors_each(
+        &self,
+        project_id: DocId,
+        ranges: &[TimeRange],
+    ) -> StoreResult<Vec<u64>> {
+        crate::analytics::engine::unique_visitors_each(self, project_id, ranges).await
+    }
+
     async fn events_summary(
         &self,
         project_id: DocId,

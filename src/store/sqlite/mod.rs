@@ -1018,6 +1018,17 @@ impl StatsReader for SqliteStore {
         self.stats_pageviews(project_id, range, top).await
     }
 
+    async fn unique_visitors_each(
+        &self,
+        project_id: DocId,
+        ranges: &[TimeRange],
+    ) -> StoreResult<Vec<u64>> {
+        match self.pk_for_stats(project_id).await? {
+            Some(pk) => crate::analytics::engine::unique_visitors_each(self, pk, ranges).await,
+            None => Ok(vec![0; ranges.len()]),
+        }
+    }
+
     async fn events_summary(
         &self,
         project_id: DocId,
