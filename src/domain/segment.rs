@@ -106,6 +106,17 @@ impl SegmentFilters {
         }
     }
 
+    /// Only the fields that apply to event, error and performance documents (`clientId`,
+    /// `userId`, metadata): the others describe page views.
+    pub fn documents_only(&self) -> SegmentFilters {
+        SegmentFilters {
+            client_id: self.client_id.clone(),
+            user_id: self.user_id.clone(),
+            meta: self.meta.clone(),
+            ..SegmentFilters::default()
+        }
+    }
+
     /// True when nothing restricts the view.
     pub fn is_empty(&self) -> bool {
         *self == SegmentFilters::default()

@@ -23,16 +23,6 @@ pub const TOP: usize = 10;
 /// What the AI section says when no analysis covers the period.
 pub const NO_AI: &str = "No analysis available for this period.";
 
-/// Only the segment fields that apply to event, error and performance documents.
-fn document_segment(s: &SegmentFilters) -> SegmentFilters {
-    SegmentFilters {
-        client_id: s.client_id.clone(),
-        user_id: s.user_id.clone(),
-        meta: s.meta.clone(),
-        ..SegmentFilters::default()
-    }
-}
-
 fn days(rows: Vec<crate::domain::analytics::DayCount>) -> Value {
     let skip = rows.len().saturating_sub(MAX_DAYS);
     Value::Array(
@@ -84,7 +74,7 @@ pub async fn build(stores: &Stores, scope: &Scope<'_>) -> StoreResult<Value> {
             DataType::Events => {
                 let filters = EventFilters {
                     event_name: None,
-                    segment: document_segment(scope.filters),
+                    segment: scope.filters.documents_only(),
                 };
                 let r = stores
                     .stats
@@ -103,7 +93,7 @@ pub async fn build(stores: &Stores, scope: &Scope<'_>) -> StoreResult<Value> {
             }
             DataType::Errors => {
                 let filters = ErrorFilters {
-                    segment: document_segment(scope.filters),
+                    segment: scope.filters.documents_only(),
                     ..ErrorFilters::default()
                 };
                 let r = stores
@@ -122,7 +112,7 @@ pub async fn build(stores: &Stores, scope: &Scope<'_>) -> StoreResult<Value> {
                 })
             }
             DataType::Performance | DataType::All => {
-                let segment = document_segment(scope.filters);
+                let segment = scope.filters.documents_only();
                 let filters = PerformanceFilters {
                     device_type: scope.filters.device_type.clone(),
                     browser: scope.filters.browser.clone(),

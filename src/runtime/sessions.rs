@@ -344,21 +344,13 @@ impl SessionStore for AppSessionStore {
 mod tests {
     use super::*;
     use crate::domain::clock::ManualClock;
-    use crate::store::{
-        Stores,
-        sqlite::{SqliteOptions, SqliteStore},
-    };
+    use crate::store::sqlite::temp_stores;
 
     /// Expiry is decided on the injected clock: a session loads until the clock passes its
     /// expiry date, then neither loads nor survives the sweep, with no real time passing.
     #[tokio::test]
     async fn sessions_expire_and_are_swept_by_the_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        let stores = Stores::new("sqlite", store);
-        stores.admin.migrate().await.unwrap();
+        let (_dir, stores) = temp_stores().await;
         let clock = Arc::new(ManualClock::new());
         let sessions = DurableSessionStore::new(stores.sessions.clone(), clock.clone());
         let mut record = Record {
@@ -395,12 +387,7 @@ mod tests {
     /// saved "for an hour" for that hour of its own time.
     #[tokio::test]
     async fn the_layers_store_dates_expiry_on_the_servers_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        let stores = Stores::new("sqlite", store);
-        stores.admin.migrate().await.unwrap();
+        let (_dir, stores) = temp_stores().await;
         let clock = Arc::new(ManualClock::new());
         clock.advance(Duration::from_secs(10 * 86_400));
         let layer = AppSessionStore::Durable(DurableSessionStore::new(

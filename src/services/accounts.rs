@@ -278,21 +278,11 @@ pub async fn provision_named(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sqlite::{SqliteOptions, SqliteStore};
-
-    async fn stores() -> (tempfile::TempDir, Stores) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("a.db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        let stores = Stores::new("sqlite", store);
-        stores.admin.migrate().await.unwrap();
-        (dir, stores)
-    }
+    use crate::store::sqlite::temp_stores;
 
     #[tokio::test]
     async fn provision_creates_user_workspace_membership_and_project() {
-        let (_dir, stores) = stores().await;
+        let (_dir, stores) = temp_stores().await;
         let p = provision(
             &stores,
             " Ada@Example.com ",
@@ -321,7 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn bcrypt_hashes_from_superinsights_verify_and_are_upgraded() {
-        let (_dir, stores) = stores().await;
+        let (_dir, stores) = temp_stores().await;
         let legacy = bcrypt::hash("old-password", 4).unwrap();
         let user = stores
             .accounts
@@ -375,7 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn provision_rejects_bad_input_and_duplicates() {
-        let (_dir, stores) = stores().await;
+        let (_dir, stores) = temp_stores().await;
         assert!(matches!(
             provision(&stores, "nope", "longenough", PlatformRole::User, "P").await,
             Err(ProvisionError::Invalid(_))

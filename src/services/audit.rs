@@ -208,7 +208,7 @@ pub async fn query(stores: &Stores, query: &LogQuery) -> StoreResult<LogPage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sqlite::{SqliteOptions, SqliteStore};
+    use crate::store::sqlite::temp_stores;
     use crate::store::{LogStore, StoreError};
 
     /// A log that cannot be written.
@@ -227,19 +227,9 @@ mod tests {
         }
     }
 
-    async fn stores() -> (tempfile::TempDir, Stores) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("a.db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        let stores = Stores::new("sqlite", store);
-        stores.admin.migrate().await.unwrap();
-        (dir, stores)
-    }
-
     #[tokio::test]
     async fn a_failing_log_write_never_fails_the_action() {
-        let (_dir, mut stores) = stores().await;
+        let (_dir, mut stores) = temp_stores().await;
         stores.logs = Arc::new(BrokenLog);
         // Registration records AUTH_REGISTER_SUCCESS: the write fails, the account exists.
         let made = crate::services::accounts::provision(
@@ -256,7 +246,7 @@ mod tests {
 
     #[tokio::test]
     async fn actions_carry_the_request_context_and_are_scrubbed() {
-        let (_dir, stores) = stores().await;
+        let (_dir, stores) = temp_stores().await;
         let ctx = RequestContext::new(
             "POST",
             "/p/65a1b2c3d4e5f60718293a4b/tok/x",

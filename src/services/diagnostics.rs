@@ -3,6 +3,7 @@
 //! errors per day, per-metric status, data quality, the score). Holds no HTTP types.
 
 use crate::{
+    analytics::series::SeriesSource,
     domain::{
         analytics::SignatureGroup,
         analytics::{
@@ -15,6 +16,7 @@ use crate::{
         timestamp::now_ms,
     },
     runtime::cache::DashboardCache,
+    services::drill::Drill,
     store::{Project, StoreResult, Stores},
 };
 use serde::Serialize;
@@ -81,28 +83,22 @@ pub async fn errors(
     filters: ErrorFilters,
     state_filter: StateFilter,
 ) -> StoreResult<ErrorsView> {
-    let now = cache.now_ms();
     let timeframe = span.timeframe;
-    let key = filters.cache_token() + &span.cache_token();
-    let report = cache
-        .get_or_compute("errors", project, timeframe, &key, || {
-            let (stats, filters) = (stores.stats.clone(), filters.clone());
+    let drill = Drill::new(stores, cache, project, span);
+    let report = drill
+        .cached("errors", &filters.cache_token(), |stats, range| {
+            let filters = filters.clone();
             async move {
                 stats
-                    .errors_report(project, span.range(now), &filters, GROUPED_ERRORS_TOP)
+                    .errors_report(project, range, &filters, GROUPED_ERRORS_TOP)
                     .await
             }
         })
         .await?;
-    let series = crate::services::charts::count_series(
-        &*stores.stats,
-        project,
-        span.range(now),
-        "errors",
-        crate::analytics::series::SeriesSource::Errors(&filters),
-        &report.errors_by_day,
-    )
-    .await?;
+    let source = SeriesSource::Errors(&filters);
+    let series = drill
+        .count_series("errors", source, &report.errors_by_day)
+        .await?;
     // States change without new data, so they are read apart from the cached report.
     let states: HashMap<String, ErrorGroupState> = (stores.error_states)
         .error_group_states(project)
@@ -118,7 +114,7 @@ pub async fn errors(
         unique_signatures: report.unique_signatures,
         series: Some(series),
         timeframe,
-        avg_per_day: report.total_errors as f64 / span.nominal_days(now),
+        avg_per_day: report.total_errors as f64 / span.nominal_days(drill.now()),
         total_errors: report.total_errors,
         grouped_errors: report.grouped_errors,
         unique_fingerprints: report.unique_fingerprints,
@@ -210,35 +206,22 @@ pub async fn error_detail(
     span: Span,
     fingerprint: &str,
 ) -> StoreResult<ErrorDetailView> {
-    let now = cache.now_ms();
     // Any text can arrive in the URL: the key holds a digest of it.
     use sha2::{Digest, Sha256};
     let timeframe = span.timeframe;
-    let variant = hex::encode(&Sha256::digest(fingerprint.as_bytes())[..8]) + &span.cache_token();
-    let detail = cache
-        .get_or_compute("error", project, timeframe, &variant, || {
-            let (stats, fingerprint) = (stores.stats.clone(), fingerprint.to_string());
-            async move {
-                stats
-                    .error_detail(
-                        project,
-                        &fingerprint,
-                        span.range(now),
-                        ERROR_DETAIL_OCCURRENCES,
-                    )
-                    .await
-            }
+    let variant = hex::encode(&Sha256::digest(fingerprint.as_bytes())[..8]);
+    let drill = Drill::new(stores, cache, project, span);
+    let detail = drill
+        .cached("error", &variant, |stats, range| {
+            let fingerprint = fingerprint.to_string();
+            let most = ERROR_DETAIL_OCCURRENCES;
+            async move { stats.error_detail(project, &fingerprint, range, most).await }
         })
         .await?;
-    let series = crate::services::charts::count_series(
-        &*stores.stats,
-        project,
-        span.range(now),
-        "errors",
-        crate::analytics::series::SeriesSource::ErrorGroup(fingerprint),
-        &detail.errors_by_day,
-    )
-    .await?;
+    let source = SeriesSource::ErrorGroup(fingerprint);
+    let series = drill
+        .count_series("errors", source, &detail.errors_by_day)
+        .await?;
     Ok(ErrorDetailView {
         series: Some(series),
         timeframe,
@@ -337,33 +320,21 @@ pub async fn performance(
     span: Span,
     filters: PerformanceFilters,
 ) -> StoreResult<PerformanceView> {
-    let now = cache.now_ms();
     let timeframe = span.timeframe;
-    let report = cache
-        .get_or_compute(
-            "performance",
-            project,
-            timeframe,
-            &(filters.cache_token() + &span.cache_token()),
-            || {
-                let (stats, filters) = (stores.stats.clone(), filters.clone());
-                async move {
-                    stats
-                        .performance_report(project, span.range(now), &filters)
-                        .await
-                }
-            },
+    let drill = Drill::new(stores, cache, project, span);
+    let report = drill
+        .cached("performance", &filters.cache_token(), |stats, range| {
+            let filters = filters.clone();
+            async move { stats.performance_report(project, range, &filters).await }
+        })
+        .await?;
+    let series = drill
+        .vitals_series(
+            SeriesSource::Performance(&filters),
+            &report.figures.metrics_by_day,
+            &[("lcp", 0), ("cls", 1), ("fid", 2), ("ttfb", 3), ("inp", 4)],
         )
         .await?;
-    let series = crate::services::charts::vitals_series(
-        &*stores.stats,
-        project,
-        span.range(now),
-        crate::analytics::series::SeriesSource::Performance(&filters),
-        &report.figures.metrics_by_day,
-        &[("lcp", 0), ("cls", 1), ("fid", 2), ("ttfb", 3), ("inp", 4)],
-    )
-    .await?;
     let figures = &report.figures;
     let mut percentiles = BTreeMap::new();
     let mut metrics = Vec::new();

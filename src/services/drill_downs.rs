@@ -11,6 +11,7 @@
 //! Holds no HTTP types: handlers pass the query pairs in.
 
 use crate::{
+    analytics::series::SeriesSource,
     domain::{
         analytics::{
             DayCount, DayRange, DurationSummary, EventFilters, Occurrence, PageViewFilters,
@@ -21,6 +22,7 @@ use crate::{
         segment::SegmentFilters,
     },
     runtime::cache::DashboardCache,
+    services::drill::Drill,
     store::{StoreResult, Stores},
 };
 use serde::{Deserialize, Serialize};
@@ -127,8 +129,8 @@ pub async fn pageview_suggestions(
     project: DocId,
     span: Span,
 ) -> StoreResult<Vec<(&'static str, Vec<String>)>> {
-    let now = cache.now_ms();
     let list = crate::services::dashboard::BREAKDOWN_LIST;
+    let now = cache.now_ms();
     let token = span.cache_token();
     let variant = if token.is_empty() { "-" } else { &token };
     let b: crate::domain::analytics::Breakdowns = cache
@@ -158,34 +160,18 @@ pub async fn pageviews(
     project: DocId,
     query: &PageViewsQuery,
 ) -> StoreResult<PageViewsView> {
-    let now = cache.now_ms();
     let (timeframe, span) = (query.timeframe, query.span());
-    let report = cache
-        .get_or_compute(
-            "pageviews",
-            project,
-            timeframe,
-            &(variant(&query.filters) + &span.cache_token()),
-            || {
-                let (stats, filters) = (stores.stats.clone(), query.filters.clone());
-                async move {
-                    stats
-                        .pageviews_report(project, span.range(now), &filters)
-                        .await
-                }
-            },
-        )
+    let drill = Drill::new(stores, cache, project, span);
+    let report = drill
+        .cached("pageviews", &variant(&query.filters), |stats, range| {
+            let filters = query.filters.clone();
+            async move { stats.pageviews_report(project, range, &filters).await }
+        })
         .await?;
-    let range = span.range(now);
-    let series = crate::services::charts::count_series(
-        &*stores.stats,
-        project,
-        range,
-        "views",
-        crate::analytics::series::SeriesSource::Pageviews(&query.filters),
-        &report.views_by_day,
-    )
-    .await?;
+    let source = SeriesSource::Pageviews(&query.filters);
+    let series = drill
+        .count_series("views", source, &report.views_by_day)
+        .await?;
     Ok(PageViewsView {
         timeframe,
         report,
@@ -279,37 +265,22 @@ pub async fn events(
     project: DocId,
     query: &EventsQuery,
 ) -> StoreResult<EventsView> {
-    let now = cache.now_ms();
     let (timeframe, span) = (query.timeframe, query.span());
-    let report = cache
-        .get_or_compute(
-            "events",
-            project,
-            timeframe,
-            &(variant(&(&query.filters, query.paging)) + &span.cache_token()),
-            || {
-                let (stats, filters, paging) =
-                    (stores.stats.clone(), query.filters.clone(), query.paging);
-                async move {
-                    stats
-                        .events_report(project, span.range(now), &filters, paging)
-                        .await
-                }
-            },
-        )
+    let drill = Drill::new(stores, cache, project, span);
+    let key = variant(&(&query.filters, query.paging));
+    let report = drill
+        .cached("events", &key, |stats, range| {
+            let (filters, paging) = (query.filters.clone(), query.paging);
+            async move { stats.events_report(project, range, &filters, paging).await }
+        })
         .await?;
-    let series = crate::services::charts::count_series(
-        &*stores.stats,
-        project,
-        span.range(now),
-        "events",
-        crate::analytics::series::SeriesSource::Events {
-            name: query.filters.event_name.as_deref(),
-            segment: &query.filters.segment,
-        },
-        &report.events_by_day,
-    )
-    .await?;
+    let source = SeriesSource::Events {
+        name: query.filters.event_name.as_deref(),
+        segment: &query.filters.segment,
+    };
+    let series = drill
+        .count_series("events", source, &report.events_by_day)
+        .await?;
     Ok(EventsView {
         series: Some(series),
         timeframe,
@@ -376,41 +347,26 @@ pub async fn event_detail(
     span: Span,
     pairs: &[(String, String)],
 ) -> StoreResult<EventDetailView> {
-    let now = cache.now_ms();
     let timeframe = span.timeframe;
     let segment = segment_of(pairs);
-    let detail = cache
-        .get_or_compute(
+    let drill = Drill::new(stores, cache, project, span);
+    let detail = drill
+        .cached(
             "event",
-            project,
-            timeframe,
-            &(variant(&(event_name, &segment)) + &span.cache_token()),
-            || {
-                let (stats, name, segment) = (
-                    stores.stats.clone(),
-                    event_name.to_string(),
-                    segment.clone(),
-                );
-                async move {
-                    stats
-                        .event_detail(project, span.range(now), &name, &segment)
-                        .await
-                }
+            &variant(&(event_name, &segment)),
+            |stats, range| {
+                let (name, segment) = (event_name.to_string(), segment.clone());
+                async move { stats.event_detail(project, range, &name, &segment).await }
             },
         )
         .await?;
-    let series = crate::services::charts::count_series(
-        &*stores.stats,
-        project,
-        span.range(now),
-        "events",
-        crate::analytics::series::SeriesSource::Events {
-            name: Some(event_name),
-            segment: &segment,
-        },
-        &detail.events_by_day,
-    )
-    .await?;
+    let source = SeriesSource::Events {
+        name: Some(event_name),
+        segment: &segment,
+    };
+    let series = drill
+        .count_series("events", source, &detail.events_by_day)
+        .await?;
     Ok(EventDetailView {
         series: Some(series),
         event_name: event_name.to_string(),

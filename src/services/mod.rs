@@ -8,6 +8,7 @@ pub mod charts;
 pub mod dashboard;
 pub mod demo;
 pub mod diagnostics;
+pub mod drill;
 pub mod drill_downs;
 pub mod email_reports;
 pub mod mail;
@@ -31,18 +32,11 @@ pub fn sentence_case(s: &str) -> String {
 /// Fixtures shared by the services' tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use crate::store::{
-        Project, Stores,
-        sqlite::{SqliteOptions, SqliteStore},
-    };
+    use crate::store::{Project, Stores, sqlite::migrated_stores};
 
     /// A migrated SQLite store in `dir` with one user (`email`) and its first project.
     pub async fn sqlite_with_project(dir: &tempfile::TempDir, email: &str) -> (Stores, Project) {
-        let store = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        let stores = Stores::new("sqlite", store);
-        stores.admin.migrate().await.unwrap();
+        let stores = migrated_stores(dir.path()).await;
         let project = super::accounts::provision(
             &stores,
             email,

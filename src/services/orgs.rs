@@ -698,17 +698,7 @@ pub fn org_name(name: &str) -> Result<String, MemberError> {
 mod tests {
     use super::*;
     use crate::domain::timestamp::now_ms;
-    use crate::store::sqlite::{SqliteOptions, SqliteStore};
-
-    async fn stores() -> (tempfile::TempDir, Stores) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("o.db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        let stores = Stores::new("sqlite", store);
-        stores.admin.migrate().await.unwrap();
-        (dir, stores)
-    }
+    use crate::store::sqlite::temp_stores;
 
     #[test]
     fn roles_are_normalised() {
@@ -724,7 +714,7 @@ mod tests {
 
     #[tokio::test]
     async fn invites_are_hashed_unique_per_email_and_expire_lazily() {
-        let (_dir, stores) = stores().await;
+        let (_dir, stores) = temp_stores().await;
         let owner = accounts::provision(&stores, "o@x.io", "password-1", PlatformRole::User, "P")
             .await
             .unwrap();
@@ -827,7 +817,7 @@ mod tests {
 
     #[tokio::test]
     async fn last_owner_and_last_admin_are_protected() {
-        let (_dir, stores) = stores().await;
+        let (_dir, stores) = temp_stores().await;
         let a = accounts::provision(&stores, "a@x.io", "password-1", PlatformRole::Admin, "P")
             .await
             .unwrap();

@@ -1,7 +1,8 @@
 //! Accounts, projects and sessions through real HTTP with a cookie jar, as a browser would.
 
 use crate::support::{
-    RedisServer, TestApp, browser, csrf_of, eventually, location, login, page, post_form, register,
+    RedisServer, TestApp, assert_answer, browser, csrf_of, eventually, get_accepting, location,
+    login, page, post_form, register,
 };
 use std::time::Duration;
 
@@ -53,23 +54,12 @@ async fn register_sees_keys_logs_out_and_logs_back_in() {
     let r = post_form(&client, &app, "/auth/logout", &csrf_of(&html), &[]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/auth/login");
-    let r = client
-        .get(app.url("/projects"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(&client, &app, "/projects", "text/html").await;
     assert_eq!(r.status(), 303, "signed out");
     assert!(location(&r).starts_with("/auth/login?next=%2Fprojects"));
 
     let (_, bad) = login(&app, "first@example.com", "wrong-password").await;
-    assert_eq!(bad.status(), 400);
-    assert!(
-        bad.text()
-            .await
-            .unwrap()
-            .contains("Invalid email or password")
-    );
+    assert_answer(bad, 400, "Invalid email or password").await;
     let (again, ok) = login(&app, "FIRST@example.com", "password-123").await;
     assert_eq!(ok.status(), 303);
     assert_eq!(location(&ok), "/projects");
@@ -144,14 +134,7 @@ async fn project_lifecycle_through_the_settings_page() {
     let (client, settings) = register(&app, "owner@example.com").await;
     let id = settings.split('/').nth(2).unwrap().to_string();
     let pid = superinsights::domain::ids::DocId::parse(&id).unwrap();
-    let project = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap();
+    let project = app.stored_project(pid).await;
 
     let (_, html) = page(&client, &app, "/projects/new").await;
     let r = post_form(
@@ -220,17 +203,7 @@ async fn project_lifecycle_through_the_settings_page() {
             .unwrap()
             .contains("Project updated successfully.")
     );
-    assert_eq!(
-        app.state
-            .stores
-            .projects
-            .project(pid)
-            .await
-            .unwrap()
-            .unwrap()
-            .data_retention_days,
-        60
-    );
+    assert_eq!(app.stored_project(pid).await.data_retention_days, 60);
 
     // Keys: the old one stops working at once, also for ingestion's key cache.
     let ok = app
@@ -287,15 +260,7 @@ async fn project_lifecycle_through_the_settings_page() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let key = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .public_api_key;
+    let key = app.stored_project(pid).await.public_api_key;
     let r = app
         .ingest(
             "events",
@@ -504,15 +469,7 @@ async fn redis_outage_does_not_log_users_out() {
     let mut redis = RedisServer::start().await;
     let app = TestApp::spawn(&[("REDIS_URL", &redis.url()), ("SESSION_STORE_REDIS", "true")]).await;
     let ready = async || {
-        let v: serde_json::Value = app
-            .http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = app.readiness().await;
         v["redis"]["connected"].as_bool() == Some(true)
     };
     eventually(Duration::from_secs(10), "redis connected", ready).await;
@@ -611,12 +568,7 @@ async fn a_password_change_ends_the_users_other_sessions() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let r = member
-        .get(app.url("/projects"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(&member, &app, "/projects", "text/html").await;
     assert_eq!(
         r.status(),
         303,
@@ -701,22 +653,11 @@ async fn users_change_their_own_password_on_the_account_page() {
         "new-password-1",
     )
     .await;
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .contains("Your password was changed.")
-    );
+    assert_answer(r, 200, "Your password was changed.").await;
     // This session goes on; the other one ended; the new password signs in, the old one not.
     let (status, _) = page(&me, &app, "/account").await;
     assert_eq!(status, 200);
-    let r = other
-        .get(app.url("/projects"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(&other, &app, "/projects", "text/html").await;
     assert_eq!(r.status(), 303, "the other session ended");
     let (_, old) = login(&app, "self@example.com", "password-123").await;
     assert_ne!(old.status(), 303);

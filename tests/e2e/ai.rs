@@ -3,7 +3,7 @@
 //! request. Runs are queued by `POST …/ai-analysis/run` (202) and executed by driving a worker.
 
 use crate::support::{
-    TestApp, browser_suite_available, page, project_id_of, register, run_browser_script,
+    TestApp, browser_suite_available, get_json, page, project_id_of, register, run_browser_script,
 };
 use axum::{Json, Router, extract::State, http::HeaderMap, routing::post};
 use serde_json::{Value, json};
@@ -251,16 +251,6 @@ async fn post_run(
         .header("accept", "application/json")
         .header("x-csrf-token", csrf)
         .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-async fn get_json(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16, Value) {
-    let r = client
-        .get(app.url(path))
-        .header("accept", "application/json")
         .send()
         .await
         .unwrap();

@@ -3,22 +3,10 @@
 //! `/admin/logs` and `/org/logs` viewers with their filters, paging and scoping.
 
 use crate::support::{
-    TestApp, browser, csrf_of, login, page, post_form, project_id_of, public_key_of, register,
-    submit,
+    TestApp, browser, csrf_of, get_json, login, page, post_form, project_id_of, public_key_of,
+    register, submit,
 };
 use serde_json::Value;
-
-/// The viewer's JSON for `path` (a query string included) as `client`.
-async fn logs(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16, Value) {
-    let r = client
-        .get(app.url(path))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 fn codes(v: &Value) -> Vec<String> {
     v["entries"]
@@ -82,10 +70,10 @@ async fn actions_and_errors_are_logged_without_secrets_and_the_admin_viewer_filt
     assert_eq!(r.status(), 400, "no userId");
 
     // A plain user cannot read the platform log.
-    let (status, _) = logs(&alice, &app, "/admin/logs").await;
+    let (status, _) = get_json(&alice, &app, "/admin/logs").await;
     assert_eq!(status, 403);
 
-    let (status, all) = logs(&root, &app, "/admin/logs?limit=200").await;
+    let (status, all) = get_json(&root, &app, "/admin/logs?limit=200").await;
     assert_eq!(status, 200);
     let seen = codes(&all);
     for code in [
@@ -116,36 +104,36 @@ async fn actions_and_errors_are_logged_without_secrets_and_the_admin_viewer_filt
     }
 
     // Filters.
-    let (_, v) = logs(&root, &app, "/admin/logs?kind=error").await;
+    let (_, v) = get_json(&root, &app, "/admin/logs?kind=error").await;
     assert_eq!(codes(&v), vec!["error 403", "error 400"]);
-    let (_, v) = logs(&root, &app, "/admin/logs?actionCode=PROJECT_CREATE").await;
+    let (_, v) = get_json(&root, &app, "/admin/logs?actionCode=PROJECT_CREATE").await;
     assert_eq!(v["total"], 1);
     assert_eq!(v["entries"][0]["projectId"], shop.as_str());
     assert_eq!(v["entries"][0]["email"], "alice@example.com");
-    let (_, v) = logs(&root, &app, "/admin/logs?email=ROOT@example.com").await;
+    let (_, v) = get_json(&root, &app, "/admin/logs?email=ROOT@example.com").await;
     assert_eq!(codes(&v), vec!["AUTH_REGISTER_SUCCESS"]);
     let root_id = v["entries"][0]["userId"].as_str().unwrap().to_string();
-    let (_, v) = logs(&root, &app, &format!("/admin/logs?userId={root_id}")).await;
+    let (_, v) = get_json(&root, &app, &format!("/admin/logs?userId={root_id}")).await;
     assert_eq!(v["total"], 1);
-    let (_, v) = logs(
+    let (_, v) = get_json(
         &root,
         &app,
         &format!("/admin/logs?projectId={alice_project}"),
     )
     .await;
     assert_eq!(codes(&v), vec!["AUTH_REGISTER_SUCCESS"]);
-    let (_, v) = logs(&root, &app, "/admin/logs?contains=SET-ROLE").await;
+    let (_, v) = get_json(&root, &app, "/admin/logs?contains=SET-ROLE").await;
     assert_eq!(codes(&v), vec!["error 400"]);
-    let (_, v) = logs(&root, &app, "/admin/logs?to=2000-01-01").await;
+    let (_, v) = get_json(&root, &app, "/admin/logs?to=2000-01-01").await;
     assert_eq!(v["total"], 0);
-    let (_, v) = logs(&root, &app, "/admin/logs?from=2000-01-01&limit=10&page=1").await;
+    let (_, v) = get_json(&root, &app, "/admin/logs?from=2000-01-01&limit=10&page=1").await;
     assert_eq!(v["total"].as_u64(), Some(seen.len() as u64));
     assert_eq!(v["limit"], 10);
     // Bad input is a 400 naming the parameter, never a 500.
-    let (status, v) = logs(&root, &app, "/admin/logs?kind=warning").await;
+    let (status, v) = get_json(&root, &app, "/admin/logs?kind=warning").await;
     assert_eq!((status, v["parameter"].as_str()), (400, Some("kind")));
     let long = "x".repeat(201);
-    let (status, _) = logs(&root, &app, &format!("/admin/logs?contains={long}")).await;
+    let (status, _) = get_json(&root, &app, &format!("/admin/logs?contains={long}")).await;
     assert_eq!(status, 400);
 
     // The HTML page, with the filter echoed escaped.
@@ -172,13 +160,13 @@ async fn paging_is_newest_first_in_pages_of_the_limit() {
         let (_, r) = login(&app, "root@example.com", "password-123").await;
         assert!(r.status().is_redirection());
     }
-    let (_, first) = logs(
+    let (_, first) = get_json(
         &root,
         &app,
         "/admin/logs?actionCode=AUTH_LOGIN_SUCCESS&limit=10",
     )
     .await;
-    let (_, second) = logs(
+    let (_, second) = get_json(
         &root,
         &app,
         "/admin/logs?actionCode=AUTH_LOGIN_SUCCESS&limit=10&page=2",
@@ -241,7 +229,7 @@ async fn the_org_viewer_shows_only_its_projects_and_its_own_entries() {
     .await;
     assert_eq!(r.status(), 303);
 
-    let (status, v) = logs(&alice, &app, "/org/logs?limit=200").await;
+    let (status, v) = get_json(&alice, &app, "/org/logs?limit=200").await;
     assert_eq!(status, 200);
     let entries = v["entries"].as_array().unwrap();
     assert!(!entries.is_empty());
@@ -259,7 +247,7 @@ async fn the_org_viewer_shows_only_its_projects_and_its_own_entries() {
         assert_ne!(e["email"], "bob@example.com");
     }
     // Even when asked for bob's project by id.
-    let (_, v) = logs(&alice, &app, &format!("/org/logs?projectId={bob_project}")).await;
+    let (_, v) = get_json(&alice, &app, &format!("/org/logs?projectId={bob_project}")).await;
     assert_eq!(v["total"], 0);
     let (status, html) = page(&alice, &app, "/org/logs").await;
     assert_eq!(status, 200);
@@ -290,9 +278,9 @@ async fn the_org_viewer_shows_only_its_projects_and_its_own_entries() {
     )
     .await;
     assert!(r.status().is_redirection(), "{}", r.status());
-    let (status, _) = logs(&carol, &app, "/org/logs").await;
+    let (status, _) = get_json(&carol, &app, "/org/logs").await;
     assert_eq!(status, 403);
-    let (_, v) = logs(&alice, &app, "/org/logs?actionCode=ORG_INVITE_ACCEPT").await;
+    let (_, v) = get_json(&alice, &app, "/org/logs?actionCode=ORG_INVITE_ACCEPT").await;
     assert_eq!(v["entries"][0]["email"], "dave@example.com");
     app.stop().await;
 }

@@ -305,7 +305,14 @@ pub struct StoreLock {
 }
 
 impl StoreLock {
-    pub fn sqlite(conn: sqlx::sqlite::SqliteConnection) -> Self {
+    /// Holds an exclusive transaction on the SQLite file of the servers on `data_dir`: every
+    /// write waits (and, past its busy timeout, fails) until [`StoreLock::release`].
+    pub async fn sqlite_file(data_dir: &Path) -> Self {
+        use sqlx::{Connection, Executor};
+        let path = data_dir.join("superinsights.db");
+        let url = format!("sqlite://{}", path.display());
+        let mut conn = sqlx::sqlite::SqliteConnection::connect(&url).await.unwrap();
+        conn.execute("BEGIN EXCLUSIVE").await.unwrap();
         Self {
             sqlite: Some(conn),
             _mongo: None,

@@ -4,7 +4,9 @@
 //! for a member and through a public link. Screenshots of the dashboard and the drill-downs at
 //! 1280 and 390 px (light and dark) land in `{CARGO_TARGET_TMPDIR}/screenshots/charts`.
 
-use crate::support::{TestApp, browser_suite_available, member_with_project, run_browser_script};
+use crate::support::{
+    TestApp, browser_suite_available, get_accepting, member_with_project, run_browser_script,
+};
 use serde_json::{Value, json};
 
 const DESKTOP_CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
@@ -75,12 +77,13 @@ async fn charts_formatting_dark_mode_and_phone_widths_in_chromium() {
 
     // The JSON every page draws from, checked here once: totals and the error's fingerprint.
     let get = async |path: &str| -> Value {
-        let r = client
-            .get(app.url(&format!("/projects/{id}{path}")))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = get_accepting(
+            &client,
+            &app,
+            &format!("/projects/{id}{path}"),
+            "application/json",
+        )
+        .await;
         assert_eq!(r.status(), 200, "{path}");
         r.json().await.unwrap()
     };

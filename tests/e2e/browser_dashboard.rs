@@ -53,13 +53,7 @@ async fn clicking_rows_filters_the_dashboard_and_its_links_in_chromium() {
     let project = superinsights::domain::ids::DocId::parse(&id).unwrap();
     // A second project of the organization, for the project switcher.
     let stores = &app.state.stores;
-    let org = stores
-        .projects
-        .project(project)
-        .await
-        .unwrap()
-        .unwrap()
-        .org_id;
+    let org = app.stored_project(project).await.org_id;
     let sibling = stores
         .projects
         .create_project(superinsights::store::NewProject::named("Second Shop", org))

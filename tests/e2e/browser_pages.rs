@@ -7,8 +7,8 @@
 //! `{CARGO_TARGET_TMPDIR}/screenshots/pages`).
 
 use crate::support::{
-    TestApp, browser_suite_available, csrf_of, eventually, member_with_project, page,
-    run_browser_script,
+    TestApp, assert_answer, browser_suite_available, csrf_of, eventually, get_accepting, get_json,
+    member_with_project, page, run_browser_script,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -134,26 +134,15 @@ fn day(n: i64) -> String {
     utc_day(superinsights::domain::timestamp::now_ms() - n * DAY)
 }
 
-/// The JSON of `path` as the `si` CLI asks for it: (status, body).
-async fn json_at(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16, Value) {
-    let r = client
-        .get(app.url(path))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn every_drill_down_takes_a_custom_range_and_refuses_bad_ones() {
     let app = TestApp::spawn(&[("TRUST_PROXY", "true")]).await;
     let (client, id, key) = member_with_project(&app, "ranges@example.com").await;
     let seeded = seed(&app, &key).await;
     let base = format!("/projects/{id}");
-    let (errors, _) = json_at(&client, &app, &format!("{base}/errors?timeframe=30d")).await;
+    let (errors, _) = get_json(&client, &app, &format!("{base}/errors?timeframe=30d")).await;
     assert_eq!(errors, 200);
-    let (_, list) = json_at(&client, &app, &format!("{base}/errors?timeframe=30d")).await;
+    let (_, list) = get_json(&client, &app, &format!("{base}/errors?timeframe=30d")).await;
     let fingerprint = list["groupedErrors"][0]["fingerprint"]
         .as_str()
         .unwrap()
@@ -173,7 +162,7 @@ async fn every_drill_down_takes_a_custom_range_and_refuses_bad_ones() {
     ];
     for (view, field, n) in expect {
         assert!(n > 0, "{view}: the seed covers the range");
-        let (status, body) = json_at(
+        let (status, body) = get_json(
             &client,
             &app,
             &format!("{base}/{view}?timeframe=24h&{range}"),
@@ -192,12 +181,12 @@ async fn every_drill_down_takes_a_custom_range_and_refuses_bad_ones() {
         .filter(|(i, _)| i % 2 == 0)
         .map(|(_, t)| *t)
         .collect::<Vec<_>>();
-    let (_, detail) = json_at(&client, &app, &format!("{base}/events/signup?{range}")).await;
+    let (_, detail) = get_json(&client, &app, &format!("{base}/events/signup?{range}")).await;
     let by_day: u64 = (detail["eventsByDay"].as_array().unwrap().iter())
         .map(|d| d["count"].as_u64().unwrap())
         .sum();
     assert_eq!(by_day, within(&signups, 9, 3), "event detail over {range}");
-    let (_, detail) = json_at(
+    let (_, detail) = get_json(
         &client,
         &app,
         &format!("{base}/errors/{fingerprint}?{range}"),
@@ -230,25 +219,20 @@ async fn every_drill_down_takes_a_custom_range_and_refuses_bad_ones() {
     ];
     for view in &views {
         for q in &bad {
-            let (status, body) = json_at(&client, &app, &format!("{base}/{view}?{q}")).await;
+            let (status, body) = get_json(&client, &app, &format!("{base}/{view}?{q}")).await;
             assert_eq!(status, 400, "{view}?{q}: {body}");
             assert_eq!(body["code"], "INVALID_DATE_RANGE", "{view}?{q}");
         }
     }
     // Browsers get the message on a page.
-    let r = client
-        .get(app.url(&format!("{base}/performance?from={}&to={}", day(3), day(9))))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .contains("the start date is after the end date")
-    );
+    let r = get_accepting(
+        &client,
+        &app,
+        &format!("{base}/performance?from={}&to={}", day(3), day(9)),
+        "text/html",
+    )
+    .await;
+    assert_answer(r, 400, "the start date is after the end date").await;
     app.stop().await;
 }
 
@@ -265,13 +249,13 @@ async fn the_previous_period_is_overlaid_bucket_by_bucket() {
         "timeframe=6h",
         range.as_str(),
     ] {
-        let (status, plain) = json_at(&client, &app, &format!("{base}?{q}")).await;
+        let (status, plain) = get_json(&client, &app, &format!("{base}?{q}")).await;
         assert_eq!(status, 200);
         assert!(
             plain["data"]["charts"].get("viewsPrevious").is_none(),
             "{q}"
         );
-        let (status, body) = json_at(&client, &app, &format!("{base}?{q}&compare=1")).await;
+        let (status, body) = get_json(&client, &app, &format!("{base}?{q}&compare=1")).await;
         assert_eq!(status, 200, "{q}: {body}");
         let data = &body["data"];
         let now = data["charts"]["views"]["points"].as_array().unwrap();
@@ -303,7 +287,7 @@ async fn the_previous_period_is_overlaid_bucket_by_bucket() {
             assert!(b["end"].as_i64().unwrap() <= now[0]["end"].as_i64().unwrap());
         }
     }
-    let (status, body) = json_at(&client, &app, &format!("{base}?compare=yes")).await;
+    let (status, body) = get_json(&client, &app, &format!("{base}?compare=yes")).await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "BAD_PARAMETER");
     app.stop().await;
@@ -329,7 +313,7 @@ async fn completed_report(app: &TestApp, client: &reqwest::Client, id: &str) -> 
         Duration::from_secs(60),
         "the report completes",
         async || {
-            let (_, s) = json_at(client, app, &status_path).await;
+            let (_, s) = get_json(client, app, &status_path).await;
             s.to_string().contains("completed")
         },
     )

@@ -1,6 +1,6 @@
 //! The dashboard JSON (SuperInsights 1.x `/projects/:id/dashboard/data`) over real HTTP.
 
-use crate::support::{TestApp, member_with_project, register, submit};
+use crate::support::{TestApp, get_accepting, member_with_project, register, submit};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -42,12 +42,13 @@ async fn dashboard_data_has_the_superinsights_shape_and_figures() {
         201
     );
 
-    let r = client
-        .get(app.url(&format!("/projects/{id}/dashboard/data?timeframe=24h")))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(
+        &client,
+        &app,
+        &format!("/projects/{id}/dashboard/data?timeframe=24h"),
+        "application/json",
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["success"], true);
@@ -99,12 +100,13 @@ async fn dashboard_data_has_the_superinsights_shape_and_figures() {
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["parameter"], "timeframe");
     let (stranger, _) = register(&app, "other@example.com").await;
-    let r = stranger
-        .get(app.url(&format!("/projects/{id}/dashboard/data")))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(
+        &stranger,
+        &app,
+        &format!("/projects/{id}/dashboard/data"),
+        "application/json",
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let r = reqwest::Client::new()
         .get(app.url(&format!("/projects/{id}/dashboard/data")))
@@ -125,15 +127,7 @@ async fn dashboard_cache_on_redis_hits_survives_an_outage_and_invalidates() {
     let mut redis = RedisServer::start().await;
     let app = TestApp::spawn(&[("REDIS_URL", &redis.url()), ("CACHE_REDIS", "true")]).await;
     let counters = async || {
-        let v: Value = app
-            .http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = app.readiness().await;
         (
             v["redis"]["connected"].as_bool() == Some(true),
             v["dashboardCache"]["hits"].as_u64().unwrap(),
@@ -150,15 +144,16 @@ async fn dashboard_cache_on_redis_hits_survives_an_outage_and_invalidates() {
     app.ingest("pageviews", &key, &json!([{"url": "/a"}, {"url": "/b"}]))
         .await;
     let total = async || {
-        let v: Value = client
-            .get(app.url(&format!("/projects/{id}/dashboard/data?timeframe=7d")))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_accepting(
+            &client,
+            &app,
+            &format!("/projects/{id}/dashboard/data?timeframe=7d"),
+            "application/json",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
         v["data"]["pageViews"]["totalViews"].as_u64().unwrap()
     };
     assert_eq!(total().await, 2);

@@ -4,8 +4,8 @@
 //! even with two instances), and the pages saying why without SMTP.
 
 use crate::support::{
-    TestApp, browser, csrf_of, eventually, login, page, post_form, project_id_of, public_key_of,
-    register, spawn_listening, submit,
+    TestApp, browser, csrf_of, eventually, get_accepting, login, page, post_form, project_id_of,
+    public_key_of, register, spawn_listening, stdout_of, submit,
 };
 use serde_json::{Value, json};
 use std::{
@@ -82,17 +82,12 @@ for f in files:
     files = [[a.get_filename(), a.get_content_type(), a.get_payload(decode=True).hex()] for a in m.iter_attachments()]
     print(json.dumps({"to": str(m["to"]), "subject": str(m["subject"]), "text": body.get_content() if body else "", "attachments": files}))
 "#;
-        let out = Command::new(PYTHON)
-            .args(["-c", script])
-            .arg(self.maildir())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = stdout_of(
+            Command::new(PYTHON)
+                .args(["-c", script])
+                .arg(self.maildir()),
         );
-        String::from_utf8(out.stdout)
+        String::from_utf8(out)
             .unwrap()
             .lines()
             .map(|l| {
@@ -230,12 +225,7 @@ async fn a_forgotten_password_is_reset_by_an_emailed_link_that_works_once() {
     assert!(r.text().await.unwrap().contains("id=\"reset-done\""));
 
     // Every other session ended; the new password signs in, the old one does not.
-    let r = old_session
-        .get(app.url("/projects"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(&old_session, &app, "/projects", "text/html").await;
     assert_eq!(r.status(), 303);
     assert!(
         r.headers()["location"]
@@ -294,12 +284,8 @@ async fn a_forgotten_password_is_reset_by_an_emailed_link_that_works_once() {
     // happened without the token.
     assert_eq!(sink.messages().len(), 1);
     let (root, _) = login(&app, "alice@example.com", "brand-new-password").await;
-    let logs: Value = root
-        .get(app.url("/admin/logs?limit=200"))
-        .header("accept", "application/json")
-        .send()
+    let logs: Value = get_accepting(&root, &app, "/admin/logs?limit=200", "application/json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

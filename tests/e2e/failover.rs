@@ -5,7 +5,7 @@
 //! time from the kill until the server is on Redis again.
 
 use crate::process::{Load, create_admin, csrf_on, get_json, sign_in_admin, stored_events};
-use crate::support::{RedisServer, ServerProcess, eventually};
+use crate::support::{RedisServer, ServerProcess, eventually, metric_sum};
 use serde_json::{Value, json};
 use std::{
     sync::{
@@ -160,20 +160,6 @@ pub(crate) fn page_loads(
     })
 }
 
-/// The sum of every series of metric `name` whose labels contain `label` on `server`.
-async fn metric(server: &ServerProcess, name: &str, label: &str) -> f64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Whether the server reports Redis connected with its breaker closed.
 async fn on_redis(server: &ServerProcess) -> bool {
     let Ok(r) = reqwest::get(server.url("/readyz")).await else {
@@ -309,9 +295,9 @@ async fn failover_under_traffic(
 
     // Redis serves again: the promoted node processes the traffic's commands, sessions are
     // read from it, and no piece falls back any more.
-    let lookups = metric(&server, "si_session_lookups_total", "store=\"redis\"").await;
+    let lookups = metric_sum(&server, "si_session_lookups_total", "store=\"redis\"").await;
     let (fallbacks, commands) = (
-        metric(&server, "si_fallbacks_total", "").await,
+        metric_sum(&server, "si_fallbacks_total", "").await,
         promoted_commands().await,
     );
     runs.push(queue_run(&browser, &server, project, &csrf).await);
@@ -321,11 +307,11 @@ async fn failover_under_traffic(
         "the promoted node serves the server"
     );
     assert!(
-        metric(&server, "si_session_lookups_total", "store=\"redis\"").await > lookups,
+        metric_sum(&server, "si_session_lookups_total", "store=\"redis\"").await > lookups,
         "sessions are read from redis again"
     );
     assert_eq!(
-        metric(&server, "si_fallbacks_total", "").await,
+        metric_sum(&server, "si_fallbacks_total", "").await,
         fallbacks,
         "no piece falls back once redis is back"
     );
@@ -672,7 +658,7 @@ async fn buffer_failover_under_traffic(
         ServerProcess::start(dir.path(), &env),
     );
     let buffered = async |s: &ServerProcess| {
-        metric(s, "si_ingest_buffer_batches_total", "outcome=\"buffered\"").await
+        metric_sum(s, "si_ingest_buffer_batches_total", "outcome=\"buffered\"").await
     };
     let load = Load::start(vec![a.url("/v1/events"), b.url("/v1/events")], key, 4);
     eventually(

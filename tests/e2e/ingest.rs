@@ -1,6 +1,6 @@
 //! The `/v1` ingestion contract of SuperInsights 1.x, over real HTTP.
 
-use crate::support::TestApp;
+use crate::support::{TestApp, get_accepting};
 use serde_json::{Value, json};
 use superinsights::domain::{
     drop_rules::{DropFilter, DropMode, DropRules, FilterOp},
@@ -442,13 +442,7 @@ async fn health_landing_and_not_found() {
     );
     let r = app.http.get(app.url("/")).send().await.unwrap();
     assert!(r.text().await.unwrap().contains("/v1/events"));
-    let r = app
-        .http
-        .get(app.url("/nope"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(&app.http, &app, "/nope", "text/html").await;
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("<h1>404</h1>"));
     let r = app.http.get(app.url("/nope")).send().await.unwrap();

@@ -7,7 +7,7 @@
 
 use crate::backend::{self, StoreLock, StoreProxy};
 use crate::process::{Load, create_admin, stored_events};
-use crate::support::{RedisServer, ServerProcess, TestApp, eventually};
+use crate::support::{RedisServer, ServerProcess, TestApp, eventually, metric_sum};
 use serde_json::{Value, json};
 use std::{sync::atomic::Ordering, time::Duration};
 use superinsights::domain::model::Channel;
@@ -36,17 +36,8 @@ fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> 
 
 /// The value of `si_ingest_buffer_batches_total{outcome="…"}` on a server process.
 async fn buffer_batches(server: &ServerProcess, outcome: &str) -> u64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let label = format!("outcome=\"{outcome}\"");
-    text.lines()
-        .filter(|l| l.starts_with("si_ingest_buffer_batches_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    metric_sum(server, "si_ingest_buffer_batches_total", &label).await as u64
 }
 
 /// A number `redis-cli` printed (`XLEN`), 0 when it printed none.
@@ -116,14 +107,7 @@ impl ProcessStoreFault {
         if let Some(proxy) = &self.proxy {
             return StoreLock::mongo(proxy.lock_writes());
         }
-        use sqlx::{Connection, Executor};
-        let path = self.dir.join("superinsights.db");
-        let mut conn =
-            sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-        conn.execute("BEGIN EXCLUSIVE").await.unwrap();
-        StoreLock::sqlite(conn)
+        StoreLock::sqlite_file(&self.dir).await
     }
 }
 
@@ -225,15 +209,7 @@ async fn a_store_outage_costs_only_lag() {
     assert!(!app.state.spool.has_pending(), "nothing took the spool");
     // The lag is visible while it lasts.
     eventually(Duration::from_secs(10), "the lag is reported", async || {
-        let r: Value = app
-            .http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = app.readiness().await;
         r["ingestBuffer"]["length"] == 30 && r["ingestBuffer"]["pending"].as_u64() > Some(0)
     })
     .await;

@@ -12,14 +12,16 @@
 //! `SKIPPED` on stderr, or fails when `SUPERINSIGHTS_TEST_MONGODB_REQUIRED` is set, as the
 //! store's MongoDB contract tests do.
 
-use crate::support::{ServerProcess, browser, csrf_of, location, run_cli};
+use crate::support::{
+    ServerProcess, browser, csrf_of, get_accepting, json_of, location, page, run_cli,
+};
 use futures::TryStreamExt;
 use mongodb::{
     IndexModel,
     bson::{Bson, DateTime, Document, doc},
     options::IndexOptions,
 };
-use reqwest::{Client, StatusCode};
+use reqwest::Client;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -262,27 +264,6 @@ fn server_env<'a>(db: &'a LegacyDatabase, pepper: &'a str) -> Vec<(&'a str, &'a 
     ]
 }
 
-async fn page(client: &Client, server: &ServerProcess, path: &str) -> (StatusCode, String) {
-    let r = client
-        .get(server.url(path))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.text().await.unwrap())
-}
-
-async fn json_get(client: &Client, server: &ServerProcess, path: &str) -> Value {
-    let r = client
-        .get(server.url(path))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{path}");
-    r.json().await.unwrap()
-}
-
 /// Posts the login form; returns the client (with its session cookie) and the response.
 async fn sign_in(
     server: &ServerProcess,
@@ -444,7 +425,7 @@ async fn use_the_legacy_database(
     // Its figures are the fixture's (events ingested by an earlier round included).
     let earlier = 2 * (round - 1);
     let week = expected(fixture, i64::MIN, earlier);
-    let data = json_get(
+    let data = json_of(
         &client,
         server,
         &format!("/projects/{PROJECT}/dashboard/data?timeframe=7d"),
@@ -452,7 +433,7 @@ async fn use_the_legacy_database(
     .await;
     assert_dashboard(&data, &week, "7d dashboard");
     let day = expected(fixture, loaded_at_ms - 24 * 3_600_000, earlier);
-    let data = json_get(
+    let data = json_of(
         &client,
         server,
         &format!("/projects/{PROJECT}/dashboard/data?timeframe=24h"),
@@ -468,7 +449,7 @@ async fn use_the_legacy_database(
     )
     .await;
     assert_eq!(r.status(), 303, "the 1.x viewer signs in");
-    let data = json_get(
+    let data = json_of(
         &viewer,
         server,
         &format!("/projects/{PROJECT}/dashboard/data?timeframe=7d"),
@@ -546,7 +527,7 @@ async fn use_the_legacy_database(
             .any(|d| d.get_str("eventName") == Ok("debug_ping")),
         "the dropped event is not stored"
     );
-    let report = json_get(
+    let report = json_of(
         &client,
         server,
         &format!("/projects/{PROJECT}/settings/drop-events/report"),
@@ -557,19 +538,20 @@ async fn use_the_legacy_database(
     // The 1.x public link, with the token whose hash 1.x stored.
     let token = fixture.str(&["publicLink", "token"]);
     let anyone = Client::new();
-    let r = anyone
-        .get(server.url(&format!("/p/{PROJECT}/{token}/dashboard")))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(
+        &anyone,
+        server,
+        &format!("/p/{PROJECT}/{token}/dashboard"),
+        "text/html",
+    )
+    .await;
     assert_eq!(r.status(), 200, "the 1.x public link opens");
     assert_eq!(
         r.headers().get("x-robots-tag").map(|v| v.to_str().unwrap()),
         Some("noindex")
     );
     assert!(r.text().await.unwrap().contains("Legacy Shop"));
-    let data = json_get(
+    let data = json_of(
         &anyone,
         server,
         &format!("/p/{PROJECT}/{token}/dashboard/data?timeframe=24h"),
@@ -580,7 +562,7 @@ async fn use_the_legacy_database(
         Some(day.views),
         "public dashboard/data: {data}"
     );
-    let pv = json_get(
+    let pv = json_of(
         &anyone,
         server,
         &format!("/p/{PROJECT}/{token}/pageviews?timeframe=7d"),
@@ -588,7 +570,7 @@ async fn use_the_legacy_database(
     .await;
     assert_eq!(pv["totalViews"].as_u64(), Some(week.views), "{pv}");
     assert_eq!(pv["uniqueVisitors"].as_u64(), Some(week.visitors), "{pv}");
-    let errors = json_get(
+    let errors = json_of(
         &anyone,
         server,
         &format!("/p/{PROJECT}/{token}/errors?timeframe=7d"),
@@ -599,12 +581,13 @@ async fn use_the_legacy_database(
         Some(week.errors),
         "{errors}"
     );
-    let r = anyone
-        .get(server.url(&format!("/p/{PROJECT}/{}/dashboard/data", "0".repeat(64))))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(
+        &anyone,
+        server,
+        &format!("/p/{PROJECT}/{}/dashboard/data", "0".repeat(64)),
+        "application/json",
+    )
+    .await;
     assert_eq!(r.status(), 404, "another token is refused");
 }
 

@@ -10,7 +10,7 @@
 use crate::failover::{PageCounts, page_loads};
 use crate::process::{Load, create_admin, sign_in_admin, stored_events};
 use crate::realtime::Stream;
-use crate::support::{RedisServer, ServerProcess, eventually, spawn_listening};
+use crate::support::{RedisServer, ServerProcess, eventually, metrics_text, spawn_listening};
 use serde_json::json;
 use std::{
     net::SocketAddr,
@@ -240,12 +240,7 @@ async fn through_nginx_one_sign_in_and_one_exact_ip_limit_span_three_instances()
     }
     // nginx's round robin really reached each instance.
     for server in &d.instances {
-        let text = reqwest::get(server.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(server).await;
         assert!(
             text.lines()
                 .any(|l| l.starts_with("si_http_requests_total")

@@ -2,8 +2,8 @@
 //! clients, as a browser would use them.
 
 use crate::support::{
-    TestApp, browser, csrf_of, location, login, page, post_form, project_id_of as project_id,
-    register, submit,
+    TestApp, assert_answer, browser, csrf_of, get_accepting, location, login, page, post_form,
+    project_id_of as project_id, register, submit,
 };
 use reqwest::Client;
 use serde_json::Value;
@@ -246,13 +246,7 @@ async fn owners_add_members_and_the_last_owner_is_protected() {
         .await
     };
     let r = add("nobody@example.com", "viewer").await;
-    assert_eq!(r.status(), 404);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .contains("User not found. Use invite instead.")
-    );
+    assert_answer(r, 404, "User not found. Use invite instead.").await;
     let r = add("bob@example.com", "viewer").await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("now has access as viewer"));
@@ -575,13 +569,7 @@ async fn invited_existing_accounts_join_signed_in_or_with_their_password() {
         &[("token", &token), ("password", "not-gina's")],
     )
     .await;
-    assert_eq!(r.status(), 403);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .contains("Sign in as gina@example.com")
-    );
+    assert_answer(r, 403, "Sign in as gina@example.com").await;
     let r = post_form(
         &stranger,
         &app,
@@ -792,12 +780,7 @@ async fn admins_change_roles_and_passwords_and_delete_users() {
     );
     let (_, gone) = login(&app, "bob@example.com", "brand-new-secret").await;
     assert_eq!(gone.status(), 400, "a deleted user cannot log in");
-    let r = bob
-        .get(app.url("/projects"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(&bob, &app, "/projects", "text/html").await;
     assert_eq!(r.status(), 303, "the deleted user's session ends");
 
     let r = post_form(

@@ -134,15 +134,7 @@ async fn store_outage_spools_to_disk_and_drains_exactly_once_on_recovery() {
 
 #[tokio::test]
 async fn when_store_and_spool_both_fail_the_request_is_refused_not_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let blocker = dir.path().join("a-file");
-    std::fs::write(&blocker, b"not a directory").unwrap();
-    let spool_path = blocker.join("spool.ndjson");
-    let app = TestApp::spawn(&[
-        ("SQLITE_BUSY_TIMEOUT_MS", "100"),
-        ("INGEST_SPOOL_PATH", spool_path.to_str().unwrap()),
-    ])
-    .await;
+    let (_dir, app) = TestApp::spawn_without_spool().await;
     let p = app.project().await;
     let lock = app.lock_database().await;
     let r = app

@@ -1,7 +1,7 @@
 //! The real binary: SIGTERM drains what was accepted, and several processes share one store (a
 //! SQLite file, or a MongoDB database in the MongoDB leg).
 
-use crate::support::{ServerProcess, run_cli};
+use crate::support::{ServerProcess, get_accepting, metric_sum, run_cli};
 use serde_json::{Value, json};
 use std::{
     sync::{
@@ -187,17 +187,8 @@ async fn two_processes_share_one_sqlite_file() {
 
 /// The value of every `si_cache_requests_total` series with `result="{result}"` on a server.
 async fn cache_lookups(server: &ServerProcess, result: &str) -> f64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let label = format!("result=\"{result}\"");
-    text.lines()
-        .filter(|l| l.starts_with("si_cache_requests_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_sum(server, "si_cache_requests_total", &label).await
 }
 
 /// GETs `path` on `server` as a JSON client (the `si` CLI's `Accept`).
@@ -206,12 +197,7 @@ pub(crate) async fn get_json(
     server: &ServerProcess,
     path: &str,
 ) -> reqwest::Response {
-    client
-        .get(server.url(path))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
+    get_accepting(client, server, path, "application/json").await
 }
 
 /// The `_csrf` of the first form on a page of `server`, fetched with `client`.
@@ -316,12 +302,8 @@ async fn three_instances_on_one_store_and_one_redis_act_as_one_deployment() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "enabled through B");
-    let html = browser
-        .get(b.url(&settings))
-        .header("accept", "text/html")
-        .send()
+    let html = get_accepting(&browser, &b, &settings, "text/html")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -143,14 +143,7 @@ async fn a_shared_link_is_shown_once_and_opens_the_dashboard_without_an_account(
 
     // Only SHA-256(pepper ":" token) is stored (pepper unset here), never the token.
     let pid = DocId::parse(&id).unwrap();
-    let stored = app
-        .state
-        .stores
-        .projects
-        .public_link(pid)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = app.stored_public_link(pid).await;
     assert!(stored.enabled);
     assert_eq!(stored.token_hash, Some(token_hash("", &token)));
     assert!(
@@ -555,40 +548,13 @@ async fn only_owners_change_links_and_every_change_needs_the_csrf_token() {
     let (viewer, _) = register(&app, "viewer@example.com").await;
     let id = project_id(&settings);
     let pid = DocId::parse(&id).unwrap();
-    let org = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .org_id;
-    let viewer_id = app
-        .state
-        .stores
-        .accounts
-        .user_by_email("viewer@example.com")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
-    app.state
-        .stores
-        .accounts
-        .add_member(org, viewer_id, superinsights::store::OrgRole::Viewer)
-        .await
-        .unwrap();
-    let enabled = async || {
-        app.state
-            .stores
-            .projects
-            .public_link(pid)
-            .await
-            .unwrap()
-            .unwrap()
-            .enabled
-    };
+    app.join_org_of(
+        pid,
+        "viewer@example.com",
+        superinsights::store::OrgRole::Viewer,
+    )
+    .await;
+    let enabled = async || app.stored_public_link(pid).await.enabled;
 
     // A viewer of the organization may not open settings, nor change the link.
     let (_, html) = page(&viewer, &app, "/projects").await;

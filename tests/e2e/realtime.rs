@@ -8,8 +8,8 @@
 //! sign-up, the projects list's visitors today, the empty dashboard's explanation.
 
 use crate::support::{
-    RedisServer, TestApp, csrf_of, location, login, member_with_project, page, post_form, register,
-    submit,
+    RedisServer, TestApp, csrf_of, get_accepting, location, login, member_with_project, page,
+    post_form, register, submit,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -138,12 +138,13 @@ async fn an_ingested_page_view_appears_on_the_stream_and_the_visitor_count_moves
     stream.until(SOON, "visitors", |d| d["visitors"] == 2).await;
 
     // The same figures as JSON, with the newest documents first.
-    let r = client
-        .get(app.url(&format!("/projects/{id}/realtime")))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(
+        &client,
+        &app,
+        &format!("/projects/{id}/realtime"),
+        "application/json",
+    )
+    .await;
     let now: Value = r.json().await.unwrap();
     assert_eq!(now["visitors"], 2);
     assert_eq!(now["recent"][0]["label"], "https://shop.example/other");
@@ -172,12 +173,13 @@ async fn an_ingested_page_view_appears_on_the_stream_and_the_visitor_count_moves
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = client
-        .get(app.url("/projects/000000000000000000000000/realtime/stream"))
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(
+        &client,
+        &app,
+        "/projects/000000000000000000000000/realtime/stream",
+        "text/event-stream",
+    )
+    .await;
     assert_eq!(r.status(), 404);
     app.stop().await;
 }

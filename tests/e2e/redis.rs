@@ -2,21 +2,14 @@
 //! reconnects when it returns, and ingestion keeps working throughout.
 
 use crate::support::{
-    RedisServer, ServerProcess, TestApp, eventually, free_port, listens_on, wait_listening,
+    RedisServer, ServerProcess, TestApp, eventually, free_port, listens_on, stdout_of,
+    wait_listening,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn redis_connected(app: &TestApp) -> bool {
-    let v: Value = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app.readiness().await;
     v["redis"]["connected"].as_bool().unwrap_or(false)
 }
 
@@ -253,15 +246,10 @@ async fn tls_only_redis_is_used_on_one_server_sentinel_and_cluster() {
     for node in &nodes {
         create.arg(format!("127.0.0.1:{}", node.port));
     }
-    let out = create
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "TLS cluster created: {}",
-        String::from_utf8_lossy(&out.stdout)
+    stdout_of(
+        create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(std::process::Stdio::null()),
     );
     for url in [
         format!("rediss://localhost:{port}"),

@@ -4,7 +4,8 @@
 //! `pdftoppm`); the progress page, the form and the interactive view in headless Chromium.
 
 use crate::support::{
-    TestApp, browser_suite_available, csrf_of, page, project_id_of, register, run_browser_script,
+    TestApp, browser_suite_available, csrf_of, get_json, page, project_id_of, register,
+    run_browser_script, stdout_of,
 };
 use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
@@ -182,17 +183,6 @@ pub(crate) async fn post(app: &TestApp, who: &Owner, path: &str, body: Value) ->
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-pub(crate) async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, Value) {
-    let r = client
-        .get(app.url(path))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// A custom range around `at` (the last two days up to a minute after it).
 pub(crate) fn custom(at: i64, extra: Value) -> Value {
     let mut body = json!({
@@ -219,9 +209,9 @@ pub(crate) async fn generate(app: &TestApp, who: &Owner, body: Value) -> String 
 }
 
 pub(crate) async fn status_of(app: &TestApp, who: &Owner, report: &str) -> Value {
-    let (status, body) = get(
-        app,
+    let (status, body) = get_json(
         &who.client,
+        app,
         &format!("/projects/{}/reports/{report}/status", who.id),
     )
     .await;
@@ -289,16 +279,12 @@ pub(crate) fn pdf_text(pdf: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.pdf");
     std::fs::write(&path, pdf).unwrap();
-    let out = std::process::Command::new("pdftotext")
-        .args(["-layout", path.to_str().unwrap(), "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let out = stdout_of(std::process::Command::new("pdftotext").args([
+        "-layout",
+        path.to_str().unwrap(),
+        "-",
+    ]));
+    String::from_utf8(out).unwrap()
 }
 
 /// Renders every page (`pdftoppm`, 40 dpi, PPM) and returns per page the share of pixels that
@@ -308,15 +294,12 @@ fn pdf_pages(pdf: &[u8]) -> Vec<(f64, f64)> {
     let path = dir.path().join("r.pdf");
     std::fs::write(&path, pdf).unwrap();
     let prefix = dir.path().join("page");
-    let out = std::process::Command::new("pdftoppm")
-        .args(["-r", "40", path.to_str().unwrap(), prefix.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stdout_of(std::process::Command::new("pdftoppm").args([
+        "-r",
+        "40",
+        path.to_str().unwrap(),
+        prefix.to_str().unwrap(),
+    ]));
     let mut files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -644,14 +627,7 @@ async fn every_format_is_generated_on_the_queue_stored_and_downloaded() {
                 assert!(text.contains(needle), "{needle:?} in the PDF text:\n{text}");
             }
         }
-        let project = app
-            .state
-            .stores
-            .projects
-            .project(DocId::parse(&who.id).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let project = app.stored_project(DocId::parse(&who.id).unwrap()).await;
         assert!(text.contains(&project.name), "{text}");
         assert!(
             text.contains(&to_iso(at - 2 * DAY)[..10]),
@@ -676,20 +652,21 @@ async fn every_format_is_generated_on_the_queue_stored_and_downloaded() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.download_count, 1);
-    let (status, list) = get(&app, &who.client, &format!("/projects/{}/reports", who.id)).await;
+    let (status, list) =
+        get_json(&who.client, &app, &format!("/projects/{}/reports", who.id)).await;
     assert_eq!(status, 200);
     assert_eq!(list["data"].as_array().unwrap().len(), 6);
     assert_eq!(list["data"][0]["_id"], pdf_id.as_str());
-    let (_, completed) = get(
-        &app,
+    let (_, completed) = get_json(
         &who.client,
+        &app,
         &format!("/projects/{}/reports?status=failed", who.id),
     )
     .await;
     assert_eq!(completed["data"].as_array().unwrap().len(), 0);
-    let (_, by_name) = get(
-        &app,
+    let (_, by_name) = get_json(
         &who.client,
+        &app,
         &format!("/projects/{}/reports?sort=name_asc", who.id),
     )
     .await;
@@ -865,23 +842,23 @@ async fn bad_input_is_refused_with_1x_codes_and_nothing_is_recorded() {
         );
     }
     // Unknown ids: 404 with the code; nothing was recorded by any of the above.
-    let (status, answer) = get(
-        &app,
+    let (status, answer) = get_json(
         &who.client,
+        &app,
         &format!("/projects/{}/reports/{}/status", who.id, DocId::new()),
     )
     .await;
     assert_eq!((status, answer["code"].as_str()), (404, Some("NOT_FOUND")));
-    let (status, _) = get(
-        &app,
+    let (status, _) = get_json(
         &who.client,
+        &app,
         &format!("/projects/{}/reports/not-an-id/status", who.id),
     )
     .await;
     assert_eq!(status, 404);
-    let (_, list) = get(&app, &who.client, &format!("/projects/{}/reports", who.id)).await;
+    let (_, list) = get_json(&who.client, &app, &format!("/projects/{}/reports", who.id)).await;
     assert_eq!(list["data"], json!([]));
-    let (_, templates) = get(&app, &who.client, &tpath).await;
+    let (_, templates) = get_json(&who.client, &app, &tpath).await;
     assert_eq!(templates, json!({"success": true, "data": []}));
     assert!(app.state.jobs.counts().await.unwrap().queued == 0);
 }
@@ -905,37 +882,16 @@ async fn viewers_read_but_cannot_generate_or_delete_and_other_tenants_see_404() 
     // A viewer of the same organization.
     let viewer = owner(&app, "viewer@example.com", at).await;
     let pid = DocId::parse(&who.id).unwrap();
-    let org = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .org_id;
-    let vuser = app
-        .state
-        .stores
-        .accounts
-        .user_by_email("viewer@example.com")
-        .await
-        .unwrap()
-        .unwrap();
-    app.state
-        .stores
-        .accounts
-        .add_member(org, vuser.id, OrgRole::Viewer)
-        .await
-        .unwrap();
+    app.join_org_of(pid, "viewer@example.com", OrgRole::Viewer)
+        .await;
     let as_viewer = Owner {
         client: viewer.client.clone(),
         id: who.id.clone(),
         csrf: viewer.csrf.clone(),
     };
-    let (status, list) = get(
-        &app,
+    let (status, list) = get_json(
         &as_viewer.client,
+        &app,
         &format!("/projects/{}/reports", who.id),
     )
     .await;
@@ -946,9 +902,9 @@ async fn viewers_read_but_cannot_generate_or_delete_and_other_tenants_see_404() 
         "completed"
     );
     assert_eq!(download(&app, &as_viewer, &report).await.status(), 200);
-    let (status, _) = get(
-        &app,
+    let (status, _) = get_json(
         &as_viewer.client,
+        &app,
         &format!("/projects/{}/filter-templates", who.id),
     )
     .await;
@@ -985,7 +941,7 @@ async fn viewers_read_but_cannot_generate_or_delete_and_other_tenants_see_404() 
     )
     .await;
     assert_eq!(status, 403);
-    let (_, list) = get(&app, &who.client, &format!("/projects/{}/reports", who.id)).await;
+    let (_, list) = get_json(&who.client, &app, &format!("/projects/{}/reports", who.id)).await;
     assert_eq!(
         list["data"].as_array().unwrap().len(),
         1,
@@ -995,9 +951,9 @@ async fn viewers_read_but_cannot_generate_or_delete_and_other_tenants_see_404() 
     // Another tenant: their own project does not hold this report (404); ours is not theirs (403).
     let other = owner(&app, "tenant-b@example.com", at).await;
     for suffix in ["/status", "/download", ""] {
-        let (status, _) = get(
-            &app,
+        let (status, _) = get_json(
             &other.client,
+            &app,
             &format!("/projects/{}/reports/{report}{suffix}", other.id),
         )
         .await;
@@ -1019,9 +975,9 @@ async fn viewers_read_but_cannot_generate_or_delete_and_other_tenants_see_404() 
     )
     .await;
     assert_eq!(status, 404);
-    let (status, _) = get(
-        &app,
+    let (status, _) = get_json(
         &other.client,
+        &app,
         &format!("/projects/{}/reports/{report}/status", who.id),
     )
     .await;
@@ -1126,29 +1082,8 @@ async fn generation_is_limited_per_user_and_project_and_duplicates_answer_the_pe
     // A second user of the project has a budget of their own; the same request is deduplicated.
     let admin = owner(&app, "dedup-admin@example.com", at).await;
     let pid = DocId::parse(&who.id).unwrap();
-    let org = app
-        .state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .org_id;
-    let user = app
-        .state
-        .stores
-        .accounts
-        .user_by_email("dedup-admin@example.com")
-        .await
-        .unwrap()
-        .unwrap();
-    app.state
-        .stores
-        .accounts
-        .add_member(org, user.id, OrgRole::Admin)
-        .await
-        .unwrap();
+    app.join_org_of(pid, "dedup-admin@example.com", OrgRole::Admin)
+        .await;
     let as_admin = Owner {
         client: admin.client,
         id: who.id.clone(),
@@ -1203,7 +1138,7 @@ async fn filter_templates_are_saved_listed_applied_and_deleted() {
         json!({"name": "Last day", "timeframe": "24h"}),
     )
     .await;
-    let (status, list) = get(&app, &who.client, &tpath).await;
+    let (status, list) = get_json(&who.client, &app, &tpath).await;
     assert_eq!(status, 200);
     let names: Vec<&str> = list["data"]
         .as_array()
@@ -1257,7 +1192,7 @@ async fn filter_templates_are_saved_listed_applied_and_deleted() {
     assert_eq!((status, answer), (200, json!({"success": true})));
     let (status, _) = post(&app, &who, &format!("{tpath}/{tid}/delete"), json!({})).await;
     assert_eq!(status, 404);
-    let (_, list) = get(&app, &who.client, &tpath).await;
+    let (_, list) = get_json(&who.client, &app, &tpath).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert_eq!(list["data"][0]["_id"], second["data"]["_id"]);
 }
@@ -1289,15 +1224,15 @@ async fn deleting_hides_the_report_and_removes_its_file() {
     )
     .await;
     assert_eq!((status, answer), (200, json!({"success": true})));
-    let (status, _) = get(
-        &app,
+    let (status, _) = get_json(
         &who.client,
+        &app,
         &format!("/projects/{}/reports/{id}/status", who.id),
     )
     .await;
     assert_eq!(status, 404);
     assert_eq!(download(&app, &who, &id).await.status(), 404);
-    let (_, list) = get(&app, &who.client, &format!("/projects/{}/reports", who.id)).await;
+    let (_, list) = get_json(&who.client, &app, &format!("/projects/{}/reports", who.id)).await;
     assert_eq!(list["data"], json!([]));
     let (status, _) = post(
         &app,
@@ -1329,9 +1264,9 @@ async fn deleting_hides_the_report_and_removes_its_file() {
         0
     );
     // The audit trail has the generation and the deletion, on the org's log viewer.
-    let (status, logged) = get(
-        &app,
+    let (status, logged) = get_json(
         &who.client,
+        &app,
         &format!("/org/logs?projectId={}&limit=200", who.id),
     )
     .await;

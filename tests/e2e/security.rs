@@ -3,7 +3,8 @@
 //! data files private on disk, and absolute links never built from a hostile `Host` header.
 
 use crate::support::{
-    TestApp, browser, csrf_of, eventually, location, page, post_form, project_id_of, register,
+    TestApp, browser, csrf_of, eventually, get_accepting, location, page, post_form, project_id_of,
+    register,
 };
 use reqwest::header;
 use serde_json::json;
@@ -221,12 +222,7 @@ async fn security_headers_on_pages_and_nosniff_everywhere_with_cors_intact() {
     let missing = html("/no/such/page").await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_html_headers(&missing, "404 page");
-    let settings_page = client
-        .get(app.url(&settings))
-        .header(header::ACCEPT, "text/html")
-        .send()
-        .await
-        .unwrap();
+    let settings_page = get_accepting(&client, &app, &settings, "text/html").await;
     assert_html_headers(&settings_page, "settings page");
 
     // A public link keeps its stricter referrer policy.
@@ -238,12 +234,13 @@ async fn security_headers_on_pages_and_nosniff_everywhere_with_cors_intact() {
     )
     .await
     .unwrap();
-    let public = anonymous
-        .get(app.url(&format!("/p/{id}/{}/dashboard", made.token)))
-        .header(header::ACCEPT, "text/html")
-        .send()
-        .await
-        .unwrap();
+    let public = get_accepting(
+        &anonymous,
+        &app,
+        &format!("/p/{id}/{}/dashboard", made.token),
+        "text/html",
+    )
+    .await;
     assert_eq!(public.status(), 200);
     assert_html_headers(&public, "public dashboard");
     assert_eq!(

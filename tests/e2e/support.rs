@@ -14,10 +14,13 @@ use std::{
 };
 use superinsights::{
     config::{Config, Env},
-    domain::clock::{ManualClock, SharedClock, SystemClock},
+    domain::{
+        clock::{ManualClock, SharedClock, SystemClock},
+        ids::DocId,
+    },
     startup,
     state::AppState,
-    store::Project,
+    store::{OrgRole, Project, PublicLink},
 };
 
 /// Polls `check` until it returns true or `timeout` passes.
@@ -173,7 +176,7 @@ impl TestApp {
     /// answer (`/p/{project}/{token}/…`).
     pub async fn enable_public_link(
         &self,
-        project: superinsights::domain::ids::DocId,
+        project: DocId,
     ) -> superinsights::services::public_links::NewLink {
         superinsights::services::public_links::enable(
             &self.state.stores,
@@ -273,6 +276,22 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A fresh server whose disk spool cannot be written (its path lies under a file, in the
+    /// returned folder) and whose SQLite store gives up after 100 ms busy: once the store is
+    /// locked, nothing can take a write.
+    pub async fn spawn_without_spool() -> (tempfile::TempDir, Self) {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("a-file");
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let spool_path = blocker.join("spool.ndjson");
+        let app = Self::spawn(&[
+            ("SQLITE_BUSY_TIMEOUT_MS", "100"),
+            ("INGEST_SPOOL_PATH", spool_path.to_str().unwrap()),
+        ])
+        .await;
+        (dir, app)
+    }
+
     /// A fresh server with sessions, the cache and rate limits on `redis`.
     pub async fn spawn_on_redis(redis: &RedisServer) -> Self {
         let url = redis.url();
@@ -297,14 +316,7 @@ impl TestApp {
             !backend::is_mongodb(),
             "this app was given its own MONGODB_URI; its store cannot be locked"
         );
-        use sqlx::{Connection, Executor};
-        let path = self.data_dir.join("superinsights.db");
-        let mut conn =
-            sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-        conn.execute("BEGIN EXCLUSIVE").await.unwrap();
-        StoreLock::sqlite(conn)
+        StoreLock::sqlite_file(&self.data_dir).await
     }
 
     /// Whether the raw stored data of this app contains `needle`: every file of the data
@@ -362,6 +374,33 @@ impl TestApp {
         .await
         .unwrap()
         .project
+    }
+
+    /// The JSON body of `/readyz` (what each backend reports: connected, lag, counters).
+    pub async fn readiness(&self) -> Value {
+        get_json(&self.http, self, "/readyz").await.1
+    }
+
+    /// Project `id` as the store holds it (it must exist).
+    pub async fn stored_project(&self, id: DocId) -> Project {
+        let found = self.state.stores.projects.project(id).await.unwrap();
+        found.expect("the project is stored")
+    }
+
+    /// The public link of project `id` as the store holds it (it must exist).
+    pub async fn stored_public_link(&self, id: DocId) -> PublicLink {
+        let found = self.state.stores.projects.public_link(id).await.unwrap();
+        found.expect("the public link is stored")
+    }
+
+    /// Makes the registered user `email` a member, with `role`, of the organization that owns
+    /// `project`.
+    pub async fn join_org_of(&self, project: DocId, email: &str, role: OrgRole) {
+        let org = self.stored_project(project).await.org_id;
+        let accounts = &self.state.stores.accounts;
+        let user = accounts.user_by_email(email).await.unwrap();
+        let user = user.expect("the user is registered");
+        accounts.add_member(org, user.id, role).await.unwrap();
     }
 
     /// POSTs JSON to a `/v1` channel with the key as a Bearer token.
@@ -838,19 +877,52 @@ pub fn location(r: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
+/// A server the tests reach over HTTP: the in-process [`TestApp`] or a [`ServerProcess`].
+pub trait Served {
+    /// The absolute URL of `path` on this server.
+    fn url(&self, path: &str) -> String;
+}
+
+impl Served for TestApp {
+    fn url(&self, path: &str) -> String {
+        TestApp::url(self, path)
+    }
+}
+
+impl Served for ServerProcess {
+    fn url(&self, path: &str) -> String {
+        ServerProcess::url(self, path)
+    }
+}
+
+impl<T: Served> Served for &T {
+    fn url(&self, path: &str) -> String {
+        (**self).url(path)
+    }
+}
+
 /// GETs a page as a browser would (Accept: text/html); returns (status, body).
 pub async fn page(
     client: &reqwest::Client,
-    app: &TestApp,
+    app: &impl Served,
     path: &str,
 ) -> (reqwest::StatusCode, String) {
-    let r = client
-        .get(app.url(path))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = get_accepting(client, app, path, "text/html").await;
     (r.status(), r.text().await.unwrap())
+}
+
+/// GETs `path` as the `si` CLI does (Accept: application/json); returns (status, body), the body
+/// `Null` when it is not JSON.
+pub async fn get_json(client: &reqwest::Client, app: &impl Served, path: &str) -> (u16, Value) {
+    let r = get_accepting(client, app, path, "application/json").await;
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Asserts that `r` answered `status` with a body containing `needle`.
+pub async fn assert_answer(r: reqwest::Response, status: u16, needle: &str) {
+    assert_eq!(r.status(), status);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(needle), "{needle:?} not in {body}");
 }
 
 /// POSTs a url-encoded form with `_csrf` first, as a browser would.
@@ -922,15 +994,8 @@ pub fn project_id_of(settings: &str) -> String {
 
 /// The public (ingestion) key of project `id`, read from the store.
 pub async fn public_key_of(app: &TestApp, id: &str) -> String {
-    let pid = superinsights::domain::ids::DocId::parse(id).unwrap();
-    app.state
-        .stores
-        .projects
-        .project(pid)
-        .await
-        .unwrap()
-        .unwrap()
-        .public_api_key
+    let pid = DocId::parse(id).unwrap();
+    app.stored_project(pid).await.public_api_key
 }
 
 /// Registers `email` with its fresh project: (signed-in client, project id, public key).
@@ -944,7 +1009,7 @@ pub async fn member_with_project(app: &TestApp, email: &str) -> (reqwest::Client
 /// GETs `path` with an `Accept` header.
 pub async fn get_accepting(
     client: &reqwest::Client,
-    app: &TestApp,
+    app: &impl Served,
     path: &str,
     accept: &str,
 ) -> reqwest::Response {
@@ -960,7 +1025,7 @@ pub async fn get_accepting(
 pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 /// GETs `path` as the `si` CLI does and returns the JSON body (asserting 200 and JSON).
-pub async fn json_of(client: &reqwest::Client, app: &TestApp, path: &str) -> Value {
+pub async fn json_of(client: &reqwest::Client, app: &impl Served, path: &str) -> Value {
     let r = get_accepting(client, app, path, "application/json").await;
     assert_eq!(r.status(), 200, "{path}");
     assert!(
@@ -1064,6 +1129,35 @@ impl RedisServer {
         .await;
         handle
     }
+}
+
+/// The `/metrics` page of `server` (the tests run without `METRICS_TOKEN`).
+pub async fn metrics_text(server: &impl Served) -> String {
+    let r = reqwest::get(server.url("/metrics")).await.unwrap();
+    r.text().await.unwrap()
+}
+
+/// The sum of every series of metric `name` whose labels contain `label` on `server`.
+pub async fn metric_sum(server: &impl Served, name: &str, label: &str) -> f64 {
+    metrics_text(server)
+        .await
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Runs `command` to its end and returns its standard output; a failed exit fails the test with
+/// what the command printed.
+pub fn stdout_of(command: &mut std::process::Command) -> Vec<u8> {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// Whether any file under `dir` contains `needle` (the raw bytes, as an attacker reading the

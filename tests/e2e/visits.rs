@@ -2,7 +2,9 @@
 //! previous period, entry and exit pages as tables whose rows filter the dashboard (JSON, a
 //! public link, and a click in headless Chromium: `tests/browser/visits.test.mjs`).
 
-use crate::support::{TestApp, browser_suite_available, member_with_project, run_browser_script};
+use crate::support::{
+    TestApp, browser_suite_available, get_accepting, member_with_project, run_browser_script,
+};
 use serde_json::{Value, json};
 
 /// Three visits and a page view without a session, all in the last half hour:
@@ -48,14 +50,13 @@ async fn dashboard_json_counts_visits_and_filters_by_entry_and_exit_page() {
     let (client, id, key) = member_with_project(&app, "visits@example.com").await;
     seed_visits(&app, &key).await;
     let data = async |query: &str| -> Value {
-        let r = client
-            .get(app.url(&format!(
-                "/projects/{id}/dashboard/data?timeframe=24h{query}"
-            )))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = get_accepting(
+            &client,
+            &app,
+            &format!("/projects/{id}/dashboard/data?timeframe=24h{query}"),
+            "application/json",
+        )
+        .await;
         assert_eq!(r.status(), 200, "{query}");
         r.json::<Value>().await.unwrap()["data"].clone()
     };

@@ -376,15 +376,7 @@ async fn ws_items_are_spooled_while_the_store_is_locked_and_stored_after() {
 
 #[tokio::test]
 async fn ws_asks_the_client_to_retry_when_store_and_spool_both_refuse() {
-    let dir = tempfile::tempdir().unwrap();
-    let blocker = dir.path().join("a-file");
-    std::fs::write(&blocker, b"not a directory").unwrap();
-    let spool_path = blocker.join("spool.ndjson");
-    let app = TestApp::spawn(&[
-        ("SQLITE_BUSY_TIMEOUT_MS", "100"),
-        ("INGEST_SPOOL_PATH", spool_path.to_str().unwrap()),
-    ])
-    .await;
+    let (_dir, app) = TestApp::spawn_without_spool().await;
     let p = app.project().await;
     let mut ws = open(&app, &p.public_api_key).await;
     let lock = app.lock_database().await;

@@ -19,28 +19,17 @@ pub struct Thresholds {
     pub poor: f64,
 }
 
-pub const LCP: Thresholds = Thresholds {
-    good: 2500.0,
-    poor: 4000.0,
-};
-pub const CLS: Thresholds = Thresholds {
-    good: 0.1,
-    poor: 0.25,
-};
-pub const FID: Thresholds = Thresholds {
-    good: 100.0,
-    poor: 300.0,
-};
-pub const TTFB: Thresholds = Thresholds {
-    good: 800.0,
-    poor: 1800.0,
-};
-pub const INP: Thresholds = Thresholds {
-    good: 200.0,
-    poor: 500.0,
-};
+pub const LCP: Thresholds = Thresholds::new(2500.0, 4000.0);
+pub const CLS: Thresholds = Thresholds::new(0.1, 0.25);
+pub const FID: Thresholds = Thresholds::new(100.0, 300.0);
+pub const TTFB: Thresholds = Thresholds::new(800.0, 1800.0);
+pub const INP: Thresholds = Thresholds::new(200.0, 500.0);
 
 impl Thresholds {
+    pub const fn new(good: f64, poor: f64) -> Self {
+        Self { good, poor }
+    }
+
     /// 100 at or below good, 0 at or above poor, linear between; a missing value scores 0.
     pub fn score(self, value: Option<f64>) -> u32 {
         match value {

@@ -14,16 +14,6 @@ use crate::domain::{
 use crate::store::{Project, SampleQuery, StoreError, Stores};
 use serde_json::Value;
 
-/// Only the segment fields that apply to errors and performance documents.
-fn document_segment(s: &SegmentFilters) -> SegmentFilters {
-    SegmentFilters {
-        client_id: s.client_id.clone(),
-        user_id: s.user_id.clone(),
-        meta: s.meta.clone(),
-        ..SegmentFilters::default()
-    }
-}
-
 fn pick(doc: &Value, fields: &[&str]) -> Value {
     let mut out = serde_json::Map::new();
     for f in fields {
@@ -99,7 +89,7 @@ pub async fn build_payload(
     segment: &SegmentFilters,
 ) -> Result<Payload, StoreError> {
     let stats = &stores.stats;
-    let doc_segment = document_segment(segment);
+    let doc_segment = segment.documents_only();
     let pageviews = stats
         .pageviews_report(
             project.id,

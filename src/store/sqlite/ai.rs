@@ -354,20 +354,12 @@ impl AiStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{
-        Stores, contract,
-        sqlite::{SqliteOptions, SqliteStore},
-    };
+    use crate::store::{contract, sqlite::temp_stores};
 
     /// The AI part of the store contract on its own (the full suite runs it too).
     #[tokio::test]
     async fn sqlite_ai_store_meets_the_contract() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        let stores = Stores::new("sqlite", store);
-        stores.admin.migrate().await.unwrap();
+        let (_dir, stores) = temp_stores().await;
         contract::ai_presets_and_runs(&stores).await;
         contract::ai_sample_documents(&stores).await;
     }

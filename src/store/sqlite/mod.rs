@@ -1223,6 +1223,26 @@ impl StoreAdmin for SqliteStore {
     }
 }
 
+/// A migrated store on a fresh database file in `dir`, behind the ports (for tests).
+#[cfg(test)]
+pub(crate) async fn migrated_stores(dir: &Path) -> crate::store::Stores {
+    let store = SqliteStore::open(&dir.join("test.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    let stores = crate::store::Stores::new("sqlite", store);
+    stores.admin.migrate().await.unwrap();
+    stores
+}
+
+/// [`migrated_stores`] in a temporary folder of its own, which lives as long as the returned
+/// `TempDir` (for tests).
+#[cfg(test)]
+pub(crate) async fn temp_stores() -> (tempfile::TempDir, crate::store::Stores) {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = migrated_stores(dir.path()).await;
+    (dir, stores)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
