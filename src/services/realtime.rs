@@ -24,9 +24,6 @@ pub const FEED_SEED_MS: i64 = 30 * 60 * 1000;
 /// Lines a feed starts with at most.
 pub const FEED_SEED: u32 = 10;
 
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
-
 /// Distinct visitors (page views' client ids, as every visitor count) in the last
 /// [`WINDOW_MS`] up to `now`: the `Pageviews` figures alone (no breakdowns, pages or visits,
 /// which a stream's recount every few seconds would fold for nothing).
@@ -152,21 +149,7 @@ pub async fn visitors_today(
     project: DocId,
     now: i64,
 ) -> StoreResult<VisitorsToday> {
-    let current_hour = now - now.rem_euclid(HOUR_MS);
-    let mut ranges: Vec<TimeRange> = (0..24)
-        .rev()
-        .map(|back| {
-            let start = current_hour - back * HOUR_MS;
-            TimeRange {
-                start_ms: start,
-                end_ms: (start + HOUR_MS - 1).min(now),
-            }
-        })
-        .collect();
-    ranges.push(TimeRange {
-        start_ms: now - now.rem_euclid(DAY_MS),
-        end_ms: now,
-    });
+    let ranges = TimeRange::hours_and_today(now);
     let mut hourly = stores.stats.unique_visitors_each(project, &ranges).await?;
     let today = hourly.pop().unwrap_or(0);
     Ok(VisitorsToday { today, hourly })

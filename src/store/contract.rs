@@ -2770,20 +2770,7 @@ pub(crate) async fn visitors_of_many_ranges_read_together(stores: &Stores) {
         .write(&[batch(p.id, Docs::Pageviews(views))])
         .await
         .unwrap();
-    let mut ranges: Vec<TimeRange> = (0..24i64)
-        .rev()
-        .map(|back| {
-            let start = current_hour - back * HOUR;
-            TimeRange {
-                start_ms: start,
-                end_ms: (start + HOUR - 1).min(now),
-            }
-        })
-        .collect();
-    ranges.push(TimeRange {
-        start_ms: now - now.rem_euclid(24 * HOUR),
-        end_ms: now,
-    });
+    let ranges = TimeRange::hours_and_today(now);
     let cold = stores
         .stats
         .unique_visitors_each(p.id, &ranges)

@@ -115,6 +115,27 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
+    /// Each of the 24 hours up to `now` (the last one the current, partial hour), oldest
+    /// first, then the UTC day so far (whole hours of them): what the projects list counts.
+    pub fn hours_and_today(now: i64) -> Vec<TimeRange> {
+        let current_hour = now - now.rem_euclid(HOUR);
+        let mut ranges: Vec<TimeRange> = (0..24)
+            .rev()
+            .map(|back| {
+                let start = current_hour - back * HOUR;
+                TimeRange {
+                    start_ms: start,
+                    end_ms: (start + HOUR - 1).min(now),
+                }
+            })
+            .collect();
+        ranges.push(TimeRange {
+            start_ms: now - now.rem_euclid(DAY),
+            end_ms: now,
+        });
+        ranges
+    }
+
     /// The period of equal length that ends just before this one (what KPIs compare with).
     pub fn previous(self) -> TimeRange {
         let len = self.end_ms - self.start_ms + 1;
