@@ -737,6 +737,12 @@ pub(crate) async fn aggregate_each<P: RollupPort>(
         plan.hours.extend(day * 24..day * 24 + 24);
     }
     plan.hours.sort_unstable();
+    // Raw edges may be cut anywhere (still one scan): cut them at every range's ends, so an
+    // edge is never shared by two ranges, whatever clock the caller's ranges were made on.
+    let cuts: Vec<i64> = (ranges.iter())
+        .flat_map(|r| [r.start_ms, r.end_ms + 1])
+        .collect();
+    plan.edges = cut_at(&plan.edges, &cuts);
     let (_, spans) = gather(port, key, &plan, parts, Pick::All, true).await?;
     let mut out = vec![Aggs::default(); ranges.len()];
     for ((from, to), figures) in spans {
@@ -890,6 +896,25 @@ fn next_scan(
         }
     }
     g
+}
+
+/// `edges` (inclusive ms) cut just before each of `cuts` that falls inside one.
+fn cut_at(edges: &[(i64, i64)], cuts: &[i64]) -> Vec<(i64, i64)> {
+    let mut out = Vec::with_capacity(edges.len());
+    for &(from, to) in edges {
+        let mut inside: Vec<i64> = (cuts.iter().copied())
+            .filter(|&c| from < c && c <= to)
+            .collect();
+        inside.sort_unstable();
+        inside.dedup();
+        let mut start = from;
+        for c in inside {
+            out.push((start, c - 1));
+            start = c;
+        }
+        out.push((start, to));
+    }
+    out
 }
 
 /// Raw edges cut at UTC midnight, so each lies within one day (a restricting [`Pick`] dates
@@ -1581,6 +1606,14 @@ pub(crate) fn part_of(code: i64) -> StoreResult<Part> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_edges_are_cut_at_the_asked_points_inside_them() {
+        assert_eq!(
+            cut_at(&[(0, 99), (200, 209)], &[50, 0, 100, 205, 50, 210]),
+            [(0, 49), (50, 99), (200, 204), (205, 209)]
+        );
+    }
 
     #[test]
     fn raw_edges_are_cut_at_utc_midnight() {

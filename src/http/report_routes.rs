@@ -13,7 +13,7 @@ use super::{
     views::Shell,
 };
 use crate::{
-    domain::{records::OrgRole, timestamp::now_ms},
+    domain::records::OrgRole,
     error::AppError,
     reports::{FilterTemplate, Report, ReportStatus, render_html, request::Rejected},
     runtime::rate_limit::namespaces,
@@ -144,9 +144,8 @@ fn base_of(project: &Project) -> String {
     format!("/projects/{}", project.id)
 }
 
-/// The `/status` JSON of a report.
-fn status_json(report: &Report, base: &str) -> Value {
-    let now = now_ms();
+/// The `/status` JSON of a report at `now` (the server's clock, which stamps reports).
+fn status_json(report: &Report, base: &str, now: i64) -> Value {
     let end = if report.status.is_final() {
         report.updated_at
     } else {
@@ -431,7 +430,7 @@ async fn show_report(
     });
     Ok(DetailPage {
         shell: Shell::of(&auth),
-        status_json: script_json(&status_json(&report, &base)),
+        status_json: script_json(&status_json(&report, &base, reports.now())),
         retry_json: script_json(&retry),
         base,
         section: "reports",
@@ -486,7 +485,8 @@ async fn report_status(
         .report(access.project.id, &report_id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(Json(status_json(&report, &base_of(&access.project))).into_response())
+    let base = base_of(&access.project);
+    Ok(Json(status_json(&report, &base, reports.now())).into_response())
 }
 
 /// `GET …/reports/{reportId}/download`: the file as an attachment. 409 not ready, 410 expired,

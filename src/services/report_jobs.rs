@@ -100,7 +100,8 @@ impl ReportJobs {
         }
     }
 
-    fn now(&self) -> i64 {
+    /// The server's clock now, on which reports are stamped and expire.
+    pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }
 

@@ -30,6 +30,13 @@ async fn a_session_slides_while_used_and_ends_after_fourteen_idle_days() {
         advance(&clock, 14 * DAY - MINUTE);
         let (status, html) = page(&client, &app, &settings).await;
         assert_eq!(status, 200, "signed in after 13 days 23:59 idle: {html}");
+        // The projects list counts visitors per hour on the server's clock, days ahead of
+        // the store's wall clock.
+        let (status, html) = page(&client, &app, "/projects").await;
+        assert_eq!(
+            status, 200,
+            "the projects list on the server's clock: {html}"
+        );
     }
 
     // 14 days and a minute without a request: the next page sends the browser to sign in.
