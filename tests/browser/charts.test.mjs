@@ -22,7 +22,8 @@ const browser = useBrowser();
 async function signedIn(options = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', ...options });
   const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  // Generous, as in dashboard_ui: on FerretDB a cold drill-down page can take most of VIEW_WAIT (20 s).
+  page.setDefaultTimeout(45_000);
   const failures = [];
   page.on('pageerror', (e) => failures.push(`script error: ${e.message}`));
   await logIn(page, SI_URL, SI_EMAIL, SI_PASSWORD);
