@@ -308,9 +308,11 @@ async fn two_instances_on_one_redis_share_events_and_sign_outs() {
     // Ingested on A, seen on B (B's own hub never saw it).
     crate::support::eventually(SOON, "B relays A's events", async || {
         pageview(&a, &key, "https://shop.example/from-a", "fleet-1").await;
+        // The outer timeout ends each try (the inner deadline is longer, so a slow relay is a
+        // retry with a new page view, never the inner read's panic).
         let got = tokio::time::timeout(
             Duration::from_secs(1),
-            on_b.until(Duration::from_secs(1), "hits", |d| {
+            on_b.until(Duration::from_secs(30), "hits", |d| {
                 d["hits"][0]["label"] == "https://shop.example/from-a"
             }),
         )
