@@ -129,16 +129,15 @@ pub async fn html_errors(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let html = wants_html(request.headers());
+    if !wants_html(request.headers()) {
+        return next.run(request).await;
+    }
     // The same request again, for a page that reloads itself (a view still being computed).
     let reload_href = request.uri().path_and_query().map_or_else(
         || request.uri().path().to_string(),
         |p| p.as_str().to_string(),
     );
     let mut response = next.run(request).await;
-    if !html {
-        return response;
-    }
     let Some(info) = response
         .extensions_mut()
         .remove::<crate::error::ErrorPageInfo>()

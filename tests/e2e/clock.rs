@@ -8,7 +8,7 @@ use crate::reports::{self, DAY, HOUR, NO_GEN_LIMIT, custom, download, generate, 
 use crate::support::{TestApp, eventually, location, page, register, submit};
 use serde_json::{Value, json};
 use std::time::Duration;
-use superinsights::{domain::ids::DocId, domain::timestamp::now_ms, services::orgs::token_hash};
+use superinsights::{domain::timestamp::now_ms, services::orgs::token_hash};
 
 const MINUTE: i64 = 60_000;
 
@@ -108,14 +108,7 @@ async fn a_report_download_answers_410_after_thirty_days_and_the_hourly_sweep_re
     let who = owner(&app, "expiry@example.com", at).await;
     let id = generate(&app, &who, custom(at, json!({"format": "csv"}))).await;
     reports::worker(&app).run_once().await.unwrap();
-    let stored = app
-        .state
-        .stores
-        .reports
-        .report(DocId::parse(&id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = reports::stored_report(&app, &id).await;
     let on_disk = app
         .data_dir
         .join("reports")

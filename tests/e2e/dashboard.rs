@@ -215,7 +215,7 @@ async fn dashboard_cache_on_redis_hits_survives_an_outage_and_invalidates() {
 /// not from one of its own.
 #[tokio::test]
 async fn a_cold_view_answers_503_with_retry_after_then_serves_its_computation() {
-    use crate::support::{BROWSER_ACCEPT, eventually, get_accepting};
+    use crate::support::{BROWSER_ACCEPT, eventually};
     use std::time::Duration;
     // A day's bucket (`REDIS_TTL`), so the retries ask for the first request's cache key.
     let app = TestApp::spawn(&[("VIEW_WAIT_MS", "0"), ("REDIS_TTL", "86400")]).await;
@@ -223,16 +223,9 @@ async fn a_cold_view_answers_503_with_retry_after_then_serves_its_computation() 
     let views = json!([{"url": "/a", "clientId": "c1"}, {"url": "/b", "clientId": "c2"}]);
     assert_eq!(app.ingest("pageviews", &key, &views).await.status(), 201);
     let computations = async || {
-        let v: Value = app
-            .http
-            .get(app.url("/readyz"))
-            .send()
-            .await
+        app.readiness().await["dashboardCache"]["misses"]
+            .as_u64()
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["dashboardCache"]["misses"].as_u64().unwrap()
     };
     let before = computations().await;
     // Two cold views (7 and 30 days), so neither request can find the other's result.

@@ -219,6 +219,12 @@ pub(crate) async fn status_of(app: &TestApp, who: &Owner, report: &str) -> Value
     body
 }
 
+/// The stored record of report `id` (it must exist).
+pub(crate) async fn stored_report(app: &TestApp, id: &str) -> superinsights::reports::Report {
+    let id = DocId::parse(id).unwrap();
+    app.state.stores.reports.report(id).await.unwrap().unwrap()
+}
+
 pub(crate) async fn download(app: &TestApp, who: &Owner, report: &str) -> reqwest::Response {
     who.client
         .get(app.url(&format!("/projects/{}/reports/{report}/download", who.id)))
@@ -643,14 +649,7 @@ async fn every_format_is_generated_on_the_queue_stored_and_downloaded() {
         assert!(indigo > 0.002, "the bar charts are drawn: {pages:?}");
     }
     // The download is counted, the list shows the reports.
-    let stored = app
-        .state
-        .stores
-        .reports
-        .report(DocId::parse(&pdf_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_report(&app, &pdf_id).await;
     assert_eq!(stored.download_count, 1);
     let (status, list) =
         get_json(&who.client, &app, &format!("/projects/{}/reports", who.id)).await;
@@ -1164,14 +1163,7 @@ async fn filter_templates_are_saved_listed_applied_and_deleted() {
     )
     .await;
     worker(&app).run_once().await.unwrap();
-    let stored = app
-        .state
-        .stores
-        .reports
-        .report(DocId::parse(&id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_report(&app, &id).await;
     assert_eq!(stored.filters.browser.as_deref(), Some("Safari"));
     assert_eq!(stored.timeframe, "custom");
     assert_eq!(stored.filter_template_id.as_deref(), Some(tid.as_str()));
@@ -1204,16 +1196,7 @@ async fn deleting_hides_the_report_and_removes_its_file() {
     let who = owner(&app, "delete@example.com", at).await;
     let id = generate(&app, &who, custom(at, json!({"format": "html"}))).await;
     worker(&app).run_once().await.unwrap();
-    let key = app
-        .state
-        .stores
-        .reports
-        .report(DocId::parse(&id).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .file_key
-        .unwrap();
+    let key = stored_report(&app, &id).await.file_key.unwrap();
     let on_disk = app.data_dir.join("reports").join(&key);
     assert!(on_disk.exists());
     let (status, answer) = post(
@@ -1244,14 +1227,7 @@ async fn deleting_hides_the_report_and_removes_its_file() {
     assert_eq!(status, 404, "deleted once");
     // Soft: the record stays (deleted); the file goes with the deletion, so the sweep finds
     // nothing left to remove.
-    let kept = app
-        .state
-        .stores
-        .reports
-        .report(DocId::parse(&id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let kept = stored_report(&app, &id).await;
     assert!(kept.deleted_at.is_some());
     assert!(kept.file_key.is_none(), "the file is forgotten");
     assert!(!on_disk.exists(), "the file is removed with the report");
@@ -1287,14 +1263,7 @@ async fn deleting_hides_the_report_and_removes_its_file() {
     )
     .await;
     worker(&app).run_once().await.unwrap();
-    let r = app
-        .state
-        .stores
-        .reports
-        .report(DocId::parse(&queued).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let r = stored_report(&app, &queued).await;
     assert!(r.file_key.is_none());
 }
 
@@ -1472,15 +1441,7 @@ async fn raw_csv_of_100k_documents_is_streamed_with_bounded_memory() {
     let before = peak_rss_kib();
     let started = std::time::Instant::now();
     let id = raw_export(&app, &who, at).await;
-    let stages = app
-        .state
-        .stores
-        .reports
-        .report(DocId::parse(&id).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .stages;
+    let stages = stored_report(&app, &id).await.stages;
     for s in &stages {
         println!(
             "BENCH stage {}: {} ms",
@@ -1490,14 +1451,7 @@ async fn raw_csv_of_100k_documents_is_streamed_with_bounded_memory() {
     }
     let took = started.elapsed();
     let after = peak_rss_kib();
-    let stored = app
-        .state
-        .stores
-        .reports
-        .report(DocId::parse(&id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_report(&app, &id).await;
     let path = app.data_dir.join("reports").join(stored.file_key.unwrap());
     let lines = std::fs::read_to_string(&path)
         .unwrap()

@@ -184,14 +184,7 @@ fn pairs(owned: &[(String, String)]) -> Vec<(&str, &str)> {
 }
 
 async fn file_key(app: &TestApp, id: &str) -> Option<String> {
-    app.state
-        .stores
-        .reports
-        .report(DocId::parse(id).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .file_key
+    crate::reports::stored_report(app, id).await.file_key
 }
 
 /// Every file under `dir` that is not scratch space.

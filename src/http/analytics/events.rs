@@ -246,9 +246,10 @@ async fn live_events(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     checked(View::Events, &pairs)?;
+    let now = clock.now_ms();
     let mut query = EventsQuery::parse(&pairs);
-    query.days = span_of(&pairs, clock.now_ms())?.days;
-    let live = drill_downs::live(&stores, access.project.id, &query, clock.now_ms()).await?;
+    query.days = span_of(&pairs, now)?.days;
+    let live = drill_downs::live(&stores, access.project.id, &query, now).await?;
     Ok(Json(live).into_response())
 }
 
